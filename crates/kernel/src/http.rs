@@ -1,0 +1,307 @@
+//! The standard HTTP stack every service router gets, and the extractors
+//! handlers use so that bad input always ends in the JSON error shape.
+
+use std::time::Instant;
+
+use axum::{
+    Router,
+    extract::{FromRequest, FromRequestParts, MatchedPath, Request, rejection::JsonRejection},
+    http::{HeaderName, HeaderValue, request::Parts},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use tracing::Instrument;
+
+use crate::{
+    ApiError, ErrorCode,
+    context::{self, RequestContext},
+    error::normalize_errors,
+    metrics::{ServiceLabel, track_http},
+};
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+/// Until the identity service lands, callers name themselves with this header
+/// (or the `user` query parameter on WebSocket upgrades, which browsers cannot
+/// add headers to).
+pub const USER_HEADER: HeaderName = HeaderName::from_static("x-daarion-user");
+
+/// Wraps a service router in the standard stack: request context and access
+/// log, JSON errors, panic containment, metrics and a body-size limit.
+pub fn standard_layers(router: Router, service: &'static str, max_body_bytes: usize) -> Router {
+    router
+        .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn_with_state(ServiceLabel(service), track_http))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                ApiError::new(ErrorCode::Internal, "internal error").into_response()
+            },
+        ))
+        .layer(middleware::from_fn(normalize_errors))
+        .layer(middleware::from_fn(request_context))
+}
+
+/// Middleware: accepts or creates the request id and trace id, makes them the
+/// task's [`RequestContext`], echoes `X-Request-Id`, and logs one access line.
+pub async fn request_context(request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let request_id = headers
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .and_then(context::accept_request_id)
+        .unwrap_or_else(context::new_request_id);
+    let trace_id = headers
+        .get(&TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(context::trace_id_from_traceparent)
+        .unwrap_or_else(context::new_trace_id);
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let span = tracing::info_span!("request", request_id = %request_id, trace_id = %trace_id);
+    let ctx = RequestContext {
+        request_id: request_id.clone(),
+        trace_id,
+    };
+    let started = Instant::now();
+    let mut response = ctx
+        .scope(next.run(request))
+        .instrument(span.clone())
+        .await;
+    let status = response.status().as_u16();
+    span.in_scope(|| {
+        tracing::info!(
+            method = %method,
+            route = route.as_deref().unwrap_or("unmatched"),
+            status,
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request completed"
+        );
+    });
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
+/// `axum::Json` whose rejections are [`ApiError`]s.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<S, T> FromRequest<S> for Json<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    let code = match &rejection {
+        JsonRejection::JsonDataError(_) => ErrorCode::ValidationFailed,
+        JsonRejection::MissingJsonContentType(_) => ErrorCode::UnsupportedMediaType,
+        _ => ErrorCode::from_status(rejection.status()),
+    };
+    ApiError::new(code, rejection.body_text())
+}
+
+/// `axum::extract::Query` whose rejections are [`ApiError`]s.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Query<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Self(q.0))
+            .map_err(|r| ApiError::bad_request(r.body_text()))
+    }
+}
+
+/// Who is calling. Until the identity service lands this is a name the
+/// caller gives itself in `X-Daarion-User`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor(String);
+
+impl Actor {
+    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+        let valid = !raw.is_empty()
+            && raw.len() <= 64
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.@:".contains(&b));
+        if valid {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(ApiError::unauthorized(
+                "caller name must be 1-64 characters of letters, digits and -_.@:",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Actor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(value) = parts.headers.get(&USER_HEADER) {
+            let raw = value
+                .to_str()
+                .map_err(|_| ApiError::unauthorized("caller name is not valid text"))?;
+            return Self::parse(raw);
+        }
+        let from_query = parts.uri.query().and_then(|q| {
+            q.split('&')
+                .filter_map(|pair| pair.split_once('='))
+                .find(|(k, _)| *k == "user")
+                .map(|(_, v)| v.to_owned())
+        });
+        match from_query {
+            Some(raw) => Self::parse(&raw),
+            None => Err(ApiError::unauthorized(format!(
+                "this endpoint needs a caller: send the {USER_HEADER} header"
+            ))),
+        }
+    }
+}
+
+/// Query parameters of every list endpoint.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+pub struct PageParams {
+    /// Items per page, 1 to 100 (default 50).
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageParams {
+    pub const DEFAULT_LIMIT: u32 = 50;
+    pub const MAX_LIMIT: u32 = 100;
+
+    pub fn limit(&self) -> Result<u32, ApiError> {
+        match self.limit {
+            None => Ok(Self::DEFAULT_LIMIT),
+            Some(n @ 1..=Self::MAX_LIMIT) => Ok(n),
+            Some(_) => Err(ApiError::validation(format!(
+                "limit must be between 1 and {}",
+                Self::MAX_LIMIT
+            ))),
+        }
+    }
+
+    /// The decoded position after which the page starts.
+    pub fn after(&self) -> Result<Option<String>, ApiError> {
+        self.cursor.as_deref().map(decode_cursor).transpose()
+    }
+}
+
+/// One page of a list: the same shape on every endpoint.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from up to `limit + 1` rows: the extra row only proves
+    /// there is a next page. `key` gives the position to resume after.
+    pub fn from_rows(mut rows: Vec<T>, limit: u32, key: impl Fn(&T) -> String) -> Self {
+        let next_cursor = if rows.len() > limit as usize {
+            rows.truncate(limit as usize);
+            rows.last().map(|last| encode_cursor(&key(last)))
+        } else {
+            None
+        };
+        Self {
+            items: rows,
+            next_cursor,
+        }
+    }
+}
+
+/// Cursors are opaque to clients; hex keeps them URL-safe without escaping.
+pub fn encode_cursor(position: &str) -> String {
+    position.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
+    let invalid = || ApiError::bad_request("cursor is not valid");
+    if cursor.len() % 2 != 0 || cursor.len() > 512 {
+        return Err(invalid());
+    }
+    let bytes = (0..cursor.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(cursor.get(i..i + 2).unwrap_or("zz"), 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|_| invalid())?;
+    String::from_utf8(bytes).map_err(|_| invalid())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let c = encode_cursor("01HX/é");
+        assert_eq!(decode_cursor(&c).ok().as_deref(), Some("01HX/é"));
+        assert!(decode_cursor("abc").is_err());
+        assert!(decode_cursor("zz").is_err());
+        assert!(decode_cursor("ff").is_err());
+    }
+
+    #[test]
+    fn pages_report_a_next_cursor_only_when_more_rows_exist() {
+        let page = Page::from_rows(vec![1, 2, 3], 2, |n| n.to_string());
+        assert_eq!(page.items, vec![1, 2]);
+        assert_eq!(page.next_cursor.as_deref().map(decode_cursor).and_then(Result::ok).as_deref(), Some("2"));
+        let last = Page::from_rows(vec![1, 2], 2, |n| n.to_string());
+        assert!(last.next_cursor.is_none());
+    }
+
+    #[test]
+    fn limits_are_bounded() {
+        let p = |limit| PageParams { limit, cursor: None }.limit().ok();
+        assert_eq!(p(None), Some(50));
+        assert_eq!(p(Some(100)), Some(100));
+        assert_eq!(p(Some(0)), None);
+        assert_eq!(p(Some(101)), None);
+    }
+
+    #[test]
+    fn actor_names_are_validated() {
+        assert!(Actor::parse("alice").is_ok());
+        assert!(Actor::parse("agent:helper-1").is_ok());
+        assert!(Actor::parse("").is_err());
+        assert!(Actor::parse("a b").is_err());
+        assert!(Actor::parse(&"x".repeat(65)).is_err());
+    }
+}

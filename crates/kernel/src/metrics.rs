@@ -1,0 +1,96 @@
+//! The process-wide Prometheus recorder and the HTTP metrics middleware.
+//!
+//! Names follow STANDARDS.md: `http_requests_total{service,method,route,status}`,
+//! `http_request_duration_seconds{service,route}` (histogram),
+//! `active_connections{service}`, `service_health{service,dependency}`.
+//! Routes are labelled by their template (`/api/city/rooms/{slug}`), never
+//! the raw path, so label cardinality stays bounded.
+
+use std::{sync::OnceLock, time::Instant};
+
+use axum::{
+    extract::{MatchedPath, Request, State},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Installs the recorder once per process and returns its handle. `None` when
+/// another recorder was installed first (only possible in foreign tests).
+pub fn handle() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("duration_seconds".into()),
+                    LATENCY_BUCKETS,
+                )
+                .ok()?
+                .install_recorder()
+                .ok()
+        })
+        .as_ref()
+}
+
+/// `GET /metrics`: the Prometheus text exposition.
+pub async fn render() -> Response {
+    let body = handle().map(PrometheusHandle::render).unwrap_or_default();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// Middleware state: which service the requests belong to.
+#[derive(Clone, Copy)]
+pub struct ServiceLabel(pub &'static str);
+
+/// Records request count, latency and in-flight connections per service.
+pub async fn track_http(
+    State(ServiceLabel(service)): State<ServiceLabel>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().as_str().to_owned();
+    let _active = ConnectionGuard::new(service);
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("http_requests_total", "service" => service, "method" => method,
+        "route" => route.clone(), "status" => status)
+    .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "service" => service, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Counts one open connection (HTTP request in flight or WebSocket) while alive.
+pub struct ConnectionGuard(&'static str);
+
+impl ConnectionGuard {
+    pub fn new(service: &'static str) -> Self {
+        metrics::gauge!("active_connections", "service" => service).increment(1.0);
+        Self(service)
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        metrics::gauge!("active_connections", "service" => self.0).decrement(1.0);
+    }
+}
