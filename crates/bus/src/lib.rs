@@ -1,0 +1,172 @@
+//! The event bus: one interface, two implementations.
+//!
+//! - [`EmbeddedBus`]: in-process, with durable events persisted in the SQL
+//!   store so unacknowledged deliveries survive a restart (all-in-one mode).
+//! - [`NatsBus`]: NATS JetStream, with the streams of DESIGN §4 (distributed
+//!   mode, several replicas).
+//!
+//! Both offer ephemeral subscriptions (every subscriber sees every matching
+//! event, for real-time fan-out) and durable consumers (each event is
+//! delivered to one worker of the consumer until acknowledged; at least once).
+//! What must behave the same on both, deduplication by event id and dead
+//! letters after too many failed deliveries, lives once in [`runner`].
+//!
+//! Layout: `envelope` (the event envelope), `subject` (subject rules and
+//! streams), `embedded`, `nats`, `runner` (consumer loop, dedupe, dead letters).
+
+mod embedded;
+mod envelope;
+mod nats;
+pub mod runner;
+pub mod subject;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+pub use embedded::EmbeddedBus;
+pub use envelope::Envelope;
+pub use nats::NatsBus;
+pub use runner::{DeadLetter, DeadLetters, HandlerError, run_consumer};
+
+pub const MIGRATIONS: daarion_store::MigrationSet = daarion_store::MigrationSet {
+    service: "bus",
+    migrations: &[daarion_store::migration!(1, "001_create_bus_tables")],
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("invalid subject {0:?}: dot-separated tokens of letters, digits, - and _")]
+    InvalidSubject(String),
+    #[error("no stream holds subjects matching {0:?}")]
+    NoStream(String),
+    #[error("bus unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("event could not be encoded or decoded")]
+    Codec(#[from] serde_json::Error),
+    #[error(transparent)]
+    Store(#[from] daarion_store::StoreError),
+}
+
+impl BusError {
+    fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Unavailable(Box::new(error))
+    }
+}
+
+/// A live feed of events matching a subject pattern.
+pub type Subscription = BoxStream<'static, Envelope>;
+
+/// A durable consumer's settings.
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    /// Durable name shared by every worker (and replica) of the consumer.
+    pub name: String,
+    /// Subject pattern, within one stream (`city.message.>`).
+    pub filter: String,
+    /// How long a delivery may stay unacknowledged before it is redelivered.
+    pub ack_wait: Duration,
+    /// Deliveries before an event goes to the dead-letter store.
+    pub max_deliver: u32,
+}
+
+impl ConsumerSpec {
+    pub fn new(name: impl Into<String>, filter: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            filter: filter.into(),
+            ack_wait: Duration::from_secs(30),
+            max_deliver: 5,
+        }
+    }
+}
+
+/// One delivery of an event to a durable consumer; must be settled with
+/// [`ack`](Delivery::ack), [`nack`](Delivery::nack) or [`term`](Delivery::term),
+/// otherwise it is redelivered after `ack_wait`.
+pub struct Delivery {
+    pub envelope: Envelope,
+    /// 1 on first delivery.
+    pub attempt: u32,
+    acker: Box<dyn Acker>,
+}
+
+impl Delivery {
+    /// Done: never deliver again.
+    pub async fn ack(self) -> Result<(), BusError> {
+        self.acker.ack().await
+    }
+
+    /// Failed: deliver again after `delay`.
+    pub async fn nack(self, delay: Duration) -> Result<(), BusError> {
+        self.acker.nack(delay).await
+    }
+
+    /// Give up: never deliver again (used after dead-lettering).
+    pub async fn term(self) -> Result<(), BusError> {
+        self.acker.term().await
+    }
+}
+
+#[async_trait]
+trait Acker: Send + Sync {
+    async fn ack(&self) -> Result<(), BusError>;
+    async fn nack(&self, delay: Duration) -> Result<(), BusError>;
+    async fn term(&self) -> Result<(), BusError>;
+}
+
+/// Receives deliveries of one durable consumer.
+#[async_trait]
+pub trait Consumer: Send {
+    async fn next(&mut self) -> Result<Delivery, BusError>;
+}
+
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// Publishes an event. Subjects that belong to a stream are stored durably
+    /// before this returns; every matching subscriber also gets it live.
+    async fn publish(&self, event: &Envelope) -> Result<(), BusError>;
+
+    /// Live events whose subject matches `pattern` (`*` one token, `>` the rest),
+    /// from now on. A subscriber that falls far behind skips events rather
+    /// than slowing the publisher.
+    async fn subscribe(&self, pattern: &str) -> Result<Subscription, BusError>;
+
+    /// Opens (creating if needed) a durable consumer. It receives events
+    /// published after it was first created.
+    async fn consumer(&self, spec: &ConsumerSpec) -> Result<Box<dyn Consumer>, BusError>;
+
+    /// `embedded` or `nats`, for health reports and logs.
+    fn kind(&self) -> &'static str;
+
+    async fn ping(&self) -> Result<(), BusError>;
+}
+
+/// Health check for whichever bus is in use.
+pub struct BusHealth(pub std::sync::Arc<dyn Bus>);
+
+#[async_trait]
+impl daarion_kernel::DependencyCheck for BusHealth {
+    fn name(&self) -> &'static str {
+        match self.0.kind() {
+            "nats" => "nats",
+            _ => "bus",
+        }
+    }
+
+    async fn check(&self) -> daarion_kernel::DependencyStatus {
+        use daarion_kernel::DependencyStatus::*;
+        match tokio::time::timeout(Duration::from_secs(2), self.0.ping()).await {
+            Ok(Ok(())) if self.0.kind() == "nats" => Connected,
+            Ok(Ok(())) => Embedded,
+            _ => Disconnected,
+        }
+    }
+}
+
+impl From<daarion_store::sql::Error> for BusError {
+    fn from(error: daarion_store::sql::Error) -> Self {
+        Self::Store(error.into())
+    }
+}

@@ -1,0 +1,227 @@
+//! One SQL store over SQLite (the embedded default) and PostgreSQL.
+//!
+//! Services write portable SQL (`$1` placeholders, `TEXT`/`BIGINT` columns,
+//! `ON CONFLICT`, `RETURNING`) and run it through [`Db`]; the URL picks the
+//! backend. Timestamps are RFC 3339 UTC text with fixed precision, so they
+//! sort as text in both databases.
+//!
+//! Layout:
+//! - [`Db`]: the pool, backend detection, health, time helper.
+//! - `migrate`: numbered, checksummed migrations per service, with rollback.
+//! - `idempotency`: remembering `Idempotency-Key`s of creates.
+//! - [`sql`]: the query API services use (re-exported so that service crates
+//!   do not name the driver).
+
+pub mod idempotency;
+pub mod migrate;
+
+use std::{str::FromStr, time::Duration};
+
+use async_trait::async_trait;
+use daarion_kernel::{DependencyCheck, DependencyStatus};
+use sqlx::{Executor, any::AnyPoolOptions};
+
+pub use migrate::{Migration, MigrationSet};
+
+/// The query API for service crates.
+pub mod sql {
+    pub use sqlx::{
+        Any, AnyPool, AssertSqlSafe, Error, Row, Transaction, any::AnyRow, query, query_as,
+        query_scalar, raw_sql,
+    };
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://...")]
+    UnsupportedUrl(String),
+    #[error("migration {service}/{version:03} was changed after it was applied (checksum {applied} in the database, {current} in this build)")]
+    MigrationChanged {
+        service: String,
+        version: u32,
+        applied: String,
+        current: String,
+    },
+    #[error("migration {service}/{version:03} failed")]
+    MigrationFailed {
+        service: String,
+        version: u32,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("database applied migration {service}/{version:03}, unknown to this build (is this build older than the database?)")]
+    MigrationUnknown { service: String, version: u32 },
+    #[error("unexpected database error")]
+    Unexpected(#[source] sqlx::Error),
+}
+
+impl StoreError {
+    /// Whether retrying the same operation later could succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::RowNotFound => Self::NotFound,
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                Self::Conflict(db.message().to_owned())
+            }
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_) => Self::Unavailable(error),
+            _ => Self::Unexpected(error),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else {
+            Err(StoreError::UnsupportedUrl(url.to_owned()))
+        }
+    }
+}
+
+/// A connection pool to the configured database.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: sqlx::AnyPool,
+    backend: Backend,
+}
+
+impl Db {
+    /// Connects to `sqlite://PATH` (created if missing) or `postgres://...`.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url)?;
+        let pool = match backend {
+            Backend::Sqlite => {
+                let url = if url.contains("mode=") {
+                    url.to_owned()
+                } else if url.contains('?') {
+                    format!("{url}&mode=rwc")
+                } else {
+                    format!("{url}?mode=rwc")
+                };
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            // WAL lets readers run beside the one writer; the
+                            // busy timeout makes writers queue instead of failing.
+                            conn.execute(
+                                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
+                                 PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await
+            }
+            Backend::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(url)
+                    .await
+            }
+        }
+        .map_err(StoreError::from)?;
+        Ok(Self { pool, backend })
+    }
+
+    pub fn pool(&self) -> &sqlx::AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[async_trait]
+impl DependencyCheck for Db {
+    fn name(&self) -> &'static str {
+        "database"
+    }
+
+    async fn check(&self) -> DependencyStatus {
+        match tokio::time::timeout(Duration::from_secs(2), self.ping()).await {
+            Ok(Ok(())) if self.backend == Backend::Sqlite => DependencyStatus::Embedded,
+            Ok(Ok(())) => DependencyStatus::Connected,
+            _ => DependencyStatus::Disconnected,
+        }
+    }
+}
+
+/// Now, as stored: RFC 3339 UTC with microseconds, so text order is time order.
+pub fn now() -> String {
+    format_time(chrono::Utc::now())
+}
+
+pub fn format_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+pub fn parse_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::<chrono::FixedOffset>::from_str(text)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_pick_a_backend() {
+        assert_eq!(Backend::from_url("sqlite://x.db").ok(), Some(Backend::Sqlite));
+        assert_eq!(Backend::from_url("postgres://h/db").ok(), Some(Backend::Postgres));
+        assert!(Backend::from_url("mysql://h/db").is_err());
+    }
+
+    #[test]
+    fn stored_times_sort_as_text() {
+        let a = chrono::DateTime::from_timestamp(1_700_000_000, 5_000).unwrap_or_default();
+        let b = chrono::DateTime::from_timestamp(1_700_000_000, 50_000).unwrap_or_default();
+        assert!(format_time(a) < format_time(b));
+        assert_eq!(parse_time(&format_time(a)), Some(a));
+    }
+}

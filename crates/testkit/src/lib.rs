@@ -1,0 +1,142 @@
+//! Test helpers: each test gets backends of its own, so tests run in parallel
+//! and in any order.
+//!
+//! - SQL: a new SQLite file in a temporary directory, or a new PostgreSQL
+//!   database created through `DATABASE_URL`.
+//! - Bus: the embedded bus on that database, or JetStream at `NATS_URL` under
+//!   a fresh namespace (subjects and stream names).
+//! - Cache: a fresh in-process cache, or Redis at `REDIS_URL` under a fresh
+//!   key prefix.
+//!
+//! A real backend whose variable is unset is skipped with a loud message,
+//! except under `CI=true`, where that is a failure.
+
+#![allow(clippy::panic, clippy::expect_used, clippy::print_stdout)]
+
+use std::sync::Arc;
+
+use daarion_bus::{Bus, EmbeddedBus, NatsBus};
+use daarion_cache::{Cache, MemoryCache, RedisCache};
+use daarion_store::Db;
+
+/// The backend variable's value; `None` (skip) locally when unset, a failure under CI.
+pub fn require_env(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(value) if !value.is_empty() => Some(value),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{var} is not set, and CI=true requires every real backend")
+        }
+        _ => {
+            eprintln!("!!! SKIPPED: {var} is not set; this test needs a real backend (scripts/test.sh sets it)");
+            None
+        }
+    }
+}
+
+/// A unique lowercase name for this test's resources.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", uuid::Uuid::new_v4().simple())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqlKind {
+    Sqlite,
+    Postgres,
+}
+
+/// A database of this test's own; the SQLite file lives as long as this value.
+pub struct TestDb {
+    pub db: Db,
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    /// `None` when the backend is not configured (local runs only).
+    pub async fn new(kind: SqlKind) -> Option<Self> {
+        match kind {
+            SqlKind::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("test.db").display());
+                let db = Db::connect(&url).await.expect("open sqlite");
+                Some(Self { db, url, _dir: Some(dir) })
+            }
+            SqlKind::Postgres => {
+                let admin_url = require_env("DATABASE_URL")?;
+                let url = fresh_postgres_database(&admin_url).await;
+                let db = Db::connect(&url).await.expect("connect to the test database");
+                Some(Self { db, url, _dir: None })
+            }
+        }
+    }
+
+    /// Opens the same database again (a second replica, or a restart).
+    pub async fn reopen(&self) -> Db {
+        Db::connect(&self.url).await.expect("reopen database")
+    }
+}
+
+/// Creates an empty database next to the one `admin_url` names, returning its URL.
+pub async fn fresh_postgres_database(admin_url: &str) -> String {
+    let name = unique("t_");
+    let admin = Db::connect(admin_url).await.expect("connect to DATABASE_URL");
+    daarion_store::sql::query(daarion_store::sql::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(admin.pool())
+        .await
+        .expect("create test database");
+    admin.close().await;
+    let (base, query) = match admin_url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (admin_url, String::new()),
+    };
+    let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
+    format!("{server}/{name}{query}")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BusKind {
+    Embedded,
+    Nats,
+}
+
+/// A bus of this test's own. The embedded one lives in `db`, whose
+/// migrations must include the bus's.
+pub async fn fresh_bus(kind: BusKind, db: &Db) -> Option<Arc<dyn Bus>> {
+    match kind {
+        BusKind::Embedded => Some(Arc::new(EmbeddedBus::new(db.clone()))),
+        BusKind::Nats => {
+            let url = require_env("NATS_URL")?;
+            Some(Arc::new(nats_bus(&url, &unique("t")).await))
+        }
+    }
+}
+
+pub async fn nats_bus(url: &str, namespace: &str) -> NatsBus {
+    NatsBus::connect(url, namespace).await.expect("connect to NATS")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheKind {
+    Memory,
+    Redis,
+}
+
+pub async fn fresh_cache(kind: CacheKind) -> Option<Arc<dyn Cache>> {
+    match kind {
+        CacheKind::Memory => Some(Arc::new(MemoryCache::default())),
+        CacheKind::Redis => {
+            let url = require_env("REDIS_URL")?;
+            let cache = RedisCache::connect(&url, &format!("{}:", unique("t")))
+                .await
+                .expect("connect to Redis");
+            Some(Arc::new(cache))
+        }
+    }
+}
+
+/// Applies the given migration sets to a fresh database.
+pub async fn migrated_db(kind: SqlKind, sets: &[daarion_store::MigrationSet]) -> Option<TestDb> {
+    let test_db = TestDb::new(kind).await?;
+    daarion_store::migrate::apply(&test_db.db, sets).await.expect("apply migrations");
+    Some(test_db)
+}

@@ -1,0 +1,286 @@
+//! The in-process bus. Durable events and their per-consumer deliveries are
+//! rows in the SQL store, written in the publisher's transaction, so an event
+//! acknowledged by `publish` survives a crash and is redelivered on restart.
+//! Live fan-out is a broadcast channel inside the process.
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use daarion_store::{Db, sql::Row};
+use futures::StreamExt;
+use tokio::sync::{Notify, broadcast};
+
+use crate::{
+    Acker, Bus, BusError, Consumer, ConsumerSpec, Delivery, Envelope, Subscription, subject,
+};
+
+/// Live subscribers that fall this far behind skip events.
+const LIVE_BUFFER: usize = 16_384;
+/// Longest sleep of an idle consumer between checks for due redeliveries.
+const MAX_IDLE_WAIT: Duration = Duration::from_millis(500);
+
+#[derive(Clone)]
+pub struct EmbeddedBus {
+    db: Db,
+    live: broadcast::Sender<Arc<Envelope>>,
+    wake: Arc<Notify>,
+}
+
+impl EmbeddedBus {
+    /// A bus persisted in `db`, whose bus migrations must have been applied.
+    pub fn new(db: Db) -> Self {
+        let (live, _) = broadcast::channel(LIVE_BUFFER);
+        Self {
+            db,
+            live,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+}
+
+fn offset(delay: Duration) -> String {
+    let delay = chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero());
+    daarion_store::format_time(chrono::Utc::now() + delay)
+}
+
+#[async_trait]
+impl Bus for EmbeddedBus {
+    async fn publish(&self, event: &Envelope) -> Result<(), BusError> {
+        subject::validate(&event.subject)?;
+        if let Some(stream) = subject::stream_for(&event.subject) {
+            let text = serde_json::to_string(event)?;
+            let now = daarion_store::now();
+            let mut tx = self.db.begin().await?;
+            let inserted = daarion_store::sql::query(
+                "INSERT INTO bus_events (id, stream, subject, envelope, created_at)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(event.id.as_str())
+            .bind(stream.name)
+            .bind(event.subject.as_str())
+            .bind(text)
+            .bind(now.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                // Same id published twice: deliver once, like JetStream's dedupe.
+                return Ok(());
+            }
+            let consumers =
+                daarion_store::sql::query("SELECT name, filter FROM bus_consumers WHERE stream = $1")
+                    .bind(stream.name)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            for row in consumers {
+                let name: String = row.try_get("name")?;
+                let filter: String =
+                    row.try_get("filter")?;
+                if !subject::matches(&filter, &event.subject) {
+                    continue;
+                }
+                daarion_store::sql::query(
+                    "INSERT INTO bus_deliveries (consumer, event_id, attempts, visible_at)
+                     VALUES ($1, $2, 0, $3)",
+                )
+                .bind(name)
+                .bind(event.id.as_str())
+                .bind(now.as_str())
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            self.wake.notify_waiters();
+        }
+        // No live subscriber is not an error.
+        let _ = self.live.send(Arc::new(event.clone()));
+        Ok(())
+    }
+
+    async fn subscribe(&self, pattern: &str) -> Result<Subscription, BusError> {
+        subject::validate_pattern(pattern)?;
+        let pattern = pattern.to_owned();
+        let receiver = self.live.subscribe();
+        let stream = futures::stream::unfold(receiver, |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(event) => return Some((event, rx)),
+                    Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                        tracing::warn!(skipped, "live subscriber fell behind; events skipped");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+        .filter_map(move |event| {
+            let keep = subject::matches(&pattern, &event.subject);
+            async move { keep.then(|| (*event).clone()) }
+        });
+        Ok(stream.boxed())
+    }
+
+    async fn consumer(&self, spec: &ConsumerSpec) -> Result<Box<dyn Consumer>, BusError> {
+        let stream = subject::stream_for_filter(&spec.filter)?;
+        daarion_store::sql::query(
+            "INSERT INTO bus_consumers (name, stream, filter, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (name) DO UPDATE SET stream = excluded.stream, filter = excluded.filter",
+        )
+        .bind(spec.name.as_str())
+        .bind(stream.name)
+        .bind(spec.filter.as_str())
+        .bind(daarion_store::now())
+        .execute(self.db.pool())
+        .await?;
+        Ok(Box::new(EmbeddedConsumer {
+            bus: self.clone(),
+            spec: spec.clone(),
+        }))
+    }
+
+    fn kind(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn ping(&self) -> Result<(), BusError> {
+        Ok(self.db.ping().await?)
+    }
+}
+
+struct EmbeddedConsumer {
+    bus: EmbeddedBus,
+    spec: ConsumerSpec,
+}
+
+impl EmbeddedConsumer {
+    /// Claims the oldest due delivery, hiding it for `ack_wait`.
+    async fn claim(&self) -> Result<Option<Delivery>, BusError> {
+        let db = &self.bus.db;
+        loop {
+            let now = daarion_store::now();
+            let row = daarion_store::sql::query(
+                "SELECT d.event_id, d.attempts, d.visible_at, e.envelope
+                 FROM bus_deliveries d JOIN bus_events e ON e.id = d.event_id
+                 WHERE d.consumer = $1 AND d.visible_at <= $2
+                 ORDER BY d.event_id LIMIT 1",
+            )
+            .bind(self.spec.name.as_str())
+            .bind(now.as_str())
+            .fetch_optional(db.pool())
+            .await?;
+            let Some(row) = row else { return Ok(None) };
+            let event_id: String = row.try_get("event_id")?;
+            let attempts: i64 = row.try_get("attempts")?;
+            let visible_at: String =
+                row.try_get("visible_at")?;
+            let envelope: String =
+                row.try_get("envelope")?;
+            // Compare-and-set on visible_at: of two workers racing for the
+            // same delivery, exactly one wins.
+            let won = daarion_store::sql::query(
+                "UPDATE bus_deliveries SET attempts = attempts + 1, visible_at = $1
+                 WHERE consumer = $2 AND event_id = $3 AND visible_at = $4",
+            )
+            .bind(offset(self.spec.ack_wait))
+            .bind(self.spec.name.as_str())
+            .bind(event_id.as_str())
+            .bind(visible_at.as_str())
+            .execute(db.pool())
+            .await?
+            .rows_affected()
+                == 1;
+            if !won {
+                continue;
+            }
+            let envelope: Envelope = serde_json::from_str(&envelope)?;
+            return Ok(Some(Delivery {
+                envelope,
+                attempt: u32::try_from(attempts + 1).unwrap_or(u32::MAX),
+                acker: Box::new(EmbeddedAcker {
+                    db: db.clone(),
+                    wake: self.bus.wake.clone(),
+                    consumer: self.spec.name.clone(),
+                    event_id,
+                }),
+            }));
+        }
+    }
+
+    async fn next_due(&self) -> Result<Option<String>, BusError> {
+        let next: Option<String> = daarion_store::sql::query_scalar(
+            "SELECT MIN(visible_at) FROM bus_deliveries WHERE consumer = $1",
+        )
+        .bind(self.spec.name.as_str())
+        .fetch_one(self.bus.db.pool())
+        .await?;
+        Ok(next)
+    }
+}
+
+#[async_trait]
+impl Consumer for EmbeddedConsumer {
+    async fn next(&mut self) -> Result<Delivery, BusError> {
+        loop {
+            // Register for wake-ups before looking, so a publish between the
+            // look and the wait is not missed.
+            let woken = self.bus.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if let Some(delivery) = self.claim().await? {
+                return Ok(delivery);
+            }
+            let wait = match self.next_due().await?.as_deref().and_then(daarion_store::parse_time) {
+                Some(due) => (due - chrono::Utc::now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .min(MAX_IDLE_WAIT),
+                None => MAX_IDLE_WAIT,
+            };
+            tokio::select! {
+                () = woken => {},
+                () = tokio::time::sleep(wait) => {},
+            }
+        }
+    }
+}
+
+struct EmbeddedAcker {
+    db: Db,
+    wake: Arc<Notify>,
+    consumer: String,
+    event_id: String,
+}
+
+impl EmbeddedAcker {
+    async fn remove(&self) -> Result<(), BusError> {
+        daarion_store::sql::query("DELETE FROM bus_deliveries WHERE consumer = $1 AND event_id = $2")
+            .bind(self.consumer.as_str())
+            .bind(self.event_id.as_str())
+            .execute(self.db.pool())
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Acker for EmbeddedAcker {
+    async fn ack(&self) -> Result<(), BusError> {
+        self.remove().await
+    }
+
+    async fn nack(&self, delay: Duration) -> Result<(), BusError> {
+        daarion_store::sql::query(
+            "UPDATE bus_deliveries SET visible_at = $1 WHERE consumer = $2 AND event_id = $3",
+        )
+        .bind(offset(delay))
+        .bind(self.consumer.as_str())
+        .bind(self.event_id.as_str())
+        .execute(self.db.pool())
+        .await?;
+        self.wake.notify_waiters();
+        Ok(())
+    }
+
+    async fn term(&self) -> Result<(), BusError> {
+        self.remove().await
+    }
+}

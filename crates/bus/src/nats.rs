@@ -1,0 +1,230 @@
+//! NATS JetStream. Durable subjects are published to the streams of
+//! DESIGN §4 and acknowledged by the server before `publish` returns; live
+//! subscriptions are plain NATS subscriptions, which see those same messages,
+//! so real-time fan-out reaches every replica.
+//!
+//! A namespace prefixes every subject and stream name, so that tests (or
+//! several cities on one NATS) never see each other's events.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind, consumer::pull, stream};
+use async_trait::async_trait;
+use futures::StreamExt;
+
+use crate::{
+    Acker, Bus, BusError, Consumer, ConsumerSpec, Delivery, Envelope, Subscription,
+    subject::{self, STREAMS},
+};
+
+#[derive(Clone)]
+pub struct NatsBus {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    namespace: String,
+}
+
+impl NatsBus {
+    /// Connects and creates (or updates) the streams.
+    pub async fn connect(url: &str, namespace: &str) -> Result<Self, BusError> {
+        if !namespace.is_empty() {
+            subject::validate(namespace)?;
+        }
+        let client = async_nats::ConnectOptions::new()
+            .name("daarion")
+            .connection_timeout(Duration::from_secs(5))
+            .retry_on_initial_connect()
+            .connect(url)
+            .await
+            .map_err(BusError::unavailable)?;
+        // Connecting retries in the background; fail start-up clearly if the
+        // server does not answer soon.
+        tokio::time::timeout(Duration::from_secs(10), client.flush())
+            .await
+            .map_err(BusError::unavailable)?
+            .map_err(BusError::unavailable)?;
+        let js = jetstream::new(client.clone());
+        let bus = Self {
+            client,
+            js,
+            namespace: namespace.to_owned(),
+        };
+        for def in STREAMS {
+            bus.js
+                .create_or_update_stream(stream::Config {
+                    name: bus.stream_name(def.name),
+                    subjects: def.subjects.iter().map(|s| bus.qualify(s)).collect(),
+                    max_age: Duration::from_secs(7 * 24 * 3600),
+                    duplicate_window: Duration::from_secs(120),
+                    storage: stream::StorageType::File,
+                    ..Default::default()
+                })
+                .await
+                .map_err(BusError::unavailable)?;
+        }
+        Ok(bus)
+    }
+
+    fn qualify(&self, subject: &str) -> String {
+        if self.namespace.is_empty() {
+            subject.to_owned()
+        } else {
+            format!("{}.{subject}", self.namespace)
+        }
+    }
+
+    fn stream_name(&self, name: &str) -> String {
+        if self.namespace.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{}_{name}", self.namespace.replace('.', "_"))
+        }
+    }
+}
+
+#[async_trait]
+impl Bus for NatsBus {
+    async fn publish(&self, event: &Envelope) -> Result<(), BusError> {
+        subject::validate(&event.subject)?;
+        let body = serde_json::to_vec(event)?;
+        let target = self.qualify(&event.subject);
+        if subject::stream_for(&event.subject).is_some() {
+            let mut headers = async_nats::HeaderMap::new();
+            // JetStream drops a second publish with the same id (retries).
+            headers.insert("Nats-Msg-Id", event.id.as_str());
+            self.js
+                .publish_with_headers(target, headers, body.into())
+                .await
+                .map_err(BusError::unavailable)?
+                .await
+                .map_err(BusError::unavailable)?;
+        } else {
+            self.client
+                .publish(target, body.into())
+                .await
+                .map_err(BusError::unavailable)?;
+        }
+        Ok(())
+    }
+
+    async fn subscribe(&self, pattern: &str) -> Result<Subscription, BusError> {
+        subject::validate_pattern(pattern)?;
+        let subscriber = self
+            .client
+            .subscribe(self.qualify(pattern))
+            .await
+            .map_err(BusError::unavailable)?;
+        let stream = subscriber.filter_map(|message| async move {
+            match serde_json::from_slice::<Envelope>(&message.payload) {
+                Ok(envelope) => Some(envelope),
+                Err(error) => {
+                    tracing::warn!(%error, subject = %message.subject, "dropped undecodable event");
+                    None
+                }
+            }
+        });
+        Ok(stream.boxed())
+    }
+
+    async fn consumer(&self, spec: &ConsumerSpec) -> Result<Box<dyn Consumer>, BusError> {
+        let def = subject::stream_for_filter(&spec.filter)?;
+        let stream = self
+            .js
+            .get_stream(self.stream_name(def.name))
+            .await
+            .map_err(BusError::unavailable)?;
+        let consumer: jetstream::consumer::PullConsumer = stream
+            .get_or_create_consumer(
+                &spec.name,
+                pull::Config {
+                    durable_name: Some(spec.name.clone()),
+                    filter_subject: self.qualify(&spec.filter),
+                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                    ack_wait: spec.ack_wait,
+                    // Dead-lettering is decided by the runner, the same way on
+                    // every bus; the server keeps redelivering until then.
+                    max_deliver: -1,
+                    deliver_policy: jetstream::consumer::DeliverPolicy::New,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(BusError::unavailable)?;
+        let messages = consumer
+            .messages()
+            .await
+            .map_err(BusError::unavailable)?;
+        Ok(Box::new(NatsConsumer { messages }))
+    }
+
+    fn kind(&self) -> &'static str {
+        "nats"
+    }
+
+    async fn ping(&self) -> Result<(), BusError> {
+        self.client.flush().await.map_err(BusError::unavailable)
+    }
+}
+
+struct NatsConsumer {
+    messages: pull::Stream,
+}
+
+#[async_trait]
+impl Consumer for NatsConsumer {
+    async fn next(&mut self) -> Result<Delivery, BusError> {
+        loop {
+            let message = match self.messages.next().await {
+                Some(Ok(message)) => message,
+                Some(Err(error)) => return Err(BusError::unavailable(error)),
+                None => {
+                    return Err(BusError::Unavailable("consumer stream ended".into()));
+                }
+            };
+            let attempt = message
+                .info()
+                .map(|info| u32::try_from(info.delivered).unwrap_or(u32::MAX))
+                .unwrap_or(1);
+            let (message, acker) = message.split();
+            match serde_json::from_slice::<Envelope>(&message.payload) {
+                Ok(envelope) => {
+                    return Ok(Delivery {
+                        envelope,
+                        attempt,
+                        acker: Box::new(NatsAcker(acker)),
+                    });
+                }
+                Err(error) => {
+                    // Not ours to retry: it will never decode.
+                    tracing::error!(%error, subject = %message.subject, "terminated undecodable event");
+                    let _ = acker.ack_with(AckKind::Term).await;
+                }
+            }
+        }
+    }
+}
+
+struct NatsAcker(jetstream::message::Acker);
+
+#[async_trait]
+impl Acker for NatsAcker {
+    async fn ack(&self) -> Result<(), BusError> {
+        // Wait for the server's confirmation, so an acknowledged event is
+        // never redelivered after the handler's work was committed.
+        self.0.double_ack().await.map_err(BusError::Unavailable)
+    }
+
+    async fn nack(&self, delay: Duration) -> Result<(), BusError> {
+        self.0
+            .ack_with(AckKind::Nak(Some(delay)))
+            .await
+            .map_err(BusError::Unavailable)
+    }
+
+    async fn term(&self) -> Result<(), BusError> {
+        self.0
+            .ack_with(AckKind::Term)
+            .await
+            .map_err(BusError::Unavailable)
+    }
+}

@@ -1,0 +1,276 @@
+//! The consumer loop every durable consumer runs, on any bus: skip events
+//! already processed (dedupe by event id), run the handler in the event's
+//! request context, acknowledge after the handler returns, retry failures
+//! with backoff, and after `max_deliver` failures move the event to the
+//! dead-letter store, from which an admin can list and replay it.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use daarion_kernel::shutdown::CancellationToken;
+use daarion_store::{Db, sql::Row};
+use serde::Serialize;
+
+use crate::{Bus, BusError, ConsumerSpec, Envelope};
+
+/// A handler's failure: retried until `max_deliver`, then dead-lettered.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct HandlerError(pub String);
+
+impl HandlerError {
+    pub fn new(error: impl std::fmt::Display) -> Self {
+        Self(error.to_string())
+    }
+}
+
+/// Backoff before redelivering a failed event: 0.5 s doubling, at most 30 s.
+pub fn backoff(attempt: u32) -> Duration {
+    let factor = 2u64.saturating_pow(attempt.saturating_sub(1).min(10));
+    Duration::from_millis(500u64.saturating_mul(factor)).min(Duration::from_secs(30))
+}
+
+/// Runs `handler` for every delivery of `spec` until `shutdown` fires. A
+/// delivery in progress is finished and settled before it returns.
+pub async fn run_consumer<H, F>(
+    bus: Arc<dyn Bus>,
+    db: Db,
+    spec: ConsumerSpec,
+    shutdown: CancellationToken,
+    handler: H,
+) where
+    H: Fn(Envelope) -> F + Send + Sync,
+    F: Future<Output = Result<(), HandlerError>> + Send,
+{
+    let dead_letters = DeadLetters::new(db.clone());
+    'connect: while !shutdown.is_cancelled() {
+        let mut consumer = match bus.consumer(&spec).await {
+            Ok(consumer) => consumer,
+            Err(error) => {
+                tracing::error!(%error, consumer = %spec.name, "cannot open consumer; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        loop {
+            let delivery = tokio::select! {
+                () = shutdown.cancelled() => break 'connect,
+                next = consumer.next() => next,
+            };
+            let delivery = match delivery {
+                Ok(delivery) => delivery,
+                Err(error) => {
+                    tracing::error!(%error, consumer = %spec.name, "consumer failed; reconnecting");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue 'connect;
+                }
+            };
+            let envelope = delivery.envelope.clone();
+            let outcome = settle(&db, &dead_letters, &spec, delivery, &handler).await;
+            metrics::counter!("bus_deliveries_total", "consumer" => spec.name.clone(), "outcome" => outcome)
+                .increment(1);
+            tracing::debug!(consumer = %spec.name, event_id = %envelope.id, outcome, "delivery settled");
+        }
+    }
+}
+
+async fn settle<H, F>(
+    db: &Db,
+    dead_letters: &DeadLetters,
+    spec: &ConsumerSpec,
+    delivery: crate::Delivery,
+    handler: &H,
+) -> &'static str
+where
+    H: Fn(Envelope) -> F,
+    F: Future<Output = Result<(), HandlerError>>,
+{
+    let retry_delay = backoff(delivery.attempt);
+    let envelope = delivery.envelope.clone();
+    let foreign_replay = envelope
+        .replay_for
+        .as_deref()
+        .is_some_and(|target| target != spec.name);
+    if foreign_replay {
+        return settled(delivery.ack().await, "skipped");
+    }
+    match already_processed(db, &spec.name, &envelope.id).await {
+        Ok(true) => return settled(delivery.ack().await, "duplicate"),
+        Ok(false) => {}
+        Err(error) => {
+            tracing::error!(%error, "dedupe lookup failed; retrying later");
+            return settled(delivery.nack(retry_delay).await, "retry");
+        }
+    }
+    let result = envelope.context().scope(handler(envelope.clone())).await;
+    match result {
+        Ok(()) => {
+            if let Err(error) = mark_processed(db, &spec.name, &envelope.id).await {
+                tracing::warn!(%error, event_id = %envelope.id, "could not record processed event");
+            }
+            settled(delivery.ack().await, "acked")
+        }
+        Err(error) if delivery.attempt >= spec.max_deliver => {
+            tracing::error!(consumer = %spec.name, event_id = %envelope.id, attempts = delivery.attempt,
+                error = %error, "event dead-lettered");
+            match dead_letters.put(&spec.name, &envelope, &error.0, delivery.attempt).await {
+                Ok(()) => settled(delivery.term().await, "dead_lettered"),
+                Err(store_error) => {
+                    tracing::error!(%store_error, "cannot write dead letter; will redeliver");
+                    settled(delivery.nack(retry_delay).await, "retry")
+                }
+            }
+        }
+        Err(error) => {
+            tracing::warn!(consumer = %spec.name, event_id = %envelope.id, attempt = delivery.attempt,
+                error = %error, "handler failed; will redeliver");
+            settled(delivery.nack(retry_delay).await, "retry")
+        }
+    }
+}
+
+fn settled(result: Result<(), BusError>, outcome: &'static str) -> &'static str {
+    if let Err(error) = result {
+        // The bus will redeliver; dedupe makes that harmless.
+        tracing::warn!(%error, outcome, "could not settle delivery");
+    }
+    outcome
+}
+
+async fn already_processed(db: &Db, consumer: &str, event_id: &str) -> Result<bool, BusError> {
+    let found: Option<String> = daarion_store::sql::query_scalar(
+        "SELECT event_id FROM bus_processed WHERE consumer = $1 AND event_id = $2",
+    )
+    .bind(consumer)
+    .bind(event_id)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(found.is_some())
+}
+
+async fn mark_processed(db: &Db, consumer: &str, event_id: &str) -> Result<(), BusError> {
+    daarion_store::sql::query(
+        "INSERT INTO bus_processed (consumer, event_id, processed_at) VALUES ($1, $2, $3)
+         ON CONFLICT (consumer, event_id) DO NOTHING",
+    )
+    .bind(consumer)
+    .bind(event_id)
+    .bind(daarion_store::now())
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// An event that failed every delivery.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeadLetter {
+    pub id: String,
+    pub consumer: String,
+    pub event_id: String,
+    pub subject: String,
+    pub error: String,
+    pub attempts: u32,
+    pub failed_at: String,
+    #[schema(value_type = Object)]
+    pub envelope: serde_json::Value,
+}
+
+/// The dead-letter store, in the SQL store whatever the bus.
+#[derive(Clone)]
+pub struct DeadLetters {
+    db: Db,
+}
+
+impl DeadLetters {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    async fn put(
+        &self,
+        consumer: &str,
+        envelope: &Envelope,
+        error: &str,
+        attempts: u32,
+    ) -> Result<(), BusError> {
+        daarion_store::sql::query(
+            "INSERT INTO bus_dead_letters (id, consumer, event_id, subject, envelope, error, attempts, failed_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(format!("dlq_{}", uuid::Uuid::now_v7().simple()))
+        .bind(consumer)
+        .bind(envelope.id.as_str())
+        .bind(envelope.subject.as_str())
+        .bind(serde_json::to_string(envelope)?)
+        .bind(error)
+        .bind(i64::from(attempts))
+        .bind(daarion_store::now())
+        .execute(self.db.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Dead letters oldest first, `limit + 1` at most, after `after` (an id).
+    pub async fn list(&self, limit: u32, after: Option<&str>) -> Result<Vec<DeadLetter>, BusError> {
+        let rows = daarion_store::sql::query(
+            "SELECT id, consumer, event_id, subject, envelope, error, attempts, failed_at
+             FROM bus_dead_letters WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter().map(row_to_dead_letter).collect()
+    }
+
+    /// Publishes the event again, for its consumer only, with a fresh id,
+    /// and removes it from the store.
+    pub async fn replay(&self, bus: &dyn Bus, id: &str) -> Result<Option<Envelope>, BusError> {
+        let row = daarion_store::sql::query(
+            "SELECT id, consumer, event_id, subject, envelope, error, attempts, failed_at
+             FROM bus_dead_letters WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.db.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let letter = row_to_dead_letter(&row)?;
+        let mut envelope: Envelope = serde_json::from_value(letter.envelope)?;
+        envelope.id = format!("evt_{}", uuid::Uuid::now_v7().simple());
+        envelope.replay_for = Some(letter.consumer);
+        bus.publish(&envelope).await?;
+        daarion_store::sql::query("DELETE FROM bus_dead_letters WHERE id = $1")
+            .bind(id)
+            .execute(self.db.pool())
+            .await?;
+        Ok(Some(envelope))
+    }
+}
+
+fn row_to_dead_letter(row: &daarion_store::sql::AnyRow) -> Result<DeadLetter, BusError> {
+    let envelope: String = row.try_get("envelope")?;
+    Ok(DeadLetter {
+        id: row.try_get("id")?,
+        consumer: row.try_get("consumer")?,
+        event_id: row.try_get("event_id")?,
+        subject: row.try_get("subject")?,
+        error: row.try_get("error")?,
+        attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(0),
+        failed_at: row.try_get("failed_at")?,
+        envelope: serde_json::from_str(&envelope)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff(1), Duration::from_millis(500));
+        assert_eq!(backoff(2), Duration::from_secs(1));
+        assert_eq!(backoff(4), Duration::from_secs(4));
+        assert_eq!(backoff(30), Duration::from_secs(30));
+    }
+}

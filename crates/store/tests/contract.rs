@@ -1,0 +1,176 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The store contract, run against SQLite and PostgreSQL.
+
+use daarion_store::{
+    Migration, MigrationSet, StoreError, idempotency,
+    idempotency::Claim,
+    migrate,
+    sql::{self, Row},
+};
+use daarion_testkit::{SqlKind, TestDb};
+
+const HEADER_1: &str = "-- Migration: 001\n-- Description: notes\n-- Date: 2026-11-23\n-- Author: test\n-- Rollback: down\n";
+
+fn notes_v1() -> MigrationSet {
+    MigrationSet {
+        service: "notes",
+        migrations: &[Migration {
+            version: 1,
+            name: "001_create_notes",
+            up: "-- Migration: 001\n-- Description: notes\n-- Date: 2026-11-23\n-- Author: test\n-- Rollback: down\n\
+                 CREATE TABLE notes (id TEXT PRIMARY KEY, body TEXT NOT NULL);\
+                 CREATE INDEX notes_body ON notes (body);",
+            down: "-- Migration: 001\n-- Description: notes\n-- Date: 2026-11-23\n-- Author: test\n-- Rollback: up\n\
+                   DROP TABLE notes;",
+        }],
+    }
+}
+
+async fn table_exists(db: &daarion_store::Db, table: &str) -> bool {
+    sql::query(sql::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+        .execute(db.pool())
+        .await
+        .is_ok()
+}
+
+macro_rules! contract {
+    ($($kind:ident => $module:ident),*) => {$(
+        mod $module {
+            use super::*;
+
+            async fn db() -> Option<TestDb> {
+                TestDb::new(SqlKind::$kind).await
+            }
+
+            #[tokio::test]
+            async fn migrations_apply_once_and_roll_back() {
+                let Some(t) = db().await else { return };
+                let steps = migrate::apply(&t.db, &[notes_v1()]).await.unwrap();
+                assert_eq!(steps.len(), 1);
+                assert!(table_exists(&t.db, "notes").await);
+                assert!(migrate::apply(&t.db, &[notes_v1()]).await.unwrap().is_empty());
+                assert_eq!(migrate::applied(&t.db).await.unwrap().len(), 1);
+
+                let undone = migrate::rollback(&t.db, &[notes_v1()], 1).await.unwrap();
+                assert_eq!(undone[0].name, "001_create_notes");
+                assert!(!table_exists(&t.db, "notes").await);
+                assert!(migrate::applied(&t.db).await.unwrap().is_empty());
+                assert_eq!(migrate::apply(&t.db, &[notes_v1()]).await.unwrap().len(), 1);
+            }
+
+            #[tokio::test]
+            async fn a_changed_applied_migration_is_refused() {
+                let Some(t) = db().await else { return };
+                migrate::apply(&t.db, &[notes_v1()]).await.unwrap();
+                let changed = MigrationSet {
+                    service: "notes",
+                    migrations: &[Migration {
+                        version: 1,
+                        name: "001_create_notes",
+                        up: "-- Migration: 001\n-- Description: notes\n-- Date: 2026-11-23\n-- Author: test\n-- Rollback: down\n\
+                             CREATE TABLE notes (id TEXT PRIMARY KEY, body TEXT, extra TEXT);",
+                        down: "-- Migration: 001\n-- Description: notes\n-- Date: 2026-11-23\n-- Author: test\n-- Rollback: up\nDROP TABLE notes;",
+                    }],
+                };
+                let error = migrate::apply(&t.db, &[changed]).await.unwrap_err();
+                assert!(matches!(error, StoreError::MigrationChanged { version: 1, .. }), "{error}");
+            }
+
+            #[tokio::test]
+            async fn a_failing_migration_leaves_nothing_behind() {
+                let Some(t) = db().await else { return };
+                let broken = MigrationSet {
+                    service: "broken",
+                    migrations: &[Migration {
+                        version: 1,
+                        name: "001_broken",
+                        up: "-- Migration: 001\n-- Description: notes\n-- Date: 2026-11-23\n-- Author: test\n-- Rollback: down\n\
+                             CREATE TABLE half (id TEXT); CREATE TABLE half (id TEXT);",
+                        down: "-- Migration: 001\n-- Description: notes\n-- Date: 2026-11-23\n-- Author: test\n-- Rollback: up\nDROP TABLE half;",
+                    }],
+                };
+                let error = migrate::apply(&t.db, &[broken]).await.unwrap_err();
+                assert!(matches!(error, StoreError::MigrationFailed { .. }), "{error}");
+                assert!(migrate::applied(&t.db).await.unwrap().is_empty());
+                if SqlKind::$kind == SqlKind::Postgres {
+                    // PostgreSQL DDL is transactional: the first CREATE is undone too.
+                    assert!(!table_exists(&t.db, "half").await);
+                }
+            }
+
+            #[tokio::test]
+            async fn migrations_without_the_header_are_refused() {
+                let Some(t) = db().await else { return };
+                let headless = MigrationSet {
+                    service: "headless",
+                    migrations: &[Migration { version: 1, name: "001_x", up: "CREATE TABLE x (id TEXT);", down: "DROP TABLE x;" }],
+                };
+                assert!(migrate::apply(&t.db, &[headless]).await.is_err());
+                assert!(!table_exists(&t.db, "x").await);
+                assert!(HEADER_1.starts_with("-- Migration: 001"));
+            }
+
+            #[tokio::test]
+            async fn concurrent_replicas_apply_each_migration_once() {
+                let Some(t) = db().await else { return };
+                let other = t.reopen().await;
+                let sets = [notes_v1()];
+                let (a, b) = tokio::join!(
+                    migrate::apply(&t.db, &sets),
+                    migrate::apply(&other, &sets)
+                );
+                let applied = a.map(|s| s.len()).unwrap_or(0) + b.map(|s| s.len()).unwrap_or(0);
+                assert_eq!(applied, 1);
+                assert_eq!(migrate::applied(&t.db).await.unwrap().len(), 1);
+            }
+
+            #[tokio::test]
+            async fn unique_violations_are_conflicts_and_rolled_back_transactions_write_nothing() {
+                let Some(t) = db().await else { return };
+                migrate::apply(&t.db, &[notes_v1()]).await.unwrap();
+                const INSERT: &str = "INSERT INTO notes (id, body) VALUES ($1, 'b')";
+                sql::query(INSERT).bind("a").execute(t.db.pool()).await.unwrap();
+                let error = StoreError::from(sql::query(INSERT).bind("a").execute(t.db.pool()).await.unwrap_err());
+                assert!(matches!(error, StoreError::Conflict(_)), "{error}");
+
+                let mut tx = t.db.begin().await.unwrap();
+                sql::query(INSERT).bind("b").execute(&mut *tx).await.unwrap();
+                assert!(sql::query(INSERT).bind("a").execute(&mut *tx).await.is_err());
+                drop(tx);
+                let count: i64 = sql::query_scalar("SELECT COUNT(*) FROM notes").fetch_one(t.db.pool()).await.unwrap();
+                assert_eq!(count, 1);
+            }
+
+            #[tokio::test]
+            async fn idempotency_keys_replay_and_detect_misuse() {
+                let Some(t) = db().await else { return };
+                migrate::apply(&t.db, &[idempotency::MIGRATIONS]).await.unwrap();
+                let hash = idempotency::fingerprint(&["create", "room-a"]);
+                let mut tx = t.db.begin().await.unwrap();
+                assert_eq!(idempotency::claim(&mut tx, "s", "k1", &hash).await.unwrap(), Claim::Fresh);
+                idempotency::complete(&mut tx, "s", "k1", "res_1").await.unwrap();
+                tx.commit().await.unwrap();
+
+                let mut tx = t.db.begin().await.unwrap();
+                assert_eq!(idempotency::claim(&mut tx, "s", "k1", &hash).await.unwrap(), Claim::Replay("res_1".into()));
+                let other = idempotency::fingerprint(&["create", "room-b"]);
+                assert!(matches!(idempotency::claim(&mut tx, "s", "k1", &other).await, Err(StoreError::Conflict(_))));
+                // Another scope may use the same key.
+                assert_eq!(idempotency::claim(&mut tx, "s2", "k1", &other).await.unwrap(), Claim::Fresh);
+            }
+
+            #[tokio::test]
+            async fn text_timestamps_round_trip() {
+                let Some(t) = db().await else { return };
+                migrate::apply(&t.db, &[notes_v1()]).await.unwrap();
+                let now = daarion_store::now();
+                sql::query("INSERT INTO notes (id, body) VALUES ($1, $2)").bind("t").bind(now.as_str()).execute(t.db.pool()).await.unwrap();
+                let row = sql::query("SELECT body FROM notes WHERE id = $1").bind("t").fetch_one(t.db.pool()).await.unwrap();
+                let body: String = row.try_get("body").unwrap();
+                assert_eq!(body, now);
+            }
+        }
+    )*};
+}
+
+contract!(Sqlite => sqlite, Postgres => postgres);
