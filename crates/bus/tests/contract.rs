@@ -1,0 +1,265 @@
+//! The bus contract, run against the embedded bus (on SQLite and PostgreSQL)
+//! and NATS JetStream.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
+
+use daarion_bus::{Bus, ConsumerSpec, DeadLetters, Envelope, HandlerError, run_consumer};
+use daarion_kernel::{RequestContext, shutdown::CancellationToken};
+use daarion_testkit::{BusKind, SqlKind, TestDb};
+use futures::StreamExt;
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Fixture {
+    db: TestDb,
+    bus: Arc<dyn Bus>,
+    kind: BusKind,
+    namespace: String,
+}
+
+impl Fixture {
+    async fn new(kind: BusKind, sql: SqlKind) -> Option<Self> {
+        let db = daarion_testkit::migrated_db(sql, &[daarion_bus::MIGRATIONS]).await?;
+        let namespace = daarion_testkit::unique("t");
+        let bus: Arc<dyn Bus> = match kind {
+            BusKind::Embedded => Arc::new(daarion_bus::EmbeddedBus::new(db.db.clone())),
+            BusKind::Nats => {
+                let url = daarion_testkit::require_env("NATS_URL")?;
+                Arc::new(daarion_testkit::nats_bus(&url, &namespace).await)
+            }
+        };
+        Some(Self { db, bus, kind, namespace })
+    }
+
+    /// The same bus after a restart of the process: new connections, same data.
+    async fn restarted(&self) -> Arc<dyn Bus> {
+        match self.kind {
+            BusKind::Embedded => Arc::new(daarion_bus::EmbeddedBus::new(self.db.reopen().await)),
+            BusKind::Nats => {
+                let url = std::env::var("NATS_URL").unwrap();
+                Arc::new(daarion_testkit::nats_bus(&url, &self.namespace).await)
+            }
+        }
+    }
+}
+
+fn event(subject: &str, n: i64) -> Envelope {
+    Envelope::new("test", subject, json!({ "n": n }))
+}
+
+fn spec(name: &str, filter: &str) -> ConsumerSpec {
+    ConsumerSpec { ack_wait: Duration::from_millis(700), max_deliver: 3, ..ConsumerSpec::new(name, filter) }
+}
+
+async fn within<T>(fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT, fut).await.expect("timed out")
+}
+
+macro_rules! contract {
+    ($($module:ident => ($bus:ident, $sql:ident)),*) => {$(
+        mod $module {
+            use super::*;
+
+            async fn fixture() -> Option<Fixture> {
+                Fixture::new(BusKind::$bus, SqlKind::$sql).await
+            }
+
+            #[tokio::test]
+            async fn every_subscriber_sees_matching_events_live() {
+                let Some(f) = fixture().await else { return };
+                let mut a = f.bus.subscribe("city.message.created.*").await.unwrap();
+                let mut b = f.bus.subscribe("city.message.>").await.unwrap();
+                let mut other = f.bus.subscribe("city.message.created.other").await.unwrap();
+                let sent = event("city.message.created.general", 1);
+                f.bus.publish(&sent).await.unwrap();
+                // Not stored in any stream: live delivery only.
+                f.bus.publish(&event("presence.city.alice", 2)).await.unwrap();
+                assert_eq!(within(a.next()).await.unwrap(), sent);
+                assert_eq!(within(b.next()).await.unwrap(), sent);
+                assert!(tokio::time::timeout(Duration::from_millis(300), other.next()).await.is_err());
+            }
+
+            #[tokio::test]
+            async fn invalid_subjects_are_refused() {
+                let Some(f) = fixture().await else { return };
+                assert!(f.bus.publish(&event("city..x", 1)).await.is_err());
+                assert!(f.bus.publish(&event("city.*", 1)).await.is_err());
+                assert!(f.bus.subscribe("city.>.x").await.is_err());
+                assert!(f.bus.consumer(&spec("c", "presence.>")).await.is_err());
+            }
+
+            #[tokio::test]
+            async fn a_durable_consumer_gets_every_event_in_order() {
+                let Some(f) = fixture().await else { return };
+                let mut consumer = f.bus.consumer(&spec("worker", "city.message.>")).await.unwrap();
+                for n in 0..5 {
+                    f.bus.publish(&event("city.message.created.general", n)).await.unwrap();
+                }
+                f.bus.publish(&event("city.room.created.x", 99)).await.unwrap();
+                for n in 0..5 {
+                    let d = within(consumer.next()).await.unwrap();
+                    assert_eq!(d.envelope.payload["n"], n);
+                    assert_eq!(d.attempt, 1);
+                    d.ack().await.unwrap();
+                }
+                assert!(tokio::time::timeout(Duration::from_millis(1500), consumer.next()).await.is_err());
+            }
+
+            #[tokio::test]
+            async fn an_unacked_delivery_is_redelivered_after_the_consumer_dies() {
+                let Some(f) = fixture().await else { return };
+                let mut consumer = f.bus.consumer(&spec("dies", "city.>")).await.unwrap();
+                let sent = event("city.message.created.general", 7);
+                f.bus.publish(&sent).await.unwrap();
+                let first = within(consumer.next()).await.unwrap();
+                assert_eq!(first.envelope.id, sent.id);
+                // The worker crashes: no ack, consumer gone.
+                drop(first);
+                drop(consumer);
+                let restarted = f.restarted().await;
+                let mut again = restarted.consumer(&spec("dies", "city.>")).await.unwrap();
+                let second = within(again.next()).await.unwrap();
+                assert_eq!(second.envelope.id, sent.id);
+                assert_eq!(second.attempt, 2);
+                second.ack().await.unwrap();
+            }
+
+            #[tokio::test]
+            async fn a_nacked_delivery_comes_back() {
+                let Some(f) = fixture().await else { return };
+                let mut consumer = f.bus.consumer(&spec("nack", "city.>")).await.unwrap();
+                f.bus.publish(&event("city.message.created.general", 1)).await.unwrap();
+                let d = within(consumer.next()).await.unwrap();
+                d.nack(Duration::from_millis(100)).await.unwrap();
+                let d = within(consumer.next()).await.unwrap();
+                assert_eq!(d.attempt, 2);
+                d.ack().await.unwrap();
+            }
+
+            #[tokio::test]
+            async fn no_event_is_lost_across_a_restart() {
+                let Some(f) = fixture().await else { return };
+                drop(f.bus.consumer(&spec("durable", "city.>")).await.unwrap());
+                for n in 0..3 {
+                    f.bus.publish(&event("city.message.created.general", n)).await.unwrap();
+                }
+                let restarted = f.restarted().await;
+                let mut consumer = restarted.consumer(&spec("durable", "city.>")).await.unwrap();
+                for n in 0..3 {
+                    let d = within(consumer.next()).await.unwrap();
+                    assert_eq!(d.envelope.payload["n"], n);
+                    d.ack().await.unwrap();
+                }
+            }
+
+            #[tokio::test]
+            async fn two_workers_of_one_consumer_share_the_events() {
+                let Some(f) = fixture().await else { return };
+                let w1 = f.bus.consumer(&spec("shared", "city.>")).await.unwrap();
+                let w2 = f.bus.consumer(&spec("shared", "city.>")).await.unwrap();
+                for n in 0..10 {
+                    f.bus.publish(&event("city.message.created.general", n)).await.unwrap();
+                }
+                let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+                let drain = |mut c: Box<dyn daarion_bus::Consumer>, seen: Arc<std::sync::Mutex<Vec<i64>>>| async move {
+                    while let Ok(Ok(d)) = tokio::time::timeout(Duration::from_millis(1500), c.next()).await {
+                        seen.lock().unwrap().push(d.envelope.payload["n"].as_i64().unwrap());
+                        d.ack().await.unwrap();
+                    }
+                };
+                tokio::join!(drain(w1, seen.clone()), drain(w2, seen.clone()));
+                let mut seen = seen.lock().unwrap().clone();
+                seen.sort();
+                assert_eq!(seen, (0..10).collect::<Vec<_>>());
+            }
+
+            #[tokio::test]
+            async fn the_runner_dedupes_dead_letters_and_replays() {
+                let Some(f) = fixture().await else { return };
+                let calls = Arc::new(AtomicU32::new(0));
+                let failing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+                let seen_request = Arc::new(std::sync::Mutex::new(None));
+                let shutdown = CancellationToken::new();
+                // A bystander consumer of the same subjects must not see the replay.
+                let bystander_calls = Arc::new(AtomicU32::new(0));
+                let task = {
+                    let (calls, failing, seen_request) = (calls.clone(), failing.clone(), seen_request.clone());
+                    tokio::spawn(run_consumer(f.bus.clone(), f.db.db.clone(), spec("runner", "city.>"), shutdown.clone(), move |e: Envelope| {
+                        let (calls, failing, seen_request) = (calls.clone(), failing.clone(), seen_request.clone());
+                        async move {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            *seen_request.lock().unwrap() = RequestContext::current().map(|c| c.request_id);
+                            if failing.load(Ordering::SeqCst) && e.payload["fail"] == true {
+                                return Err(HandlerError::new("boom"));
+                            }
+                            Ok(())
+                        }
+                    }))
+                };
+                let bystander = {
+                    let calls = bystander_calls.clone();
+                    tokio::spawn(run_consumer(f.bus.clone(), f.db.db.clone(), spec("bystander", "city.>"), shutdown.clone(), move |_| {
+                        let calls = calls.clone();
+                        async move { calls.fetch_add(1, Ordering::SeqCst); Ok(()) }
+                    }))
+                };
+                tokio::time::sleep(Duration::from_millis(300)).await;
+
+                // The same event published twice is handled once.
+                let ctx = RequestContext { request_id: "req_contract".into(), trace_id: "0af7651916cd43dd8448eb211c80319c".into() };
+                let once = ctx.scope(async { event("city.message.created.general", 1) }).await;
+                f.bus.publish(&once).await.unwrap();
+                f.bus.publish(&once).await.unwrap();
+                within(async { while calls.load(Ordering::SeqCst) < 1 { tokio::time::sleep(Duration::from_millis(20)).await } }).await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                assert_eq!(calls.load(Ordering::SeqCst), 1);
+                assert_eq!(seen_request.lock().unwrap().as_deref(), Some("req_contract"));
+
+                // An event that always fails is dead-lettered after max_deliver.
+                let poison = Envelope::new("test", "city.message.created.general", json!({ "fail": true }));
+                f.bus.publish(&poison).await.unwrap();
+                let letters = DeadLetters::new(f.db.db.clone());
+                let letter = within(async {
+                    loop {
+                        if let Some(l) = letters.list(10, None).await.unwrap().into_iter().next() { return l; }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }).await;
+                assert_eq!(letter.event_id, poison.id);
+                assert_eq!(letter.consumer, "runner");
+                assert_eq!(letter.attempts, 3);
+                assert_eq!(letter.error, "boom");
+                assert_eq!(calls.load(Ordering::SeqCst), 1 + 3);
+
+                // Replay, once fixed: handled by its consumer only.
+                failing.store(false, Ordering::SeqCst);
+                let bystander_before = bystander_calls.load(Ordering::SeqCst);
+                letters.replay(f.bus.as_ref(), &letter.id).await.unwrap().unwrap();
+                within(async { while calls.load(Ordering::SeqCst) < 5 { tokio::time::sleep(Duration::from_millis(20)).await } }).await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                assert_eq!(bystander_calls.load(Ordering::SeqCst), bystander_before);
+                assert!(letters.list(10, None).await.unwrap().is_empty());
+                assert!(letters.replay(f.bus.as_ref(), &letter.id).await.unwrap().is_none());
+
+                shutdown.cancel();
+                within(task).await.unwrap();
+                within(bystander).await.unwrap();
+            }
+        }
+    )*};
+}
+
+contract!(
+    embedded_sqlite => (Embedded, Sqlite),
+    embedded_postgres => (Embedded, Postgres),
+    jetstream => (Nats, Sqlite)
+);
