@@ -1,0 +1,311 @@
+//! Composition of DAARION: picks backends from settings, builds services,
+//! mounts them behind one listener (all-in-one) or serves one service alone,
+//! and runs until a shutdown signal.
+//!
+//! Layout: `config` (settings), `ops` (operator endpoints), and here:
+//! [`Backends`], [`Shape`], [`App`].
+
+pub mod config;
+mod ops;
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use axum::{Router, response::IntoResponse, routing::get};
+use daarion_bus::{Bus, BusHealth, EmbeddedBus, NatsBus};
+use daarion_cache::{Cache, CacheHealth, MemoryCache, RedisCache};
+use daarion_kernel::{
+    ApiError, DependencyCheck, ServiceDescriptor,
+    health::Health,
+    shutdown::{CancellationToken, TaskTracker},
+};
+use daarion_store::{Db, MigrationSet};
+use utoipa::openapi::OpenApi;
+
+pub use config::Settings;
+
+/// Every migration set, in the order they apply.
+pub const MIGRATIONS: &[MigrationSet] = &[
+    daarion_store::idempotency::MIGRATIONS,
+    daarion_bus::MIGRATIONS,
+    daarion_city::MIGRATIONS,
+];
+
+/// Services this build can run.
+pub const SERVICES: &[ServiceDescriptor] = &[daarion_city::DESCRIPTOR];
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The storage, bus and cache the settings ask for.
+#[derive(Clone)]
+pub struct Backends {
+    pub db: Db,
+    pub bus: Arc<dyn Bus>,
+    pub cache: Arc<dyn Cache>,
+}
+
+impl Backends {
+    /// Connects to every backend and applies pending migrations.
+    pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
+        if settings.database_url.is_none() {
+            std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+                format!("failed to create data dir {}", settings.data_dir.display())
+            })?;
+        }
+        let db = Db::connect(&settings.database())
+            .await
+            .context("failed to open the database (DATABASE_URL)")?;
+        daarion_store::migrate::apply(&db, MIGRATIONS)
+            .await
+            .context("failed to apply migrations")?;
+        let bus: Arc<dyn Bus> = match &settings.nats_url {
+            Some(url) => Arc::new(
+                NatsBus::connect(url, &settings.nats_namespace)
+                    .await
+                    .context("failed to connect to NATS (NATS_URL)")?,
+            ),
+            None => Arc::new(EmbeddedBus::new(db.clone())),
+        };
+        let cache: Arc<dyn Cache> = match &settings.redis_url {
+            Some(url) => Arc::new(
+                RedisCache::connect(url, &settings.redis_prefix)
+                    .await
+                    .context("failed to connect to Redis (REDIS_URL)")?,
+            ),
+            None => Arc::new(MemoryCache::default()),
+        };
+        Ok(Self { db, bus, cache })
+    }
+
+    fn checks(&self) -> Vec<Arc<dyn DependencyCheck>> {
+        vec![
+            Arc::new(self.db.clone()),
+            Arc::new(BusHealth(self.bus.clone())),
+            Arc::new(CacheHealth(self.cache.clone())),
+        ]
+    }
+}
+
+/// How the process runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shape {
+    /// Every service in this process, behind one listener.
+    AllInOne,
+    /// One service on its own port.
+    Service(String),
+}
+
+struct Mounted {
+    descriptor: ServiceDescriptor,
+    api: Router,
+    ws: Router,
+    openapi: OpenApi,
+    health: Health,
+}
+
+/// A built application, bound to its port, not yet serving.
+pub struct App {
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    backends: Backends,
+}
+
+impl App {
+    /// Connects backends, migrates, builds the services of `shape` and binds.
+    pub async fn build(settings: Settings, shape: Shape) -> anyhow::Result<Self> {
+        let backends = Backends::connect(&settings).await?;
+        Self::build_with(settings, shape, backends).await
+    }
+
+    /// Like [`App::build`] on backends the caller already has.
+    pub async fn build_with(settings: Settings, shape: Shape, backends: Backends) -> anyhow::Result<Self> {
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let wanted: Vec<ServiceDescriptor> = match &shape {
+            Shape::AllInOne => SERVICES.to_vec(),
+            Shape::Service(name) => vec![*SERVICES.iter().find(|s| s.name == name).with_context(|| {
+                let known: Vec<_> = SERVICES.iter().map(|s| s.name).collect();
+                format!("unknown service {name:?}; this build has {known:?}")
+            })?],
+        };
+        let mut mounted = Vec::new();
+        for descriptor in wanted {
+            mounted.push(build_service(descriptor, &settings, &backends, &shutdown, &tasks).await?);
+        }
+        let label = match &shape {
+            Shape::AllInOne => "gateway",
+            Shape::Service(_) => mounted.first().map_or("daarion", |m| m.descriptor.name),
+        };
+        let router = compose(&shape, mounted, &backends, &settings);
+        let router = daarion_kernel::http::standard_layers(router, label, settings.max_body_bytes);
+        let default_port = match &shape {
+            Shape::AllInOne => 8080,
+            Shape::Service(name) => SERVICES.iter().find(|s| s.name == name).map_or(8080, |s| s.port),
+        };
+        let address = settings
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], default_port)));
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("failed to listen on {address}"))?;
+        Ok(Self { listener, router, shutdown, tasks, backends })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    pub fn backends(&self) -> &Backends {
+        &self.backends
+    }
+
+    /// Serves until `stop` resolves, then stops accepting, drains in-flight
+    /// requests, closes WebSocket sessions (1001) and waits for background
+    /// tasks to settle (at most 10 s).
+    pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let shutdown = self.shutdown.clone();
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
+            .with_graceful_shutdown(async move {
+                stop.await;
+                tracing::info!("shutting down");
+                shutdown.cancel();
+            })
+            .await
+            .context("server failed")?;
+        self.shutdown.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(Duration::from_secs(10), self.tasks.wait()).await.is_err() {
+            tracing::warn!("background tasks did not finish within 10 s");
+        }
+        self.backends.db.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn build_service(
+    descriptor: ServiceDescriptor,
+    settings: &Settings,
+    backends: &Backends,
+    shutdown: &CancellationToken,
+    tasks: &TaskTracker,
+) -> anyhow::Result<Mounted> {
+    let health = Health::new(descriptor, backends.checks());
+    match descriptor.name {
+        daarion_city::SERVICE => {
+            let city = daarion_city::build(daarion_city::Deps {
+                db: backends.db.clone(),
+                bus: backends.bus.clone(),
+                cache: backends.cache.clone(),
+                settings: settings.city.clone(),
+                shutdown: shutdown.clone(),
+                tasks: tasks.clone(),
+            })
+            .await
+            .context("failed to start the city service")?;
+            Ok(Mounted { descriptor, api: city.api, ws: city.ws, openapi: city.openapi, health })
+        }
+        other => anyhow::bail!("service {other:?} is described but not wired"),
+    }
+}
+
+fn compose(shape: &Shape, mounted: Vec<Mounted>, backends: &Backends, settings: &Settings) -> Router {
+    let mut router = Router::new();
+    let mut openapi = base_openapi();
+    let mut healths = Vec::new();
+    for m in mounted {
+        let name = m.descriptor.name;
+        let api_prefix = format!("/api/{name}");
+        let health = m.health.clone();
+        let per_service = |r: Router| match shape {
+            // Behind the in-process gateway each service also gets its own metrics label.
+            Shape::AllInOne => r.layer(axum::middleware::from_fn_with_state(
+                daarion_kernel::metrics::ServiceLabel(name),
+                daarion_kernel::metrics::track_http,
+            )),
+            Shape::Service(_) => r,
+        };
+        let api = m.api.route("/health", get(move || {
+            let health = health.clone();
+            async move { health.respond().await }
+        }));
+        router = router
+            .nest(&api_prefix, per_service(api))
+            .nest(&format!("/ws/{name}"), per_service(m.ws));
+        openapi.merge(prefixed(m.openapi, &api_prefix));
+        healths.push(m.health);
+    }
+    router = router.nest("/api/ops", ops::router(backends.clone(), settings.admin_token.clone()));
+    openapi.merge(prefixed(ops::openapi(), "/api/ops"));
+
+    let top_health = match shape {
+        Shape::AllInOne => Health::new(
+            ServiceDescriptor { name: "daarion", port: 8080, version: VERSION },
+            backends.checks(),
+        ),
+        Shape::Service(_) => healths.first().cloned().unwrap_or_else(|| {
+            Health::new(ServiceDescriptor { name: "daarion", port: 8080, version: VERSION }, backends.checks())
+        }),
+    };
+    let openapi = Arc::new(openapi);
+    router
+        .route("/healthz", get(|| async { "OK" }))
+        .route("/health", get(move || {
+            let (top, services) = (top_health.clone(), healths.clone());
+            async move { aggregate_health(top, services).await }
+        }))
+        .route("/metrics", get(daarion_kernel::metrics::render))
+        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", (*openapi).clone()))
+        .fallback(|| async { ApiError::not_found("no such route") })
+}
+
+/// `/health`: the process's dependencies plus each mounted service's status.
+async fn aggregate_health(top: Health, services: Vec<Health>) -> axum::response::Response {
+    let mut report = serde_json::to_value(top.report().await).unwrap_or_default();
+    let mut healthy = report["status"] == "healthy";
+    let mut statuses = serde_json::Map::new();
+    for service in services {
+        let r = service.report().await;
+        healthy &= r.is_healthy();
+        statuses.insert(r.service.into(), r.status.into());
+    }
+    report["services"] = statuses.into();
+    report["status"] = if healthy { "healthy" } else { "unhealthy" }.into();
+    let status = if healthy {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(report)).into_response()
+}
+
+fn base_openapi() -> OpenApi {
+    let mut doc = OpenApi::new(
+        utoipa::openapi::Info::new("DAARION", VERSION),
+        utoipa::openapi::Paths::new(),
+    );
+    doc.info.description = Some(
+        "Every error is `{\"error\":{\"code\",\"message\",\"request_id\"}}`; lists return \
+         `{\"items\",\"next_cursor\"}`. Until the identity service lands, callers name \
+         themselves with `X-Daarion-User`."
+            .into(),
+    );
+    doc
+}
+
+/// Prefixes a service's paths with where it is mounted.
+fn prefixed(mut doc: OpenApi, prefix: &str) -> OpenApi {
+    let paths = std::mem::take(&mut doc.paths.paths);
+    doc.paths.paths = paths
+        .into_iter()
+        .map(|(path, item)| (format!("{prefix}{path}"), item))
+        .collect();
+    doc
+}

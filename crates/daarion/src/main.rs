@@ -1,1 +1,172 @@
-fn main() {}
+//! `daarion`: run the city all-in-one, serve one service, migrate, check health.
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use daarion::{App, MIGRATIONS, SERVICES, Settings, Shape, VERSION, config};
+
+#[derive(Parser)]
+#[command(name = "daarion", version = VERSION, about = "DAARION: a self-hosted city of communities, people and AI agents")]
+struct Cli {
+    /// Settings file (default: ./daarion.toml when it exists).
+    #[arg(long, global = true, env = "DAARION_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every service in one process on one port (embedded backends unless
+    /// DATABASE_URL / NATS_URL / REDIS_URL say otherwise).
+    Up {
+        /// Address to listen on [default: 127.0.0.1:8080].
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Where the embedded database lives [default: ./data].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Run one service on its standard port.
+    Serve {
+        /// Service name, e.g. `city`.
+        service: String,
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Apply pending migrations, or roll back the last N.
+    Migrate {
+        #[arg(long, value_name = "N")]
+        down: Option<usize>,
+    },
+    /// Exit 0 when the instance at URL is healthy, 1 otherwise.
+    Health {
+        #[arg(default_value = "http://127.0.0.1:8080/health")]
+        url: String,
+    },
+    /// Print the version.
+    Version,
+    /// Settings commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Load and validate the settings, and print them with secrets hidden.
+    Check,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(cli_config: Option<&std::path::Path>) -> anyhow::Result<Settings> {
+    Ok(Settings::load(cli_config)?)
+}
+
+#[allow(clippy::print_stdout)]
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Version => {
+            println!("daarion {VERSION}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Health { url } => Ok(health(&url).await),
+        Command::Config { command: ConfigCommand::Check } => {
+            let settings = load(cli.config.as_deref())?;
+            println!("{}", serde_json::to_string_pretty(&config::redacted(&settings))?);
+            println!("configuration is valid");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate { down } => {
+            let settings = load(cli.config.as_deref())?;
+            daarion_kernel::telemetry::init("daarion", &settings.log);
+            if settings.database_url.is_none() {
+                std::fs::create_dir_all(&settings.data_dir)?;
+            }
+            let db = daarion_store::Db::connect(&settings.database()).await?;
+            let steps = match down {
+                Some(n) => daarion_store::migrate::rollback(&db, MIGRATIONS, n).await?,
+                None => daarion_store::migrate::apply(&db, MIGRATIONS).await?,
+            };
+            let verb = if down.is_some() { "rolled back" } else { "applied" };
+            for step in &steps {
+                println!("{verb} {}/{:03} {}", step.service, step.version, step.name);
+            }
+            println!("{} migration(s) {verb}", steps.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Up { listen, data_dir } => {
+            let settings = with_overrides(load(cli.config.as_deref())?, listen, data_dir);
+            serve(settings, Shape::AllInOne).await
+        }
+        Command::Serve { service, listen, data_dir } => {
+            if !SERVICES.iter().any(|s| s.name == service) {
+                let known: Vec<_> = SERVICES.iter().map(|s| s.name).collect();
+                anyhow::bail!("unknown service {service:?}; this build has {known:?}");
+            }
+            let settings = with_overrides(load(cli.config.as_deref())?, listen, data_dir);
+            serve(settings, Shape::Service(service)).await
+        }
+    }
+}
+
+fn with_overrides(mut settings: Settings, listen: Option<std::net::SocketAddr>, data_dir: Option<PathBuf>) -> Settings {
+    if listen.is_some() {
+        settings.listen = listen;
+    }
+    if let Some(dir) = data_dir {
+        settings.data_dir = dir;
+    }
+    settings
+}
+
+#[allow(clippy::print_stdout)]
+async fn serve(settings: Settings, shape: Shape) -> anyhow::Result<ExitCode> {
+    let name = match &shape {
+        Shape::AllInOne => "daarion".to_owned(),
+        Shape::Service(s) => s.clone(),
+    };
+    daarion_kernel::telemetry::init(&name, &settings.log);
+    let app = App::build(settings, shape).await?;
+    let url = format!("http://{}", app.local_addr());
+    tracing::info!(url = %url, "listening");
+    println!("DAARION {VERSION} is up at {url}  (API browser: {url}/docs)");
+    app.run_until_stopped(daarion_kernel::shutdown::signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::print_stdout)]
+async fn health(url: &str) -> ExitCode {
+    let client = match reqwest::Client::builder().timeout(Duration::from_secs(3)).build() {
+        Ok(client) => client,
+        Err(_) => return ExitCode::FAILURE,
+    };
+    let result = client.get(url).send().await.context("no answer");
+    match result {
+        Ok(response) => {
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            println!("{status} {body}");
+            if status.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        Err(error) => {
+            println!("unhealthy: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -5,7 +5,10 @@ use std::time::Instant;
 
 use axum::{
     Router,
-    extract::{FromRequest, FromRequestParts, MatchedPath, Request, rejection::JsonRejection},
+    extract::{
+        FromRequest, FromRequestParts, MatchedPath, OptionalFromRequestParts, Request,
+        rejection::JsonRejection,
+    },
     http::{HeaderName, HeaderValue, request::Parts},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -30,6 +33,8 @@ pub const USER_HEADER: HeaderName = HeaderName::from_static("x-daarion-user");
 /// Wraps a service router in the standard stack: request context and access
 /// log, JSON errors, panic containment, metrics and a body-size limit.
 pub fn standard_layers(router: Router, service: &'static str, max_body_bytes: usize) -> Router {
+    // Install the recorder now: anything recorded before it exists is lost.
+    let _ = crate::metrics::handle();
     router
         .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn_with_state(ServiceLabel(service), track_http))
@@ -166,15 +171,14 @@ impl Actor {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Actor {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+impl Actor {
+    /// The caller named by the request, `None` when it names nobody.
+    fn from_parts(parts: &Parts) -> Result<Option<Self>, ApiError> {
         if let Some(value) = parts.headers.get(&USER_HEADER) {
             let raw = value
                 .to_str()
                 .map_err(|_| ApiError::unauthorized("caller name is not valid text"))?;
-            return Self::parse(raw);
+            return Self::parse(raw).map(Some);
         }
         let from_query = parts.uri.query().and_then(|q| {
             q.split('&')
@@ -182,12 +186,30 @@ impl<S: Send + Sync> FromRequestParts<S> for Actor {
                 .find(|(k, _)| *k == "user")
                 .map(|(_, v)| v.to_owned())
         });
-        match from_query {
-            Some(raw) => Self::parse(&raw),
-            None => Err(ApiError::unauthorized(format!(
+        from_query.map(|raw| Self::parse(&raw)).transpose()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Actor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Self::from_parts(parts)?.ok_or_else(|| {
+            ApiError::unauthorized(format!(
                 "this endpoint needs a caller: send the {USER_HEADER} header"
-            ))),
-        }
+            ))
+        })
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Actor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Self::from_parts(parts)
     }
 }
 

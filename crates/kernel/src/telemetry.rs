@@ -60,6 +60,20 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let mut line = Map::new();
+        // Outer spans first, so inner spans and the event itself win on clashes.
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                let extensions = span.extensions();
+                if let Some(fields) = extensions.get::<FormattedFields<N>>()
+                    && let Ok(Value::Object(map)) = serde_json::from_str::<Value>(fields)
+                {
+                    line.extend(map);
+                }
+            }
+        }
+        let mut visitor = JsonVisitor(&mut line);
+        event.record(&mut visitor);
+        // The standard fields last: no event field may overwrite them.
         line.insert(
             "timestamp".into(),
             Value::String(
@@ -75,19 +89,6 @@ where
             "target".into(),
             Value::String(event.metadata().target().into()),
         );
-        // Outer spans first, so inner spans and the event itself win on clashes.
-        if let Some(scope) = ctx.event_scope() {
-            for span in scope.from_root() {
-                let extensions = span.extensions();
-                if let Some(fields) = extensions.get::<FormattedFields<N>>()
-                    && let Ok(Value::Object(map)) = serde_json::from_str::<Value>(fields)
-                {
-                    line.extend(map);
-                }
-            }
-        }
-        let mut visitor = JsonVisitor(&mut line);
-        event.record(&mut visitor);
         let text = serde_json::to_string(&line).map_err(|_| fmt::Error)?;
         writeln!(writer, "{text}")
     }
@@ -161,7 +162,7 @@ mod tests {
         tracing::subscriber::with_default(subscriber, || {
             let span = tracing::info_span!("request", request_id = "req_1", trace_id = "t1");
             let _guard = span.enter();
-            tracing::warn!(room = "general", "slow delivery");
+            tracing::warn!(room = "general", service = "spoofed", "slow delivery");
         });
         let bytes = capture.0.lock().map(|b| b.clone()).unwrap_or_default();
         let line: Value = serde_json::from_slice(&bytes).unwrap_or_default();

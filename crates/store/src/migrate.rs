@@ -169,7 +169,7 @@ async fn apply_locked(
             .execute(&mut *tx)
             .await?;
             tx.commit().await.map_err(failed)?;
-            tracing::info!(service = set.service, version = m.version, name = m.name, "migration applied");
+            tracing::info!(migration_set = set.service, version = m.version, name = m.name, "migration applied");
             steps.push(Step {
                 service: set.service.into(),
                 version: m.version,
@@ -226,7 +226,7 @@ async fn rollback_locked(
             .execute(&mut *tx)
             .await?;
         tx.commit().await.map_err(failed)?;
-        tracing::info!(service = %service, version, name = migration.name, "migration rolled back");
+        tracing::info!(migration_set = %service, version, name = migration.name, "migration rolled back");
         steps.push(Step {
             service,
             version,

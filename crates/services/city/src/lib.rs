@@ -1,0 +1,181 @@
+//! City service (port 7001): public rooms, their messages, and presence.
+//!
+//! - `GET/POST /api/city/rooms`, `GET /api/city/rooms/{slug}`,
+//!   `GET/POST /api/city/rooms/{slug}/messages`, `GET /api/city/presence`.
+//! - `/ws/city/rooms/{slug}`: live messages of a room, and posting.
+//! - `/ws/city/presence`: join / heartbeat / leave events.
+//!
+//! Live delivery goes through the bus (`city.message.created.<slug>`,
+//! `presence.city.*`), so clients connected to different replicas see the
+//! same messages. Presence lives in the cache as an expiring set.
+//!
+//! Layout: `domain` (rules and errors), `store` (queries), `api` (HTTP
+//! routes, OpenAPI), `ws` (WebSocket sessions), `presence`.
+
+pub mod api;
+pub mod domain;
+mod presence;
+pub mod store;
+mod ws;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::Router;
+use daarion_bus::{Bus, Envelope};
+use daarion_cache::Cache;
+use daarion_kernel::{
+    ServiceDescriptor,
+    http::Actor,
+    shutdown::{CancellationToken, TaskTracker},
+};
+use daarion_store::{Db, MigrationSet, migration};
+use serde::Deserialize;
+
+use crate::{api::MessageView, domain::{CityError, MessageBody, Slug}};
+
+pub const SERVICE: &str = "city";
+
+pub const DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
+    name: SERVICE,
+    port: 7001,
+    version: env!("CARGO_PKG_VERSION"),
+};
+
+pub const MIGRATIONS: MigrationSet = MigrationSet {
+    service: SERVICE,
+    migrations: &[migration!(1, "001_create_city_tables")],
+};
+
+/// `[city]` settings.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Longest message body, in characters.
+    pub max_message_chars: usize,
+    /// Presence lasts this long after the last heartbeat.
+    pub presence_ttl_secs: u64,
+    /// Largest WebSocket message a client may send, in bytes.
+    pub ws_max_message_bytes: usize,
+    /// Messages a WebSocket client may send per second, sustained...
+    pub ws_messages_per_second: f64,
+    /// ...and in a burst.
+    pub ws_burst: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            max_message_chars: 4000,
+            presence_ttl_secs: 30,
+            ws_max_message_bytes: 16 * 1024,
+            ws_messages_per_second: 5.0,
+            ws_burst: 20,
+        }
+    }
+}
+
+impl Settings {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_message_chars == 0 || self.max_message_chars > 100_000 {
+            return Err("city.max_message_chars must be between 1 and 100000".into());
+        }
+        if self.presence_ttl_secs < 3 {
+            return Err("city.presence_ttl_secs must be at least 3".into());
+        }
+        if self.ws_max_message_bytes < 256 {
+            return Err("city.ws_max_message_bytes must be at least 256".into());
+        }
+        if !(self.ws_messages_per_second > 0.0) || self.ws_burst == 0 {
+            return Err("city.ws_messages_per_second and city.ws_burst must be positive".into());
+        }
+        Ok(())
+    }
+
+    fn presence_ttl(&self) -> Duration {
+        Duration::from_secs(self.presence_ttl_secs)
+    }
+}
+
+/// What the service needs from its runtime.
+pub struct Deps {
+    pub db: Db,
+    pub bus: Arc<dyn Bus>,
+    pub cache: Arc<dyn Cache>,
+    pub settings: Settings,
+    /// Fires on shutdown: WebSocket sessions close, background tasks stop.
+    pub shutdown: CancellationToken,
+    /// Tracks WebSocket sessions and background tasks, so shutdown can wait for them.
+    pub tasks: TaskTracker,
+}
+
+#[derive(Clone)]
+pub struct CityState {
+    db: Db,
+    bus: Arc<dyn Bus>,
+    cache: Arc<dyn Cache>,
+    settings: Arc<Settings>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl CityState {
+    /// Publishes a live event. The data is already committed, so a bus
+    /// failure costs live delivery only (clients catch up from history).
+    async fn publish(&self, event: &Envelope) {
+        if let Err(error) = self.bus.publish(event).await {
+            metrics::counter!("city_publish_failures_total").increment(1);
+            tracing::error!(%error, subject = %event.subject, "live event not published");
+        }
+    }
+}
+
+/// The mounted service: its API router (paths under `/api/city`), its
+/// WebSocket router (under `/ws/city`) and its OpenAPI document.
+pub struct City {
+    pub api: Router,
+    pub ws: Router,
+    pub openapi: utoipa::openapi::OpenApi,
+}
+
+/// Builds the service on migrated storage, creating the `general` room and
+/// starting the presence sweeper.
+pub async fn build(deps: Deps) -> Result<City, CityError> {
+    store::ensure_general(&deps.db).await?;
+    let state = CityState {
+        db: deps.db,
+        bus: deps.bus,
+        cache: deps.cache,
+        settings: Arc::new(deps.settings),
+        shutdown: deps.shutdown,
+        tasks: deps.tasks,
+    };
+    state.tasks.spawn(presence::sweep(state.clone()));
+    let (api, openapi) = api::router().split_for_parts();
+    Ok(City {
+        api: api.with_state(state.clone()),
+        ws: ws::router().with_state(state),
+        openapi,
+    })
+}
+
+/// Posts a message (HTTP or WebSocket) and publishes it for live delivery.
+async fn post_message(
+    state: &CityState,
+    slug: &Slug,
+    actor: &Actor,
+    body: &str,
+    idempotency_key: Option<&str>,
+) -> Result<(MessageView, bool), CityError> {
+    let body = MessageBody::parse(body, state.settings.max_message_chars)?;
+    let (message, fresh) =
+        store::create_message(&state.db, slug, actor.as_str(), &body, idempotency_key).await?;
+    let view = MessageView::from(message);
+    if fresh {
+        metrics::counter!("city_messages_total").increment(1);
+        let payload = serde_json::to_value(&view).unwrap_or_default();
+        let event = Envelope::new(SERVICE, format!("city.message.created.{}", slug.as_str()), payload)
+            .with_actor(actor.as_str());
+        state.publish(&event).await;
+    }
+    Ok((view, fresh))
+}

@@ -1,0 +1,166 @@
+//! Settings: built-in defaults (embedded backends) → `daarion.toml` →
+//! environment. `DATABASE_URL`, `NATS_URL` and `REDIS_URL` are read as in the
+//! seeds; everything else as `DAARION__SECTION__KEY` (e.g.
+//! `DAARION__CITY__MAX_MESSAGE_CHARS`).
+
+use std::{net::SocketAddr, path::{Path, PathBuf}};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on; default 127.0.0.1:8080 for `up`, the service's
+    /// standard port for `serve`.
+    pub listen: Option<SocketAddr>,
+    /// Where the embedded database lives.
+    pub data_dir: PathBuf,
+    /// `postgres://...` switches from the embedded SQLite file to PostgreSQL.
+    pub database_url: Option<String>,
+    /// `nats://...` switches from the in-process bus to NATS JetStream.
+    pub nats_url: Option<String>,
+    /// Prefix of every subject and stream on NATS (several cities on one server).
+    pub nats_namespace: String,
+    /// `redis://...` switches from the in-process cache to Redis.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key.
+    pub redis_prefix: String,
+    /// Log filter (`RUST_LOG` syntax); `RUST_LOG` wins when set.
+    pub log: String,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Bearer token for the operator endpoints (`/api/ops/*`); unset = closed.
+    pub admin_token: Option<String>,
+    pub city: daarion_city::Settings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            nats_url: None,
+            nats_namespace: String::new(),
+            redis_url: None,
+            redis_prefix: "daarion:".into(),
+            log: "info".into(),
+            max_body_bytes: 1024 * 1024,
+            admin_token: None,
+            city: daarion_city::Settings::default(),
+        }
+    }
+}
+
+/// A setting that is wrong, named.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Settings {
+    /// Loads the layers. `file` must exist when given explicitly; the default
+    /// `daarion.toml` is optional.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        match file {
+            Some(path) if !path.exists() => {
+                return Err(ConfigError(format!("config file {} does not exist", path.display())));
+            }
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None => figment = figment.merge(Toml::file("daarion.toml")),
+        }
+        let settings: Settings = figment
+            .merge(Env::raw().only(&["DATABASE_URL", "NATS_URL", "REDIS_URL"]))
+            .merge(Env::prefixed("DAARION__").split("__"))
+            .extract()
+            .map_err(|e| ConfigError(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let scheme = |name: &str, value: &Option<String>, schemes: &[&str]| match value {
+            Some(url) if !schemes.iter().any(|s| url.starts_with(s)) => Err(ConfigError(format!(
+                "{name} must start with one of {schemes:?}, got {url:?}"
+            ))),
+            _ => Ok(()),
+        };
+        scheme("DATABASE_URL", &self.database_url, &["postgres://", "postgresql://", "sqlite:"])?;
+        scheme("NATS_URL", &self.nats_url, &["nats://", "tls://"])?;
+        scheme("REDIS_URL", &self.redis_url, &["redis://", "rediss://"])?;
+        if !self.nats_namespace.is_empty() && daarion_bus::subject::validate(&self.nats_namespace).is_err() {
+            return Err(ConfigError("nats_namespace must be dot-separated letters, digits, - and _".into()));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError("max_body_bytes must be at least 1024".into()));
+        }
+        if self.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err(ConfigError("admin_token must be at least 16 characters".into()));
+        }
+        self.city.validate().map_err(ConfigError)?;
+        Ok(())
+    }
+
+    /// The database to use: `DATABASE_URL`, or the SQLite file in the data dir.
+    pub fn database(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}", self.data_dir.join("daarion.db").display())
+        })
+    }
+}
+
+/// Settings as shown by `config check`: URLs without passwords, no token.
+pub fn redacted(settings: &Settings) -> serde_json::Value {
+    let mut shown = settings.clone();
+    let strip = |url: &mut Option<String>| {
+        if let Some(u) = url.as_mut()
+            && let Some((scheme, rest)) = u.split_once("://")
+            && let Some((auth, host)) = rest.split_once('@')
+        {
+            let user = auth.split(':').next().unwrap_or("");
+            *u = format!("{scheme}://{user}:***@{host}");
+        }
+    };
+    strip(&mut shown.database_url);
+    strip(&mut shown.nats_url);
+    strip(&mut shown.redis_url);
+    if shown.admin_token.is_some() {
+        shown.admin_token = Some("***".into());
+    }
+    serde_json::to_value(shown).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrong_settings_are_named() {
+        let bad = Settings { database_url: Some("mysql://x".into()), ..Settings::default() };
+        let message = bad.validate().map_err(|e| e.to_string()).err().unwrap_or_default();
+        assert!(message.contains("DATABASE_URL"), "{message}");
+        let bad = Settings { redis_url: Some("http://x".into()), ..Settings::default() };
+        assert!(bad.validate().is_err());
+        let mut bad = Settings::default();
+        bad.city.max_message_chars = 0;
+        assert!(bad.validate().map_err(|e| e.to_string()).err().unwrap_or_default().contains("city.max_message_chars"));
+        assert!(Settings::default().validate().is_ok());
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let s = Settings {
+            database_url: Some("postgres://u:secret@h/db".into()),
+            admin_token: Some("0123456789abcdef".into()),
+            ..Settings::default()
+        };
+        let shown = redacted(&s).to_string();
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(!shown.contains("0123456789abcdef"));
+        assert!(shown.contains("postgres://u:***@h/db"));
+    }
+}

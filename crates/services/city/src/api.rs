@@ -1,0 +1,232 @@
+//! HTTP routes and wire types. Handlers parse, call the domain and store,
+//! and map [`CityError`] to [`ApiError`] in one place.
+
+use axum::{
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+use daarion_bus::Envelope;
+use daarion_kernel::{
+    ApiError,
+    http::{Actor, Json, Page, PageParams, Query},
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    CityState, SERVICE,
+    domain::{CityError, Message, NewRoom, Room, Slug},
+    store,
+};
+
+impl From<CityError> for ApiError {
+    fn from(error: CityError) -> Self {
+        match &error {
+            CityError::Invalid(message) => ApiError::validation(message.clone()),
+            CityError::RoomNotFound(_) => ApiError::not_found(error.to_string()),
+            CityError::Conflict(message) => ApiError::conflict(message.clone()),
+            CityError::Store(e) if e.is_retryable() => ApiError::unavailable(&error),
+            CityError::Bus(daarion_bus::BusError::Unavailable(_)) => ApiError::unavailable(&error),
+            CityError::Cache(daarion_cache::CacheError::Unavailable(_)) => {
+                ApiError::unavailable(&error)
+            }
+            _ => ApiError::internal(&error),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoomView {
+    pub id: String,
+    pub slug: String,
+    pub title: String,
+    pub description: String,
+    pub created_by: String,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+}
+
+impl From<Room> for RoomView {
+    fn from(r: Room) -> Self {
+        Self {
+            id: r.id,
+            slug: r.slug,
+            title: r.title,
+            description: r.description,
+            created_by: r.created_by,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MessageView {
+    pub id: String,
+    /// The room's slug.
+    pub room: String,
+    pub author: String,
+    pub body: String,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+}
+
+impl From<Message> for MessageView {
+    fn from(m: Message) -> Self {
+        Self {
+            id: m.id,
+            room: m.room,
+            author: m.author,
+            body: m.body,
+            created_at: m.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRoom {
+    pub slug: String,
+    pub title: String,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostMessage {
+    pub body: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PresentUser {
+    pub user: String,
+}
+
+pub fn router() -> OpenApiRouter<CityState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_rooms, create_room))
+        .routes(routes!(get_room))
+        .routes(routes!(list_messages, post_message))
+        .routes(routes!(presence))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= 255)
+                .ok_or_else(|| ApiError::bad_request("Idempotency-Key must be 1 to 255 visible characters"))
+        })
+        .transpose()
+}
+
+fn created<T: Serialize>(fresh: bool, body: T) -> Response {
+    let status = if fresh { StatusCode::CREATED } else { StatusCode::OK };
+    (status, Json(body)).into_response()
+}
+
+/// List public rooms, by slug.
+#[utoipa::path(get, path = "/rooms", tag = "city", params(PageParams),
+    responses((status = 200, description = "A page of rooms", body = Page<RoomView>)))]
+async fn list_rooms(
+    State(state): State<CityState>,
+    Query(page): Query<PageParams>,
+) -> Result<Json<Page<RoomView>>, ApiError> {
+    let limit = page.limit()?;
+    let rows = store::rooms(&state.db, page.after()?.as_deref(), limit).await?;
+    let page = Page::from_rows(rows, limit, |r| r.slug.clone());
+    Ok(Json(Page {
+        items: page.items.into_iter().map(RoomView::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Create a public room. Send `Idempotency-Key` to make retries safe.
+#[utoipa::path(post, path = "/rooms", tag = "city", request_body = CreateRoom,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried create return the first result")),
+    responses((status = 201, description = "Created", body = RoomView),
+        (status = 200, description = "Replay of an earlier create with the same key", body = RoomView),
+        (status = 409, description = "The slug is taken"),
+        (status = 422, description = "Invalid fields")))]
+async fn create_room(
+    State(state): State<CityState>,
+    actor: Actor,
+    headers: HeaderMap,
+    Json(input): Json<CreateRoom>,
+) -> Result<Response, ApiError> {
+    let new_room = NewRoom::parse(&input.slug, &input.title, input.description.as_deref())?;
+    let (room, fresh) =
+        store::create_room(&state.db, &new_room, actor.as_str(), idempotency_key(&headers)?).await?;
+    if fresh {
+        let event = Envelope::new(SERVICE, format!("city.room.created.{}", room.slug),
+            serde_json::json!({ "id": room.id, "slug": room.slug, "title": room.title }))
+        .with_actor(actor.as_str());
+        state.publish(&event).await;
+    }
+    Ok(created(fresh, RoomView::from(room)))
+}
+
+/// One room.
+#[utoipa::path(get, path = "/rooms/{slug}", tag = "city",
+    params(("slug" = String, Path, description = "Room slug")),
+    responses((status = 200, body = RoomView), (status = 404, description = "No such room")))]
+async fn get_room(
+    State(state): State<CityState>,
+    Path(slug): Path<String>,
+) -> Result<Json<RoomView>, ApiError> {
+    let slug = Slug::parse(&slug).map_err(|_| CityError::RoomNotFound(slug))?;
+    Ok(Json(store::room(&state.db, &slug).await?.into()))
+}
+
+/// A room's messages, newest first.
+#[utoipa::path(get, path = "/rooms/{slug}/messages", tag = "city",
+    params(("slug" = String, Path, description = "Room slug"), PageParams),
+    responses((status = 200, body = Page<MessageView>), (status = 404, description = "No such room")))]
+async fn list_messages(
+    State(state): State<CityState>,
+    Path(slug): Path<String>,
+    Query(page): Query<PageParams>,
+) -> Result<Json<Page<MessageView>>, ApiError> {
+    let slug = Slug::parse(&slug).map_err(|_| CityError::RoomNotFound(slug))?;
+    let limit = page.limit()?;
+    let rows = store::messages(&state.db, &slug, page.after()?.as_deref(), limit).await?;
+    let page = Page::from_rows(rows, limit, |m| m.id.clone());
+    Ok(Json(Page {
+        items: page.items.into_iter().map(MessageView::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Post a message to a room; every client connected to the room receives it.
+#[utoipa::path(post, path = "/rooms/{slug}/messages", tag = "city", request_body = PostMessage,
+    params(("slug" = String, Path, description = "Room slug"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried post return the first result")),
+    responses((status = 201, body = MessageView), (status = 404, description = "No such room"),
+        (status = 422, description = "Empty or over-long body")))]
+async fn post_message(
+    State(state): State<CityState>,
+    Path(slug): Path<String>,
+    actor: Actor,
+    headers: HeaderMap,
+    Json(input): Json<PostMessage>,
+) -> Result<Response, ApiError> {
+    let slug = Slug::parse(&slug).map_err(|_| CityError::RoomNotFound(slug))?;
+    let (message, fresh) =
+        crate::post_message(&state, &slug, &actor, &input.body, idempotency_key(&headers)?).await?;
+    Ok(created(fresh, message))
+}
+
+/// Who is in the city now.
+#[utoipa::path(get, path = "/presence", tag = "city",
+    responses((status = 200, body = Page<PresentUser>)))]
+async fn presence(State(state): State<CityState>) -> Result<Json<Page<PresentUser>>, ApiError> {
+    let users = crate::presence::present(&state).await?;
+    Ok(Json(Page {
+        items: users.into_iter().map(|user| PresentUser { user }).collect(),
+        next_cursor: None,
+    }))
+}

@@ -1,0 +1,295 @@
+//! WebSocket sessions: a room's live messages, and presence.
+//!
+//! Client frames are JSON text. Bad frames get an error frame and the
+//! session goes on; an oversized frame closes with 1009, a flood with 1008,
+//! a binary frame with 1003, server shutdown with 1001.
+
+use std::time::Duration;
+
+use axum::{
+    Router,
+    extract::{
+        Path, State,
+        ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code},
+    },
+    response::Response,
+    routing::get,
+};
+use daarion_bus::Subscription;
+use daarion_cache::RateLimit;
+use daarion_kernel::{ApiError, RequestContext, http::Actor, metrics::ConnectionGuard};
+use futures::{SinkExt, StreamExt, stream::SplitSink};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{
+    CityState, SERVICE,
+    domain::{CityError, Slug},
+    presence, store,
+};
+
+/// A client that does not read its messages for this long is dropped.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn router() -> Router<CityState> {
+    Router::new()
+        .route("/rooms/{slug}", get(room_socket))
+        .route("/presence", get(presence_socket))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum ClientFrame {
+    /// Post a message; `ref` is echoed in the acknowledgement.
+    Message {
+        body: String,
+        #[serde(default, rename = "ref")]
+        reference: Option<String>,
+    },
+    Heartbeat,
+}
+
+async fn room_socket(
+    State(state): State<CityState>,
+    Path(slug): Path<String>,
+    actor: Option<Actor>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let slug = Slug::parse(&slug).map_err(|_| CityError::RoomNotFound(slug))?;
+    store::room(&state.db, &slug).await?;
+    // Subscribe before upgrading, so nothing posted after the 101 is missed.
+    let live = state
+        .bus
+        .subscribe(&format!("city.message.created.{}", slug.as_str()))
+        .await
+        .map_err(CityError::from)?;
+    Ok(upgrade_with_limits(upgrade, &state).on_upgrade(move |socket| {
+        let ctx = RequestContext::current_or_generate();
+        let session = Session::new(state.clone(), socket, actor);
+        state.tasks.track_future(ctx.scope(session.run_room(slug, live)))
+    }))
+}
+
+async fn presence_socket(
+    State(state): State<CityState>,
+    actor: Option<Actor>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let live = state
+        .bus
+        .subscribe(presence::SUBJECTS)
+        .await
+        .map_err(CityError::from)?;
+    Ok(upgrade_with_limits(upgrade, &state).on_upgrade(move |socket| {
+        let ctx = RequestContext::current_or_generate();
+        let session = Session::new(state.clone(), socket, actor);
+        state.tasks.track_future(ctx.scope(session.run_presence(live)))
+    }))
+}
+
+fn upgrade_with_limits(upgrade: WebSocketUpgrade, state: &CityState) -> WebSocketUpgrade {
+    // The protocol layer's hard cap sits above the configured limit, so an
+    // oversized message reaches us and gets a proper 1009 close.
+    let hard_cap = state.settings.ws_max_message_bytes.saturating_mul(4);
+    upgrade.max_message_size(hard_cap).max_frame_size(hard_cap)
+}
+
+enum Flow {
+    Continue,
+    Close(u16, &'static str),
+}
+
+struct Session {
+    state: CityState,
+    sink: SplitSink<WebSocket, Message>,
+    incoming: futures::stream::SplitStream<WebSocket>,
+    actor: Option<Actor>,
+    rate_key: String,
+    strikes: u32,
+    _guard: ConnectionGuard,
+}
+
+impl Session {
+    fn new(state: CityState, socket: WebSocket, actor: Option<Actor>) -> Self {
+        let (sink, incoming) = socket.split();
+        let rate_key = match &actor {
+            Some(actor) => format!("city:ws-rate:user:{}", actor.as_str()),
+            None => format!("city:ws-rate:conn:{}", uuid::Uuid::new_v4().simple()),
+        };
+        metrics::counter!("city_ws_sessions_total").increment(1);
+        Self {
+            state,
+            sink,
+            incoming,
+            actor,
+            rate_key,
+            strikes: 0,
+            _guard: ConnectionGuard::new(SERVICE),
+        }
+    }
+
+    async fn send(&mut self, value: &Value) -> Result<(), ()> {
+        let text = value.to_string();
+        match tokio::time::timeout(SEND_TIMEOUT, self.sink.send(Message::Text(text.into()))).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(()),
+        }
+    }
+
+    async fn send_error(&mut self, error: ApiError) -> Result<(), ()> {
+        let mut frame = error.body();
+        frame["type"] = "error".into();
+        self.send(&frame).await
+    }
+
+    async fn close(mut self, code: u16, reason: &'static str) {
+        let frame = CloseFrame { code, reason: reason.into() };
+        let _ = tokio::time::timeout(SEND_TIMEOUT, self.sink.send(Message::Close(Some(frame)))).await;
+    }
+
+    /// Checks size and rate of a client frame and parses it.
+    async fn admit(&mut self, text: &str) -> Result<Option<ClientFrame>, Flow> {
+        if text.len() > self.state.settings.ws_max_message_bytes {
+            return Err(Flow::Close(close_code::SIZE, "message too big"));
+        }
+        let limit = RateLimit {
+            per_second: self.state.settings.ws_messages_per_second,
+            burst: self.state.settings.ws_burst,
+        };
+        match self.state.cache.rate_limit(&self.rate_key, limit).await {
+            Ok(decision) if !decision.allowed => {
+                self.strikes += 1;
+                if self.strikes > self.state.settings.ws_burst {
+                    return Err(Flow::Close(close_code::POLICY, "rate limit exceeded"));
+                }
+                let _ = self.send_error(ApiError::rate_limited(decision.retry_after)).await;
+                return Ok(None);
+            }
+            Ok(_) => self.strikes = 0,
+            Err(error) => tracing::warn!(%error, "rate limit check failed; frame admitted"),
+        }
+        match serde_json::from_str::<ClientFrame>(text) {
+            Ok(frame) => Ok(Some(frame)),
+            Err(error) => {
+                let _ = self.send_error(ApiError::bad_request(format!("invalid frame: {error}"))).await;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Reads one client message; `None` ends the session quietly.
+    async fn read(&mut self, message: Option<Result<Message, axum::Error>>) -> Result<Option<ClientFrame>, Flow> {
+        match message {
+            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => Err(Flow::Close(close_code::NORMAL, "")),
+            Some(Ok(Message::Text(text))) => self.admit(text.as_str()).await,
+            Some(Ok(Message::Binary(_))) => Err(Flow::Close(close_code::UNSUPPORTED, "send JSON text frames")),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(None),
+        }
+    }
+
+    async fn run_room(mut self, slug: Slug, mut live: Subscription) {
+        let end = loop {
+            let flow = tokio::select! {
+                () = self.state.shutdown.cancelled() => Flow::Close(close_code::AWAY, "server shutting down"),
+                event = live.next() => match event {
+                    Some(event) => {
+                        let frame = json!({ "type": "message", "message": event.payload });
+                        if self.send(&frame).await.is_err() { break None }
+                        Flow::Continue
+                    }
+                    None => Flow::Close(close_code::ERROR, "live feed ended"),
+                },
+                incoming = self.incoming.next() => match self.read(incoming).await {
+                    Ok(Some(frame)) => self.on_room_frame(&slug, frame).await,
+                    Ok(None) => Flow::Continue,
+                    Err(flow) => flow,
+                },
+            };
+            if let Flow::Close(code, reason) = flow {
+                break Some((code, reason));
+            }
+        };
+        if let Some((code, reason)) = end {
+            self.close(code, reason).await;
+        }
+    }
+
+    async fn on_room_frame(&mut self, slug: &Slug, frame: ClientFrame) -> Flow {
+        let ClientFrame::Message { body, reference } = frame else {
+            return Flow::Continue;
+        };
+        let Some(actor) = self.actor.clone() else {
+            let _ = self.send_error(ApiError::unauthorized("name yourself (?user=) to post")).await;
+            return Flow::Continue;
+        };
+        match crate::post_message(&self.state, slug, &actor, &body, None).await {
+            Ok((message, _)) => {
+                let _ = self.send(&json!({ "type": "ack", "ref": reference, "message": message })).await;
+            }
+            Err(error) => {
+                let _ = self.send_error(ApiError::from(error)).await;
+            }
+        }
+        Flow::Continue
+    }
+
+    async fn run_presence(mut self, mut live: Subscription) {
+        let users = presence::present(&self.state).await.unwrap_or_default();
+        if self.send(&json!({ "type": "snapshot", "users": users })).await.is_err() {
+            return;
+        }
+        if let Some(actor) = self.actor.clone()
+            && let Err(error) = presence::heartbeat(&self.state, actor.as_str()).await
+        {
+            tracing::warn!(%error, "presence join failed");
+        }
+        let end = loop {
+            let flow = tokio::select! {
+                () = self.state.shutdown.cancelled() => Flow::Close(close_code::AWAY, "server shutting down"),
+                event = live.next() => match event {
+                    Some(event) => {
+                        let kind = event.subject.rsplit('.').next().unwrap_or("event").to_owned();
+                        let mut frame = event.payload;
+                        frame["type"] = kind.into();
+                        frame["time"] = event.time.into();
+                        if self.send(&frame).await.is_err() { break None }
+                        Flow::Continue
+                    }
+                    None => Flow::Close(close_code::ERROR, "live feed ended"),
+                },
+                incoming = self.incoming.next() => match self.read(incoming).await {
+                    Ok(Some(ClientFrame::Heartbeat)) => {
+                        match self.actor.clone() {
+                            Some(actor) => {
+                                if let Err(error) = presence::heartbeat(&self.state, actor.as_str()).await {
+                                    let _ = self.send_error(ApiError::from(error)).await;
+                                }
+                            }
+                            None => {
+                                let _ = self.send_error(ApiError::unauthorized("name yourself (?user=) to be present")).await;
+                            }
+                        }
+                        Flow::Continue
+                    }
+                    Ok(Some(ClientFrame::Message { .. })) => {
+                        let _ = self.send_error(ApiError::bad_request("post messages to a room socket")).await;
+                        Flow::Continue
+                    }
+                    Ok(None) => Flow::Continue,
+                    Err(flow) => flow,
+                },
+            };
+            if let Flow::Close(code, reason) = flow {
+                break Some((code, reason));
+            }
+        };
+        if let Some(actor) = self.actor.clone()
+            && let Err(error) = presence::leave(&self.state, actor.as_str()).await
+        {
+            tracing::warn!(%error, "presence leave failed");
+        }
+        if let Some((code, reason)) = end {
+            self.close(code, reason).await;
+        }
+    }
+}
