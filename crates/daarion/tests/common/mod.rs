@@ -1,0 +1,174 @@
+//! Spawns a real DAARION app on a random port with backends of its own.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::{net::SocketAddr, time::Duration};
+
+use daarion::{App, Settings, Shape};
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// SQLite file, in-process bus and cache.
+    Embedded,
+    /// PostgreSQL, NATS JetStream and Redis.
+    Distributed,
+}
+
+/// Backend settings shared by replicas of one test city.
+pub struct City {
+    pub settings: Settings,
+    _dir: tempfile::TempDir,
+}
+
+impl City {
+    pub async fn new(kind: Kind) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            data_dir: dir.path().to_path_buf(),
+            log: "warn".into(),
+            ..Settings::default()
+        };
+        if kind == Kind::Distributed {
+            let pg = daarion_testkit::require_env("DATABASE_URL")?;
+            settings.database_url = Some(daarion_testkit::fresh_postgres_database(&pg).await);
+            settings.nats_url = Some(daarion_testkit::require_env("NATS_URL")?);
+            settings.nats_namespace = daarion_testkit::unique("t");
+            settings.redis_url = Some(daarion_testkit::require_env("REDIS_URL")?);
+            settings.redis_prefix = format!("{}:", daarion_testkit::unique("t"));
+        }
+        Some(Self { settings, _dir: dir })
+    }
+
+    pub async fn spawn(&self) -> TestApp {
+        spawn_with(self.settings.clone(), Shape::AllInOne).await
+    }
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+pub async fn spawn_with(settings: Settings, shape: Shape) -> TestApp {
+    let app = App::build(settings, shape).await.expect("app builds");
+    let addr = app.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        stop: Some(stop),
+        handle,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        decode(response).await
+    }
+
+    pub async fn post(&self, path: &str, user: Option<&str>, body: Value) -> (u16, Value) {
+        let mut request = self.client.post(self.url(path)).json(&body);
+        if let Some(user) = user {
+            request = request.header("x-daarion-user", user);
+        }
+        decode(request.send().await.unwrap()).await
+    }
+
+    /// Stops the app and waits for it to finish.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(15), &mut self.handle)
+            .await
+            .expect("app stops in time")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+pub async fn decode(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, body)
+}
+
+/// Asserts the standard error shape and returns its code.
+#[track_caller]
+pub fn error_code(body: &Value) -> &str {
+    let error = &body["error"];
+    assert!(error["message"].is_string(), "not an error body: {body}");
+    assert!(error["request_id"].is_string(), "error without request id: {body}");
+    error["code"].as_str().expect("error code")
+}
+
+pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub async fn ws(url: &str) -> Ws {
+    tokio_tungstenite::connect_async(url).await.expect("websocket connects").0
+}
+
+/// The next JSON text frame, within 10 s.
+pub async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a frame within 10 s")
+            .expect("socket open")
+            .expect("frame ok");
+        match frame {
+            WsMessage::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
+            WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+/// Waits for the next frame whose `type` is `kind`.
+pub async fn next_of(ws: &mut Ws, kind: &str) -> Value {
+    loop {
+        let frame = next_json(ws).await;
+        if frame["type"] == kind {
+            return frame;
+        }
+    }
+}
+
+/// The close code the server sends, within 10 s (text frames are skipped).
+pub async fn close_code(ws: &mut Ws) -> u16 {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a frame within 10 s");
+        match frame {
+            Some(Ok(WsMessage::Close(Some(close)))) => return u16::from(close.code),
+            Some(Ok(WsMessage::Close(None))) | None => return 1005,
+            Some(Ok(_)) => continue,
+            Some(Err(error)) => panic!("socket failed before closing: {error}"),
+        }
+    }
+}
+
+pub async fn send_text(ws: &mut Ws, text: String) {
+    ws.send(WsMessage::Text(text.into())).await.unwrap();
+}
