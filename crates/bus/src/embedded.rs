@@ -67,15 +67,15 @@ impl Bus for EmbeddedBus {
                 // Same id published twice: deliver once, like JetStream's dedupe.
                 return Ok(());
             }
-            let consumers =
-                daarion_store::sql::query("SELECT name, filter FROM bus_consumers WHERE stream = $1")
-                    .bind(stream.name)
-                    .fetch_all(&mut *tx)
-                    .await?;
+            let consumers = daarion_store::sql::query(
+                "SELECT name, filter FROM bus_consumers WHERE stream = $1",
+            )
+            .bind(stream.name)
+            .fetch_all(&mut *tx)
+            .await?;
             for row in consumers {
                 let name: String = row.try_get("name")?;
-                let filter: String =
-                    row.try_get("filter")?;
+                let filter: String = row.try_get("filter")?;
                 if !subject::matches(&filter, &event.subject) {
                     continue;
                 }
@@ -170,10 +170,8 @@ impl EmbeddedConsumer {
             let Some(row) = row else { return Ok(None) };
             let event_id: String = row.try_get("event_id")?;
             let attempts: i64 = row.try_get("attempts")?;
-            let visible_at: String =
-                row.try_get("visible_at")?;
-            let envelope: String =
-                row.try_get("envelope")?;
+            let visible_at: String = row.try_get("visible_at")?;
+            let envelope: String = row.try_get("envelope")?;
             // Compare-and-set on visible_at: of two workers racing for the
             // same delivery, exactly one wins.
             let won = daarion_store::sql::query(
@@ -228,7 +226,12 @@ impl Consumer for EmbeddedConsumer {
             if let Some(delivery) = self.claim().await? {
                 return Ok(delivery);
             }
-            let wait = match self.next_due().await?.as_deref().and_then(daarion_store::parse_time) {
+            let wait = match self
+                .next_due()
+                .await?
+                .as_deref()
+                .and_then(daarion_store::parse_time)
+            {
                 Some(due) => (due - chrono::Utc::now())
                     .to_std()
                     .unwrap_or(Duration::ZERO)
@@ -252,11 +255,13 @@ struct EmbeddedAcker {
 
 impl EmbeddedAcker {
     async fn remove(&self) -> Result<(), BusError> {
-        daarion_store::sql::query("DELETE FROM bus_deliveries WHERE consumer = $1 AND event_id = $2")
-            .bind(self.consumer.as_str())
-            .bind(self.event_id.as_str())
-            .execute(self.db.pool())
-            .await?;
+        daarion_store::sql::query(
+            "DELETE FROM bus_deliveries WHERE consumer = $1 AND event_id = $2",
+        )
+        .bind(self.consumer.as_str())
+        .bind(self.event_id.as_str())
+        .execute(self.db.pool())
+        .await?;
         Ok(())
     }
 }

@@ -150,10 +150,7 @@ impl Bus for NatsBus {
             )
             .await
             .map_err(BusError::unavailable)?;
-        let messages = consumer
-            .messages()
-            .await
-            .map_err(BusError::unavailable)?;
+        let messages = consumer.messages().await.map_err(BusError::unavailable)?;
         Ok(Box::new(NatsConsumer { messages }))
     }
 

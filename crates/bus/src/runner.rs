@@ -114,7 +114,10 @@ where
         Err(error) if delivery.attempt >= spec.max_deliver => {
             tracing::error!(consumer = %spec.name, event_id = %envelope.id, attempts = delivery.attempt,
                 error = %error, "event dead-lettered");
-            match dead_letters.put(&spec.name, &envelope, &error.0, delivery.attempt).await {
+            match dead_letters
+                .put(&spec.name, &envelope, &error.0, delivery.attempt)
+                .await
+            {
                 Ok(()) => settled(delivery.term().await, "dead_lettered"),
                 Err(store_error) => {
                     tracing::error!(%store_error, "cannot write dead letter; will redeliver");

@@ -11,12 +11,30 @@ pub struct StreamDef {
 }
 
 pub const STREAMS: &[StreamDef] = &[
-    StreamDef { name: "MESSAGES", subjects: &["message.>"] },
-    StreamDef { name: "ATTACHMENTS", subjects: &["attachment.>"] },
-    StreamDef { name: "AGENT_RUNS", subjects: &["agent.run.>"] },
-    StreamDef { name: "MEMORY", subjects: &["memory.>"] },
-    StreamDef { name: "AUDIT", subjects: &["audit.>", "ops.>"] },
-    StreamDef { name: "CITY", subjects: &["city.>"] },
+    StreamDef {
+        name: "MESSAGES",
+        subjects: &["message.>"],
+    },
+    StreamDef {
+        name: "ATTACHMENTS",
+        subjects: &["attachment.>"],
+    },
+    StreamDef {
+        name: "AGENT_RUNS",
+        subjects: &["agent.run.>"],
+    },
+    StreamDef {
+        name: "MEMORY",
+        subjects: &["memory.>"],
+    },
+    StreamDef {
+        name: "AUDIT",
+        subjects: &["audit.>", "ops.>"],
+    },
+    StreamDef {
+        name: "CITY",
+        subjects: &["city.>"],
+    },
 ];
 
 fn valid_token(token: &str) -> bool {
@@ -40,9 +58,10 @@ pub fn validate(subject: &str) -> Result<(), BusError> {
 pub fn validate_pattern(pattern: &str) -> Result<(), BusError> {
     let tokens: Vec<&str> = pattern.split('.').collect();
     let ok = pattern.len() <= 512
-        && tokens.iter().enumerate().all(|(i, t)| {
-            valid_token(t) || *t == "*" || (*t == ">" && i == tokens.len() - 1)
-        });
+        && tokens
+            .iter()
+            .enumerate()
+            .all(|(i, t)| valid_token(t) || *t == "*" || (*t == ">" && i == tokens.len() - 1));
     if ok {
         Ok(())
     } else {
@@ -88,7 +107,11 @@ mod tests {
 
     #[track_caller]
     fn check(pattern: &str, subject: &str, expected: bool) {
-        assert_eq!(matches(pattern, subject), expected, "{pattern} vs {subject}");
+        assert_eq!(
+            matches(pattern, subject),
+            expected,
+            "{pattern} vs {subject}"
+        );
     }
 
     #[test]
@@ -97,8 +120,16 @@ mod tests {
         check("city.message.>", "city.message", false);
         check("city.*.created", "city.message.created", true);
         check("city.*.created", "city.message.created.x", false);
-        check("city.message.created.general", "city.message.created.general", true);
-        check("city.message.created.general", "city.message.created.other", false);
+        check(
+            "city.message.created.general",
+            "city.message.created.general",
+            true,
+        );
+        check(
+            "city.message.created.general",
+            "city.message.created.other",
+            false,
+        );
         check(">", "anything.at.all", true);
         check("a.b", "a", false);
     }
@@ -115,10 +146,16 @@ mod tests {
 
     #[test]
     fn subjects_map_to_streams() {
-        assert_eq!(stream_for("message.sent.r1").map(|s| s.name), Some("MESSAGES"));
+        assert_eq!(
+            stream_for("message.sent.r1").map(|s| s.name),
+            Some("MESSAGES")
+        );
         assert_eq!(stream_for("ops.alert").map(|s| s.name), Some("AUDIT"));
         assert_eq!(stream_for("presence.city.alice"), None);
-        assert_eq!(stream_for_filter("city.message.*").map(|s| s.name).ok(), Some("CITY"));
+        assert_eq!(
+            stream_for_filter("city.message.*").map(|s| s.name).ok(),
+            Some("CITY")
+        );
         assert!(stream_for_filter("presence.>").is_err());
     }
 }

@@ -37,7 +37,12 @@ impl Fixture {
                 Arc::new(daarion_testkit::nats_bus(&url, &namespace).await)
             }
         };
-        Some(Self { db, bus, kind, namespace })
+        Some(Self {
+            db,
+            bus,
+            kind,
+            namespace,
+        })
     }
 
     /// The same bus after a restart of the process: new connections, same data.
@@ -57,7 +62,11 @@ fn event(subject: &str, n: i64) -> Envelope {
 }
 
 fn spec(name: &str, filter: &str) -> ConsumerSpec {
-    ConsumerSpec { ack_wait: Duration::from_millis(700), max_deliver: 3, ..ConsumerSpec::new(name, filter) }
+    ConsumerSpec {
+        ack_wait: Duration::from_millis(700),
+        max_deliver: 3,
+        ..ConsumerSpec::new(name, filter)
+    }
 }
 
 async fn within<T>(fut: impl std::future::Future<Output = T>) -> T {

@@ -16,7 +16,11 @@ pub(crate) fn validate(limit: RateLimit) -> Result<(f64, f64), CacheError> {
 
 /// Given the stored TAT (if any) and now, returns the new TAT to store (if
 /// the request is allowed) and the decision.
-pub(crate) fn decide(tat: Option<f64>, now: f64, limit: RateLimit) -> Result<(Option<f64>, RateDecision), CacheError> {
+pub(crate) fn decide(
+    tat: Option<f64>,
+    now: f64,
+    limit: RateLimit,
+) -> Result<(Option<f64>, RateDecision), CacheError> {
     let (interval, tolerance) = validate(limit)?;
     let tat = tat.unwrap_or(now).max(now);
     let new_tat = tat + interval;
@@ -43,11 +47,14 @@ mod tests {
 
     #[test]
     fn a_full_bucket_allows_burst_then_refills_at_rate() {
-        let limit = RateLimit { per_second: 10.0, burst: 3 };
+        let limit = RateLimit {
+            per_second: 10.0,
+            burst: 3,
+        };
         let mut tat = None;
         let mut allowed = 0;
         for _ in 0..5 {
-            let (next, d) = decide(tat, 0.0, limit).unwrap_or((None, RateDecision { allowed: false, retry_after: Duration::ZERO, remaining: 0 }));
+            let (next, d) = decide(tat, 0.0, limit).unwrap();
             if d.allowed {
                 allowed += 1;
                 tat = next;
@@ -57,14 +64,34 @@ mod tests {
         }
         assert_eq!(allowed, 3);
         // 100 ms later exactly one token has come back.
-        let (_, d) = decide(tat, 100_000.0, limit).unwrap_or_else(|_| (None, RateDecision { allowed: false, retry_after: Duration::ZERO, remaining: 0 }));
+        let (_, d) = decide(tat, 100_000.0, limit).unwrap();
         assert!(d.allowed);
         assert_eq!(d.remaining, 0);
     }
 
     #[test]
     fn nonsense_limits_are_rejected() {
-        assert!(decide(None, 0.0, RateLimit { per_second: 0.0, burst: 1 }).is_err());
-        assert!(decide(None, 0.0, RateLimit { per_second: 1.0, burst: 0 }).is_err());
+        assert!(
+            decide(
+                None,
+                0.0,
+                RateLimit {
+                    per_second: 0.0,
+                    burst: 1
+                }
+            )
+            .is_err()
+        );
+        assert!(
+            decide(
+                None,
+                0.0,
+                RateLimit {
+                    per_second: 1.0,
+                    burst: 0
+                }
+            )
+            .is_err()
+        );
     }
 }

@@ -106,12 +106,14 @@ impl Cache for MemoryCache {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
         let now = Instant::now();
         match self.inner.get(key).await {
-            Some(Entry { value: Value::Bytes(b), expires_at }) if expires_at.is_none_or(|at| at > now) => {
-                Ok(Some(b.to_vec()))
-            }
-            Some(Entry { value: Value::Int(n), expires_at }) if expires_at.is_none_or(|at| at > now) => {
-                Ok(Some(n.to_string().into_bytes()))
-            }
+            Some(Entry {
+                value: Value::Bytes(b),
+                expires_at,
+            }) if expires_at.is_none_or(|at| at > now) => Ok(Some(b.to_vec())),
+            Some(Entry {
+                value: Value::Int(n),
+                expires_at,
+            }) if expires_at.is_none_or(|at| at > now) => Ok(Some(n.to_string().into_bytes())),
             Some(Entry { expires_at, .. }) if expires_at.is_none_or(|at| at > now) => {
                 Err(CacheError::WrongType(key.to_owned()))
             }
@@ -142,9 +144,18 @@ impl Cache for MemoryCache {
                 };
                 (Op::Put(entry), Ok(by))
             }
-            Some(Entry { value: Value::Int(n), expires_at }) => {
+            Some(Entry {
+                value: Value::Int(n),
+                expires_at,
+            }) => {
                 let next = n.saturating_add(by);
-                (Op::Put(Entry { value: Value::Int(next), expires_at }), Ok(next))
+                (
+                    Op::Put(Entry {
+                        value: Value::Int(next),
+                        expires_at,
+                    }),
+                    Ok(next),
+                )
             }
             Some(_) => (Op::Nop, Err(CacheError::WrongType(key.to_owned()))),
         })
@@ -156,14 +167,24 @@ impl Cache for MemoryCache {
         self.compute(key, |current| {
             let tat = match current {
                 None => None,
-                Some(Entry { value: Value::Tat(t), .. }) => Some(t),
+                Some(Entry {
+                    value: Value::Tat(t),
+                    ..
+                }) => Some(t),
                 Some(_) => return (Op::Nop, Err(CacheError::WrongType(key.to_owned()))),
             };
             match gcra::decide(tat, now, limit) {
                 Ok((Some(new_tat), decision)) => {
                     // The entry is useless once the bucket is full again.
-                    let expires_at = Instant::now() + Duration::from_micros((new_tat - now).max(0.0) as u64);
-                    (Op::Put(Entry { value: Value::Tat(new_tat), expires_at: Some(expires_at) }), Ok(decision))
+                    let expires_at =
+                        Instant::now() + Duration::from_micros((new_tat - now).max(0.0) as u64);
+                    (
+                        Op::Put(Entry {
+                            value: Value::Tat(new_tat),
+                            expires_at: Some(expires_at),
+                        }),
+                        Ok(decision),
+                    )
                 }
                 Ok((None, decision)) => (Op::Nop, Ok(decision)),
                 Err(e) => (Op::Nop, Err(e)),
@@ -177,12 +198,21 @@ impl Cache for MemoryCache {
             let now = Instant::now();
             let mut set = match current {
                 None => BTreeMap::new(),
-                Some(Entry { value: Value::Set(s), .. }) => (*s).clone(),
+                Some(Entry {
+                    value: Value::Set(s),
+                    ..
+                }) => (*s).clone(),
                 Some(_) => return (Op::Nop, Err(CacheError::WrongType(key.to_owned()))),
             };
             let was_live = set.get(member).is_some_and(|at| *at > now);
             set.insert(member.to_owned(), now + ttl);
-            (Op::Put(Entry { value: Value::Set(Arc::new(set)), expires_at: None }), Ok(!was_live))
+            (
+                Op::Put(Entry {
+                    value: Value::Set(Arc::new(set)),
+                    expires_at: None,
+                }),
+                Ok(!was_live),
+            )
         })
         .await
     }
@@ -190,14 +220,20 @@ impl Cache for MemoryCache {
     async fn set_remove(&self, key: &str, member: &str) -> Result<bool, CacheError> {
         self.compute(key, |current| match current {
             None => (Op::Nop, Ok(false)),
-            Some(Entry { value: Value::Set(s), .. }) => {
+            Some(Entry {
+                value: Value::Set(s),
+                ..
+            }) => {
                 let now = Instant::now();
                 let mut set = (*s).clone();
                 let was_live = set.remove(member).is_some_and(|at| at > now);
                 let op = if set.is_empty() {
                     Op::Remove
                 } else {
-                    Op::Put(Entry { value: Value::Set(Arc::new(set)), expires_at: None })
+                    Op::Put(Entry {
+                        value: Value::Set(Arc::new(set)),
+                        expires_at: None,
+                    })
                 };
                 (op, Ok(was_live))
             }
@@ -209,7 +245,10 @@ impl Cache for MemoryCache {
     async fn set_members(&self, key: &str) -> Result<Vec<String>, CacheError> {
         match self.inner.get(key).await {
             None => Ok(Vec::new()),
-            Some(Entry { value: Value::Set(s), .. }) => Ok(live_members(&s, Instant::now())),
+            Some(Entry {
+                value: Value::Set(s),
+                ..
+            }) => Ok(live_members(&s, Instant::now())),
             Some(_) => Err(CacheError::WrongType(key.to_owned())),
         }
     }
@@ -217,17 +256,25 @@ impl Cache for MemoryCache {
     async fn set_take_expired(&self, key: &str) -> Result<Vec<String>, CacheError> {
         self.compute(key, |current| match current {
             None => (Op::Nop, Ok(Vec::new())),
-            Some(Entry { value: Value::Set(s), .. }) => {
+            Some(Entry {
+                value: Value::Set(s),
+                ..
+            }) => {
                 let now = Instant::now();
-                let (live, expired): (BTreeMap<_, _>, BTreeMap<_, _>) =
-                    s.iter().map(|(m, at)| (m.clone(), *at)).partition(|(_, at)| *at > now);
+                let (live, expired): (BTreeMap<_, _>, BTreeMap<_, _>) = s
+                    .iter()
+                    .map(|(m, at)| (m.clone(), *at))
+                    .partition(|(_, at)| *at > now);
                 if expired.is_empty() {
                     return (Op::Nop, Ok(Vec::new()));
                 }
                 let op = if live.is_empty() {
                     Op::Remove
                 } else {
-                    Op::Put(Entry { value: Value::Set(Arc::new(live)), expires_at: None })
+                    Op::Put(Entry {
+                        value: Value::Set(Arc::new(live)),
+                        expires_at: None,
+                    })
                 };
                 (op, Ok(expired.into_keys().collect()))
             }

@@ -84,8 +84,7 @@ return n
 
 impl RedisCache {
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, CacheError> {
-        let client =
-            redis::Client::open(url).map_err(|e| CacheError::Unavailable(Box::new(e)))?;
+        let client = redis::Client::open(url).map_err(|e| CacheError::Unavailable(Box::new(e)))?;
         let conn = tokio::time::timeout(Duration::from_secs(10), ConnectionManager::new(client))
             .await
             .map_err(|e| CacheError::Unavailable(Box::new(e)))?
@@ -125,22 +124,36 @@ fn millis(d: Duration) -> String {
 #[async_trait]
 impl Cache for RedisCache {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
-        self.conn.clone().get(self.key(key)).await.map_err(unavailable)
+        self.conn
+            .clone()
+            .get(self.key(key))
+            .await
+            .map_err(unavailable)
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), CacheError> {
         let mut conn = self.conn.clone();
         match ttl {
-            Some(ttl) => conn
-                .pset_ex::<_, _, ()>(self.key(key), value, u64::try_from(ttl.as_millis().max(1)).unwrap_or(u64::MAX))
-                .await,
+            Some(ttl) => {
+                conn.pset_ex::<_, _, ()>(
+                    self.key(key),
+                    value,
+                    u64::try_from(ttl.as_millis().max(1)).unwrap_or(u64::MAX),
+                )
+                .await
+            }
             None => conn.set::<_, _, ()>(self.key(key), value).await,
         }
         .map_err(unavailable)
     }
 
     async fn delete(&self, key: &str) -> Result<bool, CacheError> {
-        let removed: i64 = self.conn.clone().del(self.key(key)).await.map_err(unavailable)?;
+        let removed: i64 = self
+            .conn
+            .clone()
+            .del(self.key(key))
+            .await
+            .map_err(unavailable)?;
         Ok(removed > 0)
     }
 
@@ -152,7 +165,11 @@ impl Cache for RedisCache {
     async fn rate_limit(&self, key: &str, limit: RateLimit) -> Result<RateDecision, CacheError> {
         let (interval, tolerance) = gcra::validate(limit)?;
         let (allowed, retry_us, remaining): (i64, i64, i64) = self
-            .run(GCRA, key, &[format!("{interval:.0}"), format!("{tolerance:.0}")])
+            .run(
+                GCRA,
+                key,
+                &[format!("{interval:.0}"), format!("{tolerance:.0}")],
+            )
             .await?;
         Ok(RateDecision {
             allowed: allowed == 1,
@@ -162,7 +179,9 @@ impl Cache for RedisCache {
     }
 
     async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<bool, CacheError> {
-        let added: i64 = self.run(SET_ADD, key, &[member.to_owned(), millis(ttl)]).await?;
+        let added: i64 = self
+            .run(SET_ADD, key, &[member.to_owned(), millis(ttl)])
+            .await?;
         Ok(added == 1)
     }
 

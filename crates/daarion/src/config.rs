@@ -3,7 +3,10 @@
 //! seeds; everything else as `DAARION__SECTION__KEY` (e.g.
 //! `DAARION__CITY__MAX_MESSAGE_CHARS`).
 
-use std::{net::SocketAddr, path::{Path, PathBuf}};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
 
 use figment::{
     Figment,
@@ -68,7 +71,10 @@ impl Settings {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
         match file {
             Some(path) if !path.exists() => {
-                return Err(ConfigError(format!("config file {} does not exist", path.display())));
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
             }
             Some(path) => figment = figment.merge(Toml::file_exact(path)),
             None => figment = figment.merge(Toml::file("daarion.toml")),
@@ -89,17 +95,27 @@ impl Settings {
             ))),
             _ => Ok(()),
         };
-        scheme("DATABASE_URL", &self.database_url, &["postgres://", "postgresql://", "sqlite:"])?;
+        scheme(
+            "DATABASE_URL",
+            &self.database_url,
+            &["postgres://", "postgresql://", "sqlite:"],
+        )?;
         scheme("NATS_URL", &self.nats_url, &["nats://", "tls://"])?;
         scheme("REDIS_URL", &self.redis_url, &["redis://", "rediss://"])?;
-        if !self.nats_namespace.is_empty() && daarion_bus::subject::validate(&self.nats_namespace).is_err() {
-            return Err(ConfigError("nats_namespace must be dot-separated letters, digits, - and _".into()));
+        if !self.nats_namespace.is_empty()
+            && daarion_bus::subject::validate(&self.nats_namespace).is_err()
+        {
+            return Err(ConfigError(
+                "nats_namespace must be dot-separated letters, digits, - and _".into(),
+            ));
         }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError("max_body_bytes must be at least 1024".into()));
         }
         if self.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
-            return Err(ConfigError("admin_token must be at least 16 characters".into()));
+            return Err(ConfigError(
+                "admin_token must be at least 16 characters".into(),
+            ));
         }
         self.city.validate().map_err(ConfigError)?;
         Ok(())
@@ -107,9 +123,9 @@ impl Settings {
 
     /// The database to use: `DATABASE_URL`, or the SQLite file in the data dir.
     pub fn database(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}", self.data_dir.join("daarion.db").display())
-        })
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("daarion.db").display()))
     }
 }
 
@@ -140,14 +156,30 @@ mod tests {
 
     #[test]
     fn wrong_settings_are_named() {
-        let bad = Settings { database_url: Some("mysql://x".into()), ..Settings::default() };
-        let message = bad.validate().map_err(|e| e.to_string()).err().unwrap_or_default();
+        let bad = Settings {
+            database_url: Some("mysql://x".into()),
+            ..Settings::default()
+        };
+        let message = bad
+            .validate()
+            .map_err(|e| e.to_string())
+            .err()
+            .unwrap_or_default();
         assert!(message.contains("DATABASE_URL"), "{message}");
-        let bad = Settings { redis_url: Some("http://x".into()), ..Settings::default() };
+        let bad = Settings {
+            redis_url: Some("http://x".into()),
+            ..Settings::default()
+        };
         assert!(bad.validate().is_err());
         let mut bad = Settings::default();
         bad.city.max_message_chars = 0;
-        assert!(bad.validate().map_err(|e| e.to_string()).err().unwrap_or_default().contains("city.max_message_chars"));
+        assert!(
+            bad.validate()
+                .map_err(|e| e.to_string())
+                .err()
+                .unwrap_or_default()
+                .contains("city.max_message_chars")
+        );
         assert!(Settings::default().validate().is_ok());
     }
 

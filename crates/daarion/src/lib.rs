@@ -120,15 +120,21 @@ impl App {
     }
 
     /// Like [`App::build`] on backends the caller already has.
-    pub async fn build_with(settings: Settings, shape: Shape, backends: Backends) -> anyhow::Result<Self> {
+    pub async fn build_with(
+        settings: Settings,
+        shape: Shape,
+        backends: Backends,
+    ) -> anyhow::Result<Self> {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let wanted: Vec<ServiceDescriptor> = match &shape {
             Shape::AllInOne => SERVICES.to_vec(),
-            Shape::Service(name) => vec![*SERVICES.iter().find(|s| s.name == name).with_context(|| {
-                let known: Vec<_> = SERVICES.iter().map(|s| s.name).collect();
-                format!("unknown service {name:?}; this build has {known:?}")
-            })?],
+            Shape::Service(name) => {
+                vec![*SERVICES.iter().find(|s| s.name == name).with_context(|| {
+                    let known: Vec<_> = SERVICES.iter().map(|s| s.name).collect();
+                    format!("unknown service {name:?}; this build has {known:?}")
+                })?]
+            }
         };
         let mut mounted = Vec::new();
         for descriptor in wanted {
@@ -142,7 +148,10 @@ impl App {
         let router = daarion_kernel::http::standard_layers(router, label, settings.max_body_bytes);
         let default_port = match &shape {
             Shape::AllInOne => 8080,
-            Shape::Service(name) => SERVICES.iter().find(|s| s.name == name).map_or(8080, |s| s.port),
+            Shape::Service(name) => SERVICES
+                .iter()
+                .find(|s| s.name == name)
+                .map_or(8080, |s| s.port),
         };
         let address = settings
             .listen
@@ -150,7 +159,13 @@ impl App {
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .with_context(|| format!("failed to listen on {address}"))?;
-        Ok(Self { listener, router, shutdown, tasks, backends })
+        Ok(Self {
+            listener,
+            router,
+            shutdown,
+            tasks,
+            backends,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -166,7 +181,10 @@ impl App {
     /// Serves until `stop` resolves, then stops accepting, drains in-flight
     /// requests, closes WebSocket sessions (1001) and waits for background
     /// tasks to settle (at most 10 s).
-    pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let shutdown = self.shutdown.clone();
         let service = self
             .router
@@ -181,7 +199,10 @@ impl App {
             .context("server failed")?;
         self.shutdown.cancel();
         self.tasks.close();
-        if tokio::time::timeout(Duration::from_secs(10), self.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), self.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("background tasks did not finish within 10 s");
         }
         self.backends.db.close().await;
@@ -210,13 +231,24 @@ async fn build_service(
             })
             .await
             .context("failed to start the city service")?;
-            Ok(Mounted { descriptor, api: city.api, ws: city.ws, openapi: city.openapi, health })
+            Ok(Mounted {
+                descriptor,
+                api: city.api,
+                ws: city.ws,
+                openapi: city.openapi,
+                health,
+            })
         }
         other => anyhow::bail!("service {other:?} is described but not wired"),
     }
 }
 
-fn compose(shape: &Shape, mounted: Vec<Mounted>, backends: &Backends, settings: &Settings) -> Router {
+fn compose(
+    shape: &Shape,
+    mounted: Vec<Mounted>,
+    backends: &Backends,
+    settings: &Settings,
+) -> Router {
     let mut router = Router::new();
     let mut openapi = base_openapi();
     let mut healths = Vec::new();
@@ -232,35 +264,55 @@ fn compose(shape: &Shape, mounted: Vec<Mounted>, backends: &Backends, settings: 
             )),
             Shape::Service(_) => r,
         };
-        let api = m.api.route("/health", get(move || {
-            let health = health.clone();
-            async move { health.respond().await }
-        }));
+        let api = m.api.route(
+            "/health",
+            get(move || {
+                let health = health.clone();
+                async move { health.respond().await }
+            }),
+        );
         router = router
             .nest(&api_prefix, per_service(api))
             .nest(&format!("/ws/{name}"), per_service(m.ws));
         openapi.merge(prefixed(m.openapi, &api_prefix));
         healths.push(m.health);
     }
-    router = router.nest("/api/ops", ops::router(backends.clone(), settings.admin_token.clone()));
+    router = router.nest(
+        "/api/ops",
+        ops::router(backends.clone(), settings.admin_token.clone()),
+    );
     openapi.merge(prefixed(ops::openapi(), "/api/ops"));
 
     let top_health = match shape {
         Shape::AllInOne => Health::new(
-            ServiceDescriptor { name: "daarion", port: 8080, version: VERSION },
+            ServiceDescriptor {
+                name: "daarion",
+                port: 8080,
+                version: VERSION,
+            },
             backends.checks(),
         ),
         Shape::Service(_) => healths.first().cloned().unwrap_or_else(|| {
-            Health::new(ServiceDescriptor { name: "daarion", port: 8080, version: VERSION }, backends.checks())
+            Health::new(
+                ServiceDescriptor {
+                    name: "daarion",
+                    port: 8080,
+                    version: VERSION,
+                },
+                backends.checks(),
+            )
         }),
     };
     let openapi = Arc::new(openapi);
     router
         .route("/healthz", get(|| async { "OK" }))
-        .route("/health", get(move || {
-            let (top, services) = (top_health.clone(), healths.clone());
-            async move { aggregate_health(top, services).await }
-        }))
+        .route(
+            "/health",
+            get(move || {
+                let (top, services) = (top_health.clone(), healths.clone());
+                async move { aggregate_health(top, services).await }
+            }),
+        )
         .route("/metrics", get(daarion_kernel::metrics::render))
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", (*openapi).clone()))
         .fallback(|| async { ApiError::not_found("no such route") })

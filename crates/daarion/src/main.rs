@@ -86,9 +86,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Health { url } => Ok(health(&url).await),
-        Command::Config { command: ConfigCommand::Check } => {
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
             let settings = load(cli.config.as_deref())?;
-            println!("{}", serde_json::to_string_pretty(&config::redacted(&settings))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&config::redacted(&settings))?
+            );
             println!("configuration is valid");
             Ok(ExitCode::SUCCESS)
         }
@@ -103,7 +108,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(n) => daarion_store::migrate::rollback(&db, MIGRATIONS, n).await?,
                 None => daarion_store::migrate::apply(&db, MIGRATIONS).await?,
             };
-            let verb = if down.is_some() { "rolled back" } else { "applied" };
+            let verb = if down.is_some() {
+                "rolled back"
+            } else {
+                "applied"
+            };
             for step in &steps {
                 println!("{verb} {}/{:03} {}", step.service, step.version, step.name);
             }
@@ -114,7 +123,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let settings = with_overrides(load(cli.config.as_deref())?, listen, data_dir);
             serve(settings, Shape::AllInOne).await
         }
-        Command::Serve { service, listen, data_dir } => {
+        Command::Serve {
+            service,
+            listen,
+            data_dir,
+        } => {
             if !SERVICES.iter().any(|s| s.name == service) {
                 let known: Vec<_> = SERVICES.iter().map(|s| s.name).collect();
                 anyhow::bail!("unknown service {service:?}; this build has {known:?}");
@@ -125,7 +138,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn with_overrides(mut settings: Settings, listen: Option<std::net::SocketAddr>, data_dir: Option<PathBuf>) -> Settings {
+fn with_overrides(
+    mut settings: Settings,
+    listen: Option<std::net::SocketAddr>,
+    data_dir: Option<PathBuf>,
+) -> Settings {
     if listen.is_some() {
         settings.listen = listen;
     }
@@ -146,13 +163,17 @@ async fn serve(settings: Settings, shape: Shape) -> anyhow::Result<ExitCode> {
     let url = format!("http://{}", app.local_addr());
     tracing::info!(url = %url, "listening");
     println!("DAARION {VERSION} is up at {url}  (API browser: {url}/docs)");
-    app.run_until_stopped(daarion_kernel::shutdown::signal()).await?;
+    app.run_until_stopped(daarion_kernel::shutdown::signal())
+        .await?;
     Ok(ExitCode::SUCCESS)
 }
 
 #[allow(clippy::print_stdout)]
 async fn health(url: &str) -> ExitCode {
-    let client = match reqwest::Client::builder().timeout(Duration::from_secs(3)).build() {
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()
+    {
         Ok(client) => client,
         Err(_) => return ExitCode::FAILURE,
     };
@@ -162,7 +183,11 @@ async fn health(url: &str) -> ExitCode {
             let status = response.status();
             let body = response.text().await.unwrap_or_default();
             println!("{status} {body}");
-            if status.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+            if status.is_success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Err(error) => {
             println!("unhealthy: {error:#}");

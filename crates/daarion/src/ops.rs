@@ -30,7 +30,9 @@ impl FromRequestParts<OpsState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &OpsState) -> Result<Self, ApiError> {
         let Some(expected) = &state.admin_token else {
-            return Err(ApiError::forbidden("operator endpoints are disabled: set admin_token"));
+            return Err(ApiError::forbidden(
+                "operator endpoints are disabled: set admin_token",
+            ));
         };
         let given = parts
             .headers
@@ -57,7 +59,10 @@ fn api() -> OpenApiRouter<OpsState> {
 }
 
 pub fn router(backends: Backends, admin_token: Option<String>) -> Router {
-    api().split_for_parts().0.with_state(OpsState { backends, admin_token })
+    api().split_for_parts().0.with_state(OpsState {
+        backends,
+        admin_token,
+    })
 }
 
 pub fn openapi() -> utoipa::openapi::OpenApi {
@@ -98,5 +103,7 @@ async fn replay_dead_letter(
         .await
         .map_err(unavailable)?
         .ok_or_else(|| ApiError::not_found(format!("no dead letter {id:?}")))?;
-    Ok(Json(serde_json::json!({ "event_id": replayed.id, "subject": replayed.subject })))
+    Ok(Json(
+        serde_json::json!({ "event_id": replayed.id, "subject": replayed.subject }),
+    ))
 }

@@ -332,11 +332,27 @@ suite!(Embedded => embedded, Distributed => distributed);
 /// Two `serve city` replicas on PostgreSQL + NATS + Redis behave as one.
 #[tokio::test]
 async fn two_city_replicas_share_rooms_messages_and_presence() {
-    let Some(city) = City::new(Kind::Distributed).await else { return };
-    let a = common::spawn_with(city.settings.clone(), daarion::Shape::Service("city".into())).await;
-    let b = common::spawn_with(city.settings.clone(), daarion::Shape::Service("city".into())).await;
+    let Some(city) = City::new(Kind::Distributed).await else {
+        return;
+    };
+    let a = common::spawn_with(
+        city.settings.clone(),
+        daarion::Shape::Service("city".into()),
+    )
+    .await;
+    let b = common::spawn_with(
+        city.settings.clone(),
+        daarion::Shape::Service("city".into()),
+    )
+    .await;
 
-    let (status, _) = a.post("/api/city/rooms", Some("alice"), json!({"slug": "shared", "title": "Shared"})).await;
+    let (status, _) = a
+        .post(
+            "/api/city/rooms",
+            Some("alice"),
+            json!({"slug": "shared", "title": "Shared"}),
+        )
+        .await;
     assert_eq!(status, 201);
     let (status, _) = b.get("/api/city/rooms/shared").await;
     assert_eq!(status, 200);
@@ -346,11 +362,30 @@ async fn two_city_replicas_share_rooms_messages_and_presence() {
     let mut presence_on_a = ws(&a.ws_url("/ws/city/presence")).await;
     next_json(&mut presence_on_a).await;
 
-    let (_, posted) = b.post("/api/city/rooms/shared/messages", Some("carol"), json!({"body": "via b"})).await;
-    assert_eq!(next_of(&mut on_a, "message").await["message"]["id"], posted["id"]);
-    assert_eq!(next_of(&mut on_b, "message").await["message"]["id"], posted["id"]);
-    send_text(&mut on_b, json!({"type": "message", "body": "ws on b"}).to_string()).await;
-    assert_eq!(next_of(&mut on_a, "message").await["message"]["body"], "ws on b");
+    let (_, posted) = b
+        .post(
+            "/api/city/rooms/shared/messages",
+            Some("carol"),
+            json!({"body": "via b"}),
+        )
+        .await;
+    assert_eq!(
+        next_of(&mut on_a, "message").await["message"]["id"],
+        posted["id"]
+    );
+    assert_eq!(
+        next_of(&mut on_b, "message").await["message"]["id"],
+        posted["id"]
+    );
+    send_text(
+        &mut on_b,
+        json!({"type": "message", "body": "ws on b"}).to_string(),
+    )
+    .await;
+    assert_eq!(
+        next_of(&mut on_a, "message").await["message"]["body"],
+        "ws on b"
+    );
 
     let mut dave = ws(&b.ws_url("/ws/city/presence?user=dave")).await;
     next_json(&mut dave).await;

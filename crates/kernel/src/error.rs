@@ -151,7 +151,10 @@ impl ApiError {
     /// A dependency is down; the request may be retried later.
     pub fn unavailable(cause: &dyn std::error::Error) -> Self {
         tracing::error!(error = %ErrorChain(cause), "dependency unavailable");
-        Self::new(ErrorCode::Unavailable, "a dependency is unavailable, retry later")
+        Self::new(
+            ErrorCode::Unavailable,
+            "a dependency is unavailable, retry later",
+        )
     }
 
     /// Something that should not happen; logged with its cause chain.

@@ -74,16 +74,22 @@ impl Health {
     }
 
     pub async fn report(&self) -> HealthReport {
-        let results =
-            futures::future::join_all(self.checks.iter().map(|c| async { (c.name(), c.check().await) }))
-                .await;
+        let results = futures::future::join_all(
+            self.checks
+                .iter()
+                .map(|c| async { (c.name(), c.check().await) }),
+        )
+        .await;
         let mut dependencies = serde_json::Map::new();
         let mut healthy = true;
         for (name, status) in results {
             healthy &= status.is_up();
             metrics::gauge!("service_health", "service" => self.descriptor.name, "dependency" => name)
                 .set(if status.is_up() { 1.0 } else { 0.0 });
-            dependencies.insert(name.into(), serde_json::to_value(status).unwrap_or_default());
+            dependencies.insert(
+                name.into(),
+                serde_json::to_value(status).unwrap_or_default(),
+            );
         }
         HealthReport {
             status: if healthy { "healthy" } else { "unhealthy" },

@@ -37,7 +37,10 @@ pub fn standard_layers(router: Router, service: &'static str, max_body_bytes: us
     let _ = crate::metrics::handle();
     router
         .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
-        .layer(middleware::from_fn_with_state(ServiceLabel(service), track_http))
+        .layer(middleware::from_fn_with_state(
+            ServiceLabel(service),
+            track_http,
+        ))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {
                 ApiError::new(ErrorCode::Internal, "internal error").into_response()
@@ -72,10 +75,7 @@ pub async fn request_context(request: Request, next: Next) -> Response {
         trace_id,
     };
     let started = Instant::now();
-    let mut response = ctx
-        .scope(next.run(request))
-        .instrument(span.clone())
-        .await;
+    let mut response = ctx.scope(next.run(request)).instrument(span.clone()).await;
     let status = response.status().as_u16();
     span.in_scope(|| {
         tracing::info!(
@@ -276,7 +276,7 @@ pub fn encode_cursor(position: &str) -> String {
 
 pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
     let invalid = || ApiError::bad_request("cursor is not valid");
-    if cursor.len() % 2 != 0 || cursor.len() > 512 {
+    if !cursor.len().is_multiple_of(2) || cursor.len() > 512 {
         return Err(invalid());
     }
     let bytes = (0..cursor.len())
@@ -304,14 +304,28 @@ mod tests {
     fn pages_report_a_next_cursor_only_when_more_rows_exist() {
         let page = Page::from_rows(vec![1, 2, 3], 2, |n| n.to_string());
         assert_eq!(page.items, vec![1, 2]);
-        assert_eq!(page.next_cursor.as_deref().map(decode_cursor).and_then(Result::ok).as_deref(), Some("2"));
+        assert_eq!(
+            page.next_cursor
+                .as_deref()
+                .map(decode_cursor)
+                .and_then(Result::ok)
+                .as_deref(),
+            Some("2")
+        );
         let last = Page::from_rows(vec![1, 2], 2, |n| n.to_string());
         assert!(last.next_cursor.is_none());
     }
 
     #[test]
     fn limits_are_bounded() {
-        let p = |limit| PageParams { limit, cursor: None }.limit().ok();
+        let p = |limit| {
+            PageParams {
+                limit,
+                cursor: None,
+            }
+            .limit()
+            .ok()
+        };
         assert_eq!(p(None), Some(50));
         assert_eq!(p(Some(100)), Some(100));
         assert_eq!(p(Some(0)), None);

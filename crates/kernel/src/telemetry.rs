@@ -13,8 +13,7 @@ use tracing_subscriber::{
     EnvFilter,
     field::Visit,
     fmt::{
-        FmtContext, FormatEvent, FormatFields, FormattedFields, format::JsonFields,
-        format::Writer,
+        FmtContext, FormatEvent, FormatFields, FormattedFields, format::JsonFields, format::Writer,
     },
     registry::LookupSpan,
 };
@@ -76,9 +75,7 @@ where
         // The standard fields last: no event field may overwrite them.
         line.insert(
             "timestamp".into(),
-            Value::String(
-                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            ),
+            Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
         );
         line.insert(
             "level".into(),
@@ -98,7 +95,8 @@ struct JsonVisitor<'a>(&'a mut Map<String, Value>);
 
 impl Visit for JsonVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().into(), Value::String(value.into()));
+        self.0
+            .insert(field.name().into(), Value::String(value.into()));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
@@ -134,7 +132,10 @@ mod tests {
 
     impl std::io::Write for Capture {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().map_err(|_| std::io::ErrorKind::Other)?.extend_from_slice(buf);
+            self.0
+                .lock()
+                .map_err(|_| std::io::ErrorKind::Other)?
+                .extend_from_slice(buf);
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -164,8 +165,8 @@ mod tests {
             let _guard = span.enter();
             tracing::warn!(room = "general", service = "spoofed", "slow delivery");
         });
-        let bytes = capture.0.lock().map(|b| b.clone()).unwrap_or_default();
-        let line: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let bytes = capture.0.lock().unwrap().clone();
+        let line: Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(line["level"], "WARNING");
         assert_eq!(line["service"], "city");
         assert_eq!(line["message"], "slow delivery");

@@ -41,7 +41,9 @@ pub enum StoreError {
     Unavailable(#[source] sqlx::Error),
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://...")]
     UnsupportedUrl(String),
-    #[error("migration {service}/{version:03} was changed after it was applied (checksum {applied} in the database, {current} in this build)")]
+    #[error(
+        "migration {service}/{version:03} was changed after it was applied (checksum {applied} in the database, {current} in this build)"
+    )]
     MigrationChanged {
         service: String,
         version: u32,
@@ -55,7 +57,9 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
-    #[error("database applied migration {service}/{version:03}, unknown to this build (is this build older than the database?)")]
+    #[error(
+        "database applied migration {service}/{version:03}, unknown to this build (is this build older than the database?)"
+    )]
     MigrationUnknown { service: String, version: u32 },
     #[error("unexpected database error")]
     Unexpected(#[source] sqlx::Error),
@@ -212,8 +216,14 @@ mod tests {
 
     #[test]
     fn urls_pick_a_backend() {
-        assert_eq!(Backend::from_url("sqlite://x.db").ok(), Some(Backend::Sqlite));
-        assert_eq!(Backend::from_url("postgres://h/db").ok(), Some(Backend::Postgres));
+        assert_eq!(
+            Backend::from_url("sqlite://x.db").ok(),
+            Some(Backend::Sqlite)
+        );
+        assert_eq!(
+            Backend::from_url("postgres://h/db").ok(),
+            Some(Backend::Postgres)
+        );
         assert!(Backend::from_url("mysql://h/db").is_err());
     }
 

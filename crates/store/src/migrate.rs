@@ -60,7 +60,10 @@ impl MigrationSet {
         let mut last = 0;
         for m in self.migrations {
             if m.version <= last {
-                return Err(format!("{}: versions must increase ({})", self.service, m.name));
+                return Err(format!(
+                    "{}: versions must increase ({})",
+                    self.service, m.name
+                ));
             }
             last = m.version;
             m.check_header()?;
@@ -77,7 +80,12 @@ macro_rules! migration {
         $crate::Migration {
             version: $version,
             name: $file,
-            up: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/", $file, ".sql")),
+            up: include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/migrations/",
+                $file,
+                ".sql"
+            )),
             down: include_str!(concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/migrations/",
@@ -156,7 +164,10 @@ async fn apply_locked(
                 source,
             };
             let mut tx = conn.begin().await?;
-            sqlx::raw_sql(m.up).execute(&mut *tx).await.map_err(failed)?;
+            sqlx::raw_sql(m.up)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed)?;
             sqlx::query(
                 "INSERT INTO daarion_migrations (service, version, name, checksum, applied_at)
                  VALUES ($1, $2, $3, $4, $5)",
@@ -169,7 +180,12 @@ async fn apply_locked(
             .execute(&mut *tx)
             .await?;
             tx.commit().await.map_err(failed)?;
-            tracing::info!(migration_set = set.service, version = m.version, name = m.name, "migration applied");
+            tracing::info!(
+                migration_set = set.service,
+                version = m.version,
+                name = m.name,
+                "migration applied"
+            );
             steps.push(Step {
                 service: set.service.into(),
                 version: m.version,
@@ -181,7 +197,11 @@ async fn apply_locked(
 }
 
 /// Rolls back the `count` most recently applied migrations, newest first.
-pub async fn rollback(db: &Db, sets: &[MigrationSet], count: usize) -> Result<Vec<Step>, StoreError> {
+pub async fn rollback(
+    db: &Db,
+    sets: &[MigrationSet],
+    count: usize,
+) -> Result<Vec<Step>, StoreError> {
     let mut conn = db.pool().acquire().await?;
     lock(db, &mut conn).await?;
     let result = rollback_locked(&mut conn, sets, count).await;
@@ -219,7 +239,10 @@ async fn rollback_locked(
             source,
         };
         let mut tx = conn.begin().await?;
-        sqlx::raw_sql(migration.down).execute(&mut *tx).await.map_err(failed)?;
+        sqlx::raw_sql(migration.down)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed)?;
         sqlx::query("DELETE FROM daarion_migrations WHERE service = $1 AND version = $2")
             .bind(service.as_str())
             .bind(i64::from(version))

@@ -27,7 +27,9 @@ pub fn require_env(var: &str) -> Option<String> {
             panic!("{var} is not set, and CI=true requires every real backend")
         }
         _ => {
-            eprintln!("!!! SKIPPED: {var} is not set; this test needs a real backend (scripts/test.sh sets it)");
+            eprintln!(
+                "!!! SKIPPED: {var} is not set; this test needs a real backend (scripts/test.sh sets it)"
+            );
             None
         }
     }
@@ -59,13 +61,23 @@ impl TestDb {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let url = format!("sqlite://{}", dir.path().join("test.db").display());
                 let db = Db::connect(&url).await.expect("open sqlite");
-                Some(Self { db, url, _dir: Some(dir) })
+                Some(Self {
+                    db,
+                    url,
+                    _dir: Some(dir),
+                })
             }
             SqlKind::Postgres => {
                 let admin_url = require_env("DATABASE_URL")?;
                 let url = fresh_postgres_database(&admin_url).await;
-                let db = Db::connect(&url).await.expect("connect to the test database");
-                Some(Self { db, url, _dir: None })
+                let db = Db::connect(&url)
+                    .await
+                    .expect("connect to the test database");
+                Some(Self {
+                    db,
+                    url,
+                    _dir: None,
+                })
             }
         }
     }
@@ -79,11 +91,15 @@ impl TestDb {
 /// Creates an empty database next to the one `admin_url` names, returning its URL.
 pub async fn fresh_postgres_database(admin_url: &str) -> String {
     let name = unique("t_");
-    let admin = Db::connect(admin_url).await.expect("connect to DATABASE_URL");
-    daarion_store::sql::query(daarion_store::sql::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(admin.pool())
+    let admin = Db::connect(admin_url)
         .await
-        .expect("create test database");
+        .expect("connect to DATABASE_URL");
+    daarion_store::sql::query(daarion_store::sql::AssertSqlSafe(format!(
+        "CREATE DATABASE {name}"
+    )))
+    .execute(admin.pool())
+    .await
+    .expect("create test database");
     admin.close().await;
     let (base, query) = match admin_url.split_once('?') {
         Some((base, query)) => (base, format!("?{query}")),
@@ -112,7 +128,9 @@ pub async fn fresh_bus(kind: BusKind, db: &Db) -> Option<Arc<dyn Bus>> {
 }
 
 pub async fn nats_bus(url: &str, namespace: &str) -> NatsBus {
-    NatsBus::connect(url, namespace).await.expect("connect to NATS")
+    NatsBus::connect(url, namespace)
+        .await
+        .expect("connect to NATS")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +155,8 @@ pub async fn fresh_cache(kind: CacheKind) -> Option<Arc<dyn Cache>> {
 /// Applies the given migration sets to a fresh database.
 pub async fn migrated_db(kind: SqlKind, sets: &[daarion_store::MigrationSet]) -> Option<TestDb> {
     let test_db = TestDb::new(kind).await?;
-    daarion_store::migrate::apply(&test_db.db, sets).await.expect("apply migrations");
+    daarion_store::migrate::apply(&test_db.db, sets)
+        .await
+        .expect("apply migrations");
     Some(test_db)
 }

@@ -41,7 +41,10 @@ impl City {
             settings.redis_url = Some(daarion_testkit::require_env("REDIS_URL")?);
             settings.redis_prefix = format!("{}:", daarion_testkit::unique("t"));
         }
-        Some(Self { settings, _dir: dir })
+        Some(Self {
+            settings,
+            _dir: dir,
+        })
     }
 
     pub async fn spawn(&self) -> TestApp {
@@ -118,14 +121,21 @@ pub async fn decode(response: reqwest::Response) -> (u16, Value) {
 pub fn error_code(body: &Value) -> &str {
     let error = &body["error"];
     assert!(error["message"].is_string(), "not an error body: {body}");
-    assert!(error["request_id"].is_string(), "error without request id: {body}");
+    assert!(
+        error["request_id"].is_string(),
+        "error without request id: {body}"
+    );
     error["code"].as_str().expect("error code")
 }
 
-pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 pub async fn ws(url: &str) -> Ws {
-    tokio_tungstenite::connect_async(url).await.expect("websocket connects").0
+    tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket connects")
+        .0
 }
 
 /// The next JSON text frame, within 10 s.

@@ -119,13 +119,19 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
             v.to_str()
                 .ok()
                 .filter(|k| !k.is_empty() && k.len() <= 255)
-                .ok_or_else(|| ApiError::bad_request("Idempotency-Key must be 1 to 255 visible characters"))
+                .ok_or_else(|| {
+                    ApiError::bad_request("Idempotency-Key must be 1 to 255 visible characters")
+                })
         })
         .transpose()
 }
 
 fn created<T: Serialize>(fresh: bool, body: T) -> Response {
-    let status = if fresh { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if fresh {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     (status, Json(body)).into_response()
 }
 
@@ -159,11 +165,19 @@ async fn create_room(
     Json(input): Json<CreateRoom>,
 ) -> Result<Response, ApiError> {
     let new_room = NewRoom::parse(&input.slug, &input.title, input.description.as_deref())?;
-    let (room, fresh) =
-        store::create_room(&state.db, &new_room, actor.as_str(), idempotency_key(&headers)?).await?;
+    let (room, fresh) = store::create_room(
+        &state.db,
+        &new_room,
+        actor.as_str(),
+        idempotency_key(&headers)?,
+    )
+    .await?;
     if fresh {
-        let event = Envelope::new(SERVICE, format!("city.room.created.{}", room.slug),
-            serde_json::json!({ "id": room.id, "slug": room.slug, "title": room.title }))
+        let event = Envelope::new(
+            SERVICE,
+            format!("city.room.created.{}", room.slug),
+            serde_json::json!({ "id": room.id, "slug": room.slug, "title": room.title }),
+        )
         .with_actor(actor.as_str());
         state.publish(&event).await;
     }
@@ -215,8 +229,14 @@ async fn post_message(
     Json(input): Json<PostMessage>,
 ) -> Result<Response, ApiError> {
     let slug = Slug::parse(&slug).map_err(|_| CityError::RoomNotFound(slug))?;
-    let (message, fresh) =
-        crate::post_message(&state, &slug, &actor, &input.body, idempotency_key(&headers)?).await?;
+    let (message, fresh) = crate::post_message(
+        &state,
+        &slug,
+        &actor,
+        &input.body,
+        idempotency_key(&headers)?,
+    )
+    .await?;
     Ok(created(fresh, message))
 }
 

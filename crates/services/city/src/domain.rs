@@ -113,7 +113,10 @@ impl MessageBody {
                 "message body must be at most {max_chars} characters"
             )));
         }
-        if raw.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        if raw
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
             return Err(CityError::Invalid(
                 "message body must not contain control characters".into(),
             ));
@@ -173,7 +176,10 @@ mod tests {
         assert!(MessageBody::parse("hello\nworld", 20).is_ok());
         assert!(MessageBody::parse("   ", 20).is_err());
         assert!(MessageBody::parse("", 20).is_err());
-        assert!(MessageBody::parse(&"é".repeat(20), 20).is_ok(), "limit counts characters, not bytes");
+        assert!(
+            MessageBody::parse(&"é".repeat(20), 20).is_ok(),
+            "limit counts characters, not bytes"
+        );
         assert!(MessageBody::parse(&"é".repeat(21), 20).is_err());
         assert!(MessageBody::parse("bell\u{7}", 20).is_err());
     }

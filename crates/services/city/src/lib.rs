@@ -31,7 +31,10 @@ use daarion_kernel::{
 use daarion_store::{Db, MigrationSet, migration};
 use serde::Deserialize;
 
-use crate::{api::MessageView, domain::{CityError, MessageBody, Slug}};
+use crate::{
+    api::MessageView,
+    domain::{CityError, MessageBody, Slug},
+};
 
 pub const SERVICE: &str = "city";
 
@@ -85,7 +88,8 @@ impl Settings {
         if self.ws_max_message_bytes < 256 {
             return Err("city.ws_max_message_bytes must be at least 256".into());
         }
-        if !(self.ws_messages_per_second > 0.0) || self.ws_burst == 0 {
+        let rate_ok = self.ws_messages_per_second.is_finite() && self.ws_messages_per_second > 0.0;
+        if !rate_ok || self.ws_burst == 0 {
             return Err("city.ws_messages_per_second and city.ws_burst must be positive".into());
         }
         Ok(())
@@ -173,8 +177,12 @@ async fn post_message(
     if fresh {
         metrics::counter!("city_messages_total").increment(1);
         let payload = serde_json::to_value(&view).unwrap_or_default();
-        let event = Envelope::new(SERVICE, format!("city.message.created.{}", slug.as_str()), payload)
-            .with_actor(actor.as_str());
+        let event = Envelope::new(
+            SERVICE,
+            format!("city.message.created.{}", slug.as_str()),
+            payload,
+        )
+        .with_actor(actor.as_str());
         state.publish(&event).await;
     }
     Ok((view, fresh))

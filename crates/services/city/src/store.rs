@@ -29,7 +29,8 @@ fn message_from(row: &AnyRow) -> Result<Message, CityError> {
     })
 }
 
-const ROOM_COLUMNS: &str = "SELECT id, slug, title, description, created_by, created_at FROM city_rooms";
+const ROOM_COLUMNS: &str =
+    "SELECT id, slug, title, description, created_by, created_at FROM city_rooms";
 
 /// Creates the `general` room if it does not exist yet.
 pub async fn ensure_general(db: &Db) -> Result<(), CityError> {
@@ -87,7 +88,10 @@ pub async fn create_room(
     .await?
     .rows_affected();
     if inserted == 0 {
-        return Err(CityError::Conflict(format!("room {:?} already exists", created.slug)));
+        return Err(CityError::Conflict(format!(
+            "room {:?} already exists",
+            created.slug
+        )));
     }
     if let Some(key) = idempotency_key {
         idempotency::complete(&mut tx, &scope, key, &created.id).await?;
@@ -97,11 +101,13 @@ pub async fn create_room(
 }
 
 pub async fn room(db: &Db, slug: &Slug) -> Result<Room, CityError> {
-    let row = sql::query(sql::AssertSqlSafe(format!("{ROOM_COLUMNS} WHERE slug = $1")))
-        .bind(slug.as_str())
-        .fetch_optional(db.pool())
-        .await?
-        .ok_or_else(|| CityError::RoomNotFound(slug.as_str().to_owned()))?;
+    let row = sql::query(sql::AssertSqlSafe(format!(
+        "{ROOM_COLUMNS} WHERE slug = $1"
+    )))
+    .bind(slug.as_str())
+    .fetch_optional(db.pool())
+    .await?
+    .ok_or_else(|| CityError::RoomNotFound(slug.as_str().to_owned()))?;
     room_from(&row)
 }
 

@@ -63,11 +63,15 @@ async fn room_socket(
         .subscribe(&format!("city.message.created.{}", slug.as_str()))
         .await
         .map_err(CityError::from)?;
-    Ok(upgrade_with_limits(upgrade, &state).on_upgrade(move |socket| {
-        let ctx = RequestContext::current_or_generate();
-        let session = Session::new(state.clone(), socket, actor);
-        state.tasks.track_future(ctx.scope(session.run_room(slug, live)))
-    }))
+    Ok(
+        upgrade_with_limits(upgrade, &state).on_upgrade(move |socket| {
+            let ctx = RequestContext::current_or_generate();
+            let session = Session::new(state.clone(), socket, actor);
+            state
+                .tasks
+                .track_future(ctx.scope(session.run_room(slug, live)))
+        }),
+    )
 }
 
 async fn presence_socket(
@@ -80,11 +84,15 @@ async fn presence_socket(
         .subscribe(presence::SUBJECTS)
         .await
         .map_err(CityError::from)?;
-    Ok(upgrade_with_limits(upgrade, &state).on_upgrade(move |socket| {
-        let ctx = RequestContext::current_or_generate();
-        let session = Session::new(state.clone(), socket, actor);
-        state.tasks.track_future(ctx.scope(session.run_presence(live)))
-    }))
+    Ok(
+        upgrade_with_limits(upgrade, &state).on_upgrade(move |socket| {
+            let ctx = RequestContext::current_or_generate();
+            let session = Session::new(state.clone(), socket, actor);
+            state
+                .tasks
+                .track_future(ctx.scope(session.run_presence(live)))
+        }),
+    )
 }
 
 fn upgrade_with_limits(upgrade: WebSocketUpgrade, state: &CityState) -> WebSocketUpgrade {
@@ -143,8 +151,12 @@ impl Session {
     }
 
     async fn close(mut self, code: u16, reason: &'static str) {
-        let frame = CloseFrame { code, reason: reason.into() };
-        let _ = tokio::time::timeout(SEND_TIMEOUT, self.sink.send(Message::Close(Some(frame)))).await;
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let _ =
+            tokio::time::timeout(SEND_TIMEOUT, self.sink.send(Message::Close(Some(frame)))).await;
     }
 
     /// Checks size and rate of a client frame and parses it.
@@ -162,7 +174,9 @@ impl Session {
                 if self.strikes > self.state.settings.ws_burst {
                     return Err(Flow::Close(close_code::POLICY, "rate limit exceeded"));
                 }
-                let _ = self.send_error(ApiError::rate_limited(decision.retry_after)).await;
+                let _ = self
+                    .send_error(ApiError::rate_limited(decision.retry_after))
+                    .await;
                 return Ok(None);
             }
             Ok(_) => self.strikes = 0,
@@ -171,18 +185,28 @@ impl Session {
         match serde_json::from_str::<ClientFrame>(text) {
             Ok(frame) => Ok(Some(frame)),
             Err(error) => {
-                let _ = self.send_error(ApiError::bad_request(format!("invalid frame: {error}"))).await;
+                let _ = self
+                    .send_error(ApiError::bad_request(format!("invalid frame: {error}")))
+                    .await;
                 Ok(None)
             }
         }
     }
 
     /// Reads one client message; `None` ends the session quietly.
-    async fn read(&mut self, message: Option<Result<Message, axum::Error>>) -> Result<Option<ClientFrame>, Flow> {
+    async fn read(
+        &mut self,
+        message: Option<Result<Message, axum::Error>>,
+    ) -> Result<Option<ClientFrame>, Flow> {
         match message {
-            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => Err(Flow::Close(close_code::NORMAL, "")),
+            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {
+                Err(Flow::Close(close_code::NORMAL, ""))
+            }
             Some(Ok(Message::Text(text))) => self.admit(text.as_str()).await,
-            Some(Ok(Message::Binary(_))) => Err(Flow::Close(close_code::UNSUPPORTED, "send JSON text frames")),
+            Some(Ok(Message::Binary(_))) => Err(Flow::Close(
+                close_code::UNSUPPORTED,
+                "send JSON text frames",
+            )),
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(None),
         }
     }
@@ -219,12 +243,16 @@ impl Session {
             return Flow::Continue;
         };
         let Some(actor) = self.actor.clone() else {
-            let _ = self.send_error(ApiError::unauthorized("name yourself (?user=) to post")).await;
+            let _ = self
+                .send_error(ApiError::unauthorized("name yourself (?user=) to post"))
+                .await;
             return Flow::Continue;
         };
         match crate::post_message(&self.state, slug, &actor, &body, None).await {
             Ok((message, _)) => {
-                let _ = self.send(&json!({ "type": "ack", "ref": reference, "message": message })).await;
+                let _ = self
+                    .send(&json!({ "type": "ack", "ref": reference, "message": message }))
+                    .await;
             }
             Err(error) => {
                 let _ = self.send_error(ApiError::from(error)).await;
@@ -235,7 +263,11 @@ impl Session {
 
     async fn run_presence(mut self, mut live: Subscription) {
         let users = presence::present(&self.state).await.unwrap_or_default();
-        if self.send(&json!({ "type": "snapshot", "users": users })).await.is_err() {
+        if self
+            .send(&json!({ "type": "snapshot", "users": users }))
+            .await
+            .is_err()
+        {
             return;
         }
         if let Some(actor) = self.actor.clone()

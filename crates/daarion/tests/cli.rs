@@ -1,0 +1,190 @@
+//! The `daarion` binary's commands, run as a user would run them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::{
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+fn daarion(dir: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_daarion"));
+    command
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("NATS_URL")
+        .env_remove("REDIS_URL")
+        .env("RUST_LOG", "warn");
+    command
+}
+
+fn text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn version_prints_the_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = daarion(dir.path()).arg("version").output().unwrap();
+    assert!(output.status.success());
+    assert_eq!(
+        text(&output).trim(),
+        format!("daarion {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn config_check_names_the_wrong_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = daarion(dir.path())
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(text(&ok).contains("configuration is valid"));
+
+    let bad_env = daarion(dir.path())
+        .args(["config", "check"])
+        .env("REDIS_URL", "http://not-redis")
+        .output()
+        .unwrap();
+    assert!(!bad_env.status.success());
+    assert!(text(&bad_env).contains("REDIS_URL"), "{}", text(&bad_env));
+
+    let bad_type = daarion(dir.path())
+        .args(["config", "check"])
+        .env("DAARION__CITY__MAX_MESSAGE_CHARS", "lots")
+        .output()
+        .unwrap();
+    assert!(!bad_type.status.success());
+    assert!(
+        text(&bad_type)
+            .to_lowercase()
+            .contains("city.max_message_chars"),
+        "{}",
+        text(&bad_type)
+    );
+
+    std::fs::write(dir.path().join("daarion.toml"), "[city]\nno_such_key = 1\n").unwrap();
+    let unknown = daarion(dir.path())
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    assert!(text(&unknown).contains("no_such_key"), "{}", text(&unknown));
+
+    let missing = daarion(dir.path())
+        .args(["--config", "nope.toml", "config", "check"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(text(&missing).contains("nope.toml"));
+}
+
+#[test]
+fn migrate_applies_and_rolls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = daarion(dir.path()).arg("migrate").output().unwrap();
+    assert!(up.status.success(), "{}", text(&up));
+    assert!(
+        text(&up).contains("applied city/001 001_create_city_tables"),
+        "{}",
+        text(&up)
+    );
+    let again = daarion(dir.path()).arg("migrate").output().unwrap();
+    assert!(
+        text(&again).contains("0 migration(s) applied"),
+        "{}",
+        text(&again)
+    );
+    let down = daarion(dir.path())
+        .args(["migrate", "--down", "1"])
+        .output()
+        .unwrap();
+    assert!(down.status.success(), "{}", text(&down));
+    assert!(
+        text(&down).contains("rolled back city/001"),
+        "{}",
+        text(&down)
+    );
+    let reapply = daarion(dir.path()).arg("migrate").output().unwrap();
+    assert!(
+        text(&reapply).contains("1 migration(s) applied"),
+        "{}",
+        text(&reapply)
+    );
+}
+
+#[test]
+fn up_is_healthy_quickly_and_health_reports_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let started = Instant::now();
+    let mut child = daarion(dir.path())
+        .args([
+            "up",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+            "city-data",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/health");
+    let healthy = loop {
+        let status = daarion(dir.path())
+            .args(["health", &url])
+            .output()
+            .unwrap()
+            .status;
+        if status.success() {
+            break true;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(healthy, "daarion up did not become healthy");
+    assert!(dir.path().join("city-data/daarion.db").exists());
+    // SIGTERM stops it cleanly.
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(
+        out.contains(&format!("is up at http://127.0.0.1:{port}")),
+        "{out}"
+    );
+
+    let down = daarion(dir.path()).args(["health", &url]).output().unwrap();
+    assert_eq!(down.status.code(), Some(1));
+}
+
+#[test]
+fn serving_an_unknown_service_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = daarion(dir.path())
+        .args(["serve", "nope"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        text(&output).contains("unknown service \"nope\""),
+        "{}",
+        text(&output)
+    );
+}

