@@ -281,6 +281,19 @@ macro_rules! suite {
             }
 
             #[tokio::test]
+            async fn socket_errors_carry_the_upgrade_request_id() {
+                use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+                let Some(city) = city().await else { return };
+                let app = city.spawn().await;
+                let mut request = app.ws_url("/ws/city/rooms/general").into_client_request().unwrap();
+                request.headers_mut().insert("x-request-id", "ws-req-1".parse().unwrap());
+                let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+                send_text(&mut socket, "{bad".into()).await;
+                assert_eq!(next_json(&mut socket).await["error"]["request_id"], "ws-req-1");
+                app.stop().await;
+            }
+
+            #[tokio::test]
             async fn presence_joins_heartbeats_leaves_and_expires() {
                 let Some(mut city) = city().await else { return };
                 city.settings.city.presence_ttl_secs = 3;

@@ -4,7 +4,7 @@
 //! session goes on; an oversized frame closes with 1009, a flood with 1008,
 //! a binary frame with 1003, server shutdown with 1001.
 
-use std::time::Duration;
+use std::{future::Future, time::Duration};
 
 use axum::{
     Router,
@@ -63,15 +63,9 @@ async fn room_socket(
         .subscribe(&format!("city.message.created.{}", slug.as_str()))
         .await
         .map_err(CityError::from)?;
-    Ok(
-        upgrade_with_limits(upgrade, &state).on_upgrade(move |socket| {
-            let ctx = RequestContext::current_or_generate();
-            let session = Session::new(state.clone(), socket, actor);
-            state
-                .tasks
-                .track_future(ctx.scope(session.run_room(slug, live)))
-        }),
-    )
+    Ok(start(state, upgrade, actor, move |session| {
+        session.run_room(slug, live)
+    }))
 }
 
 async fn presence_socket(
@@ -84,22 +78,34 @@ async fn presence_socket(
         .subscribe(presence::SUBJECTS)
         .await
         .map_err(CityError::from)?;
-    Ok(
-        upgrade_with_limits(upgrade, &state).on_upgrade(move |socket| {
-            let ctx = RequestContext::current_or_generate();
-            let session = Session::new(state.clone(), socket, actor);
-            state
-                .tasks
-                .track_future(ctx.scope(session.run_presence(live)))
-        }),
-    )
+    Ok(start(state, upgrade, actor, move |session| {
+        session.run_presence(live)
+    }))
 }
 
-fn upgrade_with_limits(upgrade: WebSocketUpgrade, state: &CityState) -> WebSocketUpgrade {
+/// Upgrades to a tracked session that runs `run` in the request's context.
+fn start<F, Fut>(
+    state: CityState,
+    upgrade: WebSocketUpgrade,
+    actor: Option<Actor>,
+    run: F,
+) -> Response
+where
+    F: FnOnce(Session) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    // Captured here: the upgrade runs in a new task, outside the request's scope.
+    let ctx = RequestContext::current_or_generate();
     // The protocol layer's hard cap sits above the configured limit, so an
     // oversized message reaches us and gets a proper 1009 close.
     let hard_cap = state.settings.ws_max_message_bytes.saturating_mul(4);
-    upgrade.max_message_size(hard_cap).max_frame_size(hard_cap)
+    upgrade
+        .max_message_size(hard_cap)
+        .max_frame_size(hard_cap)
+        .on_upgrade(move |socket| {
+            let session = Session::new(state.clone(), socket, actor);
+            state.tasks.track_future(ctx.scope(run(session)))
+        })
 }
 
 enum Flow {
