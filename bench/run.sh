@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds release binaries and prints DAARION's benchmark figures:
+# start-up to healthy, idle RSS, and city WebSocket fan-out (embedded and NATS).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/daarion/target}"
+cargo build --release --locked -p daarion -p daarion-bench
+bin="$CARGO_TARGET_DIR/release"
+"$bin/startup" --binary "$bin/daarion" --runs "${RUNS:-10}"
+for clients in 10 100 500; do
+  "$bin/fanout" --binary "$bin/daarion" --clients "$clients" --messages "${MESSAGES:-500}" --label embedded
+done
+nats_url="${NATS_URL:-nats://127.0.0.1:4222}"
+if (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
+  for clients in 10 100 500; do
+    "$bin/fanout" --binary "$bin/daarion" --clients "$clients" --messages "${MESSAGES:-500}" --label nats --nats "$nats_url"
+  done
+else
+  echo "NATS is not running on 127.0.0.1:4222: skipped the NATS fan-out (scripts/test.sh starts it)"
+fi
