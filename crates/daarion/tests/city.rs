@@ -328,6 +328,35 @@ macro_rules! suite {
             }
 
             #[tokio::test]
+            async fn a_user_stays_present_while_any_connection_is_open() {
+                let Some(city) = city().await else { return };
+                let app = city.spawn().await;
+                let mut watcher = ws(&app.ws_url("/ws/city/presence")).await;
+                next_json(&mut watcher).await;
+                let mut tab1 = ws(&app.ws_url("/ws/city/presence?user=alice")).await;
+                next_json(&mut tab1).await;
+                assert_eq!(next_of(&mut watcher, "join").await["user"], "alice");
+                let mut tab2 = ws(&app.ws_url("/ws/city/presence?user=alice")).await;
+                next_json(&mut tab2).await;
+                // The second tab is a heartbeat, not a second join.
+                assert_eq!(next_json(&mut watcher).await["type"], "heartbeat");
+
+                tab1.close(None).await.unwrap();
+                assert_eq!(close_code(&mut tab1).await, 1005);
+                let (_, present) = app.get("/api/city/presence").await;
+                assert_eq!(present["items"], json!([{"user": "alice"}]));
+                let quiet = tokio::time::timeout(Duration::from_millis(500), next_of(&mut watcher, "leave")).await;
+                assert!(quiet.is_err(), "no leave while a tab is open");
+
+                tab2.close(None).await.unwrap();
+                let leave = next_of(&mut watcher, "leave").await;
+                assert_eq!(leave["user"], "alice");
+                let (_, present) = app.get("/api/city/presence").await;
+                assert_eq!(present["items"], json!([]));
+                app.stop().await;
+            }
+
+            #[tokio::test]
             async fn shutdown_closes_sockets_with_going_away() {
                 let Some(city) = city().await else { return };
                 let app = city.spawn().await;

@@ -110,7 +110,10 @@ where
 
 enum Flow {
     Continue,
+    /// We end the session with this close code.
     Close(u16, &'static str),
+    /// The client closed (or vanished); its close was answered by the protocol layer.
+    PeerClosed,
 }
 
 struct Session {
@@ -119,6 +122,8 @@ struct Session {
     incoming: futures::stream::SplitStream<WebSocket>,
     actor: Option<Actor>,
     rate_key: String,
+    /// Identifies this connection among the user's others (presence).
+    connection: String,
     strikes: u32,
     _guard: ConnectionGuard,
 }
@@ -126,9 +131,10 @@ struct Session {
 impl Session {
     fn new(state: CityState, socket: WebSocket, actor: Option<Actor>) -> Self {
         let (sink, incoming) = socket.split();
+        let connection = uuid::Uuid::new_v4().simple().to_string();
         let rate_key = match &actor {
             Some(actor) => format!("city:ws-rate:user:{}", actor.as_str()),
-            None => format!("city:ws-rate:conn:{}", uuid::Uuid::new_v4().simple()),
+            None => format!("city:ws-rate:conn:{connection}"),
         };
         metrics::counter!("city_ws_sessions_total").increment(1);
         Self {
@@ -137,6 +143,7 @@ impl Session {
             incoming,
             actor,
             rate_key,
+            connection,
             strikes: 0,
             _guard: ConnectionGuard::new(SERVICE),
         }
@@ -156,13 +163,22 @@ impl Session {
         self.send(&frame).await
     }
 
-    async fn close(mut self, code: u16, reason: &'static str) {
-        let frame = CloseFrame {
-            code,
-            reason: reason.into(),
+    /// Ends the session: with our close frame, or (when the client closed or
+    /// vanished) by flushing the protocol layer's answer to its close.
+    async fn end(mut self, close: Option<(u16, &'static str)>) {
+        let finish = async {
+            match close {
+                Some((code, reason)) => {
+                    let frame = CloseFrame {
+                        code,
+                        reason: reason.into(),
+                    };
+                    self.sink.send(Message::Close(Some(frame))).await
+                }
+                None => self.sink.close().await,
+            }
         };
-        let _ =
-            tokio::time::timeout(SEND_TIMEOUT, self.sink.send(Message::Close(Some(frame)))).await;
+        let _ = tokio::time::timeout(SEND_TIMEOUT, finish).await;
     }
 
     /// Checks size and rate of a client frame and parses it.
@@ -205,9 +221,7 @@ impl Session {
         message: Option<Result<Message, axum::Error>>,
     ) -> Result<Option<ClientFrame>, Flow> {
         match message {
-            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {
-                Err(Flow::Close(close_code::NORMAL, ""))
-            }
+            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => Err(Flow::PeerClosed),
             Some(Ok(Message::Text(text))) => self.admit(text.as_str()).await,
             Some(Ok(Message::Binary(_))) => Err(Flow::Close(
                 close_code::UNSUPPORTED,
@@ -235,13 +249,13 @@ impl Session {
                     Err(flow) => flow,
                 },
             };
-            if let Flow::Close(code, reason) = flow {
-                break Some((code, reason));
+            match flow {
+                Flow::Continue => {}
+                Flow::Close(code, reason) => break Some((code, reason)),
+                Flow::PeerClosed => break None,
             }
         };
-        if let Some((code, reason)) = end {
-            self.close(code, reason).await;
-        }
+        self.end(end).await;
     }
 
     async fn on_room_frame(&mut self, slug: &Slug, frame: ClientFrame) -> Flow {
@@ -277,7 +291,8 @@ impl Session {
             return;
         }
         if let Some(actor) = self.actor.clone()
-            && let Err(error) = presence::heartbeat(&self.state, actor.as_str()).await
+            && let Err(error) =
+                presence::heartbeat(&self.state, actor.as_str(), &self.connection).await
         {
             tracing::warn!(%error, "presence join failed");
         }
@@ -299,7 +314,7 @@ impl Session {
                     Ok(Some(ClientFrame::Heartbeat)) => {
                         match self.actor.clone() {
                             Some(actor) => {
-                                if let Err(error) = presence::heartbeat(&self.state, actor.as_str()).await {
+                                if let Err(error) = presence::heartbeat(&self.state, actor.as_str(), &self.connection).await {
                                     let _ = self.send_error(ApiError::from(error)).await;
                                 }
                             }
@@ -317,17 +332,17 @@ impl Session {
                     Err(flow) => flow,
                 },
             };
-            if let Flow::Close(code, reason) = flow {
-                break Some((code, reason));
+            match flow {
+                Flow::Continue => {}
+                Flow::Close(code, reason) => break Some((code, reason)),
+                Flow::PeerClosed => break None,
             }
         };
         if let Some(actor) = self.actor.clone()
-            && let Err(error) = presence::leave(&self.state, actor.as_str()).await
+            && let Err(error) = presence::leave(&self.state, actor.as_str(), &self.connection).await
         {
             tracing::warn!(%error, "presence leave failed");
         }
-        if let Some((code, reason)) = end {
-            self.close(code, reason).await;
-        }
+        self.end(end).await;
     }
 }
