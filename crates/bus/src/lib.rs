@@ -17,6 +17,7 @@
 mod embedded;
 mod envelope;
 mod nats;
+pub mod retention;
 pub mod runner;
 pub mod subject;
 

@@ -272,3 +272,63 @@ contract!(
     embedded_postgres => (Embedded, Postgres),
     jetstream => (Nats, Sqlite)
 );
+
+/// Retention of the bus tables in the SQL store (both databases).
+mod retention {
+    use super::*;
+
+    async fn count(db: &daarion_store::Db, table: &str) -> i64 {
+        daarion_store::sql::query_scalar(daarion_store::sql::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM {table}"
+        )))
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+    }
+
+    async fn check(sql: SqlKind) {
+        let Some(f) = Fixture::new(BusKind::Embedded, sql).await else {
+            return;
+        };
+        let mut consumer = f.bus.consumer(&spec("keeper", "city.>")).await.unwrap();
+        f.bus
+            .publish(&event("city.message.created.general", 1))
+            .await
+            .unwrap();
+        f.bus
+            .publish(&event("city.message.created.general", 2))
+            .await
+            .unwrap();
+        within(consumer.next()).await.unwrap().ack().await.unwrap();
+        daarion_store::sql::query("INSERT INTO bus_processed (consumer, event_id, processed_at) VALUES ('keeper', 'evt_old', '2000-01-01T00:00:00.000000Z')")
+            .execute(f.db.db.pool())
+            .await
+            .unwrap();
+
+        // Nothing is old enough under a long retention.
+        let kept = daarion_bus::retention::prune(&f.db.db, Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert_eq!(kept.events, 0);
+        assert_eq!(kept.processed, 1, "only the record from 2000");
+
+        // With no retention, the delivered event goes; the pending one stays.
+        let pruned = daarion_bus::retention::prune(&f.db.db, Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(pruned.events, 1);
+        assert_eq!(count(&f.db.db, "bus_events").await, 1);
+        let pending = within(consumer.next()).await.unwrap();
+        assert_eq!(pending.envelope.payload["n"], 2);
+    }
+
+    #[tokio::test]
+    async fn delivered_events_are_pruned_and_pending_ones_kept_sqlite() {
+        check(SqlKind::Sqlite).await;
+    }
+
+    #[tokio::test]
+    async fn delivered_events_are_pruned_and_pending_ones_kept_postgres() {
+        check(SqlKind::Postgres).await;
+    }
+}

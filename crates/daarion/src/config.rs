@@ -36,6 +36,8 @@ pub struct Settings {
     pub log: String,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// Days delivered bus events and processed-event ids are kept (dedupe window).
+    pub bus_retention_days: u32,
     /// Bearer token for the operator endpoints (`/api/ops/*`); unset = closed.
     pub admin_token: Option<String>,
     pub city: daarion_city::Settings,
@@ -53,6 +55,7 @@ impl Default for Settings {
             redis_prefix: "daarion:".into(),
             log: "info".into(),
             max_body_bytes: 1024 * 1024,
+            bus_retention_days: 7,
             admin_token: None,
             city: daarion_city::Settings::default(),
         }
@@ -111,6 +114,9 @@ impl Settings {
         }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError("max_body_bytes must be at least 1024".into()));
+        }
+        if self.bus_retention_days == 0 {
+            return Err(ConfigError("bus_retention_days must be at least 1".into()));
         }
         if self.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
             return Err(ConfigError(

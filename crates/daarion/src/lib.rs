@@ -136,6 +136,12 @@ impl App {
                 })?]
             }
         };
+        tasks.spawn(daarion_bus::retention::run_janitor(
+            backends.db.clone(),
+            Duration::from_secs(u64::from(settings.bus_retention_days) * 24 * 3600),
+            Duration::from_secs(3600),
+            shutdown.clone(),
+        ));
         let mut mounted = Vec::new();
         for descriptor in wanted {
             mounted.push(build_service(descriptor, &settings, &backends, &shutdown, &tasks).await?);
