@@ -81,11 +81,9 @@ export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/daarion/target}"
 export RUST_LOG="${RUST_LOG:-warn}"
 
-# Every test makes its own database t_<uuid>; drop those left by earlier runs.
-if command -v psql >/dev/null; then
-  psql "$DATABASE_URL" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 't\_%'" 2>/dev/null |
-    while read -r db; do psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true; done
-fi
+# Every test makes its own database, stream namespace and key prefix; remove
+# those that earlier runs left behind.
+cargo run -q --locked -p daarion-testkit --bin test-cleanup
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
