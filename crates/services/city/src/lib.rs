@@ -10,10 +10,12 @@
 //! same messages. Presence lives in the cache as an expiring set.
 //!
 //! Layout: `domain` (rules and errors), `store` (queries), `api` (HTTP
-//! routes, OpenAPI), `ws` (WebSocket sessions), `presence`.
+//! routes, OpenAPI), `ws` (WebSocket sessions), `hub` (one bus subscription
+//! per watched subject per process, frames rendered once), `presence`.
 
 pub mod api;
 pub mod domain;
+mod hub;
 mod presence;
 pub mod store;
 mod ws;
@@ -120,6 +122,7 @@ pub struct CityState {
     settings: Arc<Settings>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    hub: hub::Hub,
 }
 
 impl CityState {
@@ -152,6 +155,7 @@ pub async fn build(deps: Deps) -> Result<City, CityError> {
         settings: Arc::new(deps.settings),
         shutdown: deps.shutdown,
         tasks: deps.tasks,
+        hub: hub::Hub::default(),
     };
     state.tasks.spawn(presence::sweep(state.clone()));
     let (api, openapi) = api::router().split_for_parts();

@@ -10,17 +10,18 @@ use axum::{
     Router,
     extract::{
         Path, State,
-        ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code},
+        ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code},
     },
     response::Response,
     routing::get,
 };
-use daarion_bus::Subscription;
+use daarion_bus::Envelope;
 use daarion_cache::RateLimit;
 use daarion_kernel::{ApiError, RequestContext, http::Actor, metrics::ConnectionGuard};
 use futures::{SinkExt, StreamExt, stream::SplitSink};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tokio::sync::broadcast;
 
 use crate::{
     CityState, SERVICE,
@@ -58,9 +59,10 @@ async fn room_socket(
     let slug = Slug::parse(&slug).map_err(|_| CityError::RoomNotFound(slug))?;
     store::room(&state.db, &slug).await?;
     // Subscribe before upgrading, so nothing posted after the 101 is missed.
+    let subject = format!("city.message.created.{}", slug.as_str());
     let live = state
-        .bus
-        .subscribe(&format!("city.message.created.{}", slug.as_str()))
+        .hub
+        .watch(&state.bus, &subject, render_message, &state.shutdown)
         .await
         .map_err(CityError::from)?;
     Ok(start(state, upgrade, actor, move |session| {
@@ -74,13 +76,35 @@ async fn presence_socket(
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let live = state
-        .bus
-        .subscribe(presence::SUBJECTS)
+        .hub
+        .watch(
+            &state.bus,
+            presence::SUBJECTS,
+            render_presence,
+            &state.shutdown,
+        )
         .await
         .map_err(CityError::from)?;
     Ok(start(state, upgrade, actor, move |session| {
         session.run_presence(live)
     }))
+}
+
+fn render_message(event: Envelope) -> Value {
+    json!({ "type": "message", "message": event.payload })
+}
+
+fn render_presence(event: Envelope) -> Value {
+    let kind = event
+        .subject
+        .rsplit('.')
+        .next()
+        .unwrap_or("event")
+        .to_owned();
+    let mut frame = event.payload;
+    frame["type"] = kind.into();
+    frame["time"] = event.time.into();
+    frame
 }
 
 /// Upgrades to a tracked session that runs `run` in the request's context.
@@ -150,10 +174,34 @@ impl Session {
     }
 
     async fn send(&mut self, value: &Value) -> Result<(), ()> {
-        let text = value.to_string();
-        match tokio::time::timeout(SEND_TIMEOUT, self.sink.send(Message::Text(text.into()))).await {
+        self.send_frame(value.to_string().into()).await
+    }
+
+    async fn send_frame(&mut self, frame: Utf8Bytes) -> Result<(), ()> {
+        match tokio::time::timeout(SEND_TIMEOUT, self.sink.send(Message::Text(frame))).await {
             Ok(Ok(())) => Ok(()),
             _ => Err(()),
+        }
+    }
+
+    /// Relays one frame of the live feed.
+    async fn relay(
+        &mut self,
+        frame: Result<Utf8Bytes, broadcast::error::RecvError>,
+    ) -> Result<Flow, ()> {
+        match frame {
+            Ok(frame) => self.send_frame(frame).await.map(|()| Flow::Continue),
+            // Too slow to keep up: say how much was skipped, so the client can
+            // refetch history, and go on.
+            Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                metrics::counter!("city_ws_frames_skipped_total").increment(skipped);
+                self.send(&json!({ "type": "lagged", "skipped": skipped }))
+                    .await
+                    .map(|()| Flow::Continue)
+            }
+            Err(broadcast::error::RecvError::Closed) => {
+                Ok(Flow::Close(close_code::ERROR, "live feed ended"))
+            }
         }
     }
 
@@ -231,17 +279,14 @@ impl Session {
         }
     }
 
-    async fn run_room(mut self, slug: Slug, mut live: Subscription) {
+    async fn run_room(mut self, slug: Slug, mut live: broadcast::Receiver<Utf8Bytes>) {
         let end = loop {
             let flow = tokio::select! {
+                biased;
                 () = self.state.shutdown.cancelled() => Flow::Close(close_code::AWAY, "server shutting down"),
-                event = live.next() => match event {
-                    Some(event) => {
-                        let frame = json!({ "type": "message", "message": event.payload });
-                        if self.send(&frame).await.is_err() { break None }
-                        Flow::Continue
-                    }
-                    None => Flow::Close(close_code::ERROR, "live feed ended"),
+                frame = live.recv() => match self.relay(frame).await {
+                    Ok(flow) => flow,
+                    Err(()) => break None,
                 },
                 incoming = self.incoming.next() => match self.read(incoming).await {
                     Ok(Some(frame)) => self.on_room_frame(&slug, frame).await,
@@ -281,7 +326,7 @@ impl Session {
         Flow::Continue
     }
 
-    async fn run_presence(mut self, mut live: Subscription) {
+    async fn run_presence(mut self, mut live: broadcast::Receiver<Utf8Bytes>) {
         let users = presence::present(&self.state).await.unwrap_or_default();
         if self
             .send(&json!({ "type": "snapshot", "users": users }))
@@ -298,17 +343,11 @@ impl Session {
         }
         let end = loop {
             let flow = tokio::select! {
+                biased;
                 () = self.state.shutdown.cancelled() => Flow::Close(close_code::AWAY, "server shutting down"),
-                event = live.next() => match event {
-                    Some(event) => {
-                        let kind = event.subject.rsplit('.').next().unwrap_or("event").to_owned();
-                        let mut frame = event.payload;
-                        frame["type"] = kind.into();
-                        frame["time"] = event.time.into();
-                        if self.send(&frame).await.is_err() { break None }
-                        Flow::Continue
-                    }
-                    None => Flow::Close(close_code::ERROR, "live feed ended"),
+                frame = live.recv() => match self.relay(frame).await {
+                    Ok(flow) => flow,
+                    Err(()) => break None,
                 },
                 incoming = self.incoming.next() => match self.read(incoming).await {
                     Ok(Some(ClientFrame::Heartbeat)) => {
