@@ -29,6 +29,9 @@ use crate::{
     presence, store,
 };
 
+/// Starting size of a socket's read and write buffers.
+const SOCKET_BUFFER: usize = 4 * 1024;
+
 /// A client that does not read its messages for this long is dropped.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -123,7 +126,11 @@ where
     // The protocol layer's hard cap sits above the configured limit, so an
     // oversized message reaches us and gets a proper 1009 close.
     let hard_cap = state.settings.ws_max_message_bytes.saturating_mul(4);
+    // Small starting buffers: tungstenite's default 128 KiB each would cost
+    // that much memory per idle socket; they grow for large frames.
     upgrade
+        .read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(SOCKET_BUFFER)
         .max_message_size(hard_cap)
         .max_frame_size(hard_cap)
         .on_upgrade(move |socket| {
