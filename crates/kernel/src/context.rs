@@ -52,6 +52,12 @@ pub fn new_trace_id() -> String {
     Uuid::new_v4().simple().to_string()
 }
 
+/// A W3C parent (span) id: 16 lowercase hex digits, never all zeros.
+pub fn new_span_id() -> String {
+    let id = Uuid::new_v4().as_u64_pair().0 | 1;
+    format!("{id:016x}")
+}
+
 /// Accepts a caller's request id when it is short printable ASCII; anything
 /// else is replaced so that logs and headers stay safe.
 pub fn accept_request_id(candidate: &str) -> Option<String> {

@@ -1,0 +1,166 @@
+//! Edge protection shared by both modes: who the client is (through the
+//! trusted-proxy list), rate limits per client address and route, and
+//! security headers.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::{
+    extract::{ConnectInfo, Request, State},
+    http::{HeaderMap, HeaderValue, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use daarion_cache::RateLimit;
+use daarion_kernel::ApiError;
+use ipnet::IpNet;
+
+use crate::{Gateway, config::RateLimitSetting, proxy::Peer};
+
+/// Resolves the client behind `socket`: a trusted proxy's `X-Forwarded-For`
+/// is read right to left, skipping other trusted proxies.
+pub fn peer(
+    socket: SocketAddr,
+    headers: &HeaderMap,
+    trusted: &[IpNet],
+    scheme: &'static str,
+) -> Peer {
+    let socket_ip = socket.ip().to_canonical();
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let trusted_peer = is_trusted(&socket_ip);
+    let mut client_ip = socket_ip;
+    if trusted_peer {
+        let chain: Vec<IpAddr> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|ip| ip.trim().parse().ok())
+            .collect();
+        if let Some(first_untrusted) = chain.iter().rev().find(|ip| !is_trusted(ip)) {
+            client_ip = *first_untrusted;
+        } else if let Some(leftmost) = chain.first() {
+            client_ip = *leftmost;
+        }
+    }
+    Peer {
+        socket_ip,
+        client_ip,
+        trusted: trusted_peer,
+        scheme,
+    }
+}
+
+/// Middleware: the route's rate limit, per client address.
+pub async fn rate_limit(
+    State(gateway): State<std::sync::Arc<Gateway>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let loaded = gateway.loaded();
+    let limit = loaded
+        .table
+        .route_for(request.uri().path())
+        .and_then(|route| match route.rate_limit {
+            RateLimitSetting::Off(_) => None,
+            RateLimitSetting::Custom { per_second, burst } => {
+                Some((route.prefix.clone(), RateLimit { per_second, burst }))
+            }
+            RateLimitSetting::Default if route.prefix.starts_with("/api/") => {
+                Some((route.prefix.clone(), gateway.settings.default_rate_limit))
+            }
+            RateLimitSetting::Default => None,
+        });
+    let Some((prefix, limit)) = limit else {
+        return next.run(request).await;
+    };
+    let socket = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let client = peer(
+        socket,
+        request.headers(),
+        &gateway.settings.trusted_proxies,
+        gateway.settings.scheme(),
+    );
+    let key = format!("gw:rl:{}:{}", prefix, client.client_ip);
+    match gateway.cache.rate_limit(&key, limit).await {
+        Ok(decision) if !decision.allowed => {
+            metrics::counter!("gateway_rate_limited_total", "route" => prefix).increment(1);
+            ApiError::rate_limited(decision.retry_after).into_response()
+        }
+        Ok(_) => next.run(request).await,
+        Err(error) => {
+            // Failing open: a cache outage must not take the city down.
+            tracing::warn!(%error, "rate limit check failed; request admitted");
+            next.run(request).await
+        }
+    }
+}
+
+/// Middleware: security headers on every response (kept when the upstream set its own).
+pub async fn security_headers(
+    State(gateway): State<std::sync::Arc<Gateway>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let is_html = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    let mut set = |name: header::HeaderName, value: &'static str| {
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
+    };
+    set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(header::X_FRAME_OPTIONS, "DENY");
+    set(header::REFERRER_POLICY, "strict-origin-when-cross-origin");
+    if is_html {
+        set(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+             script-src 'self'; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'",
+        );
+    }
+    if gateway.settings.tls {
+        set(
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000; includeSubDomains",
+        );
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.7, 10.1.1.1"),
+        );
+        let via_proxy = peer("10.0.0.2:5000".parse().unwrap(), &headers, &trusted, "http");
+        assert!(via_proxy.trusted);
+        assert_eq!(via_proxy.client_ip.to_string(), "203.0.113.7");
+        let direct = peer(
+            "198.51.100.1:5000".parse().unwrap(),
+            &headers,
+            &trusted,
+            "http",
+        );
+        assert!(!direct.trusted);
+        assert_eq!(
+            direct.client_ip.to_string(),
+            "198.51.100.1",
+            "a spoofed header is ignored"
+        );
+    }
+}

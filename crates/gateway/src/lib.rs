@@ -1,0 +1,312 @@
+//! The gateway: DAARION's single entry point.
+//!
+//! One route table (`config`), hot-swappable, maps path prefixes to upstream
+//! groups (`upstream`): load balancing, active health checks, passive
+//! ejection. Requests are forwarded by `proxy` (streaming HTTP, WebSocket
+//! relay, safe retries, JSON 502/503/504). `edge` holds what both runtime
+//! shapes apply in front of every request: client address through trusted
+//! proxies, rate limits, security headers. In `daarion gateway` every route
+//! is proxied; in `daarion up` the services mounted in-process answer first
+//! and the rest (extra upstreams such as Grafana) are proxied the same way.
+//!
+//! Layout: `config`, `upstream`, `proxy`, `edge`, `export` (nginx and
+//! Kubernetes Ingress renderings of the same table), and here [`Gateway`].
+
+pub mod config;
+pub mod edge;
+pub mod proxy;
+pub mod upstream;
+
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use arc_swap::ArcSwap;
+use axum::{
+    Router,
+    extract::{ConnectInfo, Request, State},
+    middleware,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use daarion_cache::{Cache, RateLimit};
+use daarion_kernel::ApiError;
+use ipnet::IpNet;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    config::RouteTable,
+    proxy::{Target, UpstreamClient},
+    upstream::Group,
+};
+
+/// Gateway settings outside the route table.
+#[derive(Debug, Clone)]
+pub struct EdgeSettings {
+    /// Proxies whose `X-Forwarded-*` headers are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// The limit of `/api/` routes that do not set their own.
+    pub default_rate_limit: RateLimit,
+    /// Whether this listener is TLS (HSTS, `X-Forwarded-Proto: https`).
+    pub tls: bool,
+    /// The route table file, watched for changes; `None`: the built-in table.
+    pub routes_file: Option<PathBuf>,
+}
+
+impl Default for EdgeSettings {
+    fn default() -> Self {
+        Self {
+            trusted_proxies: Vec::new(),
+            default_rate_limit: RateLimit {
+                per_second: 10.0,
+                burst: 20,
+            },
+            tls: false,
+            routes_file: None,
+        }
+    }
+}
+
+impl EdgeSettings {
+    pub fn scheme(&self) -> &'static str {
+        if self.tls { "https" } else { "http" }
+    }
+}
+
+/// One loaded route table with its live upstream state.
+pub struct Loaded {
+    pub table: RouteTable,
+    pub groups: BTreeMap<String, Arc<Group>>,
+    clients: BTreeMap<u64, UpstreamClient>,
+    /// Stops this table's health checks when a newer table replaces it.
+    checks: CancellationToken,
+}
+
+pub struct Gateway {
+    current: ArcSwap<Loaded>,
+    pub settings: EdgeSettings,
+    pub cache: Arc<dyn Cache>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Gateway {
+    pub fn new(
+        table: RouteTable,
+        settings: EdgeSettings,
+        cache: Arc<dyn Cache>,
+        shutdown: CancellationToken,
+        tasks: TaskTracker,
+    ) -> Arc<Self> {
+        let loaded = Self::load(&table, &shutdown, &tasks);
+        Arc::new(Self {
+            current: ArcSwap::from_pointee(loaded),
+            settings,
+            cache,
+            shutdown,
+            tasks,
+        })
+    }
+
+    fn load(table: &RouteTable, shutdown: &CancellationToken, tasks: &TaskTracker) -> Loaded {
+        let mut clients = BTreeMap::new();
+        for route in &table.routes {
+            clients
+                .entry(route.timeouts.connect_ms)
+                .or_insert_with(|| proxy::client(route.timeouts.connect()));
+        }
+        let probe_client = proxy::client(Duration::from_secs(2));
+        let checks = shutdown.child_token();
+        let groups = table
+            .upstreams
+            .iter()
+            .map(|(name, config)| {
+                let group = Arc::new(Group::new(name, config.clone()));
+                if config.health_check.is_some() && !config.addresses.is_empty() {
+                    tasks.spawn(upstream::run_health_checks(
+                        group.clone(),
+                        probe_client.clone(),
+                        checks.clone(),
+                    ));
+                }
+                (name.clone(), group)
+            })
+            .collect();
+        Loaded {
+            table: table.clone(),
+            groups,
+            clients,
+            checks,
+        }
+    }
+
+    pub fn loaded(&self) -> Arc<Loaded> {
+        self.current.load_full()
+    }
+
+    /// Replaces the route table. Requests in flight finish on the old one;
+    /// new requests use the new one; the old health checks stop.
+    pub fn reload(&self, table: RouteTable) {
+        let loaded = Self::load(&table, &self.shutdown, &self.tasks);
+        let old = self.current.swap(Arc::new(loaded));
+        old.checks.cancel();
+        metrics::counter!("gateway_reloads_total", "outcome" => "applied").increment(1);
+        tracing::info!(routes = table.routes.len(), "route table reloaded");
+    }
+
+    /// Reloads from the routes file; a broken file keeps the current table.
+    pub fn reload_from_file(&self) -> Result<(), config::ConfigError> {
+        let Some(path) = &self.settings.routes_file else {
+            return Ok(());
+        };
+        match RouteTable::load(path) {
+            Ok(table) => {
+                self.reload(table);
+                Ok(())
+            }
+            Err(error) => {
+                metrics::counter!("gateway_reloads_total", "outcome" => "rejected").increment(1);
+                tracing::error!(%error, file = %path.display(), "route table rejected; keeping the current one");
+                Err(error)
+            }
+        }
+    }
+
+    /// Reloads on SIGHUP and when the routes file changes, until shutdown.
+    pub async fn watch_reloads(self: Arc<Self>) {
+        let Some(path) = self.settings.routes_file.clone() else {
+            return;
+        };
+        let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let mut last = modified(&path);
+        #[cfg(unix)]
+        let mut hangup =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        loop {
+            #[cfg(unix)]
+            let sighup = async {
+                match hangup.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let sighup = std::future::pending::<()>();
+            tokio::select! {
+                () = self.shutdown.cancelled() => return,
+                () = sighup => { let _ = self.reload_from_file(); }
+                () = tokio::time::sleep(Duration::from_millis(500)) => {
+                    let now = modified(&path);
+                    if now != last {
+                        last = now;
+                        let _ = self.reload_from_file();
+                    }
+                }
+            }
+        }
+    }
+
+    /// `/health`: the gateway is healthy when every configured upstream has a
+    /// usable address.
+    pub fn health(&self) -> serde_json::Value {
+        let loaded = self.loaded();
+        let mut upstreams = serde_json::Map::new();
+        let mut healthy = true;
+        for (name, group) in &loaded.groups {
+            if group.endpoints.is_empty() {
+                continue;
+            }
+            let up = group.healthy_count();
+            healthy &= up > 0;
+            upstreams.insert(
+                name.clone(),
+                serde_json::json!({ "healthy": up, "total": group.endpoints.len() }),
+            );
+        }
+        serde_json::json!({
+            "status": if healthy { "healthy" } else { "unhealthy" },
+            "service": "gateway",
+            "upstreams": upstreams,
+        })
+    }
+
+    /// Forwards a request along the route table.
+    pub async fn proxy(self: &Arc<Self>, socket: SocketAddr, request: Request) -> Response {
+        let loaded = self.loaded();
+        let Some(route) = loaded.table.route_for(request.uri().path()) else {
+            return ApiError::not_found("no such route").into_response();
+        };
+        let (Some(group), Some(client)) = (
+            loaded.groups.get(&route.upstream),
+            loaded.clients.get(&route.timeouts.connect_ms),
+        ) else {
+            return ApiError::not_found("no such route").into_response();
+        };
+        let peer = edge::peer(
+            socket,
+            request.headers(),
+            &self.settings.trusted_proxies,
+            self.settings.scheme(),
+        );
+        proxy::forward(
+            Target {
+                route,
+                group,
+                client,
+                peer: &peer,
+                tasks: &self.tasks,
+                shutdown: &self.shutdown,
+            },
+            request,
+        )
+        .await
+    }
+
+    /// Edge middleware in front of `router`: rate limits and security headers.
+    pub fn edge(self: &Arc<Self>, router: Router) -> Router {
+        router
+            .layer(middleware::from_fn_with_state(
+                self.clone(),
+                edge::rate_limit,
+            ))
+            .layer(middleware::from_fn_with_state(
+                self.clone(),
+                edge::security_headers,
+            ))
+    }
+
+    /// The proxying router of `daarion gateway`: `/healthz`, `/health`,
+    /// `/metrics`, and every other path through the route table.
+    pub fn router(self: &Arc<Self>) -> Router {
+        let health = self.clone();
+        let router = Router::new()
+            .route("/healthz", get(|| async { "OK" }))
+            .route(
+                "/health",
+                get(move || {
+                    let report = health.health();
+                    async move {
+                        let status = if report["status"] == "healthy" {
+                            axum::http::StatusCode::OK
+                        } else {
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE
+                        };
+                        (status, axum::Json(report))
+                    }
+                }),
+            )
+            .route("/metrics", get(daarion_kernel::metrics::render))
+            .fallback(fallback)
+            .with_state(self.clone());
+        self.edge(router)
+    }
+}
+
+/// The catch-all: forwards along the route table.
+pub async fn fallback(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(socket): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    gateway.proxy(socket, request).await
+}
