@@ -41,6 +41,55 @@ pub struct Settings {
     /// Bearer token for the operator endpoints (`/api/ops/*`); unset = closed.
     pub admin_token: Option<String>,
     pub city: daarion_city::Settings,
+    pub gateway: GatewaySettings,
+}
+
+/// `[gateway]`: the edge, in `daarion up` and `daarion gateway`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// Route table file (TOML), reloaded on change or SIGHUP; unset: the
+    /// built-in table (every service on its standard port).
+    pub routes_file: Option<PathBuf>,
+    /// Proxies (CIDRs) whose X-Forwarded-* headers are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Default rate limit of `/api/` routes, per client address.
+    pub rate_limit_per_second: f64,
+    pub rate_limit_burst: u32,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            routes_file: None,
+            trusted_proxies: Vec::new(),
+            rate_limit_per_second: 10.0,
+            rate_limit_burst: 20,
+        }
+    }
+}
+
+impl GatewaySettings {
+    pub fn edge(&self) -> daarion_gateway::EdgeSettings {
+        daarion_gateway::EdgeSettings {
+            trusted_proxies: self.trusted_proxies.clone(),
+            default_rate_limit: daarion_cache::RateLimit {
+                per_second: self.rate_limit_per_second,
+                burst: self.rate_limit_burst,
+            },
+            tls: false,
+            routes_file: self.routes_file.clone(),
+        }
+    }
+
+    /// The route table: the file's, or the built-in one.
+    pub fn table(&self) -> Result<daarion_gateway::config::RouteTable, ConfigError> {
+        match &self.routes_file {
+            Some(path) => daarion_gateway::config::RouteTable::load(path)
+                .map_err(|e| ConfigError(format!("gateway.routes_file: {e}"))),
+            None => Ok(daarion_gateway::config::RouteTable::default_table()),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -58,6 +107,7 @@ impl Default for Settings {
             bus_retention_days: 7,
             admin_token: None,
             city: daarion_city::Settings::default(),
+            gateway: GatewaySettings::default(),
         }
     }
 }
@@ -124,6 +174,14 @@ impl Settings {
             ));
         }
         self.city.validate().map_err(ConfigError)?;
+        let rate = self.gateway.rate_limit_per_second;
+        if !(rate.is_finite() && rate > 0.0) || self.gateway.rate_limit_burst == 0 {
+            return Err(ConfigError(
+                "gateway.rate_limit_per_second and gateway.rate_limit_burst must be positive"
+                    .into(),
+            ));
+        }
+        self.gateway.table()?;
         Ok(())
     }
 

@@ -93,6 +93,8 @@ pub enum Shape {
     AllInOne,
     /// One service on its own port.
     Service(String),
+    /// The gateway alone, proxying to services elsewhere.
+    Gateway,
 }
 
 struct Mounted {
@@ -109,14 +111,54 @@ pub struct App {
     router: Router,
     shutdown: CancellationToken,
     tasks: TaskTracker,
-    backends: Backends,
+    /// `None` for the gateway alone, which keeps no data.
+    backends: Option<Backends>,
 }
 
 impl App {
     /// Connects backends, migrates, builds the services of `shape` and binds.
     pub async fn build(settings: Settings, shape: Shape) -> anyhow::Result<Self> {
+        if shape == Shape::Gateway {
+            return Self::build_gateway(settings).await;
+        }
         let backends = Backends::connect(&settings).await?;
         Self::build_with(settings, shape, backends).await
+    }
+
+    /// `daarion gateway`: the edge alone; its only backend is the cache
+    /// (Redis when configured, so rate limits hold across gateway replicas).
+    async fn build_gateway(settings: Settings) -> anyhow::Result<Self> {
+        let cache: Arc<dyn Cache> = match &settings.redis_url {
+            Some(url) => Arc::new(
+                RedisCache::connect(url, &settings.redis_prefix)
+                    .await
+                    .context("failed to connect to Redis (REDIS_URL)")?,
+            ),
+            None => Arc::new(MemoryCache::default()),
+        };
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let gateway = daarion_gateway::Gateway::new(
+            settings.gateway.table()?,
+            settings.gateway.edge(),
+            cache,
+            shutdown.clone(),
+            tasks.clone(),
+        );
+        tasks.spawn(gateway.clone().watch_reloads());
+        let router = daarion_kernel::http::standard_layers(
+            gateway.router(),
+            "gateway",
+            settings.max_body_bytes,
+        );
+        let listener = bind(&settings, 8080).await?;
+        Ok(Self {
+            listener,
+            router,
+            shutdown,
+            tasks,
+            backends: None,
+        })
     }
 
     /// Like [`App::build`] on backends the caller already has.
@@ -128,7 +170,7 @@ impl App {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let wanted: Vec<ServiceDescriptor> = match &shape {
-            Shape::AllInOne => SERVICES.to_vec(),
+            Shape::AllInOne | Shape::Gateway => SERVICES.to_vec(),
             Shape::Service(name) => {
                 vec![*SERVICES.iter().find(|s| s.name == name).with_context(|| {
                     let known: Vec<_> = SERVICES.iter().map(|s| s.name).collect();
@@ -146,31 +188,52 @@ impl App {
         for descriptor in wanted {
             mounted.push(build_service(descriptor, &settings, &backends, &shutdown, &tasks).await?);
         }
-        let label = match &shape {
-            Shape::AllInOne => "gateway",
-            Shape::Service(_) => mounted.first().map_or("daarion", |m| m.descriptor.name),
+        let (label, default_port) = match &shape {
+            Shape::Service(name) => (
+                mounted.first().map_or("daarion", |m| m.descriptor.name),
+                SERVICES
+                    .iter()
+                    .find(|s| s.name == name)
+                    .map_or(8080, |s| s.port),
+            ),
+            Shape::AllInOne | Shape::Gateway => ("gateway", 8080),
         };
-        let router = compose(&shape, mounted, &backends, &settings);
+        let local: std::collections::BTreeSet<String> = mounted
+            .iter()
+            .map(|m| m.descriptor.name.to_owned())
+            .collect();
+        let mut router = compose(&shape, mounted, &backends, &settings);
+        if shape == Shape::AllInOne {
+            // The in-process gateway: the same edge as `daarion gateway`, and
+            // routes to upstreams not served here (Grafana, Matrix...) proxied.
+            let gateway = daarion_gateway::Gateway::with_local(
+                settings.gateway.table()?,
+                settings.gateway.edge(),
+                backends.cache.clone(),
+                shutdown.clone(),
+                tasks.clone(),
+                local,
+            );
+            tasks.spawn(gateway.clone().watch_reloads());
+            let proxy = gateway.clone();
+            router = gateway.edge(router.fallback(
+                move |axum::extract::ConnectInfo(socket): axum::extract::ConnectInfo<
+                    SocketAddr,
+                >,
+                      request: axum::extract::Request| {
+                    let proxy = proxy.clone();
+                    async move { proxy.proxy(socket, request).await }
+                },
+            ));
+        }
         let router = daarion_kernel::http::standard_layers(router, label, settings.max_body_bytes);
-        let default_port = match &shape {
-            Shape::AllInOne => 8080,
-            Shape::Service(name) => SERVICES
-                .iter()
-                .find(|s| s.name == name)
-                .map_or(8080, |s| s.port),
-        };
-        let address = settings
-            .listen
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], default_port)));
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .with_context(|| format!("failed to listen on {address}"))?;
+        let listener = bind(&settings, default_port).await?;
         Ok(Self {
             listener,
             router,
             shutdown,
             tasks,
-            backends,
+            backends: Some(backends),
         })
     }
 
@@ -180,8 +243,8 @@ impl App {
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
-    pub fn backends(&self) -> &Backends {
-        &self.backends
+    pub fn backends(&self) -> Option<&Backends> {
+        self.backends.as_ref()
     }
 
     /// Serves until `stop` resolves, then stops accepting, drains in-flight
@@ -211,10 +274,21 @@ impl App {
         {
             tracing::warn!("background tasks did not finish within 10 s");
         }
-        self.backends.db.close().await;
+        if let Some(backends) = &self.backends {
+            backends.db.close().await;
+        }
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+async fn bind(settings: &Settings, default_port: u16) -> anyhow::Result<tokio::net::TcpListener> {
+    let address = settings
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], default_port)));
+    tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("failed to listen on {address}"))
 }
 
 async fn build_service(
@@ -264,7 +338,7 @@ fn compose(
         let health = m.health.clone();
         let per_service = |r: Router| match shape {
             // Behind the in-process gateway each service also gets its own metrics label.
-            Shape::AllInOne => r.layer(axum::middleware::from_fn_with_state(
+            Shape::AllInOne | Shape::Gateway => r.layer(axum::middleware::from_fn_with_state(
                 daarion_kernel::metrics::ServiceLabel(name),
                 daarion_kernel::metrics::track_http,
             )),
@@ -290,7 +364,7 @@ fn compose(
     openapi.merge(prefixed(ops::openapi(), "/api/ops"));
 
     let top_health = match shape {
-        Shape::AllInOne => Health::new(
+        Shape::AllInOne | Shape::Gateway => Health::new(
             ServiceDescriptor {
                 name: "daarion",
                 port: 8080,

@@ -37,6 +37,12 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Run the gateway alone, proxying to services elsewhere along the route
+    /// table (`gateway.routes_file`, or the built-in one).
+    Gateway {
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Apply pending migrations, or roll back the last N.
     Migrate {
         #[arg(long, value_name = "N")]
@@ -123,6 +129,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let settings = with_overrides(load(cli.config.as_deref())?, listen, data_dir);
             serve(settings, Shape::AllInOne).await
         }
+        Command::Gateway { listen } => {
+            let settings = with_overrides(load(cli.config.as_deref())?, listen, None);
+            serve(settings, Shape::Gateway).await
+        }
         Command::Serve {
             service,
             listen,
@@ -156,6 +166,7 @@ fn with_overrides(
 async fn serve(settings: Settings, shape: Shape) -> anyhow::Result<ExitCode> {
     let name = match &shape {
         Shape::AllInOne => "daarion".to_owned(),
+        Shape::Gateway => "gateway".to_owned(),
         Shape::Service(s) => s.clone(),
     };
     daarion_kernel::telemetry::init(&name, &settings.log);

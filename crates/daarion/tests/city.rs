@@ -441,3 +441,136 @@ async fn two_city_replicas_share_rooms_messages_and_presence() {
     a.stop().await;
     b.stop().await;
 }
+
+/// `daarion up` applies the edge's default rate limit (10 r/s, burst 20 per
+/// client on /api/) and its security headers.
+#[tokio::test]
+async fn up_applies_the_default_edge_protection() {
+    let Some(mut city) = City::new(Kind::Embedded).await else {
+        return;
+    };
+    city.settings.gateway = daarion::config::GatewaySettings::default();
+    let app = city.spawn().await;
+    let mut statuses = Vec::new();
+    for _ in 0..25 {
+        let response = app
+            .client
+            .get(app.url("/api/city/rooms"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+        if response.status() == 429 {
+            assert!(response.headers().contains_key("retry-after"));
+        }
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        20,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 5);
+    // Not under /api/: not limited.
+    for _ in 0..5 {
+        assert_eq!(
+            app.client
+                .get(app.url("/healthz"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    // Routes of upstreams not served here and not configured: JSON 404.
+    let (status, body) = app.get("/grafana/").await;
+    assert_eq!((status, error_code(&body)), (404, "not_found"));
+    app.stop().await;
+}
+
+/// The distributed shape end to end: `daarion gateway` in front of two
+/// `daarion serve city` replicas on PostgreSQL + NATS + Redis.
+#[tokio::test]
+async fn the_gateway_fronts_two_city_replicas() {
+    let Some(city) = City::new(Kind::Distributed).await else {
+        return;
+    };
+    let a = common::spawn_with(
+        city.settings.clone(),
+        daarion::Shape::Service("city".into()),
+    )
+    .await;
+    let b = common::spawn_with(
+        city.settings.clone(),
+        daarion::Shape::Service("city".into()),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.toml");
+    std::fs::write(
+        &routes,
+        format!(
+            "[[routes]]\nprefix = \"/api/city/\"\nupstream = \"city\"\n\
+             [[routes]]\nprefix = \"/ws/city/\"\nupstream = \"city\"\nwebsocket = true\n\
+             [upstreams.city]\naddresses = [\"{}\", \"{}\"]\n\
+             health_check = {{ path = \"/health\", interval_ms = 200, healthy = 1, unhealthy = 2 }}\n",
+            a.addr, b.addr
+        ),
+    )
+    .unwrap();
+    let mut settings = city.settings.clone();
+    settings.gateway.routes_file = Some(routes);
+    let gateway = common::spawn_with(settings, daarion::Shape::Gateway).await;
+
+    let mut live = ws(&gateway.ws_url("/ws/city/rooms/general?user=watcher")).await;
+    let mut posted = Vec::new();
+    for n in 0..6 {
+        let (status, message) = gateway
+            .post(
+                "/api/city/rooms/general/messages",
+                Some("alice"),
+                json!({"body": format!("m{n}")}),
+            )
+            .await;
+        assert_eq!(status, 201, "{message}");
+        posted.push(message["id"].clone());
+    }
+    for id in &posted {
+        assert_eq!(&next_of(&mut live, "message").await["message"]["id"], id);
+    }
+    send_text(
+        &mut live,
+        json!({"type": "message", "body": "through the gateway"}).to_string(),
+    )
+    .await;
+    assert_eq!(
+        next_of(&mut live, "ack").await["message"]["body"],
+        "through the gateway"
+    );
+
+    let (status, health) = gateway.get("/health").await;
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(
+        health["upstreams"]["city"],
+        json!({"healthy": 2, "total": 2})
+    );
+    let metrics = gateway
+        .client
+        .get(gateway.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("gateway_upstream_requests_total"),
+        "{metrics}"
+    );
+
+    drop(live);
+    gateway.stop().await;
+    a.stop().await;
+    b.stop().await;
+}

@@ -82,6 +82,8 @@ pub struct Loaded {
 
 pub struct Gateway {
     current: ArcSwap<Loaded>,
+    /// Upstreams served in this process (`daarion up`): never proxied or probed.
+    local: std::collections::BTreeSet<String>,
     pub settings: EdgeSettings,
     pub cache: Arc<dyn Cache>,
     shutdown: CancellationToken,
@@ -96,9 +98,23 @@ impl Gateway {
         shutdown: CancellationToken,
         tasks: TaskTracker,
     ) -> Arc<Self> {
-        let loaded = Self::load(&table, &shutdown, &tasks);
+        Self::with_local(table, settings, cache, shutdown, tasks, Default::default())
+    }
+
+    /// A gateway in front of services mounted in this process: routes to the
+    /// `local` upstreams are answered by them, not proxied.
+    pub fn with_local(
+        table: RouteTable,
+        settings: EdgeSettings,
+        cache: Arc<dyn Cache>,
+        shutdown: CancellationToken,
+        tasks: TaskTracker,
+        local: std::collections::BTreeSet<String>,
+    ) -> Arc<Self> {
+        let loaded = Self::load(&table, &shutdown, &tasks, &local);
         Arc::new(Self {
             current: ArcSwap::from_pointee(loaded),
+            local,
             settings,
             cache,
             shutdown,
@@ -106,7 +122,12 @@ impl Gateway {
         })
     }
 
-    fn load(table: &RouteTable, shutdown: &CancellationToken, tasks: &TaskTracker) -> Loaded {
+    fn load(
+        table: &RouteTable,
+        shutdown: &CancellationToken,
+        tasks: &TaskTracker,
+        local: &std::collections::BTreeSet<String>,
+    ) -> Loaded {
         let mut clients = BTreeMap::new();
         for route in &table.routes {
             clients
@@ -120,7 +141,10 @@ impl Gateway {
             .iter()
             .map(|(name, config)| {
                 let group = Arc::new(Group::new(name, config.clone()));
-                if config.health_check.is_some() && !config.addresses.is_empty() {
+                if config.health_check.is_some()
+                    && !config.addresses.is_empty()
+                    && !local.contains(name)
+                {
                     tasks.spawn(upstream::run_health_checks(
                         group.clone(),
                         probe_client.clone(),
@@ -145,7 +169,7 @@ impl Gateway {
     /// Replaces the route table. Requests in flight finish on the old one;
     /// new requests use the new one; the old health checks stop.
     pub fn reload(&self, table: RouteTable) {
-        let loaded = Self::load(&table, &self.shutdown, &self.tasks);
+        let loaded = Self::load(&table, &self.shutdown, &self.tasks, &self.local);
         let old = self.current.swap(Arc::new(loaded));
         old.checks.cancel();
         metrics::counter!("gateway_reloads_total", "outcome" => "applied").increment(1);
@@ -213,7 +237,7 @@ impl Gateway {
         let mut upstreams = serde_json::Map::new();
         let mut healthy = true;
         for (name, group) in &loaded.groups {
-            if group.endpoints.is_empty() {
+            if group.endpoints.is_empty() || self.local.contains(name) {
                 continue;
             }
             let up = group.healthy_count();
@@ -233,7 +257,11 @@ impl Gateway {
     /// Forwards a request along the route table.
     pub async fn proxy(self: &Arc<Self>, socket: SocketAddr, request: Request) -> Response {
         let loaded = self.loaded();
-        let Some(route) = loaded.table.route_for(request.uri().path()) else {
+        let route = loaded
+            .table
+            .route_for(request.uri().path())
+            .filter(|route| !self.local.contains(&route.upstream));
+        let Some(route) = route else {
             return ApiError::not_found("no such route").into_response();
         };
         let (Some(group), Some(client)) = (

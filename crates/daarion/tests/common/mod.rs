@@ -33,6 +33,10 @@ impl City {
             log: "warn".into(),
             ..Settings::default()
         };
+        // Tests fire requests faster than the edge's default 10 r/s per
+        // client; the limit itself is tested on its own.
+        settings.gateway.rate_limit_per_second = 100_000.0;
+        settings.gateway.rate_limit_burst = 100_000;
         if kind == Kind::Distributed {
             let pg = daarion_testkit::require_env("DATABASE_URL")?;
             settings.database_url = Some(daarion_testkit::fresh_postgres_database(&pg).await);
