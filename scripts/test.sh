@@ -73,6 +73,8 @@ ensure_nats() {
 ensure_postgres
 ensure_redis
 ensure_nats
+# The gateway's nginx export is checked with `nginx -t`.
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { log "installing nginx"; apt_install nginx; }
 
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 export NATS_URL="${NATS_URL:-nats://127.0.0.1:4222}"

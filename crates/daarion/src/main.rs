@@ -42,6 +42,8 @@ enum Command {
     Gateway {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        #[command(subcommand)]
+        command: Option<GatewayCommand>,
     },
     /// Apply pending migrations, or roll back the last N.
     Migrate {
@@ -60,6 +62,32 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum GatewayCommand {
+    /// Print the route table as configuration for another edge.
+    Export {
+        #[arg(value_enum)]
+        format: ExportFormat,
+        /// nginx: the address to listen on.
+        #[arg(long, default_value = "8080")]
+        listen: String,
+        /// Ingress: the host rule (all hosts when absent).
+        #[arg(long)]
+        host: Option<String>,
+        /// Ingress: the namespace.
+        #[arg(long, default_value = "daarion")]
+        namespace: String,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    /// A complete nginx.conf.
+    Nginx,
+    /// Kubernetes Ingress objects for ingress-nginx.
+    Ingress,
 }
 
 #[derive(Subcommand)]
@@ -129,7 +157,36 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let settings = with_overrides(load(cli.config.as_deref())?, listen, data_dir);
             serve(settings, Shape::AllInOne).await
         }
-        Command::Gateway { listen } => {
+        Command::Gateway {
+            command:
+                Some(GatewayCommand::Export {
+                    format,
+                    listen,
+                    host,
+                    namespace,
+                }),
+            ..
+        } => {
+            let settings = load(cli.config.as_deref())?;
+            let table = settings.gateway.table()?;
+            let options = daarion_gateway::export::ExportOptions {
+                listen,
+                rate_per_second: settings.gateway.rate_limit_per_second,
+                burst: settings.gateway.rate_limit_burst,
+                namespace,
+                host,
+            };
+            let text = match format {
+                ExportFormat::Nginx => daarion_gateway::export::nginx(&table, &options),
+                ExportFormat::Ingress => daarion_gateway::export::ingress(&table, &options),
+            };
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Gateway {
+            listen,
+            command: None,
+        } => {
             let settings = with_overrides(load(cli.config.as_deref())?, listen, None);
             serve(settings, Shape::Gateway).await
         }

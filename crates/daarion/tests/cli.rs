@@ -188,3 +188,63 @@ fn serving_an_unknown_service_fails_clearly() {
         text(&output)
     );
 }
+
+#[test]
+fn the_nginx_export_passes_nginx_t() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = daarion(dir.path())
+        .args(["gateway", "export", "nginx"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let conf = dir.path().join("nginx.conf");
+    std::fs::write(&conf, &output.stdout).unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("location /api/city/ {"), "{stdout}");
+    assert!(stdout.contains("location /ws/city/ {"));
+
+    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let Some(nginx) = nginx else {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "CI=true requires nginx (scripts/test.sh installs it)"
+        );
+        eprintln!("!!! SKIPPED: nginx is not installed; the export was not checked with nginx -t");
+        return;
+    };
+    let pid = dir.path().join("nginx.pid");
+    let check = Command::new(nginx)
+        .arg("-t")
+        .arg("-c")
+        .arg(&conf)
+        .arg("-g")
+        .arg(format!("pid {};", pid.display()))
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "nginx -t rejected the export:\n{}",
+        text(&check)
+    );
+    assert!(text(&check).contains("syntax is ok"), "{}", text(&check));
+}
+
+#[test]
+fn the_ingress_export_has_one_object_per_configured_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = daarion(dir.path())
+        .args(["gateway", "export", "ingress", "--host", "city.example"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let yaml = String::from_utf8_lossy(&output.stdout);
+    assert!(yaml.contains("kind: Ingress"));
+    assert!(yaml.contains("name: daarion-api-city"));
+    assert!(yaml.contains("- host: city.example"));
+    assert!(
+        !yaml.contains("grafana"),
+        "unconfigured upstreams are left out"
+    );
+}

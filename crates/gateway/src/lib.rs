@@ -14,6 +14,7 @@
 
 pub mod config;
 pub mod edge;
+pub mod export;
 pub mod proxy;
 pub mod upstream;
 
