@@ -56,6 +56,8 @@ pub struct GatewaySettings {
     /// Default rate limit of `/api/` routes, per client address.
     pub rate_limit_per_second: f64,
     pub rate_limit_burst: u32,
+    /// Origins allowed to call the API from a browser (CORS); empty: off.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for GatewaySettings {
@@ -65,6 +67,7 @@ impl Default for GatewaySettings {
             trusted_proxies: Vec::new(),
             rate_limit_per_second: 10.0,
             rate_limit_burst: 20,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -79,6 +82,7 @@ impl GatewaySettings {
             },
             tls: false,
             routes_file: self.routes_file.clone(),
+            cors_origins: self.cors_origins.clone(),
         }
     }
 

@@ -135,6 +135,43 @@ pub async fn security_headers(
     response
 }
 
+/// CORS for the configured origins; `None` when none are (CORS off).
+pub fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    use axum::http::Method;
+    Some(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+                Method::OPTIONS,
+            ])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                header::HeaderName::from_static("idempotency-key"),
+                header::HeaderName::from_static("x-request-id"),
+                header::HeaderName::from_static("x-daarion-user"),
+            ])
+            .expose_headers([
+                header::HeaderName::from_static("x-request-id"),
+                header::RETRY_AFTER,
+            ])
+            .allow_credentials(true)
+            .max_age(std::time::Duration::from_secs(600)),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,5 +199,30 @@ mod tests {
             "198.51.100.1",
             "a spoofed header is ignored"
         );
+    }
+}
+
+#[cfg(test)]
+mod edge_stack {
+    use axum::{Router, body::Body, http::Request, routing::get};
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn the_edge_compresses_and_sets_security_headers() {
+        let gateway = crate::Gateway::new(
+            crate::config::RouteTable::default_table(),
+            crate::EdgeSettings::default(),
+            std::sync::Arc::new(daarion_cache::MemoryCache::default()),
+            Default::default(),
+            Default::default(),
+        );
+        let app = gateway.edge(Router::new().route("/", get(|| async { "x".repeat(1000) })));
+        let request = Request::get("/")
+            .header("accept-encoding", "gzip")
+            .body(Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.headers()["content-encoding"], "gzip");
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
     }
 }

@@ -50,6 +50,8 @@ pub struct EdgeSettings {
     pub tls: bool,
     /// The route table file, watched for changes; `None`: the built-in table.
     pub routes_file: Option<PathBuf>,
+    /// Origins allowed to call the API from a browser (CORS); empty: CORS off.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for EdgeSettings {
@@ -62,6 +64,7 @@ impl Default for EdgeSettings {
             },
             tls: false,
             routes_file: None,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -291,17 +294,28 @@ impl Gateway {
         .await
     }
 
-    /// Edge middleware in front of `router`: rate limits and security headers.
+    /// Edge middleware in front of `router`: rate limits, response
+    /// compression (gzip, brotli; never for event streams), CORS when
+    /// configured, and security headers.
     pub fn edge(self: &Arc<Self>, router: Router) -> Router {
-        router
+        let router = router
             .layer(middleware::from_fn_with_state(
                 self.clone(),
                 edge::rate_limit,
             ))
-            .layer(middleware::from_fn_with_state(
-                self.clone(),
-                edge::security_headers,
-            ))
+            .layer(
+                tower_http::compression::CompressionLayer::new()
+                    .gzip(true)
+                    .br(true),
+            );
+        let router = match edge::cors(&self.settings.cors_origins) {
+            Some(cors) => router.layer(cors),
+            None => router,
+        };
+        router.layer(middleware::from_fn_with_state(
+            self.clone(),
+            edge::security_headers,
+        ))
     }
 
     /// The proxying router of `daarion gateway`: `/healthz`, `/health`,

@@ -340,6 +340,9 @@ pub async fn forward(target: Target<'_>, mut request: Request) -> Response {
                 }
                 let (mut parts, incoming) = response.into_parts();
                 strip_hop_by_hop(&mut parts.headers, false);
+                parts
+                    .extensions
+                    .insert(daarion_kernel::http::Upstream(endpoint.address.clone()));
                 let body = idle_timeout(Body::new(incoming), route.timeouts.idle(), in_flight);
                 return Response::from_parts(parts, body);
             }
@@ -408,7 +411,8 @@ fn idle_timeout<G: Send + 'static>(body: Body, idle: Duration, guard: G) -> Body
             }
         },
     );
-    Body::from_stream(timed)
+    // Fused: a consumer (the compression layer does) may poll again after the end.
+    Body::from_stream(timed.fuse())
 }
 
 /// Copies bytes both ways until either side closes, nothing moves for

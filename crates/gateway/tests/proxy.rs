@@ -640,3 +640,110 @@ async fn hot_reload_switches_upstreams_without_dropping_requests_and_rejects_bro
         "a request failed during reload: {statuses:?}"
     );
 }
+
+#[tokio::test]
+async fn responses_are_compressed_when_accepted_but_event_streams_are_not() {
+    let (a, _, _) = upstream("a").await;
+    let edge = gateway(&table(&[a], "", ""), EdgeSettings::default()).await;
+    // reqwest here has no decompression, so the raw encoding is visible.
+    let big = edge
+        .client
+        .get(edge.url("/api/up/big"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        big.headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap()),
+        Some("gzip"),
+        "{:?}",
+        big.headers()
+    );
+    let compressed = big.bytes().await.unwrap();
+    assert!(
+        compressed.len() < 100_000,
+        "10 MiB of 'x' compresses: {}",
+        compressed.len()
+    );
+    let plain = edge
+        .client
+        .get(edge.url("/api/up/big"))
+        .send()
+        .await
+        .unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    let started = Instant::now();
+    let sse = edge
+        .client
+        .get(edge.url("/api/up/sse"))
+        .header("accept-encoding", "gzip, br")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        sse.headers().get("content-encoding").is_none(),
+        "event streams pass uncompressed"
+    );
+    let mut stream = sse.bytes_stream();
+    assert_eq!(
+        &stream.next().await.unwrap().unwrap()[..],
+        b"data: first\n\n"
+    );
+    assert!(started.elapsed() < Duration::from_millis(1000));
+}
+
+#[tokio::test]
+async fn cors_is_off_by_default_and_follows_the_configured_origins() {
+    let (a, _, _) = upstream("a").await;
+    let closed = gateway(&table(&[a], "", ""), EdgeSettings::default()).await;
+    let response = closed
+        .client
+        .get(closed.url("/api/up/x"))
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+
+    let settings = EdgeSettings {
+        cors_origins: vec!["https://app.example".into()],
+        ..EdgeSettings::default()
+    };
+    let open = gateway(&table(&[a], "", ""), settings).await;
+    let preflight = open
+        .client
+        .request(reqwest::Method::OPTIONS, open.url("/api/up/x"))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "content-type, idempotency-key",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success());
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    assert_eq!(
+        preflight.headers()["access-control-allow-credentials"],
+        "true"
+    );
+    let other = open
+        .client
+        .get(open.url("/api/up/x"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+}

@@ -65,6 +65,10 @@ pub async fn request_context(request: Request, next: Next) -> Response {
         .and_then(context::trace_id_from_traceparent)
         .unwrap_or_else(context::new_trace_id);
     let method = request.method().clone();
+    let client = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -77,12 +81,21 @@ pub async fn request_context(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let mut response = ctx.scope(next.run(request)).instrument(span.clone()).await;
     let status = response.status().as_u16();
+    let bytes = response
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let upstream = response.extensions().get::<Upstream>().map(|u| u.0.clone());
     span.in_scope(|| {
         tracing::info!(
             method = %method,
             route = route.as_deref().unwrap_or("unmatched"),
             status,
+            bytes,
             duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            upstream,
+            client,
             "request completed"
         );
     });
@@ -91,6 +104,11 @@ pub async fn request_context(request: Request, next: Next) -> Response {
     }
     response
 }
+
+/// Response extension naming the upstream address a proxied request went to,
+/// for the access log.
+#[derive(Debug, Clone)]
+pub struct Upstream(pub String);
 
 /// `axum::Json` whose rejections are [`ApiError`]s.
 #[derive(Debug, Clone, Copy, Default)]

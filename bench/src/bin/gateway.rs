@@ -1,0 +1,342 @@
+//! The gateway against nginx, side by side in one run: the same fast
+//! upstream (served from this process), the same route table (nginx's config
+//! is our own export of it), the same `wrk` load. Also `daarion up` on an
+//! in-process route, and memory per open proxied WebSocket.
+
+#![allow(clippy::print_stdout)]
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use anyhow::Context;
+use axum::{Router, extract::ws::WebSocketUpgrade, response::IntoResponse, routing::get};
+use clap::Parser;
+use daarion_bench::{free_port, rss_kib};
+
+#[derive(Parser)]
+struct Args {
+    /// The daarion binary (a release build).
+    #[arg(long)]
+    binary: PathBuf,
+    /// Seconds per wrk run.
+    #[arg(long, default_value_t = 10)]
+    seconds: u32,
+    /// Proxied WebSockets to hold open for the memory figure.
+    #[arg(long, default_value_t = 10_000)]
+    sockets: usize,
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn upstream() -> anyhow::Result<u16> {
+    let big = bytes::Bytes::from(vec![b'x'; 1024 * 1024]);
+    let app = Router::new()
+        .route("/bench/small", get(|| async { "hello world" }))
+        .route(
+            "/bench/big",
+            get(move || {
+                let big = big.clone();
+                async move { big }
+            }),
+        )
+        .route(
+            "/bench/ws",
+            get(|upgrade: WebSocketUpgrade| async move {
+                upgrade
+                    .read_buffer_size(4096)
+                    .write_buffer_size(4096)
+                    .on_upgrade(|mut socket| async move {
+                        while let Some(Ok(_)) = socket.recv().await {}
+                    })
+                    .into_response()
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(port)
+}
+
+async fn wait_ready(port: u16, path: &str) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    for _ in 0..500 {
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{port}{path}"))
+            .send()
+            .await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    anyhow::bail!("nothing healthy on port {port}{path}")
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Figures {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn parse_duration_ms(text: &str) -> Option<f64> {
+    let (number, unit) = text.split_at(text.find(|c: char| c.is_ascii_alphabetic())?);
+    let value: f64 = number.parse().ok()?;
+    Some(match unit {
+        "us" => value / 1000.0,
+        "ms" => value,
+        "s" => value * 1000.0,
+        "m" => value * 60_000.0,
+        _ => return None,
+    })
+}
+
+fn wrk(url: &str, connections: u32, seconds: u32) -> anyhow::Result<Figures> {
+    let output = Command::new("wrk")
+        .args([
+            "-t2",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+            url,
+        ])
+        .output()
+        .context("failed to run wrk (apt-get install wrk)")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let field = |prefix: &str| {
+        text.lines()
+            .map(str::trim)
+            .find_map(|l| l.strip_prefix(prefix))
+            .map(|v| v.trim().to_owned())
+    };
+    let errors = field("Non-2xx or 3xx responses:");
+    anyhow::ensure!(
+        errors.is_none(),
+        "{url}: non-2xx responses ({errors:?})\n{text}"
+    );
+    Ok(Figures {
+        rps: field("Requests/sec:")
+            .and_then(|v| v.parse().ok())
+            .context("no Requests/sec")?,
+        p50_ms: field("50%")
+            .and_then(|v| parse_duration_ms(&v))
+            .context("no p50")?,
+        p99_ms: field("99%")
+            .and_then(|v| parse_duration_ms(&v))
+            .context("no p99")?,
+    })
+}
+
+fn nginx_rss_kib(master: u32) -> u64 {
+    let mut total = rss_kib(master).unwrap_or(0);
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(master) {
+                total += rss_kib(pid).unwrap_or(0);
+            }
+        }
+    }
+    total
+}
+
+async fn open_sockets(port: u16, count: usize) -> anyhow::Result<Vec<impl Send>> {
+    let mut sockets = Vec::with_capacity(count);
+    let mut pending = futures::stream::FuturesUnordered::new();
+    use futures::StreamExt;
+    for _ in 0..count {
+        pending.push(tokio_tungstenite::connect_async(format!(
+            "ws://127.0.0.1:{port}/bench/ws"
+        )));
+        if pending.len() >= 200 {
+            let (socket, _) = pending.next().await.context("connect")??;
+            sockets.push(socket);
+        }
+    }
+    while let Some(result) = pending.next().await {
+        sockets.push(result?.0);
+    }
+    Ok(sockets)
+}
+
+fn line(label: &str, f: Figures) {
+    println!(
+        "  {label:<34} {:>10.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms",
+        f.rps, f.p50_ms, f.p99_ms
+    );
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let dir = std::env::temp_dir().join(format!("daarion-gw-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let up = upstream().await?;
+
+    let routes = format!(
+        "[[routes]]\nprefix = \"/bench/\"\nupstream = \"bench\"\nwebsocket = true\nrate_limit = \"off\"\n\
+         [upstreams.bench]\naddresses = [\"127.0.0.1:{up}\"]\n"
+    );
+    let routes_file = dir.join("routes.toml");
+    std::fs::write(&routes_file, &routes)?;
+
+    let gw_port = free_port()?;
+    let gateway = Killed(
+        Command::new(&args.binary)
+            .args(["gateway", "--listen", &format!("127.0.0.1:{gw_port}")])
+            .env("DAARION__GATEWAY__ROUTES_FILE", &routes_file)
+            .env("RUST_LOG", "warn")
+            .env_remove("REDIS_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+
+    let nginx_port = free_port()?;
+    let table = daarion_gateway::config::RouteTable::parse(&routes)?;
+    let options = daarion_gateway::export::ExportOptions {
+        listen: format!("127.0.0.1:{nginx_port}"),
+        ..Default::default()
+    };
+    let conf = daarion_gateway::export::nginx(&table, &options)
+        .replace(
+            "worker_processes auto;",
+            "worker_processes auto;\nworker_rlimit_nofile 65536;",
+        )
+        .replace("worker_connections 4096;", "worker_connections 32768;")
+        .replace(
+            "http {",
+            &format!(
+                "http {{\n    access_log off;\n    error_log {}/error.log warn;",
+                dir.display()
+            ),
+        );
+    let conf_file = dir.join("nginx.conf");
+    std::fs::write(&conf_file, conf)?;
+    let nginx = Killed(
+        Command::new("nginx")
+            .arg("-c")
+            .arg(&conf_file)
+            .arg("-g")
+            .arg(format!(
+                "daemon off; pid {}/nginx.pid; error_log {}/error.log warn;",
+                dir.display(),
+                dir.display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("failed to start nginx (apt-get install nginx)")?,
+    );
+
+    let up_port = free_port()?;
+    let data = dir.join("data");
+    let all_in_one = Killed(
+        Command::new(&args.binary)
+            .args([
+                "up",
+                "--listen",
+                &format!("127.0.0.1:{up_port}"),
+                "--data-dir",
+            ])
+            .arg(&data)
+            .env("RUST_LOG", "warn")
+            .env("DAARION__GATEWAY__RATE_LIMIT_PER_SECOND", "1000000000")
+            .env("DAARION__GATEWAY__RATE_LIMIT_BURST", "1000000000")
+            .env_remove("DATABASE_URL")
+            .env_remove("NATS_URL")
+            .env_remove("REDIS_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    wait_ready(gw_port, "/bench/small").await?;
+    wait_ready(nginx_port, "/bench/small").await?;
+    wait_ready(up_port, "/api/city/rooms/general").await?;
+
+    println!(
+        "gateway benchmark: wrk -t2, {} s per run, one 2-core machine shared by wrk, proxy and upstream",
+        args.seconds
+    );
+    for (label, path) in [
+        ("small response (11 B)", "/bench/small"),
+        ("1 MiB response", "/bench/big"),
+    ] {
+        for connections in [64, 512] {
+            println!("{label}, {connections} connections:");
+            let n = wrk(
+                &format!("http://127.0.0.1:{nginx_port}{path}"),
+                connections,
+                args.seconds,
+            )?;
+            line("nginx", n);
+            let d = wrk(
+                &format!("http://127.0.0.1:{gw_port}{path}"),
+                connections,
+                args.seconds,
+            )?;
+            line("daarion gateway", d);
+            println!(
+                "  ratio daarion/nginx: throughput {:.2}x, p99 {:.2}x (goal: throughput >= 1, p99 <= 1)",
+                d.rps / n.rps,
+                d.p99_ms / n.p99_ms
+            );
+            if path == "/bench/small" {
+                let u = wrk(
+                    &format!("http://127.0.0.1:{up_port}/api/city/rooms/general"),
+                    connections,
+                    args.seconds,
+                )?;
+                line("daarion up, in-process city route", u);
+            }
+        }
+    }
+
+    let gw_pid = gateway.0.id();
+    let nginx_pid = nginx.0.id();
+    let before_gw = rss_kib(gw_pid)?;
+    let sockets = open_sockets(gw_port, args.sockets).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after_gw = rss_kib(gw_pid)?;
+    drop(sockets);
+    let before_nginx = nginx_rss_kib(nginx_pid);
+    let sockets = open_sockets(nginx_port, args.sockets).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after_nginx = nginx_rss_kib(nginx_pid);
+    drop(sockets);
+    let per = |before: u64, after: u64| {
+        after.saturating_sub(before) as f64 * 1024.0 / args.sockets as f64
+    };
+    println!(
+        "idle memory per open proxied WebSocket ({} sockets): daarion gateway {:.1} KiB (RSS {:.1} -> {:.1} MiB), nginx {:.1} KiB (RSS {:.1} -> {:.1} MiB)",
+        args.sockets,
+        per(before_gw, after_gw) / 1024.0,
+        before_gw as f64 / 1024.0,
+        after_gw as f64 / 1024.0,
+        per(before_nginx, after_nginx) / 1024.0,
+        before_nginx as f64 / 1024.0,
+        after_nginx as f64 / 1024.0,
+    );
+    drop((gateway, nginx, all_in_one));
+    let _ = std::fs::remove_dir_all(Path::new(&dir));
+    Ok(())
+}
