@@ -10,6 +10,11 @@ bin="$CARGO_TARGET_DIR/release"
 for clients in 10 100 500; do
   "$bin/fanout" --binary "$bin/daarion" --clients "$clients" --messages "${MESSAGES:-500}" --label embedded
 done
+command -v wrk >/dev/null && command -v nginx >/dev/null || {
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx >/dev/null
+}
+ulimit -n "$(ulimit -Hn)"
+"$bin/gateway" --binary "$bin/daarion" --seconds "${SECONDS_PER_RUN:-10}"
 nats_url="${NATS_URL:-nats://127.0.0.1:4222}"
 if (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
   for clients in 10 100 500; do
