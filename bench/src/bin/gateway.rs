@@ -90,6 +90,8 @@ struct Figures {
     rps: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// Non-2xx responses plus socket errors (timeouts included).
+    errors: u64,
 }
 
 fn parse_duration_ms(text: &str) -> Option<f64> {
@@ -122,12 +124,18 @@ fn wrk(url: &str, connections: u32, seconds: u32) -> anyhow::Result<Figures> {
             .find_map(|l| l.strip_prefix(prefix))
             .map(|v| v.trim().to_owned())
     };
-    let errors = field("Non-2xx or 3xx responses:");
-    anyhow::ensure!(
-        errors.is_none(),
-        "{url}: non-2xx responses ({errors:?})\n{text}"
-    );
+    let non_2xx: u64 = field("Non-2xx or 3xx responses:")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let socket_errors: u64 = field("Socket errors:")
+        .map(|v| {
+            v.split(',')
+                .filter_map(|part| part.split_whitespace().last()?.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
     Ok(Figures {
+        errors: non_2xx + socket_errors,
         rps: field("Requests/sec:")
             .and_then(|v| v.parse().ok())
             .context("no Requests/sec")?,
