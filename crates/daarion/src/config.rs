@@ -42,6 +42,63 @@ pub struct Settings {
     pub admin_token: Option<String>,
     pub city: daarion_city::Settings,
     pub gateway: GatewaySettings,
+    pub server: ServerSettings,
+}
+
+/// `[server]`: the listener, in every shape.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// A client must send its request headers within this many seconds.
+    pub header_read_timeout_secs: u64,
+    /// Largest request head, in bytes.
+    pub max_header_bytes: usize,
+    /// Open connections one client address may hold.
+    pub max_connections_per_client: usize,
+    /// PEM certificate chain and private key: serve HTTPS (HTTP/2 by ALPN).
+    /// Reloaded when the files change.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// With TLS: also listen here on plain HTTP and redirect to HTTPS.
+    pub http_redirect_listen: Option<SocketAddr>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_secs: 10,
+            max_header_bytes: 64 * 1024,
+            max_connections_per_client: 256,
+            tls_cert: None,
+            tls_key: None,
+            http_redirect_listen: None,
+        }
+    }
+}
+
+impl ServerSettings {
+    pub fn tls_enabled(&self) -> bool {
+        self.tls_cert.is_some()
+    }
+
+    /// The listener's options; loads the certificate when TLS is on.
+    pub fn options(&self) -> Result<daarion_kernel::server::ServerOptions, ConfigError> {
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                daarion_kernel::server::Tls::load(cert.clone(), key.clone())
+                    .map_err(|e| ConfigError(format!("server.tls_cert / server.tls_key: {e}")))?,
+            ),
+            (None, None) => None,
+            _ => return Err(ConfigError("server.tls_cert and server.tls_key go together".into())),
+        };
+        Ok(daarion_kernel::server::ServerOptions {
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_secs),
+            max_header_bytes: self.max_header_bytes,
+            max_connections_per_client: self.max_connections_per_client,
+            tls,
+            ..Default::default()
+        })
+    }
 }
 
 /// `[gateway]`: the edge, in `daarion up` and `daarion gateway`.
@@ -73,14 +130,14 @@ impl Default for GatewaySettings {
 }
 
 impl GatewaySettings {
-    pub fn edge(&self) -> daarion_gateway::EdgeSettings {
+    pub fn edge(&self, tls: bool) -> daarion_gateway::EdgeSettings {
         daarion_gateway::EdgeSettings {
             trusted_proxies: self.trusted_proxies.clone(),
             default_rate_limit: daarion_cache::RateLimit {
                 per_second: self.rate_limit_per_second,
                 burst: self.rate_limit_burst,
             },
-            tls: false,
+            tls,
             routes_file: self.routes_file.clone(),
             cors_origins: self.cors_origins.clone(),
         }
@@ -112,6 +169,7 @@ impl Default for Settings {
             admin_token: None,
             city: daarion_city::Settings::default(),
             gateway: GatewaySettings::default(),
+            server: ServerSettings::default(),
         }
     }
 }
@@ -186,6 +244,18 @@ impl Settings {
             ));
         }
         self.gateway.table()?;
+        if self.server.header_read_timeout_secs == 0 || self.server.max_connections_per_client == 0 {
+            return Err(ConfigError(
+                "server.header_read_timeout_secs and server.max_connections_per_client must be positive".into(),
+            ));
+        }
+        if self.server.max_header_bytes < 8192 {
+            return Err(ConfigError("server.max_header_bytes must be at least 8192".into()));
+        }
+        self.server.options()?;
+        if self.server.http_redirect_listen.is_some() && !self.server.tls_enabled() {
+            return Err(ConfigError("server.http_redirect_listen needs server.tls_cert".into()));
+        }
         Ok(())
     }
 

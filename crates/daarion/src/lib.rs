@@ -113,6 +113,9 @@ pub struct App {
     tasks: TaskTracker,
     /// `None` for the gateway alone, which keeps no data.
     backends: Option<Backends>,
+    server: daarion_kernel::server::ServerOptions,
+    /// With TLS: a plain-HTTP listener that redirects to HTTPS.
+    redirect: Option<tokio::net::TcpListener>,
 }
 
 impl App {
@@ -140,7 +143,7 @@ impl App {
         let tasks = TaskTracker::new();
         let gateway = daarion_gateway::Gateway::new(
             settings.gateway.table()?,
-            settings.gateway.edge(),
+            settings.gateway.edge(settings.server.tls_enabled()),
             cache,
             shutdown.clone(),
             tasks.clone(),
@@ -152,12 +155,15 @@ impl App {
             settings.max_body_bytes,
         );
         let listener = bind(&settings, 8080).await?;
+        let (server, redirect) = server_parts(&settings).await?;
         Ok(Self {
             listener,
             router,
             shutdown,
             tasks,
             backends: None,
+            server,
+            redirect,
         })
     }
 
@@ -208,7 +214,7 @@ impl App {
             // routes to upstreams not served here (Grafana, Matrix...) proxied.
             let gateway = daarion_gateway::Gateway::with_local(
                 settings.gateway.table()?,
-                settings.gateway.edge(),
+                settings.gateway.edge(settings.server.tls_enabled()),
                 backends.cache.clone(),
                 shutdown.clone(),
                 tasks.clone(),
@@ -228,12 +234,15 @@ impl App {
         }
         let router = daarion_kernel::http::standard_layers(router, label, settings.max_body_bytes);
         let listener = bind(&settings, default_port).await?;
+        let (server, redirect) = server_parts(&settings).await?;
         Ok(Self {
             listener,
             router,
             shutdown,
             tasks,
             backends: Some(backends),
+            server,
+            redirect,
         })
     }
 
@@ -255,17 +264,25 @@ impl App {
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let shutdown = self.shutdown.clone();
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
-            .with_graceful_shutdown(async move {
-                stop.await;
-                tracing::info!("shutting down");
-                shutdown.cancel();
-            })
-            .await
-            .context("server failed")?;
+        let stop = async move {
+            stop.await;
+            tracing::info!("shutting down");
+            shutdown.cancel();
+        };
+        if let Some(tls) = &self.server.tls {
+            self.tasks.spawn(tls.clone().watch(self.shutdown.clone()));
+        }
+        if let Some(redirect) = self.redirect {
+            let https_port = self.listener.local_addr().map(|a| a.port()).unwrap_or(443);
+            let done = self.shutdown.clone();
+            self.tasks.spawn(daarion_kernel::server::serve(
+                redirect,
+                daarion_kernel::server::redirect_to_https(https_port),
+                daarion_kernel::server::ServerOptions::default(),
+                async move { done.cancelled().await },
+            ));
+        }
+        daarion_kernel::server::serve(self.listener, self.router, self.server, stop).await;
         self.shutdown.cancel();
         self.tasks.close();
         if tokio::time::timeout(Duration::from_secs(10), self.tasks.wait())
@@ -280,6 +297,21 @@ impl App {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+async fn server_parts(
+    settings: &Settings,
+) -> anyhow::Result<(daarion_kernel::server::ServerOptions, Option<tokio::net::TcpListener>)> {
+    let options = settings.server.options()?;
+    let redirect = match settings.server.http_redirect_listen {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("failed to listen on {address}"))?,
+        ),
+        None => None,
+    };
+    Ok((options, redirect))
 }
 
 async fn bind(settings: &Settings, default_port: u16) -> anyhow::Result<tokio::net::TcpListener> {

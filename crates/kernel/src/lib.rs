@@ -12,6 +12,8 @@
 //! - `health`: dependency checks and the `/health` document.
 //! - `http`: the standard middleware stack and helpers (JSON extractor,
 //!   pagination, identity header).
+//! - `server`: the accept loop (HTTP/1.1 + HTTP/2, TLS, slow-client and
+//!   per-client limits, graceful drain).
 //! - `shutdown`: SIGINT/SIGTERM handling shared by HTTP, WebSocket and bus
 //!   consumers.
 
@@ -20,6 +22,7 @@ pub mod error;
 pub mod health;
 pub mod http;
 pub mod metrics;
+pub mod server;
 pub mod shutdown;
 pub mod telemetry;
 
