@@ -89,7 +89,11 @@ impl ServerSettings {
                     .map_err(|e| ConfigError(format!("server.tls_cert / server.tls_key: {e}")))?,
             ),
             (None, None) => None,
-            _ => return Err(ConfigError("server.tls_cert and server.tls_key go together".into())),
+            _ => {
+                return Err(ConfigError(
+                    "server.tls_cert and server.tls_key go together".into(),
+                ));
+            }
         };
         Ok(daarion_kernel::server::ServerOptions {
             header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_secs),
@@ -244,17 +248,22 @@ impl Settings {
             ));
         }
         self.gateway.table()?;
-        if self.server.header_read_timeout_secs == 0 || self.server.max_connections_per_client == 0 {
+        if self.server.header_read_timeout_secs == 0 || self.server.max_connections_per_client == 0
+        {
             return Err(ConfigError(
                 "server.header_read_timeout_secs and server.max_connections_per_client must be positive".into(),
             ));
         }
         if self.server.max_header_bytes < 8192 {
-            return Err(ConfigError("server.max_header_bytes must be at least 8192".into()));
+            return Err(ConfigError(
+                "server.max_header_bytes must be at least 8192".into(),
+            ));
         }
         self.server.options()?;
         if self.server.http_redirect_listen.is_some() && !self.server.tls_enabled() {
-            return Err(ConfigError("server.http_redirect_listen needs server.tls_cert".into()));
+            return Err(ConfigError(
+                "server.http_redirect_listen needs server.tls_cert".into(),
+            ));
         }
         Ok(())
     }

@@ -301,7 +301,10 @@ impl App {
 
 async fn server_parts(
     settings: &Settings,
-) -> anyhow::Result<(daarion_kernel::server::ServerOptions, Option<tokio::net::TcpListener>)> {
+) -> anyhow::Result<(
+    daarion_kernel::server::ServerOptions,
+    Option<tokio::net::TcpListener>,
+)> {
     let options = settings.server.options()?;
     let redirect = match settings.server.http_redirect_listen {
         Some(address) => Some(

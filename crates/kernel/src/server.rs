@@ -92,7 +92,10 @@ impl Tls {
         }))
     }
 
-    fn read(cert: &std::path::Path, key: &std::path::Path) -> Result<rustls::ServerConfig, TlsError> {
+    fn read(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> Result<rustls::ServerConfig, TlsError> {
         use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
         let read_error = |path: &std::path::Path| {
             let path = path.display().to_string();
@@ -106,10 +109,12 @@ impl Tls {
             return Err(TlsError::NoCertificate(cert.display().to_string()));
         }
         let key = PrivateKeyDer::from_pem_file(key).map_err(read_error(key))?;
-        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(chain, key)?;
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(config)
     }
@@ -214,16 +219,25 @@ pub async fn serve(
                 }
             },
         };
-        let Some(slot) = Slot::take(&counts, peer.ip().to_canonical(), options.max_connections_per_client) else {
-            metrics::counter!("http_connections_refused_total", "reason" => "per_client_limit").increment(1);
+        let Some(slot) = Slot::take(
+            &counts,
+            peer.ip().to_canonical(),
+            options.max_connections_per_client,
+        ) else {
+            metrics::counter!("http_connections_refused_total", "reason" => "per_client_limit")
+                .increment(1);
             drop(stream);
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone().map_request(move |mut request: axum::http::Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-            request
-        }));
+        let service = TowerToHyperService::new(router.clone().map_request(
+            move |mut request: axum::http::Request<Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(ConnectInfo::<SocketAddr>(peer));
+                request
+            },
+        ));
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let tls = options.tls.clone();
@@ -232,23 +246,30 @@ pub async fn serve(
             let _slot = slot;
             match tls {
                 None => {
-                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    let connection =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                     let _ = watcher.watch(connection.into_owned()).await;
                 }
                 Some(tls) => {
-                    let accepted = tokio::time::timeout(handshake_timeout, tls.acceptor().accept(stream)).await;
+                    let accepted =
+                        tokio::time::timeout(handshake_timeout, tls.acceptor().accept(stream))
+                            .await;
                     let Ok(Ok(stream)) = accepted else {
                         metrics::counter!("http_connections_refused_total", "reason" => "tls_handshake").increment(1);
                         return;
                     };
-                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    let connection =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                     let _ = watcher.watch(connection.into_owned()).await;
                 }
             }
         });
     }
     drop(listener);
-    if tokio::time::timeout(options.drain_timeout, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(options.drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("connections still open after the drain timeout");
     }
 }
@@ -263,7 +284,11 @@ pub fn redirect_to_https(https_port: u16) -> Router {
             .and_then(|h| h.to_str().ok())
             .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name).to_owned())
             .unwrap_or_else(|| "localhost".into());
-        let authority = if https_port == 443 { host } else { format!("{host}:{https_port}") };
+        let authority = if https_port == 443 {
+            host
+        } else {
+            format!("{host}:{https_port}")
+        };
         let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
         axum::response::Redirect::permanent(&format!("https://{authority}{path}"))
     })
