@@ -119,6 +119,8 @@ pub struct GatewaySettings {
     pub rate_limit_burst: u32,
     /// Origins allowed to call the API from a browser (CORS); empty: off.
     pub cors_origins: Vec<String>,
+    /// Serve the embedded web UI on paths no route claims.
+    pub web_ui: bool,
 }
 
 impl Default for GatewaySettings {
@@ -129,6 +131,7 @@ impl Default for GatewaySettings {
             rate_limit_per_second: 10.0,
             rate_limit_burst: 20,
             cors_origins: Vec::new(),
+            web_ui: true,
         }
     }
 }
@@ -144,6 +147,7 @@ impl GatewaySettings {
             tls,
             routes_file: self.routes_file.clone(),
             cors_origins: self.cors_origins.clone(),
+            web_ui: self.web_ui,
         }
     }
 

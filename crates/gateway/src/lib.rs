@@ -16,6 +16,7 @@ pub mod config;
 pub mod edge;
 pub mod export;
 pub mod proxy;
+pub mod static_ui;
 pub mod upstream;
 
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
@@ -52,6 +53,8 @@ pub struct EdgeSettings {
     pub routes_file: Option<PathBuf>,
     /// Origins allowed to call the API from a browser (CORS); empty: CORS off.
     pub cors_origins: Vec<String>,
+    /// Serve the embedded web UI on paths no route claims.
+    pub web_ui: bool,
 }
 
 impl Default for EdgeSettings {
@@ -65,6 +68,7 @@ impl Default for EdgeSettings {
             tls: false,
             routes_file: None,
             cors_origins: Vec::new(),
+            web_ui: true,
         }
     }
 }
@@ -266,6 +270,15 @@ impl Gateway {
             .route_for(request.uri().path())
             .filter(|route| !self.local.contains(&route.upstream));
         let Some(route) = route else {
+            let ui = self.settings.web_ui
+                && !request.uri().path().starts_with("/api/")
+                && !request.uri().path().starts_with("/ws/");
+            if ui
+                && let Some(response) =
+                    static_ui::serve(request.method(), request.uri().path(), request.headers())
+            {
+                return response;
+            }
             return ApiError::not_found("no such route").into_response();
         };
         let (Some(group), Some(client)) = (
