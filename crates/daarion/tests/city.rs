@@ -489,10 +489,25 @@ async fn up_applies_the_default_edge_protection() {
     // The web UI: its page with a CSP, client-side routes, but never /api/.
     let page = app.client.get(app.url("/")).send().await.unwrap();
     assert_eq!(page.status(), 200);
-    assert!(page.headers()["content-security-policy"].to_str().unwrap().contains("default-src 'self'"));
+    assert!(
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'self'")
+    );
     assert!(page.headers().contains_key("etag"));
-    assert!(page.text().await.unwrap().contains("<title>DAARION</title>"));
-    let route = app.client.get(app.url("/rooms/general")).send().await.unwrap();
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("<title>DAARION</title>")
+    );
+    let route = app
+        .client
+        .get(app.url("/rooms/general"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(route.status(), 200);
     let (status, body) = app.get("/api/nowhere").await;
     assert_eq!((status, error_code(&body)), (404, "not_found"));
