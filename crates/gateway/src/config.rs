@@ -51,6 +51,9 @@ pub struct Route {
     pub websocket: bool,
     #[serde(default = "default_body")]
     pub max_body_bytes: u64,
+    /// Largest WebSocket frame a client may send through this route.
+    #[serde(default = "default_ws_frame")]
+    pub max_ws_frame_bytes: u64,
     #[serde(default)]
     pub rate_limit: RateLimitSetting,
     #[serde(default)]
@@ -58,6 +61,10 @@ pub struct Route {
 }
 
 fn default_body() -> u64 {
+    1024 * 1024
+}
+
+fn default_ws_frame() -> u64 {
     1024 * 1024
 }
 
@@ -339,6 +346,7 @@ impl RouteTable {
             rewrite: None,
             websocket,
             max_body_bytes: default_body(),
+            max_ws_frame_bytes: default_ws_frame(),
             rate_limit: RateLimitSetting::Default,
             timeouts: Timeouts::default(),
         };

@@ -18,6 +18,7 @@ pub mod export;
 pub mod proxy;
 pub mod static_ui;
 pub mod upstream;
+pub mod ws_limit;
 
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 

@@ -324,14 +324,21 @@ pub async fn forward(target: Target<'_>, mut request: Request) -> Response {
                     if let Some(client_side) = client_upgrade {
                         let upstream_side = hyper::upgrade::on(&mut response);
                         let idle = route.timeouts.idle();
+                        let max_frame = route.max_ws_frame_bytes;
                         let shutdown = target.shutdown.clone();
                         target.tasks.spawn(async move {
                             let _in_flight = in_flight;
                             if let (Ok(client), Ok(upstream)) =
                                 tokio::join!(client_side, upstream_side)
                             {
-                                relay(TokioIo::new(client), TokioIo::new(upstream), idle, shutdown)
-                                    .await;
+                                relay(
+                                    TokioIo::new(client),
+                                    TokioIo::new(upstream),
+                                    idle,
+                                    max_frame,
+                                    shutdown,
+                                )
+                                .await;
                             }
                         });
                     }
@@ -416,11 +423,13 @@ fn idle_timeout<G: Send + 'static>(body: Body, idle: Duration, guard: G) -> Body
 }
 
 /// Copies bytes both ways until either side closes, nothing moves for
-/// `idle`, or shutdown.
+/// `idle`, shutdown, or the client sends a frame over `max_frame` bytes
+/// (answered with a 1009 close).
 async fn relay<A, B>(
     client: A,
     upstream: B,
     idle: Duration,
+    max_frame: u64,
     shutdown: tokio_util::sync::CancellationToken,
 ) where
     A: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -432,13 +441,21 @@ async fn relay<A, B>(
     let mut up = vec![0u8; 8 * 1024];
     let mut down = vec![0u8; 8 * 1024];
     let _guard = daarion_kernel::metrics::ConnectionGuard::new("gateway");
+    let mut frames = crate::ws_limit::FrameWatch::new(max_frame);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
             () = tokio::time::sleep(idle) => break,
             read = client_read.read(&mut up) => match read {
                 Ok(0) | Err(_) => break,
-                Ok(n) => if upstream_write.write_all(&up[..n]).await.is_err() { break },
+                Ok(n) => {
+                    if frames.feed(&up[..n]).is_err() {
+                        metrics::counter!("gateway_ws_frames_refused_total").increment(1);
+                        let _ = client_write.write_all(crate::ws_limit::CLOSE_TOO_BIG).await;
+                        break;
+                    }
+                    if upstream_write.write_all(&up[..n]).await.is_err() { break }
+                }
             },
             read = upstream_read.read(&mut down) => match read {
                 Ok(0) | Err(_) => break,

@@ -552,7 +552,7 @@ async fn failures_get_json_502_503_504() {
     );
     let (status, _, _) = sick.get("/health").await;
     assert_eq!(status, 503);
-    let (status, _, body) = sick.get("/nowhere").await;
+    let (status, _, body) = sick.get("/api/nowhere").await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (404, Some("not_found"))
@@ -746,4 +746,28 @@ async fn cors_is_off_by_default_and_follows_the_configured_origins() {
         .await
         .unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn oversized_websocket_frames_are_closed_with_1009() {
+    use tokio_tungstenite::tungstenite::Message as Ws;
+    let (a, _, _) = upstream("a").await;
+    let table = format!(
+        "[[routes]]\nprefix = \"/ws/up/\"\nupstream = \"up\"\nwebsocket = true\nmax_ws_frame_bytes = 1000\n[upstreams.up]\naddresses = [\"{a}\"]\n"
+    );
+    let edge = gateway(&table, EdgeSettings::default()).await;
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/ws/up/socket", edge.addr))
+            .await
+            .unwrap();
+    socket.send(Ws::Text("x".repeat(900).into())).await.unwrap();
+    assert!(matches!(socket.next().await.unwrap().unwrap(), Ws::Text(t) if t.len() == 905));
+    socket
+        .send(Ws::Text("y".repeat(5000).into()))
+        .await
+        .unwrap();
+    match socket.next().await.unwrap().unwrap() {
+        Ws::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 1009),
+        other => panic!("expected a 1009 close, got {other:?}"),
+    }
 }
