@@ -156,7 +156,7 @@ macro_rules! suite {
                 let response = app.client.get(app.url("/api/city/rooms")).header("x-request-id", "bad id\twith tab").send().await.unwrap();
                 let made = response.headers()["x-request-id"].to_str().unwrap().to_owned();
                 assert!(made.starts_with("req_"), "{made}");
-                let (status, body) = app.get("/no/such/route").await;
+                let (status, body) = app.get("/api/no/such/route").await;
                 assert_eq!((status, error_code(&body)), (404, "not_found"));
                 app.stop().await;
             }
