@@ -82,7 +82,11 @@ impl ServerSettings {
     }
 
     /// The listener's options; loads the certificate when TLS is on.
-    pub fn options(&self) -> Result<daarion_kernel::server::ServerOptions, ConfigError> {
+    /// `exempt`: proxies in front of us, to which the per-client cap does not apply.
+    pub fn options(
+        &self,
+        exempt: &[ipnet::IpNet],
+    ) -> Result<daarion_kernel::server::ServerOptions, ConfigError> {
         let tls = match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => Some(
                 daarion_kernel::server::Tls::load(cert.clone(), key.clone())
@@ -99,6 +103,7 @@ impl ServerSettings {
             header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_secs),
             max_header_bytes: self.max_header_bytes,
             max_connections_per_client: self.max_connections_per_client,
+            exempt: exempt.to_vec(),
             tls,
             ..Default::default()
         })
@@ -263,7 +268,7 @@ impl Settings {
                 "server.max_header_bytes must be at least 8192".into(),
             ));
         }
-        self.server.options()?;
+        self.server.options(&[])?;
         if self.server.http_redirect_listen.is_some() && !self.server.tls_enabled() {
             return Err(ConfigError(
                 "server.http_redirect_listen needs server.tls_cert".into(),

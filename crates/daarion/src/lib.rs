@@ -155,7 +155,7 @@ impl App {
             settings.max_body_bytes,
         );
         let listener = bind(&settings, 8080).await?;
-        let (server, redirect) = server_parts(&settings).await?;
+        let (server, redirect) = server_parts(&settings, &Shape::Gateway).await?;
         Ok(Self {
             listener,
             router,
@@ -234,7 +234,7 @@ impl App {
         }
         let router = daarion_kernel::http::standard_layers(router, label, settings.max_body_bytes);
         let listener = bind(&settings, default_port).await?;
-        let (server, redirect) = server_parts(&settings).await?;
+        let (server, redirect) = server_parts(&settings, &shape).await?;
         Ok(Self {
             listener,
             router,
@@ -301,11 +301,17 @@ impl App {
 
 async fn server_parts(
     settings: &Settings,
+    shape: &Shape,
 ) -> anyhow::Result<(
     daarion_kernel::server::ServerOptions,
     Option<tokio::net::TcpListener>,
 )> {
-    let options = settings.server.options()?;
+    let mut options = settings.server.options(&settings.gateway.trusted_proxies)?;
+    if matches!(shape, Shape::Service(_)) {
+        // A service process sits behind the gateway: every connection comes
+        // from the gateway's address, and the edge already caps clients.
+        options.max_connections_per_client = usize::MAX;
+    }
     let redirect = match settings.server.http_redirect_listen {
         Some(address) => Some(
             tokio::net::TcpListener::bind(address)

@@ -599,3 +599,40 @@ async fn the_gateway_fronts_two_city_replicas() {
     a.stop().await;
     b.stop().await;
 }
+
+/// A service process behind the gateway sees every connection come from the
+/// gateway's one address: it must not apply the edge's per-client cap.
+#[tokio::test]
+async fn a_service_process_does_not_cap_connections_per_client() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(mut city) = City::new(Kind::Embedded).await else {
+        return;
+    };
+    city.settings.server.max_connections_per_client = 2;
+    let replica = common::spawn_with(
+        city.settings.clone(),
+        daarion::Shape::Service("city".into()),
+    )
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..6 {
+        let mut stream = tokio::net::TcpStream::connect(replica.addr).await.unwrap();
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+            "connection {} refused",
+            held.len() + 1
+        );
+        held.push(stream);
+    }
+    drop(held);
+    replica.stop().await;
+}

@@ -35,6 +35,9 @@ pub struct ServerOptions {
     pub max_header_bytes: usize,
     /// Open connections one client address may hold; more are refused.
     pub max_connections_per_client: usize,
+    /// Addresses the cap does not apply to: proxies in front of us, whose one
+    /// address carries many clients.
+    pub exempt: Vec<ipnet::IpNet>,
     /// TLS, when configured.
     pub tls: Option<Arc<Tls>>,
     /// How long shutdown waits for open connections.
@@ -47,6 +50,7 @@ impl Default for ServerOptions {
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 64 * 1024,
             max_connections_per_client: 256,
+            exempt: Vec::new(),
             tls: None,
             drain_timeout: Duration::from_secs(10),
         }
@@ -219,11 +223,13 @@ pub async fn serve(
                 }
             },
         };
-        let Some(slot) = Slot::take(
-            &counts,
-            peer.ip().to_canonical(),
-            options.max_connections_per_client,
-        ) else {
+        let ip = peer.ip().to_canonical();
+        let cap = if options.exempt.iter().any(|net| net.contains(&ip)) {
+            usize::MAX
+        } else {
+            options.max_connections_per_client
+        };
+        let Some(slot) = Slot::take(&counts, ip, cap) else {
             metrics::counter!("http_connections_refused_total", "reason" => "per_client_limit")
                 .increment(1);
             drop(stream);

@@ -105,6 +105,28 @@ async fn connections_per_client_are_capped() {
 }
 
 #[tokio::test]
+async fn trusted_proxies_are_exempt_from_the_per_client_cap() {
+    let options = ServerOptions {
+        max_connections_per_client: 1,
+        exempt: vec!["127.0.0.0/8".parse().unwrap()],
+        ..ServerOptions::default()
+    };
+    let (addr, _stop) = start(options).await;
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 256];
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        held.push(stream);
+    }
+}
+
+#[tokio::test]
 async fn oversized_heads_are_refused() {
     let (addr, _stop) = start(ServerOptions {
         max_header_bytes: 8192,
