@@ -51,6 +51,9 @@ pub async fn start(
         // address; the benchmark measures fan-out, not the rate limiter.
         .env("DAARION__GATEWAY__RATE_LIMIT_PER_SECOND", "1000000")
         .env("DAARION__GATEWAY__RATE_LIMIT_BURST", "1000000")
+        // Likewise the per-client connection cap: every load connection
+        // comes from one address here.
+        .env("DAARION__SERVER__MAX_CONNECTIONS_PER_CLIENT", "1000000")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     for (key, value) in env {
