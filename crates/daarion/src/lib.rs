@@ -66,14 +66,7 @@ impl Backends {
             ),
             None => Arc::new(EmbeddedBus::new(db.clone())),
         };
-        let cache: Arc<dyn Cache> = match &settings.redis_url {
-            Some(url) => Arc::new(
-                RedisCache::connect(url, &settings.redis_prefix)
-                    .await
-                    .context("failed to connect to Redis (REDIS_URL)")?,
-            ),
-            None => Arc::new(MemoryCache::default()),
-        };
+        let cache = connect_cache(settings).await?;
         Ok(Self { db, bus, cache })
     }
 
@@ -131,14 +124,7 @@ impl App {
     /// `daarion gateway`: the edge alone; its only backend is the cache
     /// (Redis when configured, so rate limits hold across gateway replicas).
     async fn build_gateway(settings: Settings) -> anyhow::Result<Self> {
-        let cache: Arc<dyn Cache> = match &settings.redis_url {
-            Some(url) => Arc::new(
-                RedisCache::connect(url, &settings.redis_prefix)
-                    .await
-                    .context("failed to connect to Redis (REDIS_URL)")?,
-            ),
-            None => Arc::new(MemoryCache::default()),
-        };
+        let cache = connect_cache(&settings).await?;
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let gateway = daarion_gateway::Gateway::new(
@@ -297,6 +283,18 @@ impl App {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Redis when `REDIS_URL` is set, the in-process cache otherwise.
+async fn connect_cache(settings: &Settings) -> anyhow::Result<Arc<dyn Cache>> {
+    Ok(match &settings.redis_url {
+        Some(url) => Arc::new(
+            RedisCache::connect(url, &settings.redis_prefix)
+                .await
+                .context("failed to connect to Redis (REDIS_URL)")?,
+        ),
+        None => Arc::new(MemoryCache::default()),
+    })
 }
 
 async fn server_parts(
