@@ -6,6 +6,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use daarion::{App, MIGRATIONS, SERVICES, Settings, Shape, VERSION, config};
 
+/// mimalloc instead of glibc's allocator: request handling allocates many
+/// small, short-lived objects (see bench/README.md for the measurement).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "daarion", version = VERSION, about = "DAARION: a self-hosted city of communities, people and AI agents")]
 struct Cli {
