@@ -1,0 +1,240 @@
+//! The policy decision point: Cedar policies, validated against the schema,
+//! evaluated in-process. The policy set can be swapped at run time (the
+//! control plane publishes changes); decisions in flight finish on the set
+//! they started with.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use cedar_policy::{
+    Authorizer, Context, Entities, PolicyId, PolicySet, Request, Schema, ValidationMode, Validator,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{entity::Resource, principal::Principal, vocab::Action};
+
+pub const SCHEMA: &str = include_str!("../policies/schema.cedarschema");
+
+/// A named policy document (one `.cedar` file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PolicyFile {
+    pub name: String,
+    pub text: String,
+}
+
+/// The policy files shipped in the repository (`crates/access/policies`).
+pub fn default_policies() -> Vec<PolicyFile> {
+    [
+        ("city", include_str!("../policies/city.cedar")),
+        ("account", include_str!("../policies/account.cedar")),
+        ("microdao", include_str!("../policies/microdao.cedar")),
+        ("room", include_str!("../policies/room.cedar")),
+        ("agent", include_str!("../policies/agent.cedar")),
+        ("tool", include_str!("../policies/tool.cedar")),
+        ("usage", include_str!("../policies/usage.cedar")),
+    ]
+    .into_iter()
+    .map(|(name, text)| PolicyFile {
+        name: name.to_owned(),
+        text: text.to_owned(),
+    })
+    .collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("policy file {file:?} does not parse: {message}")]
+    Parse { file: String, message: String },
+    #[error("policy file {file:?}: {message}")]
+    Invalid { file: String, message: String },
+    #[error("policies do not match the schema: {0}")]
+    Validation(String),
+}
+
+/// A validated policy set.
+pub struct Compiled {
+    schema: Schema,
+    policies: PolicySet,
+    files: Vec<PolicyFile>,
+    pub version: u64,
+}
+
+impl Compiled {
+    /// Parses and validates `files` (strict mode): a policy naming an
+    /// unknown action, type or attribute is refused with Cedar's message.
+    pub fn new(files: Vec<PolicyFile>, version: u64) -> Result<Self, PolicyError> {
+        let (schema, _warnings) = Schema::from_cedarschema_str(SCHEMA)
+            .map_err(|e| PolicyError::Validation(format!("schema: {e}")))?;
+        let mut policies = PolicySet::new();
+        for file in &files {
+            let parsed: PolicySet =
+                file.text
+                    .parse()
+                    .map_err(|e: cedar_policy::ParseErrors| PolicyError::Parse {
+                        file: file.name.clone(),
+                        message: e.to_string(),
+                    })?;
+            for policy in parsed.policies() {
+                let Some(id) = policy.annotation("id") else {
+                    return Err(PolicyError::Invalid {
+                        file: file.name.clone(),
+                        message: "every policy needs an @id(\"...\") annotation".into(),
+                    });
+                };
+                policies
+                    .add(policy.new_id(PolicyId::new(format!("{}/{id}", file.name))))
+                    .map_err(|e| PolicyError::Invalid {
+                        file: file.name.clone(),
+                        message: e.to_string(),
+                    })?;
+            }
+            if parsed.templates().next().is_some() {
+                return Err(PolicyError::Invalid {
+                    file: file.name.clone(),
+                    message: "templates are not supported".into(),
+                });
+            }
+        }
+        let result = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
+        if !result.validation_passed() {
+            let messages: Vec<String> = result
+                .validation_errors()
+                .map(|e| {
+                    let policy = e.policy_id().to_string();
+                    format!("{policy}: {e}")
+                })
+                .collect();
+            return Err(PolicyError::Validation(messages.join("; ")));
+        }
+        Ok(Self {
+            schema,
+            policies,
+            files,
+            version,
+        })
+    }
+
+    pub fn files(&self) -> &[PolicyFile] {
+        &self.files
+    }
+}
+
+/// The outcome of one decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Decision {
+    pub allowed: bool,
+    /// The policies that decided: the permits that allowed it, or the
+    /// forbids that denied it (empty when nothing permitted: default deny).
+    pub policies: Vec<String>,
+    /// Policies that failed to evaluate (they count as not applying).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+impl Decision {
+    fn deny(error: String) -> Self {
+        Self {
+            allowed: false,
+            policies: Vec::new(),
+            errors: vec![error],
+        }
+    }
+}
+
+/// Optional facts about the request the policies may read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+pub struct Facts {
+    /// The caller is over its send rate.
+    #[serde(default)]
+    pub rate_limited: Option<bool>,
+}
+
+/// The policy engine, shared by everything in a process.
+pub struct Engine {
+    current: ArcSwap<Compiled>,
+    authorizer: Authorizer,
+}
+
+impl Engine {
+    pub fn new(compiled: Compiled) -> Self {
+        Self {
+            current: ArcSwap::from_pointee(compiled),
+            authorizer: Authorizer::new(),
+        }
+    }
+
+    /// The shipped policy set.
+    pub fn with_defaults() -> Result<Self, PolicyError> {
+        Ok(Self::new(Compiled::new(default_policies(), 0)?))
+    }
+
+    pub fn current(&self) -> Arc<Compiled> {
+        self.current.load_full()
+    }
+
+    /// Swaps in a newer policy set; an older or equal version is ignored
+    /// (events may arrive out of order across replicas).
+    pub fn install(&self, compiled: Compiled) -> bool {
+        let newer = compiled.version > self.current.load().version;
+        if newer {
+            self.current.store(Arc::new(compiled));
+        }
+        newer
+    }
+
+    /// Decides whether `principal` may do `action` on `resource`.
+    pub fn decide(
+        &self,
+        principal: &Principal,
+        action: Action,
+        resource: &Resource,
+        facts: Facts,
+    ) -> Decision {
+        let compiled = self.current.load();
+        let entities = match crate::entity::entities_for(principal, resource).and_then(|list| {
+            Entities::from_entities(list, Some(&compiled.schema)).map_err(|e| e.to_string())
+        }) {
+            Ok(entities) => entities,
+            Err(error) => return Decision::deny(format!("entity data: {error}")),
+        };
+        let context = match facts.rate_limited {
+            Some(flag) => Context::from_pairs([(
+                "rate_limited".to_owned(),
+                cedar_policy::RestrictedExpression::new_bool(flag),
+            )]),
+            None => Ok(Context::empty()),
+        };
+        let request = context.map_err(|e| e.to_string()).and_then(|context| {
+            Request::new(
+                principal.kind.kind().uid(&principal.id),
+                action.uid().clone(),
+                resource.uid(),
+                context,
+                Some(&compiled.schema),
+            )
+            .map_err(|e| e.to_string())
+        });
+        let request = match request {
+            Ok(request) => request,
+            Err(error) => return Decision::deny(format!("request: {error}")),
+        };
+        let response = self
+            .authorizer
+            .is_authorized(&request, &compiled.policies, &entities);
+        let mut policies: Vec<String> = response
+            .diagnostics()
+            .reason()
+            .map(ToString::to_string)
+            .collect();
+        policies.sort();
+        Decision {
+            allowed: response.decision() == cedar_policy::Decision::Allow,
+            policies,
+            errors: response
+                .diagnostics()
+                .errors()
+                .map(ToString::to_string)
+                .collect(),
+        }
+    }
+}

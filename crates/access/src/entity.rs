@@ -1,0 +1,170 @@
+//! Resources and the entity data a decision needs, built without JSON.
+
+use std::collections::{HashMap, HashSet};
+
+use cedar_policy::{Entity, EntityUid, RestrictedExpression};
+
+use crate::{
+    principal::Principal,
+    vocab::{Kind, roles::DaoRole},
+};
+
+/// An attribute value of a resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attr {
+    Bool(bool),
+    Str(String),
+    Entity(Kind, String),
+    Set(Vec<Attr>),
+}
+
+impl Attr {
+    fn to_cedar(&self) -> RestrictedExpression {
+        match self {
+            Attr::Bool(b) => RestrictedExpression::new_bool(*b),
+            Attr::Str(s) => RestrictedExpression::new_string(s.clone()),
+            Attr::Entity(kind, id) => RestrictedExpression::new_entity_uid(kind.uid(id)),
+            Attr::Set(items) => RestrictedExpression::new_set(items.iter().map(Attr::to_cedar)),
+        }
+    }
+}
+
+/// The thing a request acts on, with the attributes and parents the
+/// policies read, plus any entities those attributes point to (a room's
+/// microDAO, say).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    pub kind: Kind,
+    pub id: String,
+    attrs: Vec<(&'static str, Attr)>,
+    parents: Vec<(Kind, String)>,
+    related: Vec<Resource>,
+}
+
+impl Resource {
+    pub fn new(kind: Kind, id: impl Into<String>) -> Self {
+        Self {
+            kind,
+            id: id.into(),
+            attrs: Vec::new(),
+            parents: Vec::new(),
+            related: Vec::new(),
+        }
+    }
+
+    /// The city itself (one per deployment).
+    pub fn city() -> Self {
+        Self::new(Kind::City, "city")
+    }
+
+    pub fn attr(mut self, name: &'static str, value: Attr) -> Self {
+        self.attrs.push((name, value));
+        self
+    }
+
+    pub fn parent(mut self, kind: Kind, id: impl Into<String>) -> Self {
+        self.parents.push((kind, id.into()));
+        self
+    }
+
+    /// Links the resource to its microDAO: attribute `dao`, parent, and the
+    /// microDAO's role groups.
+    pub fn in_dao(mut self, dao: &str) -> Self {
+        self.attrs
+            .push(("dao", Attr::Entity(Kind::MicroDao, dao.to_owned())));
+        self.parents.push((Kind::MicroDao, dao.to_owned()));
+        self.related.push(Self::micro_dao(dao));
+        self
+    }
+
+    /// A microDAO with its role groups as attributes.
+    pub fn micro_dao(dao: &str) -> Self {
+        let group = |role: DaoRole| Attr::Entity(Kind::Role, role.group(dao));
+        Self::new(Kind::MicroDao, dao)
+            .attr("owners", group(DaoRole::Owner))
+            .attr("admins", group(DaoRole::Admin))
+            .attr("members", group(DaoRole::Member))
+            .attr("guests", group(DaoRole::Guest))
+            .parent(Kind::City, "city")
+    }
+
+    pub fn related(mut self, entity: Resource) -> Self {
+        self.related.push(entity);
+        self
+    }
+
+    pub fn uid(&self) -> EntityUid {
+        self.kind.uid(&self.id)
+    }
+
+    fn push_entities(&self, out: &mut Vec<Entity>) -> Result<(), String> {
+        let attrs: HashMap<String, RestrictedExpression> = self
+            .attrs
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), value.to_cedar()))
+            .collect();
+        let parents: HashSet<EntityUid> = self.parents.iter().map(|(k, id)| k.uid(id)).collect();
+        out.push(Entity::new(self.uid(), attrs, parents).map_err(|e| e.to_string())?);
+        if self.kind == Kind::MicroDao {
+            push_dao_roles(&self.id, out);
+        }
+        for related in &self.related {
+            related.push_entities(out)?;
+        }
+        Ok(())
+    }
+}
+
+/// The role groups of one microDAO with their nesting.
+fn push_dao_roles(dao: &str, out: &mut Vec<Entity>) {
+    for role in DaoRole::ALL {
+        let parents = role
+            .parent()
+            .map(|p| Kind::Role.uid(&p.group(dao)))
+            .into_iter()
+            .collect();
+        out.push(Entity::new_no_attrs(
+            Kind::Role.uid(&role.group(dao)),
+            parents,
+        ));
+    }
+}
+
+/// Every entity a decision about `principal` acting on `resource` reads.
+pub(crate) fn entities_for(
+    principal: &Principal,
+    resource: &Resource,
+) -> Result<Vec<Entity>, String> {
+    let mut out = Vec::with_capacity(8);
+    let parents: HashSet<EntityUid> = principal.roles.iter().map(|r| Kind::Role.uid(r)).collect();
+    let uid = principal.kind.kind().uid(&principal.id);
+    let entity = match (&principal.owner, principal.kind.kind()) {
+        (Some(owner), Kind::Agent) => Entity::new(
+            uid,
+            HashMap::from([(
+                "owner".to_owned(),
+                RestrictedExpression::new_entity_uid(Kind::User.uid(owner)),
+            )]),
+            parents,
+        )
+        .map_err(|e| e.to_string())?,
+        _ => Entity::new_no_attrs(uid, parents),
+    };
+    out.push(entity);
+    for role in &principal.roles {
+        let dao = role
+            .strip_prefix("dao:")
+            .and_then(|r| r.rsplit_once(':'))
+            .map(|(dao, _)| dao);
+        if let Some(dao) = dao {
+            push_dao_roles(dao, &mut out);
+        }
+    }
+    resource.push_entities(&mut out)?;
+    // The same entity can arrive twice (a person reading their own account,
+    // a microDAO's roles through the principal and the resource): the first,
+    // the principal's, wins.
+    let mut seen = HashSet::with_capacity(out.len());
+    out.retain(|e| seen.insert(e.uid()));
+    Ok(out)
+}

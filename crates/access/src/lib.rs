@@ -1,0 +1,22 @@
+//! Identity and authorization, shared by every service.
+//!
+//! - `vocab`: the typed actions and entity kinds services and policies share.
+//! - `principal`: who is calling ([`Principal`]) and API key scopes.
+//! - `entity`: resources and the entity data a decision reads.
+//! - `engine`: the Cedar policy engine (schema + policy files in
+//!   `policies/`, validated, swappable at run time).
+//!
+//! Policies live in `crates/access/policies/*.cedar`, readable on their own.
+
+pub mod engine;
+pub mod entity;
+pub mod principal;
+pub mod vocab;
+
+pub use engine::{Compiled, Decision, Engine, Facts, PolicyError, PolicyFile};
+pub use entity::{Attr, Resource};
+pub use principal::{Credential, Principal, PrincipalKind, Scope};
+pub use vocab::{Action, Kind};
+
+#[cfg(test)]
+mod policy_tests;

@@ -1,0 +1,371 @@
+//! The shipped policies against the original system's rules
+//! (`ORIGINAL_SYSTEM.md` §2), one case per rule.
+
+use std::str::FromStr;
+
+use crate::{
+    Action::{self, *},
+    Attr, Credential, Engine, Facts, Kind, Principal, PrincipalKind, Resource,
+    vocab::roles::{CITY_ADMIN, CITY_CITIZEN, DaoRole},
+};
+
+fn engine() -> Engine {
+    Engine::with_defaults().unwrap_or_else(|e| unreachable!("shipped policies: {e}"))
+}
+
+fn user(id: &str, roles: &[&str]) -> Principal {
+    Principal {
+        kind: PrincipalKind::User,
+        id: id.into(),
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        owner: None,
+        scopes: None,
+        credential: Credential::Session { id: "s".into() },
+    }
+}
+
+fn agent(id: &str, owner: &str, roles: &[&str]) -> Principal {
+    Principal {
+        kind: PrincipalKind::Agent,
+        owner: Some(owner.into()),
+        ..user(id, roles)
+    }
+}
+
+fn service(name: &str) -> Principal {
+    Principal {
+        kind: PrincipalKind::Service,
+        credential: Credential::ServiceToken,
+        ..user(name, &[])
+    }
+}
+
+fn dao_role(role: DaoRole) -> String {
+    role.group("d1")
+}
+
+fn room(public: bool, dao: Option<&str>, blocked: &[&str]) -> Resource {
+    let blocked = Attr::Set(
+        blocked
+            .iter()
+            .map(|u| Attr::Entity(Kind::User, (*u).to_owned()))
+            .collect(),
+    );
+    let r = Resource::new(Kind::Room, "r1")
+        .attr("public", Attr::Bool(public))
+        .attr("blocked", blocked)
+        .parent(Kind::City, "city");
+    match dao {
+        Some(dao) => r.in_dao(dao),
+        None => r,
+    }
+}
+
+fn tool(enabled: bool, agents: &[&str], roles: &[&str]) -> Resource {
+    Resource::new(Kind::Tool, "t1")
+        .attr("enabled", Attr::Bool(enabled))
+        .attr(
+            "allowed_agents",
+            Attr::Set(
+                agents
+                    .iter()
+                    .map(|a| Attr::Entity(Kind::Agent, (*a).into()))
+                    .collect(),
+            ),
+        )
+        .attr(
+            "allowed_roles",
+            Attr::Set(
+                roles
+                    .iter()
+                    .map(|r| Attr::Entity(Kind::Role, (*r).into()))
+                    .collect(),
+            ),
+        )
+}
+
+fn allowed(e: &Engine, p: &Principal, a: Action, r: &Resource) -> bool {
+    let d = e.decide(p, a, r, Facts::default());
+    assert!(
+        d.errors.is_empty(),
+        "{a} by {} on {:?}: {:?}",
+        p.id,
+        r.kind,
+        d.errors
+    );
+    d.allowed
+}
+
+#[test]
+fn every_name_parses_and_the_schema_knows_every_kind_and_action() {
+    for kind in Kind::ALL {
+        assert!(
+            crate::engine::SCHEMA.contains(&format!("entity {}", kind.as_str())),
+            "{kind}"
+        );
+        assert_eq!(Kind::from_str(kind.as_str()), Ok(kind));
+        let _ = kind.uid("x");
+    }
+    for action in Action::ALL {
+        assert!(crate::engine::SCHEMA.contains(action.as_str()), "{action}");
+        let _ = action.uid();
+    }
+}
+
+#[test]
+fn city_admin_may_do_anything_and_citizens_use_public_rooms() {
+    let e = engine();
+    let admin = user("a", &[CITY_ADMIN, CITY_CITIZEN]);
+    let citizen = user("c", &[CITY_CITIZEN]);
+    let nobody = user("n", &[]);
+    for action in [Read, Write, Manage, Invite, ViewUsage, Admin] {
+        assert!(allowed(&e, &admin, action, &Resource::city()), "{action}");
+    }
+    let nonsense = e.decide(&admin, SendMessage, &Resource::city(), Facts::default());
+    assert!(
+        !nonsense.allowed && !nonsense.errors.is_empty(),
+        "an action outside the schema is denied"
+    );
+    assert!(allowed(
+        &e,
+        &admin,
+        Admin,
+        &Resource::new(Kind::Policy, "p")
+    ));
+    assert!(allowed(&e, &citizen, Read, &Resource::city()));
+    assert!(allowed(&e, &citizen, Write, &Resource::city()));
+    assert!(!allowed(&e, &citizen, Manage, &Resource::city()));
+    assert!(!allowed(
+        &e,
+        &citizen,
+        Admin,
+        &Resource::new(Kind::Policy, "p")
+    ));
+    assert!(allowed(&e, &citizen, SendMessage, &room(true, None, &[])));
+    assert!(!allowed(&e, &citizen, Manage, &room(true, None, &[])));
+    assert!(!allowed(&e, &citizen, SendMessage, &room(false, None, &[])));
+    assert!(!allowed(&e, &nobody, Read, &Resource::city()));
+}
+
+#[test]
+fn services_read_and_write_only() {
+    let e = engine();
+    let s = service("city");
+    assert!(allowed(
+        &e,
+        &s,
+        Read,
+        &Resource::new(Kind::Agent, "x").attr("owner", Attr::Entity(Kind::User, "u".into()))
+    ));
+    assert!(allowed(&e, &s, Write, &Resource::city()));
+    assert!(!allowed(&e, &s, Admin, &Resource::city()));
+    assert!(!allowed(&e, &s, Manage, &Resource::city()));
+}
+
+#[test]
+fn microdao_owner_admin_member_guest() {
+    let e = engine();
+    let dao = Resource::micro_dao("d1");
+    let owner = user("o", &[&dao_role(DaoRole::Owner)]);
+    let admin = user("a", &[&dao_role(DaoRole::Admin)]);
+    let member = user("m", &[&dao_role(DaoRole::Member)]);
+    let guest = user("g", &[&dao_role(DaoRole::Guest)]);
+    let stranger = user("s", &[CITY_CITIZEN, "dao:d2:owner"]);
+    for action in Action::ALL {
+        let r = &dao;
+        if matches!(action, SendMessage | ExecTool) {
+            continue;
+        }
+        assert!(allowed(&e, &owner, action, r), "owner {action}");
+        assert_eq!(
+            allowed(&e, &admin, action, r),
+            matches!(action, Read | Write | Invite | ViewUsage),
+            "admin {action}"
+        );
+        assert_eq!(
+            allowed(&e, &member, action, r),
+            action == Read,
+            "member {action}"
+        );
+        assert_eq!(
+            allowed(&e, &guest, action, r),
+            action == Read,
+            "guest {action}"
+        );
+        assert!(!allowed(&e, &stranger, action, r), "stranger {action}");
+    }
+}
+
+#[test]
+fn dao_rooms_blocked_users_and_rate_limits() {
+    let e = engine();
+    let r = room(false, Some("d1"), &["m2"]);
+    let member = user("m", &[&dao_role(DaoRole::Member)]);
+    let blocked = user("m2", &[&dao_role(DaoRole::Member)]);
+    let guest = user("g", &[&dao_role(DaoRole::Guest)]);
+    let admin = user("a", &[&dao_role(DaoRole::Admin)]);
+    let bot = agent("bot", "o", &[&dao_role(DaoRole::Agent)]);
+    let outsider = user("x", &[CITY_CITIZEN]);
+    assert!(allowed(&e, &member, SendMessage, &r));
+    assert!(allowed(&e, &member, Read, &r));
+    assert!(!allowed(&e, &member, Manage, &r));
+    assert!(allowed(&e, &admin, Manage, &r));
+    assert!(allowed(&e, &bot, SendMessage, &r));
+    assert!(allowed(&e, &guest, Read, &r));
+    assert!(!allowed(&e, &guest, SendMessage, &r));
+    assert!(!allowed(&e, &blocked, Read, &r));
+    assert!(!allowed(&e, &outsider, Read, &r));
+    let limited = e.decide(
+        &member,
+        SendMessage,
+        &r,
+        Facts {
+            rate_limited: Some(true),
+        },
+    );
+    assert!(!limited.allowed);
+    assert_eq!(limited.policies, vec!["room/room-rate-limited".to_owned()]);
+}
+
+#[test]
+fn tools_follow_enabled_and_allow_lists() {
+    let e = engine();
+    let bot = agent("bot", "o", &[]);
+    let other = agent("other", "o", &[]);
+    let member = user("m", &[&dao_role(DaoRole::Member)]);
+    assert!(allowed(&e, &bot, ExecTool, &tool(true, &[], &[])));
+    assert!(!allowed(&e, &bot, ExecTool, &tool(false, &[], &[])));
+    assert!(allowed(&e, &bot, ExecTool, &tool(true, &["bot"], &[])));
+    assert!(!allowed(&e, &other, ExecTool, &tool(true, &["bot"], &[])));
+    let by_role = tool(true, &["bot"], &["dao:d1:member"]);
+    assert!(allowed(&e, &member, ExecTool, &by_role));
+    let owner = user("o", &[&dao_role(DaoRole::Owner)]);
+    assert!(
+        allowed(&e, &owner, ExecTool, &by_role),
+        "owners hold the member role too"
+    );
+    let admin = user("a", &[CITY_ADMIN]);
+    assert!(
+        !allowed(&e, &admin, ExecTool, &tool(false, &[], &[])),
+        "a disabled tool runs for nobody"
+    );
+}
+
+#[test]
+fn agents_belong_to_their_owner_and_dao() {
+    let e = engine();
+    let a = Resource::new(Kind::Agent, "bot")
+        .attr("owner", Attr::Entity(Kind::User, "o".into()))
+        .in_dao("d1");
+    assert!(allowed(&e, &user("o", &[]), Manage, &a));
+    assert!(allowed(
+        &e,
+        &user("adm", &[&dao_role(DaoRole::Admin)]),
+        Manage,
+        &a
+    ));
+    assert!(allowed(
+        &e,
+        &user("m", &[&dao_role(DaoRole::Member)]),
+        Read,
+        &a
+    ));
+    assert!(!allowed(
+        &e,
+        &user("m", &[&dao_role(DaoRole::Member)]),
+        Manage,
+        &a
+    ));
+    assert!(!allowed(&e, &user("x", &[CITY_CITIZEN]), Read, &a));
+}
+
+#[test]
+fn usage_is_for_its_owner_dao_admins_and_city_admins() {
+    let e = engine();
+    let mine =
+        Resource::new(Kind::Usage, "user:u").attr("user", Attr::Entity(Kind::User, "u".into()));
+    assert!(allowed(&e, &user("u", &[]), ViewUsage, &mine));
+    assert!(!allowed(&e, &user("v", &[CITY_CITIZEN]), ViewUsage, &mine));
+    assert!(allowed(&e, &user("root", &[CITY_ADMIN]), ViewUsage, &mine));
+    let dao_usage = Resource::new(Kind::Usage, "dao:d1").in_dao("d1");
+    assert!(allowed(
+        &e,
+        &user("a", &[&dao_role(DaoRole::Admin)]),
+        ViewUsage,
+        &dao_usage
+    ));
+    assert!(!allowed(
+        &e,
+        &user("m", &[&dao_role(DaoRole::Member)]),
+        ViewUsage,
+        &dao_usage
+    ));
+    let bot_usage = Resource::new(Kind::Usage, "agent:bot")
+        .attr("agent", Attr::Entity(Kind::Agent, "bot".into()));
+    assert!(allowed(&e, &agent("bot", "o", &[]), ViewUsage, &bot_usage));
+}
+
+#[test]
+fn people_manage_only_their_own_account() {
+    let e = engine();
+    let me = user("u", &[CITY_CITIZEN]);
+    assert!(allowed(&e, &me, Manage, &Resource::new(Kind::User, "u")));
+    assert!(!allowed(&e, &me, Manage, &Resource::new(Kind::User, "v")));
+    assert!(!allowed(
+        &e,
+        &agent("u", "u", &[]),
+        Manage,
+        &Resource::new(Kind::User, "u")
+    ));
+}
+
+#[test]
+fn messages_and_projects_without_rules_are_denied_not_errors() {
+    let e = engine();
+    let c = user("c", &[CITY_CITIZEN]);
+    let msg = Resource::new(Kind::Message, "m").attr("public", Attr::Bool(false));
+    assert!(!allowed(&e, &c, Read, &msg));
+    let public = Resource::new(Kind::Message, "m").attr("public", Attr::Bool(true));
+    assert!(allowed(&e, &c, Read, &public));
+}
+
+#[test]
+fn invalid_policies_are_refused_with_the_engines_message() {
+    let bad_action = crate::PolicyFile {
+        name: "x".into(),
+        text: "@id(\"p\") permit(principal, action == Daarion::Action::\"fly\", resource);".into(),
+    };
+    let err = crate::Compiled::new(vec![bad_action], 1)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("fly"), "{err}");
+    let unparsable = crate::PolicyFile {
+        name: "y".into(),
+        text: "permit(".into(),
+    };
+    assert!(crate::Compiled::new(vec![unparsable], 1).is_err());
+    let no_id = crate::PolicyFile {
+        name: "z".into(),
+        text: "permit(principal, action, resource);".into(),
+    };
+    assert!(crate::Compiled::new(vec![no_id], 1).is_err());
+    let bad_attr = crate::PolicyFile {
+        name: "w".into(),
+        text: "@id(\"p\") permit(principal, action, resource is Daarion::Room) when { resource.colour == \"red\" };".into(),
+    };
+    assert!(crate::Compiled::new(vec![bad_attr], 1).is_err());
+}
+
+#[test]
+fn newer_policy_sets_replace_older_ones_only() {
+    let e = engine();
+    let c = user("c", &[CITY_CITIZEN]);
+    assert!(allowed(&e, &c, Read, &Resource::city()));
+    let nothing = crate::Compiled::new(Vec::new(), 2).unwrap_or_else(|e| unreachable!("{e}"));
+    assert!(e.install(nothing));
+    assert!(!allowed(&e, &c, Read, &Resource::city()));
+    let stale = crate::Compiled::new(crate::engine::default_policies(), 1)
+        .unwrap_or_else(|e| unreachable!("{e}"));
+    assert!(!e.install(stale));
+}

@@ -1,0 +1,158 @@
+//! Who is calling, as established by authentication.
+
+use serde::{Deserialize, Serialize};
+
+use crate::vocab::{Action, Kind, roles::CITY_ADMIN};
+
+/// The kinds of principal: people, AI agents, and DAARION's own services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalKind {
+    User,
+    Agent,
+    Service,
+}
+
+impl PrincipalKind {
+    pub fn kind(self) -> Kind {
+        match self {
+            PrincipalKind::User => Kind::User,
+            PrincipalKind::Agent => Kind::Agent,
+            PrincipalKind::Service => Kind::Service,
+        }
+    }
+}
+
+/// How the principal proved who it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Credential {
+    Session { id: String },
+    ApiKey { id: String },
+    ServiceToken,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Principal {
+    pub kind: PrincipalKind,
+    pub id: String,
+    /// Role groups held: `city:admin`, `city:citizen`, `dao:<id>:<role>`.
+    pub roles: Vec<String>,
+    /// For agents: the person the agent acts for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// An API key's scopes; `None` means the principal's full rights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<String>>, example = json!(["city:send_message"]))]
+    pub scopes: Option<Vec<Scope>>,
+    pub credential: Credential,
+}
+
+impl Principal {
+    /// How the principal is named in logs, events and records:
+    /// `user:<id>`, `agent:<id>`, `service:<name>`.
+    pub fn name(&self) -> String {
+        let prefix = match self.kind {
+            PrincipalKind::User => "user",
+            PrincipalKind::Agent => "agent",
+            PrincipalKind::Service => "service",
+        };
+        format!("{prefix}:{}", self.id)
+    }
+
+    pub fn is_city_admin(&self) -> bool {
+        self.roles.iter().any(|r| r == CITY_ADMIN)
+    }
+
+    /// Whether the credential's scopes let it ask for `action` on `service`
+    /// at all (the policies still decide).
+    pub fn scope_allows(&self, service: &str, action: Action) -> bool {
+        self.scopes
+            .as_ref()
+            .is_none_or(|scopes| scopes.iter().any(|s| s.allows(service, action)))
+    }
+}
+
+/// An API key scope: `*`, `<action>`, `<service>:*` or `<service>:<action>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Scope {
+    service: Option<String>,
+    action: Option<Action>,
+}
+
+impl Scope {
+    pub fn allows(&self, service: &str, action: Action) -> bool {
+        self.service.as_deref().is_none_or(|s| s == service)
+            && self.action.is_none_or(|a| a == action)
+    }
+}
+
+impl TryFrom<String> for Scope {
+    type Error = String;
+
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        let (service, action) = match raw.split_once(':') {
+            Some((service, action)) => (Some(service), action),
+            None => (None, raw.as_str()),
+        };
+        if let Some(service) = service {
+            let valid = !service.is_empty()
+                && service.len() <= 32
+                && service.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
+            if !valid {
+                return Err(format!("scope {raw:?}: service must be a service name"));
+            }
+        }
+        let action = match action {
+            "*" => None,
+            other => Some(
+                other
+                    .parse::<Action>()
+                    .map_err(|e| format!("scope {raw:?}: {e}"))?,
+            ),
+        };
+        Ok(Self {
+            service: service.map(str::to_owned),
+            action,
+        })
+    }
+}
+
+impl From<Scope> for String {
+    fn from(scope: Scope) -> Self {
+        let action = scope.action.map_or("*", Action::as_str);
+        match scope.service {
+            Some(service) => format!("{service}:{action}"),
+            None => action.to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope(raw: &str) -> Result<Scope, String> {
+        Scope::try_from(raw.to_owned())
+    }
+
+    #[test]
+    fn scopes_parse_and_match() {
+        let s = scope("city:send_message").unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(s.allows("city", Action::SendMessage));
+        assert!(!s.allows("city", Action::Write));
+        assert!(!s.allows("auth", Action::SendMessage));
+        let any = scope("*").unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(any.allows("pdp", Action::Admin));
+        let read = scope("read").unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(read.allows("city", Action::Read) && !read.allows("city", Action::Write));
+        assert!(scope("city:fly").is_err());
+        assert!(scope("CITY:read").is_err());
+        assert_eq!(
+            String::from(scope("city:*").unwrap_or_else(|e| unreachable!("{e}"))),
+            "city:*"
+        );
+    }
+}
