@@ -8,11 +8,14 @@
 //!
 //! Policies live in `crates/access/policies/*.cedar`, readable on their own.
 
+pub mod enforce;
 pub mod engine;
 pub mod entity;
 pub mod principal;
+pub mod token;
 pub mod vocab;
 
+pub use enforce::{Access, AccessDeps, Authenticate, Enforcer, Resources, Rule, Target};
 pub use engine::{Compiled, Decision, Engine, Facts, PolicyError, PolicyFile};
 pub use entity::{Attr, Resource};
 pub use principal::{Credential, Principal, PrincipalKind, Scope};

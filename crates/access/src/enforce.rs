@@ -1,0 +1,382 @@
+//! Enforcement on every request: each service declares, per endpoint, the
+//! action and resource it needs ([`Rule`]); one middleware authenticates the
+//! caller, loads the resource, asks the engine, answers `401`/`403` itself,
+//! and writes every state-changing decision to the `AUDIT` stream. An
+//! endpoint without a rule is refused, never open.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::{
+    extract::{
+        FromRequestParts, MatchedPath, OptionalFromRequestParts, RawPathParams, Request, State,
+    },
+    http::{Method, request::Parts},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use daarion_bus::{Bus, Envelope};
+use daarion_kernel::ApiError;
+use serde_json::json;
+
+use crate::{Action, Decision, Engine, Facts, Kind, Principal, Resource, token::ServiceTokens};
+
+/// The session cookie the auth service sets.
+pub const SESSION_COOKIE: &str = "daarion_session";
+/// API keys start with this, so a bearer token says what it is.
+pub const API_KEY_PREFIX: &str = "dk_";
+
+/// Who may call one endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, signed in or not (sign-in ceremonies, health).
+    Public,
+    /// Any authenticated principal; the handler decides on its own data
+    /// (e.g. "my sessions").
+    SignedIn,
+    /// The engine decides `action` on the target.
+    Check(Action, Target),
+}
+
+/// Which resource an endpoint acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The city itself.
+    City,
+    /// The caller's own account (`User` = the caller).
+    Myself,
+    /// The resource of this kind named by a path parameter.
+    Path(Kind, &'static str),
+    /// A fixed resource of this kind (e.g. the policy set).
+    Named(Kind, &'static str),
+}
+
+/// One endpoint's declared decision. `path` is the full route template as
+/// mounted (`/api/city/rooms/{slug}`), the same as in the OpenAPI document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+impl Rule {
+    pub const fn new(method: Method, path: &'static str, access: Access) -> Self {
+        Self {
+            method,
+            path,
+            access,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("credential store unavailable: {0}")]
+pub struct AuthnUnavailable(pub String);
+
+/// Resolves credentials to principals (the auth service implements it).
+#[async_trait]
+pub trait Authenticate: Send + Sync + 'static {
+    /// `Ok(None)`: unknown, expired or revoked.
+    async fn session(&self, token: &str) -> Result<Option<Principal>, AuthnUnavailable>;
+    async fn api_key(&self, token: &str) -> Result<Option<Principal>, AuthnUnavailable>;
+}
+
+/// Loads the resources a service's paths name, with what the policies read.
+#[async_trait]
+pub trait Resources: Send + Sync + 'static {
+    /// `Ok(None)` when there is no such resource (the caller gets `404`).
+    async fn load(&self, kind: Kind, id: &str) -> Result<Option<Resource>, ApiError>;
+}
+
+/// Resources for services whose paths name nothing to load.
+pub struct NoResources;
+
+#[async_trait]
+impl Resources for NoResources {
+    async fn load(&self, kind: Kind, id: &str) -> Result<Option<Resource>, ApiError> {
+        Ok(Some(Resource::new(kind, id)))
+    }
+}
+
+/// The enforcement point of one service.
+pub struct Enforcer {
+    service: &'static str,
+    rules: &'static [Rule],
+    engine: Arc<Engine>,
+    authn: Arc<dyn Authenticate>,
+    tokens: Option<ServiceTokens>,
+    resources: Arc<dyn Resources>,
+    bus: Arc<dyn Bus>,
+}
+
+/// What every enforcer of a process shares.
+#[derive(Clone)]
+pub struct AccessDeps {
+    pub engine: Arc<Engine>,
+    pub authn: Arc<dyn Authenticate>,
+    pub tokens: Option<ServiceTokens>,
+    pub bus: Arc<dyn Bus>,
+}
+
+impl Enforcer {
+    pub fn new(
+        service: &'static str,
+        rules: &'static [Rule],
+        resources: Arc<dyn Resources>,
+        deps: AccessDeps,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            service,
+            rules,
+            engine: deps.engine,
+            authn: deps.authn,
+            tokens: deps.tokens,
+            resources,
+            bus: deps.bus,
+        })
+    }
+
+    pub fn rules(&self) -> &'static [Rule] {
+        self.rules
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    fn rule(&self, method: &Method, path: &str) -> Option<&'static Rule> {
+        // HEAD is answered by the GET route.
+        let method = if method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
+        self.rules
+            .iter()
+            .find(|r| r.method == *method && r.path == path)
+    }
+
+    /// Who the request's credentials name. A credential that is present but
+    /// wrong is an error, never a silent fall-back to anonymous.
+    pub async fn authenticate(&self, parts: &Parts) -> Result<Option<Principal>, ApiError> {
+        if let Some(token) = bearer(parts)? {
+            if token.starts_with(API_KEY_PREFIX) {
+                return match self.authn.api_key(token).await {
+                    Ok(Some(principal)) => Ok(Some(principal)),
+                    Ok(None) => Err(ApiError::unauthorized(
+                        "API key is unknown, expired or revoked",
+                    )),
+                    Err(e) => Err(ApiError::unavailable(&e)),
+                };
+            }
+            let Some(tokens) = &self.tokens else {
+                return Err(ApiError::unauthorized(
+                    "service tokens are not enabled here",
+                ));
+            };
+            return tokens
+                .verify(token, self.service)
+                .map(Some)
+                .map_err(|e| ApiError::unauthorized(e.to_string()));
+        }
+        if let Some(token) = session_cookie(parts) {
+            return match self.authn.session(token).await {
+                Ok(Some(principal)) => Ok(Some(principal)),
+                Ok(None) => Err(ApiError::unauthorized(
+                    "session is expired or revoked; sign in again",
+                )),
+                Err(e) => Err(ApiError::unavailable(&e)),
+            };
+        }
+        Ok(None)
+    }
+
+    /// Decides, audits what changes state, and turns a denial into `403`.
+    pub async fn check(
+        &self,
+        principal: &Principal,
+        action: Action,
+        resource: &Resource,
+        facts: Facts,
+    ) -> Result<Decision, ApiError> {
+        let decision = if principal.scope_allows(self.service, action) {
+            self.engine.decide(principal, action, resource, facts)
+        } else {
+            Decision {
+                allowed: false,
+                policies: vec!["api-key-scope".into()],
+                errors: Vec::new(),
+            }
+        };
+        metrics::counter!(
+            "pdp_decisions_total",
+            "service" => self.service,
+            "action" => action.as_str(),
+            "decision" => if decision.allowed { "allow" } else { "deny" },
+        )
+        .increment(1);
+        if action.changes_state() {
+            self.audit(principal, action, resource, &decision).await;
+        }
+        if decision.allowed {
+            Ok(decision)
+        } else {
+            Err(ApiError::forbidden(format!(
+                "{} may not {action} this {}",
+                principal.name(),
+                resource.kind
+            )))
+        }
+    }
+
+    async fn audit(
+        &self,
+        principal: &Principal,
+        action: Action,
+        resource: &Resource,
+        decision: &Decision,
+    ) {
+        let payload = json!({
+            "service": self.service,
+            "principal": principal.name(),
+            "action": action,
+            "resource": {"type": resource.kind, "id": resource.id},
+            "allowed": decision.allowed,
+            "policies": decision.policies,
+        });
+        let event =
+            Envelope::new(self.service, "audit.action", payload).with_actor(principal.name());
+        if let Err(error) = self.bus.publish(&event).await {
+            metrics::counter!("audit_publish_failures_total").increment(1);
+            tracing::error!(%error, "audit event not published");
+        }
+    }
+
+    async fn target(
+        &self,
+        target: Target,
+        principal: &Principal,
+        parts: &mut Parts,
+    ) -> Result<Resource, ApiError> {
+        match target {
+            Target::City => Ok(Resource::city()),
+            Target::Myself => Ok(Resource::new(principal.kind.kind(), principal.id.clone())),
+            Target::Named(kind, id) => Ok(Resource::new(kind, id)),
+            Target::Path(kind, param) => {
+                let params = RawPathParams::from_request_parts(parts, &())
+                    .await
+                    .map_err(|e| ApiError::bad_request(e.body_text()))?;
+                let id = params
+                    .iter()
+                    .find(|(name, _)| *name == param)
+                    .map(|(_, value)| value.to_owned())
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!("missing path parameter {param}"))
+                    })?;
+                self.resources
+                    .load(kind, &id)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found(format!("no such {kind}: {id}")))
+            }
+        }
+    }
+}
+
+fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
+    let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(Some)
+        .ok_or_else(|| ApiError::unauthorized("Authorization must be `Bearer <token>`"))
+}
+
+fn session_cookie(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value)
+        .filter(|v| !v.is_empty())
+}
+
+/// The middleware: `route_layer(from_fn_with_state(enforcer, enforce))`.
+pub async fn enforce(
+    State(enforcer): State<Arc<Enforcer>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    match authorize(&enforcer, &mut parts).await {
+        Ok(principal) => {
+            if let Some(principal) = principal {
+                parts.extensions.insert(principal);
+            }
+            next.run(Request::from_parts(parts, body)).await
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn authorize(enforcer: &Enforcer, parts: &mut Parts) -> Result<Option<Principal>, ApiError> {
+    let path = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let Some(rule) = enforcer.rule(&parts.method, &path) else {
+        tracing::error!(method = %parts.method, path, "endpoint has no access rule: refused");
+        return Err(ApiError::forbidden("this endpoint declares no access rule"));
+    };
+    let principal = enforcer.authenticate(parts).await?;
+    match rule.access {
+        Access::Public => Ok(principal),
+        Access::SignedIn => principal.map(Some).ok_or_else(|| {
+            ApiError::unauthorized("sign in first (session cookie or Bearer API key)")
+        }),
+        Access::Check(action, target) => {
+            let principal = principal.ok_or_else(|| {
+                ApiError::unauthorized("sign in first (session cookie or Bearer API key)")
+            })?;
+            let resource = enforcer.target(target, &principal, parts).await?;
+            enforcer
+                .check(&principal, action, &resource, Facts::default())
+                .await?;
+            Ok(Some(principal))
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Principal>().cloned().ok_or_else(|| {
+            ApiError::unauthorized("sign in first (session cookie or Bearer API key)")
+        })
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<Principal>().cloned())
+    }
+}

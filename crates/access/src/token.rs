@@ -1,0 +1,190 @@
+//! Internal service tokens: HS256 JWTs signed with the deployment's shared
+//! secret, at most five minutes long, whose audience is the callee service.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::principal::{Credential, Principal, PrincipalKind};
+
+pub const MAX_LIFETIME: Duration = Duration::from_secs(300);
+const ISSUER: &str = "daarion";
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("service token secret must be at least 32 bytes")]
+    WeakSecret,
+    #[error("service token lifetime must be between 1 s and 5 min")]
+    Lifetime,
+    #[error("service name must be 1-32 lowercase letters or '-'")]
+    Name,
+    #[error("service token rejected: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    iss: String,
+    /// `service:<name>` of the caller.
+    sub: String,
+    aud: String,
+    iat: u64,
+    exp: u64,
+    jti: String,
+}
+
+/// Signs and verifies service tokens.
+#[derive(Clone)]
+pub struct ServiceTokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl std::fmt::Debug for ServiceTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServiceTokens(..)")
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl ServiceTokens {
+    pub fn new(secret: &[u8]) -> Result<Self, TokenError> {
+        if secret.len() < 32 {
+            return Err(TokenError::WeakSecret);
+        }
+        Ok(Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+        })
+    }
+
+    /// A token for `caller` to call `audience`, valid for `lifetime`.
+    pub fn issue(
+        &self,
+        caller: &str,
+        audience: &str,
+        lifetime: Duration,
+    ) -> Result<String, TokenError> {
+        if lifetime.is_zero() || lifetime > MAX_LIFETIME {
+            return Err(TokenError::Lifetime);
+        }
+        if !valid_name(caller) || !valid_name(audience) {
+            return Err(TokenError::Name);
+        }
+        let iat = now();
+        let claims = Claims {
+            iss: ISSUER.into(),
+            sub: format!("service:{caller}"),
+            aud: audience.into(),
+            iat,
+            exp: iat + lifetime.as_secs().max(1),
+            jti: uuid::Uuid::now_v7().to_string(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| TokenError::Invalid(e.to_string()))
+    }
+
+    /// The calling service, when `token` is genuine, unexpired and meant
+    /// for `audience`.
+    pub fn verify(&self, token: &str, audience: &str) -> Result<Principal, TokenError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_audience(&[audience]);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
+        validation.leeway = 5;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .map_err(|e| TokenError::Invalid(e.to_string()))?;
+        let claims = data.claims;
+        if claims.exp.saturating_sub(claims.iat) > MAX_LIFETIME.as_secs() {
+            return Err(TokenError::Invalid("lifetime over 5 minutes".into()));
+        }
+        let name = claims
+            .sub
+            .strip_prefix("service:")
+            .filter(|n| valid_name(n))
+            .ok_or_else(|| TokenError::Invalid("subject is not a service".into()))?;
+        Ok(Principal {
+            kind: PrincipalKind::Service,
+            id: name.to_owned(),
+            roles: Vec::new(),
+            owner: None,
+            scopes: None,
+            credential: Credential::ServiceToken,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(secret: &str) -> ServiceTokens {
+        ServiceTokens::new(secret.as_bytes()).unwrap_or_else(|e| unreachable!("{e}"))
+    }
+
+    #[test]
+    fn tokens_verify_only_for_their_audience_and_secret() {
+        let t = tokens("0123456789abcdef0123456789abcdef");
+        let token = t
+            .issue("agents", "city", Duration::from_secs(60))
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let p = t
+            .verify(&token, "city")
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!((p.kind, p.id.as_str()), (PrincipalKind::Service, "agents"));
+        assert!(t.verify(&token, "auth").is_err(), "wrong audience");
+        let other = tokens("ffffffffffffffffffffffffffffffff");
+        assert!(
+            other.verify(&token, "city").is_err(),
+            "forged with another secret"
+        );
+        let mut tampered = token.clone();
+        tampered.insert(token.len() / 2, 'x');
+        assert!(t.verify(&tampered, "city").is_err());
+    }
+
+    #[test]
+    fn lifetimes_and_secrets_are_bounded() {
+        assert_eq!(
+            ServiceTokens::new(b"short").err(),
+            Some(TokenError::WeakSecret)
+        );
+        let t = tokens("0123456789abcdef0123456789abcdef");
+        assert_eq!(
+            t.issue("a", "b", Duration::from_secs(301)).err(),
+            Some(TokenError::Lifetime)
+        );
+        assert_eq!(
+            t.issue("A!", "b", Duration::from_secs(30)).err(),
+            Some(TokenError::Name)
+        );
+    }
+
+    #[test]
+    fn expired_tokens_are_refused() {
+        let t = tokens("0123456789abcdef0123456789abcdef");
+        let claims = Claims {
+            iss: ISSUER.into(),
+            sub: "service:x".into(),
+            aud: "city".into(),
+            iat: now() - 400,
+            exp: now() - 100,
+            jti: "j".into(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &t.encoding)
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(t.verify(&token, "city").is_err());
+    }
+}
