@@ -1,0 +1,208 @@
+//! Credentials → principals for every service's enforcement layer, with a
+//! short in-process cache. Revocation clears the local cache at once and
+//! tells the other replicas over the bus (`authn.revoked`, live-only).
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use daarion_access::{
+    Credential, Principal, PrincipalKind, Scope,
+    enforce::{Authenticate, AuthnUnavailable},
+    vocab::roles::{CITY_ADMIN, CITY_CITIZEN},
+};
+use daarion_bus::{Bus, Envelope};
+use daarion_kernel::shutdown::CancellationToken;
+use daarion_store::Db;
+use futures::StreamExt as _;
+
+use crate::{
+    domain::{AuthError, hash_secret},
+    store,
+};
+
+pub const REVOKED_SUBJECT: &str = "authn.revoked";
+
+/// How long a resolved credential is trusted without asking the store.
+const CACHE_TTL: Duration = Duration::from_secs(5);
+/// `last_seen_at` is written at most this often per session or key.
+const TOUCH_EVERY: chrono::Duration = chrono::Duration::seconds(60);
+
+#[derive(Clone)]
+pub struct Authenticator {
+    db: Db,
+    bus: Arc<dyn Bus>,
+    idle: chrono::Duration,
+    cache: moka::future::Cache<String, Option<Principal>>,
+}
+
+pub fn roles_for(city_role: &str) -> Vec<String> {
+    let mut roles = vec![CITY_CITIZEN.to_owned()];
+    if city_role == "admin" {
+        roles.push(CITY_ADMIN.to_owned());
+    }
+    roles
+}
+
+fn stale(last: &str, now: chrono::DateTime<chrono::Utc>) -> bool {
+    daarion_store::parse_time(last).is_none_or(|t| now - t > TOUCH_EVERY)
+}
+
+impl Authenticator {
+    pub fn new(db: Db, bus: Arc<dyn Bus>, session_idle: Duration) -> Self {
+        Self {
+            db,
+            bus,
+            idle: chrono::Duration::from_std(session_idle).unwrap_or(chrono::Duration::days(7)),
+            cache: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(CACHE_TTL)
+                .build(),
+        }
+    }
+
+    /// Forgets revoked credentials here and on every replica.
+    pub async fn revoked(&self, token_hashes: &[String]) {
+        for hash in token_hashes {
+            self.cache.invalidate(hash).await;
+        }
+        let event = Envelope::new(
+            crate::SERVICE,
+            REVOKED_SUBJECT,
+            serde_json::json!({ "token_hashes": token_hashes }),
+        );
+        if let Err(error) = self.bus.publish(&event).await {
+            tracing::warn!(%error, "revocation not broadcast; other replicas forget within 5 s");
+        }
+    }
+
+    /// Writes a security event (failed sign-in, refused credential) to the
+    /// `AUDIT` stream.
+    pub async fn audit_failure(&self, what: &str, detail: serde_json::Value) {
+        let event = Envelope::new(
+            crate::SERVICE,
+            "audit.error",
+            serde_json::json!({ "service": crate::SERVICE, "what": what, "detail": detail }),
+        );
+        if let Err(error) = self.bus.publish(&event).await {
+            tracing::error!(%error, "audit event not published");
+        }
+    }
+
+    /// Listens for revocations from other replicas until shutdown.
+    pub async fn follow_revocations(self, shutdown: CancellationToken) {
+        let mut subscription = match self.bus.subscribe(REVOKED_SUBJECT).await {
+            Ok(s) => s,
+            Err(error) => {
+                tracing::error!(%error, "cannot follow revocations; cached credentials expire within 5 s");
+                return;
+            }
+        };
+        loop {
+            let event = tokio::select! {
+                () = shutdown.cancelled() => return,
+                event = subscription.next() => event,
+            };
+            let Some(event) = event else { return };
+            let hashes = event.payload["token_hashes"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for hash in hashes.iter().filter_map(|h| h.as_str()) {
+                self.cache.invalidate(hash).await;
+            }
+        }
+    }
+
+    async fn resolve_session(&self, hash: &str) -> Result<Option<Principal>, AuthError> {
+        let Some(session) = store::session_by_hash(&self.db, hash).await? else {
+            return Ok(None);
+        };
+        let now = chrono::Utc::now();
+        let expired = daarion_store::parse_time(&session.expires_at).is_none_or(|t| t <= now)
+            || daarion_store::parse_time(&session.last_seen_at).is_none_or(|t| now - t > self.idle);
+        if expired {
+            return Ok(None);
+        }
+        let Some(user) = store::user_by_id(&self.db, &session.user_id).await? else {
+            return Ok(None);
+        };
+        if stale(&session.last_seen_at, now) {
+            store::touch_session(&self.db, &session.id).await?;
+        }
+        Ok(Some(Principal {
+            kind: PrincipalKind::User,
+            id: user.id,
+            roles: roles_for(&user.city_role),
+            owner: None,
+            scopes: None,
+            credential: Credential::Session { id: session.id },
+        }))
+    }
+
+    async fn resolve_api_key(&self, hash: &str) -> Result<Option<Principal>, AuthError> {
+        let Some(key) = store::api_key_by_hash(&self.db, hash).await? else {
+            return Ok(None);
+        };
+        let now = chrono::Utc::now();
+        if key
+            .expires_at
+            .as_deref()
+            .is_some_and(|e| daarion_store::parse_time(e).is_none_or(|t| t <= now))
+        {
+            return Ok(None);
+        }
+        let Some(user) = store::user_by_id(&self.db, &key.user_id).await? else {
+            return Ok(None);
+        };
+        if key.last_used_at.as_deref().is_none_or(|t| stale(t, now)) {
+            store::touch_api_key(&self.db, &key.id).await?;
+        }
+        let scopes: Vec<Scope> =
+            serde_json::from_str(&key.scopes).map_err(|e| AuthError::Corrupt(e.to_string()))?;
+        let credential = Credential::ApiKey { id: key.id };
+        Ok(Some(match key.agent_id {
+            Some(agent) => Principal {
+                kind: PrincipalKind::Agent,
+                id: agent,
+                roles: Vec::new(),
+                owner: Some(user.id),
+                scopes: Some(scopes),
+                credential,
+            },
+            None => Principal {
+                kind: PrincipalKind::User,
+                id: user.id,
+                roles: roles_for(&user.city_role),
+                owner: None,
+                scopes: Some(scopes),
+                credential,
+            },
+        }))
+    }
+
+    async fn cached(
+        &self,
+        hash: String,
+        resolve: impl std::future::Future<Output = Result<Option<Principal>, AuthError>>,
+    ) -> Result<Option<Principal>, AuthnUnavailable> {
+        if let Some(hit) = self.cache.get(&hash).await {
+            return Ok(hit);
+        }
+        let resolved = resolve.await.map_err(|e| AuthnUnavailable(e.to_string()))?;
+        self.cache.insert(hash, resolved.clone()).await;
+        Ok(resolved)
+    }
+}
+
+#[async_trait]
+impl Authenticate for Authenticator {
+    async fn session(&self, token: &str) -> Result<Option<Principal>, AuthnUnavailable> {
+        let hash = hash_secret(token);
+        self.cached(hash.clone(), self.resolve_session(&hash)).await
+    }
+
+    async fn api_key(&self, token: &str) -> Result<Option<Principal>, AuthnUnavailable> {
+        let hash = hash_secret(token);
+        self.cached(hash.clone(), self.resolve_api_key(&hash)).await
+    }
+}

@@ -1,0 +1,283 @@
+//! WebAuthn ceremonies. The state webauthn-rs needs between begin and finish
+//! is stored server-side (any replica can finish what another began) and
+//! taken exactly once, so a captured response cannot be replayed.
+
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use webauthn_rs::prelude::{
+    CreationChallengeResponse, DiscoverableAuthentication, Passkey, PasskeyAuthentication,
+    PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
+    RequestChallengeResponse, Uuid,
+};
+
+use webauthn_rs_proto::ResidentKeyRequirement;
+
+use crate::{
+    AuthState,
+    domain::{AuthError, Username},
+    store::{self, Ceremony, User},
+};
+
+const REGISTER: &str = "register";
+const ADD: &str = "add";
+const LOGIN: &str = "login";
+const DISCOVER: &str = "discover";
+
+fn to_json<T: Serialize>(value: &T) -> Result<String, AuthError> {
+    serde_json::to_string(value).map_err(|e| AuthError::Corrupt(e.to_string()))
+}
+
+fn from_json<T: DeserializeOwned>(text: &str) -> Result<T, AuthError> {
+    serde_json::from_str(text).map_err(|e| AuthError::Corrupt(e.to_string()))
+}
+
+fn ceremony_error(error: webauthn_rs::prelude::WebauthnError) -> AuthError {
+    AuthError::Ceremony(error.to_string())
+}
+
+pub fn credential_id(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[derive(Serialize, Deserialize)]
+struct NewAccount {
+    username: String,
+    display_name: String,
+}
+
+impl AuthState {
+    fn ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.settings.ceremony_secs)
+    }
+
+    /// Passkeys are made discoverable where the authenticator can, so the
+    /// person can later sign in without typing a username.
+    fn start_registration(
+        &self,
+        user_id: Uuid,
+        username: &str,
+        display_name: &str,
+        exclude: Vec<Vec<u8>>,
+    ) -> Result<(CreationChallengeResponse, PasskeyRegistration), AuthError> {
+        let exclude = (!exclude.is_empty()).then_some(exclude);
+        let (mut options, state) = self
+            .webauthn
+            .start_passkey_registration(user_id, username, display_name, exclude)
+            .map_err(ceremony_error)?;
+        if let Some(selection) = options.public_key.authenticator_selection.as_mut() {
+            selection.resident_key = Some(ResidentKeyRequirement::Preferred);
+        }
+        Ok((options, state))
+    }
+
+    pub async fn begin_registration(
+        &self,
+        username: &Username,
+        display_name: &str,
+    ) -> Result<(String, CreationChallengeResponse), AuthError> {
+        if !self.settings.open_registration && store::has_admin(&self.db).await? {
+            return Err(AuthError::Forbidden(
+                "registration is closed in this city".into(),
+            ));
+        }
+        if store::user_by_username(&self.db, username.as_str())
+            .await?
+            .is_some()
+        {
+            return Err(AuthError::Conflict(format!(
+                "username {:?} is taken",
+                username.as_str()
+            )));
+        }
+        let user_id = Uuid::new_v4();
+        let (options, state) =
+            self.start_registration(user_id, username.as_str(), display_name, Vec::new())?;
+        let ceremony = Ceremony {
+            kind: REGISTER.into(),
+            user_id: Some(user_id.to_string()),
+            state: to_json(&state)?,
+            extra: to_json(&NewAccount {
+                username: username.as_str().to_owned(),
+                display_name: display_name.to_owned(),
+            })?,
+        };
+        let id = store::put_ceremony(&self.db, &ceremony, self.ttl()).await?;
+        Ok((id, options))
+    }
+
+    pub async fn finish_registration(
+        &self,
+        ceremony_id: &str,
+        credential: &RegisterPublicKeyCredential,
+        passkey_name: &str,
+    ) -> Result<User, AuthError> {
+        let ceremony = store::take_ceremony(&self.db, ceremony_id, &[REGISTER]).await?;
+        let state: PasskeyRegistration = from_json(&ceremony.state)?;
+        let account: NewAccount = from_json(&ceremony.extra)?;
+        let user_id = ceremony
+            .user_id
+            .ok_or_else(|| AuthError::Corrupt("registration without user".into()))?;
+        let passkey = self
+            .webauthn
+            .finish_passkey_registration(credential, &state)
+            .map_err(ceremony_error)?;
+        store::create_user(
+            &self.db,
+            &account.username,
+            &account.display_name,
+            &user_id,
+            &credential_id(passkey.cred_id()),
+            passkey_name,
+            &to_json(&passkey)?,
+        )
+        .await
+    }
+
+    /// Adds a passkey for a signed-in person, or one who proved themselves
+    /// with a recovery code.
+    pub async fn begin_add_passkey(
+        &self,
+        user: &User,
+    ) -> Result<(String, CreationChallengeResponse), AuthError> {
+        let existing = store::passkeys_of(&self.db, &user.id).await?;
+        let exclude = existing
+            .iter()
+            .map(|p| from_json::<Passkey>(&p.passkey).map(|k| k.cred_id().to_vec()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let user_uuid = Uuid::parse_str(&user.id).map_err(|e| AuthError::Corrupt(e.to_string()))?;
+        let (options, state) =
+            self.start_registration(user_uuid, &user.username, &user.display_name, exclude)?;
+        let ceremony = Ceremony {
+            kind: ADD.into(),
+            user_id: Some(user.id.clone()),
+            state: to_json(&state)?,
+            extra: String::new(),
+        };
+        let id = store::put_ceremony(&self.db, &ceremony, self.ttl()).await?;
+        Ok((id, options))
+    }
+
+    /// Finishes adding a passkey; returns the user it was added for.
+    pub async fn finish_add_passkey(
+        &self,
+        ceremony_id: &str,
+        credential: &RegisterPublicKeyCredential,
+        name: &str,
+        expected_user: Option<&str>,
+    ) -> Result<String, AuthError> {
+        let ceremony = store::take_ceremony(&self.db, ceremony_id, &[ADD]).await?;
+        let user_id = ceremony
+            .user_id
+            .ok_or_else(|| AuthError::Corrupt("ceremony without user".into()))?;
+        if expected_user.is_some_and(|u| u != user_id) {
+            return Err(AuthError::Unauthorized(
+                "this ceremony belongs to someone else".into(),
+            ));
+        }
+        let state: PasskeyRegistration = from_json(&ceremony.state)?;
+        let passkey = self
+            .webauthn
+            .finish_passkey_registration(credential, &state)
+            .map_err(ceremony_error)?;
+        store::add_passkey(
+            &self.db,
+            &credential_id(passkey.cred_id()),
+            &user_id,
+            name,
+            &to_json(&passkey)?,
+        )
+        .await?;
+        Ok(user_id)
+    }
+
+    /// Username-first login (the person's passkeys are offered) or, without
+    /// a username, discoverable login (browser autofill / conditional UI).
+    pub async fn begin_login(
+        &self,
+        username: Option<&Username>,
+    ) -> Result<(String, RequestChallengeResponse), AuthError> {
+        let (kind, user_id, options, state) = match username {
+            Some(username) => {
+                let user = store::user_by_username(&self.db, username.as_str())
+                    .await?
+                    .ok_or_else(|| {
+                        AuthError::Unauthorized("no passkey is registered for that username".into())
+                    })?;
+                let passkeys = store::passkeys_of(&self.db, &user.id)
+                    .await?
+                    .iter()
+                    .map(|p| from_json::<Passkey>(&p.passkey))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let (options, state) = self
+                    .webauthn
+                    .start_passkey_authentication(&passkeys)
+                    .map_err(ceremony_error)?;
+                (LOGIN, Some(user.id), options, to_json(&state)?)
+            }
+            None => {
+                let (options, state) = self
+                    .webauthn
+                    .start_discoverable_authentication()
+                    .map_err(ceremony_error)?;
+                (DISCOVER, None, options, to_json(&state)?)
+            }
+        };
+        let ceremony = Ceremony {
+            kind: kind.into(),
+            user_id,
+            state,
+            extra: String::new(),
+        };
+        let id = store::put_ceremony(&self.db, &ceremony, self.ttl()).await?;
+        Ok((id, options))
+    }
+
+    /// Verifies the assertion (signature, challenge, origin, user
+    /// verification, sign counter) and returns who signed in.
+    pub async fn finish_login(
+        &self,
+        ceremony_id: &str,
+        credential: &PublicKeyCredential,
+    ) -> Result<User, AuthError> {
+        let ceremony = store::take_ceremony(&self.db, ceremony_id, &[LOGIN, DISCOVER]).await?;
+        let cred_id = credential_id(credential.get_credential_id());
+        let stored = store::passkey_by_id(&self.db, &cred_id)
+            .await?
+            .ok_or_else(|| AuthError::Unauthorized("unknown passkey".into()))?;
+        let mut passkey: Passkey = from_json(&stored.passkey)?;
+        let result = if ceremony.kind == LOGIN {
+            if ceremony.user_id.as_deref() != Some(stored.user_id.as_str()) {
+                return Err(AuthError::Unauthorized(
+                    "this passkey belongs to someone else".into(),
+                ));
+            }
+            let state: PasskeyAuthentication = from_json(&ceremony.state)?;
+            self.webauthn
+                .finish_passkey_authentication(credential, &state)
+        } else {
+            let state: DiscoverableAuthentication = from_json(&ceremony.state)?;
+            let (user_handle, _) = self
+                .webauthn
+                .identify_discoverable_authentication(credential)
+                .map_err(ceremony_error)?;
+            if user_handle.to_string() != stored.user_id {
+                return Err(AuthError::Unauthorized(
+                    "passkey and user handle disagree".into(),
+                ));
+            }
+            self.webauthn
+                .finish_discoverable_authentication_v2(credential, state, &passkey)
+        }
+        .map_err(ceremony_error)?;
+        let changed = passkey.update_credential(&result).unwrap_or(false);
+        let json = if changed {
+            Some(to_json(&passkey)?)
+        } else {
+            None
+        };
+        store::record_passkey_use(&self.db, &stored.id, json.as_deref()).await?;
+        store::user_by_id(&self.db, &stored.user_id)
+            .await?
+            .ok_or_else(|| AuthError::Unauthorized("account no longer exists".into()))
+    }
+}

@@ -1,0 +1,152 @@
+//! Auth service (port 7011, `/api/auth/`): passkeys (WebAuthn registration
+//! and login, username-first and discoverable / autofill), sessions,
+//! recovery codes and API keys. It also provides the [`Authenticator`] every
+//! service's enforcement layer uses to turn credentials into principals.
+//!
+//! Layout: `domain` (names, secrets, errors), `store` (queries),
+//! `ceremony` (WebAuthn begin/finish over stored, single-use state),
+//! `authn` (credential → principal, cached), `api` (routes, access rules).
+
+pub mod api;
+pub mod authn;
+mod ceremony;
+pub mod domain;
+pub mod store;
+
+use std::{sync::Arc, time::Duration};
+
+use daarion_cache::Cache;
+use daarion_kernel::ServiceDescriptor;
+use daarion_store::{Db, MigrationSet, migration};
+use serde::{Deserialize, Serialize};
+
+pub use authn::Authenticator;
+pub use domain::AuthError;
+
+pub const SERVICE: &str = "auth";
+
+pub const DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
+    name: SERVICE,
+    port: 7011,
+    version: env!("CARGO_PKG_VERSION"),
+};
+
+pub const MIGRATIONS: MigrationSet = MigrationSet {
+    service: SERVICE,
+    migrations: &[migration!(1, "001_create_auth_tables")],
+};
+
+/// `[auth]` settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// WebAuthn relying-party id: the site's domain (`localhost` in development).
+    pub rp_id: String,
+    /// Shown by authenticators.
+    pub rp_name: String,
+    /// Origins passkeys are used from (scheme://host[:port]).
+    pub origins: Vec<String>,
+    /// Anyone may register; when false only the first person (the city
+    /// admin) can, and later people need an invitation (not built yet).
+    pub open_registration: bool,
+    /// A session ends after this long without use...
+    pub session_idle_secs: u64,
+    /// ...and after this long in any case.
+    pub session_absolute_secs: u64,
+    /// Time to finish a passkey ceremony.
+    pub ceremony_secs: u64,
+    /// Sign-in attempts per minute, per client address and per username.
+    pub login_attempts_per_minute: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            rp_id: "localhost".into(),
+            rp_name: "DAARION".into(),
+            origins: vec!["http://localhost:8080".into()],
+            open_registration: true,
+            session_idle_secs: 7 * 24 * 3600,
+            session_absolute_secs: 30 * 24 * 3600,
+            ceremony_secs: 300,
+            login_attempts_per_minute: 10,
+        }
+    }
+}
+
+impl Settings {
+    pub fn validate(&self) -> Result<(), String> {
+        self.webauthn().map(|_| ())?;
+        if self.session_idle_secs < 60 || self.session_absolute_secs < self.session_idle_secs {
+            return Err(
+                "auth.session_idle_secs must be ≥ 60 and ≤ auth.session_absolute_secs".into(),
+            );
+        }
+        if !(30..=900).contains(&self.ceremony_secs) {
+            return Err("auth.ceremony_secs must be between 30 and 900".into());
+        }
+        if self.login_attempts_per_minute == 0 {
+            return Err("auth.login_attempts_per_minute must be positive".into());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn webauthn(&self) -> Result<webauthn_rs::Webauthn, String> {
+        let mut origins = self.origins.iter().map(|o| {
+            webauthn_rs::prelude::Url::parse(o)
+                .map_err(|e| format!("auth.origins: {o:?} is not a URL: {e}"))
+        });
+        let first = origins
+            .next()
+            .ok_or_else(|| "auth.origins must list at least one origin".to_owned())??;
+        let mut builder = webauthn_rs::WebauthnBuilder::new(&self.rp_id, &first)
+            .map_err(|e| format!("auth.rp_id / auth.origins do not fit together: {e}"))?
+            .rp_name(&self.rp_name)
+            .timeout(Duration::from_secs(self.ceremony_secs));
+        for origin in origins {
+            builder = builder.append_allowed_origin(&origin?);
+        }
+        builder
+            .build()
+            .map_err(|e| format!("auth.rp_id / auth.origins do not fit together: {e}"))
+    }
+}
+
+/// What the service needs from its runtime.
+pub struct Deps {
+    pub db: Db,
+    pub cache: Arc<dyn Cache>,
+    pub authenticator: Authenticator,
+    pub settings: Settings,
+}
+
+#[derive(Clone)]
+pub struct AuthState {
+    db: Db,
+    cache: Arc<dyn Cache>,
+    authenticator: Authenticator,
+    webauthn: Arc<webauthn_rs::Webauthn>,
+    settings: Arc<Settings>,
+}
+
+/// The mounted service: its router (paths under `/api/auth`) and OpenAPI.
+pub struct Auth {
+    pub api: axum::Router,
+    pub openapi: utoipa::openapi::OpenApi,
+}
+
+pub fn build(deps: Deps) -> Result<Auth, String> {
+    let webauthn = deps.settings.webauthn()?;
+    let state = AuthState {
+        db: deps.db,
+        cache: deps.cache,
+        authenticator: deps.authenticator,
+        webauthn: Arc::new(webauthn),
+        settings: Arc::new(deps.settings),
+    };
+    let (api, openapi) = api::router().split_for_parts();
+    Ok(Auth {
+        api: api.with_state(state),
+        openapi,
+    })
+}
