@@ -224,8 +224,7 @@ impl Enforcer {
         } else {
             Err(ApiError::forbidden(format!(
                 "{} may not {action} this {}",
-                principal.name(),
-                resource.kind
+                principal.handle, resource.kind
             )))
         }
     }
@@ -240,6 +239,7 @@ impl Enforcer {
         let payload = json!({
             "service": self.service,
             "principal": principal.name(),
+            "handle": principal.handle,
             "action": action,
             "resource": {"type": resource.kind, "id": resource.id},
             "allowed": decision.allowed,

@@ -17,6 +17,7 @@ fn user(id: &str, roles: &[&str]) -> Principal {
     Principal {
         kind: PrincipalKind::User,
         id: id.into(),
+        handle: id.into(),
         roles: roles.iter().map(|r| (*r).to_owned()).collect(),
         owner: None,
         scopes: None,

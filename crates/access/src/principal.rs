@@ -37,6 +37,9 @@ pub enum Credential {
 pub struct Principal {
     pub kind: PrincipalKind,
     pub id: String,
+    /// How the principal is shown to people: a person's username,
+    /// `agent:<id>`, `service:<name>` (see [`Principal::handle_for`]).
+    pub handle: String,
     /// Role groups held: `city:admin`, `city:citizen`, `dao:<id>:<role>`.
     pub roles: Vec<String>,
     /// For agents: the person the agent acts for.
@@ -59,6 +62,16 @@ impl Principal {
             PrincipalKind::Service => "service",
         };
         format!("{prefix}:{}", self.id)
+    }
+
+    /// The handle of a principal: people by username (as in any chat),
+    /// agents and services prefixed so they can never pass for a person.
+    pub fn handle_for(kind: PrincipalKind, name: &str) -> String {
+        match kind {
+            PrincipalKind::User => name.to_owned(),
+            PrincipalKind::Agent => format!("agent:{name}"),
+            PrincipalKind::Service => format!("service:{name}"),
+        }
     }
 
     pub fn is_city_admin(&self) -> bool {

@@ -118,6 +118,7 @@ impl ServiceTokens {
         Ok(Principal {
             kind: PrincipalKind::Service,
             id: name.to_owned(),
+            handle: Principal::handle_for(PrincipalKind::Service, name),
             roles: Vec::new(),
             owner: None,
             scopes: None,

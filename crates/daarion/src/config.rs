@@ -40,6 +40,11 @@ pub struct Settings {
     pub bus_retention_days: u32,
     /// Bearer token for the operator endpoints (`/api/ops/*`); unset = closed.
     pub admin_token: Option<String>,
+    /// Shared secret (≥ 32 bytes) signing internal service tokens; every
+    /// process of a distributed city needs the same one. Unset: service
+    /// tokens are refused.
+    pub service_token_secret: Option<String>,
+    pub auth: daarion_auth::Settings,
     pub city: daarion_city::Settings,
     pub gateway: GatewaySettings,
     pub server: ServerSettings,
@@ -180,6 +185,8 @@ impl Default for Settings {
             max_body_bytes: 1024 * 1024,
             bus_retention_days: 7,
             admin_token: None,
+            service_token_secret: None,
+            auth: daarion_auth::Settings::default(),
             city: daarion_city::Settings::default(),
             gateway: GatewaySettings::default(),
             server: ServerSettings::default(),
@@ -248,6 +255,8 @@ impl Settings {
                 "admin_token must be at least 16 characters".into(),
             ));
         }
+        self.service_tokens()?;
+        self.auth.validate().map_err(ConfigError)?;
         self.city.validate().map_err(ConfigError)?;
         let rate = self.gateway.rate_limit_per_second;
         if !(rate.is_finite() && rate > 0.0) || self.gateway.rate_limit_burst == 0 {
@@ -277,6 +286,19 @@ impl Settings {
         Ok(())
     }
 
+    /// Signs and verifies service tokens, when a secret is configured.
+    pub fn service_tokens(
+        &self,
+    ) -> Result<Option<daarion_access::token::ServiceTokens>, ConfigError> {
+        self.service_token_secret
+            .as_deref()
+            .map(|secret| {
+                daarion_access::token::ServiceTokens::new(secret.as_bytes())
+                    .map_err(|e| ConfigError(format!("service_token_secret: {e}")))
+            })
+            .transpose()
+    }
+
     /// The database to use: `DATABASE_URL`, or the SQLite file in the data dir.
     pub fn database(&self) -> String {
         self.database_url
@@ -302,6 +324,9 @@ pub fn redacted(settings: &Settings) -> serde_json::Value {
     strip(&mut shown.redis_url);
     if shown.admin_token.is_some() {
         shown.admin_token = Some("***".into());
+    }
+    if shown.service_token_secret.is_some() {
+        shown.service_token_secret = Some("***".into());
     }
     serde_json::to_value(shown).unwrap_or_default()
 }
@@ -344,10 +369,12 @@ mod tests {
         let s = Settings {
             database_url: Some("postgres://u:secret@h/db".into()),
             admin_token: Some("0123456789abcdef".into()),
+            service_token_secret: Some("tok-secret-tok-secret-tok-secret-tok-secret".into()),
             ..Settings::default()
         };
         let shown = redacted(&s).to_string();
-        assert!(!shown.contains("secret"), "{shown}");
+        assert!(!shown.contains(":secret@"), "{shown}");
+        assert!(!shown.contains("tok-secret"), "{shown}");
         assert!(!shown.contains("0123456789abcdef"));
         assert!(shown.contains("postgres://u:***@h/db"));
     }

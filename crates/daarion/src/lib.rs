@@ -28,11 +28,12 @@ pub use config::Settings;
 pub const MIGRATIONS: &[MigrationSet] = &[
     daarion_store::idempotency::MIGRATIONS,
     daarion_bus::MIGRATIONS,
+    daarion_auth::MIGRATIONS,
     daarion_city::MIGRATIONS,
 ];
 
 /// Services this build can run.
-pub const SERVICES: &[ServiceDescriptor] = &[daarion_city::DESCRIPTOR];
+pub const SERVICES: &[ServiceDescriptor] = &[daarion_auth::DESCRIPTOR, daarion_city::DESCRIPTOR];
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -176,9 +177,18 @@ impl App {
             Duration::from_secs(3600),
             shutdown.clone(),
         ));
+        let access = Access::build(&settings, &backends)?;
+        tasks.spawn(
+            access
+                .authenticator
+                .clone()
+                .follow_revocations(shutdown.clone()),
+        );
         let mut mounted = Vec::new();
         for descriptor in wanted {
-            mounted.push(build_service(descriptor, &settings, &backends, &shutdown, &tasks).await?);
+            mounted.push(
+                build_service(descriptor, &settings, &backends, &access, &shutdown, &tasks).await?,
+            );
         }
         let (label, default_port) = match &shape {
             Shape::Service(name) => (
@@ -330,15 +340,61 @@ async fn bind(settings: &Settings, default_port: u16) -> anyhow::Result<tokio::n
         .with_context(|| format!("failed to listen on {address}"))
 }
 
+/// Authentication and authorization shared by every service of the process.
+struct Access {
+    authenticator: daarion_auth::Authenticator,
+    deps: daarion_access::AccessDeps,
+}
+
+impl Access {
+    fn build(settings: &Settings, backends: &Backends) -> anyhow::Result<Self> {
+        let engine =
+            daarion_access::Engine::with_defaults().context("shipped policies are invalid")?;
+        let authenticator = daarion_auth::Authenticator::new(
+            backends.db.clone(),
+            backends.bus.clone(),
+            Duration::from_secs(settings.auth.session_idle_secs),
+        );
+        let deps = daarion_access::AccessDeps {
+            engine: Arc::new(engine),
+            authn: Arc::new(authenticator.clone()),
+            tokens: settings.service_tokens()?,
+            bus: backends.bus.clone(),
+        };
+        Ok(Self {
+            authenticator,
+            deps,
+        })
+    }
+}
+
 async fn build_service(
     descriptor: ServiceDescriptor,
     settings: &Settings,
     backends: &Backends,
+    access: &Access,
     shutdown: &CancellationToken,
     tasks: &TaskTracker,
 ) -> anyhow::Result<Mounted> {
     let health = Health::new(descriptor, backends.checks());
     match descriptor.name {
+        daarion_auth::SERVICE => {
+            let auth = daarion_auth::build(daarion_auth::Deps {
+                db: backends.db.clone(),
+                cache: backends.cache.clone(),
+                authenticator: access.authenticator.clone(),
+                settings: settings.auth.clone(),
+                access: access.deps.clone(),
+            })
+            .map_err(|e| anyhow::anyhow!("failed to start the auth service: {e}"))?;
+            Ok(Mounted {
+                descriptor,
+                api: auth.api,
+                ws: Router::new(),
+                openapi: auth.openapi,
+                health,
+            })
+        }
         daarion_city::SERVICE => {
             let city = daarion_city::build(daarion_city::Deps {
                 db: backends.db.clone(),
@@ -347,6 +403,7 @@ async fn build_service(
                 settings: settings.city.clone(),
                 shutdown: shutdown.clone(),
                 tasks: tasks.clone(),
+                access: access.deps.clone(),
             })
             .await
             .context("failed to start the city service")?;
@@ -464,8 +521,9 @@ fn base_openapi() -> OpenApi {
     );
     doc.info.description = Some(
         "Every error is `{\"error\":{\"code\",\"message\",\"request_id\"}}`; lists return \
-         `{\"items\",\"next_cursor\"}`. Until the identity service lands, callers name \
-         themselves with `X-Daarion-User`."
+         `{\"items\",\"next_cursor\"}`. Callers authenticate with the session cookie \
+         (`daarion_session`, from a passkey sign-in) or `Authorization: Bearer` with an API \
+         key (`dk_...`) or an internal service token."
             .into(),
     );
     doc

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{City, Kind, close_code, error_code, next_json, next_of, send_text, ws};
+use common::{City, Kind, close_code, error_code, next_json, next_of, send_text};
 use futures::SinkExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -59,15 +59,18 @@ macro_rules! suite {
                     assert_eq!((got, error_code(&body)), (status, code), "{input}");
                 }
                 // Malformed JSON, no caller, wrong content type, oversized body.
+                let alice = app.cookie("alice").await;
                 let raw = |body: &'static str, ctype: &'static str| app.client.post(app.url("/api/city/rooms"))
-                    .header("x-daarion-user", "alice").header("content-type", ctype).body(body);
+                    .header("cookie", alice.clone()).header("content-type", ctype).body(body);
                 let (status, body) = common::decode(raw("{not json", "application/json").send().await.unwrap()).await;
                 assert_eq!((status, error_code(&body)), (400, "bad_request"));
                 let (status, body) = common::decode(raw("{}", "text/plain").send().await.unwrap()).await;
                 assert_eq!((status, error_code(&body)), (415, "unsupported_media_type"));
                 let (status, body) = app.post("/api/city/rooms", None, json!({"slug": "ok-slug", "title": "x"})).await;
                 assert_eq!((status, error_code(&body)), (401, "unauthorized"));
-                let (status, body) = app.post("/api/city/rooms", Some("not a name!"), json!({"slug": "ok-slug", "title": "x"})).await;
+                let forged = app.client.post(app.url("/api/city/rooms")).header("cookie", "daarion_session=forged")
+                    .json(&json!({"slug": "ok-slug", "title": "x"})).send().await.unwrap();
+                let (status, body) = common::decode(forged).await;
                 assert_eq!((status, error_code(&body)), (401, "unauthorized"));
                 let huge = json!({"slug": "ok-slug", "title": "x", "description": "d".repeat(2 * 1024 * 1024)});
                 let (status, body) = app.post("/api/city/rooms", Some("alice"), huge).await;
@@ -86,8 +89,9 @@ macro_rules! suite {
             async fn idempotency_keys_make_creates_safe_to_retry() {
                 let Some(city) = city().await else { return };
                 let app = city.spawn().await;
+                let alice = app.cookie("alice").await;
                 let post = |key: &'static str, body: serde_json::Value| app.client.post(app.url("/api/city/rooms/general/messages"))
-                    .header("x-daarion-user", "alice").header("idempotency-key", key).json(&body);
+                    .header("cookie", alice.clone()).header("idempotency-key", key).json(&body);
                 let (first_status, first) = common::decode(post("k-1", json!({"body": "once"})).send().await.unwrap()).await;
                 let (second_status, second) = common::decode(post("k-1", json!({"body": "once"})).send().await.unwrap()).await;
                 assert_eq!((first_status, second_status), (201, 200));
@@ -220,8 +224,8 @@ macro_rules! suite {
             async fn room_sockets_deliver_live_messages_both_ways() {
                 let Some(city) = city().await else { return };
                 let app = city.spawn().await;
-                let mut watcher = ws(&app.ws_url("/ws/city/rooms/general")).await;
-                let mut alice = ws(&app.ws_url("/ws/city/rooms/general?user=alice")).await;
+                let mut watcher = app.ws_as("/ws/city/rooms/general", "watcher").await;
+                let mut alice = app.ws_as("/ws/city/rooms/general", "alice").await;
                 // Posted over HTTP, seen live.
                 let (_, posted) = app.post("/api/city/rooms/general/messages", Some("bob"), json!({"body": "hello city"})).await;
                 let frame = next_of(&mut watcher, "message").await;
@@ -234,9 +238,11 @@ macro_rules! suite {
                 let live = next_of(&mut watcher, "message").await;
                 assert_eq!(live["message"]["body"], "from ws");
                 assert_eq!(live["message"]["author"], "alice");
-                // Anonymous watchers may not post.
-                send_text(&mut watcher, json!({"type": "message", "body": "anon"}).to_string()).await;
-                assert_eq!(next_of(&mut watcher, "error").await["error"]["code"], "unauthorized");
+                // A read-only API key may watch but not post.
+                let key = app.api_key("dora", &["city:read"]).await;
+                let mut reader = app.ws_with("/ws/city/rooms/general", "authorization", &format!("Bearer {key}")).await;
+                send_text(&mut reader, json!({"type": "message", "body": "sneaky"}).to_string()).await;
+                assert_eq!(next_of(&mut reader, "error").await["error"]["code"], "forbidden");
                 let (_, page) = app.get("/api/city/rooms/general/messages").await;
                 assert_eq!(page["items"].as_array().unwrap().len(), 2);
                 app.stop().await;
@@ -248,13 +254,19 @@ macro_rules! suite {
                 city.settings.city.ws_burst = 5;
                 city.settings.city.ws_messages_per_second = 1.0;
                 let app = city.spawn().await;
-                let unknown = tokio_tungstenite::connect_async(app.ws_url("/ws/city/rooms/nowhere")).await;
-                match unknown {
+                use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+                let mut request = app.ws_url("/ws/city/rooms/nowhere").into_client_request().unwrap();
+                request.headers_mut().insert("cookie", app.cookie("alice").await.parse().unwrap());
+                match tokio_tungstenite::connect_async(request).await {
                     Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 404),
                     other => panic!("expected a 404, got {other:?}"),
                 }
+                match tokio_tungstenite::connect_async(app.ws_url("/ws/city/rooms/general")).await {
+                    Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 401),
+                    other => panic!("expected a 401 without credentials, got {other:?}"),
+                }
 
-                let mut socket = ws(&app.ws_url("/ws/city/rooms/general?user=alice")).await;
+                let mut socket = app.ws_as("/ws/city/rooms/general", "alice").await;
                 send_text(&mut socket, "{not json".into()).await;
                 assert_eq!(next_json(&mut socket).await["error"]["code"], "bad_request");
                 send_text(&mut socket, json!({"type": "message", "body": "x".repeat(4001)}).to_string()).await;
@@ -262,11 +274,11 @@ macro_rules! suite {
                 send_text(&mut socket, "y".repeat(17 * 1024)).await;
                 assert_eq!(close_code(&mut socket).await, 1009);
 
-                let mut binary = ws(&app.ws_url("/ws/city/rooms/general?user=bob")).await;
+                let mut binary = app.ws_as("/ws/city/rooms/general", "bob").await;
                 binary.send(WsMessage::Binary(vec![1, 2, 3].into())).await.unwrap();
                 assert_eq!(close_code(&mut binary).await, 1003);
 
-                let mut flood = ws(&app.ws_url("/ws/city/rooms/general?user=carol")).await;
+                let mut flood = app.ws_as("/ws/city/rooms/general", "carol").await;
                 for _ in 0..40 {
                     if flood.send(WsMessage::Text(json!({"type": "heartbeat"}).to_string().into())).await.is_err() { break }
                 }
@@ -287,6 +299,7 @@ macro_rules! suite {
                 let app = city.spawn().await;
                 let mut request = app.ws_url("/ws/city/rooms/general").into_client_request().unwrap();
                 request.headers_mut().insert("x-request-id", "ws-req-1".parse().unwrap());
+                request.headers_mut().insert("cookie", app.cookie("alice").await.parse().unwrap());
                 let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
                 send_text(&mut socket, "{bad".into()).await;
                 assert_eq!(next_json(&mut socket).await["error"]["request_id"], "ws-req-1");
@@ -298,10 +311,10 @@ macro_rules! suite {
                 let Some(mut city) = city().await else { return };
                 city.settings.city.presence_ttl_secs = 3;
                 let app = city.spawn().await;
-                let mut watcher = ws(&app.ws_url("/ws/city/presence")).await;
+                let mut watcher = app.ws_as("/ws/city/presence?observe=true", "watcher").await;
                 assert_eq!(next_json(&mut watcher).await["type"], "snapshot");
 
-                let mut alice = ws(&app.ws_url("/ws/city/presence?user=alice")).await;
+                let mut alice = app.ws_as("/ws/city/presence", "alice").await;
                 assert_eq!(next_json(&mut alice).await["type"], "snapshot");
                 let join = next_of(&mut watcher, "join").await;
                 assert_eq!(join["user"], "alice");
@@ -316,7 +329,7 @@ macro_rules! suite {
                 assert_eq!((leave["user"].as_str(), leave["reason"].as_str()), (Some("alice"), Some("disconnect")));
 
                 // A client that stops heartbeating expires, and its leave is announced once.
-                let mut bob = ws(&app.ws_url("/ws/city/presence?user=bob")).await;
+                let mut bob = app.ws_as("/ws/city/presence", "bob").await;
                 next_json(&mut bob).await;
                 assert_eq!(next_of(&mut watcher, "join").await["user"], "bob");
                 let leave = next_of(&mut watcher, "leave").await;
@@ -331,12 +344,12 @@ macro_rules! suite {
             async fn a_user_stays_present_while_any_connection_is_open() {
                 let Some(city) = city().await else { return };
                 let app = city.spawn().await;
-                let mut watcher = ws(&app.ws_url("/ws/city/presence")).await;
+                let mut watcher = app.ws_as("/ws/city/presence?observe=true", "watcher").await;
                 next_json(&mut watcher).await;
-                let mut tab1 = ws(&app.ws_url("/ws/city/presence?user=alice")).await;
+                let mut tab1 = app.ws_as("/ws/city/presence", "alice").await;
                 next_json(&mut tab1).await;
                 assert_eq!(next_of(&mut watcher, "join").await["user"], "alice");
-                let mut tab2 = ws(&app.ws_url("/ws/city/presence?user=alice")).await;
+                let mut tab2 = app.ws_as("/ws/city/presence", "alice").await;
                 next_json(&mut tab2).await;
                 // The second tab is a heartbeat, not a second join.
                 assert_eq!(next_json(&mut watcher).await["type"], "heartbeat");
@@ -360,7 +373,7 @@ macro_rules! suite {
             async fn shutdown_closes_sockets_with_going_away() {
                 let Some(city) = city().await else { return };
                 let app = city.spawn().await;
-                let mut socket = ws(&app.ws_url("/ws/city/rooms/general")).await;
+                let mut socket = app.ws_as("/ws/city/rooms/general", "watcher").await;
                 let stopping = tokio::spawn(app.stop());
                 assert_eq!(close_code(&mut socket).await, 1001);
                 tokio::time::timeout(Duration::from_secs(15), stopping).await.unwrap().unwrap();
@@ -377,16 +390,27 @@ async fn two_city_replicas_share_rooms_messages_and_presence() {
     let Some(city) = City::new(Kind::Distributed).await else {
         return;
     };
-    let a = common::spawn_with(
+    // People sign in on an auth replica; the city replicas know them
+    // through the shared store.
+    let auth = common::spawn_with(
+        city.settings.clone(),
+        daarion::Shape::Service("auth".into()),
+    )
+    .await;
+    let mut a = common::spawn_with(
         city.settings.clone(),
         daarion::Shape::Service("city".into()),
     )
     .await;
-    let b = common::spawn_with(
+    let mut b = common::spawn_with(
         city.settings.clone(),
         daarion::Shape::Service("city".into()),
     )
     .await;
+    for replica in [&mut a, &mut b] {
+        replica.auth_base = auth.url("");
+        replica.people = city.people.clone();
+    }
 
     let (status, _) = a
         .post(
@@ -399,9 +423,9 @@ async fn two_city_replicas_share_rooms_messages_and_presence() {
     let (status, _) = b.get("/api/city/rooms/shared").await;
     assert_eq!(status, 200);
 
-    let mut on_a = ws(&a.ws_url("/ws/city/rooms/shared")).await;
-    let mut on_b = ws(&b.ws_url("/ws/city/rooms/shared?user=bob")).await;
-    let mut presence_on_a = ws(&a.ws_url("/ws/city/presence")).await;
+    let mut on_a = a.ws_as("/ws/city/rooms/shared", "watcher").await;
+    let mut on_b = b.ws_as("/ws/city/rooms/shared", "bob").await;
+    let mut presence_on_a = a.ws_as("/ws/city/presence?observe=true", "watcher").await;
     next_json(&mut presence_on_a).await;
 
     let (_, posted) = b
@@ -429,7 +453,7 @@ async fn two_city_replicas_share_rooms_messages_and_presence() {
         "ws on b"
     );
 
-    let mut dave = ws(&b.ws_url("/ws/city/presence?user=dave")).await;
+    let mut dave = b.ws_as("/ws/city/presence", "dave").await;
     next_json(&mut dave).await;
     assert_eq!(next_of(&mut presence_on_a, "join").await["user"], "dave");
     let (_, present) = a.get("/api/city/presence").await;
@@ -440,6 +464,7 @@ async fn two_city_replicas_share_rooms_messages_and_presence() {
     drop((on_a, on_b, presence_on_a, dave));
     a.stop().await;
     b.stop().await;
+    auth.stop().await;
 }
 
 /// `daarion up` applies the edge's default rate limit (10 r/s, burst 20 per
@@ -452,10 +477,12 @@ async fn up_applies_the_default_edge_protection() {
     city.settings.gateway = daarion::config::GatewaySettings::default();
     let app = city.spawn().await;
     let mut statuses = Vec::new();
+    let visitor = app.cookie("visitor").await;
     for _ in 0..25 {
         let response = app
             .client
             .get(app.url("/api/city/rooms"))
+            .header("cookie", &visitor)
             .send()
             .await
             .unwrap();
@@ -521,16 +548,27 @@ async fn the_gateway_fronts_two_city_replicas() {
     let Some(city) = City::new(Kind::Distributed).await else {
         return;
     };
-    let a = common::spawn_with(
+    // People sign in on an auth replica; the city replicas know them
+    // through the shared store.
+    let auth = common::spawn_with(
+        city.settings.clone(),
+        daarion::Shape::Service("auth".into()),
+    )
+    .await;
+    let mut a = common::spawn_with(
         city.settings.clone(),
         daarion::Shape::Service("city".into()),
     )
     .await;
-    let b = common::spawn_with(
+    let mut b = common::spawn_with(
         city.settings.clone(),
         daarion::Shape::Service("city".into()),
     )
     .await;
+    for replica in [&mut a, &mut b] {
+        replica.auth_base = auth.url("");
+        replica.people = city.people.clone();
+    }
     let dir = tempfile::tempdir().unwrap();
     let routes = dir.path().join("routes.toml");
     std::fs::write(
@@ -546,9 +584,11 @@ async fn the_gateway_fronts_two_city_replicas() {
     .unwrap();
     let mut settings = city.settings.clone();
     settings.gateway.routes_file = Some(routes);
-    let gateway = common::spawn_with(settings, daarion::Shape::Gateway).await;
+    let mut gateway = common::spawn_with(settings, daarion::Shape::Gateway).await;
+    gateway.auth_base = auth.url("");
+    gateway.people = city.people.clone();
 
-    let mut live = ws(&gateway.ws_url("/ws/city/rooms/general?user=watcher")).await;
+    let mut live = gateway.ws_as("/ws/city/rooms/general", "watcher").await;
     let mut posted = Vec::new();
     for n in 0..6 {
         let (status, message) = gateway
@@ -598,6 +638,7 @@ async fn the_gateway_fronts_two_city_replicas() {
     gateway.stop().await;
     a.stop().await;
     b.stop().await;
+    auth.stop().await;
 }
 
 /// A service process behind the gateway sees every connection come from the

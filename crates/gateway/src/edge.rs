@@ -161,7 +161,6 @@ pub fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
                 header::AUTHORIZATION,
                 header::HeaderName::from_static("idempotency-key"),
                 header::HeaderName::from_static("x-request-id"),
-                header::HeaderName::from_static("x-daarion-user"),
             ])
             .expose_headers([
                 header::HeaderName::from_static("x-request-id"),

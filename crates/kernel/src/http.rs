@@ -5,10 +5,7 @@ use std::time::Instant;
 
 use axum::{
     Router,
-    extract::{
-        FromRequest, FromRequestParts, MatchedPath, OptionalFromRequestParts, Request,
-        rejection::JsonRejection,
-    },
+    extract::{FromRequest, FromRequestParts, MatchedPath, Request, rejection::JsonRejection},
     http::{HeaderName, HeaderValue, request::Parts},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -25,10 +22,6 @@ use crate::{
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
-/// Until the identity service lands, callers name themselves with this header
-/// (or the `user` query parameter on WebSocket upgrades, which browsers cannot
-/// add headers to).
-pub const USER_HEADER: HeaderName = HeaderName::from_static("x-daarion-user");
 
 /// Wraps a service router in the standard stack: request context and access
 /// log, JSON errors, panic containment, metrics and a body-size limit.
@@ -163,74 +156,6 @@ where
     }
 }
 
-/// Who is calling. Until the identity service lands this is a name the
-/// caller gives itself in `X-Daarion-User`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor(String);
-
-impl Actor {
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
-        let valid = !raw.is_empty()
-            && raw.len() <= 64
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.@:".contains(&b));
-        if valid {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(ApiError::unauthorized(
-                "caller name must be 1-64 characters of letters, digits and -_.@:",
-            ))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Actor {
-    /// The caller named by the request, `None` when it names nobody.
-    fn from_parts(parts: &Parts) -> Result<Option<Self>, ApiError> {
-        if let Some(value) = parts.headers.get(&USER_HEADER) {
-            let raw = value
-                .to_str()
-                .map_err(|_| ApiError::unauthorized("caller name is not valid text"))?;
-            return Self::parse(raw).map(Some);
-        }
-        let from_query = parts.uri.query().and_then(|q| {
-            q.split('&')
-                .filter_map(|pair| pair.split_once('='))
-                .find(|(k, _)| *k == "user")
-                .map(|(_, v)| v.to_owned())
-        });
-        from_query.map(|raw| Self::parse(&raw)).transpose()
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Actor {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Self::from_parts(parts)?.ok_or_else(|| {
-            ApiError::unauthorized(format!(
-                "this endpoint needs a caller: send the {USER_HEADER} header"
-            ))
-        })
-    }
-}
-
-impl<S: Send + Sync> OptionalFromRequestParts<S> for Actor {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        _state: &S,
-    ) -> Result<Option<Self>, Self::Rejection> {
-        Self::from_parts(parts)
-    }
-}
-
 /// Query parameters of every list endpoint.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 pub struct PageParams {
@@ -348,14 +273,5 @@ mod tests {
         assert_eq!(p(Some(100)), Some(100));
         assert_eq!(p(Some(0)), None);
         assert_eq!(p(Some(101)), None);
-    }
-
-    #[test]
-    fn actor_names_are_validated() {
-        assert!(Actor::parse("alice").is_ok());
-        assert!(Actor::parse("agent:helper-1").is_ok());
-        assert!(Actor::parse("").is_err());
-        assert!(Actor::parse("a b").is_err());
-        assert!(Actor::parse(&"x".repeat(65)).is_err());
     }
 }

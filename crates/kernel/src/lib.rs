@@ -11,7 +11,7 @@
 //! - `metrics`: the process-wide Prometheus recorder and HTTP metrics layer.
 //! - `health`: dependency checks and the `/health` document.
 //! - `http`: the standard middleware stack and helpers (JSON extractor,
-//!   pagination, identity header).
+//!   pagination).
 //! - `server`: the accept loop (HTTP/1.1 + HTTP/2, TLS, slow-client and
 //!   per-client limits, graceful drain).
 //! - `shutdown`: SIGINT/SIGTERM handling shared by HTTP, WebSocket and bus

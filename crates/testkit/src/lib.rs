@@ -13,6 +13,8 @@
 
 #![allow(clippy::panic, clippy::expect_used, clippy::print_stdout)]
 
+pub mod passkey;
+
 use std::sync::Arc;
 
 use daarion_bus::{Bus, EmbeddedBus, NatsBus};

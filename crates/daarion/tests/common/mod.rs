@@ -2,7 +2,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::{net::SocketAddr, time::Duration};
+use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 
 use daarion::{App, Settings, Shape};
 use futures::{SinkExt, StreamExt};
@@ -18,25 +18,38 @@ pub enum Kind {
     Distributed,
 }
 
-/// Backend settings shared by replicas of one test city.
+/// Backend settings shared by replicas of one test city, and the people
+/// registered in it (name → session token).
 pub struct City {
     pub settings: Settings,
+    pub people: People,
     _dir: tempfile::TempDir,
+}
+
+/// People signed in with real passkey ceremonies, by name. The first one
+/// registered in a city is always `root`, its admin, so every other name
+/// is a plain citizen.
+pub type People = Arc<tokio::sync::Mutex<HashMap<String, String>>>;
+
+/// Test settings: no per-client limits in the way of fast tests (the limits
+/// are tested on their own).
+pub fn test_settings(dir: &std::path::Path) -> Settings {
+    let mut settings = Settings {
+        listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        data_dir: dir.to_path_buf(),
+        log: "warn".into(),
+        ..Settings::default()
+    };
+    settings.gateway.rate_limit_per_second = 100_000.0;
+    settings.gateway.rate_limit_burst = 100_000;
+    settings.auth.login_attempts_per_minute = 100_000;
+    settings
 }
 
 impl City {
     pub async fn new(kind: Kind) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
-        let mut settings = Settings {
-            listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
-            data_dir: dir.path().to_path_buf(),
-            log: "warn".into(),
-            ..Settings::default()
-        };
-        // Tests fire requests faster than the edge's default 10 r/s per
-        // client; the limit itself is tested on its own.
-        settings.gateway.rate_limit_per_second = 100_000.0;
-        settings.gateway.rate_limit_burst = 100_000;
+        let mut settings = test_settings(dir.path());
         if kind == Kind::Distributed {
             let pg = daarion_testkit::require_env("DATABASE_URL")?;
             settings.database_url = Some(daarion_testkit::fresh_postgres_database(&pg).await);
@@ -47,18 +60,24 @@ impl City {
         }
         Some(Self {
             settings,
+            people: People::default(),
             _dir: dir,
         })
     }
 
     pub async fn spawn(&self) -> TestApp {
-        spawn_with(self.settings.clone(), Shape::AllInOne).await
+        let mut app = spawn_with(self.settings.clone(), Shape::AllInOne).await;
+        app.people = self.people.clone();
+        app
     }
 }
 
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
+    pub people: People,
+    /// Where people register and sign in (this app unless it has no auth service).
+    pub auth_base: String,
     stop: Option<oneshot::Sender<()>>,
     handle: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -73,6 +92,8 @@ pub async fn spawn_with(settings: Settings, shape: Shape) -> TestApp {
     TestApp {
         addr,
         client: reqwest::Client::new(),
+        people: People::default(),
+        auth_base: format!("http://{addr}"),
         stop: Some(stop),
         handle,
     }
@@ -87,17 +108,83 @@ impl TestApp {
         format!("ws://{}{path}", self.addr)
     }
 
+    /// The session token of `name`, registering them with a software
+    /// passkey the first time.
+    pub async fn session(&self, name: &str) -> String {
+        let mut people = self.people.lock().await;
+        if people.is_empty() && name != "root" {
+            let root =
+                daarion_testkit::passkey::Person::register(&self.client, &self.auth_base, "root")
+                    .await
+                    .expect("root registers");
+            people.insert("root".into(), root.session);
+        }
+        if let Some(token) = people.get(name) {
+            return token.clone();
+        }
+        let person =
+            daarion_testkit::passkey::Person::register(&self.client, &self.auth_base, name)
+                .await
+                .expect("person registers");
+        people.insert(name.to_owned(), person.session.clone());
+        person.session
+    }
+
+    /// `Cookie` header value signing in as `name`.
+    pub async fn cookie(&self, name: &str) -> String {
+        format!("daarion_session={}", self.session(name).await)
+    }
+
+    /// GET as the citizen `visitor`.
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self.client.get(self.url(path)).send().await.unwrap();
-        decode(response).await
+        self.get_as(path, Some("visitor")).await
+    }
+
+    pub async fn get_as(&self, path: &str, user: Option<&str>) -> (u16, Value) {
+        let mut request = self.client.get(self.url(path));
+        if let Some(user) = user {
+            request = request.header("cookie", self.cookie(user).await);
+        }
+        decode(request.send().await.unwrap()).await
     }
 
     pub async fn post(&self, path: &str, user: Option<&str>, body: Value) -> (u16, Value) {
         let mut request = self.client.post(self.url(path)).json(&body);
         if let Some(user) = user {
-            request = request.header("x-daarion-user", user);
+            request = request.header("cookie", self.cookie(user).await);
         }
         decode(request.send().await.unwrap()).await
+    }
+
+    /// A WebSocket to `path`, signed in as `user`.
+    pub async fn ws_as(&self, path: &str, user: &str) -> Ws {
+        self.ws_with(path, "cookie", &self.cookie(user).await).await
+    }
+
+    /// A WebSocket to `path` with one extra request header.
+    pub async fn ws_with(&self, path: &str, header: &'static str, value: &str) -> Ws {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = self.ws_url(path).into_client_request().unwrap();
+        request.headers_mut().insert(header, value.parse().unwrap());
+        tokio_tungstenite::connect_async(request)
+            .await
+            .expect("websocket connects")
+            .0
+    }
+
+    /// A new API key of `user` with `scopes`.
+    pub async fn api_key(&self, user: &str, scopes: &[&str]) -> String {
+        let response = self
+            .client
+            .post(format!("{}/api/auth/api-keys", self.auth_base))
+            .header("cookie", self.cookie(user).await)
+            .json(&serde_json::json!({ "name": "test", "scopes": scopes }))
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = decode(response).await;
+        assert_eq!(status, 201, "{body}");
+        body["key"].as_str().unwrap().to_owned()
     }
 
     /// Stops the app and waits for it to finish.

@@ -131,6 +131,7 @@ impl Authenticator {
         }
         Ok(Some(Principal {
             kind: PrincipalKind::User,
+            handle: user.username,
             id: user.id,
             roles: roles_for(&user.city_role),
             owner: None,
@@ -163,6 +164,7 @@ impl Authenticator {
         Ok(Some(match key.agent_id {
             Some(agent) => Principal {
                 kind: PrincipalKind::Agent,
+                handle: Principal::handle_for(PrincipalKind::Agent, &agent),
                 id: agent,
                 roles: Vec::new(),
                 owner: Some(user.id),
@@ -171,6 +173,7 @@ impl Authenticator {
             },
             None => Principal {
                 kind: PrincipalKind::User,
+                handle: user.username,
                 id: user.id,
                 roles: roles_for(&user.city_role),
                 owner: None,

@@ -116,8 +116,11 @@ impl Settings {
 pub struct Deps {
     pub db: Db,
     pub cache: Arc<dyn Cache>,
+    /// The process's authenticator (also inside `access`): revocations
+    /// made here must clear its cache.
     pub authenticator: Authenticator,
     pub settings: Settings,
+    pub access: daarion_access::AccessDeps,
 }
 
 #[derive(Clone)]
@@ -144,9 +147,20 @@ pub fn build(deps: Deps) -> Result<Auth, String> {
         webauthn: Arc::new(webauthn),
         settings: Arc::new(deps.settings),
     };
+    let enforcer = daarion_access::Enforcer::new(
+        SERVICE,
+        api::RULES,
+        Arc::new(daarion_access::enforce::NoResources),
+        deps.access,
+    );
     let (api, openapi) = api::router().split_for_parts();
     Ok(Auth {
-        api: api.with_state(state),
+        api: api
+            .route_layer(axum::middleware::from_fn_with_state(
+                enforcer,
+                daarion_access::enforce::enforce,
+            ))
+            .with_state(state),
         openapi,
     })
 }

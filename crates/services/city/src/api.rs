@@ -6,10 +6,11 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
+use daarion_access::Principal;
 use daarion_bus::Envelope;
 use daarion_kernel::{
     ApiError,
-    http::{Actor, Json, Page, PageParams, Query},
+    http::{Json, Page, PageParams, Query},
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -160,7 +161,7 @@ async fn list_rooms(
         (status = 422, description = "Invalid fields")))]
 async fn create_room(
     State(state): State<CityState>,
-    actor: Actor,
+    actor: Principal,
     headers: HeaderMap,
     Json(input): Json<CreateRoom>,
 ) -> Result<Response, ApiError> {
@@ -168,7 +169,7 @@ async fn create_room(
     let (room, fresh) = store::create_room(
         &state.db,
         &new_room,
-        actor.as_str(),
+        &actor.handle,
         idempotency_key(&headers)?,
     )
     .await?;
@@ -178,7 +179,7 @@ async fn create_room(
             format!("city.room.created.{}", room.slug),
             serde_json::json!({ "id": room.id, "slug": room.slug, "title": room.title }),
         )
-        .with_actor(actor.as_str());
+        .with_actor(actor.handle.clone());
         state.publish(&event).await;
     }
     Ok(created(fresh, RoomView::from(room)))
@@ -224,7 +225,7 @@ async fn list_messages(
 async fn post_message(
     State(state): State<CityState>,
     Path(slug): Path<String>,
-    actor: Actor,
+    actor: Principal,
     headers: HeaderMap,
     Json(input): Json<PostMessage>,
 ) -> Result<Response, ApiError> {

@@ -13,6 +13,7 @@
 //! routes, OpenAPI), `ws` (WebSocket sessions), `hub` (one bus subscription
 //! per watched subject per process, frames rendered once), `presence`.
 
+mod access;
 pub mod api;
 pub mod domain;
 mod hub;
@@ -23,11 +24,11 @@ mod ws;
 use std::{sync::Arc, time::Duration};
 
 use axum::Router;
+use daarion_access::{AccessDeps, Enforcer, Principal};
 use daarion_bus::{Bus, Envelope};
 use daarion_cache::Cache;
 use daarion_kernel::{
     ServiceDescriptor,
-    http::Actor,
     shutdown::{CancellationToken, TaskTracker},
 };
 use daarion_store::{Db, MigrationSet, migration};
@@ -112,6 +113,8 @@ pub struct Deps {
     pub shutdown: CancellationToken,
     /// Tracks WebSocket sessions and background tasks, so shutdown can wait for them.
     pub tasks: TaskTracker,
+    /// Authentication and the policy engine.
+    pub access: AccessDeps,
 }
 
 #[derive(Clone)]
@@ -123,6 +126,7 @@ pub struct CityState {
     shutdown: CancellationToken,
     tasks: TaskTracker,
     hub: hub::Hub,
+    access: Arc<Enforcer>,
 }
 
 impl CityState {
@@ -148,6 +152,12 @@ pub struct City {
 /// starting the presence sweeper.
 pub async fn build(deps: Deps) -> Result<City, CityError> {
     store::ensure_general(&deps.db).await?;
+    let access = Enforcer::new(
+        SERVICE,
+        access::RULES,
+        Arc::new(access::CityResources(deps.db.clone())),
+        deps.access,
+    );
     let state = CityState {
         db: deps.db,
         bus: deps.bus,
@@ -156,12 +166,14 @@ pub async fn build(deps: Deps) -> Result<City, CityError> {
         shutdown: deps.shutdown,
         tasks: deps.tasks,
         hub: hub::Hub::default(),
+        access: access.clone(),
     };
     state.tasks.spawn(presence::sweep(state.clone()));
     let (api, openapi) = api::router().split_for_parts();
+    let enforce = axum::middleware::from_fn_with_state(access, daarion_access::enforce::enforce);
     Ok(City {
-        api: api.with_state(state.clone()),
-        ws: ws::router().with_state(state),
+        api: api.route_layer(enforce.clone()).with_state(state.clone()),
+        ws: ws::router().route_layer(enforce).with_state(state),
         openapi,
     })
 }
@@ -170,13 +182,13 @@ pub async fn build(deps: Deps) -> Result<City, CityError> {
 async fn post_message(
     state: &CityState,
     slug: &Slug,
-    actor: &Actor,
+    author: &Principal,
     body: &str,
     idempotency_key: Option<&str>,
 ) -> Result<(MessageView, bool), CityError> {
     let body = MessageBody::parse(body, state.settings.max_message_chars)?;
     let (message, fresh) =
-        store::create_message(&state.db, slug, actor.as_str(), &body, idempotency_key).await?;
+        store::create_message(&state.db, slug, &author.handle, &body, idempotency_key).await?;
     let view = MessageView::from(message);
     if fresh {
         metrics::counter!("city_messages_total").increment(1);
@@ -186,7 +198,7 @@ async fn post_message(
             format!("city.message.created.{}", slug.as_str()),
             payload,
         )
-        .with_actor(actor.as_str());
+        .with_actor(author.handle.clone());
         state.publish(&event).await;
     }
     Ok((view, fresh))

@@ -15,9 +15,10 @@ use axum::{
     response::Response,
     routing::get,
 };
+use daarion_access::{Action, Facts, Principal};
 use daarion_bus::Envelope;
 use daarion_cache::RateLimit;
-use daarion_kernel::{ApiError, RequestContext, http::Actor, metrics::ConnectionGuard};
+use daarion_kernel::{ApiError, RequestContext, metrics::ConnectionGuard};
 use futures::{SinkExt, StreamExt, stream::SplitSink};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -56,7 +57,7 @@ enum ClientFrame {
 async fn room_socket(
     State(state): State<CityState>,
     Path(slug): Path<String>,
-    actor: Option<Actor>,
+    actor: Principal,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let slug = Slug::parse(&slug).map_err(|_| CityError::RoomNotFound(slug))?;
@@ -73,9 +74,17 @@ async fn room_socket(
     }))
 }
 
+#[derive(Debug, Default, Deserialize)]
+struct PresenceParams {
+    /// Watch who comes and goes without being present yourself.
+    #[serde(default)]
+    observe: bool,
+}
+
 async fn presence_socket(
     State(state): State<CityState>,
-    actor: Option<Actor>,
+    actor: Principal,
+    daarion_kernel::http::Query(params): daarion_kernel::http::Query<PresenceParams>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let live = state
@@ -89,7 +98,7 @@ async fn presence_socket(
         .await
         .map_err(CityError::from)?;
     Ok(start(state, upgrade, actor, move |session| {
-        session.run_presence(live)
+        session.run_presence(live, !params.observe)
     }))
 }
 
@@ -111,12 +120,7 @@ fn render_presence(event: Envelope) -> Value {
 }
 
 /// Upgrades to a tracked session that runs `run` in the request's context.
-fn start<F, Fut>(
-    state: CityState,
-    upgrade: WebSocketUpgrade,
-    actor: Option<Actor>,
-    run: F,
-) -> Response
+fn start<F, Fut>(state: CityState, upgrade: WebSocketUpgrade, actor: Principal, run: F) -> Response
 where
     F: FnOnce(Session) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
@@ -151,7 +155,7 @@ struct Session {
     state: CityState,
     sink: SplitSink<WebSocket, Message>,
     incoming: futures::stream::SplitStream<WebSocket>,
-    actor: Option<Actor>,
+    actor: Principal,
     rate_key: String,
     /// Identifies this connection among the user's others (presence).
     connection: String,
@@ -160,13 +164,10 @@ struct Session {
 }
 
 impl Session {
-    fn new(state: CityState, socket: WebSocket, actor: Option<Actor>) -> Self {
+    fn new(state: CityState, socket: WebSocket, actor: Principal) -> Self {
         let (sink, incoming) = socket.split();
         let connection = uuid::Uuid::new_v4().simple().to_string();
-        let rate_key = match &actor {
-            Some(actor) => format!("city:ws-rate:user:{}", actor.as_str()),
-            None => format!("city:ws-rate:conn:{connection}"),
-        };
+        let rate_key = format!("city:ws-rate:{}", actor.name());
         metrics::counter!("city_ws_sessions_total").increment(1);
         Self {
             state,
@@ -314,13 +315,18 @@ impl Session {
         let ClientFrame::Message { body, reference } = frame else {
             return Flow::Continue;
         };
-        let Some(actor) = self.actor.clone() else {
-            let _ = self
-                .send_error(ApiError::unauthorized("name yourself (?user=) to post"))
-                .await;
+        // Reading the room was decided at connect; sending is decided per message.
+        let room = crate::access::room_resource(slug);
+        let decision = self
+            .state
+            .access
+            .check(&self.actor, Action::SendMessage, &room, Facts::default())
+            .await;
+        if let Err(error) = decision {
+            let _ = self.send_error(error).await;
             return Flow::Continue;
-        };
-        match crate::post_message(&self.state, slug, &actor, &body, None).await {
+        }
+        match crate::post_message(&self.state, slug, &self.actor, &body, None).await {
             Ok((message, _)) => {
                 let _ = self
                     .send(&json!({ "type": "ack", "ref": reference, "message": message }))
@@ -333,7 +339,7 @@ impl Session {
         Flow::Continue
     }
 
-    async fn run_presence(mut self, mut live: broadcast::Receiver<Utf8Bytes>) {
+    async fn run_presence(mut self, mut live: broadcast::Receiver<Utf8Bytes>, present: bool) {
         let users = presence::present(&self.state).await.unwrap_or_default();
         if self
             .send(&json!({ "type": "snapshot", "users": users }))
@@ -342,9 +348,9 @@ impl Session {
         {
             return;
         }
-        if let Some(actor) = self.actor.clone()
-            && let Err(error) =
-                presence::heartbeat(&self.state, actor.as_str(), &self.connection).await
+        let who = self.actor.handle.clone();
+        if present
+            && let Err(error) = presence::heartbeat(&self.state, &who, &self.connection).await
         {
             tracing::warn!(%error, "presence join failed");
         }
@@ -358,15 +364,10 @@ impl Session {
                 },
                 incoming = self.incoming.next() => match self.read(incoming).await {
                     Ok(Some(ClientFrame::Heartbeat)) => {
-                        match self.actor.clone() {
-                            Some(actor) => {
-                                if let Err(error) = presence::heartbeat(&self.state, actor.as_str(), &self.connection).await {
-                                    let _ = self.send_error(ApiError::from(error)).await;
-                                }
-                            }
-                            None => {
-                                let _ = self.send_error(ApiError::unauthorized("name yourself (?user=) to be present")).await;
-                            }
+                        if !present {
+                            let _ = self.send_error(ApiError::bad_request("observers do not heartbeat; connect without ?observe to be present")).await;
+                        } else if let Err(error) = presence::heartbeat(&self.state, &who, &self.connection).await {
+                            let _ = self.send_error(ApiError::from(error)).await;
                         }
                         Flow::Continue
                     }
@@ -384,9 +385,7 @@ impl Session {
                 Flow::PeerClosed => break None,
             }
         };
-        if let Some(actor) = self.actor.clone()
-            && let Err(error) = presence::leave(&self.state, actor.as_str(), &self.connection).await
-        {
+        if present && let Err(error) = presence::leave(&self.state, &who, &self.connection).await {
             tracing::warn!(%error, "presence leave failed");
         }
         self.end(end).await;

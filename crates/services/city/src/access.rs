@@ -1,0 +1,63 @@
+//! What each city endpoint needs (`room.cedar`, `city.cedar`) and how a
+//! room is described to the policies.
+
+use async_trait::async_trait;
+use axum::http::Method;
+use daarion_access::{
+    Access::Check,
+    Action::{Read, SendMessage, Write},
+    Attr, Kind, Resource, Resources, Rule,
+    Target::{City, Path},
+};
+use daarion_kernel::ApiError;
+use daarion_store::Db;
+
+use crate::domain::{CityError, Slug};
+
+const ROOM: daarion_access::Target = Path(Kind::Room, "slug");
+
+pub static RULES: &[Rule] = &[
+    Rule::new(Method::GET, "/api/city/rooms", Check(Read, City)),
+    Rule::new(Method::POST, "/api/city/rooms", Check(Write, City)),
+    Rule::new(Method::GET, "/api/city/rooms/{slug}", Check(Read, ROOM)),
+    Rule::new(
+        Method::GET,
+        "/api/city/rooms/{slug}/messages",
+        Check(Read, ROOM),
+    ),
+    Rule::new(
+        Method::POST,
+        "/api/city/rooms/{slug}/messages",
+        Check(SendMessage, ROOM),
+    ),
+    Rule::new(Method::GET, "/api/city/presence", Check(Read, City)),
+    Rule::new(Method::GET, "/ws/city/rooms/{slug}", Check(Read, ROOM)),
+    Rule::new(Method::GET, "/ws/city/presence", Check(Read, City)),
+];
+
+/// A public city room as the policies see it.
+pub fn room_resource(slug: &Slug) -> Resource {
+    Resource::new(Kind::Room, slug.as_str())
+        .attr("public", Attr::Bool(true))
+        .attr("blocked", Attr::Set(Vec::new()))
+        .parent(Kind::City, "city")
+}
+
+pub struct CityResources(pub Db);
+
+#[async_trait]
+impl Resources for CityResources {
+    async fn load(&self, kind: Kind, id: &str) -> Result<Option<Resource>, ApiError> {
+        let Ok(slug) = Slug::parse(id) else {
+            return Ok(None);
+        };
+        if kind != Kind::Room {
+            return Ok(None);
+        }
+        match crate::store::room(&self.0, &slug).await {
+            Ok(_) => Ok(Some(room_resource(&slug))),
+            Err(CityError::RoomNotFound(_)) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+}
