@@ -35,6 +35,16 @@ fn ceremony_error(error: webauthn_rs::prelude::WebauthnError) -> AuthError {
     AuthError::Ceremony(error.to_string())
 }
 
+/// The sign counter inside a stored passkey (webauthn-rs keeps it private
+/// to the credential; its serialized form is stable: `cred.counter`).
+fn counter_of(passkey_json: &str) -> u32 {
+    serde_json::from_str::<serde_json::Value>(passkey_json)
+        .ok()
+        .and_then(|v| v["cred"]["counter"].as_u64())
+        .and_then(|c| u32::try_from(c).ok())
+        .unwrap_or(0)
+}
+
 pub fn credential_id(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
@@ -269,6 +279,16 @@ impl AuthState {
                 .finish_discoverable_authentication_v2(credential, state, &passkey)
         }
         .map_err(ceremony_error)?;
+        // The ceremony's state holds the credential as it was at `begin`; the
+        // stored one may have moved on since (another sign-in in between), so
+        // the sign counter is checked again against what is stored now.
+        let stored_counter = counter_of(&stored.passkey);
+        if (result.counter() > 0 || stored_counter > 0) && result.counter() <= stored_counter {
+            return Err(AuthError::Ceremony(format!(
+                "sign counter went backwards ({} after {stored_counter}): possibly a cloned authenticator",
+                result.counter()
+            )));
+        }
         let changed = passkey.update_credential(&result).unwrap_or(false);
         let json = if changed {
             Some(to_json(&passkey)?)

@@ -1,0 +1,687 @@
+//! Identity end to end: real WebAuthn ceremonies with a software passkey,
+//! sessions, recovery codes, API keys, service tokens, and the abuse cases.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{City, Kind, error_code};
+use daarion_testkit::passkey::Person;
+use serde_json::{Value, json};
+
+async fn call(
+    app: &common::TestApp,
+    method: reqwest::Method,
+    path: &str,
+    auth: Option<(&str, String)>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = app.client.request(method, app.url(path));
+    if let Some((header, value)) = auth {
+        request = request.header(header, value);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    common::decode(request.send().await.unwrap()).await
+}
+
+fn cookie(person: &Person) -> Option<(&'static str, String)> {
+    Some(("cookie", person.cookie()))
+}
+
+#[tokio::test]
+async fn the_first_person_is_admin_and_signs_in_both_ways() {
+    let Some(city) = City::new(Kind::Embedded).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let base = app.url("");
+    let mut root = Person::register(&app.client, &base, "root").await.unwrap();
+    let (status, me) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/auth/me",
+        cookie(&root),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["user"]["city_role"], "admin");
+    assert!(
+        me["principal"]["roles"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("city:admin"))
+    );
+
+    let alice = Person::register(&app.client, &base, "alice").await.unwrap();
+    let (_, me) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/auth/me",
+        cookie(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(me["user"]["city_role"], "citizen");
+    let (status, body) = call(
+        &app,
+        reqwest::Method::POST,
+        "/api/auth/register/begin",
+        None,
+        Some(json!({"username": "Alice"})),
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (409, "conflict"));
+
+    // Username-first and discoverable (autofill) sign-in both open sessions.
+    let first = root.session.clone();
+    root.login(true).await.unwrap();
+    assert_ne!(root.session, first);
+    root.login(false).await.unwrap();
+    let (status, sessions) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/auth/sessions",
+        cookie(&root),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let items = sessions["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    assert_eq!(items.iter().filter(|s| s["current"] == true).count(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn assertions_cannot_be_replayed_tampered_or_come_from_a_clone() {
+    let Some(city) = City::new(Kind::Embedded).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let base = app.url("");
+    let mut alice = Person::register(&app.client, &base, "alice").await.unwrap();
+
+    // Replay: the same ceremony and assertion twice.
+    let (ceremony, credential) = alice.assertion(true).await.unwrap();
+    assert_eq!(
+        alice
+            .finish_login(&ceremony, credential.clone())
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+    let (status, body) = alice.finish_login(&ceremony, credential).await.unwrap();
+    assert_eq!((status, error_code(&body)), (401, "unauthorized"));
+
+    // Tampered signature.
+    let (ceremony, mut credential) = alice.assertion(true).await.unwrap();
+    let signature = credential["response"]["signature"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let flipped = if signature.starts_with('A') { "B" } else { "A" };
+    credential["response"]["signature"] = json!(format!("{flipped}{}", &signature[1..]));
+    let (status, body) = alice.finish_login(&ceremony, credential).await.unwrap();
+    assert_eq!((status, error_code(&body)), (401, "unauthorized"));
+
+    // An assertion for one ceremony does not finish another.
+    let (_, stolen) = alice.assertion(true).await.unwrap();
+    let (other, _) = alice.assertion(true).await.unwrap();
+    let (status, _) = alice.finish_login(&other, stolen).await.unwrap();
+    assert_eq!(status, 401);
+
+    // A clone: an assertion whose sign counter is behind the stored one.
+    let (old_ceremony, old) = alice.assertion(true).await.unwrap();
+    let (new_ceremony, new) = alice.assertion(true).await.unwrap();
+    assert_eq!(alice.finish_login(&new_ceremony, new).await.unwrap().0, 200);
+    let (status, body) = alice.finish_login(&old_ceremony, old).await.unwrap();
+    assert_eq!((status, error_code(&body)), (401, "unauthorized"), "{body}");
+
+    // Garbage in the credential is a clear 4xx, never a 500.
+    let (status, body) = call(
+        &app,
+        reqwest::Method::POST,
+        "/api/auth/login/finish",
+        None,
+        Some(json!({"ceremony_id": "nope", "credential": {"id": 1}})),
+    )
+    .await;
+    assert!((400..500).contains(&status), "{status} {body}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn passkeys_can_be_added_renamed_and_deleted_but_never_the_last() {
+    let Some(city) = City::new(Kind::Embedded).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let alice = Person::register(&app.client, &app.url(""), "alice")
+        .await
+        .unwrap();
+    let (_, list) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/auth/passkeys",
+        cookie(&alice),
+        None,
+    )
+    .await;
+    let first = list["items"][0]["id"].as_str().unwrap().to_owned();
+    let (status, body) = call(
+        &app,
+        reqwest::Method::DELETE,
+        &format!("/api/auth/passkeys/{first}"),
+        cookie(&alice),
+        None,
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (409, "conflict"));
+
+    // A second passkey, from another (software) authenticator.
+    let (status, started) = call(
+        &app,
+        reqwest::Method::POST,
+        "/api/auth/passkeys/begin",
+        cookie(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{started}");
+    let options: webauthn_rs_proto::CreationChallengeResponse =
+        serde_json::from_value(started["options"].clone()).unwrap();
+    let mut phone = webauthn_authenticator_rs::softpasskey::SoftPasskey::new(true);
+    use webauthn_authenticator_rs::WebauthnAuthenticator;
+    let credential = phone
+        .do_registration(
+            url::Url::parse(daarion_testkit::passkey::ORIGIN).unwrap(),
+            options,
+        )
+        .unwrap();
+    let (status, added) = call(&app, reqwest::Method::POST, "/api/auth/passkeys/finish", cookie(&alice),
+        Some(json!({"ceremony_id": started["ceremony_id"], "credential": credential, "passkey_name": "phone"}))).await;
+    assert_eq!(status, 201, "{added}");
+    let (status, _) = call(
+        &app,
+        reqwest::Method::PATCH,
+        &format!("/api/auth/passkeys/{first}"),
+        cookie(&alice),
+        Some(json!({"name": "laptop"})),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, _) = call(
+        &app,
+        reqwest::Method::DELETE,
+        &format!("/api/auth/passkeys/{first}"),
+        cookie(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (_, list) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/auth/passkeys",
+        cookie(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    assert_eq!(list["items"][0]["name"], "phone");
+
+    // Someone else's passkey is not yours to touch.
+    let bob = Person::register(&app.client, &app.url(""), "bob")
+        .await
+        .unwrap();
+    let (status, _) = call(
+        &app,
+        reqwest::Method::PATCH,
+        &format!("/api/auth/passkeys/{}", added["id"].as_str().unwrap()),
+        cookie(&bob),
+        Some(json!({"name": "mine"})),
+    )
+    .await;
+    assert_eq!(status, 404);
+    app.stop().await;
+}
+
+async fn me(app: &common::TestApp, token: String) -> u16 {
+    let session = Some(("cookie", format!("daarion_session={token}")));
+    call(app, reqwest::Method::GET, "/api/auth/me", session, None)
+        .await
+        .0
+}
+
+#[tokio::test]
+async fn sessions_are_revoked_one_all_or_by_logout() {
+    let Some(city) = City::new(Kind::Embedded).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let mut alice = Person::register(&app.client, &app.url(""), "alice")
+        .await
+        .unwrap();
+    let laptop = alice.session.clone();
+    alice.login(true).await.unwrap();
+    let phone = alice.session.clone();
+    assert_eq!(me(&app, laptop.clone()).await, 200);
+
+    // Sign out everywhere else, from the phone.
+    let (status, body) = call(
+        &app,
+        reqwest::Method::DELETE,
+        "/api/auth/sessions",
+        Some(("cookie", format!("daarion_session={phone}"))),
+        None,
+    )
+    .await;
+    assert_eq!((status, body["revoked"].as_u64()), (200, Some(1)));
+    assert_eq!(
+        me(&app, laptop).await,
+        401,
+        "revoked at once, despite the cache"
+    );
+    assert_eq!(me(&app, phone.clone()).await, 200);
+
+    let response = app
+        .client
+        .post(app.url("/api/auth/logout"))
+        .header("cookie", format!("daarion_session={phone}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    assert!(
+        response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    assert_eq!(me(&app, phone).await, 401);
+
+    // Tampered cookies and no cookie.
+    assert_eq!(me(&app, "x".repeat(43)).await, 401);
+    let (status, body) = call(&app, reqwest::Method::GET, "/api/auth/me", None, None).await;
+    assert_eq!((status, error_code(&body)), (401, "unauthorized"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_http_only_secure_and_lax() {
+    let Some(city) = City::new(Kind::Embedded).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let response = app
+        .client
+        .post(app.url("/api/auth/register/begin"))
+        .json(&json!({"username": "carol"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let alice = Person::register(&app.client, &app.url(""), "dave")
+        .await
+        .unwrap();
+    assert_eq!(alice.session.len(), 43);
+    let started: Value = app
+        .client
+        .post(app.url("/api/auth/login/begin"))
+        .json(&json!({"username": "dave"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        started["options"]["publicKey"]["allowCredentials"]
+            .as_array()
+            .is_some_and(|a| a.len() == 1)
+    );
+    let discover: Value = app
+        .client
+        .post(app.url("/api/auth/login/begin"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(discover["options"]["mediation"], "conditional");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn recovery_codes_add_a_passkey_once_each() {
+    let Some(city) = City::new(Kind::Embedded).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let alice = Person::register(&app.client, &app.url(""), "alice")
+        .await
+        .unwrap();
+    let (status, codes) = call(
+        &app,
+        reqwest::Method::POST,
+        "/api/auth/recovery-codes",
+        cookie(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(status, 201);
+    let code = codes["codes"][0].as_str().unwrap().to_uppercase();
+    let (_, remaining) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/auth/recovery-codes",
+        cookie(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(remaining["remaining"], 10);
+
+    // All devices lost: a code starts a new passkey registration.
+    let (status, started) = call(
+        &app,
+        reqwest::Method::POST,
+        "/api/auth/recover/begin",
+        None,
+        Some(json!({"username": "alice", "code": code})),
+    )
+    .await;
+    assert_eq!(status, 200, "{started}");
+    let options: webauthn_rs_proto::CreationChallengeResponse =
+        serde_json::from_value(started["options"].clone()).unwrap();
+    let mut new_device = webauthn_authenticator_rs::softpasskey::SoftPasskey::new(true);
+    use webauthn_authenticator_rs::WebauthnAuthenticator;
+    let credential = new_device
+        .do_registration(
+            url::Url::parse(daarion_testkit::passkey::ORIGIN).unwrap(),
+            options,
+        )
+        .unwrap();
+    let (status, signed_in) = call(
+        &app,
+        reqwest::Method::POST,
+        "/api/auth/recover/finish",
+        None,
+        Some(json!({"ceremony_id": started["ceremony_id"], "credential": credential})),
+    )
+    .await;
+    assert_eq!(status, 201, "{signed_in}");
+    assert_eq!(signed_in["user"]["username"], "alice");
+
+    // The code is spent; a made-up one fails the same way.
+    for code in [code.as_str(), "aaaa-bbbb-cccc-dddd"] {
+        let (status, body) = call(
+            &app,
+            reqwest::Method::POST,
+            "/api/auth/recover/begin",
+            None,
+            Some(json!({"username": "alice", "code": code})),
+        )
+        .await;
+        assert_eq!((status, error_code(&body)), (401, "unauthorized"));
+    }
+    let (_, remaining) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/auth/recovery-codes",
+        cookie(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(remaining["remaining"], 9);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn api_keys_are_shown_once_scoped_bound_to_agents_and_revocable() {
+    let Some(city) = City::new(Kind::Embedded).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let alice = Person::register(&app.client, &app.url(""), "alice")
+        .await
+        .unwrap();
+    let bearer = |key: &str| Some(("authorization", format!("Bearer {key}")));
+
+    let key = alice.api_key(&["*"], None).await.unwrap();
+    assert!(key.starts_with("dk_"));
+    let (status, me) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/auth/me",
+        bearer(&key),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, me["principal"]["kind"].as_str()),
+        (200, Some("user"))
+    );
+    let (_, list) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/auth/api-keys",
+        cookie(&alice),
+        None,
+    )
+    .await;
+    assert!(!list.to_string().contains(&key), "secrets are never listed");
+    // A key cannot mint more keys: that takes a passkey sign-in.
+    let (status, _) = call(
+        &app,
+        reqwest::Method::POST,
+        "/api/auth/api-keys",
+        bearer(&key),
+        Some(json!({"name": "more"})),
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // Scopes narrow what a key may ask for.
+    let reader = alice.api_key(&["city:read"], None).await.unwrap();
+    let (status, _) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/city/rooms",
+        bearer(&reader),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = call(
+        &app,
+        reqwest::Method::POST,
+        "/api/city/rooms/general/messages",
+        bearer(&reader),
+        Some(json!({"body": "hi"})),
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (403, "forbidden"));
+
+    // An agent key authenticates as the agent; the agent is Alice's.
+    let agent_key = alice.api_key(&["*"], Some("helper")).await.unwrap();
+    let (_, me) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/auth/me",
+        bearer(&agent_key),
+        None,
+    )
+    .await;
+    assert_eq!(me["principal"]["kind"], "agent");
+    assert_eq!(me["principal"]["owner"], json!(alice.user_id));
+    let bob = Person::register(&app.client, &app.url(""), "bob")
+        .await
+        .unwrap();
+    let err = bob
+        .api_key(&["*"], Some("helper"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("403"), "{err}");
+
+    // Revoked: refused at once.
+    let (_, list) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/auth/api-keys",
+        cookie(&alice),
+        None,
+    )
+    .await;
+    let id = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["scopes"] == json!(["city:read"]))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = call(
+        &app,
+        reqwest::Method::DELETE,
+        &format!("/api/auth/api-keys/{id}"),
+        cookie(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, body) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/city/rooms",
+        bearer(&reader),
+        None,
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (401, "unauthorized"));
+
+    // Bad input.
+    for bad in [
+        json!({"name": ""}),
+        json!({"name": "x", "scopes": ["city:fly"]}),
+        json!({"name": "x", "expires_in_days": 0}),
+        json!({"name": "x", "agent": "No Such!"}),
+    ] {
+        let (status, body) = call(
+            &app,
+            reqwest::Method::POST,
+            "/api/auth/api-keys",
+            cookie(&alice),
+            Some(bad.clone()),
+        )
+        .await;
+        assert!(status == 422 || status == 400, "{bad}: {status} {body}");
+    }
+    let (status, _) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/auth/me",
+        bearer("dk_forged"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn service_tokens_are_checked_for_signature_audience_and_expiry() {
+    let Some(mut city) = City::new(Kind::Embedded).await else {
+        return;
+    };
+    let secret = "test-secret-test-secret-test-secret-0";
+    city.settings.service_token_secret = Some(secret.into());
+    let app = city.spawn().await;
+    let tokens = daarion_access::token::ServiceTokens::new(secret.as_bytes()).unwrap();
+    let bearer = |t: String| Some(("authorization", format!("Bearer {t}")));
+    let for_city = tokens
+        .issue("agents", "city", std::time::Duration::from_secs(60))
+        .unwrap();
+    let (status, body) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/city/rooms",
+        bearer(for_city.clone()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // Services read and write but do not post as people.
+    let (status, _) = call(
+        &app,
+        reqwest::Method::POST,
+        "/api/city/rooms/general/messages",
+        bearer(for_city.clone()),
+        Some(json!({"body": "x"})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    // Audience: a token for the city is no good at auth.
+    let (status, body) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/auth/me",
+        bearer(for_city),
+        None,
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (401, "unauthorized"));
+    let forged = daarion_access::token::ServiceTokens::new(b"another-secret-another-secret-000")
+        .unwrap()
+        .issue("agents", "city", std::time::Duration::from_secs(60))
+        .unwrap();
+    let (status, _) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/city/rooms",
+        bearer(forged),
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, _) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/city/rooms",
+        bearer("not.a.token".into()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn sign_in_attempts_are_rate_limited() {
+    let Some(mut city) = City::new(Kind::Embedded).await else {
+        return;
+    };
+    city.settings.auth.login_attempts_per_minute = 3;
+    let app = city.spawn().await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let (status, _) = call(
+            &app,
+            reqwest::Method::POST,
+            "/api/auth/login/begin",
+            None,
+            Some(json!({"username": "nobody"})),
+        )
+        .await;
+        statuses.push(status);
+    }
+    assert_eq!(statuses, vec![401, 401, 401, 429, 429]);
+    app.stop().await;
+}
