@@ -19,7 +19,9 @@ use daarion_bus::{Bus, Envelope};
 use daarion_kernel::ApiError;
 use serde_json::json;
 
-use crate::{Action, Decision, Engine, Facts, Kind, Principal, Resource, token::ServiceTokens};
+use crate::{
+    Action, Decision, Engine, Facts, Kind, Principal, PrincipalKind, Resource, token::ServiceTokens,
+};
 
 /// The session cookie the auth service sets.
 pub const SESSION_COOKIE: &str = "daarion_session";
@@ -80,6 +82,13 @@ pub trait Authenticate: Send + Sync + 'static {
     /// `Ok(None)`: unknown, expired or revoked.
     async fn session(&self, token: &str) -> Result<Option<Principal>, AuthnUnavailable>;
     async fn api_key(&self, token: &str) -> Result<Option<Principal>, AuthnUnavailable>;
+    /// A principal by kind and id, as it would authenticate (roles included),
+    /// for decisions about someone other than the caller.
+    async fn principal(
+        &self,
+        kind: PrincipalKind,
+        id: &str,
+    ) -> Result<Option<Principal>, AuthnUnavailable>;
 }
 
 /// Loads the resources a service's paths name, with what the policies read.
@@ -143,6 +152,11 @@ impl Enforcer {
 
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    /// Looks principals up (for decisions about someone else).
+    pub fn directory(&self) -> &Arc<dyn Authenticate> {
+        &self.authn
     }
 
     fn rule(&self, method: &Method, path: &str) -> Option<&'static Rule> {

@@ -36,7 +36,7 @@ impl Attr {
 pub struct Resource {
     pub kind: Kind,
     pub id: String,
-    attrs: Vec<(&'static str, Attr)>,
+    attrs: Vec<(String, Attr)>,
     parents: Vec<(Kind, String)>,
     related: Vec<Resource>,
 }
@@ -57,8 +57,8 @@ impl Resource {
         Self::new(Kind::City, "city")
     }
 
-    pub fn attr(mut self, name: &'static str, value: Attr) -> Self {
-        self.attrs.push((name, value));
+    pub fn attr(mut self, name: &str, value: Attr) -> Self {
+        self.attrs.push((name.to_owned(), value));
         self
     }
 
@@ -70,8 +70,10 @@ impl Resource {
     /// Links the resource to its microDAO: attribute `dao`, parent, and the
     /// microDAO's role groups.
     pub fn in_dao(mut self, dao: &str) -> Self {
-        self.attrs
-            .push(("dao", Attr::Entity(Kind::MicroDao, dao.to_owned())));
+        self.attrs.push((
+            "dao".to_owned(),
+            Attr::Entity(Kind::MicroDao, dao.to_owned()),
+        ));
         self.parents.push((Kind::MicroDao, dao.to_owned()));
         self.related.push(Self::micro_dao(dao));
         self
@@ -101,7 +103,7 @@ impl Resource {
         let attrs: HashMap<String, RestrictedExpression> = self
             .attrs
             .iter()
-            .map(|(name, value)| ((*name).to_owned(), value.to_cedar()))
+            .map(|(name, value)| (name.clone(), value.to_cedar()))
             .collect();
         let parents: HashSet<EntityUid> = self.parents.iter().map(|(k, id)| k.uid(id)).collect();
         out.push(Entity::new(self.uid(), attrs, parents).map_err(|e| e.to_string())?);

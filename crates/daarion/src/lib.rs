@@ -29,11 +29,16 @@ pub const MIGRATIONS: &[MigrationSet] = &[
     daarion_store::idempotency::MIGRATIONS,
     daarion_bus::MIGRATIONS,
     daarion_auth::MIGRATIONS,
+    daarion_pdp::MIGRATIONS,
     daarion_city::MIGRATIONS,
 ];
 
 /// Services this build can run.
-pub const SERVICES: &[ServiceDescriptor] = &[daarion_auth::DESCRIPTOR, daarion_city::DESCRIPTOR];
+pub const SERVICES: &[ServiceDescriptor] = &[
+    daarion_auth::DESCRIPTOR,
+    daarion_pdp::DESCRIPTOR,
+    daarion_city::DESCRIPTOR,
+];
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -184,6 +189,15 @@ impl App {
                 .clone()
                 .follow_revocations(shutdown.clone()),
         );
+        daarion_pdp::refresh(&access.deps.engine, &backends.db)
+            .await
+            .context("stored policy set is invalid")?;
+        tasks.spawn(daarion_pdp::follow_policies(
+            access.deps.engine.clone(),
+            backends.db.clone(),
+            backends.bus.clone(),
+            shutdown.clone(),
+        ));
         let mut mounted = Vec::new();
         for descriptor in wanted {
             mounted.push(
@@ -392,6 +406,22 @@ async fn build_service(
                 api: auth.api,
                 ws: Router::new(),
                 openapi: auth.openapi,
+                health,
+            })
+        }
+        daarion_pdp::SERVICE => {
+            let pdp = daarion_pdp::build(daarion_pdp::Deps {
+                db: backends.db.clone(),
+                bus: backends.bus.clone(),
+                access: access.deps.clone(),
+                shutdown: shutdown.clone(),
+                tasks: tasks.clone(),
+            });
+            Ok(Mounted {
+                descriptor,
+                api: pdp.api,
+                ws: Router::new(),
+                openapi: pdp.openapi,
                 health,
             })
         }

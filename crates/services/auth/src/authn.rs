@@ -208,4 +208,47 @@ impl Authenticate for Authenticator {
         let hash = hash_secret(token);
         self.cached(hash.clone(), self.resolve_api_key(&hash)).await
     }
+
+    async fn principal(
+        &self,
+        kind: PrincipalKind,
+        id: &str,
+    ) -> Result<Option<Principal>, AuthnUnavailable> {
+        let unavailable = |e: AuthError| AuthnUnavailable(e.to_string());
+        Ok(match kind {
+            PrincipalKind::User => store::user_by_id(&self.db, id)
+                .await
+                .map_err(unavailable)?
+                .map(|user| Principal {
+                    kind,
+                    handle: user.username,
+                    id: user.id,
+                    roles: roles_for(&user.city_role),
+                    owner: None,
+                    scopes: None,
+                    credential: Credential::ServiceToken,
+                }),
+            PrincipalKind::Agent => store::agent_owner(&self.db, id)
+                .await
+                .map_err(unavailable)?
+                .map(|owner| Principal {
+                    kind,
+                    handle: Principal::handle_for(kind, id),
+                    id: id.to_owned(),
+                    roles: Vec::new(),
+                    owner: Some(owner),
+                    scopes: None,
+                    credential: Credential::ServiceToken,
+                }),
+            PrincipalKind::Service => Some(Principal {
+                kind,
+                handle: Principal::handle_for(kind, id),
+                id: id.to_owned(),
+                roles: Vec::new(),
+                owner: None,
+                scopes: None,
+                credential: Credential::ServiceToken,
+            }),
+        })
+    }
 }

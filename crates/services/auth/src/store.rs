@@ -519,6 +519,16 @@ pub async fn create_api_key(db: &Db, key: &ApiKey, token_hash: &str) -> Result<(
     Ok(())
 }
 
+/// The person an agent identity belongs to.
+pub async fn agent_owner(db: &Db, agent_id: &str) -> Result<Option<String>, AuthError> {
+    let row = sql::query("SELECT owner_id FROM auth_agents WHERE id = $1")
+        .bind(agent_id)
+        .fetch_optional(db.pool())
+        .await?;
+    row.map(|r| r.try_get("owner_id").map_err(AuthError::from))
+        .transpose()
+}
+
 pub async fn api_keys_of(db: &Db, user_id: &str) -> Result<Vec<ApiKey>, AuthError> {
     let rows = sql::query(sql::AssertSqlSafe(format!(
         "{API_KEY_COLUMNS} WHERE user_id = $1 AND revoked_at IS NULL ORDER BY created_at DESC"

@@ -13,7 +13,7 @@
 //! routes, OpenAPI), `ws` (WebSocket sessions), `hub` (one bus subscription
 //! per watched subject per process, frames rendered once), `presence`.
 
-mod access;
+pub mod access;
 pub mod api;
 pub mod domain;
 mod hub;

@@ -1,0 +1,296 @@
+//! The PDP over HTTP: decisions with their reasons, policy changes validated
+//! and propagated to every replica, and the audit log.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{City, Kind, error_code};
+use serde_json::{Value, json};
+
+async fn send(
+    app: &common::TestApp,
+    method: &str,
+    path: &str,
+    user: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = app
+        .client
+        .request(method.parse().unwrap(), app.url(path))
+        .header("cookie", app.cookie(user).await);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    common::decode(request.send().await.unwrap()).await
+}
+
+fn with_rule(extra: &str) -> Value {
+    let mut files: Vec<Value> = daarion_access::engine::default_policies()
+        .into_iter()
+        .map(|f| json!({"name": f.name, "text": f.text}))
+        .collect();
+    files.push(json!({"name": "local", "text": extra}));
+    json!({ "files": files })
+}
+
+const NO_NEW_ROOMS: &str = "@id(\"no-new-rooms\") forbid (principal in Daarion::Role::\"city:citizen\", action == Daarion::Action::\"write\", resource is Daarion::City) unless { principal in Daarion::Role::\"city:admin\" };";
+
+#[tokio::test]
+async fn decisions_say_which_policies_decided() {
+    let Some(city) = City::new(Kind::Embedded).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let (status, d) = send(
+        &app,
+        "POST",
+        "/api/pdp/decide",
+        "alice",
+        Some(json!({"action": "read", "resource": {"type": "City", "id": "city"}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(
+        d,
+        json!({"allowed": true, "policies": ["city/citizen-reads-city"]})
+    );
+    let (_, d) = send(
+        &app,
+        "POST",
+        "/api/pdp/decide",
+        "alice",
+        Some(json!({"action": "manage", "resource": {"type": "City", "id": "city"}})),
+    )
+    .await;
+    assert_eq!(d, json!({"allowed": false, "policies": []}));
+    // Attributes and microDAO membership shape the answer.
+    let (_, d) = send(&app, "POST", "/api/pdp/decide", "alice", Some(json!({"action": "send_message",
+        "resource": {"type": "Room", "id": "r", "attrs": {"public": false, "blocked": []}, "dao": "d1"}}))).await;
+    assert_eq!(d["allowed"], false);
+    let (_, d) = send(&app, "POST", "/api/pdp/decide", "alice", Some(json!({"action": "send_message",
+        "resource": {"type": "Room", "id": "r", "attrs": {"public": true, "blocked": [{"type": "User", "id": "nobody"}]}},
+        "context": {"rate_limited": true}}))).await;
+    assert_eq!(
+        d,
+        json!({"allowed": false, "policies": ["room/room-rate-limited"]})
+    );
+
+    // Batch, in order.
+    let (status, batch) = send(
+        &app,
+        "POST",
+        "/api/pdp/decide/batch",
+        "alice",
+        Some(json!({"requests": [
+        {"action": "read", "resource": {"type": "City", "id": "city"}},
+        {"action": "admin", "resource": {"type": "Policy", "id": "city"}}]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{batch}");
+    assert_eq!(batch["decisions"][0]["allowed"], true);
+    assert_eq!(batch["decisions"][1]["allowed"], false);
+
+    // Asking about someone else is for admins and services.
+    let (_, me) = send(&app, "GET", "/api/auth/me", "root", None).await;
+    let root_id = me["user"]["id"].clone();
+    let about_root = json!({"principal": {"kind": "user", "id": root_id}, "action": "admin", "resource": {"type": "Policy", "id": "city"}});
+    let (status, body) = send(
+        &app,
+        "POST",
+        "/api/pdp/decide",
+        "alice",
+        Some(about_root.clone()),
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (403, "forbidden"));
+    let (_, me) = send(&app, "GET", "/api/auth/me", "alice", None).await;
+    let about_alice = json!({"principal": {"kind": "user", "id": me["user"]["id"]}, "action": "admin", "resource": {"type": "Policy", "id": "city"}});
+    let (status, d) = send(&app, "POST", "/api/pdp/decide", "root", Some(about_alice)).await;
+    assert_eq!((status, d["allowed"].as_bool()), (200, Some(false)));
+
+    // Bad input.
+    for bad in [
+        json!({"action": "fly", "resource": {"type": "City", "id": "city"}}),
+        json!({"action": "read", "resource": {"type": "Castle", "id": "x"}}),
+        json!({"action": "read", "resource": {"type": "Room", "id": "x", "attrs": {"public": 3}}}),
+    ] {
+        let (status, body) =
+            send(&app, "POST", "/api/pdp/decide", "alice", Some(bad.clone())).await;
+        assert_eq!(status, 422, "{bad}: {body}");
+    }
+    let (status, _) = send(
+        &app,
+        "POST",
+        "/api/pdp/decide/batch",
+        "alice",
+        Some(json!({"requests": []})),
+    )
+    .await;
+    assert_eq!(status, 422);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_policies_are_refused_and_change_nothing() {
+    let Some(city) = City::new(Kind::Embedded).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let broken = json!({"files": [{"name": "x", "text": "@id(\"p\") permit(principal, action == Daarion::Action::\"fly\", resource);"}]});
+    let (status, body) = send(&app, "PUT", "/api/pdp/policies", "root", Some(broken)).await;
+    assert_eq!((status, error_code(&body)), (422, "validation_failed"));
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("fly"),
+        "{body}"
+    );
+    let (status, body) = send(
+        &app,
+        "PUT",
+        "/api/pdp/policies",
+        "root",
+        Some(json!({"files": [{"name": "x", "text": "permit("}]})),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let (_, current) = send(&app, "GET", "/api/pdp/policies", "root", None).await;
+    assert_eq!(current["version"], 0);
+    // Only admins change policies, and the refusal is audited.
+    let (status, _) = send(
+        &app,
+        "PUT",
+        "/api/pdp/policies",
+        "alice",
+        Some(with_rule(NO_NEW_ROOMS)),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let denied = wait_for_audit(&app, |e| {
+        e["record"]["action"] == "admin" && e["record"]["allowed"] == false
+    })
+    .await;
+    assert_eq!(denied["subject"], "audit.action");
+    app.stop().await;
+}
+
+async fn wait_for_audit(app: &common::TestApp, matches: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, page) = send(app, "GET", "/api/pdp/audit?limit=100", "root", None).await;
+        assert_eq!(status, 200, "{page}");
+        if let Some(entry) = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| matches(e))
+        {
+            return entry.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no matching audit entry in {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn state_changing_decisions_and_failed_sign_ins_are_audited() {
+    let Some(city) = City::new(Kind::Embedded).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let (status, _) = send(
+        &app,
+        "POST",
+        "/api/city/rooms",
+        "alice",
+        Some(json!({"slug": "audited", "title": "A"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let entry = wait_for_audit(&app, |e| {
+        e["record"]["resource"]["type"] == "City" && e["record"]["action"] == "write"
+    })
+    .await;
+    assert_eq!(entry["record"]["handle"], "alice");
+    assert_eq!(entry["record"]["allowed"], true);
+    assert_eq!(
+        entry["record"]["policies"],
+        json!(["city/citizen-reads-city"])
+    );
+    assert!(entry["request_id"].as_str().is_some_and(|r| !r.is_empty()));
+    let bad = app.client.post(app.url("/api/auth/login/finish")).json(&json!({"ceremony_id": "forged", "credential": {
+        "id": "AA", "rawId": "AA", "type": "public-key", "extensions": {},
+        "response": {"authenticatorData": "AA", "clientDataJSON": "AA", "signature": "AA", "userHandle": null}}})).send().await.unwrap();
+    assert_eq!(bad.status(), 401);
+    wait_for_audit(&app, |e| {
+        e["subject"] == "audit.error" && e["record"]["what"] == "sign-in failed"
+    })
+    .await;
+    // Reads are not audited (they change nothing).
+    let (_, page) = send(&app, "GET", "/api/pdp/audit?limit=100", "root", None).await;
+    assert!(
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["record"]["action"] != "read")
+    );
+    app.stop().await;
+}
+
+/// A policy change made on one replica governs the other within a second.
+#[tokio::test]
+async fn policy_changes_reach_every_replica_within_a_second() {
+    let Some(city) = City::new(Kind::Distributed).await else {
+        return;
+    };
+    let a = city.spawn().await;
+    let b = city.spawn().await;
+    let (status, _) = send(
+        &b,
+        "POST",
+        "/api/city/rooms",
+        "alice",
+        Some(json!({"slug": "before", "title": "B"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, body) = send(
+        &a,
+        "PUT",
+        "/api/pdp/policies",
+        "root",
+        Some(with_rule(NO_NEW_ROOMS)),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["version"], 1);
+    let changed = Instant::now();
+    loop {
+        let (status, _) = send(
+            &b,
+            "POST",
+            "/api/city/rooms",
+            "alice",
+            Some(json!({"slug": format!("r{}", changed.elapsed().as_millis()), "title": "x"})),
+        )
+        .await;
+        if status == 403 {
+            break;
+        }
+        assert!(
+            changed.elapsed() < Duration::from_secs(1),
+            "replica b still allows after {:?}",
+            changed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, current) = send(&b, "GET", "/api/pdp/policies", "root", None).await;
+    assert_eq!(current["version"], 1);
+    a.stop().await;
+    b.stop().await;
+}

@@ -1,0 +1,166 @@
+//! PDP service (port 7012, `/api/pdp/`): decisions over HTTP (single and
+//! batch) for callers outside the process, the versioned policy store, and
+//! the audit log. Decisions inside DAARION are made in-process by each
+//! service's enforcement layer (`daarion-access`); this service keeps every
+//! process's engine on the newest policy set and records the `AUDIT` stream.
+//!
+//! Layout: `store` (policy versions, audit rows), `api` (routes, rules), and
+//! here: policy following and the audit consumer.
+
+pub mod api;
+pub mod store;
+
+use std::{sync::Arc, time::Duration};
+
+use daarion_access::{AccessDeps, Compiled, Engine};
+use daarion_bus::{Bus, ConsumerSpec, Envelope};
+use daarion_kernel::{
+    ServiceDescriptor,
+    shutdown::{CancellationToken, TaskTracker},
+};
+use daarion_store::{Db, MigrationSet, migration};
+use futures::StreamExt as _;
+
+pub const SERVICE: &str = "pdp";
+
+pub const DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
+    name: SERVICE,
+    port: 7012,
+    version: env!("CARGO_PKG_VERSION"),
+};
+
+pub const MIGRATIONS: MigrationSet = MigrationSet {
+    service: SERVICE,
+    migrations: &[migration!(1, "001_create_pdp_tables")],
+};
+
+/// Live-only: a new policy version was stored; every process reloads.
+pub const POLICY_CHANGED: &str = "pdp.policy.changed";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PdpError {
+    #[error(transparent)]
+    Policy(#[from] daarion_access::PolicyError),
+    #[error("another policy change landed first; retry")]
+    Conflict,
+    #[error(transparent)]
+    Store(#[from] daarion_store::StoreError),
+    #[error("stored policy set is unreadable: {0}")]
+    Corrupt(String),
+}
+
+impl From<daarion_store::sql::Error> for PdpError {
+    fn from(error: daarion_store::sql::Error) -> Self {
+        Self::Store(error.into())
+    }
+}
+
+/// Installs the newest stored policy set, if any is newer than the engine's.
+pub async fn refresh(engine: &Engine, db: &Db) -> Result<bool, PdpError> {
+    match store::current(db).await? {
+        Some((version, files)) if version > engine.current().version => {
+            Ok(engine.install(Compiled::new(files, version)?))
+        }
+        _ => Ok(false),
+    }
+}
+
+/// Keeps `engine` on the newest policy set: at once when a change is
+/// announced on the bus, and every 30 s in case an announcement was lost.
+pub async fn follow_policies(
+    engine: Arc<Engine>,
+    db: Db,
+    bus: Arc<dyn Bus>,
+    shutdown: CancellationToken,
+) {
+    if let Err(error) = refresh(&engine, &db).await {
+        tracing::error!(%error, "stored policies not loaded; running on the previous set");
+    }
+    let mut changes = match bus.subscribe(POLICY_CHANGED).await {
+        Ok(s) => Some(s),
+        Err(error) => {
+            tracing::error!(%error, "cannot follow policy changes; polling every 30 s");
+            None
+        }
+    };
+    let mut poll = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = poll.tick() => {}
+            Some(_) = async {
+                match changes.as_mut() {
+                    Some(s) => s.next().await,
+                    None => std::future::pending().await,
+                }
+            } => {}
+        }
+        match refresh(&engine, &db).await {
+            Ok(true) => tracing::info!(version = engine.current().version, "policy set reloaded"),
+            Ok(false) => {}
+            Err(error) => tracing::error!(%error, "policy reload failed; keeping the current set"),
+        }
+    }
+}
+
+/// What the service needs from its runtime.
+pub struct Deps {
+    pub db: Db,
+    pub bus: Arc<dyn Bus>,
+    pub access: AccessDeps,
+    pub shutdown: CancellationToken,
+    pub tasks: TaskTracker,
+}
+
+#[derive(Clone)]
+pub struct PdpState {
+    db: Db,
+    bus: Arc<dyn Bus>,
+    access: Arc<daarion_access::Enforcer>,
+}
+
+pub struct Pdp {
+    pub api: axum::Router,
+    pub openapi: utoipa::openapi::OpenApi,
+}
+
+/// Builds the routes and starts the `audit-logger` consumer, which stores
+/// every `AUDIT` event once (deduped by event id).
+pub fn build(deps: Deps) -> Pdp {
+    let access = daarion_access::Enforcer::new(
+        SERVICE,
+        api::RULES,
+        Arc::new(daarion_access::enforce::NoResources),
+        deps.access,
+    );
+    let state = PdpState {
+        db: deps.db.clone(),
+        bus: deps.bus.clone(),
+        access: access.clone(),
+    };
+    let db = deps.db.clone();
+    deps.tasks.spawn(daarion_bus::runner::run_consumer(
+        deps.bus,
+        deps.db,
+        ConsumerSpec::new("audit-logger", "audit.>"),
+        deps.shutdown,
+        move |event: Envelope| {
+            let db = db.clone();
+            async move {
+                store::record_audit(&db, &event)
+                    .await
+                    .map_err(daarion_bus::runner::HandlerError::new)
+            }
+        },
+    ));
+    let (api, openapi) = api::router().split_for_parts();
+    Pdp {
+        api: api
+            .route_layer(axum::middleware::from_fn_with_state(
+                access,
+                daarion_access::enforce::enforce,
+            ))
+            .with_state(state),
+        openapi,
+    }
+}

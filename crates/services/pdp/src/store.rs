@@ -1,0 +1,104 @@
+//! Policy versions and audit rows.
+
+use daarion_access::PolicyFile;
+use daarion_bus::Envelope;
+use daarion_store::{
+    Db,
+    sql::{self, Row},
+};
+
+use crate::PdpError;
+
+/// The newest stored policy set.
+pub async fn current(db: &Db) -> Result<Option<(u64, Vec<PolicyFile>)>, PdpError> {
+    let row =
+        sql::query("SELECT version, files FROM pdp_policy_versions ORDER BY version DESC LIMIT 1")
+            .fetch_optional(db.pool())
+            .await?;
+    let Some(row) = row else { return Ok(None) };
+    let version: i64 = row.try_get("version")?;
+    let files: String = row.try_get("files")?;
+    let files = serde_json::from_str(&files).map_err(|e| PdpError::Corrupt(e.to_string()))?;
+    Ok(Some((u64::try_from(version).unwrap_or(0), files)))
+}
+
+/// Stores `files` as the version after `after`; two concurrent changes
+/// cannot both land on the same version.
+pub async fn save(
+    db: &Db,
+    after: u64,
+    files: &[PolicyFile],
+    author: &str,
+) -> Result<u64, PdpError> {
+    let version = after + 1;
+    let inserted = sql::query(
+        "INSERT INTO pdp_policy_versions (version, files, author, created_at)
+         VALUES ($1, $2, $3, $4) ON CONFLICT (version) DO NOTHING",
+    )
+    .bind(i64::try_from(version).unwrap_or(i64::MAX))
+    .bind(serde_json::to_string(files).map_err(|e| PdpError::Corrupt(e.to_string()))?)
+    .bind(author)
+    .bind(daarion_store::now())
+    .execute(db.pool())
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(PdpError::Conflict);
+    }
+    Ok(version)
+}
+
+/// Records one `AUDIT` event; a redelivered event is stored once.
+pub async fn record_audit(db: &Db, event: &Envelope) -> Result<(), PdpError> {
+    sql::query(
+        "INSERT INTO pdp_audit (event_id, time, subject, service, actor, request_id, record)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(&event.id)
+    .bind(&event.time)
+    .bind(&event.subject)
+    .bind(&event.source)
+    .bind(event.actor.as_deref().unwrap_or(""))
+    .bind(&event.request_id)
+    .bind(event.payload.to_string())
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditRow {
+    pub event_id: String,
+    pub time: String,
+    pub subject: String,
+    pub service: String,
+    pub actor: String,
+    pub request_id: String,
+    pub record: String,
+}
+
+/// Audit rows, newest first, after the cursor position `(time, id)`.
+pub async fn audit(db: &Db, before: Option<&str>, limit: u32) -> Result<Vec<AuditRow>, PdpError> {
+    let rows = sql::query(
+        "SELECT event_id, time, subject, service, actor, request_id, record FROM pdp_audit
+         WHERE ($1 IS NULL OR time || '|' || event_id < $1)
+         ORDER BY time DESC, event_id DESC LIMIT $2",
+    )
+    .bind(before)
+    .bind(i64::from(limit) + 1)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(AuditRow {
+                event_id: r.try_get("event_id")?,
+                time: r.try_get("time")?,
+                subject: r.try_get("subject")?,
+                service: r.try_get("service")?,
+                actor: r.try_get("actor")?,
+                request_id: r.try_get("request_id")?,
+                record: r.try_get("record")?,
+            })
+        })
+        .collect()
+}
