@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Builds release binaries and prints DAARION's benchmark figures:
-# start-up to healthy, idle RSS, and city WebSocket fan-out (embedded and NATS).
+# start-up to healthy, idle RSS, access decisions and overhead, city WebSocket
+# fan-out (embedded and NATS), gateway vs nginx.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/daarion/target}"
 cargo build --release --locked -p daarion -p daarion-bench
 bin="$CARGO_TARGET_DIR/release"
 "$bin/startup" --binary "$bin/daarion" --runs "${RUNS:-10}"
+"$bin/access" --binary "$bin/daarion"
 for clients in 10 100 500; do
   "$bin/fanout" --binary "$bin/daarion" --clients "$clients" --messages "${MESSAGES:-500}" --label embedded
 done

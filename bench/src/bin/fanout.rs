@@ -51,12 +51,20 @@ async fn main() -> anyhow::Result<()> {
     }
     let (daarion, _) = start(&args.binary, &dir, &env).await?;
     let base = format!("127.0.0.1:{}", daarion.port);
+    let client = reqwest::Client::new();
+    // One person, signed in with a real (software) passkey ceremony.
+    let person =
+        daarion_testkit::passkey::Person::register(&client, &format!("http://{base}"), "bench")
+            .await?;
+    let cookie = person.cookie();
     let epoch = Instant::now();
 
     let mut receivers = Vec::new();
     for _ in 0..args.clients {
-        let (socket, _) =
-            tokio_tungstenite::connect_async(format!("ws://{base}/ws/city/rooms/general")).await?;
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = format!("ws://{base}/ws/city/rooms/general").into_client_request()?;
+        request.headers_mut().insert("cookie", cookie.parse()?);
+        let (socket, _) = tokio_tungstenite::connect_async(request).await?;
         receivers.push(socket);
     }
     let rss_connected = rss_kib(daarion.child.id())?;
@@ -88,13 +96,12 @@ async fn main() -> anyhow::Result<()> {
         })
         .collect();
 
-    let client = reqwest::Client::new();
     let url = Arc::new(format!("http://{base}/api/city/rooms/general/messages"));
     let started = Instant::now();
     let per_poster = args.messages.div_ceil(args.posters);
     let posters: Vec<_> = (0..args.posters)
         .map(|p| {
-            let (client, url) = (client.clone(), url.clone());
+            let (client, url, cookie) = (client.clone(), url.clone(), cookie.clone());
             let count = per_poster.min(args.messages.saturating_sub(p * per_poster));
             tokio::spawn(async move {
                 for _ in 0..count {
@@ -102,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
                         serde_json::json!({ "body": epoch.elapsed().as_micros().to_string() });
                     let _ = client
                         .post(url.as_str())
-                        .header("x-daarion-user", "bench")
+                        .header("cookie", cookie.as_str())
                         .json(&body)
                         .send()
                         .await;

@@ -16,6 +16,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use daarion_bus::{Bus, Envelope};
+use daarion_cache::{Cache, RateLimit};
 use daarion_kernel::ApiError;
 use serde_json::json;
 
@@ -117,6 +118,7 @@ pub struct Enforcer {
     tokens: Option<ServiceTokens>,
     resources: Arc<dyn Resources>,
     bus: Arc<dyn Bus>,
+    limiter: Option<(Arc<dyn Cache>, RateLimit)>,
 }
 
 /// What every enforcer of a process shares.
@@ -126,6 +128,9 @@ pub struct AccessDeps {
     pub authn: Arc<dyn Authenticate>,
     pub tokens: Option<ServiceTokens>,
     pub bus: Arc<dyn Bus>,
+    /// Requests per signed-in principal (per API key for keys), counted in
+    /// the cache: with Redis, one budget across every replica.
+    pub limiter: Option<(Arc<dyn Cache>, RateLimit)>,
 }
 
 impl Enforcer {
@@ -143,6 +148,7 @@ impl Enforcer {
             tokens: deps.tokens,
             resources,
             bus: deps.bus,
+            limiter: deps.limiter,
         })
     }
 
@@ -204,6 +210,30 @@ impl Enforcer {
             };
         }
         Ok(None)
+    }
+
+    /// Spends one request of the principal's budget: `429` when it is gone.
+    async fn limit(&self, principal: &Principal) -> Result<(), ApiError> {
+        let Some((cache, limit)) = &self.limiter else {
+            return Ok(());
+        };
+        let key = match &principal.credential {
+            crate::Credential::ApiKey { id } => format!("rl:key:{id}"),
+            _ => format!("rl:{}", principal.name()),
+        };
+        match cache.rate_limit(&key, *limit).await {
+            Ok(decision) if !decision.allowed => {
+                metrics::counter!("access_rate_limited_total", "service" => self.service)
+                    .increment(1);
+                Err(ApiError::rate_limited(decision.retry_after))
+            }
+            Ok(_) => Ok(()),
+            Err(error) => {
+                // Failing open: a cache outage must not lock everyone out.
+                tracing::warn!(%error, "per-principal rate limit check failed; request admitted");
+                Ok(())
+            }
+        }
     }
 
     /// Decides, audits what changes state, and turns a denial into `403`.
@@ -356,6 +386,9 @@ async fn authorize(enforcer: &Enforcer, parts: &mut Parts) -> Result<Option<Prin
         return Err(ApiError::forbidden("this endpoint declares no access rule"));
     };
     let principal = enforcer.authenticate(parts).await?;
+    if let Some(principal) = &principal {
+        enforcer.limit(principal).await?;
+    }
     match rule.access {
         Access::Public => Ok(principal),
         Access::SignedIn => principal.map(Some).ok_or_else(|| {

@@ -127,6 +127,10 @@ pub struct GatewaySettings {
     /// Default rate limit of `/api/` routes, per client address.
     pub rate_limit_per_second: f64,
     pub rate_limit_burst: u32,
+    /// Requests per signed-in person or agent (per API key for keys), on
+    /// top of the per-address limit.
+    pub principal_rate_limit_per_second: f64,
+    pub principal_rate_limit_burst: u32,
     /// Origins allowed to call the API from a browser (CORS); empty: off.
     pub cors_origins: Vec<String>,
     /// Serve the embedded web UI on paths no route claims.
@@ -140,6 +144,8 @@ impl Default for GatewaySettings {
             trusted_proxies: Vec::new(),
             rate_limit_per_second: 10.0,
             rate_limit_burst: 20,
+            principal_rate_limit_per_second: 20.0,
+            principal_rate_limit_burst: 40,
             cors_origins: Vec::new(),
             web_ui: true,
         }
@@ -262,6 +268,13 @@ impl Settings {
         if !(rate.is_finite() && rate > 0.0) || self.gateway.rate_limit_burst == 0 {
             return Err(ConfigError(
                 "gateway.rate_limit_per_second and gateway.rate_limit_burst must be positive"
+                    .into(),
+            ));
+        }
+        let rate = self.gateway.principal_rate_limit_per_second;
+        if !(rate.is_finite() && rate > 0.0) || self.gateway.principal_rate_limit_burst == 0 {
+            return Err(ConfigError(
+                "gateway.principal_rate_limit_per_second and gateway.principal_rate_limit_burst must be positive"
                     .into(),
             ));
         }

@@ -374,6 +374,13 @@ impl Access {
             authn: Arc::new(authenticator.clone()),
             tokens: settings.service_tokens()?,
             bus: backends.bus.clone(),
+            limiter: Some((
+                backends.cache.clone(),
+                daarion_cache::RateLimit {
+                    per_second: settings.gateway.principal_rate_limit_per_second,
+                    burst: settings.gateway.principal_rate_limit_burst,
+                },
+            )),
         };
         Ok(Self {
             authenticator,

@@ -67,6 +67,28 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Internal service tokens (for operators and scripts calling a service
+    /// directly); needs `service_token_secret`.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Print a signed token for `--service` to call `--audience`.
+    Issue {
+        /// The calling service (the token's subject), e.g. `ops`.
+        #[arg(long, default_value = "ops")]
+        service: String,
+        /// The service the token is for, e.g. `city`.
+        #[arg(long)]
+        audience: String,
+        /// Lifetime in seconds, at most 300.
+        #[arg(long, default_value_t = 300)]
+        ttl: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -134,6 +156,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 serde_json::to_string_pretty(&config::redacted(&settings))?
             );
             println!("configuration is valid");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token {
+            command:
+                TokenCommand::Issue {
+                    service,
+                    audience,
+                    ttl,
+                },
+        } => {
+            let settings = load(cli.config.as_deref())?;
+            let tokens = settings
+                .service_tokens()?
+                .context("service_token_secret is not set (DAARION__SERVICE_TOKEN_SECRET)")?;
+            let token = tokens.issue(&service, &audience, Duration::from_secs(ttl))?;
+            println!("{token}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate { down } => {

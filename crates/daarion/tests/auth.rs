@@ -685,3 +685,57 @@ async fn sign_in_attempts_are_rate_limited() {
     assert_eq!(statuses, vec![401, 401, 401, 429, 429]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn each_person_and_each_api_key_has_its_own_request_budget() {
+    let Some(mut city) = City::new(Kind::Embedded).await else {
+        return;
+    };
+    city.settings.gateway.principal_rate_limit_per_second = 0.5;
+    city.settings.gateway.principal_rate_limit_burst = 3;
+    let app = city.spawn().await;
+    let alice = Person::register(&app.client, &app.url(""), "alice")
+        .await
+        .unwrap();
+    let bob = Person::register(&app.client, &app.url(""), "bob")
+        .await
+        .unwrap();
+    let key = alice.api_key(&["*"], None).await.unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(
+            call(
+                &app,
+                reqwest::Method::GET,
+                "/api/auth/me",
+                Some(("authorization", format!("Bearer {key}"))),
+                None,
+            )
+            .await
+            .0,
+        );
+    }
+    assert_eq!(statuses, vec![200, 200, 200, 429]);
+    let response = app
+        .client
+        .get(app.url("/api/auth/me"))
+        .header("authorization", format!("Bearer {key}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().contains_key("retry-after"));
+    // Bob's budget is his own.
+    assert_eq!(
+        call(
+            &app,
+            reqwest::Method::GET,
+            "/api/auth/me",
+            cookie(&bob),
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    app.stop().await;
+}

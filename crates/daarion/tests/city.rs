@@ -492,12 +492,15 @@ async fn up_applies_the_default_edge_protection() {
         }
         statuses.push(response.status().as_u16());
     }
+    // The burst of 20, plus at most the tokens refilled (10/s) while the
+    // loop ran: authenticated requests take a few milliseconds each here.
+    let admitted = statuses.iter().filter(|s| **s == 200).count();
+    assert!((20..=22).contains(&admitted), "{statuses:?}");
     assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
-        20,
+        statuses.iter().filter(|s| **s == 429).count(),
+        25 - admitted,
         "{statuses:?}"
     );
-    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 5);
     // Not under /api/: not limited.
     for _ in 0..5 {
         assert_eq!(

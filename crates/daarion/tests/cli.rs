@@ -248,3 +248,35 @@ fn the_ingress_export_has_one_object_per_configured_route() {
         "unconfigured upstreams are left out"
     );
 }
+
+#[test]
+fn token_issue_prints_a_token_the_services_accept() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "cli-secret-cli-secret-cli-secret-cli";
+    let output = daarion(dir.path())
+        .args(["token", "issue", "--audience", "city", "--ttl", "60"])
+        .env("DAARION__SERVICE_TOKEN_SECRET", secret)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let token = String::from_utf8(output.stdout).unwrap();
+    let tokens = daarion_access::token::ServiceTokens::new(secret.as_bytes()).unwrap();
+    let principal = tokens.verify(token.trim(), "city").unwrap();
+    assert_eq!(principal.id, "ops");
+
+    let too_long = daarion(dir.path())
+        .args(["token", "issue", "--audience", "city", "--ttl", "3600"])
+        .env("DAARION__SERVICE_TOKEN_SECRET", secret)
+        .output()
+        .unwrap();
+    assert!(!too_long.status.success());
+    let unset = daarion(dir.path())
+        .args(["token", "issue", "--audience", "city"])
+        .output()
+        .unwrap();
+    assert!(
+        text(&unset).contains("service_token_secret"),
+        "{}",
+        text(&unset)
+    );
+}

@@ -42,6 +42,8 @@ pub fn test_settings(dir: &std::path::Path) -> Settings {
     };
     settings.gateway.rate_limit_per_second = 100_000.0;
     settings.gateway.rate_limit_burst = 100_000;
+    settings.gateway.principal_rate_limit_per_second = 100_000.0;
+    settings.gateway.principal_rate_limit_burst = 100_000;
     settings.auth.login_attempts_per_minute = 100_000;
     settings
 }
