@@ -30,6 +30,7 @@ pub const MIGRATIONS: &[MigrationSet] = &[
     daarion_bus::MIGRATIONS,
     daarion_auth::MIGRATIONS,
     daarion_pdp::MIGRATIONS,
+    daarion_control::MIGRATIONS,
     daarion_city::MIGRATIONS,
 ];
 
@@ -37,6 +38,7 @@ pub const MIGRATIONS: &[MigrationSet] = &[
 pub const SERVICES: &[ServiceDescriptor] = &[
     daarion_auth::DESCRIPTOR,
     daarion_pdp::DESCRIPTOR,
+    daarion_control::DESCRIPTOR,
     daarion_city::DESCRIPTOR,
 ];
 
@@ -192,6 +194,12 @@ impl App {
         daarion_pdp::refresh(&access.deps.engine, &backends.db)
             .await
             .context("stored policy set is invalid")?;
+        tasks.spawn(
+            access
+                .control
+                .clone()
+                .follow(backends.bus.clone(), shutdown.clone()),
+        );
         tasks.spawn(daarion_pdp::follow_policies(
             access.deps.engine.clone(),
             backends.db.clone(),
@@ -358,6 +366,8 @@ async fn bind(settings: &Settings, default_port: u16) -> anyhow::Result<tokio::n
 struct Access {
     authenticator: daarion_auth::Authenticator,
     deps: daarion_access::AccessDeps,
+    /// The cached control-plane reader every service of the process shares.
+    control: daarion_control::ControlClient,
 }
 
 impl Access {
@@ -385,6 +395,7 @@ impl Access {
         Ok(Self {
             authenticator,
             deps,
+            control: daarion_control::ControlClient::new(backends.db.clone()),
         })
     }
 }
@@ -429,6 +440,21 @@ async fn build_service(
                 api: pdp.api,
                 ws: Router::new(),
                 openapi: pdp.openapi,
+                health,
+            })
+        }
+        daarion_control::SERVICE => {
+            let control = daarion_control::build(daarion_control::Deps {
+                db: backends.db.clone(),
+                bus: backends.bus.clone(),
+                access: access.deps.clone(),
+                client: access.control.clone(),
+            });
+            Ok(Mounted {
+                descriptor,
+                api: control.api,
+                ws: Router::new(),
+                openapi: control.openapi,
                 health,
             })
         }

@@ -19,6 +19,7 @@ fn rules() -> Vec<&'static Rule> {
     [
         daarion_auth::api::RULES,
         daarion_pdp::api::RULES,
+        daarion_control::api::RULES,
         daarion_city::access::RULES,
     ]
     .into_iter()
@@ -86,6 +87,16 @@ fn fixture(target: Target, who: &Principal) -> Resource {
         Target::Path(Kind::Room, _) => daarion_city::access::room_resource(
             &daarion_city::domain::Slug::parse("general").unwrap(),
         ),
+        // The agent and quota fixtures belong to another person: what an
+        // owner may do is in the policy tests.
+        Target::Path(Kind::Agent, _) => Resource::new(Kind::Agent, "bot2").attr(
+            "owner",
+            daarion_access::Attr::Entity(Kind::User, "someone-else".into()),
+        ),
+        Target::Path(Kind::Quota, _) => Resource::new(Kind::Quota, "user:someone-else").attr(
+            "user",
+            daarion_access::Attr::Entity(Kind::User, "someone-else".into()),
+        ),
         Target::Path(kind, _) => Resource::new(kind, "x"),
     }
 }
@@ -111,7 +122,7 @@ fn decide(engine: &Engine, rule: &Rule, who: Option<&Principal>) -> &'static str
 fn render() -> String {
     let engine = Engine::with_defaults().unwrap();
     let columns = roles();
-    let mut out = format!("{:<8} {:<36}", "method", "path");
+    let mut out = format!("{:<8} {:<52}", "method", "path");
     for (name, _) in &columns {
         out.push_str(&format!(" {name:>10}"));
     }
@@ -119,7 +130,7 @@ fn render() -> String {
     let mut rows: Vec<&Rule> = rules();
     rows.sort_by_key(|r| (r.path, r.method.as_str().to_owned()));
     for rule in rows {
-        out.push_str(&format!("{:<8} {:<36}", rule.method.as_str(), rule.path));
+        out.push_str(&format!("{:<8} {:<52}", rule.method.as_str(), rule.path));
         for (_, who) in &columns {
             out.push_str(&format!(" {:>10}", decide(&engine, rule, who.as_ref())));
         }

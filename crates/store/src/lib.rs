@@ -166,8 +166,15 @@ impl Db {
         self.backend
     }
 
+    /// Begins a write transaction. On SQLite it takes the write lock up
+    /// front (`BEGIN IMMEDIATE`): a deferred transaction that reads before
+    /// it writes fails with "database is locked" when another writer commits
+    /// in between, whereas an immediate one waits its turn (busy timeout).
     pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
-        Ok(self.pool.begin().await?)
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

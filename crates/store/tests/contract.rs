@@ -42,6 +42,34 @@ macro_rules! contract {
                 TestDb::new(SqlKind::$kind).await
             }
 
+            /// Transactions that read, then write, in parallel: each one waits
+            /// its turn instead of failing with "database is locked".
+            #[tokio::test]
+            async fn concurrent_read_then_write_transactions_all_commit() {
+                let Some(t) = db().await else { return };
+                migrate::apply(&t.db, &[notes_v1()]).await.unwrap();
+                let writers = (0..8).map(|n| {
+                    let db = t.db.clone();
+                    tokio::spawn(async move {
+                        let mut tx = db.begin().await?;
+                        let count: i64 = sql::query("SELECT COUNT(*) AS n FROM notes").fetch_one(&mut *tx).await?.try_get("n")?;
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                        sql::query("INSERT INTO notes (id, body) VALUES ($1, $2)")
+                            .bind(format!("n{n}"))
+                            .bind(count.to_string())
+                            .execute(&mut *tx)
+                            .await?;
+                        tx.commit().await?;
+                        Ok::<_, StoreError>(())
+                    })
+                });
+                for writer in writers.collect::<Vec<_>>() {
+                    writer.await.unwrap().unwrap();
+                }
+                let n: i64 = sql::query("SELECT COUNT(*) AS n FROM notes").fetch_one(t.db.pool()).await.unwrap().try_get("n").unwrap();
+                assert_eq!(n, 8);
+            }
+
             #[tokio::test]
             async fn migrations_apply_once_and_roll_back() {
                 let Some(t) = db().await else { return };

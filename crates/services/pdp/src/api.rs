@@ -8,10 +8,9 @@ use axum::{
 };
 use daarion_access::{
     Access::{Check, SignedIn},
-    Action, Attr, Compiled, Decision, Facts, Kind, PolicyFile, Principal, PrincipalKind, Resource,
-    Rule, Target,
+    Action, Attr, Decision, Facts, Kind, PolicyFile, Principal, PrincipalKind, Resource, Rule,
+    Target,
 };
-use daarion_bus::Envelope;
 use daarion_kernel::{
     ApiError,
     http::{Json, Page, PageParams, Query},
@@ -272,20 +271,14 @@ async fn put_policies(
     if body.files.is_empty() || body.files.len() > 64 {
         return Err(ApiError::validation("files must hold 1 to 64 policy files"));
     }
-    let engine = state.access.engine();
-    let after = engine.current().version;
-    let compiled = Compiled::new(body.files.clone(), after + 1).map_err(PdpError::from)?;
-    let version = store::save(&state.db, after, &body.files, &caller.name()).await?;
-    engine.install(compiled);
-    let event = Envelope::new(
-        crate::SERVICE,
-        crate::POLICY_CHANGED,
-        serde_json::json!({ "version": version }),
+    let version = crate::change_policies(
+        state.access.engine(),
+        &state.db,
+        state.bus.as_ref(),
+        body.files.clone(),
+        &caller.name(),
     )
-    .with_actor(caller.name());
-    if let Err(error) = state.bus.publish(&event).await {
-        tracing::warn!(%error, "policy change not announced; replicas pick it up within 30 s");
-    }
+    .await?;
     Ok((
         StatusCode::OK,
         Json(PolicySetView {

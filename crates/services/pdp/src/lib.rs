@@ -65,6 +65,32 @@ pub async fn refresh(engine: &Engine, db: &Db) -> Result<bool, PdpError> {
     }
 }
 
+/// Replaces the policy set: validated against the schema (an invalid set
+/// changes nothing), stored as the next version, installed here and
+/// announced to every other process. Returns the new version.
+pub async fn change_policies(
+    engine: &Engine,
+    db: &Db,
+    bus: &dyn Bus,
+    files: Vec<daarion_access::PolicyFile>,
+    author: &str,
+) -> Result<u64, PdpError> {
+    let after = engine.current().version;
+    let compiled = Compiled::new(files.clone(), after + 1)?;
+    let version = store::save(db, after, &files, author).await?;
+    engine.install(compiled);
+    let event = Envelope::new(
+        SERVICE,
+        POLICY_CHANGED,
+        serde_json::json!({ "version": version }),
+    )
+    .with_actor(author);
+    if let Err(error) = bus.publish(&event).await {
+        tracing::warn!(%error, "policy change not announced; replicas pick it up within 30 s");
+    }
+    Ok(version)
+}
+
 /// Keeps `engine` on the newest policy set: at once when a change is
 /// announced on the bus, and every 30 s in case an announcement was lost.
 pub async fn follow_policies(

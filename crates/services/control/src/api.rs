@@ -1,0 +1,353 @@
+//! HTTP routes and the access rule of each.
+
+use axum::{
+    extract::{Path, State},
+    http::{Method, StatusCode},
+    response::{IntoResponse, Response},
+};
+use daarion_access::{
+    Access::Check,
+    Action::{Admin, Manage, Read},
+    Kind, PolicyFile, Principal, Rule,
+    Target::{City, Named, Path as P},
+};
+use daarion_kernel::{
+    ApiError,
+    http::{Json, Page, PageParams, Query},
+};
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    ControlState,
+    domain::{self, AgentPolicy, ControlError, DocKind, Prompt, Quota},
+    store::{self, Document},
+};
+
+const AGENT: daarion_access::Target = P(Kind::Agent, "agent_id");
+const QUOTA: daarion_access::Target = P(Kind::Quota, "subject");
+
+/// An agent's owner (or its microDAO's admins, or city admins) manage its
+/// prompt and entitlements and the agent reads them; config is read by
+/// everyone signed in and set by city admins; quotas are read by whom they
+/// limit and set by city admins.
+pub static RULES: &[Rule] = &[
+    Rule::new(
+        Method::GET,
+        "/api/control/prompts/{agent_id}",
+        Check(Read, AGENT),
+    ),
+    Rule::new(
+        Method::POST,
+        "/api/control/prompts/{agent_id}",
+        Check(Manage, AGENT),
+    ),
+    Rule::new(
+        Method::GET,
+        "/api/control/prompts/{agent_id}/versions",
+        Check(Read, AGENT),
+    ),
+    Rule::new(
+        Method::GET,
+        "/api/control/prompts/{agent_id}/versions/{version}",
+        Check(Read, AGENT),
+    ),
+    Rule::new(
+        Method::PUT,
+        "/api/control/prompts/{agent_id}/current",
+        Check(Manage, AGENT),
+    ),
+    Rule::new(
+        Method::GET,
+        "/api/control/policy/{agent_id}",
+        Check(Read, AGENT),
+    ),
+    Rule::new(
+        Method::PUT,
+        "/api/control/policy/{agent_id}",
+        Check(Manage, AGENT),
+    ),
+    Rule::new(Method::GET, "/api/control/config/{key}", Check(Read, City)),
+    Rule::new(Method::PUT, "/api/control/config/{key}", Check(Admin, City)),
+    Rule::new(
+        Method::GET,
+        "/api/control/quotas/{subject}",
+        Check(Read, QUOTA),
+    ),
+    Rule::new(
+        Method::PUT,
+        "/api/control/quotas/{subject}",
+        Check(Admin, QUOTA),
+    ),
+    Rule::new(
+        Method::PUT,
+        "/api/control/policies",
+        Check(Admin, Named(Kind::Policy, "city")),
+    ),
+];
+
+pub fn router() -> OpenApiRouter<ControlState> {
+    OpenApiRouter::new()
+        .routes(routes!(current_prompt, create_prompt))
+        .routes(routes!(prompt_versions))
+        .routes(routes!(prompt_version))
+        .routes(routes!(set_current_prompt))
+        .routes(routes!(get_agent_policy, put_agent_policy))
+        .routes(routes!(get_config, put_config))
+        .routes(routes!(get_quota, put_quota))
+        .routes(routes!(put_policies))
+}
+
+impl ControlState {
+    async fn current(&self, kind: DocKind, key: &str) -> Result<Json<Document>, ApiError> {
+        domain::validate_key(kind, key)?;
+        let document = self
+            .client
+            .get(kind, key)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no {} for {key}", kind.as_str())))?;
+        Ok(Json((*document).clone()))
+    }
+
+    /// Validates, stores a new version, announces it.
+    async fn change(
+        &self,
+        kind: DocKind,
+        key: &str,
+        value: Value,
+        author: &Principal,
+        activate: bool,
+    ) -> Result<Document, ApiError> {
+        let value = domain::validate(kind, key, value)?;
+        let document = store::put(&self.db, kind, key, &value, &author.name(), activate).await?;
+        if activate {
+            self.client
+                .announce(
+                    self.bus.as_ref(),
+                    kind,
+                    key,
+                    document.version,
+                    &author.name(),
+                )
+                .await;
+        }
+        Ok(document)
+    }
+}
+
+fn created(document: Document) -> Response {
+    (StatusCode::CREATED, Json(document)).into_response()
+}
+
+/// The agent's current system prompt.
+#[utoipa::path(get, path = "/prompts/{agent_id}", tag = "control", responses((status = 200, body = Document), (status = 404)))]
+async fn current_prompt(
+    State(state): State<ControlState>,
+    Path(agent_id): Path<String>,
+) -> Result<Json<Document>, ApiError> {
+    state.current(DocKind::Prompt, &agent_id).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPrompt {
+    pub text: String,
+    /// Make it current at once (default true); false keeps it as a draft.
+    #[serde(default)]
+    pub activate: Option<bool>,
+}
+
+/// Adds a version of the agent's prompt.
+#[utoipa::path(post, path = "/prompts/{agent_id}", tag = "control", request_body = NewPrompt,
+    responses((status = 201, body = Document), (status = 422)))]
+async fn create_prompt(
+    State(state): State<ControlState>,
+    Path(agent_id): Path<String>,
+    author: Principal,
+    Json(body): Json<NewPrompt>,
+) -> Result<Response, ApiError> {
+    let value =
+        serde_json::to_value(Prompt { text: body.text }).map_err(|e| ApiError::internal(&e))?;
+    let document = state
+        .change(
+            DocKind::Prompt,
+            &agent_id,
+            value,
+            &author,
+            body.activate.unwrap_or(true),
+        )
+        .await?;
+    Ok(created(document))
+}
+
+/// Every version of the agent's prompt, newest first.
+#[utoipa::path(get, path = "/prompts/{agent_id}/versions", tag = "control", params(PageParams),
+    responses((status = 200, body = Page<Document>)))]
+async fn prompt_versions(
+    State(state): State<ControlState>,
+    Path(agent_id): Path<String>,
+    Query(page): Query<PageParams>,
+) -> Result<Json<Page<Document>>, ApiError> {
+    let limit = page.limit()?;
+    let before = page
+        .after()?
+        .map(|c| {
+            c.parse::<u64>()
+                .map_err(|_| ApiError::bad_request("cursor is not valid"))
+        })
+        .transpose()?;
+    let rows = store::versions(&state.db, DocKind::Prompt, &agent_id, before, limit).await?;
+    Ok(Json(Page::from_rows(rows, limit, |d| {
+        d.version.to_string()
+    })))
+}
+
+/// Version N of the agent's prompt.
+#[utoipa::path(get, path = "/prompts/{agent_id}/versions/{version}", tag = "control",
+    responses((status = 200, body = Document), (status = 404)))]
+async fn prompt_version(
+    State(state): State<ControlState>,
+    Path((agent_id, version)): Path<(String, u64)>,
+) -> Result<Json<Document>, ApiError> {
+    store::version(&state.db, DocKind::Prompt, &agent_id, version)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no version {version}")))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetCurrent {
+    pub version: u64,
+}
+
+/// Makes version N current: a rollback, or activating a draft.
+#[utoipa::path(put, path = "/prompts/{agent_id}/current", tag = "control", request_body = SetCurrent,
+    responses((status = 200, body = Document), (status = 404)))]
+async fn set_current_prompt(
+    State(state): State<ControlState>,
+    Path(agent_id): Path<String>,
+    author: Principal,
+    Json(body): Json<SetCurrent>,
+) -> Result<Json<Document>, ApiError> {
+    let document = store::set_current(&state.db, DocKind::Prompt, &agent_id, body.version).await?;
+    state
+        .client
+        .announce(
+            state.bus.as_ref(),
+            DocKind::Prompt,
+            &agent_id,
+            document.version,
+            &author.name(),
+        )
+        .await;
+    Ok(Json(document))
+}
+
+/// The agent's entitlements and autonomy mode.
+#[utoipa::path(get, path = "/policy/{agent_id}", tag = "control", responses((status = 200, body = Document), (status = 404)))]
+async fn get_agent_policy(
+    State(state): State<ControlState>,
+    Path(agent_id): Path<String>,
+) -> Result<Json<Document>, ApiError> {
+    state.current(DocKind::AgentPolicy, &agent_id).await
+}
+
+/// Replaces the agent's entitlements (a new version).
+#[utoipa::path(put, path = "/policy/{agent_id}", tag = "control", request_body = AgentPolicy,
+    responses((status = 200, body = Document), (status = 422)))]
+async fn put_agent_policy(
+    State(state): State<ControlState>,
+    Path(agent_id): Path<String>,
+    author: Principal,
+    Json(body): Json<Value>,
+) -> Result<Json<Document>, ApiError> {
+    state
+        .change(DocKind::AgentPolicy, &agent_id, body, &author, true)
+        .await
+        .map(Json)
+}
+
+/// A config value: `feature.<name>` (boolean) or `routing.<name>` (rules).
+#[utoipa::path(get, path = "/config/{key}", tag = "control", responses((status = 200, body = Document), (status = 404)))]
+async fn get_config(
+    State(state): State<ControlState>,
+    Path(key): Path<String>,
+) -> Result<Json<Document>, ApiError> {
+    state.current(DocKind::Config, &key).await
+}
+
+/// Sets a config value (validated for its key).
+#[utoipa::path(put, path = "/config/{key}", tag = "control", request_body = Object,
+    responses((status = 200, body = Document), (status = 422)))]
+async fn put_config(
+    State(state): State<ControlState>,
+    Path(key): Path<String>,
+    author: Principal,
+    Json(body): Json<Value>,
+) -> Result<Json<Document>, ApiError> {
+    state
+        .change(DocKind::Config, &key, body, &author, true)
+        .await
+        .map(Json)
+}
+
+/// The quota of `user:<id>`, `agent:<id>` or `dao:<id>`.
+#[utoipa::path(get, path = "/quotas/{subject}", tag = "control", responses((status = 200, body = Document), (status = 404)))]
+async fn get_quota(
+    State(state): State<ControlState>,
+    Path(subject): Path<String>,
+) -> Result<Json<Document>, ApiError> {
+    state.current(DocKind::Quota, &subject).await
+}
+
+/// Sets a quota (a new version); the usage service enforces it.
+#[utoipa::path(put, path = "/quotas/{subject}", tag = "control", request_body = Quota,
+    responses((status = 200, body = Document), (status = 422)))]
+async fn put_quota(
+    State(state): State<ControlState>,
+    Path(subject): Path<String>,
+    author: Principal,
+    Json(body): Json<Value>,
+) -> Result<Json<Document>, ApiError> {
+    state
+        .change(DocKind::Quota, &subject, body, &author, true)
+        .await
+        .map(Json)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Policies {
+    pub files: Vec<PolicyFile>,
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct PolicyVersion {
+    pub version: u64,
+}
+
+/// Replaces the PDP's policy set (validated: `422` with the engine's message).
+#[utoipa::path(put, path = "/policies", tag = "control", request_body = Policies,
+    responses((status = 200, body = PolicyVersion), (status = 422)))]
+async fn put_policies(
+    State(state): State<ControlState>,
+    author: Principal,
+    Json(body): Json<Policies>,
+) -> Result<Json<PolicyVersion>, ApiError> {
+    if body.files.is_empty() || body.files.len() > 64 {
+        return Err(ApiError::validation("files must hold 1 to 64 policy files"));
+    }
+    let version = daarion_pdp::change_policies(
+        state.access.engine(),
+        &state.db,
+        state.bus.as_ref(),
+        body.files,
+        &author.name(),
+    )
+    .await
+    .map_err(ControlError::from)?;
+    Ok(Json(PolicyVersion { version }))
+}
