@@ -184,9 +184,11 @@ impl Enforcer {
             if token.starts_with(API_KEY_PREFIX) {
                 return match self.authn.api_key(token).await {
                     Ok(Some(principal)) => Ok(Some(principal)),
-                    Ok(None) => Err(ApiError::unauthorized(
-                        "API key is unknown, expired or revoked",
-                    )),
+                    Ok(None) => {
+                        let message = "API key is unknown, expired or revoked";
+                        self.refused("api_key", message).await;
+                        Err(ApiError::unauthorized(message))
+                    }
                     Err(e) => Err(ApiError::unavailable(&e)),
                 };
             }
@@ -195,10 +197,14 @@ impl Enforcer {
                     "service tokens are not enabled here",
                 ));
             };
-            return tokens
-                .verify(token, self.service)
-                .map(Some)
-                .map_err(|e| ApiError::unauthorized(e.to_string()));
+            return match tokens.verify(token, self.service) {
+                Ok(principal) => Ok(Some(principal)),
+                Err(error) => {
+                    let message = error.to_string();
+                    self.refused("service_token", &message).await;
+                    Err(ApiError::unauthorized(message))
+                }
+            };
         }
         if let Some(token) = session_cookie(parts) {
             return match self.authn.session(token).await {
@@ -210,6 +216,22 @@ impl Enforcer {
             };
         }
         Ok(None)
+    }
+
+    /// Records a refused bearer credential (a forged token, a revoked or
+    /// unknown key) on the `AUDIT` stream. Expired sessions are routine and
+    /// are not recorded.
+    async fn refused(&self, credential: &str, reason: &str) {
+        let payload = json!({
+            "service": self.service,
+            "what": "credential refused",
+            "credential": credential,
+            "reason": reason,
+        });
+        let event = Envelope::new(self.service, "audit.error", payload);
+        if let Err(error) = self.bus.publish(&event).await {
+            tracing::error!(%error, "audit event not published");
+        }
     }
 
     /// Spends one request of the principal's budget: `429` when it is gone.
