@@ -417,6 +417,7 @@ async fn build_service(
                 authenticator: access.authenticator.clone(),
                 settings: settings.auth.clone(),
                 access: access.deps.clone(),
+                trusted_proxies: settings.gateway.trusted_proxies.clone(),
             })
             .map_err(|e| anyhow::anyhow!("failed to start the auth service: {e}"))?;
             Ok(Mounted {

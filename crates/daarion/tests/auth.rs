@@ -739,3 +739,31 @@ async fn each_person_and_each_api_key_has_its_own_request_budget() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_sign_in_limits_follow_the_forwarded_client() {
+    let Some(mut city) = City::new(Kind::Embedded).await else {
+        return;
+    };
+    city.settings.auth.login_attempts_per_minute = 2;
+    city.settings.gateway.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    let app = city.spawn().await;
+    let attempt = |client: &'static str| {
+        app.client
+            .post(app.url("/api/auth/login/begin"))
+            .header("x-forwarded-for", client)
+            .json(&json!({}))
+            .send()
+    };
+    let mut first = Vec::new();
+    for _ in 0..3 {
+        first.push(attempt("203.0.113.7").await.unwrap().status().as_u16());
+    }
+    assert_eq!(first, vec![200, 200, 429]);
+    assert_eq!(
+        attempt("198.51.100.9").await.unwrap().status(),
+        200,
+        "another client has its own budget"
+    );
+    app.stop().await;
+}

@@ -2,7 +2,7 @@
 //! trusted-proxy list), rate limits per client address and route, and
 //! security headers.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use axum::{
     extract::{ConnectInfo, Request, State},
@@ -25,23 +25,8 @@ pub fn peer(
     scheme: &'static str,
 ) -> Peer {
     let socket_ip = socket.ip().to_canonical();
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-    let trusted_peer = is_trusted(&socket_ip);
-    let mut client_ip = socket_ip;
-    if trusted_peer {
-        let chain: Vec<IpAddr> = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|ip| ip.trim().parse().ok())
-            .collect();
-        if let Some(first_untrusted) = chain.iter().rev().find(|ip| !is_trusted(ip)) {
-            client_ip = *first_untrusted;
-        } else if let Some(leftmost) = chain.first() {
-            client_ip = *leftmost;
-        }
-    }
+    let trusted_peer = trusted.iter().any(|net| net.contains(&socket_ip));
+    let client_ip = daarion_kernel::http::client_ip(socket, headers, trusted);
     Peer {
         socket_ip,
         client_ip,

@@ -156,6 +156,35 @@ where
     }
 }
 
+/// The client behind `socket`: when the peer is a trusted proxy, its
+/// `X-Forwarded-For` chain is read right to left, skipping other trusted
+/// proxies; otherwise the peer itself.
+pub fn client_ip(
+    socket: std::net::SocketAddr,
+    headers: &axum::http::HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> std::net::IpAddr {
+    let socket_ip = socket.ip().to_canonical();
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&socket_ip) {
+        return socket_ip;
+    }
+    let chain: Vec<std::net::IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|ip| ip.trim().parse().ok())
+        .collect();
+    chain
+        .iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .or_else(|| chain.first())
+        .copied()
+        .unwrap_or(socket_ip)
+}
+
 /// Query parameters of every list endpoint.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 pub struct PageParams {

@@ -209,19 +209,22 @@ fn started(
 /// The client's address, for per-address sign-in limits.
 struct ClientAddr(String);
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
+impl axum::extract::FromRequestParts<AuthState> for ClientAddr {
     type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        _: &S,
+        state: &AuthState,
     ) -> Result<Self, ApiError> {
         let ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or_else(
                 || "unknown".to_owned(),
-                |c| c.0.ip().to_canonical().to_string(),
+                |c| {
+                    daarion_kernel::http::client_ip(c.0, &parts.headers, &state.trusted_proxies)
+                        .to_string()
+                },
             );
         Ok(Self(ip))
     }

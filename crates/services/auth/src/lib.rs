@@ -121,6 +121,9 @@ pub struct Deps {
     pub authenticator: Authenticator,
     pub settings: Settings,
     pub access: daarion_access::AccessDeps,
+    /// Proxies (our gateway) whose `X-Forwarded-For` names the client, for
+    /// per-address sign-in limits.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Clone)]
@@ -130,6 +133,7 @@ pub struct AuthState {
     authenticator: Authenticator,
     webauthn: Arc<webauthn_rs::Webauthn>,
     settings: Arc<Settings>,
+    trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
 /// The mounted service: its router (paths under `/api/auth`) and OpenAPI.
@@ -146,6 +150,7 @@ pub fn build(deps: Deps) -> Result<Auth, String> {
         authenticator: deps.authenticator,
         webauthn: Arc::new(webauthn),
         settings: Arc::new(deps.settings),
+        trusted_proxies: deps.trusted_proxies.into(),
     };
     let enforcer = daarion_access::Enforcer::new(
         SERVICE,
