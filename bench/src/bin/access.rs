@@ -104,8 +104,8 @@ fn in_process(n: usize) -> anyhow::Result<()> {
         let (latencies, wall) = time_decisions(&engine, &who, action, &what, n);
         println!(
             "pdp in-process [{label}]: p50 {}  p99 {}  {:.0} decisions/s on one core",
-            us(percentile(&latencies, 0.50)),
-            us(percentile(&latencies, 0.99)),
+            us(percentile(&latencies, 50.0)),
+            us(percentile(&latencies, 99.0)),
             n as f64 / wall.as_secs_f64()
         );
     }
@@ -141,8 +141,8 @@ async fn over_http(binary: &std::path::Path, n: usize) -> anyhow::Result<()> {
     latencies.sort();
     println!(
         "pdp over HTTP (POST /api/pdp/decide, keep-alive, one client): p50 {}  p99 {}",
-        us(percentile(&latencies, 0.50)),
-        us(percentile(&latencies, 0.99))
+        us(percentile(&latencies, 50.0)),
+        us(percentile(&latencies, 99.0))
     );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
@@ -230,12 +230,12 @@ async fn overhead(n: usize) -> anyhow::Result<()> {
     plain_times.sort();
     guarded_times.sort();
     let (p50, g50) = (
-        percentile(&plain_times, 0.50),
-        percentile(&guarded_times, 0.50),
+        percentile(&plain_times, 50.0),
+        percentile(&guarded_times, 50.0),
     );
     let (p99, g99) = (
-        percentile(&plain_times, 0.99),
-        percentile(&guarded_times, 0.99),
+        percentile(&plain_times, 99.0),
+        percentile(&guarded_times, 99.0),
     );
     println!(
         "auth + authz per request (session cookie, cached): without p50 {} p99 {}; with p50 {} p99 {}; added p50 {}  p99 {}",

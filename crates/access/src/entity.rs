@@ -107,9 +107,6 @@ impl Resource {
             .collect();
         let parents: HashSet<EntityUid> = self.parents.iter().map(|(k, id)| k.uid(id)).collect();
         out.push(Entity::new(self.uid(), attrs, parents).map_err(|e| e.to_string())?);
-        if self.kind == Kind::MicroDao {
-            push_dao_roles(&self.id, out);
-        }
         for related in &self.related {
             related.push_entities(out)?;
         }
@@ -117,18 +114,21 @@ impl Resource {
     }
 }
 
-/// The role groups of one microDAO with their nesting.
-fn push_dao_roles(dao: &str, out: &mut Vec<Entity>) {
-    for role in DaoRole::ALL {
-        let parents = role
-            .parent()
-            .map(|p| Kind::Role.uid(&p.group(dao)))
-            .into_iter()
-            .collect();
-        out.push(Entity::new_no_attrs(
-            Kind::Role.uid(&role.group(dao)),
-            parents,
-        ));
+/// A role and every role it nests in (a microDAO owner is also its admin,
+/// member and guest). The principal gets them all as direct parents, so no
+/// role entities (and no transitive closure over them) are needed per decision.
+fn with_nesting(role: &str, out: &mut HashSet<EntityUid>) {
+    out.insert(Kind::Role.uid(role));
+    let Some((dao, name)) = role.strip_prefix("dao:").and_then(|r| r.rsplit_once(':')) else {
+        return;
+    };
+    let mut next = DaoRole::ALL
+        .into_iter()
+        .find(|r| r.as_str() == name)
+        .and_then(DaoRole::parent);
+    while let Some(parent) = next {
+        out.insert(Kind::Role.uid(&parent.group(dao)));
+        next = parent.parent();
     }
 }
 
@@ -137,8 +137,11 @@ pub(crate) fn entities_for(
     principal: &Principal,
     resource: &Resource,
 ) -> Result<Vec<Entity>, String> {
-    let mut out = Vec::with_capacity(8);
-    let parents: HashSet<EntityUid> = principal.roles.iter().map(|r| Kind::Role.uid(r)).collect();
+    let mut out = Vec::with_capacity(4);
+    let mut parents = HashSet::with_capacity(principal.roles.len() * 4);
+    for role in &principal.roles {
+        with_nesting(role, &mut parents);
+    }
     let uid = principal.kind.kind().uid(&principal.id);
     let entity = match (&principal.owner, principal.kind.kind()) {
         (Some(owner), Kind::Agent) => Entity::new(
@@ -153,19 +156,9 @@ pub(crate) fn entities_for(
         _ => Entity::new_no_attrs(uid, parents),
     };
     out.push(entity);
-    for role in &principal.roles {
-        let dao = role
-            .strip_prefix("dao:")
-            .and_then(|r| r.rsplit_once(':'))
-            .map(|(dao, _)| dao);
-        if let Some(dao) = dao {
-            push_dao_roles(dao, &mut out);
-        }
-    }
     resource.push_entities(&mut out)?;
-    // The same entity can arrive twice (a person reading their own account,
-    // a microDAO's roles through the principal and the resource): the first,
-    // the principal's, wins.
+    // The same entity can arrive twice (a person reading their own account):
+    // the first, the principal's, wins.
     let mut seen = HashSet::with_capacity(out.len());
     out.retain(|e| seen.insert(e.uid()));
     Ok(out)

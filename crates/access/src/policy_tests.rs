@@ -370,3 +370,37 @@ fn newer_policy_sets_replace_older_ones_only() {
         .unwrap_or_else(|e| unreachable!("{e}"));
     assert!(!e.install(stale));
 }
+
+/// Decisions skip schema validation of entity data for speed; this proves
+/// the data `entity.rs` builds conforms to the schema.
+#[test]
+fn built_entity_data_conforms_to_the_schema() {
+    let (schema, _) = cedar_policy::Schema::from_cedarschema_str(crate::engine::SCHEMA)
+        .unwrap_or_else(|e| unreachable!("{e}"));
+    let resources = [
+        Resource::city(),
+        room(true, None, &["x"]),
+        room(false, Some("d1"), &[]),
+        tool(true, &["bot"], &["dao:d1:member"]),
+        Resource::micro_dao("d1"),
+        Resource::new(Kind::Agent, "bot")
+            .attr("owner", Attr::Entity(Kind::User, "o".into()))
+            .in_dao("d1"),
+        Resource::new(Kind::Usage, "u").attr("user", Attr::Entity(Kind::User, "u".into())),
+        Resource::new(Kind::Quota, "dao:d1").in_dao("d1"),
+        Resource::new(Kind::Message, "m").attr("public", Attr::Bool(true)),
+    ];
+    let principals = [
+        user("u", &[CITY_CITIZEN, &dao_role(DaoRole::Owner)]),
+        agent("bot", "o", &[&dao_role(DaoRole::Agent)]),
+        service("city"),
+    ];
+    for p in &principals {
+        for r in &resources {
+            let list = crate::entity::entities_for(p, r).unwrap_or_else(|e| unreachable!("{e}"));
+            if let Err(error) = cedar_policy::Entities::from_entities(list, Some(&schema)) {
+                unreachable!("{} on {:?}: {error}", p.id, r.kind);
+            }
+        }
+    }
+}
