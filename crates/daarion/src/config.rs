@@ -38,8 +38,6 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Days delivered bus events and processed-event ids are kept (dedupe window).
     pub bus_retention_days: u32,
-    /// Bearer token for the operator endpoints (`/api/ops/*`); unset = closed.
-    pub admin_token: Option<String>,
     /// Shared secret (≥ 32 bytes) signing internal service tokens; every
     /// process of a distributed city needs the same one. Unset: service
     /// tokens are refused.
@@ -190,7 +188,6 @@ impl Default for Settings {
             log: "info".into(),
             max_body_bytes: 1024 * 1024,
             bus_retention_days: 7,
-            admin_token: None,
             service_token_secret: None,
             auth: daarion_auth::Settings::default(),
             city: daarion_city::Settings::default(),
@@ -255,11 +252,6 @@ impl Settings {
         }
         if self.bus_retention_days == 0 {
             return Err(ConfigError("bus_retention_days must be at least 1".into()));
-        }
-        if self.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
-            return Err(ConfigError(
-                "admin_token must be at least 16 characters".into(),
-            ));
         }
         self.service_tokens()?;
         self.auth.validate().map_err(ConfigError)?;
@@ -335,9 +327,6 @@ pub fn redacted(settings: &Settings) -> serde_json::Value {
     strip(&mut shown.database_url);
     strip(&mut shown.nats_url);
     strip(&mut shown.redis_url);
-    if shown.admin_token.is_some() {
-        shown.admin_token = Some("***".into());
-    }
     if shown.service_token_secret.is_some() {
         shown.service_token_secret = Some("***".into());
     }
@@ -381,14 +370,12 @@ mod tests {
     fn secrets_are_redacted() {
         let s = Settings {
             database_url: Some("postgres://u:secret@h/db".into()),
-            admin_token: Some("0123456789abcdef".into()),
             service_token_secret: Some("tok-secret-tok-secret-tok-secret-tok-secret".into()),
             ..Settings::default()
         };
         let shown = redacted(&s).to_string();
         assert!(!shown.contains(":secret@"), "{shown}");
         assert!(!shown.contains("tok-secret"), "{shown}");
-        assert!(!shown.contains("0123456789abcdef"));
         assert!(shown.contains("postgres://u:***@h/db"));
     }
 }

@@ -6,7 +6,7 @@
 //! [`Backends`], [`Shape`], [`App`].
 
 pub mod config;
-mod ops;
+pub mod ops;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -226,7 +226,7 @@ impl App {
             .iter()
             .map(|m| m.descriptor.name.to_owned())
             .collect();
-        let mut router = compose(&shape, mounted, &backends, &settings);
+        let mut router = compose(&shape, mounted, &backends, &access);
         if shape == Shape::AllInOne {
             // The in-process gateway: the same edge as `daarion gateway`, and
             // routes to upstreams not served here (Grafana, Matrix...) proxied.
@@ -483,12 +483,7 @@ async fn build_service(
     }
 }
 
-fn compose(
-    shape: &Shape,
-    mounted: Vec<Mounted>,
-    backends: &Backends,
-    settings: &Settings,
-) -> Router {
+fn compose(shape: &Shape, mounted: Vec<Mounted>, backends: &Backends, access: &Access) -> Router {
     let mut router = Router::new();
     let mut openapi = base_openapi();
     let mut healths = Vec::new();
@@ -519,7 +514,7 @@ fn compose(
     }
     router = router.nest(
         "/api/ops",
-        ops::router(backends.clone(), settings.admin_token.clone()),
+        ops::router(backends.clone(), access.deps.clone()),
     );
     openapi.merge(prefixed(ops::openapi(), "/api/ops"));
 

@@ -1,12 +1,15 @@
 //! Operator endpoints under `/api/ops/`: dead letters of the bus, listed and
-//! replayed. Closed unless `admin_token` is configured; callers send it as
-//! `Authorization: Bearer <token>`.
+//! replayed. City admins only (`admin` on the city), decided by the PDP like
+//! every other endpoint; scripts use an admin's API key (scope `ops:*`).
+
+use std::sync::Arc;
 
 use axum::{
     Router,
-    extract::{FromRequestParts, Path, State},
-    http::request::Parts,
+    extract::{Path, State},
+    http::Method,
 };
+use daarion_access::{Access::Check, Action, Rule, Target};
 use daarion_bus::{DeadLetter, DeadLetters};
 use daarion_kernel::{
     ApiError,
@@ -16,40 +19,22 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::Backends;
 
+pub static RULES: &[Rule] = &[
+    Rule::new(
+        Method::GET,
+        "/api/ops/dead-letters",
+        Check(Action::Admin, Target::City),
+    ),
+    Rule::new(
+        Method::POST,
+        "/api/ops/dead-letters/{id}/replay",
+        Check(Action::Admin, Target::City),
+    ),
+];
+
 #[derive(Clone)]
 struct OpsState {
     backends: Backends,
-    admin_token: Option<String>,
-}
-
-/// Proof that the caller holds the admin token.
-struct Admin;
-
-impl FromRequestParts<OpsState> for Admin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &OpsState) -> Result<Self, ApiError> {
-        let Some(expected) = &state.admin_token else {
-            return Err(ApiError::forbidden(
-                "operator endpoints are disabled: set admin_token",
-            ));
-        };
-        let given = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| ApiError::unauthorized("send Authorization: Bearer <admin token>"))?;
-        if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
-            Ok(Admin)
-        } else {
-            Err(ApiError::forbidden("wrong admin token"))
-        }
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn api() -> OpenApiRouter<OpsState> {
@@ -58,11 +43,21 @@ fn api() -> OpenApiRouter<OpsState> {
         .routes(routes!(replay_dead_letter))
 }
 
-pub fn router(backends: Backends, admin_token: Option<String>) -> Router {
-    api().split_for_parts().0.with_state(OpsState {
-        backends,
-        admin_token,
-    })
+pub fn router(backends: Backends, access: daarion_access::AccessDeps) -> Router {
+    let enforcer = daarion_access::Enforcer::new(
+        "ops",
+        RULES,
+        Arc::new(daarion_access::enforce::NoResources),
+        access,
+    );
+    api()
+        .split_for_parts()
+        .0
+        .route_layer(axum::middleware::from_fn_with_state(
+            enforcer,
+            daarion_access::enforce::enforce,
+        ))
+        .with_state(OpsState { backends })
 }
 
 pub fn openapi() -> utoipa::openapi::OpenApi {
@@ -77,7 +72,6 @@ fn unavailable(error: daarion_bus::BusError) -> ApiError {
 #[utoipa::path(get, path = "/dead-letters", tag = "ops", params(PageParams),
     responses((status = 200, body = Page<DeadLetter>), (status = 401), (status = 403)))]
 async fn list_dead_letters(
-    _: Admin,
     State(state): State<OpsState>,
     Query(page): Query<PageParams>,
 ) -> Result<Json<Page<DeadLetter>>, ApiError> {
@@ -94,7 +88,6 @@ async fn list_dead_letters(
     params(("id" = String, Path, description = "Dead letter id")),
     responses((status = 200, description = "Replayed; the new event id"), (status = 404)))]
 async fn replay_dead_letter(
-    _: Admin,
     State(state): State<OpsState>,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {

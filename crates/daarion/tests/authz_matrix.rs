@@ -21,6 +21,7 @@ fn rules() -> Vec<&'static Rule> {
         daarion_pdp::api::RULES,
         daarion_control::api::RULES,
         daarion_city::access::RULES,
+        daarion::ops::RULES,
     ]
     .into_iter()
     .flatten()
@@ -179,9 +180,8 @@ async fn every_endpoint_declares_its_decision() {
             documented.insert((method.to_uppercase(), path.clone()));
         }
     }
-    // Composition-level routes: health is public by the standard; the
-    // operator endpoints take the admin token.
-    documented.retain(|(_, path)| !path.ends_with("/health") && !path.starts_with("/api/ops/"));
+    // Health is public by the standard (mounted by the composition).
+    documented.retain(|(_, path)| !path.ends_with("/health"));
     let declared: BTreeSet<(String, String)> = rules()
         .iter()
         .filter(|r| !r.path.starts_with("/ws/"))
