@@ -67,12 +67,36 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Operator tasks on the city's data.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Internal service tokens (for operators and scripts calling a service
     /// directly); needs `service_token_secret`.
     Token {
         #[command(subcommand)]
         command: TokenCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Print a one-time invitation to register: `--role admin` enrols a city
+    /// admin (how a closed city gets its first one).
+    Invite {
+        #[arg(long, value_enum, default_value = "admin")]
+        role: InviteRole,
+        /// Hours the invitation stays open.
+        #[arg(long, default_value_t = 72)]
+        hours: u32,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum InviteRole {
+    Admin,
+    Citizen,
 }
 
 #[derive(Subcommand)]
@@ -172,6 +196,37 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .context("service_token_secret is not set (DAARION__SERVICE_TOKEN_SECRET)")?;
             let token = tokens.issue(&service, &audience, Duration::from_secs(ttl))?;
             println!("{token}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Admin {
+            command: AdminCommand::Invite { role, hours },
+        } => {
+            let settings = load(cli.config.as_deref())?;
+            anyhow::ensure!(
+                (1..=720).contains(&hours),
+                "--hours must be between 1 and 720"
+            );
+            if settings.database_url.is_none() {
+                std::fs::create_dir_all(&settings.data_dir)?;
+            }
+            let db = daarion_store::Db::connect(&settings.database()).await?;
+            daarion_store::migrate::apply(&db, MIGRATIONS).await?;
+            let role = match role {
+                InviteRole::Admin => daarion_auth::api::InvitedRole::Admin,
+                InviteRole::Citizen => daarion_auth::api::InvitedRole::Citizen,
+            };
+            let (invite, expires_at) = daarion_auth::api::issue_invite(
+                &db,
+                role,
+                "operator",
+                Duration::from_secs(u64::from(hours) * 3600),
+            )
+            .await?;
+            println!("{invite}");
+            eprintln!(
+                "one-time {} invitation, open until {expires_at}: register with \"invite\": \"{invite}\" (POST /api/auth/register/begin)",
+                role.as_str()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate { down } => {

@@ -767,3 +767,99 @@ async fn behind_a_trusted_proxy_sign_in_limits_follow_the_forwarded_client() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_closed_city_registers_people_by_invitation_only() {
+    let Some(mut city) = City::new(Kind::Embedded).await else {
+        return;
+    };
+    city.settings.auth.open_registration = false;
+    // The operator enrols the first admin (what `daarion admin invite` does).
+    let db = daarion_store::Db::connect(&city.settings.database())
+        .await
+        .unwrap();
+    daarion_store::migrate::apply(&db, daarion::MIGRATIONS)
+        .await
+        .unwrap();
+    let (admin_invite, _) = daarion_auth::api::issue_invite(
+        &db,
+        daarion_auth::api::InvitedRole::Admin,
+        "operator",
+        std::time::Duration::from_secs(600),
+    )
+    .await
+    .unwrap();
+    db.close().await;
+    let app = city.spawn().await;
+    let base = app.url("");
+
+    let err = Person::register(&app.client, &base, "mallory")
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap();
+    assert!(err.contains("403"), "{err}");
+    let root = Person::register_with(&app.client, &base, "root", Some(&admin_invite))
+        .await
+        .unwrap();
+    let (_, me) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/auth/me",
+        cookie(&root),
+        None,
+    )
+    .await;
+    assert_eq!(me["user"]["city_role"], "admin");
+    let err = Person::register_with(&app.client, &base, "again", Some(&admin_invite))
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap();
+    assert!(err.contains("401"), "an invitation works once: {err}");
+
+    let (status, invite) = call(
+        &app,
+        reqwest::Method::POST,
+        "/api/auth/invites",
+        cookie(&root),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(
+        (status, invite["role"].as_str()),
+        (201, Some("citizen")),
+        "{invite}"
+    );
+    let alice = Person::register_with(&app.client, &base, "alice", invite["invite"].as_str())
+        .await
+        .unwrap();
+    let (_, me) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/auth/me",
+        cookie(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(me["user"]["city_role"], "citizen");
+    let (status, _) = call(
+        &app,
+        reqwest::Method::POST,
+        "/api/auth/invites",
+        cookie(&alice),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 403, "citizens do not invite");
+    let (status, _) = call(
+        &app,
+        reqwest::Method::POST,
+        "/api/auth/invites",
+        cookie(&root),
+        Some(json!({"expires_in_hours": 0})),
+    )
+    .await;
+    assert_eq!(status, 422);
+    app.stop().await;
+}

@@ -280,3 +280,21 @@ fn token_issue_prints_a_token_the_services_accept() {
         text(&unset)
     );
 }
+
+#[test]
+fn admin_invite_prints_a_one_time_invitation() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = daarion(dir.path())
+        .args(["admin", "invite", "--role", "admin", "--hours", "1"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let invite = String::from_utf8(output.stdout.clone()).unwrap();
+    assert!(invite.trim().starts_with("inv_"), "{invite}");
+    assert!(text(&output).contains("admin invitation"));
+    let bad = daarion(dir.path())
+        .args(["admin", "invite", "--hours", "0"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+}

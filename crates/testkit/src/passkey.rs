@@ -55,11 +55,21 @@ impl Person {
         base: &str,
         username: &str,
     ) -> anyhow::Result<Self> {
+        Self::register_with(client, base, username, None).await
+    }
+
+    /// Registers with an invitation (closed cities, admin enrolment).
+    pub async fn register_with(
+        client: &reqwest::Client,
+        base: &str,
+        username: &str,
+        invite: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let (status, started, _) = post(
             client,
             format!("{base}/api/auth/register/begin"),
             None,
-            json!({ "username": username }),
+            json!({ "username": username, "invite": invite }),
         )
         .await?;
         if status != 200 {

@@ -79,6 +79,11 @@ pub static RULES: &[Rule] = &[
     rule(Method::GET, "/api/auth/api-keys", OWN_READ),
     rule(Method::POST, "/api/auth/api-keys", OWN_MANAGE),
     rule(Method::DELETE, "/api/auth/api-keys/{id}", OWN_MANAGE),
+    rule(
+        Method::POST,
+        "/api/auth/invites",
+        Check(Action::Invite, Target::City),
+    ),
 ];
 
 pub fn router() -> OpenApiRouter<AuthState> {
@@ -100,6 +105,7 @@ pub fn router() -> OpenApiRouter<AuthState> {
         .routes(routes!(recovery_status, new_recovery_codes))
         .routes(routes!(list_api_keys, create_api_key))
         .routes(routes!(revoke_api_key))
+        .routes(routes!(create_invite))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -156,6 +162,10 @@ pub struct BeginRegistration {
     pub username: String,
     #[serde(default)]
     pub display_name: Option<String>,
+    /// An invitation (`inv_…`): required when registration is closed; an
+    /// admin invitation makes the new person a city admin.
+    #[serde(default)]
+    pub invite: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -340,7 +350,9 @@ async fn register_begin(
         "display name",
     )?;
     state.limit_attempts(&ip, None).await?;
-    let (id, options) = state.begin_registration(&username, &display).await?;
+    let (id, options) = state
+        .begin_registration(&username, &display, body.invite.as_deref())
+        .await?;
     started(id, &options)
 }
 
@@ -816,4 +828,96 @@ async fn revoke_api_key(
     let hash = store::revoke_api_key(&state.db, &principal.id, &id).await?;
     state.authenticator.revoked(&[hash]).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Invitations start with this, so a pasted token says what it is.
+pub const INVITE_PREFIX: &str = "inv_";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InvitedRole {
+    Citizen,
+    Admin,
+}
+
+impl InvitedRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvitedRole::Citizen => "citizen",
+            InvitedRole::Admin => "admin",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateInvite {
+    /// Default `citizen`.
+    #[serde(default)]
+    pub role: Option<InvitedRole>,
+    /// Hours the invitation stays open, 1 to 720 (default 72).
+    #[serde(default)]
+    pub expires_in_hours: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedInvite {
+    /// The one-time token, shown once: the invitee sends it as `invite`
+    /// when registering.
+    pub invite: String,
+    pub role: InvitedRole,
+    pub expires_at: String,
+}
+
+/// Creates a one-time invitation to register (city admins).
+#[utoipa::path(post, path = "/invites", tag = "auth", request_body = CreateInvite,
+    responses((status = 201, body = CreatedInvite), (status = 403)))]
+async fn create_invite(
+    State(state): State<AuthState>,
+    principal: Principal,
+    Json(body): Json<CreateInvite>,
+) -> Result<Response, ApiError> {
+    let hours = body.expires_in_hours.unwrap_or(72);
+    if !(1..=720).contains(&hours) {
+        return Err(ApiError::validation(
+            "expires_in_hours must be between 1 and 720",
+        ));
+    }
+    let role = body.role.unwrap_or(InvitedRole::Citizen);
+    let (invite, expires_at) = issue_invite(
+        &state.db,
+        role,
+        &principal.name(),
+        Duration::from_secs(u64::from(hours) * 3600),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedInvite {
+            invite,
+            role,
+            expires_at,
+        }),
+    )
+        .into_response())
+}
+
+/// Mints an invitation; returns the token and when it expires. Also used
+/// by `daarion admin invite`.
+pub async fn issue_invite(
+    db: &daarion_store::Db,
+    role: InvitedRole,
+    created_by: &str,
+    valid_for: Duration,
+) -> Result<(String, String), AuthError> {
+    let token = format!("{INVITE_PREFIX}{}", domain::new_secret());
+    let expires_at = store::create_invite(
+        db,
+        &domain::hash_secret(&token),
+        role.as_str(),
+        created_by,
+        valid_for,
+    )
+    .await?;
+    Ok((token, expires_at))
 }

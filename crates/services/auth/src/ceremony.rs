@@ -53,6 +53,8 @@ pub fn credential_id(bytes: &[u8]) -> String {
 struct NewAccount {
     username: String,
     display_name: String,
+    #[serde(default)]
+    invite_hash: Option<String>,
 }
 
 impl AuthState {
@@ -80,15 +82,27 @@ impl AuthState {
         Ok((options, state))
     }
 
+    /// Starts a registration. A closed city needs an invitation; any
+    /// invitation given must still be open (it is spent at `finish`).
     pub async fn begin_registration(
         &self,
         username: &Username,
         display_name: &str,
+        invite: Option<&str>,
     ) -> Result<(String, CreationChallengeResponse), AuthError> {
-        if !self.settings.open_registration && store::has_admin(&self.db).await? {
-            return Err(AuthError::Forbidden(
-                "registration is closed in this city".into(),
-            ));
+        let invite_hash = invite.map(crate::domain::hash_secret);
+        match &invite_hash {
+            Some(hash) if !store::invite_is_open(&self.db, hash).await? => {
+                return Err(AuthError::Unauthorized(
+                    "invitation is unknown, used or expired".into(),
+                ));
+            }
+            None if !self.settings.open_registration => {
+                return Err(AuthError::Forbidden(
+                    "this city registers people by invitation".into(),
+                ));
+            }
+            _ => {}
         }
         if store::user_by_username(&self.db, username.as_str())
             .await?
@@ -109,6 +123,7 @@ impl AuthState {
             extra: to_json(&NewAccount {
                 username: username.as_str().to_owned(),
                 display_name: display_name.to_owned(),
+                invite_hash,
             })?,
         };
         let id = store::put_ceremony(&self.db, &ceremony, self.ttl()).await?;
@@ -133,12 +148,15 @@ impl AuthState {
             .map_err(ceremony_error)?;
         store::create_user(
             &self.db,
-            &account.username,
-            &account.display_name,
-            &user_id,
-            &credential_id(passkey.cred_id()),
-            passkey_name,
-            &to_json(&passkey)?,
+            &store::NewUser {
+                id: &user_id,
+                username: &account.username,
+                display_name: &account.display_name,
+                passkey_id: &credential_id(passkey.cred_id()),
+                passkey_name,
+                passkey_json: &to_json(&passkey)?,
+                invite_hash: account.invite_hash.as_deref(),
+            },
         )
         .await
     }

@@ -33,7 +33,10 @@ pub const DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
 
 pub const MIGRATIONS: MigrationSet = MigrationSet {
     service: SERVICE,
-    migrations: &[migration!(1, "001_create_auth_tables")],
+    migrations: &[
+        migration!(1, "001_create_auth_tables"),
+        migration!(2, "002_create_auth_invites"),
+    ],
 };
 
 /// `[auth]` settings.
@@ -46,8 +49,9 @@ pub struct Settings {
     pub rp_name: String,
     /// Origins passkeys are used from (scheme://host[:port]).
     pub origins: Vec<String>,
-    /// Anyone may register; when false only the first person (the city
-    /// admin) can, and later people need an invitation (not built yet).
+    /// Anyone may register (the first person becomes the city admin). When
+    /// false, every registration needs an invitation: from a city admin
+    /// (`POST /api/auth/invites`) or the operator (`daarion admin invite`).
     pub open_registration: bool,
     /// A session ends after this long without use...
     pub session_idle_secs: u64,

@@ -49,16 +49,6 @@ pub async fn user_by_id(db: &Db, id: &str) -> Result<Option<User>, AuthError> {
     row.as_ref().map(user_from).transpose()
 }
 
-/// Whether the city has its admin yet (the first registration happened).
-pub async fn has_admin(db: &Db) -> Result<bool, AuthError> {
-    Ok(
-        sql::query("SELECT 1 AS one FROM auth_bootstrap WHERE id = 1")
-            .fetch_optional(db.pool())
-            .await?
-            .is_some(),
-    )
-}
-
 /// A stored passkey: webauthn-rs's credential as JSON, plus our metadata.
 #[derive(Debug, Clone)]
 pub struct StoredPasskey {
@@ -104,35 +94,60 @@ pub async fn passkey_by_id(db: &Db, id: &str) -> Result<Option<StoredPasskey>, A
     row.as_ref().map(passkey_from).transpose()
 }
 
-/// A new person with their first passkey. The first person ever becomes the
-/// city admin (the bootstrap row can be inserted once).
-pub async fn create_user(
-    db: &Db,
-    username: &str,
-    display_name: &str,
-    user_id: &str,
-    passkey_id: &str,
-    passkey_name: &str,
-    passkey_json: &str,
-) -> Result<User, AuthError> {
+/// Everything a registration stores.
+pub struct NewUser<'a> {
+    pub id: &'a str,
+    pub username: &'a str,
+    pub display_name: &'a str,
+    pub passkey_id: &'a str,
+    pub passkey_name: &'a str,
+    pub passkey_json: &'a str,
+    /// The invitation being spent, if any (hash of its token).
+    pub invite_hash: Option<&'a str>,
+}
+
+/// A new person with their first passkey, in one transaction. The first
+/// person ever becomes the city admin (the bootstrap row can be inserted
+/// once), as does whoever spends an admin invitation; an invitation is spent
+/// here, once.
+pub async fn create_user(db: &Db, new: &NewUser<'_>) -> Result<User, AuthError> {
     let mut tx = db.begin().await?;
     let now = daarion_store::now();
+    let mut role = "citizen";
+    if let Some(hash) = new.invite_hash {
+        let spent = sql::query(
+            "UPDATE auth_invites SET used_at = $2, used_by = $3
+             WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING city_role",
+        )
+        .bind(hash)
+        .bind(&now)
+        .bind(new.id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| AuthError::Unauthorized("invitation is unknown, used or expired".into()))?;
+        let invited: String = spent.try_get("city_role")?;
+        if invited == "admin" {
+            role = "admin";
+        }
+    }
     let first = sql::query(
         "INSERT INTO auth_bootstrap (id, user_id) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
     )
-    .bind(user_id)
+    .bind(new.id)
     .execute(&mut *tx)
     .await?
     .rows_affected()
         == 1;
-    let role = if first { "admin" } else { "citizen" };
+    if first {
+        role = "admin";
+    }
     let inserted = sql::query(
         "INSERT INTO auth_users (id, username, display_name, city_role, created_at)
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (username) DO NOTHING",
     )
-    .bind(user_id)
-    .bind(username)
-    .bind(display_name)
+    .bind(new.id)
+    .bind(new.username)
+    .bind(new.display_name)
     .bind(role)
     .bind(&now)
     .execute(&mut *tx)
@@ -140,26 +155,65 @@ pub async fn create_user(
     .rows_affected();
     if inserted == 0 {
         return Err(AuthError::Conflict(format!(
-            "username {username:?} is taken"
+            "username {:?} is taken",
+            new.username
         )));
     }
     insert_passkey(
         &mut tx,
-        passkey_id,
-        user_id,
-        passkey_name,
-        passkey_json,
+        new.passkey_id,
+        new.id,
+        new.passkey_name,
+        new.passkey_json,
         &now,
     )
     .await?;
     tx.commit().await?;
     Ok(User {
-        id: user_id.to_owned(),
-        username: username.to_owned(),
-        display_name: display_name.to_owned(),
+        id: new.id.to_owned(),
+        username: new.username.to_owned(),
+        display_name: new.display_name.to_owned(),
         city_role: role.to_owned(),
         created_at: now,
     })
+}
+
+/// Stores an invitation (its token's hash); returns when it expires.
+pub async fn create_invite(
+    db: &Db,
+    token_hash: &str,
+    city_role: &str,
+    created_by: &str,
+    valid_for: std::time::Duration,
+) -> Result<String, AuthError> {
+    let expires = daarion_store::format_time(
+        chrono::Utc::now() + chrono::Duration::from_std(valid_for).unwrap_or_default(),
+    );
+    sql::query(
+        "INSERT INTO auth_invites (token_hash, city_role, created_by, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(token_hash)
+    .bind(city_role)
+    .bind(created_by)
+    .bind(daarion_store::now())
+    .bind(&expires)
+    .execute(db.pool())
+    .await?;
+    Ok(expires)
+}
+
+/// Whether an invitation can still be spent (checked when a registration
+/// begins; it is spent when it finishes).
+pub async fn invite_is_open(db: &Db, token_hash: &str) -> Result<bool, AuthError> {
+    Ok(sql::query(
+        "SELECT 1 AS one FROM auth_invites WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
+    )
+    .bind(token_hash)
+    .bind(daarion_store::now())
+    .fetch_optional(db.pool())
+    .await?
+    .is_some())
 }
 
 async fn insert_passkey(
