@@ -21,6 +21,11 @@ use daarion_access::{
 use daarion_bench::{percentile, start};
 use tower::ServiceExt;
 
+/// The allocator the `daarion` binary runs with, so in-process figures are
+/// the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 struct Args {
     /// The `daarion` binary (release), for the HTTP figures.
