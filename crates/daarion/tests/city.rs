@@ -390,27 +390,7 @@ async fn two_city_replicas_share_rooms_messages_and_presence() {
     let Some(city) = City::new(Kind::Distributed).await else {
         return;
     };
-    // People sign in on an auth replica; the city replicas know them
-    // through the shared store.
-    let auth = common::spawn_with(
-        city.settings.clone(),
-        daarion::Shape::Service("auth".into()),
-    )
-    .await;
-    let mut a = common::spawn_with(
-        city.settings.clone(),
-        daarion::Shape::Service("city".into()),
-    )
-    .await;
-    let mut b = common::spawn_with(
-        city.settings.clone(),
-        daarion::Shape::Service("city".into()),
-    )
-    .await;
-    for replica in [&mut a, &mut b] {
-        replica.auth_base = auth.url("");
-        replica.people = city.people.clone();
-    }
+    let (auth, a, b) = city.auth_and_two_city_replicas().await;
 
     let (status, _) = a
         .post(
@@ -551,27 +531,7 @@ async fn the_gateway_fronts_two_city_replicas() {
     let Some(city) = City::new(Kind::Distributed).await else {
         return;
     };
-    // People sign in on an auth replica; the city replicas know them
-    // through the shared store.
-    let auth = common::spawn_with(
-        city.settings.clone(),
-        daarion::Shape::Service("auth".into()),
-    )
-    .await;
-    let mut a = common::spawn_with(
-        city.settings.clone(),
-        daarion::Shape::Service("city".into()),
-    )
-    .await;
-    let mut b = common::spawn_with(
-        city.settings.clone(),
-        daarion::Shape::Service("city".into()),
-    )
-    .await;
-    for replica in [&mut a, &mut b] {
-        replica.auth_base = auth.url("");
-        replica.people = city.people.clone();
-    }
+    let (auth, a, b) = city.auth_and_two_city_replicas().await;
     let dir = tempfile::tempdir().unwrap();
     let routes = dir.path().join("routes.toml");
     std::fs::write(

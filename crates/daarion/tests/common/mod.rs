@@ -67,6 +67,24 @@ impl City {
         })
     }
 
+    /// `serve auth` and two `serve city` replicas on this city's backends.
+    /// People sign in on the auth replica; the city replicas know them
+    /// through the shared store.
+    pub async fn auth_and_two_city_replicas(&self) -> (TestApp, TestApp, TestApp) {
+        let auth = spawn_with(self.settings.clone(), Shape::Service("auth".into())).await;
+        let mut replicas = Vec::new();
+        for _ in 0..2 {
+            let mut replica =
+                spawn_with(self.settings.clone(), Shape::Service("city".into())).await;
+            replica.auth_base = auth.url("");
+            replica.people = self.people.clone();
+            replicas.push(replica);
+        }
+        let b = replicas.pop().expect("two replicas");
+        let a = replicas.pop().expect("two replicas");
+        (auth, a, b)
+    }
+
     pub async fn spawn(&self) -> TestApp {
         let mut app = spawn_with(self.settings.clone(), Shape::AllInOne).await;
         app.people = self.people.clone();

@@ -294,6 +294,19 @@ impl AuthState {
         Ok(response)
     }
 
+    /// Runs a ceremony step; a refusal is audited with the client's address.
+    async fn audited<T>(
+        &self,
+        what: &str,
+        ip: &str,
+        step: impl std::future::Future<Output = Result<T, AuthError>>,
+    ) -> Result<T, ApiError> {
+        match step.await {
+            Ok(value) => Ok(value),
+            Err(error) => Err(self.failed(what, ip, error).await),
+        }
+    }
+
     async fn failed(&self, what: &str, ip: &str, error: AuthError) -> ApiError {
         if matches!(error, AuthError::Ceremony(_) | AuthError::Unauthorized(_)) {
             self.authenticator
@@ -366,13 +379,13 @@ async fn register_finish(
     Json(body): Json<FinishRegistration>,
 ) -> Result<Response, ApiError> {
     let name = passkey_name(body.passkey_name.as_deref())?;
-    let user = match state
-        .finish_registration(&body.ceremony_id, &body.credential, &name)
-        .await
-    {
-        Ok(user) => user,
-        Err(error) => return Err(state.failed("registration failed", &ip, error).await),
-    };
+    let user = state
+        .audited(
+            "registration failed",
+            &ip,
+            state.finish_registration(&body.ceremony_id, &body.credential, &name),
+        )
+        .await?;
     metrics::counter!("auth_registrations_total").increment(1);
     state.sign_in(user, &headers, StatusCode::CREATED).await
 }
@@ -390,10 +403,9 @@ async fn login_begin(
     state
         .limit_attempts(&ip, username.as_ref().map(Username::as_str))
         .await?;
-    let (id, options) = match state.begin_login(username.as_ref()).await {
-        Ok(started) => started,
-        Err(error) => return Err(state.failed("sign-in refused", &ip, error).await),
-    };
+    let (id, options) = state
+        .audited("sign-in refused", &ip, state.begin_login(username.as_ref()))
+        .await?;
     started(id, &options)
 }
 
@@ -407,13 +419,13 @@ async fn login_finish(
     Json(body): Json<FinishLogin>,
 ) -> Result<Response, ApiError> {
     state.limit_attempts(&ip, None).await?;
-    let user = match state
-        .finish_login(&body.ceremony_id, &body.credential)
-        .await
-    {
-        Ok(user) => user,
-        Err(error) => return Err(state.failed("sign-in failed", &ip, error).await),
-    };
+    let user = state
+        .audited(
+            "sign-in failed",
+            &ip,
+            state.finish_login(&body.ceremony_id, &body.credential),
+        )
+        .await?;
     metrics::counter!("auth_logins_total").increment(1);
     state.sign_in(user, &headers, StatusCode::OK).await
 }
@@ -452,13 +464,13 @@ async fn recover_finish(
     Json(body): Json<FinishRegistration>,
 ) -> Result<Response, ApiError> {
     let name = passkey_name(body.passkey_name.as_deref())?;
-    let user_id = match state
-        .finish_add_passkey(&body.ceremony_id, &body.credential, &name, None)
-        .await
-    {
-        Ok(user_id) => user_id,
-        Err(error) => return Err(state.failed("recovery failed", &ip, error).await),
-    };
+    let user_id = state
+        .audited(
+            "recovery failed",
+            &ip,
+            state.finish_add_passkey(&body.ceremony_id, &body.credential, &name, None),
+        )
+        .await?;
     let user = store::user_by_id(&state.db, &user_id)
         .await?
         .ok_or_else(|| ApiError::unauthorized("account no longer exists"))?;
