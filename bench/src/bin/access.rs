@@ -174,7 +174,11 @@ async fn overhead(n: usize) -> anyhow::Result<()> {
         engine: Arc::new(Engine::with_defaults()?),
         authn: Arc::new(authenticator),
         tokens: None,
-        bus,
+        audit: daarion_access::audit::AuditSink::start(
+            bus,
+            &tokio_util::task::TaskTracker::new(),
+            tokio_util::sync::CancellationToken::new(),
+        ),
         limiter: Some((
             Arc::new(daarion_cache::MemoryCache::default()),
             daarion_cache::RateLimit {

@@ -15,7 +15,7 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use daarion_bus::{Bus, Envelope};
+use daarion_bus::Envelope;
 use daarion_cache::{Cache, RateLimit};
 use daarion_kernel::ApiError;
 use serde_json::json;
@@ -117,7 +117,7 @@ pub struct Enforcer {
     authn: Arc<dyn Authenticate>,
     tokens: Option<ServiceTokens>,
     resources: Arc<dyn Resources>,
-    bus: Arc<dyn Bus>,
+    audit: crate::audit::AuditSink,
     limiter: Option<(Arc<dyn Cache>, RateLimit)>,
 }
 
@@ -127,7 +127,8 @@ pub struct AccessDeps {
     pub engine: Arc<Engine>,
     pub authn: Arc<dyn Authenticate>,
     pub tokens: Option<ServiceTokens>,
-    pub bus: Arc<dyn Bus>,
+    /// Where audit events go (`AUDIT` stream, off the request path).
+    pub audit: crate::audit::AuditSink,
     /// Requests per signed-in principal (per API key for keys), counted in
     /// the cache: with Redis, one budget across every replica.
     pub limiter: Option<(Arc<dyn Cache>, RateLimit)>,
@@ -147,7 +148,7 @@ impl Enforcer {
             authn: deps.authn,
             tokens: deps.tokens,
             resources,
-            bus: deps.bus,
+            audit: deps.audit,
             limiter: deps.limiter,
         })
     }
@@ -228,10 +229,9 @@ impl Enforcer {
             "credential": credential,
             "reason": reason,
         });
-        let event = Envelope::new(self.service, "audit.error", payload);
-        if let Err(error) = self.bus.publish(&event).await {
-            tracing::error!(%error, "audit event not published");
-        }
+        self.audit
+            .record(Envelope::new(self.service, "audit.error", payload))
+            .await;
     }
 
     /// Spends one request of the principal's budget: `429` when it is gone.
@@ -313,10 +313,7 @@ impl Enforcer {
         });
         let event =
             Envelope::new(self.service, "audit.action", payload).with_actor(principal.name());
-        if let Err(error) = self.bus.publish(&event).await {
-            metrics::counter!("audit_publish_failures_total").increment(1);
-            tracing::error!(%error, "audit event not published");
-        }
+        self.audit.record(event).await;
     }
 
     async fn target(

@@ -184,7 +184,7 @@ impl App {
             Duration::from_secs(3600),
             shutdown.clone(),
         ));
-        let access = Access::build(&settings, &backends)?;
+        let access = Access::build(&settings, &backends, &tasks, &shutdown)?;
         tasks.spawn(
             access
                 .authenticator
@@ -371,7 +371,12 @@ struct Access {
 }
 
 impl Access {
-    fn build(settings: &Settings, backends: &Backends) -> anyhow::Result<Self> {
+    fn build(
+        settings: &Settings,
+        backends: &Backends,
+        tasks: &TaskTracker,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Self> {
         let engine =
             daarion_access::Engine::with_defaults().context("shipped policies are invalid")?;
         let authenticator = daarion_auth::Authenticator::new(
@@ -383,7 +388,11 @@ impl Access {
             engine: Arc::new(engine),
             authn: Arc::new(authenticator.clone()),
             tokens: settings.service_tokens()?,
-            bus: backends.bus.clone(),
+            audit: daarion_access::audit::AuditSink::start(
+                backends.bus.clone(),
+                tasks,
+                shutdown.clone(),
+            ),
             limiter: Some((
                 backends.cache.clone(),
                 daarion_cache::RateLimit {

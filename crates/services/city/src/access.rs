@@ -43,7 +43,21 @@ pub fn room_resource(slug: &Slug) -> Resource {
         .parent(Kind::City, "city")
 }
 
-pub struct CityResources(pub Db);
+/// Rooms for the enforcement layer. Rooms are never deleted, so a room once
+/// found is remembered and later requests skip the store.
+pub struct CityResources {
+    db: Db,
+    known: moka::future::Cache<String, ()>,
+}
+
+impl CityResources {
+    pub fn new(db: Db) -> Self {
+        Self {
+            db,
+            known: moka::future::Cache::new(10_000),
+        }
+    }
+}
 
 #[async_trait]
 impl Resources for CityResources {
@@ -54,8 +68,14 @@ impl Resources for CityResources {
         if kind != Kind::Room {
             return Ok(None);
         }
-        match crate::store::room(&self.0, &slug).await {
-            Ok(_) => Ok(Some(room_resource(&slug))),
+        if self.known.contains_key(slug.as_str()) {
+            return Ok(Some(room_resource(&slug)));
+        }
+        match crate::store::room(&self.db, &slug).await {
+            Ok(_) => {
+                self.known.insert(slug.as_str().to_owned(), ()).await;
+                Ok(Some(room_resource(&slug)))
+            }
             Err(CityError::RoomNotFound(_)) => Ok(None),
             Err(error) => Err(error.into()),
         }

@@ -155,7 +155,7 @@ pub async fn build(deps: Deps) -> Result<City, CityError> {
     let access = Enforcer::new(
         SERVICE,
         access::RULES,
-        Arc::new(access::CityResources(deps.db.clone())),
+        Arc::new(access::CityResources::new(deps.db.clone())),
         deps.access,
     );
     let state = CityState {
