@@ -128,8 +128,15 @@ impl Db {
                 } else {
                     format!("{url}?mode=rwc")
                 };
+                // One connection: SQLite has one writer anyway, and writers on
+                // several connections conflict for the lock, where SQLite's
+                // busy handler sleeps a millisecond or more per conflict;
+                // queued on the pool they take turns without sleeping
+                // (measured: fan-out p99 60 → 23 ms). Statements take
+                // microseconds, so readers lose little. Never hold a
+                // transaction while awaiting another query on the pool.
                 AnyPoolOptions::new()
-                    .max_connections(8)
+                    .max_connections(1)
                     .acquire_timeout(Duration::from_secs(10))
                     .after_connect(|conn, _meta| {
                         Box::pin(async move {
