@@ -153,10 +153,6 @@ impl Enforcer {
         })
     }
 
-    pub fn rules(&self) -> &'static [Rule] {
-        self.rules
-    }
-
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
     }

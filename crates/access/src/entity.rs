@@ -90,11 +90,6 @@ impl Resource {
             .parent(Kind::City, "city")
     }
 
-    pub fn related(mut self, entity: Resource) -> Self {
-        self.related.push(entity);
-        self
-    }
-
     pub fn uid(&self) -> EntityUid {
         self.kind.uid(&self.id)
     }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::vocab::{Action, Kind, roles::CITY_ADMIN};
+use crate::vocab::{Action, Kind};
 
 /// The kinds of principal: people, AI agents, and DAARION's own services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -19,6 +19,15 @@ impl PrincipalKind {
             PrincipalKind::User => Kind::User,
             PrincipalKind::Agent => Kind::Agent,
             PrincipalKind::Service => Kind::Service,
+        }
+    }
+
+    /// How names of this kind are prefixed: `user`, `agent`, `service`.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            PrincipalKind::User => "user",
+            PrincipalKind::Agent => "agent",
+            PrincipalKind::Service => "service",
         }
     }
 }
@@ -53,15 +62,23 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// One of DAARION's own services (authenticated by a service token).
+    pub fn service(name: &str) -> Self {
+        Self {
+            kind: PrincipalKind::Service,
+            id: name.to_owned(),
+            handle: Self::handle_for(PrincipalKind::Service, name),
+            roles: Vec::new(),
+            owner: None,
+            scopes: None,
+            credential: Credential::ServiceToken,
+        }
+    }
+
     /// How the principal is named in logs, events and records:
     /// `user:<id>`, `agent:<id>`, `service:<name>`.
     pub fn name(&self) -> String {
-        let prefix = match self.kind {
-            PrincipalKind::User => "user",
-            PrincipalKind::Agent => "agent",
-            PrincipalKind::Service => "service",
-        };
-        format!("{prefix}:{}", self.id)
+        format!("{}:{}", self.kind.prefix(), self.id)
     }
 
     /// The handle of a principal: people by username (as in any chat),
@@ -69,13 +86,8 @@ impl Principal {
     pub fn handle_for(kind: PrincipalKind, name: &str) -> String {
         match kind {
             PrincipalKind::User => name.to_owned(),
-            PrincipalKind::Agent => format!("agent:{name}"),
-            PrincipalKind::Service => format!("service:{name}"),
+            PrincipalKind::Agent | PrincipalKind::Service => format!("{}:{name}", kind.prefix()),
         }
-    }
-
-    pub fn is_city_admin(&self) -> bool {
-        self.roles.iter().any(|r| r == CITY_ADMIN)
     }
 
     /// Whether the credential's scopes let it ask for `action` on `service`

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::principal::{Credential, Principal, PrincipalKind};
+use crate::principal::Principal;
 
 pub const MAX_LIFETIME: Duration = Duration::from_secs(300);
 const ISSUER: &str = "daarion";
@@ -115,21 +115,14 @@ impl ServiceTokens {
             .strip_prefix("service:")
             .filter(|n| valid_name(n))
             .ok_or_else(|| TokenError::Invalid("subject is not a service".into()))?;
-        Ok(Principal {
-            kind: PrincipalKind::Service,
-            id: name.to_owned(),
-            handle: Principal::handle_for(PrincipalKind::Service, name),
-            roles: Vec::new(),
-            owner: None,
-            scopes: None,
-            credential: Credential::ServiceToken,
-        })
+        Ok(Principal::service(name))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::principal::PrincipalKind;
 
     fn tokens(secret: &str) -> ServiceTokens {
         ServiceTokens::new(secret.as_bytes()).unwrap_or_else(|e| unreachable!("{e}"))

@@ -29,6 +29,34 @@ pub fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(500u64.saturating_mul(factor)).min(Duration::from_secs(30))
 }
 
+/// Runs `handle` on every live event matching `pattern` until `shutdown`
+/// fires or the subscription ends: for caches that other replicas'
+/// announcements invalidate. Live delivery is best effort, so callers keep
+/// an expiry of their own. Fails only when the subscription cannot be made.
+pub async fn follow<H, F>(
+    bus: &dyn Bus,
+    pattern: &str,
+    shutdown: CancellationToken,
+    mut handle: H,
+) -> Result<(), BusError>
+where
+    H: FnMut(Envelope) -> F,
+    F: Future<Output = ()>,
+{
+    use futures::StreamExt as _;
+    let mut events = bus.subscribe(pattern).await?;
+    loop {
+        let event = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            event = events.next() => event,
+        };
+        match event {
+            Some(event) => handle(event).await,
+            None => return Ok(()),
+        }
+    }
+}
+
 /// Runs `handler` for every delivery of `spec` until `shutdown` fires. A
 /// delivery in progress is finished and settled before it returns.
 pub async fn run_consumer<H, F>(

@@ -192,16 +192,9 @@ async fn passkeys_can_be_added_renamed_and_deleted_but_never_the_last() {
     )
     .await;
     assert_eq!(status, 200, "{started}");
-    let options: webauthn_rs_proto::CreationChallengeResponse =
-        serde_json::from_value(started["options"].clone()).unwrap();
     let mut phone = webauthn_authenticator_rs::softpasskey::SoftPasskey::new(true);
-    use webauthn_authenticator_rs::WebauthnAuthenticator;
-    let credential = phone
-        .do_registration(
-            url::Url::parse(daarion_testkit::passkey::ORIGIN).unwrap(),
-            options,
-        )
-        .unwrap();
+    let credential =
+        daarion_testkit::passkey::create_credential(&mut phone, &started["options"]).unwrap();
     let (status, added) = call(&app, reqwest::Method::POST, "/api/auth/passkeys/finish", cookie(&alice),
         Some(json!({"ceremony_id": started["ceremony_id"], "credential": credential, "passkey_name": "phone"}))).await;
     assert_eq!(status, 201, "{added}");
@@ -397,16 +390,9 @@ async fn recovery_codes_add_a_passkey_once_each() {
     )
     .await;
     assert_eq!(status, 200, "{started}");
-    let options: webauthn_rs_proto::CreationChallengeResponse =
-        serde_json::from_value(started["options"].clone()).unwrap();
     let mut new_device = webauthn_authenticator_rs::softpasskey::SoftPasskey::new(true);
-    use webauthn_authenticator_rs::WebauthnAuthenticator;
-    let credential = new_device
-        .do_registration(
-            url::Url::parse(daarion_testkit::passkey::ORIGIN).unwrap(),
-            options,
-        )
-        .unwrap();
+    let credential =
+        daarion_testkit::passkey::create_credential(&mut new_device, &started["options"]).unwrap();
     let (status, signed_in) = call(
         &app,
         reqwest::Method::POST,

@@ -4,7 +4,10 @@
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use webauthn_authenticator_rs::{WebauthnAuthenticator, prelude::Url, softpasskey::SoftPasskey};
-use webauthn_rs_proto::{AllowCredentials, CreationChallengeResponse, RequestChallengeResponse};
+use webauthn_rs_proto::{
+    AllowCredentials, CreationChallengeResponse, RegisterPublicKeyCredential,
+    RequestChallengeResponse,
+};
 
 /// The origin the default `[auth]` settings accept.
 pub const ORIGIN: &str = "http://localhost:8080";
@@ -48,6 +51,18 @@ async fn post(
     Ok((status, body, session))
 }
 
+/// What `navigator.credentials.create()` returns for the `options` a
+/// registration ceremony (`…/begin`) answered with.
+pub fn create_credential(
+    authenticator: &mut SoftPasskey,
+    options: &Value,
+) -> anyhow::Result<RegisterPublicKeyCredential> {
+    let options: CreationChallengeResponse = serde_json::from_value(options.clone())?;
+    authenticator
+        .do_registration(origin()?, options)
+        .map_err(|e| anyhow::anyhow!("authenticator: {e:?}"))
+}
+
 impl Person {
     /// Registers `username` with a new software passkey and signs in.
     pub async fn register(
@@ -75,12 +90,8 @@ impl Person {
         if status != 200 {
             bail!("register/begin: {status} {started}");
         }
-        let options: CreationChallengeResponse =
-            serde_json::from_value(started["options"].clone())?;
         let mut authenticator = SoftPasskey::new(true);
-        let credential = authenticator
-            .do_registration(origin()?, options)
-            .map_err(|e| anyhow::anyhow!("authenticator: {e:?}"))?;
+        let credential = create_credential(&mut authenticator, &started["options"])?;
         let raw_id = credential.raw_id.to_vec();
         let (status, body, session) = post(
             client,

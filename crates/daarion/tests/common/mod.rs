@@ -194,26 +194,25 @@ impl TestApp {
 
     /// A new API key of `user` for their agent `agent` (claiming it).
     pub async fn api_key_for_agent(&self, user: &str, agent: &str) -> String {
-        let response = self
-            .client
-            .post(format!("{}/api/auth/api-keys", self.auth_base))
-            .header("cookie", self.cookie(user).await)
-            .json(&serde_json::json!({ "name": "agent", "agent": agent }))
-            .send()
+        self.new_api_key(user, serde_json::json!({ "name": "agent", "agent": agent }))
             .await
-            .unwrap();
-        let (status, body) = decode(response).await;
-        assert_eq!(status, 201, "{body}");
-        body["key"].as_str().unwrap().to_owned()
     }
 
     /// A new API key of `user` with `scopes`.
     pub async fn api_key(&self, user: &str, scopes: &[&str]) -> String {
+        self.new_api_key(
+            user,
+            serde_json::json!({ "name": "test", "scopes": scopes }),
+        )
+        .await
+    }
+
+    async fn new_api_key(&self, user: &str, request: Value) -> String {
         let response = self
             .client
             .post(format!("{}/api/auth/api-keys", self.auth_base))
             .header("cookie", self.cookie(user).await)
-            .json(&serde_json::json!({ "name": "test", "scopes": scopes }))
+            .json(&request)
             .send()
             .await
             .unwrap();

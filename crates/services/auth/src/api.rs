@@ -279,18 +279,12 @@ impl AuthState {
             .unwrap_or("");
         let absolute = Duration::from_secs(self.settings.session_absolute_secs);
         let (session, token) = store::create_session(&self.db, &user.id, agent, absolute).await?;
-        let cookie = format!(
-            "{SESSION_COOKIE}={token}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age={}",
-            absolute.as_secs()
-        );
         let body = SignedInView {
             user: user.into(),
             session: session_view(session, None),
         };
         let mut response = (status, Json(body)).into_response();
-        if let Ok(value) = HeaderValue::from_str(&cookie) {
-            response.headers_mut().insert(header::SET_COOKIE, value);
-        }
+        set_session_cookie(&mut response, &token, absolute.as_secs());
         Ok(response)
     }
 
@@ -317,6 +311,16 @@ impl AuthState {
                 .await;
         }
         error.into()
+    }
+}
+
+/// The session cookie: HttpOnly, Secure, SameSite=Lax; `max_age` 0 clears it.
+fn set_session_cookie(response: &mut Response, token: &str, max_age: u64) {
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age={max_age}"
+    );
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
     }
 }
 
@@ -441,15 +445,13 @@ async fn recover_begin(
 ) -> Result<Json<CeremonyStarted>, ApiError> {
     let username = Username::parse(&body.username)?;
     state.limit_attempts(&ip, Some(username.as_str())).await?;
-    let refused = || AuthError::Unauthorized("unknown username or recovery code".into());
-    let user = match store::user_by_username(&state.db, username.as_str()).await? {
-        Some(user) => user,
-        None => return Err(state.failed("recovery refused", &ip, refused()).await),
-    };
-    let hash = domain::hash_secret(&domain::normalize_recovery_code(&body.code));
-    if !store::use_recovery_code(&state.db, &user.id, &hash).await? {
-        return Err(state.failed("recovery refused", &ip, refused()).await);
-    }
+    let user = state
+        .audited(
+            "recovery refused",
+            &ip,
+            state.spend_recovery_code(&username, &body.code),
+        )
+        .await?;
     let (id, options) = state.begin_add_passkey(&user).await?;
     started(id, &options)
 }
@@ -464,7 +466,7 @@ async fn recover_finish(
     Json(body): Json<FinishRegistration>,
 ) -> Result<Response, ApiError> {
     let name = passkey_name(body.passkey_name.as_deref())?;
-    let user_id = state
+    let (user_id, _) = state
         .audited(
             "recovery failed",
             &ip,
@@ -487,11 +489,8 @@ async fn logout(
         let hashes = store::revoke_sessions(&state.db, &principal.id, Some(id), None).await?;
         state.authenticator.revoked(&hashes).await;
     }
-    let expired = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=0");
     let mut response = StatusCode::NO_CONTENT.into_response();
-    if let Ok(value) = HeaderValue::from_str(&expired) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
+    set_session_cookie(&mut response, "", 0);
     Ok(response)
 }
 
@@ -526,6 +525,17 @@ pub struct PasskeyView {
     pub last_used_at: Option<String>,
 }
 
+impl From<store::StoredPasskey> for PasskeyView {
+    fn from(p: store::StoredPasskey) -> Self {
+        Self {
+            id: p.id,
+            name: p.name,
+            created_at: p.created_at,
+            last_used_at: p.last_used_at,
+        }
+    }
+}
+
 /// My passkeys.
 #[utoipa::path(get, path = "/passkeys", tag = "auth", responses((status = 200, body = Page<PasskeyView>)))]
 async fn list_passkeys(
@@ -535,12 +545,7 @@ async fn list_passkeys(
     let items = store::passkeys_of(&state.db, &principal.id)
         .await?
         .into_iter()
-        .map(|p| PasskeyView {
-            id: p.id,
-            name: p.name,
-            created_at: p.created_at,
-            last_used_at: p.last_used_at,
-        })
+        .map(PasskeyView::from)
         .collect();
     Ok(Json(Page {
         items,
@@ -568,7 +573,7 @@ async fn passkey_finish(
     Json(body): Json<FinishRegistration>,
 ) -> Result<Response, ApiError> {
     let name = passkey_name(body.passkey_name.as_deref())?;
-    state
+    let (_, passkey_id) = state
         .finish_add_passkey(
             &body.ceremony_id,
             &body.credential,
@@ -576,17 +581,10 @@ async fn passkey_finish(
             Some(&principal.id),
         )
         .await?;
-    let added = store::passkeys_of(&state.db, &principal.id)
+    let view = store::passkey_by_id(&state.db, &passkey_id)
         .await?
-        .into_iter()
-        .max_by(|a, b| a.created_at.cmp(&b.created_at))
+        .map(PasskeyView::from)
         .ok_or_else(|| ApiError::not_found("passkey not found after adding"))?;
-    let view = PasskeyView {
-        id: added.id,
-        name: added.name,
-        created_at: added.created_at,
-        last_used_at: added.last_used_at,
-    };
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 

@@ -13,7 +13,6 @@ use daarion_access::{
 use daarion_bus::{Bus, Envelope};
 use daarion_kernel::shutdown::CancellationToken;
 use daarion_store::Db;
-use futures::StreamExt as _;
 
 use crate::{
     domain::{AuthError, hash_secret},
@@ -41,6 +40,37 @@ pub fn roles_for(city_role: &str) -> Vec<String> {
         roles.push(CITY_ADMIN.to_owned());
     }
     roles
+}
+
+/// A person, with the city roles their account holds.
+fn person(user: store::User, scopes: Option<Vec<Scope>>, credential: Credential) -> Principal {
+    Principal {
+        kind: PrincipalKind::User,
+        handle: user.username,
+        id: user.id,
+        roles: roles_for(&user.city_role),
+        owner: None,
+        scopes,
+        credential,
+    }
+}
+
+/// An agent acting for `owner`.
+fn agent_of(
+    id: &str,
+    owner: String,
+    scopes: Option<Vec<Scope>>,
+    credential: Credential,
+) -> Principal {
+    Principal {
+        kind: PrincipalKind::Agent,
+        handle: Principal::handle_for(PrincipalKind::Agent, id),
+        id: id.to_owned(),
+        roles: Vec::new(),
+        owner: Some(owner),
+        scopes,
+        credential,
+    }
 }
 
 fn stale(last: &str, now: chrono::DateTime<chrono::Utc>) -> bool {
@@ -90,26 +120,24 @@ impl Authenticator {
 
     /// Listens for revocations from other replicas until shutdown.
     pub async fn follow_revocations(self, shutdown: CancellationToken) {
-        let mut subscription = match self.bus.subscribe(REVOKED_SUBJECT).await {
-            Ok(s) => s,
-            Err(error) => {
-                tracing::error!(%error, "cannot follow revocations; cached credentials expire within 5 s");
-                return;
-            }
-        };
-        loop {
-            let event = tokio::select! {
-                () = shutdown.cancelled() => return,
-                event = subscription.next() => event,
-            };
-            let Some(event) = event else { return };
-            let hashes = event.payload["token_hashes"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            for hash in hashes.iter().filter_map(|h| h.as_str()) {
-                self.cache.invalidate(hash).await;
-            }
+        let cache = &self.cache;
+        let followed = daarion_bus::runner::follow(
+            self.bus.as_ref(),
+            REVOKED_SUBJECT,
+            shutdown,
+            |event| async move {
+                let hashes = event.payload["token_hashes"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                for hash in hashes.iter().filter_map(|h| h.as_str()) {
+                    cache.invalidate(hash).await;
+                }
+            },
+        )
+        .await;
+        if let Err(error) = followed {
+            tracing::error!(%error, "cannot follow revocations; cached credentials expire within 5 s");
         }
     }
 
@@ -129,15 +157,11 @@ impl Authenticator {
         if stale(&session.last_seen_at, now) {
             store::touch_session(&self.db, &session.id).await?;
         }
-        Ok(Some(Principal {
-            kind: PrincipalKind::User,
-            handle: user.username,
-            id: user.id,
-            roles: roles_for(&user.city_role),
-            owner: None,
-            scopes: None,
-            credential: Credential::Session { id: session.id },
-        }))
+        Ok(Some(person(
+            user,
+            None,
+            Credential::Session { id: session.id },
+        )))
     }
 
     async fn resolve_api_key(&self, hash: &str) -> Result<Option<Principal>, AuthError> {
@@ -162,24 +186,8 @@ impl Authenticator {
             serde_json::from_str(&key.scopes).map_err(|e| AuthError::Corrupt(e.to_string()))?;
         let credential = Credential::ApiKey { id: key.id };
         Ok(Some(match key.agent_id {
-            Some(agent) => Principal {
-                kind: PrincipalKind::Agent,
-                handle: Principal::handle_for(PrincipalKind::Agent, &agent),
-                id: agent,
-                roles: Vec::new(),
-                owner: Some(user.id),
-                scopes: Some(scopes),
-                credential,
-            },
-            None => Principal {
-                kind: PrincipalKind::User,
-                handle: user.username,
-                id: user.id,
-                roles: roles_for(&user.city_role),
-                owner: None,
-                scopes: Some(scopes),
-                credential,
-            },
+            Some(agent) => agent_of(&agent, user.id, Some(scopes), credential),
+            None => person(user, Some(scopes), credential),
         }))
     }
 
@@ -219,36 +227,12 @@ impl Authenticate for Authenticator {
             PrincipalKind::User => store::user_by_id(&self.db, id)
                 .await
                 .map_err(unavailable)?
-                .map(|user| Principal {
-                    kind,
-                    handle: user.username,
-                    id: user.id,
-                    roles: roles_for(&user.city_role),
-                    owner: None,
-                    scopes: None,
-                    credential: Credential::ServiceToken,
-                }),
+                .map(|user| person(user, None, Credential::ServiceToken)),
             PrincipalKind::Agent => store::agent_owner(&self.db, id)
                 .await
                 .map_err(unavailable)?
-                .map(|owner| Principal {
-                    kind,
-                    handle: Principal::handle_for(kind, id),
-                    id: id.to_owned(),
-                    roles: Vec::new(),
-                    owner: Some(owner),
-                    scopes: None,
-                    credential: Credential::ServiceToken,
-                }),
-            PrincipalKind::Service => Some(Principal {
-                kind,
-                handle: Principal::handle_for(kind, id),
-                id: id.to_owned(),
-                roles: Vec::new(),
-                owner: None,
-                scopes: None,
-                credential: Credential::ServiceToken,
-            }),
+                .map(|owner| agent_of(id, owner, None, Credential::ServiceToken)),
+            PrincipalKind::Service => Some(Principal::service(id)),
         })
     }
 }

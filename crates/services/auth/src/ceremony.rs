@@ -185,14 +185,15 @@ impl AuthState {
         Ok((id, options))
     }
 
-    /// Finishes adding a passkey; returns the user it was added for.
+    /// Finishes adding a passkey; returns the user it was added for and the
+    /// new passkey's id.
     pub async fn finish_add_passkey(
         &self,
         ceremony_id: &str,
         credential: &RegisterPublicKeyCredential,
         name: &str,
         expected_user: Option<&str>,
-    ) -> Result<String, AuthError> {
+    ) -> Result<(String, String), AuthError> {
         let ceremony = store::take_ceremony(&self.db, ceremony_id, &[ADD]).await?;
         let user_id = ceremony
             .user_id
@@ -207,15 +208,28 @@ impl AuthState {
             .webauthn
             .finish_passkey_registration(credential, &state)
             .map_err(ceremony_error)?;
-        store::add_passkey(
-            &self.db,
-            &credential_id(passkey.cred_id()),
-            &user_id,
-            name,
-            &to_json(&passkey)?,
-        )
-        .await?;
-        Ok(user_id)
+        let passkey_id = credential_id(passkey.cred_id());
+        store::add_passkey(&self.db, &passkey_id, &user_id, name, &to_json(&passkey)?).await?;
+        Ok((user_id, passkey_id))
+    }
+
+    /// Spends one of the person's recovery codes; an unknown username and a
+    /// wrong code are refused alike.
+    pub async fn spend_recovery_code(
+        &self,
+        username: &Username,
+        code: &str,
+    ) -> Result<User, AuthError> {
+        let refused = || AuthError::Unauthorized("unknown username or recovery code".into());
+        let user = store::user_by_username(&self.db, username.as_str())
+            .await?
+            .ok_or_else(refused)?;
+        let hash = crate::domain::hash_secret(&crate::domain::normalize_recovery_code(code));
+        if store::use_recovery_code(&self.db, &user.id, &hash).await? {
+            Ok(user)
+        } else {
+            Err(refused())
+        }
     }
 
     /// Username-first login (the person's passkeys are offered) or, without

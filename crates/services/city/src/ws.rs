@@ -27,7 +27,7 @@ use tokio::sync::broadcast;
 use crate::{
     CityState, SERVICE,
     domain::{CityError, Slug},
-    presence, store,
+    presence,
 };
 
 /// Starting size of a socket's read and write buffers.
@@ -60,8 +60,8 @@ async fn room_socket(
     actor: Principal,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
+    // The enforcement layer has found the room (or answered 404).
     let slug = Slug::parse(&slug).map_err(|_| CityError::RoomNotFound(slug))?;
-    store::room(&state.db, &slug).await?;
     // Subscribe before upgrading, so nothing posted after the 101 is missed.
     let subject = format!("city.message.created.{}", slug.as_str());
     let live = state

@@ -337,9 +337,6 @@ async fn put_policies(
     author: Principal,
     Json(body): Json<Policies>,
 ) -> Result<Json<PolicyVersion>, ApiError> {
-    if body.files.is_empty() || body.files.len() > 64 {
-        return Err(ApiError::validation("files must hold 1 to 64 policy files"));
-    }
     let version = daarion_pdp::change_policies(
         state.access.engine(),
         &state.db,

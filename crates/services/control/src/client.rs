@@ -8,7 +8,6 @@ use std::{sync::Arc, time::Duration};
 use daarion_bus::{Bus, Envelope};
 use daarion_kernel::shutdown::CancellationToken;
 use daarion_store::Db;
-use futures::StreamExt as _;
 
 use crate::{
     domain::{ControlError, DocKind},
@@ -80,23 +79,17 @@ impl ControlClient {
 
     /// Evicts changed documents as their announcements arrive, until shutdown.
     pub async fn follow(self, bus: Arc<dyn Bus>, shutdown: CancellationToken) {
-        let mut changes = match bus.subscribe(CHANGED).await {
-            Ok(s) => s,
-            Err(error) => {
-                tracing::error!(%error, "cannot follow control changes; cached documents expire within 30 s");
-                return;
-            }
-        };
-        loop {
-            let event = tokio::select! {
-                () = shutdown.cancelled() => return,
-                event = changes.next() => event,
-            };
-            let Some(event) = event else { return };
-            let kind = serde_json::from_value::<DocKind>(event.payload["kind"].clone());
-            if let (Ok(kind), Some(key)) = (kind, event.payload["key"].as_str()) {
-                self.forget(kind, key).await;
-            }
+        let this = &self;
+        let followed =
+            daarion_bus::runner::follow(bus.as_ref(), CHANGED, shutdown, |event| async move {
+                let kind = serde_json::from_value::<DocKind>(event.payload["kind"].clone());
+                if let (Ok(kind), Some(key)) = (kind, event.payload["key"].as_str()) {
+                    this.forget(kind, key).await;
+                }
+            })
+            .await;
+        if let Err(error) = followed {
+            tracing::error!(%error, "cannot follow control changes; cached documents expire within 30 s");
         }
     }
 }

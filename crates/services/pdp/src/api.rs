@@ -25,6 +25,7 @@ use crate::{PdpError, PdpState, store};
 impl From<PdpError> for ApiError {
     fn from(error: PdpError) -> Self {
         match &error {
+            PdpError::Invalid(m) => ApiError::validation(m.clone()),
             PdpError::Policy(e) => ApiError::validation(e.to_string()),
             PdpError::Conflict => ApiError::conflict(error.to_string()),
             PdpError::Store(e) if e.is_retryable() => ApiError::unavailable(&error),
@@ -268,9 +269,6 @@ async fn put_policies(
     caller: Principal,
     Json(body): Json<PutPolicies>,
 ) -> Result<(StatusCode, Json<PolicySetView>), ApiError> {
-    if body.files.is_empty() || body.files.len() > 64 {
-        return Err(ApiError::validation("files must hold 1 to 64 policy files"));
-    }
     let version = crate::change_policies(
         state.access.engine(),
         &state.db,

@@ -39,6 +39,8 @@ pub const POLICY_CHANGED: &str = "pdp.policy.changed";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PdpError {
+    #[error("{0}")]
+    Invalid(String),
     #[error(transparent)]
     Policy(#[from] daarion_access::PolicyError),
     #[error("another policy change landed first; retry")]
@@ -75,6 +77,11 @@ pub async fn change_policies(
     files: Vec<daarion_access::PolicyFile>,
     author: &str,
 ) -> Result<u64, PdpError> {
+    if files.is_empty() || files.len() > 64 {
+        return Err(PdpError::Invalid(
+            "files must hold 1 to 64 policy files".into(),
+        ));
+    }
     let after = engine.current().version;
     let compiled = Compiled::new(files.clone(), after + 1)?;
     let version = store::save(db, after, &files, author).await?;
@@ -99,9 +106,6 @@ pub async fn follow_policies(
     bus: Arc<dyn Bus>,
     shutdown: CancellationToken,
 ) {
-    if let Err(error) = refresh(&engine, &db).await {
-        tracing::error!(%error, "stored policies not loaded; running on the previous set");
-    }
     let mut changes = match bus.subscribe(POLICY_CHANGED).await {
         Ok(s) => Some(s),
         Err(error) => {
@@ -109,6 +113,8 @@ pub async fn follow_policies(
             None
         }
     };
+    // The first tick is immediate: a change announced before the
+    // subscription above existed is picked up at once.
     let mut poll = tokio::time::interval(Duration::from_secs(30));
     loop {
         tokio::select! {
