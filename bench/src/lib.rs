@@ -66,6 +66,7 @@ pub async fn start(
     }
     let child = command.spawn().context("failed to start daarion")?;
     let daarion = Daarion { child, port };
+    daarion_kernel::server::install_crypto_provider();
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/health");
     loop {

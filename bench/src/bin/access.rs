@@ -122,6 +122,7 @@ async fn over_http(binary: &std::path::Path, n: usize) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     let (daarion, _) = start(binary, &dir, &[]).await?;
     let base = format!("http://127.0.0.1:{}", daarion.port);
+    daarion_kernel::server::install_crypto_provider();
     let client = reqwest::Client::new();
     let person = daarion_testkit::passkey::Person::register(&client, &base, "bench").await?;
     let cookie = person.cookie();

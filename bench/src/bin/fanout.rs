@@ -51,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let (daarion, _) = start(&args.binary, &dir, &env).await?;
     let base = format!("127.0.0.1:{}", daarion.port);
+    daarion_kernel::server::install_crypto_provider();
     let client = reqwest::Client::new();
     // One person, signed in with a real (software) passkey ceremony.
     let person =

@@ -73,6 +73,7 @@ async fn upstream() -> anyhow::Result<u16> {
 }
 
 async fn wait_ready(port: u16, path: &str) -> anyhow::Result<()> {
+    daarion_kernel::server::install_crypto_provider();
     let client = reqwest::Client::new();
     for _ in 0..500 {
         if let Ok(r) = client

@@ -236,7 +236,7 @@ impl Enforcer {
             return Ok(());
         };
         let key = match &principal.credential {
-            crate::Credential::ApiKey { id } => format!("rl:key:{id}"),
+            crate::Credential::ApiKey { id, .. } => format!("rl:key:{id}"),
             _ => format!("rl:{}", principal.name()),
         };
         match cache.rate_limit(&key, *limit).await {

@@ -90,6 +90,23 @@ impl Resource {
             .parent(Kind::City, "city")
     }
 
+    /// A resource about one principal or microDAO, named `user:<id>`,
+    /// `agent:<id>` or `dao:<id>` (quotas, usage), with that principal as
+    /// its attribute or that microDAO as its parent.
+    pub fn about(kind: Kind, subject: &str) -> Self {
+        let resource = Self::new(kind, subject);
+        match subject.split_once(':') {
+            Some(("user", user)) => {
+                resource.attr("user", Attr::Entity(Kind::User, user.to_owned()))
+            }
+            Some(("agent", agent)) => {
+                resource.attr("agent", Attr::Entity(Kind::Agent, agent.to_owned()))
+            }
+            Some(("dao", dao)) => resource.in_dao(dao),
+            _ => resource,
+        }
+    }
+
     pub fn uid(&self) -> EntityUid {
         self.kind.uid(&self.id)
     }

@@ -19,7 +19,7 @@ pub mod vocab;
 pub use enforce::{Access, AccessDeps, Authenticate, Enforcer, Resources, Rule, Target};
 pub use engine::{Compiled, Decision, Engine, Facts, PolicyError, PolicyFile};
 pub use entity::{Attr, Resource};
-pub use principal::{Credential, Principal, PrincipalKind, Scope};
+pub use principal::{Credential, KeyLimits, Principal, PrincipalKind, Scope};
 pub use vocab::{Action, Kind};
 
 #[cfg(test)]

@@ -36,9 +36,38 @@ impl PrincipalKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Credential {
-    Session { id: String },
-    ApiKey { id: String },
+    Session {
+        id: String,
+    },
+    ApiKey {
+        id: String,
+        #[serde(default)]
+        limits: KeyLimits,
+    },
     ServiceToken,
+}
+
+/// What an API key may spend on models, beyond its scopes (like an LLM
+/// gateway's "virtual key"): the model aliases it may call and its own
+/// per-minute budgets. `None` = no limit of that kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<u64>,
+}
+
+impl KeyLimits {
+    /// Whether the key may call the model alias `model`.
+    pub fn allows_model(&self, model: &str) -> bool {
+        self.models
+            .as_ref()
+            .is_none_or(|models| models.iter().any(|m| m == model))
+    }
 }
 
 /// An authenticated caller.

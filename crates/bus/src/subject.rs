@@ -35,6 +35,10 @@ pub const STREAMS: &[StreamDef] = &[
         name: "CITY",
         subjects: &["city.>"],
     },
+    StreamDef {
+        name: "USAGE",
+        subjects: &["usage.>"],
+    },
 ];
 
 fn valid_token(token: &str) -> bool {

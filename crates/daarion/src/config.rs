@@ -44,6 +44,8 @@ pub struct Settings {
     pub service_token_secret: Option<String>,
     pub auth: daarion_auth::Settings,
     pub city: daarion_city::Settings,
+    pub llm: daarion_llm::Settings,
+    pub usage: daarion_usage::Settings,
     pub gateway: GatewaySettings,
     pub server: ServerSettings,
 }
@@ -191,6 +193,8 @@ impl Default for Settings {
             service_token_secret: None,
             auth: daarion_auth::Settings::default(),
             city: daarion_city::Settings::default(),
+            llm: daarion_llm::Settings::default(),
+            usage: daarion_usage::Settings::default(),
             gateway: GatewaySettings::default(),
             server: ServerSettings::default(),
         }
@@ -256,6 +260,7 @@ impl Settings {
         self.service_tokens()?;
         self.auth.validate().map_err(ConfigError)?;
         self.city.validate().map_err(ConfigError)?;
+        self.llm.validate().map_err(ConfigError)?;
         let rate = self.gateway.rate_limit_per_second;
         if !(rate.is_finite() && rate > 0.0) || self.gateway.rate_limit_burst == 0 {
             return Err(ConfigError(

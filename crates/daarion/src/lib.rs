@@ -32,6 +32,7 @@ pub const MIGRATIONS: &[MigrationSet] = &[
     daarion_pdp::MIGRATIONS,
     daarion_control::MIGRATIONS,
     daarion_city::MIGRATIONS,
+    daarion_usage::MIGRATIONS,
 ];
 
 /// Services this build can run.
@@ -40,6 +41,8 @@ pub const SERVICES: &[ServiceDescriptor] = &[
     daarion_pdp::DESCRIPTOR,
     daarion_control::DESCRIPTOR,
     daarion_city::DESCRIPTOR,
+    daarion_llm::DESCRIPTOR,
+    daarion_usage::DESCRIPTOR,
 ];
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -122,6 +125,7 @@ pub struct App {
 impl App {
     /// Connects backends, migrates, builds the services of `shape` and binds.
     pub async fn build(settings: Settings, shape: Shape) -> anyhow::Result<Self> {
+        daarion_kernel::server::install_crypto_provider();
         if shape == Shape::Gateway {
             return Self::build_gateway(settings).await;
         }
@@ -418,6 +422,15 @@ async fn build_service(
     tasks: &TaskTracker,
 ) -> anyhow::Result<Mounted> {
     let health = Health::new(descriptor, backends.checks());
+    let meter = || {
+        daarion_usage::Meter::new(
+            backends.db.clone(),
+            backends.cache.clone(),
+            backends.bus.clone(),
+            access.control.clone(),
+            settings.usage.clone(),
+        )
+    };
     match descriptor.name {
         daarion_auth::SERVICE => {
             let auth = daarion_auth::build(daarion_auth::Deps {
@@ -485,6 +498,39 @@ async fn build_service(
                 api: city.api,
                 ws: city.ws,
                 openapi: city.openapi,
+                health,
+            })
+        }
+        daarion_llm::SERVICE => {
+            let llm = daarion_llm::build(daarion_llm::Deps {
+                bus: backends.bus.clone(),
+                access: access.deps.clone(),
+                meter: meter(),
+                settings: settings.llm.clone(),
+            })
+            .map_err(|e| anyhow::anyhow!("failed to start the LLM proxy: {e}"))?;
+            Ok(Mounted {
+                descriptor,
+                api: llm.api,
+                ws: Router::new(),
+                openapi: llm.openapi,
+                health,
+            })
+        }
+        daarion_usage::SERVICE => {
+            let usage = daarion_usage::build(daarion_usage::Deps {
+                db: backends.db.clone(),
+                bus: backends.bus.clone(),
+                access: access.deps.clone(),
+                meter: meter(),
+                shutdown: shutdown.clone(),
+                tasks: tasks.clone(),
+            });
+            Ok(Mounted {
+                descriptor,
+                api: usage.api,
+                ws: Router::new(),
+                openapi: usage.openapi,
                 health,
             })
         }

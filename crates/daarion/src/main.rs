@@ -336,6 +336,7 @@ async fn serve(settings: Settings, shape: Shape) -> anyhow::Result<ExitCode> {
 
 #[allow(clippy::print_stdout)]
 async fn health(url: &str) -> ExitCode {
+    daarion_kernel::server::install_crypto_provider();
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(3))
         .build()

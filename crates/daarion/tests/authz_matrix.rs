@@ -21,6 +21,8 @@ fn rules() -> Vec<&'static Rule> {
         daarion_pdp::api::RULES,
         daarion_control::api::RULES,
         daarion_city::access::RULES,
+        daarion_llm::api::RULES,
+        daarion_usage::api::RULES,
         daarion::ops::RULES,
     ]
     .into_iter()
@@ -88,16 +90,15 @@ fn fixture(target: Target, who: &Principal) -> Resource {
         Target::Path(Kind::Room, _) => daarion_city::access::room_resource(
             &daarion_city::domain::Slug::parse("general").unwrap(),
         ),
-        // The agent and quota fixtures belong to another person: what an
-        // owner may do is in the policy tests.
+        // The agent, quota and usage fixtures belong to another person:
+        // what an owner may do is in the policy tests.
         Target::Path(Kind::Agent, _) => Resource::new(Kind::Agent, "bot2").attr(
             "owner",
             daarion_access::Attr::Entity(Kind::User, "someone-else".into()),
         ),
-        Target::Path(Kind::Quota, _) => Resource::new(Kind::Quota, "user:someone-else").attr(
-            "user",
-            daarion_access::Attr::Entity(Kind::User, "someone-else".into()),
-        ),
+        Target::Path(kind @ (Kind::Quota | Kind::Usage), _) => {
+            Resource::about(kind, "user:someone-else")
+        }
         Target::Path(kind, _) => Resource::new(kind, "x"),
     }
 }

@@ -160,6 +160,7 @@ async fn gateway(table: &str, settings: EdgeSettings) -> Edge {
         .unwrap()
     });
     tokio::spawn(gateway.clone().watch_reloads());
+    daarion_kernel::server::install_crypto_provider();
     Edge {
         addr,
         gateway,

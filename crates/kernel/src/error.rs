@@ -148,6 +148,16 @@ impl ApiError {
         }
     }
 
+    /// Tells the client when to try again (`Retry-After`).
+    pub fn with_retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
     /// A dependency is down; the request may be retried later.
     pub fn unavailable(cause: &dyn std::error::Error) -> Self {
         tracing::error!(error = %ErrorChain(cause), "dependency unavailable");

@@ -26,6 +26,13 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+/// Makes ring the process's rustls provider (once; later calls do nothing).
+/// HTTP clients (reqwest, built without a provider of its own) use it for
+/// HTTPS, so every entry point calls this before making one.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Limits of one listener.
 #[derive(Clone)]
 pub struct ServerOptions {

@@ -54,6 +54,7 @@ async fn a_client_that_never_finishes_its_headers_is_dropped() {
         "slow client still connected"
     );
     // A prompt client is served.
+    daarion_kernel::server::install_crypto_provider();
     let body = reqwest::get(format!("http://{addr}/hello"))
         .await
         .unwrap()
@@ -150,6 +151,7 @@ async fn oversized_heads_are_refused() {
 #[tokio::test]
 async fn http2_is_spoken_on_the_same_port() {
     let (addr, _stop) = start(ServerOptions::default()).await;
+    daarion_kernel::server::install_crypto_provider();
     let client = reqwest::Client::builder()
         .http2_prior_knowledge()
         .build()
@@ -275,6 +277,7 @@ async fn plain_http_can_redirect_to_https() {
         ServerOptions::default(),
         std::future::pending(),
     ));
+    daarion_kernel::server::install_crypto_provider();
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -13,6 +13,7 @@
 
 #![allow(clippy::panic, clippy::expect_used, clippy::print_stdout)]
 
+pub mod llm;
 pub mod passkey;
 
 use std::sync::Arc;

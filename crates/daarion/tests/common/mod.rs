@@ -103,6 +103,7 @@ pub struct TestApp {
 }
 
 pub async fn spawn_with(settings: Settings, shape: Shape) -> TestApp {
+    daarion_kernel::server::install_crypto_provider();
     let app = App::build(settings, shape).await.expect("app builds");
     let addr = app.local_addr();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -207,7 +208,7 @@ impl TestApp {
         .await
     }
 
-    async fn new_api_key(&self, user: &str, request: Value) -> String {
+    pub async fn new_api_key(&self, user: &str, request: Value) -> String {
         let response = self
             .client
             .post(format!("{}/api/auth/api-keys", self.auth_base))

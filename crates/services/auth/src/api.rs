@@ -9,7 +9,7 @@ use axum::{
 };
 use daarion_access::{
     Access::{Check, Public, SignedIn},
-    Action, Credential, Principal, Rule, Scope, Target,
+    Action, Credential, KeyLimits, Principal, Rule, Scope, Target,
     enforce::{API_KEY_PREFIX, SESSION_COOKIE},
 };
 use daarion_cache::RateLimit;
@@ -710,6 +710,8 @@ pub struct ApiKeyView {
     /// Set when the key authenticates as one of my agents.
     pub agent: Option<String>,
     pub scopes: Vec<String>,
+    /// Model aliases and per-minute budgets for the LLM proxy.
+    pub limits: KeyLimits,
     pub created_at: String,
     pub expires_at: Option<String>,
     pub last_used_at: Option<String>,
@@ -718,6 +720,7 @@ pub struct ApiKeyView {
 fn api_key_view(k: store::ApiKey) -> ApiKeyView {
     ApiKeyView {
         scopes: serde_json::from_str(&k.scopes).unwrap_or_default(),
+        limits: serde_json::from_str(&k.limits).unwrap_or_default(),
         id: k.id,
         name: k.name,
         agent: k.agent_id,
@@ -741,6 +744,10 @@ pub struct CreateApiKey {
     /// Bind the key to an agent identity of mine (claimed on first use).
     #[serde(default)]
     pub agent: Option<String>,
+    /// Model aliases the key may call through the LLM proxy, and its own
+    /// requests and tokens per minute; default: any model, no key limit.
+    #[serde(default)]
+    pub limits: KeyLimits,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -749,6 +756,27 @@ pub struct CreatedApiKey {
     pub key: String,
     #[serde(flatten)]
     pub info: ApiKeyView,
+}
+
+fn validate_limits(limits: &KeyLimits) -> Result<(), ApiError> {
+    if let Some(models) = &limits.models {
+        let well_formed = |m: &String| {
+            (1..=128).contains(&m.len())
+                && m.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:/".contains(&b))
+        };
+        if models.len() > 64 || !models.iter().all(well_formed) {
+            return Err(ApiError::validation(
+                "limits.models lists at most 64 model aliases of letters, digits, '-', '_', '.', ':', '/'",
+            ));
+        }
+    }
+    if limits.requests_per_minute == Some(0) || limits.tokens_per_minute == Some(0) {
+        return Err(ApiError::validation(
+            "per-minute limits are positive; leave them out for no limit",
+        ));
+    }
+    Ok(())
 }
 
 /// My API keys (the secrets are never shown again).
@@ -799,6 +827,7 @@ async fn create_api_key(
             ));
         }
     };
+    validate_limits(&body.limits)?;
     let agent = body
         .agent
         .as_deref()
@@ -815,6 +844,7 @@ async fn create_api_key(
         agent_id: agent,
         name,
         scopes: serde_json::to_string(&scopes).map_err(|e| ApiError::internal(&e))?,
+        limits: serde_json::to_string(&body.limits).map_err(|e| ApiError::internal(&e))?,
         created_at: daarion_store::now(),
         expires_at,
         last_used_at: None,

@@ -184,7 +184,9 @@ impl Authenticator {
         }
         let scopes: Vec<Scope> =
             serde_json::from_str(&key.scopes).map_err(|e| AuthError::Corrupt(e.to_string()))?;
-        let credential = Credential::ApiKey { id: key.id };
+        let limits =
+            serde_json::from_str(&key.limits).map_err(|e| AuthError::Corrupt(e.to_string()))?;
+        let credential = Credential::ApiKey { id: key.id, limits };
         Ok(Some(match key.agent_id {
             Some(agent) => agent_of(&agent, user.id, Some(scopes), credential),
             None => person(user, Some(scopes), credential),

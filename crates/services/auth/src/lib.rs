@@ -36,6 +36,7 @@ pub const MIGRATIONS: MigrationSet = MigrationSet {
     migrations: &[
         migration!(1, "001_create_auth_tables"),
         migration!(2, "002_create_auth_invites"),
+        migration!(3, "003_add_api_key_limits"),
     ],
 };
 

@@ -513,6 +513,8 @@ pub struct ApiKey {
     pub agent_id: Option<String>,
     pub name: String,
     pub scopes: String,
+    /// JSON of [`daarion_access::KeyLimits`].
+    pub limits: String,
     pub created_at: String,
     pub expires_at: Option<String>,
     pub last_used_at: Option<String>,
@@ -525,13 +527,14 @@ fn api_key_from(row: &AnyRow) -> Result<ApiKey, AuthError> {
         agent_id: row.try_get("agent_id")?,
         name: row.try_get("name")?,
         scopes: row.try_get("scopes")?,
+        limits: row.try_get("limits")?,
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
         last_used_at: row.try_get("last_used_at")?,
     })
 }
 
-const API_KEY_COLUMNS: &str = "SELECT id, user_id, agent_id, name, scopes, created_at, expires_at, last_used_at FROM auth_api_keys";
+const API_KEY_COLUMNS: &str = "SELECT id, user_id, agent_id, name, scopes, limits, created_at, expires_at, last_used_at FROM auth_api_keys";
 
 /// Creates a key. A key for an agent claims the agent's identity for its
 /// owner on first use; another person's agent is refused.
@@ -556,8 +559,8 @@ pub async fn create_api_key(db: &Db, key: &ApiKey, token_hash: &str) -> Result<(
         }
     }
     sql::query(
-        "INSERT INTO auth_api_keys (id, token_hash, user_id, agent_id, name, scopes, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO auth_api_keys (id, token_hash, user_id, agent_id, name, scopes, limits, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&key.id)
     .bind(token_hash)
@@ -565,6 +568,7 @@ pub async fn create_api_key(db: &Db, key: &ApiKey, token_hash: &str) -> Result<(
     .bind(&key.agent_id)
     .bind(&key.name)
     .bind(&key.scopes)
+    .bind(&key.limits)
     .bind(&key.created_at)
     .bind(&key.expires_at)
     .execute(&mut *tx)

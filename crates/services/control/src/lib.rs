@@ -79,17 +79,7 @@ impl Resources for ControlResources {
             }
             Kind::Quota => {
                 domain::validate_key(domain::DocKind::Quota, id)?;
-                let quota = Resource::new(Kind::Quota, id);
-                Ok(Some(match id.split_once(':') {
-                    Some(("user", user)) => {
-                        quota.attr("user", Attr::Entity(Kind::User, user.to_owned()))
-                    }
-                    Some(("agent", agent)) => {
-                        quota.attr("agent", Attr::Entity(Kind::Agent, agent.to_owned()))
-                    }
-                    Some(("dao", dao)) => quota.in_dao(dao),
-                    _ => quota,
-                }))
+                Ok(Some(Resource::about(Kind::Quota, id)))
             }
             _ => Ok(None),
         }

@@ -156,8 +156,8 @@ pub struct Pdp {
     pub openapi: utoipa::openapi::OpenApi,
 }
 
-/// Builds the routes and starts the `audit-logger` consumer, which stores
-/// every `AUDIT` event once (deduped by event id).
+/// Builds the routes and starts the `audit-logger` and `ops-logger`
+/// consumers, which store every `AUDIT` event once (deduped by event id).
 pub fn build(deps: Deps) -> Pdp {
     let access = daarion_access::Enforcer::new(
         SERVICE,
@@ -170,21 +170,25 @@ pub fn build(deps: Deps) -> Pdp {
         bus: deps.bus.clone(),
         access: access.clone(),
     };
-    let db = deps.db.clone();
-    deps.tasks.spawn(daarion_bus::runner::run_consumer(
-        deps.bus,
-        deps.db,
-        ConsumerSpec::new("audit-logger", "audit.>"),
-        deps.shutdown,
-        move |event: Envelope| {
-            let db = db.clone();
-            async move {
-                store::record_audit(&db, &event)
-                    .await
-                    .map_err(daarion_bus::runner::HandlerError::new)
-            }
-        },
-    ));
+    // Decisions (`audit.*`) and operational alerts (`ops.*`, e.g. budgets)
+    // share the AUDIT stream and the audit log.
+    for (name, pattern) in [("audit-logger", "audit.>"), ("ops-logger", "ops.>")] {
+        let db = deps.db.clone();
+        deps.tasks.spawn(daarion_bus::runner::run_consumer(
+            deps.bus.clone(),
+            deps.db.clone(),
+            ConsumerSpec::new(name, pattern),
+            deps.shutdown.clone(),
+            move |event: Envelope| {
+                let db = db.clone();
+                async move {
+                    store::record_audit(&db, &event)
+                        .await
+                        .map_err(daarion_bus::runner::HandlerError::new)
+                }
+            },
+        ));
+    }
     let (api, openapi) = api::router().split_for_parts();
     Pdp {
         api: api

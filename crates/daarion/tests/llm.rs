@@ -1,0 +1,747 @@
+//! The LLM proxy against fake providers that speak the real protocols:
+//! OpenAI-compatible and Ollama, whole and streamed replies, tool calls,
+//! retries, fallback, circuit breaking, timeouts, a client hanging up,
+//! limits, budgets under concurrency, bad input; and the usage records
+//! every call leaves behind.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{City, Kind, TestApp, decode};
+use daarion_testkit::llm::{FakeLlm, Flavor, Step};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+/// A city whose `[llm]` has one provider per fake and the aliases given
+/// (alias → deployments as `(provider index, priority)`).
+async fn city_with(
+    fakes: &[&FakeLlm],
+    models: Value,
+    tweak: impl FnOnce(&mut daarion::Settings),
+) -> Option<(City, TestApp)> {
+    let mut city = City::new(Kind::Embedded).await?;
+    let mut providers = serde_json::Map::new();
+    for (i, fake) in fakes.iter().enumerate() {
+        let kind = match fake.flavor {
+            Flavor::OpenAi => "openai",
+            Flavor::Ollama => "ollama",
+        };
+        providers.insert(
+            format!("p{i}"),
+            json!({"kind": kind, "base_url": fake.base_url()}),
+        );
+    }
+    city.settings.llm = serde_json::from_value(json!({
+        "providers": providers,
+        "models": models,
+        "retry_backoff_ms": 10,
+        "breaker_cooldown_ms": 60000,
+    }))
+    .unwrap();
+    tweak(&mut city.settings);
+    let app = city.spawn().await;
+    Some((city, app))
+}
+
+fn one_model(alias: &str) -> Value {
+    json!({ alias: {"deployments": [{"provider": "p0", "model": "fake-model"}],
+        "price": {"input_per_million": 1000.0, "output_per_million": 2000.0}} })
+}
+
+fn chat(model: &str, text: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": text}]})
+}
+
+async fn post_llm(app: &TestApp, path: &str, key: &str, body: &Value) -> (u16, Value) {
+    let response = app
+        .client
+        .post(app.url(&format!("/api/llm/v1/{path}")))
+        .bearer_auth(key)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    decode(response).await
+}
+
+/// Reads an SSE body into its `data:` payloads, with when each arrived.
+async fn sse(response: reqwest::Response) -> Vec<(Duration, String)> {
+    let started = Instant::now();
+    let mut out = Vec::new();
+    let mut buffer = String::new();
+    let mut body = response.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        buffer.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        while let Some(end) = buffer.find("\n\n") {
+            let event: String = buffer.drain(..end + 2).collect();
+            if let Some(data) = event.trim().strip_prefix("data: ") {
+                out.push((started.elapsed(), data.to_owned()));
+            }
+        }
+    }
+    out
+}
+
+/// The usage summary of a subject, grouped by model, once `events` arrived.
+async fn usage_of(app: &TestApp, subject: &str, events: i64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = app
+            .get_as(
+                &format!("/api/usage/subjects/{subject}/summary?group_by=model&granularity=total"),
+                Some("root"),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let total: i64 = body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["events"].as_i64().unwrap())
+            .sum();
+        if total >= events || Instant::now() > deadline {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn user_id(app: &TestApp, name: &str) -> String {
+    let (_, me) = app.get_as("/api/auth/me", Some(name)).await;
+    me["user"]["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn openai_compatible_chat_whole_streamed_with_tools_and_embeddings() {
+    let fake = FakeLlm::start(Flavor::OpenAi).await;
+    let Some((_city, app)) = city_with(&[&fake], one_model("chat"), |_| {}).await else {
+        return;
+    };
+    let key = app.api_key("alice", &["llm:*"]).await;
+
+    let (status, reply) =
+        post_llm(&app, "chat/completions", &key, &chat("chat", "hello there")).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        reply["choices"][0]["message"]["content"],
+        "echo: hello there"
+    );
+    assert_eq!(
+        fake.bodies()[0]["model"],
+        "fake-model",
+        "the alias maps to the deployment's model"
+    );
+
+    // Tools pass through and come back as tool calls.
+    let mut with_tools = chat("chat", "please use the tool");
+    with_tools["tools"] = json!([{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]);
+    let (status, reply) = post_llm(&app, "chat/completions", &key, &with_tools).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(
+        reply["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+        "lookup"
+    );
+
+    // Streaming is passed through chunk by chunk, before the provider is done.
+    fake.set_chunk_delay(Duration::from_millis(150));
+    let mut streamed = chat("chat", "one two three four");
+    streamed["stream"] = true.into();
+    let response = app
+        .client
+        .post(app.url("/api/llm/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&streamed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let events = sse(response).await;
+    let (first_at, _) = &events[0];
+    let (last_at, last) = events.last().unwrap();
+    assert_eq!(last, "[DONE]");
+    assert!(
+        *last_at - *first_at >= Duration::from_millis(500),
+        "chunks arrive as they are made: first at {first_at:?}, last at {last_at:?}"
+    );
+    let text: String = events
+        .iter()
+        .filter_map(|(_, d)| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(text, "echo: one two three four");
+    assert!(
+        events.iter().all(|(_, d)| !d.contains("\"choices\":[]")),
+        "no usage chunk the client did not ask for"
+    );
+    // The proxy asked the provider for usage anyway.
+    assert_eq!(fake.bodies()[2]["stream_options"]["include_usage"], true);
+
+    // With include_usage the client gets the usage chunk.
+    streamed["stream_options"] = json!({"include_usage": true});
+    fake.set_chunk_delay(Duration::ZERO);
+    let response = app
+        .client
+        .post(app.url("/api/llm/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&streamed)
+        .send()
+        .await
+        .unwrap();
+    let events = sse(response).await;
+    assert!(
+        events
+            .iter()
+            .any(|(_, d)| d.contains("\"usage\"") && d.contains("\"choices\":[]"))
+    );
+
+    let (status, list) = post_llm(
+        &app,
+        "embeddings",
+        &key,
+        &json!({"model": "chat", "input": ["a", "bb"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["data"].as_array().unwrap().len(), 2);
+
+    let response = app
+        .client
+        .get(app.url("/api/llm/v1/models"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    let (status, models) = decode(response).await;
+    assert_eq!(
+        (status, models["data"][0]["id"].as_str()),
+        (200, Some("chat"))
+    );
+
+    // Five calls, each metered with real token counts and cost.
+    let alice = user_id(&app, "alice").await;
+    let summary = usage_of(&app, &format!("user:{alice}"), 5).await;
+    let bucket = &summary["items"][0];
+    assert_eq!(bucket["key"], "chat");
+    assert_eq!(bucket["events"], 5, "{summary}");
+    assert_eq!(
+        bucket["estimated"], 0,
+        "the provider reported usage: {summary}"
+    );
+    assert!(bucket["tokens_in"].as_i64().unwrap() > 0);
+    assert!(bucket["cost_micros"].as_i64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn ollama_is_translated_both_ways() {
+    let fake = FakeLlm::start(Flavor::Ollama).await;
+    let Some((_city, app)) = city_with(&[&fake], one_model("local"), |_| {}).await else {
+        return;
+    };
+    let key = app.api_key("alice", &["*"]).await;
+    let (status, reply) =
+        post_llm(&app, "chat/completions", &key, &chat("local", "hi ollama")).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["object"], "chat.completion");
+    assert_eq!(reply["choices"][0]["message"]["content"], "echo: hi ollama");
+    assert!(reply["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(fake.bodies()[0]["stream"], false);
+
+    let mut streamed = chat("local", "a b c");
+    streamed["stream"] = true.into();
+    streamed["stream_options"] = json!({"include_usage": true});
+    let response = app
+        .client
+        .post(app.url("/api/llm/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&streamed)
+        .send()
+        .await
+        .unwrap();
+    let events = sse(response).await;
+    let chunks: Vec<Value> = events
+        .iter()
+        .filter_map(|(_, d)| serde_json::from_str(d).ok())
+        .collect();
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(text, "echo: a b c");
+    assert!(
+        chunks
+            .iter()
+            .any(|c| c["choices"][0]["finish_reason"] == "stop")
+    );
+    assert!(
+        chunks
+            .iter()
+            .any(|c| c["usage"]["completion_tokens"].as_u64().is_some())
+    );
+    assert_eq!(events.last().unwrap().1, "[DONE]");
+
+    let (status, list) = post_llm(
+        &app,
+        "embeddings",
+        &key,
+        &json!({"model": "local", "input": "text"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["data"][0]["embedding"].as_array().unwrap().len(), 8);
+}
+
+#[tokio::test]
+async fn retries_then_fallback_then_open_circuit() {
+    let primary = FakeLlm::start(Flavor::OpenAi).await;
+    let backup = FakeLlm::start(Flavor::Ollama).await;
+    let models = json!({"chat": {"deployments": [
+        {"provider": "p0", "model": "fake-model"},
+        {"provider": "p1", "model": "llama", "priority": 1},
+    ]}});
+    let Some((_city, app)) = city_with(&[&primary, &backup], models, |s| {
+        s.llm.max_retries = 2;
+        s.llm.breaker_failures = 3;
+    })
+    .await
+    else {
+        return;
+    };
+    let key = app.api_key("alice", &["*"]).await;
+
+    // Two failures, then success: retried on the same deployment.
+    primary.push([Step::Status(503, None), Step::Status(429, Some(0))]);
+    let (status, reply) = post_llm(&app, "chat/completions", &key, &chat("chat", "x")).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!((primary.requests(), backup.requests()), (3, 0));
+
+    // Three failures: the retries are spent, the backup answers.
+    primary.push([
+        Step::Status(500, None),
+        Step::Garbage,
+        Step::Status(502, None),
+    ]);
+    let (status, reply) = post_llm(&app, "chat/completions", &key, &chat("chat", "y")).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["choices"][0]["message"]["content"], "echo: y");
+    assert_eq!((primary.requests(), backup.requests()), (6, 1));
+
+    // Three failures in a row opened the primary's circuit: it is skipped.
+    let (status, _) = post_llm(&app, "chat/completions", &key, &chat("chat", "z")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (primary.requests(), backup.requests()),
+        (6, 2),
+        "the open circuit is not called"
+    );
+
+    // A client error is the client's: no retry, no fallback, the provider's reason.
+    backup.push([Step::Status(400, None)]);
+    let (status, body) = post_llm(&app, "chat/completions", &key, &chat("chat", "w")).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "upstream_rejected");
+    assert_eq!(backup.requests(), 3);
+}
+
+#[tokio::test]
+async fn timeouts_and_broken_providers_answer_clearly_and_are_metered() {
+    let fake = FakeLlm::start(Flavor::OpenAi).await;
+    let Some((_city, app)) = city_with(&[&fake], one_model("chat"), |s| {
+        s.llm.first_token_timeout_ms = 300;
+        s.llm.max_retries = 1;
+        s.llm.breaker_failures = 100;
+    })
+    .await
+    else {
+        return;
+    };
+    let key = app.api_key("alice", &["*"]).await;
+
+    // Slow twice: the first-token timeout fires on each attempt.
+    fake.push([
+        Step::Delay(Duration::from_secs(2)),
+        Step::Delay(Duration::from_secs(2)),
+    ]);
+    let started = Instant::now();
+    let (status, body) = post_llm(&app, "chat/completions", &key, &chat("chat", "slow")).await;
+    assert_eq!(status, 504, "{body}");
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(body["error"]["type"], "api_error");
+    assert!(body["error"]["request_id"].is_string());
+
+    // Garbage on every attempt: 502, not a panic.
+    fake.push([Step::Garbage, Step::Garbage]);
+    let (status, body) = post_llm(&app, "chat/completions", &key, &chat("chat", "junk")).await;
+    assert_eq!(status, 502, "{body}");
+
+    // A stream cut off midway: the client gets an error event; usage is kept.
+    fake.push([Step::CloseAfter(2)]);
+    let mut streamed = chat("chat", "one two three four five");
+    streamed["stream"] = true.into();
+    let response = app
+        .client
+        .post(app.url("/api/llm/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&streamed)
+        .send()
+        .await
+        .unwrap();
+    let events = sse(response).await;
+    let last = &events.last().unwrap().1;
+    assert!(last.contains("\"error\""), "{events:?}");
+    assert!(events.iter().all(|(_, d)| d != "[DONE]"));
+
+    let alice = user_id(&app, "alice").await;
+    let summary = usage_of(&app, &format!("user:{alice}"), 3).await;
+    assert_eq!(summary["items"][0]["errors"], 3, "{summary}");
+}
+
+#[tokio::test]
+async fn a_client_hanging_up_cancels_the_upstream_call() {
+    let fake = FakeLlm::start(Flavor::OpenAi).await;
+    fake.set_chunk_delay(Duration::from_millis(300));
+    let Some((_city, app)) = city_with(&[&fake], one_model("chat"), |_| {}).await else {
+        return;
+    };
+    let key = app.api_key("alice", &["*"]).await;
+    let mut streamed = chat("chat", "a long answer with many many words in it");
+    streamed["stream"] = true.into();
+    let response = app
+        .client
+        .post(app.url("/api/llm/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&streamed)
+        .send()
+        .await
+        .unwrap();
+    let mut body = response.bytes_stream();
+    let first = body.next().await.unwrap().unwrap();
+    assert!(first.starts_with(b"data: "));
+    drop(body);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while fake.cancelled() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        (fake.cancelled(), fake.completed()),
+        (1, 0),
+        "the provider saw the call dropped"
+    );
+    let alice = user_id(&app, "alice").await;
+    let summary = usage_of(&app, &format!("user:{alice}"), 1).await;
+    assert_eq!(
+        summary["items"][0]["events"], 1,
+        "the cancelled call is metered: {summary}"
+    );
+    assert_eq!(summary["items"][0]["estimated"], 1, "{summary}");
+}
+
+#[tokio::test]
+async fn bad_input_gets_openai_style_errors() {
+    let fake = FakeLlm::start(Flavor::OpenAi).await;
+    let Some((_city, app)) = city_with(&[&fake], one_model("chat"), |s| {
+        s.llm.max_request_bytes = 64 * 1024;
+    })
+    .await
+    else {
+        return;
+    };
+    let key = app.api_key("alice", &["*"]).await;
+    let cases = [
+        (chat("nope", "x"), 404, "model_not_found"),
+        (
+            json!({"model": "chat", "messages": "hi"}),
+            400,
+            "invalid_request",
+        ),
+        (
+            json!({"model": "chat", "messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "has space"}}]}),
+            400,
+            "invalid_request",
+        ),
+        (json!({"messages": []}), 400, "invalid_request"),
+    ];
+    for (body, status, code) in cases {
+        let (got, reply) = post_llm(&app, "chat/completions", &key, &body).await;
+        assert_eq!(
+            (got, reply["error"]["code"].as_str().unwrap()),
+            (status, code),
+            "{body} -> {reply}"
+        );
+        assert!(reply["error"]["message"].is_string());
+    }
+    let response = app
+        .client
+        .post(app.url("/api/llm/v1/chat/completions"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let huge = chat("chat", &"x".repeat(100 * 1024));
+    let (status, _) = post_llm(&app, "chat/completions", &key, &huge).await;
+    assert_eq!(status, 413);
+    assert_eq!(fake.requests(), 0, "nothing bad reached the provider");
+    // Nobody anonymous.
+    let response = app
+        .client
+        .post(app.url("/api/llm/v1/chat/completions"))
+        .json(&chat("chat", "x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+}
+
+#[tokio::test]
+async fn api_keys_are_limited_to_their_models_scopes_and_rates() {
+    let fake = FakeLlm::start(Flavor::OpenAi).await;
+    let models = json!({
+        "chat": {"deployments": [{"provider": "p0", "model": "fake-model"}]},
+        "big": {"deployments": [{"provider": "p0", "model": "fake-model"}], "requests_per_minute": 2},
+    });
+    let Some((_city, app)) = city_with(&[&fake], models, |_| {}).await else {
+        return;
+    };
+    let limited = app
+        .new_api_key("alice", json!({"name": "bot", "scopes": ["llm:*"], "limits": {"models": ["chat"], "requests_per_minute": 3}}))
+        .await;
+    let (status, body) = post_llm(&app, "chat/completions", &limited, &chat("big", "x")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("model_not_allowed")),
+        "{body}"
+    );
+    let models = app
+        .client
+        .get(app.url("/api/llm/v1/models"))
+        .bearer_auth(&limited)
+        .send()
+        .await
+        .unwrap();
+    let (_, models) = decode(models).await;
+    assert_eq!(models["data"].as_array().unwrap().len(), 1, "{models}");
+    for _ in 0..3 {
+        let (status, body) = post_llm(&app, "chat/completions", &limited, &chat("chat", "x")).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let response = app
+        .client
+        .post(app.url("/api/llm/v1/chat/completions"))
+        .bearer_auth(&limited)
+        .json(&chat("chat", "x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    let (_, body) = decode(response).await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("API key") && message.contains("resets in"),
+        "{message}"
+    );
+
+    // A key without an llm scope is refused; so is the model's own limit.
+    let city_only = app.api_key("alice", &["city:*"]).await;
+    let (status, _) = post_llm(&app, "chat/completions", &city_only, &chat("chat", "x")).await;
+    assert_eq!(status, 403);
+    let open = app.api_key("bob", &["*"]).await;
+    for _ in 0..2 {
+        assert_eq!(
+            post_llm(&app, "chat/completions", &open, &chat("big", "x"))
+                .await
+                .0,
+            200
+        );
+    }
+    let (status, body) = post_llm(&app, "chat/completions", &open, &chat("big", "x")).await;
+    assert_eq!(status, 429);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("model big"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn budgets_hold_under_concurrency_and_raise_alerts() {
+    let fake = FakeLlm::start(Flavor::OpenAi).await;
+    fake.set_chunk_delay(Duration::from_millis(20));
+    // A call costs about 0.3 cents (30 tokens at 100 per million tokens);
+    // the budget is 1 cent.
+    let models = json!({"chat": {"deployments": [{"provider": "p0", "model": "fake-model"}],
+        "price": {"input_per_million": 100.0, "output_per_million": 100.0},
+        "max_output_tokens": 20}});
+    let Some((_city, app)) = city_with(&[&fake], models, |_| {}).await else {
+        return;
+    };
+    let key = app.api_key("alice", &["*"]).await;
+    let alice = user_id(&app, "alice").await;
+    let response = app
+        .client
+        .put(app.url(&format!("/api/control/quotas/user:{alice}")))
+        .header("cookie", app.cookie("root").await)
+        .json(&json!({"budget_cents_per_month": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let calls = (0..12).map(|i| {
+        let app = &app;
+        let key = &key;
+        async move {
+            post_llm(
+                app,
+                "chat/completions",
+                key,
+                &chat("chat", &format!("call {i}")),
+            )
+            .await
+        }
+    });
+    let mut results = futures::future::join_all(calls).await;
+    assert!(
+        results.iter().any(|(s, _)| *s == 429),
+        "concurrent calls were held back: {results:?}"
+    );
+    // Then one at a time until the budget refuses.
+    for i in 0..20 {
+        let result = post_llm(
+            &app,
+            "chat/completions",
+            &key,
+            &chat("chat", &format!("more {i}")),
+        )
+        .await;
+        let refused = result.0 == 429;
+        results.push(result);
+        if refused {
+            break;
+        }
+    }
+    let ok = results.iter().filter(|(s, _)| *s == 200).count();
+    let refused: Vec<&Value> = results
+        .iter()
+        .filter(|(s, _)| *s == 429)
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(ok + refused.len(), results.len(), "{results:?}");
+    assert!(ok >= 2, "{ok} admitted");
+    assert_eq!(refused[0]["error"]["code"], "insufficient_quota");
+    assert!(
+        refused[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("budget")
+    );
+
+    let (status, quota) = app
+        .get_as(
+            &format!("/api/usage/subjects/user:{alice}/quota"),
+            Some("alice"),
+        )
+        .await;
+    assert_eq!(status, 200, "{quota}");
+    let budget = quota["budget_micros_per_month"].as_i64().unwrap();
+    let spent = quota["spent_micros"].as_i64().unwrap();
+    let per_call = spent / i64::try_from(ok).unwrap();
+    assert!(spent >= budget, "the budget was used up: {quota}");
+    assert!(
+        spent <= budget + per_call,
+        "overspent by more than one call: {quota}"
+    );
+    assert_eq!(quota["reserved_micros"], 0, "{quota}");
+
+    // 80 % and 100 % alerts went to AUDIT.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, audit) = app.get_as("/api/pdp/audit?limit=100", Some("root")).await;
+        let alerts: Vec<&Value> = audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["subject"] == "ops.alert")
+            .collect();
+        if alerts.len() >= 2 || Instant::now() > deadline {
+            assert_eq!(alerts.len(), 2, "{audit}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn usage_views_are_for_whom_they_describe() {
+    let fake = FakeLlm::start(Flavor::OpenAi).await;
+    let Some((_city, app)) = city_with(&[&fake], one_model("chat"), |_| {}).await else {
+        return;
+    };
+    let key = app.api_key("alice", &["*"]).await;
+    assert_eq!(
+        post_llm(&app, "chat/completions", &key, &chat("chat", "x"))
+            .await
+            .0,
+        200
+    );
+    let alice = user_id(&app, "alice").await;
+    usage_of(&app, &format!("user:{alice}"), 1).await;
+    let mine = format!("/api/usage/subjects/user:{alice}/summary");
+    assert_eq!(app.get_as(&mine, Some("alice")).await.0, 200);
+    assert_eq!(app.get_as(&mine, Some("bob")).await.0, 403);
+    assert_eq!(app.get_as(&mine, None).await.0, 401);
+    assert_eq!(app.get_as("/api/usage/summary", Some("bob")).await.0, 403);
+    let (status, city) = app
+        .get_as(
+            "/api/usage/summary?group_by=user&granularity=hour",
+            Some("root"),
+        )
+        .await;
+    assert_eq!(status, 200, "{city}");
+    assert_eq!(city["items"][0]["key"], alice.as_str());
+    let (status, bad) = app
+        .get_as("/api/usage/summary?group_by=colour", Some("root"))
+        .await;
+    assert_eq!(status, 400, "{bad}");
+    let (status, bad) = app
+        .get_as("/api/usage/summary?from=yesterday", Some("root"))
+        .await;
+    assert_eq!(status, 422, "{bad}");
+    let csv = app
+        .client
+        .get(app.url("/api/usage/summary?group_by=model&format=csv"))
+        .header("cookie", app.cookie("root").await)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let text = csv.text().await.unwrap();
+    assert!(text.starts_with("period,key,events"), "{text}");
+    assert!(text.contains(",chat,1,0,"), "{text}");
+    let (status, plans) = app.get_as("/api/usage/plans", Some("bob")).await;
+    assert_eq!(
+        (status, plans["free"]["tokens_per_minute"].as_u64()),
+        (200, Some(500))
+    );
+}

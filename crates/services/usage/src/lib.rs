@@ -1,0 +1,149 @@
+//! Usage (port 7013, `/api/usage/`): every metered event (LLM call,
+//! embedding, tool call, agent run, message) arrives on the bus as
+//! `usage.<kind>` and is stored once per event id by the `usage-recorder`
+//! consumer; summaries group and bucket them; [`Meter`] enforces plans,
+//! quotas and budgets for the services that spend (the LLM proxy today).
+//!
+//! Layout: `record` (what a record says, prices), `meter` (limits and the
+//! budget ledger), `store` (queries), `api` (routes, rules).
+
+pub mod api;
+pub mod meter;
+pub mod record;
+pub mod store;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use daarion_access::{AccessDeps, Kind, Resource, Resources};
+use daarion_bus::{Bus, ConsumerSpec, Envelope, runner::HandlerError};
+use daarion_kernel::{
+    ApiError, ErrorCode, ServiceDescriptor,
+    shutdown::{CancellationToken, TaskTracker},
+};
+use daarion_store::{Db, MigrationSet, migration};
+
+pub use meter::{Admission, Exceeded, ExtraLimit, Meter, MeterError, Settings, Subjects};
+pub use record::{Outcome, Price, UsageKind, UsageRecord};
+
+pub const SERVICE: &str = "usage";
+
+pub const DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
+    name: SERVICE,
+    port: 7013,
+    version: env!("CARGO_PKG_VERSION"),
+};
+
+pub const MIGRATIONS: MigrationSet = MigrationSet {
+    service: SERVICE,
+    migrations: &[migration!(1, "001_create_usage_tables")],
+};
+
+/// Publishes a usage record (after the metered work is done). A record
+/// that cannot be published is logged and counted: the work happened.
+pub async fn publish(bus: &dyn Bus, source: &str, record: &UsageRecord) {
+    let actor = record
+        .agent
+        .as_ref()
+        .map(|a| format!("agent:{a}"))
+        .or_else(|| record.user.as_ref().map(|u| format!("user:{u}")));
+    let payload = serde_json::to_value(record).unwrap_or_default();
+    let mut event = Envelope::new(source, record.kind.subject(), payload);
+    if let Some(actor) = actor {
+        event = event.with_actor(actor);
+    }
+    if let Err(error) = bus.publish(&event).await {
+        metrics::counter!("usage_records_lost_total").increment(1);
+        tracing::error!(%error, kind = record.kind.as_str(), "usage record not published");
+    }
+}
+
+pub struct Deps {
+    pub db: Db,
+    pub bus: Arc<dyn Bus>,
+    pub access: AccessDeps,
+    pub meter: Meter,
+    pub shutdown: CancellationToken,
+    pub tasks: TaskTracker,
+}
+
+#[derive(Clone)]
+pub struct UsageState {
+    db: Db,
+    meter: Meter,
+}
+
+pub struct Usage {
+    pub api: axum::Router,
+    pub openapi: utoipa::openapi::OpenApi,
+}
+
+/// Usage of one person, agent or microDAO, as the policies see it.
+struct UsageResources;
+
+#[async_trait]
+impl Resources for UsageResources {
+    async fn load(&self, kind: Kind, id: &str) -> Result<Option<Resource>, ApiError> {
+        match (kind, api::parse_subject(id)) {
+            (Kind::Usage, Ok(_)) => Ok(Some(Resource::about(Kind::Usage, id))),
+            (Kind::Usage, Err(e)) => Err(e),
+            _ => Ok(None),
+        }
+    }
+}
+
+impl From<MeterError> for ApiError {
+    fn from(error: MeterError) -> Self {
+        match error {
+            MeterError::Exceeded(e) => {
+                ApiError::new(ErrorCode::RateLimited, e.message).with_retry_after(e.retry_after)
+            }
+            MeterError::Store(e) if e.is_retryable() => ApiError::unavailable(&e),
+            MeterError::Control(e) => ApiError::unavailable(&e),
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+/// Stores one `usage.*` event; a payload that is not a record is refused
+/// (dead-lettered after retries) rather than stored half.
+async fn record_event(db: &Db, event: &Envelope) -> Result<(), HandlerError> {
+    let record: UsageRecord =
+        serde_json::from_value(event.payload.clone()).map_err(HandlerError::new)?;
+    store::insert(db, &event.id, &event.time, Some(&event.request_id), &record)
+        .await
+        .map_err(HandlerError::new)?;
+    metrics::counter!("usage_records_total", "kind" => record.kind.as_str()).increment(1);
+    Ok(())
+}
+
+/// Builds the routes and starts the `usage-recorder` consumer.
+pub fn build(deps: Deps) -> Usage {
+    let access =
+        daarion_access::Enforcer::new(SERVICE, api::RULES, Arc::new(UsageResources), deps.access);
+    let db = deps.db.clone();
+    deps.tasks.spawn(daarion_bus::runner::run_consumer(
+        deps.bus,
+        deps.db.clone(),
+        ConsumerSpec::new("usage-recorder", "usage.>"),
+        deps.shutdown,
+        move |event: Envelope| {
+            let db = db.clone();
+            async move { record_event(&db, &event).await }
+        },
+    ));
+    let state = UsageState {
+        db: deps.db,
+        meter: deps.meter,
+    };
+    let (api, openapi) = api::router().split_for_parts();
+    Usage {
+        api: api
+            .route_layer(axum::middleware::from_fn_with_state(
+                access,
+                daarion_access::enforce::enforce,
+            ))
+            .with_state(state),
+        openapi,
+    }
+}

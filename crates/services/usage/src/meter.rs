@@ -1,0 +1,526 @@
+//! Quotas and budgets, checked before a metered call and reconciled after
+//! it with what it really consumed.
+//!
+//! Per-minute limits (requests, tokens) are fixed one-minute windows in the
+//! cache (Redis when configured, so every replica counts together); a
+//! request counts when admitted, tokens when the call settles. Money is in
+//! the SQL ledger (`usage_budget`): a call reserves its estimated cost by
+//! one conditional update and settles with the actual cost. Crossing 80 %
+//! and 100 % of a budget raises `ops.alert` once per period.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{Datelike, TimeZone, Utc};
+use daarion_bus::{Bus, Envelope};
+use daarion_cache::Cache;
+use daarion_control::{
+    ControlClient,
+    domain::{DocKind, Plan, Quota},
+};
+use daarion_store::Db;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{SERVICE, store};
+
+/// Limits of one plan (the original's agent tiers, `ORIGINAL_SYSTEM.md` §9).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlanLimits {
+    pub requests_per_minute: Option<u32>,
+    pub tokens_per_minute: Option<u64>,
+    pub runs_per_day: Option<u32>,
+    pub distinct_users_per_day: Option<u32>,
+    pub concurrent_runs: Option<u32>,
+    pub budget_cents_per_month: Option<u64>,
+}
+
+/// `[usage]` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// ISO 4217 code prices and budgets are in.
+    pub currency: String,
+    pub free: PlanLimits,
+    pub pro: PlanLimits,
+    pub enterprise: PlanLimits,
+    /// The plan of people without a quota document; none = unlimited.
+    pub default_user_plan: Option<Plan>,
+    /// The plan of agents without a quota document (the original always
+    /// applied `free`); none = unlimited.
+    pub default_agent_plan: Option<Plan>,
+    /// Largest number of buckets one summary returns.
+    pub max_summary_buckets: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let tier = |tpm, runs, users, concurrent| PlanLimits {
+            tokens_per_minute: Some(tpm),
+            runs_per_day: Some(runs),
+            distinct_users_per_day: Some(users),
+            concurrent_runs: Some(concurrent),
+            ..PlanLimits::default()
+        };
+        Self {
+            currency: "USD".into(),
+            free: tier(500, 50, 20, 2),
+            pro: tier(2000, 500, 200, 10),
+            enterprise: tier(10_000, 5000, 1000, 50),
+            default_user_plan: None,
+            default_agent_plan: None,
+            max_summary_buckets: 10_000,
+        }
+    }
+}
+
+impl Settings {
+    pub fn plan(&self, plan: Plan) -> PlanLimits {
+        match plan {
+            Plan::Free => self.free,
+            Plan::Pro => self.pro,
+            Plan::Enterprise => self.enterprise,
+        }
+    }
+}
+
+/// Who a call is charged to. Ids are bare (`u1`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subjects {
+    pub user: Option<String>,
+    pub agent: Option<String>,
+    pub dao: Option<String>,
+}
+
+impl Subjects {
+    /// Quota subjects as the control plane names them: `user:<id>`, ...
+    fn quota_keys(&self) -> Vec<String> {
+        [
+            ("user", &self.user),
+            ("agent", &self.agent),
+            ("dao", &self.dao),
+        ]
+        .into_iter()
+        .filter_map(|(prefix, id)| id.as_ref().map(|id| format!("{prefix}:{id}")))
+        .collect()
+    }
+}
+
+/// Per-minute limits on something other than a quota subject: an API key,
+/// a model alias.
+#[derive(Debug, Clone)]
+pub struct ExtraLimit {
+    /// How the limit is named in a refusal: `API key key_…`, `model gpt-4o`.
+    pub name: String,
+    /// Cache key of its windows.
+    pub key: String,
+    pub requests_per_minute: Option<u32>,
+    pub tokens_per_minute: Option<u64>,
+}
+
+/// A limit that refused a call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Exceeded {
+    /// `requests_per_minute`, `tokens_per_minute` or `budget`.
+    pub limit: &'static str,
+    /// Whose limit: `user:u1`, `API key key_…`, `model gpt-4o`.
+    pub subject: String,
+    pub retry_after: Duration,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MeterError {
+    #[error(transparent)]
+    Exceeded(#[from] Exceeded),
+    #[error("usage store: {0}")]
+    Store(#[from] daarion_store::StoreError),
+    #[error("quota lookup: {0}")]
+    Control(#[from] daarion_control::domain::ControlError),
+}
+
+/// The limits in force for one subject.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Effective {
+    requests_per_minute: Option<u32>,
+    tokens_per_minute: Option<u64>,
+    budget_cents_per_month: Option<u64>,
+}
+
+/// Checks and records consumption against quotas and budgets.
+#[derive(Clone)]
+pub struct Meter {
+    db: Db,
+    cache: Arc<dyn Cache>,
+    bus: Arc<dyn Bus>,
+    control: ControlClient,
+    settings: Arc<Settings>,
+}
+
+/// What an admitted call holds until it settles.
+#[must_use = "an admission must be settled, or its reservation stays taken"]
+#[derive(Debug, Default)]
+pub struct Admission {
+    token_windows: Vec<String>,
+    budgets: Vec<Reservation>,
+}
+
+#[derive(Debug)]
+struct Reservation {
+    subject: String,
+    period: String,
+    micros: i64,
+    budget: i64,
+}
+
+const WINDOW_TTL: Duration = Duration::from_secs(120);
+
+fn minute_window() -> (i64, Duration) {
+    let now = Utc::now().timestamp_millis();
+    let minute = now.div_euclid(60_000);
+    let left = 60_000 - now.rem_euclid(60_000);
+    (
+        minute,
+        Duration::from_millis(u64::try_from(left).unwrap_or(60_000)),
+    )
+}
+
+/// The budget period (calendar month, UTC) and the time until the next.
+fn month() -> (String, Duration) {
+    let now = Utc::now();
+    let (y, m) = if now.month() == 12 {
+        (now.year() + 1, 1)
+    } else {
+        (now.year(), now.month() + 1)
+    };
+    let next = Utc
+        .with_ymd_and_hms(y, m, 1, 0, 0, 0)
+        .single()
+        .unwrap_or(now);
+    (
+        now.format("%Y-%m").to_string(),
+        (next - now).to_std().unwrap_or_default(),
+    )
+}
+
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=119 => format!("{} s", s.max(1)),
+        120..=7199 => format!("{} min", s / 60),
+        _ => format!("{} h", s / 3600),
+    }
+}
+
+impl Meter {
+    pub fn new(
+        db: Db,
+        cache: Arc<dyn Cache>,
+        bus: Arc<dyn Bus>,
+        control: ControlClient,
+        settings: Settings,
+    ) -> Self {
+        Self {
+            db,
+            cache,
+            bus,
+            control,
+            settings: Arc::new(settings),
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    async fn effective(&self, subject: &str) -> Result<Effective, MeterError> {
+        let document = self.control.get(DocKind::Quota, subject).await?;
+        let quota: Option<Quota> =
+            document.and_then(|d| serde_json::from_value(d.value.clone()).ok());
+        let default_plan = if subject.starts_with("agent:") {
+            self.settings.default_agent_plan
+        } else if subject.starts_with("user:") {
+            self.settings.default_user_plan
+        } else {
+            None
+        };
+        let plan = quota
+            .as_ref()
+            .and_then(|q| q.plan)
+            .or(if quota.is_none() { default_plan } else { None })
+            .map(|p| self.settings.plan(p))
+            .unwrap_or_default();
+        let q = quota.as_ref();
+        Ok(Effective {
+            requests_per_minute: q
+                .and_then(|q| q.requests_per_minute)
+                .or(plan.requests_per_minute),
+            tokens_per_minute: q
+                .and_then(|q| q.tokens_per_minute)
+                .or(plan.tokens_per_minute),
+            budget_cents_per_month: q
+                .and_then(|q| q.budget_cents_per_month)
+                .or(plan.budget_cents_per_month),
+        })
+    }
+
+    /// Admits a call charged to `subjects` (and limited by `extra`) whose
+    /// cost is estimated at `estimate_micros`, or says which limit refuses
+    /// it and when it resets. Checks run in a fixed order; on a refusal,
+    /// what earlier checks took is given back.
+    pub async fn admit(
+        &self,
+        subjects: &Subjects,
+        extra: &[ExtraLimit],
+        estimate_micros: i64,
+    ) -> Result<Admission, MeterError> {
+        let mut windows: Vec<(String, String, Option<u32>, Option<u64>)> = extra
+            .iter()
+            .map(|l| {
+                (
+                    l.name.clone(),
+                    l.key.clone(),
+                    l.requests_per_minute,
+                    l.tokens_per_minute,
+                )
+            })
+            .collect();
+        let mut budgets = Vec::new();
+        for subject in subjects.quota_keys() {
+            let limits = self.effective(&subject).await?;
+            windows.push((
+                subject.clone(),
+                format!("q:{subject}"),
+                limits.requests_per_minute,
+                limits.tokens_per_minute,
+            ));
+            if let Some(cents) = limits.budget_cents_per_month {
+                budgets.push((
+                    subject,
+                    i64::try_from(cents).unwrap_or(i64::MAX / 10_000) * 10_000,
+                ));
+            }
+        }
+        let mut admission = Admission::default();
+        let mut counted = Vec::new();
+        let (minute, minute_left) = minute_window();
+        for (name, key, rpm, tpm) in windows {
+            if let Some(limit) = tpm {
+                let key = format!("usage:tpm:{key}:{minute}");
+                let used = self.window_add(&key, 0).await;
+                if used >= i64::try_from(limit).unwrap_or(i64::MAX) {
+                    let e = Exceeded {
+                        limit: "tokens_per_minute",
+                        message: format!(
+                            "{name} used {used} of its {limit} tokens per minute; resets in {}",
+                            human(minute_left)
+                        ),
+                        subject: name,
+                        retry_after: minute_left,
+                    };
+                    return self.refuse(counted, admission, e).await;
+                }
+                admission.token_windows.push(key);
+            }
+            if let Some(limit) = rpm {
+                let key = format!("usage:rpm:{key}:{minute}");
+                let used = self.window_add(&key, 1).await;
+                counted.push(key);
+                if used > i64::from(limit) {
+                    let e = Exceeded {
+                        limit: "requests_per_minute",
+                        message: format!(
+                            "{name} made {limit} requests this minute, its limit; resets in {}",
+                            human(minute_left)
+                        ),
+                        subject: name,
+                        retry_after: minute_left,
+                    };
+                    return self.refuse(counted, admission, e).await;
+                }
+            }
+        }
+        let (period, month_left) = month();
+        for (subject, budget) in budgets {
+            let micros = estimate_micros.max(0);
+            match store::reserve(&self.db, &subject, &period, micros, budget).await {
+                Ok(true) => admission.budgets.push(Reservation {
+                    subject,
+                    period: period.clone(),
+                    micros,
+                    budget,
+                }),
+                Ok(false) => {
+                    let e = Exceeded {
+                        limit: "budget",
+                        message: format!(
+                            "{subject} has spent its budget of {:.2} {} for {period}; resets in {}",
+                            budget as f64 / 1e6,
+                            self.settings.currency,
+                            human(month_left)
+                        ),
+                        subject,
+                        retry_after: month_left,
+                    };
+                    return self.refuse(counted, admission, e).await;
+                }
+                Err(error) => {
+                    self.release(admission).await;
+                    return Err(error.into());
+                }
+            }
+        }
+        Ok(admission)
+    }
+
+    /// Gives back what a refused admission took so far.
+    async fn refuse(
+        &self,
+        counted: Vec<String>,
+        admission: Admission,
+        exceeded: Exceeded,
+    ) -> Result<Admission, MeterError> {
+        for key in counted {
+            self.window_add(&key, -1).await;
+        }
+        self.release(admission).await;
+        Err(MeterError::Exceeded(exceeded))
+    }
+
+    /// Records what an admitted call consumed: tokens into the per-minute
+    /// windows, money into the ledger (replacing the reservation).
+    pub async fn settle(&self, admission: Admission, tokens: u64, cost_micros: i64) {
+        let tokens = i64::try_from(tokens).unwrap_or(i64::MAX);
+        if tokens > 0 {
+            for key in &admission.token_windows {
+                self.window_add(key, tokens).await;
+            }
+        }
+        for r in admission.budgets {
+            match store::settle(&self.db, &r.subject, &r.period, r.micros, cost_micros).await {
+                Ok(after) => self.alert_on_crossing(&r, after - cost_micros, after).await,
+                Err(error) => {
+                    tracing::error!(%error, subject = %r.subject, "budget not settled; spend under-counted")
+                }
+            }
+        }
+    }
+
+    /// Gives back an admission's reservations (the call never ran).
+    pub async fn release(&self, admission: Admission) {
+        for r in admission.budgets {
+            if let Err(error) = store::settle(&self.db, &r.subject, &r.period, r.micros, 0).await {
+                tracing::error!(%error, subject = %r.subject, "budget reservation not released");
+            }
+        }
+    }
+
+    /// Adds to a window counter; a cache failure admits (logged), like the
+    /// per-principal request limit: an outage must not stop every call.
+    async fn window_add(&self, key: &str, by: i64) -> i64 {
+        match self.cache.incr(key, by, Some(WINDOW_TTL)).await {
+            Ok(value) => value,
+            Err(error) => {
+                tracing::warn!(%error, key, "usage window not counted; call admitted");
+                0
+            }
+        }
+    }
+
+    async fn alert_on_crossing(&self, r: &Reservation, before: i64, after: i64) {
+        for percent in [80_i64, 100] {
+            let line = r.budget.saturating_mul(percent) / 100;
+            if before < line && after >= line {
+                metrics::counter!("usage_budget_alerts_total", "threshold" => percent.to_string())
+                    .increment(1);
+                let event = Envelope::new(
+                    SERVICE,
+                    "ops.alert",
+                    serde_json::json!({
+                        "alert": "budget",
+                        "subject": r.subject,
+                        "period": r.period,
+                        "threshold_percent": percent,
+                        "spent_micros": after,
+                        "budget_micros": r.budget,
+                        "currency": self.settings.currency,
+                    }),
+                )
+                .with_actor(r.subject.clone());
+                if let Err(error) = self.bus.publish(&event).await {
+                    tracing::error!(%error, subject = %r.subject, "budget alert not published");
+                }
+            }
+        }
+    }
+
+    /// Limits, this minute's use and this month's spend of one subject.
+    pub async fn status(&self, subject: &str) -> Result<QuotaStatus, MeterError> {
+        let limits = self.effective(subject).await?;
+        let (minute, minute_left) = minute_window();
+        let (period, month_left) = month();
+        let read = |window: &'static str| {
+            let key = format!("usage:{window}:q:{subject}:{minute}");
+            async move { self.window_add(&key, 0).await }
+        };
+        let (spent, reserved) = store::budget_state(&self.db, subject, &period).await?;
+        Ok(QuotaStatus {
+            subject: subject.to_owned(),
+            requests_per_minute: limits.requests_per_minute,
+            requests_this_minute: read("rpm").await,
+            tokens_per_minute: limits.tokens_per_minute,
+            tokens_this_minute: read("tpm").await,
+            minute_resets_in_secs: minute_left.as_secs().max(1),
+            budget_micros_per_month: limits
+                .budget_cents_per_month
+                .map(|c| i64::try_from(c).unwrap_or(i64::MAX / 10_000) * 10_000),
+            period,
+            spent_micros: spent,
+            reserved_micros: reserved,
+            currency: self.settings.currency.clone(),
+            month_resets_in_secs: month_left.as_secs(),
+        })
+    }
+}
+
+/// Where a subject stands against its limits.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct QuotaStatus {
+    pub subject: String,
+    pub requests_per_minute: Option<u32>,
+    pub requests_this_minute: i64,
+    pub tokens_per_minute: Option<u64>,
+    pub tokens_this_minute: i64,
+    pub minute_resets_in_secs: u64,
+    pub budget_micros_per_month: Option<i64>,
+    /// `2026-11`.
+    pub period: String,
+    pub spent_micros: i64,
+    /// Held by calls in flight.
+    pub reserved_micros: i64,
+    pub currency: String,
+    pub month_resets_in_secs: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_and_months_reset_in_the_future() {
+        let (_, left) = minute_window();
+        assert!(left > Duration::ZERO && left <= Duration::from_secs(60));
+        let (period, left) = month();
+        assert_eq!(period.len(), 7);
+        assert!(left > Duration::ZERO && left <= Duration::from_secs(31 * 24 * 3600));
+    }
+
+    #[test]
+    fn durations_read_like_a_person_would_say_them() {
+        assert_eq!(human(Duration::from_millis(300)), "1 s");
+        assert_eq!(human(Duration::from_secs(59)), "59 s");
+        assert_eq!(human(Duration::from_secs(600)), "10 min");
+        assert_eq!(human(Duration::from_secs(3 * 24 * 3600)), "72 h");
+    }
+}

@@ -1,0 +1,280 @@
+//! Usage records (stored once per event id), their aggregates, and the
+//! monthly budget ledger.
+
+use daarion_store::{
+    Db, StoreError,
+    sql::{self, Row},
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::record::UsageRecord;
+
+/// Stores a record unless its event was stored before (redelivery).
+pub async fn insert(
+    db: &Db,
+    event_id: &str,
+    at: &str,
+    request_id: Option<&str>,
+    r: &UsageRecord,
+) -> Result<(), StoreError> {
+    let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    sql::query(
+        "INSERT INTO usage_records (event_id, at, kind, user_id, agent_id, dao_id, api_key_id, model,
+             provider, tokens_in, tokens_out, tokens_cached, estimated, tool, run_id, cost_micros,
+             currency, latency_ms, outcome, error_code, request_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
+         ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(event_id)
+    .bind(at)
+    .bind(r.kind.as_str())
+    .bind(&r.user)
+    .bind(&r.agent)
+    .bind(&r.dao)
+    .bind(&r.api_key)
+    .bind(&r.model)
+    .bind(&r.provider)
+    .bind(as_i64(r.tokens_in))
+    .bind(as_i64(r.tokens_out))
+    .bind(as_i64(r.tokens_cached))
+    .bind(i32::from(r.estimated))
+    .bind(&r.tool)
+    .bind(&r.run_id)
+    .bind(r.cost_micros)
+    .bind(&r.currency)
+    .bind(as_i64(r.latency_ms))
+    .bind(r.outcome.as_str())
+    .bind(&r.error_code)
+    .bind(request_id)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// What a summary is grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    User,
+    Agent,
+    Microdao,
+    Model,
+    Provider,
+    Kind,
+    ApiKey,
+}
+
+impl GroupBy {
+    fn column(self) -> &'static str {
+        match self {
+            GroupBy::User => "user_id",
+            GroupBy::Agent => "agent_id",
+            GroupBy::Microdao => "dao_id",
+            GroupBy::Model => "model",
+            GroupBy::Provider => "provider",
+            GroupBy::Kind => "kind",
+            GroupBy::ApiKey => "api_key_id",
+        }
+    }
+}
+
+/// How summaries are cut in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Granularity {
+    Hour,
+    Day,
+    /// One bucket for the whole range.
+    Total,
+}
+
+impl Granularity {
+    /// Timestamps are RFC 3339 text, so a prefix is a time bucket.
+    fn prefix_len(self) -> i32 {
+        match self {
+            Granularity::Hour => 13,
+            Granularity::Day => 10,
+            Granularity::Total => 0,
+        }
+    }
+}
+
+/// Whose records: one person, agent or microDAO, or everyone's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    City,
+    User(String),
+    Agent(String),
+    Dao(String),
+}
+
+/// One bucket of a summary.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Bucket {
+    /// `2026-11-23T10` (hour), `2026-11-23` (day) or empty (total).
+    pub period: String,
+    /// The value grouped by, when grouped (absent values are `null`).
+    pub key: Option<String>,
+    pub events: i64,
+    pub errors: i64,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    pub tokens_cached: i64,
+    /// Events whose tokens DAARION counted because the provider did not.
+    pub estimated: i64,
+    pub cost_micros: i64,
+    pub avg_latency_ms: i64,
+}
+
+pub struct SummaryQuery<'a> {
+    pub scope: &'a Scope,
+    pub from: &'a str,
+    pub to: &'a str,
+    pub group_by: Option<GroupBy>,
+    pub granularity: Granularity,
+    pub kind: Option<&'a str>,
+    /// Largest number of buckets returned; one more means "too many".
+    pub max_buckets: usize,
+}
+
+/// Aggregates records in `[from, to)`, oldest bucket first.
+pub async fn summary(db: &Db, q: &SummaryQuery<'_>) -> Result<Vec<Bucket>, StoreError> {
+    let key = q.group_by.map_or("NULL", GroupBy::column);
+    let (scope_column, scope_value) = match q.scope {
+        Scope::City => (None, None),
+        Scope::User(id) => (Some("user_id"), Some(id)),
+        Scope::Agent(id) => (Some("agent_id"), Some(id)),
+        Scope::Dao(id) => (Some("dao_id"), Some(id)),
+    };
+    let mut filters = String::from("at >= $2 AND at < $3");
+    let mut next = 4;
+    if let Some(column) = scope_column {
+        filters.push_str(&format!(" AND {column} = ${next}"));
+        next += 1;
+    }
+    if q.kind.is_some() {
+        filters.push_str(&format!(" AND kind = ${next}"));
+    }
+    // Columns come from the enums above, never from the request.
+    let text = format!(
+        "SELECT SUBSTR(at, 1, $1) AS period, {key} AS grouped, COUNT(*) AS events,
+             CAST(SUM(CASE WHEN outcome = 'ok' THEN 0 ELSE 1 END) AS BIGINT) AS errors,
+             CAST(SUM(tokens_in) AS BIGINT) AS tokens_in,
+             CAST(SUM(tokens_out) AS BIGINT) AS tokens_out,
+             CAST(SUM(tokens_cached) AS BIGINT) AS tokens_cached,
+             CAST(SUM(estimated) AS BIGINT) AS estimated,
+             CAST(SUM(cost_micros) AS BIGINT) AS cost_micros,
+             CAST(SUM(latency_ms) AS BIGINT) AS latency_ms
+         FROM usage_records WHERE {filters}
+         GROUP BY 1, 2
+         ORDER BY 1, 2
+         LIMIT {}",
+        q.max_buckets + 1
+    );
+    let mut query = sql::query(sql::AssertSqlSafe(text))
+        .bind(q.granularity.prefix_len())
+        .bind(q.from)
+        .bind(q.to);
+    if let Some(value) = scope_value {
+        query = query.bind(value);
+    }
+    if let Some(kind) = q.kind {
+        query = query.bind(kind);
+    }
+    let rows = query.fetch_all(db.pool()).await?;
+    rows.iter()
+        .map(|row| {
+            let events: i64 = row.try_get("events")?;
+            let latency: i64 = row.try_get("latency_ms")?;
+            Ok(Bucket {
+                period: row.try_get("period")?,
+                key: row.try_get("grouped")?,
+                events,
+                errors: row.try_get("errors")?,
+                tokens_in: row.try_get("tokens_in")?,
+                tokens_out: row.try_get("tokens_out")?,
+                tokens_cached: row.try_get("tokens_cached")?,
+                estimated: row.try_get("estimated")?,
+                cost_micros: row.try_get("cost_micros")?,
+                avg_latency_ms: latency.checked_div(events).unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+/// Reserves `micros` of `subject`'s budget for `period` unless what is
+/// spent and reserved already reaches `budget`. Returns whether it was
+/// reserved. One conditional update: of concurrent callers, only those that
+/// see room get it, so the budget is overrun by at most one call's worth.
+pub async fn reserve(
+    db: &Db,
+    subject: &str,
+    period: &str,
+    micros: i64,
+    budget: i64,
+) -> Result<bool, StoreError> {
+    sql::query(
+        "INSERT INTO usage_budget (subject, period, spent_micros, reserved_micros)
+         VALUES ($1, $2, 0, 0) ON CONFLICT (subject, period) DO NOTHING",
+    )
+    .bind(subject)
+    .bind(period)
+    .execute(db.pool())
+    .await?;
+    let reserved = sql::query(
+        "UPDATE usage_budget SET reserved_micros = reserved_micros + $3
+         WHERE subject = $1 AND period = $2 AND spent_micros + reserved_micros < $4",
+    )
+    .bind(subject)
+    .bind(period)
+    .bind(micros)
+    .bind(budget)
+    .execute(db.pool())
+    .await?
+    .rows_affected();
+    Ok(reserved == 1)
+}
+
+/// Replaces a reservation with what was actually spent; returns the spent
+/// total after.
+pub async fn settle(
+    db: &Db,
+    subject: &str,
+    period: &str,
+    reserved: i64,
+    spent: i64,
+) -> Result<i64, StoreError> {
+    let row = sql::query(
+        "UPDATE usage_budget SET reserved_micros = reserved_micros - $3, spent_micros = spent_micros + $4
+         WHERE subject = $1 AND period = $2 RETURNING spent_micros",
+    )
+    .bind(subject)
+    .bind(period)
+    .bind(reserved)
+    .bind(spent)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(match row {
+        Some(row) => row.try_get("spent_micros")?,
+        None => 0,
+    })
+}
+
+/// Spent and reserved money of a subject in a period.
+pub async fn budget_state(db: &Db, subject: &str, period: &str) -> Result<(i64, i64), StoreError> {
+    let row = sql::query(
+        "SELECT spent_micros, reserved_micros FROM usage_budget WHERE subject = $1 AND period = $2",
+    )
+    .bind(subject)
+    .bind(period)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(match row {
+        Some(row) => (
+            row.try_get("spent_micros")?,
+            row.try_get("reserved_micros")?,
+        ),
+        None => (0, 0),
+    })
+}
