@@ -83,6 +83,19 @@ export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/daarion/target}"
 export RUST_LOG="${RUST_LOG:-warn}"
 
+# The official `openai` Python client, from PyPI, for the LLM proxy test.
+ensure_openai_python() {
+  local venv="$HOME/.cache/daarion/venv"
+  if ! "$venv/bin/python" -c "import openai" 2>/dev/null; then
+    log "installing the openai Python client into $venv"
+    command -v python3 >/dev/null || apt_install python3
+    python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$venv"; }
+    "$venv/bin/pip" install -q openai
+  fi
+  export DAARION_PYTHON="$venv/bin/python"
+}
+ensure_openai_python
+
 # Every test makes its own database, stream namespace and key prefix; remove
 # those that earlier runs left behind.
 cargo run -q --locked -p daarion-testkit --bin test-cleanup
