@@ -67,6 +67,18 @@ async fn post_llm(app: &TestApp, path: &str, key: &str, body: &Value) -> (u16, V
     decode(response).await
 }
 
+/// Starts a chat completion and returns the raw response (streams are read
+/// with [`sse`]).
+async fn post_stream(app: &TestApp, key: &str, body: &Value) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/llm/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Reads an SSE body into its `data:` payloads, with when each arrived.
 async fn sse(response: reqwest::Response) -> Vec<(Duration, String)> {
     let started = Instant::now();
@@ -150,14 +162,7 @@ async fn openai_compatible_chat_whole_streamed_with_tools_and_embeddings() {
     fake.set_chunk_delay(Duration::from_millis(150));
     let mut streamed = chat("chat", "one two three four");
     streamed["stream"] = true.into();
-    let response = app
-        .client
-        .post(app.url("/api/llm/v1/chat/completions"))
-        .bearer_auth(&key)
-        .json(&streamed)
-        .send()
-        .await
-        .unwrap();
+    let response = post_stream(&app, &key, &streamed).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let events = sse(response).await;
@@ -188,14 +193,7 @@ async fn openai_compatible_chat_whole_streamed_with_tools_and_embeddings() {
     // With include_usage the client gets the usage chunk.
     streamed["stream_options"] = json!({"include_usage": true});
     fake.set_chunk_delay(Duration::ZERO);
-    let response = app
-        .client
-        .post(app.url("/api/llm/v1/chat/completions"))
-        .bearer_auth(&key)
-        .json(&streamed)
-        .send()
-        .await
-        .unwrap();
+    let response = post_stream(&app, &key, &streamed).await;
     let events = sse(response).await;
     assert!(
         events
@@ -258,14 +256,7 @@ async fn ollama_is_translated_both_ways() {
     let mut streamed = chat("local", "a b c");
     streamed["stream"] = true.into();
     streamed["stream_options"] = json!({"include_usage": true});
-    let response = app
-        .client
-        .post(app.url("/api/llm/v1/chat/completions"))
-        .bearer_auth(&key)
-        .json(&streamed)
-        .send()
-        .await
-        .unwrap();
+    let response = post_stream(&app, &key, &streamed).await;
     let events = sse(response).await;
     let chunks: Vec<Value> = events
         .iter()
@@ -394,14 +385,7 @@ async fn timeouts_and_broken_providers_answer_clearly_and_are_metered() {
     fake.push([Step::CloseAfter(2)]);
     let mut streamed = chat("chat", "one two three four five");
     streamed["stream"] = true.into();
-    let response = app
-        .client
-        .post(app.url("/api/llm/v1/chat/completions"))
-        .bearer_auth(&key)
-        .json(&streamed)
-        .send()
-        .await
-        .unwrap();
+    let response = post_stream(&app, &key, &streamed).await;
     let events = sse(response).await;
     let last = &events.last().unwrap().1;
     assert!(last.contains("\"error\""), "{events:?}");
@@ -422,14 +406,7 @@ async fn a_client_hanging_up_cancels_the_upstream_call() {
     let key = app.api_key("alice", &["*"]).await;
     let mut streamed = chat("chat", "a long answer with many many words in it");
     streamed["stream"] = true.into();
-    let response = app
-        .client
-        .post(app.url("/api/llm/v1/chat/completions"))
-        .bearer_auth(&key)
-        .json(&streamed)
-        .send()
-        .await
-        .unwrap();
+    let response = post_stream(&app, &key, &streamed).await;
     let mut body = response.bytes_stream();
     let first = body.next().await.unwrap().unwrap();
     assert!(first.starts_with(b"data: "));

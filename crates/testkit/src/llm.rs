@@ -194,6 +194,20 @@ async fn next_step(shared: &Shared, body: &Value) -> Option<Step> {
     }
 }
 
+/// Reads a request and takes its scripted step: the response to give
+/// instead of a normal reply, or the body and where to cut a stream.
+async fn begin(shared: &Shared, body: &Bytes) -> Result<(Value, Option<usize>), Response> {
+    let Ok(body) = serde_json::from_slice::<Value>(body) else {
+        return Err(status_response(400, None));
+    };
+    match next_step(shared, &body).await {
+        Some(Step::Status(s, after)) => Err(status_response(s, after)),
+        Some(Step::Garbage) => Err("<html>oops</html>".into_response()),
+        Some(Step::CloseAfter(n)) => Ok((body, Some(n))),
+        _ => Ok((body, None)),
+    }
+}
+
 fn status_response(status: u16, retry_after: Option<u64>) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (
@@ -272,16 +286,10 @@ async fn openai_chat(
     _headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return status_response(400, None);
+    let (body, close_after) = match begin(&shared, &body).await {
+        Ok(begun) => begun,
+        Err(scripted) => return scripted,
     };
-    let mut close_after = None;
-    match next_step(&shared, &body).await {
-        Some(Step::Status(s, after)) => return status_response(s, after),
-        Some(Step::Garbage) => return "<html>oops</html>".into_response(),
-        Some(Step::CloseAfter(n)) => close_after = Some(n),
-        _ => {}
-    }
     let model = body["model"].clone();
     let (words, tool) = reply_for(&body);
     let completion = words.join(" ").len().div_ceil(4) as u64;
@@ -357,12 +365,10 @@ fn inputs(body: &Value) -> Vec<String> {
 }
 
 async fn openai_embeddings(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return status_response(400, None);
+    let body = match begin(&shared, &body).await {
+        Ok((body, _)) => body,
+        Err(scripted) => return scripted,
     };
-    if let Some(Step::Status(s, after)) = next_step(&shared, &body).await {
-        return status_response(s, after);
-    }
     let inputs = inputs(&body);
     let tokens: u64 = inputs.iter().map(|i| i.len().div_ceil(4) as u64).sum();
     let data: Vec<Value> = inputs
@@ -384,16 +390,10 @@ async fn openai_models() -> Json<Value> {
 }
 
 async fn ollama_chat(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return status_response(400, None);
+    let (body, close_after) = match begin(&shared, &body).await {
+        Ok(begun) => begun,
+        Err(scripted) => return scripted,
     };
-    let mut close_after = None;
-    match next_step(&shared, &body).await {
-        Some(Step::Status(s, after)) => return status_response(s, after),
-        Some(Step::Garbage) => return "<html>oops</html>".into_response(),
-        Some(Step::CloseAfter(n)) => close_after = Some(n),
-        _ => {}
-    }
     let (words, tool) = reply_for(&body);
     let prompt = prompt_tokens(&body);
     let completion = words.join(" ").len().div_ceil(4) as u64;
@@ -430,12 +430,10 @@ async fn ollama_chat(State(shared): State<Arc<Shared>>, body: Bytes) -> Response
 }
 
 async fn ollama_embed(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return status_response(400, None);
+    let body = match begin(&shared, &body).await {
+        Ok((body, _)) => body,
+        Err(scripted) => return scripted,
     };
-    if let Some(Step::Status(s, after)) = next_step(&shared, &body).await {
-        return status_response(s, after);
-    }
     let inputs = inputs(&body);
     let tokens: u64 = inputs.iter().map(|i| i.len().div_ceil(4) as u64).sum();
     let embeddings: Vec<Vec<f64>> = inputs.iter().map(|t| vector(t)).collect();

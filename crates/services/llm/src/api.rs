@@ -589,11 +589,13 @@ async fn pump(
     'stream: loop {
         for piece in pieces.drain(..) {
             match piece {
-                Piece::Chunk(data, usage) => {
+                Piece::Chunk {
+                    data,
+                    usage,
+                    usage_only,
+                } => {
                     if usage.is_some() {
                         tokens = usage;
-                        let usage_only = serde_json::from_str::<Value>(&data)
-                            .is_ok_and(|v| v["choices"].as_array().is_some_and(Vec::is_empty));
                         if usage_only && !wants_usage {
                             continue;
                         }

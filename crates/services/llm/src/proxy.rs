@@ -69,8 +69,14 @@ pub enum Source {
 /// One piece of a stream.
 #[derive(Debug)]
 pub enum Piece {
-    /// A chunk to send as `data: <json>`; with the usage it carried, if any.
-    Chunk(String, Option<Tokens>),
+    /// A chunk to send as `data: <json>`, with the usage it carried, if
+    /// any, and whether usage is all it carries (OpenAI's last chunk with
+    /// `include_usage`: no choices).
+    Chunk {
+        data: String,
+        usage: Option<Tokens>,
+        usage_only: bool,
+    },
     /// The upstream said it is done.
     Done,
 }
@@ -89,20 +95,32 @@ impl Source {
                 if data == "[DONE]" {
                     return Some(Ok(vec![Piece::Done]));
                 }
-                let usage = if data.contains("\"usage\"") {
-                    serde_json::from_str::<Value>(data)
-                        .ok()
-                        .and_then(|v| Tokens::from_usage(&v["usage"]))
-                } else {
-                    None
-                };
-                if serde_json::from_str::<serde::de::IgnoredAny>(data).is_err() {
-                    return Some(Err(format!(
+                let not_json = || {
+                    Err(format!(
                         "the provider sent a chunk that is not JSON: {:.80}",
                         data
-                    )));
-                }
-                Some(Ok(vec![Piece::Chunk(data.to_owned(), usage)]))
+                    ))
+                };
+                // Only a chunk that mentions usage is decoded; the others
+                // are checked to be JSON and passed on as they came.
+                let (usage, usage_only) = if data.contains("\"usage\"") {
+                    let Ok(chunk) = serde_json::from_str::<Value>(data) else {
+                        return Some(not_json());
+                    };
+                    (
+                        Tokens::from_usage(&chunk["usage"]),
+                        chunk["choices"].as_array().is_some_and(Vec::is_empty),
+                    )
+                } else if serde_json::from_str::<serde::de::IgnoredAny>(data).is_err() {
+                    return Some(not_json());
+                } else {
+                    (None, false)
+                };
+                Some(Ok(vec![Piece::Chunk {
+                    data: data.to_owned(),
+                    usage,
+                    usage_only,
+                }]))
             }
             Source::Ndjson {
                 body,
@@ -129,14 +147,18 @@ impl Source {
                     let (chunks, usage) = translator.line(&value);
                     let mut pieces: Vec<Piece> = chunks
                         .into_iter()
-                        .map(|c| Piece::Chunk(c.to_string(), None))
+                        .map(|c| Piece::Chunk {
+                            data: c.to_string(),
+                            usage: None,
+                            usage_only: false,
+                        })
                         .collect();
                     if let Some(usage) = usage {
-                        let tokens = Tokens::from_usage(&usage);
-                        pieces.push(Piece::Chunk(
-                            translator.usage_chunk(&usage).to_string(),
-                            tokens,
-                        ));
+                        pieces.push(Piece::Chunk {
+                            data: translator.usage_chunk(&usage).to_string(),
+                            usage: Tokens::from_usage(&usage),
+                            usage_only: true,
+                        });
                         pieces.push(Piece::Done);
                     }
                     return Some(Ok(pieces));

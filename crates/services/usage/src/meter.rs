@@ -275,26 +275,16 @@ impl Meter {
         extra: &[ExtraLimit],
         estimate_micros: i64,
     ) -> Result<Admission, MeterError> {
-        let mut windows: Vec<(String, String, Option<u32>, Option<u64>)> = extra
-            .iter()
-            .map(|l| {
-                (
-                    l.name.clone(),
-                    l.key.clone(),
-                    l.requests_per_minute,
-                    l.tokens_per_minute,
-                )
-            })
-            .collect();
+        let mut windows = extra.to_vec();
         let mut budgets = Vec::new();
         for subject in subjects.quota_keys() {
             let limits = self.effective(&subject).await?;
-            windows.push((
-                subject.clone(),
-                format!("q:{subject}"),
-                limits.requests_per_minute,
-                limits.tokens_per_minute,
-            ));
+            windows.push(ExtraLimit {
+                name: subject.clone(),
+                key: format!("q:{subject}"),
+                requests_per_minute: limits.requests_per_minute,
+                tokens_per_minute: limits.tokens_per_minute,
+            });
             if let Some(cents) = limits.budget_cents_per_month {
                 budgets.push((
                     subject,
@@ -305,8 +295,14 @@ impl Meter {
         let mut admission = Admission::default();
         let mut counted = Vec::new();
         let (minute, minute_left) = minute_window();
-        for (name, key, rpm, tpm) in windows {
-            if let Some(limit) = tpm {
+        for ExtraLimit {
+            name,
+            key,
+            requests_per_minute,
+            tokens_per_minute,
+        } in windows
+        {
+            if let Some(limit) = tokens_per_minute {
                 let key = format!("usage:tpm:{key}:{minute}");
                 let used = self.window_add(&key, 0).await;
                 if used >= i64::try_from(limit).unwrap_or(i64::MAX) {
@@ -323,7 +319,7 @@ impl Meter {
                 }
                 admission.token_windows.push(key);
             }
-            if let Some(limit) = rpm {
+            if let Some(limit) = requests_per_minute {
                 let key = format!("usage:rpm:{key}:{minute}");
                 let used = self.window_add(&key, 1).await;
                 counted.push(key);
