@@ -106,3 +106,144 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 pub fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
+
+/// A child process, killed on drop.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until `path` on `port` answers 2xx.
+pub async fn wait_ready(port: u16, path: &str, patience: Duration) -> anyhow::Result<()> {
+    daarion_kernel::server::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    while started.elapsed() < patience {
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{port}{path}"))
+            .send()
+            .await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    anyhow::bail!("nothing healthy on port {port}{path}")
+}
+
+#[derive(Debug, Clone, Copy)]
+/// What one `wrk` run measured.
+pub struct Figures {
+    pub rps: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// Non-2xx responses plus socket errors (timeouts included).
+    pub errors: u64,
+}
+
+fn parse_duration_ms(text: &str) -> Option<f64> {
+    let (number, unit) = text.split_at(text.find(|c: char| c.is_ascii_alphabetic())?);
+    let value: f64 = number.parse().ok()?;
+    Some(match unit {
+        "us" => value / 1000.0,
+        "ms" => value,
+        "s" => value * 1000.0,
+        "m" => value * 60_000.0,
+        _ => return None,
+    })
+}
+
+/// Runs `wrk -t2` against `url`, with a Lua `script` (a POST body, headers)
+/// when given.
+pub fn wrk(
+    url: &str,
+    connections: u32,
+    seconds: u32,
+    script: Option<&Path>,
+) -> anyhow::Result<Figures> {
+    let mut command = Command::new("wrk");
+    if let Some(script) = script {
+        command.arg("-s").arg(script);
+    }
+    let output = command
+        .args([
+            "-t2",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+            url,
+        ])
+        .output()
+        .context("failed to run wrk (apt-get install wrk)")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let field = |prefix: &str| {
+        text.lines()
+            .map(str::trim)
+            .find_map(|l| l.strip_prefix(prefix))
+            .map(|v| v.trim().to_owned())
+    };
+    let non_2xx: u64 = field("Non-2xx or 3xx responses:")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let socket_errors: u64 = field("Socket errors:")
+        .map(|v| {
+            v.split(',')
+                .filter_map(|part| part.split_whitespace().last()?.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    Ok(Figures {
+        errors: non_2xx + socket_errors,
+        rps: field("Requests/sec:")
+            .and_then(|v| v.parse().ok())
+            .context("no Requests/sec")?,
+        p50_ms: field("50%")
+            .and_then(|v| parse_duration_ms(&v))
+            .context("no p50")?,
+        p99_ms: field("99%")
+            .and_then(|v| parse_duration_ms(&v))
+            .context("no p99")?,
+    })
+}
+
+/// Resident memory of a process and its children, in KiB.
+pub fn tree_rss_kib(master: u32) -> u64 {
+    let mut total = rss_kib(master).unwrap_or(0);
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(master) {
+                total += rss_kib(pid).unwrap_or(0);
+            }
+        }
+    }
+    total
+}
+
+/// The run with the median throughput (its latencies belong to the same run).
+pub fn median(runs: &[Figures]) -> Figures {
+    let mut sorted = runs.to_vec();
+    sorted.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+    sorted[sorted.len() / 2]
+}
+
+/// Prints one target's figures.
+pub fn line(label: &str, f: Figures) {
+    println!(
+        "  {label:<34} {:>10.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   errors {}",
+        f.rps, f.p50_ms, f.p99_ms, f.errors
+    );
+}

@@ -7,14 +7,19 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::Duration,
 };
 
 use anyhow::Context;
 use axum::{Router, extract::ws::WebSocketUpgrade, response::IntoResponse, routing::get};
 use clap::Parser;
-use daarion_bench::{free_port, rss_kib};
+use daarion_bench::{
+    Figures, Killed, free_port, line, median, rss_kib, tree_rss_kib, wait_ready, wrk,
+};
+
+/// How long a started proxy may take to answer.
+const PATIENCE: Duration = Duration::from_secs(10);
 
 #[derive(Parser)]
 struct Args {
@@ -32,15 +37,6 @@ struct Args {
     /// limit is 20 000 per process, so 9 000 is about the most that fits.
     #[arg(long, default_value_t = 9_000)]
     sockets: usize,
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 async fn upstream() -> anyhow::Result<u16> {
@@ -72,107 +68,6 @@ async fn upstream() -> anyhow::Result<u16> {
     Ok(port)
 }
 
-async fn wait_ready(port: u16, path: &str) -> anyhow::Result<()> {
-    daarion_kernel::server::install_crypto_provider();
-    let client = reqwest::Client::new();
-    for _ in 0..500 {
-        if let Ok(r) = client
-            .get(format!("http://127.0.0.1:{port}{path}"))
-            .send()
-            .await
-            && r.status().is_success()
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    anyhow::bail!("nothing healthy on port {port}{path}")
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Figures {
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    /// Non-2xx responses plus socket errors (timeouts included).
-    errors: u64,
-}
-
-fn parse_duration_ms(text: &str) -> Option<f64> {
-    let (number, unit) = text.split_at(text.find(|c: char| c.is_ascii_alphabetic())?);
-    let value: f64 = number.parse().ok()?;
-    Some(match unit {
-        "us" => value / 1000.0,
-        "ms" => value,
-        "s" => value * 1000.0,
-        "m" => value * 60_000.0,
-        _ => return None,
-    })
-}
-
-fn wrk(url: &str, connections: u32, seconds: u32) -> anyhow::Result<Figures> {
-    let output = Command::new("wrk")
-        .args([
-            "-t2",
-            &format!("-c{connections}"),
-            &format!("-d{seconds}s"),
-            "--latency",
-            url,
-        ])
-        .output()
-        .context("failed to run wrk (apt-get install wrk)")?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    let field = |prefix: &str| {
-        text.lines()
-            .map(str::trim)
-            .find_map(|l| l.strip_prefix(prefix))
-            .map(|v| v.trim().to_owned())
-    };
-    let non_2xx: u64 = field("Non-2xx or 3xx responses:")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let socket_errors: u64 = field("Socket errors:")
-        .map(|v| {
-            v.split(',')
-                .filter_map(|part| part.split_whitespace().last()?.parse::<u64>().ok())
-                .sum()
-        })
-        .unwrap_or(0);
-    Ok(Figures {
-        errors: non_2xx + socket_errors,
-        rps: field("Requests/sec:")
-            .and_then(|v| v.parse().ok())
-            .context("no Requests/sec")?,
-        p50_ms: field("50%")
-            .and_then(|v| parse_duration_ms(&v))
-            .context("no p50")?,
-        p99_ms: field("99%")
-            .and_then(|v| parse_duration_ms(&v))
-            .context("no p99")?,
-    })
-}
-
-fn nginx_rss_kib(master: u32) -> u64 {
-    let mut total = rss_kib(master).unwrap_or(0);
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for entry in entries.flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let ppid = stat
-                .rsplit(')')
-                .next()
-                .and_then(|rest| rest.split_whitespace().nth(1))
-                .and_then(|p| p.parse::<u32>().ok());
-            if ppid == Some(master) {
-                total += rss_kib(pid).unwrap_or(0);
-            }
-        }
-    }
-    total
-}
-
 async fn open_sockets(port: u16, count: usize) -> anyhow::Result<Vec<impl Send>> {
     let mut sockets = Vec::with_capacity(count);
     let mut pending = futures::stream::FuturesUnordered::new();
@@ -190,20 +85,6 @@ async fn open_sockets(port: u16, count: usize) -> anyhow::Result<Vec<impl Send>>
         sockets.push(result?.0);
     }
     Ok(sockets)
-}
-
-/// The run with the median throughput (its latencies belong to the same run).
-fn median(runs: &[Figures]) -> Figures {
-    let mut sorted = runs.to_vec();
-    sorted.sort_by(|a, b| a.rps.total_cmp(&b.rps));
-    sorted[sorted.len() / 2]
-}
-
-fn line(label: &str, f: Figures) {
-    println!(
-        "  {label:<34} {:>10.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   errors {}",
-        f.rps, f.p50_ms, f.p99_ms, f.errors
-    );
 }
 
 #[tokio::main]
@@ -288,18 +169,18 @@ async fn main() -> anyhow::Result<()> {
             start_gateway(gw_port)?,
             start_nginx("nginx-ws", nginx_port, false)?,
         );
-        wait_ready(gw_port, "/bench/small").await?;
-        wait_ready(nginx_port, "/bench/small").await?;
+        wait_ready(gw_port, "/bench/small", PATIENCE).await?;
+        wait_ready(nginx_port, "/bench/small", PATIENCE).await?;
         tokio::time::sleep(Duration::from_secs(1)).await;
         let before_gw = rss_kib(gateway.0.id())?;
         let sockets = open_sockets(gw_port, args.sockets).await?;
         tokio::time::sleep(Duration::from_secs(2)).await;
         let after_gw = rss_kib(gateway.0.id())?;
         drop(sockets);
-        let before_nginx = nginx_rss_kib(nginx.0.id());
+        let before_nginx = tree_rss_kib(nginx.0.id());
         let sockets = open_sockets(nginx_port, args.sockets).await?;
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let after_nginx = nginx_rss_kib(nginx.0.id());
+        let after_nginx = tree_rss_kib(nginx.0.id());
         drop(sockets);
         let per =
             |before: u64, after: u64| after.saturating_sub(before) as f64 / args.sockets as f64;
@@ -343,10 +224,10 @@ async fn main() -> anyhow::Result<()> {
             .stderr(Stdio::null())
             .spawn()?,
     );
-    wait_ready(gw_port, "/bench/small").await?;
-    wait_ready(nginx_port, "/bench/small").await?;
-    wait_ready(tuned_port, "/bench/small").await?;
-    wait_ready(up_port, "/api/city/rooms/general").await?;
+    wait_ready(gw_port, "/bench/small", PATIENCE).await?;
+    wait_ready(nginx_port, "/bench/small", PATIENCE).await?;
+    wait_ready(tuned_port, "/bench/small", PATIENCE).await?;
+    wait_ready(up_port, "/api/city/rooms/general", PATIENCE).await?;
 
     println!(
         "gateway benchmark: wrk -t2, {} s per run, one 2-core machine shared by wrk, proxy and upstream",
@@ -389,7 +270,7 @@ async fn main() -> anyhow::Result<()> {
             // target alike.
             for _ in 0..args.repeat {
                 for (_, url, runs) in &mut targets {
-                    runs.push(wrk(url, connections, args.seconds)?);
+                    runs.push(wrk(url, connections, args.seconds, None)?);
                 }
             }
             let medians: Vec<Figures> = targets.iter().map(|(_, _, runs)| median(runs)).collect();

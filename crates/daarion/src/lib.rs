@@ -506,7 +506,9 @@ async fn build_service(
                 bus: backends.bus.clone(),
                 access: access.deps.clone(),
                 meter: meter(),
+                cache: backends.cache.clone(),
                 settings: settings.llm.clone(),
+                tasks: tasks.clone(),
             })
             .map_err(|e| anyhow::anyhow!("failed to start the LLM proxy: {e}"))?;
             Ok(Mounted {

@@ -390,7 +390,7 @@ async fn two_city_replicas_share_rooms_messages_and_presence() {
     let Some(city) = City::new(Kind::Distributed).await else {
         return;
     };
-    let (auth, a, b) = city.auth_and_two_city_replicas().await;
+    let (auth, a, b) = city.auth_and_two_replicas("city").await;
 
     let (status, _) = a
         .post(
@@ -531,7 +531,7 @@ async fn the_gateway_fronts_two_city_replicas() {
     let Some(city) = City::new(Kind::Distributed).await else {
         return;
     };
-    let (auth, a, b) = city.auth_and_two_city_replicas().await;
+    let (auth, a, b) = city.auth_and_two_replicas("city").await;
     let dir = tempfile::tempdir().unwrap();
     let routes = dir.path().join("routes.toml");
     std::fs::write(

@@ -15,14 +15,28 @@ use daarion_testkit::llm::{FakeLlm, Flavor, Step};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-/// A city whose `[llm]` has one provider per fake and the aliases given
-/// (alias → deployments as `(provider index, priority)`).
+/// A running city of `kind` whose `[llm]` has one provider per fake (`p0`,
+/// `p1`…) and the aliases given.
 async fn city_with(
+    kind: Kind,
     fakes: &[&FakeLlm],
     models: Value,
     tweak: impl FnOnce(&mut daarion::Settings),
 ) -> Option<(City, TestApp)> {
-    let mut city = City::new(Kind::Embedded).await?;
+    let city = llm_city(kind, fakes, models, tweak).await?;
+    let app = city.spawn().await;
+    Some((city, app))
+}
+
+/// A city of `kind` whose `[llm]` has one provider per fake and the
+/// aliases given.
+async fn llm_city(
+    kind: Kind,
+    fakes: &[&FakeLlm],
+    models: Value,
+    tweak: impl FnOnce(&mut daarion::Settings),
+) -> Option<City> {
+    let mut city = City::new(kind).await?;
     let mut providers = serde_json::Map::new();
     for (i, fake) in fakes.iter().enumerate() {
         let kind = match fake.flavor {
@@ -42,8 +56,7 @@ async fn city_with(
     }))
     .unwrap();
     tweak(&mut city.settings);
-    let app = city.spawn().await;
-    Some((city, app))
+    Some(city)
 }
 
 fn one_model(alias: &str) -> Value {
@@ -128,8 +141,17 @@ async fn user_id(app: &TestApp, name: &str) -> String {
 
 #[tokio::test]
 async fn openai_compatible_chat_whole_streamed_with_tools_and_embeddings() {
+    openai_compatible_calls(Kind::Embedded).await;
+}
+
+#[tokio::test]
+async fn openai_compatible_chat_whole_streamed_with_tools_and_embeddings_on_postgres_nats_redis() {
+    openai_compatible_calls(Kind::Distributed).await;
+}
+
+async fn openai_compatible_calls(kind: Kind) {
     let fake = FakeLlm::start(Flavor::OpenAi).await;
-    let Some((_city, app)) = city_with(&[&fake], one_model("chat"), |_| {}).await else {
+    let Some((_city, app)) = city_with(kind, &[&fake], one_model("chat"), |_| {}).await else {
         return;
     };
     let key = app.api_key("alice", &["llm:*"]).await;
@@ -241,7 +263,8 @@ async fn openai_compatible_chat_whole_streamed_with_tools_and_embeddings() {
 #[tokio::test]
 async fn ollama_is_translated_both_ways() {
     let fake = FakeLlm::start(Flavor::Ollama).await;
-    let Some((_city, app)) = city_with(&[&fake], one_model("local"), |_| {}).await else {
+    let Some((_city, app)) = city_with(Kind::Embedded, &[&fake], one_model("local"), |_| {}).await
+    else {
         return;
     };
     let key = app.api_key("alice", &["*"]).await;
@@ -302,7 +325,7 @@ async fn retries_then_fallback_then_open_circuit() {
         {"provider": "p0", "model": "fake-model"},
         {"provider": "p1", "model": "llama", "priority": 1},
     ]}});
-    let Some((_city, app)) = city_with(&[&primary, &backup], models, |s| {
+    let Some((_city, app)) = city_with(Kind::Embedded, &[&primary, &backup], models, |s| {
         s.llm.max_retries = 2;
         s.llm.breaker_failures = 3;
     })
@@ -349,7 +372,7 @@ async fn retries_then_fallback_then_open_circuit() {
 #[tokio::test]
 async fn timeouts_and_broken_providers_answer_clearly_and_are_metered() {
     let fake = FakeLlm::start(Flavor::OpenAi).await;
-    let Some((_city, app)) = city_with(&[&fake], one_model("chat"), |s| {
+    let Some((_city, app)) = city_with(Kind::Embedded, &[&fake], one_model("chat"), |s| {
         s.llm.first_token_timeout_ms = 300;
         s.llm.max_retries = 1;
         s.llm.breaker_failures = 100;
@@ -400,7 +423,8 @@ async fn timeouts_and_broken_providers_answer_clearly_and_are_metered() {
 async fn a_client_hanging_up_cancels_the_upstream_call() {
     let fake = FakeLlm::start(Flavor::OpenAi).await;
     fake.set_chunk_delay(Duration::from_millis(300));
-    let Some((_city, app)) = city_with(&[&fake], one_model("chat"), |_| {}).await else {
+    let Some((_city, app)) = city_with(Kind::Embedded, &[&fake], one_model("chat"), |_| {}).await
+    else {
         return;
     };
     let key = app.api_key("alice", &["*"]).await;
@@ -432,7 +456,7 @@ async fn a_client_hanging_up_cancels_the_upstream_call() {
 #[tokio::test]
 async fn bad_input_gets_openai_style_errors() {
     let fake = FakeLlm::start(Flavor::OpenAi).await;
-    let Some((_city, app)) = city_with(&[&fake], one_model("chat"), |s| {
+    let Some((_city, app)) = city_with(Kind::Embedded, &[&fake], one_model("chat"), |s| {
         s.llm.max_request_bytes = 64 * 1024;
     })
     .await
@@ -490,12 +514,21 @@ async fn bad_input_gets_openai_style_errors() {
 
 #[tokio::test]
 async fn api_keys_are_limited_to_their_models_scopes_and_rates() {
+    key_and_model_limits(Kind::Embedded).await;
+}
+
+#[tokio::test]
+async fn api_keys_are_limited_to_their_models_scopes_and_rates_on_postgres_nats_redis() {
+    key_and_model_limits(Kind::Distributed).await;
+}
+
+async fn key_and_model_limits(kind: Kind) {
     let fake = FakeLlm::start(Flavor::OpenAi).await;
     let models = json!({
         "chat": {"deployments": [{"provider": "p0", "model": "fake-model"}]},
         "big": {"deployments": [{"provider": "p0", "model": "fake-model"}], "requests_per_minute": 2},
     });
-    let Some((_city, app)) = city_with(&[&fake], models, |_| {}).await else {
+    let Some((_city, app)) = city_with(kind, &[&fake], models, |_| {}).await else {
         return;
     };
     let limited = app
@@ -563,6 +596,15 @@ async fn api_keys_are_limited_to_their_models_scopes_and_rates() {
 
 #[tokio::test]
 async fn budgets_hold_under_concurrency_and_raise_alerts() {
+    budgets_under_concurrency(Kind::Embedded).await;
+}
+
+#[tokio::test]
+async fn budgets_hold_under_concurrency_and_raise_alerts_on_postgres_nats_redis() {
+    budgets_under_concurrency(Kind::Distributed).await;
+}
+
+async fn budgets_under_concurrency(kind: Kind) {
     let fake = FakeLlm::start(Flavor::OpenAi).await;
     fake.set_chunk_delay(Duration::from_millis(20));
     // A call costs about 0.3 cents (30 tokens at 100 per million tokens);
@@ -570,7 +612,7 @@ async fn budgets_hold_under_concurrency_and_raise_alerts() {
     let models = json!({"chat": {"deployments": [{"provider": "p0", "model": "fake-model"}],
         "price": {"input_per_million": 100.0, "output_per_million": 100.0},
         "max_output_tokens": 20}});
-    let Some((_city, app)) = city_with(&[&fake], models, |_| {}).await else {
+    let Some((_city, app)) = city_with(kind, &[&fake], models, |_| {}).await else {
         return;
     };
     let key = app.api_key("alice", &["*"]).await;
@@ -634,13 +676,21 @@ async fn budgets_hold_under_concurrency_and_raise_alerts() {
             .contains("budget")
     );
 
-    let (status, quota) = app
-        .get_as(
-            &format!("/api/usage/subjects/user:{alice}/quota"),
-            Some("alice"),
-        )
-        .await;
-    assert_eq!(status, 200, "{quota}");
+    // Calls settle just after their replies: wait for the last one.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let quota = loop {
+        let (status, quota) = app
+            .get_as(
+                &format!("/api/usage/subjects/user:{alice}/quota"),
+                Some("alice"),
+            )
+            .await;
+        assert_eq!(status, 200, "{quota}");
+        if quota["reserved_micros"] == 0 || Instant::now() > deadline {
+            break quota;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let budget = quota["budget_micros_per_month"].as_i64().unwrap();
     let spent = quota["spent_micros"].as_i64().unwrap();
     let per_call = spent / i64::try_from(ok).unwrap();
@@ -672,7 +722,8 @@ async fn budgets_hold_under_concurrency_and_raise_alerts() {
 #[tokio::test]
 async fn usage_views_are_for_whom_they_describe() {
     let fake = FakeLlm::start(Flavor::OpenAi).await;
-    let Some((_city, app)) = city_with(&[&fake], one_model("chat"), |_| {}).await else {
+    let Some((_city, app)) = city_with(Kind::Embedded, &[&fake], one_model("chat"), |_| {}).await
+    else {
         return;
     };
     let key = app.api_key("alice", &["*"]).await;
@@ -682,8 +733,31 @@ async fn usage_views_are_for_whom_they_describe() {
             .0,
         200
     );
+    let (status, _) = app
+        .post(
+            "/api/city/rooms/general/messages",
+            Some("alice"),
+            json!({"body": "hello"}),
+        )
+        .await;
+    assert_eq!(status, 201);
     let alice = user_id(&app, "alice").await;
-    usage_of(&app, &format!("user:{alice}"), 1).await;
+    let by_model = usage_of(&app, &format!("user:{alice}"), 2).await;
+    let kinds: Vec<&Value> = by_model["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| &b["key"])
+        .collect();
+    assert_eq!(kinds.len(), 2, "an LLM call and a message: {by_model}");
+    let (status, messages) = app
+        .get_as(
+            &format!("/api/usage/subjects/user:{alice}/summary?kind=message&granularity=total"),
+            Some("alice"),
+        )
+        .await;
+    assert_eq!(status, 200, "{messages}");
+    assert_eq!(messages["items"][0]["events"], 1, "{messages}");
     let mine = format!("/api/usage/subjects/user:{alice}/summary");
     assert_eq!(app.get_as(&mine, Some("alice")).await.0, 200);
     assert_eq!(app.get_as(&mine, Some("bob")).await.0, 403);
@@ -721,4 +795,61 @@ async fn usage_views_are_for_whom_they_describe() {
         (status, plans["free"]["tokens_per_minute"].as_u64()),
         (200, Some(500))
     );
+}
+
+/// Two identical whole calls, the second answered from the response cache
+/// of `second` (another replica, or the same app); streams are never cached.
+async fn second_call_is_a_cache_hit(fake: &FakeLlm, first: &TestApp, second: &TestApp) {
+    let key = first.api_key("alice", &["llm:*"]).await;
+    let ask = chat("chat", "cache me");
+    let (status, reply) = post_llm(first, "chat/completions", &key, &ask).await;
+    assert_eq!(status, 200, "{reply}");
+    let hit = second
+        .client
+        .post(second.url("/api/llm/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&ask)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hit.headers()["x-daarion-cache"], "hit");
+    let (status, cached) = decode(hit).await;
+    assert_eq!((status, &cached), (200, &reply));
+    assert_eq!(fake.requests(), 1, "the provider was asked once");
+
+    let (status, other) = post_llm(second, "chat/completions", &key, &chat("chat", "not me")).await;
+    assert_eq!(status, 200, "{other}");
+    let mut streamed = ask.clone();
+    streamed["stream"] = json!(true);
+    for _ in 0..2 {
+        let events = sse(post_stream(second, &key, &streamed).await).await;
+        assert_eq!(events.last().unwrap().1, "[DONE]");
+    }
+    assert_eq!(fake.requests(), 4, "streams are not cached");
+}
+
+fn with_cache(s: &mut daarion::Settings) {
+    s.llm.cache_ttl_secs = 60;
+}
+
+#[tokio::test]
+async fn exact_repeats_are_served_from_the_response_cache() {
+    let fake = FakeLlm::start(Flavor::OpenAi).await;
+    let Some((_city, app)) =
+        city_with(Kind::Embedded, &[&fake], one_model("chat"), with_cache).await
+    else {
+        return;
+    };
+    second_call_is_a_cache_hit(&fake, &app, &app).await;
+}
+
+#[tokio::test]
+async fn replicas_share_the_response_cache_through_redis() {
+    let fake = FakeLlm::start(Flavor::OpenAi).await;
+    let Some(city) = llm_city(Kind::Distributed, &[&fake], one_model("chat"), with_cache).await
+    else {
+        return;
+    };
+    let (_auth, a, b) = city.auth_and_two_replicas("llm").await;
+    second_call_is_a_cache_hit(&fake, &a, &b).await;
 }

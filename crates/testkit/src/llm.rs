@@ -54,6 +54,8 @@ struct Shared {
     chunk_delay_ms: AtomicU64,
     /// Report token usage (OpenAI: only when asked with `include_usage`).
     no_usage: AtomicBool,
+    /// Keep no request bodies (long benchmark runs).
+    no_bodies: AtomicBool,
 }
 
 /// A running fake provider.
@@ -137,6 +139,11 @@ impl FakeLlm {
         );
     }
 
+    /// Stops keeping request bodies, so a long run does not grow.
+    pub fn forget_bodies(&self) {
+        self.shared.no_bodies.store(true, Ordering::SeqCst);
+    }
+
     /// Like providers that never report usage.
     pub fn without_usage(&self) {
         self.shared.no_usage.store(true, Ordering::SeqCst);
@@ -176,11 +183,13 @@ fn prompt_tokens(body: &Value) -> u64 {
 /// Takes the next scripted step; waits out delays first.
 async fn next_step(shared: &Shared, body: &Value) -> Option<Step> {
     shared.requests.fetch_add(1, Ordering::SeqCst);
-    shared
-        .bodies
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(body.clone());
+    if !shared.no_bodies.load(Ordering::Relaxed) {
+        shared
+            .bodies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(body.clone());
+    }
     loop {
         let step = shared
             .script

@@ -67,15 +67,14 @@ impl City {
         })
     }
 
-    /// `serve auth` and two `serve city` replicas on this city's backends.
-    /// People sign in on the auth replica; the city replicas know them
-    /// through the shared store.
-    pub async fn auth_and_two_city_replicas(&self) -> (TestApp, TestApp, TestApp) {
+    /// `serve auth` and two `serve <service>` replicas on this city's
+    /// backends, which know the auth replica's people through the store.
+    pub async fn auth_and_two_replicas(&self, service: &str) -> (TestApp, TestApp, TestApp) {
         let auth = spawn_with(self.settings.clone(), Shape::Service("auth".into())).await;
         let mut replicas = Vec::new();
         for _ in 0..2 {
             let mut replica =
-                spawn_with(self.settings.clone(), Shape::Service("city".into())).await;
+                spawn_with(self.settings.clone(), Shape::Service(service.into())).await;
             replica.auth_base = auth.url("");
             replica.people = self.people.clone();
             replicas.push(replica);

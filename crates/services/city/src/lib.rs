@@ -7,7 +7,8 @@
 //!
 //! Live delivery goes through the bus (`city.message.created.<slug>`,
 //! `presence.city.*`), so clients connected to different replicas see the
-//! same messages. Presence lives in the cache as an expiring set.
+//! same messages. Presence lives in the cache as an expiring set. Every
+//! new message is metered (`usage.message`, for the usage service).
 //!
 //! Layout: `domain` (rules and errors), `store` (queries), `api` (HTTP
 //! routes, OpenAPI), `ws` (WebSocket sessions), `hub` (one bus subscription
@@ -32,6 +33,7 @@ use daarion_kernel::{
     shutdown::{CancellationToken, TaskTracker},
 };
 use daarion_store::{Db, MigrationSet, migration};
+use daarion_usage::{Outcome, Subjects, UsageKind, UsageRecord};
 use serde::Deserialize;
 
 use crate::{
@@ -178,7 +180,8 @@ pub async fn build(deps: Deps) -> Result<City, CityError> {
     })
 }
 
-/// Posts a message (HTTP or WebSocket) and publishes it for live delivery.
+/// Posts a message (HTTP or WebSocket), publishes it for live delivery and
+/// meters it.
 async fn post_message(
     state: &CityState,
     slug: &Slug,
@@ -200,6 +203,9 @@ async fn post_message(
         )
         .with_actor(author.handle.clone());
         state.publish(&event).await;
+        let record =
+            UsageRecord::new(UsageKind::Message, Outcome::Ok).by(author, &Subjects::of(author));
+        daarion_usage::publish(state.bus.as_ref(), SERVICE, &record).await;
     }
     Ok((view, fresh))
 }

@@ -1,6 +1,6 @@
 //! HTTP routes (OpenAI's), request checks, and the accounting of each call.
 
-use std::{convert::Infallible, hash::Hasher, sync::Arc, time::Duration};
+use std::{convert::Infallible, sync::Arc, time::Duration};
 
 use axum::{
     body::Body,
@@ -15,6 +15,7 @@ use daarion_access::{
 use daarion_usage::{Admission, ExtraLimit, Outcome, Subjects, UsageKind, UsageRecord};
 use serde::Serialize;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use tokio::{sync::mpsc, time::Instant};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -203,15 +204,7 @@ async fn authorize(
 /// Who pays: the person (an agent's owner), the agent, and the microDAO
 /// the caller names, if it belongs to it.
 fn subjects(principal: &Principal, headers: &HeaderMap) -> Result<Subjects, LlmError> {
-    let mut s = Subjects::default();
-    match principal.kind {
-        PrincipalKind::User => s.user = Some(principal.id.clone()),
-        PrincipalKind::Agent => {
-            s.agent = Some(principal.id.clone());
-            s.user = principal.owner.clone();
-        }
-        PrincipalKind::Service => {}
-    }
+    let mut s = Subjects::of(principal);
     if let Some(dao) = headers.get(DAO_HEADER) {
         let dao = dao.to_str().unwrap_or_default();
         let prefix = format!("dao:{dao}:");
@@ -254,6 +247,9 @@ fn extra_limits(principal: &Principal, alias: &Alias) -> Vec<ExtraLimit> {
 
 /// What one call owes, settled exactly once: when the call ends, or — if
 /// the client went away first and the handler was dropped — from `Drop`.
+/// Settling (the meter's windows and ledger, the usage record) runs in a
+/// task of its own, after the reply: it is the call's bookkeeping, not part
+/// of its latency.
 struct Ledger {
     pending: Option<Pending>,
 }
@@ -268,18 +264,19 @@ struct Pending {
 }
 
 /// How a call ended, for its record.
-struct Ending<'a> {
-    target: Option<&'a str>,
+struct Ending {
+    /// The deployment that answered.
+    target: Option<String>,
     tokens: Option<Tokens>,
     output_bytes: usize,
     outcome: Outcome,
-    error: Option<&'a str>,
+    error: Option<&'static str>,
     /// Served from the response cache: nothing was spent upstream.
     cached: bool,
 }
 
-impl Ending<'_> {
-    fn failed(error: &LlmError) -> Ending<'_> {
+impl Ending {
+    fn failed(error: &LlmError) -> Ending {
         Ending {
             target: None,
             tokens: None,
@@ -292,7 +289,7 @@ impl Ending<'_> {
 }
 
 impl Pending {
-    async fn account(mut self, end: Ending<'_>) {
+    async fn account(mut self, end: Ending) {
         let (tokens, estimated) = match end.tokens {
             Some(t) => (t, false),
             None if end.outcome == Outcome::Error && end.output_bytes == 0 => {
@@ -314,7 +311,7 @@ impl Pending {
                 .cost_micros(tokens.input, tokens.cached, tokens.output)
         };
         let r = &mut self.record;
-        r.provider = end.target.map(str::to_owned);
+        r.provider = end.target;
         r.tokens_in = tokens.input;
         r.tokens_out = tokens.output;
         r.tokens_cached = tokens.cached;
@@ -338,9 +335,10 @@ impl Pending {
 }
 
 impl Ledger {
-    async fn close(mut self, end: Ending<'_>) {
+    fn close(mut self, end: Ending) {
         if let Some(pending) = self.pending.take() {
-            pending.account(end).await;
+            let tasks = pending.state.tasks.clone();
+            tasks.spawn(pending.account(end));
         }
     }
 }
@@ -348,18 +346,15 @@ impl Ledger {
 impl Drop for Ledger {
     fn drop(&mut self) {
         if let Some(pending) = self.pending.take() {
-            tokio::spawn(async move {
-                pending
-                    .account(Ending {
-                        target: None,
-                        tokens: None,
-                        output_bytes: 0,
-                        outcome: Outcome::Cancelled,
-                        error: Some("client_disconnected"),
-                        cached: false,
-                    })
-                    .await;
-            });
+            let tasks = pending.state.tasks.clone();
+            tasks.spawn(pending.account(Ending {
+                target: None,
+                tokens: None,
+                output_bytes: 0,
+                outcome: Outcome::Cancelled,
+                error: Some("client_disconnected"),
+                cached: false,
+            }));
         }
     }
 }
@@ -401,14 +396,8 @@ async fn admit(
             Op::Embeddings => UsageKind::Embedding,
         },
         Outcome::Ok,
-    );
-    record.user = subjects.user;
-    record.agent = subjects.agent;
-    record.dao = subjects.dao;
-    record.api_key = match &principal.credential {
-        Credential::ApiKey { id, .. } => Some(id.clone()),
-        _ => None,
-    };
+    )
+    .by(principal, &subjects);
     record.model = Some(alias.name.clone());
     record.currency = Some(state.currency.to_string());
     let ledger = Ledger {
@@ -424,11 +413,20 @@ async fn admit(
     Ok((value, alias, ledger))
 }
 
-fn cache_key(op: Op, body: &Bytes) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    hasher.write_u8(op as u8);
-    hasher.write(body);
-    hasher.finish()
+/// A cached reply; a cache that fails is a miss (logged), not an error.
+async fn cached_reply(cache: &dyn daarion_cache::Cache, key: &str) -> Option<Vec<u8>> {
+    cache.get(key).await.unwrap_or_else(|error| {
+        tracing::warn!(%error, "response cache unavailable");
+        None
+    })
+}
+
+/// A digest of the whole request: equal keys mean equal requests.
+fn cache_key(op: Op, body: &Bytes) -> String {
+    let mut digest = Sha256::new();
+    digest.update([op as u8]);
+    digest.update(body);
+    format!("llm:reply:{:x}", digest.finalize())
 }
 
 async fn call(
@@ -441,28 +439,22 @@ async fn call(
     let (value, alias, ledger) = admit(&state, &principal, &headers, &body, op).await?;
     let stream = op == Op::Chat && value["stream"] == true;
     let cache = state.cache.as_ref().filter(|_| !stream);
-    // The cached entry holds the request it answered, so a hash collision
-    // cannot serve another request's reply.
-    let key = cache_key(op, &body);
-    if let Some(hit) = match cache {
-        Some(c) => c.get(&key).await,
-        None => None,
-    } && let Some(reply) = hit.strip_prefix(body.as_ref())
+    let key = cache.map(|_| cache_key(op, &body));
+    if let (Some((c, _)), Some(key)) = (cache, &key)
+        && let Some(reply) = cached_reply(c.as_ref(), key).await
     {
-        let reply = Bytes::copy_from_slice(reply);
+        let reply = Bytes::from(reply);
         let tokens = serde_json::from_slice::<Value>(&reply)
             .ok()
             .and_then(|v| Tokens::from_usage(&v["usage"]));
-        ledger
-            .close(Ending {
-                target: Some("cache"),
-                tokens,
-                output_bytes: reply.len(),
-                outcome: Outcome::Ok,
-                error: None,
-                cached: true,
-            })
-            .await;
+        ledger.close(Ending {
+            target: Some("cache".into()),
+            tokens,
+            output_bytes: reply.len(),
+            outcome: Outcome::Ok,
+            error: None,
+            cached: true,
+        });
         return Ok((
             [
                 (header::CONTENT_TYPE, "application/json"),
@@ -481,7 +473,7 @@ async fn call(
     let (target, started) = match started {
         Ok(s) => s,
         Err(e) => {
-            ledger.close(Ending::failed(&e)).await;
+            ledger.close(Ending::failed(&e));
             return Err(e);
         }
     };
@@ -489,22 +481,19 @@ async fn call(
         Started::Whole(reply) => {
             let bytes = Bytes::from(serde_json::to_vec(&reply).unwrap_or_default());
             let tokens = Tokens::from_usage(&reply["usage"]);
-            if let Some(c) = cache {
-                let mut entry = Vec::with_capacity(body.len() + bytes.len());
-                entry.extend_from_slice(&body);
-                entry.extend_from_slice(&bytes);
-                c.insert(key, Bytes::from(entry)).await;
+            if let (Some((c, ttl)), Some(key)) = (cache, &key)
+                && let Err(error) = c.set(key, &bytes, Some(*ttl)).await
+            {
+                tracing::warn!(%error, "reply not cached");
             }
-            ledger
-                .close(Ending {
-                    target: Some(&target.name),
-                    tokens,
-                    output_bytes: content_bytes(&reply),
-                    outcome: Outcome::Ok,
-                    error: None,
-                    cached: false,
-                })
-                .await;
+            ledger.close(Ending {
+                target: Some(target.name.clone()),
+                tokens,
+                output_bytes: content_bytes(&reply),
+                outcome: Outcome::Ok,
+                error: None,
+                cached: false,
+            });
             Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
         }
         Started::Stream(first, source) => {
@@ -657,19 +646,18 @@ async fn pump(
     if outcome == Outcome::Cancelled {
         metrics::counter!("llm_streams_cancelled_total").increment(1);
     }
-    ledger
-        .close(Ending {
-            target: Some(&target.name),
-            tokens,
-            output_bytes,
-            outcome,
-            error: error
-                .as_ref()
-                .map(|e| e.code)
-                .or((outcome == Outcome::Cancelled).then_some("client_disconnected")),
-            cached: false,
-        })
-        .await;
+    drop(tx);
+    ledger.close(Ending {
+        target: Some(target.name.clone()),
+        tokens,
+        output_bytes,
+        outcome,
+        error: error
+            .as_ref()
+            .map(|e| e.code)
+            .or((outcome == Outcome::Cancelled).then_some("client_disconnected")),
+        cached: false,
+    });
 }
 
 /// Creates a chat completion (OpenAI's API; `stream: true` answers with

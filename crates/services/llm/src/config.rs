@@ -123,9 +123,10 @@ pub struct Settings {
     pub breaker_cooldown_ms: u64,
     /// Largest request body.
     pub max_request_bytes: usize,
-    /// Exact-match response cache for non-streaming calls; 0 = off.
+    /// Exact-match response cache for non-streaming calls, in the
+    /// process's cache (Redis when configured, so replicas share it);
+    /// 0 = off.
     pub cache_ttl_secs: u64,
-    pub cache_max_entries: u64,
 }
 
 impl Default for Settings {
@@ -142,7 +143,6 @@ impl Default for Settings {
             breaker_cooldown_ms: 30_000,
             max_request_bytes: 8 * 1024 * 1024,
             cache_ttl_secs: 0,
-            cache_max_entries: 10_000,
         }
     }
 }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use daarion_access::AccessDeps;
 use daarion_bus::Bus;
-use daarion_kernel::ServiceDescriptor;
+use daarion_kernel::{ServiceDescriptor, shutdown::TaskTracker};
 
 pub use config::Settings;
 pub use error::LlmError;
@@ -39,7 +39,12 @@ pub struct Deps {
     pub bus: Arc<dyn Bus>,
     pub access: AccessDeps,
     pub meter: daarion_usage::Meter,
+    /// Where the response cache keeps replies: in-process for `up`, Redis
+    /// (shared by replicas) when configured.
+    pub cache: Arc<dyn daarion_cache::Cache>,
     pub settings: Settings,
+    /// Settlements of finished calls run here, so shutdown waits for them.
+    pub tasks: TaskTracker,
 }
 
 #[derive(Clone)]
@@ -50,8 +55,10 @@ pub struct LlmState {
     bus: Arc<dyn Bus>,
     access: Arc<daarion_access::Enforcer>,
     currency: Arc<str>,
-    /// Exact-match replies (non-streaming), when enabled.
-    cache: Option<moka::future::Cache<u64, bytes::Bytes>>,
+    tasks: TaskTracker,
+    /// Exact-match replies (non-streaming) and how long they live, when
+    /// enabled.
+    cache: Option<(Arc<dyn daarion_cache::Cache>, std::time::Duration)>,
 }
 
 pub struct Llm {
@@ -62,10 +69,10 @@ pub struct Llm {
 pub fn build(deps: Deps) -> Result<Llm, String> {
     let catalog = route::Catalog::new(&deps.settings)?;
     let cache = (deps.settings.cache_ttl_secs > 0).then(|| {
-        moka::future::Cache::builder()
-            .max_capacity(deps.settings.cache_max_entries)
-            .time_to_live(std::time::Duration::from_secs(deps.settings.cache_ttl_secs))
-            .build()
+        (
+            deps.cache,
+            std::time::Duration::from_secs(deps.settings.cache_ttl_secs),
+        )
     });
     let max_request_bytes = deps.settings.max_request_bytes;
     let access = daarion_access::Enforcer::new(
@@ -82,6 +89,7 @@ pub fn build(deps: Deps) -> Result<Llm, String> {
         bus: deps.bus,
         access: access.clone(),
         cache,
+        tasks: deps.tasks,
     };
     let (api, openapi) = api::router().split_for_parts();
     Ok(Llm {

@@ -36,7 +36,10 @@ pub const DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
 
 pub const MIGRATIONS: MigrationSet = MigrationSet {
     service: SERVICE,
-    migrations: &[migration!(1, "001_create_usage_tables")],
+    migrations: &[
+        migration!(1, "001_create_usage_tables"),
+        migration!(2, "002_create_usage_reservations"),
+    ],
 };
 
 /// Publishes a usage record (after the metered work is done). A record
@@ -117,7 +120,25 @@ async fn record_event(db: &Db, event: &Envelope) -> Result<(), HandlerError> {
     Ok(())
 }
 
-/// Builds the routes and starts the `usage-recorder` consumer.
+/// How often each replica gives back expired budget reservations.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn sweep_reservations(meter: Meter, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                if let Err(error) = meter.expire_reservations().await {
+                    tracing::warn!(%error, "expired budget reservations not swept");
+                }
+            }
+        }
+    }
+}
+
+/// Builds the routes and starts the `usage-recorder` consumer and the
+/// sweeper of expired budget reservations.
 pub fn build(deps: Deps) -> Usage {
     let access =
         daarion_access::Enforcer::new(SERVICE, api::RULES, Arc::new(UsageResources), deps.access);
@@ -126,12 +147,14 @@ pub fn build(deps: Deps) -> Usage {
         deps.bus,
         deps.db.clone(),
         ConsumerSpec::new("usage-recorder", "usage.>"),
-        deps.shutdown,
+        deps.shutdown.clone(),
         move |event: Envelope| {
             let db = db.clone();
             async move { record_event(&db, &event).await }
         },
     ));
+    deps.tasks
+        .spawn(sweep_reservations(deps.meter.clone(), deps.shutdown));
     let state = UsageState {
         db: deps.db,
         meter: deps.meter,

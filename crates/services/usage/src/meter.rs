@@ -11,6 +11,7 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::{Datelike, TimeZone, Utc};
+use daarion_access::{Principal, PrincipalKind};
 use daarion_bus::{Bus, Envelope};
 use daarion_cache::Cache;
 use daarion_control::{
@@ -51,6 +52,10 @@ pub struct Settings {
     pub default_agent_plan: Option<Plan>,
     /// Largest number of buckets one summary returns.
     pub max_summary_buckets: usize,
+    /// How long a call's budget reservation lives if the call never
+    /// settles (longer than any call: the LLM proxy's total timeout is
+    /// 10 minutes by default).
+    pub reservation_ttl_secs: u64,
 }
 
 impl Default for Settings {
@@ -70,6 +75,7 @@ impl Default for Settings {
             default_user_plan: None,
             default_agent_plan: None,
             max_summary_buckets: 10_000,
+            reservation_ttl_secs: 900,
         }
     }
 }
@@ -93,6 +99,21 @@ pub struct Subjects {
 }
 
 impl Subjects {
+    /// The person or agent acting (an agent's owner pays with it); a
+    /// service acts for no one.
+    pub fn of(principal: &Principal) -> Self {
+        let mut s = Self::default();
+        match principal.kind {
+            PrincipalKind::User => s.user = Some(principal.id.clone()),
+            PrincipalKind::Agent => {
+                s.agent = Some(principal.id.clone());
+                s.user = principal.owner.clone();
+            }
+            PrincipalKind::Service => {}
+        }
+        s
+    }
+
     /// Quota subjects as the control plane names them: `user:<id>`, ...
     fn quota_keys(&self) -> Vec<String> {
         [
@@ -168,9 +189,7 @@ pub struct Admission {
 
 #[derive(Debug)]
 struct Reservation {
-    subject: String,
-    period: String,
-    micros: i64,
+    hold: store::Hold,
     budget: i64,
 }
 
@@ -338,16 +357,21 @@ impl Meter {
             }
         }
         let (period, month_left) = month();
+        let expires_at = Utc::now().timestamp_millis().saturating_add(
+            i64::try_from(self.settings.reservation_ttl_secs.saturating_mul(1000))
+                .unwrap_or(i64::MAX),
+        );
         for (subject, budget) in budgets {
-            let micros = estimate_micros.max(0);
-            match store::reserve(&self.db, &subject, &period, micros, budget).await {
-                Ok(true) => admission.budgets.push(Reservation {
-                    subject,
-                    period: period.clone(),
-                    micros,
-                    budget,
-                }),
+            let hold = store::Hold {
+                id: uuid::Uuid::new_v4().to_string(),
+                subject,
+                period: period.clone(),
+                micros: estimate_micros.max(0),
+            };
+            match store::reserve(&self.db, &hold, budget, expires_at).await {
+                Ok(true) => admission.budgets.push(Reservation { hold, budget }),
                 Ok(false) => {
+                    let subject = hold.subject;
                     let e = Exceeded {
                         limit: "budget",
                         message: format!(
@@ -394,10 +418,10 @@ impl Meter {
             }
         }
         for r in admission.budgets {
-            match store::settle(&self.db, &r.subject, &r.period, r.micros, cost_micros).await {
+            match store::settle(&self.db, &r.hold, cost_micros).await {
                 Ok(after) => self.alert_on_crossing(&r, after - cost_micros, after).await,
                 Err(error) => {
-                    tracing::error!(%error, subject = %r.subject, "budget not settled; spend under-counted")
+                    tracing::error!(%error, subject = %r.hold.subject, "budget not settled; spend under-counted")
                 }
             }
         }
@@ -406,10 +430,21 @@ impl Meter {
     /// Gives back an admission's reservations (the call never ran).
     pub async fn release(&self, admission: Admission) {
         for r in admission.budgets {
-            if let Err(error) = store::settle(&self.db, &r.subject, &r.period, r.micros, 0).await {
-                tracing::error!(%error, subject = %r.subject, "budget reservation not released");
+            if let Err(error) = store::settle(&self.db, &r.hold, 0).await {
+                tracing::error!(%error, subject = %r.hold.subject, "budget reservation not released");
             }
         }
+    }
+
+    /// Gives back reservations whose calls never settled (their process
+    /// stopped mid-call), so they do not hold a budget until the month ends.
+    pub async fn expire_reservations(&self) -> Result<usize, MeterError> {
+        let expired = store::expire(&self.db, Utc::now().timestamp_millis()).await?;
+        if expired > 0 {
+            metrics::counter!("usage_reservations_expired_total").increment(expired as u64);
+            tracing::warn!(expired, "budget reservations of unfinished calls expired");
+        }
+        Ok(expired)
     }
 
     /// Adds to a window counter; a cache failure admits (logged), like the
@@ -435,17 +470,17 @@ impl Meter {
                     "ops.alert",
                     serde_json::json!({
                         "alert": "budget",
-                        "subject": r.subject,
-                        "period": r.period,
+                        "subject": r.hold.subject,
+                        "period": r.hold.period,
                         "threshold_percent": percent,
                         "spent_micros": after,
                         "budget_micros": r.budget,
                         "currency": self.settings.currency,
                     }),
                 )
-                .with_actor(r.subject.clone());
+                .with_actor(r.hold.subject.clone());
                 if let Err(error) = self.bus.publish(&event).await {
-                    tracing::error!(%error, subject = %r.subject, "budget alert not published");
+                    tracing::error!(%error, subject = %r.hold.subject, "budget alert not published");
                 }
             }
         }

@@ -1,8 +1,11 @@
 //! What one metered event says: who, what, how much, how it went. Records
 //! travel on the bus (`usage.<kind>`) and are stored once per event id.
 
+use daarion_access::{Credential, Principal};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+use crate::Subjects;
 
 /// What was metered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -108,6 +111,18 @@ impl UsageRecord {
             outcome,
             error_code: None,
         }
+    }
+
+    /// A record of what `principal` did, charged to `subjects`.
+    pub fn by(mut self, principal: &Principal, subjects: &Subjects) -> Self {
+        self.user = subjects.user.clone();
+        self.agent = subjects.agent.clone();
+        self.dao = subjects.dao.clone();
+        self.api_key = match &principal.credential {
+            Credential::ApiKey { id, .. } => Some(id.clone()),
+            _ => None,
+        };
+        self
     }
 }
 

@@ -203,62 +203,121 @@ pub async fn summary(db: &Db, q: &SummaryQuery<'_>) -> Result<Vec<Bucket>, Store
         .collect()
 }
 
-/// Reserves `micros` of `subject`'s budget for `period` unless what is
-/// spent and reserved already reaches `budget`. Returns whether it was
-/// reserved. One conditional update: of concurrent callers, only those that
-/// see room get it, so the budget is overrun by at most one call's worth.
+/// One call's hold on a subject's budget for a period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub id: String,
+    pub subject: String,
+    pub period: String,
+    pub micros: i64,
+}
+
+/// Reserves `hold.micros` unless what is spent and reserved already
+/// reaches `budget`; the reservation lapses at `expires_at_ms` if never
+/// settled. Returns whether it was reserved. One conditional update: of
+/// concurrent callers, only those that see room get it, so the budget is
+/// overrun by at most one call's worth.
 pub async fn reserve(
     db: &Db,
-    subject: &str,
-    period: &str,
-    micros: i64,
+    hold: &Hold,
     budget: i64,
+    expires_at_ms: i64,
 ) -> Result<bool, StoreError> {
+    let mut tx = db.begin().await?;
     sql::query(
         "INSERT INTO usage_budget (subject, period, spent_micros, reserved_micros)
          VALUES ($1, $2, 0, 0) ON CONFLICT (subject, period) DO NOTHING",
     )
-    .bind(subject)
-    .bind(period)
-    .execute(db.pool())
+    .bind(&hold.subject)
+    .bind(&hold.period)
+    .execute(&mut *tx)
     .await?;
     let reserved = sql::query(
         "UPDATE usage_budget SET reserved_micros = reserved_micros + $3
          WHERE subject = $1 AND period = $2 AND spent_micros + reserved_micros < $4",
     )
-    .bind(subject)
-    .bind(period)
-    .bind(micros)
+    .bind(&hold.subject)
+    .bind(&hold.period)
+    .bind(hold.micros)
     .bind(budget)
-    .execute(db.pool())
+    .execute(&mut *tx)
     .await?
-    .rows_affected();
-    Ok(reserved == 1)
+    .rows_affected()
+        == 1;
+    if reserved {
+        sql::query(
+            "INSERT INTO usage_reservations (id, subject, period, micros, expires_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&hold.id)
+        .bind(&hold.subject)
+        .bind(&hold.period)
+        .bind(hold.micros)
+        .bind(expires_at_ms)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(reserved)
 }
 
-/// Replaces a reservation with what was actually spent; returns the spent
-/// total after.
-pub async fn settle(
-    db: &Db,
-    subject: &str,
-    period: &str,
-    reserved: i64,
-    spent: i64,
-) -> Result<i64, StoreError> {
+/// Replaces a reservation with what was actually spent (0: released);
+/// returns the spent total after. A reservation that already expired was
+/// given back by [`expire`], so only the spending is added.
+pub async fn settle(db: &Db, hold: &Hold, spent: i64) -> Result<i64, StoreError> {
+    let mut tx = db.begin().await?;
+    let held: i64 = sql::query("DELETE FROM usage_reservations WHERE id = $1 RETURNING micros")
+        .bind(&hold.id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|row| row.try_get("micros"))
+        .transpose()?
+        .unwrap_or(0);
     let row = sql::query(
         "UPDATE usage_budget SET reserved_micros = reserved_micros - $3, spent_micros = spent_micros + $4
          WHERE subject = $1 AND period = $2 RETURNING spent_micros",
     )
-    .bind(subject)
-    .bind(period)
-    .bind(reserved)
+    .bind(&hold.subject)
+    .bind(&hold.period)
+    .bind(held)
     .bind(spent)
-    .fetch_optional(db.pool())
+    .fetch_optional(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(match row {
         Some(row) => row.try_get("spent_micros")?,
         None => 0,
     })
+}
+
+/// Gives back the reservations that expired before `now_ms` (their calls
+/// never settled: the process that made them stopped). Returns how many.
+/// Safe to run on every replica at once: a row is deleted, and its amount
+/// given back, by one of them.
+pub async fn expire(db: &Db, now_ms: i64) -> Result<usize, StoreError> {
+    let mut tx = db.begin().await?;
+    let rows = sql::query(
+        "DELETE FROM usage_reservations WHERE expires_at < $1 RETURNING subject, period, micros",
+    )
+    .bind(now_ms)
+    .fetch_all(&mut *tx)
+    .await?;
+    for row in &rows {
+        let subject: String = row.try_get("subject")?;
+        let period: String = row.try_get("period")?;
+        let micros: i64 = row.try_get("micros")?;
+        sql::query(
+            "UPDATE usage_budget SET reserved_micros = reserved_micros - $3
+             WHERE subject = $1 AND period = $2",
+        )
+        .bind(subject)
+        .bind(period)
+        .bind(micros)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(rows.len())
 }
 
 /// Spent and reserved money of a subject in a period.
