@@ -175,8 +175,9 @@ async fn overhead(n: usize) -> anyhow::Result<()> {
         engine: Arc::new(Engine::with_defaults()?),
         authn: Arc::new(authenticator),
         tokens: None,
-        audit: daarion_access::audit::AuditSink::start(
+        audit: daarion_bus::QueuedPublisher::start(
             bus,
+            "audit",
             &tokio_util::task::TaskTracker::new(),
             tokio_util::sync::CancellationToken::new(),
         ),

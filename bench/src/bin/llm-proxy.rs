@@ -10,6 +10,7 @@
 
 use std::{
     net::SocketAddr,
+    os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::{
@@ -56,8 +57,9 @@ struct Args {
     /// Soak length in seconds (0 = no soak).
     #[arg(long, default_value_t = 600)]
     soak_seconds: u64,
-    /// Streams started per second, per proxy, during the soak.
-    #[arg(long, default_value_t = 50)]
+    /// Streams started per second, per proxy, during the soak (LiteLLM
+    /// with two workers streams about 20 per second at most here).
+    #[arg(long, default_value_t = 10)]
     soak_rate: u64,
 }
 
@@ -152,6 +154,18 @@ async fn start_daarion(
     Ok((daarion, key))
 }
 
+/// A process group (LiteLLM's master and its workers), killed on drop.
+struct Group(std::process::Child);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
 /// LiteLLM's proxy with the same two upstreams, a master key and no
 /// database (its lightest set-up: no spend tracking).
 async fn start_litellm(
@@ -160,7 +174,7 @@ async fn start_litellm(
     dir: &Path,
     fast: u16,
     paced: u16,
-) -> anyhow::Result<(Killed, u16)> {
+) -> anyhow::Result<(Group, u16)> {
     let config = dir.join("litellm.yaml");
     std::fs::write(
         &config,
@@ -173,6 +187,7 @@ async fn start_litellm(
     )?;
     let port = free_port()?;
     let child = Command::new(litellm)
+        .process_group(0)
         .arg("--config")
         .arg(&config)
         .args([
@@ -191,7 +206,7 @@ async fn start_litellm(
         .stderr(Stdio::null())
         .spawn()
         .context("failed to start litellm")?;
-    let litellm = Killed(child);
+    let litellm = Group(child);
     wait_ready(port, "/health/liveliness", Duration::from_secs(120)).await?;
     Ok((litellm, port))
 }
@@ -386,6 +401,49 @@ async fn serve_fake(listen: SocketAddr, chunk_delay_ms: u64) -> anyhow::Result<(
     Ok(())
 }
 
+/// Latency and throughput of `proxy` next to the upstream called directly,
+/// interleaved so a slow spell of the shared machine hits both alike; the
+/// median-throughput wrk runs of each, whole then streamed.
+async fn measure(args: &Args, dir: &Path, pair: &[Target; 2]) -> anyhow::Result<[Figures; 2]> {
+    let whole = latencies(pair, args.requests, false).await?;
+    print_latencies("  whole replies (one client, sequential):", pair, &whole);
+    let streamed = latencies(pair, args.requests, true).await?;
+    print_latencies(
+        "  streamed replies, time to first byte (one client, sequential):",
+        pair,
+        &streamed,
+    );
+    let mut result = [None, None];
+    for stream in [false, true] {
+        println!(
+            "  most requests per second, wrk -t2 -c{} {} s, {} (median of {} interleaved runs):",
+            args.connections,
+            args.seconds,
+            if stream { "streamed" } else { "whole" },
+            args.repeat
+        );
+        let scripts = pair
+            .iter()
+            .map(|t| wrk_script(dir, t, stream))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut runs: Vec<Vec<Figures>> = vec![Vec::new(); pair.len()];
+        for _ in 0..args.repeat {
+            for ((target, script), runs) in pair.iter().zip(&scripts).zip(&mut runs) {
+                let url = format!("{}/chat/completions", target.base);
+                runs.push(wrk(&url, args.connections, args.seconds, Some(script))?);
+            }
+        }
+        for (target, runs) in pair.iter().zip(&runs) {
+            line(&format!("  {}", target.name), median(runs));
+        }
+        result[usize::from(stream)] = Some(median(&runs[1]));
+    }
+    let [Some(whole), Some(streamed)] = result else {
+        anyhow::bail!("no wrk figures")
+    };
+    Ok([whole, streamed])
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -406,85 +464,59 @@ async fn main() -> anyhow::Result<()> {
     let (paced_fake, paced) = start_fake(20)?;
     wait_ready(fast, "/v1/models", Duration::from_secs(10)).await?;
     wait_ready(paced, "/v1/models", Duration::from_secs(10)).await?;
-    let (daarion, key) = start_daarion(&binary, &dir, fast, paced).await?;
-    let mut targets = vec![
-        Target {
-            name: "direct (no proxy)",
-            base: format!("http://127.0.0.1:{fast}/v1"),
-            key: "fake".into(),
-            model: "fake-model",
-            soak_model: "fake-model",
-        },
-        Target {
-            name: "daarion up",
-            base: format!("http://127.0.0.1:{}/api/llm/v1", daarion.port),
-            key,
-            model: "bench",
-            soak_model: "soak",
-        },
-    ];
-    let litellm = match &args.litellm {
-        Some(path) => {
-            let (litellm, port) =
-                start_litellm(path, args.litellm_workers, &dir, fast, paced).await?;
-            targets.push(Target {
-                name: "litellm",
-                base: format!("http://127.0.0.1:{port}/v1"),
-                key: "sk-bench".into(),
-                model: "bench",
-                soak_model: "soak",
-            });
-            Some(litellm)
-        }
-        None => {
-            println!("LiteLLM left out: no --litellm given (bench/run.sh installs it)");
-            None
-        }
+    let direct = Target {
+        name: "direct (no proxy)",
+        base: format!("http://127.0.0.1:{fast}/v1"),
+        key: "fake".into(),
+        model: "fake-model",
+        soak_model: "fake-model",
     };
-
     println!(
-        "LLM proxy benchmark: one 2-core machine shares the load client, the fake upstream and the proxies; {} sequential calls per target",
+        "LLM proxy benchmark: one 2-core machine shares the load client, the fake upstream and the proxy; each proxy is measured while the other is not running; {} sequential calls per target",
         args.requests
     );
-    let whole = latencies(&targets, args.requests, false).await?;
-    print_latencies("whole replies (one client, sequential):", &targets, &whole);
-    let streamed = latencies(&targets, args.requests, true).await?;
-    print_latencies(
-        "streamed replies, time to first byte (one client, sequential):",
-        &targets,
-        &streamed,
+
+    let (daarion, key) = start_daarion(&binary, &dir, fast, paced).await?;
+    let ours = Target {
+        name: "daarion up",
+        base: format!("http://127.0.0.1:{}/api/llm/v1", daarion.port),
+        key,
+        model: "bench",
+        soak_model: "soak",
+    };
+    println!("daarion up (release):");
+    let daarion_figures = measure(&args, &dir, &[direct.clone(), ours.clone()]).await?;
+    println!(
+        "  RSS after the load: {:.1} MiB",
+        rss_kib(daarion.child.id())? as f64 / 1024.0
     );
 
-    for stream in [false, true] {
+    let Some(path) = &args.litellm else {
+        println!("LiteLLM left out: no --litellm given (bench/run.sh installs it)");
+        return Ok(());
+    };
+    // LiteLLM starts only now, so neither proxy's idle work weighs on the
+    // other's figures; DAARION stays up (idle) for the soak.
+    let (litellm, port) = start_litellm(path, args.litellm_workers, &dir, fast, paced).await?;
+    let theirs = Target {
+        name: "litellm",
+        base: format!("http://127.0.0.1:{port}/v1"),
+        key: "sk-bench".into(),
+        model: "bench",
+        soak_model: "soak",
+    };
+    println!("LiteLLM proxy ({} workers, no database):", args.litellm_workers);
+    let litellm_figures = measure(&args, &dir, &[direct, theirs.clone()]).await?;
+    println!(
+        "  RSS after the load (all processes): {:.1} MiB",
+        tree_rss_kib(litellm.0.id()) as f64 / 1024.0
+    );
+    for (i, kind) in ["whole", "streamed"].iter().enumerate() {
         println!(
-            "most requests per second, wrk -t2 -c{} {} s, {} (median of {} interleaved runs):",
-            args.connections,
-            args.seconds,
-            if stream { "streamed" } else { "whole" },
-            args.repeat
+            "ratio daarion/litellm, {kind}: throughput {:.1}x, p99 {:.2}x (goal: throughput >= 10x)",
+            daarion_figures[i].rps / litellm_figures[i].rps,
+            daarion_figures[i].p99_ms / litellm_figures[i].p99_ms
         );
-        let scripts = targets
-            .iter()
-            .map(|t| wrk_script(&dir, t, stream))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let mut runs: Vec<Vec<Figures>> = vec![Vec::new(); targets.len()];
-        for _ in 0..args.repeat {
-            for ((target, script), runs) in targets.iter().zip(&scripts).zip(&mut runs) {
-                let url = format!("{}/chat/completions", target.base);
-                runs.push(wrk(&url, args.connections, args.seconds, Some(script))?);
-            }
-        }
-        let medians: Vec<Figures> = runs.iter().map(|r| median(r)).collect();
-        for (target, figures) in targets.iter().zip(&medians) {
-            line(target.name, *figures);
-        }
-        if medians.len() == 3 {
-            println!(
-                "  ratio daarion/litellm: throughput {:.1}x, p99 {:.2}x (goal: throughput >= 10x)",
-                medians[1].rps / medians[2].rps,
-                medians[1].p99_ms / medians[2].p99_ms
-            );
-        }
     }
 
     if args.soak_seconds > 0 {
@@ -492,23 +524,21 @@ async fn main() -> anyhow::Result<()> {
             "soak: {} s of streaming at {} streams/s through each proxy at once (replies paced at 20 ms per chunk):",
             args.soak_seconds, args.soak_rate
         );
-        let mut runs = Vec::new();
-        let pids = [Some(daarion.child.id()), litellm.as_ref().map(|l| l.0.id())];
-        for (target, pid) in targets.drain(..).skip(1).zip(pids.into_iter().flatten()) {
-            let name = target.name;
-            runs.push((
-                name,
-                tokio::spawn(soak(target, pid, args.soak_rate, args.soak_seconds)),
-            ));
-        }
-        for (name, run) in runs {
-            print_soak(name, &run.await?);
-        }
+        let ours_run = tokio::spawn(soak(
+            ours,
+            daarion.child.id(),
+            args.soak_rate,
+            args.soak_seconds,
+        ));
+        let theirs_run = tokio::spawn(soak(
+            theirs,
+            litellm.0.id(),
+            args.soak_rate,
+            args.soak_seconds,
+        ));
+        print_soak("daarion up", &ours_run.await?);
+        print_soak("litellm", &theirs_run.await?);
     }
-    println!(
-        "daarion RSS at the end: {:.1} MiB",
-        rss_kib(daarion.child.id())? as f64 / 1024.0
-    );
     drop((litellm, daarion, fast_fake, paced_fake));
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

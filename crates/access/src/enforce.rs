@@ -117,7 +117,7 @@ pub struct Enforcer {
     authn: Arc<dyn Authenticate>,
     tokens: Option<ServiceTokens>,
     resources: Arc<dyn Resources>,
-    audit: crate::audit::AuditSink,
+    audit: daarion_bus::QueuedPublisher,
     limiter: Option<(Arc<dyn Cache>, RateLimit)>,
 }
 
@@ -128,7 +128,7 @@ pub struct AccessDeps {
     pub authn: Arc<dyn Authenticate>,
     pub tokens: Option<ServiceTokens>,
     /// Where audit events go (`AUDIT` stream, off the request path).
-    pub audit: crate::audit::AuditSink,
+    pub audit: daarion_bus::QueuedPublisher,
     /// Requests per signed-in principal (per API key for keys), counted in
     /// the cache: with Redis, one budget across every replica.
     pub limiter: Option<(Arc<dyn Cache>, RateLimit)>,
@@ -226,7 +226,7 @@ impl Enforcer {
             "reason": reason,
         });
         self.audit
-            .record(Envelope::new(self.service, "audit.error", payload))
+            .publish(Envelope::new(self.service, "audit.error", payload))
             .await;
     }
 
@@ -309,7 +309,7 @@ impl Enforcer {
         });
         let event =
             Envelope::new(self.service, "audit.action", payload).with_actor(principal.name());
-        self.audit.record(event).await;
+        self.audit.publish(event).await;
     }
 
     async fn target(

@@ -8,7 +8,6 @@
 //!
 //! Policies live in `crates/access/policies/*.cedar`, readable on their own.
 
-pub mod audit;
 pub mod enforce;
 pub mod engine;
 pub mod entity;

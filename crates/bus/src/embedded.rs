@@ -45,20 +45,25 @@ fn offset(delay: Duration) -> String {
     daarion_store::format_time(chrono::Utc::now() + delay)
 }
 
-#[async_trait]
-impl Bus for EmbeddedBus {
-    async fn publish(&self, event: &Envelope) -> Result<(), BusError> {
-        subject::validate(&event.subject)?;
-        if let Some(stream) = subject::stream_for(&event.subject) {
+impl EmbeddedBus {
+    /// Stores events and their deliveries to each matching consumer, in one
+    /// transaction; returns the ids seen before (not stored again).
+    async fn store<'e>(
+        &self,
+        events: &[(&'e Envelope, &'static str)],
+    ) -> Result<Vec<&'e str>, BusError> {
+        let mut repeated = Vec::new();
+        let now = daarion_store::now();
+        let mut tx = self.db.begin().await?;
+        let mut consumers: Vec<(&'static str, Vec<(String, String)>)> = Vec::new();
+        for (event, stream) in events {
             let text = serde_json::to_string(event)?;
-            let now = daarion_store::now();
-            let mut tx = self.db.begin().await?;
             let inserted = daarion_store::sql::query(
                 "INSERT INTO bus_events (id, stream, subject, envelope, created_at)
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
             )
             .bind(event.id.as_str())
-            .bind(stream.name)
+            .bind(*stream)
             .bind(event.subject.as_str())
             .bind(text)
             .bind(now.as_str())
@@ -67,35 +72,71 @@ impl Bus for EmbeddedBus {
             .rows_affected();
             if inserted == 0 {
                 // Same id published twice: deliver once, like JetStream's dedupe.
-                return Ok(());
+                repeated.push(event.id.as_str());
+                continue;
             }
-            let consumers = daarion_store::sql::query(
-                "SELECT name, filter FROM bus_consumers WHERE stream = $1",
-            )
-            .bind(stream.name)
-            .fetch_all(&mut *tx)
-            .await?;
-            for row in consumers {
-                let name: String = row.try_get("name")?;
-                let filter: String = row.try_get("filter")?;
-                if !subject::matches(&filter, &event.subject) {
+            let known = match consumers.iter().position(|(s, _)| s == stream) {
+                Some(i) => i,
+                None => {
+                    let rows = daarion_store::sql::query(
+                        "SELECT name, filter FROM bus_consumers WHERE stream = $1",
+                    )
+                    .bind(*stream)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let mut named = Vec::with_capacity(rows.len());
+                    for row in rows {
+                        named.push((row.try_get("name")?, row.try_get("filter")?));
+                    }
+                    consumers.push((stream, named));
+                    consumers.len() - 1
+                }
+            };
+            for (name, filter) in &consumers[known].1 {
+                if !subject::matches(filter, &event.subject) {
                     continue;
                 }
                 daarion_store::sql::query(
                     "INSERT INTO bus_deliveries (consumer, event_id, attempts, visible_at)
                      VALUES ($1, $2, 0, $3)",
                 )
-                .bind(name)
+                .bind(name.as_str())
                 .bind(event.id.as_str())
                 .bind(now.as_str())
                 .execute(&mut *tx)
                 .await?;
             }
-            tx.commit().await?;
-            self.wake.notify_waiters();
         }
-        // No live subscriber is not an error.
-        let _ = self.live.send(Arc::new(event.clone()));
+        tx.commit().await?;
+        Ok(repeated)
+    }
+}
+
+#[async_trait]
+impl Bus for EmbeddedBus {
+    async fn publish(&self, event: &Envelope) -> Result<(), BusError> {
+        self.publish_batch(std::slice::from_ref(event)).await
+    }
+
+    async fn publish_batch(&self, events: &[Envelope]) -> Result<(), BusError> {
+        for event in events {
+            subject::validate(&event.subject)?;
+        }
+        let durable: Vec<(&Envelope, &'static str)> = events
+            .iter()
+            .filter_map(|e| subject::stream_for(&e.subject).map(|s| (e, s.name)))
+            .collect();
+        let repeated = if durable.is_empty() {
+            Vec::new()
+        } else {
+            let repeated = self.store(&durable).await?;
+            self.wake.notify_waiters();
+            repeated
+        };
+        for event in events.iter().filter(|e| !repeated.contains(&e.id.as_str())) {
+            // No live subscriber is not an error.
+            let _ = self.live.send(Arc::new(event.clone()));
+        }
         Ok(())
     }
 

@@ -17,6 +17,7 @@
 mod embedded;
 mod envelope;
 mod nats;
+mod queued;
 pub mod retention;
 pub mod runner;
 pub mod subject;
@@ -29,6 +30,7 @@ use futures::stream::BoxStream;
 pub use embedded::EmbeddedBus;
 pub use envelope::Envelope;
 pub use nats::NatsBus;
+pub use queued::QueuedPublisher;
 pub use runner::{DeadLetter, DeadLetters, HandlerError, run_consumer};
 
 pub const MIGRATIONS: daarion_store::MigrationSet = daarion_store::MigrationSet {
@@ -128,6 +130,16 @@ pub trait Bus: Send + Sync + 'static {
     /// Publishes an event. Subjects that belong to a stream are stored durably
     /// before this returns; every matching subscriber also gets it live.
     async fn publish(&self, event: &Envelope) -> Result<(), BusError>;
+
+    /// Publishes events in order; the embedded bus stores them in one
+    /// transaction (all or none). Others publish them one by one, stopping
+    /// at the first failure.
+    async fn publish_batch(&self, events: &[Envelope]) -> Result<(), BusError> {
+        for event in events {
+            self.publish(event).await?;
+        }
+        Ok(())
+    }
 
     /// Live events whose subject matches `pattern` (`*` one token, `>` the rest),
     /// from now on. A subscriber that falls far behind skips events rather

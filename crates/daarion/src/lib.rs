@@ -392,8 +392,9 @@ impl Access {
             engine: Arc::new(engine),
             authn: Arc::new(authenticator.clone()),
             tokens: settings.service_tokens()?,
-            audit: daarion_access::audit::AuditSink::start(
+            audit: daarion_bus::QueuedPublisher::start(
                 backends.bus.clone(),
+                "audit",
                 tasks,
                 shutdown.clone(),
             ),
@@ -503,10 +504,15 @@ async fn build_service(
         }
         daarion_llm::SERVICE => {
             let llm = daarion_llm::build(daarion_llm::Deps {
-                bus: backends.bus.clone(),
                 access: access.deps.clone(),
                 meter: meter(),
                 cache: backends.cache.clone(),
+                records: daarion_bus::QueuedPublisher::start(
+                    backends.bus.clone(),
+                    "usage",
+                    tasks,
+                    shutdown.clone(),
+                ),
                 settings: settings.llm.clone(),
                 tasks: tasks.clone(),
             })

@@ -205,7 +205,7 @@ async fn post_message(
         state.publish(&event).await;
         let record =
             UsageRecord::new(UsageKind::Message, Outcome::Ok).by(author, &Subjects::of(author));
-        daarion_usage::publish(state.bus.as_ref(), SERVICE, &record).await;
+        state.publish(&daarion_usage::event(SERVICE, &record)).await;
     }
     Ok((view, fresh))
 }

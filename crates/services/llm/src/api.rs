@@ -330,7 +330,10 @@ impl Pending {
             .meter
             .settle(self.admission, tokens.input + tokens.output, cost)
             .await;
-        daarion_usage::publish(self.state.bus.as_ref(), SERVICE, &self.record).await;
+        self.state
+            .records
+            .publish(daarion_usage::event(SERVICE, &self.record))
+            .await;
     }
 }
 

@@ -21,7 +21,7 @@ pub mod route;
 use std::sync::Arc;
 
 use daarion_access::AccessDeps;
-use daarion_bus::Bus;
+use daarion_bus::QueuedPublisher;
 use daarion_kernel::{ServiceDescriptor, shutdown::TaskTracker};
 
 pub use config::Settings;
@@ -36,7 +36,8 @@ pub const DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
 };
 
 pub struct Deps {
-    pub bus: Arc<dyn Bus>,
+    /// Where usage records go (`USAGE` stream, in batches).
+    pub records: QueuedPublisher,
     pub access: AccessDeps,
     pub meter: daarion_usage::Meter,
     /// Where the response cache keeps replies: in-process for `up`, Redis
@@ -52,7 +53,7 @@ pub struct LlmState {
     catalog: Arc<route::Catalog>,
     upstreams: proxy::Upstreams,
     meter: daarion_usage::Meter,
-    bus: Arc<dyn Bus>,
+    records: QueuedPublisher,
     access: Arc<daarion_access::Enforcer>,
     currency: Arc<str>,
     tasks: TaskTracker,
@@ -86,7 +87,7 @@ pub fn build(deps: Deps) -> Result<Llm, String> {
         upstreams: proxy::Upstreams::new(Arc::new(deps.settings))?,
         currency: deps.meter.settings().currency.as_str().into(),
         meter: deps.meter,
-        bus: deps.bus,
+        records: deps.records,
         access: access.clone(),
         cache,
         tasks: deps.tasks,

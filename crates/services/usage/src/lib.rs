@@ -42,22 +42,19 @@ pub const MIGRATIONS: MigrationSet = MigrationSet {
     ],
 };
 
-/// Publishes a usage record (after the metered work is done). A record
-/// that cannot be published is logged and counted: the work happened.
-pub async fn publish(bus: &dyn Bus, source: &str, record: &UsageRecord) {
+/// The event that carries a usage record (`usage.<kind>`), published by
+/// `source` once the metered work is done.
+pub fn event(source: &str, record: &UsageRecord) -> Envelope {
     let actor = record
         .agent
         .as_ref()
         .map(|a| format!("agent:{a}"))
         .or_else(|| record.user.as_ref().map(|u| format!("user:{u}")));
     let payload = serde_json::to_value(record).unwrap_or_default();
-    let mut event = Envelope::new(source, record.kind.subject(), payload);
-    if let Some(actor) = actor {
-        event = event.with_actor(actor);
-    }
-    if let Err(error) = bus.publish(&event).await {
-        metrics::counter!("usage_records_lost_total").increment(1);
-        tracing::error!(%error, kind = record.kind.as_str(), "usage record not published");
+    let event = Envelope::new(source, record.kind.subject(), payload);
+    match actor {
+        Some(actor) => event.with_actor(actor),
+        None => event,
     }
 }
 

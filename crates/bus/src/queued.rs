@@ -1,66 +1,87 @@
-//! Audit events leave the request path through a bounded queue: a request
-//! hands its event over in microseconds and one writer task publishes to the
-//! `AUDIT` stream. When the queue is full or the writer has stopped, the
-//! request publishes itself, so no event is dropped; on shutdown the writer
-//! closes the queue and publishes what is in it before it ends.
+//! Publishing off the request path, in batches. A caller hands its event to
+//! a bounded queue in microseconds; one writer task publishes whatever has
+//! gathered with [`Bus::publish_batch`] (one transaction on the embedded
+//! bus), so a busy process writes many events per round trip to the store.
+//! When the queue is full or the writer has stopped, the caller publishes
+//! itself, so no event is dropped; on shutdown the writer closes the queue
+//! and publishes what is in it before it ends.
 
 use std::sync::Arc;
 
-use daarion_bus::{Bus, Envelope};
 use daarion_kernel::shutdown::{CancellationToken, TaskTracker};
 use tokio::sync::mpsc;
 
+use crate::{Bus, Envelope};
+
 const QUEUE: usize = 4096;
+/// Most events one batch carries.
+const BATCH: usize = 256;
 
 #[derive(Clone)]
-pub struct AuditSink {
+pub struct QueuedPublisher {
     queue: mpsc::Sender<Envelope>,
     bus: Arc<dyn Bus>,
+    /// Names the publisher in logs and in `bus_publish_failures_total`.
+    name: &'static str,
 }
 
-impl AuditSink {
+impl QueuedPublisher {
     /// Starts the writer on `tasks`; it drains and ends on `shutdown`.
-    pub fn start(bus: Arc<dyn Bus>, tasks: &TaskTracker, shutdown: CancellationToken) -> Self {
+    pub fn start(
+        bus: Arc<dyn Bus>,
+        name: &'static str,
+        tasks: &TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Self {
         let (queue, events) = mpsc::channel(QUEUE);
-        tasks.spawn(write(bus.clone(), events, shutdown));
-        Self { queue, bus }
+        tasks.spawn(write(bus.clone(), name, events, shutdown));
+        Self { queue, bus, name }
     }
 
-    pub async fn record(&self, event: Envelope) {
+    /// Publishes `event` soon (or now, when the queue is full). A failure
+    /// is logged and counted: the event's work has happened.
+    pub async fn publish(&self, event: Envelope) {
         let event = match self.queue.try_send(event) {
             Ok(()) => return,
             Err(
                 mpsc::error::TrySendError::Full(event) | mpsc::error::TrySendError::Closed(event),
             ) => event,
         };
-        publish(self.bus.as_ref(), &event).await;
+        publish(self.bus.as_ref(), self.name, std::slice::from_ref(&event)).await;
     }
 }
 
-async fn publish(bus: &dyn Bus, event: &Envelope) {
-    if let Err(error) = bus.publish(event).await {
-        metrics::counter!("audit_publish_failures_total").increment(1);
-        tracing::error!(%error, subject = %event.subject, "audit event not published");
+async fn publish(bus: &dyn Bus, name: &'static str, events: &[Envelope]) {
+    if let Err(error) = bus.publish_batch(events).await {
+        metrics::counter!("bus_publish_failures_total", "publisher" => name)
+            .increment(events.len() as u64);
+        tracing::error!(%error, publisher = name, events = events.len(), "events not published");
     }
 }
 
 async fn write(
     bus: Arc<dyn Bus>,
+    name: &'static str,
     mut events: mpsc::Receiver<Envelope>,
     shutdown: CancellationToken,
 ) {
+    let mut batch = Vec::with_capacity(BATCH);
     loop {
         tokio::select! {
             biased;
-            event = events.recv() => match event {
-                Some(event) => publish(bus.as_ref(), &event).await,
-                None => return,
-            },
+            received = events.recv_many(&mut batch, BATCH) => {
+                if received == 0 {
+                    return;
+                }
+                publish(bus.as_ref(), name, &batch).await;
+                batch.clear();
+            }
             () = shutdown.cancelled() => {
-                // Later events are published by their requests (Closed).
+                // Later events are published by their callers (Closed).
                 events.close();
-                while let Some(event) = events.recv().await {
-                    publish(bus.as_ref(), &event).await;
+                while events.recv_many(&mut batch, BATCH).await > 0 {
+                    publish(bus.as_ref(), name, &batch).await;
+                    batch.clear();
                 }
                 return;
             }
@@ -74,25 +95,25 @@ mod tests {
     use futures::StreamExt as _;
 
     #[tokio::test]
-    async fn events_reach_the_bus_including_those_queued_at_shutdown() {
+    async fn events_reach_the_bus_in_batches_including_those_queued_at_shutdown() {
         let dir = std::env::temp_dir().join(format!("audit-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| unreachable!("{e}"));
         let db = daarion_store::Db::connect(&format!("sqlite://{}", dir.join("a.db").display()))
             .await
             .unwrap_or_else(|e| unreachable!("{e}"));
-        daarion_store::migrate::apply(&db, &[daarion_bus::MIGRATIONS])
+        daarion_store::migrate::apply(&db, &[crate::MIGRATIONS])
             .await
             .unwrap_or_else(|e| unreachable!("{e}"));
-        let bus: Arc<dyn Bus> = Arc::new(daarion_bus::EmbeddedBus::new(db));
+        let bus: Arc<dyn Bus> = Arc::new(crate::EmbeddedBus::new(db));
         let mut seen = bus
             .subscribe("audit.>")
             .await
             .unwrap_or_else(|e| unreachable!("{e}"));
         let tasks = TaskTracker::new();
         let shutdown = CancellationToken::new();
-        let sink = AuditSink::start(bus.clone(), &tasks, shutdown.clone());
+        let sink = QueuedPublisher::start(bus.clone(), "test", &tasks, shutdown.clone());
         for n in 0..50 {
-            sink.record(Envelope::new(
+            sink.publish(Envelope::new(
                 "t",
                 "audit.action",
                 serde_json::json!({ "n": n }),
@@ -100,7 +121,7 @@ mod tests {
             .await;
         }
         shutdown.cancel();
-        sink.record(Envelope::new(
+        sink.publish(Envelope::new(
             "t",
             "audit.action",
             serde_json::json!({ "n": 50 }),
