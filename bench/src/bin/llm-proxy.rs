@@ -505,7 +505,10 @@ async fn main() -> anyhow::Result<()> {
         model: "bench",
         soak_model: "soak",
     };
-    println!("LiteLLM proxy ({} workers, no database):", args.litellm_workers);
+    println!(
+        "LiteLLM proxy ({} workers, no database):",
+        args.litellm_workers
+    );
     let litellm_figures = measure(&args, &dir, &[direct, theirs.clone()]).await?;
     println!(
         "  RSS after the load (all processes): {:.1} MiB",
