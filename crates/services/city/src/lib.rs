@@ -26,7 +26,7 @@ use std::{sync::Arc, time::Duration};
 
 use axum::Router;
 use daarion_access::{AccessDeps, Enforcer, Principal};
-use daarion_bus::{Bus, Envelope};
+use daarion_bus::{Bus, Envelope, QueuedPublisher};
 use daarion_cache::Cache;
 use daarion_kernel::{
     ServiceDescriptor,
@@ -129,6 +129,8 @@ pub struct CityState {
     tasks: TaskTracker,
     hub: hub::Hub,
     access: Arc<Enforcer>,
+    /// Usage records of messages, published in batches off the request path.
+    records: QueuedPublisher,
 }
 
 impl CityState {
@@ -160,6 +162,12 @@ pub async fn build(deps: Deps) -> Result<City, CityError> {
         Arc::new(access::CityResources::new(deps.db.clone())),
         deps.access,
     );
+    let records = QueuedPublisher::start(
+        deps.bus.clone(),
+        "usage",
+        &deps.tasks,
+        deps.shutdown.clone(),
+    );
     let state = CityState {
         db: deps.db,
         bus: deps.bus,
@@ -169,6 +177,7 @@ pub async fn build(deps: Deps) -> Result<City, CityError> {
         tasks: deps.tasks,
         hub: hub::Hub::default(),
         access: access.clone(),
+        records,
     };
     state.tasks.spawn(presence::sweep(state.clone()));
     let (api, openapi) = api::router().split_for_parts();
@@ -205,7 +214,10 @@ async fn post_message(
         state.publish(&event).await;
         let record =
             UsageRecord::new(UsageKind::Message, Outcome::Ok).by(author, &Subjects::of(author));
-        state.publish(&daarion_usage::event(SERVICE, &record)).await;
+        state
+            .records
+            .publish(daarion_usage::event(SERVICE, &record))
+            .await;
     }
     Ok((view, fresh))
 }
