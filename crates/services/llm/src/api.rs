@@ -247,9 +247,9 @@ fn extra_limits(principal: &Principal, alias: &Alias) -> Vec<ExtraLimit> {
 
 /// What one call owes, settled exactly once: when the call ends, or — if
 /// the client went away first and the handler was dropped — from `Drop`.
-/// Settling (the meter's windows and ledger, the usage record) runs in a
-/// task of its own, after the reply: it is the call's bookkeeping, not part
-/// of its latency.
+/// The meter settles before the reply ends, so a caller's next call sees
+/// this one's real cost (not its reservation); the usage record is queued
+/// for publishing in a batch, off the reply's path.
 struct Ledger {
     pending: Option<Pending>,
 }
@@ -338,10 +338,9 @@ impl Pending {
 }
 
 impl Ledger {
-    fn close(mut self, end: Ending) {
+    async fn close(mut self, end: Ending) {
         if let Some(pending) = self.pending.take() {
-            let tasks = pending.state.tasks.clone();
-            tasks.spawn(pending.account(end));
+            pending.account(end).await;
         }
     }
 }
@@ -450,14 +449,16 @@ async fn call(
         let tokens = serde_json::from_slice::<Value>(&reply)
             .ok()
             .and_then(|v| Tokens::from_usage(&v["usage"]));
-        ledger.close(Ending {
-            target: Some("cache".into()),
-            tokens,
-            output_bytes: reply.len(),
-            outcome: Outcome::Ok,
-            error: None,
-            cached: true,
-        });
+        ledger
+            .close(Ending {
+                target: Some("cache".into()),
+                tokens,
+                output_bytes: reply.len(),
+                outcome: Outcome::Ok,
+                error: None,
+                cached: true,
+            })
+            .await;
         return Ok((
             [
                 (header::CONTENT_TYPE, "application/json"),
@@ -476,7 +477,7 @@ async fn call(
     let (target, started) = match started {
         Ok(s) => s,
         Err(e) => {
-            ledger.close(Ending::failed(&e));
+            ledger.close(Ending::failed(&e)).await;
             return Err(e);
         }
     };
@@ -489,14 +490,16 @@ async fn call(
             {
                 tracing::warn!(%error, "reply not cached");
             }
-            ledger.close(Ending {
-                target: Some(target.name.clone()),
-                tokens,
-                output_bytes: content_bytes(&reply),
-                outcome: Outcome::Ok,
-                error: None,
-                cached: false,
-            });
+            ledger
+                .close(Ending {
+                    target: Some(target.name.clone()),
+                    tokens,
+                    output_bytes: content_bytes(&reply),
+                    outcome: Outcome::Ok,
+                    error: None,
+                    cached: false,
+                })
+                .await;
             Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
         }
         Started::Stream(first, source) => {
@@ -649,18 +652,19 @@ async fn pump(
     if outcome == Outcome::Cancelled {
         metrics::counter!("llm_streams_cancelled_total").increment(1);
     }
-    drop(tx);
-    ledger.close(Ending {
-        target: Some(target.name.clone()),
-        tokens,
-        output_bytes,
-        outcome,
-        error: error
-            .as_ref()
-            .map(|e| e.code)
-            .or((outcome == Outcome::Cancelled).then_some("client_disconnected")),
-        cached: false,
-    });
+    ledger
+        .close(Ending {
+            target: Some(target.name.clone()),
+            tokens,
+            output_bytes,
+            outcome,
+            error: error
+                .as_ref()
+                .map(|e| e.code)
+                .or((outcome == Outcome::Cancelled).then_some("client_disconnected")),
+            cached: false,
+        })
+        .await;
 }
 
 /// Creates a chat completion (OpenAI's API; `stream: true` answers with
