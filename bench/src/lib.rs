@@ -13,15 +13,8 @@ use anyhow::Context;
 
 /// A running `daarion` process, killed on drop.
 pub struct Daarion {
-    pub child: Child,
+    pub child: Killed,
     pub port: u16,
-}
-
-impl Drop for Daarion {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 pub fn free_port() -> anyhow::Result<u16> {
@@ -65,7 +58,10 @@ pub async fn start(
         command.env(key, value);
     }
     let child = command.spawn().context("failed to start daarion")?;
-    let daarion = Daarion { child, port };
+    let daarion = Daarion {
+        child: Killed(child),
+        port,
+    };
     daarion_kernel::server::install_crypto_provider();
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/health");
@@ -114,6 +110,12 @@ impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+impl Killed {
+    pub fn id(&self) -> u32 {
+        self.0.id()
     }
 }
 

@@ -177,7 +177,6 @@ async fn overhead(n: usize) -> anyhow::Result<()> {
         tokens: None,
         audit: daarion_bus::QueuedPublisher::start(
             bus,
-            "audit",
             &tokio_util::task::TaskTracker::new(),
             tokio_util::sync::CancellationToken::new(),
         ),

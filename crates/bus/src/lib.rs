@@ -131,9 +131,9 @@ pub trait Bus: Send + Sync + 'static {
     /// before this returns; every matching subscriber also gets it live.
     async fn publish(&self, event: &Envelope) -> Result<(), BusError>;
 
-    /// Publishes events in order; the embedded bus stores them in one
-    /// transaction (all or none). Others publish them one by one, stopping
-    /// at the first failure.
+    /// Publishes events in order, stopping at the first failure. The
+    /// embedded bus stores them in one transaction (all or none); NATS sends
+    /// them all before waiting for the acknowledgements.
     async fn publish_batch(&self, events: &[Envelope]) -> Result<(), BusError> {
         for event in events {
             self.publish(event).await?;

@@ -4,7 +4,9 @@
 //! bus), so a busy process writes many events per round trip to the store.
 //! When the queue is full or the writer has stopped, the caller publishes
 //! itself, so no event is dropped; on shutdown the writer closes the queue
-//! and publishes what is in it before it ends.
+//! and publishes what is in it before it ends. A process runs one, shared by
+//! everything it publishes this way (audit events, usage records), so their
+//! events share batches.
 
 use std::sync::Arc;
 
@@ -21,21 +23,14 @@ const BATCH: usize = 256;
 pub struct QueuedPublisher {
     queue: mpsc::Sender<Envelope>,
     bus: Arc<dyn Bus>,
-    /// Names the publisher in logs and in `bus_publish_failures_total`.
-    name: &'static str,
 }
 
 impl QueuedPublisher {
     /// Starts the writer on `tasks`; it drains and ends on `shutdown`.
-    pub fn start(
-        bus: Arc<dyn Bus>,
-        name: &'static str,
-        tasks: &TaskTracker,
-        shutdown: CancellationToken,
-    ) -> Self {
+    pub fn start(bus: Arc<dyn Bus>, tasks: &TaskTracker, shutdown: CancellationToken) -> Self {
         let (queue, events) = mpsc::channel(QUEUE);
-        tasks.spawn(write(bus.clone(), name, events, shutdown));
-        Self { queue, bus, name }
+        tasks.spawn(write(bus.clone(), events, shutdown));
+        Self { queue, bus }
     }
 
     /// Publishes `event` soon (or now, when the queue is full). A failure
@@ -47,21 +42,25 @@ impl QueuedPublisher {
                 mpsc::error::TrySendError::Full(event) | mpsc::error::TrySendError::Closed(event),
             ) => event,
         };
-        publish(self.bus.as_ref(), self.name, std::slice::from_ref(&event)).await;
+        publish(self.bus.as_ref(), std::slice::from_ref(&event)).await;
     }
 }
 
-async fn publish(bus: &dyn Bus, name: &'static str, events: &[Envelope]) {
+/// Publishes a batch; a failure is counted per event under its subject's
+/// domain (`audit`, `usage`…).
+async fn publish(bus: &dyn Bus, events: &[Envelope]) {
     if let Err(error) = bus.publish_batch(events).await {
-        metrics::counter!("bus_publish_failures_total", "publisher" => name)
-            .increment(events.len() as u64);
-        tracing::error!(%error, publisher = name, events = events.len(), "events not published");
+        for event in events {
+            let domain = event.subject.split('.').next().unwrap_or_default();
+            metrics::counter!("bus_publish_failures_total", "domain" => domain.to_owned())
+                .increment(1);
+        }
+        tracing::error!(%error, events = events.len(), "events not published");
     }
 }
 
 async fn write(
     bus: Arc<dyn Bus>,
-    name: &'static str,
     mut events: mpsc::Receiver<Envelope>,
     shutdown: CancellationToken,
 ) {
@@ -73,14 +72,14 @@ async fn write(
                 if received == 0 {
                     return;
                 }
-                publish(bus.as_ref(), name, &batch).await;
+                publish(bus.as_ref(), &batch).await;
                 batch.clear();
             }
             () = shutdown.cancelled() => {
                 // Later events are published by their callers (Closed).
                 events.close();
                 while events.recv_many(&mut batch, BATCH).await > 0 {
-                    publish(bus.as_ref(), name, &batch).await;
+                    publish(bus.as_ref(), &batch).await;
                     batch.clear();
                 }
                 return;
@@ -111,7 +110,7 @@ mod tests {
             .unwrap_or_else(|e| unreachable!("{e}"));
         let tasks = TaskTracker::new();
         let shutdown = CancellationToken::new();
-        let sink = QueuedPublisher::start(bus.clone(), "test", &tasks, shutdown.clone());
+        let sink = QueuedPublisher::start(bus.clone(), &tasks, shutdown.clone());
         for n in 0..50 {
             sink.publish(Envelope::new(
                 "t",

@@ -46,7 +46,7 @@ pub async fn run_janitor(
     period: Duration,
     shutdown: CancellationToken,
 ) {
-    loop {
+    daarion_kernel::shutdown::every(period, shutdown, || async {
         match prune(&db, retention).await {
             Ok(pruned) if pruned != Pruned::default() => {
                 tracing::info!(
@@ -58,9 +58,6 @@ pub async fn run_janitor(
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "bus pruning failed"),
         }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(period) => {}
-        }
-    }
+    })
+    .await;
 }

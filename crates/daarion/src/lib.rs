@@ -369,6 +369,8 @@ async fn bind(settings: &Settings, default_port: u16) -> anyhow::Result<tokio::n
 /// Authentication and authorization shared by every service of the process.
 struct Access {
     authenticator: daarion_auth::Authenticator,
+    /// The process's batched publisher: audit events, usage records.
+    events: daarion_bus::QueuedPublisher,
     deps: daarion_access::AccessDeps,
     /// The cached control-plane reader every service of the process shares.
     control: daarion_control::ControlClient,
@@ -388,16 +390,13 @@ impl Access {
             backends.bus.clone(),
             Duration::from_secs(settings.auth.session_idle_secs),
         );
+        let events =
+            daarion_bus::QueuedPublisher::start(backends.bus.clone(), tasks, shutdown.clone());
         let deps = daarion_access::AccessDeps {
             engine: Arc::new(engine),
             authn: Arc::new(authenticator.clone()),
             tokens: settings.service_tokens()?,
-            audit: daarion_bus::QueuedPublisher::start(
-                backends.bus.clone(),
-                "audit",
-                tasks,
-                shutdown.clone(),
-            ),
+            audit: events.clone(),
             limiter: Some((
                 backends.cache.clone(),
                 daarion_cache::RateLimit {
@@ -408,6 +407,7 @@ impl Access {
         };
         Ok(Self {
             authenticator,
+            events,
             deps,
             control: daarion_control::ControlClient::new(backends.db.clone()),
         })
@@ -491,6 +491,7 @@ async fn build_service(
                 shutdown: shutdown.clone(),
                 tasks: tasks.clone(),
                 access: access.deps.clone(),
+                records: access.events.clone(),
             })
             .await
             .context("failed to start the city service")?;
@@ -507,12 +508,7 @@ async fn build_service(
                 access: access.deps.clone(),
                 meter: meter(),
                 cache: backends.cache.clone(),
-                records: daarion_bus::QueuedPublisher::start(
-                    backends.bus.clone(),
-                    "usage",
-                    tasks,
-                    shutdown.clone(),
-                ),
+                records: access.events.clone(),
                 settings: settings.llm.clone(),
                 tasks: tasks.clone(),
             })

@@ -204,13 +204,18 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.code.status(), axum::Json(self.body())).into_response();
         if let Some(after) = self.retry_after {
-            let secs = after.as_secs_f64().ceil().max(1.0) as u64;
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            set_retry_after(&mut response, after);
         }
         response
     }
+}
+
+/// `Retry-After` in whole seconds, rounded up and at least 1.
+pub fn set_retry_after(response: &mut Response, after: std::time::Duration) {
+    let secs = after.as_secs_f64().ceil().max(1.0) as u64;
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
 }
 
 /// Formats an error with its sources, `outer: inner: root`.

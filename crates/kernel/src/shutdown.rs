@@ -1,8 +1,26 @@
 //! Graceful shutdown: one token that HTTP serving, WebSocket sessions and bus
 //! consumers all watch, and a tracker that waits for them to finish.
 
+use std::{future::Future, time::Duration};
+
 pub use tokio_util::sync::CancellationToken;
 pub use tokio_util::task::TaskTracker;
+
+/// Runs `work` at once, then every `period` after each run ends, until
+/// `shutdown` fires (a run in progress finishes first).
+pub async fn every<F, Fut>(period: Duration, shutdown: CancellationToken, mut work: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    loop {
+        work().await;
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(period) => {}
+        }
+    }
+}
 
 /// Resolves on SIGINT or SIGTERM.
 pub async fn signal() {

@@ -117,6 +117,8 @@ pub struct Deps {
     pub tasks: TaskTracker,
     /// Authentication and the policy engine.
     pub access: AccessDeps,
+    /// Where usage records of messages go (batched, off the request path).
+    pub records: QueuedPublisher,
 }
 
 #[derive(Clone)]
@@ -162,12 +164,6 @@ pub async fn build(deps: Deps) -> Result<City, CityError> {
         Arc::new(access::CityResources::new(deps.db.clone())),
         deps.access,
     );
-    let records = QueuedPublisher::start(
-        deps.bus.clone(),
-        "usage",
-        &deps.tasks,
-        deps.shutdown.clone(),
-    );
     let state = CityState {
         db: deps.db,
         bus: deps.bus,
@@ -177,7 +173,7 @@ pub async fn build(deps: Deps) -> Result<City, CityError> {
         tasks: deps.tasks,
         hub: hub::Hub::default(),
         access: access.clone(),
-        records,
+        records: deps.records,
     };
     state.tasks.spawn(presence::sweep(state.clone()));
     let (api, openapi) = api::router().split_for_parts();

@@ -264,9 +264,9 @@ struct Pending {
 }
 
 /// How a call ended, for its record.
-struct Ending {
+struct Ending<'a> {
     /// The deployment that answered.
-    target: Option<String>,
+    target: Option<&'a str>,
     tokens: Option<Tokens>,
     output_bytes: usize,
     outcome: Outcome,
@@ -275,8 +275,8 @@ struct Ending {
     cached: bool,
 }
 
-impl Ending {
-    fn failed(error: &LlmError) -> Ending {
+impl Ending<'_> {
+    fn failed(error: &LlmError) -> Ending<'static> {
         Ending {
             target: None,
             tokens: None,
@@ -289,7 +289,7 @@ impl Ending {
 }
 
 impl Pending {
-    async fn account(mut self, end: Ending) {
+    async fn account(mut self, end: Ending<'_>) {
         let (tokens, estimated) = match end.tokens {
             Some(t) => (t, false),
             None if end.outcome == Outcome::Error && end.output_bytes == 0 => {
@@ -311,7 +311,7 @@ impl Pending {
                 .cost_micros(tokens.input, tokens.cached, tokens.output)
         };
         let r = &mut self.record;
-        r.provider = end.target;
+        r.provider = end.target.map(str::to_owned);
         r.tokens_in = tokens.input;
         r.tokens_out = tokens.output;
         r.tokens_cached = tokens.cached;
@@ -338,7 +338,7 @@ impl Pending {
 }
 
 impl Ledger {
-    async fn close(mut self, end: Ending) {
+    async fn close(mut self, end: Ending<'_>) {
         if let Some(pending) = self.pending.take() {
             pending.account(end).await;
         }
@@ -440,9 +440,12 @@ async fn call(
 ) -> Result<Response, LlmError> {
     let (value, alias, ledger) = admit(&state, &principal, &headers, &body, op).await?;
     let stream = op == Op::Chat && value["stream"] == true;
-    let cache = state.cache.as_ref().filter(|_| !stream);
-    let key = cache.map(|_| cache_key(op, &body));
-    if let (Some((c, _)), Some(key)) = (cache, &key)
+    let cache = state
+        .cache
+        .as_ref()
+        .filter(|_| !stream)
+        .map(|(cache, ttl)| (cache, *ttl, cache_key(op, &body)));
+    if let Some((c, _, key)) = &cache
         && let Some(reply) = cached_reply(c.as_ref(), key).await
     {
         let reply = Bytes::from(reply);
@@ -451,7 +454,7 @@ async fn call(
             .and_then(|v| Tokens::from_usage(&v["usage"]));
         ledger
             .close(Ending {
-                target: Some("cache".into()),
+                target: Some("cache"),
                 tokens,
                 output_bytes: reply.len(),
                 outcome: Outcome::Ok,
@@ -485,14 +488,14 @@ async fn call(
         Started::Whole(reply) => {
             let bytes = Bytes::from(serde_json::to_vec(&reply).unwrap_or_default());
             let tokens = Tokens::from_usage(&reply["usage"]);
-            if let (Some((c, ttl)), Some(key)) = (cache, &key)
+            if let Some((c, ttl, key)) = &cache
                 && let Err(error) = c.set(key, &bytes, Some(*ttl)).await
             {
                 tracing::warn!(%error, "reply not cached");
             }
             ledger
                 .close(Ending {
-                    target: Some(target.name.clone()),
+                    target: Some(&target.name),
                     tokens,
                     output_bytes: content_bytes(&reply),
                     outcome: Outcome::Ok,
@@ -654,7 +657,7 @@ async fn pump(
     }
     ledger
         .close(Ending {
-            target: Some(target.name.clone()),
+            target: Some(&target.name),
             tokens,
             output_bytes,
             outcome,

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use axum::{
-    http::{HeaderValue, StatusCode, header},
+    http::StatusCode,
     response::{IntoResponse, Response},
 };
 use daarion_kernel::{ApiError, ErrorCode, RequestContext};
@@ -122,10 +122,7 @@ impl IntoResponse for LlmError {
     fn into_response(self) -> Response {
         let mut response = (self.status, axum::Json(self.body())).into_response();
         if let Some(after) = self.retry_after {
-            let secs = after.as_secs_f64().ceil().max(1.0) as u64;
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            daarion_kernel::error::set_retry_after(&mut response, after);
         }
         response
     }

@@ -121,17 +121,12 @@ async fn record_event(db: &Db, event: &Envelope) -> Result<(), HandlerError> {
 const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 async fn sweep_reservations(meter: Meter, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(SWEEP_EVERY);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {
-                if let Err(error) = meter.expire_reservations().await {
-                    tracing::warn!(%error, "expired budget reservations not swept");
-                }
-            }
+    daarion_kernel::shutdown::every(SWEEP_EVERY, shutdown, || async {
+        if let Err(error) = meter.expire_reservations().await {
+            tracing::warn!(%error, "expired budget reservations not swept");
         }
-    }
+    })
+    .await;
 }
 
 /// Builds the routes and starts the `usage-recorder` consumer and the
