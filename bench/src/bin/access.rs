@@ -161,9 +161,15 @@ async fn overhead(n: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let db = daarion_store::Db::connect(&format!("sqlite://{}", dir.path().join("b.db").display()))
         .await?;
-    daarion_store::migrate::apply(&db, &[daarion_bus::MIGRATIONS, daarion_auth::MIGRATIONS])
-        .await?;
-    let bus: Arc<dyn daarion_bus::Bus> = Arc::new(daarion_bus::EmbeddedBus::new(db.clone()));
+    daarion_store::migrate::apply(
+        &db,
+        &[daarion_bus::MIGRATIONS, daarion_auth::SPEC.migration_set()],
+    )
+    .await?;
+    let bus: Arc<dyn daarion_bus::Bus> = Arc::new(daarion_bus::EmbeddedBus::new(
+        db.clone(),
+        daarion_bus::subject::Streams::new([daarion_bus::subject::AUDIT])?,
+    ));
     daarion_store::sql::query("INSERT INTO auth_users (id, username, display_name, city_role, created_at) VALUES ('u1', 'alice', 'Alice', 'citizen', 'now')")
         .execute(db.pool())
         .await?;

@@ -397,6 +397,19 @@ async fn authorize(enforcer: &Enforcer, parts: &mut Parts) -> Result<Option<Prin
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
     let Some(rule) = enforcer.rule(&parts.method, &path) else {
+        let mut allowed: Vec<&str> = enforcer
+            .rules
+            .iter()
+            .filter(|r| r.path == path)
+            .map(|r| r.method.as_str())
+            .collect();
+        if !allowed.is_empty() {
+            if allowed.contains(&"GET") {
+                allowed.push("HEAD");
+            }
+            allowed.sort_unstable();
+            return Err(ApiError::method_not_allowed(&allowed));
+        }
         tracing::error!(method = %parts.method, path, "endpoint has no access rule: refused");
         return Err(ApiError::forbidden("this endpoint declares no access rule"));
     };

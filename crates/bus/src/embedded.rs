@@ -26,16 +26,19 @@ pub struct EmbeddedBus {
     db: Db,
     live: broadcast::Sender<Arc<Envelope>>,
     wake: Arc<Notify>,
+    streams: subject::Streams,
 }
 
 impl EmbeddedBus {
-    /// A bus persisted in `db`, whose bus migrations must have been applied.
-    pub fn new(db: Db) -> Self {
+    /// A bus persisted in `db`, whose bus migrations must have been
+    /// applied; events on `streams` are durable.
+    pub fn new(db: Db, streams: subject::Streams) -> Self {
         let (live, _) = broadcast::channel(LIVE_BUFFER);
         Self {
             db,
             live,
             wake: Arc::new(Notify::new()),
+            streams,
         }
     }
 }
@@ -124,7 +127,7 @@ impl Bus for EmbeddedBus {
         }
         let durable: Vec<(&Envelope, &'static str)> = events
             .iter()
-            .filter_map(|e| subject::stream_for(&e.subject).map(|s| (e, s.name)))
+            .filter_map(|e| self.streams.for_subject(&e.subject).map(|s| (e, s.name)))
             .collect();
         let repeated = if durable.is_empty() {
             Vec::new()
@@ -163,7 +166,7 @@ impl Bus for EmbeddedBus {
     }
 
     async fn consumer(&self, spec: &ConsumerSpec) -> Result<Box<dyn Consumer>, BusError> {
-        let stream = subject::stream_for_filter(&spec.filter)?;
+        let stream = self.streams.for_filter(&spec.filter)?;
         daarion_store::sql::query(
             "INSERT INTO bus_consumers (name, stream, filter, created_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (name) DO UPDATE SET stream = excluded.stream, filter = excluded.filter",

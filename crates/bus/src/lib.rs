@@ -2,8 +2,10 @@
 //!
 //! - [`EmbeddedBus`]: in-process, with durable events persisted in the SQL
 //!   store so unacknowledged deliveries survive a restart (all-in-one mode).
-//! - [`NatsBus`]: NATS JetStream, with the streams of DESIGN §4 (distributed
-//!   mode, several replicas).
+//! - [`NatsBus`]: NATS JetStream (distributed mode, several replicas).
+//!
+//! Which subjects are durable is the [`subject::Streams`] each bus is built
+//! with: the platform's `AUDIT` and the streams the process's services own.
 //!
 //! Both offer ephemeral subscriptions (every subscriber sees every matching
 //! event, for real-time fan-out) and durable consumers (each event is
@@ -42,6 +44,8 @@ pub const MIGRATIONS: daarion_store::MigrationSet = daarion_store::MigrationSet 
 pub enum BusError {
     #[error("invalid subject {0:?}: dot-separated tokens of letters, digits, - and _")]
     InvalidSubject(String),
+    #[error("invalid streams: {0}")]
+    InvalidStreams(String),
     #[error("no stream holds subjects matching {0:?}")]
     NoStream(String),
     #[error("bus unavailable")]

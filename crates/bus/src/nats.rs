@@ -14,7 +14,7 @@ use futures::StreamExt;
 
 use crate::{
     Acker, Bus, BusError, Consumer, ConsumerSpec, Delivery, Envelope, Subscription,
-    subject::{self, STREAMS},
+    subject::{self, Streams},
 };
 
 #[derive(Clone)]
@@ -22,11 +22,12 @@ pub struct NatsBus {
     client: async_nats::Client,
     js: jetstream::Context,
     namespace: String,
+    streams: Streams,
 }
 
 impl NatsBus {
-    /// Connects and creates (or updates) the streams.
-    pub async fn connect(url: &str, namespace: &str) -> Result<Self, BusError> {
+    /// Connects and creates (or updates) `streams`.
+    pub async fn connect(url: &str, namespace: &str, streams: Streams) -> Result<Self, BusError> {
         if !namespace.is_empty() {
             subject::validate(namespace)?;
         }
@@ -48,8 +49,9 @@ impl NatsBus {
             client,
             js,
             namespace: namespace.to_owned(),
+            streams,
         };
-        for def in STREAMS {
+        for def in bus.streams.iter() {
             bus.js
                 .create_or_update_stream(stream::Config {
                     name: bus.stream_name(def.name),
@@ -92,7 +94,7 @@ impl NatsBus {
         subject::validate(&event.subject)?;
         let body = serde_json::to_vec(event)?;
         let target = self.qualify(&event.subject);
-        if subject::stream_for(&event.subject).is_some() {
+        if self.streams.for_subject(&event.subject).is_some() {
             let mut headers = async_nats::HeaderMap::new();
             // JetStream drops a second publish with the same id (retries).
             headers.insert("Nats-Msg-Id", event.id.as_str());
@@ -153,7 +155,7 @@ impl Bus for NatsBus {
     }
 
     async fn consumer(&self, spec: &ConsumerSpec) -> Result<Box<dyn Consumer>, BusError> {
-        let def = subject::stream_for_filter(&spec.filter)?;
+        let def = self.streams.for_filter(&spec.filter)?;
         let stream = self
             .js
             .get_stream(self.stream_name(def.name))

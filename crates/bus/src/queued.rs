@@ -103,7 +103,11 @@ mod tests {
         daarion_store::migrate::apply(&db, &[crate::MIGRATIONS])
             .await
             .unwrap_or_else(|e| unreachable!("{e}"));
-        let bus: Arc<dyn Bus> = Arc::new(crate::EmbeddedBus::new(db));
+        let bus: Arc<dyn Bus> = Arc::new(crate::EmbeddedBus::new(
+            db,
+            crate::subject::Streams::new([crate::subject::AUDIT])
+                .unwrap_or_else(|e| unreachable!("{e}")),
+        ));
         let mut seen = bus
             .subscribe("audit.>")
             .await

@@ -19,6 +19,15 @@ use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// `city.*` is durable here; `presence.*` is live-only.
+fn streams() -> daarion_bus::subject::Streams {
+    daarion_bus::subject::Streams::new([daarion_bus::subject::StreamDef {
+        name: "CITY",
+        subjects: &["city.>"],
+    }])
+    .unwrap()
+}
+
 struct Fixture {
     db: TestDb,
     bus: Arc<dyn Bus>,
@@ -31,10 +40,10 @@ impl Fixture {
         let db = daarion_testkit::migrated_db(sql, &[daarion_bus::MIGRATIONS]).await?;
         let namespace = daarion_testkit::unique("t");
         let bus: Arc<dyn Bus> = match kind {
-            BusKind::Embedded => Arc::new(daarion_bus::EmbeddedBus::new(db.db.clone())),
+            BusKind::Embedded => Arc::new(daarion_bus::EmbeddedBus::new(db.db.clone(), streams())),
             BusKind::Nats => {
                 let url = daarion_testkit::require_env("NATS_URL")?;
-                Arc::new(daarion_testkit::nats_bus(&url, &namespace).await)
+                Arc::new(daarion_testkit::nats_bus(&url, &namespace, streams()).await)
             }
         };
         Some(Self {
@@ -48,10 +57,13 @@ impl Fixture {
     /// The same bus after a restart of the process: new connections, same data.
     async fn restarted(&self) -> Arc<dyn Bus> {
         match self.kind {
-            BusKind::Embedded => Arc::new(daarion_bus::EmbeddedBus::new(self.db.reopen().await)),
+            BusKind::Embedded => Arc::new(daarion_bus::EmbeddedBus::new(
+                self.db.reopen().await,
+                streams(),
+            )),
             BusKind::Nats => {
                 let url = std::env::var("NATS_URL").unwrap();
-                Arc::new(daarion_testkit::nats_bus(&url, &self.namespace).await)
+                Arc::new(daarion_testkit::nats_bus(&url, &self.namespace, streams()).await)
             }
         }
     }

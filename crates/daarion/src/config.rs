@@ -1,12 +1,18 @@
 //! Settings: built-in defaults (embedded backends) → `daarion.toml` →
 //! environment. `DATABASE_URL`, `NATS_URL` and `REDIS_URL` are read as in the
 //! seeds; everything else as `DAARION__SECTION__KEY` (e.g.
-//! `DAARION__CITY__MAX_MESSAGE_CHARS`).
+//! `DAARION__CITY__MAX_MESSAGE_CHARS`). Each service's section (`[city]`)
+//! belongs to the service: its type, defaults and rules come from its
+//! [`Service`] declaration in [`crate::SERVICES`].
 
 use std::{
+    collections::BTreeMap,
     net::SocketAddr,
     path::{Path, PathBuf},
 };
+
+use daarion_kernel::Secret;
+use daarion_service::{Service, ServiceSettings};
 
 use figment::{
     Figment,
@@ -14,8 +20,10 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
+// Not `deny_unknown_fields` (serde cannot with `flatten`): an unknown
+// top-level key lands in `services` and `validate` names it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct Settings {
     /// Address to listen on; default 127.0.0.1:8080 for `up`, the service's
     /// standard port for `serve`.
@@ -41,13 +49,97 @@ pub struct Settings {
     /// Shared secret (≥ 32 bytes) signing internal service tokens; every
     /// process of a distributed city needs the same one. Unset: service
     /// tokens are refused.
-    pub service_token_secret: Option<String>,
-    pub auth: daarion_auth::Settings,
-    pub city: daarion_city::Settings,
-    pub llm: daarion_llm::Settings,
-    pub usage: daarion_usage::Settings,
+    pub service_token_secret: Option<Secret>,
     pub gateway: GatewaySettings,
     pub server: ServerSettings,
+    /// One section per service that has settings (`[auth]`, `[city]`,
+    /// `[llm]`, `[usage]`…), decoded by the service itself.
+    #[serde(flatten)]
+    pub services: Sections,
+}
+
+/// The services' sections, as values. `Debug` names the sections only:
+/// their values may hold secrets, which only the decoded types hide.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Sections(BTreeMap<String, serde_json::Value>);
+
+impl std::fmt::Debug for Sections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+impl Sections {
+    /// Every service's defaults.
+    fn defaults() -> Self {
+        Self(
+            crate::SERVICES
+                .iter()
+                .filter_map(|s| Some((s.name.to_owned(), (s.settings?.default)())))
+                .collect(),
+        )
+    }
+
+    /// The section of `service` (an empty one if it has no settings).
+    pub fn get(&self, service: &Service) -> serde_json::Value {
+        self.0
+            .get(service.name)
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({}))
+    }
+
+    /// Replaces the section of `service` (unset keys take their defaults).
+    pub fn set(&mut self, service: &Service, value: serde_json::Value) {
+        self.0.insert(service.name.to_owned(), value);
+    }
+
+    /// The section of `service`, decoded.
+    pub fn decode<T: ServiceSettings>(&self, service: &Service) -> Result<T, ConfigError> {
+        daarion_service::settings::decode(service.name, &self.get(service)).map_err(ConfigError)
+    }
+
+    /// Changes some settings of `service`'s section.
+    pub fn update<T: ServiceSettings>(
+        &mut self,
+        service: &Service,
+        change: impl FnOnce(&mut T),
+    ) -> Result<(), ConfigError> {
+        let mut decoded: T = self.decode(service)?;
+        change(&mut decoded);
+        let value = serde_json::to_value(decoded).map_err(|e| ConfigError(e.to_string()))?;
+        self.set(service, value);
+        Ok(())
+    }
+
+    /// Every section belongs to a service of this build and is valid.
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (name, value) in &self.0 {
+            let section = crate::SERVICES
+                .iter()
+                .find(|s| s.name == name)
+                .and_then(|s| s.settings)
+                .ok_or_else(|| ConfigError(format!("unknown setting {name:?}")))?;
+            (section.validate)(name, value).map_err(ConfigError)?;
+        }
+        Ok(())
+    }
+
+    /// Each section decoded and encoded again: secrets read `***`.
+    fn shown(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.0
+            .iter()
+            .map(|(name, value)| {
+                let shown = crate::SERVICES
+                    .iter()
+                    .find(|s| s.name == name)
+                    .and_then(|s| s.settings)
+                    .and_then(|section| (section.show)(name, value).ok())
+                    .unwrap_or_else(|| "(invalid)".into());
+                (name.clone(), shown)
+            })
+            .collect()
+    }
 }
 
 /// `[server]`: the listener, in every shape.
@@ -167,12 +259,15 @@ impl GatewaySettings {
         }
     }
 
-    /// The route table: the file's, or the built-in one.
-    pub fn table(&self) -> Result<daarion_gateway::config::RouteTable, ConfigError> {
+    /// The route table: the file's, or `built_in`.
+    pub fn table(
+        &self,
+        built_in: daarion_gateway::config::RouteTable,
+    ) -> Result<daarion_gateway::config::RouteTable, ConfigError> {
         match &self.routes_file {
             Some(path) => daarion_gateway::config::RouteTable::load(path)
                 .map_err(|e| ConfigError(format!("gateway.routes_file: {e}"))),
-            None => Ok(daarion_gateway::config::RouteTable::default_table()),
+            None => Ok(built_in),
         }
     }
 }
@@ -191,12 +286,9 @@ impl Default for Settings {
             max_body_bytes: 1024 * 1024,
             bus_retention_days: 7,
             service_token_secret: None,
-            auth: daarion_auth::Settings::default(),
-            city: daarion_city::Settings::default(),
-            llm: daarion_llm::Settings::default(),
-            usage: daarion_usage::Settings::default(),
             gateway: GatewaySettings::default(),
             server: ServerSettings::default(),
+            services: Sections::defaults(),
         }
     }
 }
@@ -258,9 +350,7 @@ impl Settings {
             return Err(ConfigError("bus_retention_days must be at least 1".into()));
         }
         self.service_tokens()?;
-        self.auth.validate().map_err(ConfigError)?;
-        self.city.validate().map_err(ConfigError)?;
-        self.llm.validate().map_err(ConfigError)?;
+        self.services.validate()?;
         let rate = self.gateway.rate_limit_per_second;
         if !(rate.is_finite() && rate > 0.0) || self.gateway.rate_limit_burst == 0 {
             return Err(ConfigError(
@@ -275,7 +365,7 @@ impl Settings {
                     .into(),
             ));
         }
-        self.gateway.table()?;
+        self.gateway.table(crate::default_routes())?;
         if self.server.header_read_timeout_secs == 0 || self.server.max_connections_per_client == 0
         {
             return Err(ConfigError(
@@ -301,9 +391,9 @@ impl Settings {
         &self,
     ) -> Result<Option<daarion_access::token::ServiceTokens>, ConfigError> {
         self.service_token_secret
-            .as_deref()
+            .as_ref()
             .map(|secret| {
-                daarion_access::token::ServiceTokens::new(secret.as_bytes())
+                daarion_access::token::ServiceTokens::new(secret.expose().as_bytes())
                     .map_err(|e| ConfigError(format!("service_token_secret: {e}")))
             })
             .transpose()
@@ -317,7 +407,8 @@ impl Settings {
     }
 }
 
-/// Settings as shown by `config check`: URLs without passwords, no token.
+/// Settings as shown by `config check`: URLs without passwords, secrets as
+/// `***`.
 pub fn redacted(settings: &Settings) -> serde_json::Value {
     let mut shown = settings.clone();
     let strip = |url: &mut Option<String>| {
@@ -332,10 +423,13 @@ pub fn redacted(settings: &Settings) -> serde_json::Value {
     strip(&mut shown.database_url);
     strip(&mut shown.nats_url);
     strip(&mut shown.redis_url);
-    if shown.service_token_secret.is_some() {
-        shown.service_token_secret = Some("***".into());
+    let sections = shown.services.shown();
+    shown.services = Sections::default();
+    let mut value = serde_json::to_value(shown).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.extend(sections);
     }
-    serde_json::to_value(shown).unwrap_or_default()
+    value
 }
 
 #[cfg(test)]
@@ -360,7 +454,11 @@ mod tests {
         };
         assert!(bad.validate().is_err());
         let mut bad = Settings::default();
-        bad.city.max_message_chars = 0;
+        bad.services
+            .update(&daarion_city::SPEC, |c: &mut daarion_city::Settings| {
+                c.max_message_chars = 0
+            })
+            .unwrap();
         assert!(
             bad.validate()
                 .map_err(|e| e.to_string())
@@ -373,12 +471,21 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted() {
-        let s = Settings {
+        let mut s = Settings {
             database_url: Some("postgres://u:secret@h/db".into()),
             service_token_secret: Some("tok-secret-tok-secret-tok-secret-tok-secret".into()),
             ..Settings::default()
         };
+        s.services.set(
+            &daarion_llm::SPEC,
+            serde_json::json!({"providers": {"p": {
+                "kind": "openai", "base_url": "http://127.0.0.1:9", "api_key": "sk-provider-secret"
+            }}}),
+        );
+        assert!(!format!("{s:?}").contains("sk-provider"));
         let shown = redacted(&s).to_string();
+        assert!(!shown.contains("sk-provider"), "{shown}");
+        assert!(shown.contains("\"max_message_chars\":4000"), "{shown}");
         assert!(!shown.contains(":secret@"), "{shown}");
         assert!(!shown.contains("tok-secret"), "{shown}");
         assert!(shown.contains("postgres://u:***@h/db"));

@@ -3,7 +3,7 @@
 //! and runs until a shutdown signal.
 //!
 //! Layout: `config` (settings), `ops` (operator endpoints), and here:
-//! [`Backends`], [`Shape`], [`App`].
+//! [`SERVICES`] (the one list of services), [`Backends`], [`Shape`], [`App`].
 
 pub mod config;
 pub mod ops;
@@ -19,31 +19,61 @@ use daarion_kernel::{
     health::Health,
     shutdown::{CancellationToken, TaskTracker},
 };
+use daarion_service::Service;
 use daarion_store::{Db, MigrationSet};
 use utoipa::openapi::OpenApi;
 
 pub use config::Settings;
 
-/// Every migration set, in the order they apply.
-pub const MIGRATIONS: &[MigrationSet] = &[
-    daarion_store::idempotency::MIGRATIONS,
-    daarion_bus::MIGRATIONS,
-    daarion_auth::MIGRATIONS,
-    daarion_pdp::MIGRATIONS,
-    daarion_control::MIGRATIONS,
-    daarion_city::MIGRATIONS,
-    daarion_usage::MIGRATIONS,
+/// Every service this build can run. Adding a service is its crate and a
+/// line here (and its dependency in this crate's `Cargo.toml`); the order
+/// is the order their migrations apply.
+pub static SERVICES: &[&Service] = &[
+    &daarion_auth::SPEC,
+    &daarion_pdp::SPEC,
+    &daarion_control::SPEC,
+    &daarion_city::SPEC,
+    &daarion_llm::SPEC,
+    &daarion_usage::SPEC,
 ];
 
-/// Services this build can run.
-pub const SERVICES: &[ServiceDescriptor] = &[
-    daarion_auth::DESCRIPTOR,
-    daarion_pdp::DESCRIPTOR,
-    daarion_control::DESCRIPTOR,
-    daarion_city::DESCRIPTOR,
-    daarion_llm::DESCRIPTOR,
-    daarion_usage::DESCRIPTOR,
-];
+/// Every migration set, in the order they apply: the platform's own
+/// (idempotency keys, the embedded bus), then each service's.
+pub fn migrations() -> Vec<MigrationSet> {
+    [
+        daarion_store::idempotency::MIGRATIONS,
+        daarion_bus::MIGRATIONS,
+    ]
+    .into_iter()
+    .chain(SERVICES.iter().map(|s| s.migration_set()))
+    .collect()
+}
+
+/// The service named `name`, or an error listing those this build has.
+pub fn service(name: &str) -> anyhow::Result<&'static Service> {
+    SERVICES
+        .iter()
+        .copied()
+        .find(|s| s.name == name)
+        .with_context(|| {
+            let known: Vec<_> = SERVICES.iter().map(|s| s.name).collect();
+            format!("unknown service {name:?}; this build has {known:?}")
+        })
+}
+
+/// The gateway's built-in route table: every service of this build on its
+/// standard port.
+pub fn default_routes() -> daarion_gateway::config::RouteTable {
+    let services: Vec<daarion_gateway::config::ServiceRoute> = SERVICES
+        .iter()
+        .map(|s| daarion_gateway::config::ServiceRoute {
+            name: s.name,
+            port: s.port,
+            websocket: s.websocket,
+        })
+        .collect();
+    daarion_gateway::config::RouteTable::default_table(&services)
+}
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -66,28 +96,39 @@ impl Backends {
         let db = Db::connect(&settings.database())
             .await
             .context("failed to open the database (DATABASE_URL)")?;
-        daarion_store::migrate::apply(&db, MIGRATIONS)
+        daarion_store::migrate::apply(&db, &migrations())
             .await
             .context("failed to apply migrations")?;
+        // Every stream of the build, whatever this process serves: a city
+        // replica's usage records must be durable too.
+        let streams = daarion_service::streams(SERVICES).context("the services' streams")?;
         let bus: Arc<dyn Bus> = match &settings.nats_url {
             Some(url) => Arc::new(
-                NatsBus::connect(url, &settings.nats_namespace)
+                NatsBus::connect(url, &settings.nats_namespace, streams)
                     .await
                     .context("failed to connect to NATS (NATS_URL)")?,
             ),
-            None => Arc::new(EmbeddedBus::new(db.clone())),
+            None => Arc::new(EmbeddedBus::new(db.clone(), streams)),
         };
         let cache = connect_cache(settings).await?;
         Ok(Self { db, bus, cache })
     }
 
     fn checks(&self) -> Vec<Arc<dyn DependencyCheck>> {
-        vec![
-            Arc::new(self.db.clone()),
-            Arc::new(BusHealth(self.bus.clone())),
-            Arc::new(CacheHealth(self.cache.clone())),
-        ]
+        dependency_checks(&self.db, &self.bus, &self.cache)
     }
+}
+
+fn dependency_checks(
+    db: &Db,
+    bus: &Arc<dyn Bus>,
+    cache: &Arc<dyn Cache>,
+) -> Vec<Arc<dyn DependencyCheck>> {
+    vec![
+        Arc::new(db.clone()),
+        Arc::new(BusHealth(bus.clone())),
+        Arc::new(CacheHealth(cache.clone())),
+    ]
 }
 
 /// How the process runs.
@@ -102,7 +143,7 @@ pub enum Shape {
 }
 
 struct Mounted {
-    descriptor: ServiceDescriptor,
+    service: &'static Service,
     api: Router,
     ws: Router,
     openapi: OpenApi,
@@ -140,7 +181,7 @@ impl App {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let gateway = daarion_gateway::Gateway::new(
-            settings.gateway.table()?,
+            settings.gateway.table(default_routes())?,
             settings.gateway.edge(settings.server.tls_enabled()),
             cache,
             shutdown.clone(),
@@ -171,16 +212,16 @@ impl App {
         shape: Shape,
         backends: Backends,
     ) -> anyhow::Result<Self> {
+        let problems = daarion_service::check(SERVICES);
+        anyhow::ensure!(
+            problems.is_empty(),
+            "the services' declarations disagree: {problems:?}"
+        );
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let wanted: Vec<ServiceDescriptor> = match &shape {
+        let wanted: Vec<&'static Service> = match &shape {
             Shape::AllInOne | Shape::Gateway => SERVICES.to_vec(),
-            Shape::Service(name) => {
-                vec![*SERVICES.iter().find(|s| s.name == name).with_context(|| {
-                    let known: Vec<_> = SERVICES.iter().map(|s| s.name).collect();
-                    format!("unknown service {name:?}; this build has {known:?}")
-                })?]
-            }
+            Shape::Service(name) => vec![service(name)?],
         };
         tasks.spawn(daarion_bus::retention::run_janitor(
             backends.db.clone(),
@@ -188,54 +229,45 @@ impl App {
             Duration::from_secs(3600),
             shutdown.clone(),
         ));
-        let access = Access::build(&settings, &backends, &tasks, &shutdown)?;
+        let process = Process::build(&settings, &backends, &tasks, &shutdown)?;
         tasks.spawn(
-            access
+            process
                 .authenticator
                 .clone()
                 .follow_revocations(shutdown.clone()),
         );
-        daarion_pdp::refresh(&access.deps.engine, &backends.db)
+        daarion_pdp::refresh(&process.access.engine, &backends.db)
             .await
             .context("stored policy set is invalid")?;
         tasks.spawn(
-            access
+            process
                 .control
                 .clone()
                 .follow(backends.bus.clone(), shutdown.clone()),
         );
         tasks.spawn(daarion_pdp::follow_policies(
-            access.deps.engine.clone(),
+            process.access.engine.clone(),
             backends.db.clone(),
             backends.bus.clone(),
             shutdown.clone(),
         ));
         let mut mounted = Vec::new();
-        for descriptor in wanted {
-            mounted.push(
-                build_service(descriptor, &settings, &backends, &access, &shutdown, &tasks).await?,
-            );
+        for service in wanted {
+            let ctx = process.context(service, &settings, &backends, &shutdown, &tasks);
+            mounted.push(mount(ctx).await?);
         }
         let (label, default_port) = match &shape {
-            Shape::Service(name) => (
-                mounted.first().map_or("daarion", |m| m.descriptor.name),
-                SERVICES
-                    .iter()
-                    .find(|s| s.name == name)
-                    .map_or(8080, |s| s.port),
-            ),
+            Shape::Service(name) => (service(name)?.name, service(name)?.port),
             Shape::AllInOne | Shape::Gateway => ("gateway", 8080),
         };
-        let local: std::collections::BTreeSet<String> = mounted
-            .iter()
-            .map(|m| m.descriptor.name.to_owned())
-            .collect();
-        let mut router = compose(&shape, mounted, &backends, &access);
+        let local: std::collections::BTreeSet<String> =
+            mounted.iter().map(|m| m.service.name.to_owned()).collect();
+        let mut router = compose(&shape, mounted, &backends, &process.access)?;
         if shape == Shape::AllInOne {
             // The in-process gateway: the same edge as `daarion gateway`, and
             // routes to upstreams not served here (Grafana, Matrix...) proxied.
             let gateway = daarion_gateway::Gateway::with_local(
-                settings.gateway.table()?,
+                settings.gateway.table(default_routes())?,
                 settings.gateway.edge(settings.server.tls_enabled()),
                 backends.cache.clone(),
                 shutdown.clone(),
@@ -366,17 +398,19 @@ async fn bind(settings: &Settings, default_port: u16) -> anyhow::Result<tokio::n
         .with_context(|| format!("failed to listen on {address}"))
 }
 
-/// Authentication and authorization shared by every service of the process.
-struct Access {
+/// What every service of the process shares.
+struct Process {
     authenticator: daarion_auth::Authenticator,
     /// The process's batched publisher: audit events, usage records.
     events: daarion_bus::QueuedPublisher,
-    deps: daarion_access::AccessDeps,
+    access: daarion_access::AccessDeps,
     /// The cached control-plane reader every service of the process shares.
     control: daarion_control::ControlClient,
+    /// Parts owned by service crates, handed to services by type.
+    components: Arc<http::Extensions>,
 }
 
-impl Access {
+impl Process {
     fn build(
         settings: &Settings,
         backends: &Backends,
@@ -385,14 +419,15 @@ impl Access {
     ) -> anyhow::Result<Self> {
         let engine =
             daarion_access::Engine::with_defaults().context("shipped policies are invalid")?;
+        let auth: daarion_auth::Settings = settings.services.decode(&daarion_auth::SPEC)?;
         let authenticator = daarion_auth::Authenticator::new(
             backends.db.clone(),
             backends.bus.clone(),
-            Duration::from_secs(settings.auth.session_idle_secs),
+            Duration::from_secs(auth.session_idle_secs),
         );
         let events =
             daarion_bus::QueuedPublisher::start(backends.bus.clone(), tasks, shutdown.clone());
-        let deps = daarion_access::AccessDeps {
+        let access = daarion_access::AccessDeps {
             engine: Arc::new(engine),
             authn: Arc::new(authenticator.clone()),
             tokens: settings.service_tokens()?,
@@ -405,149 +440,85 @@ impl Access {
                 },
             )),
         };
-        Ok(Self {
-            authenticator,
-            events,
-            deps,
-            control: daarion_control::ControlClient::new(backends.db.clone()),
-        })
-    }
-}
-
-async fn build_service(
-    descriptor: ServiceDescriptor,
-    settings: &Settings,
-    backends: &Backends,
-    access: &Access,
-    shutdown: &CancellationToken,
-    tasks: &TaskTracker,
-) -> anyhow::Result<Mounted> {
-    let health = Health::new(descriptor, backends.checks());
-    let meter = || {
-        daarion_usage::Meter::new(
+        let control = daarion_control::ControlClient::new(backends.db.clone());
+        let meter = daarion_usage::Meter::new(
             backends.db.clone(),
             backends.cache.clone(),
             backends.bus.clone(),
-            access.control.clone(),
-            settings.usage.clone(),
-        )
-    };
-    match descriptor.name {
-        daarion_auth::SERVICE => {
-            let auth = daarion_auth::build(daarion_auth::Deps {
-                db: backends.db.clone(),
-                cache: backends.cache.clone(),
-                authenticator: access.authenticator.clone(),
-                settings: settings.auth.clone(),
-                access: access.deps.clone(),
-                trusted_proxies: settings.gateway.trusted_proxies.clone(),
-            })
-            .map_err(|e| anyhow::anyhow!("failed to start the auth service: {e}"))?;
-            Ok(Mounted {
-                descriptor,
-                api: auth.api,
-                ws: Router::new(),
-                openapi: auth.openapi,
-                health,
-            })
+            control.clone(),
+            settings.services.decode(&daarion_usage::SPEC)?,
+        );
+        let mut components = http::Extensions::new();
+        components.insert(authenticator.clone());
+        components.insert(control.clone());
+        components.insert(meter);
+        Ok(Self {
+            authenticator,
+            events,
+            access,
+            control,
+            components: Arc::new(components),
+        })
+    }
+
+    fn context(
+        &self,
+        service: &'static Service,
+        settings: &Settings,
+        backends: &Backends,
+        shutdown: &CancellationToken,
+        tasks: &TaskTracker,
+    ) -> daarion_service::Context {
+        daarion_service::Context {
+            service,
+            db: backends.db.clone(),
+            bus: backends.bus.clone(),
+            cache: backends.cache.clone(),
+            access: self.access.clone(),
+            events: self.events.clone(),
+            shutdown: shutdown.clone(),
+            tasks: tasks.clone(),
+            trusted_proxies: settings.gateway.trusted_proxies.clone().into(),
+            settings: settings.services.get(service),
+            components: self.components.clone(),
         }
-        daarion_pdp::SERVICE => {
-            let pdp = daarion_pdp::build(daarion_pdp::Deps {
-                db: backends.db.clone(),
-                bus: backends.bus.clone(),
-                access: access.deps.clone(),
-                shutdown: shutdown.clone(),
-                tasks: tasks.clone(),
-            });
-            Ok(Mounted {
-                descriptor,
-                api: pdp.api,
-                ws: Router::new(),
-                openapi: pdp.openapi,
-                health,
-            })
-        }
-        daarion_control::SERVICE => {
-            let control = daarion_control::build(daarion_control::Deps {
-                db: backends.db.clone(),
-                bus: backends.bus.clone(),
-                access: access.deps.clone(),
-                client: access.control.clone(),
-            });
-            Ok(Mounted {
-                descriptor,
-                api: control.api,
-                ws: Router::new(),
-                openapi: control.openapi,
-                health,
-            })
-        }
-        daarion_city::SERVICE => {
-            let city = daarion_city::build(daarion_city::Deps {
-                db: backends.db.clone(),
-                bus: backends.bus.clone(),
-                cache: backends.cache.clone(),
-                settings: settings.city.clone(),
-                shutdown: shutdown.clone(),
-                tasks: tasks.clone(),
-                access: access.deps.clone(),
-                records: access.events.clone(),
-            })
-            .await
-            .context("failed to start the city service")?;
-            Ok(Mounted {
-                descriptor,
-                api: city.api,
-                ws: city.ws,
-                openapi: city.openapi,
-                health,
-            })
-        }
-        daarion_llm::SERVICE => {
-            let llm = daarion_llm::build(daarion_llm::Deps {
-                access: access.deps.clone(),
-                meter: meter(),
-                cache: backends.cache.clone(),
-                records: access.events.clone(),
-                settings: settings.llm.clone(),
-                tasks: tasks.clone(),
-            })
-            .map_err(|e| anyhow::anyhow!("failed to start the LLM proxy: {e}"))?;
-            Ok(Mounted {
-                descriptor,
-                api: llm.api,
-                ws: Router::new(),
-                openapi: llm.openapi,
-                health,
-            })
-        }
-        daarion_usage::SERVICE => {
-            let usage = daarion_usage::build(daarion_usage::Deps {
-                db: backends.db.clone(),
-                bus: backends.bus.clone(),
-                access: access.deps.clone(),
-                meter: meter(),
-                shutdown: shutdown.clone(),
-                tasks: tasks.clone(),
-            });
-            Ok(Mounted {
-                descriptor,
-                api: usage.api,
-                ws: Router::new(),
-                openapi: usage.openapi,
-                health,
-            })
-        }
-        other => anyhow::bail!("service {other:?} is described but not wired"),
     }
 }
 
-fn compose(shape: &Shape, mounted: Vec<Mounted>, backends: &Backends, access: &Access) -> Router {
+/// Builds one service and checks that what it serves is what it declares.
+async fn mount(ctx: daarion_service::Context) -> anyhow::Result<Mounted> {
+    let service = ctx.service;
+    let health = Health::new(
+        service.descriptor(),
+        dependency_checks(&ctx.db, &ctx.bus, &ctx.cache),
+    );
+    let built = (service.build)(ctx)
+        .await
+        .with_context(|| format!("failed to start the {} service", service.name))?;
+    let (api, ws, openapi) = built.into_parts();
+    let openapi = prefixed(openapi, &format!("/api/{}", service.name));
+    let problems = daarion_service::check_served(service, &openapi);
+    anyhow::ensure!(problems.is_empty(), "{problems:?}");
+    Ok(Mounted {
+        service,
+        api,
+        ws,
+        openapi,
+        health,
+    })
+}
+
+fn compose(
+    shape: &Shape,
+    mounted: Vec<Mounted>,
+    backends: &Backends,
+    access: &daarion_access::AccessDeps,
+) -> anyhow::Result<Router> {
     let mut router = Router::new();
     let mut openapi = base_openapi();
     let mut healths = Vec::new();
     for m in mounted {
-        let name = m.descriptor.name;
+        let name = m.service.name;
         let api_prefix = format!("/api/{name}");
         let health = m.health.clone();
         let per_service = |r: Router| match shape {
@@ -568,14 +539,12 @@ fn compose(shape: &Shape, mounted: Vec<Mounted>, backends: &Backends, access: &A
         router = router
             .nest(&api_prefix, per_service(api))
             .nest(&format!("/ws/{name}"), per_service(m.ws));
-        openapi.merge(prefixed(m.openapi, &api_prefix));
+        openapi.merge(m.openapi);
         healths.push(m.health);
     }
-    router = router.nest(
-        "/api/ops",
-        ops::router(backends.clone(), access.deps.clone()),
-    );
-    openapi.merge(prefixed(ops::openapi(), "/api/ops"));
+    let (ops, ops_openapi) = ops::router(backends.clone(), access.clone());
+    router = router.nest("/api/ops", ops);
+    openapi.merge(prefixed(ops_openapi, "/api/ops"));
 
     let top_health = match shape {
         Shape::AllInOne | Shape::Gateway => Health::new(
@@ -598,7 +567,7 @@ fn compose(shape: &Shape, mounted: Vec<Mounted>, backends: &Backends, access: &A
         }),
     };
     let openapi = Arc::new(openapi);
-    router
+    Ok(router
         .route("/healthz", get(|| async { "OK" }))
         .route(
             "/health",
@@ -609,7 +578,7 @@ fn compose(shape: &Shape, mounted: Vec<Mounted>, backends: &Backends, access: &A
         )
         .route("/metrics", get(daarion_kernel::metrics::render))
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", (*openapi).clone()))
-        .fallback(|| async { ApiError::not_found("no such route") })
+        .fallback(|| async { ApiError::not_found("no such route") }))
 }
 
 /// `/health`: the process's dependencies plus each mounted service's status.
@@ -655,4 +624,39 @@ fn prefixed(mut doc: OpenApi, prefix: &str) -> OpenApi {
         .map(|(path, item)| (format!("{prefix}{path}"), item))
         .collect();
     doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_services_declarations_agree() {
+        assert_eq!(daarion_service::check(SERVICES), Vec::<String>::new());
+    }
+
+    /// What `daarion gateway` routes by default is what each service serves.
+    #[test]
+    fn the_built_in_route_table_routes_every_service_prefix_to_it() {
+        let table = default_routes();
+        table.validate().unwrap();
+        for service in SERVICES {
+            for (prefix, websocket) in service.prefixes() {
+                let route = table.route_for(&format!("{prefix}x")).unwrap();
+                assert_eq!(route.upstream, service.name, "{prefix}");
+                assert_eq!(route.websocket, websocket, "{prefix}");
+                let address = &table.upstreams[service.name].addresses;
+                assert_eq!(address, &[format!("127.0.0.1:{}", service.port)]);
+            }
+        }
+    }
+
+    #[test]
+    fn every_service_with_migrations_applies_them_after_the_platform() {
+        let order: Vec<&str> = migrations().iter().map(|m| m.service).collect();
+        assert_eq!(&order[..2], ["idempotency", "bus"]);
+        for service in SERVICES {
+            assert!(order.contains(&service.name), "{}", service.name);
+        }
+    }
 }

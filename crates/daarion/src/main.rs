@@ -4,7 +4,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use daarion::{App, MIGRATIONS, SERVICES, Settings, Shape, VERSION, config};
+use daarion::{App, Settings, Shape, VERSION, config};
 
 /// mimalloc instead of glibc's allocator: request handling allocates many
 /// small, short-lived objects (see bench/README.md for the measurement).
@@ -210,7 +210,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 std::fs::create_dir_all(&settings.data_dir)?;
             }
             let db = daarion_store::Db::connect(&settings.database()).await?;
-            daarion_store::migrate::apply(&db, MIGRATIONS).await?;
+            daarion_store::migrate::apply(&db, &daarion::migrations()).await?;
             let role = match role {
                 InviteRole::Admin => daarion_auth::api::InvitedRole::Admin,
                 InviteRole::Citizen => daarion_auth::api::InvitedRole::Citizen,
@@ -237,8 +237,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let db = daarion_store::Db::connect(&settings.database()).await?;
             let steps = match down {
-                Some(n) => daarion_store::migrate::rollback(&db, MIGRATIONS, n).await?,
-                None => daarion_store::migrate::apply(&db, MIGRATIONS).await?,
+                Some(n) => daarion_store::migrate::rollback(&db, &daarion::migrations(), n).await?,
+                None => daarion_store::migrate::apply(&db, &daarion::migrations()).await?,
             };
             let verb = if down.is_some() {
                 "rolled back"
@@ -266,7 +266,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ..
         } => {
             let settings = load(cli.config.as_deref())?;
-            let table = settings.gateway.table()?;
+            let table = settings.gateway.table(daarion::default_routes())?;
             let options = daarion_gateway::export::ExportOptions {
                 listen,
                 rate_per_second: settings.gateway.rate_limit_per_second,
@@ -293,10 +293,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             data_dir,
         } => {
-            if !SERVICES.iter().any(|s| s.name == service) {
-                let known: Vec<_> = SERVICES.iter().map(|s| s.name).collect();
-                anyhow::bail!("unknown service {service:?}; this build has {known:?}");
-            }
+            daarion::service(&service)?;
             let settings = with_overrides(load(cli.config.as_deref())?, listen, data_dir);
             serve(settings, Shape::Service(service)).await
         }

@@ -43,25 +43,21 @@ fn api() -> OpenApiRouter<OpsState> {
         .routes(routes!(replay_dead_letter))
 }
 
-pub fn router(backends: Backends, access: daarion_access::AccessDeps) -> Router {
+/// The routes behind their enforcement layer, and their OpenAPI document
+/// (paths relative to `/api/ops`).
+pub fn router(
+    backends: Backends,
+    access: daarion_access::AccessDeps,
+) -> (Router, utoipa::openapi::OpenApi) {
     let enforcer = daarion_access::Enforcer::new(
         "ops",
         RULES,
         Arc::new(daarion_access::enforce::NoResources),
         access,
     );
-    api()
-        .split_for_parts()
-        .0
-        .route_layer(axum::middleware::from_fn_with_state(
-            enforcer,
-            daarion_access::enforce::enforce,
-        ))
-        .with_state(OpsState { backends })
-}
-
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    api().split_for_parts().1
+    let (api, _, openapi) =
+        daarion_service::Mount::new(enforcer, api().with_state(OpsState { backends })).into_parts();
+    (api, openapi)
 }
 
 fn unavailable(error: daarion_bus::BusError) -> ApiError {

@@ -654,7 +654,12 @@ async fn sign_in_attempts_are_rate_limited() {
     let Some(mut city) = City::new(Kind::Embedded).await else {
         return;
     };
-    city.settings.auth.login_attempts_per_minute = 3;
+    city.settings
+        .services
+        .update(&daarion_auth::SPEC, |x: &mut daarion_auth::Settings| {
+            x.login_attempts_per_minute = 3
+        })
+        .unwrap();
     let app = city.spawn().await;
     let mut statuses = Vec::new();
     for _ in 0..5 {
@@ -731,7 +736,12 @@ async fn behind_a_trusted_proxy_sign_in_limits_follow_the_forwarded_client() {
     let Some(mut city) = City::new(Kind::Embedded).await else {
         return;
     };
-    city.settings.auth.login_attempts_per_minute = 2;
+    city.settings
+        .services
+        .update(&daarion_auth::SPEC, |x: &mut daarion_auth::Settings| {
+            x.login_attempts_per_minute = 2
+        })
+        .unwrap();
     city.settings.gateway.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     let app = city.spawn().await;
     let attempt = |client: &'static str| {
@@ -759,12 +769,17 @@ async fn a_closed_city_registers_people_by_invitation_only() {
     let Some(mut city) = City::new(Kind::Embedded).await else {
         return;
     };
-    city.settings.auth.open_registration = false;
+    city.settings
+        .services
+        .update(&daarion_auth::SPEC, |x: &mut daarion_auth::Settings| {
+            x.open_registration = false
+        })
+        .unwrap();
     // The operator enrols the first admin (what `daarion admin invite` does).
     let db = daarion_store::Db::connect(&city.settings.database())
         .await
         .unwrap();
-    daarion_store::migrate::apply(&db, daarion::MIGRATIONS)
+    daarion_store::migrate::apply(&db, &daarion::migrations())
         .await
         .unwrap();
     let (admin_invite, _) = daarion_auth::api::issue_invite(

@@ -11,23 +11,16 @@ mod common;
 use std::collections::BTreeSet;
 
 use daarion_access::{
-    Access, Credential, Engine, Facts, Kind, Principal, PrincipalKind, Resource, Rule, Target,
+    Access, Credential, Engine, Facts, Principal, PrincipalKind, Resource, Rule, Target,
     vocab::roles::{CITY_ADMIN, CITY_CITIZEN, DaoRole},
 };
 
 fn rules() -> Vec<&'static Rule> {
-    [
-        daarion_auth::api::RULES,
-        daarion_pdp::api::RULES,
-        daarion_control::api::RULES,
-        daarion_city::access::RULES,
-        daarion_llm::api::RULES,
-        daarion_usage::api::RULES,
-        daarion::ops::RULES,
-    ]
-    .into_iter()
-    .flatten()
-    .collect()
+    daarion::SERVICES
+        .iter()
+        .flat_map(|s| s.rules)
+        .chain(daarion::ops::RULES)
+        .collect()
 }
 
 fn principal(kind: PrincipalKind, id: &str, roles: &[String]) -> Principal {
@@ -87,19 +80,12 @@ fn fixture(target: Target, who: &Principal) -> Resource {
         Target::City => Resource::city(),
         Target::Myself => Resource::new(who.kind.kind(), who.id.clone()),
         Target::Named(kind, id) => Resource::new(kind, id),
-        Target::Path(Kind::Room, _) => daarion_city::access::room_resource(
-            &daarion_city::domain::Slug::parse("general").unwrap(),
-        ),
-        // The agent, quota and usage fixtures belong to another person:
-        // what an owner may do is in the policy tests.
-        Target::Path(Kind::Agent, _) => Resource::new(Kind::Agent, "bot2").attr(
-            "owner",
-            daarion_access::Attr::Entity(Kind::User, "someone-else".into()),
-        ),
-        Target::Path(kind @ (Kind::Quota | Kind::Usage), _) => {
-            Resource::about(kind, "user:someone-else")
-        }
-        Target::Path(kind, _) => Resource::new(kind, "x"),
+        // Each service's example belongs to another person: what an owner
+        // may do is in the policy tests.
+        Target::Path(kind, _) => daarion::SERVICES
+            .iter()
+            .find_map(|s| (s.example)(kind))
+            .unwrap_or_else(|| Resource::new(kind, "x")),
     }
 }
 

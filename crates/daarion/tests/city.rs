@@ -166,6 +166,18 @@ macro_rules! suite {
             }
 
             #[tokio::test]
+            async fn a_method_a_path_does_not_answer_is_405_with_allow() {
+                let Some(city) = city().await else { return };
+                let app = city.spawn().await;
+                let response = app.client.delete(app.url("/api/city/rooms"))
+                    .header("cookie", app.cookie("alice").await).send().await.unwrap();
+                assert_eq!(response.headers()["allow"], "GET, HEAD, POST");
+                let (status, body) = common::decode(response).await;
+                assert_eq!((status, error_code(&body)), (405, "method_not_allowed"));
+                app.stop().await;
+            }
+
+            #[tokio::test]
             async fn health_metrics_and_openapi_are_served() {
                 let Some(city) = city().await else { return };
                 let app = city.spawn().await;
@@ -251,8 +263,8 @@ macro_rules! suite {
             #[tokio::test]
             async fn bad_socket_input_gets_errors_and_close_codes() {
                 let Some(mut city) = city().await else { return };
-                city.settings.city.ws_burst = 5;
-                city.settings.city.ws_messages_per_second = 1.0;
+                city.settings.services.update(&daarion_city::SPEC, |x: &mut daarion_city::Settings| x.ws_burst = 5).unwrap();
+                city.settings.services.update(&daarion_city::SPEC, |x: &mut daarion_city::Settings| x.ws_messages_per_second = 1.0).unwrap();
                 let app = city.spawn().await;
                 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
                 let mut request = app.ws_url("/ws/city/rooms/nowhere").into_client_request().unwrap();
@@ -309,7 +321,7 @@ macro_rules! suite {
             #[tokio::test]
             async fn presence_joins_heartbeats_leaves_and_expires() {
                 let Some(mut city) = city().await else { return };
-                city.settings.city.presence_ttl_secs = 3;
+                city.settings.services.update(&daarion_city::SPEC, |x: &mut daarion_city::Settings| x.presence_ttl_secs = 3).unwrap();
                 let app = city.spawn().await;
                 let mut watcher = app.ws_as("/ws/city/presence?observe=true", "watcher").await;
                 assert_eq!(next_json(&mut watcher).await["type"], "snapshot");

@@ -21,7 +21,7 @@ async fn city_with(
     kind: Kind,
     fakes: &[&FakeLlm],
     models: Value,
-    tweak: impl FnOnce(&mut daarion::Settings),
+    tweak: impl FnOnce(&mut daarion_llm::Settings),
 ) -> Option<(City, TestApp)> {
     let city = llm_city(kind, fakes, models, tweak).await?;
     let app = city.spawn().await;
@@ -34,7 +34,7 @@ async fn llm_city(
     kind: Kind,
     fakes: &[&FakeLlm],
     models: Value,
-    tweak: impl FnOnce(&mut daarion::Settings),
+    tweak: impl FnOnce(&mut daarion_llm::Settings),
 ) -> Option<City> {
     let mut city = City::new(kind).await?;
     let mut providers = serde_json::Map::new();
@@ -48,14 +48,19 @@ async fn llm_city(
             json!({"kind": kind, "base_url": fake.base_url()}),
         );
     }
-    city.settings.llm = serde_json::from_value(json!({
-        "providers": providers,
-        "models": models,
-        "retry_backoff_ms": 10,
-        "breaker_cooldown_ms": 60000,
-    }))
-    .unwrap();
-    tweak(&mut city.settings);
+    city.settings.services.set(
+        &daarion_llm::SPEC,
+        json!({
+            "providers": providers,
+            "models": models,
+            "retry_backoff_ms": 10,
+            "breaker_cooldown_ms": 60000,
+        }),
+    );
+    city.settings
+        .services
+        .update(&daarion_llm::SPEC, tweak)
+        .unwrap();
     Some(city)
 }
 
@@ -325,9 +330,9 @@ async fn retries_then_fallback_then_open_circuit() {
         {"provider": "p0", "model": "fake-model"},
         {"provider": "p1", "model": "llama", "priority": 1},
     ]}});
-    let Some((_city, app)) = city_with(Kind::Embedded, &[&primary, &backup], models, |s| {
-        s.llm.max_retries = 2;
-        s.llm.breaker_failures = 3;
+    let Some((_city, app)) = city_with(Kind::Embedded, &[&primary, &backup], models, |l| {
+        l.max_retries = 2;
+        l.breaker_failures = 3;
     })
     .await
     else {
@@ -372,10 +377,10 @@ async fn retries_then_fallback_then_open_circuit() {
 #[tokio::test]
 async fn timeouts_and_broken_providers_answer_clearly_and_are_metered() {
     let fake = FakeLlm::start(Flavor::OpenAi).await;
-    let Some((_city, app)) = city_with(Kind::Embedded, &[&fake], one_model("chat"), |s| {
-        s.llm.first_token_timeout_ms = 300;
-        s.llm.max_retries = 1;
-        s.llm.breaker_failures = 100;
+    let Some((_city, app)) = city_with(Kind::Embedded, &[&fake], one_model("chat"), |l| {
+        l.first_token_timeout_ms = 300;
+        l.max_retries = 1;
+        l.breaker_failures = 100;
     })
     .await
     else {
@@ -456,8 +461,8 @@ async fn a_client_hanging_up_cancels_the_upstream_call() {
 #[tokio::test]
 async fn bad_input_gets_openai_style_errors() {
     let fake = FakeLlm::start(Flavor::OpenAi).await;
-    let Some((_city, app)) = city_with(Kind::Embedded, &[&fake], one_model("chat"), |s| {
-        s.llm.max_request_bytes = 64 * 1024;
+    let Some((_city, app)) = city_with(Kind::Embedded, &[&fake], one_model("chat"), |l| {
+        l.max_request_bytes = 64 * 1024;
     })
     .await
     else {
@@ -828,8 +833,8 @@ async fn second_call_is_a_cache_hit(fake: &FakeLlm, first: &TestApp, second: &Te
     assert_eq!(fake.requests(), 4, "streams are not cached");
 }
 
-fn with_cache(s: &mut daarion::Settings) {
-    s.llm.cache_ttl_secs = 60;
+fn with_cache(l: &mut daarion_llm::Settings) {
+    l.cache_ttl_secs = 60;
 }
 
 #[tokio::test]

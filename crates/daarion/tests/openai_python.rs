@@ -30,11 +30,13 @@ async fn the_official_openai_python_client_works_against_the_proxy() {
     let Some(mut city) = City::new(Kind::Embedded).await else {
         return;
     };
-    city.settings.llm = serde_json::from_value(json!({
-        "providers": {"fake": {"kind": "openai", "base_url": fake.base_url()}},
-        "models": {"chat": {"deployments": [{"provider": "fake", "model": "fake-model"}]}},
-    }))
-    .unwrap();
+    city.settings.services.set(
+        &daarion_llm::SPEC,
+        json!({
+            "providers": {"fake": {"kind": "openai", "base_url": fake.base_url()}},
+            "models": {"chat": {"deployments": [{"provider": "fake", "model": "fake-model"}]}},
+        }),
+    );
     let app = city.spawn().await;
     let key = app.api_key("alice", &["llm:*"]).await;
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openai_client.py");

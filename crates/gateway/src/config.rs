@@ -308,28 +308,10 @@ impl RouteTable {
             .max_by_key(|r| r.prefix.len())
     }
 
-    /// DAARION's services on their standard ports (DESIGN §3), and the seed's
-    /// optional upstreams, unconfigured.
-    pub fn default_table() -> Self {
-        let services: &[(&str, u16, bool)] = &[
-            ("city", 7001, true),
-            ("space", 7002, false),
-            ("secondme", 7003, false),
-            ("messaging", 7004, true),
-            ("router", 7006, false),
-            ("llm", 7007, false),
-            ("memory", 7008, false),
-            ("auth", 7011, false),
-            ("pdp", 7012, false),
-            ("usage", 7013, false),
-            ("agents", 7014, true),
-            ("microdao", 7015, false),
-            ("dao", 7016, false),
-            ("living-map", 7017, true),
-            ("ingest", 8100, false),
-            ("control", 9200, false),
-            ("bots", 9300, false),
-        ];
+    /// `services` on their standard ports on this host, and the seed's
+    /// optional upstreams, unconfigured. Operator endpoints (`/api/ops/`),
+    /// which every DAARION process serves, go to the first service.
+    pub fn default_table(services: &[ServiceRoute]) -> Self {
         let mut routes = Vec::new();
         let mut upstreams = BTreeMap::new();
         let group = |addresses: Vec<String>| UpstreamGroup {
@@ -350,15 +332,17 @@ impl RouteTable {
             rate_limit: RateLimitSetting::Default,
             timeouts: Timeouts::default(),
         };
-        for (name, port, ws) in services {
-            upstreams.insert((*name).to_owned(), group(vec![format!("127.0.0.1:{port}")]));
+        for service in services {
+            let (name, port) = (service.name, service.port);
+            upstreams.insert(name.to_owned(), group(vec![format!("127.0.0.1:{port}")]));
             routes.push(route(format!("/api/{name}/"), name, false));
-            if *ws {
+            if service.websocket {
                 routes.push(route(format!("/ws/{name}/"), name, true));
             }
         }
-        // Operator endpoints are served by every DAARION process.
-        routes.push(route("/api/ops/".into(), "city", false));
+        if let Some(first) = services.first() {
+            routes.push(route("/api/ops/".into(), first.name, false));
+        }
         for (prefix, name, ws) in [
             ("/matrix/", "matrix", true),
             ("/_matrix/", "matrix", true),
@@ -381,13 +365,52 @@ impl RouteTable {
     }
 }
 
+/// A service the built-in table routes to.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceRoute {
+    pub name: &'static str,
+    pub port: u16,
+    /// Also `/ws/<name>/`.
+    pub websocket: bool,
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// The services of DESIGN §3 with their standard ports.
+    pub(crate) fn design_services() -> Vec<ServiceRoute> {
+        [
+            ("city", 7001, true),
+            ("space", 7002, false),
+            ("secondme", 7003, false),
+            ("messaging", 7004, true),
+            ("router", 7006, false),
+            ("llm", 7007, false),
+            ("memory", 7008, false),
+            ("auth", 7011, false),
+            ("pdp", 7012, false),
+            ("usage", 7013, false),
+            ("agents", 7014, true),
+            ("microdao", 7015, false),
+            ("dao", 7016, false),
+            ("living-map", 7017, true),
+            ("ingest", 8100, false),
+            ("control", 9200, false),
+            ("bots", 9300, false),
+        ]
+        .into_iter()
+        .map(|(name, port, websocket)| ServiceRoute {
+            name,
+            port,
+            websocket,
+        })
+        .collect()
+    }
 
     #[test]
     fn the_default_table_is_valid_and_routes_every_service() {
-        let table = RouteTable::default_table();
+        let table = RouteTable::default_table(&design_services());
         table.validate().unwrap();
         assert_eq!(table.route_for("/api/city/rooms").unwrap().upstream, "city");
         assert_eq!(table.route_for("/api/city").unwrap().upstream, "city");

@@ -194,7 +194,7 @@ mod edge_stack {
     #[tokio::test]
     async fn the_edge_compresses_and_sets_security_headers() {
         let gateway = crate::Gateway::new(
-            crate::config::RouteTable::default_table(),
+            crate::config::RouteTable::default_table(&crate::config::tests::design_services()),
             crate::EdgeSettings::default(),
             std::sync::Arc::new(daarion_cache::MemoryCache::default()),
             Default::default(),

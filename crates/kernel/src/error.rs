@@ -106,6 +106,8 @@ pub struct ApiError {
     code: ErrorCode,
     message: String,
     retry_after: Option<Duration>,
+    /// With `405`: the methods the path answers (`Allow`).
+    allow: Option<String>,
 }
 
 impl ApiError {
@@ -114,6 +116,19 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            allow: None,
+        }
+    }
+
+    /// `405` with `Allow` naming the methods the path does answer.
+    pub fn method_not_allowed(allowed: &[&str]) -> Self {
+        let allow = allowed.join(", ");
+        Self {
+            allow: Some(allow.clone()),
+            ..Self::new(
+                ErrorCode::MethodNotAllowed,
+                format!("this path answers {allow}"),
+            )
         }
     }
 
@@ -205,6 +220,9 @@ impl IntoResponse for ApiError {
         let mut response = (self.code.status(), axum::Json(self.body())).into_response();
         if let Some(after) = self.retry_after {
             set_retry_after(&mut response, after);
+        }
+        if let Some(allow) = self.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
+            response.headers_mut().insert(header::ALLOW, allow);
         }
         response
     }

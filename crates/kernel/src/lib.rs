@@ -14,6 +14,7 @@
 //!   pagination).
 //! - `server`: the accept loop (HTTP/1.1 + HTTP/2, TLS, slow-client and
 //!   per-client limits, graceful drain).
+//! - `secret`: [`Secret`], a setting that is never printed.
 //! - `shutdown`: SIGINT/SIGTERM handling shared by HTTP, WebSocket and bus
 //!   consumers.
 
@@ -22,6 +23,7 @@ pub mod error;
 pub mod health;
 pub mod http;
 pub mod metrics;
+pub mod secret;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
@@ -29,6 +31,7 @@ pub mod telemetry;
 pub use context::RequestContext;
 pub use error::{ApiError, ErrorCode};
 pub use health::{DependencyCheck, DependencyStatus, HealthReport};
+pub use secret::Secret;
 
 /// What a service is, independent of how it is deployed: the binary reads
 /// this to mount it in-process or serve it on its own port.

@@ -18,7 +18,7 @@ pub mod passkey;
 
 use std::sync::Arc;
 
-use daarion_bus::{Bus, EmbeddedBus, NatsBus};
+use daarion_bus::{NatsBus, subject::Streams};
 use daarion_cache::{Cache, MemoryCache, RedisCache};
 use daarion_store::Db;
 
@@ -118,20 +118,8 @@ pub enum BusKind {
     Nats,
 }
 
-/// A bus of this test's own. The embedded one lives in `db`, whose
-/// migrations must include the bus's.
-pub async fn fresh_bus(kind: BusKind, db: &Db) -> Option<Arc<dyn Bus>> {
-    match kind {
-        BusKind::Embedded => Some(Arc::new(EmbeddedBus::new(db.clone()))),
-        BusKind::Nats => {
-            let url = require_env("NATS_URL")?;
-            Some(Arc::new(nats_bus(&url, &unique("t")).await))
-        }
-    }
-}
-
-pub async fn nats_bus(url: &str, namespace: &str) -> NatsBus {
-    NatsBus::connect(url, namespace)
+pub async fn nats_bus(url: &str, namespace: &str, streams: Streams) -> NatsBus {
+    NatsBus::connect(url, namespace, streams)
         .await
         .expect("connect to NATS")
 }

@@ -44,7 +44,12 @@ pub fn test_settings(dir: &std::path::Path) -> Settings {
     settings.gateway.rate_limit_burst = 100_000;
     settings.gateway.principal_rate_limit_per_second = 100_000.0;
     settings.gateway.principal_rate_limit_burst = 100_000;
-    settings.auth.login_attempts_per_minute = 100_000;
+    settings
+        .services
+        .update(&daarion_auth::SPEC, |x: &mut daarion_auth::Settings| {
+            x.login_attempts_per_minute = 100_000
+        })
+        .unwrap();
     settings
 }
 

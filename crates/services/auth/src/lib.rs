@@ -16,8 +16,8 @@ pub mod store;
 use std::{sync::Arc, time::Duration};
 
 use daarion_cache::Cache;
-use daarion_kernel::ServiceDescriptor;
-use daarion_store::{Db, MigrationSet, migration};
+use daarion_service::{BuildError, Context, Event, Mount, Section, Service, ServiceSettings};
+use daarion_store::{Db, migration};
 use serde::{Deserialize, Serialize};
 
 pub use authn::Authenticator;
@@ -25,19 +25,27 @@ pub use domain::AuthError;
 
 pub const SERVICE: &str = "auth";
 
-pub const DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
+pub static SPEC: Service = Service {
     name: SERVICE,
     port: 7011,
     version: env!("CARGO_PKG_VERSION"),
-};
-
-pub const MIGRATIONS: MigrationSet = MigrationSet {
-    service: SERVICE,
     migrations: &[
         migration!(1, "001_create_auth_tables"),
         migration!(2, "002_create_auth_invites"),
         migration!(3, "003_add_api_key_limits"),
     ],
+    rules: api::RULES,
+    websocket: false,
+    streams: &[],
+    // Revocations clear every replica's credential cache; a replica that
+    // misses one serves the stale entry for at most the cache's 5 s.
+    events: &[
+        Event::live(authn::REVOKED_SUBJECT),
+        Event::durable("audit.error"),
+    ],
+    settings: Some(Section::of::<Settings>()),
+    example: daarion_service::no_example,
+    build: |ctx| Box::pin(async move { build(ctx) }),
 };
 
 /// `[auth]` settings.
@@ -79,8 +87,8 @@ impl Default for Settings {
     }
 }
 
-impl Settings {
-    pub fn validate(&self) -> Result<(), String> {
+impl ServiceSettings for Settings {
+    fn validate(&self) -> Result<(), String> {
         self.webauthn().map(|_| ())?;
         if self.session_idle_secs < 60 || self.session_absolute_secs < self.session_idle_secs {
             return Err(
@@ -95,7 +103,9 @@ impl Settings {
         }
         Ok(())
     }
+}
 
+impl Settings {
     pub(crate) fn webauthn(&self) -> Result<webauthn_rs::Webauthn, String> {
         let mut origins = self.origins.iter().map(|o| {
             webauthn_rs::prelude::Url::parse(o)
@@ -117,20 +127,6 @@ impl Settings {
     }
 }
 
-/// What the service needs from its runtime.
-pub struct Deps {
-    pub db: Db,
-    pub cache: Arc<dyn Cache>,
-    /// The process's authenticator (also inside `access`): revocations
-    /// made here must clear its cache.
-    pub authenticator: Authenticator,
-    pub settings: Settings,
-    pub access: daarion_access::AccessDeps,
-    /// Proxies (our gateway) whose `X-Forwarded-For` names the client, for
-    /// per-address sign-in limits.
-    pub trusted_proxies: Vec<ipnet::IpNet>,
-}
-
 #[derive(Clone)]
 pub struct AuthState {
     db: Db,
@@ -141,36 +137,19 @@ pub struct AuthState {
     trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
-/// The mounted service: its router (paths under `/api/auth`) and OpenAPI.
-pub struct Auth {
-    pub api: axum::Router,
-    pub openapi: utoipa::openapi::OpenApi,
-}
-
-pub fn build(deps: Deps) -> Result<Auth, String> {
-    let webauthn = deps.settings.webauthn()?;
+fn build(ctx: Context) -> Result<Mount, BuildError> {
+    let settings: Settings = ctx.settings()?;
+    let webauthn = settings.webauthn().map_err(BuildError::new)?;
     let state = AuthState {
-        db: deps.db,
-        cache: deps.cache,
-        authenticator: deps.authenticator,
+        db: ctx.db.clone(),
+        cache: ctx.cache.clone(),
+        // The process's authenticator (also behind every enforcer):
+        // revocations made here must clear its cache.
+        authenticator: ctx.component()?,
         webauthn: Arc::new(webauthn),
-        settings: Arc::new(deps.settings),
-        trusted_proxies: deps.trusted_proxies.into(),
+        settings: Arc::new(settings),
+        trusted_proxies: ctx.trusted_proxies.clone(),
     };
-    let enforcer = daarion_access::Enforcer::new(
-        SERVICE,
-        api::RULES,
-        Arc::new(daarion_access::enforce::NoResources),
-        deps.access,
-    );
-    let (api, openapi) = api::router().split_for_parts();
-    Ok(Auth {
-        api: api
-            .route_layer(axum::middleware::from_fn_with_state(
-                enforcer,
-                daarion_access::enforce::enforce,
-            ))
-            .with_state(state),
-        openapi,
-    })
+    let enforcer = ctx.enforcer(daarion_access::enforce::NoResources);
+    Ok(Mount::new(enforcer, api::router().with_state(state)))
 }

@@ -133,7 +133,10 @@ mod tests {
         daarion_store::migrate::apply(&db, &[daarion_bus::MIGRATIONS])
             .await
             .unwrap();
-        let bus: Arc<dyn Bus> = Arc::new(daarion_bus::EmbeddedBus::new(db));
+        let bus: Arc<dyn Bus> = Arc::new(daarion_bus::EmbeddedBus::new(
+            db,
+            daarion_bus::subject::Streams::new([]).unwrap(),
+        ));
         let hub = Hub::default();
         let shutdown = CancellationToken::new();
         let mut a = hub

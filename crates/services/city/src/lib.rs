@@ -24,15 +24,12 @@ mod ws;
 
 use std::{sync::Arc, time::Duration};
 
-use axum::Router;
-use daarion_access::{AccessDeps, Enforcer, Principal};
-use daarion_bus::{Bus, Envelope, QueuedPublisher};
+use daarion_access::{Enforcer, Kind, Principal};
+use daarion_bus::{Bus, Envelope, QueuedPublisher, subject::StreamDef};
 use daarion_cache::Cache;
-use daarion_kernel::{
-    ServiceDescriptor,
-    shutdown::{CancellationToken, TaskTracker},
-};
-use daarion_store::{Db, MigrationSet, migration};
+use daarion_kernel::shutdown::{CancellationToken, TaskTracker};
+use daarion_service::{BuildError, Context, Event, Mount, Section, Service, ServiceSettings};
+use daarion_store::{Db, migration};
 use daarion_usage::{Outcome, Subjects, UsageKind, UsageRecord};
 use serde::Deserialize;
 
@@ -43,15 +40,30 @@ use crate::{
 
 pub const SERVICE: &str = "city";
 
-pub const DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
+pub static SPEC: Service = Service {
     name: SERVICE,
     port: 7001,
     version: env!("CARGO_PKG_VERSION"),
-};
-
-pub const MIGRATIONS: MigrationSet = MigrationSet {
-    service: SERVICE,
     migrations: &[migration!(1, "001_create_city_tables")],
+    rules: access::RULES,
+    websocket: true,
+    streams: &[StreamDef {
+        name: "CITY",
+        subjects: &["city.>"],
+    }],
+    events: &[
+        Event::durable("city.message.created.*"),
+        Event::live("presence.city.*"),
+        Event::durable("usage.message"),
+    ],
+    settings: Some(Section::of::<Settings>()),
+    example: |kind| {
+        (kind == Kind::Room)
+            .then(|| domain::Slug::parse("general").ok())
+            .flatten()
+            .map(|slug| access::room_resource(&slug))
+    },
+    build: |ctx| Box::pin(build(ctx)),
 };
 
 /// `[city]` settings.
@@ -82,8 +94,8 @@ impl Default for Settings {
     }
 }
 
-impl Settings {
-    pub fn validate(&self) -> Result<(), String> {
+impl ServiceSettings for Settings {
+    fn validate(&self) -> Result<(), String> {
         if self.max_message_chars == 0 || self.max_message_chars > 100_000 {
             return Err("city.max_message_chars must be between 1 and 100000".into());
         }
@@ -99,26 +111,12 @@ impl Settings {
         }
         Ok(())
     }
+}
 
+impl Settings {
     fn presence_ttl(&self) -> Duration {
         Duration::from_secs(self.presence_ttl_secs)
     }
-}
-
-/// What the service needs from its runtime.
-pub struct Deps {
-    pub db: Db,
-    pub bus: Arc<dyn Bus>,
-    pub cache: Arc<dyn Cache>,
-    pub settings: Settings,
-    /// Fires on shutdown: WebSocket sessions close, background tasks stop.
-    pub shutdown: CancellationToken,
-    /// Tracks WebSocket sessions and background tasks, so shutdown can wait for them.
-    pub tasks: TaskTracker,
-    /// Authentication and the policy engine.
-    pub access: AccessDeps,
-    /// Where usage records of messages go (batched, off the request path).
-    pub records: QueuedPublisher,
 }
 
 #[derive(Clone)]
@@ -146,43 +144,27 @@ impl CityState {
     }
 }
 
-/// The mounted service: its API router (paths under `/api/city`), its
-/// WebSocket router (under `/ws/city`) and its OpenAPI document.
-pub struct City {
-    pub api: Router,
-    pub ws: Router,
-    pub openapi: utoipa::openapi::OpenApi,
-}
-
 /// Builds the service on migrated storage, creating the `general` room and
 /// starting the presence sweeper.
-pub async fn build(deps: Deps) -> Result<City, CityError> {
-    store::ensure_general(&deps.db).await?;
-    let access = Enforcer::new(
-        SERVICE,
-        access::RULES,
-        Arc::new(access::CityResources::new(deps.db.clone())),
-        deps.access,
-    );
+async fn build(ctx: Context) -> Result<Mount, BuildError> {
+    store::ensure_general(&ctx.db)
+        .await
+        .map_err(BuildError::new)?;
+    let access = ctx.enforcer(access::CityResources::new(ctx.db.clone()));
     let state = CityState {
-        db: deps.db,
-        bus: deps.bus,
-        cache: deps.cache,
-        settings: Arc::new(deps.settings),
-        shutdown: deps.shutdown,
-        tasks: deps.tasks,
+        settings: Arc::new(ctx.settings()?),
+        db: ctx.db,
+        bus: ctx.bus,
+        cache: ctx.cache,
+        shutdown: ctx.shutdown,
+        tasks: ctx.tasks,
         hub: hub::Hub::default(),
         access: access.clone(),
-        records: deps.records,
+        records: ctx.events,
     };
     state.tasks.spawn(presence::sweep(state.clone()));
-    let (api, openapi) = api::router().split_for_parts();
-    let enforce = axum::middleware::from_fn_with_state(access, daarion_access::enforce::enforce);
-    Ok(City {
-        api: api.route_layer(enforce.clone()).with_state(state.clone()),
-        ws: ws::router().route_layer(enforce).with_state(state),
-        openapi,
-    })
+    Ok(Mount::new(access, api::router().with_state(state.clone()))
+        .with_ws(ws::router().with_state(state)))
 }
 
 /// Posts a message (HTTP or WebSocket), publishes it for live delivery and

@@ -15,33 +15,46 @@ pub mod store;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use daarion_access::{AccessDeps, Attr, Authenticate, Kind, PrincipalKind, Resource, Resources};
+use daarion_access::{Attr, Authenticate, Kind, PrincipalKind, Resource, Resources};
 use daarion_bus::Bus;
-use daarion_kernel::{ApiError, ServiceDescriptor};
-use daarion_store::{Db, MigrationSet, migration};
+use daarion_kernel::ApiError;
+use daarion_service::{BuildError, Context, Event, Mount, Service};
+use daarion_store::{Db, migration};
 
 pub use client::ControlClient;
 
 pub const SERVICE: &str = "control";
 
-pub const DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
+pub static SPEC: Service = Service {
     name: SERVICE,
     port: 9200,
     version: env!("CARGO_PKG_VERSION"),
-};
-
-pub const MIGRATIONS: MigrationSet = MigrationSet {
-    service: SERVICE,
     migrations: &[migration!(1, "001_create_control_tables")],
+    rules: api::RULES,
+    websocket: false,
+    streams: &[],
+    // Cached copies also expire after 30 s, so a lost announcement only
+    // delays a change.
+    events: &[
+        Event::live("control.*.changed"),
+        Event::live(daarion_pdp::POLICY_CHANGED),
+    ],
+    settings: None,
+    example,
+    build: |ctx| Box::pin(async move { build(ctx) }),
 };
 
-/// What the service needs from its runtime.
-pub struct Deps {
-    pub db: Db,
-    pub bus: Arc<dyn Bus>,
-    pub access: AccessDeps,
-    /// The process's cached reader (its `follow` task runs in every process).
-    pub client: ControlClient,
+/// The agent and the quota the authorization matrix decides on: another
+/// person's.
+fn example(kind: Kind) -> Option<Resource> {
+    match kind {
+        Kind::Agent => Some(
+            Resource::new(Kind::Agent, "bot2")
+                .attr("owner", Attr::Entity(Kind::User, "someone-else".into())),
+        ),
+        Kind::Quota => Some(Resource::about(Kind::Quota, "user:someone-else")),
+        _ => None,
+    }
 }
 
 #[derive(Clone)]
@@ -50,11 +63,6 @@ pub struct ControlState {
     bus: Arc<dyn Bus>,
     client: ControlClient,
     access: Arc<daarion_access::Enforcer>,
-}
-
-pub struct Control {
-    pub api: axum::Router,
-    pub openapi: utoipa::openapi::OpenApi,
 }
 
 /// Agents and quota subjects, as the policies see them.
@@ -100,26 +108,16 @@ impl From<domain::ControlError> for ApiError {
     }
 }
 
-pub fn build(deps: Deps) -> Control {
-    let resources = ControlResources {
-        directory: deps.access.authn.clone(),
-    };
-    let access =
-        daarion_access::Enforcer::new(SERVICE, api::RULES, Arc::new(resources), deps.access);
+fn build(ctx: Context) -> Result<Mount, BuildError> {
+    let access = ctx.enforcer(ControlResources {
+        directory: ctx.access.authn.clone(),
+    });
     let state = ControlState {
-        db: deps.db,
-        bus: deps.bus,
-        client: deps.client,
+        // The process's cached reader (its `follow` task runs in every process).
+        client: ctx.component()?,
+        db: ctx.db,
+        bus: ctx.bus,
         access: access.clone(),
     };
-    let (api, openapi) = api::router().split_for_parts();
-    Control {
-        api: api
-            .route_layer(axum::middleware::from_fn_with_state(
-                access,
-                daarion_access::enforce::enforce,
-            ))
-            .with_state(state),
-        openapi,
-    }
+    Ok(Mount::new(access, api::router().with_state(state)))
 }

@@ -41,9 +41,9 @@ pub struct Provider {
     /// `https://api.openai.com/v1` (OpenAI-compatible: up to `/v1`);
     /// `http://127.0.0.1:11434` (Ollama).
     pub base_url: String,
-    /// The key, inline (prefer `api_key_env`).
+    /// The key, inline (prefer `api_key_env`); never printed.
     #[serde(default)]
-    pub api_key: Option<String>,
+    pub api_key: Option<daarion_kernel::Secret>,
     /// The environment variable holding the key.
     #[serde(default)]
     pub api_key_env: Option<String>,
@@ -147,10 +147,10 @@ impl Default for Settings {
     }
 }
 
-impl Settings {
+impl daarion_service::ServiceSettings for Settings {
     /// Checks references and values, so a bad table fails at start-up with
     /// the setting named.
-    pub fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), String> {
         for (name, provider) in &self.providers {
             let url = reqwest::Url::parse(&provider.base_url)
                 .map_err(|e| format!("llm.providers.{name}.base_url: {e}"))?;

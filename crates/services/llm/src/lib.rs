@@ -20,33 +20,32 @@ pub mod route;
 
 use std::sync::Arc;
 
-use daarion_access::AccessDeps;
 use daarion_bus::QueuedPublisher;
-use daarion_kernel::{ServiceDescriptor, shutdown::TaskTracker};
+use daarion_kernel::shutdown::TaskTracker;
+use daarion_service::{BuildError, Context, Event, Mount, Section, Service};
 
 pub use config::Settings;
 pub use error::LlmError;
 
 pub const SERVICE: &str = "llm";
 
-pub const DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
+pub static SPEC: Service = Service {
     name: SERVICE,
     port: 7007,
     version: env!("CARGO_PKG_VERSION"),
+    migrations: &[],
+    rules: api::RULES,
+    websocket: false,
+    streams: &[],
+    events: &[
+        Event::durable("usage.llm"),
+        Event::durable("usage.embedding"),
+        Event::durable(daarion_usage::meter::ALERT_SUBJECT),
+    ],
+    settings: Some(Section::of::<Settings>()),
+    example: daarion_service::no_example,
+    build: |ctx| Box::pin(async move { build(ctx) }),
 };
-
-pub struct Deps {
-    /// Where usage records go (`USAGE` stream, in batches).
-    pub records: QueuedPublisher,
-    pub access: AccessDeps,
-    pub meter: daarion_usage::Meter,
-    /// Where the response cache keeps replies: in-process for `up`, Redis
-    /// (shared by replicas) when configured.
-    pub cache: Arc<dyn daarion_cache::Cache>,
-    pub settings: Settings,
-    /// Settlements of finished calls run here, so shutdown waits for them.
-    pub tasks: TaskTracker,
-}
 
 #[derive(Clone)]
 pub struct LlmState {
@@ -62,45 +61,33 @@ pub struct LlmState {
     cache: Option<(Arc<dyn daarion_cache::Cache>, std::time::Duration)>,
 }
 
-pub struct Llm {
-    pub api: axum::Router,
-    pub openapi: utoipa::openapi::OpenApi,
-}
-
-pub fn build(deps: Deps) -> Result<Llm, String> {
-    let catalog = route::Catalog::new(&deps.settings)?;
-    let cache = (deps.settings.cache_ttl_secs > 0).then(|| {
+fn build(ctx: Context) -> Result<Mount, BuildError> {
+    let settings: Settings = ctx.settings()?;
+    let meter: daarion_usage::Meter = ctx.component()?;
+    let catalog = route::Catalog::new(&settings).map_err(BuildError::new)?;
+    // Exact-match replies live in the process's cache: in-process for `up`,
+    // Redis (shared by replicas) when configured.
+    let cache = (settings.cache_ttl_secs > 0).then(|| {
         (
-            deps.cache,
-            std::time::Duration::from_secs(deps.settings.cache_ttl_secs),
+            ctx.cache.clone(),
+            std::time::Duration::from_secs(settings.cache_ttl_secs),
         )
     });
-    let max_request_bytes = deps.settings.max_request_bytes;
-    let access = daarion_access::Enforcer::new(
-        SERVICE,
-        api::RULES,
-        Arc::new(daarion_access::enforce::NoResources),
-        deps.access,
-    );
+    let max_request_bytes = settings.max_request_bytes;
+    let access = ctx.enforcer(daarion_access::enforce::NoResources);
     let state = LlmState {
         catalog: Arc::new(catalog),
-        upstreams: proxy::Upstreams::new(Arc::new(deps.settings))?,
-        currency: deps.meter.settings().currency.as_str().into(),
-        meter: deps.meter,
-        records: deps.records,
+        upstreams: proxy::Upstreams::new(Arc::new(settings)).map_err(BuildError::new)?,
+        currency: meter.settings().currency.as_str().into(),
+        meter,
+        records: ctx.events,
         access: access.clone(),
         cache,
-        tasks: deps.tasks,
+        // Settlements of finished calls run here, so shutdown waits for them.
+        tasks: ctx.tasks,
     };
-    let (api, openapi) = api::router().split_for_parts();
-    Ok(Llm {
-        api: api
-            .route_layer(axum::middleware::from_fn_with_state(
-                access,
-                daarion_access::enforce::enforce,
-            ))
-            .layer(axum::extract::DefaultBodyLimit::max(max_request_bytes))
-            .with_state(state),
-        openapi,
-    })
+    let api = api::router()
+        .layer(axum::extract::DefaultBodyLimit::max(max_request_bytes))
+        .with_state(state);
+    Ok(Mount::new(access, api))
 }

@@ -349,7 +349,7 @@ impl Upstreams {
         };
         let mut request = self.client.post(url).json(&upstream_body);
         if let Some(key) = &target.api_key {
-            request = request.bearer_auth(key);
+            request = request.bearer_auth(key.expose());
         }
         if let Some(ctx) = daarion_kernel::RequestContext::current() {
             request = request.header("x-request-id", ctx.request_id);

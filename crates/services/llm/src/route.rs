@@ -20,7 +20,7 @@ pub struct Target {
     pub kind: ProviderKind,
     pub base_url: String,
     pub model: String,
-    pub api_key: Option<String>,
+    pub api_key: Option<daarion_kernel::Secret>,
     pub stream_usage: bool,
     weight: u32,
     priority: u32,
@@ -44,7 +44,7 @@ pub struct Catalog {
 impl Catalog {
     /// Resolves the settings (keys read from the environment now).
     pub fn new(settings: &Settings) -> Result<Self, String> {
-        settings.validate()?;
+        daarion_service::ServiceSettings::validate(settings)?;
         let mut aliases = BTreeMap::new();
         for (name, model) in settings.models.iter().filter(|(_, m)| m.enabled) {
             let mut targets = Vec::new();
@@ -52,9 +52,9 @@ impl Catalog {
                 let provider = &settings.providers[&d.provider];
                 let env = d.api_key_env.as_ref().or(provider.api_key_env.as_ref());
                 let api_key = match env {
-                    Some(var) => Some(std::env::var(var).map_err(|_| {
-                        format!("llm.models.{name}: environment variable {var} is not set")
-                    })?),
+                    Some(var) => Some(daarion_kernel::Secret::new(std::env::var(var).map_err(
+                        |_| format!("llm.models.{name}: environment variable {var} is not set"),
+                    )?)),
                     None => provider.api_key.clone(),
                 };
                 targets.push(Arc::new(Target {

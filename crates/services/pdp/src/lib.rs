@@ -12,26 +12,29 @@ pub mod store;
 
 use std::{sync::Arc, time::Duration};
 
-use daarion_access::{AccessDeps, Compiled, Engine};
-use daarion_bus::{Bus, ConsumerSpec, Envelope};
-use daarion_kernel::{
-    ServiceDescriptor,
-    shutdown::{CancellationToken, TaskTracker},
-};
-use daarion_store::{Db, MigrationSet, migration};
+use daarion_access::{Compiled, Engine};
+use daarion_bus::{Bus, Envelope};
+use daarion_kernel::shutdown::CancellationToken;
+use daarion_service::{Context, Event, Mount, Service};
+use daarion_store::{Db, migration};
 use futures::StreamExt as _;
 
 pub const SERVICE: &str = "pdp";
 
-pub const DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
+pub static SPEC: Service = Service {
     name: SERVICE,
     port: 7012,
     version: env!("CARGO_PKG_VERSION"),
-};
-
-pub const MIGRATIONS: MigrationSet = MigrationSet {
-    service: SERVICE,
     migrations: &[migration!(1, "001_create_pdp_tables")],
+    rules: api::RULES,
+    websocket: false,
+    streams: &[],
+    // Every process also polls the store, so a lost announcement delays a
+    // policy change by at most 30 s.
+    events: &[Event::live(POLICY_CHANGED)],
+    settings: None,
+    example: daarion_service::no_example,
+    build: |ctx| Box::pin(async move { Ok(build(ctx)) }),
 };
 
 /// Live-only: a new policy version was stored; every process reloads.
@@ -135,15 +138,6 @@ pub async fn follow_policies(
     }
 }
 
-/// What the service needs from its runtime.
-pub struct Deps {
-    pub db: Db,
-    pub bus: Arc<dyn Bus>,
-    pub access: AccessDeps,
-    pub shutdown: CancellationToken,
-    pub tasks: TaskTracker,
-}
-
 #[derive(Clone)]
 pub struct PdpState {
     db: Db,
@@ -151,52 +145,27 @@ pub struct PdpState {
     access: Arc<daarion_access::Enforcer>,
 }
 
-pub struct Pdp {
-    pub api: axum::Router,
-    pub openapi: utoipa::openapi::OpenApi,
-}
-
 /// Builds the routes and starts the `audit-logger` and `ops-logger`
 /// consumers, which store every `AUDIT` event once (deduped by event id).
-pub fn build(deps: Deps) -> Pdp {
-    let access = daarion_access::Enforcer::new(
-        SERVICE,
-        api::RULES,
-        Arc::new(daarion_access::enforce::NoResources),
-        deps.access,
-    );
-    let state = PdpState {
-        db: deps.db.clone(),
-        bus: deps.bus.clone(),
-        access: access.clone(),
-    };
+fn build(ctx: Context) -> Mount {
+    let access = ctx.enforcer(daarion_access::enforce::NoResources);
     // Decisions (`audit.*`) and operational alerts (`ops.*`, e.g. budgets)
     // share the AUDIT stream and the audit log.
     for (name, pattern) in [("audit-logger", "audit.>"), ("ops-logger", "ops.>")] {
-        let db = deps.db.clone();
-        deps.tasks.spawn(daarion_bus::runner::run_consumer(
-            deps.bus.clone(),
-            deps.db.clone(),
-            ConsumerSpec::new(name, pattern),
-            deps.shutdown.clone(),
-            move |event: Envelope| {
-                let db = db.clone();
-                async move {
-                    store::record_audit(&db, &event)
-                        .await
-                        .map_err(daarion_bus::runner::HandlerError::new)
-                }
-            },
-        ));
+        let db = ctx.db.clone();
+        ctx.consume(name, pattern, move |event: Envelope| {
+            let db = db.clone();
+            async move {
+                store::record_audit(&db, &event)
+                    .await
+                    .map_err(daarion_bus::runner::HandlerError::new)
+            }
+        });
     }
-    let (api, openapi) = api::router().split_for_parts();
-    Pdp {
-        api: api
-            .route_layer(axum::middleware::from_fn_with_state(
-                access,
-                daarion_access::enforce::enforce,
-            ))
-            .with_state(state),
-        openapi,
-    }
+    let state = PdpState {
+        db: ctx.db,
+        bus: ctx.bus,
+        access: access.clone(),
+    };
+    Mount::new(access, api::router().with_state(state))
 }

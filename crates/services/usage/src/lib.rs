@@ -12,34 +12,39 @@ pub mod meter;
 pub mod record;
 pub mod store;
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
-use daarion_access::{AccessDeps, Kind, Resource, Resources};
-use daarion_bus::{Bus, ConsumerSpec, Envelope, runner::HandlerError};
-use daarion_kernel::{
-    ApiError, ErrorCode, ServiceDescriptor,
-    shutdown::{CancellationToken, TaskTracker},
-};
-use daarion_store::{Db, MigrationSet, migration};
+use daarion_access::{Kind, Resource, Resources};
+use daarion_bus::{Envelope, runner::HandlerError, subject::StreamDef};
+use daarion_kernel::{ApiError, ErrorCode, shutdown::CancellationToken};
+use daarion_service::{BuildError, Context, Event, Mount, Section, Service};
+use daarion_store::{Db, migration};
 
 pub use meter::{Admission, Exceeded, ExtraLimit, Meter, MeterError, Settings, Subjects};
 pub use record::{Outcome, Price, UsageKind, UsageRecord};
 
 pub const SERVICE: &str = "usage";
 
-pub const DESCRIPTOR: ServiceDescriptor = ServiceDescriptor {
+pub static SPEC: Service = Service {
     name: SERVICE,
     port: 7013,
     version: env!("CARGO_PKG_VERSION"),
-};
-
-pub const MIGRATIONS: MigrationSet = MigrationSet {
-    service: SERVICE,
     migrations: &[
         migration!(1, "001_create_usage_tables"),
         migration!(2, "002_create_usage_reservations"),
     ],
+    rules: api::RULES,
+    websocket: false,
+    // Records are published by the services that meter (`event`).
+    streams: &[StreamDef {
+        name: "USAGE",
+        subjects: &["usage.>"],
+    }],
+    events: &[Event::durable(meter::ALERT_SUBJECT)],
+    settings: Some(Section::of::<Settings>()),
+    example: |kind| {
+        (kind == Kind::Usage).then(|| Resource::about(Kind::Usage, "user:someone-else"))
+    },
+    build: |ctx| Box::pin(async move { build(ctx) }),
 };
 
 /// The event that carries a usage record (`usage.<kind>`), published by
@@ -58,24 +63,10 @@ pub fn event(source: &str, record: &UsageRecord) -> Envelope {
     }
 }
 
-pub struct Deps {
-    pub db: Db,
-    pub bus: Arc<dyn Bus>,
-    pub access: AccessDeps,
-    pub meter: Meter,
-    pub shutdown: CancellationToken,
-    pub tasks: TaskTracker,
-}
-
 #[derive(Clone)]
 pub struct UsageState {
     db: Db,
     meter: Meter,
-}
-
-pub struct Usage {
-    pub api: axum::Router,
-    pub openapi: utoipa::openapi::OpenApi,
 }
 
 /// Usage of one person, agent or microDAO, as the policies see it.
@@ -131,34 +122,16 @@ async fn sweep_reservations(meter: Meter, shutdown: CancellationToken) {
 
 /// Builds the routes and starts the `usage-recorder` consumer and the
 /// sweeper of expired budget reservations.
-pub fn build(deps: Deps) -> Usage {
-    let access =
-        daarion_access::Enforcer::new(SERVICE, api::RULES, Arc::new(UsageResources), deps.access);
-    let db = deps.db.clone();
-    deps.tasks.spawn(daarion_bus::runner::run_consumer(
-        deps.bus,
-        deps.db.clone(),
-        ConsumerSpec::new("usage-recorder", "usage.>"),
-        deps.shutdown.clone(),
-        move |event: Envelope| {
-            let db = db.clone();
-            async move { record_event(&db, &event).await }
-        },
-    ));
-    deps.tasks
-        .spawn(sweep_reservations(deps.meter.clone(), deps.shutdown));
-    let state = UsageState {
-        db: deps.db,
-        meter: deps.meter,
-    };
-    let (api, openapi) = api::router().split_for_parts();
-    Usage {
-        api: api
-            .route_layer(axum::middleware::from_fn_with_state(
-                access,
-                daarion_access::enforce::enforce,
-            ))
-            .with_state(state),
-        openapi,
-    }
+fn build(ctx: Context) -> Result<Mount, BuildError> {
+    let meter: Meter = ctx.component()?;
+    let access = ctx.enforcer(UsageResources);
+    let db = ctx.db.clone();
+    ctx.consume("usage-recorder", "usage.>", move |event: Envelope| {
+        let db = db.clone();
+        async move { record_event(&db, &event).await }
+    });
+    ctx.tasks
+        .spawn(sweep_reservations(meter.clone(), ctx.shutdown.clone()));
+    let state = UsageState { db: ctx.db, meter };
+    Ok(Mount::new(access, api::router().with_state(state)))
 }

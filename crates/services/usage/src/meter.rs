@@ -24,6 +24,10 @@ use utoipa::ToSchema;
 
 use crate::{SERVICE, store};
 
+/// Raised once per period when a budget crosses 80 % and 100 %; stored in
+/// the audit log (`AUDIT` stream).
+pub const ALERT_SUBJECT: &str = "ops.alert";
+
 /// Limits of one plan (the original's agent tiers, `ORIGINAL_SYSTEM.md` §9).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(default, deny_unknown_fields)]
@@ -77,6 +81,26 @@ impl Default for Settings {
             max_summary_buckets: 10_000,
             reservation_ttl_secs: 900,
         }
+    }
+}
+
+impl daarion_service::ServiceSettings for Settings {
+    fn validate(&self) -> Result<(), String> {
+        let code =
+            self.currency.len() == 3 && self.currency.bytes().all(|b| b.is_ascii_uppercase());
+        if !code {
+            return Err(format!(
+                "usage.currency must be an ISO 4217 code (USD, EUR, UAH), got {:?}",
+                self.currency
+            ));
+        }
+        if self.max_summary_buckets == 0 {
+            return Err("usage.max_summary_buckets must be positive".into());
+        }
+        if self.reservation_ttl_secs < 60 {
+            return Err("usage.reservation_ttl_secs must be at least 60".into());
+        }
+        Ok(())
     }
 }
 
@@ -467,7 +491,7 @@ impl Meter {
                     .increment(1);
                 let event = Envelope::new(
                     SERVICE,
-                    "ops.alert",
+                    ALERT_SUBJECT,
                     serde_json::json!({
                         "alert": "budget",
                         "subject": r.hold.subject,

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use daarion_testkit::{SqlKind, TestDb, migrated_db};
-use daarion_usage::{MIGRATIONS, store};
+use daarion_usage::{SPEC, store};
 
 fn hold(subject: &str, micros: i64) -> store::Hold {
     store::Hold {
@@ -20,7 +20,7 @@ fn hold(subject: &str, micros: i64) -> store::Hold {
 const FAR: i64 = i64::MAX;
 
 async fn ledger(kind: SqlKind) -> Option<TestDb> {
-    migrated_db(kind, &[MIGRATIONS]).await
+    migrated_db(kind, &[SPEC.migration_set()]).await
 }
 
 async fn concurrent_reservations_overrun_by_at_most_one(kind: SqlKind) {

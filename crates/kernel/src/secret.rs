@@ -1,0 +1,70 @@
+//! Secret settings: service-token secrets, provider API keys, passwords.
+
+use serde::{Deserialize, Serialize, Serializer};
+
+/// A secret setting. `Debug`, `Display` and serialization show `***`, so
+/// `daarion config check`, log lines and error messages never print it;
+/// only [`Secret::expose`] gives the value, at the place that uses it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("***")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_is_never_shown() {
+        let secret: Secret =
+            serde_json::from_str("\"sk-live-123\"").unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(secret.expose(), "sk-live-123");
+        let shown = [
+            format!("{secret:?}"),
+            format!("{secret}"),
+            serde_json::to_string(&secret).unwrap_or_default(),
+        ];
+        for text in shown {
+            assert!(!text.contains("sk-live"), "{text}");
+        }
+    }
+}
