@@ -93,17 +93,16 @@ impl Resource {
     /// A resource about one principal or microDAO, named `user:<id>`,
     /// `agent:<id>` or `dao:<id>` (quotas, usage), with that principal as
     /// its attribute or that microDAO as its parent.
-    pub fn about(kind: Kind, subject: &str) -> Self {
-        let resource = Self::new(kind, subject);
-        match subject.split_once(':') {
-            Some(("user", user)) => {
-                resource.attr("user", Attr::Entity(Kind::User, user.to_owned()))
+    pub fn about(kind: Kind, subject: &crate::Subject) -> Self {
+        let resource = Self::new(kind, subject.to_string());
+        match subject {
+            crate::Subject::User(user) => {
+                resource.attr("user", Attr::Entity(Kind::User, user.clone()))
             }
-            Some(("agent", agent)) => {
-                resource.attr("agent", Attr::Entity(Kind::Agent, agent.to_owned()))
+            crate::Subject::Agent(agent) => {
+                resource.attr("agent", Attr::Entity(Kind::Agent, agent.clone()))
             }
-            Some(("dao", dao)) => resource.in_dao(dao),
-            _ => resource,
+            crate::Subject::Dao(dao) => resource.in_dao(dao),
         }
     }
 

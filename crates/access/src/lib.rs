@@ -2,6 +2,8 @@
 //!
 //! - `vocab`: the typed actions and entity kinds services and policies share.
 //! - `principal`: who is calling ([`Principal`]) and API key scopes.
+//! - `subject`: [`Subject`], `user:` / `agent:` / `dao:` names of quotas
+//!   and usage.
 //! - `entity`: resources and the entity data a decision reads.
 //! - `engine`: the Cedar policy engine (schema + policy files in
 //!   `policies/`, validated, swappable at run time).
@@ -12,6 +14,7 @@ pub mod enforce;
 pub mod engine;
 pub mod entity;
 pub mod principal;
+pub mod subject;
 pub mod token;
 pub mod vocab;
 
@@ -19,6 +22,7 @@ pub use enforce::{Access, AccessDeps, Authenticate, Enforcer, Resources, Rule, T
 pub use engine::{Compiled, Decision, Engine, Facts, PolicyError, PolicyFile};
 pub use entity::{Attr, Resource};
 pub use principal::{Credential, KeyLimits, Principal, PrincipalKind, Scope};
+pub use subject::{Subject, SubjectError};
 pub use vocab::{Action, Kind};
 
 #[cfg(test)]

@@ -858,3 +858,48 @@ async fn replicas_share_the_response_cache_through_redis() {
     let (_auth, a, b) = city.auth_and_two_replicas("llm").await;
     second_call_is_a_cache_hit(&fake, &a, &b).await;
 }
+
+/// A stored quota that no longer reads as one refuses calls instead of
+/// lifting every limit.
+#[tokio::test]
+async fn an_unreadable_quota_fails_closed() {
+    let fake = FakeLlm::start(Flavor::OpenAi).await;
+    let Some((city, app)) = city_with(Kind::Embedded, &[&fake], one_model("chat"), |_| {}).await
+    else {
+        return;
+    };
+    let key = app.api_key("alice", &["*"]).await;
+    let alice = user_id(&app, "alice").await;
+    let response = app
+        .client
+        .put(app.url(&format!("/api/control/quotas/user:{alice}")))
+        .header("cookie", app.cookie("root").await)
+        .json(&json!({"budget_cents_per_month": 100}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let db = daarion_store::Db::connect(&city.settings.database())
+        .await
+        .unwrap();
+    daarion_store::sql::query(
+        "UPDATE control_versions SET value = $1 WHERE kind = 'quota' AND doc_key = $2",
+    )
+    .bind(r#"{"budget_cents_per_month": "lots"}"#)
+    .bind(format!("user:{alice}"))
+    .execute(db.pool())
+    .await
+    .unwrap();
+
+    let (status, body) = post_llm(&app, "chat/completions", &key, &chat("chat", "hi")).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(fake.completed(), 0, "the provider was called");
+    let (status, _) = app
+        .get_as(
+            &format!("/api/usage/subjects/user:{alice}/quota"),
+            Some("root"),
+        )
+        .await;
+    assert_eq!(status, 503);
+    app.stop().await;
+}

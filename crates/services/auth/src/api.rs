@@ -719,8 +719,8 @@ pub struct ApiKeyView {
 
 fn api_key_view(k: store::ApiKey) -> ApiKeyView {
     ApiKeyView {
-        scopes: serde_json::from_str(&k.scopes).unwrap_or_default(),
-        limits: serde_json::from_str(&k.limits).unwrap_or_default(),
+        scopes: k.scopes.into_iter().map(String::from).collect(),
+        limits: k.limits,
         id: k.id,
         name: k.name,
         agent: k.agent_id,
@@ -843,8 +843,8 @@ async fn create_api_key(
         user_id: principal.id.clone(),
         agent_id: agent,
         name,
-        scopes: serde_json::to_string(&scopes).map_err(|e| ApiError::internal(&e))?,
-        limits: serde_json::to_string(&body.limits).map_err(|e| ApiError::internal(&e))?,
+        scopes,
+        limits: body.limits,
         created_at: daarion_store::now(),
         expires_at,
         last_used_at: None,

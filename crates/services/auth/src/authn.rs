@@ -182,14 +182,13 @@ impl Authenticator {
         if key.last_used_at.as_deref().is_none_or(|t| stale(t, now)) {
             store::touch_api_key(&self.db, &key.id).await?;
         }
-        let scopes: Vec<Scope> =
-            serde_json::from_str(&key.scopes).map_err(|e| AuthError::Corrupt(e.to_string()))?;
-        let limits =
-            serde_json::from_str(&key.limits).map_err(|e| AuthError::Corrupt(e.to_string()))?;
-        let credential = Credential::ApiKey { id: key.id, limits };
+        let credential = Credential::ApiKey {
+            id: key.id,
+            limits: key.limits,
+        };
         Ok(Some(match key.agent_id {
-            Some(agent) => agent_of(&agent, user.id, Some(scopes), credential),
-            None => person(user, Some(scopes), credential),
+            Some(agent) => agent_of(&agent, user.id, Some(key.scopes), credential),
+            None => person(user, Some(key.scopes), credential),
         }))
     }
 

@@ -512,12 +512,18 @@ pub struct ApiKey {
     pub user_id: String,
     pub agent_id: Option<String>,
     pub name: String,
-    pub scopes: String,
-    /// JSON of [`daarion_access::KeyLimits`].
-    pub limits: String,
+    pub scopes: Vec<daarion_access::Scope>,
+    pub limits: daarion_access::KeyLimits,
     pub created_at: String,
     pub expires_at: Option<String>,
     pub last_used_at: Option<String>,
+}
+
+/// Decodes a JSON column; a value that does not decode is an error, never
+/// an empty default (corrupt scopes must not read as "none").
+fn json_column<T: serde::de::DeserializeOwned>(row: &AnyRow, column: &str) -> Result<T, AuthError> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text).map_err(|e| AuthError::Corrupt(format!("{column}: {e}")))
 }
 
 fn api_key_from(row: &AnyRow) -> Result<ApiKey, AuthError> {
@@ -526,8 +532,8 @@ fn api_key_from(row: &AnyRow) -> Result<ApiKey, AuthError> {
         user_id: row.try_get("user_id")?,
         agent_id: row.try_get("agent_id")?,
         name: row.try_get("name")?,
-        scopes: row.try_get("scopes")?,
-        limits: row.try_get("limits")?,
+        scopes: json_column(row, "scopes")?,
+        limits: json_column(row, "limits")?,
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
         last_used_at: row.try_get("last_used_at")?,
@@ -567,8 +573,8 @@ pub async fn create_api_key(db: &Db, key: &ApiKey, token_hash: &str) -> Result<(
     .bind(&key.user_id)
     .bind(&key.agent_id)
     .bind(&key.name)
-    .bind(&key.scopes)
-    .bind(&key.limits)
+    .bind(serde_json::to_string(&key.scopes).map_err(|e| AuthError::Corrupt(e.to_string()))?)
+    .bind(serde_json::to_string(&key.limits).map_err(|e| AuthError::Corrupt(e.to_string()))?)
     .bind(&key.created_at)
     .bind(&key.expires_at)
     .execute(&mut *tx)

@@ -135,12 +135,9 @@ pub fn validate_key(kind: DocKind, key: &str) -> Result<(), ControlError> {
             "config keys are `feature.<name>` (a boolean) or `routing.<name>` (routing rules)"
                 .into(),
         )),
-        DocKind::Quota => match key.split_once(':') {
-            Some(("user" | "agent" | "dao", id)) if !id.is_empty() => Ok(()),
-            _ => Err(ControlError::Invalid(
-                "quota subjects are `user:<id>`, `agent:<id>` or `dao:<id>`".into(),
-            )),
-        },
+        DocKind::Quota => daarion_access::Subject::parse(key)
+            .map(|_| ())
+            .map_err(|e| ControlError::Invalid(e.to_string())),
     }
 }
 

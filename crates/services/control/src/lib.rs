@@ -15,7 +15,7 @@ pub mod store;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use daarion_access::{Attr, Authenticate, Kind, PrincipalKind, Resource, Resources};
+use daarion_access::{Attr, Authenticate, Kind, PrincipalKind, Resource, Resources, Subject};
 use daarion_bus::Bus;
 use daarion_kernel::ApiError;
 use daarion_service::{BuildError, Context, Event, Mount, Service};
@@ -52,7 +52,10 @@ fn example(kind: Kind) -> Option<Resource> {
             Resource::new(Kind::Agent, "bot2")
                 .attr("owner", Attr::Entity(Kind::User, "someone-else".into())),
         ),
-        Kind::Quota => Some(Resource::about(Kind::Quota, "user:someone-else")),
+        Kind::Quota => Some(Resource::about(
+            Kind::Quota,
+            &Subject::User("someone-else".into()),
+        )),
         _ => None,
     }
 }
@@ -86,8 +89,9 @@ impl Resources for ControlResources {
                 }))
             }
             Kind::Quota => {
-                domain::validate_key(domain::DocKind::Quota, id)?;
-                Ok(Some(Resource::about(Kind::Quota, id)))
+                let subject =
+                    Subject::parse(id).map_err(|e| ApiError::validation(e.to_string()))?;
+                Ok(Some(Resource::about(Kind::Quota, &subject)))
             }
             _ => Ok(None),
         }

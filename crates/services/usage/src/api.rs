@@ -8,7 +8,7 @@ use axum::{
 use daarion_access::{
     Access::{Check, SignedIn},
     Action::ViewUsage,
-    Kind, Rule,
+    Kind, Rule, Subject,
     Target::{City, Path as P},
 };
 use daarion_kernel::{
@@ -54,21 +54,8 @@ pub fn router() -> OpenApiRouter<UsageState> {
 }
 
 /// `user:<id>`, `agent:<id>` or `dao:<id>`.
-pub fn parse_subject(raw: &str) -> Result<Scope, ApiError> {
-    let valid = |id: &str| {
-        (1..=128).contains(&id.len())
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-    };
-    match raw.split_once(':') {
-        Some(("user", id)) if valid(id) => Ok(Scope::User(id.to_owned())),
-        Some(("agent", id)) if valid(id) => Ok(Scope::Agent(id.to_owned())),
-        Some(("dao", id)) if valid(id) => Ok(Scope::Dao(id.to_owned())),
-        _ => Err(ApiError::validation(
-            "subject is `user:<id>`, `agent:<id>` or `dao:<id>`",
-        )),
-    }
+pub fn parse_subject(raw: &str) -> Result<Subject, ApiError> {
+    Subject::parse(raw).map_err(|e| ApiError::validation(e.to_string()))
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
@@ -232,7 +219,7 @@ async fn subject_summary(
     Path(subject): Path<String>,
     Query(params): Query<SummaryParams>,
 ) -> Result<Response, ApiError> {
-    summarize(&state, parse_subject(&subject)?, params).await
+    summarize(&state, Scope::Of(parse_subject(&subject)?), params).await
 }
 
 /// A subject's limits, this minute's use and this month's spend.
@@ -243,8 +230,7 @@ async fn quota(
     State(state): State<UsageState>,
     Path(subject): Path<String>,
 ) -> Result<Json<QuotaStatus>, ApiError> {
-    parse_subject(&subject)?;
-    Ok(Json(state.meter.status(&subject).await?))
+    Ok(Json(state.meter.status(&parse_subject(&subject)?).await?))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -282,7 +268,7 @@ mod tests {
     fn subjects_are_checked() {
         assert_eq!(
             parse_subject("user:u1").ok(),
-            Some(Scope::User("u1".into()))
+            Some(Subject::User("u1".into()))
         );
         assert!(parse_subject("team:x").is_err());
         assert!(parse_subject("user:").is_err());

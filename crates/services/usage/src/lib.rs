@@ -13,7 +13,7 @@ pub mod record;
 pub mod store;
 
 use async_trait::async_trait;
-use daarion_access::{Kind, Resource, Resources};
+use daarion_access::{Kind, Resource, Resources, Subject};
 use daarion_bus::{Envelope, runner::HandlerError, subject::StreamDef};
 use daarion_kernel::{ApiError, ErrorCode, shutdown::CancellationToken};
 use daarion_service::{BuildError, Context, Event, Mount, Section, Service};
@@ -42,7 +42,8 @@ pub static SPEC: Service = Service {
     events: &[Event::durable(meter::ALERT_SUBJECT)],
     settings: Some(Section::of::<Settings>()),
     example: |kind| {
-        (kind == Kind::Usage).then(|| Resource::about(Kind::Usage, "user:someone-else"))
+        (kind == Kind::Usage)
+            .then(|| Resource::about(Kind::Usage, &Subject::User("someone-else".into())))
     },
     build: |ctx| Box::pin(async move { build(ctx) }),
 };
@@ -75,9 +76,8 @@ struct UsageResources;
 #[async_trait]
 impl Resources for UsageResources {
     async fn load(&self, kind: Kind, id: &str) -> Result<Option<Resource>, ApiError> {
-        match (kind, api::parse_subject(id)) {
-            (Kind::Usage, Ok(_)) => Ok(Some(Resource::about(Kind::Usage, id))),
-            (Kind::Usage, Err(e)) => Err(e),
+        match kind {
+            Kind::Usage => Ok(Some(Resource::about(Kind::Usage, &api::parse_subject(id)?))),
             _ => Ok(None),
         }
     }
@@ -91,6 +91,8 @@ impl From<MeterError> for ApiError {
             }
             MeterError::Store(e) if e.is_retryable() => ApiError::unavailable(&e),
             MeterError::Control(e) => ApiError::unavailable(&e),
+            // Refused until an admin stores a readable quota again.
+            unreadable @ MeterError::Unreadable(..) => ApiError::unavailable(&unreadable),
             other => ApiError::internal(&other),
         }
     }

@@ -11,7 +11,7 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::{Datelike, TimeZone, Utc};
-use daarion_access::{Principal, PrincipalKind};
+use daarion_access::{Principal, PrincipalKind, Subject};
 use daarion_bus::{Bus, Envelope};
 use daarion_cache::Cache;
 use daarion_control::{
@@ -138,15 +138,15 @@ impl Subjects {
         s
     }
 
-    /// Quota subjects as the control plane names them: `user:<id>`, ...
-    fn quota_keys(&self) -> Vec<String> {
+    /// The quota subjects charged.
+    fn quota_keys(&self) -> Vec<Subject> {
         [
-            ("user", &self.user),
-            ("agent", &self.agent),
-            ("dao", &self.dao),
+            self.user.clone().map(Subject::User),
+            self.agent.clone().map(Subject::Agent),
+            self.dao.clone().map(Subject::Dao),
         ]
         .into_iter()
-        .filter_map(|(prefix, id)| id.as_ref().map(|id| format!("{prefix}:{id}")))
+        .flatten()
         .collect()
     }
 }
@@ -183,6 +183,8 @@ pub enum MeterError {
     Store(#[from] daarion_store::StoreError),
     #[error("quota lookup: {0}")]
     Control(#[from] daarion_control::domain::ControlError),
+    #[error("the quota of {0} is unreadable: {1}")]
+    Unreadable(String, String),
 }
 
 /// The limits in force for one subject.
@@ -277,16 +279,22 @@ impl Meter {
         &self.settings
     }
 
-    async fn effective(&self, subject: &str) -> Result<Effective, MeterError> {
-        let document = self.control.get(DocKind::Quota, subject).await?;
-        let quota: Option<Quota> =
-            document.and_then(|d| serde_json::from_value(d.value.clone()).ok());
-        let default_plan = if subject.starts_with("agent:") {
-            self.settings.default_agent_plan
-        } else if subject.starts_with("user:") {
-            self.settings.default_user_plan
-        } else {
-            None
+    async fn effective(&self, subject: &Subject) -> Result<Effective, MeterError> {
+        let document = self
+            .control
+            .get(DocKind::Quota, &subject.to_string())
+            .await?;
+        // A document that does not read as a quota refuses the call rather
+        // than lifting every limit (the control plane validates what it
+        // stores, so this is damage, not a user's mistake).
+        let quota: Option<Quota> = document
+            .map(|d| serde_json::from_value(d.value.clone()))
+            .transpose()
+            .map_err(|e| MeterError::Unreadable(subject.to_string(), e.to_string()))?;
+        let default_plan = match subject {
+            Subject::Agent(_) => self.settings.default_agent_plan,
+            Subject::User(_) => self.settings.default_user_plan,
+            Subject::Dao(_) => None,
         };
         let plan = quota
             .as_ref()
@@ -322,6 +330,7 @@ impl Meter {
         let mut budgets = Vec::new();
         for subject in subjects.quota_keys() {
             let limits = self.effective(&subject).await?;
+            let subject = subject.to_string();
             windows.push(ExtraLimit {
                 name: subject.clone(),
                 key: format!("q:{subject}"),
@@ -511,8 +520,10 @@ impl Meter {
     }
 
     /// Limits, this minute's use and this month's spend of one subject.
-    pub async fn status(&self, subject: &str) -> Result<QuotaStatus, MeterError> {
+    pub async fn status(&self, subject: &Subject) -> Result<QuotaStatus, MeterError> {
         let limits = self.effective(subject).await?;
+        let subject = subject.to_string();
+        let subject = subject.as_str();
         let (minute, minute_left) = minute_window();
         let (period, month_left) = month();
         let read = |window: &'static str| {

@@ -104,9 +104,7 @@ impl Granularity {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
     City,
-    User(String),
-    Agent(String),
-    Dao(String),
+    Of(daarion_access::Subject),
 }
 
 /// One bucket of a summary.
@@ -143,9 +141,14 @@ pub async fn summary(db: &Db, q: &SummaryQuery<'_>) -> Result<Vec<Bucket>, Store
     let key = q.group_by.map_or("NULL", GroupBy::column);
     let (scope_column, scope_value) = match q.scope {
         Scope::City => (None, None),
-        Scope::User(id) => (Some("user_id"), Some(id)),
-        Scope::Agent(id) => (Some("agent_id"), Some(id)),
-        Scope::Dao(id) => (Some("dao_id"), Some(id)),
+        Scope::Of(subject) => {
+            let column = match subject {
+                daarion_access::Subject::User(_) => "user_id",
+                daarion_access::Subject::Agent(_) => "agent_id",
+                daarion_access::Subject::Dao(_) => "dao_id",
+            };
+            (Some(column), Some(subject.id()))
+        }
     };
     let mut filters = String::from("at >= $2 AND at < $3");
     let mut next = 4;
