@@ -14,11 +14,14 @@
 //! letters after too many failed deliveries, lives once in [`runner`].
 //!
 //! Layout: `envelope` (the event envelope), `subject` (subject rules and
-//! streams), `embedded`, `nats`, `runner` (consumer loop, dedupe, dead letters).
+//! streams), `embedded`, `nats`, `runner` (consumer loop, dedupe, dead letters),
+//! `outbox` (events written with their data, relayed after commit), `queued`
+//! (batched publishing off the request path).
 
 mod embedded;
 mod envelope;
 mod nats;
+pub mod outbox;
 mod queued;
 pub mod retention;
 pub mod runner;
@@ -32,18 +35,27 @@ use futures::stream::BoxStream;
 pub use embedded::EmbeddedBus;
 pub use envelope::Envelope;
 pub use nats::NatsBus;
+pub use outbox::Outbox;
 pub use queued::QueuedPublisher;
 pub use runner::{DeadLetter, DeadLetters, HandlerError, run_consumer};
 
 pub const MIGRATIONS: daarion_store::MigrationSet = daarion_store::MigrationSet {
     service: "bus",
-    migrations: &[daarion_store::migration!(1, "001_create_bus_tables")],
+    migrations: &[
+        daarion_store::migration!(1, "001_create_bus_tables"),
+        daarion_store::migration!(2, "002_create_bus_outbox"),
+    ],
 };
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     #[error("invalid subject {0:?}: dot-separated tokens of letters, digits, - and _")]
     InvalidSubject(String),
+    #[error("{service} publishes {subject:?}, which its declaration does not list")]
+    Undeclared {
+        service: &'static str,
+        subject: String,
+    },
     #[error("invalid streams: {0}")]
     InvalidStreams(String),
     #[error("no stream holds subjects matching {0:?}")]

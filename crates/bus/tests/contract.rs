@@ -11,7 +11,9 @@ use std::{
     time::Duration,
 };
 
-use daarion_bus::{Bus, ConsumerSpec, DeadLetters, Envelope, HandlerError, run_consumer};
+use daarion_bus::{
+    Bus, ConsumerSpec, DeadLetters, Envelope, HandlerError, Outbox, outbox, run_consumer,
+};
 use daarion_kernel::{RequestContext, shutdown::CancellationToken};
 use daarion_testkit::{BusKind, SqlKind, TestDb};
 use futures::StreamExt;
@@ -107,6 +109,46 @@ macro_rules! contract {
                 assert_eq!(within(a.next()).await.unwrap(), sent);
                 assert_eq!(within(b.next()).await.unwrap(), sent);
                 assert!(tokio::time::timeout(Duration::from_millis(300), other.next()).await.is_err());
+            }
+
+            #[tokio::test]
+            async fn staged_events_exist_with_their_data_and_outlive_a_crash_before_publishing() {
+                let Some(f) = fixture().await else { return };
+                let mut consumer = f.bus.consumer(&spec("outbox", "city.>")).await.unwrap();
+                let lost = event("city.message.created.general", 1);
+                let mut tx = f.db.db.begin().await.unwrap();
+                outbox::stage(&mut tx, std::slice::from_ref(&lost)).await.unwrap();
+                tx.rollback().await.unwrap();
+                // Committed by a process that stops before relaying it.
+                let kept = event("city.message.created.general", 2);
+                let mut tx = f.db.db.begin().await.unwrap();
+                outbox::stage(&mut tx, std::slice::from_ref(&kept)).await.unwrap();
+                tx.commit().await.unwrap();
+                assert!(tokio::time::timeout(Duration::from_millis(300), consumer.next()).await.is_err());
+                // The next process's relay publishes what was left, once.
+                let relay = Outbox::new(f.db.reopen().await, f.restarted().await);
+                assert_eq!(relay.relay_pending(Duration::ZERO).await.unwrap(), 1);
+                assert_eq!(relay.relay_pending(Duration::ZERO).await.unwrap(), 0);
+                let delivered = within(consumer.next()).await.unwrap();
+                assert_eq!(delivered.envelope.id, kept.id);
+                delivered.ack().await.unwrap();
+                assert!(tokio::time::timeout(Duration::from_millis(1500), consumer.next()).await.is_err());
+            }
+
+            #[tokio::test]
+            async fn relaying_after_commit_publishes_and_clears_the_outbox() {
+                let Some(f) = fixture().await else { return };
+                let mut consumer = f.bus.consumer(&spec("relay", "city.>")).await.unwrap();
+                let relay = Outbox::new(f.db.db.clone(), f.bus.clone());
+                let sent = [event("city.room.created.a", 1), event("presence.city.bob", 2)];
+                let mut tx = f.db.db.begin().await.unwrap();
+                outbox::stage(&mut tx, &sent).await.unwrap();
+                tx.commit().await.unwrap();
+                relay.relay(&sent).await;
+                let delivered = within(consumer.next()).await.unwrap();
+                assert_eq!(delivered.envelope.id, sent[0].id);
+                delivered.ack().await.unwrap();
+                assert_eq!(relay.relay_pending(Duration::ZERO).await.unwrap(), 0);
             }
 
             #[tokio::test]

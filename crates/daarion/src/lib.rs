@@ -403,6 +403,9 @@ struct Process {
     authenticator: daarion_auth::Authenticator,
     /// The process's batched publisher: audit events, usage records.
     events: daarion_bus::QueuedPublisher,
+    /// Relays events staged with their data (and those a stopped process
+    /// left behind).
+    outbox: daarion_bus::Outbox,
     access: daarion_access::AccessDeps,
     /// The cached control-plane reader every service of the process shares.
     control: daarion_control::ControlClient,
@@ -427,6 +430,8 @@ impl Process {
         );
         let events =
             daarion_bus::QueuedPublisher::start(backends.bus.clone(), tasks, shutdown.clone());
+        let outbox = daarion_bus::Outbox::new(backends.db.clone(), backends.bus.clone());
+        tasks.spawn(outbox.clone().run(shutdown.clone()));
         let access = daarion_access::AccessDeps {
             engine: Arc::new(engine),
             authn: Arc::new(authenticator.clone()),
@@ -455,6 +460,7 @@ impl Process {
         Ok(Self {
             authenticator,
             events,
+            outbox,
             access,
             control,
             components: Arc::new(components),
@@ -472,10 +478,11 @@ impl Process {
         daarion_service::Context {
             service,
             db: backends.db.clone(),
-            bus: backends.bus.clone(),
+            bus: daarion_service::declared(service, backends.bus.clone()),
             cache: backends.cache.clone(),
             access: self.access.clone(),
             events: self.events.clone(),
+            outbox: self.outbox.clone(),
             shutdown: shutdown.clone(),
             tasks: tasks.clone(),
             trusted_proxies: settings.gateway.trusted_proxies.clone().into(),

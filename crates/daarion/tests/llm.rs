@@ -139,6 +139,19 @@ async fn usage_of(app: &TestApp, subject: &str, events: i64) -> Value {
     }
 }
 
+/// Gives a person a monthly budget, as the city admin.
+async fn set_budget(app: &TestApp, user_id: &str, cents: u64) {
+    let response = app
+        .client
+        .put(app.url(&format!("/api/control/quotas/user:{user_id}")))
+        .header("cookie", app.cookie("root").await)
+        .json(&json!({ "budget_cents_per_month": cents }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
 async fn user_id(app: &TestApp, name: &str) -> String {
     let (_, me) = app.get_as("/api/auth/me", Some(name)).await;
     me["user"]["id"].as_str().unwrap().to_owned()
@@ -622,15 +635,7 @@ async fn budgets_under_concurrency(kind: Kind) {
     };
     let key = app.api_key("alice", &["*"]).await;
     let alice = user_id(&app, "alice").await;
-    let response = app
-        .client
-        .put(app.url(&format!("/api/control/quotas/user:{alice}")))
-        .header("cookie", app.cookie("root").await)
-        .json(&json!({"budget_cents_per_month": 1}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    set_budget(&app, &alice, 1).await;
 
     let calls = (0..12).map(|i| {
         let app = &app;
@@ -870,15 +875,7 @@ async fn an_unreadable_quota_fails_closed() {
     };
     let key = app.api_key("alice", &["*"]).await;
     let alice = user_id(&app, "alice").await;
-    let response = app
-        .client
-        .put(app.url(&format!("/api/control/quotas/user:{alice}")))
-        .header("cookie", app.cookie("root").await)
-        .json(&json!({"budget_cents_per_month": 100}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    set_budget(&app, &alice, 100).await;
     let db = daarion_store::Db::connect(&city.settings.database())
         .await
         .unwrap();

@@ -4,7 +4,7 @@ use std::{future::Future, sync::Arc};
 
 use axum::Router;
 use daarion_access::{AccessDeps, Enforcer, Resources};
-use daarion_bus::{Bus, ConsumerSpec, Envelope, HandlerError, QueuedPublisher};
+use daarion_bus::{Bus, ConsumerSpec, Envelope, HandlerError, Outbox, QueuedPublisher};
 use daarion_cache::Cache;
 use daarion_kernel::shutdown::{CancellationToken, TaskTracker};
 use daarion_store::Db;
@@ -29,13 +29,18 @@ impl BuildError {
 pub struct Context {
     pub service: &'static Service,
     pub db: Db,
+    /// Publishes only the subjects the service declares (`Service::events`).
     pub bus: Arc<dyn Bus>,
     pub cache: Arc<dyn Cache>,
     /// Authentication, the policy engine, service tokens, audit.
     pub access: AccessDeps,
     /// The process's batched publisher (audit events, usage records): for
-    /// events that must not hold the request up.
+    /// events that must not hold the request up and describe no data.
     pub events: QueuedPublisher,
+    /// For events durable consumers need about data being written: staged
+    /// in its transaction ([`daarion_bus::outbox::stage`]), relayed after
+    /// commit.
+    pub outbox: Outbox,
     /// Fires on shutdown: sessions close, background tasks stop.
     pub shutdown: CancellationToken,
     /// Tracks sessions and background tasks, so shutdown can wait for them.

@@ -11,9 +11,11 @@
 //! refuses a service whose declaration and routes disagree.
 //!
 //! Layout: here the declaration; `context` what a build receives and
-//! returns; `settings` a service's settings section.
+//! returns; `declared` the bus as a service may use it (only the subjects
+//! it declares); `settings` a service's settings section.
 
 mod context;
+mod declared;
 pub mod settings;
 
 use daarion_access::{Kind, Resource, Rule};
@@ -23,6 +25,7 @@ use daarion_store::{Migration, MigrationSet};
 use futures::future::BoxFuture;
 
 pub use context::{BuildError, Context, Mount};
+pub use declared::declared;
 pub use settings::{Section, ServiceSettings};
 
 /// How a service is built: [`Service::build`]'s type. A service writes

@@ -121,3 +121,39 @@ fn served_routes_and_rules_must_match() {
         ["notes: rule GET /api/notes/items names no operation"]
     );
 }
+
+#[tokio::test]
+async fn a_service_publishes_only_what_it_declares() {
+    let dir = std::env::temp_dir().join(format!("declared-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = daarion_store::Db::connect(&format!("sqlite://{}", dir.join("d.db").display()))
+        .await
+        .unwrap();
+    daarion_store::migrate::apply(&db, &[daarion_bus::MIGRATIONS])
+        .await
+        .unwrap();
+    let process_bus: std::sync::Arc<dyn daarion_bus::Bus> = std::sync::Arc::new(
+        daarion_bus::EmbeddedBus::new(db, streams(&[&NOTES]).unwrap()),
+    );
+    let bus = declared(&NOTES, process_bus);
+    let event = |subject: &str| daarion_bus::Envelope::new("notes", subject, serde_json::json!({}));
+    bus.publish(&event("notes.created")).await.unwrap();
+    bus.publish(&event("typing.alice")).await.unwrap();
+    let refused = bus.publish(&event("notes.deleted")).await;
+    assert!(
+        matches!(
+            refused,
+            Err(daarion_bus::BusError::Undeclared {
+                service: "notes",
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    assert!(
+        bus.publish_batch(&[event("notes.created"), event("city.x")])
+            .await
+            .is_err()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -30,6 +30,9 @@ impl From<CityError> for ApiError {
             CityError::Conflict(message) => ApiError::conflict(message.clone()),
             CityError::Store(e) if e.is_retryable() => ApiError::unavailable(&error),
             CityError::Bus(daarion_bus::BusError::Unavailable(_)) => ApiError::unavailable(&error),
+            CityError::Bus(daarion_bus::BusError::Store(e)) if e.is_retryable() => {
+                ApiError::unavailable(&error)
+            }
             CityError::Cache(daarion_cache::CacheError::Unavailable(_)) => {
                 ApiError::unavailable(&error)
             }
@@ -166,22 +169,24 @@ async fn create_room(
     Json(input): Json<CreateRoom>,
 ) -> Result<Response, ApiError> {
     let new_room = NewRoom::parse(&input.slug, &input.title, input.description.as_deref())?;
-    let (room, fresh) = store::create_room(
+    let (room, fresh, staged) = store::create_room(
         &state.db,
         &new_room,
         &actor.handle,
         idempotency_key(&headers)?,
+        |room| {
+            vec![
+                Envelope::new(
+                    SERVICE,
+                    format!("city.room.created.{}", room.slug),
+                    serde_json::json!({ "id": room.id, "slug": room.slug, "title": room.title }),
+                )
+                .with_actor(actor.handle.clone()),
+            ]
+        },
     )
     .await?;
-    if fresh {
-        let event = Envelope::new(
-            SERVICE,
-            format!("city.room.created.{}", room.slug),
-            serde_json::json!({ "id": room.id, "slug": room.slug, "title": room.title }),
-        )
-        .with_actor(actor.handle.clone());
-        state.publish(&event).await;
-    }
+    state.outbox.relay(&staged).await;
     Ok(created(fresh, RoomView::from(room)))
 }
 

@@ -25,7 +25,7 @@ mod ws;
 use std::{sync::Arc, time::Duration};
 
 use daarion_access::{Enforcer, Kind, Principal};
-use daarion_bus::{Bus, Envelope, QueuedPublisher, subject::StreamDef};
+use daarion_bus::{Bus, Envelope, Outbox, subject::StreamDef};
 use daarion_cache::Cache;
 use daarion_kernel::shutdown::{CancellationToken, TaskTracker};
 use daarion_service::{BuildError, Context, Event, Mount, Section, Service, ServiceSettings};
@@ -53,6 +53,7 @@ pub static SPEC: Service = Service {
     }],
     events: &[
         Event::durable("city.message.created.*"),
+        Event::durable("city.room.created.*"),
         Event::live("presence.city.*"),
         Event::durable("usage.message"),
     ],
@@ -129,8 +130,8 @@ pub struct CityState {
     tasks: TaskTracker,
     hub: hub::Hub,
     access: Arc<Enforcer>,
-    /// Usage records of messages, published in batches off the request path.
-    records: QueuedPublisher,
+    /// Relays the events staged with rooms and messages.
+    outbox: Outbox,
 }
 
 impl CityState {
@@ -160,15 +161,15 @@ async fn build(ctx: Context) -> Result<Mount, BuildError> {
         tasks: ctx.tasks,
         hub: hub::Hub::default(),
         access: access.clone(),
-        records: ctx.events,
+        outbox: ctx.outbox,
     };
     state.tasks.spawn(presence::sweep(state.clone()));
     Ok(Mount::new(access, api::router().with_state(state.clone()))
         .with_ws(ws::router().with_state(state)))
 }
 
-/// Posts a message (HTTP or WebSocket), publishes it for live delivery and
-/// meters it.
+/// Posts a message (HTTP or WebSocket) with its event (live delivery,
+/// agents) and usage record staged in its transaction, then relays them.
 async fn post_message(
     state: &CityState,
     slug: &Slug,
@@ -177,25 +178,32 @@ async fn post_message(
     idempotency_key: Option<&str>,
 ) -> Result<(MessageView, bool), CityError> {
     let body = MessageBody::parse(body, state.settings.max_message_chars)?;
-    let (message, fresh) =
-        store::create_message(&state.db, slug, &author.handle, &body, idempotency_key).await?;
-    let view = MessageView::from(message);
+    let (message, fresh, staged) = store::create_message(
+        &state.db,
+        slug,
+        &author.handle,
+        &body,
+        idempotency_key,
+        |message| {
+            let payload =
+                serde_json::to_value(MessageView::from(message.clone())).unwrap_or_default();
+            let record =
+                UsageRecord::new(UsageKind::Message, Outcome::Ok).by(author, &Subjects::of(author));
+            vec![
+                Envelope::new(
+                    SERVICE,
+                    format!("city.message.created.{}", slug.as_str()),
+                    payload,
+                )
+                .with_actor(author.handle.clone()),
+                daarion_usage::event(SERVICE, &record),
+            ]
+        },
+    )
+    .await?;
     if fresh {
         metrics::counter!("city_messages_total").increment(1);
-        let payload = serde_json::to_value(&view).unwrap_or_default();
-        let event = Envelope::new(
-            SERVICE,
-            format!("city.message.created.{}", slug.as_str()),
-            payload,
-        )
-        .with_actor(author.handle.clone());
-        state.publish(&event).await;
-        let record =
-            UsageRecord::new(UsageKind::Message, Outcome::Ok).by(author, &Subjects::of(author));
-        state
-            .records
-            .publish(daarion_usage::event(SERVICE, &record))
-            .await;
+        state.outbox.relay(&staged).await;
     }
-    Ok((view, fresh))
+    Ok((MessageView::from(message), fresh))
 }

@@ -6,6 +6,8 @@ use daarion_store::{
     sql::{self, AnyRow, Row},
 };
 
+use daarion_bus::Envelope;
+
 use crate::domain::{CityError, Message, MessageBody, NewRoom, Room, Slug};
 
 fn room_from(row: &AnyRow) -> Result<Room, CityError> {
@@ -48,12 +50,15 @@ pub async fn ensure_general(db: &Db) -> Result<(), CityError> {
 
 /// Creates a room. With an idempotency key, a retry returns the first result.
 /// Returns the room and whether it was created by this call.
+/// Creates a room; `events` says what to stage in the outbox with it.
+/// Returns the room, whether it is new, and the staged events to relay.
 pub async fn create_room(
     db: &Db,
     room: &NewRoom,
     author: &str,
     idempotency_key: Option<&str>,
-) -> Result<(Room, bool), CityError> {
+    events: impl FnOnce(&Room) -> Vec<Envelope>,
+) -> Result<(Room, bool, Vec<Envelope>), CityError> {
     let mut tx = db.begin().await?;
     let scope = format!("city.rooms:{author}");
     if let Some(key) = idempotency_key {
@@ -63,7 +68,7 @@ pub async fn create_room(
                 .bind(id)
                 .fetch_one(&mut *tx)
                 .await?;
-            return Ok((room_from(&row)?, false));
+            return Ok((room_from(&row)?, false, Vec::new()));
         }
     }
     let created = Room {
@@ -96,8 +101,10 @@ pub async fn create_room(
     if let Some(key) = idempotency_key {
         idempotency::complete(&mut tx, &scope, key, &created.id).await?;
     }
+    let staged = events(&created);
+    daarion_bus::outbox::stage(&mut tx, &staged).await?;
     tx.commit().await?;
-    Ok((created, true))
+    Ok((created, true, staged))
 }
 
 pub async fn room(db: &Db, slug: &Slug) -> Result<Room, CityError> {
@@ -124,13 +131,16 @@ pub async fn rooms(db: &Db, after: Option<&str>, limit: u32) -> Result<Vec<Room>
 }
 
 /// Posts a message. Returns it and whether it was created by this call.
+/// Posts a message; `events` says what to stage in the outbox with it.
+/// Returns the message, whether it is new, and the staged events to relay.
 pub async fn create_message(
     db: &Db,
     slug: &Slug,
     author: &str,
     body: &MessageBody,
     idempotency_key: Option<&str>,
-) -> Result<(Message, bool), CityError> {
+    events: impl FnOnce(&Message) -> Vec<Envelope>,
+) -> Result<(Message, bool, Vec<Envelope>), CityError> {
     let room = room(db, slug).await?;
     let mut tx = db.begin().await?;
     let scope = format!("city.messages:{author}");
@@ -144,7 +154,7 @@ pub async fn create_message(
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
-            return Ok((message_from(&row)?, false));
+            return Ok((message_from(&row)?, false, Vec::new()));
         }
     }
     let message = Message {
@@ -167,8 +177,10 @@ pub async fn create_message(
     if let Some(key) = idempotency_key {
         idempotency::complete(&mut tx, &scope, key, &message.id).await?;
     }
+    let staged = events(&message);
+    daarion_bus::outbox::stage(&mut tx, &staged).await?;
     tx.commit().await?;
-    Ok((message, true))
+    Ok((message, true, staged))
 }
 
 /// A room's messages newest first, `limit + 1` at most, older than `before`.

@@ -1,0 +1,150 @@
+//! The transactional outbox. An event that durable consumers need (a
+//! message an agent must answer, a usage record to bill) is written by
+//! [`stage`] in the same transaction as the data it describes, so it exists
+//! exactly when the data does. After commit, [`Outbox::relay`] publishes it
+//! and removes it; if the bus is unreachable or the process stops first,
+//! the row stays and [`Outbox::run`] (every process runs one) publishes it
+//! later. Delivery is at least once: consumers deduplicate by event id.
+
+use std::{sync::Arc, time::Duration};
+
+use daarion_kernel::shutdown::CancellationToken;
+use daarion_store::{
+    Db,
+    sql::{Any, Row, Transaction},
+};
+use tokio::sync::Notify;
+
+use crate::{Bus, BusError, Envelope};
+
+/// A row not relayed by its writer within this long is relayed by whoever
+/// claims it first.
+const GRACE: Duration = Duration::from_secs(2);
+/// How long a claim lasts: a relay that dies mid-batch is retried after it.
+const CLAIM_FOR: Duration = Duration::from_secs(30);
+/// Rows one pass relays at most.
+const BATCH: i64 = 256;
+/// How often each process looks for rows left behind.
+const POLL: Duration = Duration::from_secs(1);
+
+/// Writes `events` in the caller's transaction; relay them after commit.
+pub async fn stage(tx: &mut Transaction<'_, Any>, events: &[Envelope]) -> Result<(), BusError> {
+    let now = daarion_store::now();
+    for event in events {
+        crate::subject::validate(&event.subject)?;
+        daarion_store::sql::query(
+            "INSERT INTO bus_outbox (id, event, created_at, claimed_until) VALUES ($1, $2, $3, '')",
+        )
+        .bind(event.id.as_str())
+        .bind(serde_json::to_string(event)?)
+        .bind(now.as_str())
+        .execute(&mut **tx)
+        .await
+        .map_err(daarion_store::StoreError::from)?;
+    }
+    Ok(())
+}
+
+/// Relays staged events to the bus; one per process, cheap to clone.
+#[derive(Clone)]
+pub struct Outbox {
+    db: Db,
+    bus: Arc<dyn Bus>,
+    wake: Arc<Notify>,
+}
+
+impl Outbox {
+    pub fn new(db: Db, bus: Arc<dyn Bus>) -> Self {
+        Self {
+            db,
+            bus,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Publishes events [`stage`]d by a transaction that has committed,
+    /// and removes them. A failure leaves them for [`Outbox::run`].
+    pub async fn relay(&self, events: &[Envelope]) {
+        if events.is_empty() {
+            return;
+        }
+        if let Err(error) = self.bus.publish_batch(events).await {
+            metrics::counter!("bus_outbox_deferred_total").increment(events.len() as u64);
+            tracing::warn!(%error, "staged events not published yet; the outbox relay retries");
+            self.wake.notify_one();
+            return;
+        }
+        let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+        if let Err(error) = self.remove(&ids).await {
+            // Published but still staged: relayed again later, and
+            // consumers drop the repeat by its id.
+            tracing::warn!(%error, "published events not removed from the outbox");
+        }
+    }
+
+    /// Relays rows left behind until `shutdown`, by polling and whenever
+    /// a relay after commit failed.
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            match self.relay_pending(GRACE).await {
+                Ok(n) if n > 0 => tracing::info!(events = n, "outbox relayed events left behind"),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "outbox relay failed; retrying"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(POLL) => {}
+                () = self.wake.notified() => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    /// Claims staged rows older than `grace` (oldest first, at most a
+    /// batch), publishes them and removes them. Returns how many.
+    pub async fn relay_pending(&self, grace: Duration) -> Result<usize, BusError> {
+        let now = chrono::Utc::now();
+        let at = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::zero());
+        let rows = daarion_store::sql::query(
+            "UPDATE bus_outbox SET claimed_until = $1
+             WHERE claimed_until < $2 AND id IN (
+                 SELECT id FROM bus_outbox WHERE created_at <= $3 AND claimed_until < $2
+                 ORDER BY created_at LIMIT $4)
+             RETURNING event",
+        )
+        .bind(daarion_store::format_time(now + at(CLAIM_FOR)))
+        .bind(daarion_store::format_time(now))
+        .bind(daarion_store::format_time(now - at(grace)))
+        .bind(BATCH)
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(daarion_store::StoreError::from)?;
+        let mut events = Vec::with_capacity(rows.len());
+        for row in rows {
+            let text: String = row
+                .try_get("event")
+                .map_err(daarion_store::StoreError::from)?;
+            events.push(serde_json::from_str::<Envelope>(&text)?);
+        }
+        if events.is_empty() {
+            return Ok(0);
+        }
+        events.sort_by(|a, b| a.time.cmp(&b.time));
+        self.bus.publish_batch(&events).await?;
+        let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+        self.remove(&ids).await?;
+        Ok(events.len())
+    }
+
+    async fn remove(&self, ids: &[&str]) -> Result<(), BusError> {
+        let mut tx = self.db.begin().await?;
+        for id in ids {
+            daarion_store::sql::query("DELETE FROM bus_outbox WHERE id = $1")
+                .bind(*id)
+                .execute(&mut *tx)
+                .await
+                .map_err(daarion_store::StoreError::from)?;
+        }
+        tx.commit().await.map_err(daarion_store::StoreError::from)?;
+        Ok(())
+    }
+}
