@@ -208,8 +208,44 @@ fn type_name(name: &str) -> EntityTypeName {
 
 /// City-wide roles.
 pub mod roles {
+    /// The role groups the policies name.
     pub const CITY_ADMIN: &str = "city:admin";
     pub const CITY_CITIZEN: &str = "city:citizen";
+
+    /// A person's role in the city, as stored (`citizen`, `admin`) and sent.
+    #[derive(
+        Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+    )]
+    #[serde(rename_all = "snake_case")]
+    pub enum CityRole {
+        Citizen,
+        Admin,
+    }
+
+    impl CityRole {
+        pub fn as_str(self) -> &'static str {
+            match self {
+                CityRole::Citizen => "citizen",
+                CityRole::Admin => "admin",
+            }
+        }
+
+        pub fn parse(raw: &str) -> Option<Self> {
+            match raw {
+                "citizen" => Some(CityRole::Citizen),
+                "admin" => Some(CityRole::Admin),
+                _ => None,
+            }
+        }
+
+        /// The role groups a holder is in: every person is a citizen.
+        pub fn groups(self) -> Vec<String> {
+            match self {
+                CityRole::Citizen => vec![CITY_CITIZEN.to_owned()],
+                CityRole::Admin => vec![CITY_CITIZEN.to_owned(), CITY_ADMIN.to_owned()],
+            }
+        }
+    }
 
     /// A microDAO role, as the role group the policies name.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -212,8 +212,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let db = daarion_store::Db::connect(&settings.database()).await?;
             daarion_store::migrate::apply(&db, &daarion::migrations()).await?;
             let role = match role {
-                InviteRole::Admin => daarion_auth::api::InvitedRole::Admin,
-                InviteRole::Citizen => daarion_auth::api::InvitedRole::Citizen,
+                InviteRole::Admin => daarion_access::vocab::roles::CityRole::Admin,
+                InviteRole::Citizen => daarion_access::vocab::roles::CityRole::Citizen,
             };
             let (invite, expires_at) = daarion_auth::api::issue_invite(
                 &db,

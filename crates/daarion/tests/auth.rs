@@ -784,7 +784,7 @@ async fn a_closed_city_registers_people_by_invitation_only() {
         .unwrap();
     let (admin_invite, _) = daarion_auth::api::issue_invite(
         &db,
-        daarion_auth::api::InvitedRole::Admin,
+        daarion_access::vocab::roles::CityRole::Admin,
         "operator",
         std::time::Duration::from_secs(600),
     )

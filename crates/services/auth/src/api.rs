@@ -11,6 +11,7 @@ use daarion_access::{
     Access::{Check, Public, SignedIn},
     Action, Credential, KeyLimits, Principal, Rule, Scope, Target,
     enforce::{API_KEY_PREFIX, SESSION_COOKIE},
+    vocab::roles::CityRole,
 };
 use daarion_cache::RateLimit;
 use daarion_kernel::{
@@ -113,8 +114,7 @@ pub struct UserView {
     pub id: String,
     pub username: String,
     pub display_name: String,
-    /// `admin` or `citizen`.
-    pub city_role: String,
+    pub city_role: CityRole,
     pub created_at: String,
 }
 
@@ -873,28 +873,12 @@ async fn revoke_api_key(
 /// Invitations start with this, so a pasted token says what it is.
 pub const INVITE_PREFIX: &str = "inv_";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum InvitedRole {
-    Citizen,
-    Admin,
-}
-
-impl InvitedRole {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InvitedRole::Citizen => "citizen",
-            InvitedRole::Admin => "admin",
-        }
-    }
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateInvite {
     /// Default `citizen`.
     #[serde(default)]
-    pub role: Option<InvitedRole>,
+    pub role: Option<CityRole>,
     /// Hours the invitation stays open, 1 to 720 (default 72).
     #[serde(default)]
     pub expires_in_hours: Option<u32>,
@@ -905,7 +889,7 @@ pub struct CreatedInvite {
     /// The one-time token, shown once: the invitee sends it as `invite`
     /// when registering.
     pub invite: String,
-    pub role: InvitedRole,
+    pub role: CityRole,
     pub expires_at: String,
 }
 
@@ -923,7 +907,7 @@ async fn create_invite(
             "expires_in_hours must be between 1 and 720",
         ));
     }
-    let role = body.role.unwrap_or(InvitedRole::Citizen);
+    let role = body.role.unwrap_or(CityRole::Citizen);
     let (invite, expires_at) = issue_invite(
         &state.db,
         role,
@@ -946,7 +930,7 @@ async fn create_invite(
 /// by `daarion admin invite`.
 pub async fn issue_invite(
     db: &daarion_store::Db,
-    role: InvitedRole,
+    role: CityRole,
     created_by: &str,
     valid_for: Duration,
 ) -> Result<(String, String), AuthError> {
@@ -954,7 +938,7 @@ pub async fn issue_invite(
     let expires_at = store::create_invite(
         db,
         &domain::hash_secret(&token),
-        role.as_str(),
+        role,
         created_by,
         valid_for,
     )

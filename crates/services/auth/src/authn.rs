@@ -8,7 +8,6 @@ use async_trait::async_trait;
 use daarion_access::{
     Credential, Principal, PrincipalKind, Scope,
     enforce::{Authenticate, AuthnUnavailable},
-    vocab::roles::{CITY_ADMIN, CITY_CITIZEN},
 };
 use daarion_bus::{Bus, Envelope};
 use daarion_kernel::shutdown::CancellationToken;
@@ -34,21 +33,13 @@ pub struct Authenticator {
     cache: moka::future::Cache<String, Option<Principal>>,
 }
 
-pub fn roles_for(city_role: &str) -> Vec<String> {
-    let mut roles = vec![CITY_CITIZEN.to_owned()];
-    if city_role == "admin" {
-        roles.push(CITY_ADMIN.to_owned());
-    }
-    roles
-}
-
 /// A person, with the city roles their account holds.
 fn person(user: store::User, scopes: Option<Vec<Scope>>, credential: Credential) -> Principal {
     Principal {
         kind: PrincipalKind::User,
         handle: user.username,
         id: user.id,
-        roles: roles_for(&user.city_role),
+        roles: user.city_role.groups(),
         owner: None,
         scopes,
         credential,

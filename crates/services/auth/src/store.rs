@@ -7,6 +7,8 @@ use daarion_store::{
     sql::{self, AnyRow, Row},
 };
 
+use daarion_access::vocab::roles::CityRole;
+
 use crate::domain::{AuthError, hash_secret, new_secret};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,8 +16,13 @@ pub struct User {
     pub id: String,
     pub username: String,
     pub display_name: String,
-    pub city_role: String,
+    pub city_role: CityRole,
     pub created_at: String,
+}
+
+fn city_role(row: &AnyRow) -> Result<CityRole, AuthError> {
+    let raw: String = row.try_get("city_role")?;
+    CityRole::parse(&raw).ok_or_else(|| AuthError::Corrupt(format!("city_role {raw:?}")))
 }
 
 fn user_from(row: &AnyRow) -> Result<User, AuthError> {
@@ -23,7 +30,7 @@ fn user_from(row: &AnyRow) -> Result<User, AuthError> {
         id: row.try_get("id")?,
         username: row.try_get("username")?,
         display_name: row.try_get("display_name")?,
-        city_role: row.try_get("city_role")?,
+        city_role: city_role(row)?,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -113,7 +120,7 @@ pub struct NewUser<'a> {
 pub async fn create_user(db: &Db, new: &NewUser<'_>) -> Result<User, AuthError> {
     let mut tx = db.begin().await?;
     let now = daarion_store::now();
-    let mut role = "citizen";
+    let mut role = CityRole::Citizen;
     if let Some(hash) = new.invite_hash {
         let spent = sql::query(
             "UPDATE auth_invites SET used_at = $2, used_by = $3
@@ -125,10 +132,7 @@ pub async fn create_user(db: &Db, new: &NewUser<'_>) -> Result<User, AuthError> 
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| AuthError::Unauthorized("invitation is unknown, used or expired".into()))?;
-        let invited: String = spent.try_get("city_role")?;
-        if invited == "admin" {
-            role = "admin";
-        }
+        role = city_role(&spent)?;
     }
     let first = sql::query(
         "INSERT INTO auth_bootstrap (id, user_id) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
@@ -139,7 +143,7 @@ pub async fn create_user(db: &Db, new: &NewUser<'_>) -> Result<User, AuthError> 
     .rows_affected()
         == 1;
     if first {
-        role = "admin";
+        role = CityRole::Admin;
     }
     let inserted = sql::query(
         "INSERT INTO auth_users (id, username, display_name, city_role, created_at)
@@ -148,7 +152,7 @@ pub async fn create_user(db: &Db, new: &NewUser<'_>) -> Result<User, AuthError> 
     .bind(new.id)
     .bind(new.username)
     .bind(new.display_name)
-    .bind(role)
+    .bind(role.as_str())
     .bind(&now)
     .execute(&mut *tx)
     .await?
@@ -173,7 +177,7 @@ pub async fn create_user(db: &Db, new: &NewUser<'_>) -> Result<User, AuthError> 
         id: new.id.to_owned(),
         username: new.username.to_owned(),
         display_name: new.display_name.to_owned(),
-        city_role: role.to_owned(),
+        city_role: role,
         created_at: now,
     })
 }
@@ -182,7 +186,7 @@ pub async fn create_user(db: &Db, new: &NewUser<'_>) -> Result<User, AuthError> 
 pub async fn create_invite(
     db: &Db,
     token_hash: &str,
-    city_role: &str,
+    city_role: CityRole,
     created_by: &str,
     valid_for: std::time::Duration,
 ) -> Result<String, AuthError> {
@@ -194,7 +198,7 @@ pub async fn create_invite(
          VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(token_hash)
-    .bind(city_role)
+    .bind(city_role.as_str())
     .bind(created_by)
     .bind(daarion_store::now())
     .bind(&expires)

@@ -3,14 +3,14 @@
 
 use axum::{
     extract::{Path, State},
-    http::{HeaderMap, StatusCode},
+    http::StatusCode,
     response::{IntoResponse, Response},
 };
 use daarion_access::Principal;
 use daarion_bus::Envelope;
 use daarion_kernel::{
     ApiError,
-    http::{Json, Page, PageParams, Query},
+    http::{IdempotencyKey, Json, Page, PageParams, Query},
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -116,20 +116,6 @@ pub fn router() -> OpenApiRouter<CityState> {
         .routes(routes!(presence))
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
-    headers
-        .get("idempotency-key")
-        .map(|v| {
-            v.to_str()
-                .ok()
-                .filter(|k| !k.is_empty() && k.len() <= 255)
-                .ok_or_else(|| {
-                    ApiError::bad_request("Idempotency-Key must be 1 to 255 visible characters")
-                })
-        })
-        .transpose()
-}
-
 fn created<T: Serialize>(fresh: bool, body: T) -> Response {
     let status = if fresh {
         StatusCode::CREATED
@@ -157,7 +143,7 @@ async fn list_rooms(
 
 /// Create a public room. Send `Idempotency-Key` to make retries safe.
 #[utoipa::path(post, path = "/rooms", tag = "city", request_body = CreateRoom,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried create return the first result")),
+    params(IdempotencyKey),
     responses((status = 201, description = "Created", body = RoomView),
         (status = 200, description = "Replay of an earlier create with the same key", body = RoomView),
         (status = 409, description = "The slug is taken"),
@@ -165,7 +151,7 @@ async fn list_rooms(
 async fn create_room(
     State(state): State<CityState>,
     actor: Principal,
-    headers: HeaderMap,
+    key: IdempotencyKey,
     Json(input): Json<CreateRoom>,
 ) -> Result<Response, ApiError> {
     let new_room = NewRoom::parse(&input.slug, &input.title, input.description.as_deref())?;
@@ -173,7 +159,7 @@ async fn create_room(
         &state.db,
         &new_room,
         &actor.handle,
-        idempotency_key(&headers)?,
+        key.as_deref(),
         |room| {
             vec![
                 Envelope::new(
@@ -223,26 +209,19 @@ async fn list_messages(
 
 /// Post a message to a room; every client connected to the room receives it.
 #[utoipa::path(post, path = "/rooms/{slug}/messages", tag = "city", request_body = PostMessage,
-    params(("slug" = String, Path, description = "Room slug"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried post return the first result")),
+    params(("slug" = String, Path, description = "Room slug"), IdempotencyKey),
     responses((status = 201, body = MessageView), (status = 404, description = "No such room"),
         (status = 422, description = "Empty or over-long body")))]
 async fn post_message(
     State(state): State<CityState>,
     Path(slug): Path<String>,
     actor: Principal,
-    headers: HeaderMap,
+    key: IdempotencyKey,
     Json(input): Json<PostMessage>,
 ) -> Result<Response, ApiError> {
     let slug = Slug::parse(&slug).map_err(|_| CityError::RoomNotFound(slug))?;
-    let (message, fresh) = crate::post_message(
-        &state,
-        &slug,
-        &actor,
-        &input.body,
-        idempotency_key(&headers)?,
-    )
-    .await?;
+    let (message, fresh) =
+        crate::post_message(&state, &slug, &actor, &input.body, key.as_deref()).await?;
     Ok(created(fresh, message))
 }
 

@@ -105,7 +105,7 @@ impl From<daarion_usage::MeterError> for LlmError {
                 retry_after: Some(e.retry_after),
                 ..Self::new(
                     StatusCode::TOO_MANY_REQUESTS,
-                    if e.limit == "budget" {
+                    if e.limit == daarion_usage::LimitKind::Budget {
                         "insufficient_quota"
                     } else {
                         "rate_limit_exceeded"

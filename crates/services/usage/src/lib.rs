@@ -19,7 +19,9 @@ use daarion_kernel::{ApiError, ErrorCode, shutdown::CancellationToken};
 use daarion_service::{BuildError, Context, Event, Mount, Section, Service};
 use daarion_store::{Db, migration};
 
-pub use meter::{Admission, Exceeded, ExtraLimit, Meter, MeterError, Settings, Subjects};
+pub use meter::{
+    Admission, Exceeded, ExtraLimit, LimitKind, Meter, MeterError, Settings, Subjects,
+};
 pub use record::{Outcome, Price, UsageKind, UsageRecord};
 
 pub const SERVICE: &str = "usage";

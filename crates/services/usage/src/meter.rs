@@ -163,12 +163,20 @@ pub struct ExtraLimit {
     pub tokens_per_minute: Option<u64>,
 }
 
+/// Which kind of limit refused a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    RequestsPerMinute,
+    TokensPerMinute,
+    /// The monthly money budget.
+    Budget,
+}
+
 /// A limit that refused a call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct Exceeded {
-    /// `requests_per_minute`, `tokens_per_minute` or `budget`.
-    pub limit: &'static str,
+    pub limit: LimitKind,
     /// Whose limit: `user:u1`, `API key key_…`, `model gpt-4o`.
     pub subject: String,
     pub retry_after: Duration,
@@ -359,7 +367,7 @@ impl Meter {
                 let used = self.window_add(&key, 0).await;
                 if used >= i64::try_from(limit).unwrap_or(i64::MAX) {
                     let e = Exceeded {
-                        limit: "tokens_per_minute",
+                        limit: LimitKind::TokensPerMinute,
                         message: format!(
                             "{name} used {used} of its {limit} tokens per minute; resets in {}",
                             human(minute_left)
@@ -377,7 +385,7 @@ impl Meter {
                 counted.push(key);
                 if used > i64::from(limit) {
                     let e = Exceeded {
-                        limit: "requests_per_minute",
+                        limit: LimitKind::RequestsPerMinute,
                         message: format!(
                             "{name} made {limit} requests this minute, its limit; resets in {}",
                             human(minute_left)
@@ -406,7 +414,7 @@ impl Meter {
                 Ok(false) => {
                     let subject = hold.subject;
                     let e = Exceeded {
-                        limit: "budget",
+                        limit: LimitKind::Budget,
                         message: format!(
                             "{subject} has spent its budget of {:.2} {} for {period}; resets in {}",
                             budget as f64 / 1e6,
