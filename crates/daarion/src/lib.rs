@@ -503,7 +503,8 @@ async fn mount(ctx: daarion_service::Context) -> anyhow::Result<Mounted> {
         .await
         .with_context(|| format!("failed to start the {} service", service.name))?;
     let (api, ws, openapi) = built.into_parts();
-    let openapi = prefixed(openapi, &format!("/api/{}", service.name));
+    let mut openapi = prefixed(openapi, &format!("/api/{}", service.name));
+    daarion_service::openapi::declare_errors(&mut openapi, service.rules);
     let problems = daarion_service::check_served(service, &openapi);
     anyhow::ensure!(problems.is_empty(), "{problems:?}");
     Ok(Mounted {
@@ -551,7 +552,9 @@ fn compose(
     }
     let (ops, ops_openapi) = ops::router(backends.clone(), access.clone());
     router = router.nest("/api/ops", ops);
-    openapi.merge(prefixed(ops_openapi, "/api/ops"));
+    let mut ops_openapi = prefixed(ops_openapi, "/api/ops");
+    daarion_service::openapi::declare_errors(&mut ops_openapi, ops::RULES);
+    openapi.merge(ops_openapi);
 
     let top_health = match shape {
         Shape::AllInOne | Shape::Gateway => Health::new(

@@ -242,8 +242,10 @@ pub fn client_ip(
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 pub struct PageParams {
     /// Items per page, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
+    #[param(max_length = 512)]
     pub cursor: Option<String>,
 }
 

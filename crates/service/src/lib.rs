@@ -11,11 +11,12 @@
 //! refuses a service whose declaration and routes disagree.
 //!
 //! Layout: here the declaration; `context` what a build receives and
-//! returns; `declared` the bus as a service may use it (only the subjects
+//! returns; `openapi` the answers every operation can give; `declared` the bus as a service may use it (only the subjects
 //! it declares); `settings` a service's settings section.
 
 mod context;
 mod declared;
+pub mod openapi;
 pub mod settings;
 
 use daarion_access::{Kind, Resource, Rule};

@@ -45,8 +45,14 @@ pub static RULES: &[Rule] = &[
     Rule::new(Method::GET, "/api/usage/plans", SignedIn),
 ];
 
+/// Schemas the query parameters name (`IntoParams` refers to them without
+/// registering them).
+#[derive(utoipa::OpenApi)]
+#[openapi(components(schemas(GroupBy, Granularity, crate::UsageKind, Format)))]
+struct ParamSchemas;
+
 pub fn router() -> OpenApiRouter<UsageState> {
-    OpenApiRouter::new()
+    OpenApiRouter::with_openapi(<ParamSchemas as utoipa::OpenApi>::openapi())
         .routes(routes!(city_summary))
         .routes(routes!(subject_summary))
         .routes(routes!(quota))
