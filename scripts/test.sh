@@ -83,18 +83,20 @@ export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/daarion/target}"
 export RUST_LOG="${RUST_LOG:-warn}"
 
-# The official `openai` Python client, from PyPI, for the LLM proxy test.
-ensure_openai_python() {
+# From PyPI, into one virtualenv: the official `openai` Python client (the
+# LLM proxy test) and schemathesis (requests generated from /openapi.json).
+ensure_python_tools() {
   local venv="$HOME/.cache/daarion/venv"
-  if ! "$venv/bin/python" -c "import openai" 2>/dev/null; then
-    log "installing the openai Python client into $venv"
+  if ! "$venv/bin/python" -c "import openai, schemathesis" 2>/dev/null; then
+    log "installing openai and schemathesis into $venv"
     command -v python3 >/dev/null || apt_install python3
     python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$venv"; }
-    "$venv/bin/pip" install -q openai
+    "$venv/bin/pip" install -q openai schemathesis
   fi
   export DAARION_PYTHON="$venv/bin/python"
+  export DAARION_SCHEMATHESIS="$venv/bin/st"
 }
-ensure_openai_python
+ensure_python_tools
 
 # Every test makes its own database, stream namespace and key prefix; remove
 # those that earlier runs left behind.

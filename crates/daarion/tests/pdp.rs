@@ -175,6 +175,32 @@ async fn invalid_policies_are_refused_and_change_nothing() {
     app.stop().await;
 }
 
+/// A set with no policy letting admins change policies would lock everyone
+/// out for good; it is refused like an invalid one.
+#[tokio::test]
+async fn a_policy_set_that_locks_admins_out_is_refused() {
+    let Some(city) = City::new(Kind::Embedded).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let empty = json!({"files": [{"name": "nothing", "text": ""}]});
+    for path in ["/api/pdp/policies", "/api/control/policies"] {
+        let (status, body) = send(&app, "PUT", path, "root", Some(empty.clone())).await;
+        assert_eq!(
+            (status, error_code(&body)),
+            (422, "validation_failed"),
+            "{path}"
+        );
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("lock"),
+            "{body}"
+        );
+    }
+    let (status, rooms) = send(&app, "GET", "/api/city/rooms", "alice", None).await;
+    assert_eq!(status, 200, "{rooms}");
+    app.stop().await;
+}
+
 async fn wait_for_audit(app: &common::TestApp, matches: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

@@ -118,7 +118,10 @@ fn implied(operation: &Operation, access: Option<Access>) -> Vec<(u16, &'static 
         Some(Access::Public) | None => {}
     }
     if has(ParameterIn::Path) {
-        statuses.push((404, "No such resource"));
+        statuses.extend([
+            (404, "No such resource"),
+            (422, "A path parameter is malformed"),
+        ]);
     }
     statuses
 }

@@ -355,7 +355,9 @@ fn passkey_name(raw: Option<&str>) -> Result<String, AuthError> {
 /// Starts registering a new person with a passkey. The first person to
 /// register becomes the city admin.
 #[utoipa::path(post, path = "/register/begin", tag = "auth", request_body = BeginRegistration,
-    responses((status = 200, body = CeremonyStarted), (status = 409, description = "username taken")))]
+    responses((status = 200, body = CeremonyStarted), (status = 409, description = "username taken"),
+        (status = 401, description = "Invitation unknown, used or expired"),
+        (status = 403, description = "Registration is by invitation only")))]
 async fn register_begin(
     State(state): State<AuthState>,
     ClientAddr(ip): ClientAddr,
@@ -375,7 +377,9 @@ async fn register_begin(
 
 /// Finishes registration: creates the account, its first passkey and a session.
 #[utoipa::path(post, path = "/register/finish", tag = "auth", request_body = FinishRegistration,
-    responses((status = 201, body = SignedInView)))]
+    responses((status = 201, body = SignedInView),
+        (status = 401, description = "Ceremony unknown or expired, credential rejected, or invitation spent"),
+        (status = 409, description = "username taken")))]
 async fn register_finish(
     State(state): State<AuthState>,
     ClientAddr(ip): ClientAddr,
@@ -397,7 +401,8 @@ async fn register_finish(
 /// Starts signing in: with a username, that person's passkeys are offered;
 /// without, the browser offers any passkey for this site (autofill).
 #[utoipa::path(post, path = "/login/begin", tag = "auth", request_body = BeginLogin,
-    responses((status = 200, body = CeremonyStarted)))]
+    responses((status = 200, body = CeremonyStarted),
+        (status = 401, description = "No passkey is registered for that username")))]
 async fn login_begin(
     State(state): State<AuthState>,
     ClientAddr(ip): ClientAddr,
@@ -437,7 +442,8 @@ async fn login_finish(
 /// Spends a recovery code and starts registering a new passkey, for a
 /// person who lost every device.
 #[utoipa::path(post, path = "/recover/begin", tag = "auth", request_body = BeginRecovery,
-    responses((status = 200, body = CeremonyStarted)))]
+    responses((status = 200, body = CeremonyStarted),
+        (status = 401, description = "Unknown username or recovery code")))]
 async fn recover_begin(
     State(state): State<AuthState>,
     ClientAddr(ip): ClientAddr,
@@ -458,7 +464,8 @@ async fn recover_begin(
 
 /// Finishes recovery: the new passkey is added and a session opened.
 #[utoipa::path(post, path = "/recover/finish", tag = "auth", request_body = FinishRegistration,
-    responses((status = 201, body = SignedInView)))]
+    responses((status = 201, body = SignedInView),
+        (status = 401, description = "Ceremony unknown or expired, or credential rejected")))]
 async fn recover_finish(
     State(state): State<AuthState>,
     ClientAddr(ip): ClientAddr,

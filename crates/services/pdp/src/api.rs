@@ -195,7 +195,8 @@ async fn decide_one(
 
 /// Decides one request: the decision and the policies that made it.
 #[utoipa::path(post, path = "/decide", tag = "pdp", request_body = DecideRequest,
-    responses((status = 200, body = DecisionView), (status = 403, description = "asking about someone else without the right")))]
+    responses((status = 200, body = DecisionView), (status = 403, description = "asking about someone else without the right"),
+        (status = 404, description = "No such principal")))]
 async fn decide(
     State(state): State<PdpState>,
     caller: Principal,
@@ -218,7 +219,9 @@ pub struct BatchResponse {
 
 /// Decides up to 100 requests at once.
 #[utoipa::path(post, path = "/decide/batch", tag = "pdp", request_body = BatchRequest,
-    responses((status = 200, body = BatchResponse)))]
+    responses((status = 200, body = BatchResponse),
+        (status = 403, description = "A request asks about someone else without the right"),
+        (status = 404, description = "No such principal")))]
 async fn decide_batch(
     State(state): State<PdpState>,
     caller: Principal,

@@ -87,6 +87,7 @@ pub async fn change_policies(
     }
     let after = engine.current().version;
     let compiled = Compiled::new(files.clone(), after + 1)?;
+    keeps_admins_in(Compiled::new(files.clone(), after + 1)?)?;
     let version = store::save(db, after, &files, author).await?;
     engine.install(compiled);
     let event = Envelope::new(
@@ -99,6 +100,34 @@ pub async fn change_policies(
         tracing::warn!(%error, "policy change not announced; replicas pick it up within 30 s");
     }
     Ok(version)
+}
+
+/// Refuses a policy set under which a city admin could no longer change
+/// the policies: nobody could undo it without the database.
+fn keeps_admins_in(candidate: Compiled) -> Result<(), PdpError> {
+    let admin = daarion_access::Principal {
+        kind: daarion_access::PrincipalKind::User,
+        id: "policy-check".into(),
+        handle: "policy-check".into(),
+        roles: daarion_access::vocab::roles::CityRole::Admin.groups(),
+        owner: None,
+        scopes: None,
+        credential: daarion_access::Credential::Session { id: String::new() },
+    };
+    let policies = daarion_access::Resource::new(daarion_access::Kind::Policy, "city");
+    let decision = Engine::new(candidate).decide(
+        &admin,
+        daarion_access::Action::Admin,
+        &policies,
+        daarion_access::Facts::default(),
+    );
+    if decision.allowed {
+        Ok(())
+    } else {
+        Err(PdpError::Invalid(
+            "this policy set would lock city admins out of changing policies; keep a policy that permits them `admin` on the policy set".into(),
+        ))
+    }
 }
 
 /// Keeps `engine` on the newest policy set: at once when a change is

@@ -208,7 +208,8 @@ fn csv(items: &[Bucket], currency: &str) -> String {
 
 /// Usage of the whole city, bucketed in time and optionally grouped.
 #[utoipa::path(get, path = "/summary", tag = "usage", params(SummaryParams),
-    responses((status = 200, body = Summary, description = "JSON, or CSV with `format=csv`")))]
+    responses((status = 200, description = "JSON, or CSV with `format=csv`",
+        content((Summary = "application/json"), (String = "text/csv")))))]
 async fn city_summary(
     State(state): State<UsageState>,
     Query(params): Query<SummaryParams>,
@@ -219,7 +220,8 @@ async fn city_summary(
 /// Usage of one person (`user:<id>`), agent (`agent:<id>`) or microDAO (`dao:<id>`).
 #[utoipa::path(get, path = "/subjects/{subject}/summary", tag = "usage",
     params(("subject" = String, Path, description = "`user:<id>`, `agent:<id>` or `dao:<id>`"), SummaryParams),
-    responses((status = 200, body = Summary, description = "JSON, or CSV with `format=csv`")))]
+    responses((status = 200, description = "JSON, or CSV with `format=csv`",
+        content((Summary = "application/json"), (String = "text/csv")))))]
 async fn subject_summary(
     State(state): State<UsageState>,
     Path(subject): Path<String>,
