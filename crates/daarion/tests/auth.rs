@@ -9,6 +9,18 @@ use common::{City, Kind, error_code};
 use daarion_testkit::passkey::Person;
 use serde_json::{Value, json};
 
+on_every_backend!(
+    the_first_person_is_admin_and_signs_in_both_ways,
+    assertions_cannot_be_replayed_tampered_or_come_from_a_clone,
+    passkeys_can_be_added_renamed_and_deleted_but_never_the_last,
+    sessions_are_revoked_one_all_or_by_logout,
+    recovery_codes_add_a_passkey_once_each,
+    api_keys_are_shown_once_scoped_bound_to_agents_and_revocable,
+    sign_in_attempts_are_rate_limited,
+    each_person_and_each_api_key_has_its_own_request_budget,
+    a_closed_city_registers_people_by_invitation_only,
+);
+
 async fn call(
     app: &common::TestApp,
     method: reqwest::Method,
@@ -30,9 +42,8 @@ fn cookie(person: &Person) -> Option<(&'static str, String)> {
     Some(("cookie", person.cookie()))
 }
 
-#[tokio::test]
-async fn the_first_person_is_admin_and_signs_in_both_ways() {
-    let Some(city) = City::new(Kind::Embedded).await else {
+async fn the_first_person_is_admin_and_signs_in_both_ways(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
         return;
     };
     let app = city.spawn().await;
@@ -95,9 +106,8 @@ async fn the_first_person_is_admin_and_signs_in_both_ways() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn assertions_cannot_be_replayed_tampered_or_come_from_a_clone() {
-    let Some(city) = City::new(Kind::Embedded).await else {
+async fn assertions_cannot_be_replayed_tampered_or_come_from_a_clone(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
         return;
     };
     let app = city.spawn().await;
@@ -154,9 +164,8 @@ async fn assertions_cannot_be_replayed_tampered_or_come_from_a_clone() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn passkeys_can_be_added_renamed_and_deleted_but_never_the_last() {
-    let Some(city) = City::new(Kind::Embedded).await else {
+async fn passkeys_can_be_added_renamed_and_deleted_but_never_the_last(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
         return;
     };
     let app = city.spawn().await;
@@ -250,9 +259,8 @@ async fn me(app: &common::TestApp, token: String) -> u16 {
         .0
 }
 
-#[tokio::test]
-async fn sessions_are_revoked_one_all_or_by_logout() {
-    let Some(city) = City::new(Kind::Embedded).await else {
+async fn sessions_are_revoked_one_all_or_by_logout(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
         return;
     };
     let app = city.spawn().await;
@@ -351,9 +359,8 @@ async fn the_session_cookie_is_http_only_secure_and_lax() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn recovery_codes_add_a_passkey_once_each() {
-    let Some(city) = City::new(Kind::Embedded).await else {
+async fn recovery_codes_add_a_passkey_once_each(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
         return;
     };
     let app = city.spawn().await;
@@ -428,9 +435,8 @@ async fn recovery_codes_add_a_passkey_once_each() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn api_keys_are_shown_once_scoped_bound_to_agents_and_revocable() {
-    let Some(city) = City::new(Kind::Embedded).await else {
+async fn api_keys_are_shown_once_scoped_bound_to_agents_and_revocable(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
         return;
     };
     let app = city.spawn().await;
@@ -649,9 +655,8 @@ async fn service_tokens_are_checked_for_signature_audience_and_expiry() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn sign_in_attempts_are_rate_limited() {
-    let Some(mut city) = City::new(Kind::Embedded).await else {
+async fn sign_in_attempts_are_rate_limited(kind: Kind) {
+    let Some(mut city) = City::new(kind).await else {
         return;
     };
     city.settings
@@ -677,9 +682,8 @@ async fn sign_in_attempts_are_rate_limited() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn each_person_and_each_api_key_has_its_own_request_budget() {
-    let Some(mut city) = City::new(Kind::Embedded).await else {
+async fn each_person_and_each_api_key_has_its_own_request_budget(kind: Kind) {
+    let Some(mut city) = City::new(kind).await else {
         return;
     };
     city.settings.gateway.principal_rate_limit_per_second = 0.5;
@@ -764,9 +768,8 @@ async fn behind_a_trusted_proxy_sign_in_limits_follow_the_forwarded_client() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_closed_city_registers_people_by_invitation_only() {
-    let Some(mut city) = City::new(Kind::Embedded).await else {
+async fn a_closed_city_registers_people_by_invitation_only(kind: Kind) {
+    let Some(mut city) = City::new(kind).await else {
         return;
     };
     city.settings

@@ -11,30 +11,8 @@ use std::time::{Duration, Instant};
 use common::{City, Kind, error_code};
 use serde_json::{Value, json};
 
-async fn send(
-    app: &common::TestApp,
-    method: &str,
-    path: &str,
-    auth: (&str, String),
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = app
-        .client
-        .request(method.parse().unwrap(), app.url(path))
-        .header(auth.0, auth.1);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    common::decode(request.send().await.unwrap()).await
-}
-
 async fn as_user(app: &common::TestApp, name: &str) -> (&'static str, String) {
     ("cookie", app.cookie(name).await)
-}
-
-async fn user_id(app: &common::TestApp, name: &str) -> String {
-    let (_, me) = send(app, "GET", "/api/auth/me", as_user(app, name).await, None).await;
-    me["user"]["id"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -47,24 +25,19 @@ async fn prompts_are_versioned_rolled_back_and_owned() {
     // Alice's agent identity exists once she made it a key.
     let agent_key = app.api_key_for_agent("alice", "helper").await;
     for text in ["You help.", "You help, briefly."] {
-        let (status, doc) = send(
-            &app,
-            "POST",
-            "/api/control/prompts/helper",
-            alice.clone(),
-            Some(json!({"text": text})),
-        )
-        .await;
+        let (status, doc) = app
+            .send_with(
+                "POST",
+                "/api/control/prompts/helper",
+                alice.clone(),
+                Some(json!({"text": text})),
+            )
+            .await;
         assert_eq!(status, 201, "{doc}");
     }
-    let (_, current) = send(
-        &app,
-        "GET",
-        "/api/control/prompts/helper",
-        alice.clone(),
-        None,
-    )
-    .await;
+    let (_, current) = app
+        .send_with("GET", "/api/control/prompts/helper", alice.clone(), None)
+        .await;
     assert_eq!(
         (
             current["version"].as_u64(),
@@ -73,33 +46,28 @@ async fn prompts_are_versioned_rolled_back_and_owned() {
         (Some(2), Some("You help, briefly."))
     );
     assert!(current["author"].as_str().unwrap().starts_with("user:"));
-    let (status, draft) = send(
-        &app,
-        "POST",
-        "/api/control/prompts/helper",
-        alice.clone(),
-        Some(json!({"text": "Draft", "activate": false})),
-    )
-    .await;
+    let (status, draft) = app
+        .send_with(
+            "POST",
+            "/api/control/prompts/helper",
+            alice.clone(),
+            Some(json!({"text": "Draft", "activate": false})),
+        )
+        .await;
     assert_eq!((status, draft["version"].as_u64()), (201, Some(3)));
-    let (_, current) = send(
-        &app,
-        "GET",
-        "/api/control/prompts/helper",
-        alice.clone(),
-        None,
-    )
-    .await;
+    let (_, current) = app
+        .send_with("GET", "/api/control/prompts/helper", alice.clone(), None)
+        .await;
     assert_eq!(current["version"], 2, "a draft is not current");
 
-    let (_, versions) = send(
-        &app,
-        "GET",
-        "/api/control/prompts/helper/versions?limit=2",
-        alice.clone(),
-        None,
-    )
-    .await;
+    let (_, versions) = app
+        .send_with(
+            "GET",
+            "/api/control/prompts/helper/versions?limit=2",
+            alice.clone(),
+            None,
+        )
+        .await;
     let items = versions["items"].as_array().unwrap();
     assert_eq!(
         items
@@ -109,113 +77,103 @@ async fn prompts_are_versioned_rolled_back_and_owned() {
         vec![3, 2]
     );
     let cursor = versions["next_cursor"].as_str().unwrap();
-    let (_, rest) = send(
-        &app,
-        "GET",
-        &format!("/api/control/prompts/helper/versions?limit=2&cursor={cursor}"),
-        alice.clone(),
-        None,
-    )
-    .await;
+    let (_, rest) = app
+        .send_with(
+            "GET",
+            &format!("/api/control/prompts/helper/versions?limit=2&cursor={cursor}"),
+            alice.clone(),
+            None,
+        )
+        .await;
     assert_eq!(rest["items"][0]["version"], 1);
-    let (_, v1) = send(
-        &app,
-        "GET",
-        "/api/control/prompts/helper/versions/1",
-        alice.clone(),
-        None,
-    )
-    .await;
+    let (_, v1) = app
+        .send_with(
+            "GET",
+            "/api/control/prompts/helper/versions/1",
+            alice.clone(),
+            None,
+        )
+        .await;
     assert_eq!(v1["value"]["text"], "You help.");
 
     // Roll back, and the agent reads its own prompt with its key.
-    let (status, _) = send(
-        &app,
-        "PUT",
-        "/api/control/prompts/helper/current",
-        alice.clone(),
-        Some(json!({"version": 1})),
-    )
-    .await;
+    let (status, _) = app
+        .send_with(
+            "PUT",
+            "/api/control/prompts/helper/current",
+            alice.clone(),
+            Some(json!({"version": 1})),
+        )
+        .await;
     assert_eq!(status, 200);
-    let (status, mine) = send(
-        &app,
-        "GET",
-        "/api/control/prompts/helper",
-        ("authorization", format!("Bearer {agent_key}")),
-        None,
-    )
-    .await;
+    let (status, mine) = app
+        .send_with(
+            "GET",
+            "/api/control/prompts/helper",
+            ("authorization", format!("Bearer {agent_key}")),
+            None,
+        )
+        .await;
     assert_eq!(
         (status, mine["value"]["text"].as_str()),
         (200, Some("You help."))
     );
-    let (status, _) = send(
-        &app,
-        "POST",
-        "/api/control/prompts/helper",
-        ("authorization", format!("Bearer {agent_key}")),
-        Some(json!({"text": "I rewrite myself"})),
-    )
-    .await;
+    let (status, _) = app
+        .send_with(
+            "POST",
+            "/api/control/prompts/helper",
+            ("authorization", format!("Bearer {agent_key}")),
+            Some(json!({"text": "I rewrite myself"})),
+        )
+        .await;
     assert_eq!(status, 403, "an agent does not rewrite its own prompt");
 
     // Others may not; unknown agents and bad input are clear.
     let bob = as_user(&app, "bob").await;
-    let (status, _) = send(
-        &app,
-        "GET",
-        "/api/control/prompts/helper",
-        bob.clone(),
-        None,
-    )
-    .await;
+    let (status, _) = app
+        .send_with("GET", "/api/control/prompts/helper", bob.clone(), None)
+        .await;
     assert_eq!(status, 403);
-    let (status, _) = send(
-        &app,
-        "POST",
-        "/api/control/prompts/helper",
-        bob,
-        Some(json!({"text": "mine now"})),
-    )
-    .await;
+    let (status, _) = app
+        .send_with(
+            "POST",
+            "/api/control/prompts/helper",
+            bob,
+            Some(json!({"text": "mine now"})),
+        )
+        .await;
     assert_eq!(status, 403);
-    let (status, _) = send(
-        &app,
-        "GET",
-        "/api/control/prompts/ghost",
-        alice.clone(),
-        None,
-    )
-    .await;
+    let (status, _) = app
+        .send_with("GET", "/api/control/prompts/ghost", alice.clone(), None)
+        .await;
     assert_eq!(status, 404);
-    let (status, body) = send(
-        &app,
-        "POST",
-        "/api/control/prompts/helper",
-        alice.clone(),
-        Some(json!({"text": ""})),
-    )
-    .await;
+    let (status, body) = app
+        .send_with(
+            "POST",
+            "/api/control/prompts/helper",
+            alice.clone(),
+            Some(json!({"text": ""})),
+        )
+        .await;
     assert_eq!((status, error_code(&body)), (422, "validation_failed"));
-    let (status, _) = send(
-        &app,
-        "PUT",
-        "/api/control/prompts/helper/current",
-        alice.clone(),
-        Some(json!({"version": 99})),
-    )
-    .await;
+    let (status, _) = app
+        .send_with(
+            "PUT",
+            "/api/control/prompts/helper/current",
+            alice.clone(),
+            Some(json!({"version": 99})),
+        )
+        .await;
     assert_eq!(status, 404);
     // The city admin may manage any agent.
-    let (status, _) = send(
-        &app,
-        "GET",
-        "/api/control/prompts/helper",
-        as_user(&app, "root").await,
-        None,
-    )
-    .await;
+    let (status, _) = app
+        .send_with(
+            "GET",
+            "/api/control/prompts/helper",
+            as_user(&app, "root").await,
+            None,
+        )
+        .await;
     assert_eq!(status, 200);
     app.stop().await;
 }
@@ -230,112 +188,112 @@ async fn agent_policies_config_and_quotas_are_validated_and_guarded() {
     let alice = as_user(&app, "alice").await;
     app.api_key_for_agent("alice", "scout").await;
 
-    let (status, doc) = send(&app, "PUT", "/api/control/policy/scout", alice.clone(), Some(json!({"autonomy": "assisted", "allowed_tools": ["search"], "allowed_rooms": ["general"]}))).await;
+    let (status, doc) = app.send_with("PUT", "/api/control/policy/scout", alice.clone(), Some(json!({"autonomy": "assisted", "allowed_tools": ["search"], "allowed_rooms": ["general"]}))).await;
     assert_eq!((status, doc["version"].as_u64()), (200, Some(1)), "{doc}");
-    let (status, body) = send(
-        &app,
-        "PUT",
-        "/api/control/policy/scout",
-        alice.clone(),
-        Some(json!({"autonomy": "reckless"})),
-    )
-    .await;
+    let (status, body) = app
+        .send_with(
+            "PUT",
+            "/api/control/policy/scout",
+            alice.clone(),
+            Some(json!({"autonomy": "reckless"})),
+        )
+        .await;
     assert_eq!((status, error_code(&body)), (422, "validation_failed"));
 
-    let (status, _) = send(
-        &app,
-        "PUT",
-        "/api/control/config/feature.map",
-        root.clone(),
-        Some(json!(true)),
-    )
-    .await;
+    let (status, _) = app
+        .send_with(
+            "PUT",
+            "/api/control/config/feature.map",
+            root.clone(),
+            Some(json!(true)),
+        )
+        .await;
     assert_eq!(status, 200);
-    let (status, flag) = send(
-        &app,
-        "GET",
-        "/api/control/config/feature.map",
-        alice.clone(),
-        None,
-    )
-    .await;
+    let (status, flag) = app
+        .send_with(
+            "GET",
+            "/api/control/config/feature.map",
+            alice.clone(),
+            None,
+        )
+        .await;
     assert_eq!((status, flag["value"].clone()), (200, json!(true)));
-    let (status, _) = send(
-        &app,
-        "PUT",
-        "/api/control/config/feature.map",
-        alice.clone(),
-        Some(json!(false)),
-    )
-    .await;
+    let (status, _) = app
+        .send_with(
+            "PUT",
+            "/api/control/config/feature.map",
+            alice.clone(),
+            Some(json!(false)),
+        )
+        .await;
     assert_eq!(status, 403);
     for (key, value) in [
         ("feature.map", json!("yes")),
         ("colour", json!(true)),
         ("routing.llm", json!({"rules": [{"to": "x"}]})),
     ] {
-        let (status, body) = send(
-            &app,
-            "PUT",
-            &format!("/api/control/config/{key}"),
-            root.clone(),
-            Some(value),
-        )
-        .await;
+        let (status, body) = app
+            .send_with(
+                "PUT",
+                &format!("/api/control/config/{key}"),
+                root.clone(),
+                Some(value),
+            )
+            .await;
         assert_eq!(status, 422, "{key}: {body}");
     }
 
-    let alice_id = user_id(&app, "alice").await;
+    let alice_id = app.user_id("alice").await;
     let subject = format!("user:{alice_id}");
-    let (status, _) = send(&app, "PUT", &format!("/api/control/quotas/{subject}"), root.clone(), Some(json!({"plan": "pro", "tokens_per_minute": 20000, "budget_cents_per_month": 5000, "currency": "EUR"}))).await;
+    let (status, _) = app.send_with("PUT", &format!("/api/control/quotas/{subject}"), root.clone(), Some(json!({"plan": "pro", "tokens_per_minute": 20000, "budget_cents_per_month": 5000, "currency": "EUR"}))).await;
     assert_eq!(status, 200);
-    let (status, quota) = send(
-        &app,
-        "GET",
-        &format!("/api/control/quotas/{subject}"),
-        alice.clone(),
-        None,
-    )
-    .await;
+    let (status, quota) = app
+        .send_with(
+            "GET",
+            &format!("/api/control/quotas/{subject}"),
+            alice.clone(),
+            None,
+        )
+        .await;
     assert_eq!(
         (status, quota["value"]["tokens_per_minute"].as_u64()),
         (200, Some(20000))
     );
-    let (status, _) = send(
-        &app,
-        "GET",
-        &format!("/api/control/quotas/{subject}"),
-        as_user(&app, "bob").await,
-        None,
-    )
-    .await;
+    let (status, _) = app
+        .send_with(
+            "GET",
+            &format!("/api/control/quotas/{subject}"),
+            as_user(&app, "bob").await,
+            None,
+        )
+        .await;
     assert_eq!(status, 403);
-    let (status, _) = send(
-        &app,
-        "PUT",
-        &format!("/api/control/quotas/{subject}"),
-        alice,
-        Some(json!({"plan": "enterprise"})),
-    )
-    .await;
+    let (status, _) = app
+        .send_with(
+            "PUT",
+            &format!("/api/control/quotas/{subject}"),
+            alice,
+            Some(json!({"plan": "enterprise"})),
+        )
+        .await;
     assert_eq!(status, 403, "nobody raises their own quota");
-    let (status, _) = send(
-        &app,
-        "PUT",
-        "/api/control/quotas/team:x",
-        root.clone(),
-        Some(json!({})),
-    )
-    .await;
+    let (status, _) = app
+        .send_with(
+            "PUT",
+            "/api/control/quotas/team:x",
+            root.clone(),
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(status, 422);
-    let (status, _) = send(
-        &app,
-        "PUT",
-        &format!("/api/control/quotas/{subject}"),
-        root,
-        Some(json!({"tokens_per_minute": -5})),
-    )
-    .await;
+    let (status, _) = app
+        .send_with(
+            "PUT",
+            &format!("/api/control/quotas/{subject}"),
+            root,
+            Some(json!({"tokens_per_minute": -5})),
+        )
+        .await;
     assert_eq!(status, 422);
     app.stop().await;
 }
@@ -347,31 +305,31 @@ async fn policy_changes_go_through_the_control_plane() {
     };
     let app = city.spawn().await;
     let root = as_user(&app, "root").await;
-    let (status, body) = send(&app, "PUT", "/api/control/policies", root.clone(), Some(json!({"files": [{"name": "x", "text": "@id(\"p\") permit(principal, action == Daarion::Action::\"fly\", resource);"}]}))).await;
+    let (status, body) = app.send_with("PUT", "/api/control/policies", root.clone(), Some(json!({"files": [{"name": "x", "text": "@id(\"p\") permit(principal, action == Daarion::Action::\"fly\", resource);"}]}))).await;
     assert_eq!((status, error_code(&body)), (422, "validation_failed"));
     let files: Vec<Value> = daarion_access::engine::default_policies()
         .into_iter()
         .map(|f| json!({"name": f.name, "text": f.text}))
         .collect();
-    let (status, body) = send(
-        &app,
-        "PUT",
-        "/api/control/policies",
-        root.clone(),
-        Some(json!({"files": files})),
-    )
-    .await;
+    let (status, body) = app
+        .send_with(
+            "PUT",
+            "/api/control/policies",
+            root.clone(),
+            Some(json!({"files": files})),
+        )
+        .await;
     assert_eq!((status, body["version"].as_u64()), (200, Some(1)), "{body}");
-    let (_, current) = send(&app, "GET", "/api/pdp/policies", root, None).await;
+    let (_, current) = app.send_with("GET", "/api/pdp/policies", root, None).await;
     assert_eq!(current["version"], 1);
-    let (status, _) = send(
-        &app,
-        "PUT",
-        "/api/control/policies",
-        as_user(&app, "alice").await,
-        Some(json!({"files": files})),
-    )
-    .await;
+    let (status, _) = app
+        .send_with(
+            "PUT",
+            "/api/control/policies",
+            as_user(&app, "alice").await,
+            Some(json!({"files": files})),
+        )
+        .await;
     assert_eq!(status, 403);
     app.stop().await;
 }
@@ -386,43 +344,33 @@ async fn cached_copies_on_every_replica_refresh_within_a_second() {
     let a = city.spawn().await;
     let b = city.spawn().await;
     let root = as_user(&a, "root").await;
-    let (status, _) = send(
-        &a,
-        "PUT",
-        "/api/control/config/feature.map",
-        root.clone(),
-        Some(json!(false)),
-    )
-    .await;
+    let (status, _) = a
+        .send_with(
+            "PUT",
+            "/api/control/config/feature.map",
+            root.clone(),
+            Some(json!(false)),
+        )
+        .await;
     assert_eq!(status, 200);
-    let (_, cached) = send(
-        &b,
-        "GET",
-        "/api/control/config/feature.map",
-        root.clone(),
-        None,
-    )
-    .await;
+    let (_, cached) = b
+        .send_with("GET", "/api/control/config/feature.map", root.clone(), None)
+        .await;
     assert_eq!(cached["value"], false);
-    let (status, _) = send(
-        &a,
-        "PUT",
-        "/api/control/config/feature.map",
-        root.clone(),
-        Some(json!(true)),
-    )
-    .await;
+    let (status, _) = a
+        .send_with(
+            "PUT",
+            "/api/control/config/feature.map",
+            root.clone(),
+            Some(json!(true)),
+        )
+        .await;
     assert_eq!(status, 200);
     let changed = Instant::now();
     loop {
-        let (_, seen) = send(
-            &b,
-            "GET",
-            "/api/control/config/feature.map",
-            root.clone(),
-            None,
-        )
-        .await;
+        let (_, seen) = b
+            .send_with("GET", "/api/control/config/feature.map", root.clone(), None)
+            .await;
         if seen["value"] == true {
             break;
         }

@@ -15,6 +15,12 @@ use daarion_testkit::llm::{FakeLlm, Flavor, Step};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
+on_every_backend!(
+    openai_compatible_chat_whole_streamed_with_tools_and_embeddings,
+    api_keys_are_limited_to_their_models_scopes_and_rates,
+    budgets_hold_under_concurrency_and_raise_alerts,
+);
+
 /// A running city of `kind` whose `[llm]` has one provider per fake (`p0`,
 /// `p1`…) and the aliases given.
 async fn city_with(
@@ -152,22 +158,7 @@ async fn set_budget(app: &TestApp, user_id: &str, cents: u64) {
     assert_eq!(response.status(), 200);
 }
 
-async fn user_id(app: &TestApp, name: &str) -> String {
-    let (_, me) = app.get_as("/api/auth/me", Some(name)).await;
-    me["user"]["id"].as_str().unwrap().to_owned()
-}
-
-#[tokio::test]
-async fn openai_compatible_chat_whole_streamed_with_tools_and_embeddings() {
-    openai_compatible_calls(Kind::Embedded).await;
-}
-
-#[tokio::test]
-async fn openai_compatible_chat_whole_streamed_with_tools_and_embeddings_on_postgres_nats_redis() {
-    openai_compatible_calls(Kind::Distributed).await;
-}
-
-async fn openai_compatible_calls(kind: Kind) {
+async fn openai_compatible_chat_whole_streamed_with_tools_and_embeddings(kind: Kind) {
     let fake = FakeLlm::start(Flavor::OpenAi).await;
     let Some((_city, app)) = city_with(kind, &[&fake], one_model("chat"), |_| {}).await else {
         return;
@@ -265,7 +256,7 @@ async fn openai_compatible_calls(kind: Kind) {
     );
 
     // Five calls, each metered with real token counts and cost.
-    let alice = user_id(&app, "alice").await;
+    let alice = app.user_id("alice").await;
     let summary = usage_of(&app, &format!("user:{alice}"), 5).await;
     let bucket = &summary["items"][0];
     assert_eq!(bucket["key"], "chat");
@@ -432,7 +423,7 @@ async fn timeouts_and_broken_providers_answer_clearly_and_are_metered() {
     assert!(last.contains("\"error\""), "{events:?}");
     assert!(events.iter().all(|(_, d)| d != "[DONE]"));
 
-    let alice = user_id(&app, "alice").await;
+    let alice = app.user_id("alice").await;
     let summary = usage_of(&app, &format!("user:{alice}"), 3).await;
     assert_eq!(summary["items"][0]["errors"], 3, "{summary}");
 }
@@ -462,7 +453,7 @@ async fn a_client_hanging_up_cancels_the_upstream_call() {
         (1, 0),
         "the provider saw the call dropped"
     );
-    let alice = user_id(&app, "alice").await;
+    let alice = app.user_id("alice").await;
     let summary = usage_of(&app, &format!("user:{alice}"), 1).await;
     assert_eq!(
         summary["items"][0]["events"], 1,
@@ -530,17 +521,7 @@ async fn bad_input_gets_openai_style_errors() {
     assert_eq!(response.status(), 401);
 }
 
-#[tokio::test]
-async fn api_keys_are_limited_to_their_models_scopes_and_rates() {
-    key_and_model_limits(Kind::Embedded).await;
-}
-
-#[tokio::test]
-async fn api_keys_are_limited_to_their_models_scopes_and_rates_on_postgres_nats_redis() {
-    key_and_model_limits(Kind::Distributed).await;
-}
-
-async fn key_and_model_limits(kind: Kind) {
+async fn api_keys_are_limited_to_their_models_scopes_and_rates(kind: Kind) {
     let fake = FakeLlm::start(Flavor::OpenAi).await;
     let models = json!({
         "chat": {"deployments": [{"provider": "p0", "model": "fake-model"}]},
@@ -612,17 +593,7 @@ async fn key_and_model_limits(kind: Kind) {
     );
 }
 
-#[tokio::test]
-async fn budgets_hold_under_concurrency_and_raise_alerts() {
-    budgets_under_concurrency(Kind::Embedded).await;
-}
-
-#[tokio::test]
-async fn budgets_hold_under_concurrency_and_raise_alerts_on_postgres_nats_redis() {
-    budgets_under_concurrency(Kind::Distributed).await;
-}
-
-async fn budgets_under_concurrency(kind: Kind) {
+async fn budgets_hold_under_concurrency_and_raise_alerts(kind: Kind) {
     let fake = FakeLlm::start(Flavor::OpenAi).await;
     fake.set_chunk_delay(Duration::from_millis(20));
     // A call costs about 0.3 cents (30 tokens at 100 per million tokens);
@@ -634,7 +605,7 @@ async fn budgets_under_concurrency(kind: Kind) {
         return;
     };
     let key = app.api_key("alice", &["*"]).await;
-    let alice = user_id(&app, "alice").await;
+    let alice = app.user_id("alice").await;
     set_budget(&app, &alice, 1).await;
 
     let calls = (0..12).map(|i| {
@@ -751,7 +722,7 @@ async fn usage_views_are_for_whom_they_describe() {
         )
         .await;
     assert_eq!(status, 201);
-    let alice = user_id(&app, "alice").await;
+    let alice = app.user_id("alice").await;
     let by_model = usage_of(&app, &format!("user:{alice}"), 2).await;
     let kinds: Vec<&Value> = by_model["items"]
         .as_array()
@@ -874,7 +845,7 @@ async fn an_unreadable_quota_fails_closed() {
         return;
     };
     let key = app.api_key("alice", &["*"]).await;
-    let alice = user_id(&app, "alice").await;
+    let alice = app.user_id("alice").await;
     set_budget(&app, &alice, 100).await;
     let db = daarion_store::Db::connect(&city.settings.database())
         .await

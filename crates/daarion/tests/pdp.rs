@@ -10,23 +10,6 @@ use std::time::{Duration, Instant};
 use common::{City, Kind, error_code};
 use serde_json::{Value, json};
 
-async fn send(
-    app: &common::TestApp,
-    method: &str,
-    path: &str,
-    user: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = app
-        .client
-        .request(method.parse().unwrap(), app.url(path))
-        .header("cookie", app.cookie(user).await);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    common::decode(request.send().await.unwrap()).await
-}
-
 fn with_rule(extra: &str) -> Value {
     let mut files: Vec<Value> = daarion_access::engine::default_policies()
         .into_iter()
@@ -44,33 +27,33 @@ async fn decisions_say_which_policies_decided() {
         return;
     };
     let app = city.spawn().await;
-    let (status, d) = send(
-        &app,
-        "POST",
-        "/api/pdp/decide",
-        "alice",
-        Some(json!({"action": "read", "resource": {"type": "City", "id": "city"}})),
-    )
-    .await;
+    let (status, d) = app
+        .send(
+            "POST",
+            "/api/pdp/decide",
+            "alice",
+            Some(json!({"action": "read", "resource": {"type": "City", "id": "city"}})),
+        )
+        .await;
     assert_eq!(status, 200, "{d}");
     assert_eq!(
         d,
         json!({"allowed": true, "policies": ["city/citizen-reads-city"]})
     );
-    let (_, d) = send(
-        &app,
-        "POST",
-        "/api/pdp/decide",
-        "alice",
-        Some(json!({"action": "manage", "resource": {"type": "City", "id": "city"}})),
-    )
-    .await;
+    let (_, d) = app
+        .send(
+            "POST",
+            "/api/pdp/decide",
+            "alice",
+            Some(json!({"action": "manage", "resource": {"type": "City", "id": "city"}})),
+        )
+        .await;
     assert_eq!(d, json!({"allowed": false, "policies": []}));
     // Attributes and microDAO membership shape the answer.
-    let (_, d) = send(&app, "POST", "/api/pdp/decide", "alice", Some(json!({"action": "send_message",
+    let (_, d) = app.send("POST", "/api/pdp/decide", "alice", Some(json!({"action": "send_message",
         "resource": {"type": "Room", "id": "r", "attrs": {"public": false, "blocked": []}, "dao": "d1"}}))).await;
     assert_eq!(d["allowed"], false);
-    let (_, d) = send(&app, "POST", "/api/pdp/decide", "alice", Some(json!({"action": "send_message",
+    let (_, d) = app.send("POST", "/api/pdp/decide", "alice", Some(json!({"action": "send_message",
         "resource": {"type": "Room", "id": "r", "attrs": {"public": true, "blocked": [{"type": "User", "id": "nobody"}]}},
         "context": {"rate_limited": true}}))).await;
     assert_eq!(
@@ -79,36 +62,33 @@ async fn decisions_say_which_policies_decided() {
     );
 
     // Batch, in order.
-    let (status, batch) = send(
-        &app,
-        "POST",
-        "/api/pdp/decide/batch",
-        "alice",
-        Some(json!({"requests": [
+    let (status, batch) = app
+        .send(
+            "POST",
+            "/api/pdp/decide/batch",
+            "alice",
+            Some(json!({"requests": [
         {"action": "read", "resource": {"type": "City", "id": "city"}},
         {"action": "admin", "resource": {"type": "Policy", "id": "city"}}]})),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(status, 200, "{batch}");
     assert_eq!(batch["decisions"][0]["allowed"], true);
     assert_eq!(batch["decisions"][1]["allowed"], false);
 
     // Asking about someone else is for admins and services.
-    let (_, me) = send(&app, "GET", "/api/auth/me", "root", None).await;
+    let (_, me) = app.send("GET", "/api/auth/me", "root", None).await;
     let root_id = me["user"]["id"].clone();
     let about_root = json!({"principal": {"kind": "user", "id": root_id}, "action": "admin", "resource": {"type": "Policy", "id": "city"}});
-    let (status, body) = send(
-        &app,
-        "POST",
-        "/api/pdp/decide",
-        "alice",
-        Some(about_root.clone()),
-    )
-    .await;
+    let (status, body) = app
+        .send("POST", "/api/pdp/decide", "alice", Some(about_root.clone()))
+        .await;
     assert_eq!((status, error_code(&body)), (403, "forbidden"));
-    let (_, me) = send(&app, "GET", "/api/auth/me", "alice", None).await;
+    let (_, me) = app.send("GET", "/api/auth/me", "alice", None).await;
     let about_alice = json!({"principal": {"kind": "user", "id": me["user"]["id"]}, "action": "admin", "resource": {"type": "Policy", "id": "city"}});
-    let (status, d) = send(&app, "POST", "/api/pdp/decide", "root", Some(about_alice)).await;
+    let (status, d) = app
+        .send("POST", "/api/pdp/decide", "root", Some(about_alice))
+        .await;
     assert_eq!((status, d["allowed"].as_bool()), (200, Some(false)));
 
     // Bad input.
@@ -117,18 +97,19 @@ async fn decisions_say_which_policies_decided() {
         json!({"action": "read", "resource": {"type": "Castle", "id": "x"}}),
         json!({"action": "read", "resource": {"type": "Room", "id": "x", "attrs": {"public": 3}}}),
     ] {
-        let (status, body) =
-            send(&app, "POST", "/api/pdp/decide", "alice", Some(bad.clone())).await;
+        let (status, body) = app
+            .send("POST", "/api/pdp/decide", "alice", Some(bad.clone()))
+            .await;
         assert_eq!(status, 422, "{bad}: {body}");
     }
-    let (status, _) = send(
-        &app,
-        "POST",
-        "/api/pdp/decide/batch",
-        "alice",
-        Some(json!({"requests": []})),
-    )
-    .await;
+    let (status, _) = app
+        .send(
+            "POST",
+            "/api/pdp/decide/batch",
+            "alice",
+            Some(json!({"requests": []})),
+        )
+        .await;
     assert_eq!(status, 422);
     app.stop().await;
 }
@@ -140,32 +121,34 @@ async fn invalid_policies_are_refused_and_change_nothing() {
     };
     let app = city.spawn().await;
     let broken = json!({"files": [{"name": "x", "text": "@id(\"p\") permit(principal, action == Daarion::Action::\"fly\", resource);"}]});
-    let (status, body) = send(&app, "PUT", "/api/pdp/policies", "root", Some(broken)).await;
+    let (status, body) = app
+        .send("PUT", "/api/pdp/policies", "root", Some(broken))
+        .await;
     assert_eq!((status, error_code(&body)), (422, "validation_failed"));
     assert!(
         body["error"]["message"].as_str().unwrap().contains("fly"),
         "{body}"
     );
-    let (status, body) = send(
-        &app,
-        "PUT",
-        "/api/pdp/policies",
-        "root",
-        Some(json!({"files": [{"name": "x", "text": "permit("}]})),
-    )
-    .await;
+    let (status, body) = app
+        .send(
+            "PUT",
+            "/api/pdp/policies",
+            "root",
+            Some(json!({"files": [{"name": "x", "text": "permit("}]})),
+        )
+        .await;
     assert_eq!(status, 422, "{body}");
-    let (_, current) = send(&app, "GET", "/api/pdp/policies", "root", None).await;
+    let (_, current) = app.send("GET", "/api/pdp/policies", "root", None).await;
     assert_eq!(current["version"], 0);
     // Only admins change policies, and the refusal is audited.
-    let (status, _) = send(
-        &app,
-        "PUT",
-        "/api/pdp/policies",
-        "alice",
-        Some(with_rule(NO_NEW_ROOMS)),
-    )
-    .await;
+    let (status, _) = app
+        .send(
+            "PUT",
+            "/api/pdp/policies",
+            "alice",
+            Some(with_rule(NO_NEW_ROOMS)),
+        )
+        .await;
     assert_eq!(status, 403);
     let denied = wait_for_audit(&app, |e| {
         e["record"]["action"] == "admin" && e["record"]["allowed"] == false
@@ -185,7 +168,7 @@ async fn a_policy_set_that_locks_admins_out_is_refused() {
     let app = city.spawn().await;
     let empty = json!({"files": [{"name": "nothing", "text": ""}]});
     for path in ["/api/pdp/policies", "/api/control/policies"] {
-        let (status, body) = send(&app, "PUT", path, "root", Some(empty.clone())).await;
+        let (status, body) = app.send("PUT", path, "root", Some(empty.clone())).await;
         assert_eq!(
             (status, error_code(&body)),
             (422, "validation_failed"),
@@ -196,30 +179,28 @@ async fn a_policy_set_that_locks_admins_out_is_refused() {
             "{body}"
         );
     }
-    let (status, rooms) = send(&app, "GET", "/api/city/rooms", "alice", None).await;
+    let (status, rooms) = app.send("GET", "/api/city/rooms", "alice", None).await;
     assert_eq!(status, 200, "{rooms}");
     app.stop().await;
 }
 
 async fn wait_for_audit(app: &common::TestApp, matches: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (status, page) = send(app, "GET", "/api/pdp/audit?limit=100", "root", None).await;
-        assert_eq!(status, 200, "{page}");
-        if let Some(entry) = page["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| matches(e))
-        {
-            return entry.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no matching audit entry in {page}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    daarion_testkit::eventually(
+        "a matching audit entry",
+        Duration::from_secs(10),
+        || async {
+            let (status, page) = app
+                .send("GET", "/api/pdp/audit?limit=100", "root", None)
+                .await;
+            assert_eq!(status, 200, "{page}");
+            page["items"]
+                .as_array()?
+                .iter()
+                .find(|e| matches(e))
+                .cloned()
+        },
+    )
+    .await
 }
 
 #[tokio::test]
@@ -228,14 +209,14 @@ async fn state_changing_decisions_and_failed_sign_ins_are_audited() {
         return;
     };
     let app = city.spawn().await;
-    let (status, _) = send(
-        &app,
-        "POST",
-        "/api/city/rooms",
-        "alice",
-        Some(json!({"slug": "audited", "title": "A"})),
-    )
-    .await;
+    let (status, _) = app
+        .send(
+            "POST",
+            "/api/city/rooms",
+            "alice",
+            Some(json!({"slug": "audited", "title": "A"})),
+        )
+        .await;
     assert_eq!(status, 201);
     let entry = wait_for_audit(&app, |e| {
         e["record"]["resource"]["type"] == "City" && e["record"]["action"] == "write"
@@ -257,7 +238,9 @@ async fn state_changing_decisions_and_failed_sign_ins_are_audited() {
     })
     .await;
     // Reads are not audited (they change nothing).
-    let (_, page) = send(&app, "GET", "/api/pdp/audit?limit=100", "root", None).await;
+    let (_, page) = app
+        .send("GET", "/api/pdp/audit?limit=100", "root", None)
+        .await;
     assert!(
         page["items"]
             .as_array()
@@ -276,35 +259,35 @@ async fn policy_changes_reach_every_replica_within_a_second() {
     };
     let a = city.spawn().await;
     let b = city.spawn().await;
-    let (status, _) = send(
-        &b,
-        "POST",
-        "/api/city/rooms",
-        "alice",
-        Some(json!({"slug": "before", "title": "B"})),
-    )
-    .await;
+    let (status, _) = b
+        .send(
+            "POST",
+            "/api/city/rooms",
+            "alice",
+            Some(json!({"slug": "before", "title": "B"})),
+        )
+        .await;
     assert_eq!(status, 201);
-    let (status, body) = send(
-        &a,
-        "PUT",
-        "/api/pdp/policies",
-        "root",
-        Some(with_rule(NO_NEW_ROOMS)),
-    )
-    .await;
+    let (status, body) = a
+        .send(
+            "PUT",
+            "/api/pdp/policies",
+            "root",
+            Some(with_rule(NO_NEW_ROOMS)),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["version"], 1);
     let changed = Instant::now();
     loop {
-        let (status, _) = send(
-            &b,
-            "POST",
-            "/api/city/rooms",
-            "alice",
-            Some(json!({"slug": format!("r{}", changed.elapsed().as_millis()), "title": "x"})),
-        )
-        .await;
+        let (status, _) = b
+            .send(
+                "POST",
+                "/api/city/rooms",
+                "alice",
+                Some(json!({"slug": format!("r{}", changed.elapsed().as_millis()), "title": "x"})),
+            )
+            .await;
         if status == 403 {
             break;
         }
@@ -315,7 +298,7 @@ async fn policy_changes_reach_every_replica_within_a_second() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (_, current) = send(&b, "GET", "/api/pdp/policies", "root", None).await;
+    let (_, current) = b.send("GET", "/api/pdp/policies", "root", None).await;
     assert_eq!(current["version"], 1);
     a.stop().await;
     b.stop().await;

@@ -151,3 +151,23 @@ pub async fn migrated_db(kind: SqlKind, sets: &[daarion_store::MigrationSet]) ->
         .expect("apply migrations");
     Some(test_db)
 }
+
+/// Polls `check` every 50 ms until it gives `Some`, for at most `within`;
+/// fails the test naming `what` otherwise. For what other tasks or
+/// processes settle in their own time (consumers, replicas, sweepers).
+pub async fn eventually<T, F, Fut>(what: &str, within: std::time::Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("not within {within:?}: {what}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -10,6 +10,26 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+/// Runs each named `async fn(Kind)` as two tests, `<name>::embedded` and
+/// `<name>::distributed` (skipped loudly, or failed under CI, without the
+/// backends' URLs): the same assertions on both shapes.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn embedded() {
+                super::$name(super::common::Kind::Embedded).await
+            }
+
+            #[tokio::test]
+            async fn distributed() {
+                super::$name(super::common::Kind::Distributed).await
+            }
+        }
+    )*};
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// SQLite file, in-process bus and cache.
@@ -179,6 +199,43 @@ impl TestApp {
             request = request.header("cookie", self.cookie(user).await);
         }
         decode(request.send().await.unwrap()).await
+    }
+
+    /// A JSON request with one credential header (a cookie or an
+    /// `Authorization`): status and body.
+    pub async fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        credential: (&str, String),
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .client
+            .request(method.parse().unwrap(), self.url(path))
+            .header(credential.0, credential.1);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        decode(request.send().await.unwrap()).await
+    }
+
+    /// A JSON request as the signed-in person `user`.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        user: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let cookie = self.cookie(user).await;
+        self.send_with(method, path, ("cookie", cookie), body).await
+    }
+
+    /// The account id of `name`.
+    pub async fn user_id(&self, name: &str) -> String {
+        let (_, me) = self.get_as("/api/auth/me", Some(name)).await;
+        me["user"]["id"].as_str().unwrap().to_owned()
     }
 
     /// A WebSocket to `path`, signed in as `user`.
