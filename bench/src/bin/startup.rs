@@ -1,8 +1,10 @@
-//! Time from `daarion up` to a healthy `/health`, and idle memory (RSS).
+//! Time from `daarion up` to a healthy `/health`, and idle memory (RSS),
+//! with where it goes: the growth of each start-up step, as the process
+//! reports it (`startup_memory_bytes{component}` on `/metrics`).
 
 #![allow(clippy::print_stdout)]
 
-use std::{path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use clap::Parser;
 use daarion_bench::{ms, percentile, rss_kib, start};
@@ -23,6 +25,8 @@ async fn main() -> anyhow::Result<()> {
     let mut cold = Vec::new();
     let mut warm = Vec::new();
     let mut rss = Vec::new();
+    let mut components: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let client = reqwest::Client::new();
     for _ in 0..args.runs {
         let dir = std::env::temp_dir().join(format!("daarion-bench-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -33,7 +37,23 @@ async fn main() -> anyhow::Result<()> {
         let (second, took) = start(&args.binary, &dir, &[]).await?;
         warm.push(took);
         tokio::time::sleep(Duration::from_secs(2)).await;
-        rss.push(rss_kib(second.child.id())?);
+        let idle = rss_kib(second.child.id())?;
+        rss.push(idle);
+        let metrics = client
+            .get(format!("http://127.0.0.1:{}/metrics", second.port))
+            .send()
+            .await?
+            .text()
+            .await?;
+        let mut built = 0;
+        for (component, bytes) in startup_memory(&metrics) {
+            built += bytes / 1024;
+            components.entry(component).or_default().push(bytes / 1024);
+        }
+        components
+            .entry("(after start: serving, idle)".into())
+            .or_default()
+            .push(idle.saturating_sub(built));
         drop(second);
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -57,5 +77,27 @@ async fn main() -> anyhow::Result<()> {
         rss[rss.len() / 2] as f64 / 1024.0,
         rss[rss.len() - 1] as f64 / 1024.0
     );
+    println!(
+        "idle RSS by component (median KiB over {} runs):",
+        args.runs
+    );
+    for (component, mut kib) in components {
+        kib.sort_unstable();
+        println!("  {component:<32} {:>8}", kib[kib.len() / 2]);
+    }
     Ok(())
+}
+
+/// `startup_memory_bytes{component="x"} N` lines of a Prometheus page.
+fn startup_memory(page: &str) -> Vec<(String, u64)> {
+    page.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("startup_memory_bytes{component=\"")?;
+            let (component, value) = rest.split_once("\"} ")?;
+            Some((
+                component.to_owned(),
+                value.trim().parse::<f64>().ok()? as u64,
+            ))
+        })
+        .collect()
 }

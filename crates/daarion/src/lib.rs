@@ -170,8 +170,10 @@ impl App {
         if shape == Shape::Gateway {
             return Self::build_gateway(settings).await;
         }
+        let mut memory = daarion_kernel::metrics::StartupMemory::begin();
         let backends = Backends::connect(&settings).await?;
-        Self::build_with(settings, shape, backends).await
+        memory.step("backends");
+        Self::build_measured(settings, shape, backends, memory).await
     }
 
     /// `daarion gateway`: the edge alone; its only backend is the cache
@@ -212,6 +214,16 @@ impl App {
         shape: Shape,
         backends: Backends,
     ) -> anyhow::Result<Self> {
+        let memory = daarion_kernel::metrics::StartupMemory::begin();
+        Self::build_measured(settings, shape, backends, memory).await
+    }
+
+    async fn build_measured(
+        settings: Settings,
+        shape: Shape,
+        backends: Backends,
+        mut memory: daarion_kernel::metrics::StartupMemory,
+    ) -> anyhow::Result<Self> {
         let problems = daarion_service::check(SERVICES);
         anyhow::ensure!(
             problems.is_empty(),
@@ -251,10 +263,12 @@ impl App {
             backends.bus.clone(),
             shutdown.clone(),
         ));
+        memory.step("access and policies");
         let mut mounted = Vec::new();
         for service in wanted {
             let ctx = process.context(service, &settings, &backends, &shutdown, &tasks);
             mounted.push(mount(ctx).await?);
+            memory.step(service.name);
         }
         let (label, default_port) = match &shape {
             Shape::Service(name) => (service(name)?.name, service(name)?.port),
@@ -287,6 +301,7 @@ impl App {
             ));
         }
         let router = daarion_kernel::http::standard_layers(router, label, settings.max_body_bytes);
+        memory.step("composition");
         let listener = bind(&settings, default_port).await?;
         let (server, redirect) = server_parts(&settings, &shape).await?;
         Ok(Self {
@@ -576,7 +591,9 @@ fn compose(
             )
         }),
     };
-    let openapi = Arc::new(openapi);
+    // Served as the bytes it serialises to: the document as utoipa's types
+    // is several times larger, and it never changes while the process runs.
+    let openapi = axum::body::Bytes::from(serde_json::to_vec(&openapi)?);
     Ok(router
         .route("/healthz", get(|| async { "OK" }))
         .route(
@@ -587,7 +604,22 @@ fn compose(
             }),
         )
         .route("/metrics", get(daarion_kernel::metrics::render))
-        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", (*openapi).clone()))
+        .route(
+            "/openapi.json",
+            get(move || {
+                let body = openapi.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        body,
+                    )
+                }
+            }),
+        )
+        .merge(
+            utoipa_swagger_ui::SwaggerUi::new("/docs")
+                .config(utoipa_swagger_ui::Config::new(["/openapi.json"])),
+        )
         .fallback(|| async { ApiError::not_found("no such route") }))
 }
 

@@ -91,3 +91,39 @@ impl Drop for ConnectionGuard {
         metrics::gauge!("active_connections", "service" => self.0).decrement(1.0);
     }
 }
+
+/// Resident memory of this process, in bytes (Linux; `None` elsewhere).
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// Where start-up memory goes: each step's growth of the resident set is
+/// kept as `startup_memory_bytes{component}` (the first, `runtime`, is
+/// what the process held before building anything).
+pub struct StartupMemory {
+    last: u64,
+}
+
+impl StartupMemory {
+    pub fn begin() -> Self {
+        let now = resident_bytes().unwrap_or(0);
+        metrics::gauge!("startup_memory_bytes", "component" => "runtime").set(now as f64);
+        Self { last: now }
+    }
+
+    /// Records what `component` added since the previous step.
+    pub fn step(&mut self, component: &str) {
+        let now = resident_bytes().unwrap_or(self.last);
+        metrics::gauge!("startup_memory_bytes", "component" => component.to_owned())
+            .set(now.saturating_sub(self.last) as f64);
+        self.last = now;
+    }
+}

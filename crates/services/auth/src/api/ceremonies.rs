@@ -1,0 +1,176 @@
+//! Signing up, in and out: the passkey ceremonies (registration, sign-in,
+//! recovery), logout and `me`.
+
+use super::*;
+
+/// Starts registering a new person with a passkey. The first person to
+/// register becomes the city admin.
+#[utoipa::path(post, path = "/register/begin", tag = "auth", request_body = BeginRegistration,
+    responses((status = 200, body = CeremonyStarted), (status = 409, description = "username taken"),
+        (status = 401, description = "Invitation unknown, used or expired"),
+        (status = 403, description = "Registration is by invitation only")))]
+pub(super) async fn register_begin(
+    State(state): State<AuthState>,
+    ClientAddr(ip): ClientAddr,
+    Json(body): Json<BeginRegistration>,
+) -> Result<Json<CeremonyStarted>, ApiError> {
+    let username = Username::parse(&body.username)?;
+    let display = domain::label(
+        body.display_name.as_deref().unwrap_or(username.as_str()),
+        "display name",
+    )?;
+    state.limit_attempts(&ip, None).await?;
+    let (id, options) = state
+        .begin_registration(&username, &display, body.invite.as_deref())
+        .await?;
+    started(id, &options)
+}
+
+/// Finishes registration: creates the account, its first passkey and a session.
+#[utoipa::path(post, path = "/register/finish", tag = "auth", request_body = FinishRegistration,
+    responses((status = 201, body = SignedInView),
+        (status = 401, description = "Ceremony unknown or expired, credential rejected, or invitation spent"),
+        (status = 409, description = "username taken")))]
+pub(super) async fn register_finish(
+    State(state): State<AuthState>,
+    ClientAddr(ip): ClientAddr,
+    headers: HeaderMap,
+    Json(body): Json<FinishRegistration>,
+) -> Result<Response, ApiError> {
+    let name = passkey_name(body.passkey_name.as_deref())?;
+    let user = state
+        .audited(
+            "registration failed",
+            &ip,
+            state.finish_registration(&body.ceremony_id, &body.credential, &name),
+        )
+        .await?;
+    metrics::counter!("auth_registrations_total").increment(1);
+    state.sign_in(user, &headers, StatusCode::CREATED).await
+}
+
+/// Starts signing in: with a username, that person's passkeys are offered;
+/// without, the browser offers any passkey for this site (autofill).
+#[utoipa::path(post, path = "/login/begin", tag = "auth", request_body = BeginLogin,
+    responses((status = 200, body = CeremonyStarted),
+        (status = 401, description = "No passkey is registered for that username")))]
+pub(super) async fn login_begin(
+    State(state): State<AuthState>,
+    ClientAddr(ip): ClientAddr,
+    Json(body): Json<BeginLogin>,
+) -> Result<Json<CeremonyStarted>, ApiError> {
+    let username = body.username.as_deref().map(Username::parse).transpose()?;
+    state
+        .limit_attempts(&ip, username.as_ref().map(Username::as_str))
+        .await?;
+    let (id, options) = state
+        .audited("sign-in refused", &ip, state.begin_login(username.as_ref()))
+        .await?;
+    started(id, &options)
+}
+
+/// Finishes signing in and opens a session (cookie).
+#[utoipa::path(post, path = "/login/finish", tag = "auth", request_body = FinishLogin,
+    responses((status = 200, body = SignedInView), (status = 401, description = "assertion rejected")))]
+pub(super) async fn login_finish(
+    State(state): State<AuthState>,
+    ClientAddr(ip): ClientAddr,
+    headers: HeaderMap,
+    Json(body): Json<FinishLogin>,
+) -> Result<Response, ApiError> {
+    state.limit_attempts(&ip, None).await?;
+    let user = state
+        .audited(
+            "sign-in failed",
+            &ip,
+            state.finish_login(&body.ceremony_id, &body.credential),
+        )
+        .await?;
+    metrics::counter!("auth_logins_total").increment(1);
+    state.sign_in(user, &headers, StatusCode::OK).await
+}
+
+/// Spends a recovery code and starts registering a new passkey, for a
+/// person who lost every device.
+#[utoipa::path(post, path = "/recover/begin", tag = "auth", request_body = BeginRecovery,
+    responses((status = 200, body = CeremonyStarted),
+        (status = 401, description = "Unknown username or recovery code")))]
+pub(super) async fn recover_begin(
+    State(state): State<AuthState>,
+    ClientAddr(ip): ClientAddr,
+    Json(body): Json<BeginRecovery>,
+) -> Result<Json<CeremonyStarted>, ApiError> {
+    let username = Username::parse(&body.username)?;
+    state.limit_attempts(&ip, Some(username.as_str())).await?;
+    let user = state
+        .audited(
+            "recovery refused",
+            &ip,
+            state.spend_recovery_code(&username, &body.code),
+        )
+        .await?;
+    let (id, options) = state.begin_add_passkey(&user).await?;
+    started(id, &options)
+}
+
+/// Finishes recovery: the new passkey is added and a session opened.
+#[utoipa::path(post, path = "/recover/finish", tag = "auth", request_body = FinishRegistration,
+    responses((status = 201, body = SignedInView),
+        (status = 401, description = "Ceremony unknown or expired, or credential rejected")))]
+pub(super) async fn recover_finish(
+    State(state): State<AuthState>,
+    ClientAddr(ip): ClientAddr,
+    headers: HeaderMap,
+    Json(body): Json<FinishRegistration>,
+) -> Result<Response, ApiError> {
+    let name = passkey_name(body.passkey_name.as_deref())?;
+    let (user_id, _) = state
+        .audited(
+            "recovery failed",
+            &ip,
+            state.finish_add_passkey(&body.ceremony_id, &body.credential, &name, None),
+        )
+        .await?;
+    let user = store::user_by_id(&state.db, &user_id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("account no longer exists"))?;
+    state.sign_in(user, &headers, StatusCode::CREATED).await
+}
+
+/// Ends this session.
+#[utoipa::path(post, path = "/logout", tag = "auth", responses((status = 204)))]
+pub(super) async fn logout(
+    State(state): State<AuthState>,
+    principal: Principal,
+) -> Result<Response, ApiError> {
+    if let Some(id) = current_session(&principal) {
+        let hashes = store::revoke_sessions(&state.db, &principal.id, Some(id), None).await?;
+        state.authenticator.revoked(&hashes).await;
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    set_session_cookie(&mut response, "", 0);
+    Ok(response)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeView {
+    /// Absent for agents and services.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserView>,
+    pub principal: Principal,
+}
+
+/// Who am I: the principal this request authenticates as.
+#[utoipa::path(get, path = "/me", tag = "auth", responses((status = 200, body = MeView)))]
+pub(super) async fn me(
+    State(state): State<AuthState>,
+    principal: Principal,
+) -> Result<Json<MeView>, ApiError> {
+    let user = match principal.kind {
+        daarion_access::PrincipalKind::User => store::user_by_id(&state.db, &principal.id)
+            .await?
+            .map(UserView::from),
+        _ => None,
+    };
+    Ok(Json(MeView { user, principal }))
+}
