@@ -26,6 +26,7 @@ async fn main() -> anyhow::Result<()> {
     let mut warm = Vec::new();
     let mut rss = Vec::new();
     let mut components: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    daarion_kernel::server::install_crypto_provider();
     let client = reqwest::Client::new();
     for _ in 0..args.runs {
         let dir = std::env::temp_dir().join(format!("daarion-bench-{}", std::process::id()));
