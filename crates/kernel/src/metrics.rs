@@ -114,6 +114,8 @@ pub struct StartupMemory {
 
 impl StartupMemory {
     pub fn begin() -> Self {
+        // The recorder must exist before the first gauge is set.
+        handle();
         let now = resident_bytes().unwrap_or(0);
         metrics::gauge!("startup_memory_bytes", "component" => "runtime").set(now as f64);
         Self { last: now }
