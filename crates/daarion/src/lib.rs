@@ -241,7 +241,7 @@ impl App {
             Duration::from_secs(3600),
             shutdown.clone(),
         ));
-        let process = Process::build(&settings, &backends, &tasks, &shutdown)?;
+        let process = Process::build(&settings, &backends, &tasks, &shutdown, &mut memory)?;
         tasks.spawn(
             process
                 .authenticator
@@ -263,7 +263,7 @@ impl App {
             backends.bus.clone(),
             shutdown.clone(),
         ));
-        memory.step("access and policies");
+        memory.step("authentication, meter, relays");
         let mut mounted = Vec::new();
         for service in wanted {
             let ctx = process.context(service, &settings, &backends, &shutdown, &tasks);
@@ -434,9 +434,11 @@ impl Process {
         backends: &Backends,
         tasks: &TaskTracker,
         shutdown: &CancellationToken,
+        memory: &mut daarion_kernel::metrics::StartupMemory,
     ) -> anyhow::Result<Self> {
         let engine =
             daarion_access::Engine::with_defaults().context("shipped policies are invalid")?;
+        memory.step("policy engine");
         let auth: daarion_auth::Settings = settings.services.decode(&daarion_auth::SPEC)?;
         let authenticator = daarion_auth::Authenticator::new(
             backends.db.clone(),
