@@ -51,6 +51,10 @@ pub struct Outbox {
     db: Db,
     bus: Arc<dyn Bus>,
     wake: Arc<Notify>,
+    /// Ids published after commit, removed by [`Outbox::run`] in batches:
+    /// one write for many events instead of one each.
+    published: Arc<std::sync::Mutex<Vec<String>>>,
+    removals: Arc<Notify>,
 }
 
 impl Outbox {
@@ -59,11 +63,14 @@ impl Outbox {
             db,
             bus,
             wake: Arc::new(Notify::new()),
+            published: Arc::default(),
+            removals: Arc::new(Notify::new()),
         }
     }
 
-    /// Publishes events [`stage`]d by a transaction that has committed,
-    /// and removes them. A failure leaves them for [`Outbox::run`].
+    /// Publishes events [`stage`]d by a transaction that has committed;
+    /// [`Outbox::run`] removes them soon after. A failure leaves them for
+    /// [`Outbox::run`] to publish.
     pub async fn relay(&self, events: &[Envelope]) {
         if events.is_empty() {
             return;
@@ -74,28 +81,55 @@ impl Outbox {
             self.wake.notify_one();
             return;
         }
-        let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
-        if let Err(error) = self.remove(&ids).await {
-            // Published but still staged: relayed again later, and
-            // consumers drop the repeat by its id.
-            tracing::warn!(%error, "published events not removed from the outbox");
+        if let Ok(mut published) = self.published.lock() {
+            published.extend(events.iter().map(|e| e.id.clone()));
         }
+        self.removals.notify_one();
     }
 
-    /// Relays rows left behind until `shutdown`, by polling and whenever
-    /// a relay after commit failed.
+    /// Until `shutdown`: removes what was published after commit (in
+    /// batches), and relays rows left behind, by polling and whenever a
+    /// relay after commit failed. Removes what is pending before returning.
     pub async fn run(self, shutdown: CancellationToken) {
+        let mut poll = tokio::time::interval(POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            tokio::select! {
+                () = shutdown.cancelled() => {
+                    self.remove_published().await;
+                    return;
+                }
+                () = self.removals.notified() => {
+                    // Gather what the next few posts publish too.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    self.remove_published().await;
+                    continue;
+                }
+                _ = poll.tick() => {}
+                () = self.wake.notified() => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+            self.remove_published().await;
             match self.relay_pending(GRACE).await {
                 Ok(n) if n > 0 => tracing::info!(events = n, "outbox relayed events left behind"),
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "outbox relay failed; retrying"),
             }
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(POLL) => {}
-                () = self.wake.notified() => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
+        }
+    }
+
+    async fn remove_published(&self) {
+        let ids = match self.published.lock() {
+            Ok(mut published) => std::mem::take(&mut *published),
+            Err(_) => return,
+        };
+        if ids.is_empty() {
+            return;
+        }
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        if let Err(error) = self.remove(&ids).await {
+            // Published but still staged: relayed again after the grace
+            // period, and consumers drop the repeat by its id.
+            tracing::warn!(%error, "published events not removed from the outbox");
         }
     }
 
