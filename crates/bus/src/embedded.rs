@@ -6,7 +6,10 @@
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use daarion_store::{Db, sql::Row};
+use daarion_store::{
+    Db,
+    sql::{Any, Row, Transaction},
+};
 use futures::StreamExt;
 use tokio::sync::{Notify, broadcast};
 
@@ -55,9 +58,19 @@ impl EmbeddedBus {
         &self,
         events: &[(&'e Envelope, &'static str)],
     ) -> Result<Vec<&'e str>, BusError> {
+        let mut tx = self.db.begin().await?;
+        let repeated = Self::store_in(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(repeated)
+    }
+
+    /// [`EmbeddedBus::store`] within the caller's transaction.
+    async fn store_in<'e>(
+        tx: &mut Transaction<'_, Any>,
+        events: &[(&'e Envelope, &'static str)],
+    ) -> Result<Vec<&'e str>, BusError> {
         let mut repeated = Vec::new();
         let now = daarion_store::now();
-        let mut tx = self.db.begin().await?;
         let mut consumers: Vec<(&'static str, Vec<(String, String)>)> = Vec::new();
         for (event, stream) in events {
             let text = serde_json::to_string(event)?;
@@ -70,7 +83,7 @@ impl EmbeddedBus {
             .bind(event.subject.as_str())
             .bind(text)
             .bind(now.as_str())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
             .rows_affected();
             if inserted == 0 {
@@ -85,7 +98,7 @@ impl EmbeddedBus {
                         "SELECT name, filter FROM bus_consumers WHERE stream = $1",
                     )
                     .bind(*stream)
-                    .fetch_all(&mut *tx)
+                    .fetch_all(&mut **tx)
                     .await?;
                     let mut named = Vec::with_capacity(rows.len());
                     for row in rows {
@@ -106,12 +119,32 @@ impl EmbeddedBus {
                 .bind(name.as_str())
                 .bind(event.id.as_str())
                 .bind(now.as_str())
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             }
         }
-        tx.commit().await?;
         Ok(repeated)
+    }
+
+    /// The events of `events` a stream holds, with its name.
+    fn durable<'e>(
+        &self,
+        events: &'e [Envelope],
+    ) -> Result<Vec<(&'e Envelope, &'static str)>, BusError> {
+        for event in events {
+            subject::validate(&event.subject)?;
+        }
+        Ok(events
+            .iter()
+            .filter_map(|e| self.streams.for_subject(&e.subject).map(|s| (e, s.name)))
+            .collect())
+    }
+
+    fn send_live<'e>(&self, events: impl Iterator<Item = &'e Envelope>) {
+        for event in events {
+            // No live subscriber is not an error.
+            let _ = self.live.send(Arc::new(event.clone()));
+        }
     }
 }
 
@@ -122,13 +155,7 @@ impl Bus for EmbeddedBus {
     }
 
     async fn publish_batch(&self, events: &[Envelope]) -> Result<(), BusError> {
-        for event in events {
-            subject::validate(&event.subject)?;
-        }
-        let durable: Vec<(&Envelope, &'static str)> = events
-            .iter()
-            .filter_map(|e| self.streams.for_subject(&e.subject).map(|s| (e, s.name)))
-            .collect();
+        let durable = self.durable(events)?;
         let repeated = if durable.is_empty() {
             Vec::new()
         } else {
@@ -136,10 +163,24 @@ impl Bus for EmbeddedBus {
             self.wake.notify_waiters();
             repeated
         };
-        for event in events.iter().filter(|e| !repeated.contains(&e.id.as_str())) {
-            // No live subscriber is not an error.
-            let _ = self.live.send(Arc::new(event.clone()));
-        }
+        self.send_live(events.iter().filter(|e| !repeated.contains(&e.id.as_str())));
+        Ok(())
+    }
+
+    /// The events live in the same database as the data: stored with it,
+    /// in its transaction, no outbox row needed.
+    async fn stage_in(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        events: &[Envelope],
+    ) -> Result<bool, BusError> {
+        Self::store_in(tx, &self.durable(events)?).await?;
+        Ok(true)
+    }
+
+    async fn announce(&self, events: &[Envelope]) -> Result<(), BusError> {
+        self.wake.notify_waiters();
+        self.send_live(events.iter());
         Ok(())
     }
 

@@ -35,7 +35,7 @@ use futures::stream::BoxStream;
 pub use embedded::EmbeddedBus;
 pub use envelope::Envelope;
 pub use nats::NatsBus;
-pub use outbox::Outbox;
+pub use outbox::{Outbox, Staged};
 pub use queued::QueuedPublisher;
 pub use runner::{DeadLetter, DeadLetters, HandlerError, run_consumer};
 
@@ -155,6 +155,24 @@ pub trait Bus: Send + Sync + 'static {
             self.publish(event).await?;
         }
         Ok(())
+    }
+
+    /// Stores `events` within the caller's transaction when this bus keeps
+    /// its events in that database (the embedded bus), so they are durable
+    /// exactly when the data is; `false` when it cannot (they then go
+    /// through the outbox table). See [`Outbox`].
+    async fn stage_in(
+        &self,
+        _tx: &mut daarion_store::sql::Transaction<'_, daarion_store::sql::Any>,
+        _events: &[Envelope],
+    ) -> Result<bool, BusError> {
+        Ok(false)
+    }
+
+    /// Delivers live, after their transaction committed, events that
+    /// [`Bus::stage_in`] stored.
+    async fn announce(&self, events: &[Envelope]) -> Result<(), BusError> {
+        self.publish_batch(events).await
     }
 
     /// Live events whose subject matches `pattern` (`*` one token, `>` the rest),

@@ -1,10 +1,13 @@
 //! The transactional outbox. An event that durable consumers need (a
 //! message an agent must answer, a usage record to bill) is written by
-//! [`stage`] in the same transaction as the data it describes, so it exists
-//! exactly when the data does. After commit, [`Outbox::relay`] publishes it
-//! and removes it; if the bus is unreachable or the process stops first,
-//! the row stays and [`Outbox::run`] (every process runs one) publishes it
-//! later. Delivery is at least once: consumers deduplicate by event id.
+//! [`Outbox::stage`] in the same transaction as the data it describes, so
+//! it exists exactly when the data does: the embedded bus stores it there
+//! itself (its events live in that database); otherwise it is a row of
+//! `bus_outbox`. After commit, [`Outbox::relay`] delivers it (the embedded
+//! bus: live; otherwise published, the row removed soon after); if the
+//! bus is unreachable or the process stops first, the row stays and
+//! [`Outbox::run`] (every process runs one) publishes it later. Delivery is
+//! at least once: consumers deduplicate by event id.
 
 use std::{sync::Arc, time::Duration};
 
@@ -27,22 +30,24 @@ const BATCH: i64 = 256;
 /// How often each process looks for rows left behind.
 const POLL: Duration = Duration::from_secs(1);
 
-/// Writes `events` in the caller's transaction; relay them after commit.
-pub async fn stage(tx: &mut Transaction<'_, Any>, events: &[Envelope]) -> Result<(), BusError> {
-    let now = daarion_store::now();
-    for event in events {
-        crate::subject::validate(&event.subject)?;
-        daarion_store::sql::query(
-            "INSERT INTO bus_outbox (id, event, created_at, claimed_until) VALUES ($1, $2, $3, '')",
-        )
-        .bind(event.id.as_str())
-        .bind(serde_json::to_string(event)?)
-        .bind(now.as_str())
-        .execute(&mut **tx)
-        .await
-        .map_err(daarion_store::StoreError::from)?;
+/// Events staged with their data, to relay once its transaction committed.
+#[must_use = "staged events are relayed after commit"]
+#[derive(Debug, Default)]
+pub struct Staged {
+    events: Vec<Envelope>,
+    /// The bus stored them itself, in the transaction (the embedded bus).
+    in_bus: bool,
+}
+
+impl Staged {
+    /// Nothing staged (a create replayed by its idempotency key).
+    pub fn none() -> Self {
+        Self::default()
     }
-    Ok(())
+
+    pub fn events(&self) -> &[Envelope] {
+        &self.events
+    }
 }
 
 /// Relays staged events to the bus; one per process, cheap to clone.
@@ -68,11 +73,49 @@ impl Outbox {
         }
     }
 
-    /// Publishes events [`stage`]d by a transaction that has committed;
-    /// [`Outbox::run`] removes them soon after. A failure leaves them for
-    /// [`Outbox::run`] to publish.
-    pub async fn relay(&self, events: &[Envelope]) {
+    /// Writes `events` in the caller's transaction; relay what it returns
+    /// once the transaction committed.
+    pub async fn stage(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        events: Vec<Envelope>,
+    ) -> Result<Staged, BusError> {
+        if self.bus.stage_in(tx, &events).await? {
+            return Ok(Staged {
+                events,
+                in_bus: true,
+            });
+        }
+        let now = daarion_store::now();
+        for event in &events {
+            crate::subject::validate(&event.subject)?;
+            daarion_store::sql::query(
+                "INSERT INTO bus_outbox (id, event, created_at, claimed_until) VALUES ($1, $2, $3, '')",
+            )
+            .bind(event.id.as_str())
+            .bind(serde_json::to_string(event)?)
+            .bind(now.as_str())
+            .execute(&mut **tx)
+            .await
+            .map_err(daarion_store::StoreError::from)?;
+        }
+        Ok(Staged {
+            events,
+            in_bus: false,
+        })
+    }
+
+    /// Delivers events staged by a transaction that has committed. A
+    /// failed publish leaves them for [`Outbox::run`].
+    pub async fn relay(&self, staged: Staged) {
+        let events = staged.events.as_slice();
         if events.is_empty() {
+            return;
+        }
+        if staged.in_bus {
+            if let Err(error) = self.bus.announce(events).await {
+                tracing::warn!(%error, "stored events not announced live");
+            }
             return;
         }
         if let Err(error) = self.bus.publish_batch(events).await {

@@ -38,8 +38,7 @@ pub struct Context {
     /// events that must not hold the request up and describe no data.
     pub events: QueuedPublisher,
     /// For events durable consumers need about data being written: staged
-    /// in its transaction ([`daarion_bus::outbox::stage`]), relayed after
-    /// commit.
+    /// in its transaction ([`Outbox::stage`]), relayed after commit.
     pub outbox: Outbox,
     /// Fires on shutdown: sessions close, background tasks stop.
     pub shutdown: CancellationToken,

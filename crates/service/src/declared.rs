@@ -49,6 +49,19 @@ impl Bus for Declared {
         self.bus.publish_batch(events).await
     }
 
+    async fn stage_in(
+        &self,
+        tx: &mut daarion_store::sql::Transaction<'_, daarion_store::sql::Any>,
+        events: &[Envelope],
+    ) -> Result<bool, BusError> {
+        events.iter().try_for_each(|e| self.check(e))?;
+        self.bus.stage_in(tx, events).await
+    }
+
+    async fn announce(&self, events: &[Envelope]) -> Result<(), BusError> {
+        self.bus.announce(events).await
+    }
+
     async fn subscribe(&self, pattern: &str) -> Result<Subscription, BusError> {
         self.bus.subscribe(pattern).await
     }

@@ -157,6 +157,7 @@ async fn create_room(
     let new_room = NewRoom::parse(&input.slug, &input.title, input.description.as_deref())?;
     let (room, fresh, staged) = store::create_room(
         &state.db,
+        &state.outbox,
         &new_room,
         &actor.handle,
         key.as_deref(),
@@ -172,7 +173,7 @@ async fn create_room(
         },
     )
     .await?;
-    state.outbox.relay(&staged).await;
+    state.outbox.relay(staged).await;
     Ok(created(fresh, RoomView::from(room)))
 }
 

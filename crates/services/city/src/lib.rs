@@ -180,6 +180,7 @@ async fn post_message(
     let body = MessageBody::parse(body, state.settings.max_message_chars)?;
     let (message, fresh, staged) = store::create_message(
         &state.db,
+        &state.outbox,
         slug,
         &author.handle,
         &body,
@@ -203,7 +204,7 @@ async fn post_message(
     .await?;
     if fresh {
         metrics::counter!("city_messages_total").increment(1);
-        state.outbox.relay(&staged).await;
+        state.outbox.relay(staged).await;
     }
     Ok((MessageView::from(message), fresh))
 }

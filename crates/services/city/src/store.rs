@@ -6,7 +6,7 @@ use daarion_store::{
     sql::{self, AnyRow, Row},
 };
 
-use daarion_bus::Envelope;
+use daarion_bus::{Envelope, Outbox, Staged};
 
 use crate::domain::{CityError, Message, MessageBody, NewRoom, Room, Slug};
 
@@ -50,15 +50,16 @@ pub async fn ensure_general(db: &Db) -> Result<(), CityError> {
 
 /// Creates a room. With an idempotency key, a retry returns the first result.
 /// Returns the room and whether it was created by this call.
-/// Creates a room; `events` says what to stage in the outbox with it.
+/// Creates a room; `events` says what to stage in `outbox` with it.
 /// Returns the room, whether it is new, and the staged events to relay.
 pub async fn create_room(
     db: &Db,
+    outbox: &Outbox,
     room: &NewRoom,
     author: &str,
     idempotency_key: Option<&str>,
     events: impl FnOnce(&Room) -> Vec<Envelope>,
-) -> Result<(Room, bool, Vec<Envelope>), CityError> {
+) -> Result<(Room, bool, Staged), CityError> {
     let mut tx = db.begin().await?;
     let scope = format!("city.rooms:{author}");
     if let Some(key) = idempotency_key {
@@ -68,7 +69,7 @@ pub async fn create_room(
                 .bind(id)
                 .fetch_one(&mut *tx)
                 .await?;
-            return Ok((room_from(&row)?, false, Vec::new()));
+            return Ok((room_from(&row)?, false, Staged::none()));
         }
     }
     let created = Room {
@@ -101,8 +102,7 @@ pub async fn create_room(
     if let Some(key) = idempotency_key {
         idempotency::complete(&mut tx, &scope, key, &created.id).await?;
     }
-    let staged = events(&created);
-    daarion_bus::outbox::stage(&mut tx, &staged).await?;
+    let staged = outbox.stage(&mut tx, events(&created)).await?;
     tx.commit().await?;
     Ok((created, true, staged))
 }
@@ -131,16 +131,17 @@ pub async fn rooms(db: &Db, after: Option<&str>, limit: u32) -> Result<Vec<Room>
 }
 
 /// Posts a message. Returns it and whether it was created by this call.
-/// Posts a message; `events` says what to stage in the outbox with it.
+/// Posts a message; `events` says what to stage in `outbox` with it.
 /// Returns the message, whether it is new, and the staged events to relay.
 pub async fn create_message(
     db: &Db,
+    outbox: &Outbox,
     slug: &Slug,
     author: &str,
     body: &MessageBody,
     idempotency_key: Option<&str>,
     events: impl FnOnce(&Message) -> Vec<Envelope>,
-) -> Result<(Message, bool, Vec<Envelope>), CityError> {
+) -> Result<(Message, bool, Staged), CityError> {
     let room = room(db, slug).await?;
     let mut tx = db.begin().await?;
     let scope = format!("city.messages:{author}");
@@ -154,7 +155,7 @@ pub async fn create_message(
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
-            return Ok((message_from(&row)?, false, Vec::new()));
+            return Ok((message_from(&row)?, false, Staged::none()));
         }
     }
     let message = Message {
@@ -177,8 +178,7 @@ pub async fn create_message(
     if let Some(key) = idempotency_key {
         idempotency::complete(&mut tx, &scope, key, &message.id).await?;
     }
-    let staged = events(&message);
-    daarion_bus::outbox::stage(&mut tx, &staged).await?;
+    let staged = outbox.stage(&mut tx, events(&message)).await?;
     tx.commit().await?;
     Ok((message, true, staged))
 }
