@@ -12,389 +12,670 @@ use futures::SinkExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-macro_rules! suite {
-    ($($kind:ident => $module:ident),*) => {$(
-        mod $module {
-            use super::*;
+on_every_backend!(
+    general_exists_and_rooms_can_be_created,
+    bad_room_input_is_refused_and_nothing_is_written,
+    idempotency_keys_make_creates_safe_to_retry,
+    history_is_newest_first_with_cursor_pages,
+    message_limits_hold_and_nothing_partial_is_written,
+    request_ids_are_kept_or_made_and_errors_carry_them,
+    a_method_a_path_does_not_answer_is_405_with_allow,
+    health_metrics_and_openapi_are_served,
+    operator_endpoints_are_for_city_admins,
+    room_sockets_deliver_live_messages_both_ways,
+    bad_socket_input_gets_errors_and_close_codes,
+    socket_errors_carry_the_upgrade_request_id,
+    presence_joins_heartbeats_leaves_and_expires,
+    a_user_stays_present_while_any_connection_is_open,
+    shutdown_closes_sockets_with_going_away,
+);
 
-            async fn city() -> Option<City> {
-                City::new(Kind::$kind).await
-            }
+async fn general_exists_and_rooms_can_be_created(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let (status, body) = app.get("/api/city/rooms").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["items"][0]["slug"], "general");
 
-            #[tokio::test]
-            async fn general_exists_and_rooms_can_be_created() {
-                let Some(city) = city().await else { return };
-                let app = city.spawn().await;
-                let (status, body) = app.get("/api/city/rooms").await;
-                assert_eq!(status, 200);
-                assert_eq!(body["items"][0]["slug"], "general");
+    let (status, room) = app
+        .post(
+            "/api/city/rooms",
+            Some("alice"),
+            json!({"slug": "makers", "title": "Makers", "description": "We build"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{room}");
+    assert_eq!(room["created_by"], "alice");
+    let (status, fetched) = app.get("/api/city/rooms/makers").await;
+    assert_eq!(status, 200);
+    assert_eq!(fetched["id"], room["id"]);
 
-                let (status, room) = app.post("/api/city/rooms", Some("alice"),
-                    json!({"slug": "makers", "title": "Makers", "description": "We build"})).await;
-                assert_eq!(status, 201, "{room}");
-                assert_eq!(room["created_by"], "alice");
-                let (status, fetched) = app.get("/api/city/rooms/makers").await;
-                assert_eq!(status, 200);
-                assert_eq!(fetched["id"], room["id"]);
-
-                let (status, body) = app.post("/api/city/rooms", Some("bob"), json!({"slug": "makers", "title": "Again"})).await;
-                assert_eq!((status, error_code(&body)), (409, "conflict"));
-                app.stop().await;
-            }
-
-            #[tokio::test]
-            async fn bad_room_input_is_refused_and_nothing_is_written() {
-                let Some(city) = city().await else { return };
-                let app = city.spawn().await;
-                let cases = [
-                    (json!({"slug": "Bad Slug", "title": "x"}), 422, "validation_failed"),
-                    (json!({"slug": "ok-slug", "title": ""}), 422, "validation_failed"),
-                    (json!({"slug": "ok-slug", "title": "t".repeat(121)}), 422, "validation_failed"),
-                    (json!({"slug": "ok-slug", "title": 5}), 422, "validation_failed"),
-                    (json!({"slug": "ok-slug"}), 422, "validation_failed"),
-                    (json!({"slug": "ok-slug", "title": "x", "admin": true}), 422, "validation_failed"),
-                ];
-                for (input, status, code) in cases {
-                    let (got, body) = app.post("/api/city/rooms", Some("alice"), input.clone()).await;
-                    assert_eq!((got, error_code(&body)), (status, code), "{input}");
-                }
-                // Malformed JSON, no caller, wrong content type, oversized body.
-                let alice = app.cookie("alice").await;
-                let raw = |body: &'static str, ctype: &'static str| app.client.post(app.url("/api/city/rooms"))
-                    .header("cookie", alice.clone()).header("content-type", ctype).body(body);
-                let (status, body) = common::decode(raw("{not json", "application/json").send().await.unwrap()).await;
-                assert_eq!((status, error_code(&body)), (400, "bad_request"));
-                let (status, body) = common::decode(raw("{}", "text/plain").send().await.unwrap()).await;
-                assert_eq!((status, error_code(&body)), (415, "unsupported_media_type"));
-                let (status, body) = app.post("/api/city/rooms", None, json!({"slug": "ok-slug", "title": "x"})).await;
-                assert_eq!((status, error_code(&body)), (401, "unauthorized"));
-                let forged = app.client.post(app.url("/api/city/rooms")).header("cookie", "daarion_session=forged")
-                    .json(&json!({"slug": "ok-slug", "title": "x"})).send().await.unwrap();
-                let (status, body) = common::decode(forged).await;
-                assert_eq!((status, error_code(&body)), (401, "unauthorized"));
-                let huge = json!({"slug": "ok-slug", "title": "x", "description": "d".repeat(2 * 1024 * 1024)});
-                let (status, body) = app.post("/api/city/rooms", Some("alice"), huge).await;
-                assert_eq!((status, error_code(&body)), (413, "payload_too_large"));
-
-                let (_, rooms) = app.get("/api/city/rooms").await;
-                assert_eq!(rooms["items"].as_array().unwrap().len(), 1, "only general: {rooms}");
-                let (status, body) = app.get("/api/city/rooms/no-such-room").await;
-                assert_eq!((status, error_code(&body)), (404, "not_found"));
-                let (status, body) = app.get("/api/city/rooms/NOT_A_SLUG").await;
-                assert_eq!((status, error_code(&body)), (404, "not_found"));
-                app.stop().await;
-            }
-
-            #[tokio::test]
-            async fn idempotency_keys_make_creates_safe_to_retry() {
-                let Some(city) = city().await else { return };
-                let app = city.spawn().await;
-                let alice = app.cookie("alice").await;
-                let post = |key: &'static str, body: serde_json::Value| app.client.post(app.url("/api/city/rooms/general/messages"))
-                    .header("cookie", alice.clone()).header("idempotency-key", key).json(&body);
-                let (first_status, first) = common::decode(post("k-1", json!({"body": "once"})).send().await.unwrap()).await;
-                let (second_status, second) = common::decode(post("k-1", json!({"body": "once"})).send().await.unwrap()).await;
-                assert_eq!((first_status, second_status), (201, 200));
-                assert_eq!(first["id"], second["id"]);
-                let (status, body) = common::decode(post("k-1", json!({"body": "different"})).send().await.unwrap()).await;
-                assert_eq!((status, error_code(&body)), (409, "conflict"));
-                let (_, page) = app.get("/api/city/rooms/general/messages").await;
-                assert_eq!(page["items"].as_array().unwrap().len(), 1);
-                app.stop().await;
-            }
-
-            #[tokio::test]
-            async fn history_is_newest_first_with_cursor_pages() {
-                let Some(city) = city().await else { return };
-                let app = city.spawn().await;
-                for n in 0..7 {
-                    let (status, _) = app.post("/api/city/rooms/general/messages", Some("alice"), json!({"body": format!("m{n}")})).await;
-                    assert_eq!(status, 201);
-                }
-                let mut seen = Vec::new();
-                let mut path = "/api/city/rooms/general/messages?limit=3".to_owned();
-                loop {
-                    let (status, page) = app.get(&path).await;
-                    assert_eq!(status, 200, "{page}");
-                    seen.extend(page["items"].as_array().unwrap().iter().map(|m| m["body"].as_str().unwrap().to_owned()));
-                    match page["next_cursor"].as_str() {
-                        Some(cursor) => path = format!("/api/city/rooms/general/messages?limit=3&cursor={cursor}"),
-                        None => break,
-                    }
-                }
-                assert_eq!(seen, ["m6", "m5", "m4", "m3", "m2", "m1", "m0"]);
-                for bad in ["?limit=0", "?limit=101", "?limit=x", "?cursor=zz"] {
-                    let (status, body) = app.get(&format!("/api/city/rooms/general/messages{bad}")).await;
-                    assert!(status == 400 || status == 422, "{bad}: {status}");
-                    error_code(&body);
-                }
-                app.stop().await;
-            }
-
-            #[tokio::test]
-            async fn message_limits_hold_and_nothing_partial_is_written() {
-                let Some(city) = city().await else { return };
-                let app = city.spawn().await;
-                let too_long = "x".repeat(4001);
-                for body in [json!({"body": too_long}), json!({"body": "   "}), json!({"body": 42}), json!({})] {
-                    let (status, error) = app.post("/api/city/rooms/general/messages", Some("alice"), body.clone()).await;
-                    assert_eq!((status, error_code(&error)), (422, "validation_failed"), "{body}");
-                }
-                let (status, body) = app.post("/api/city/rooms/nowhere/messages", Some("alice"), json!({"body": "hi"})).await;
-                assert_eq!((status, error_code(&body)), (404, "not_found"));
-                let (status, _) = app.post("/api/city/rooms/general/messages", Some("alice"), json!({"body": "x".repeat(4000)})).await;
-                assert_eq!(status, 201);
-                let (_, page) = app.get("/api/city/rooms/general/messages").await;
-                assert_eq!(page["items"].as_array().unwrap().len(), 1);
-                app.stop().await;
-            }
-
-            #[tokio::test]
-            async fn request_ids_are_kept_or_made_and_errors_carry_them() {
-                let Some(city) = city().await else { return };
-                let app = city.spawn().await;
-                let response = app.client.get(app.url("/api/city/rooms/missing")).header("x-request-id", "req-from-client-1").send().await.unwrap();
-                assert_eq!(response.headers()["x-request-id"], "req-from-client-1");
-                let (_, body) = common::decode(response).await;
-                assert_eq!(body["error"]["request_id"], "req-from-client-1");
-                let response = app.client.get(app.url("/api/city/rooms")).header("x-request-id", "bad id\twith tab").send().await.unwrap();
-                let made = response.headers()["x-request-id"].to_str().unwrap().to_owned();
-                assert!(made.starts_with("req_"), "{made}");
-                let (status, body) = app.get("/api/no/such/route").await;
-                assert_eq!((status, error_code(&body)), (404, "not_found"));
-                app.stop().await;
-            }
-
-            #[tokio::test]
-            async fn a_method_a_path_does_not_answer_is_405_with_allow() {
-                let Some(city) = city().await else { return };
-                let app = city.spawn().await;
-                let response = app.client.delete(app.url("/api/city/rooms"))
-                    .header("cookie", app.cookie("alice").await).send().await.unwrap();
-                assert_eq!(response.headers()["allow"], "GET, HEAD, POST");
-                let (status, body) = common::decode(response).await;
-                assert_eq!((status, error_code(&body)), (405, "method_not_allowed"));
-                app.stop().await;
-            }
-
-            #[tokio::test]
-            async fn health_metrics_and_openapi_are_served() {
-                let Some(city) = city().await else { return };
-                let app = city.spawn().await;
-                let text = app.client.get(app.url("/healthz")).send().await.unwrap().text().await.unwrap();
-                assert_eq!(text, "OK");
-                let (status, health) = app.get("/health").await;
-                assert_eq!(status, 200, "{health}");
-                assert_eq!(health["status"], "healthy");
-                assert!(health["uptime"].is_u64());
-                let expected = match Kind::$kind {
-                    Kind::Embedded => json!({"database": "embedded", "bus": "embedded", "cache": "embedded"}),
-                    Kind::Distributed => json!({"database": "connected", "nats": "connected", "redis": "connected"}),
-                };
-                assert_eq!(health["dependencies"], expected);
-                assert_eq!(health["services"]["city"], "healthy");
-                let (status, city_health) = app.get("/api/city/health").await;
-                assert_eq!((status, city_health["service"].as_str()), (200, Some("city")));
-
-                app.get("/api/city/rooms/general").await;
-                let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
-                assert!(metrics.contains(r#"http_requests_total{service="city",method="GET",route="/api/city/rooms/{slug}",status="200"}"#), "{metrics}");
-                assert!(metrics.contains("http_request_duration_seconds_bucket"));
-                assert!(metrics.contains("active_connections"));
-                assert!(metrics.contains(r#"service_health{service="city",dependency="database"} 1"#));
-
-                let (status, spec) = app.get("/openapi.json").await;
-                assert_eq!(status, 200);
-                assert_eq!(spec["openapi"], "3.1.0");
-                for path in ["/api/city/rooms", "/api/city/rooms/{slug}", "/api/city/rooms/{slug}/messages", "/api/city/presence", "/api/ops/dead-letters"] {
-                    assert!(spec["paths"][path].is_object(), "{path} missing from OpenAPI");
-                }
-                let docs = app.client.get(app.url("/docs/")).send().await.unwrap();
-                assert_eq!(docs.status(), 200);
-                assert!(docs.text().await.unwrap().contains("swagger"));
-                app.stop().await;
-            }
-
-            #[tokio::test]
-            async fn operator_endpoints_are_for_city_admins() {
-                let Some(city) = city().await else { return };
-                let app = city.spawn().await;
-                let anonymous = app.client.get(app.url("/api/ops/dead-letters")).send().await.unwrap();
-                let (status, body) = common::decode(anonymous).await;
-                assert_eq!((status, error_code(&body)), (401, "unauthorized"));
-                let (status, body) = app.get_as("/api/ops/dead-letters", Some("alice")).await;
-                assert_eq!((status, error_code(&body)), (403, "forbidden"));
-                let (status, body) = app.get_as("/api/ops/dead-letters", Some("root")).await;
-                assert_eq!((status, body["items"].as_array().map(Vec::len)), (200, Some(0)));
-                let missing = app.client.post(app.url("/api/ops/dead-letters/dlq_x/replay"))
-                    .header("cookie", app.cookie("root").await).send().await.unwrap();
-                assert_eq!(missing.status(), 404);
-                app.stop().await;
-            }
-
-            #[tokio::test]
-            async fn room_sockets_deliver_live_messages_both_ways() {
-                let Some(city) = city().await else { return };
-                let app = city.spawn().await;
-                let mut watcher = app.ws_as("/ws/city/rooms/general", "watcher").await;
-                let mut alice = app.ws_as("/ws/city/rooms/general", "alice").await;
-                // Posted over HTTP, seen live.
-                let (_, posted) = app.post("/api/city/rooms/general/messages", Some("bob"), json!({"body": "hello city"})).await;
-                let frame = next_of(&mut watcher, "message").await;
-                assert_eq!(frame["message"]["id"], posted["id"]);
-                assert_eq!(frame["message"]["body"], "hello city");
-                // Posted over the socket: acknowledged, and seen by the others.
-                send_text(&mut alice, json!({"type": "message", "body": "from ws", "ref": "r1"}).to_string()).await;
-                let ack = next_of(&mut alice, "ack").await;
-                assert_eq!(ack["ref"], "r1");
-                let live = next_of(&mut watcher, "message").await;
-                assert_eq!(live["message"]["body"], "from ws");
-                assert_eq!(live["message"]["author"], "alice");
-                // A read-only API key may watch but not post.
-                let key = app.api_key("dora", &["city:read"]).await;
-                let mut reader = app.ws_with("/ws/city/rooms/general", "authorization", &format!("Bearer {key}")).await;
-                send_text(&mut reader, json!({"type": "message", "body": "sneaky"}).to_string()).await;
-                assert_eq!(next_of(&mut reader, "error").await["error"]["code"], "forbidden");
-                let (_, page) = app.get("/api/city/rooms/general/messages").await;
-                assert_eq!(page["items"].as_array().unwrap().len(), 2);
-                app.stop().await;
-            }
-
-            #[tokio::test]
-            async fn bad_socket_input_gets_errors_and_close_codes() {
-                let Some(mut city) = city().await else { return };
-                city.settings.services.update(&daarion_city::SPEC, |x: &mut daarion_city::Settings| x.ws_burst = 5).unwrap();
-                city.settings.services.update(&daarion_city::SPEC, |x: &mut daarion_city::Settings| x.ws_messages_per_second = 1.0).unwrap();
-                let app = city.spawn().await;
-                use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-                let mut request = app.ws_url("/ws/city/rooms/nowhere").into_client_request().unwrap();
-                request.headers_mut().insert("cookie", app.cookie("alice").await.parse().unwrap());
-                match tokio_tungstenite::connect_async(request).await {
-                    Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 404),
-                    other => panic!("expected a 404, got {other:?}"),
-                }
-                match tokio_tungstenite::connect_async(app.ws_url("/ws/city/rooms/general")).await {
-                    Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 401),
-                    other => panic!("expected a 401 without credentials, got {other:?}"),
-                }
-
-                let mut socket = app.ws_as("/ws/city/rooms/general", "alice").await;
-                send_text(&mut socket, "{not json".into()).await;
-                assert_eq!(next_json(&mut socket).await["error"]["code"], "bad_request");
-                send_text(&mut socket, json!({"type": "message", "body": "x".repeat(4001)}).to_string()).await;
-                assert_eq!(next_of(&mut socket, "error").await["error"]["code"], "validation_failed");
-                send_text(&mut socket, "y".repeat(17 * 1024)).await;
-                assert_eq!(close_code(&mut socket).await, 1009);
-
-                let mut binary = app.ws_as("/ws/city/rooms/general", "bob").await;
-                binary.send(WsMessage::Binary(vec![1, 2, 3].into())).await.unwrap();
-                assert_eq!(close_code(&mut binary).await, 1003);
-
-                let mut flood = app.ws_as("/ws/city/rooms/general", "carol").await;
-                for _ in 0..40 {
-                    if flood.send(WsMessage::Text(json!({"type": "heartbeat"}).to_string().into())).await.is_err() { break }
-                }
-                assert_eq!(close_code(&mut flood).await, 1008);
-
-                // The process keeps serving.
-                let (status, _) = app.get("/api/city/rooms").await;
-                assert_eq!(status, 200);
-                let (_, page) = app.get("/api/city/rooms/general/messages").await;
-                assert!(page["items"].as_array().unwrap().is_empty(), "nothing partial written: {page}");
-                app.stop().await;
-            }
-
-            #[tokio::test]
-            async fn socket_errors_carry_the_upgrade_request_id() {
-                use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-                let Some(city) = city().await else { return };
-                let app = city.spawn().await;
-                let mut request = app.ws_url("/ws/city/rooms/general").into_client_request().unwrap();
-                request.headers_mut().insert("x-request-id", "ws-req-1".parse().unwrap());
-                request.headers_mut().insert("cookie", app.cookie("alice").await.parse().unwrap());
-                let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-                send_text(&mut socket, "{bad".into()).await;
-                assert_eq!(next_json(&mut socket).await["error"]["request_id"], "ws-req-1");
-                app.stop().await;
-            }
-
-            #[tokio::test]
-            async fn presence_joins_heartbeats_leaves_and_expires() {
-                let Some(mut city) = city().await else { return };
-                city.settings.services.update(&daarion_city::SPEC, |x: &mut daarion_city::Settings| x.presence_ttl_secs = 3).unwrap();
-                let app = city.spawn().await;
-                let mut watcher = app.ws_as("/ws/city/presence?observe=true", "watcher").await;
-                assert_eq!(next_json(&mut watcher).await["type"], "snapshot");
-
-                let mut alice = app.ws_as("/ws/city/presence", "alice").await;
-                assert_eq!(next_json(&mut alice).await["type"], "snapshot");
-                let join = next_of(&mut watcher, "join").await;
-                assert_eq!(join["user"], "alice");
-                let (_, present) = app.get("/api/city/presence").await;
-                assert_eq!(present["items"], json!([{"user": "alice"}]));
-
-                send_text(&mut alice, json!({"type": "heartbeat"}).to_string()).await;
-                assert_eq!(next_of(&mut watcher, "heartbeat").await["user"], "alice");
-
-                alice.close(None).await.unwrap();
-                let leave = next_of(&mut watcher, "leave").await;
-                assert_eq!((leave["user"].as_str(), leave["reason"].as_str()), (Some("alice"), Some("disconnect")));
-
-                // A client that stops heartbeating expires, and its leave is announced once.
-                let mut bob = app.ws_as("/ws/city/presence", "bob").await;
-                next_json(&mut bob).await;
-                assert_eq!(next_of(&mut watcher, "join").await["user"], "bob");
-                let leave = next_of(&mut watcher, "leave").await;
-                assert_eq!((leave["user"].as_str(), leave["reason"].as_str()), (Some("bob"), Some("timeout")));
-                let (_, present) = app.get("/api/city/presence").await;
-                assert_eq!(present["items"], json!([]));
-                drop(bob);
-                app.stop().await;
-            }
-
-            #[tokio::test]
-            async fn a_user_stays_present_while_any_connection_is_open() {
-                let Some(city) = city().await else { return };
-                let app = city.spawn().await;
-                let mut watcher = app.ws_as("/ws/city/presence?observe=true", "watcher").await;
-                next_json(&mut watcher).await;
-                let mut tab1 = app.ws_as("/ws/city/presence", "alice").await;
-                next_json(&mut tab1).await;
-                assert_eq!(next_of(&mut watcher, "join").await["user"], "alice");
-                let mut tab2 = app.ws_as("/ws/city/presence", "alice").await;
-                next_json(&mut tab2).await;
-                // The second tab is a heartbeat, not a second join.
-                assert_eq!(next_json(&mut watcher).await["type"], "heartbeat");
-
-                tab1.close(None).await.unwrap();
-                assert_eq!(close_code(&mut tab1).await, 1005);
-                let (_, present) = app.get("/api/city/presence").await;
-                assert_eq!(present["items"], json!([{"user": "alice"}]));
-                let quiet = tokio::time::timeout(Duration::from_millis(500), next_of(&mut watcher, "leave")).await;
-                assert!(quiet.is_err(), "no leave while a tab is open");
-
-                tab2.close(None).await.unwrap();
-                let leave = next_of(&mut watcher, "leave").await;
-                assert_eq!(leave["user"], "alice");
-                let (_, present) = app.get("/api/city/presence").await;
-                assert_eq!(present["items"], json!([]));
-                app.stop().await;
-            }
-
-            #[tokio::test]
-            async fn shutdown_closes_sockets_with_going_away() {
-                let Some(city) = city().await else { return };
-                let app = city.spawn().await;
-                let mut socket = app.ws_as("/ws/city/rooms/general", "watcher").await;
-                let stopping = tokio::spawn(app.stop());
-                assert_eq!(close_code(&mut socket).await, 1001);
-                tokio::time::timeout(Duration::from_secs(15), stopping).await.unwrap().unwrap();
-            }
-        }
-    )*};
+    let (status, body) = app
+        .post(
+            "/api/city/rooms",
+            Some("bob"),
+            json!({"slug": "makers", "title": "Again"}),
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (409, "conflict"));
+    app.stop().await;
 }
 
-suite!(Embedded => embedded, Distributed => distributed);
+async fn bad_room_input_is_refused_and_nothing_is_written(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let cases = [
+        (
+            json!({"slug": "Bad Slug", "title": "x"}),
+            422,
+            "validation_failed",
+        ),
+        (
+            json!({"slug": "ok-slug", "title": ""}),
+            422,
+            "validation_failed",
+        ),
+        (
+            json!({"slug": "ok-slug", "title": "t".repeat(121)}),
+            422,
+            "validation_failed",
+        ),
+        (
+            json!({"slug": "ok-slug", "title": 5}),
+            422,
+            "validation_failed",
+        ),
+        (json!({"slug": "ok-slug"}), 422, "validation_failed"),
+        (
+            json!({"slug": "ok-slug", "title": "x", "admin": true}),
+            422,
+            "validation_failed",
+        ),
+    ];
+    for (input, status, code) in cases {
+        let (got, body) = app
+            .post("/api/city/rooms", Some("alice"), input.clone())
+            .await;
+        assert_eq!((got, error_code(&body)), (status, code), "{input}");
+    }
+    // Malformed JSON, no caller, wrong content type, oversized body.
+    let alice = app.cookie("alice").await;
+    let raw = |body: &'static str, ctype: &'static str| {
+        app.client
+            .post(app.url("/api/city/rooms"))
+            .header("cookie", alice.clone())
+            .header("content-type", ctype)
+            .body(body)
+    };
+    let (status, body) =
+        common::decode(raw("{not json", "application/json").send().await.unwrap()).await;
+    assert_eq!((status, error_code(&body)), (400, "bad_request"));
+    let (status, body) = common::decode(raw("{}", "text/plain").send().await.unwrap()).await;
+    assert_eq!((status, error_code(&body)), (415, "unsupported_media_type"));
+    let (status, body) = app
+        .post(
+            "/api/city/rooms",
+            None,
+            json!({"slug": "ok-slug", "title": "x"}),
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (401, "unauthorized"));
+    let forged = app
+        .client
+        .post(app.url("/api/city/rooms"))
+        .header("cookie", "daarion_session=forged")
+        .json(&json!({"slug": "ok-slug", "title": "x"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = common::decode(forged).await;
+    assert_eq!((status, error_code(&body)), (401, "unauthorized"));
+    let huge = json!({"slug": "ok-slug", "title": "x", "description": "d".repeat(2 * 1024 * 1024)});
+    let (status, body) = app.post("/api/city/rooms", Some("alice"), huge).await;
+    assert_eq!((status, error_code(&body)), (413, "payload_too_large"));
+
+    let (_, rooms) = app.get("/api/city/rooms").await;
+    assert_eq!(
+        rooms["items"].as_array().unwrap().len(),
+        1,
+        "only general: {rooms}"
+    );
+    let (status, body) = app.get("/api/city/rooms/no-such-room").await;
+    assert_eq!((status, error_code(&body)), (404, "not_found"));
+    let (status, body) = app.get("/api/city/rooms/NOT_A_SLUG").await;
+    assert_eq!((status, error_code(&body)), (404, "not_found"));
+    app.stop().await;
+}
+
+async fn idempotency_keys_make_creates_safe_to_retry(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let alice = app.cookie("alice").await;
+    let post = |key: &'static str, body: serde_json::Value| {
+        app.client
+            .post(app.url("/api/city/rooms/general/messages"))
+            .header("cookie", alice.clone())
+            .header("idempotency-key", key)
+            .json(&body)
+    };
+    let (first_status, first) =
+        common::decode(post("k-1", json!({"body": "once"})).send().await.unwrap()).await;
+    let (second_status, second) =
+        common::decode(post("k-1", json!({"body": "once"})).send().await.unwrap()).await;
+    assert_eq!((first_status, second_status), (201, 200));
+    assert_eq!(first["id"], second["id"]);
+    let (status, body) = common::decode(
+        post("k-1", json!({"body": "different"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (409, "conflict"));
+    let (_, page) = app.get("/api/city/rooms/general/messages").await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    app.stop().await;
+}
+
+async fn history_is_newest_first_with_cursor_pages(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    for n in 0..7 {
+        let (status, _) = app
+            .post(
+                "/api/city/rooms/general/messages",
+                Some("alice"),
+                json!({"body": format!("m{n}")}),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    let mut seen = Vec::new();
+    let mut path = "/api/city/rooms/general/messages?limit=3".to_owned();
+    loop {
+        let (status, page) = app.get(&path).await;
+        assert_eq!(status, 200, "{page}");
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["body"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(cursor) => {
+                path = format!("/api/city/rooms/general/messages?limit=3&cursor={cursor}")
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["m6", "m5", "m4", "m3", "m2", "m1", "m0"]);
+    for bad in ["?limit=0", "?limit=101", "?limit=x", "?cursor=zz"] {
+        let (status, body) = app
+            .get(&format!("/api/city/rooms/general/messages{bad}"))
+            .await;
+        assert!(status == 400 || status == 422, "{bad}: {status}");
+        error_code(&body);
+    }
+    app.stop().await;
+}
+
+async fn message_limits_hold_and_nothing_partial_is_written(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let too_long = "x".repeat(4001);
+    for body in [
+        json!({"body": too_long}),
+        json!({"body": "   "}),
+        json!({"body": 42}),
+        json!({}),
+    ] {
+        let (status, error) = app
+            .post(
+                "/api/city/rooms/general/messages",
+                Some("alice"),
+                body.clone(),
+            )
+            .await;
+        assert_eq!(
+            (status, error_code(&error)),
+            (422, "validation_failed"),
+            "{body}"
+        );
+    }
+    let (status, body) = app
+        .post(
+            "/api/city/rooms/nowhere/messages",
+            Some("alice"),
+            json!({"body": "hi"}),
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (404, "not_found"));
+    let (status, _) = app
+        .post(
+            "/api/city/rooms/general/messages",
+            Some("alice"),
+            json!({"body": "x".repeat(4000)}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (_, page) = app.get("/api/city/rooms/general/messages").await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    app.stop().await;
+}
+
+async fn request_ids_are_kept_or_made_and_errors_carry_them(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let response = app
+        .client
+        .get(app.url("/api/city/rooms/missing"))
+        .header("x-request-id", "req-from-client-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "req-from-client-1");
+    let (_, body) = common::decode(response).await;
+    assert_eq!(body["error"]["request_id"], "req-from-client-1");
+    let response = app
+        .client
+        .get(app.url("/api/city/rooms"))
+        .header("x-request-id", "bad id\twith tab")
+        .send()
+        .await
+        .unwrap();
+    let made = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(made.starts_with("req_"), "{made}");
+    let (status, body) = app.get("/api/no/such/route").await;
+    assert_eq!((status, error_code(&body)), (404, "not_found"));
+    app.stop().await;
+}
+
+async fn a_method_a_path_does_not_answer_is_405_with_allow(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let response = app
+        .client
+        .delete(app.url("/api/city/rooms"))
+        .header("cookie", app.cookie("alice").await)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["allow"], "GET, HEAD, POST");
+    let (status, body) = common::decode(response).await;
+    assert_eq!((status, error_code(&body)), (405, "method_not_allowed"));
+    app.stop().await;
+}
+
+async fn health_metrics_and_openapi_are_served(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let text = app
+        .client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text, "OK");
+    let (status, health) = app.get("/health").await;
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["status"], "healthy");
+    assert!(health["uptime"].is_u64());
+    let expected = match kind {
+        Kind::Embedded => json!({"database": "embedded", "bus": "embedded", "cache": "embedded"}),
+        Kind::Distributed => {
+            json!({"database": "connected", "nats": "connected", "redis": "connected"})
+        }
+    };
+    assert_eq!(health["dependencies"], expected);
+    assert_eq!(health["services"]["city"], "healthy");
+    let (status, city_health) = app.get("/api/city/health").await;
+    assert_eq!(
+        (status, city_health["service"].as_str()),
+        (200, Some("city"))
+    );
+
+    app.get("/api/city/rooms/general").await;
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains(r#"http_requests_total{service="city",method="GET",route="/api/city/rooms/{slug}",status="200"}"#), "{metrics}");
+    assert!(metrics.contains("http_request_duration_seconds_bucket"));
+    assert!(metrics.contains("active_connections"));
+    assert!(metrics.contains(r#"service_health{service="city",dependency="database"} 1"#));
+
+    let (status, spec) = app.get("/openapi.json").await;
+    assert_eq!(status, 200);
+    assert_eq!(spec["openapi"], "3.1.0");
+    for path in [
+        "/api/city/rooms",
+        "/api/city/rooms/{slug}",
+        "/api/city/rooms/{slug}/messages",
+        "/api/city/presence",
+        "/api/ops/dead-letters",
+    ] {
+        assert!(
+            spec["paths"][path].is_object(),
+            "{path} missing from OpenAPI"
+        );
+    }
+    let docs = app.client.get(app.url("/docs/")).send().await.unwrap();
+    assert_eq!(docs.status(), 200);
+    assert!(docs.text().await.unwrap().contains("swagger"));
+    app.stop().await;
+}
+
+async fn operator_endpoints_are_for_city_admins(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let anonymous = app
+        .client
+        .get(app.url("/api/ops/dead-letters"))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = common::decode(anonymous).await;
+    assert_eq!((status, error_code(&body)), (401, "unauthorized"));
+    let (status, body) = app.get_as("/api/ops/dead-letters", Some("alice")).await;
+    assert_eq!((status, error_code(&body)), (403, "forbidden"));
+    let (status, body) = app.get_as("/api/ops/dead-letters", Some("root")).await;
+    assert_eq!(
+        (status, body["items"].as_array().map(Vec::len)),
+        (200, Some(0))
+    );
+    let missing = app
+        .client
+        .post(app.url("/api/ops/dead-letters/dlq_x/replay"))
+        .header("cookie", app.cookie("root").await)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    app.stop().await;
+}
+
+async fn room_sockets_deliver_live_messages_both_ways(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let mut watcher = app.ws_as("/ws/city/rooms/general", "watcher").await;
+    let mut alice = app.ws_as("/ws/city/rooms/general", "alice").await;
+    // Posted over HTTP, seen live.
+    let (_, posted) = app
+        .post(
+            "/api/city/rooms/general/messages",
+            Some("bob"),
+            json!({"body": "hello city"}),
+        )
+        .await;
+    let frame = next_of(&mut watcher, "message").await;
+    assert_eq!(frame["message"]["id"], posted["id"]);
+    assert_eq!(frame["message"]["body"], "hello city");
+    // Posted over the socket: acknowledged, and seen by the others.
+    send_text(
+        &mut alice,
+        json!({"type": "message", "body": "from ws", "ref": "r1"}).to_string(),
+    )
+    .await;
+    let ack = next_of(&mut alice, "ack").await;
+    assert_eq!(ack["ref"], "r1");
+    let live = next_of(&mut watcher, "message").await;
+    assert_eq!(live["message"]["body"], "from ws");
+    assert_eq!(live["message"]["author"], "alice");
+    // A read-only API key may watch but not post.
+    let key = app.api_key("dora", &["city:read"]).await;
+    let mut reader = app
+        .ws_with(
+            "/ws/city/rooms/general",
+            "authorization",
+            &format!("Bearer {key}"),
+        )
+        .await;
+    send_text(
+        &mut reader,
+        json!({"type": "message", "body": "sneaky"}).to_string(),
+    )
+    .await;
+    assert_eq!(
+        next_of(&mut reader, "error").await["error"]["code"],
+        "forbidden"
+    );
+    let (_, page) = app.get("/api/city/rooms/general/messages").await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    app.stop().await;
+}
+
+async fn bad_socket_input_gets_errors_and_close_codes(kind: Kind) {
+    let Some(mut city) = City::new(kind).await else {
+        return;
+    };
+    city.settings
+        .services
+        .update(&daarion_city::SPEC, |x: &mut daarion_city::Settings| {
+            x.ws_burst = 5
+        })
+        .unwrap();
+    city.settings
+        .services
+        .update(&daarion_city::SPEC, |x: &mut daarion_city::Settings| {
+            x.ws_messages_per_second = 1.0
+        })
+        .unwrap();
+    let app = city.spawn().await;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = app
+        .ws_url("/ws/city/rooms/nowhere")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("cookie", app.cookie("alice").await.parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 404)
+        }
+        other => panic!("expected a 404, got {other:?}"),
+    }
+    match tokio_tungstenite::connect_async(app.ws_url("/ws/city/rooms/general")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 401)
+        }
+        other => panic!("expected a 401 without credentials, got {other:?}"),
+    }
+
+    let mut socket = app.ws_as("/ws/city/rooms/general", "alice").await;
+    send_text(&mut socket, "{not json".into()).await;
+    assert_eq!(next_json(&mut socket).await["error"]["code"], "bad_request");
+    send_text(
+        &mut socket,
+        json!({"type": "message", "body": "x".repeat(4001)}).to_string(),
+    )
+    .await;
+    assert_eq!(
+        next_of(&mut socket, "error").await["error"]["code"],
+        "validation_failed"
+    );
+    send_text(&mut socket, "y".repeat(17 * 1024)).await;
+    assert_eq!(close_code(&mut socket).await, 1009);
+
+    let mut binary = app.ws_as("/ws/city/rooms/general", "bob").await;
+    binary
+        .send(WsMessage::Binary(vec![1, 2, 3].into()))
+        .await
+        .unwrap();
+    assert_eq!(close_code(&mut binary).await, 1003);
+
+    let mut flood = app.ws_as("/ws/city/rooms/general", "carol").await;
+    for _ in 0..40 {
+        if flood
+            .send(WsMessage::Text(
+                json!({"type": "heartbeat"}).to_string().into(),
+            ))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    assert_eq!(close_code(&mut flood).await, 1008);
+
+    // The process keeps serving.
+    let (status, _) = app.get("/api/city/rooms").await;
+    assert_eq!(status, 200);
+    let (_, page) = app.get("/api/city/rooms/general/messages").await;
+    assert!(
+        page["items"].as_array().unwrap().is_empty(),
+        "nothing partial written: {page}"
+    );
+    app.stop().await;
+}
+
+async fn socket_errors_carry_the_upgrade_request_id(kind: Kind) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let mut request = app
+        .ws_url("/ws/city/rooms/general")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("x-request-id", "ws-req-1".parse().unwrap());
+    request
+        .headers_mut()
+        .insert("cookie", app.cookie("alice").await.parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    send_text(&mut socket, "{bad".into()).await;
+    assert_eq!(
+        next_json(&mut socket).await["error"]["request_id"],
+        "ws-req-1"
+    );
+    app.stop().await;
+}
+
+async fn presence_joins_heartbeats_leaves_and_expires(kind: Kind) {
+    let Some(mut city) = City::new(kind).await else {
+        return;
+    };
+    city.settings
+        .services
+        .update(&daarion_city::SPEC, |x: &mut daarion_city::Settings| {
+            x.presence_ttl_secs = 3
+        })
+        .unwrap();
+    let app = city.spawn().await;
+    let mut watcher = app.ws_as("/ws/city/presence?observe=true", "watcher").await;
+    assert_eq!(next_json(&mut watcher).await["type"], "snapshot");
+
+    let mut alice = app.ws_as("/ws/city/presence", "alice").await;
+    assert_eq!(next_json(&mut alice).await["type"], "snapshot");
+    let join = next_of(&mut watcher, "join").await;
+    assert_eq!(join["user"], "alice");
+    let (_, present) = app.get("/api/city/presence").await;
+    assert_eq!(present["items"], json!([{"user": "alice"}]));
+
+    send_text(&mut alice, json!({"type": "heartbeat"}).to_string()).await;
+    assert_eq!(next_of(&mut watcher, "heartbeat").await["user"], "alice");
+
+    alice.close(None).await.unwrap();
+    let leave = next_of(&mut watcher, "leave").await;
+    assert_eq!(
+        (leave["user"].as_str(), leave["reason"].as_str()),
+        (Some("alice"), Some("disconnect"))
+    );
+
+    // A client that stops heartbeating expires, and its leave is announced once.
+    let mut bob = app.ws_as("/ws/city/presence", "bob").await;
+    next_json(&mut bob).await;
+    assert_eq!(next_of(&mut watcher, "join").await["user"], "bob");
+    let leave = next_of(&mut watcher, "leave").await;
+    assert_eq!(
+        (leave["user"].as_str(), leave["reason"].as_str()),
+        (Some("bob"), Some("timeout"))
+    );
+    let (_, present) = app.get("/api/city/presence").await;
+    assert_eq!(present["items"], json!([]));
+    drop(bob);
+    app.stop().await;
+}
+
+async fn a_user_stays_present_while_any_connection_is_open(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let mut watcher = app.ws_as("/ws/city/presence?observe=true", "watcher").await;
+    next_json(&mut watcher).await;
+    let mut tab1 = app.ws_as("/ws/city/presence", "alice").await;
+    next_json(&mut tab1).await;
+    assert_eq!(next_of(&mut watcher, "join").await["user"], "alice");
+    let mut tab2 = app.ws_as("/ws/city/presence", "alice").await;
+    next_json(&mut tab2).await;
+    // The second tab is a heartbeat, not a second join.
+    assert_eq!(next_json(&mut watcher).await["type"], "heartbeat");
+
+    tab1.close(None).await.unwrap();
+    assert_eq!(close_code(&mut tab1).await, 1005);
+    let (_, present) = app.get("/api/city/presence").await;
+    assert_eq!(present["items"], json!([{"user": "alice"}]));
+    let quiet =
+        tokio::time::timeout(Duration::from_millis(500), next_of(&mut watcher, "leave")).await;
+    assert!(quiet.is_err(), "no leave while a tab is open");
+
+    tab2.close(None).await.unwrap();
+    let leave = next_of(&mut watcher, "leave").await;
+    assert_eq!(leave["user"], "alice");
+    let (_, present) = app.get("/api/city/presence").await;
+    assert_eq!(present["items"], json!([]));
+    app.stop().await;
+}
+
+async fn shutdown_closes_sockets_with_going_away(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let mut socket = app.ws_as("/ws/city/rooms/general", "watcher").await;
+    let stopping = tokio::spawn(app.stop());
+    assert_eq!(close_code(&mut socket).await, 1001);
+    tokio::time::timeout(Duration::from_secs(15), stopping)
+        .await
+        .unwrap()
+        .unwrap();
+}
 
 /// Two `serve city` replicas on PostgreSQL + NATS + Redis behave as one.
 #[tokio::test]
