@@ -348,3 +348,17 @@ async fn put_policies(
     .map_err(ControlError::from)?;
     Ok(Json(PolicyVersion { version }))
 }
+
+impl From<crate::domain::ControlError> for ApiError {
+    fn from(error: crate::domain::ControlError) -> Self {
+        use crate::domain::ControlError as E;
+        match error {
+            E::Pdp(e) => e.into(),
+            E::Invalid(m) => ApiError::validation(m),
+            E::NotFound(m) => ApiError::not_found(m),
+            E::Conflict => ApiError::conflict("another change landed first; retry"),
+            E::Store(e) if e.is_retryable() => ApiError::unavailable(&e),
+            other => ApiError::internal(&other),
+        }
+    }
+}

@@ -98,20 +98,6 @@ impl Resources for ControlResources {
     }
 }
 
-impl From<domain::ControlError> for ApiError {
-    fn from(error: domain::ControlError) -> Self {
-        use domain::ControlError as E;
-        match error {
-            E::Pdp(e) => e.into(),
-            E::Invalid(m) => ApiError::validation(m),
-            E::NotFound(m) => ApiError::not_found(m),
-            E::Conflict => ApiError::conflict("another change landed first; retry"),
-            E::Store(e) if e.is_retryable() => ApiError::unavailable(&e),
-            other => ApiError::internal(&other),
-        }
-    }
-}
-
 fn build(ctx: Context) -> Result<Mount, BuildError> {
     let access = ctx.enforcer(ControlResources {
         directory: ctx.access.authn.clone(),

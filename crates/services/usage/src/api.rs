@@ -261,6 +261,23 @@ async fn plans(State(state): State<UsageState>) -> Json<Plans> {
     })
 }
 
+impl From<crate::MeterError> for ApiError {
+    fn from(error: crate::MeterError) -> Self {
+        use crate::MeterError;
+        match error {
+            MeterError::Exceeded(e) => {
+                ApiError::new(daarion_kernel::ErrorCode::RateLimited, e.message)
+                    .with_retry_after(e.retry_after)
+            }
+            MeterError::Store(e) if e.is_retryable() => ApiError::unavailable(&e),
+            MeterError::Control(e) => ApiError::unavailable(&e),
+            // Refused until an admin stores a readable quota again.
+            unreadable @ MeterError::Unreadable(..) => ApiError::unavailable(&unreadable),
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@ pub mod store;
 use async_trait::async_trait;
 use daarion_access::{Kind, Resource, Resources, Subject};
 use daarion_bus::{Envelope, runner::HandlerError, subject::StreamDef};
-use daarion_kernel::{ApiError, ErrorCode, shutdown::CancellationToken};
+use daarion_kernel::{ApiError, shutdown::CancellationToken};
 use daarion_service::{BuildError, Context, Event, Mount, Section, Service};
 use daarion_store::{Db, migration};
 
@@ -81,21 +81,6 @@ impl Resources for UsageResources {
         match kind {
             Kind::Usage => Ok(Some(Resource::about(Kind::Usage, &api::parse_subject(id)?))),
             _ => Ok(None),
-        }
-    }
-}
-
-impl From<MeterError> for ApiError {
-    fn from(error: MeterError) -> Self {
-        match error {
-            MeterError::Exceeded(e) => {
-                ApiError::new(ErrorCode::RateLimited, e.message).with_retry_after(e.retry_after)
-            }
-            MeterError::Store(e) if e.is_retryable() => ApiError::unavailable(&e),
-            MeterError::Control(e) => ApiError::unavailable(&e),
-            // Refused until an admin stores a readable quota again.
-            unreadable @ MeterError::Unreadable(..) => ApiError::unavailable(&unreadable),
-            other => ApiError::internal(&other),
         }
     }
 }
