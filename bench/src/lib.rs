@@ -81,12 +81,8 @@ pub async fn start(
 
 /// Resident memory of a process, in KiB.
 pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
+    daarion_kernel::metrics::resident_bytes_of(&pid.to_string())
+        .map(|bytes| bytes / 1024)
         .context("no VmRSS")
 }
 

@@ -245,7 +245,19 @@ impl Engine {
         resource: &Resource,
         facts: Facts,
     ) -> Decision {
-        let compiled = self.current.load();
+        self.decide_under(&self.current.load(), principal, action, resource, facts)
+    }
+
+    /// What `compiled` would decide, before it is installed (to check a
+    /// candidate policy set).
+    pub fn decide_under(
+        &self,
+        compiled: &Compiled,
+        principal: &Principal,
+        action: Action,
+        resource: &Resource,
+        facts: Facts,
+    ) -> Decision {
         let entities = match crate::entity::entities_for(principal, resource).and_then(|list| {
             // Entity data is built by typed code (`entity.rs`), not parsed,
             // so it is not re-validated against the schema per decision

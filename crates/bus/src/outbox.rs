@@ -96,8 +96,7 @@ impl Outbox {
             .bind(serde_json::to_string(event)?)
             .bind(now.as_str())
             .execute(&mut **tx)
-            .await
-            .map_err(daarion_store::StoreError::from)?;
+            .await?;
         }
         Ok(Staged {
             events,
@@ -179,8 +178,25 @@ impl Outbox {
     /// Claims staged rows older than `grace` (oldest first, at most a
     /// batch), publishes them and removes them. Returns how many.
     pub async fn relay_pending(&self, grace: Duration) -> Result<usize, BusError> {
-        let now = chrono::Utc::now();
+        let clock = chrono::Utc::now();
         let at = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::zero());
+        let due = daarion_store::format_time(clock - at(grace));
+        let now = daarion_store::format_time(clock);
+        // A read first: on SQLite even an update that matches nothing takes
+        // the write lock, and every process polls this every second (on
+        // the embedded bus, whose staged events never land here, always
+        // for nothing).
+        let pending = daarion_store::sql::query(
+            "SELECT id FROM bus_outbox WHERE created_at <= $1 AND claimed_until < $2 LIMIT 1",
+        )
+        .bind(due.as_str())
+        .bind(now.as_str())
+        .fetch_optional(self.db.pool())
+        .await?;
+        if pending.is_none() {
+            return Ok(0);
+        }
+        let claimed_until = daarion_store::format_time(clock + at(CLAIM_FOR));
         let rows = daarion_store::sql::query(
             "UPDATE bus_outbox SET claimed_until = $1
              WHERE claimed_until < $2 AND id IN (
@@ -188,18 +204,15 @@ impl Outbox {
                  ORDER BY created_at LIMIT $4)
              RETURNING event",
         )
-        .bind(daarion_store::format_time(now + at(CLAIM_FOR)))
-        .bind(daarion_store::format_time(now))
-        .bind(daarion_store::format_time(now - at(grace)))
+        .bind(claimed_until)
+        .bind(now.as_str())
+        .bind(due.as_str())
         .bind(BATCH)
         .fetch_all(self.db.pool())
-        .await
-        .map_err(daarion_store::StoreError::from)?;
+        .await?;
         let mut events = Vec::with_capacity(rows.len());
         for row in rows {
-            let text: String = row
-                .try_get("event")
-                .map_err(daarion_store::StoreError::from)?;
+            let text: String = row.try_get("event")?;
             events.push(serde_json::from_str::<Envelope>(&text)?);
         }
         if events.is_empty() {
@@ -218,10 +231,9 @@ impl Outbox {
             daarion_store::sql::query("DELETE FROM bus_outbox WHERE id = $1")
                 .bind(*id)
                 .execute(&mut *tx)
-                .await
-                .map_err(daarion_store::StoreError::from)?;
+                .await?;
         }
-        tx.commit().await.map_err(daarion_store::StoreError::from)?;
+        tx.commit().await?;
         Ok(())
     }
 }

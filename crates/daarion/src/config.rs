@@ -115,11 +115,8 @@ impl Sections {
     /// Every section belongs to a service of this build and is valid.
     fn validate(&self) -> Result<(), ConfigError> {
         for (name, value) in &self.0 {
-            let section = crate::SERVICES
-                .iter()
-                .find(|s| s.name == name)
-                .and_then(|s| s.settings)
-                .ok_or_else(|| ConfigError(format!("unknown setting {name:?}")))?;
+            let section =
+                section_of(name).ok_or_else(|| ConfigError(format!("unknown setting {name:?}")))?;
             (section.validate)(name, value).map_err(ConfigError)?;
         }
         Ok(())
@@ -130,16 +127,18 @@ impl Sections {
         self.0
             .iter()
             .map(|(name, value)| {
-                let shown = crate::SERVICES
-                    .iter()
-                    .find(|s| s.name == name)
-                    .and_then(|s| s.settings)
+                let shown = section_of(name)
                     .and_then(|section| (section.show)(name, value).ok())
                     .unwrap_or_else(|| "(invalid)".into());
                 (name.clone(), shown)
             })
             .collect()
     }
+}
+
+/// The settings section of the service named `name`, if it has one.
+fn section_of(name: &str) -> Option<daarion_service::Section> {
+    crate::service(name).ok()?.settings
 }
 
 /// `[server]`: the listener, in every shape.

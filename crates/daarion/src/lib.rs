@@ -231,9 +231,12 @@ impl App {
         );
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let wanted: Vec<&'static Service> = match &shape {
-            Shape::AllInOne | Shape::Gateway => SERVICES.to_vec(),
-            Shape::Service(name) => vec![service(name)?],
+        let (wanted, label, default_port): (Vec<&'static Service>, _, _) = match &shape {
+            Shape::AllInOne | Shape::Gateway => (SERVICES.to_vec(), "gateway", 8080),
+            Shape::Service(name) => {
+                let served = service(name)?;
+                (vec![served], served.name, served.port)
+            }
         };
         tasks.spawn(daarion_bus::retention::run_janitor(
             backends.db.clone(),
@@ -270,10 +273,6 @@ impl App {
             mounted.push(mount(ctx).await?);
             memory.step(service.name);
         }
-        let (label, default_port) = match &shape {
-            Shape::Service(name) => (service(name)?.name, service(name)?.port),
-            Shape::AllInOne | Shape::Gateway => ("gateway", 8080),
-        };
         let local: std::collections::BTreeSet<String> =
             mounted.iter().map(|m| m.service.name.to_owned()).collect();
         let mut router = compose(&shape, mounted, &backends, &process.access)?;
@@ -520,8 +519,7 @@ async fn mount(ctx: daarion_service::Context) -> anyhow::Result<Mounted> {
         .await
         .with_context(|| format!("failed to start the {} service", service.name))?;
     let (api, ws, openapi) = built.into_parts();
-    let mut openapi = prefixed(openapi, &format!("/api/{}", service.name));
-    daarion_service::openapi::declare_errors(&mut openapi, service.rules);
+    let openapi = documented(openapi, &format!("/api/{}", service.name), service.rules);
     let problems = daarion_service::check_served(service, &openapi);
     anyhow::ensure!(problems.is_empty(), "{problems:?}");
     Ok(Mounted {
@@ -569,9 +567,7 @@ fn compose(
     }
     let (ops, ops_openapi) = ops::router(backends.clone(), access.clone());
     router = router.nest("/api/ops", ops);
-    let mut ops_openapi = prefixed(ops_openapi, "/api/ops");
-    daarion_service::openapi::declare_errors(&mut ops_openapi, ops::RULES);
-    openapi.merge(ops_openapi);
+    openapi.merge(documented(ops_openapi, "/api/ops", ops::RULES));
 
     let top_health = match shape {
         Shape::AllInOne | Shape::Gateway => Health::new(
@@ -660,13 +656,15 @@ fn base_openapi() -> OpenApi {
     doc
 }
 
-/// Prefixes a service's paths with where it is mounted.
-fn prefixed(mut doc: OpenApi, prefix: &str) -> OpenApi {
+/// A router's document as served: paths prefixed with where it is mounted,
+/// and every answer its access rules and the platform imply declared.
+fn documented(mut doc: OpenApi, prefix: &str, rules: &[daarion_access::Rule]) -> OpenApi {
     let paths = std::mem::take(&mut doc.paths.paths);
     doc.paths.paths = paths
         .into_iter()
         .map(|(path, item)| (format!("{prefix}{path}"), item))
         .collect();
+    daarion_service::openapi::declare_errors(&mut doc, rules);
     doc
 }
 

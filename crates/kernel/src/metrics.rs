@@ -94,7 +94,12 @@ impl Drop for ConnectionGuard {
 
 /// Resident memory of this process, in bytes (Linux; `None` elsewhere).
 pub fn resident_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    resident_bytes_of("self")
+}
+
+/// Resident memory of process `pid` (`self` for this one), in bytes.
+pub fn resident_bytes_of(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kib: u64 = status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))?

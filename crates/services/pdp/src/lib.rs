@@ -87,7 +87,7 @@ pub async fn change_policies(
     }
     let after = engine.current().version;
     let compiled = Compiled::new(files.clone(), after + 1)?;
-    keeps_admins_in(Compiled::new(files.clone(), after + 1)?)?;
+    keeps_admins_in(engine, &compiled)?;
     let version = store::save(db, after, &files, author).await?;
     engine.install(compiled);
     let event = Envelope::new(
@@ -104,7 +104,7 @@ pub async fn change_policies(
 
 /// Refuses a policy set under which a city admin could no longer change
 /// the policies: nobody could undo it without the database.
-fn keeps_admins_in(candidate: Compiled) -> Result<(), PdpError> {
+fn keeps_admins_in(engine: &Engine, candidate: &Compiled) -> Result<(), PdpError> {
     let admin = daarion_access::Principal {
         kind: daarion_access::PrincipalKind::User,
         id: "policy-check".into(),
@@ -115,7 +115,8 @@ fn keeps_admins_in(candidate: Compiled) -> Result<(), PdpError> {
         credential: daarion_access::Credential::Session { id: String::new() },
     };
     let policies = daarion_access::Resource::new(daarion_access::Kind::Policy, "city");
-    let decision = Engine::new(candidate).decide(
+    let decision = engine.decide_under(
+        candidate,
         &admin,
         daarion_access::Action::Admin,
         &policies,
