@@ -10,7 +10,7 @@ use daarion_kernel::shutdown::{CancellationToken, TaskTracker};
 use daarion_store::Db;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::{Service, ServiceSettings, settings};
+use crate::{Service, ServiceSettings, live::Live, settings};
 
 /// A service could not be built (bad settings, a missing component, a
 /// failed start-up query); the process does not start.
@@ -79,6 +79,18 @@ impl Context {
             self.service.rules,
             Arc::new(resources),
             self.access.clone(),
+        )
+    }
+
+    /// The service's live delivery (WebSocket sessions fed by the bus).
+    /// Build it once and keep it in the state: its sockets share feeds.
+    pub fn live(&self) -> Live {
+        Live::new(
+            self.service.name,
+            self.bus.clone(),
+            self.cache.clone(),
+            self.shutdown.clone(),
+            self.tasks.clone(),
         )
     }
 

@@ -11,11 +11,13 @@
 //! refuses a service whose declaration and routes disagree.
 //!
 //! Layout: here the declaration; `context` what a build receives and
-//! returns; `openapi` the answers every operation can give; `declared` the bus as a service may use it (only the subjects
-//! it declares); `settings` a service's settings section.
+//! returns; `openapi` the answers every operation can give; `declared` the
+//! bus as a service may use it (only the subjects it declares); `settings`
+//! a service's settings section; `live` WebSocket sessions fed by the bus.
 
 mod context;
 mod declared;
+pub mod live;
 pub mod openapi;
 pub mod settings;
 

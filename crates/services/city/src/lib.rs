@@ -11,13 +11,12 @@
 //! new message is metered (`usage.message`, for the usage service).
 //!
 //! Layout: `domain` (rules and errors), `store` (queries), `api` (HTTP
-//! routes, OpenAPI), `ws` (WebSocket sessions), `hub` (one bus subscription
-//! per watched subject per process, frames rendered once), `presence`.
+//! routes, OpenAPI), `ws` (what clients send on the room and presence
+//! sockets; the sessions themselves are the kit's `live`), `presence`.
 
 pub mod access;
 pub mod api;
 pub mod domain;
-mod hub;
 mod presence;
 pub mod store;
 mod ws;
@@ -28,7 +27,9 @@ use daarion_access::{Enforcer, Kind, Principal};
 use daarion_bus::{Bus, Envelope, Outbox, subject::StreamDef};
 use daarion_cache::Cache;
 use daarion_kernel::shutdown::{CancellationToken, TaskTracker};
-use daarion_service::{BuildError, Context, Event, Mount, Section, Service, ServiceSettings};
+use daarion_service::{
+    BuildError, Context, Event, Mount, Section, Service, ServiceSettings, live::Live,
+};
 use daarion_store::{Db, migration};
 use daarion_usage::{Outcome, Subjects, UsageKind, UsageRecord};
 use serde::Deserialize;
@@ -81,6 +82,9 @@ pub struct Settings {
     pub ws_messages_per_second: f64,
     /// ...and in a burst.
     pub ws_burst: u32,
+    /// The server pings each socket this often; a client silent for two
+    /// intervals is disconnected.
+    pub ws_ping_secs: u64,
 }
 
 impl Default for Settings {
@@ -91,6 +95,7 @@ impl Default for Settings {
             ws_max_message_bytes: 16 * 1024,
             ws_messages_per_second: 5.0,
             ws_burst: 20,
+            ws_ping_secs: 30,
         }
     }
 }
@@ -110,6 +115,9 @@ impl ServiceSettings for Settings {
         if !rate_ok || self.ws_burst == 0 {
             return Err("city.ws_messages_per_second and city.ws_burst must be positive".into());
         }
+        if self.ws_ping_secs == 0 || self.ws_ping_secs > 3600 {
+            return Err("city.ws_ping_secs must be between 1 and 3600".into());
+        }
         Ok(())
     }
 }
@@ -128,7 +136,7 @@ pub struct CityState {
     settings: Arc<Settings>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
-    hub: hub::Hub,
+    live: Live,
     access: Arc<Enforcer>,
     /// Relays the events staged with rooms and messages.
     outbox: Outbox,
@@ -153,13 +161,13 @@ async fn build(ctx: Context) -> Result<Mount, BuildError> {
         .map_err(BuildError::new)?;
     let access = ctx.enforcer(access::CityResources::new(ctx.db.clone()));
     let state = CityState {
+        live: ctx.live(),
         settings: Arc::new(ctx.settings()?),
         db: ctx.db,
         bus: ctx.bus,
         cache: ctx.cache,
         shutdown: ctx.shutdown,
         tasks: ctx.tasks,
-        hub: hub::Hub::default(),
         access: access.clone(),
         outbox: ctx.outbox,
     };

@@ -1,8 +1,8 @@
 //! Local fan-out. Each process holds one bus subscription per subject that
-//! its sockets watch (a room, or presence), renders each event to a frame
-//! once, and hands the same bytes to every local socket. Without it, N
-//! sockets in a room meant N bus subscriptions (N copies from NATS) and N
-//! serializations of every message.
+//! its sockets watch (a room, presence, an agent's run), renders each event
+//! to a frame once, and hands the same bytes to every local socket. Without
+//! it, N sockets on a subject meant N bus subscriptions (N copies from NATS)
+//! and N serializations of every event.
 
 use std::{
     collections::HashMap,
@@ -21,21 +21,24 @@ const BACKLOG: usize = 1024;
 /// Renders an event into the frame sockets receive.
 pub type Render = fn(Envelope) -> serde_json::Value;
 
+/// The frames of one watched subject, as one socket receives them.
+pub type Feed = broadcast::Receiver<Utf8Bytes>;
+
 #[derive(Clone, Default)]
-pub struct Hub {
+pub(super) struct Hub {
     feeds: Arc<Mutex<HashMap<String, broadcast::Sender<Utf8Bytes>>>>,
 }
 
 impl Hub {
     /// Frames for `subject`, from now on. The bus subscription exists before
     /// this returns, so nothing published afterwards is missed.
-    pub async fn watch(
+    pub(super) async fn watch(
         &self,
         bus: &Arc<dyn Bus>,
         subject: &str,
         render: Render,
         shutdown: &CancellationToken,
-    ) -> Result<broadcast::Receiver<Utf8Bytes>, BusError> {
+    ) -> Result<Feed, BusError> {
         if let Some(receiver) = self.join(subject) {
             return Ok(receiver);
         }
@@ -62,7 +65,7 @@ impl Hub {
         Ok(receiver)
     }
 
-    fn join(&self, subject: &str) -> Option<broadcast::Receiver<Utf8Bytes>> {
+    fn join(&self, subject: &str) -> Option<Feed> {
         let feeds = self
             .feeds
             .lock()
@@ -85,7 +88,7 @@ impl Hub {
     }
 
     #[cfg(test)]
-    fn feeds(&self) -> usize {
+    pub(super) fn feeds(&self) -> usize {
         self.feeds.lock().map(|f| f.len()).unwrap_or(0)
     }
 }
@@ -112,80 +115,4 @@ async fn forward(
         }
     }
     hub.close(&subject, &sender);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    fn render(event: Envelope) -> serde_json::Value {
-        event.payload
-    }
-
-    #[tokio::test]
-    async fn one_subscription_serves_every_socket_and_ends_with_the_last() {
-        let dir = tempfile::tempdir().unwrap();
-        let db =
-            daarion_store::Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
-                .await
-                .unwrap();
-        daarion_store::migrate::apply(&db, &[daarion_bus::MIGRATIONS])
-            .await
-            .unwrap();
-        let bus: Arc<dyn Bus> = Arc::new(daarion_bus::EmbeddedBus::new(
-            db,
-            daarion_bus::subject::Streams::new([]).unwrap(),
-        ));
-        let hub = Hub::default();
-        let shutdown = CancellationToken::new();
-        let mut a = hub
-            .watch(&bus, "presence.city.*", render, &shutdown)
-            .await
-            .unwrap();
-        let mut b = hub
-            .watch(&bus, "presence.city.*", render, &shutdown)
-            .await
-            .unwrap();
-        assert_eq!(hub.feeds(), 1);
-        bus.publish(&Envelope::new(
-            "t",
-            "presence.city.join",
-            serde_json::json!({"n": 1}),
-        ))
-        .await
-        .unwrap();
-        let (fa, fb) = (a.recv().await.unwrap(), b.recv().await.unwrap());
-        assert_eq!(fa.as_str(), r#"{"n":1}"#);
-        assert_eq!(fa, fb);
-
-        drop((a, b));
-        // The feed notices on its next event that nobody watches, and closes.
-        bus.publish(&Envelope::new(
-            "t",
-            "presence.city.join",
-            serde_json::json!({"n": 2}),
-        ))
-        .await
-        .unwrap();
-        tokio::time::timeout(Duration::from_secs(5), async {
-            while hub.feeds() > 0 {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await
-        .unwrap();
-        let mut c = hub
-            .watch(&bus, "presence.city.*", render, &shutdown)
-            .await
-            .unwrap();
-        bus.publish(&Envelope::new(
-            "t",
-            "presence.city.join",
-            serde_json::json!({"n": 3}),
-        ))
-        .await
-        .unwrap();
-        assert_eq!(c.recv().await.unwrap().as_str(), r#"{"n":3}"#);
-    }
 }

@@ -1,0 +1,259 @@
+//! One socket's session loop: relay the feed, admit and parse the client's
+//! frames, keep the heartbeat, end with the right close code.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
+use daarion_cache::RateLimit;
+use daarion_kernel::{ApiError, metrics::ConnectionGuard};
+use futures::{
+    SinkExt, StreamExt,
+    stream::{SplitSink, SplitStream},
+};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tokio::{sync::broadcast, time::Instant};
+
+use super::{Feed, Limits, Live};
+
+/// A client that does not read its frames for this long is dropped.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the session does after a client frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// End the session with this close code and reason.
+    Close(u16, &'static str),
+}
+
+/// How the session ends.
+enum End {
+    /// We close, with this code.
+    Close(u16, &'static str),
+    /// The client closed (the protocol layer answered) or vanished.
+    Peer,
+}
+
+/// A socket's service-specific part: what its client may send.
+#[async_trait]
+pub trait Handler: Send + 'static {
+    /// The client's frames, parsed from JSON text (an unparsable frame gets
+    /// an error frame and never reaches the handler).
+    type Frame: DeserializeOwned + Send;
+
+    /// Runs once the socket is open, before any frame is relayed (a
+    /// snapshot, a presence join). An error ends the session.
+    async fn opened(&mut self, _out: &mut Outbound) -> Result<(), Gone> {
+        Ok(())
+    }
+
+    /// One client frame.
+    async fn received(&mut self, out: &mut Outbound, frame: Self::Frame) -> Flow;
+
+    /// Runs once when a session that opened ends, however it ended (a
+    /// presence leave).
+    async fn closed(&mut self) {}
+}
+
+/// The client stopped reading (a send timed out or the socket is gone).
+#[derive(Debug, Clone, Copy)]
+pub struct Gone;
+
+/// Sends frames to the client.
+pub struct Outbound {
+    sink: SplitSink<WebSocket, Message>,
+}
+
+impl Outbound {
+    pub async fn send(&mut self, frame: &Value) -> Result<(), Gone> {
+        self.send_text(frame.to_string().into()).await
+    }
+
+    /// An error frame: the HTTP error body with `"type":"error"`.
+    pub async fn send_error(&mut self, error: ApiError) -> Result<(), Gone> {
+        let mut frame = error.body();
+        frame["type"] = "error".into();
+        self.send(&frame).await
+    }
+
+    async fn send_text(&mut self, frame: Utf8Bytes) -> Result<(), Gone> {
+        self.send_message(Message::Text(frame)).await
+    }
+
+    async fn send_message(&mut self, message: Message) -> Result<(), Gone> {
+        match tokio::time::timeout(SEND_TIMEOUT, self.sink.send(message)).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(Gone),
+        }
+    }
+}
+
+pub(super) struct Session {
+    live: Live,
+    out: Outbound,
+    incoming: SplitStream<WebSocket>,
+    rate_key: String,
+    limits: Limits,
+    /// Rate-limited frames in a row.
+    strikes: u32,
+    heard: Instant,
+    _guard: ConnectionGuard,
+}
+
+impl Session {
+    pub(super) fn new(live: Live, socket: WebSocket, rate_key: String, limits: Limits) -> Self {
+        let (sink, incoming) = socket.split();
+        metrics::counter!("ws_sessions_total", "service" => live.service).increment(1);
+        let guard = ConnectionGuard::new(live.service);
+        Self {
+            live,
+            out: Outbound { sink },
+            incoming,
+            rate_key,
+            limits,
+            strikes: 0,
+            heard: Instant::now(),
+            _guard: guard,
+        }
+    }
+
+    pub(super) async fn run<H: Handler>(mut self, mut feed: Feed, mut handler: H) {
+        if handler.opened(&mut self.out).await.is_err() {
+            return;
+        }
+        let mut ping = tokio::time::interval_at(
+            Instant::now() + self.limits.ping_interval,
+            self.limits.ping_interval,
+        );
+        let shutdown = self.live.shutdown.clone();
+        let end = loop {
+            let flow = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => Err(End::Close(close_code::AWAY, "server shutting down")),
+                frame = feed.recv() => self.relay(frame).await,
+                _ = ping.tick() => self.ping().await,
+                incoming = self.incoming.next() => match self.read::<H::Frame>(incoming).await {
+                    Ok(Some(frame)) => match handler.received(&mut self.out, frame).await {
+                        Flow::Continue => Ok(()),
+                        Flow::Close(code, reason) => Err(End::Close(code, reason)),
+                    },
+                    Ok(None) => Ok(()),
+                    Err(end) => Err(end),
+                },
+            };
+            if let Err(end) = flow {
+                break end;
+            }
+        };
+        handler.closed().await;
+        self.end(end).await;
+    }
+
+    /// Relays one frame of the feed.
+    async fn relay(
+        &mut self,
+        frame: Result<Utf8Bytes, broadcast::error::RecvError>,
+    ) -> Result<(), End> {
+        let sent = match frame {
+            Ok(frame) => self.out.send_text(frame).await,
+            // Too slow to keep up: say how much was skipped, so the client
+            // can refetch history, and go on.
+            Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                metrics::counter!("ws_frames_skipped_total", "service" => self.live.service)
+                    .increment(skipped);
+                self.out
+                    .send(&json!({ "type": "lagged", "skipped": skipped }))
+                    .await
+            }
+            Err(broadcast::error::RecvError::Closed) => {
+                return Err(End::Close(close_code::ERROR, "live feed ended"));
+            }
+        };
+        sent.map_err(|Gone| End::Peer)
+    }
+
+    /// Pings the client, or ends a session whose client went quiet.
+    async fn ping(&mut self) -> Result<(), End> {
+        if self.heard.elapsed() >= self.limits.ping_interval * 2 {
+            metrics::counter!("ws_heartbeat_timeouts_total", "service" => self.live.service)
+                .increment(1);
+            return Err(End::Close(close_code::AWAY, "no heartbeat"));
+        }
+        self.out
+            .send_message(Message::Ping(Default::default()))
+            .await
+            .map_err(|Gone| End::Peer)
+    }
+
+    /// Reads one client message: a parsed frame, nothing to handle, or the end.
+    async fn read<F: DeserializeOwned>(
+        &mut self,
+        message: Option<Result<Message, axum::Error>>,
+    ) -> Result<Option<F>, End> {
+        self.heard = Instant::now();
+        match message {
+            None | Some(Err(_) | Ok(Message::Close(_))) => Err(End::Peer),
+            Some(Ok(Message::Text(text))) => self.admit(text.as_str()).await,
+            Some(Ok(Message::Binary(_))) => {
+                Err(End::Close(close_code::UNSUPPORTED, "send JSON text frames"))
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(None),
+        }
+    }
+
+    /// Checks a client frame's size and rate, and parses it.
+    async fn admit<F: DeserializeOwned>(&mut self, text: &str) -> Result<Option<F>, End> {
+        if text.len() > self.limits.max_message_bytes {
+            return Err(End::Close(close_code::SIZE, "message too big"));
+        }
+        let limit = RateLimit {
+            per_second: self.limits.messages_per_second,
+            burst: self.limits.burst,
+        };
+        match self.live.cache.rate_limit(&self.rate_key, limit).await {
+            Ok(decision) if !decision.allowed => {
+                self.strikes += 1;
+                if self.strikes > self.limits.burst {
+                    return Err(End::Close(close_code::POLICY, "rate limit exceeded"));
+                }
+                let _ = self
+                    .out
+                    .send_error(ApiError::rate_limited(decision.retry_after))
+                    .await;
+                return Ok(None);
+            }
+            Ok(_) => self.strikes = 0,
+            Err(error) => tracing::warn!(%error, "rate limit check failed; frame admitted"),
+        }
+        match serde_json::from_str::<F>(text) {
+            Ok(frame) => Ok(Some(frame)),
+            Err(error) => {
+                let _ = self
+                    .out
+                    .send_error(ApiError::bad_request(format!("invalid frame: {error}")))
+                    .await;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Ends the session: with our close frame, or (when the client closed or
+    /// vanished) by flushing the protocol layer's answer to its close.
+    async fn end(mut self, end: End) {
+        let finish = async {
+            match end {
+                End::Close(code, reason) => {
+                    let frame = CloseFrame {
+                        code,
+                        reason: reason.into(),
+                    };
+                    self.out.sink.send(Message::Close(Some(frame))).await
+                }
+                End::Peer => self.out.sink.close().await,
+            }
+        };
+        let _ = tokio::time::timeout(SEND_TIMEOUT, finish).await;
+    }
+}
