@@ -5,8 +5,10 @@
 //!
 //! Layout: `domain` (names, secrets, errors), `store` (queries),
 //! `ceremony` (WebAuthn begin/finish over stored, single-use state),
-//! `authn` (credential → principal, cached), `api` (routes, access rules).
+//! `authn` (credential → principal, cached), `api` (routes), `access`
+//! (the rule of every route).
 
+pub mod access;
 pub mod api;
 pub mod authn;
 mod ceremony;
@@ -34,7 +36,7 @@ pub static SPEC: Service = Service {
         migration!(2, "002_create_auth_invites"),
         migration!(3, "003_add_api_key_limits"),
     ],
-    rules: api::RULES,
+    rules: access::RULES,
     websocket: false,
     streams: &[],
     // Revocations clear every replica's credential cache; a replica that

@@ -1,16 +1,11 @@
-//! HTTP routes and the access rule of each.
+//! HTTP routes.
 
 use axum::{
     extract::{Path, State},
-    http::{Method, StatusCode},
+    http::StatusCode,
     response::{IntoResponse, Response},
 };
-use daarion_access::{
-    Access::Check,
-    Action::{Admin, Manage, Read},
-    Kind, PolicyFile, Principal, Rule,
-    Target::{City, Named, Path as P},
-};
+use daarion_access::{PolicyFile, Principal};
 use daarion_kernel::{
     ApiError,
     http::{Json, Page, PageParams, Query},
@@ -25,68 +20,6 @@ use crate::{
     domain::{self, AgentPolicy, ControlError, DocKind, Prompt, Quota},
     store::{self, Document},
 };
-
-const AGENT: daarion_access::Target = P(Kind::Agent, "agent_id");
-const QUOTA: daarion_access::Target = P(Kind::Quota, "subject");
-
-/// An agent's owner (or its microDAO's admins, or city admins) manage its
-/// prompt and entitlements and the agent reads them; config is read by
-/// everyone signed in and set by city admins; quotas are read by whom they
-/// limit and set by city admins.
-pub static RULES: &[Rule] = &[
-    Rule::new(
-        Method::GET,
-        "/api/control/prompts/{agent_id}",
-        Check(Read, AGENT),
-    ),
-    Rule::new(
-        Method::POST,
-        "/api/control/prompts/{agent_id}",
-        Check(Manage, AGENT),
-    ),
-    Rule::new(
-        Method::GET,
-        "/api/control/prompts/{agent_id}/versions",
-        Check(Read, AGENT),
-    ),
-    Rule::new(
-        Method::GET,
-        "/api/control/prompts/{agent_id}/versions/{version}",
-        Check(Read, AGENT),
-    ),
-    Rule::new(
-        Method::PUT,
-        "/api/control/prompts/{agent_id}/current",
-        Check(Manage, AGENT),
-    ),
-    Rule::new(
-        Method::GET,
-        "/api/control/policy/{agent_id}",
-        Check(Read, AGENT),
-    ),
-    Rule::new(
-        Method::PUT,
-        "/api/control/policy/{agent_id}",
-        Check(Manage, AGENT),
-    ),
-    Rule::new(Method::GET, "/api/control/config/{key}", Check(Read, City)),
-    Rule::new(Method::PUT, "/api/control/config/{key}", Check(Admin, City)),
-    Rule::new(
-        Method::GET,
-        "/api/control/quotas/{subject}",
-        Check(Read, QUOTA),
-    ),
-    Rule::new(
-        Method::PUT,
-        "/api/control/quotas/{subject}",
-        Check(Admin, QUOTA),
-    ),
-    Rule::new(
-        Method::PUT,
-        "/api/control/policies",
-        Check(Admin, Named(Kind::Policy, "city")),
-    ),
-];
 
 pub fn router() -> OpenApiRouter<ControlState> {
     OpenApiRouter::new()

@@ -5,8 +5,10 @@
 //! on the bus so every replica's [`ControlClient`] drops its cached copy.
 //!
 //! Layout: `domain` (document kinds and validation), `store` (versions and
-//! current pointers), `client` (the cached reader), `api` (routes, rules).
+//! current pointers), `client` (the cached reader), `api` (routes), `access`
+//! (rules; agents and quota subjects as the policies see them).
 
+pub mod access;
 pub mod api;
 pub mod client;
 pub mod domain;
@@ -14,10 +16,8 @@ pub mod store;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use daarion_access::{Attr, Authenticate, Kind, PrincipalKind, Resource, Resources, Subject};
+use daarion_access::{Attr, Kind, Resource, Subject};
 use daarion_bus::Bus;
-use daarion_kernel::ApiError;
 use daarion_service::{BuildError, Context, Event, Mount, Service};
 use daarion_store::{Db, migration};
 
@@ -30,7 +30,7 @@ pub static SPEC: Service = Service {
     port: 9200,
     version: env!("CARGO_PKG_VERSION"),
     migrations: &[migration!(1, "001_create_control_tables")],
-    rules: api::RULES,
+    rules: access::RULES,
     websocket: false,
     streams: &[],
     // Cached copies also expire after 30 s, so a lost announcement only
@@ -68,38 +68,8 @@ pub struct ControlState {
     access: Arc<daarion_access::Enforcer>,
 }
 
-/// Agents and quota subjects, as the policies see them.
-struct ControlResources {
-    directory: Arc<dyn Authenticate>,
-}
-
-#[async_trait]
-impl Resources for ControlResources {
-    async fn load(&self, kind: Kind, id: &str) -> Result<Option<Resource>, ApiError> {
-        match kind {
-            Kind::Agent => {
-                domain::validate_key(domain::DocKind::Prompt, id)?;
-                let agent = self
-                    .directory
-                    .principal(PrincipalKind::Agent, id)
-                    .await
-                    .map_err(|e| ApiError::unavailable(&e))?;
-                Ok(agent.and_then(|a| a.owner).map(|owner| {
-                    Resource::new(Kind::Agent, id).attr("owner", Attr::Entity(Kind::User, owner))
-                }))
-            }
-            Kind::Quota => {
-                let subject =
-                    Subject::parse(id).map_err(|e| ApiError::validation(e.to_string()))?;
-                Ok(Some(Resource::about(Kind::Quota, &subject)))
-            }
-            _ => Ok(None),
-        }
-    }
-}
-
 fn build(ctx: Context) -> Result<Mount, BuildError> {
-    let access = ctx.enforcer(ControlResources {
+    let access = ctx.enforcer(access::ControlResources {
         directory: ctx.access.authn.clone(),
     });
     let state = ControlState {

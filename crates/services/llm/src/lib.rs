@@ -9,8 +9,10 @@
 //!
 //! Layout: `config` (settings), `route` (aliases, deployment order,
 //! circuit breakers), `proxy` (attempts, retries, streams), `ollama`
-//! (translation), `api` (routes, accounting), `error` (OpenAI-shaped errors).
+//! (translation), `api` (routes, accounting), `access` (rules), `error`
+//! (OpenAI-shaped errors).
 
+pub mod access;
 pub mod api;
 pub mod config;
 pub mod error;
@@ -34,7 +36,7 @@ pub static SPEC: Service = Service {
     port: 7007,
     version: env!("CARGO_PKG_VERSION"),
     migrations: &[],
-    rules: api::RULES,
+    rules: access::RULES,
     websocket: false,
     streams: &[],
     events: &[

@@ -2,14 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use axum::{
-    extract::State,
-    http::{Method, StatusCode},
-};
+use axum::{extract::State, http::StatusCode};
 use daarion_access::{
-    Access::{Check, SignedIn},
-    Action, Attr, Decision, Facts, Kind, PolicyFile, Principal, PrincipalKind, Resource, Rule,
-    Target,
+    Action, Attr, Decision, Facts, Kind, PolicyFile, Principal, PrincipalKind, Resource,
 };
 use daarion_kernel::{
     ApiError,
@@ -33,29 +28,6 @@ impl From<PdpError> for ApiError {
         }
     }
 }
-
-const POLICY: Target = Target::Named(Kind::Policy, "city");
-
-pub static RULES: &[Rule] = &[
-    // Anyone signed in may ask about themselves; about others, see `decide`.
-    Rule::new(Method::POST, "/api/pdp/decide", SignedIn),
-    Rule::new(Method::POST, "/api/pdp/decide/batch", SignedIn),
-    Rule::new(
-        Method::GET,
-        "/api/pdp/policies",
-        Check(Action::Read, POLICY),
-    ),
-    Rule::new(
-        Method::PUT,
-        "/api/pdp/policies",
-        Check(Action::Admin, POLICY),
-    ),
-    Rule::new(
-        Method::GET,
-        "/api/pdp/audit",
-        Check(Action::Read, Target::Named(Kind::Audit, "city")),
-    ),
-];
 
 pub fn router() -> OpenApiRouter<PdpState> {
     OpenApiRouter::new()

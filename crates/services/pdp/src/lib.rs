@@ -4,9 +4,10 @@
 //! service's enforcement layer (`daarion-access`); this service keeps every
 //! process's engine on the newest policy set and records the `AUDIT` stream.
 //!
-//! Layout: `store` (policy versions, audit rows), `api` (routes, rules), and
-//! here: policy following and the audit consumer.
+//! Layout: `store` (policy versions, audit rows), `api` (routes), `access`
+//! (rules), and here: policy following and the audit consumer.
 
+pub mod access;
 pub mod api;
 pub mod store;
 
@@ -26,7 +27,7 @@ pub static SPEC: Service = Service {
     port: 7012,
     version: env!("CARGO_PKG_VERSION"),
     migrations: &[migration!(1, "001_create_pdp_tables")],
-    rules: api::RULES,
+    rules: access::RULES,
     websocket: false,
     streams: &[],
     // Every process also polls the store, so a lost announcement delays a

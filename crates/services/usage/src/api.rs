@@ -1,16 +1,11 @@
-//! HTTP routes and the access rule of each.
+//! HTTP routes.
 
 use axum::{
     extract::{Path, State},
-    http::{Method, header},
+    http::header,
     response::{IntoResponse, Response},
 };
-use daarion_access::{
-    Access::{Check, SignedIn},
-    Action::ViewUsage,
-    Kind, Rule, Subject,
-    Target::{City, Path as P},
-};
+use daarion_access::Subject;
 use daarion_kernel::{
     ApiError,
     http::{Json, Query},
@@ -24,26 +19,6 @@ use crate::{
     meter::{PlanLimits, QuotaStatus},
     store::{self, Bucket, Granularity, GroupBy, Scope, SummaryQuery},
 };
-
-const SUBJECT: daarion_access::Target = P(Kind::Usage, "subject");
-
-/// City-wide usage is for city admins; one person's, agent's or microDAO's
-/// for that person, the agent's owner, the microDAO's admins (and city
-/// admins); plans are public to anyone signed in.
-pub static RULES: &[Rule] = &[
-    Rule::new(Method::GET, "/api/usage/summary", Check(ViewUsage, City)),
-    Rule::new(
-        Method::GET,
-        "/api/usage/subjects/{subject}/summary",
-        Check(ViewUsage, SUBJECT),
-    ),
-    Rule::new(
-        Method::GET,
-        "/api/usage/subjects/{subject}/quota",
-        Check(ViewUsage, SUBJECT),
-    ),
-    Rule::new(Method::GET, "/api/usage/plans", SignedIn),
-];
 
 /// Schemas the query parameters name (`IntoParams` refers to them without
 /// registering them).

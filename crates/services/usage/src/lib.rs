@@ -5,17 +5,18 @@
 //! quotas and budgets for the services that spend (the LLM proxy today).
 //!
 //! Layout: `record` (what a record says, prices), `meter` (limits and the
-//! budget ledger), `store` (queries), `api` (routes, rules).
+//! budget ledger), `store` (queries), `api` (routes), `access` (rules; a
+//! subject's usage as the policies see it).
 
+pub mod access;
 pub mod api;
 pub mod meter;
 pub mod record;
 pub mod store;
 
-use async_trait::async_trait;
-use daarion_access::{Kind, Resource, Resources, Subject};
+use daarion_access::{Kind, Resource, Subject};
 use daarion_bus::{Envelope, runner::HandlerError, subject::StreamDef};
-use daarion_kernel::{ApiError, shutdown::CancellationToken};
+use daarion_kernel::shutdown::CancellationToken;
 use daarion_service::{BuildError, Context, Event, Mount, Section, Service};
 use daarion_store::{Db, migration};
 
@@ -34,7 +35,7 @@ pub static SPEC: Service = Service {
         migration!(1, "001_create_usage_tables"),
         migration!(2, "002_create_usage_reservations"),
     ],
-    rules: api::RULES,
+    rules: access::RULES,
     websocket: false,
     // Records are published by the services that meter (`event`).
     streams: &[StreamDef {
@@ -72,19 +73,6 @@ pub struct UsageState {
     meter: Meter,
 }
 
-/// Usage of one person, agent or microDAO, as the policies see it.
-struct UsageResources;
-
-#[async_trait]
-impl Resources for UsageResources {
-    async fn load(&self, kind: Kind, id: &str) -> Result<Option<Resource>, ApiError> {
-        match kind {
-            Kind::Usage => Ok(Some(Resource::about(Kind::Usage, &api::parse_subject(id)?))),
-            _ => Ok(None),
-        }
-    }
-}
-
 /// Stores one `usage.*` event; a payload that is not a record is refused
 /// (dead-lettered after retries) rather than stored half.
 async fn record_event(db: &Db, event: &Envelope) -> Result<(), HandlerError> {
@@ -113,7 +101,7 @@ async fn sweep_reservations(meter: Meter, shutdown: CancellationToken) {
 /// sweeper of expired budget reservations.
 fn build(ctx: Context) -> Result<Mount, BuildError> {
     let meter: Meter = ctx.component()?;
-    let access = ctx.enforcer(UsageResources);
+    let access = ctx.enforcer(access::UsageResources);
     let db = ctx.db.clone();
     ctx.consume("usage-recorder", "usage.>", move |event: Envelope| {
         let db = db.clone();

@@ -1,8 +1,8 @@
-//! HTTP routes, wire types and the access rule of every endpoint; one
-//! file per aggregate: `ceremonies` (sign-up, sign-in, recovery, logout,
-//! `me`), `passkeys`, `sessions`, `recovery`, `keys`, `invites`. Here:
-//! the rules, the router, and what several of them share (wire types of
-//! the ceremonies, the client address, cookies, attempt limits).
+//! HTTP routes and wire types; one file per aggregate: `ceremonies`
+//! (sign-up, sign-in, recovery, logout, `me`), `passkeys`, `sessions`,
+//! `recovery`, `keys`, `invites`. Here: the router, and what several of
+//! them share (wire types of the ceremonies, the client address, cookies,
+//! attempt limits). The access rule of every endpoint is in `access.rs`.
 
 mod ceremonies;
 mod invites;
@@ -17,12 +17,11 @@ use std::{net::SocketAddr, time::Duration};
 
 use axum::{
     extract::{ConnectInfo, Path, State},
-    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use daarion_access::{
-    Access::{Check, Public, SignedIn},
-    Action, Credential, KeyLimits, Principal, Rule, Scope, Target,
+    Credential, KeyLimits, Principal, Scope,
     enforce::{API_KEY_PREFIX, SESSION_COOKIE},
     vocab::roles::CityRole,
 };
@@ -61,44 +60,6 @@ impl From<AuthError> for ApiError {
         }
     }
 }
-
-const fn rule(method: Method, path: &'static str, access: daarion_access::Access) -> Rule {
-    Rule::new(method, path, access)
-}
-
-const OWN_READ: daarion_access::Access = Check(Action::Read, Target::Myself);
-const OWN_MANAGE: daarion_access::Access = Check(Action::Manage, Target::Myself);
-
-/// Who may call what. Ceremonies are public (they are how one signs in);
-/// everything about an account is its owner's (`account.cedar`).
-pub static RULES: &[Rule] = &[
-    rule(Method::POST, "/api/auth/register/begin", Public),
-    rule(Method::POST, "/api/auth/register/finish", Public),
-    rule(Method::POST, "/api/auth/login/begin", Public),
-    rule(Method::POST, "/api/auth/login/finish", Public),
-    rule(Method::POST, "/api/auth/recover/begin", Public),
-    rule(Method::POST, "/api/auth/recover/finish", Public),
-    rule(Method::POST, "/api/auth/logout", SignedIn),
-    rule(Method::GET, "/api/auth/me", SignedIn),
-    rule(Method::GET, "/api/auth/passkeys", OWN_READ),
-    rule(Method::POST, "/api/auth/passkeys/begin", OWN_MANAGE),
-    rule(Method::POST, "/api/auth/passkeys/finish", OWN_MANAGE),
-    rule(Method::PATCH, "/api/auth/passkeys/{id}", OWN_MANAGE),
-    rule(Method::DELETE, "/api/auth/passkeys/{id}", OWN_MANAGE),
-    rule(Method::GET, "/api/auth/sessions", OWN_READ),
-    rule(Method::DELETE, "/api/auth/sessions", OWN_MANAGE),
-    rule(Method::DELETE, "/api/auth/sessions/{id}", OWN_MANAGE),
-    rule(Method::GET, "/api/auth/recovery-codes", OWN_READ),
-    rule(Method::POST, "/api/auth/recovery-codes", OWN_MANAGE),
-    rule(Method::GET, "/api/auth/api-keys", OWN_READ),
-    rule(Method::POST, "/api/auth/api-keys", OWN_MANAGE),
-    rule(Method::DELETE, "/api/auth/api-keys/{id}", OWN_MANAGE),
-    rule(
-        Method::POST,
-        "/api/auth/invites",
-        Check(Action::Invite, Target::City),
-    ),
-];
 
 pub fn router() -> OpenApiRouter<AuthState> {
     OpenApiRouter::new()

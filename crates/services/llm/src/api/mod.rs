@@ -8,13 +8,11 @@ use std::{convert::Infallible, sync::Arc, time::Duration};
 use axum::{
     body::Body,
     extract::{Path, State},
-    http::{HeaderMap, Method, StatusCode, header},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use bytes::Bytes;
-use daarion_access::{
-    Access::SignedIn, Action, Attr, Credential, Kind, Principal, PrincipalKind, Resource, Rule,
-};
+use daarion_access::{Action, Attr, Credential, Kind, Principal, PrincipalKind, Resource};
 use daarion_usage::{Admission, ExtraLimit, Outcome, Subjects, UsageKind, UsageRecord};
 use serde::Serialize;
 use serde_json::Value;
@@ -39,16 +37,6 @@ use crate::{
     proxy::{Op, Piece, Source, Started, Tokens, estimate_tokens},
     route::{Alias, Target},
 };
-
-/// Anyone signed in reaches the routes; each call is then decided on its
-/// model alias (`exec_tool` on `Tool` `llm:<alias>`, within the API key's
-/// scopes and model list).
-pub static RULES: &[Rule] = &[
-    Rule::new(Method::POST, "/api/llm/v1/chat/completions", SignedIn),
-    Rule::new(Method::POST, "/api/llm/v1/embeddings", SignedIn),
-    Rule::new(Method::GET, "/api/llm/v1/models", SignedIn),
-    Rule::new(Method::GET, "/api/llm/v1/models/{model}", SignedIn),
-];
 
 pub fn router() -> OpenApiRouter<LlmState> {
     OpenApiRouter::new()
