@@ -1,0 +1,188 @@
+//! The transactional outbox across a real crash: a `daarion serve city`
+//! process is killed (SIGKILL) after a message is committed and before its
+//! event reaches NATS; the event is on the stream once the process is back.
+//! (On the embedded bus there is no gap to test: events are stored in the
+//! data's own transaction.)
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::{process::Stdio, time::Duration};
+
+use common::{City, Kind, spawn_with};
+use daarion::Shape;
+use daarion_bus::{Bus, ConsumerSpec, NatsBus};
+use serde_json::json;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream, tcp},
+    process::{Child, Command},
+    sync::watch,
+};
+
+/// A TCP relay to NATS that can stop passing bytes (both ways) while
+/// keeping its connections open: the bus looks alive, nothing gets through.
+struct Stall {
+    addr: std::net::SocketAddr,
+    paused: watch::Sender<bool>,
+}
+
+impl Stall {
+    async fn to(upstream: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (paused, _) = watch::channel(false);
+        let gate = paused.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(pipe(client_read, server_write, gate.subscribe()));
+                tokio::spawn(pipe(server_read, client_write, gate.subscribe()));
+            }
+        });
+        Self { addr, paused }
+    }
+
+    fn pause(&self) {
+        self.paused.send_replace(true);
+    }
+}
+
+async fn pipe(
+    mut from: tcp::OwnedReadHalf,
+    mut to: tcp::OwnedWriteHalf,
+    mut paused: watch::Receiver<bool>,
+) {
+    let mut buf = vec![0; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if paused.wait_for(|paused| !*paused).await.is_err() {
+            return;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// `daarion serve city` as its own process on these backends.
+async fn serve_city(city: &City, nats_url: &str, port: u16) -> Child {
+    let settings = &city.settings;
+    let child = Command::new(env!("CARGO_BIN_EXE_daarion"))
+        .args(["serve", "city", "--listen", &format!("127.0.0.1:{port}")])
+        .env("DATABASE_URL", settings.database_url.as_deref().unwrap())
+        .env("NATS_URL", nats_url)
+        .env("REDIS_URL", settings.redis_url.as_deref().unwrap())
+        .env("DAARION__NATS_NAMESPACE", &settings.nats_namespace)
+        .env("DAARION__REDIS_PREFIX", &settings.redis_prefix)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let health = format!("http://127.0.0.1:{port}/health");
+    daarion_testkit::eventually("serve city is healthy", Duration::from_secs(30), || async {
+        let response = reqwest::get(&health).await.ok()?;
+        response.status().is_success().then_some(())
+    })
+    .await;
+    child
+}
+
+fn free_port() -> u16 {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    probe.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn an_event_committed_before_a_crash_is_published_after_restart() {
+    let Some(city) = City::new(Kind::Distributed).await else {
+        return;
+    };
+    let nats_url = city.settings.nats_url.clone().unwrap();
+    let stall = Stall::to(nats_url.trim_start_matches("nats://").to_owned()).await;
+    // People sign in through an auth replica; the city process reads their
+    // sessions from the shared store.
+    let auth = spawn_with(city.settings.clone(), Shape::Service("auth".into())).await;
+    let cookie = format!("daarion_session={}", auth.session("alice").await);
+
+    let port = free_port();
+    let mut first = serve_city(&city, &format!("nats://{}", stall.addr), port).await;
+    // A durable consumer that exists before the message, as an agent's would.
+    let streams = daarion_service::streams(daarion::SERVICES).unwrap();
+    let bus = NatsBus::connect(&nats_url, &city.settings.nats_namespace, streams)
+        .await
+        .unwrap();
+    let mut consumer = bus
+        .consumer(&ConsumerSpec::new("crash-probe", "city.message.created.>"))
+        .await
+        .unwrap();
+
+    stall.pause();
+    let body = "asked just before the crash";
+    let post = tokio::spawn({
+        let cookie = cookie.clone();
+        async move {
+            reqwest::Client::new()
+                .post(format!(
+                    "http://127.0.0.1:{port}/api/city/rooms/general/messages"
+                ))
+                .header("cookie", cookie)
+                .json(&json!({ "body": body }))
+                .send()
+                .await
+        }
+    });
+    // The message is committed (its event staged beside it) while the
+    // relay waits on a bus that takes nothing in.
+    let history = format!("http://127.0.0.1:{port}/api/city/rooms/general/messages");
+    let id = daarion_testkit::eventually(
+        "the message is committed",
+        Duration::from_secs(10),
+        || async {
+            let page: serde_json::Value = reqwest::Client::new()
+                .get(&history)
+                .header("cookie", &cookie)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let first = &page["items"][0];
+            (first["body"] == body).then(|| first["id"].as_str().unwrap().to_owned())
+        },
+    )
+    .await;
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
+    assert!(
+        post.await.unwrap().is_err(),
+        "the request died with its process"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_secs(2), consumer.next())
+            .await
+            .is_err(),
+        "nothing reached the stream before the restart"
+    );
+
+    let _second = serve_city(&city, &nats_url, port).await;
+    let delivery = tokio::time::timeout(Duration::from_secs(20), consumer.next())
+        .await
+        .expect("the event is relayed after the restart")
+        .unwrap();
+    assert_eq!(delivery.envelope.subject, "city.message.created.general");
+    assert_eq!(delivery.envelope.payload["id"], id);
+    assert_eq!(delivery.envelope.payload["body"], body);
+    delivery.ack().await.unwrap();
+}
