@@ -4,21 +4,26 @@
 //! service's enforcement layer (`daarion-access`); this service keeps every
 //! process's engine on the newest policy set and records the `AUDIT` stream.
 //!
-//! Layout: `store` (policy versions, audit rows), `api` (routes), `access`
-//! (rules), and here: policy following and the audit consumer.
+//! Layout: `domain` (the error type, the rule that keeps admins in),
+//! `store` (policy versions, audit rows), `api` (routes), `access` (rules),
+//! `events` (change announcements, policy following, the audit consumers),
+//! and here: the spec, the build and a policy change.
 
 pub mod access;
 pub mod api;
+pub mod domain;
+pub mod events;
 pub mod store;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use daarion_access::{Compiled, Engine};
-use daarion_bus::{Bus, Envelope};
-use daarion_kernel::shutdown::CancellationToken;
+use daarion_bus::Bus;
 use daarion_service::{Context, Event, Mount, Service};
 use daarion_store::{Db, migration};
-use futures::StreamExt as _;
+
+pub use domain::PdpError;
+pub use events::{POLICY_CHANGED, follow_policies, refresh};
 
 pub const SERVICE: &str = "pdp";
 
@@ -32,44 +37,11 @@ pub static SPEC: Service = Service {
     streams: &[],
     // Every process also polls the store, so a lost announcement delays a
     // policy change by at most 30 s.
-    events: &[Event::live(POLICY_CHANGED)],
+    events: &[Event::live(events::POLICY_CHANGED)],
     settings: None,
     example: daarion_service::no_example,
     build: |ctx| Box::pin(async move { Ok(build(ctx)) }),
 };
-
-/// Live-only: a new policy version was stored; every process reloads.
-pub const POLICY_CHANGED: &str = "pdp.policy.changed";
-
-#[derive(Debug, thiserror::Error)]
-pub enum PdpError {
-    #[error("{0}")]
-    Invalid(String),
-    #[error(transparent)]
-    Policy(#[from] daarion_access::PolicyError),
-    #[error("another policy change landed first; retry")]
-    Conflict,
-    #[error(transparent)]
-    Store(#[from] daarion_store::StoreError),
-    #[error("stored policy set is unreadable: {0}")]
-    Corrupt(String),
-}
-
-impl From<daarion_store::sql::Error> for PdpError {
-    fn from(error: daarion_store::sql::Error) -> Self {
-        Self::Store(error.into())
-    }
-}
-
-/// Installs the newest stored policy set, if any is newer than the engine's.
-pub async fn refresh(engine: &Engine, db: &Db) -> Result<bool, PdpError> {
-    match store::current(db).await? {
-        Some((version, files)) if version > engine.current().version => {
-            Ok(engine.install(Compiled::new(files, version)?))
-        }
-        _ => Ok(false),
-    }
-}
 
 /// Replaces the policy set: validated against the schema (an invalid set
 /// changes nothing), stored as the next version, installed here and
@@ -88,85 +60,11 @@ pub async fn change_policies(
     }
     let after = engine.current().version;
     let compiled = Compiled::new(files.clone(), after + 1)?;
-    keeps_admins_in(engine, &compiled)?;
+    domain::keeps_admins_in(engine, &compiled)?;
     let version = store::save(db, after, &files, author).await?;
     engine.install(compiled);
-    let event = Envelope::new(
-        SERVICE,
-        POLICY_CHANGED,
-        serde_json::json!({ "version": version }),
-    )
-    .with_actor(author);
-    if let Err(error) = bus.publish(&event).await {
-        tracing::warn!(%error, "policy change not announced; replicas pick it up within 30 s");
-    }
+    events::announce_change(bus, version, author).await;
     Ok(version)
-}
-
-/// Refuses a policy set under which a city admin could no longer change
-/// the policies: nobody could undo it without the database.
-fn keeps_admins_in(engine: &Engine, candidate: &Compiled) -> Result<(), PdpError> {
-    let admin = daarion_access::Principal {
-        kind: daarion_access::PrincipalKind::User,
-        id: "policy-check".into(),
-        handle: "policy-check".into(),
-        roles: daarion_access::vocab::roles::CityRole::Admin.groups(),
-        owner: None,
-        scopes: None,
-        credential: daarion_access::Credential::Session { id: String::new() },
-    };
-    let policies = daarion_access::Resource::new(daarion_access::Kind::Policy, "city");
-    let decision = engine.decide_under(
-        candidate,
-        &admin,
-        daarion_access::Action::Admin,
-        &policies,
-        daarion_access::Facts::default(),
-    );
-    if decision.allowed {
-        Ok(())
-    } else {
-        Err(PdpError::Invalid(
-            "this policy set would lock city admins out of changing policies; keep a policy that permits them `admin` on the policy set".into(),
-        ))
-    }
-}
-
-/// Keeps `engine` on the newest policy set: at once when a change is
-/// announced on the bus, and every 30 s in case an announcement was lost.
-pub async fn follow_policies(
-    engine: Arc<Engine>,
-    db: Db,
-    bus: Arc<dyn Bus>,
-    shutdown: CancellationToken,
-) {
-    let mut changes = match bus.subscribe(POLICY_CHANGED).await {
-        Ok(s) => Some(s),
-        Err(error) => {
-            tracing::error!(%error, "cannot follow policy changes; polling every 30 s");
-            None
-        }
-    };
-    // The first tick is immediate: a change announced before the
-    // subscription above existed is picked up at once.
-    let mut poll = tokio::time::interval(Duration::from_secs(30));
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = poll.tick() => {}
-            Some(_) = async {
-                match changes.as_mut() {
-                    Some(s) => s.next().await,
-                    None => std::future::pending().await,
-                }
-            } => {}
-        }
-        match refresh(&engine, &db).await {
-            Ok(true) => tracing::info!(version = engine.current().version, "policy set reloaded"),
-            Ok(false) => {}
-            Err(error) => tracing::error!(%error, "policy reload failed; keeping the current set"),
-        }
-    }
 }
 
 #[derive(Clone)]
@@ -180,19 +78,7 @@ pub struct PdpState {
 /// consumers, which store every `AUDIT` event once (deduped by event id).
 fn build(ctx: Context) -> Mount {
     let access = ctx.enforcer(daarion_access::enforce::NoResources);
-    // Decisions (`audit.*`) and operational alerts (`ops.*`, e.g. budgets)
-    // share the AUDIT stream and the audit log.
-    for (name, pattern) in [("audit-logger", "audit.>"), ("ops-logger", "ops.>")] {
-        let db = ctx.db.clone();
-        ctx.consume(name, pattern, move |event: Envelope| {
-            let db = db.clone();
-            async move {
-                store::record_audit(&db, &event)
-                    .await
-                    .map_err(daarion_bus::runner::HandlerError::new)
-            }
-        });
-    }
+    events::record_audit(&ctx);
     let state = PdpState {
         db: ctx.db,
         bus: ctx.bus,

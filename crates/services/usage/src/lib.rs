@@ -5,21 +5,24 @@
 //! quotas and budgets for the services that spend (the LLM proxy today).
 //!
 //! Layout: `record` (what a record says, prices), `meter` (limits and the
-//! budget ledger), `store` (queries), `api` (routes), `access` (rules; a
-//! subject's usage as the policies see it).
+//! budget ledger), `store` (queries), `api` (routes), `events` (the
+//! record event and its consumer), `access` (rules; a subject's usage as
+//! the policies see it).
 
 pub mod access;
 pub mod api;
+pub mod events;
 pub mod meter;
 pub mod record;
 pub mod store;
 
 use daarion_access::{Kind, Resource, Subject};
-use daarion_bus::{Envelope, runner::HandlerError, subject::StreamDef};
+use daarion_bus::subject::StreamDef;
 use daarion_kernel::shutdown::CancellationToken;
 use daarion_service::{BuildError, Context, Event, Mount, Section, Service};
 use daarion_store::{Db, migration};
 
+pub use events::event;
 pub use meter::{
     Admission, Exceeded, ExtraLimit, LimitKind, Meter, MeterError, Settings, Subjects,
 };
@@ -51,38 +54,10 @@ pub static SPEC: Service = Service {
     build: |ctx| Box::pin(async move { build(ctx) }),
 };
 
-/// The event that carries a usage record (`usage.<kind>`), published by
-/// `source` once the metered work is done.
-pub fn event(source: &str, record: &UsageRecord) -> Envelope {
-    let actor = record
-        .agent
-        .as_ref()
-        .map(|a| format!("agent:{a}"))
-        .or_else(|| record.user.as_ref().map(|u| format!("user:{u}")));
-    let payload = serde_json::to_value(record).unwrap_or_default();
-    let event = Envelope::new(source, record.kind.subject(), payload);
-    match actor {
-        Some(actor) => event.with_actor(actor),
-        None => event,
-    }
-}
-
 #[derive(Clone)]
 pub struct UsageState {
     db: Db,
     meter: Meter,
-}
-
-/// Stores one `usage.*` event; a payload that is not a record is refused
-/// (dead-lettered after retries) rather than stored half.
-async fn record_event(db: &Db, event: &Envelope) -> Result<(), HandlerError> {
-    let record: UsageRecord =
-        serde_json::from_value(event.payload.clone()).map_err(HandlerError::new)?;
-    store::insert(db, &event.id, &event.time, Some(&event.request_id), &record)
-        .await
-        .map_err(HandlerError::new)?;
-    metrics::counter!("usage_records_total", "kind" => record.kind.as_str()).increment(1);
-    Ok(())
 }
 
 /// How often each replica gives back expired budget reservations.
@@ -102,11 +77,7 @@ async fn sweep_reservations(meter: Meter, shutdown: CancellationToken) {
 fn build(ctx: Context) -> Result<Mount, BuildError> {
     let meter: Meter = ctx.component()?;
     let access = ctx.enforcer(access::UsageResources);
-    let db = ctx.db.clone();
-    ctx.consume("usage-recorder", "usage.>", move |event: Envelope| {
-        let db = db.clone();
-        async move { record_event(&db, &event).await }
-    });
+    events::record_usage(&ctx);
     ctx.tasks
         .spawn(sweep_reservations(meter.clone(), ctx.shutdown.clone()));
     let state = UsageState { db: ctx.db, meter };
