@@ -8,6 +8,9 @@ use daarion::{App, Settings, Shape, VERSION, config};
 
 /// mimalloc instead of glibc's allocator: request handling allocates many
 /// small, short-lived objects (see bench/README.md for the measurement).
+/// Built without its transparent-huge-page advice (`no_thp`): each 2 MiB
+/// huge page it asked for was resident in full, 13 MiB of a 52 MiB idle
+/// process.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
