@@ -7,7 +7,6 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use daarion_access::Principal;
-use daarion_bus::Envelope;
 use daarion_kernel::{
     ApiError,
     http::{IdempotencyKey, Json, Page, PageParams, Query},
@@ -17,7 +16,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    CityState, SERVICE,
+    CityState,
     domain::{CityError, Message, NewRoom, Room, Slug},
     store,
 };
@@ -161,16 +160,7 @@ async fn create_room(
         &new_room,
         &actor.handle,
         key.as_deref(),
-        |room| {
-            vec![
-                Envelope::new(
-                    SERVICE,
-                    format!("city.room.created.{}", room.slug),
-                    serde_json::json!({ "id": room.id, "slug": room.slug, "title": room.title }),
-                )
-                .with_actor(actor.handle.clone()),
-            ]
-        },
+        |room| vec![crate::events::room_created(room, &actor.handle)],
     )
     .await?;
     state.outbox.relay(staged).await;

@@ -11,12 +11,15 @@
 //! new message is metered (`usage.message`, for the usage service).
 //!
 //! Layout: `domain` (rules and errors), `store` (queries), `api` (HTTP
-//! routes, OpenAPI), `ws` (what clients send on the room and presence
-//! sockets; the sessions themselves are the kit's `live`), `presence`.
+//! routes, OpenAPI), `access` (rules, rooms as the policies see them),
+//! `events` (what it publishes), `ws` (what clients send on the room and
+//! presence sockets; the sessions themselves are the kit's `live`),
+//! `presence`.
 
 pub mod access;
 pub mod api;
 pub mod domain;
+pub mod events;
 mod presence;
 pub mod store;
 mod ws;
@@ -31,7 +34,6 @@ use daarion_service::{
     BuildError, Context, Event, Mount, Section, Service, ServiceSettings, live::Live,
 };
 use daarion_store::{Db, migration};
-use daarion_usage::{Outcome, Subjects, UsageKind, UsageRecord};
 use serde::Deserialize;
 
 use crate::{
@@ -53,9 +55,9 @@ pub static SPEC: Service = Service {
         subjects: &["city.>"],
     }],
     events: &[
-        Event::durable("city.message.created.*"),
-        Event::durable("city.room.created.*"),
-        Event::live("presence.city.*"),
+        Event::durable(events::MESSAGE_CREATED),
+        Event::durable(events::ROOM_CREATED),
+        Event::live(events::PRESENCE),
         Event::durable("usage.message"),
     ],
     settings: Some(Section::of::<Settings>()),
@@ -193,21 +195,7 @@ async fn post_message(
         &author.handle,
         &body,
         idempotency_key,
-        |message| {
-            let payload =
-                serde_json::to_value(MessageView::from(message.clone())).unwrap_or_default();
-            let record =
-                UsageRecord::new(UsageKind::Message, Outcome::Ok).by(author, &Subjects::of(author));
-            vec![
-                Envelope::new(
-                    SERVICE,
-                    format!("city.message.created.{}", slug.as_str()),
-                    payload,
-                )
-                .with_actor(author.handle.clone()),
-                daarion_usage::event(SERVICE, &record),
-            ]
-        },
+        |message| events::message_created(slug, &MessageView::from(message.clone()), author).into(),
     )
     .await?;
     if fresh {

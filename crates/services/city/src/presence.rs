@@ -9,13 +9,9 @@
 
 use std::{collections::BTreeSet, time::Duration};
 
-use daarion_bus::Envelope;
-use serde_json::json;
-
-use crate::{CityState, SERVICE, domain::CityError};
+use crate::{CityState, domain::CityError};
 
 const KEY: &str = "city:presence";
-pub const SUBJECTS: &str = "presence.city.*";
 
 fn member(user: &str, connection: &str) -> String {
     format!("{user}|{connection}")
@@ -38,12 +34,9 @@ async fn connections_of(state: &CityState, user: &str) -> Result<usize, CityErro
 }
 
 async fn announce(state: &CityState, kind: &str, user: &str, reason: Option<&str>) {
-    let mut payload = json!({ "user": user });
-    if let Some(reason) = reason {
-        payload["reason"] = reason.into();
-    }
-    let event = Envelope::new(SERVICE, format!("presence.city.{kind}"), payload).with_actor(user);
-    state.publish(&event).await;
+    state
+        .publish(&crate::events::presence(kind, user, reason))
+        .await;
 }
 
 /// Marks one connection of `user` present; announces a join when it is the

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use crate::{
     CityState, Settings,
     domain::{CityError, Slug},
-    presence,
+    events, presence,
 };
 
 pub fn router() -> Router<CityState> {
@@ -59,10 +59,9 @@ async fn room_socket(
 ) -> Result<Response, ApiError> {
     // The enforcement layer has found the room (or answered 404).
     let slug = Slug::parse(&slug).map_err(|_| CityError::RoomNotFound(slug))?;
-    let subject = format!("city.message.created.{}", slug.as_str());
     let feed = state
         .live
-        .watch(&subject, render_message)
+        .watch(&events::messages_of(&slug), render_message)
         .await
         .map_err(CityError::from)?;
     let rate_key = actor.name();
@@ -91,7 +90,7 @@ async fn presence_socket(
 ) -> Result<Response, ApiError> {
     let feed = state
         .live
-        .watch(presence::SUBJECTS, render_presence)
+        .watch(events::PRESENCE, render_presence)
         .await
         .map_err(CityError::from)?;
     let rate_key = actor.name();
