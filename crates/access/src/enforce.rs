@@ -39,6 +39,11 @@ pub enum Access {
     SignedIn,
     /// The engine decides `action` on the target.
     Check(Action, Target),
+    /// Like `Check`, for a person's session only: changes to an account
+    /// (passkeys, sessions, recovery codes, API keys) and invitations, which
+    /// a leaked API key must never make (it could add a passkey that
+    /// outlives the key).
+    SessionCheck(Action, Target),
 }
 
 /// Which resource an endpoint acts on.
@@ -422,10 +427,17 @@ async fn authorize(enforcer: &Enforcer, parts: &mut Parts) -> Result<Option<Prin
         Access::SignedIn => principal.map(Some).ok_or_else(|| {
             ApiError::unauthorized("sign in first (session cookie or Bearer API key)")
         }),
-        Access::Check(action, target) => {
+        Access::Check(action, target) | Access::SessionCheck(action, target) => {
             let principal = principal.ok_or_else(|| {
                 ApiError::unauthorized("sign in first (session cookie or Bearer API key)")
             })?;
+            if matches!(rule.access, Access::SessionCheck(..))
+                && !matches!(principal.credential, crate::Credential::Session { .. })
+            {
+                return Err(ApiError::forbidden(
+                    "only a person signed in with a passkey may do this; API keys and service tokens cannot change an account or invite",
+                ));
+            }
             let resource = enforcer.target(target, &principal, parts).await?;
             enforcer
                 .check(&principal, action, &resource, Facts::default())

@@ -19,6 +19,8 @@ on_every_backend!(
     sign_in_attempts_are_rate_limited,
     each_person_and_each_api_key_has_its_own_request_budget,
     a_closed_city_registers_people_by_invitation_only,
+    an_api_key_cannot_take_over_its_owners_account,
+    adding_a_passkey_or_recovery_codes_needs_a_recent_passkey,
 );
 
 async fn call(
@@ -865,5 +867,157 @@ async fn a_closed_city_registers_people_by_invitation_only(kind: Kind) {
     )
     .await;
     assert_eq!(status, 422);
+    app.stop().await;
+}
+
+/// A leaked key (default scope `*`) must not become a passkey, recovery
+/// codes or an invitation that outlive it (#13): account changes take the
+/// person's session.
+async fn an_api_key_cannot_take_over_its_owners_account(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let root = Person::register(&app.client, &app.url(""), "root")
+        .await
+        .unwrap();
+    let alice = Person::register(&app.client, &app.url(""), "alice")
+        .await
+        .unwrap();
+    let key = alice.api_key(&["*"], None).await.unwrap();
+    let bearer = |key: &str| Some(("authorization", format!("Bearer {key}")));
+    let (_, list) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/auth/passkeys",
+        bearer(&key),
+        None,
+    )
+    .await;
+    let passkey = list["items"][0]["id"].as_str().unwrap().to_owned();
+    let sessions = "/api/auth/sessions".to_owned();
+    let attempts = [
+        (
+            reqwest::Method::POST,
+            "/api/auth/passkeys/begin".to_owned(),
+            None,
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/auth/recovery-codes".into(),
+            None,
+        ),
+        (reqwest::Method::DELETE, sessions, None),
+        (
+            reqwest::Method::DELETE,
+            format!("/api/auth/passkeys/{passkey}"),
+            None,
+        ),
+        (
+            reqwest::Method::PATCH,
+            format!("/api/auth/passkeys/{passkey}"),
+            Some(json!({"name": "mine now"})),
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/auth/api-keys".into(),
+            Some(json!({"name": "another"})),
+        ),
+        (reqwest::Method::POST, "/api/auth/reauth/begin".into(), None),
+    ];
+    for (method, path, body) in attempts {
+        let (status, answer) = call(&app, method.clone(), &path, bearer(&key), body).await;
+        assert_eq!(
+            (status, error_code(&answer)),
+            (403, "forbidden"),
+            "{method} {path} with an API key: {answer}"
+        );
+    }
+    // Reading stays open to keys, and the person's session still may.
+    let (status, _) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/auth/sessions",
+        bearer(&key),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = call(
+        &app,
+        reqwest::Method::POST,
+        "/api/auth/passkeys/begin",
+        cookie(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // An admin's key does not mint invitations; the admin's session does.
+    let admin_key = root.api_key(&["*"], None).await.unwrap();
+    let (status, _) = call(
+        &app,
+        reqwest::Method::POST,
+        "/api/auth/invites",
+        bearer(&admin_key),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = call(
+        &app,
+        reqwest::Method::POST,
+        "/api/auth/invites",
+        cookie(&root),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    app.stop().await;
+}
+
+/// A session left open is not enough to add a passkey or get recovery
+/// codes: the person proves a passkey again (sudo mode).
+async fn adding_a_passkey_or_recovery_codes_needs_a_recent_passkey(kind: Kind) {
+    let Some(mut city) = City::new(kind).await else {
+        return;
+    };
+    city.settings
+        .services
+        .update(&daarion_auth::SPEC, |x: &mut daarion_auth::Settings| {
+            x.reauth_secs = 1
+        })
+        .unwrap();
+    let app = city.spawn().await;
+    let mut alice = Person::register(&app.client, &app.url(""), "alice")
+        .await
+        .unwrap();
+    let post = |path: &'static str, alice: &Person| {
+        call(&app, reqwest::Method::POST, path, cookie(alice), None)
+    };
+    // Signing up is a fresh proof.
+    let (status, _) = post("/api/auth/recovery-codes", &alice).await;
+    assert_eq!(status, 201);
+
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    for path in ["/api/auth/passkeys/begin", "/api/auth/recovery-codes"] {
+        let (status, body) = post(path, &alice).await;
+        assert_eq!(
+            (status, error_code(&body)),
+            (403, "reauthentication_required"),
+            "{path}: {body}"
+        );
+    }
+    // A ceremony that is not finished proves nothing.
+    let (status, _) = post("/api/auth/reauth/begin", &alice).await;
+    assert_eq!(status, 200);
+    let (status, _) = post("/api/auth/recovery-codes", &alice).await;
+    assert_eq!(status, 403);
+
+    alice.reauthenticate().await.unwrap();
+    let (status, _) = post("/api/auth/passkeys/begin", &alice).await;
+    assert_eq!(status, 200);
+    let (status, body) = post("/api/auth/recovery-codes", &alice).await;
+    assert_eq!(status, 201, "{body}");
     app.stop().await;
 }

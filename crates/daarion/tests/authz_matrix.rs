@@ -23,7 +23,16 @@ fn rules() -> Vec<&'static Rule> {
         .collect()
 }
 
+/// People use sessions, agents API keys, services tokens.
 fn principal(kind: PrincipalKind, id: &str, roles: &[String]) -> Principal {
+    let credential = match kind {
+        PrincipalKind::User => Credential::Session { id: "s".into() },
+        PrincipalKind::Agent => Credential::ApiKey {
+            id: "k".into(),
+            limits: Default::default(),
+        },
+        PrincipalKind::Service => Credential::ServiceToken,
+    };
     Principal {
         kind,
         id: id.into(),
@@ -31,7 +40,7 @@ fn principal(kind: PrincipalKind, id: &str, roles: &[String]) -> Principal {
         roles: roles.to_vec(),
         owner: (kind == PrincipalKind::Agent).then(|| "someone".to_owned()),
         scopes: None,
-        credential: Credential::ServiceToken,
+        credential,
     }
 }
 
@@ -51,6 +60,20 @@ fn roles() -> Vec<(&'static str, Option<Principal>)> {
                 "a",
                 &[CITY_CITIZEN.into(), CITY_ADMIN.into()],
             )),
+        ),
+        (
+            "admin-key",
+            Some(Principal {
+                credential: Credential::ApiKey {
+                    id: "k".into(),
+                    limits: Default::default(),
+                },
+                ..principal(
+                    PrincipalKind::User,
+                    "a",
+                    &[CITY_CITIZEN.into(), CITY_ADMIN.into()],
+                )
+            }),
         ),
         (
             "dao-owner",
@@ -94,7 +117,12 @@ fn decide(engine: &Engine, rule: &Rule, who: Option<&Principal>) -> &'static str
         (Access::Public, _) => "allow",
         (_, None) => "401",
         (Access::SignedIn, Some(_)) => "allow",
-        (Access::Check(action, target), Some(who)) => {
+        (Access::SessionCheck(..), Some(who))
+            if !matches!(who.credential, Credential::Session { .. }) =>
+        {
+            "403"
+        }
+        (Access::Check(action, target) | Access::SessionCheck(action, target), Some(who)) => {
             if engine
                 .decide(who, action, &fixture(target, who), Facts::default())
                 .allowed

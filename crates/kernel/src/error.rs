@@ -26,6 +26,9 @@ pub enum ErrorCode {
     BadRequest,
     Unauthorized,
     Forbidden,
+    /// Forbidden until the person proves a passkey again (a recent sign-in
+    /// or `reauth`), like GitHub's sudo mode.
+    ReauthenticationRequired,
     NotFound,
     MethodNotAllowed,
     Conflict,
@@ -44,7 +47,7 @@ impl ErrorCode {
         match self {
             Self::BadRequest => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::ReauthenticationRequired => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,
@@ -84,6 +87,7 @@ impl ErrorCode {
             Self::BadRequest => "bad_request",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
+            Self::ReauthenticationRequired => "reauthentication_required",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict => "conflict",
@@ -154,6 +158,10 @@ impl ApiError {
 
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Forbidden, message)
+    }
+
+    pub fn reauthentication_required(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::ReauthenticationRequired, message)
     }
 
     pub fn rate_limited(retry_after: Duration) -> Self {

@@ -132,6 +132,12 @@ impl Person {
         if status != 200 {
             bail!("login/begin: {status} {started}");
         }
+        Ok((started["ceremony_id"].clone(), self.sign(&started)?))
+    }
+
+    /// What `navigator.credentials.get()` returns for a sign-in ceremony's
+    /// `started` answer (`{ceremony_id, options}`).
+    fn sign(&mut self, started: &Value) -> anyhow::Result<Value> {
         let mut options: RequestChallengeResponse =
             serde_json::from_value(started["options"].clone())?;
         let discoverable = options.public_key.allow_credentials.is_empty();
@@ -153,10 +159,27 @@ impl Person {
             let handle = uuid::Uuid::parse_str(&self.user_id)?;
             credential.response.user_handle = Some(handle.as_bytes().to_vec());
         }
-        Ok((
-            started["ceremony_id"].clone(),
-            serde_json::to_value(credential)?,
-        ))
+        Ok(serde_json::to_value(credential)?)
+    }
+
+    /// Proves this person's passkey again on their current session, as a
+    /// browser does before a change that needs a recent one.
+    pub async fn reauthenticate(&mut self) -> anyhow::Result<()> {
+        let base = self.base.clone();
+        let url = |step: &str| format!("{base}/api/auth/reauth/{step}");
+        let (status, started, _) =
+            post(&self.client, url("begin"), Some(&self.session), json!({})).await?;
+        if status != 200 {
+            bail!("reauth/begin: {status} {started}");
+        }
+        let credential = self.sign(&started)?;
+        let finish = json!({ "ceremony_id": started["ceremony_id"], "credential": credential });
+        let (status, body, _) =
+            post(&self.client, url("finish"), Some(&self.session), finish).await?;
+        if status != 204 {
+            bail!("reauth/finish: {status} {body}");
+        }
+        Ok(())
     }
 
     /// Finishes a login with `credential`: (status, body).

@@ -3,7 +3,7 @@
 
 use axum::http::Method;
 use daarion_access::{
-    Access::{self, Check, Public, SignedIn},
+    Access::{self, Check, Public, SessionCheck, SignedIn},
     Action, Rule, Target,
 };
 
@@ -12,7 +12,8 @@ const fn rule(method: Method, path: &'static str, access: Access) -> Rule {
 }
 
 const OWN_READ: Access = Check(Action::Read, Target::Myself);
-const OWN_MANAGE: Access = Check(Action::Manage, Target::Myself);
+/// Changing an account takes a person's session, never an API key.
+const OWN_MANAGE: Access = SessionCheck(Action::Manage, Target::Myself);
 
 pub static RULES: &[Rule] = &[
     rule(Method::POST, "/api/auth/register/begin", Public),
@@ -22,6 +23,8 @@ pub static RULES: &[Rule] = &[
     rule(Method::POST, "/api/auth/recover/begin", Public),
     rule(Method::POST, "/api/auth/recover/finish", Public),
     rule(Method::POST, "/api/auth/logout", SignedIn),
+    rule(Method::POST, "/api/auth/reauth/begin", OWN_MANAGE),
+    rule(Method::POST, "/api/auth/reauth/finish", OWN_MANAGE),
     rule(Method::GET, "/api/auth/me", SignedIn),
     rule(Method::GET, "/api/auth/passkeys", OWN_READ),
     rule(Method::POST, "/api/auth/passkeys/begin", OWN_MANAGE),
@@ -39,6 +42,6 @@ pub static RULES: &[Rule] = &[
     rule(
         Method::POST,
         "/api/auth/invites",
-        Check(Action::Invite, Target::City),
+        SessionCheck(Action::Invite, Target::City),
     ),
 ];

@@ -35,6 +35,7 @@ pub static SPEC: Service = Service {
         migration!(1, "001_create_auth_tables"),
         migration!(2, "002_create_auth_invites"),
         migration!(3, "003_add_api_key_limits"),
+        migration!(4, "004_add_session_authenticated_at"),
     ],
     rules: access::RULES,
     websocket: false,
@@ -72,6 +73,10 @@ pub struct Settings {
     pub ceremony_secs: u64,
     /// Sign-in attempts per minute, per client address and per username.
     pub login_attempts_per_minute: u32,
+    /// Adding a passkey or making new recovery codes needs a passkey proved
+    /// this recently (sign-in or `POST /api/auth/reauth/*`), so a session
+    /// left open on a shared computer cannot take the account over.
+    pub reauth_secs: u64,
 }
 
 impl Default for Settings {
@@ -85,6 +90,7 @@ impl Default for Settings {
             session_absolute_secs: 30 * 24 * 3600,
             ceremony_secs: 300,
             login_attempts_per_minute: 10,
+            reauth_secs: 600,
         }
     }
 }
@@ -102,6 +108,9 @@ impl ServiceSettings for Settings {
         }
         if self.login_attempts_per_minute == 0 {
             return Err("auth.login_attempts_per_minute must be positive".into());
+        }
+        if !(1..=86_400).contains(&self.reauth_secs) {
+            return Err("auth.reauth_secs must be between 1 and 86400".into());
         }
         Ok(())
     }

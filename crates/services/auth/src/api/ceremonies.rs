@@ -152,6 +152,53 @@ pub(super) async fn logout(
     Ok(response)
 }
 
+/// Starts proving a passkey again, for changes that need a recent one
+/// (adding a passkey, new recovery codes): a sign-in ceremony for the
+/// session's own person.
+#[utoipa::path(post, path = "/reauth/begin", tag = "auth",
+    responses((status = 200, body = CeremonyStarted)))]
+pub(super) async fn reauth_begin(
+    State(state): State<AuthState>,
+    ClientAddr(ip): ClientAddr,
+    principal: Principal,
+) -> Result<Json<CeremonyStarted>, ApiError> {
+    let user = account(&state, &principal).await?;
+    let username = Username::parse(&user.username)?;
+    state.limit_attempts(&ip, Some(username.as_str())).await?;
+    let (id, options) = state
+        .audited(
+            "re-authentication refused",
+            &ip,
+            state.begin_login(Some(&username)),
+        )
+        .await?;
+    started(id, &options)
+}
+
+/// Finishes re-authentication: the session counts as freshly signed in.
+#[utoipa::path(post, path = "/reauth/finish", tag = "auth", request_body = FinishLogin,
+    responses((status = 204), (status = 401, description = "assertion rejected")))]
+pub(super) async fn reauth_finish(
+    State(state): State<AuthState>,
+    ClientAddr(ip): ClientAddr,
+    principal: Principal,
+    Json(body): Json<FinishLogin>,
+) -> Result<StatusCode, ApiError> {
+    state.limit_attempts(&ip, None).await?;
+    let user = state
+        .audited(
+            "re-authentication failed",
+            &ip,
+            state.finish_login(&body.ceremony_id, &body.credential),
+        )
+        .await?;
+    let session = current_session(&principal)
+        .filter(|_| user.id == principal.id)
+        .ok_or_else(|| ApiError::unauthorized("this passkey belongs to someone else"))?;
+    store::mark_authenticated(&state.db, session).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MeView {
     /// Absent for agents and services.

@@ -104,11 +104,6 @@ pub(super) async fn create_api_key(
     principal: Principal,
     Json(body): Json<CreateApiKey>,
 ) -> Result<Response, ApiError> {
-    if principal.kind != daarion_access::PrincipalKind::User || principal.scopes.is_some() {
-        return Err(ApiError::forbidden(
-            "API keys are created by a person signed in with a passkey",
-        ));
-    }
     let name = domain::label(&body.name, "key name")?;
     let scopes = body.scopes.unwrap_or_else(|| {
         vec![Scope::try_from("*".to_owned()).unwrap_or_else(|_| unreachable!())]

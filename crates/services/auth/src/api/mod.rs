@@ -70,6 +70,8 @@ pub fn router() -> OpenApiRouter<AuthState> {
         .routes(routes!(ceremonies::recover_begin))
         .routes(routes!(ceremonies::recover_finish))
         .routes(routes!(ceremonies::logout))
+        .routes(routes!(ceremonies::reauth_begin))
+        .routes(routes!(ceremonies::reauth_finish))
         .routes(routes!(ceremonies::me))
         .routes(routes!(passkeys::list_passkeys))
         .routes(routes!(passkeys::passkey_begin))
@@ -319,6 +321,25 @@ fn current_session(principal: &Principal) -> Option<&str> {
     match &principal.credential {
         Credential::Session { id } => Some(id),
         _ => None,
+    }
+}
+
+/// Refuses (403 `reauthentication_required`) unless the caller's session
+/// proved a passkey within `auth.reauth_secs`.
+async fn recent_passkey(state: &AuthState, principal: &Principal) -> Result<(), ApiError> {
+    let Some(id) = current_session(principal) else {
+        return Err(ApiError::forbidden("only a person's session may do this"));
+    };
+    let proved = store::session_by_id(&state.db, id)
+        .await?
+        .and_then(|s| daarion_store::parse_time(&s.authenticated_at));
+    let window =
+        chrono::Duration::seconds(i64::try_from(state.settings.reauth_secs).unwrap_or(i64::MAX));
+    match proved {
+        Some(at) if chrono::Utc::now() - at <= window => Ok(()),
+        _ => Err(ApiError::reauthentication_required(
+            "prove your passkey again first: POST /api/auth/reauth/begin and /reauth/finish",
+        )),
     }
 }
 

@@ -38,12 +38,14 @@ pub(super) async fn list_passkeys(
     }))
 }
 
-/// Starts adding another passkey to my account.
+/// Starts adding another passkey to my account (needs a recent sign-in
+/// or re-authentication).
 #[utoipa::path(post, path = "/passkeys/begin", tag = "auth", responses((status = 200, body = CeremonyStarted)))]
 pub(super) async fn passkey_begin(
     State(state): State<AuthState>,
     principal: Principal,
 ) -> Result<Json<CeremonyStarted>, ApiError> {
+    recent_passkey(&state, &principal).await?;
     let user = account(&state, &principal).await?;
     let (id, options) = state.begin_add_passkey(&user).await?;
     started(id, &options)

@@ -23,12 +23,14 @@ pub struct RecoveryCodes {
     pub codes: Vec<String>,
 }
 
-/// Replaces my recovery codes with ten new ones.
+/// Replaces my recovery codes with ten new ones (needs a recent sign-in
+/// or re-authentication).
 #[utoipa::path(post, path = "/recovery-codes", tag = "auth", responses((status = 201, body = RecoveryCodes)))]
 pub(super) async fn new_recovery_codes(
     State(state): State<AuthState>,
     principal: Principal,
 ) -> Result<Response, ApiError> {
+    recent_passkey(&state, &principal).await?;
     let codes: Vec<String> = (0..10).map(|_| domain::new_recovery_code()).collect();
     let hashes: Vec<String> = codes.iter().map(|c| domain::hash_secret(c)).collect();
     store::replace_recovery_codes(&state.db, &principal.id, &hashes).await?;

@@ -10,6 +10,8 @@ pub struct Session {
     pub last_seen_at: String,
     pub expires_at: String,
     pub user_agent: String,
+    /// When its person last proved a passkey: sign-in or re-authentication.
+    pub authenticated_at: String,
 }
 
 pub(crate) fn session_from(row: &AnyRow) -> Result<Session, AuthError> {
@@ -20,11 +22,11 @@ pub(crate) fn session_from(row: &AnyRow) -> Result<Session, AuthError> {
         last_seen_at: row.try_get("last_seen_at")?,
         expires_at: row.try_get("expires_at")?,
         user_agent: row.try_get("user_agent")?,
+        authenticated_at: row.try_get("authenticated_at")?,
     })
 }
 
-pub(crate) const SESSION_COLUMNS: &str =
-    "SELECT id, user_id, created_at, last_seen_at, expires_at, user_agent FROM auth_sessions";
+pub(crate) const SESSION_COLUMNS: &str = "SELECT id, user_id, created_at, last_seen_at, expires_at, user_agent, authenticated_at FROM auth_sessions";
 
 /// Opens a session; returns it and the secret token (shown to the client
 /// once, stored only hashed).
@@ -45,10 +47,11 @@ pub async fn create_session(
             now + chrono::Duration::from_std(absolute).unwrap_or_default(),
         ),
         user_agent: user_agent.chars().take(200).collect(),
+        authenticated_at: daarion_store::format_time(now),
     };
     sql::query(
-        "INSERT INTO auth_sessions (id, token_hash, user_id, created_at, last_seen_at, expires_at, user_agent)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO auth_sessions (id, token_hash, user_id, created_at, last_seen_at, expires_at, user_agent, authenticated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&session.id)
     .bind(hash_secret(&token))
@@ -57,6 +60,7 @@ pub async fn create_session(
     .bind(&session.last_seen_at)
     .bind(&session.expires_at)
     .bind(&session.user_agent)
+    .bind(&session.authenticated_at)
     .execute(db.pool())
     .await?;
     Ok((session, token))
@@ -71,6 +75,27 @@ pub async fn session_by_hash(db: &Db, token_hash: &str) -> Result<Option<Session
     .fetch_optional(db.pool())
     .await?;
     row.as_ref().map(session_from).transpose()
+}
+
+/// The live session with this id.
+pub async fn session_by_id(db: &Db, id: &str) -> Result<Option<Session>, AuthError> {
+    let row = sql::query(sql::AssertSqlSafe(format!(
+        "{SESSION_COLUMNS} WHERE id = $1 AND revoked_at IS NULL"
+    )))
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?;
+    row.as_ref().map(session_from).transpose()
+}
+
+/// Records that the session's person proved a passkey just now.
+pub async fn mark_authenticated(db: &Db, id: &str) -> Result<(), AuthError> {
+    sql::query("UPDATE auth_sessions SET authenticated_at = $2 WHERE id = $1")
+        .bind(id)
+        .bind(daarion_store::now())
+        .execute(db.pool())
+        .await?;
+    Ok(())
 }
 
 pub async fn touch_session(db: &Db, id: &str) -> Result<(), AuthError> {
