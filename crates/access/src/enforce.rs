@@ -95,6 +95,10 @@ pub trait Authenticate: Send + Sync + 'static {
         kind: PrincipalKind,
         id: &str,
     ) -> Result<Option<Principal>, AuthnUnavailable>;
+    /// Whether `credential` still stands (not revoked, not past its
+    /// expiry): long-lived connections ask now and then, in case they
+    /// missed a revocation event.
+    async fn is_current(&self, credential: &crate::Credential) -> Result<bool, AuthnUnavailable>;
 }
 
 /// Loads the resources a service's paths name, with what the policies read.

@@ -7,12 +7,14 @@
 //! - `entity`: resources and the entity data a decision reads.
 //! - `engine`: the Cedar policy engine (schema + policy files in
 //!   `policies/`, validated, swappable at run time).
+//! - `events`: revocations and policy changes every process follows.
 //!
 //! Policies live in `crates/access/policies/*.cedar`, readable on their own.
 
 pub mod enforce;
 pub mod engine;
 pub mod entity;
+pub mod events;
 pub mod principal;
 pub mod subject;
 pub mod token;

@@ -47,6 +47,17 @@ pub enum Credential {
     ServiceToken,
 }
 
+impl Credential {
+    /// The session's or key's id (service tokens have none: they are not
+    /// revoked, they expire within minutes).
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            Self::Session { id } | Self::ApiKey { id, .. } => Some(id),
+            Self::ServiceToken => None,
+        }
+    }
+}
+
 /// What an API key may spend on models, beyond its scopes (like an LLM
 /// gateway's "virtual key"): the model aliases it may call and its own
 /// per-minute budgets. `None` = no limit of that kind.

@@ -28,6 +28,7 @@ on_every_backend!(
     presence_joins_heartbeats_leaves_and_expires,
     a_user_stays_present_while_any_connection_is_open,
     shutdown_closes_sockets_with_going_away,
+    sockets_close_when_their_session_or_key_is_revoked,
 );
 
 async fn general_exists_and_rooms_can_be_created(kind: Kind) {
@@ -932,4 +933,70 @@ async fn a_service_process_does_not_cap_connections_per_client() {
     }
     drop(held);
     replica.stop().await;
+}
+
+/// Signing out or revoking a key reaches open sockets (#13): they close
+/// with 4401 and post nothing more.
+async fn sockets_close_when_their_session_or_key_is_revoked(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let mut by_session = app.ws_as("/ws/city/rooms/general", "alice").await;
+    let (status, key) = app
+        .send(
+            "POST",
+            "/api/auth/api-keys",
+            "alice",
+            Some(json!({"name": "bot"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{key}");
+    let mut by_key = app
+        .ws_with(
+            "/ws/city/rooms/general",
+            "authorization",
+            &format!("Bearer {}", key["key"].as_str().unwrap()),
+        )
+        .await;
+
+    let (status, _) = app
+        .send(
+            "DELETE",
+            &format!("/api/auth/api-keys/{}", key["id"].as_str().unwrap()),
+            "alice",
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(close_code(&mut by_key).await, 4401);
+    // The session's socket is another credential: still open.
+    send_text(
+        &mut by_session,
+        json!({"type": "message", "body": "still here", "ref": "r1"}).to_string(),
+    )
+    .await;
+    assert_eq!(next_of(&mut by_session, "ack").await["ref"], "r1");
+
+    let (status, _) = app.send("POST", "/api/auth/logout", "alice", None).await;
+    assert_eq!(status, 204);
+    assert_eq!(close_code(&mut by_session).await, 4401);
+    let _ = by_session
+        .send(WsMessage::Text(
+            json!({"type": "message", "body": "after logout"})
+                .to_string()
+                .into(),
+        ))
+        .await;
+    let (_, page) = app
+        .get_as("/api/city/rooms/general/messages", Some("root"))
+        .await;
+    let bodies: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies, ["still here"]);
+    app.stop().await;
 }

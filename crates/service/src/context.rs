@@ -85,13 +85,14 @@ impl Context {
     /// The service's live delivery (WebSocket sessions fed by the bus).
     /// Build it once and keep it in the state: its sockets share feeds.
     pub fn live(&self) -> Live {
-        Live::new(
-            self.service.name,
-            self.bus.clone(),
-            self.cache.clone(),
-            self.shutdown.clone(),
-            self.tasks.clone(),
-        )
+        Live::new(crate::live::Parts {
+            service: self.service.name,
+            bus: self.bus.clone(),
+            cache: self.cache.clone(),
+            authn: self.access.authn.clone(),
+            shutdown: self.shutdown.clone(),
+            tasks: self.tasks.clone(),
+        })
     }
 
     /// Runs a durable consumer (`name` shared by every replica) for as long

@@ -18,6 +18,12 @@
 //! - a client too slow for its feed gets `{"type":"lagged","skipped":n}`
 //!   (it refetches history) instead of holding the feed up; one that does
 //!   not read at all is dropped after a send timeout;
+//! - the caller stays who they were: a socket whose session or key is
+//!   revoked closes with 4401 at once (the `authn.revoked` event names it),
+//!   one whose access the policies no longer grant (re-checked on every
+//!   policy change) with 4403, and every `recheck` interval both are asked
+//!   again in case an event was missed; after `max_lifetime` a socket
+//!   closes with 4408 and the client reconnects (authenticating anew);
 //! - server shutdown closes with 1001.
 
 mod hub;
@@ -26,6 +32,7 @@ mod session;
 use std::{sync::Arc, time::Duration};
 
 use axum::{extract::ws::WebSocketUpgrade, response::Response};
+use daarion_access::{Authenticate, Principal};
 use daarion_bus::{Bus, BusError};
 use daarion_cache::Cache;
 use daarion_kernel::{
@@ -51,6 +58,11 @@ pub struct Limits {
     /// The server pings this often; two intervals without a word from the
     /// client end the session.
     pub ping_interval: Duration,
+    /// How often the caller's credential and access are asked again (they
+    /// are also re-checked on every revocation and policy change).
+    pub recheck: Duration,
+    /// The longest a socket stays open; the client then reconnects.
+    pub max_lifetime: Duration,
 }
 
 /// A service's live delivery: its sockets, their feeds and their limits.
@@ -60,25 +72,31 @@ pub struct Live {
     hub: hub::Hub,
     bus: Arc<dyn Bus>,
     cache: Arc<dyn Cache>,
+    authn: Arc<dyn Authenticate>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
 
+/// What a [`Live`] is built from (the service's context has them all).
+pub(crate) struct Parts {
+    pub service: &'static str,
+    pub bus: Arc<dyn Bus>,
+    pub cache: Arc<dyn Cache>,
+    pub authn: Arc<dyn Authenticate>,
+    pub shutdown: CancellationToken,
+    pub tasks: TaskTracker,
+}
+
 impl Live {
-    pub(crate) fn new(
-        service: &'static str,
-        bus: Arc<dyn Bus>,
-        cache: Arc<dyn Cache>,
-        shutdown: CancellationToken,
-        tasks: TaskTracker,
-    ) -> Self {
+    pub(crate) fn new(parts: Parts) -> Self {
         Self {
-            service,
+            service: parts.service,
             hub: hub::Hub::default(),
-            bus,
-            cache,
-            shutdown,
-            tasks,
+            bus: parts.bus,
+            cache: parts.cache,
+            authn: parts.authn,
+            shutdown: parts.shutdown,
+            tasks: parts.tasks,
         }
     }
 
@@ -90,13 +108,13 @@ impl Live {
             .await
     }
 
-    /// Upgrades to a session that relays `feed` and hands the client's
-    /// frames to `handler`. `rate_key` names whose budget the client's
-    /// frames spend (shared by that caller's connections and replicas).
+    /// Upgrades to a session of `caller` that relays `feed` and hands the
+    /// client's frames to `handler`. The caller's frames spend one budget
+    /// across their connections (and replicas, with Redis).
     pub fn serve<H: Handler>(
         &self,
         upgrade: WebSocketUpgrade,
-        rate_key: &str,
+        caller: &Principal,
         limits: Limits,
         feed: Feed,
         handler: H,
@@ -107,7 +125,8 @@ impl Live {
         // oversized message reaches the session and gets a proper 1009 close.
         let hard_cap = limits.max_message_bytes.saturating_mul(4);
         let live = self.clone();
-        let rate_key = format!("{}:ws-rate:{rate_key}", self.service);
+        let rate_key = format!("{}:ws-rate:{}", self.service, caller.name());
+        let credential = caller.credential.clone();
         // Small starting buffers: tungstenite's default 128 KiB each would
         // cost that much memory per idle socket; they grow for large frames.
         upgrade
@@ -117,7 +136,7 @@ impl Live {
             .max_frame_size(hard_cap)
             .on_upgrade(move |socket| {
                 let tasks = live.tasks.clone();
-                let session = session::Session::new(live, socket, rate_key, limits);
+                let session = session::Session::new(live, socket, rate_key, credential, limits);
                 tasks.track_future(ctx.scope(session.run(feed, handler)))
             })
     }

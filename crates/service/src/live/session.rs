@@ -5,6 +5,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
+use daarion_access::{
+    Credential,
+    events::{POLICY_CHANGED, REVOKED, Revoked},
+};
+use daarion_bus::Envelope;
 use daarion_cache::RateLimit;
 use daarion_kernel::{ApiError, metrics::ConnectionGuard};
 use futures::{
@@ -19,6 +24,13 @@ use super::{Feed, Limits, Live};
 
 /// A client that does not read its frames for this long is dropped.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The caller's session or key was revoked or expired (like HTTP 401).
+const REVOKED_CLOSE: u16 = 4401;
+/// The policies no longer grant the caller this socket (like HTTP 403).
+const FORBIDDEN_CLOSE: u16 = 4403;
+/// The socket reached its maximum lifetime: reconnect.
+const LIFETIME_CLOSE: u16 = 4408;
 
 /// What the session does after a client frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +63,13 @@ pub trait Handler: Send + 'static {
 
     /// One client frame.
     async fn received(&mut self, out: &mut Outbound, frame: Self::Frame) -> Flow;
+
+    /// Whether the policies still grant the caller this socket; asked on
+    /// every policy change and every `recheck` interval (a refusal closes
+    /// with 4403).
+    async fn still_allowed(&mut self) -> bool {
+        true
+    }
 
     /// Runs once when a session that opened ends, however it ended (a
     /// presence leave).
@@ -95,6 +114,7 @@ pub(super) struct Session {
     out: Outbound,
     incoming: SplitStream<WebSocket>,
     rate_key: String,
+    credential: Credential,
     limits: Limits,
     /// Rate-limited frames in a row.
     strikes: u32,
@@ -103,7 +123,13 @@ pub(super) struct Session {
 }
 
 impl Session {
-    pub(super) fn new(live: Live, socket: WebSocket, rate_key: String, limits: Limits) -> Self {
+    pub(super) fn new(
+        live: Live,
+        socket: WebSocket,
+        rate_key: String,
+        credential: Credential,
+        limits: Limits,
+    ) -> Self {
         let (sink, incoming) = socket.split();
         metrics::counter!("ws_sessions_total", "service" => live.service).increment(1);
         let guard = ConnectionGuard::new(live.service);
@@ -112,6 +138,7 @@ impl Session {
             out: Outbound { sink },
             incoming,
             rate_key,
+            credential,
             limits,
             strikes: 0,
             heard: Instant::now(),
@@ -127,11 +154,22 @@ impl Session {
             Instant::now() + self.limits.ping_interval,
             self.limits.ping_interval,
         );
+        let mut recheck =
+            tokio::time::interval_at(Instant::now() + self.limits.recheck, self.limits.recheck);
+        let lifetime = tokio::time::sleep(self.limits.max_lifetime);
+        tokio::pin!(lifetime);
+        // Missing either feed (bus trouble) leaves the periodic re-check.
+        let mut revocations = self.control(REVOKED).await;
+        let mut policies = self.control(POLICY_CHANGED).await;
         let shutdown = self.live.shutdown.clone();
         let end = loop {
             let flow = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => Err(End::Close(close_code::AWAY, "server shutting down")),
+                frame = next(&mut revocations) => self.on_revocation(frame, &mut handler).await,
+                _ = next(&mut policies) => still_allowed(&mut handler).await,
+                _ = recheck.tick() => self.recheck(&mut handler).await,
+                () = &mut lifetime => Err(End::Close(LIFETIME_CLOSE, "connection lifetime reached; reconnect")),
                 frame = feed.recv() => self.relay(frame).await,
                 _ = ping.tick() => self.ping().await,
                 incoming = self.incoming.next() => match self.read::<H::Frame>(incoming).await {
@@ -149,6 +187,55 @@ impl Session {
         };
         handler.closed().await;
         self.end(end).await;
+    }
+
+    /// A feed of the process's identity and policy events, if the bus has it.
+    async fn control(&self, subject: &str) -> Option<Feed> {
+        fn payload(event: Envelope) -> Value {
+            event.payload
+        }
+        match self.live.watch(subject, payload).await {
+            Ok(feed) => Some(feed),
+            Err(error) => {
+                tracing::warn!(%error, subject, "socket cannot follow; re-checking on an interval only");
+                None
+            }
+        }
+    }
+
+    /// Closes at once when this socket's credential is among the revoked; a
+    /// lagging feed may have dropped it, so then the store is asked.
+    async fn on_revocation<H: Handler>(
+        &mut self,
+        frame: Result<Utf8Bytes, broadcast::error::RecvError>,
+        handler: &mut H,
+    ) -> Result<(), End> {
+        let Ok(frame) = frame else {
+            return self.recheck(handler).await;
+        };
+        let revoked: Revoked = serde_json::from_str(frame.as_str()).unwrap_or_default();
+        match self.credential.id() {
+            Some(id) if revoked.credentials.iter().any(|c| c == id) => {
+                Err(End::Close(REVOKED_CLOSE, "signed out: credential revoked"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Asks the store whether the credential still stands and the handler
+    /// whether the policies still grant the socket.
+    async fn recheck<H: Handler>(&mut self, handler: &mut H) -> Result<(), End> {
+        match self.live.authn.is_current(&self.credential).await {
+            Ok(false) => {
+                return Err(End::Close(
+                    REVOKED_CLOSE,
+                    "signed out: credential revoked or expired",
+                ));
+            }
+            Ok(true) => {}
+            Err(error) => tracing::warn!(%error, "credential re-check failed; socket kept"),
+        }
+        still_allowed(handler).await
     }
 
     /// Relays one frame of the feed.
@@ -255,5 +342,25 @@ impl Session {
             }
         };
         let _ = tokio::time::timeout(SEND_TIMEOUT, finish).await;
+    }
+}
+
+/// The next frame (or lag) of a feed the session may not have; a feed
+/// that ended is dropped, and a missing one never yields.
+async fn next(feed: &mut Option<Feed>) -> Result<Utf8Bytes, broadcast::error::RecvError> {
+    if let Some(open) = feed {
+        match open.recv().await {
+            Err(broadcast::error::RecvError::Closed) => *feed = None,
+            frame => return frame,
+        }
+    }
+    std::future::pending().await
+}
+
+async fn still_allowed<H: Handler>(handler: &mut H) -> Result<(), End> {
+    if handler.still_allowed().await {
+        Ok(())
+    } else {
+        Err(End::Close(FORBIDDEN_CLOSE, "no longer allowed"))
     }
 }

@@ -1,7 +1,8 @@
 use std::{
+    collections::HashSet,
     sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -9,9 +10,14 @@ use std::{
 use async_trait::async_trait;
 use axum::{
     Router,
-    extract::{State, ws::WebSocketUpgrade},
+    extract::{Query, State, ws::WebSocketUpgrade},
     response::{IntoResponse, Response},
     routing::get,
+};
+use daarion_access::{
+    Authenticate, Credential, Principal, PrincipalKind,
+    enforce::AuthnUnavailable,
+    events::{POLICY_CHANGED, REVOKED, Revoked},
 };
 use daarion_bus::{Bus, Envelope};
 use daarion_kernel::shutdown::{CancellationToken, TaskTracker};
@@ -21,7 +27,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use super::{Flow, Gone, Handler, Limits, Live, Outbound};
+use super::{Flow, Gone, Handler, Limits, Live, Outbound, Parts};
 
 const SUBJECT: &str = "presence.city.join";
 
@@ -31,6 +37,9 @@ struct Fixture {
     url: String,
     /// Sessions whose `closed` ran.
     closed: Arc<AtomicUsize>,
+    /// Whether the policies grant the sockets (their `still_allowed`).
+    allowed: Arc<AtomicBool>,
+    credentials: Arc<Credentials>,
     shutdown: CancellationToken,
     _db: daarion_testkit::TestDb,
 }
@@ -40,11 +49,43 @@ struct Served {
     live: Live,
     limits: Limits,
     closed: Arc<AtomicUsize>,
+    allowed: Arc<AtomicBool>,
+}
+
+/// Sessions by id; the revoked ones no longer stand.
+#[derive(Default)]
+struct Credentials {
+    revoked: Mutex<HashSet<String>>,
+}
+
+#[async_trait]
+impl Authenticate for Credentials {
+    async fn session(&self, _: &str) -> Result<Option<Principal>, AuthnUnavailable> {
+        Ok(None)
+    }
+
+    async fn api_key(&self, _: &str) -> Result<Option<Principal>, AuthnUnavailable> {
+        Ok(None)
+    }
+
+    async fn principal(
+        &self,
+        _: PrincipalKind,
+        _: &str,
+    ) -> Result<Option<Principal>, AuthnUnavailable> {
+        Ok(None)
+    }
+
+    async fn is_current(&self, credential: &Credential) -> Result<bool, AuthnUnavailable> {
+        let revoked = self.revoked.lock().unwrap();
+        Ok(credential.id().is_none_or(|id| !revoked.contains(id)))
+    }
 }
 
 /// Echoes `say` frames, closes with 4000 on `bye`; says hello when opened.
 struct Echo {
     closed: Arc<AtomicUsize>,
+    allowed: Arc<AtomicBool>,
 }
 
 #[derive(Deserialize)]
@@ -72,6 +113,10 @@ impl Handler for Echo {
         }
     }
 
+    async fn still_allowed(&mut self) -> bool {
+        self.allowed.load(Ordering::SeqCst)
+    }
+
     async fn closed(&mut self) {
         self.closed.fetch_add(1, Ordering::SeqCst);
     }
@@ -81,19 +126,54 @@ fn render(event: Envelope) -> Value {
     event.payload
 }
 
-async fn socket(State(served): State<Served>, upgrade: WebSocketUpgrade) -> Response {
+#[derive(Deserialize)]
+struct As {
+    session: String,
+}
+
+/// A socket of the person whose session `?session=` names.
+async fn socket(
+    State(served): State<Served>,
+    Query(who): Query<As>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     let Ok(feed) = served.live.watch(SUBJECT, render).await else {
         return axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
     let handler = Echo {
         closed: served.closed.clone(),
+        allowed: served.allowed.clone(),
+    };
+    let caller = Principal {
+        credential: Credential::Session { id: who.session },
+        ..Principal::service("tester")
     };
     served
         .live
-        .serve(upgrade, "tester", served.limits, feed, handler)
+        .serve(upgrade, &caller, served.limits, feed, handler)
 }
 
+/// Ping and re-check intervals of 30 s, a lifetime of an hour.
 async fn fixture(ping_interval: Duration) -> Fixture {
+    fixture_with(Limits {
+        ping_interval,
+        ..limits()
+    })
+    .await
+}
+
+fn limits() -> Limits {
+    Limits {
+        max_message_bytes: 1024,
+        messages_per_second: 1000.0,
+        burst: 100,
+        ping_interval: Duration::from_secs(30),
+        recheck: Duration::from_secs(30),
+        max_lifetime: Duration::from_secs(3600),
+    }
+}
+
+async fn fixture_with(limits: Limits) -> Fixture {
     let db = daarion_testkit::migrated_db(SqlKind::Sqlite, &[daarion_bus::MIGRATIONS])
         .await
         .expect("SQLite is always there");
@@ -102,33 +182,34 @@ async fn fixture(ping_interval: Duration) -> Fixture {
         daarion_bus::subject::Streams::new([]).unwrap(),
     ));
     let shutdown = CancellationToken::new();
-    let live = Live::new(
-        "test",
-        bus.clone(),
-        Arc::new(daarion_cache::MemoryCache::new(1000)),
-        shutdown.clone(),
-        TaskTracker::new(),
-    );
+    let credentials = Arc::new(Credentials::default());
+    let live = Live::new(Parts {
+        service: "test",
+        bus: bus.clone(),
+        cache: Arc::new(daarion_cache::MemoryCache::new(1000)),
+        authn: credentials.clone(),
+        shutdown: shutdown.clone(),
+        tasks: TaskTracker::new(),
+    });
     let closed = Arc::new(AtomicUsize::new(0));
+    let allowed = Arc::new(AtomicBool::new(true));
     let served = Served {
         live: live.clone(),
-        limits: Limits {
-            max_message_bytes: 1024,
-            messages_per_second: 1000.0,
-            burst: 100,
-            ping_interval,
-        },
+        limits,
         closed: closed.clone(),
+        allowed: allowed.clone(),
     };
     let router = Router::new().route("/ws", get(socket)).with_state(served);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+    let url = format!("ws://{}/ws?session=", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router).await });
     Fixture {
         live,
         bus,
         url,
         closed,
+        allowed,
+        credentials,
         shutdown,
         _db: db,
     }
@@ -137,8 +218,15 @@ async fn fixture(ping_interval: Duration) -> Fixture {
 type Client =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// A socket of session `s1`.
 async fn connect(url: &str) -> Client {
-    let (mut client, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    connect_as(url, "s1").await
+}
+
+async fn connect_as(url: &str, session: &str) -> Client {
+    let (mut client, _) = tokio_tungstenite::connect_async(format!("{url}{session}"))
+        .await
+        .unwrap();
     assert_eq!(next_json(&mut client).await["type"], "hello");
     client
 }
@@ -284,4 +372,88 @@ async fn closed_once(f: &Fixture) {
         || async { (f.closed.load(Ordering::SeqCst) == 1).then_some(()) },
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_revoked_session_closes_its_sockets_and_no_other() {
+    let f = fixture(Duration::from_secs(30)).await;
+    let mut revoked = connect_as(&f.url, "s1").await;
+    let mut kept = connect_as(&f.url, "s2").await;
+    let event = Revoked {
+        token_hashes: vec!["h1".into()],
+        credentials: vec!["s1".into()],
+    };
+    f.bus
+        .publish(&Envelope::new(
+            "auth",
+            REVOKED,
+            serde_json::to_value(&event).unwrap(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        close_of(&mut revoked).await,
+        (4401, "signed out: credential revoked".into())
+    );
+    publish(&f.bus, 1).await;
+    assert_eq!(next_json(&mut kept).await, json!({ "n": 1 }));
+}
+
+#[tokio::test]
+async fn a_missed_revocation_is_found_by_the_periodic_recheck() {
+    let f = fixture_with(Limits {
+        recheck: Duration::from_millis(100),
+        ..limits()
+    })
+    .await;
+    let mut client = connect(&f.url).await;
+    f.credentials.revoked.lock().unwrap().insert("s1".into());
+    assert_eq!(
+        close_of(&mut client).await,
+        (4401, "signed out: credential revoked or expired".into())
+    );
+}
+
+#[tokio::test]
+async fn a_policy_change_closes_sockets_the_policies_no_longer_grant() {
+    let f = fixture(Duration::from_secs(30)).await;
+    let mut client = connect(&f.url).await;
+    // A change that still grants the socket leaves it open.
+    f.bus
+        .publish(&Envelope::new(
+            "pdp",
+            POLICY_CHANGED,
+            json!({ "version": 2 }),
+        ))
+        .await
+        .unwrap();
+    publish(&f.bus, 1).await;
+    assert_eq!(next_json(&mut client).await, json!({ "n": 1 }));
+    f.allowed.store(false, Ordering::SeqCst);
+    f.bus
+        .publish(&Envelope::new(
+            "pdp",
+            POLICY_CHANGED,
+            json!({ "version": 3 }),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        close_of(&mut client).await,
+        (4403, "no longer allowed".into())
+    );
+}
+
+#[tokio::test]
+async fn a_socket_closes_at_its_maximum_lifetime() {
+    let f = fixture_with(Limits {
+        max_lifetime: Duration::from_millis(200),
+        ..limits()
+    })
+    .await;
+    let mut client = connect(&f.url).await;
+    assert_eq!(
+        close_of(&mut client).await,
+        (4408, "connection lifetime reached; reconnect".into())
+    );
 }

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use daarion_access::{
     Credential, Principal, PrincipalKind, Scope,
     enforce::{Authenticate, AuthnUnavailable},
+    events::Revoked,
 };
 use daarion_bus::{Bus, Envelope};
 use daarion_kernel::shutdown::CancellationToken;
@@ -18,7 +19,7 @@ use crate::{
     store,
 };
 
-pub const REVOKED_SUBJECT: &str = "authn.revoked";
+pub use daarion_access::events::REVOKED as REVOKED_SUBJECT;
 
 /// How long a resolved credential is trusted without asking the store.
 const CACHE_TTL: Duration = Duration::from_secs(5);
@@ -64,6 +65,11 @@ fn agent_of(
     }
 }
 
+/// Past `at` (an unreadable time counts as past).
+fn passed(at: &str, now: chrono::DateTime<chrono::Utc>) -> bool {
+    daarion_store::parse_time(at).is_none_or(|t| t <= now)
+}
+
 fn stale(last: &str, now: chrono::DateTime<chrono::Utc>) -> bool {
     daarion_store::parse_time(last).is_none_or(|t| now - t > TOUCH_EVERY)
 }
@@ -81,15 +87,17 @@ impl Authenticator {
         }
     }
 
-    /// Forgets revoked credentials here and on every replica.
-    pub async fn revoked(&self, token_hashes: &[String]) {
-        for hash in token_hashes {
+    /// Forgets revoked credentials (`(id, token hash)`) here and on every
+    /// replica, and closes the sockets opened with them.
+    pub async fn revoked(&self, credentials: &[(String, String)]) {
+        let revoked = Revoked::of(credentials);
+        for hash in &revoked.token_hashes {
             self.cache.invalidate(hash).await;
         }
         let event = Envelope::new(
             crate::SERVICE,
             REVOKED_SUBJECT,
-            serde_json::json!({ "token_hashes": token_hashes }),
+            serde_json::to_value(&revoked).unwrap_or_default(),
         );
         if let Err(error) = self.bus.publish(&event).await {
             tracing::warn!(%error, "revocation not broadcast; other replicas forget within 5 s");
@@ -117,11 +125,8 @@ impl Authenticator {
             REVOKED_SUBJECT,
             shutdown,
             |event| async move {
-                let hashes = event.payload["token_hashes"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default();
-                for hash in hashes.iter().filter_map(|h| h.as_str()) {
+                let revoked: Revoked = serde_json::from_value(event.payload).unwrap_or_default();
+                for hash in &revoked.token_hashes {
                     cache.invalidate(hash).await;
                 }
             },
@@ -137,7 +142,7 @@ impl Authenticator {
             return Ok(None);
         };
         let now = chrono::Utc::now();
-        let expired = daarion_store::parse_time(&session.expires_at).is_none_or(|t| t <= now)
+        let expired = passed(&session.expires_at, now)
             || daarion_store::parse_time(&session.last_seen_at).is_none_or(|t| now - t > self.idle);
         if expired {
             return Ok(None);
@@ -160,11 +165,7 @@ impl Authenticator {
             return Ok(None);
         };
         let now = chrono::Utc::now();
-        if key
-            .expires_at
-            .as_deref()
-            .is_some_and(|e| daarion_store::parse_time(e).is_none_or(|t| t <= now))
-        {
+        if key.expires_at.as_deref().is_some_and(|e| passed(e, now)) {
             return Ok(None);
         }
         let Some(user) = store::user_by_id(&self.db, &key.user_id).await? else {
@@ -225,6 +226,23 @@ impl Authenticate for Authenticator {
                 .map_err(unavailable)?
                 .map(|owner| agent_of(id, owner, None, Credential::ServiceToken)),
             PrincipalKind::Service => Some(Principal::service(id)),
+        })
+    }
+
+    async fn is_current(&self, credential: &Credential) -> Result<bool, AuthnUnavailable> {
+        let unavailable = |e: AuthError| AuthnUnavailable(e.to_string());
+        let now = chrono::Utc::now();
+        Ok(match credential {
+            Credential::Session { id } => store::session_by_id(&self.db, id)
+                .await
+                .map_err(unavailable)?
+                .is_some_and(|s| !passed(&s.expires_at, now)),
+            Credential::ApiKey { id, .. } => store::api_key_by_id(&self.db, id)
+                .await
+                .map_err(unavailable)?
+                .is_some_and(|k| !k.expires_at.as_deref().is_some_and(|e| passed(e, now))),
+            // Short-lived (minutes) and never revoked.
+            Credential::ServiceToken => true,
         })
     }
 }

@@ -87,6 +87,12 @@ pub struct Settings {
     /// The server pings each socket this often; a client silent for two
     /// intervals is disconnected.
     pub ws_ping_secs: u64,
+    /// Each socket asks this often whether its session or key still stands
+    /// and the policies still grant it (revocations and policy changes
+    /// close sockets at once; this catches a missed event).
+    pub ws_recheck_secs: u64,
+    /// The longest a socket stays open; the client reconnects.
+    pub ws_max_lifetime_secs: u64,
 }
 
 impl Default for Settings {
@@ -98,6 +104,8 @@ impl Default for Settings {
             ws_messages_per_second: 5.0,
             ws_burst: 20,
             ws_ping_secs: 30,
+            ws_recheck_secs: 60,
+            ws_max_lifetime_secs: 24 * 3600,
         }
     }
 }
@@ -119,6 +127,12 @@ impl ServiceSettings for Settings {
         }
         if self.ws_ping_secs == 0 || self.ws_ping_secs > 3600 {
             return Err("city.ws_ping_secs must be between 1 and 3600".into());
+        }
+        if self.ws_recheck_secs == 0 || self.ws_recheck_secs > 3600 {
+            return Err("city.ws_recheck_secs must be between 1 and 3600".into());
+        }
+        if self.ws_max_lifetime_secs < 60 {
+            return Err("city.ws_max_lifetime_secs must be at least 60".into());
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use axum::{
     response::Response,
     routing::get,
 };
-use daarion_access::{Action, Facts, Principal};
+use daarion_access::{Action, Facts, Principal, Resource};
 use daarion_bus::Envelope;
 use daarion_kernel::ApiError;
 use daarion_service::live::{Flow, Gone, Handler, Limits, Outbound};
@@ -48,6 +48,8 @@ fn limits(settings: &Settings) -> Limits {
         messages_per_second: settings.ws_messages_per_second,
         burst: settings.ws_burst,
         ping_interval: Duration::from_secs(settings.ws_ping_secs),
+        recheck: Duration::from_secs(settings.ws_recheck_secs),
+        max_lifetime: Duration::from_secs(settings.ws_max_lifetime_secs),
     }
 }
 
@@ -64,15 +66,14 @@ async fn room_socket(
         .watch(&events::messages_of(&slug), render_message)
         .await
         .map_err(CityError::from)?;
-    let rate_key = actor.name();
+    let limits = limits(&state.settings);
+    let live = state.live.clone();
     let room = Room {
-        state: state.clone(),
-        actor,
+        state,
+        actor: actor.clone(),
         slug,
     };
-    Ok(state
-        .live
-        .serve(upgrade, &rate_key, limits(&state.settings), feed, room))
+    Ok(live.serve(upgrade, &actor, limits, feed, room))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -93,17 +94,17 @@ async fn presence_socket(
         .watch(events::PRESENCE, render_presence)
         .await
         .map_err(CityError::from)?;
-    let rate_key = actor.name();
+    let limits = limits(&state.settings);
+    let live = state.live.clone();
     let presence = Presence {
-        state: state.clone(),
-        who: actor.handle,
+        state,
+        who: actor.handle.clone(),
         // Identifies this connection among the user's others.
         connection: uuid::Uuid::new_v4().simple().to_string(),
         present: !params.observe,
+        actor: actor.clone(),
     };
-    Ok(state
-        .live
-        .serve(upgrade, &rate_key, limits(&state.settings), feed, presence))
+    Ok(live.serve(upgrade, &actor, limits, feed, presence))
 }
 
 fn render_message(event: Envelope) -> Value {
@@ -161,11 +162,21 @@ impl Handler for Room {
         }
         Flow::Continue
     }
+
+    async fn still_allowed(&mut self) -> bool {
+        let room = crate::access::room_resource(&self.slug);
+        self.state
+            .access
+            .check(&self.actor, Action::Read, &room, Facts::default())
+            .await
+            .is_ok()
+    }
 }
 
 /// A presence socket: present (joins, heartbeats, leaves) or observing.
 struct Presence {
     state: CityState,
+    actor: Principal,
     who: String,
     connection: String,
     present: bool,
@@ -204,6 +215,19 @@ impl Handler for Presence {
             let _ = out.send_error(error).await;
         }
         Flow::Continue
+    }
+
+    async fn still_allowed(&mut self) -> bool {
+        self.state
+            .access
+            .check(
+                &self.actor,
+                Action::Read,
+                &Resource::city(),
+                Facts::default(),
+            )
+            .await
+            .is_ok()
     }
 
     async fn closed(&mut self) {

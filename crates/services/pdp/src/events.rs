@@ -13,8 +13,7 @@ use futures::StreamExt as _;
 
 use crate::{PdpError, SERVICE, store};
 
-/// Live-only: a new policy version was stored; every process reloads.
-pub const POLICY_CHANGED: &str = "pdp.policy.changed";
+pub use daarion_access::events::POLICY_CHANGED;
 
 /// Tells every process that policy `version` is stored. Best effort: every
 /// process also polls the store.

@@ -144,8 +144,8 @@ pub(super) async fn logout(
     principal: Principal,
 ) -> Result<Response, ApiError> {
     if let Some(id) = current_session(&principal) {
-        let hashes = store::revoke_sessions(&state.db, &principal.id, Some(id), None).await?;
-        state.authenticator.revoked(&hashes).await;
+        let revoked = store::revoke_sessions(&state.db, &principal.id, Some(id), None).await?;
+        state.authenticator.revoked(&revoked).await;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     set_session_cookie(&mut response, "", 0);

@@ -161,6 +161,6 @@ pub(super) async fn revoke_api_key(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let hash = store::revoke_api_key(&state.db, &principal.id, &id).await?;
-    state.authenticator.revoked(&[hash]).await;
+    state.authenticator.revoked(&[(id, hash)]).await;
     Ok(StatusCode::NO_CONTENT)
 }

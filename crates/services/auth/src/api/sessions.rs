@@ -31,11 +31,11 @@ pub(super) async fn revoke_other_sessions(
     State(state): State<AuthState>,
     principal: Principal,
 ) -> Result<Json<Revoked>, ApiError> {
-    let hashes =
+    let revoked =
         store::revoke_sessions(&state.db, &principal.id, None, current_session(&principal)).await?;
-    state.authenticator.revoked(&hashes).await;
+    state.authenticator.revoked(&revoked).await;
     Ok(Json(Revoked {
-        revoked: hashes.len(),
+        revoked: revoked.len(),
     }))
 }
 
@@ -46,10 +46,10 @@ pub(super) async fn revoke_session(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let hashes = store::revoke_sessions(&state.db, &principal.id, Some(&id), None).await?;
-    if hashes.is_empty() {
+    let revoked = store::revoke_sessions(&state.db, &principal.id, Some(&id), None).await?;
+    if revoked.is_empty() {
         return Err(ApiError::not_found("no such session"));
     }
-    state.authenticator.revoked(&hashes).await;
+    state.authenticator.revoked(&revoked).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -113,6 +113,17 @@ pub async fn api_key_by_hash(db: &Db, token_hash: &str) -> Result<Option<ApiKey>
     row.as_ref().map(api_key_from).transpose()
 }
 
+/// The live (unrevoked) key with this id.
+pub async fn api_key_by_id(db: &Db, id: &str) -> Result<Option<ApiKey>, AuthError> {
+    let row = sql::query(sql::AssertSqlSafe(format!(
+        "{API_KEY_COLUMNS} WHERE id = $1 AND revoked_at IS NULL"
+    )))
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?;
+    row.as_ref().map(api_key_from).transpose()
+}
+
 pub async fn touch_api_key(db: &Db, id: &str) -> Result<(), AuthError> {
     sql::query("UPDATE auth_api_keys SET last_used_at = $2 WHERE id = $1")
         .bind(id)

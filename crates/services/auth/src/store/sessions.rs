@@ -120,18 +120,18 @@ pub async fn sessions_of(db: &Db, user_id: &str) -> Result<Vec<Session>, AuthErr
 }
 
 /// Revokes the person's sessions: one (`only`), or all but `keep`. Returns
-/// the token hashes revoked, for the caches.
+/// the `(id, token hash)` of each, for the caches and open sockets.
 pub async fn revoke_sessions(
     db: &Db,
     user_id: &str,
     only: Option<&str>,
     keep: Option<&str>,
-) -> Result<Vec<String>, AuthError> {
+) -> Result<Vec<(String, String)>, AuthError> {
     let rows = sql::query(
         "UPDATE auth_sessions SET revoked_at = $2
          WHERE user_id = $1 AND revoked_at IS NULL
            AND ($3 IS NULL OR id = $3) AND ($4 IS NULL OR id <> $4)
-         RETURNING token_hash",
+         RETURNING id, token_hash",
     )
     .bind(user_id)
     .bind(daarion_store::now())
@@ -140,6 +140,6 @@ pub async fn revoke_sessions(
     .fetch_all(db.pool())
     .await?;
     rows.iter()
-        .map(|r| r.try_get("token_hash").map_err(AuthError::from))
+        .map(|r| Ok((r.try_get("id")?, r.try_get("token_hash")?)))
         .collect()
 }
