@@ -161,6 +161,10 @@ pub struct App {
     server: daarion_kernel::server::ServerOptions,
     /// With TLS: a plain-HTTP listener that redirects to HTTPS.
     redirect: Option<tokio::net::TcpListener>,
+    /// The one-time invitation for the first admin, when the city has none
+    /// and is not registering its first visitor as admin (a non-loopback
+    /// listener): the operator is shown it at start.
+    first_admin_invite: Option<String>,
 }
 
 impl App {
@@ -205,6 +209,7 @@ impl App {
             backends: None,
             server,
             redirect,
+            first_admin_invite: None,
         })
     }
 
@@ -219,11 +224,17 @@ impl App {
     }
 
     async fn build_measured(
-        settings: Settings,
+        mut settings: Settings,
         shape: Shape,
         backends: Backends,
         mut memory: daarion_kernel::metrics::StartupMemory,
     ) -> anyhow::Result<Self> {
+        let loopback = settings.listen.is_none_or(|a| a.ip().is_loopback());
+        settings
+            .services
+            .update(&daarion_auth::SPEC, |auth: &mut daarion_auth::Settings| {
+                auth.resolve_first_admin(loopback)
+            })?;
         let problems = daarion_service::check(SERVICES);
         anyhow::ensure!(
             problems.is_empty(),
@@ -268,7 +279,7 @@ impl App {
         ));
         memory.step("authentication, meter, relays");
         let mut mounted = Vec::new();
-        for service in wanted {
+        for &service in &wanted {
             let ctx = process.context(service, &settings, &backends, &shutdown, &tasks);
             mounted.push(mount(ctx).await?);
             memory.step(service.name);
@@ -303,6 +314,12 @@ impl App {
         memory.step("composition");
         let listener = bind(&settings, default_port).await?;
         let (server, redirect) = server_parts(&settings, &shape).await?;
+        let first_admin_invite = if wanted.iter().any(|s| s.name == daarion_auth::SERVICE) {
+            let auth: daarion_auth::Settings = settings.services.decode(&daarion_auth::SPEC)?;
+            daarion_auth::first_admin_invitation(&backends.db, &auth).await?
+        } else {
+            None
+        };
         Ok(Self {
             listener,
             router,
@@ -311,6 +328,7 @@ impl App {
             backends: Some(backends),
             server,
             redirect,
+            first_admin_invite,
         })
     }
 
@@ -318,6 +336,11 @@ impl App {
         self.listener
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// The first admin's invitation, when one was minted at start.
+    pub fn first_admin_invite(&self) -> Option<&str> {
+        self.first_admin_invite.as_deref()
     }
 
     pub fn backends(&self) -> Option<&Backends> {

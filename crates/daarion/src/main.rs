@@ -329,6 +329,11 @@ async fn serve(settings: Settings, shape: Shape) -> anyhow::Result<ExitCode> {
     let url = format!("http://{}", app.local_addr());
     tracing::info!(url = %url, "listening");
     println!("DAARION {VERSION} is up at {url}  (API browser: {url}/docs)");
+    if let Some(invite) = app.first_admin_invite() {
+        println!(
+            "This city has no admin yet. Register the first admin with this one-time invitation (valid 24 h): {invite}"
+        );
+    }
     app.run_until_stopped(daarion_kernel::shutdown::signal())
         .await?;
     Ok(ExitCode::SUCCESS)

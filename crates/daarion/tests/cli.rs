@@ -298,3 +298,82 @@ fn admin_invite_prints_a_one_time_invitation() {
         .unwrap();
     assert!(!bad.status.success());
 }
+
+/// A city started on a network address is not the first visitor's (#13):
+/// `up` prints a one-time admin invitation, registration without one is
+/// refused until an admin exists, and a restart with an admin prints none.
+#[tokio::test]
+async fn on_a_network_address_the_first_admin_needs_the_printed_invitation() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let probe = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let start = || {
+        tokio::process::Command::from(daarion(dir.path()))
+            .args(["up", "--listen", &format!("0.0.0.0:{port}")])
+            .args(["--data-dir", "city-data"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    };
+    // Reads the start-up lines until the "is up" line and the one after it.
+    async fn banner(child: &mut tokio::process::Child) -> String {
+        let stdout = child.stdout.as_mut().unwrap();
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let mut out = String::new();
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                out.push_str(&line);
+                out.push('\n');
+                if line.contains("is up at") {
+                    // The invitation, when there is one, follows at once.
+                    if let Ok(Ok(Some(next))) =
+                        tokio::time::timeout(Duration::from_millis(500), lines.next_line()).await
+                    {
+                        out.push_str(&next);
+                    }
+                    break;
+                }
+            }
+        })
+        .await
+        .expect("daarion up starts");
+        out
+    }
+
+    let mut first = start();
+    let out = banner(&mut first).await;
+    let invite = out
+        .split_whitespace()
+        .find(|word| word.starts_with("inv_"))
+        .unwrap_or_else(|| panic!("no invitation printed: {out}"))
+        .to_owned();
+    let base = format!("http://127.0.0.1:{port}");
+    daarion_kernel::server::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let refused = daarion_testkit::passkey::Person::register(&client, &base, "mallory").await;
+    let error = refused.err().expect("no admin yet: registration refused");
+    assert!(error.to_string().contains("403"), "{error}");
+    let ada = daarion_testkit::passkey::Person::register_with(&client, &base, "ada", Some(&invite))
+        .await
+        .unwrap();
+    let me: serde_json::Value = client
+        .get(format!("{base}/api/auth/me"))
+        .header("cookie", ada.cookie())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["user"]["city_role"], "admin");
+    drop(first);
+
+    let mut second = start();
+    let out = banner(&mut second).await;
+    assert!(!out.contains("inv_"), "an admin exists: {out}");
+}

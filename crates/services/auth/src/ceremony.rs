@@ -102,6 +102,13 @@ impl AuthState {
                     "this city registers people by invitation".into(),
                 ));
             }
+            None if self.settings.first_admin == Some(crate::FirstAdmin::Invite)
+                && !store::has_admin(&self.db).await? =>
+            {
+                return Err(AuthError::Forbidden(
+                    "this city has no admin yet: the first admin registers with the invitation printed when DAARION started (or one from `daarion admin invite --role admin`)".into(),
+                ));
+            }
             _ => {}
         }
         if store::user_by_username(&self.db, username.as_str())

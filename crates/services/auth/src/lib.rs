@@ -65,6 +65,12 @@ pub struct Settings {
     /// false, every registration needs an invitation: from a city admin
     /// (`POST /api/auth/invites`) or the operator (`daarion admin invite`).
     pub open_registration: bool,
+    /// How a city without an admin gets one: `open` (the first person to
+    /// register), `invite` (only with an invitation: `daarion up` / `serve
+    /// auth` print an admin one at start). Unset: `open` on a loopback
+    /// listener, `invite` on any other, so a city exposed to a network is
+    /// never the first visitor's.
+    pub first_admin: Option<FirstAdmin>,
     /// A session ends after this long without use...
     pub session_idle_secs: u64,
     /// ...and after this long in any case.
@@ -86,6 +92,7 @@ impl Default for Settings {
             rp_name: "DAARION".into(),
             origins: vec!["http://localhost:8080".into()],
             open_registration: true,
+            first_admin: None,
             session_idle_secs: 7 * 24 * 3600,
             session_absolute_secs: 30 * 24 * 3600,
             ceremony_secs: 300,
@@ -136,6 +143,46 @@ impl Settings {
             .build()
             .map_err(|e| format!("auth.rp_id / auth.origins do not fit together: {e}"))
     }
+}
+
+/// See [`Settings::first_admin`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FirstAdmin {
+    Open,
+    Invite,
+}
+
+impl Settings {
+    /// The first-admin rule for a process listening on `loopback` or not,
+    /// unless the settings name one.
+    pub fn resolve_first_admin(&mut self, loopback: bool) {
+        self.first_admin.get_or_insert(if loopback {
+            FirstAdmin::Open
+        } else {
+            FirstAdmin::Invite
+        });
+    }
+}
+
+/// A one-time admin invitation when the city has no admin and registers
+/// its first one by invitation; the binary prints it at start (as Jupyter
+/// prints its token). Each start without an admin mints a new one.
+pub async fn first_admin_invitation(
+    db: &Db,
+    settings: &Settings,
+) -> Result<Option<String>, AuthError> {
+    if settings.first_admin != Some(FirstAdmin::Invite) || store::has_admin(db).await? {
+        return Ok(None);
+    }
+    let (invite, _) = api::issue_invite(
+        db,
+        daarion_access::vocab::roles::CityRole::Admin,
+        "operator",
+        Duration::from_secs(24 * 3600),
+    )
+    .await?;
+    Ok(Some(invite))
 }
 
 #[derive(Clone)]

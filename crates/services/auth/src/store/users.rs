@@ -59,6 +59,14 @@ pub struct NewUser<'a> {
     pub invite_hash: Option<&'a str>,
 }
 
+/// Whether anyone has registered yet (the first became the city admin).
+pub async fn has_admin(db: &Db) -> Result<bool, AuthError> {
+    let row = sql::query("SELECT user_id FROM auth_bootstrap WHERE id = 1")
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(row.is_some())
+}
+
 /// A new person with their first passkey, in one transaction. The first
 /// person ever becomes the city admin (the bootstrap row can be inserted
 /// once), as does whoever spends an admin invitation; an invitation is spent
