@@ -871,3 +871,22 @@ async fn an_unreadable_quota_fails_closed() {
     assert_eq!(status, 503);
     app.stop().await;
 }
+
+/// A new account never spends without limit (#13): without a quota of its
+/// own it is on the `free` plan, which has a monthly budget.
+#[tokio::test]
+async fn a_new_account_is_on_the_free_plan_with_a_budget() {
+    let city = City::new(Kind::Embedded).await.unwrap();
+    let app = city.spawn().await;
+    let alice = app.user_id("alice").await;
+    let (status, quota) = app
+        .get_as(
+            &format!("/api/usage/subjects/user:{alice}/quota"),
+            Some("alice"),
+        )
+        .await;
+    assert_eq!(status, 200, "{quota}");
+    assert_eq!(quota["tokens_per_minute"], 500, "{quota}");
+    assert_eq!(quota["budget_micros_per_month"], 5_000_000, "{quota}");
+    app.stop().await;
+}

@@ -49,7 +49,8 @@ pub struct Settings {
     pub free: PlanLimits,
     pub pro: PlanLimits,
     pub enterprise: PlanLimits,
-    /// The plan of people without a quota document; none = unlimited.
+    /// The plan of people without a quota document (default `free`, so a
+    /// new account never spends without limit); none = unlimited.
     pub default_user_plan: Option<Plan>,
     /// The plan of agents without a quota document (the original always
     /// applied `free`); none = unlimited.
@@ -64,20 +65,21 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        let tier = |tpm, runs, users, concurrent| PlanLimits {
+        let tier = |tpm, runs, users, concurrent, budget| PlanLimits {
             tokens_per_minute: Some(tpm),
             runs_per_day: Some(runs),
             distinct_users_per_day: Some(users),
             concurrent_runs: Some(concurrent),
+            budget_cents_per_month: budget,
             ..PlanLimits::default()
         };
         Self {
             currency: "USD".into(),
-            free: tier(500, 50, 20, 2),
-            pro: tier(2000, 500, 200, 10),
-            enterprise: tier(10_000, 5000, 1000, 50),
-            default_user_plan: None,
-            default_agent_plan: None,
+            free: tier(500, 50, 20, 2, Some(500)),
+            pro: tier(2000, 500, 200, 10, None),
+            enterprise: tier(10_000, 5000, 1000, 50, None),
+            default_user_plan: Some(Plan::Free),
+            default_agent_plan: Some(Plan::Free),
             max_summary_buckets: 10_000,
             reservation_ttl_secs: 900,
         }
