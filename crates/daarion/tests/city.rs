@@ -775,7 +775,20 @@ async fn up_applies_the_default_edge_protection() {
         25 - admitted,
         "{statuses:?}"
     );
-    // Not under /api/: not limited.
+    // WebSocket upgrade attempts, signed in or not, spend a bucket of their own.
+    let mut upgrades = Vec::new();
+    for _ in 0..25 {
+        let response = app
+            .client
+            .get(app.url("/ws/city/rooms/general"))
+            .send()
+            .await
+            .unwrap();
+        upgrades.push(response.status().as_u16());
+    }
+    let limited = upgrades.iter().filter(|s| **s == 429).count();
+    assert!((3..=5).contains(&limited), "{upgrades:?}");
+    // Not under /api/ or /ws/: not limited.
     for _ in 0..5 {
         assert_eq!(
             app.client

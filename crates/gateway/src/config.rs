@@ -60,6 +60,25 @@ pub struct Route {
     pub timeouts: Timeouts,
 }
 
+impl Route {
+    /// The per-client limit this route applies, given the default one:
+    /// `default` covers the API and WebSocket upgrades (each attempt
+    /// authenticates, and a refused credential is audited), not the other
+    /// upstreams (Grafana, Matrix... have their own).
+    pub fn limit(&self, default: (f64, u32)) -> Option<(f64, u32)> {
+        match self.rate_limit {
+            RateLimitSetting::Off(_) => None,
+            RateLimitSetting::Custom { per_second, burst } => Some((per_second, burst)),
+            RateLimitSetting::Default
+                if self.prefix.starts_with("/api/") || self.prefix.starts_with("/ws/") =>
+            {
+                Some(default)
+            }
+            RateLimitSetting::Default => None,
+        }
+    }
+}
+
 fn default_body() -> u64 {
     1024 * 1024
 }

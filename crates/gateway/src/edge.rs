@@ -14,7 +14,7 @@ use daarion_cache::RateLimit;
 use daarion_kernel::ApiError;
 use ipnet::IpNet;
 
-use crate::{Gateway, config::RateLimitSetting, proxy::Peer};
+use crate::{Gateway, proxy::Peer};
 
 /// Resolves the client behind `socket`: a trusted proxy's `X-Forwarded-For`
 /// is read right to left, skipping other trusted proxies.
@@ -42,18 +42,13 @@ pub async fn rate_limit(
     next: Next,
 ) -> Response {
     let loaded = gateway.loaded();
+    let default = gateway.settings.default_rate_limit;
     let limit = loaded
         .table
         .route_for(request.uri().path())
-        .and_then(|route| match route.rate_limit {
-            RateLimitSetting::Off(_) => None,
-            RateLimitSetting::Custom { per_second, burst } => {
-                Some((route.prefix.clone(), RateLimit { per_second, burst }))
-            }
-            RateLimitSetting::Default if route.prefix.starts_with("/api/") => {
-                Some((route.prefix.clone(), gateway.settings.default_rate_limit))
-            }
-            RateLimitSetting::Default => None,
+        .and_then(|route| {
+            let (per_second, burst) = route.limit((default.per_second, default.burst))?;
+            Some((route.prefix.clone(), RateLimit { per_second, burst }))
         });
     let Some((prefix, limit)) = limit else {
         return next.run(request).await;

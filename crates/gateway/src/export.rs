@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use crate::config::{Balance, RateLimitSetting, Route, RouteTable, UpstreamGroup};
+use crate::config::{Balance, Route, RouteTable, UpstreamGroup};
 
 /// Settings the table does not hold.
 #[derive(Debug, Clone)]
@@ -32,14 +32,7 @@ impl Default for ExportOptions {
 }
 
 fn limit_of(route: &Route, options: &ExportOptions) -> Option<(f64, u32)> {
-    match route.rate_limit {
-        RateLimitSetting::Off(_) => None,
-        RateLimitSetting::Custom { per_second, burst } => Some((per_second, burst)),
-        RateLimitSetting::Default if route.prefix.starts_with("/api/") => {
-            Some((options.rate_per_second, options.burst))
-        }
-        RateLimitSetting::Default => None,
-    }
+    route.limit((options.rate_per_second, options.burst))
 }
 
 fn configured<'a>(table: &'a RouteTable, route: &Route) -> Option<&'a UpstreamGroup> {
