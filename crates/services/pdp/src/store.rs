@@ -102,3 +102,46 @@ pub async fn audit(db: &Db, before: Option<&str>, limit: u32) -> Result<Vec<Audi
         })
         .collect()
 }
+
+/// Deletes audit rows older than `before` (RFC 3339); returns how many.
+pub async fn prune_audit(db: &Db, before: &str) -> Result<u64, PdpError> {
+    let done = sql::query("DELETE FROM pdp_audit WHERE time < $1")
+        .bind(before)
+        .execute(db.pool())
+        .await?;
+    Ok(done.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn pruning_removes_only_rows_older_than_the_retention() {
+        for kind in [
+            daarion_testkit::SqlKind::Sqlite,
+            daarion_testkit::SqlKind::Postgres,
+        ] {
+            let Some(test) =
+                daarion_testkit::migrated_db(kind, &[crate::SPEC.migration_set()]).await
+            else {
+                continue;
+            };
+            let db = &test.db;
+            let mut old = Envelope::new("auth", "audit.error", serde_json::json!({}));
+            old.time = "2026-01-01T00:00:00.000000Z".into();
+            let recent = Envelope::new("auth", "audit.error", serde_json::json!({}));
+            record_audit(db, &old).await.unwrap();
+            record_audit(db, &recent).await.unwrap();
+            assert_eq!(
+                prune_audit(db, "2026-06-01T00:00:00.000000Z")
+                    .await
+                    .unwrap(),
+                1
+            );
+            let left = audit(db, None, 10).await.unwrap();
+            assert_eq!(left.len(), 1);
+            assert_eq!(left[0].event_id, recent.id);
+        }
+    }
+}
