@@ -193,6 +193,8 @@ async fn overhead(n: usize) -> anyhow::Result<()> {
                 burst: u32::MAX,
             },
         )),
+        failures: None,
+        trusted_proxies: Arc::from([]),
     };
     static RULES: &[Rule] = &[Rule::new(
         axum::http::Method::GET,

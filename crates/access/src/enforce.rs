@@ -128,7 +128,12 @@ pub struct Enforcer {
     resources: Arc<dyn Resources>,
     audit: daarion_bus::QueuedPublisher,
     limiter: Option<(Arc<dyn Cache>, RateLimit)>,
+    failures: Option<Arc<dyn Cache>>,
+    trusted_proxies: Arc<[ipnet::IpNet]>,
 }
+
+/// Refused credentials are counted per client over this window.
+const FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What every enforcer of a process shares.
 #[derive(Clone)]
@@ -141,6 +146,12 @@ pub struct AccessDeps {
     /// Requests per signed-in principal (per API key for keys), counted in
     /// the cache: with Redis, one budget across every replica.
     pub limiter: Option<(Arc<dyn Cache>, RateLimit)>,
+    /// Where refused credentials are counted per client and minute, so a
+    /// flood of bad keys writes a handful of audit rows (the first, then at
+    /// 10, 100, 1000... with the count), not one each. `None`: one each.
+    pub failures: Option<Arc<dyn Cache>>,
+    /// Proxies (our gateway) whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
 impl Enforcer {
@@ -159,6 +170,8 @@ impl Enforcer {
             resources,
             audit: deps.audit,
             limiter: deps.limiter,
+            failures: deps.failures,
+            trusted_proxies: deps.trusted_proxies,
         })
     }
 
@@ -192,7 +205,7 @@ impl Enforcer {
                     Ok(Some(principal)) => Ok(Some(principal)),
                     Ok(None) => {
                         let message = "API key is unknown, expired or revoked";
-                        self.refused("api_key", message).await;
+                        self.refused(parts, "api_key", message).await;
                         Err(ApiError::unauthorized(message))
                     }
                     Err(e) => Err(ApiError::unavailable(&e)),
@@ -207,7 +220,7 @@ impl Enforcer {
                 Ok(principal) => Ok(Some(principal)),
                 Err(error) => {
                     let message = error.to_string();
-                    self.refused("service_token", &message).await;
+                    self.refused(parts, "service_token", &message).await;
                     Err(ApiError::unauthorized(message))
                 }
             };
@@ -225,14 +238,40 @@ impl Enforcer {
     }
 
     /// Records a refused bearer credential (a forged token, a revoked or
-    /// unknown key) on the `AUDIT` stream. Expired sessions are routine and
-    /// are not recorded.
-    async fn refused(&self, credential: &str, reason: &str) {
+    /// unknown key) on the `AUDIT` stream: per client and minute the first
+    /// one, then the 10th, 100th... with the count, so guessing keys cannot
+    /// write without bound. Expired sessions are routine and not recorded.
+    async fn refused(&self, parts: &Parts, credential: &str, reason: &str) {
+        let client = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map_or_else(
+                || "unknown".to_owned(),
+                |c| {
+                    daarion_kernel::http::client_ip(c.0, &parts.headers, &self.trusted_proxies)
+                        .to_string()
+                },
+            );
+        let count = match &self.failures {
+            Some(cache) => cache
+                .incr(&format!("audit:refused:{client}"), 1, Some(FAILURE_WINDOW))
+                .await
+                .unwrap_or(1),
+            None => 1,
+        };
+        metrics::counter!("access_credentials_refused_total", "service" => self.service)
+            .increment(1);
+        if !is_power_of_ten(count) {
+            return;
+        }
         let payload = json!({
             "service": self.service,
             "what": "credential refused",
             "credential": credential,
             "reason": reason,
+            "client": client,
+            "count": count,
+            "window_secs": FAILURE_WINDOW.as_secs(),
         });
         self.audit
             .publish(Envelope::new(self.service, "audit.error", payload))
@@ -449,6 +488,17 @@ async fn authorize(enforcer: &Enforcer, parts: &mut Parts) -> Result<Option<Prin
             Ok(Some(principal))
         }
     }
+}
+
+/// 1, 10, 100, ...: the counts at which repeated failures are recorded.
+fn is_power_of_ten(mut n: i64) -> bool {
+    if n < 1 {
+        return false;
+    }
+    while n % 10 == 0 {
+        n /= 10;
+    }
+    n == 1
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Principal {

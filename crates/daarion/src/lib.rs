@@ -472,6 +472,8 @@ impl Process {
         let outbox = daarion_bus::Outbox::new(backends.db.clone(), backends.bus.clone());
         tasks.spawn(outbox.clone().run(shutdown.clone()));
         let access = daarion_access::AccessDeps {
+            failures: Some(backends.cache.clone()),
+            trusted_proxies: settings.gateway.trusted_proxies.clone().into(),
             engine: Arc::new(engine),
             authn: Arc::new(authenticator.clone()),
             tokens: settings.service_tokens()?,

@@ -303,3 +303,40 @@ async fn policy_changes_reach_every_replica_within_a_second() {
     a.stop().await;
     b.stop().await;
 }
+
+/// Guessing API keys cannot write without bound (#13): per client and
+/// minute the audit log gets the first refusal, then the 10th, 100th...
+/// each with its count.
+#[tokio::test]
+async fn a_flood_of_refused_keys_writes_a_few_audit_rows() {
+    let Some(city) = City::new(Kind::Embedded).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    for _ in 0..30 {
+        let response = app
+            .client
+            .get(app.url("/api/city/rooms"))
+            .header("authorization", "Bearer dk_guessed")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+    }
+    wait_for_audit(&app, |e| e["record"]["count"] == 10).await;
+    // Every refusal reaches the audit queue before the next request is
+    // answered; give the consumer a moment for anything past the 10th.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (_, page) = app
+        .send("GET", "/api/pdp/audit?limit=100", "root", None)
+        .await;
+    let counts: Vec<&Value> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["record"]["what"] == "credential refused")
+        .map(|e| &e["record"]["count"])
+        .collect();
+    assert_eq!(counts, [&json!(10), &json!(1)], "{page}");
+    app.stop().await;
+}
