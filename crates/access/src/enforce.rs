@@ -461,6 +461,16 @@ async fn authorize(enforcer: &Enforcer, parts: &mut Parts) -> Result<Option<Prin
         tracing::error!(method = %parts.method, path, "endpoint has no access rule: refused");
         return Err(ApiError::forbidden("this endpoint declares no access rule"));
     };
+    if rule.access == Access::Public {
+        // A stale or revoked cookie must not stand between a person and
+        // signing in again (or out): public routes take what authenticates
+        // and ignore the rest.
+        let principal = enforcer.authenticate(parts).await.ok().flatten();
+        if let Some(principal) = &principal {
+            enforcer.limit(principal).await?;
+        }
+        return Ok(principal);
+    }
     let principal = enforcer.authenticate(parts).await?;
     if let Some(principal) = &principal {
         enforcer.limit(principal).await?;

@@ -1021,3 +1021,126 @@ async fn adding_a_passkey_or_recovery_codes_needs_a_recent_passkey(kind: Kind) {
     assert_eq!(status, 201, "{body}");
     app.stop().await;
 }
+
+/// A stale cookie does not stand between a person and signing in again
+/// (#13): public routes ignore it, and logout clears it even then.
+#[tokio::test]
+async fn public_routes_ignore_a_stale_cookie_and_logout_clears_it() {
+    let city = City::new(Kind::Embedded).await.unwrap();
+    let app = city.spawn().await;
+    let alice = Person::register(&app.client, &app.url(""), "alice")
+        .await
+        .unwrap();
+    let logout = || {
+        app.client
+            .post(app.url("/api/auth/logout"))
+            .header("cookie", alice.cookie())
+            .send()
+    };
+    assert_eq!(logout().await.unwrap().status(), 204);
+    // The session is gone; its cookie is still in the browser.
+    let again = logout().await.unwrap();
+    assert_eq!(again.status(), 204);
+    let cleared = again.headers()["set-cookie"].to_str().unwrap();
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    for (path, body) in [
+        ("/api/auth/login/begin", json!({"username": "alice"})),
+        ("/api/auth/register/begin", json!({"username": "bob"})),
+    ] {
+        let (status, answer) = call(
+            &app,
+            reqwest::Method::POST,
+            path,
+            cookie(&alice),
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, 200, "{path}: {answer}");
+    }
+    // Routes that need a person still refuse the stale cookie.
+    let (status, _) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/auth/me",
+        cookie(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+    app.stop().await;
+}
+
+/// Nobody can lock a person out by starting ceremonies in their name from
+/// many addresses (#13); wrong recovery codes, the guessable secret, do
+/// pause recovery for that name; an IPv6 client's budget is its /64.
+#[tokio::test]
+async fn sign_in_limits_cannot_be_spent_on_someone_else() {
+    let Some(mut city) = City::new(Kind::Embedded).await else {
+        return;
+    };
+    city.settings
+        .services
+        .update(&daarion_auth::SPEC, |x: &mut daarion_auth::Settings| {
+            x.login_attempts_per_minute = 3
+        })
+        .unwrap();
+    city.settings.gateway.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    let app = city.spawn().await;
+    let mut alice = Person::register(&app.client, &app.url(""), "alice")
+        .await
+        .unwrap();
+    let from = |client: String, path: &'static str, body: Value| {
+        app.client
+            .post(app.url(path))
+            .header("x-forwarded-for", client)
+            .json(&body)
+            .send()
+    };
+    for i in 0..10 {
+        let status = from(
+            format!("198.51.100.{i}"),
+            "/api/auth/login/begin",
+            json!({"username": "alice"}),
+        )
+        .await
+        .unwrap()
+        .status();
+        assert_eq!(status, 200, "attempt {i}");
+    }
+    alice.login(true).await.unwrap();
+
+    // Three wrong recovery codes from three addresses pause recovery for
+    // alice, wherever the next attempt comes from.
+    let recover = |i: u8| {
+        from(
+            format!("192.0.2.{i}"),
+            "/api/auth/recover/begin",
+            json!({"username": "alice", "code": "WRONG-WRONG-WRONG"}),
+        )
+    };
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        statuses.push(recover(i).await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 429]);
+
+    // Addresses of one /64 share a budget; another /64 has its own.
+    let mut statuses = Vec::new();
+    for i in 1..=4 {
+        let status = from(
+            format!("2001:db8:1:2::{i:x}"),
+            "/api/auth/login/begin",
+            json!({}),
+        )
+        .await
+        .unwrap()
+        .status();
+        statuses.push(status.as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
+    let other = from("2001:db8:1:3::1".into(), "/api/auth/login/begin", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
+    app.stop().await;
+}

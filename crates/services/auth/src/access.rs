@@ -22,7 +22,8 @@ pub static RULES: &[Rule] = &[
     rule(Method::POST, "/api/auth/login/finish", Public),
     rule(Method::POST, "/api/auth/recover/begin", Public),
     rule(Method::POST, "/api/auth/recover/finish", Public),
-    rule(Method::POST, "/api/auth/logout", SignedIn),
+    // Public: a stale cookie is cleared too.
+    rule(Method::POST, "/api/auth/logout", Public),
     rule(Method::POST, "/api/auth/reauth/begin", OWN_MANAGE),
     rule(Method::POST, "/api/auth/reauth/finish", OWN_MANAGE),
     rule(Method::GET, "/api/auth/me", SignedIn),

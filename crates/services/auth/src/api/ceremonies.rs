@@ -19,7 +19,7 @@ pub(super) async fn register_begin(
         body.display_name.as_deref().unwrap_or(username.as_str()),
         "display name",
     )?;
-    state.limit_attempts(&ip, None).await?;
+    state.limit_attempts(&ip).await?;
     let (id, options) = state
         .begin_registration(&username, &display, body.invite.as_deref())
         .await?;
@@ -60,9 +60,7 @@ pub(super) async fn login_begin(
     Json(body): Json<BeginLogin>,
 ) -> Result<Json<CeremonyStarted>, ApiError> {
     let username = body.username.as_deref().map(Username::parse).transpose()?;
-    state
-        .limit_attempts(&ip, username.as_ref().map(Username::as_str))
-        .await?;
+    state.limit_attempts(&ip).await?;
     let (id, options) = state
         .audited("sign-in refused", &ip, state.begin_login(username.as_ref()))
         .await?;
@@ -78,7 +76,7 @@ pub(super) async fn login_finish(
     headers: HeaderMap,
     Json(body): Json<FinishLogin>,
 ) -> Result<Response, ApiError> {
-    state.limit_attempts(&ip, None).await?;
+    state.limit_attempts(&ip).await?;
     let user = state
         .audited(
             "sign-in failed",
@@ -101,13 +99,14 @@ pub(super) async fn recover_begin(
     Json(body): Json<BeginRecovery>,
 ) -> Result<Json<CeremonyStarted>, ApiError> {
     let username = Username::parse(&body.username)?;
-    state.limit_attempts(&ip, Some(username.as_str())).await?;
+    state.limit_attempts(&ip).await?;
+    state.recovery_allowed(username.as_str()).await?;
+    let spent = state.spend_recovery_code(&username, &body.code).await;
+    if spent.is_err() {
+        state.recovery_failed(username.as_str()).await;
+    }
     let user = state
-        .audited(
-            "recovery refused",
-            &ip,
-            state.spend_recovery_code(&username, &body.code),
-        )
+        .audited("recovery refused", &ip, std::future::ready(spent))
         .await?;
     let (id, options) = state.begin_add_passkey(&user).await?;
     started(id, &options)
@@ -137,13 +136,16 @@ pub(super) async fn recover_finish(
     state.sign_in(user, &headers, StatusCode::CREATED).await
 }
 
-/// Ends this session.
+/// Ends this session and clears its cookie (also when the session has
+/// already ended).
 #[utoipa::path(post, path = "/logout", tag = "auth", responses((status = 204)))]
 pub(super) async fn logout(
     State(state): State<AuthState>,
-    principal: Principal,
+    principal: Option<Principal>,
 ) -> Result<Response, ApiError> {
-    if let Some(id) = current_session(&principal) {
+    if let Some(principal) = &principal
+        && let Some(id) = current_session(principal)
+    {
         let revoked = store::revoke_sessions(&state.db, &principal.id, Some(id), None).await?;
         state.authenticator.revoked(&revoked).await;
     }
@@ -164,7 +166,7 @@ pub(super) async fn reauth_begin(
 ) -> Result<Json<CeremonyStarted>, ApiError> {
     let user = account(&state, &principal).await?;
     let username = Username::parse(&user.username)?;
-    state.limit_attempts(&ip, Some(username.as_str())).await?;
+    state.limit_attempts(&ip).await?;
     let (id, options) = state
         .audited(
             "re-authentication refused",
@@ -184,7 +186,7 @@ pub(super) async fn reauth_finish(
     principal: Principal,
     Json(body): Json<FinishLogin>,
 ) -> Result<StatusCode, ApiError> {
-    state.limit_attempts(&ip, None).await?;
+    state.limit_attempts(&ip).await?;
     let user = state
         .audited(
             "re-authentication failed",

@@ -222,30 +222,80 @@ impl axum::extract::FromRequestParts<AuthState> for ClientAddr {
     }
 }
 
+/// Wrong recovery codes for one username are counted over this window.
+const RECOVERY_FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// Whose budget a client's attempts spend: its address, or for IPv6 its
+/// /64 (what one subscriber is handed, so rotating addresses buys nothing).
+fn client_bucket(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        _ => ip.to_owned(),
+    }
+}
+
+fn recovery_failures_key(username: &str) -> String {
+    format!("auth:recovery-failures:{username}")
+}
+
 impl AuthState {
-    /// Sign-in attempts are limited per client address and per username.
-    async fn limit_attempts(&self, ip: &str, username: Option<&str>) -> Result<(), AuthError> {
+    /// Sign-in ceremonies are limited per client. Not per username: anyone
+    /// could then spend a person's attempts by merely starting ceremonies
+    /// in their name (wrong recovery codes are counted per username).
+    async fn limit_attempts(&self, ip: &str) -> Result<(), AuthError> {
         let per_minute = f64::from(self.settings.login_attempts_per_minute);
         let limit = RateLimit {
             per_second: per_minute / 60.0,
             burst: self.settings.login_attempts_per_minute,
         };
-        let mut keys = vec![format!("auth:attempts:ip:{ip}")];
-        if let Some(name) = username {
-            keys.push(format!("auth:attempts:user:{name}"));
-        }
-        for key in keys {
-            let decision = self.cache.rate_limit(&key, limit).await?;
-            if !decision.allowed {
-                self.authenticator
-                    .audit_failure("sign-in rate limited", serde_json::json!({ "key": key }))
-                    .await;
-                return Err(AuthError::RateLimited(
-                    decision.retry_after.max(Duration::from_secs(1)),
-                ));
-            }
+        let key = format!("auth:attempts:ip:{}", client_bucket(ip));
+        let decision = self.cache.rate_limit(&key, limit).await?;
+        if !decision.allowed {
+            self.authenticator
+                .audit_failure("sign-in rate limited", serde_json::json!({ "key": key }))
+                .await;
+            return Err(AuthError::RateLimited(
+                decision.retry_after.max(Duration::from_secs(1)),
+            ));
         }
         Ok(())
+    }
+
+    /// Whether `username` may try another recovery code: at most
+    /// `login_attempts_per_minute` wrong ones per quarter hour, from
+    /// anywhere (recovery codes are the guessable secret).
+    async fn recovery_allowed(&self, username: &str) -> Result<(), AuthError> {
+        let failures = self
+            .cache
+            .get(&recovery_failures_key(username))
+            .await?
+            .and_then(|raw| String::from_utf8(raw).ok())
+            .and_then(|n| n.parse::<i64>().ok())
+            .unwrap_or(0);
+        if failures >= i64::from(self.settings.login_attempts_per_minute) {
+            self.authenticator
+                .audit_failure(
+                    "recovery paused",
+                    serde_json::json!({ "username": username, "failures": failures }),
+                )
+                .await;
+            return Err(AuthError::RateLimited(RECOVERY_FAILURE_WINDOW));
+        }
+        Ok(())
+    }
+
+    async fn recovery_failed(&self, username: &str) {
+        let key = recovery_failures_key(username);
+        if let Err(error) = self
+            .cache
+            .incr(&key, 1, Some(RECOVERY_FAILURE_WINDOW))
+            .await
+        {
+            tracing::warn!(%error, "wrong recovery code not counted");
+        }
     }
 
     /// Opens a session and answers with it and its cookie.
