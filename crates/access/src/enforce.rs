@@ -24,10 +24,7 @@ use crate::{
     Action, Decision, Engine, Facts, Kind, Principal, PrincipalKind, Resource, token::ServiceTokens,
 };
 
-/// The session cookie the auth service sets.
-pub const SESSION_COOKIE: &str = "daarion_session";
-/// API keys start with this, so a bearer token says what it is.
-pub const API_KEY_PREFIX: &str = "dk_";
+pub use daarion_kernel::http::{API_KEY_PREFIX, SESSION_COOKIE};
 
 /// Who may call one endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -846,7 +846,7 @@ async fn the_gateway_fronts_two_city_replicas() {
         format!(
             "[[routes]]\nprefix = \"/api/city/\"\nupstream = \"city\"\n\
              [[routes]]\nprefix = \"/ws/city/\"\nupstream = \"city\"\nwebsocket = true\n\
-             [upstreams.city]\naddresses = [\"{}\", \"{}\"]\n\
+             [upstreams.city]\naddresses = [\"{}\", \"{}\"]\ncredentials = true\n\
              health_check = {{ path = \"/health\", interval_ms = 200, healthy = 1, unhealthy = 2 }}\n",
             a.addr, b.addr
         ),

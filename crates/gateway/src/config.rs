@@ -156,6 +156,12 @@ pub struct UpstreamGroup {
     /// Extra attempts for idempotent requests whose connection failed.
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// Whether DAARION credentials (the session cookie, `Bearer dk_…` API
+    /// keys) pass to this upstream: true for DAARION's own services only.
+    /// Anything else (Grafana, Matrix...) never sees a city session; its
+    /// own cookies and headers pass as they are.
+    #[serde(default)]
+    pub credentials: bool,
 }
 
 fn default_retries() -> u32 {
@@ -339,6 +345,7 @@ impl RouteTable {
             health_check: Some(HealthCheck::default()),
             passive: Passive::default(),
             retries: 1,
+            credentials: true,
         };
         let route = |prefix: String, upstream: &str, websocket: bool| Route {
             prefix,
@@ -374,6 +381,7 @@ impl RouteTable {
                 .entry(name.to_owned())
                 .or_insert_with(|| UpstreamGroup {
                     health_check: None,
+                    credentials: false,
                     ..group(Vec::new())
                 });
             let mut extra = route(prefix.into(), name, ws);

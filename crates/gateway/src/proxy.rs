@@ -109,6 +109,42 @@ const HOP_BY_HOP: &[&str] = &[
     "proxy-authorization",
 ];
 
+/// Removes DAARION's credentials (the session cookie, API keys) for an
+/// upstream that is not one of its services; other cookies and
+/// authorization schemes are the upstream's own and pass.
+pub fn strip_credentials(headers: &mut HeaderMap) {
+    let cookies: Vec<String> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|pair| {
+            pair.split_once('=')
+                .is_none_or(|(name, _)| name.trim() != daarion_kernel::http::SESSION_COOKIE)
+        })
+        .map(str::to_owned)
+        .collect();
+    headers.remove(header::COOKIE);
+    if !cookies.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&cookies.join("; "))
+    {
+        headers.insert(header::COOKIE, value);
+    }
+    let ours = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|token| {
+            token
+                .trim()
+                .starts_with(daarion_kernel::http::API_KEY_PREFIX)
+        });
+    if ours {
+        headers.remove(header::AUTHORIZATION);
+    }
+}
+
 /// Removes hop-by-hop headers, including those the `Connection` header names.
 /// An upgrade keeps `Connection: upgrade` and `Upgrade`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
@@ -280,6 +316,9 @@ pub async fn forward(target: Target<'_>, mut request: Request) -> Response {
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let (mut parts, body) = request.into_parts();
     strip_hop_by_hop(&mut parts.headers, upgrade);
+    if !group.config.credentials {
+        strip_credentials(&mut parts.headers);
+    }
     set_forwarding_headers(&mut parts.headers, target.peer);
     let replayable = idempotent(&parts.method) && !has_body(&parts.headers) && !upgrade;
     let max_body = usize::try_from(route.max_body_bytes).unwrap_or(usize::MAX);

@@ -258,6 +258,7 @@ mod tests {
                     eject_ms: 60_000,
                 },
                 retries: 1,
+                credentials: false,
             },
         )
     }

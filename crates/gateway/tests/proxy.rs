@@ -772,3 +772,53 @@ async fn oversized_websocket_frames_are_closed_with_1009() {
         other => panic!("expected a 1009 close, got {other:?}"),
     }
 }
+
+/// A city session or API key never reaches an upstream that is not one of
+/// DAARION's services (#13); the upstream's own cookies and tokens pass.
+#[tokio::test]
+async fn credentials_pass_only_to_upstreams_marked_as_daarion_services() {
+    let (a, _, _) = upstream("a").await;
+    let send = |edge: &Edge, bearer: &'static str| {
+        edge.client
+            .get(edge.url("/api/up/x"))
+            .header(
+                "cookie",
+                "grafana_session=g1; daarion_session=secret; theme=dark",
+            )
+            .header("authorization", bearer)
+            .send()
+    };
+    let third_party = gateway(&table(&[a], "", ""), EdgeSettings::default()).await;
+    let seen: Value = send(&third_party, "Bearer dk_secret")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["headers"]["cookie"], "grafana_session=g1; theme=dark");
+    assert!(seen["headers"].get("authorization").is_none(), "{seen}");
+    let seen: Value = send(&third_party, "Bearer grafana-token")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["headers"]["authorization"], "Bearer grafana-token");
+
+    let ours = gateway(
+        &table(&[a], "credentials = true", ""),
+        EdgeSettings::default(),
+    )
+    .await;
+    let seen: Value = send(&ours, "Bearer dk_secret")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        seen["headers"]["cookie"],
+        "grafana_session=g1; daarion_session=secret; theme=dark"
+    );
+    assert_eq!(seen["headers"]["authorization"], "Bearer dk_secret");
+}

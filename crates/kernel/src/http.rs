@@ -209,6 +209,11 @@ impl utoipa::IntoParams for IdempotencyKey {
     }
 }
 
+/// The session cookie the auth service sets.
+pub const SESSION_COOKIE: &str = "daarion_session";
+/// API keys start with this, so a bearer token says what it is.
+pub const API_KEY_PREFIX: &str = "dk_";
+
 /// The client behind `socket`: when the peer is a trusted proxy, its
 /// `X-Forwarded-For` chain is read right to left, skipping other trusted
 /// proxies; otherwise the peer itself.
