@@ -890,3 +890,36 @@ async fn a_new_account_is_on_the_free_plan_with_a_budget() {
     assert_eq!(quota["budget_micros_per_month"], 5_000_000, "{quota}");
     app.stop().await;
 }
+
+/// A provider that cannot be reached is named, but its address is not
+/// told to the caller (#13): it is in the log.
+#[tokio::test]
+async fn an_unreachable_provider_is_reported_without_its_address() {
+    let fake = FakeLlm::start(Flavor::OpenAi).await;
+    let closed = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let Some(mut city) = llm_city(Kind::Embedded, &[&fake], one_model("m"), |_| {}).await else {
+        return;
+    };
+    let mut llm = city.settings.services.get(&daarion_llm::SPEC);
+    llm["providers"]["p0"]["base_url"] = json!(format!("http://127.0.0.1:{closed}/v1"));
+    city.settings.services.set(&daarion_llm::SPEC, llm);
+    let app = city.spawn().await;
+    let (status, body) = app
+        .post(
+            "/api/llm/v1/chat/completions",
+            Some("alice"),
+            chat("m", "hi"),
+        )
+        .await;
+    assert_eq!(status, 502, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("p0"), "{message}");
+    assert!(
+        !message.contains("127.0.0.1") && !message.contains("http://"),
+        "{message}"
+    );
+    app.stop().await;
+}

@@ -165,7 +165,11 @@ impl Source {
                 }
                 match body.next().await {
                     Some(Ok(bytes)) => buffer.extend_from_slice(&bytes),
-                    Some(Err(e)) => return Some(Err(format!("the provider's stream broke: {e}"))),
+                    Some(Err(e)) => {
+                        // The cause may name the provider's address: logged only.
+                        tracing::warn!(error = %daarion_kernel::error::ErrorChain(&e), "provider stream broke");
+                        return Some(Err("the provider's stream broke".to_owned()));
+                    }
                     None if buffer.trim_ascii().is_empty() => return None,
                     None => buffer.push(b'\n'),
                 }
@@ -378,12 +382,10 @@ impl Upstreams {
         let response = match tokio::time::timeout_at(until, send).await {
             Err(_) => return Err(timed_out()),
             Ok(Err(e)) => {
+                // The cause names the provider's address: logged, not answered.
+                tracing::warn!(target = %target.name, error = %daarion_kernel::error::ErrorChain(&e), "provider unreachable");
                 return Err(Failure::Retry(
-                    LlmError::upstream(format!(
-                        "{} unreachable: {}",
-                        target.name,
-                        daarion_kernel::error::ErrorChain(&e)
-                    )),
+                    LlmError::upstream(format!("{} unreachable", target.name)),
                     None,
                 ));
             }
@@ -434,8 +436,9 @@ impl Upstreams {
             let bytes = match tokio::time::timeout_at(deadline, response.bytes()).await {
                 Err(_) => return Err(timed_out()),
                 Ok(Err(e)) => {
+                    tracing::warn!(target = %target.name, error = %daarion_kernel::error::ErrorChain(&e), "provider broke off");
                     return Err(Failure::Retry(
-                        LlmError::upstream(format!("{} broke off: {e}", target.name)),
+                        LlmError::upstream(format!("{} broke off", target.name)),
                         None,
                     ));
                 }
