@@ -15,6 +15,10 @@ const ISSUER: &str = "daarion";
 pub enum TokenError {
     #[error("service token secret must be at least 32 bytes")]
     WeakSecret,
+    #[error(
+        "service token secret is a placeholder or has too little variety; generate one: head -c 32 /dev/urandom | base64"
+    )]
+    PlaceholderSecret,
     #[error("service token lifetime must be between 1 s and 5 min")]
     Lifetime,
     #[error("service name must be 1-32 lowercase letters or '-'")]
@@ -63,6 +67,9 @@ impl ServiceTokens {
     pub fn new(secret: &[u8]) -> Result<Self, TokenError> {
         if secret.len() < 32 {
             return Err(TokenError::WeakSecret);
+        }
+        if is_placeholder(secret) {
+            return Err(TokenError::PlaceholderSecret);
         }
         Ok(Self {
             encoding: EncodingKey::from_secret(secret),
@@ -119,10 +126,49 @@ impl ServiceTokens {
     }
 }
 
+/// A secret copied from an example (`CHANGE_ME…`) or typed rather than
+/// generated (fewer than 10 distinct bytes, e.g. `aaaa…` or `abcabc…`).
+fn is_placeholder(secret: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(secret).to_ascii_lowercase();
+    let copied = [
+        "change_me",
+        "change-me",
+        "changeme",
+        "replace_me",
+        "example",
+        "secret",
+    ]
+    .iter()
+    .any(|marker| text.contains(marker));
+    let distinct = secret
+        .iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    copied || distinct < 10
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::principal::PrincipalKind;
+
+    #[test]
+    fn placeholder_and_typed_secrets_are_refused() {
+        for (secret, refused) in [
+            ("CHANGE_ME_TO_32_OR_MORE_RANDOM_BYTES", true),
+            ("my-very-secret-secret-for-the-city!", true),
+            (&"a".repeat(40), true),
+            (&"abc".repeat(12), true),
+            ("q8J2m0ZxP4vT7nR1kW9yB3cL6hD5gF0aS2eU", false),
+        ] {
+            let result = ServiceTokens::new(secret.as_bytes());
+            assert_eq!(
+                matches!(result, Err(TokenError::PlaceholderSecret)),
+                refused,
+                "{secret}"
+            );
+        }
+    }
 
     fn tokens(secret: &str) -> ServiceTokens {
         ServiceTokens::new(secret.as_bytes()).unwrap_or_else(|e| unreachable!("{e}"))
@@ -139,7 +185,7 @@ mod tests {
             .unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!((p.kind, p.id.as_str()), (PrincipalKind::Service, "agents"));
         assert!(t.verify(&token, "auth").is_err(), "wrong audience");
-        let other = tokens("ffffffffffffffffffffffffffffffff");
+        let other = tokens("fedcba9876543210fedcba9876543210");
         assert!(
             other.verify(&token, "city").is_err(),
             "forged with another secret"

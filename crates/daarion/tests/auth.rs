@@ -595,7 +595,7 @@ async fn service_tokens_are_checked_for_signature_audience_and_expiry() {
     let Some(mut city) = City::new(Kind::Embedded).await else {
         return;
     };
-    let secret = "test-secret-test-secret-test-secret-0";
+    let secret = "kR4t-v9Lq2-Zm8x-Pw3n-Jc7b-Hs1d-Fy6g";
     city.settings.service_token_secret = Some(secret.into());
     let app = city.spawn().await;
     let tokens = daarion_access::token::ServiceTokens::new(secret.as_bytes()).unwrap();
@@ -632,7 +632,7 @@ async fn service_tokens_are_checked_for_signature_audience_and_expiry() {
     )
     .await;
     assert_eq!((status, error_code(&body)), (401, "unauthorized"));
-    let forged = daarion_access::token::ServiceTokens::new(b"another-secret-another-secret-000")
+    let forged = daarion_access::token::ServiceTokens::new(b"Xz7Q-m2Vn-8bLk-4TgR-p0Wc-9YhJ-3sDf")
         .unwrap()
         .issue("agents", "city", std::time::Duration::from_secs(60))
         .unwrap();

@@ -252,7 +252,7 @@ fn the_ingress_export_has_one_object_per_configured_route() {
 #[test]
 fn token_issue_prints_a_token_the_services_accept() {
     let dir = tempfile::tempdir().unwrap();
-    let secret = "cli-secret-cli-secret-cli-secret-cli";
+    let secret = "cLi7-Qw2e-Rt5y-Ui8o-Pa3s-Df6g-Hj9k";
     let output = daarion(dir.path())
         .args(["token", "issue", "--audience", "city", "--ttl", "60"])
         .env("DAARION__SERVICE_TOKEN_SECRET", secret)
@@ -376,4 +376,24 @@ async fn on_a_network_address_the_first_admin_needs_the_printed_invitation() {
     let mut second = start();
     let out = banner(&mut second).await;
     assert!(!out.contains("inv_"), "an admin exists: {out}");
+}
+
+/// The example file's placeholder secret is refused by name (#13).
+#[test]
+fn config_check_refuses_the_example_placeholder_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = daarion(dir.path())
+        .args(["config", "check"])
+        .env(
+            "DAARION__SERVICE_TOKEN_SECRET",
+            "CHANGE_ME_TO_32_OR_MORE_RANDOM_BYTES",
+        )
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let said = text(&output);
+    assert!(
+        said.contains("service_token_secret") && said.contains("placeholder"),
+        "{said}"
+    );
 }
