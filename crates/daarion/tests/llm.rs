@@ -923,3 +923,43 @@ async fn an_unreachable_provider_is_reported_without_its_address() {
     );
     app.stop().await;
 }
+
+/// One caller's cached reply never answers another's identical request
+/// (#13), unless the alias shares its cache.
+#[tokio::test]
+async fn another_callers_identical_request_is_not_served_from_the_cache() {
+    let fake = FakeLlm::start(Flavor::OpenAi).await;
+    let mut models = one_model("private");
+    models["public"] = models["private"].clone();
+    models["public"]["shared_cache"] = json!(true);
+    let Some((_city, app)) = city_with(Kind::Embedded, &[&fake], models, with_cache).await else {
+        return;
+    };
+    let alice = app.api_key("alice", &["llm:*"]).await;
+    let bob = app.api_key("bob", &["llm:*"]).await;
+    let cache_of = |key: String, model: &'static str| {
+        let request = app
+            .client
+            .post(app.url("/api/llm/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(&chat(model, "the same question"))
+            .send();
+        async move {
+            let response = request.await.unwrap();
+            assert_eq!(response.status(), 200);
+            response
+                .headers()
+                .get("x-daarion-cache")
+                .map_or("miss", |v| v.to_str().unwrap())
+                .to_owned()
+        }
+    };
+    assert_eq!(cache_of(alice.clone(), "private").await, "miss");
+    assert_eq!(cache_of(alice.clone(), "private").await, "hit");
+    assert_eq!(cache_of(bob.clone(), "private").await, "miss");
+    assert_eq!(fake.requests(), 2);
+
+    assert_eq!(cache_of(alice, "public").await, "miss");
+    assert_eq!(cache_of(bob, "public").await, "hit");
+    assert_eq!(fake.requests(), 3);
+}

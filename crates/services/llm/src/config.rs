@@ -97,6 +97,11 @@ pub struct Model {
     /// Off: listed nowhere, refused to everyone.
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// With the response cache on: whether one caller's cached reply may
+    /// answer another's identical request (prompts with nothing personal).
+    /// Off, each caller (person, agent or service) has entries of their own.
+    #[serde(default)]
+    pub shared_cache: bool,
 }
 
 fn default_max_output() -> u64 {

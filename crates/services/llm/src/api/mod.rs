@@ -71,7 +71,10 @@ async fn call(
         .cache
         .as_ref()
         .filter(|_| !stream)
-        .map(|(cache, ttl)| (cache, *ttl, cache_key(op, &body)));
+        .map(|(cache, ttl)| {
+            let caller = (!alias.model.shared_cache).then(|| principal.name());
+            (cache, *ttl, cache_key(op, &body, caller.as_deref()))
+        });
     if let Some((c, _, key)) = &cache
         && let Some(reply) = cached_reply(c.as_ref(), key).await
     {
