@@ -52,6 +52,11 @@ pub async fn start(
         // Likewise the per-client connection cap: every load connection
         // comes from one address here.
         .env("DAARION__SERVER__MAX_CONNECTIONS_PER_CLIENT", "1000000")
+        // The software passkey signs for this page, whatever port we use.
+        .env(
+            "DAARION__AUTH__ORIGINS",
+            format!("[\"{}\"]", daarion_testkit::passkey::ORIGIN),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     for (key, value) in env {

@@ -229,12 +229,6 @@ impl App {
         backends: Backends,
         mut memory: daarion_kernel::metrics::StartupMemory,
     ) -> anyhow::Result<Self> {
-        let loopback = settings.listen.is_none_or(|a| a.ip().is_loopback());
-        settings
-            .services
-            .update(&daarion_auth::SPEC, |auth: &mut daarion_auth::Settings| {
-                auth.resolve_first_admin(loopback)
-            })?;
         let problems = daarion_service::check(SERVICES);
         anyhow::ensure!(
             problems.is_empty(),
@@ -249,6 +243,18 @@ impl App {
                 (vec![served], served.name, served.port)
             }
         };
+        // Bound first: what auth leaves to the listener follows its address.
+        let listener = bind(&settings, default_port).await?;
+        let address = listener.local_addr()?;
+        let https = settings.server.tls_enabled();
+        settings
+            .services
+            .update(&daarion_auth::SPEC, |auth: &mut daarion_auth::Settings| {
+                // Behind the gateway people open the gateway's address, not
+                // a service's: only `up` is the address itself.
+                let own = (shape == Shape::AllInOne).then_some((address.port(), https));
+                auth.resolve_for_listener(address.ip().is_loopback(), own)
+            })?;
         tasks.spawn(daarion_bus::retention::run_janitor(
             backends.db.clone(),
             Duration::from_secs(u64::from(settings.bus_retention_days) * 24 * 3600),
@@ -312,7 +318,6 @@ impl App {
         }
         let router = daarion_kernel::http::standard_layers(router, label, settings.max_body_bytes);
         memory.step("composition");
-        let listener = bind(&settings, default_port).await?;
         let (server, redirect) = server_parts(&settings, &shape).await?;
         let first_admin_invite = if wanted.iter().any(|s| s.name == daarion_auth::SERVICE) {
             let auth: daarion_auth::Settings = settings.services.decode(&daarion_auth::SPEC)?;

@@ -314,6 +314,10 @@ async fn on_a_network_address_the_first_admin_needs_the_printed_invitation() {
         tokio::process::Command::from(daarion(dir.path()))
             .args(["up", "--listen", &format!("0.0.0.0:{port}")])
             .args(["--data-dir", "city-data"])
+            .env(
+                "DAARION__AUTH__ORIGINS",
+                format!("[\"{}\"]", daarion_testkit::passkey::ORIGIN),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -396,4 +400,56 @@ fn config_check_refuses_the_example_placeholder_secret() {
         said.contains("service_token_secret") && said.contains("placeholder"),
         "{said}"
     );
+}
+
+/// `up` on another port works with passkeys out of the box (#13): the
+/// default origin follows the listener.
+#[tokio::test]
+async fn passkeys_work_on_the_port_up_listens_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let mut child = tokio::process::Command::from(daarion(dir.path()))
+        .args(["up", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--data-dir", "city-data"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    daarion_kernel::server::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    daarion_testkit::eventually("up is healthy", Duration::from_secs(30), || async {
+        let response = client.get(format!("{base}/health")).send().await.ok()?;
+        response.status().is_success().then_some(())
+    })
+    .await;
+    let started: serde_json::Value = client
+        .post(format!("{base}/api/auth/register/begin"))
+        .json(&serde_json::json!({"username": "ada"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut authenticator = webauthn_authenticator_rs::softpasskey::SoftPasskey::new(true);
+    let page = format!("http://localhost:{port}").parse().unwrap();
+    let credential = daarion_testkit::passkey::create_credential_at(
+        &mut authenticator,
+        &started["options"],
+        page,
+    )
+    .unwrap();
+    let finished = client
+        .post(format!("{base}/api/auth/register/finish"))
+        .json(&serde_json::json!({"ceremony_id": started["ceremony_id"], "credential": credential}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(finished.status(), 201, "{}", finished.text().await.unwrap());
+    child.kill().await.unwrap();
 }

@@ -57,9 +57,18 @@ pub fn create_credential(
     authenticator: &mut SoftPasskey,
     options: &Value,
 ) -> anyhow::Result<RegisterPublicKeyCredential> {
+    create_credential_at(authenticator, options, origin()?)
+}
+
+/// Like [`create_credential`], on a page served from `origin`.
+pub fn create_credential_at(
+    authenticator: &mut SoftPasskey,
+    options: &Value,
+    origin: Url,
+) -> anyhow::Result<RegisterPublicKeyCredential> {
     let options: CreationChallengeResponse = serde_json::from_value(options.clone())?;
     authenticator
-        .do_registration(origin()?, options)
+        .do_registration(origin, options)
         .map_err(|e| anyhow::anyhow!("authenticator: {e:?}"))
 }
 

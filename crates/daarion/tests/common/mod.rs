@@ -67,7 +67,9 @@ pub fn test_settings(dir: &std::path::Path) -> Settings {
     settings
         .services
         .update(&daarion_auth::SPEC, |x: &mut daarion_auth::Settings| {
-            x.login_attempts_per_minute = 100_000
+            x.login_attempts_per_minute = 100_000;
+            // The software passkey's page (tests listen on random ports).
+            x.origins = vec![daarion_testkit::passkey::ORIGIN.into()];
         })
         .unwrap();
     settings

@@ -32,6 +32,11 @@ fn from_json<T: DeserializeOwned>(text: &str) -> Result<T, AuthError> {
 }
 
 fn ceremony_error(error: webauthn_rs::prelude::WebauthnError) -> AuthError {
+    if matches!(error, webauthn_rs::prelude::WebauthnError::InvalidRPOrigin) {
+        return AuthError::Ceremony(
+            "this page's origin is not one of auth.origins: set auth.origins to the address people open (e.g. https://city.example) and auth.rp_id to its domain".into(),
+        );
+    }
     AuthError::Ceremony(error.to_string())
 }
 

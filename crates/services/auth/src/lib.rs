@@ -59,7 +59,8 @@ pub struct Settings {
     pub rp_id: String,
     /// Shown by authenticators.
     pub rp_name: String,
-    /// Origins passkeys are used from (scheme://host[:port]).
+    /// Origins passkeys are used from (scheme://host[:port]). Empty: the
+    /// listener's own, `http(s)://localhost:<port>`.
     pub origins: Vec<String>,
     /// Anyone may register (the first person becomes the city admin). When
     /// false, every registration needs an invitation: from a city admin
@@ -90,7 +91,7 @@ impl Default for Settings {
         Self {
             rp_id: "localhost".into(),
             rp_name: "DAARION".into(),
-            origins: vec!["http://localhost:8080".into()],
+            origins: Vec::new(),
             open_registration: true,
             first_admin: None,
             session_idle_secs: 7 * 24 * 3600,
@@ -129,9 +130,12 @@ impl Settings {
             webauthn_rs::prelude::Url::parse(o)
                 .map_err(|e| format!("auth.origins: {o:?} is not a URL: {e}"))
         });
-        let first = origins
-            .next()
-            .ok_or_else(|| "auth.origins must list at least one origin".to_owned())??;
+        let localhost = || {
+            webauthn_rs::prelude::Url::parse("http://localhost:8080")
+                .map_err(|e| format!("auth.origins: {e}"))
+        };
+        // Unresolved defaults (`config check`) stand for the default port.
+        let first = origins.next().unwrap_or_else(localhost)?;
         let mut builder = webauthn_rs::WebauthnBuilder::new(&self.rp_id, &first)
             .map_err(|e| format!("auth.rp_id / auth.origins do not fit together: {e}"))?
             .rp_name(&self.rp_name)
@@ -154,14 +158,21 @@ pub enum FirstAdmin {
 }
 
 impl Settings {
-    /// The first-admin rule for a process listening on `loopback` or not,
-    /// unless the settings name one.
-    pub fn resolve_first_admin(&mut self, loopback: bool) {
+    /// What the settings leave to the listener: the first-admin rule
+    /// (`open` on loopback) and, when people open this listener itself
+    /// (`port`, and whether it is HTTPS), the passkey origin
+    /// `localhost:<port>`; otherwise the gateway's default, port 8080.
+    pub fn resolve_for_listener(&mut self, loopback: bool, own: Option<(u16, bool)>) {
         self.first_admin.get_or_insert(if loopback {
             FirstAdmin::Open
         } else {
             FirstAdmin::Invite
         });
+        if self.origins.is_empty() {
+            let (port, https) = own.unwrap_or((8080, false));
+            let scheme = if https { "https" } else { "http" };
+            self.origins.push(format!("{scheme}://localhost:{port}"));
+        }
     }
 }
 
