@@ -122,10 +122,7 @@ fn migrate_applies_and_rolls_back() {
 #[test]
 fn up_is_healthy_quickly_and_health_reports_it() {
     let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
+    let port = daarion_testkit::free_port("127.0.0.1");
     let started = Instant::now();
     let mut child = daarion(dir.path())
         .args([
@@ -306,10 +303,7 @@ fn admin_invite_prints_a_one_time_invitation() {
 async fn on_a_network_address_the_first_admin_needs_the_printed_invitation() {
     use tokio::io::AsyncBufReadExt;
     let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let probe = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
+    let port = daarion_testkit::free_port("0.0.0.0");
     let start = || {
         tokio::process::Command::from(daarion(dir.path()))
             .args(["up", "--listen", &format!("0.0.0.0:{port}")])
@@ -407,10 +401,7 @@ fn config_check_refuses_the_example_placeholder_secret() {
 #[tokio::test]
 async fn passkeys_work_on_the_port_up_listens_on() {
     let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
+    let port = daarion_testkit::free_port("127.0.0.1");
     let mut child = tokio::process::Command::from(daarion(dir.path()))
         .args(["up", "--listen", &format!("127.0.0.1:{port}")])
         .args(["--data-dir", "city-data"])

@@ -98,11 +98,6 @@ async fn serve_city(city: &City, nats_url: &str, port: u16) -> Child {
     child
 }
 
-fn free_port() -> u16 {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    probe.local_addr().unwrap().port()
-}
-
 #[tokio::test]
 async fn an_event_committed_before_a_crash_is_published_after_restart() {
     let Some(city) = City::new(Kind::Distributed).await else {
@@ -115,7 +110,7 @@ async fn an_event_committed_before_a_crash_is_published_after_restart() {
     let auth = spawn_with(city.settings.clone(), Shape::Service("auth".into())).await;
     let cookie = format!("daarion_session={}", auth.session("alice").await);
 
-    let port = free_port();
+    let port = daarion_testkit::free_port("127.0.0.1");
     let mut first = serve_city(&city, &format!("nats://{}", stall.addr), port).await;
     // A durable consumer that exists before the message, as an agent's would.
     let streams = daarion_service::streams(daarion::SERVICES).unwrap();

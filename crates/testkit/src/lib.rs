@@ -152,6 +152,13 @@ pub async fn migrated_db(kind: SqlKind, sets: &[daarion_store::MigrationSet]) ->
     Some(test_db)
 }
 
+/// A port free on `host` right now, for a process the test starts (the OS
+/// may hand it out again, but not within a test's few seconds in practice).
+pub fn free_port(host: &str) -> u16 {
+    let probe = std::net::TcpListener::bind((host, 0)).expect("bind a probe");
+    probe.local_addr().expect("probe address").port()
+}
+
 /// Polls `check` every 50 ms until it gives `Some`, for at most `within`;
 /// fails the test naming `what` otherwise. For what other tasks or
 /// processes settle in their own time (consumers, replicas, sweepers).
