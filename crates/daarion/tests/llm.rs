@@ -963,3 +963,45 @@ async fn another_callers_identical_request_is_not_served_from_the_cache() {
     assert_eq!(cache_of(bob, "public").await, "hit");
     assert_eq!(fake.requests(), 3);
 }
+
+/// Tokens per minute hold for calls in parallel (#13): each call holds its
+/// estimate at admission, so a window admits calls only while under its
+/// limit — at most the limit plus one call, not every call in flight.
+#[tokio::test]
+async fn parallel_calls_cannot_exceed_the_tokens_per_minute() {
+    let fake = FakeLlm::start(Flavor::OpenAi).await;
+    fake.push((0..20).map(|_| Step::Delay(Duration::from_millis(300))));
+    let Some((_city, app)) = city_with(Kind::Embedded, &[&fake], one_model("chat"), |_| {}).await
+    else {
+        return;
+    };
+    let key = app.api_key("alice", &["llm:*"]).await;
+    let alice = app.user_id("alice").await;
+    let response = app
+        .client
+        .put(app.url(&format!("/api/control/quotas/user:{alice}")))
+        .header("cookie", app.cookie("root").await)
+        .json(&json!({ "tokens_per_minute": 100 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut ask = chat("chat", "hi");
+    ask["max_tokens"] = json!(50);
+    let calls = (0..20).map(|_| post_llm(&app, "chat/completions", &key, &ask));
+    let statuses: Vec<u16> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|(status, _)| status)
+        .collect();
+    let admitted = statuses.iter().filter(|s| **s == 200).count();
+    assert!(
+        (1..=2).contains(&admitted),
+        "a 100-token minute admits at most two 50-token calls: {statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        20 - admitted,
+        "{statuses:?}"
+    );
+}

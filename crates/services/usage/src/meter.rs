@@ -220,6 +220,8 @@ pub struct Meter {
 #[derive(Debug, Default)]
 pub struct Admission {
     token_windows: Vec<String>,
+    /// Tokens held in each of `token_windows` until the call settles.
+    reserved_tokens: i64,
     budgets: Vec<Reservation>,
 }
 
@@ -327,14 +329,18 @@ impl Meter {
     }
 
     /// Admits a call charged to `subjects` (and limited by `extra`) whose
-    /// cost is estimated at `estimate_micros`, or says which limit refuses
-    /// it and when it resets. Checks run in a fixed order; on a refusal,
-    /// what earlier checks took is given back.
+    /// cost is estimated at `estimate_micros` and `estimate_tokens`, or says
+    /// which limit refuses it and when it resets. Both estimates are held
+    /// at once (money in the ledger, tokens in the minute's windows), so
+    /// calls in parallel see each other: a window admits calls while it is
+    /// under its limit, i.e. at most the limit plus one call. Checks run in
+    /// a fixed order; on a refusal, what earlier checks took is given back.
     pub async fn admit(
         &self,
         subjects: &Subjects,
         extra: &[ExtraLimit],
         estimate_micros: i64,
+        estimate_tokens: u64,
     ) -> Result<Admission, MeterError> {
         let mut windows = extra.to_vec();
         let mut budgets = Vec::new();
@@ -354,7 +360,10 @@ impl Meter {
                 ));
             }
         }
-        let mut admission = Admission::default();
+        let mut admission = Admission {
+            reserved_tokens: i64::try_from(estimate_tokens).unwrap_or(i64::MAX),
+            ..Admission::default()
+        };
         let mut counted = Vec::new();
         let (minute, minute_left) = minute_window();
         for ExtraLimit {
@@ -366,8 +375,10 @@ impl Meter {
         {
             if let Some(limit) = tokens_per_minute {
                 let key = format!("usage:tpm:{key}:{minute}");
-                let used = self.window_add(&key, 0).await;
+                let reserve = admission.reserved_tokens;
+                let used = self.window_add(&key, reserve).await - reserve;
                 if used >= i64::try_from(limit).unwrap_or(i64::MAX) {
+                    self.window_add(&key, -reserve).await;
                     let e = Exceeded {
                         limit: LimitKind::TokensPerMinute,
                         message: format!(
@@ -452,12 +463,13 @@ impl Meter {
     }
 
     /// Records what an admitted call consumed: tokens into the per-minute
-    /// windows, money into the ledger (replacing the reservation).
+    /// windows, money into the ledger (each replacing its reservation).
     pub async fn settle(&self, admission: Admission, tokens: u64, cost_micros: i64) {
         let tokens = i64::try_from(tokens).unwrap_or(i64::MAX);
-        if tokens > 0 {
+        let difference = tokens - admission.reserved_tokens;
+        if difference != 0 {
             for key in &admission.token_windows {
-                self.window_add(key, tokens).await;
+                self.window_add(key, difference).await;
             }
         }
         for r in admission.budgets {
@@ -472,6 +484,9 @@ impl Meter {
 
     /// Gives back an admission's reservations (the call never ran).
     pub async fn release(&self, admission: Admission) {
+        for key in &admission.token_windows {
+            self.window_add(key, -admission.reserved_tokens).await;
+        }
         for r in admission.budgets {
             if let Err(error) = store::settle(&self.db, &r.hold, 0).await {
                 tracing::error!(%error, subject = %r.hold.subject, "budget reservation not released");

@@ -215,9 +215,10 @@ pub(super) async fn admit(
     let alias = authorize(state, principal, model).await?;
     let subjects = subjects(principal, headers)?;
     let prompt_tokens = estimate_tokens(body.len());
+    // With both set, the larger: a provider may honour either.
     let output_tokens = match op {
         Op::Chat => positive_int(&value, "max_completion_tokens")?
-            .or(positive_int(&value, "max_tokens")?)
+            .max(positive_int(&value, "max_tokens")?)
             .unwrap_or(alias.model.max_output_tokens),
         Op::Embeddings => 0,
     };
@@ -227,7 +228,12 @@ pub(super) async fn admit(
         .cost_micros(prompt_tokens, 0, output_tokens);
     let admission = state
         .meter
-        .admit(&subjects, &extra_limits(principal, &alias), estimate)
+        .admit(
+            &subjects,
+            &extra_limits(principal, &alias),
+            estimate,
+            prompt_tokens + output_tokens,
+        )
         .await?;
     let mut record = UsageRecord::new(
         match op {
