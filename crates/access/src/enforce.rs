@@ -466,10 +466,16 @@ async fn authorize(enforcer: &Enforcer, parts: &mut Parts) -> Result<Option<Prin
         if let Some(principal) = &principal {
             enforcer.limit(principal).await?;
         }
-        return Ok(principal);
+        // A cross-site page's request acts for nobody.
+        return Ok(principal.filter(|p| !riding_a_cookie(p, parts)));
     }
     let principal = enforcer.authenticate(parts).await?;
     if let Some(principal) = &principal {
+        if riding_a_cookie(principal, parts) {
+            return Err(ApiError::forbidden(
+                "cross-site request refused: a page of another site cannot act with this site's session",
+            ));
+        }
         enforcer.limit(principal).await?;
     }
     match rule.access {
@@ -494,6 +500,33 @@ async fn authorize(enforcer: &Enforcer, parts: &mut Parts) -> Result<Option<Prin
                 .await?;
             Ok(Some(principal))
         }
+    }
+}
+
+/// Whether this is another site's page making the browser act with our
+/// session cookie (CSRF, cross-site WebSocket hijacking): a state-changing
+/// request or a WebSocket upgrade, authenticated by the cookie, that the
+/// browser marks cross-site (`Sec-Fetch-Site`) or whose `Origin` is not this
+/// host. Bearer credentials are never sent by a browser on its own, and
+/// clients that send neither header (scripts, older browsers) pass: the
+/// cookie is also `SameSite=Lax`.
+fn riding_a_cookie(principal: &Principal, parts: &Parts) -> bool {
+    let by_cookie = matches!(principal.credential, crate::Credential::Session { .. });
+    let acts = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS)
+        || parts.headers.contains_key(axum::http::header::UPGRADE);
+    by_cookie && acts && cross_site(&parts.headers)
+}
+
+fn cross_site(headers: &axum::http::HeaderMap) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = header("sec-fetch-site") {
+        return !matches!(site, "same-origin" | "none");
+    }
+    match (header("origin"), header("host")) {
+        (Some(origin), Some(host)) => origin
+            .split_once("://")
+            .is_none_or(|(_, authority)| !authority.eq_ignore_ascii_case(host)),
+        _ => false,
     }
 }
 

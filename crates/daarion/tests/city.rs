@@ -1013,3 +1013,67 @@ async fn sockets_close_when_their_session_or_key_is_revoked(kind: Kind) {
     assert_eq!(bodies, ["still here"]);
     app.stop().await;
 }
+
+/// Another site's page cannot act with a person's session (#13): CSRF on
+/// writes and cross-site WebSocket hijacking are refused; same-origin
+/// pages, scripts without browser headers and bearer keys pass.
+#[tokio::test]
+async fn cross_site_requests_cannot_ride_the_session_cookie() {
+    let city = City::new(Kind::Embedded).await.unwrap();
+    let app = city.spawn().await;
+    let cookie = app.cookie("alice").await;
+    let post = |headers: &[(&'static str, String)]| {
+        let mut request = app
+            .client
+            .post(app.url("/api/city/rooms/general/messages"))
+            .header("cookie", &cookie)
+            .json(&json!({"body": "hello"}));
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let own = format!("http://{}", app.addr);
+    assert_eq!(
+        post(&[("origin", "https://evil.example".into())]).await,
+        403
+    );
+    assert_eq!(post(&[("sec-fetch-site", "cross-site".into())]).await, 403);
+    assert_eq!(post(&[("origin", own.clone())]).await, 201);
+    assert_eq!(post(&[("sec-fetch-site", "same-origin".into())]).await, 201);
+    assert_eq!(post(&[]).await, 201, "no browser headers: a script");
+    let key = app.api_key("alice", &["*"]).await;
+    let by_key = app
+        .client
+        .post(app.url("/api/city/rooms/general/messages"))
+        .bearer_auth(&key)
+        .header("origin", "https://evil.example")
+        .json(&json!({"body": "from a script"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        by_key.status(),
+        201,
+        "a bearer key is no ambient credential"
+    );
+
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut hijack = app
+        .ws_url("/ws/city/rooms/general")
+        .into_client_request()
+        .unwrap();
+    hijack
+        .headers_mut()
+        .insert("cookie", cookie.parse().unwrap());
+    hijack
+        .headers_mut()
+        .insert("origin", "https://evil.example".parse().unwrap());
+    match tokio_tungstenite::connect_async(hijack).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        other => panic!("expected a 403, got {other:?}"),
+    }
+    app.stop().await;
+}

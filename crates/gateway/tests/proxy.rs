@@ -228,6 +228,11 @@ async fn requests_are_forwarded_with_the_standard_headers() {
     assert_eq!(h["x-real-ip"], "127.0.0.1");
     assert_eq!(h["x-forwarded-proto"], "http");
     assert_eq!(h["x-forwarded-host"], edge.addr.to_string());
+    assert_eq!(
+        h["host"],
+        edge.addr.to_string(),
+        "the client's Host reaches the service (its same-origin check reads it)"
+    );
     assert_eq!(h["x-end-to-end"], "kept");
     assert!(
         h.get("x-private").is_none(),
