@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use daarion_access::{
     Credential, Principal, PrincipalKind, Scope,
     enforce::{Authenticate, AuthnUnavailable},
-    events::Revoked,
+    events::{REVOKED, Revoked},
 };
 use daarion_bus::{Bus, Envelope};
 use daarion_kernel::shutdown::CancellationToken;
@@ -18,8 +18,6 @@ use crate::{
     domain::{AuthError, hash_secret},
     store,
 };
-
-pub use daarion_access::events::REVOKED as REVOKED_SUBJECT;
 
 /// How long a resolved credential is trusted without asking the store.
 const CACHE_TTL: Duration = Duration::from_secs(5);
@@ -96,7 +94,7 @@ impl Authenticator {
         }
         let event = Envelope::new(
             crate::SERVICE,
-            REVOKED_SUBJECT,
+            REVOKED,
             serde_json::to_value(&revoked).unwrap_or_default(),
         );
         if let Err(error) = self.bus.publish(&event).await {
@@ -120,18 +118,14 @@ impl Authenticator {
     /// Listens for revocations from other replicas until shutdown.
     pub async fn follow_revocations(self, shutdown: CancellationToken) {
         let cache = &self.cache;
-        let followed = daarion_bus::runner::follow(
-            self.bus.as_ref(),
-            REVOKED_SUBJECT,
-            shutdown,
-            |event| async move {
+        let followed =
+            daarion_bus::runner::follow(self.bus.as_ref(), REVOKED, shutdown, |event| async move {
                 let revoked: Revoked = serde_json::from_value(event.payload).unwrap_or_default();
                 for hash in &revoked.token_hashes {
                     cache.invalidate(hash).await;
                 }
-            },
-        )
-        .await;
+            })
+            .await;
         if let Err(error) = followed {
             tracing::error!(%error, "cannot follow revocations; cached credentials expire within 5 s");
         }

@@ -43,7 +43,7 @@ pub static SPEC: Service = Service {
     // Revocations clear every replica's credential cache; a replica that
     // misses one serves the stale entry for at most the cache's 5 s.
     events: &[
-        Event::live(authn::REVOKED_SUBJECT),
+        Event::live(daarion_access::events::REVOKED),
         Event::durable("audit.error"),
     ],
     settings: Some(Section::of::<Settings>()),

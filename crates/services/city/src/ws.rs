@@ -124,6 +124,16 @@ fn render_presence(event: Envelope) -> Value {
     frame
 }
 
+/// Whether the policies, as they are now, still let `actor` read what a
+/// socket streams.
+async fn may_read(state: &CityState, actor: &Principal, resource: &Resource) -> bool {
+    state
+        .access
+        .check(actor, Action::Read, resource, Facts::default())
+        .await
+        .is_ok()
+}
+
 /// A room socket: its client posts messages.
 struct Room {
     state: CityState,
@@ -165,11 +175,7 @@ impl Handler for Room {
 
     async fn still_allowed(&mut self) -> bool {
         let room = crate::access::room_resource(&self.slug);
-        self.state
-            .access
-            .check(&self.actor, Action::Read, &room, Facts::default())
-            .await
-            .is_ok()
+        may_read(&self.state, &self.actor, &room).await
     }
 }
 
@@ -218,16 +224,7 @@ impl Handler for Presence {
     }
 
     async fn still_allowed(&mut self) -> bool {
-        self.state
-            .access
-            .check(
-                &self.actor,
-                Action::Read,
-                &Resource::city(),
-                Facts::default(),
-            )
-            .await
-            .is_ok()
+        may_read(&self.state, &self.actor, &Resource::city()).await
     }
 
     async fn closed(&mut self) {

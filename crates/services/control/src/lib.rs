@@ -37,7 +37,7 @@ pub static SPEC: Service = Service {
     // delays a change.
     events: &[
         Event::live("control.*.changed"),
-        Event::live(daarion_pdp::POLICY_CHANGED),
+        Event::live(daarion_access::events::POLICY_CHANGED),
     ],
     settings: None,
     example,

@@ -4,7 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use daarion_access::{Compiled, Engine};
+use daarion_access::{Compiled, Engine, events::POLICY_CHANGED};
 use daarion_bus::{Bus, Envelope};
 use daarion_kernel::shutdown::CancellationToken;
 use daarion_service::Context;
@@ -12,8 +12,6 @@ use daarion_store::Db;
 use futures::StreamExt as _;
 
 use crate::{PdpError, SERVICE, store};
-
-pub use daarion_access::events::POLICY_CHANGED;
 
 /// Tells every process that policy `version` is stored. Best effort: every
 /// process also polls the store.

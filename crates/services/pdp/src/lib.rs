@@ -24,7 +24,7 @@ use daarion_store::{Db, migration};
 use serde::{Deserialize, Serialize};
 
 pub use domain::PdpError;
-pub use events::{POLICY_CHANGED, follow_policies, refresh};
+pub use events::{follow_policies, refresh};
 
 pub const SERVICE: &str = "pdp";
 
@@ -38,7 +38,7 @@ pub static SPEC: Service = Service {
     streams: &[],
     // Every process also polls the store, so a lost announcement delays a
     // policy change by at most 30 s.
-    events: &[Event::live(events::POLICY_CHANGED)],
+    events: &[Event::live(daarion_access::events::POLICY_CHANGED)],
     settings: Some(Section::of::<Settings>()),
     example: daarion_service::no_example,
     build: |ctx| Box::pin(async move { build(ctx) }),
