@@ -21,6 +21,7 @@ on_every_backend!(
     a_closed_city_registers_people_by_invitation_only,
     an_api_key_cannot_take_over_its_owners_account,
     adding_a_passkey_or_recovery_codes_needs_a_recent_passkey,
+    sign_in_does_not_tell_who_has_an_account,
 );
 
 async fn call(
@@ -680,7 +681,7 @@ async fn sign_in_attempts_are_rate_limited(kind: Kind) {
         .await;
         statuses.push(status);
     }
-    assert_eq!(statuses, vec![401, 401, 401, 429, 429]);
+    assert_eq!(statuses, vec![200, 200, 200, 429, 429]);
     app.stop().await;
 }
 
@@ -1142,5 +1143,76 @@ async fn sign_in_limits_cannot_be_spent_on_someone_else() {
         .await
         .unwrap();
     assert_eq!(other.status(), 200);
+    app.stop().await;
+}
+
+/// The shape of a JSON value: its keys and the types of its leaves, so two
+/// answers can be compared without their random parts.
+fn shape(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => map.iter().map(|(k, v)| (k.clone(), shape(v))).collect(),
+        Value::Array(items) => json!([items.first().map(shape)]),
+        Value::String(_) => json!("string"),
+        Value::Number(_) => json!("number"),
+        Value::Bool(_) => json!("bool"),
+        Value::Null => Value::Null,
+    }
+}
+
+async fn sign_in_does_not_tell_who_has_an_account(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let mut alice = Person::register(&app.client, &app.url(""), "alice")
+        .await
+        .unwrap();
+    let begin = |username: &'static str| {
+        call(
+            &app,
+            reqwest::Method::POST,
+            "/api/auth/login/begin",
+            None,
+            Some(json!({ "username": username })),
+        )
+    };
+    let (known_status, known) = begin("alice").await;
+    let (unknown_status, unknown) = begin("mallory").await;
+    assert_eq!((known_status, unknown_status), (200, 200), "{unknown}");
+    assert_eq!(shape(&known), shape(&unknown));
+    let ids = |started: &Value| -> Vec<String> {
+        started["options"]["publicKey"]["allowCredentials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let offered = ids(&unknown);
+    assert!(!offered.is_empty());
+    assert!(
+        offered
+            .iter()
+            .all(|id| id.len() == ids(&known)[0].len() && !ids(&known).contains(id))
+    );
+    // Asking again offers the same credentials, as it would for a real
+    // account, and the challenge is fresh.
+    let (_, again) = begin("mallory").await;
+    assert_eq!(ids(&again), offered);
+    assert_ne!(
+        again["options"]["publicKey"]["challenge"],
+        unknown["options"]["publicKey"]["challenge"]
+    );
+    // Finishing fails like a wrong passkey does.
+    let (_, stolen) = alice.assertion(true).await.unwrap();
+    let (status, body) = call(
+        &app,
+        reqwest::Method::POST,
+        "/api/auth/login/finish",
+        None,
+        Some(json!({"ceremony_id": unknown["ceremony_id"], "credential": stolen})),
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (401, "unauthorized"), "{body}");
     app.stop().await;
 }

@@ -10,7 +10,8 @@ use webauthn_rs::prelude::{
     RequestChallengeResponse, Uuid,
 };
 
-use webauthn_rs_proto::ResidentKeyRequirement;
+use sha2::{Digest, Sha256};
+use webauthn_rs_proto::{AllowCredentials, ResidentKeyRequirement};
 
 use crate::{
     AuthState,
@@ -251,23 +252,27 @@ impl AuthState {
         username: Option<&Username>,
     ) -> Result<(String, RequestChallengeResponse), AuthError> {
         let (kind, user_id, options, state) = match username {
-            Some(username) => {
-                let user = store::user_by_username(&self.db, username.as_str())
-                    .await?
-                    .ok_or_else(|| {
-                        AuthError::Unauthorized("no passkey is registered for that username".into())
-                    })?;
-                let passkeys = store::passkeys_of(&self.db, &user.id)
-                    .await?
-                    .iter()
-                    .map(|p| from_json::<Passkey>(&p.passkey))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let (options, state) = self
-                    .webauthn
-                    .start_passkey_authentication(&passkeys)
-                    .map_err(ceremony_error)?;
-                (LOGIN, Some(user.id), options, to_json(&state)?)
-            }
+            Some(username) => match store::user_by_username(&self.db, username.as_str()).await? {
+                Some(user) => {
+                    let passkeys = store::passkeys_of(&self.db, &user.id)
+                        .await?
+                        .iter()
+                        .map(|p| from_json::<Passkey>(&p.passkey))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let (options, state) = self
+                        .webauthn
+                        .start_passkey_authentication(&passkeys)
+                        .map_err(ceremony_error)?;
+                    (LOGIN, Some(user.id), options, to_json(&state)?)
+                }
+                // Finishing it always fails: no passkey belongs to nobody.
+                None => (
+                    LOGIN,
+                    None,
+                    self.decoy_login(username).await?,
+                    String::new(),
+                ),
+            },
             None => {
                 let (options, state) = self
                     .webauthn
@@ -284,6 +289,38 @@ impl AuthState {
         };
         let id = store::put_ceremony(&self.db, &ceremony, self.ttl()).await?;
         Ok((id, options))
+    }
+
+    /// What sign-in offers for a username nobody has: the answer a real
+    /// account gets (as Keycloak does), with stand-in credential ids derived
+    /// from the name and a secret the city keeps, so asking again, or
+    /// another replica, offers the same ones.
+    async fn decoy_login(
+        &self,
+        username: &Username,
+    ) -> Result<RequestChallengeResponse, AuthError> {
+        let key = self
+            .decoy_key
+            .get_or_try_init(|| store::kept_secret(&self.db, "login_decoy"))
+            .await?;
+        let seed = Sha256::digest(format!("{key}\n{}", username.as_str()));
+        // Most people keep one passkey, some two.
+        let count = if seed[0] % 3 == 0 { 2 } else { 1 };
+        let (mut options, _) = self
+            .webauthn
+            .start_discoverable_authentication()
+            .map_err(ceremony_error)?;
+        options.mediation = None;
+        options.public_key.extensions = None;
+        options.public_key.allow_credentials = (0..count)
+            .map(|i: u8| AllowCredentials {
+                type_: "public-key".into(),
+                // 32 bytes, as platform authenticators' ids often are.
+                id: Sha256::digest([seed.as_slice(), &[i]].concat()).to_vec(),
+                transports: None,
+            })
+            .collect();
+        Ok(options)
     }
 
     /// Verifies the assertion (signature, challenge, origin, user

@@ -36,6 +36,7 @@ pub static SPEC: Service = Service {
         migration!(2, "002_create_auth_invites"),
         migration!(3, "003_add_api_key_limits"),
         migration!(4, "004_add_session_authenticated_at"),
+        migration!(5, "005_create_auth_secrets"),
     ],
     rules: access::RULES,
     websocket: false,
@@ -204,6 +205,8 @@ pub struct AuthState {
     webauthn: Arc<webauthn_rs::Webauthn>,
     settings: Arc<Settings>,
     trusted_proxies: Arc<[ipnet::IpNet]>,
+    /// Read from the store on first use (`ceremony::decoy_login`).
+    decoy_key: Arc<tokio::sync::OnceCell<String>>,
 }
 
 fn build(ctx: Context) -> Result<Mount, BuildError> {
@@ -218,6 +221,7 @@ fn build(ctx: Context) -> Result<Mount, BuildError> {
         webauthn: Arc::new(webauthn),
         settings: Arc::new(settings),
         trusted_proxies: ctx.trusted_proxies.clone(),
+        decoy_key: Arc::default(),
     };
     let enforcer = ctx.enforcer(daarion_access::enforce::NoResources);
     Ok(Mount::new(enforcer, api::router().with_state(state)))

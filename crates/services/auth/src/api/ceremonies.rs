@@ -49,11 +49,11 @@ pub(super) async fn register_finish(
     state.sign_in(user, &headers, StatusCode::CREATED).await
 }
 
-/// Starts signing in: with a username, that person's passkeys are offered;
-/// without, the browser offers any passkey for this site (autofill).
+/// Starts signing in: with a username, that person's passkeys are offered
+/// (an unknown username gets an answer just like it, which no passkey can
+/// finish); without, the browser offers any passkey for this site (autofill).
 #[utoipa::path(post, path = "/login/begin", tag = "auth", request_body = BeginLogin,
-    responses((status = 200, body = CeremonyStarted),
-        (status = 401, description = "No passkey is registered for that username")))]
+    responses((status = 200, body = CeremonyStarted)))]
 pub(super) async fn login_begin(
     State(state): State<AuthState>,
     ClientAddr(ip): ClientAddr,

@@ -1,5 +1,6 @@
 //! Auth queries, one file per aggregate: `users`, `passkeys`,
-//! `ceremonies`, `sessions`, `keys` (and agents), `recovery`, `invites`.
+//! `ceremonies`, `sessions`, `keys` (and agents), `recovery`, `invites`,
+//! `secrets`.
 //! Every write is one transaction; single-use things (ceremonies, recovery
 //! codes, invitations) are consumed by one conditional statement, so two
 //! replicas can never both accept the same one.
@@ -18,6 +19,7 @@ mod invites;
 mod keys;
 mod passkeys;
 mod recovery;
+mod secrets;
 mod sessions;
 mod users;
 
@@ -26,5 +28,6 @@ pub use invites::*;
 pub use keys::*;
 pub use passkeys::*;
 pub use recovery::*;
+pub use secrets::*;
 pub use sessions::*;
 pub use users::*;
