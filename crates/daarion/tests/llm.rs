@@ -506,10 +506,47 @@ async fn bad_input_gets_openai_style_errors() {
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
+    // JSON only (#13): a form or text post, which a page on another site
+    // can send without a preflight, is refused before anything is spent.
+    let valid = chat("chat", "x").to_string();
+    for content_type in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        None,
+    ] {
+        for path in ["chat/completions", "embeddings"] {
+            let mut request = app
+                .client
+                .post(app.url(&format!("/api/llm/v1/{path}")))
+                .bearer_auth(&key)
+                .body(valid.clone());
+            if let Some(content_type) = content_type {
+                request = request.header("content-type", content_type);
+            }
+            let (status, reply) = decode(request.send().await.unwrap()).await;
+            assert_eq!(
+                (status, reply["error"]["code"].as_str()),
+                (415, Some("unsupported_media_type")),
+                "{content_type:?} {path}: {reply}"
+            );
+        }
+    }
+    let response = app
+        .client
+        .post(app.url("/api/llm/v1/chat/completions"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json; charset=utf-8")
+        .body(valid)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(fake.requests(), 1);
     let huge = chat("chat", &"x".repeat(100 * 1024));
     let (status, _) = post_llm(&app, "chat/completions", &key, &huge).await;
     assert_eq!(status, 413);
-    assert_eq!(fake.requests(), 0, "nothing bad reached the provider");
+    assert_eq!(fake.requests(), 1, "nothing bad reached the provider");
     // Nobody anonymous.
     let response = app
         .client

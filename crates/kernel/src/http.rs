@@ -137,6 +137,21 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     ApiError::new(code, rejection.body_text())
 }
 
+/// Whether a request says its body is JSON (`application/json` or a
+/// `+json` type), as [`Json`] requires. Handlers that read raw bytes check
+/// it too: a form or `text/plain` post is what a page on another site can
+/// send without a CORS preflight.
+pub fn has_json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+        .is_some_and(|m| {
+            m.type_() == mime::APPLICATION
+                && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
+        })
+}
+
 /// `axum::extract::Query` whose rejections are [`ApiError`]s.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Query<T>(pub T);
@@ -322,6 +337,32 @@ pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_content_types_are_told_from_forms_and_text() {
+        let with = |value: &str| {
+            let mut headers = axum::http::HeaderMap::new();
+            headers.insert(
+                axum::http::header::CONTENT_TYPE,
+                value.parse().expect("header"),
+            );
+            has_json_content_type(&headers)
+        };
+        assert!(with("application/json"));
+        assert!(with("Application/JSON; charset=utf-8"));
+        assert!(with("application/merge-patch+json"));
+        for refused in [
+            "text/plain",
+            "text/json",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/jsonp",
+            "garbage",
+        ] {
+            assert!(!with(refused), "{refused}");
+        }
+        assert!(!has_json_content_type(&axum::http::HeaderMap::new()));
+    }
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {

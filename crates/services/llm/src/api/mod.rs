@@ -65,6 +65,13 @@ async fn call(
     body: Bytes,
     op: Op,
 ) -> Result<Response, LlmError> {
+    if !daarion_kernel::http::has_json_content_type(&headers) {
+        return Err(LlmError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the request as JSON (Content-Type: application/json)",
+        ));
+    }
     let (value, alias, ledger) = admit(&state, &principal, &headers, &body, op).await?;
     let stream = op == Op::Chat && value["stream"] == true;
     let cache = state
@@ -168,6 +175,7 @@ async fn call(
     request_body(content = Object, description = "OpenAI chat completion request"),
     responses((status = 200, description = "`chat.completion`, or `text/event-stream` of `chat.completion.chunk`"),
         (status = 400, description = "Malformed request"), (status = 404, description = "Unknown model"),
+        (status = 415, description = "The body is not sent as JSON"),
         (status = 429, description = "A quota, budget or rate limit; the message says which and when it resets"),
         (status = 502, description = "Every deployment failed")))]
 async fn chat_completions(
@@ -184,7 +192,11 @@ async fn chat_completions(
 /// Creates embeddings (OpenAI's API).
 #[utoipa::path(post, path = "/v1/embeddings", tag = "llm",
     request_body(content = Object, description = "OpenAI embeddings request"),
-    responses((status = 200, description = "A list of embeddings")))]
+    responses((status = 200, description = "A list of embeddings"),
+        (status = 400, description = "Malformed request"), (status = 404, description = "Unknown model"),
+        (status = 415, description = "The body is not sent as JSON"),
+        (status = 429, description = "A quota, budget or rate limit; the message says which and when it resets"),
+        (status = 502, description = "Every deployment failed")))]
 async fn embeddings(
     State(state): State<LlmState>,
     principal: Principal,
