@@ -394,12 +394,7 @@ fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
     value
         .to_str()
         .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
+        .and_then(daarion_kernel::http::bearer_token)
         .map(Some)
         .ok_or_else(|| ApiError::unauthorized("Authorization must be `Bearer <token>`"))
 }

@@ -134,12 +134,8 @@ pub fn strip_credentials(headers: &mut HeaderMap) {
     let ours = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|token| {
-            token
-                .trim()
-                .starts_with(daarion_kernel::http::API_KEY_PREFIX)
-        });
+        .and_then(daarion_kernel::http::bearer_token)
+        .is_some_and(|token| token.starts_with(daarion_kernel::http::API_KEY_PREFIX));
     if ours {
         headers.remove(header::AUTHORIZATION);
     }

@@ -778,52 +778,126 @@ async fn oversized_websocket_frames_are_closed_with_1009() {
     }
 }
 
+/// Two routes to one echoing upstream: `/api/up/` as to a third party
+/// (Grafana, Matrix...), `/api/ours/` as to a DAARION service.
+fn third_party_and_ours(a: SocketAddr) -> String {
+    format!(
+        "[[routes]]\nprefix = \"/api/up/\"\nupstream = \"up\"\nrate_limit = \"off\"\n\
+         [[routes]]\nprefix = \"/api/ours/\"\nupstream = \"ours\"\nrate_limit = \"off\"\n\
+         [upstreams.up]\naddresses = [\"{a}\"]\n\
+         [upstreams.ours]\naddresses = [\"{a}\"]\ncredentials = true\n"
+    )
+}
+
 /// A city session or API key never reaches an upstream that is not one of
 /// DAARION's services (#13); the upstream's own cookies and tokens pass.
+/// `base` is the edge in front of [`third_party_and_ours`].
+async fn only_daarion_services_see_credentials(client: &reqwest::Client, base: &str) {
+    let seen = |path: &'static str, cookie: &'static str, authorization: &'static str| async move {
+        let seen: Value = client
+            .get(format!("{base}{path}"))
+            .header("cookie", cookie)
+            .header("authorization", authorization)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let header = |name: &str| seen["headers"][name].as_str().map(str::to_owned);
+        (header("cookie"), header("authorization"))
+    };
+    let cookies = [
+        (
+            "grafana_session=g1; daarion_session=secret; theme=dark",
+            Some("grafana_session=g1; theme=dark"),
+        ),
+        ("daarion_session=secret; theme=dark", Some("theme=dark")),
+        ("theme=dark; daarion_session=secret", Some("theme=dark")),
+        ("daarion_session=secret", None),
+        (
+            "xdaarion_session=kept; a=1",
+            Some("xdaarion_session=kept; a=1"),
+        ),
+    ];
+    for (sent, expected) in cookies {
+        let (cookie, _) = seen("/api/up/x", sent, "Bearer grafana-token").await;
+        assert_eq!(cookie.as_deref(), expected, "{sent}");
+        let (cookie, _) = seen("/api/ours/x", sent, "Bearer grafana-token").await;
+        assert_eq!(cookie.as_deref(), Some(sent));
+    }
+    for (sent, third_party_sees) in [
+        ("Bearer dk_secret", None),
+        ("bearer dk_secret", None),
+        ("Bearer grafana-token", Some("Bearer grafana-token")),
+    ] {
+        let (_, authorization) = seen("/api/up/x", "a=1", sent).await;
+        assert_eq!(authorization.as_deref(), third_party_sees, "{sent}");
+        let (_, authorization) = seen("/api/ours/x", "a=1", sent).await;
+        assert_eq!(authorization.as_deref(), Some(sent));
+    }
+}
+
 #[tokio::test]
 async fn credentials_pass_only_to_upstreams_marked_as_daarion_services() {
     let (a, _, _) = upstream("a").await;
-    let send = |edge: &Edge, bearer: &'static str| {
-        edge.client
-            .get(edge.url("/api/up/x"))
-            .header(
-                "cookie",
-                "grafana_session=g1; daarion_session=secret; theme=dark",
-            )
-            .header("authorization", bearer)
-            .send()
-    };
-    let third_party = gateway(&table(&[a], "", ""), EdgeSettings::default()).await;
-    let seen: Value = send(&third_party, "Bearer dk_secret")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(seen["headers"]["cookie"], "grafana_session=g1; theme=dark");
-    assert!(seen["headers"].get("authorization").is_none(), "{seen}");
-    let seen: Value = send(&third_party, "Bearer grafana-token")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(seen["headers"]["authorization"], "Bearer grafana-token");
+    let edge = gateway(&third_party_and_ours(a), EdgeSettings::default()).await;
+    only_daarion_services_see_credentials(&edge.client, &edge.url("")).await;
+}
 
-    let ours = gateway(
-        &table(&[a], "credentials = true", ""),
-        EdgeSettings::default(),
+/// The nginx export, run by a real nginx, keeps credentials from third
+/// parties exactly as the gateway does.
+#[tokio::test]
+async fn the_nginx_export_keeps_credentials_from_third_parties_too() {
+    let Some(nginx) = daarion_testkit::require_program(daarion_testkit::NGINX) else {
+        return;
+    };
+    let (a, _, _) = upstream("a").await;
+    let port = daarion_testkit::free_port("127.0.0.1");
+    let conf = daarion_gateway::export::nginx(
+        &RouteTable::parse(&third_party_and_ours(a)).unwrap(),
+        &daarion_gateway::export::ExportOptions {
+            listen: format!("127.0.0.1:{port}"),
+            ..Default::default()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nginx.conf");
+    std::fs::write(&path, conf).unwrap();
+    let globals = format!(
+        "daemon off; pid {}; error_log {} warn;",
+        dir.path().join("nginx.pid").display(),
+        dir.path().join("error.log").display()
+    );
+    let mut server = tokio::process::Command::new(nginx)
+        .arg("-e")
+        .arg(dir.path().join("error.log"))
+        .arg("-c")
+        .arg(&path)
+        .arg("-g")
+        .arg(globals)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    daarion_testkit::eventually("nginx listens", Duration::from_secs(10), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+    })
+    .await;
+    daarion_kernel::server::install_crypto_provider();
+    only_daarion_services_see_credentials(
+        &reqwest::Client::new(),
+        &format!("http://127.0.0.1:{port}"),
     )
     .await;
-    let seen: Value = send(&ours, "Bearer dk_secret")
-        .await
-        .unwrap()
-        .json()
-        .await
+    // A graceful stop: SIGKILL would leave nginx's workers running.
+    let pid = server.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
         .unwrap();
-    assert_eq!(
-        seen["headers"]["cookie"],
-        "grafana_session=g1; daarion_session=secret; theme=dark"
-    );
-    assert_eq!(seen["headers"]["authorization"], "Bearer dk_secret");
+    server.wait().await.unwrap();
 }

@@ -229,6 +229,14 @@ pub const SESSION_COOKIE: &str = "daarion_session";
 /// API keys start with this, so a bearer token says what it is.
 pub const API_KEY_PREFIX: &str = "dk_";
 
+/// The token of an `Authorization: Bearer <token>` value (the scheme is
+/// case-insensitive, RFC 9110), or `None` for another scheme or no token.
+pub fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// The client behind `socket`: when the peer is a trusted proxy, its
 /// `X-Forwarded-For` chain is read right to left, skipping other trusted
 /// proxies; otherwise the peer itself.
@@ -337,6 +345,15 @@ pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bearer_tokens_are_read_whatever_the_schemes_case() {
+        assert_eq!(bearer_token("Bearer dk_a"), Some("dk_a"));
+        assert_eq!(bearer_token("BEARER  dk_a "), Some("dk_a"));
+        assert_eq!(bearer_token("Basic dk_a"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Bearerdk_a"), None);
+    }
 
     #[test]
     fn json_content_types_are_told_from_forms_and_text() {

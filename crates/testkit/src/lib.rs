@@ -22,11 +22,15 @@ use daarion_bus::{NatsBus, subject::Streams};
 use daarion_cache::{Cache, MemoryCache, RedisCache};
 use daarion_store::Db;
 
+fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
 /// The backend variable's value; `None` (skip) locally when unset, a failure under CI.
 pub fn require_env(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(value) if !value.is_empty() => Some(value),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+        _ if under_ci() => {
             panic!("{var} is not set, and CI=true requires every real backend")
         }
         _ => {
@@ -36,6 +40,27 @@ pub fn require_env(var: &str) -> Option<String> {
             None
         }
     }
+}
+
+/// Where Debian and others install nginx.
+pub const NGINX: &[&str] = &["/usr/sbin/nginx", "/usr/bin/nginx"];
+
+/// The first of `paths` that exists: a program the test runs (nginx...);
+/// `None` (skip) locally when none does, a failure under CI, where
+/// `scripts/test.sh` installs it.
+pub fn require_program(paths: &[&str]) -> Option<std::path::PathBuf> {
+    let found = paths
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            !under_ci(),
+            "none of {paths:?} exists, and CI=true requires it (scripts/test.sh installs it)"
+        );
+        eprintln!("!!! SKIPPED: none of {paths:?} exists; scripts/test.sh installs it");
+    }
+    found
 }
 
 /// A unique lowercase name for this test's resources.
