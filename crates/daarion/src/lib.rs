@@ -316,6 +316,22 @@ impl App {
                 },
             ));
         }
+        if matches!(shape, Shape::Service(_)) {
+            if settings.gateway.trusted_proxies.is_empty() {
+                tracing::warn!(
+                    "gateway.trusted_proxies is empty: this service takes the gateway for one client and limits it like any other; set it to the gateway's addresses"
+                );
+            }
+            router = router.layer(axum::middleware::from_fn_with_state(
+                daarion_gateway::edge::DirectClients {
+                    cache: backends.cache.clone(),
+                    trusted_proxies: settings.gateway.trusted_proxies.clone().into(),
+                    limit: settings.gateway.edge(https).default_rate_limit,
+                    service: label,
+                },
+                daarion_gateway::edge::direct_client_limit,
+            ));
+        }
         let router = daarion_kernel::http::standard_layers(router, label, settings.max_body_bytes);
         memory.step("composition");
         let (server, redirect) = server_parts(&settings, &shape).await?;

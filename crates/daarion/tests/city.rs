@@ -911,6 +911,57 @@ async fn the_gateway_fronts_two_city_replicas() {
     auth.stop().await;
 }
 
+/// A `serve <service>` reached without the gateway limits each client
+/// before authentication, as the edge does (#13); the gateway, a trusted
+/// proxy, is not limited there: its routes' own limits applied already.
+#[tokio::test]
+async fn a_service_reached_directly_limits_each_client() {
+    let Some(mut city) = City::new(Kind::Embedded).await else {
+        return;
+    };
+    city.settings.gateway = daarion::config::GatewaySettings::default();
+    let statuses = |replica: common::TestApp| async move {
+        let mut statuses = Vec::new();
+        for _ in 0..25 {
+            let response = replica
+                .client
+                .get(replica.url("/api/city/rooms"))
+                .bearer_auth("dk_not_a_key")
+                .send()
+                .await
+                .unwrap();
+            statuses.push(response.status().as_u16());
+        }
+        replica.stop().await;
+        statuses
+    };
+    let direct = statuses(
+        common::spawn_with(
+            city.settings.clone(),
+            daarion::Shape::Service("city".into()),
+        )
+        .await,
+    )
+    .await;
+    let limited = direct.iter().filter(|s| **s == 429).count();
+    assert!((3..=5).contains(&limited), "{direct:?}");
+    assert!(direct[..20].iter().all(|s| *s == 401), "{direct:?}");
+
+    city.settings.gateway.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    let through_the_gateway = statuses(
+        common::spawn_with(
+            city.settings.clone(),
+            daarion::Shape::Service("city".into()),
+        )
+        .await,
+    )
+    .await;
+    assert!(
+        through_the_gateway.iter().all(|s| *s == 401),
+        "{through_the_gateway:?}"
+    );
+}
+
 /// A service process behind the gateway sees every connection come from the
 /// gateway's one address: it must not apply the edge's per-client cap.
 #[tokio::test]

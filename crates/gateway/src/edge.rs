@@ -2,7 +2,7 @@
 //! trusted-proxy list), rate limits per client address and route, and
 //! security headers.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     extract::{ConnectInfo, Request, State},
@@ -10,7 +10,7 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use daarion_cache::RateLimit;
+use daarion_cache::{Cache, RateLimit};
 use daarion_kernel::ApiError;
 use ipnet::IpNet;
 
@@ -65,17 +65,65 @@ pub async fn rate_limit(
         gateway.settings.scheme(),
     );
     let key = format!("gw:rl:{}:{}", prefix, client.client_ip);
-    match gateway.cache.rate_limit(&key, limit).await {
+    match spend(gateway.cache.as_ref(), &key, limit, prefix).await {
+        Some(refused) => refused,
+        None => next.run(request).await,
+    }
+}
+
+/// One request from the bucket at `key`: the 429 to answer when it is
+/// empty, counted under `route`.
+async fn spend(cache: &dyn Cache, key: &str, limit: RateLimit, route: String) -> Option<Response> {
+    match cache.rate_limit(key, limit).await {
         Ok(decision) if !decision.allowed => {
-            metrics::counter!("gateway_rate_limited_total", "route" => prefix).increment(1);
-            ApiError::rate_limited(decision.retry_after).into_response()
+            metrics::counter!("gateway_rate_limited_total", "route" => route).increment(1);
+            Some(ApiError::rate_limited(decision.retry_after).into_response())
         }
-        Ok(_) => next.run(request).await,
+        Ok(_) => None,
         Err(error) => {
             // Failing open: a cache outage must not take the city down.
             tracing::warn!(%error, "rate limit check failed; request admitted");
-            next.run(request).await
+            None
         }
+    }
+}
+
+/// The per-client limit of a service process (`serve <service>`) for the
+/// clients that reach it without the gateway: the edge's default limit,
+/// before authentication. Requests from a trusted proxy (the gateway) pass:
+/// their route's own limit was applied there.
+#[derive(Clone)]
+pub struct DirectClients {
+    pub cache: Arc<dyn Cache>,
+    pub trusted_proxies: Arc<[IpNet]>,
+    pub limit: RateLimit,
+    pub service: &'static str,
+}
+
+/// Middleware: [`DirectClients`].
+pub async fn direct_client_limit(
+    State(direct): State<DirectClients>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_canonical());
+    let path = request.uri().path();
+    // What the edge's route table limits: the API and its sockets, not
+    // `/health` or `/metrics`.
+    let limited = path.starts_with("/api/") || path.starts_with("/ws/");
+    let Some(peer) =
+        peer.filter(|ip| limited && !direct.trusted_proxies.iter().any(|n| n.contains(ip)))
+    else {
+        return next.run(request).await;
+    };
+    let key = format!("svc:rl:{}:{peer}", direct.service);
+    let route = format!("direct:{}", direct.service);
+    match spend(direct.cache.as_ref(), &key, direct.limit, route).await {
+        Some(refused) => refused,
+        None => next.run(request).await,
     }
 }
 
