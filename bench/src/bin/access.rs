@@ -195,6 +195,7 @@ async fn overhead(n: usize) -> anyhow::Result<()> {
         )),
         failures: None,
         trusted_proxies: Arc::from([]),
+        session_cookie: daarion_kernel::http::SESSION_COOKIE,
     };
     static RULES: &[Rule] = &[Rule::new(
         axum::http::Method::GET,

@@ -24,7 +24,7 @@ use crate::{
     Action, Decision, Engine, Facts, Kind, Principal, PrincipalKind, Resource, token::ServiceTokens,
 };
 
-pub use daarion_kernel::http::{API_KEY_PREFIX, SESSION_COOKIE};
+pub use daarion_kernel::http::API_KEY_PREFIX;
 
 /// Who may call one endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +127,7 @@ pub struct Enforcer {
     limiter: Option<(Arc<dyn Cache>, RateLimit)>,
     failures: Option<Arc<dyn Cache>>,
     trusted_proxies: Arc<[ipnet::IpNet]>,
+    session_cookie: &'static str,
 }
 
 /// Refused credentials are counted per client over this window.
@@ -149,6 +150,9 @@ pub struct AccessDeps {
     pub failures: Option<Arc<dyn Cache>>,
     /// Proxies (our gateway) whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<[ipnet::IpNet]>,
+    /// The session cookie's name: `daarion_kernel::http::session_cookie_name`
+    /// of the city's scheme (only that name is read).
+    pub session_cookie: &'static str,
 }
 
 impl Enforcer {
@@ -169,6 +173,7 @@ impl Enforcer {
             limiter: deps.limiter,
             failures: deps.failures,
             trusted_proxies: deps.trusted_proxies,
+            session_cookie: deps.session_cookie,
         })
     }
 
@@ -222,7 +227,7 @@ impl Enforcer {
                 }
             };
         }
-        if let Some(token) = session_cookie(parts) {
+        if let Some(token) = session_cookie(parts, self.session_cookie) {
             return match self.authn.session(token).await {
                 Ok(Some(principal)) => Ok(Some(principal)),
                 Ok(None) => Err(ApiError::unauthorized(
@@ -399,7 +404,7 @@ fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
         .ok_or_else(|| ApiError::unauthorized("Authorization must be `Bearer <token>`"))
 }
 
-fn session_cookie(parts: &Parts) -> Option<&str> {
+fn session_cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
     parts
         .headers
         .get_all(axum::http::header::COOKIE)
@@ -407,7 +412,7 @@ fn session_cookie(parts: &Parts) -> Option<&str> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(cookie, _)| *cookie == name)
         .map(|(_, value)| value)
         .filter(|v| !v.is_empty())
 }

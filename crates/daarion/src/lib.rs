@@ -495,6 +495,7 @@ impl Process {
         let access = daarion_access::AccessDeps {
             failures: Some(backends.cache.clone()),
             trusted_proxies: settings.gateway.trusted_proxies.clone().into(),
+            session_cookie: auth.session_cookie(),
             engine: Arc::new(engine),
             authn: Arc::new(authenticator.clone()),
             tokens: settings.service_tokens()?,

@@ -315,6 +315,70 @@ async fn sessions_are_revoked_one_all_or_by_logout(kind: Kind) {
     app.stop().await;
 }
 
+/// In a city opened over HTTPS the session cookie is `__Host-` prefixed,
+/// and a cookie of the plain name (which a sibling subdomain could plant)
+/// is not read (#13).
+#[tokio::test]
+async fn over_https_the_session_cookie_is_host_prefixed() {
+    let Some(mut city) = City::new(Kind::Embedded).await else {
+        return;
+    };
+    city.settings
+        .services
+        .update(&daarion_auth::SPEC, |auth: &mut daarion_auth::Settings| {
+            auth.rp_id = "city.example".into();
+            auth.origins = vec!["https://city.example".into()];
+        })
+        .unwrap();
+    let app = city.spawn().await;
+    let (status, started) = call(
+        &app,
+        reqwest::Method::POST,
+        "/api/auth/register/begin",
+        None,
+        Some(json!({"username": "ada"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{started}");
+    let mut authenticator = webauthn_authenticator_rs::softpasskey::SoftPasskey::new(true);
+    let credential = daarion_testkit::passkey::create_credential_at(
+        &mut authenticator,
+        &started["options"],
+        "https://city.example".parse().unwrap(),
+    )
+    .unwrap();
+    let finished = app
+        .client
+        .post(app.url("/api/auth/register/finish"))
+        .json(&json!({"ceremony_id": started["ceremony_id"], "credential": credential}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(finished.status(), 201);
+    let cookie = finished.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let token = cookie
+        .strip_prefix("__Host-daarion_session=")
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("{cookie}"));
+    assert!(cookie.contains("; Path=/;") && cookie.contains("; Secure;"));
+    assert!(!cookie.to_lowercase().contains("domain="));
+    let me = |cookie: String| {
+        call(
+            &app,
+            reqwest::Method::GET,
+            "/api/auth/me",
+            Some(("cookie", cookie)),
+            None,
+        )
+    };
+    assert_eq!(me(format!("__Host-daarion_session={token}")).await.0, 200);
+    assert_eq!(me(format!("daarion_session={token}")).await.0, 401);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn the_session_cookie_is_http_only_secure_and_lax() {
     let Some(city) = City::new(Kind::Embedded).await else {

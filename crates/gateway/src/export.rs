@@ -59,7 +59,8 @@ fn nginx_rate(per_second: f64) -> String {
 /// Only `set` inside `if`, which is safe in a location; the cookie is taken
 /// out twice, for a browser that sends it twice (one set on a parent domain).
 fn credential_stripping(indent: &str) -> String {
-    let cookie = daarion_kernel::http::SESSION_COOKIE;
+    // Either name of the session cookie (`__Host-` over HTTPS).
+    let cookie = format!("(?:__Host-)?{}", daarion_kernel::http::SESSION_COOKIE);
     let key = daarion_kernel::http::API_KEY_PREFIX;
     let mut out = format!("{indent}set $daarion_cookie $http_cookie;\n");
     for _ in 0..2 {

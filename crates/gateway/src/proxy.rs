@@ -120,8 +120,11 @@ pub fn strip_credentials(headers: &mut HeaderMap) {
         .flat_map(|v| v.split(';'))
         .map(str::trim)
         .filter(|pair| {
-            pair.split_once('=')
-                .is_none_or(|(name, _)| name.trim() != daarion_kernel::http::SESSION_COOKIE)
+            pair.split_once('=').is_none_or(|(name, _)| {
+                let name = name.trim();
+                name != daarion_kernel::http::SESSION_COOKIE
+                    && name != daarion_kernel::http::HOST_SESSION_COOKIE
+            })
         })
         .map(str::to_owned)
         .collect();

@@ -815,6 +815,7 @@ async fn only_daarion_services_see_credentials(client: &reqwest::Client, base: &
         ("daarion_session=secret; theme=dark", Some("theme=dark")),
         ("theme=dark; daarion_session=secret", Some("theme=dark")),
         ("daarion_session=secret", None),
+        ("a=1; __Host-daarion_session=secret; b=2", Some("a=1; b=2")),
         (
             "xdaarion_session=kept; a=1",
             Some("xdaarion_session=kept; a=1"),

@@ -224,8 +224,22 @@ impl utoipa::IntoParams for IdempotencyKey {
     }
 }
 
-/// The session cookie the auth service sets.
+/// The session cookie the auth service sets in a city opened over HTTP
+/// (`localhost` in development)...
 pub const SESSION_COOKIE: &str = "daarion_session";
+/// ...and over HTTPS: the `__Host-` prefix makes browsers keep it only when
+/// set by this very host, secure, for `/`, so a sibling subdomain cannot
+/// plant a session of its choosing (and the plain name is not read then).
+pub const HOST_SESSION_COOKIE: &str = "__Host-daarion_session";
+
+/// The session cookie's name in a city whose pages are (all) HTTPS or not.
+pub fn session_cookie_name(https: bool) -> &'static str {
+    if https {
+        HOST_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    }
+}
 /// API keys start with this, so a bearer token says what it is.
 pub const API_KEY_PREFIX: &str = "dk_";
 

@@ -126,6 +126,14 @@ impl ServiceSettings for Settings {
 }
 
 impl Settings {
+    /// The session cookie's name: `__Host-` prefixed when every origin
+    /// people open the city at is HTTPS.
+    pub fn session_cookie(&self) -> &'static str {
+        let https =
+            !self.origins.is_empty() && self.origins.iter().all(|o| o.starts_with("https://"));
+        daarion_kernel::http::session_cookie_name(https)
+    }
+
     pub(crate) fn webauthn(&self) -> Result<webauthn_rs::Webauthn, String> {
         let mut origins = self.origins.iter().map(|o| {
             webauthn_rs::prelude::Url::parse(o)

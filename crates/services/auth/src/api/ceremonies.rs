@@ -150,7 +150,7 @@ pub(super) async fn logout(
         state.authenticator.revoked(&revoked).await;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
-    set_session_cookie(&mut response, "", 0);
+    state.set_session_cookie(&mut response, "", 0);
     Ok(response)
 }
 

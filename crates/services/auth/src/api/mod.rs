@@ -21,9 +21,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use daarion_access::{
-    Credential, KeyLimits, Principal, Scope,
-    enforce::{API_KEY_PREFIX, SESSION_COOKIE},
-    vocab::roles::CityRole,
+    Credential, KeyLimits, Principal, Scope, enforce::API_KEY_PREFIX, vocab::roles::CityRole,
 };
 use daarion_cache::RateLimit;
 use daarion_kernel::{
@@ -316,8 +314,17 @@ impl AuthState {
             session: session_view(session, None),
         };
         let mut response = (status, Json(body)).into_response();
-        set_session_cookie(&mut response, &token, absolute.as_secs());
+        self.set_session_cookie(&mut response, &token, absolute.as_secs());
         Ok(response)
+    }
+
+    fn set_session_cookie(&self, response: &mut Response, token: &str, max_age: u64) {
+        let name = self.settings.session_cookie();
+        let cookie =
+            format!("{name}={token}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age={max_age}");
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().insert(header::SET_COOKIE, value);
+        }
     }
 
     /// Runs a ceremony step; a refusal is audited with the client's address.
@@ -347,14 +354,6 @@ impl AuthState {
 }
 
 /// The session cookie: HttpOnly, Secure, SameSite=Lax; `max_age` 0 clears it.
-fn set_session_cookie(response: &mut Response, token: &str, max_age: u64) {
-    let cookie = format!(
-        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age={max_age}"
-    );
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-}
 
 fn session_view(s: store::Session, current: Option<&str>) -> SessionView {
     SessionView {
