@@ -318,6 +318,7 @@ impl AuthState {
         Ok(response)
     }
 
+    /// The session cookie: HttpOnly, Secure, SameSite=Lax; `max_age` 0 clears it.
     fn set_session_cookie(&self, response: &mut Response, token: &str, max_age: u64) {
         let name = self.settings.session_cookie();
         let cookie =
@@ -352,8 +353,6 @@ impl AuthState {
         error.into()
     }
 }
-
-/// The session cookie: HttpOnly, Secure, SameSite=Lax; `max_age` 0 clears it.
 
 fn session_view(s: store::Session, current: Option<&str>) -> SessionView {
     SessionView {
