@@ -68,7 +68,7 @@ impl ServiceTokens {
         if secret.len() < 32 {
             return Err(TokenError::WeakSecret);
         }
-        if is_placeholder(secret) {
+        if daarion_kernel::secret::is_placeholder(secret) {
             return Err(TokenError::PlaceholderSecret);
         }
         Ok(Self {
@@ -124,27 +124,6 @@ impl ServiceTokens {
             .ok_or_else(|| TokenError::Invalid("subject is not a service".into()))?;
         Ok(Principal::service(name))
     }
-}
-
-/// A secret copied from an example (`CHANGE_ME…`) or typed rather than
-/// generated (fewer than 10 distinct bytes, e.g. `aaaa…` or `abcabc…`).
-fn is_placeholder(secret: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(secret).to_ascii_lowercase();
-    let copied = [
-        "change_me",
-        "change-me",
-        "changeme",
-        "replace_me",
-        "example",
-        "secret",
-    ]
-    .iter()
-    .any(|marker| text.contains(marker));
-    let distinct = secret
-        .iter()
-        .collect::<std::collections::BTreeSet<_>>()
-        .len();
-    copied || distinct < 10
 }
 
 #[cfg(test)]

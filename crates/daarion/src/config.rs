@@ -145,8 +145,10 @@ fn section_of(name: &str) -> Option<daarion_service::Section> {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerSettings {
-    /// A client must send its request headers within this many seconds.
+    /// A client must send its request headers within this many seconds...
     pub header_read_timeout_secs: u64,
+    /// ...and never pause longer than this while sending a body (408).
+    pub body_read_timeout_secs: u64,
     /// Largest request head, in bytes.
     pub max_header_bytes: usize,
     /// Open connections one client address may hold.
@@ -157,22 +159,41 @@ pub struct ServerSettings {
     pub tls_key: Option<PathBuf>,
     /// With TLS: also listen here on plain HTTP and redirect to HTTPS.
     pub http_redirect_listen: Option<SocketAddr>,
+    /// Besides loopback clients, who may read `/metrics`: these networks
+    /// (a Prometheus server's)...
+    pub metrics_allow: Vec<ipnet::IpNet>,
+    /// ...and requests with `Authorization: Bearer <this>`.
+    pub metrics_token: Option<Secret>,
 }
 
 impl Default for ServerSettings {
     fn default() -> Self {
         Self {
             header_read_timeout_secs: 10,
+            body_read_timeout_secs: 30,
             max_header_bytes: 64 * 1024,
             max_connections_per_client: 256,
             tls_cert: None,
             tls_key: None,
             http_redirect_listen: None,
+            metrics_allow: Vec::new(),
+            metrics_token: None,
         }
     }
 }
 
 impl ServerSettings {
+    pub fn body_read_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.body_read_timeout_secs)
+    }
+
+    pub fn metrics(&self) -> daarion_kernel::metrics::MetricsAccess {
+        daarion_kernel::metrics::MetricsAccess {
+            allow: self.metrics_allow.clone(),
+            token: self.metrics_token.clone(),
+        }
+    }
+
     pub fn tls_enabled(&self) -> bool {
         self.tls_cert.is_some()
     }
@@ -244,17 +265,18 @@ impl Default for GatewaySettings {
 }
 
 impl GatewaySettings {
-    pub fn edge(&self, tls: bool) -> daarion_gateway::EdgeSettings {
+    pub fn edge(&self, server: &ServerSettings) -> daarion_gateway::EdgeSettings {
         daarion_gateway::EdgeSettings {
             trusted_proxies: self.trusted_proxies.clone(),
             default_rate_limit: daarion_cache::RateLimit {
                 per_second: self.rate_limit_per_second,
                 burst: self.rate_limit_burst,
             },
-            tls,
+            tls: server.tls_enabled(),
             routes_file: self.routes_file.clone(),
             cors_origins: self.cors_origins.clone(),
             web_ui: self.web_ui,
+            metrics: server.metrics(),
         }
     }
 
@@ -365,10 +387,20 @@ impl Settings {
             ));
         }
         self.gateway.table(crate::default_routes())?;
-        if self.server.header_read_timeout_secs == 0 || self.server.max_connections_per_client == 0
+        if let Some(token) = &self.server.metrics_token
+            && (token.expose().len() < 24
+                || daarion_kernel::secret::is_placeholder(token.expose().as_bytes()))
         {
             return Err(ConfigError(
-                "server.header_read_timeout_secs and server.max_connections_per_client must be positive".into(),
+                "server.metrics_token must be a generated token of 24 characters or more (head -c 24 /dev/urandom | base64)".into(),
+            ));
+        }
+        if self.server.header_read_timeout_secs == 0
+            || self.server.body_read_timeout_secs == 0
+            || self.server.max_connections_per_client == 0
+        {
+            return Err(ConfigError(
+                "server.header_read_timeout_secs, server.body_read_timeout_secs and server.max_connections_per_client must be positive".into(),
             ));
         }
         if self.server.max_header_bytes < 8192 {
@@ -466,6 +498,15 @@ mod tests {
                 .contains("city.max_message_chars")
         );
         assert!(Settings::default().validate().is_ok());
+        for (token, refused) in [
+            ("short", true),
+            ("replace-with-a-long-random-token", true),
+            ("Kd83hQp0vZ2mW7xN4cT9bY1eR6", false),
+        ] {
+            let mut settings = Settings::default();
+            settings.server.metrics_token = Some(token.into());
+            assert_eq!(settings.validate().is_err(), refused, "{token}");
+        }
     }
 
     #[test]

@@ -159,8 +159,8 @@ pub struct App {
     /// `None` for the gateway alone, which keeps no data.
     backends: Option<Backends>,
     server: daarion_kernel::server::ServerOptions,
-    /// With TLS: a plain-HTTP listener that redirects to HTTPS.
-    redirect: Option<tokio::net::TcpListener>,
+    /// With TLS: a plain-HTTP listener and its router, which redirects to HTTPS.
+    redirect: Option<(tokio::net::TcpListener, Router)>,
     /// The one-time invitation for the first admin, when the city has none
     /// and is not registering its first visitor as admin (a non-loopback
     /// listener): the operator is shown it at start.
@@ -188,7 +188,7 @@ impl App {
         let tasks = TaskTracker::new();
         let gateway = daarion_gateway::Gateway::new(
             settings.gateway.table(default_routes())?,
-            settings.gateway.edge(settings.server.tls_enabled()),
+            settings.gateway.edge(&settings.server),
             cache,
             shutdown.clone(),
             tasks.clone(),
@@ -198,9 +198,11 @@ impl App {
             gateway.router(),
             "gateway",
             settings.max_body_bytes,
+            settings.server.body_read_timeout(),
         );
         let listener = bind(&settings, 8080).await?;
-        let (server, redirect) = server_parts(&settings, &Shape::Gateway).await?;
+        let port = listener.local_addr()?.port();
+        let (server, redirect) = server_parts(&settings, &Shape::Gateway, port).await?;
         Ok(Self {
             listener,
             router,
@@ -292,13 +294,17 @@ impl App {
         }
         let local: std::collections::BTreeSet<String> =
             mounted.iter().map(|m| m.service.name.to_owned()).collect();
-        let mut router = compose(&shape, mounted, &backends, &process.access)?;
+        let metrics = settings
+            .server
+            .metrics()
+            .route(settings.gateway.trusted_proxies.clone());
+        let mut router = compose(&shape, mounted, &backends, &process.access, metrics)?;
         if shape == Shape::AllInOne {
             // The in-process gateway: the same edge as `daarion gateway`, and
             // routes to upstreams not served here (Grafana, Matrix...) proxied.
             let gateway = daarion_gateway::Gateway::with_local(
                 settings.gateway.table(default_routes())?,
-                settings.gateway.edge(settings.server.tls_enabled()),
+                settings.gateway.edge(&settings.server),
                 backends.cache.clone(),
                 shutdown.clone(),
                 tasks.clone(),
@@ -326,15 +332,20 @@ impl App {
                 daarion_gateway::edge::DirectClients {
                     cache: backends.cache.clone(),
                     trusted_proxies: settings.gateway.trusted_proxies.clone().into(),
-                    limit: settings.gateway.edge(https).default_rate_limit,
+                    limit: settings.gateway.edge(&settings.server).default_rate_limit,
                     service: label,
                 },
                 daarion_gateway::edge::direct_client_limit,
             ));
         }
-        let router = daarion_kernel::http::standard_layers(router, label, settings.max_body_bytes);
+        let router = daarion_kernel::http::standard_layers(
+            router,
+            label,
+            settings.max_body_bytes,
+            settings.server.body_read_timeout(),
+        );
         memory.step("composition");
-        let (server, redirect) = server_parts(&settings, &shape).await?;
+        let (server, redirect) = server_parts(&settings, &shape, address.port()).await?;
         let first_admin_invite = if wanted.iter().any(|s| s.name == daarion_auth::SERVICE) {
             let auth: daarion_auth::Settings = settings.services.decode(&daarion_auth::SPEC)?;
             daarion_auth::first_admin_invitation(&backends.db, &auth).await?
@@ -384,12 +395,11 @@ impl App {
         if let Some(tls) = &self.server.tls {
             self.tasks.spawn(tls.clone().watch(self.shutdown.clone()));
         }
-        if let Some(redirect) = self.redirect {
-            let https_port = self.listener.local_addr().map(|a| a.port()).unwrap_or(443);
+        if let Some((redirect, to_https)) = self.redirect {
             let done = self.shutdown.clone();
             self.tasks.spawn(daarion_kernel::server::serve(
                 redirect,
-                daarion_kernel::server::redirect_to_https(https_port),
+                to_https,
                 daarion_kernel::server::ServerOptions::default(),
                 async move { done.cancelled().await },
             ));
@@ -423,12 +433,16 @@ async fn connect_cache(settings: &Settings) -> anyhow::Result<Arc<dyn Cache>> {
     })
 }
 
+/// The listener's options and, with `server.http_redirect_listen`, the
+/// plain-HTTP listener that sends people to the city's HTTPS origins
+/// (`auth.origins`; unset: `https://localhost:<port>`).
 async fn server_parts(
     settings: &Settings,
     shape: &Shape,
+    port: u16,
 ) -> anyhow::Result<(
     daarion_kernel::server::ServerOptions,
-    Option<tokio::net::TcpListener>,
+    Option<(tokio::net::TcpListener, Router)>,
 )> {
     let mut options = settings.server.options(&settings.gateway.trusted_proxies)?;
     if matches!(shape, Shape::Service(_)) {
@@ -437,11 +451,24 @@ async fn server_parts(
         options.max_connections_per_client = usize::MAX;
     }
     let redirect = match settings.server.http_redirect_listen {
-        Some(address) => Some(
-            tokio::net::TcpListener::bind(address)
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address)
                 .await
-                .with_context(|| format!("failed to listen on {address}"))?,
-        ),
+                .with_context(|| format!("failed to listen on {address}"))?;
+            let auth: daarion_auth::Settings = settings.services.decode(&daarion_auth::SPEC)?;
+            let mut origins: Vec<String> = auth
+                .origins
+                .into_iter()
+                .filter(|o| o.starts_with("https://"))
+                .collect();
+            if origins.is_empty() {
+                origins.push(format!("https://localhost:{port}"));
+            }
+            Some((
+                listener,
+                daarion_kernel::server::redirect_to_https(&origins),
+            ))
+        }
         None => None,
     };
     Ok((options, redirect))
@@ -583,6 +610,7 @@ fn compose(
     mounted: Vec<Mounted>,
     backends: &Backends,
     access: &daarion_access::AccessDeps,
+    metrics: axum::routing::MethodRouter,
 ) -> anyhow::Result<Router> {
     let mut router = Router::new();
     let mut openapi = base_openapi();
@@ -648,7 +676,7 @@ fn compose(
                 async move { aggregate_health(top, services).await }
             }),
         )
-        .route("/metrics", get(daarion_kernel::metrics::render))
+        .route("/metrics", metrics)
         .route(
             "/openapi.json",
             get(move || {

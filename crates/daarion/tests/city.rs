@@ -806,12 +806,10 @@ async fn up_applies_the_default_edge_protection() {
     // The web UI: its page with a CSP, client-side routes, but never /api/.
     let page = app.client.get(app.url("/")).send().await.unwrap();
     assert_eq!(page.status(), 200);
-    assert!(
-        page.headers()["content-security-policy"]
-            .to_str()
-            .unwrap()
-            .contains("default-src 'self'")
-    );
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'self'"), "{csp}");
+    // Sockets to this host only ('self' covers ws: and wss: to it, CSP 3).
+    assert!(csp.contains("connect-src 'self';"), "{csp}");
     assert!(page.headers().contains_key("etag"));
     assert!(
         page.text()
@@ -909,6 +907,55 @@ async fn the_gateway_fronts_two_city_replicas() {
     a.stop().await;
     b.stop().await;
     auth.stop().await;
+}
+
+/// `/metrics` shows the city's traffic: it answers loopback clients, the
+/// networks of `server.metrics_allow` and the bearer of
+/// `server.metrics_token`, and nobody else, also behind a reverse proxy on
+/// the same host (#13).
+#[tokio::test]
+async fn metrics_are_for_loopback_an_allow_list_or_a_token() {
+    let Some(mut city) = City::new(Kind::Embedded).await else {
+        return;
+    };
+    // A reverse proxy on this host, which names its clients.
+    city.settings.gateway.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    city.settings.server.metrics_allow = vec!["203.0.113.0/24".parse().unwrap()];
+    city.settings.server.metrics_token = Some("scrape-Vq8n-Lm3x-Pz7k-Hd2w-Ty6".into());
+    let app = city.spawn().await;
+    let status = |client: Option<&'static str>, token: Option<&'static str>| {
+        let mut request = app.client.get(app.url("/metrics"));
+        if let Some(client) = client {
+            request = request.header("x-forwarded-for", client);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(None, None).await, 200, "loopback");
+    assert_eq!(status(Some("203.0.113.9"), None).await, 200, "allowed");
+    assert_eq!(status(Some("198.51.100.7"), None).await, 403, "a visitor");
+    assert_eq!(
+        status(Some("198.51.100.7"), Some("scrape-Vq8n-Lm3x-Pz7k-Hd2w-Ty6")).await,
+        200,
+        "the token"
+    );
+    assert_eq!(
+        status(Some("198.51.100.7"), Some("scrape-wrong")).await,
+        403,
+        "a wrong token"
+    );
+    let refused = app
+        .client
+        .get(app.url("/metrics"))
+        .header("x-forwarded-for", "198.51.100.7")
+        .send()
+        .await
+        .unwrap();
+    let (code, body) = common::decode(refused).await;
+    assert_eq!((code, error_code(&body)), (403, "forbidden"));
+    app.stop().await;
 }
 
 /// A `serve <service>` reached without the gateway limits each client

@@ -151,7 +151,7 @@ pub async fn security_headers(
         set(
             header::CONTENT_SECURITY_POLICY,
             "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
-             script-src 'self'; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'",
+             script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'",
         );
     }
     if gateway.settings.tls {

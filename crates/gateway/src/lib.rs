@@ -56,6 +56,8 @@ pub struct EdgeSettings {
     pub cors_origins: Vec<String>,
     /// Serve the embedded web UI on paths no route claims.
     pub web_ui: bool,
+    /// Who may read `/metrics`.
+    pub metrics: daarion_kernel::metrics::MetricsAccess,
 }
 
 impl Default for EdgeSettings {
@@ -70,6 +72,7 @@ impl Default for EdgeSettings {
             routes_file: None,
             cors_origins: Vec::new(),
             web_ui: true,
+            metrics: daarion_kernel::metrics::MetricsAccess::default(),
         }
     }
 }
@@ -352,7 +355,13 @@ impl Gateway {
                     }
                 }),
             )
-            .route("/metrics", get(daarion_kernel::metrics::render))
+            .route(
+                "/metrics",
+                self.settings
+                    .metrics
+                    .clone()
+                    .route(self.settings.trusted_proxies.clone()),
+            )
             .fallback(fallback)
             .with_state(self.clone());
         self.edge(router)

@@ -148,7 +148,12 @@ async fn gateway(table: &str, settings: EdgeSettings) -> Edge {
         CancellationToken::new(),
         TaskTracker::new(),
     );
-    let app = daarion_kernel::http::standard_layers(gateway.router(), "gateway", 1 << 20);
+    let app = daarion_kernel::http::standard_layers(
+        gateway.router(),
+        "gateway",
+        1 << 20,
+        Duration::from_secs(30),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {

@@ -40,6 +40,8 @@ pub enum ErrorCode {
     BadGateway,
     Unavailable,
     Timeout,
+    /// The client did not send its request body in time.
+    RequestTimeout,
 }
 
 impl ErrorCode {
@@ -59,6 +61,7 @@ impl ErrorCode {
             Self::BadGateway => StatusCode::BAD_GATEWAY,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -76,7 +79,8 @@ impl ErrorCode {
             429 => Self::RateLimited,
             502 => Self::BadGateway,
             503 => Self::Unavailable,
-            504 | 408 => Self::Timeout,
+            504 => Self::Timeout,
+            408 => Self::RequestTimeout,
             400..=499 => Self::BadRequest,
             _ => Self::Internal,
         }
@@ -99,6 +103,7 @@ impl ErrorCode {
             Self::BadGateway => "bad_gateway",
             Self::Unavailable => "unavailable",
             Self::Timeout => "timeout",
+            Self::RequestTimeout => "request_timeout",
         }
     }
 }

@@ -5,7 +5,9 @@ use std::time::Instant;
 
 use axum::{
     Router,
-    extract::{FromRequest, FromRequestParts, MatchedPath, Request, rejection::JsonRejection},
+    extract::{
+        FromRequest, FromRequestParts, MatchedPath, Request, State, rejection::JsonRejection,
+    },
     http::{HeaderName, HeaderValue, request::Parts},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -24,12 +26,22 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// Wraps a service router in the standard stack: request context and access
-/// log, JSON errors, panic containment, metrics and a body-size limit.
-pub fn standard_layers(router: Router, service: &'static str, max_body_bytes: usize) -> Router {
+/// log, JSON errors, panic containment, metrics, a body-size limit and a
+/// timeout between the body's reads (a client that stops sending gets 408).
+pub fn standard_layers(
+    router: Router,
+    service: &'static str,
+    max_body_bytes: usize,
+    body_read_timeout: std::time::Duration,
+) -> Router {
     // Install the recorder now: anything recorded before it exists is lost.
     let _ = crate::metrics::handle();
     router
         .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            body_read_timeout,
+            time_body_reads,
+        ))
         .layer(middleware::from_fn_with_state(
             ServiceLabel(service),
             track_http,
@@ -41,6 +53,19 @@ pub fn standard_layers(router: Router, service: &'static str, max_body_bytes: us
         ))
         .layer(middleware::from_fn(normalize_errors))
         .layer(middleware::from_fn(request_context))
+}
+
+async fn time_body_reads(
+    State(timeout): State<std::time::Duration>,
+    request: Request,
+    next: Next,
+) -> Response {
+    next.run(
+        request.map(|body| {
+            axum::body::Body::new(tower_http::timeout::TimeoutBody::new(timeout, body))
+        }),
+    )
+    .await
 }
 
 /// Middleware: accepts or creates the request id and trace id, makes them the
@@ -132,6 +157,7 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     let code = match &rejection {
         JsonRejection::JsonDataError(_) => ErrorCode::ValidationFailed,
         JsonRejection::MissingJsonContentType(_) => ErrorCode::UnsupportedMediaType,
+        _ if timed_out(&rejection) => ErrorCode::RequestTimeout,
         _ => ErrorCode::from_status(rejection.status()),
     };
     ApiError::new(code, rejection.body_text())
@@ -150,6 +176,18 @@ pub fn has_json_content_type(headers: &axum::http::HeaderMap) -> bool {
             m.type_() == mime::APPLICATION
                 && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
         })
+}
+
+/// Whether reading the body failed because the client stopped sending it.
+fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// `axum::extract::Query` whose rejections are [`ApiError`]s.

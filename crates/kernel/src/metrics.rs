@@ -35,8 +35,68 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-/// `GET /metrics`: the Prometheus text exposition.
-pub async fn render() -> Response {
+/// Who may read `/metrics`, which shows the city's traffic, errors and
+/// dependencies: clients on loopback, clients in `allow`, and requests with
+/// `Authorization: Bearer <token>` (Prometheus' `authorization`). The client
+/// is the socket peer, or the client a trusted proxy names, so a reverse
+/// proxy on the same host does not make every visitor local.
+#[derive(Clone, Debug, Default)]
+pub struct MetricsAccess {
+    pub allow: Vec<ipnet::IpNet>,
+    pub token: Option<crate::Secret>,
+}
+
+impl MetricsAccess {
+    fn admits(
+        &self,
+        socket: Option<std::net::SocketAddr>,
+        headers: &axum::http::HeaderMap,
+        trusted_proxies: &[ipnet::IpNet],
+    ) -> bool {
+        use subtle::ConstantTimeEq;
+        let token_matches = self.token.as_ref().is_some_and(|token| {
+            headers
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(crate::http::bearer_token)
+                .is_some_and(|given| bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())))
+        });
+        let client = socket.map(|s| crate::http::client_ip(s, headers, trusted_proxies));
+        token_matches
+            || client
+                .is_some_and(|ip| ip.is_loopback() || self.allow.iter().any(|n| n.contains(&ip)))
+    }
+
+    /// `GET /metrics` behind this guard (403 otherwise); the client is the
+    /// one `trusted_proxies` name.
+    pub fn route<S: Clone + Send + Sync + 'static>(
+        self,
+        trusted_proxies: Vec<ipnet::IpNet>,
+    ) -> axum::routing::MethodRouter<S> {
+        let access = std::sync::Arc::new((self, trusted_proxies));
+        axum::routing::get(move |request: Request| {
+            let access = access.clone();
+            async move {
+                let socket = request
+                    .extensions()
+                    .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                    .map(|c| c.0);
+                let (access, trusted_proxies) = access.as_ref();
+                if access.admits(socket, request.headers(), trusted_proxies) {
+                    render().await
+                } else {
+                    crate::ApiError::forbidden(
+                        "metrics are for loopback, server.metrics_allow or server.metrics_token",
+                    )
+                    .into_response()
+                }
+            }
+        })
+    }
+}
+
+/// The Prometheus text exposition.
+async fn render() -> Response {
     let body = handle().map(PrometheusHandle::render).unwrap_or_default();
     (
         [(

@@ -49,6 +49,28 @@ impl Serialize for Secret {
     }
 }
 
+/// A secret copied from an example (`CHANGE_ME…`) or typed rather than
+/// generated (fewer than 10 distinct bytes, e.g. `aaaa…` or `abcabc…`).
+pub fn is_placeholder(secret: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(secret).to_ascii_lowercase();
+    let copied = [
+        "change_me",
+        "change-me",
+        "changeme",
+        "replace_me",
+        "replace-with",
+        "example",
+        "secret",
+    ]
+    .iter()
+    .any(|marker| text.contains(marker));
+    let distinct = secret
+        .iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    copied || distinct < 10
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

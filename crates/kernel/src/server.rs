@@ -15,7 +15,7 @@ use std::{
 };
 
 use arc_swap::ArcSwap;
-use axum::{Router, extract::ConnectInfo};
+use axum::{Router, extract::ConnectInfo, response::IntoResponse};
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -287,22 +287,41 @@ pub async fn serve(
     }
 }
 
-/// A router that redirects every request to the same host and path on HTTPS
-/// (for a plain-HTTP listener beside a TLS one).
-pub fn redirect_to_https(https_port: u16) -> Router {
-    Router::new().fallback(move |request: axum::extract::Request| async move {
-        let host = request
-            .headers()
-            .get(axum::http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name).to_owned())
-            .unwrap_or_else(|| "localhost".into());
-        let authority = if https_port == 443 {
-            host
-        } else {
-            format!("{host}:{https_port}")
-        };
-        let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
-        axum::response::Redirect::permanent(&format!("https://{authority}{path}"))
+/// A router that redirects every request to HTTPS, for a plain-HTTP
+/// listener beside a TLS one: to the one of `origins` (`https://host[:port]`)
+/// whose host the request names, else to the first. The `Host` header is
+/// the client's to choose, so it never picks an address of its own.
+pub fn redirect_to_https(origins: &[String]) -> Router {
+    let origins: Arc<[(String, String)]> = origins
+        .iter()
+        .filter_map(|origin| {
+            let authority = origin.strip_prefix("https://")?.trim_end_matches('/');
+            let host = authority.parse::<axum::http::uri::Authority>().ok()?;
+            Some((host.host().to_ascii_lowercase(), authority.to_owned()))
+        })
+        .collect();
+    Router::new().fallback(move |request: axum::extract::Request| {
+        let origins = origins.clone();
+        async move {
+            let asked = request
+                .headers()
+                .get(axum::http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .and_then(|h| h.parse::<axum::http::uri::Authority>().ok())
+                .map(|a| a.host().to_ascii_lowercase());
+            let target = origins
+                .iter()
+                .find(|(host, _)| Some(host) == asked.as_ref())
+                .or_else(|| origins.first());
+            let Some((_, authority)) = target else {
+                return crate::ApiError::bad_request(
+                    "no HTTPS origin is configured (auth.origins)",
+                )
+                .into_response();
+            };
+            let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+            axum::response::Redirect::permanent(&format!("https://{authority}{path}"))
+                .into_response()
+        }
     })
 }

@@ -11,7 +11,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 async fn start(options: ServerOptions) -> (SocketAddr, CancellationToken) {
-    let router = Router::new().route("/hello", get(|| async { "hello" }));
+    serve_router(
+        Router::new().route("/hello", get(|| async { "hello" })),
+        options,
+    )
+    .await
+}
+
+async fn serve_router(router: Router, options: ServerOptions) -> (SocketAddr, CancellationToken) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
@@ -268,29 +275,99 @@ async fn tls_negotiates_h2_serves_http1_and_reloads_its_certificate() {
 
 #[tokio::test]
 async fn plain_http_can_redirect_to_https() {
-    let router = daarion_kernel::server::redirect_to_https(8443);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(serve(
-        listener,
-        router,
-        ServerOptions::default(),
-        std::future::pending(),
-    ));
+    let router = daarion_kernel::server::redirect_to_https(&[
+        "https://city.example:8443".into(),
+        "https://www.city.example".into(),
+    ]);
+    let (addr, _stop) = serve_router(router, ServerOptions::default()).await;
     daarion_kernel::server::install_crypto_provider();
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let response = client
-        .get(format!("http://{addr}/api/city/rooms?x=1"))
-        .header("host", "city.example:80")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 308);
+    let location = |host: &'static str| {
+        let client = client.clone();
+        async move {
+            let response = client
+                .get(format!("http://{addr}/api/city/rooms?x=1"))
+                .header("host", host)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 308);
+            response.headers()["location"].to_str().unwrap().to_owned()
+        }
+    };
     assert_eq!(
-        response.headers()["location"],
+        location("city.example:80").await,
         "https://city.example:8443/api/city/rooms?x=1"
     );
+    assert_eq!(
+        location("WWW.city.example").await,
+        "https://www.city.example/api/city/rooms?x=1"
+    );
+    // A host the city does not have is not redirected to (#13): the
+    // first origin is.
+    assert_eq!(
+        location("evil.example").await,
+        "https://city.example:8443/api/city/rooms?x=1"
+    );
+}
+
+/// A client that sends its headers and then stalls its body is answered
+/// 408 once it has been silent for the body read timeout, instead of
+/// holding a task and a connection for good (#13).
+#[tokio::test]
+async fn a_client_that_stalls_its_body_gets_408() {
+    let router = daarion_kernel::http::standard_layers(
+        Router::new().route(
+            "/echo",
+            axum::routing::post(
+                |daarion_kernel::http::Json(body): daarion_kernel::http::Json<
+                    serde_json::Value,
+                >| async move { daarion_kernel::http::Json(body) },
+            ),
+        ),
+        "test",
+        1 << 20,
+        Duration::from_millis(300),
+    );
+    let (addr, _stop) = serve_router(router, ServerOptions::default()).await;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\":",
+        )
+        .await
+        .unwrap();
+    let answer = closed_within(&mut stream, Duration::from_secs(5))
+        .await
+        .expect("the server answers and closes");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"code\":\"request_timeout\""), "{answer}");
+
+    // A body that keeps coming, even slowly, is read to the end.
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let body = br#"{"a":"slow but steady"}"#;
+    stream
+        .write_all(
+            format!(
+                "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    for chunk in body.chunks(6) {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        stream.write_all(chunk).await.unwrap();
+    }
+    let answer = closed_within(&mut stream, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("slow but steady"), "{answer}");
 }
