@@ -2,9 +2,35 @@
 # Builds release binaries and prints DAARION's benchmark figures:
 # start-up to healthy, idle RSS, access decisions and overhead, city WebSocket
 # fan-out (embedded and NATS), gateway vs nginx, LLM proxy vs LiteLLM.
+#
+# `bench/run.sh --smoke` runs every benchmark for a moment on debug builds,
+# with no figure worth reading: scripts/test.sh runs it so that a benchmark
+# that stops working fails the build (LiteLLM and the soak are left out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/daarion/target}"
+smoke=0
+[ "${1:-}" = "--smoke" ] && smoke=1
+
+command -v wrk >/dev/null && command -v nginx >/dev/null || {
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx >/dev/null
+}
+ulimit -n "$(ulimit -Hn)"
+nats_url="${NATS_URL:-nats://127.0.0.1:4222}"
+nats_up() { (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; }
+
+if [ "$smoke" = 1 ]; then
+  cargo build -q --locked -p daarion -p daarion-bench
+  bin="$CARGO_TARGET_DIR/debug"
+  "$bin/startup" --binary "$bin/daarion" --runs 1
+  "$bin/access" --binary "$bin/daarion" --decisions 1000 --requests 50
+  "$bin/fanout" --binary "$bin/daarion" --clients 5 --messages 10 --label embedded
+  nats_up && "$bin/fanout" --binary "$bin/daarion" --clients 5 --messages 10 --label nats --nats "$nats_url"
+  "$bin/gateway" --binary "$bin/daarion" --seconds 1 --repeat 1 --sockets 50 --connections 16
+  "$bin/llm-proxy" --binary "$bin/daarion" --requests 20 --seconds 1 --repeat 1 --soak-seconds 0
+  exit 0
+fi
+
 cargo build --release --locked -p daarion -p daarion-bench
 bin="$CARGO_TARGET_DIR/release"
 "$bin/startup" --binary "$bin/daarion" --runs "${RUNS:-10}"
@@ -12,13 +38,8 @@ bin="$CARGO_TARGET_DIR/release"
 for clients in 10 100 500; do
   "$bin/fanout" --binary "$bin/daarion" --clients "$clients" --messages "${MESSAGES:-500}" --label embedded
 done
-command -v wrk >/dev/null && command -v nginx >/dev/null || {
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx >/dev/null
-}
-ulimit -n "$(ulimit -Hn)"
 "$bin/gateway" --binary "$bin/daarion" --seconds "${SECONDS_PER_RUN:-10}"
-nats_url="${NATS_URL:-nats://127.0.0.1:4222}"
-if (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
+if nats_up; then
   for clients in 10 100 500; do
     "$bin/fanout" --binary "$bin/daarion" --clients "$clients" --messages "${MESSAGES:-500}" --label nats --nats "$nats_url"
   done

@@ -112,3 +112,5 @@ if command -v cargo-nextest >/dev/null || cargo nextest --version >/dev/null 2>&
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+log "benchmarks, smoke mode (each target for a moment: they must keep running)"
+bench/run.sh --smoke

@@ -120,6 +120,25 @@ impl Killed {
     }
 }
 
+/// An nginx master, stopped with SIGTERM on drop: SIGKILL would leave its
+/// workers running.
+pub struct Nginx(pub Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+impl Nginx {
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
 /// Waits until `path` on `port` answers 2xx.
 pub async fn wait_ready(port: u16, path: &str, patience: Duration) -> anyhow::Result<()> {
     daarion_kernel::server::install_crypto_provider();
@@ -147,6 +166,123 @@ pub struct Figures {
     pub p99_ms: f64,
     /// Non-2xx responses plus socket errors (timeouts included).
     pub errors: u64,
+    /// Requests completed in the run.
+    pub requests: u64,
+    /// CPU time per request of the process measured and of its upstream,
+    /// in microseconds (when watched: [`wrk_watching`]).
+    pub cpu_us: Option<(f64, f64)>,
+}
+
+/// CPU time (user + system, every thread) that a process and its live
+/// children have spent, in seconds: nginx's workers are its children.
+pub fn tree_cpu_seconds(master: u32) -> f64 {
+    // `/proc/<pid>/stat` counts in USER_HZ, which Linux fixes at 100.
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let ticks = |pid: u32| -> Option<(u32, u64)> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+        // After the command: state, ppid, ... utime is field 14, stime 15.
+        let ppid = fields.get(1)?.parse().ok()?;
+        let utime: u64 = fields.get(11)?.parse().ok()?;
+        let stime: u64 = fields.get(12)?.parse().ok()?;
+        Some((ppid, utime + stime))
+    };
+    let mut total = ticks(master).map_or(0, |(_, t)| t);
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            if let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>()
+                && let Some((ppid, t)) = ticks(pid)
+                && ppid == master
+            {
+                total += t;
+            }
+        }
+    }
+    total as f64 / TICKS_PER_SECOND
+}
+
+/// [`wrk`], and the CPU time per request that `target` and `upstream`
+/// (process trees) spent during the run.
+pub fn wrk_watching(
+    url: &str,
+    connections: u32,
+    seconds: u32,
+    script: Option<&Path>,
+    target: u32,
+    upstream: u32,
+) -> anyhow::Result<Figures> {
+    let before = (tree_cpu_seconds(target), tree_cpu_seconds(upstream));
+    let mut figures = wrk(url, connections, seconds, script)?;
+    let after = (tree_cpu_seconds(target), tree_cpu_seconds(upstream));
+    let per_request = |spent: f64| spent * 1e6 / figures.requests.max(1) as f64;
+    figures.cpu_us = Some((
+        per_request(after.0 - before.0),
+        per_request(after.1 - before.1),
+    ));
+    Ok(figures)
+}
+
+/// An nginx that answers from memory, in processes of its own: the
+/// upstream of the proxy benchmarks, far faster than the proxies measured,
+/// so their figures are theirs. `/bench/small` (11 bytes), `/bench/big`
+/// (1 MiB), and an OpenAI-compatible `/v1/models` and
+/// `/v1/chat/completions` (whole replies only: nginx cannot read `stream`
+/// in a body).
+pub struct Origin {
+    pub process: Nginx,
+    pub port: u16,
+}
+
+/// The origin's chat completion, with its usage.
+pub const CHAT_REPLY: &str = r#"{"id":"chatcmpl-bench","object":"chat.completion","created":1,"model":"fake-model","choices":[{"index":0,"message":{"role":"assistant","content":"Hello, benchmark!"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":4,"total_tokens":16}}"#;
+
+pub fn nginx_origin(dir: &Path) -> anyhow::Result<Origin> {
+    let port = free_port()?;
+    let root = dir.join("origin");
+    std::fs::create_dir_all(root.join("bench"))?;
+    std::fs::write(root.join("bench/big"), vec![b'x'; 1024 * 1024])?;
+    let conf = format!(
+        "worker_processes 1;\nworker_rlimit_nofile 20000;\nerror_log {dir}/origin-error.log warn;\npid {dir}/origin.pid;\n\
+         events {{ worker_connections 16384; }}\n\
+         http {{\n  access_log off;\n  keepalive_requests 10000000;\n\
+         server {{\n    listen 127.0.0.1:{port} backlog=4096;\n    root {root};\n\
+         location = /bench/small {{ default_type text/plain; return 200 'hello world'; }}\n\
+         location = /bench/big {{ default_type application/octet-stream; }}\n\
+         location = /v1/models {{ default_type application/json; return 200 '{{\"object\":\"list\",\"data\":[]}}'; }}\n\
+         location = /v1/chat/completions {{ default_type application/json; return 200 '{CHAT_REPLY}'; }}\n\
+         }}\n}}\n",
+        dir = dir.display(),
+        root = root.display(),
+    );
+    let conf_file = dir.join("origin.conf");
+    std::fs::write(&conf_file, conf)?;
+    let process = Nginx(
+        Command::new("nginx")
+            .arg("-e")
+            .arg(dir.join("origin-error.log"))
+            .arg("-c")
+            .arg(&conf_file)
+            .arg("-g")
+            .arg("daemon off;")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("failed to start nginx (apt-get install nginx)")?,
+    );
+    Ok(Origin { process, port })
+}
+
+/// A wrk Lua script that adds `headers` (and a `body` to POST).
+pub fn wrk_script(path: &Path, headers: &[(&str, &str)], body: Option<&str>) -> anyhow::Result<()> {
+    let mut script = String::new();
+    if let Some(body) = body {
+        script.push_str(&format!("wrk.method = \"POST\"\nwrk.body = '{body}'\n"));
+    }
+    for (name, value) in headers {
+        script.push_str(&format!("wrk.headers[\"{name}\"] = \"{value}\"\n"));
+    }
+    std::fs::write(path, script)?;
+    Ok(())
 }
 
 fn parse_duration_ms(text: &str) -> Option<f64> {
@@ -161,8 +297,9 @@ fn parse_duration_ms(text: &str) -> Option<f64> {
     })
 }
 
-/// Runs `wrk -t2` against `url`, with a Lua `script` (a POST body, headers)
-/// when given.
+/// Runs `wrk -t1` against `url`, with a Lua `script` (a POST body, headers)
+/// when given. One load thread leaves the targets as much of this 2-core
+/// machine as it can.
 pub fn wrk(
     url: &str,
     connections: u32,
@@ -175,7 +312,7 @@ pub fn wrk(
     }
     let output = command
         .args([
-            "-t2",
+            "-t1",
             &format!("-c{connections}"),
             &format!("-d{seconds}s"),
             "--latency",
@@ -200,7 +337,14 @@ pub fn wrk(
                 .sum()
         })
         .unwrap_or(0);
+    let requests = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.trim().parse().ok())
+        .context("no request count")?;
     Ok(Figures {
+        requests,
+        cpu_us: None,
         errors: non_2xx + socket_errors,
         rps: field("Requests/sec:")
             .and_then(|v| v.parse().ok())
@@ -245,8 +389,11 @@ pub fn median(runs: &[Figures]) -> Figures {
 
 /// Prints one target's figures.
 pub fn line(label: &str, f: Figures) {
+    let cpu = f.cpu_us.map_or(String::new(), |(target, upstream)| {
+        format!("   CPU/req {target:>6.1} µs (upstream {upstream:>5.1} µs)")
+    });
     println!(
-        "  {label:<34} {:>10.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   errors {}",
+        "  {label:<34} {:>8.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   errors {}{cpu}",
         f.rps, f.p50_ms, f.p99_ms, f.errors
     );
 }

@@ -1,7 +1,9 @@
-//! The gateway against nginx, side by side in one run: the same fast
-//! upstream (served from this process), the same route table (nginx's config
-//! is our own export of it), the same `wrk` load. Also `daarion up` on an
-//! in-process route, and memory per open proxied WebSocket.
+//! The gateway against nginx, side by side in one run: the same upstream
+//! (an nginx answering from memory in its own processes, faster than either
+//! proxy), the same route table (nginx's config is our own export of it), the
+//! same `wrk` load, and the CPU each process spends per request. Also
+//! `daarion up` on an in-process route, and memory per open proxied
+//! WebSocket.
 
 #![allow(clippy::print_stdout)]
 
@@ -15,7 +17,8 @@ use anyhow::Context;
 use axum::{Router, extract::ws::WebSocketUpgrade, response::IntoResponse, routing::get};
 use clap::Parser;
 use daarion_bench::{
-    Figures, Killed, free_port, line, median, rss_kib, tree_rss_kib, wait_ready, wrk,
+    Figures, Killed, Nginx, free_port, line, median, nginx_origin, rss_kib, tree_rss_kib,
+    wait_ready, wrk_script, wrk_watching,
 };
 
 /// How long a started proxy may take to answer.
@@ -37,31 +40,25 @@ struct Args {
     /// limit is 20 000 per process, so 9 000 is about the most that fits.
     #[arg(long, default_value_t = 9_000)]
     sockets: usize,
+    /// Connection counts to load with.
+    #[arg(long, value_delimiter = ',', default_value = "64,512")]
+    connections: Vec<u32>,
 }
 
-async fn upstream() -> anyhow::Result<u16> {
-    let big = bytes::Bytes::from(vec![b'x'; 1024 * 1024]);
-    let app = Router::new()
-        .route("/bench/small", get(|| async { "hello world" }))
-        .route(
-            "/bench/big",
-            get(move || {
-                let big = big.clone();
-                async move { big }
-            }),
-        )
-        .route(
-            "/bench/ws",
-            get(|upgrade: WebSocketUpgrade| async move {
-                upgrade
-                    .read_buffer_size(4096)
-                    .write_buffer_size(4096)
-                    .on_upgrade(|mut socket| async move {
-                        while let Some(Ok(_)) = socket.recv().await {}
-                    })
-                    .into_response()
-            }),
-        );
+/// The WebSocket upstream of the memory figure (nginx cannot be one).
+async fn ws_upstream() -> anyhow::Result<u16> {
+    let app = Router::new().route(
+        "/bench/ws/socket",
+        get(|upgrade: WebSocketUpgrade| async move {
+            upgrade
+                .read_buffer_size(4096)
+                .write_buffer_size(4096)
+                .on_upgrade(
+                    |mut socket| async move { while let Some(Ok(_)) = socket.recv().await {} },
+                )
+                .into_response()
+        }),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -74,7 +71,7 @@ async fn open_sockets(port: u16, count: usize) -> anyhow::Result<Vec<impl Send>>
     use futures::StreamExt;
     for _ in 0..count {
         pending.push(tokio_tungstenite::connect_async(format!(
-            "ws://127.0.0.1:{port}/bench/ws"
+            "ws://127.0.0.1:{port}/bench/ws/socket"
         )));
         if pending.len() >= 200 {
             let (socket, _) = pending.next().await.context("connect")??;
@@ -92,11 +89,14 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = std::env::temp_dir().join(format!("daarion-gw-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let up = upstream().await?;
-
+    let origin = nginx_origin(&dir)?;
+    let ws = ws_upstream().await?;
     let routes = format!(
-        "[[routes]]\nprefix = \"/bench/\"\nupstream = \"bench\"\nwebsocket = true\nrate_limit = \"off\"\n\
-         [upstreams.bench]\naddresses = [\"127.0.0.1:{up}\"]\n"
+        "[[routes]]\nprefix = \"/bench/\"\nupstream = \"bench\"\nrate_limit = \"off\"\n\
+         [[routes]]\nprefix = \"/bench/ws/\"\nupstream = \"ws\"\nwebsocket = true\nrate_limit = \"off\"\n\
+         [upstreams.bench]\naddresses = [\"127.0.0.1:{}\"]\ncredentials = true\n\
+         [upstreams.ws]\naddresses = [\"127.0.0.1:{ws}\"]\n",
+        origin.port
     );
     let routes_file = dir.join("routes.toml");
     std::fs::write(&routes_file, &routes)?;
@@ -133,10 +133,10 @@ async fn main() -> anyhow::Result<()> {
         }
         conf
     };
-    let start_nginx = |name: &str, port: u16, buffering: bool| -> anyhow::Result<Killed> {
+    let start_nginx = |name: &str, port: u16, buffering: bool| -> anyhow::Result<Nginx> {
         let conf_file = dir.join(format!("{name}.conf"));
         std::fs::write(&conf_file, nginx_conf(port, buffering))?;
-        Ok(Killed(
+        Ok(Nginx(
             Command::new("nginx")
                 .arg("-c")
                 .arg(&conf_file)
@@ -202,60 +202,62 @@ async fn main() -> anyhow::Result<()> {
     let nginx = start_nginx("nginx", nginx_port, false)?;
     let tuned_port = free_port()?;
     let tuned = start_nginx("nginx-buffered", tuned_port, true)?;
-    let up_port = free_port()?;
-    let data = dir.join("data");
-    let all_in_one = Killed(
-        Command::new(&args.binary)
-            .args([
-                "up",
-                "--listen",
-                &format!("127.0.0.1:{up_port}"),
-                "--data-dir",
-            ])
-            .arg(&data)
-            .env("RUST_LOG", "warn")
-            .env("DAARION__SERVER__MAX_CONNECTIONS_PER_CLIENT", "1000000")
-            .env("DAARION__GATEWAY__RATE_LIMIT_PER_SECOND", "1000000000")
-            .env("DAARION__GATEWAY__RATE_LIMIT_BURST", "1000000000")
-            .env_remove("DATABASE_URL")
-            .env_remove("NATS_URL")
-            .env_remove("REDIS_URL")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
+    let (all_in_one, _) = daarion_bench::start(&args.binary, &dir.join("data"), &[]).await?;
+    let up_port = all_in_one.port;
+    let person = daarion_testkit::passkey::Person::register(
+        &reqwest::Client::new(),
+        &format!("http://127.0.0.1:{up_port}"),
+        "bench",
+    )
+    .await?;
+    let signed_in = dir.join("signed-in.lua");
+    wrk_script(&signed_in, &[("Cookie", &person.cookie())], None)?;
     wait_ready(gw_port, "/bench/small", PATIENCE).await?;
     wait_ready(nginx_port, "/bench/small", PATIENCE).await?;
     wait_ready(tuned_port, "/bench/small", PATIENCE).await?;
-    wait_ready(up_port, "/api/city/rooms/general", PATIENCE).await?;
+    wait_ready(origin.port, "/bench/small", PATIENCE).await?;
 
     println!(
-        "gateway benchmark: wrk -t2, {} s per run, one 2-core machine shared by wrk, proxy and upstream",
+        "gateway benchmark: wrk -t1, {} s per run, one 2-core machine shared by wrk, proxy and upstream (nginx answering from memory, 1 worker); CPU per request from /proc/<pid>/stat",
         args.seconds
     );
+    let watched = |target: u32| (target, origin.process.id());
     for (label, path) in [
         ("small response (11 B)", "/bench/small"),
         ("1 MiB response", "/bench/big"),
     ] {
-        for connections in [64, 512] {
+        for &connections in &args.connections {
             println!(
                 "{label}, {connections} connections (median of {} interleaved runs):",
                 args.repeat
             );
             let mut targets = vec![
                 (
+                    "upstream direct (no proxy)",
+                    format!("http://127.0.0.1:{}{path}", origin.port),
+                    watched(origin.process.id()),
+                    None,
+                    Vec::new(),
+                ),
+                (
                     "nginx (streaming, as exported)",
                     format!("http://127.0.0.1:{nginx_port}{path}"),
+                    watched(nginx.id()),
+                    None,
                     Vec::new(),
                 ),
                 (
                     "nginx (buffering on, tuned)",
                     format!("http://127.0.0.1:{tuned_port}{path}"),
+                    watched(tuned.id()),
+                    None,
                     Vec::new(),
                 ),
                 (
                     "daarion gateway",
                     format!("http://127.0.0.1:{gw_port}{path}"),
+                    watched(gateway.id()),
+                    None,
                     Vec::new(),
                 ),
             ];
@@ -263,34 +265,45 @@ async fn main() -> anyhow::Result<()> {
                 targets.push((
                     "daarion up, in-process city route",
                     format!("http://127.0.0.1:{up_port}/api/city/rooms/general"),
+                    watched(all_in_one.child.id()),
+                    Some(signed_in.as_path()),
                     Vec::new(),
                 ));
             }
             // Interleaved, so a slow spell of the shared machine hits every
             // target alike.
             for _ in 0..args.repeat {
-                for (_, url, runs) in &mut targets {
-                    runs.push(wrk(url, connections, args.seconds, None)?);
+                for (_, url, (target, upstream), script, runs) in &mut targets {
+                    runs.push(wrk_watching(
+                        url,
+                        connections,
+                        args.seconds,
+                        *script,
+                        *target,
+                        *upstream,
+                    )?);
                 }
             }
-            let medians: Vec<Figures> = targets.iter().map(|(_, _, runs)| median(runs)).collect();
-            for ((name, _, _), figures) in targets.iter().zip(&medians) {
+            let medians: Vec<Figures> = targets.iter().map(|(.., runs)| median(runs)).collect();
+            for ((name, ..), figures) in targets.iter().zip(&medians) {
                 line(name, *figures);
             }
-            let best = if medians[1].rps > medians[0].rps {
-                medians[1]
+            let best = if medians[2].rps > medians[1].rps {
+                medians[2]
             } else {
-                medians[0]
+                medians[1]
             };
+            let cpu = |f: Figures| f.cpu_us.map_or(f64::NAN, |(target, _)| target);
             println!(
-                "  ratio daarion/best nginx: throughput {:.2}x, p99 {:.2}x (goal: throughput >= 1, p99 <= 1)",
-                medians[2].rps / best.rps,
-                medians[2].p99_ms / best.p99_ms
+                "  ratio daarion/best nginx: throughput {:.2}x, p99 {:.2}x, CPU per request {:.2}x (goal: throughput >= 1, p99 <= 1, CPU <= 1)",
+                medians[3].rps / best.rps,
+                medians[3].p99_ms / best.p99_ms,
+                cpu(medians[3]) / cpu(best)
             );
         }
     }
 
-    drop((gateway, nginx, tuned, all_in_one));
+    drop((gateway, nginx, tuned, all_in_one, origin));
     let _ = std::fs::remove_dir_all(Path::new(&dir));
     Ok(())
 }

@@ -1,10 +1,12 @@
-//! The LLM proxy against LiteLLM's, side by side in one run: the same fake
-//! OpenAI-compatible upstream (a separate process) called directly, through
-//! `daarion up` and through `litellm --config` (when given its path). Prints
-//! the latency each proxy adds (whole replies, and time to the first streamed
-//! byte), the most requests per second each passes (wrk), and a soak: minutes
-//! of steady streaming through both proxies at once, with their memory
-//! sampled throughout.
+//! The LLM proxy against LiteLLM's, side by side in one run: the same
+//! upstreams, in processes of their own, called directly, through `daarion
+//! up` and through `litellm --config` (when given its path) — whole replies
+//! from an nginx answering from memory (faster than any proxy), streams from
+//! the fake OpenAI server of the test kit. Prints the latency each proxy adds
+//! (whole replies, and time to the first streamed byte), the most requests
+//! per second each passes (wrk) with the CPU each process spends per request,
+//! and a soak: minutes of steady streaming through both proxies at once, with
+//! their memory sampled throughout.
 
 #![allow(clippy::print_stdout)]
 
@@ -23,8 +25,8 @@ use std::{
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use daarion_bench::{
-    Figures, Killed, free_port, line, median, ms, percentile, rss_kib, tree_rss_kib, wait_ready,
-    wrk,
+    Figures, Killed, free_port, line, median, ms, nginx_origin, percentile, rss_kib, tree_rss_kib,
+    wait_ready, wrk_watching,
 };
 use daarion_testkit::llm::{FakeLlm, Flavor};
 use serde_json::{Value, json};
@@ -75,17 +77,41 @@ enum Sub {
     },
 }
 
-/// One way to reach the upstream: an OpenAI-compatible base URL, a key and
+/// One way to reach the upstreams: OpenAI-compatible base URLs, a key and
 /// the model names it knows.
 #[derive(Clone)]
 struct Target {
     name: &'static str,
+    /// Whole replies (the nginx origin, through this target)...
     base: String,
+    /// ...and streams (the fast fake).
+    stream_base: String,
     key: String,
-    /// The fast upstream's model (latency and throughput).
     model: &'static str,
+    stream_model: &'static str,
     /// The pacing upstream's model (soak).
     soak_model: &'static str,
+    /// The proxy process (the upstreams' own are measured apart).
+    pid: u32,
+}
+
+impl Target {
+    fn url(&self, stream: bool) -> String {
+        let base = if stream {
+            &self.stream_base
+        } else {
+            &self.base
+        };
+        format!("{base}/chat/completions")
+    }
+
+    fn model(&self, stream: bool) -> &'static str {
+        if stream {
+            self.stream_model
+        } else {
+            self.model
+        }
+    }
 }
 
 fn chat(model: &str, stream: bool) -> Value {
@@ -112,24 +138,30 @@ fn start_fake(chunk_delay_ms: u64) -> anyhow::Result<(Killed, u16)> {
     Ok((Killed(child), port))
 }
 
-/// `daarion up` with the two fakes as providers of the aliases `bench`
-/// and `soak`, and an API key allowed to call them.
+/// `daarion up` with the origin and the two fakes as providers of the
+/// aliases `bench`, `bench-stream` and `soak`, and an API key allowed to
+/// call them. The bench person is on the default `free` plan, whose limits
+/// are raised out of the way: every check still runs.
 async fn start_daarion(
     binary: &Path,
     dir: &Path,
-    fast: u16,
-    paced: u16,
+    [origin, fast, paced]: [u16; 3],
 ) -> anyhow::Result<(daarion_bench::Daarion, String)> {
     let config = dir.join("daarion.toml");
     std::fs::write(
         &config,
         format!(
-            "[llm.providers.fast]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:{fast}/v1\"\napi_key = \"fake\"\n\
+            "[llm.providers.origin]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:{origin}/v1\"\napi_key = \"fake\"\n\
+             [llm.providers.fast]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:{fast}/v1\"\napi_key = \"fake\"\n\
              [llm.providers.paced]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:{paced}/v1\"\napi_key = \"fake\"\n\
-             [llm.models.bench]\ndeployments = [{{ provider = \"fast\", model = \"fake-model\" }}]\n\
+             [llm.models.bench]\ndeployments = [{{ provider = \"origin\", model = \"fake-model\" }}]\n\
+             price = {{ input_per_million = 0.15, output_per_million = 0.60 }}\n\
+             [llm.models.bench-stream]\ndeployments = [{{ provider = \"fast\", model = \"fake-model\" }}]\n\
              price = {{ input_per_million = 0.15, output_per_million = 0.60 }}\n\
              [llm.models.soak]\ndeployments = [{{ provider = \"paced\", model = \"fake-model\" }}]\n\
-             price = {{ input_per_million = 0.15, output_per_million = 0.60 }}\n"
+             price = {{ input_per_million = 0.15, output_per_million = 0.60 }}\n\
+             [usage.free]\ntokens_per_minute = 1000000000000\nrequests_per_minute = 1000000000\n\
+             budget_cents_per_month = 1000000000000\n"
         ),
     )?;
     let (daarion, _) = daarion_bench::start(
@@ -172,15 +204,15 @@ async fn start_litellm(
     litellm: &Path,
     workers: u32,
     dir: &Path,
-    fast: u16,
-    paced: u16,
+    [origin, fast, paced]: [u16; 3],
 ) -> anyhow::Result<(Group, u16)> {
     let config = dir.join("litellm.yaml");
     std::fs::write(
         &config,
         format!(
             "model_list:\n\
-             \x20 - model_name: bench\n    litellm_params: {{model: openai/fake-model, api_base: \"http://127.0.0.1:{fast}/v1\", api_key: fake}}\n\
+             \x20 - model_name: bench\n    litellm_params: {{model: openai/fake-model, api_base: \"http://127.0.0.1:{origin}/v1\", api_key: fake}}\n\
+             \x20 - model_name: bench-stream\n    litellm_params: {{model: openai/fake-model, api_base: \"http://127.0.0.1:{fast}/v1\", api_key: fake}}\n\
              \x20 - model_name: soak\n    litellm_params: {{model: openai/fake-model, api_base: \"http://127.0.0.1:{paced}/v1\", api_key: fake}}\n\
              general_settings:\n  master_key: sk-bench\n"
         ),
@@ -220,9 +252,9 @@ async fn timed(
 ) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let mut response = client
-        .post(format!("{}/chat/completions", target.base))
+        .post(target.url(stream))
         .bearer_auth(&target.key)
-        .json(&chat(target.model, stream))
+        .json(&chat(target.model(stream), stream))
         .send()
         .await?
         .error_for_status()?;
@@ -289,7 +321,7 @@ fn wrk_script(dir: &Path, target: &Target, stream: bool) -> anyhow::Result<PathB
         &path,
         format!(
             "wrk.method = \"POST\"\nwrk.body = '{}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"Authorization\"] = \"Bearer {}\"\n",
-            chat(target.model, stream),
+            chat(target.model(stream), stream),
             target.key
         ),
     )?;
@@ -310,7 +342,7 @@ struct Soak {
 /// seconds.
 async fn soak(target: Target, pid: u32, rate: u64, seconds: u64) -> Soak {
     let target = Arc::new(Target {
-        model: target.soak_model,
+        stream_model: target.soak_model,
         ..target
     });
     let client = reqwest::Client::new();
@@ -404,7 +436,12 @@ async fn serve_fake(listen: SocketAddr, chunk_delay_ms: u64) -> anyhow::Result<(
 /// Latency and throughput of `proxy` next to the upstream called directly,
 /// interleaved so a slow spell of the shared machine hits both alike; the
 /// median-throughput wrk runs of each, whole then streamed.
-async fn measure(args: &Args, dir: &Path, pair: &[Target; 2]) -> anyhow::Result<[Figures; 2]> {
+async fn measure(
+    args: &Args,
+    dir: &Path,
+    pair: &[Target; 2],
+    upstreams: [u32; 2],
+) -> anyhow::Result<[Figures; 2]> {
     let whole = latencies(pair, args.requests, false).await?;
     print_latencies("  whole replies (one client, sequential):", pair, &whole);
     let streamed = latencies(pair, args.requests, true).await?;
@@ -416,7 +453,7 @@ async fn measure(args: &Args, dir: &Path, pair: &[Target; 2]) -> anyhow::Result<
     let mut result = [None, None];
     for stream in [false, true] {
         println!(
-            "  most requests per second, wrk -t2 -c{} {} s, {} (median of {} interleaved runs):",
+            "  most requests per second, wrk -t1 -c{} {} s, {} (median of {} interleaved runs):",
             args.connections,
             args.seconds,
             if stream { "streamed" } else { "whole" },
@@ -427,10 +464,21 @@ async fn measure(args: &Args, dir: &Path, pair: &[Target; 2]) -> anyhow::Result<
             .map(|t| wrk_script(dir, t, stream))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let mut runs: Vec<Vec<Figures>> = vec![Vec::new(); pair.len()];
+        let upstream = upstreams[usize::from(stream)];
         for _ in 0..args.repeat {
-            for ((target, script), runs) in pair.iter().zip(&scripts).zip(&mut runs) {
-                let url = format!("{}/chat/completions", target.base);
-                runs.push(wrk(&url, args.connections, args.seconds, Some(script))?);
+            for (i, ((target, script), runs)) in
+                pair.iter().zip(&scripts).zip(&mut runs).enumerate()
+            {
+                // The first of the pair is the upstream called directly.
+                let pid = if i == 0 { upstream } else { target.pid };
+                runs.push(wrk_watching(
+                    &target.url(stream),
+                    args.connections,
+                    args.seconds,
+                    Some(script),
+                    pid,
+                    upstream,
+                )?);
             }
         }
         for (target, runs) in pair.iter().zip(&runs) {
@@ -459,33 +507,44 @@ async fn main() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("daarion-llm-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
 
+    let origin = nginx_origin(&dir)?;
     let (fast_fake, fast) = start_fake(0)?;
     // A streamed reply of about ten chunks 20 ms apart: ~0.2 s per stream.
     let (paced_fake, paced) = start_fake(20)?;
+    wait_ready(origin.port, "/v1/models", Duration::from_secs(10)).await?;
     wait_ready(fast, "/v1/models", Duration::from_secs(10)).await?;
     wait_ready(paced, "/v1/models", Duration::from_secs(10)).await?;
+    let ports = [origin.port, fast, paced];
+    let upstreams = [origin.process.id(), fast_fake.id()];
     let direct = Target {
         name: "direct (no proxy)",
-        base: format!("http://127.0.0.1:{fast}/v1"),
+        base: format!("http://127.0.0.1:{}/v1", origin.port),
+        stream_base: format!("http://127.0.0.1:{fast}/v1"),
         key: "fake".into(),
         model: "fake-model",
+        stream_model: "fake-model",
         soak_model: "fake-model",
+        pid: origin.process.id(),
     };
     println!(
         "LLM proxy benchmark: one 2-core machine shares the load client, the fake upstream and the proxy; each proxy is measured while the other is not running; {} sequential calls per target",
         args.requests
     );
 
-    let (daarion, key) = start_daarion(&binary, &dir, fast, paced).await?;
+    let (daarion, key) = start_daarion(&binary, &dir, ports).await?;
+    let base = format!("http://127.0.0.1:{}/api/llm/v1", daarion.port);
     let ours = Target {
         name: "daarion up",
-        base: format!("http://127.0.0.1:{}/api/llm/v1", daarion.port),
+        stream_base: base.clone(),
+        base,
         key,
         model: "bench",
+        stream_model: "bench-stream",
         soak_model: "soak",
+        pid: daarion.child.id(),
     };
     println!("daarion up (release):");
-    let daarion_figures = measure(&args, &dir, &[direct.clone(), ours.clone()]).await?;
+    let daarion_figures = measure(&args, &dir, &[direct.clone(), ours.clone()], upstreams).await?;
     println!(
         "  RSS after the load: {:.1} MiB",
         rss_kib(daarion.child.id())? as f64 / 1024.0
@@ -497,19 +556,23 @@ async fn main() -> anyhow::Result<()> {
     };
     // LiteLLM starts only now, so neither proxy's idle work weighs on the
     // other's figures; DAARION stays up (idle) for the soak.
-    let (litellm, port) = start_litellm(path, args.litellm_workers, &dir, fast, paced).await?;
+    let (litellm, port) = start_litellm(path, args.litellm_workers, &dir, ports).await?;
+    let base = format!("http://127.0.0.1:{port}/v1");
     let theirs = Target {
         name: "litellm",
-        base: format!("http://127.0.0.1:{port}/v1"),
+        stream_base: base.clone(),
+        base,
         key: "sk-bench".into(),
         model: "bench",
+        stream_model: "bench-stream",
         soak_model: "soak",
+        pid: litellm.0.id(),
     };
     println!(
         "LiteLLM proxy ({} workers, no database):",
         args.litellm_workers
     );
-    let litellm_figures = measure(&args, &dir, &[direct, theirs.clone()]).await?;
+    let litellm_figures = measure(&args, &dir, &[direct, theirs.clone()], upstreams).await?;
     println!(
         "  RSS after the load (all processes): {:.1} MiB",
         tree_rss_kib(litellm.0.id()) as f64 / 1024.0
@@ -542,7 +605,7 @@ async fn main() -> anyhow::Result<()> {
         print_soak("daarion up", &ours_run.await?);
         print_soak("litellm", &theirs_run.await?);
     }
-    drop((litellm, daarion, fast_fake, paced_fake));
+    drop((litellm, daarion, fast_fake, paced_fake, origin));
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
