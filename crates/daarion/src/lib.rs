@@ -445,6 +445,11 @@ async fn server_parts(
     Option<(tokio::net::TcpListener, Router)>,
 )> {
     let mut options = settings.server.options(&settings.gateway.trusted_proxies)?;
+    if *shape == Shape::Gateway {
+        // The gateway alone holds no database or bus: its connections can
+        // each stay on one core's runtime, as nginx's stay in one worker.
+        options.connection_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    }
     if matches!(shape, Shape::Service(_)) {
         // A service process sits behind the gateway: every connection comes
         // from the gateway's address, and the edge already caps clients.

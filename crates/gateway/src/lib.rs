@@ -87,7 +87,6 @@ impl EdgeSettings {
 pub struct Loaded {
     pub table: RouteTable,
     pub groups: BTreeMap<String, Arc<Group>>,
-    clients: BTreeMap<u64, UpstreamClient>,
     /// Stops this table's health checks when a newer table replaces it.
     checks: CancellationToken,
 }
@@ -140,12 +139,6 @@ impl Gateway {
         tasks: &TaskTracker,
         local: &std::collections::BTreeSet<String>,
     ) -> Loaded {
-        let mut clients = BTreeMap::new();
-        for route in &table.routes {
-            clients
-                .entry(route.timeouts.connect_ms)
-                .or_insert_with(|| proxy::client(route.timeouts.connect()));
-        }
         let probe_client = proxy::client(Duration::from_secs(2));
         let checks = shutdown.child_token();
         let groups = table
@@ -169,7 +162,6 @@ impl Gateway {
         Loaded {
             table: table.clone(),
             groups,
-            clients,
             checks,
         }
     }
@@ -285,12 +277,10 @@ impl Gateway {
             }
             return ApiError::not_found("no such route").into_response();
         };
-        let (Some(group), Some(client)) = (
-            loaded.groups.get(&route.upstream),
-            loaded.clients.get(&route.timeouts.connect_ms),
-        ) else {
+        let Some(group) = loaded.groups.get(&route.upstream) else {
             return ApiError::not_found("no such route").into_response();
         };
+        let client = thread_client(&loaded, route.timeouts.connect_ms);
         let peer = edge::peer(
             socket,
             request.headers(),
@@ -301,7 +291,7 @@ impl Gateway {
             Target {
                 route,
                 group,
-                client,
+                client: &client,
                 peer: &peer,
                 tasks: &self.tasks,
                 shutdown: &self.shutdown,
@@ -366,6 +356,30 @@ impl Gateway {
             .with_state(self.clone());
         self.edge(router)
     }
+}
+
+thread_local! {
+    /// This thread's upstream clients (their pools) for the loaded table, by
+    /// connect timeout: a pooled connection is served by the runtime that
+    /// opened it, so a thread that borrows another's would hand every
+    /// request across threads (with `connection_threads`, never).
+    static CLIENTS: std::cell::RefCell<(usize, BTreeMap<u64, UpstreamClient>)> =
+        std::cell::RefCell::default();
+}
+
+fn thread_client(loaded: &Arc<Loaded>, connect_ms: u64) -> UpstreamClient {
+    // A reloaded table starts new pools.
+    let generation = Arc::as_ptr(loaded) as usize;
+    CLIENTS.with_borrow_mut(|(current, clients)| {
+        if *current != generation {
+            clients.clear();
+            *current = generation;
+        }
+        clients
+            .entry(connect_ms)
+            .or_insert_with(|| proxy::client(Duration::from_millis(connect_ms)))
+            .clone()
+    })
 }
 
 /// The catch-all: forwards along the route table.

@@ -319,7 +319,11 @@ pub async fn forward(target: Target<'_>, mut request: Request) -> Response {
         strip_credentials(&mut parts.headers);
     }
     set_forwarding_headers(&mut parts.headers, target.peer);
-    let replayable = idempotent(&parts.method) && !has_body(&parts.headers) && !upgrade;
+    // A retry goes to another address, so a group of one never retries.
+    let replayable = idempotent(&parts.method)
+        && !has_body(&parts.headers)
+        && !upgrade
+        && group.endpoints.len() > 1;
     let max_body = usize::try_from(route.max_body_bytes).unwrap_or(usize::MAX);
     let mut body = Some(Body::new(http_body_util::Limited::new(body, max_body)));
     group.earn_retry();
@@ -340,7 +344,12 @@ pub async fn forward(target: Target<'_>, mut request: Request) -> Response {
         let mut upstream_request = Request::new(body.take().unwrap_or_else(Body::empty));
         *upstream_request.method_mut() = parts.method.clone();
         *upstream_request.uri_mut() = uri;
-        *upstream_request.headers_mut() = parts.headers.clone();
+        // Only a request that may be retried keeps its headers for the next try.
+        *upstream_request.headers_mut() = if replayable {
+            parts.headers.clone()
+        } else {
+            std::mem::take(&mut parts.headers)
+        };
         let sent = tokio::time::timeout(
             route.timeouts.response(),
             target.client.request(upstream_request),
@@ -355,9 +364,7 @@ pub async fn forward(target: Target<'_>, mut request: Request) -> Response {
             Ok(mut response) => {
                 let status = response.status();
                 group.record(&endpoint, !matches!(status.as_u16(), 502..=504));
-                metrics::counter!("gateway_upstream_requests_total", "upstream" => group.name.clone(),
-                    "address" => endpoint.address.clone(), "outcome" => "response")
-                .increment(1);
+                endpoint.outcomes[0].increment(1);
                 if status == StatusCode::SWITCHING_PROTOCOLS {
                     if let Some(client_side) = client_upgrade {
                         let upstream_side = hyper::upgrade::on(&mut response);
@@ -394,9 +401,7 @@ pub async fn forward(target: Target<'_>, mut request: Request) -> Response {
             Err(error) => {
                 let connect_failure = error.as_ref().is_some_and(|e| e.is_connect());
                 group.record(&endpoint, false);
-                metrics::counter!("gateway_upstream_requests_total", "upstream" => group.name.clone(),
-                    "address" => endpoint.address.clone(), "outcome" => if error.is_none() { "timeout" } else { "error" })
-                .increment(1);
+                endpoint.outcomes[if error.is_none() { 2 } else { 1 }].increment(1);
                 if let Some(e) = &error
                     && is_length_limit(e)
                 {

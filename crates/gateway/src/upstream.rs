@@ -19,6 +19,9 @@ use crate::config::{Balance, UpstreamGroup};
 
 pub struct Endpoint {
     pub address: String,
+    /// `gateway_upstream_requests_total` of this address, by outcome
+    /// (response, error, timeout): registered once, not per request.
+    pub outcomes: [metrics::Counter; 3],
     in_flight: AtomicU64,
     failures: AtomicU32,
     /// Milliseconds since the group's epoch until which the address is ejected.
@@ -103,7 +106,12 @@ impl Group {
             .addresses
             .iter()
             .map(|address| {
+                let outcome = |outcome: &'static str| {
+                    metrics::counter!("gateway_upstream_requests_total", "upstream" => name.to_owned(),
+                        "address" => address.clone(), "outcome" => outcome)
+                };
                 Arc::new(Endpoint {
+                    outcomes: [outcome("response"), outcome("error"), outcome("timeout")],
                     address: address.clone(),
                     in_flight: AtomicU64::new(0),
                     failures: AtomicU32::new(0),

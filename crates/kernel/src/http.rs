@@ -83,14 +83,13 @@ pub async fn request_context(request: Request, next: Next) -> Response {
         .and_then(context::trace_id_from_traceparent)
         .unwrap_or_else(context::new_trace_id);
     let method = request.method().clone();
+    // Kept as they are (an address, a shared path): formatted only if the
+    // access log is on.
     let client = request
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
+        .map(|c| c.0.ip());
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let span = tracing::info_span!("request", request_id = %request_id, trace_id = %trace_id);
     let ctx = RequestContext {
         request_id: request_id.clone(),
@@ -104,16 +103,16 @@ pub async fn request_context(request: Request, next: Next) -> Response {
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let upstream = response.extensions().get::<Upstream>().map(|u| u.0.clone());
+    let upstream = response.extensions().get::<Upstream>();
     span.in_scope(|| {
         tracing::info!(
             method = %method,
-            route = route.as_deref().unwrap_or("unmatched"),
+            route = route.as_ref().map_or("unmatched", MatchedPath::as_str),
             status,
             bytes,
             duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-            upstream,
-            client,
+            upstream = upstream.map(|u| u.0.as_str()),
+            client = client.map(tracing::field::display),
             "request completed"
         );
     });

@@ -6,7 +6,11 @@
 //! Routes are labelled by their template (`/api/city/rooms/{slug}`), never
 //! the raw path, so label cardinality stays bounded.
 
-use std::{sync::OnceLock, time::Instant};
+use std::{
+    collections::HashMap,
+    sync::{Arc, OnceLock},
+    time::Instant,
+};
 
 use axum::{
     extract::{MatchedPath, Request, State},
@@ -112,43 +116,114 @@ async fn render() -> Response {
 #[derive(Clone, Copy)]
 pub struct ServiceLabel(pub &'static str);
 
+/// The request metrics of one service, route, method and status.
+struct RouteHandles {
+    requests: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+type HandleKey = (&'static str, &'static str, u16);
+
+/// The method as a label: the standard ones, else `OTHER`, so a client
+/// inventing methods cannot grow the label set.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// Metric handles, registered on first use: building a registry key (label
+/// strings, hashing) for every request showed in profiles of the gateway.
+#[derive(Default)]
+struct Handles {
+    routes: std::sync::RwLock<HashMap<HandleKey, HashMap<String, Arc<RouteHandles>>>>,
+    active: std::sync::RwLock<HashMap<&'static str, metrics::Gauge>>,
+}
+
+static HANDLES: std::sync::LazyLock<Handles> = std::sync::LazyLock::new(Handles::default);
+
+fn route_handles(key: HandleKey, route: &str) -> Arc<RouteHandles> {
+    let read = HANDLES.routes.read().unwrap_or_else(|p| p.into_inner());
+    if let Some(found) = read.get(&key).and_then(|routes| routes.get(route)) {
+        return found.clone();
+    }
+    drop(read);
+    let (service, method, status) = key;
+    let handles = Arc::new(RouteHandles {
+        requests: metrics::counter!("http_requests_total", "service" => service,
+            "method" => method, "route" => route.to_owned(),
+            "status" => status.to_string()),
+        duration: metrics::histogram!("http_request_duration_seconds", "service" => service,
+            "route" => route.to_owned()),
+    });
+    HANDLES
+        .routes
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(key)
+        .or_default()
+        .entry(route.to_owned())
+        .or_insert(handles)
+        .clone()
+}
+
+fn active_gauge(service: &'static str) -> metrics::Gauge {
+    let read = HANDLES.active.read().unwrap_or_else(|p| p.into_inner());
+    if let Some(gauge) = read.get(service) {
+        return gauge.clone();
+    }
+    drop(read);
+    HANDLES
+        .active
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(service)
+        .or_insert_with(|| metrics::gauge!("active_connections", "service" => service))
+        .clone()
+}
+
 /// Records request count, latency and in-flight connections per service.
 pub async fn track_http(
     State(ServiceLabel(service)): State<ServiceLabel>,
     request: Request,
     next: Next,
 ) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().as_str().to_owned();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = method_label(request.method());
     let _active = ConnectionGuard::new(service);
     let started = Instant::now();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "service" => service, "method" => method,
-        "route" => route.clone(), "status" => status)
-    .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "service" => service, "route" => route)
-        .record(started.elapsed().as_secs_f64());
+    let handles = route_handles(
+        (service, method, response.status().as_u16()),
+        route.as_ref().map_or("unmatched", MatchedPath::as_str),
+    );
+    handles.requests.increment(1);
+    handles.duration.record(started.elapsed().as_secs_f64());
     response
 }
 
 /// Counts one open connection (HTTP request in flight or WebSocket) while alive.
-pub struct ConnectionGuard(&'static str);
+pub struct ConnectionGuard(metrics::Gauge);
 
 impl ConnectionGuard {
     pub fn new(service: &'static str) -> Self {
-        metrics::gauge!("active_connections", "service" => service).increment(1.0);
-        Self(service)
+        let gauge = active_gauge(service);
+        gauge.increment(1.0);
+        Self(gauge)
     }
 }
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        metrics::gauge!("active_connections", "service" => self.0).decrement(1.0);
+        self.0.decrement(1.0);
     }
 }
 

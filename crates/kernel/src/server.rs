@@ -49,6 +49,12 @@ pub struct ServerOptions {
     pub tls: Option<Arc<Tls>>,
     /// How long shutdown waits for open connections.
     pub drain_timeout: Duration,
+    /// Threads that serve connections, each with a single-threaded runtime
+    /// of its own (thread per core, as nginx runs a worker per core): a
+    /// connection and the tasks it spawns (an upstream connection, a
+    /// socket) stay on one thread, with no wake-ups across threads. 0: on
+    /// the caller's runtime.
+    pub connection_threads: usize,
 }
 
 impl Default for ServerOptions {
@@ -60,6 +66,7 @@ impl Default for ServerOptions {
             exempt: Vec::new(),
             tls: None,
             drain_timeout: Duration::from_secs(10),
+            connection_threads: 0,
         }
     }
 }
@@ -214,6 +221,7 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(options.max_header_bytes).unwrap_or(u32::MAX));
     let builder = Arc::new(builder);
+    let workers = Workers::start(options.connection_threads);
     let graceful = GracefulShutdown::new();
     let counts = Arc::new(Mutex::new(HashMap::new()));
     tokio::pin!(stop);
@@ -243,6 +251,13 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let stream = match workers.portable(stream) {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "accepted connection lost");
+                continue;
+            }
+        };
         let service = TowerToHyperService::new(router.clone().map_request(
             move |mut request: axum::http::Request<Incoming>| {
                 request
@@ -255,8 +270,11 @@ pub async fn serve(
         let watcher = graceful.watcher();
         let tls = options.tls.clone();
         let handshake_timeout = options.header_read_timeout;
-        tokio::spawn(async move {
+        workers.spawn(async move {
             let _slot = slot;
+            let Ok(stream) = stream.into_tokio() else {
+                return;
+            };
             match tls {
                 None => {
                     let connection =
@@ -284,6 +302,85 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("connections still open after the drain timeout");
+    }
+    drop(workers);
+}
+
+type Job = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The connection threads of [`ServerOptions::connection_threads`], given
+/// connections round-robin; none: connections run on the caller's runtime.
+struct Workers {
+    senders: Vec<tokio::sync::mpsc::UnboundedSender<Job>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+/// An accepted connection on its way to the thread that serves it: a
+/// tokio socket belongs to the runtime that registered it, so one moving
+/// to a connection thread travels as a standard socket.
+enum Portable {
+    Here(tokio::net::TcpStream),
+    Moving(std::net::TcpStream),
+}
+
+impl Portable {
+    fn into_tokio(self) -> std::io::Result<tokio::net::TcpStream> {
+        match self {
+            Self::Here(stream) => Ok(stream),
+            Self::Moving(stream) => tokio::net::TcpStream::from_std(stream),
+        }
+    }
+}
+
+impl Workers {
+    fn start(threads: usize) -> Self {
+        let senders = (0..threads)
+            .filter_map(|i| {
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|error| tracing::error!(%error, "no connection thread"))
+                    .ok()?;
+                std::thread::Builder::new()
+                    .name(format!("http-{i}"))
+                    .spawn(move || {
+                        runtime.block_on(async move {
+                            while let Some(job) = rx.recv().await {
+                                tokio::spawn(job);
+                            }
+                        });
+                    })
+                    .map_err(|error| tracing::error!(%error, "no connection thread"))
+                    .ok()?;
+                Some(tx)
+            })
+            .collect();
+        Self {
+            senders,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    fn portable(&self, stream: tokio::net::TcpStream) -> std::io::Result<Portable> {
+        if self.senders.is_empty() {
+            return Ok(Portable::Here(stream));
+        }
+        let stream = stream.into_std()?;
+        stream.set_nonblocking(true)?;
+        Ok(Portable::Moving(stream))
+    }
+
+    fn spawn(&self, job: impl Future<Output = ()> + Send + 'static) {
+        if self.senders.is_empty() {
+            tokio::spawn(job);
+            return;
+        }
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.senders.len();
+        if let Err(refused) = self.senders[i].send(Box::pin(job)) {
+            // That thread is gone: serve here rather than drop the client.
+            tokio::spawn(refused.0);
+        }
     }
 }
 

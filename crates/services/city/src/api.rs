@@ -145,7 +145,7 @@ async fn list_rooms(
     params(IdempotencyKey),
     responses((status = 201, description = "Created", body = RoomView),
         (status = 200, description = "Replay of an earlier create with the same key", body = RoomView),
-        (status = 409, description = "The slug is taken"),
+        (status = 409, description = "The slug is taken, or this Idempotency-Key was used with a different request"),
         (status = 422, description = "Invalid fields")))]
 async fn create_room(
     State(state): State<CityState>,
@@ -201,7 +201,10 @@ async fn list_messages(
 /// Post a message to a room; every client connected to the room receives it.
 #[utoipa::path(post, path = "/rooms/{slug}/messages", tag = "city", request_body = PostMessage,
     params(("slug" = String, Path, description = "Room slug"), IdempotencyKey),
-    responses((status = 201, body = MessageView), (status = 404, description = "No such room"),
+    responses((status = 201, body = MessageView),
+        (status = 200, description = "Replay of an earlier post with the same key", body = MessageView),
+        (status = 404, description = "No such room"),
+        (status = 409, description = "This Idempotency-Key was used with a different request"),
         (status = 422, description = "Empty or over-long body")))]
 async fn post_message(
     State(state): State<CityState>,
