@@ -60,6 +60,11 @@ async fn time_body_reads(
     request: Request,
     next: Next,
 ) -> Response {
+    use axum::body::HttpBody as _;
+    // Most requests have no body to wait for (a GET): nothing to time.
+    if request.body().is_end_stream() {
+        return next.run(request).await;
+    }
     next.run(
         request.map(|body| {
             axum::body::Body::new(tower_http::timeout::TimeoutBody::new(timeout, body))
