@@ -4,15 +4,13 @@
 //! Handlers return [`ApiError`]; library errors convert into it once, here at
 //! the edge. Responses that did not come from a handler (axum's own
 //! rejections, body-limit layers, unknown routes) are rewritten into the same
-//! shape by [`normalize_errors`], so a client never has to parse two formats.
+//! shape by [`normalize`], so a client never has to parse two formats.
 
 use std::time::Duration;
 
 use axum::{
     body::Body,
-    extract::Request,
     http::{HeaderValue, StatusCode, header},
-    middleware::Next,
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
@@ -264,10 +262,9 @@ impl std::fmt::Display for ErrorChain<'_> {
     }
 }
 
-/// Middleware: any 4xx/5xx response that is not already JSON gets the
-/// standard error body, keeping its status and `Retry-After`.
-pub async fn normalize_errors(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+/// Any 4xx/5xx response that is not already JSON gets the standard error
+/// body, keeping its status and `Retry-After` (part of the standard stack).
+pub async fn normalize(response: Response) -> Response {
     let status = response.status();
     let is_json = response
         .headers()

@@ -126,7 +126,7 @@ type HandleKey = (&'static str, &'static str, u16);
 
 /// The method as a label: the standard ones, else `OTHER`, so a client
 /// inventing methods cannot grow the label set.
-fn method_label(method: &axum::http::Method) -> &'static str {
+pub(crate) fn method_label(method: &axum::http::Method) -> &'static str {
     use axum::http::Method;
     match *method {
         Method::GET => "GET",
@@ -201,13 +201,24 @@ pub async fn track_http(
     let _active = ConnectionGuard::new(service);
     let started = Instant::now();
     let response = next.run(request).await;
+    record(service, method, &response, route.as_ref(), started);
+    response
+}
+
+/// Counts a finished request and its duration.
+pub(crate) fn record(
+    service: &'static str,
+    method: &'static str,
+    response: &Response,
+    route: Option<&MatchedPath>,
+    started: Instant,
+) {
     let handles = route_handles(
         (service, method, response.status().as_u16()),
-        route.as_ref().map_or("unmatched", MatchedPath::as_str),
+        route.map_or("unmatched", MatchedPath::as_str),
     );
     handles.requests.increment(1);
     handles.duration.record(started.elapsed().as_secs_f64());
-    response
 }
 
 /// Counts one open connection (HTTP request in flight or WebSocket) while alive.
