@@ -271,17 +271,6 @@ fn upstream_error(code: ErrorCode, message: &str) -> Response {
     ApiError::new(code, message).into_response()
 }
 
-fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(error);
-    while let Some(e) = current {
-        if e.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        current = e.source();
-    }
-    false
-}
-
 /// Forwards `request` along `target`; never fails: errors become JSON responses.
 pub async fn forward(target: Target<'_>, mut request: Request) -> Response {
     let route = target.route;
@@ -403,7 +392,7 @@ pub async fn forward(target: Target<'_>, mut request: Request) -> Response {
                 group.record(&endpoint, false);
                 endpoint.outcomes[if error.is_none() { 2 } else { 1 }].increment(1);
                 if let Some(e) = &error
-                    && is_length_limit(e)
+                    && daarion_kernel::error::caused_by::<http_body_util::LengthLimitError>(e)
                 {
                     return upstream_error(
                         ErrorCode::PayloadTooLarge,

@@ -247,6 +247,13 @@ pub fn set_retry_after(response: &mut Response, after: std::time::Duration) {
         .insert(header::RETRY_AFTER, HeaderValue::from(secs));
 }
 
+/// Whether `error`, or an error it was caused by, is a `T`.
+pub fn caused_by<T: std::error::Error + 'static>(
+    error: &(dyn std::error::Error + 'static),
+) -> bool {
+    std::iter::successors(Some(error), |e| e.source()).any(|e| e.is::<T>())
+}
+
 /// Formats an error with its sources, `outer: inner: root`.
 pub struct ErrorChain<'a>(pub &'a dyn std::error::Error);
 

@@ -171,7 +171,10 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     let code = match &rejection {
         JsonRejection::JsonDataError(_) => ErrorCode::ValidationFailed,
         JsonRejection::MissingJsonContentType(_) => ErrorCode::UnsupportedMediaType,
-        _ if timed_out(&rejection) => ErrorCode::RequestTimeout,
+        // The client stopped sending its body.
+        _ if crate::error::caused_by::<tower_http::timeout::TimeoutError>(&rejection) => {
+            ErrorCode::RequestTimeout
+        }
         _ => ErrorCode::from_status(rejection.status()),
     };
     ApiError::new(code, rejection.body_text())
@@ -190,18 +193,6 @@ pub fn has_json_content_type(headers: &axum::http::HeaderMap) -> bool {
             m.type_() == mime::APPLICATION
                 && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
         })
-}
-
-/// Whether reading the body failed because the client stopped sending it.
-fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(error);
-    while let Some(e) = cause {
-        if e.is::<tower_http::timeout::TimeoutError>() {
-            return true;
-        }
-        cause = e.source();
-    }
-    false
 }
 
 /// `axum::extract::Query` whose rejections are [`ApiError`]s.
