@@ -178,27 +178,42 @@ pub struct Figures {
 pub fn tree_cpu_seconds(master: u32) -> f64 {
     // `/proc/<pid>/stat` counts in USER_HZ, which Linux fixes at 100.
     const TICKS_PER_SECOND: f64 = 100.0;
-    let ticks = |pid: u32| -> Option<(u32, u64)> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
-        // After the command: state, ppid, ... utime is field 14, stime 15.
-        let ppid = fields.get(1)?.parse().ok()?;
-        let utime: u64 = fields.get(11)?.parse().ok()?;
-        let stime: u64 = fields.get(12)?.parse().ok()?;
-        Some((ppid, utime + stime))
+    let ticks = |pid: u32| -> u64 {
+        // After the command: utime and stime are the 12th and 13th fields.
+        let fields = stat_fields(pid);
+        let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+        field(11).unwrap_or(0) + field(12).unwrap_or(0)
     };
-    let mut total = ticks(master).map_or(0, |(_, t)| t);
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for entry in entries.flatten() {
-            if let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>()
-                && let Some((ppid, t)) = ticks(pid)
-                && ppid == master
-            {
-                total += t;
-            }
-        }
-    }
+    let total: u64 = tree(master).into_iter().map(ticks).sum();
     total as f64 / TICKS_PER_SECOND
+}
+
+/// The fields of `/proc/<pid>/stat` after the command (state, ppid, ...);
+/// empty when the process is gone.
+fn stat_fields(pid: u32) -> Vec<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let rest = stat.rsplit(')').next()?;
+            Some(rest.split_whitespace().map(str::to_owned).collect())
+        })
+        .unwrap_or_default()
+}
+
+/// `master` and its live children (nginx's workers).
+fn tree(master: u32) -> Vec<u32> {
+    let mut pids = vec![master];
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        pids.extend(
+            entries
+                .flatten()
+                .filter_map(|entry| entry.file_name().to_string_lossy().parse::<u32>().ok())
+                .filter(|pid| {
+                    stat_fields(*pid).get(1).and_then(|p| p.parse::<u32>().ok()) == Some(master)
+                }),
+        );
+    }
+    pids
 }
 
 /// [`wrk`], and the CPU time per request that `target` and `upstream`
@@ -360,24 +375,10 @@ pub fn wrk(
 
 /// Resident memory of a process and its children, in KiB.
 pub fn tree_rss_kib(master: u32) -> u64 {
-    let mut total = rss_kib(master).unwrap_or(0);
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for entry in entries.flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let ppid = stat
-                .rsplit(')')
-                .next()
-                .and_then(|rest| rest.split_whitespace().nth(1))
-                .and_then(|p| p.parse::<u32>().ok());
-            if ppid == Some(master) {
-                total += rss_kib(pid).unwrap_or(0);
-            }
-        }
-    }
-    total
+    tree(master)
+        .into_iter()
+        .map(|pid| rss_kib(pid).unwrap_or(0))
+        .sum()
 }
 
 /// The run with the median throughput (its latencies belong to the same run).
