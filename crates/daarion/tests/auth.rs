@@ -331,29 +331,17 @@ async fn over_https_the_session_cookie_is_host_prefixed() {
         })
         .unwrap();
     let app = city.spawn().await;
-    let (status, started) = call(
-        &app,
-        reqwest::Method::POST,
-        "/api/auth/register/begin",
-        None,
-        Some(json!({"username": "ada"})),
-    )
-    .await;
-    assert_eq!(status, 200, "{started}");
     let mut authenticator = webauthn_authenticator_rs::softpasskey::SoftPasskey::new(true);
-    let credential = daarion_testkit::passkey::create_credential_at(
+    let (finished, _) = daarion_testkit::passkey::register_from(
+        &app.client,
+        &app.url(""),
+        "ada",
+        None,
         &mut authenticator,
-        &started["options"],
         "https://city.example".parse().unwrap(),
     )
+    .await
     .unwrap();
-    let finished = app
-        .client
-        .post(app.url("/api/auth/register/finish"))
-        .json(&json!({"ceremony_id": started["ceremony_id"], "credential": credential}))
-        .send()
-        .await
-        .unwrap();
     assert_eq!(finished.status(), 201);
     let cookie = finished.headers()["set-cookie"]
         .to_str()

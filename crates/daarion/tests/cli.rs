@@ -410,29 +410,18 @@ async fn passkeys_work_on_the_port_up_listens_on() {
         response.status().is_success().then_some(())
     })
     .await;
-    let started: serde_json::Value = client
-        .post(format!("{base}/api/auth/register/begin"))
-        .json(&serde_json::json!({"username": "ada"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     let mut authenticator = webauthn_authenticator_rs::softpasskey::SoftPasskey::new(true);
     let page = format!("http://localhost:{port}").parse().unwrap();
-    let credential = daarion_testkit::passkey::create_credential_at(
+    let (finished, _) = daarion_testkit::passkey::register_from(
+        &client,
+        &base,
+        "ada",
+        None,
         &mut authenticator,
-        &started["options"],
         page,
     )
+    .await
     .unwrap();
-    let finished = client
-        .post(format!("{base}/api/auth/register/finish"))
-        .json(&serde_json::json!({"ceremony_id": started["ceremony_id"], "credential": credential}))
-        .send()
-        .await
-        .unwrap();
     assert_eq!(finished.status(), 201, "{}", finished.text().await.unwrap());
     child.kill().await.unwrap();
 }

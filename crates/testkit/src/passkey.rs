@@ -38,7 +38,11 @@ async fn post(
     if let Some(token) = cookie {
         request = request.header("cookie", format!("daarion_session={token}"));
     }
-    let response = request.send().await?;
+    answer(request.send().await?).await
+}
+
+/// A response's status, JSON body and the session it set (`daarion_session`).
+async fn answer(response: reqwest::Response) -> anyhow::Result<(u16, Value, Option<String>)> {
     let status = response.status().as_u16();
     let session = response
         .headers()
@@ -51,6 +55,38 @@ async fn post(
     Ok((status, body, session))
 }
 
+/// A registration ceremony as a browser on a page at `origin` runs it:
+/// `register/begin`, the `authenticator` creating its passkey, then
+/// `register/finish`, whose response is returned as it came (with the new
+/// credential's id). `begin` must answer 200.
+pub async fn register_from(
+    client: &reqwest::Client,
+    base: &str,
+    username: &str,
+    invite: Option<&str>,
+    authenticator: &mut SoftPasskey,
+    origin: Url,
+) -> anyhow::Result<(reqwest::Response, Vec<u8>)> {
+    let (status, started, _) = post(
+        client,
+        format!("{base}/api/auth/register/begin"),
+        None,
+        json!({ "username": username, "invite": invite }),
+    )
+    .await?;
+    if status != 200 {
+        bail!("register/begin: {status} {started}");
+    }
+    let credential = create_credential_at(authenticator, &started["options"], origin)?;
+    let raw_id = credential.raw_id.to_vec();
+    let finished = client
+        .post(format!("{base}/api/auth/register/finish"))
+        .json(&json!({ "ceremony_id": started["ceremony_id"], "credential": credential, "passkey_name": "soft" }))
+        .send()
+        .await?;
+    Ok((finished, raw_id))
+}
+
 /// What `navigator.credentials.create()` returns for the `options` a
 /// registration ceremony (`…/begin`) answered with.
 pub fn create_credential(
@@ -61,7 +97,7 @@ pub fn create_credential(
 }
 
 /// Like [`create_credential`], on a page served from `origin`.
-pub fn create_credential_at(
+fn create_credential_at(
     authenticator: &mut SoftPasskey,
     options: &Value,
     origin: Url,
@@ -89,26 +125,17 @@ impl Person {
         username: &str,
         invite: Option<&str>,
     ) -> anyhow::Result<Self> {
-        let (status, started, _) = post(
-            client,
-            format!("{base}/api/auth/register/begin"),
-            None,
-            json!({ "username": username, "invite": invite }),
-        )
-        .await?;
-        if status != 200 {
-            bail!("register/begin: {status} {started}");
-        }
         let mut authenticator = SoftPasskey::new(true);
-        let credential = create_credential(&mut authenticator, &started["options"])?;
-        let raw_id = credential.raw_id.to_vec();
-        let (status, body, session) = post(
+        let (finished, raw_id) = register_from(
             client,
-            format!("{base}/api/auth/register/finish"),
-            None,
-            json!({ "ceremony_id": started["ceremony_id"], "credential": credential, "passkey_name": "soft" }),
+            base,
+            username,
+            invite,
+            &mut authenticator,
+            origin()?,
         )
         .await?;
+        let (status, body, session) = answer(finished).await?;
         if status != 201 {
             bail!("register/finish: {status} {body}");
         }
