@@ -548,6 +548,7 @@ impl Process {
             control.clone(),
             settings.services.decode(&daarion_usage::SPEC)?,
         );
+        tasks.spawn(meter.clone().write_back(shutdown.clone()));
         let mut components = http::Extensions::new();
         components.insert(authenticator.clone());
         components.insert(control.clone());

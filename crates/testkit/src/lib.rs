@@ -203,3 +203,17 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// One `#[tokio::test]` per function on SQLite and one on PostgreSQL
+/// (modules `sqlite` and `postgres`); each function takes the [`SqlKind`].
+#[macro_export]
+macro_rules! on_both_sql {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $name() { super::$name($crate::SqlKind::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $name() { super::$name($crate::SqlKind::Postgres).await })*
+        }
+    };
+}

@@ -12,6 +12,7 @@
 pub mod access;
 pub mod api;
 pub mod events;
+mod lease;
 pub mod meter;
 pub mod record;
 pub mod store;

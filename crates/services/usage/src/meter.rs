@@ -4,9 +4,12 @@
 //! Per-minute limits (requests, tokens) are fixed one-minute windows in the
 //! cache (Redis when configured, so every replica counts together); a
 //! request counts when admitted, tokens when the call settles. Money is in
-//! the SQL ledger (`usage_budget`): a call reserves its estimated cost by
-//! one conditional update and settles with the actual cost. Crossing 80 %
-//! and 100 % of a budget raises `ops.alert` once per period.
+//! the SQL ledger (`usage_budget`): while a budget is far from its limit,
+//! calls are held against this process's lease on it and settled in
+//! memory, written back every second (`lease`); near the limit, a call
+//! reserves its estimated cost by one conditional update and settles with
+//! the actual cost. Crossing 80 % and 100 % of a budget raises `ops.alert`
+//! once per period.
 
 use std::{sync::Arc, time::Duration};
 
@@ -22,7 +25,11 @@ use daarion_store::Db;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{SERVICE, store};
+use crate::{
+    SERVICE,
+    lease::{Leases, Spent},
+    store,
+};
 
 /// Raised once per period when a budget crosses 80 % and 100 %; stored in
 /// the audit log (`AUDIT` stream).
@@ -213,7 +220,11 @@ pub struct Meter {
     bus: Arc<dyn Bus>,
     control: ControlClient,
     settings: Arc<Settings>,
+    leases: Leases,
 }
+
+/// How often spending held in memory is written to the ledger.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 /// What an admitted call holds until it settles.
 #[must_use = "an admission must be settled, or its reservation stays taken"]
@@ -229,6 +240,8 @@ pub struct Admission {
 struct Reservation {
     hold: store::Hold,
     budget: i64,
+    /// Held against this process's lease rather than in the ledger.
+    leased: bool,
 }
 
 const WINDOW_TTL: Duration = Duration::from_secs(120);
@@ -278,12 +291,41 @@ impl Meter {
         control: ControlClient,
         settings: Settings,
     ) -> Self {
+        let leases = Leases::new(
+            db.clone(),
+            Duration::from_secs(settings.reservation_ttl_secs),
+        );
         Self {
             db,
             cache,
             bus,
             control,
             settings: Arc::new(settings),
+            leases,
+        }
+    }
+
+    /// Writes the spending held in memory to the ledger every second, and
+    /// everything, leases given back, at shutdown.
+    pub async fn write_back(self, shutdown: daarion_kernel::shutdown::CancellationToken) {
+        loop {
+            let last = tokio::select! {
+                () = shutdown.cancelled() => true,
+                () = tokio::time::sleep(FLUSH_EVERY) => false,
+            };
+            self.flush(last).await;
+            if last {
+                return;
+            }
+        }
+    }
+
+    /// Writes what calls spent from leases to the ledger (and gives back
+    /// the leases unused for a while, or all of them), raising the alerts
+    /// the new totals cross.
+    pub async fn flush(&self, all: bool) {
+        for spent in self.leases.flush(all).await {
+            self.alert_on_crossing(&spent).await;
         }
     }
 
@@ -416,34 +458,53 @@ impl Meter {
                 .unwrap_or(i64::MAX),
         );
         for (subject, budget) in budgets {
-            let hold = store::Hold {
-                id: uuid::Uuid::new_v4().to_string(),
-                subject,
-                period: period.clone(),
-                micros: estimate_micros.max(0),
-            };
-            match store::reserve(&self.db, &hold, budget, expires_at).await {
-                Ok(true) => admission.budgets.push(Reservation { hold, budget }),
-                Ok(false) => {
-                    let subject = hold.subject;
-                    let e = Exceeded {
-                        limit: LimitKind::Budget,
-                        message: format!(
-                            "{subject} has spent its budget of {:.2} {} for {period}; resets in {}",
-                            budget as f64 / 1e6,
-                            self.settings.currency,
-                            human(month_left)
-                        ),
-                        subject,
-                        retry_after: month_left,
-                    };
-                    return self.refuse(counted, admission, e).await;
+            let micros = estimate_micros.max(0);
+            let leased = match self.leases.hold(&subject, &period, budget, micros).await {
+                Ok((spent, leased)) => {
+                    if let Some(spent) = spent {
+                        self.alert_on_crossing(&spent).await;
+                    }
+                    leased
                 }
                 Err(error) => {
                     self.release(admission).await;
                     return Err(error.into());
                 }
+            };
+            let hold = store::Hold {
+                id: uuid::Uuid::new_v4().to_string(),
+                subject,
+                period: period.clone(),
+                micros,
+            };
+            let reserved = leased
+                || match store::reserve(&self.db, &hold, budget, expires_at).await {
+                    Ok(reserved) => reserved,
+                    Err(error) => {
+                        self.release(admission).await;
+                        return Err(error.into());
+                    }
+                };
+            if !reserved {
+                let subject = hold.subject;
+                let e = Exceeded {
+                    limit: LimitKind::Budget,
+                    message: format!(
+                        "{subject} has spent its budget of {:.2} {} for {period}; resets in {}",
+                        budget as f64 / 1e6,
+                        self.settings.currency,
+                        human(month_left)
+                    ),
+                    subject,
+                    retry_after: month_left,
+                };
+                return self.refuse(counted, admission, e).await;
             }
+            admission.budgets.push(Reservation {
+                hold,
+                budget,
+                leased,
+            });
         }
         Ok(admission)
     }
@@ -473,12 +534,7 @@ impl Meter {
             }
         }
         for r in admission.budgets {
-            match store::settle(&self.db, &r.hold, cost_micros).await {
-                Ok(after) => self.alert_on_crossing(&r, after - cost_micros, after).await,
-                Err(error) => {
-                    tracing::error!(%error, subject = %r.hold.subject, "budget not settled; spend under-counted")
-                }
-            }
+            self.end(r, cost_micros).await;
         }
     }
 
@@ -488,8 +544,32 @@ impl Meter {
             self.window_add(key, -admission.reserved_tokens).await;
         }
         for r in admission.budgets {
-            if let Err(error) = store::settle(&self.db, &r.hold, 0).await {
-                tracing::error!(%error, subject = %r.hold.subject, "budget reservation not released");
+            self.end(r, 0).await;
+        }
+    }
+
+    /// Replaces a call's hold on a budget with what it spent.
+    async fn end(&self, r: Reservation, cost_micros: i64) {
+        let hold = &r.hold;
+        if r.leased {
+            self.leases
+                .settle(&hold.subject, &hold.period, hold.micros, cost_micros)
+                .await;
+            return;
+        }
+        match store::settle(&self.db, hold, cost_micros).await {
+            Ok(after) => {
+                self.alert_on_crossing(&Spent {
+                    subject: hold.subject.clone(),
+                    period: hold.period.clone(),
+                    budget: r.budget,
+                    before: after - cost_micros,
+                    after,
+                })
+                .await
+            }
+            Err(error) => {
+                tracing::error!(%error, subject = %hold.subject, "budget not settled; spend under-counted")
             }
         }
     }
@@ -517,10 +597,17 @@ impl Meter {
         }
     }
 
-    async fn alert_on_crossing(&self, r: &Reservation, before: i64, after: i64) {
+    async fn alert_on_crossing(&self, spent: &Spent) {
+        let Spent {
+            subject,
+            period,
+            budget,
+            before,
+            after,
+        } = spent;
         for percent in [80_i64, 100] {
-            let line = r.budget.saturating_mul(percent) / 100;
-            if before < line && after >= line {
+            let line = budget.saturating_mul(percent) / 100;
+            if *before < line && *after >= line {
                 metrics::counter!("usage_budget_alerts_total", "threshold" => percent.to_string())
                     .increment(1);
                 let event = Envelope::new(
@@ -528,17 +615,17 @@ impl Meter {
                     ALERT_SUBJECT,
                     serde_json::json!({
                         "alert": "budget",
-                        "subject": r.hold.subject,
-                        "period": r.hold.period,
+                        "subject": subject,
+                        "period": period,
                         "threshold_percent": percent,
                         "spent_micros": after,
-                        "budget_micros": r.budget,
+                        "budget_micros": budget,
                         "currency": self.settings.currency,
                     }),
                 )
-                .with_actor(r.hold.subject.clone());
+                .with_actor(subject.clone());
                 if let Err(error) = self.bus.publish(&event).await {
-                    tracing::error!(%error, subject = %r.hold.subject, "budget alert not published");
+                    tracing::error!(%error, %subject, "budget alert not published");
                 }
             }
         }
@@ -556,6 +643,9 @@ impl Meter {
             async move { self.window_add(&key, 0).await }
         };
         let (spent, reserved) = store::budget_state(&self.db, subject, &period).await?;
+        // As if this process's lease were written back and given up.
+        let (unflushed, held, leased) = self.leases.local(subject, &period).await;
+        let (spent, reserved) = (spent + unflushed, reserved - leased + held);
         Ok(QuotaStatus {
             subject: subject.to_owned(),
             requests_per_minute: limits.requests_per_minute,
@@ -588,7 +678,9 @@ pub struct QuotaStatus {
     /// `2026-11`.
     pub period: String,
     pub spent_micros: i64,
-    /// Held by calls in flight.
+    /// Held by calls in flight; with several replicas, also what other
+    /// replicas have leased and not yet spent (their spending reaches the
+    /// ledger within a second).
     pub reserved_micros: i64,
     pub currency: String,
     pub month_resets_in_secs: u64,

@@ -264,6 +264,31 @@ pub async fn reserve(
     Ok(reserved)
 }
 
+/// Takes `given_back` off a subject's reserved total and adds `spent` to
+/// its spent total in `tx`; returns the spent total after (0 if the
+/// subject has no ledger row).
+async fn give_back(
+    tx: &mut sql::Transaction<'_, sql::Any>,
+    hold: &Hold,
+    given_back: i64,
+    spent: i64,
+) -> Result<i64, StoreError> {
+    let row = sql::query(
+        "UPDATE usage_budget SET reserved_micros = reserved_micros - $3, spent_micros = spent_micros + $4
+         WHERE subject = $1 AND period = $2 RETURNING spent_micros",
+    )
+    .bind(&hold.subject)
+    .bind(&hold.period)
+    .bind(given_back)
+    .bind(spent)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(match row {
+        Some(row) => row.try_get("spent_micros")?,
+        None => 0,
+    })
+}
+
 /// Replaces a reservation with what was actually spent (0: released);
 /// returns the spent total after. A reservation that already expired was
 /// given back by [`expire`], so only the spending is added.
@@ -276,21 +301,123 @@ pub async fn settle(db: &Db, hold: &Hold, spent: i64) -> Result<i64, StoreError>
         .map(|row| row.try_get("micros"))
         .transpose()?
         .unwrap_or(0);
+    let after = give_back(&mut tx, hold, held, spent).await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// How much of what is left of a budget one lease takes at most: with
+/// several replicas leasing, each still finds room.
+const LEASE_SHARE: i64 = 8;
+
+/// Grows a process's lease on a budget (a reservation row it spends from
+/// without a statement per call, [`crate::meter`]) by an eighth of what is
+/// left, at least `min_micros`, and only if that leaves spent + reserved
+/// within `budget`: a lease never overruns (only a per-call [`reserve`]
+/// may, by one call). Returns the lease's size after, or `None` when the
+/// budget is too close to its limit to lease.
+pub async fn extend_lease(
+    db: &Db,
+    lease: &Hold,
+    min_micros: i64,
+    budget: i64,
+    expires_at_ms: i64,
+) -> Result<Option<i64>, StoreError> {
+    let mut tx = db.begin().await?;
     let row = sql::query(
-        "UPDATE usage_budget SET reserved_micros = reserved_micros - $3, spent_micros = spent_micros + $4
-         WHERE subject = $1 AND period = $2 RETURNING spent_micros",
+        "SELECT spent_micros, reserved_micros FROM usage_budget WHERE subject = $1 AND period = $2",
     )
-    .bind(&hold.subject)
-    .bind(&hold.period)
-    .bind(held)
-    .bind(spent)
+    .bind(&lease.subject)
+    .bind(&lease.period)
     .fetch_optional(&mut *tx)
     .await?;
+    let (spent, reserved): (i64, i64) = match &row {
+        Some(row) => (
+            row.try_get("spent_micros")?,
+            row.try_get("reserved_micros")?,
+        ),
+        None => {
+            sql::query(
+                "INSERT INTO usage_budget (subject, period, spent_micros, reserved_micros)
+                 VALUES ($1, $2, 0, 0) ON CONFLICT (subject, period) DO NOTHING",
+            )
+            .bind(&lease.subject)
+            .bind(&lease.period)
+            .execute(&mut *tx)
+            .await?;
+            (0, 0)
+        }
+    };
+    let chunk = ((budget - spent - reserved) / LEASE_SHARE).max(min_micros);
+    let granted = spent.saturating_add(reserved).saturating_add(chunk) <= budget
+        && sql::query(
+            "UPDATE usage_budget SET reserved_micros = reserved_micros + $3
+             WHERE subject = $1 AND period = $2 AND spent_micros + reserved_micros + $3 <= $4",
+        )
+        .bind(&lease.subject)
+        .bind(&lease.period)
+        .bind(chunk)
+        .bind(budget)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+    if !granted {
+        tx.commit().await?;
+        return Ok(None);
+    }
+    // The row may have been swept (its process stalled past the expiry):
+    // then the lease is this chunk alone, whatever the caller thought.
+    let size: i64 = sql::query(
+        "INSERT INTO usage_reservations (id, subject, period, micros, expires_at)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (id) DO UPDATE SET micros = usage_reservations.micros + excluded.micros,
+             expires_at = excluded.expires_at
+         RETURNING micros",
+    )
+    .bind(&lease.id)
+    .bind(&lease.subject)
+    .bind(&lease.period)
+    .bind(chunk)
+    .bind(expires_at_ms)
+    .fetch_one(&mut *tx)
+    .await?
+    .try_get("micros")?;
     tx.commit().await?;
-    Ok(match row {
-        Some(row) => row.try_get("spent_micros")?,
-        None => 0,
-    })
+    Ok(Some(size))
+}
+
+/// Moves a lease from `lease.micros` to `size` (0 ends it) and adds
+/// `spent` to the spent total, in one transaction: what the lease gives
+/// up leaves the reserved total. Returns the spent total after and whether
+/// the lease was still there (a swept lease gave everything back already,
+/// so only the spending is added).
+pub async fn move_lease(
+    db: &Db,
+    lease: &Hold,
+    size: i64,
+    spent: i64,
+    expires_at_ms: i64,
+) -> Result<(i64, bool), StoreError> {
+    let mut tx = db.begin().await?;
+    let query = if size == 0 {
+        sql::query("DELETE FROM usage_reservations WHERE id = $1 AND micros = $2")
+            .bind(&lease.id)
+            .bind(lease.micros)
+    } else {
+        sql::query(
+            "UPDATE usage_reservations SET micros = $3, expires_at = $4 WHERE id = $1 AND micros = $2",
+        )
+        .bind(&lease.id)
+        .bind(lease.micros)
+        .bind(size)
+        .bind(expires_at_ms)
+    };
+    let alive = query.execute(&mut *tx).await?.rows_affected() == 1;
+    let given_back = if alive { lease.micros - size } else { 0 };
+    let after = give_back(&mut tx, lease, given_back, spent).await?;
+    tx.commit().await?;
+    Ok((after, alive))
 }
 
 /// Gives back the reservations that expired before `now_ms` (their calls

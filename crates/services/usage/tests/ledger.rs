@@ -115,20 +115,7 @@ async fn unsettled_reservations_expire_once(kind: SqlKind) {
     );
 }
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            use super::*;
-            $(#[tokio::test] async fn $name() { super::$name(SqlKind::Sqlite).await })*
-        }
-        mod postgres {
-            use super::*;
-            $(#[tokio::test] async fn $name() { super::$name(SqlKind::Postgres).await })*
-        }
-    };
-}
-
-on_both!(
+daarion_testkit::on_both_sql!(
     concurrent_reservations_overrun_by_at_most_one,
     settling_replaces_the_reservation,
     unsettled_reservations_expire_once,
