@@ -197,7 +197,7 @@ impl Decision {
 }
 
 /// Optional facts about the request the policies may read.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, utoipa::ToSchema)]
 pub struct Facts {
     /// The caller is over its send rate.
     #[serde(default)]
@@ -208,13 +208,35 @@ pub struct Facts {
 pub struct Engine {
     current: ArcSwap<Compiled>,
     authorizer: Authorizer,
+    /// Decisions already made under the current set. A decision reads
+    /// only what its key holds (the principal's kind, id, roles and owner,
+    /// the action, the resource with its attributes and related entities,
+    /// the facts) and the policy set's version, so a hit is the decision
+    /// Cedar would make again — at a fraction of the cost.
+    decisions: moka::sync::Cache<DecisionKey, Decision>,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct DecisionKey {
+    version: u64,
+    kind: crate::PrincipalKind,
+    id: String,
+    roles: Vec<String>,
+    owner: Option<String>,
+    action: Action,
+    resource: Resource,
+    facts: Facts,
+}
+
+/// Decisions kept; the least used go first.
+const DECISIONS_KEPT: u64 = 50_000;
 
 impl Engine {
     pub fn new(compiled: Compiled) -> Self {
         Self {
             current: ArcSwap::from_pointee(compiled),
             authorizer: Authorizer::new(),
+            decisions: moka::sync::Cache::new(DECISIONS_KEPT),
         }
     }
 
@@ -245,7 +267,23 @@ impl Engine {
         resource: &Resource,
         facts: Facts,
     ) -> Decision {
-        self.decide_under(&self.current.load(), principal, action, resource, facts)
+        let compiled = self.current.load();
+        let key = DecisionKey {
+            version: compiled.version,
+            kind: principal.kind,
+            id: principal.id.clone(),
+            roles: principal.roles.clone(),
+            owner: principal.owner.clone(),
+            action,
+            resource: resource.clone(),
+            facts,
+        };
+        if let Some(decision) = self.decisions.get(&key) {
+            return decision;
+        }
+        let decision = self.decide_under(&compiled, principal, action, resource, facts);
+        self.decisions.insert(key, decision.clone());
+        decision
     }
 
     /// What `compiled` would decide, before it is installed (to check a

@@ -10,7 +10,7 @@ use crate::{
 };
 
 /// An attribute value of a resource.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Attr {
     Bool(bool),
     Str(String),
@@ -32,7 +32,7 @@ impl Attr {
 /// The thing a request acts on, with the attributes and parents the
 /// policies read, plus any entities those attributes point to (a room's
 /// microDAO, say).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Resource {
     pub kind: Kind,
     pub id: String,

@@ -64,7 +64,8 @@ impl EmbeddedBus {
         Ok(repeated)
     }
 
-    /// [`EmbeddedBus::store`] within the caller's transaction.
+    /// [`EmbeddedBus::store`] within the caller's transaction: a few rows
+    /// per statement ([`daarion_store::sql::batches`]), not one.
     async fn store_in<'e>(
         tx: &mut Transaction<'_, Any>,
         events: &[(&'e Envelope, &'static str)],
@@ -72,55 +73,72 @@ impl EmbeddedBus {
         let mut repeated = Vec::new();
         let now = daarion_store::now();
         let mut consumers: Vec<(&'static str, Vec<(String, String)>)> = Vec::new();
-        for (event, stream) in events {
-            let text = serde_json::to_string(event)?;
-            let inserted = daarion_store::sql::query(
+        for range in daarion_store::sql::batches(events.len(), 5) {
+            let chunk = &events[range];
+            let text = format!(
                 "INSERT INTO bus_events (id, stream, subject, envelope, created_at)
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(event.id.as_str())
-            .bind(*stream)
-            .bind(event.subject.as_str())
-            .bind(text)
-            .bind(now.as_str())
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-            if inserted == 0 {
-                // Same id published twice: deliver once, like JetStream's dedupe.
-                repeated.push(event.id.as_str());
-                continue;
-            }
-            let known = match consumers.iter().position(|(s, _)| s == stream) {
-                Some(i) => i,
-                None => {
-                    let rows = daarion_store::sql::query(
-                        "SELECT name, filter FROM bus_consumers WHERE stream = $1",
-                    )
+                 VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
+                daarion_store::sql::rows(chunk.len(), 5, 1)
+            );
+            let mut query = daarion_store::sql::query(daarion_store::sql::AssertSqlSafe(text));
+            for (event, stream) in chunk {
+                query = query
+                    .bind(event.id.as_str())
                     .bind(*stream)
-                    .fetch_all(&mut **tx)
-                    .await?;
-                    let mut named = Vec::with_capacity(rows.len());
-                    for row in rows {
-                        named.push((row.try_get("name")?, row.try_get("filter")?));
-                    }
-                    consumers.push((stream, named));
-                    consumers.len() - 1
-                }
-            };
-            for (name, filter) in &consumers[known].1 {
-                if !subject::matches(filter, &event.subject) {
+                    .bind(event.subject.as_str())
+                    .bind(serde_json::to_string(event)?)
+                    .bind(now.as_str());
+            }
+            let mut inserted = std::collections::HashSet::with_capacity(chunk.len());
+            for row in query.fetch_all(&mut **tx).await? {
+                inserted.insert(row.try_get::<String, _>("id")?);
+            }
+            let mut deliveries: Vec<(String, &str)> = Vec::new();
+            for (event, stream) in chunk {
+                if !inserted.remove(event.id.as_str()) {
+                    // Same id published twice: deliver once, like JetStream's
+                    // dedupe (a repeat within the batch included).
+                    repeated.push(event.id.as_str());
                     continue;
                 }
-                daarion_store::sql::query(
-                    "INSERT INTO bus_deliveries (consumer, event_id, attempts, visible_at)
-                     VALUES ($1, $2, 0, $3)",
-                )
-                .bind(name.as_str())
-                .bind(event.id.as_str())
-                .bind(now.as_str())
-                .execute(&mut **tx)
-                .await?;
+                let known = match consumers.iter().position(|(s, _)| s == stream) {
+                    Some(i) => i,
+                    None => {
+                        let rows = daarion_store::sql::query(
+                            "SELECT name, filter FROM bus_consumers WHERE stream = $1",
+                        )
+                        .bind(*stream)
+                        .fetch_all(&mut **tx)
+                        .await?;
+                        let mut named = Vec::with_capacity(rows.len());
+                        for row in rows {
+                            named.push((row.try_get("name")?, row.try_get("filter")?));
+                        }
+                        consumers.push((stream, named));
+                        consumers.len() - 1
+                    }
+                };
+                for (name, filter) in &consumers[known].1 {
+                    if subject::matches(filter, &event.subject) {
+                        deliveries.push((name.clone(), event.id.as_str()));
+                    }
+                }
+            }
+            for range in daarion_store::sql::batches(deliveries.len(), 4) {
+                let rows = &deliveries[range];
+                let text = format!(
+                    "INSERT INTO bus_deliveries (consumer, event_id, attempts, visible_at) VALUES {}",
+                    daarion_store::sql::rows(rows.len(), 4, 1)
+                );
+                let mut query = daarion_store::sql::query(daarion_store::sql::AssertSqlSafe(text));
+                for (consumer, event_id) in rows {
+                    query = query
+                        .bind(consumer.as_str())
+                        .bind(*event_id)
+                        .bind(0_i32)
+                        .bind(now.as_str());
+                }
+                query.execute(&mut **tx).await?;
             }
         }
         Ok(repeated)
@@ -279,10 +297,9 @@ impl EmbeddedConsumer {
             let n: i64 = row.try_get("attempts")?;
             attempts.insert(event_id, n);
         }
-        let placeholders: Vec<String> = (1..=attempts.len()).map(|i| format!("${i}")).collect();
         let text = format!(
             "SELECT id, envelope FROM bus_events WHERE id IN ({}) ORDER BY id",
-            placeholders.join(", ")
+            daarion_store::sql::list(attempts.len(), 1)
         );
         let mut query = daarion_store::sql::query(daarion_store::sql::AssertSqlSafe(text));
         for event_id in attempts.keys() {
@@ -322,6 +339,35 @@ impl EmbeddedConsumer {
 
 #[async_trait]
 impl Consumer for EmbeddedConsumer {
+    /// What the last claim brought beyond the first delivery comes with
+    /// it: up to [`CLAIM_BATCH`] events for the claim's two statements.
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<Delivery>, BusError> {
+        let mut batch = vec![self.next().await?];
+        while batch.len() < max
+            && let Some(delivery) = self.claimed.pop_front()
+        {
+            batch.push(delivery);
+        }
+        Ok(batch)
+    }
+
+    /// A `DELETE` for many deliveries at once.
+    async fn ack_batch(&mut self, deliveries: Vec<Delivery>) -> Result<(), BusError> {
+        for range in daarion_store::sql::batches(deliveries.len(), 1) {
+            let text = format!(
+                "DELETE FROM bus_deliveries WHERE consumer = $1 AND event_id IN ({})",
+                daarion_store::sql::list(range.len(), 2)
+            );
+            let mut query = daarion_store::sql::query(daarion_store::sql::AssertSqlSafe(text))
+                .bind(self.spec.name.as_str());
+            for delivery in &deliveries[range] {
+                query = query.bind(delivery.envelope.id.as_str());
+            }
+            query.execute(self.bus.db.pool()).await?;
+        }
+        Ok(())
+    }
+
     async fn next(&mut self) -> Result<Delivery, BusError> {
         loop {
             // Register for wake-ups before looking, so a publish between the

@@ -37,7 +37,7 @@ pub use envelope::Envelope;
 pub use nats::NatsBus;
 pub use outbox::{Outbox, Staged};
 pub use queued::QueuedPublisher;
-pub use runner::{DeadLetter, DeadLetters, HandlerError, run_consumer};
+pub use runner::{DeadLetter, DeadLetters, HandlerError, run_batch_consumer, run_consumer};
 
 pub const MIGRATIONS: daarion_store::MigrationSet = daarion_store::MigrationSet {
     service: "bus",
@@ -139,6 +139,21 @@ trait Acker: Send + Sync {
 #[async_trait]
 pub trait Consumer: Send {
     async fn next(&mut self) -> Result<Delivery, BusError>;
+
+    /// The next delivery, waited for, and up to `max - 1` more that are
+    /// already at hand (none is waited for).
+    async fn next_batch(&mut self, _max: usize) -> Result<Vec<Delivery>, BusError> {
+        Ok(vec![self.next().await?])
+    }
+
+    /// Acknowledges deliveries of this consumer, as one write where the
+    /// bus allows it.
+    async fn ack_batch(&mut self, deliveries: Vec<Delivery>) -> Result<(), BusError> {
+        for delivery in deliveries {
+            delivery.ack().await?;
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]

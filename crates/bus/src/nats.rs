@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer::pull, stream};
 use async_trait::async_trait;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 
 use crate::{
     Acker, Bus, BusError, Consumer, ConsumerSpec, Delivery, Envelope, Subscription,
@@ -197,6 +197,27 @@ struct NatsConsumer {
 
 #[async_trait]
 impl Consumer for NatsConsumer {
+    /// The messages the pull stream already holds come with the first.
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<Delivery>, BusError> {
+        let mut batch = vec![self.next().await?];
+        // `next` is cancel-safe up to taking a message from the stream,
+        // which a not-ready poll has not done (an undecodable message being
+        // terminated when dropped is redelivered and terminated again).
+        // A failure is left for the next call to meet.
+        while batch.len() < max
+            && let Some(Ok(delivery)) = self.next().now_or_never()
+        {
+            batch.push(delivery);
+        }
+        Ok(batch)
+    }
+
+    /// Acknowledgements in flight together, each confirmed by the server.
+    async fn ack_batch(&mut self, deliveries: Vec<Delivery>) -> Result<(), BusError> {
+        futures::future::try_join_all(deliveries.into_iter().map(Delivery::ack)).await?;
+        Ok(())
+    }
+
     async fn next(&mut self) -> Result<Delivery, BusError> {
         loop {
             let message = match self.messages.next().await {

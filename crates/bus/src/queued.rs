@@ -18,6 +18,8 @@ use crate::{Bus, Envelope};
 const QUEUE: usize = 4096;
 /// Most events one batch carries.
 const BATCH: usize = 256;
+/// How long the writer waits after a batch that was not full.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(10);
 
 #[derive(Clone)]
 pub struct QueuedPublisher {
@@ -73,7 +75,16 @@ async fn write(
                     return;
                 }
                 publish(bus.as_ref(), &batch).await;
+                let full = batch.len() == BATCH;
                 batch.clear();
+                if !full {
+                    // Let the next batch gather: a busy process then writes
+                    // a few batches a second rather than one per event.
+                    tokio::select! {
+                        () = shutdown.cancelled() => {}
+                        () = tokio::time::sleep(LINGER) => {}
+                    }
+                }
             }
             () = shutdown.cancelled() => {
                 // Later events are published by their callers (Closed).

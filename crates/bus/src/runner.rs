@@ -23,6 +23,9 @@ impl HandlerError {
     }
 }
 
+/// How long a batch consumer waits after a batch that was not full.
+const LINGER: Duration = Duration::from_millis(20);
+
 /// Backoff before redelivering a failed event: 0.5 s doubling, at most 30 s.
 pub fn backoff(attempt: u32) -> Duration {
     let factor = 2u64.saturating_pow(attempt.saturating_sub(1).min(10));
@@ -70,17 +73,7 @@ pub async fn run_consumer<H, F>(
     F: Future<Output = Result<(), HandlerError>> + Send,
 {
     let dead_letters = DeadLetters::new(db.clone());
-    'connect: while !shutdown.is_cancelled() {
-        let mut consumer = match bus.consumer(&spec).await {
-            Ok(consumer) => consumer,
-            Err(error) => {
-                tracing::error!(%error, consumer = %spec.name, "cannot open consumer; retrying");
-                tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                }
-            }
-        };
+    'connect: while let Some(mut consumer) = open(bus.as_ref(), &spec, &shutdown).await {
         loop {
             let delivery = tokio::select! {
                 () = shutdown.cancelled() => break 'connect,
@@ -89,8 +82,7 @@ pub async fn run_consumer<H, F>(
             let delivery = match delivery {
                 Ok(delivery) => delivery,
                 Err(error) => {
-                    tracing::error!(%error, consumer = %spec.name, "consumer failed; reconnecting");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    reconnect_after(&spec, error).await;
                     continue 'connect;
                 }
             };
@@ -101,6 +93,108 @@ pub async fn run_consumer<H, F>(
             tracing::debug!(consumer = %spec.name, event_id = %envelope.id, outcome, "delivery settled");
         }
     }
+}
+
+/// Like [`run_consumer`], for handlers that store events and can take
+/// many at once: up to `max` deliveries at hand go to `handler` together
+/// and are acknowledged together, so a busy stream costs a few statements
+/// per batch rather than a few per event. The handler must be idempotent
+/// by event id (an insert that ignores a known id): a batch is not
+/// recorded in the dedupe table, and one that fails is handled again event
+/// by event, as [`run_consumer`] would, so a bad event is retried and
+/// dead-lettered alone. It runs outside any event's request context.
+pub async fn run_batch_consumer<H, F>(
+    bus: Arc<dyn Bus>,
+    db: Db,
+    spec: ConsumerSpec,
+    max: usize,
+    shutdown: CancellationToken,
+    handler: H,
+) where
+    H: Fn(Vec<Envelope>) -> F + Send + Sync,
+    F: Future<Output = Result<(), HandlerError>> + Send,
+{
+    let dead_letters = DeadLetters::new(db.clone());
+    let one = |event: Envelope| handler(vec![event]);
+    'connect: while let Some(mut consumer) = open(bus.as_ref(), &spec, &shutdown).await {
+        loop {
+            let batch = tokio::select! {
+                () = shutdown.cancelled() => break 'connect,
+                next = consumer.next_batch(max.max(1)) => next,
+            };
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(error) => {
+                    reconnect_after(&spec, error).await;
+                    continue 'connect;
+                }
+            };
+            let events: Vec<Envelope> = batch
+                .iter()
+                .filter(|d| is_for(&d.envelope, &spec))
+                .map(|d| d.envelope.clone())
+                .collect();
+            let handled = events.is_empty() || handler(events).await.is_ok();
+            if batch.len() < max {
+                // Let the next batch gather (the handler writes storage,
+                // which can wait a moment): a busy stream then costs a few
+                // batches a second rather than one per event.
+                tokio::select! {
+                    () = shutdown.cancelled() => {}
+                    () = tokio::time::sleep(LINGER) => {}
+                }
+            }
+            if handled {
+                let count = batch.len() as u64;
+                let outcome = settled(consumer.ack_batch(batch).await, "acked");
+                metrics::counter!("bus_deliveries_total", "consumer" => spec.name.clone(), "outcome" => outcome)
+                    .increment(count);
+                continue;
+            }
+            for delivery in batch {
+                let outcome = settle(&db, &dead_letters, &spec, delivery, &one).await;
+                metrics::counter!("bus_deliveries_total", "consumer" => spec.name.clone(), "outcome" => outcome)
+                    .increment(1);
+            }
+        }
+    }
+}
+
+/// Opens the consumer of `spec`, trying again each second, until it opens
+/// or `shutdown` fires (`None`).
+async fn open(
+    bus: &dyn Bus,
+    spec: &ConsumerSpec,
+    shutdown: &CancellationToken,
+) -> Option<Box<dyn crate::Consumer>> {
+    while !shutdown.is_cancelled() {
+        match bus.consumer(spec).await {
+            Ok(consumer) => return Some(consumer),
+            Err(error) => {
+                tracing::error!(%error, consumer = %spec.name, "cannot open consumer; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => {}
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Logs a consumer's failure and pauses before it is opened again.
+async fn reconnect_after(spec: &ConsumerSpec, error: BusError) {
+    tracing::error!(%error, consumer = %spec.name, "consumer failed; reconnecting");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+}
+
+/// Whether `event` is for the consumer of `spec`: not a replay meant for
+/// another consumer of the same events.
+fn is_for(event: &Envelope, spec: &ConsumerSpec) -> bool {
+    event
+        .replay_for
+        .as_deref()
+        .is_none_or(|target| target == spec.name)
 }
 
 async fn settle<H, F>(
@@ -116,11 +210,7 @@ where
 {
     let retry_delay = backoff(delivery.attempt);
     let envelope = delivery.envelope.clone();
-    let foreign_replay = envelope
-        .replay_for
-        .as_deref()
-        .is_some_and(|target| target != spec.name);
-    if foreign_replay {
+    if !is_for(&envelope, spec) {
         return settled(delivery.ack().await, "skipped");
     }
     match already_processed(db, &spec.name, &envelope.id).await {

@@ -11,7 +11,10 @@ use std::{
     time::Duration,
 };
 
-use daarion_bus::{Bus, ConsumerSpec, DeadLetters, Envelope, HandlerError, Outbox, run_consumer};
+use daarion_bus::{
+    Bus, ConsumerSpec, DeadLetters, Envelope, HandlerError, Outbox, run_batch_consumer,
+    run_consumer,
+};
 use daarion_kernel::{RequestContext, shutdown::CancellationToken};
 use daarion_testkit::{BusKind, SqlKind, TestDb};
 use futures::StreamExt;
@@ -83,6 +86,19 @@ fn spec(name: &str, filter: &str) -> ConsumerSpec {
 
 async fn within<T>(fut: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(WAIT, fut).await.expect("timed out")
+}
+
+/// The first dead letter to appear, waited for.
+async fn first_dead_letter(letters: &DeadLetters) -> daarion_bus::DeadLetter {
+    within(async {
+        loop {
+            if let Some(l) = letters.list(10, None).await.unwrap().into_iter().next() {
+                return l;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
 }
 
 macro_rules! contract {
@@ -306,12 +322,7 @@ macro_rules! contract {
                 let poison = Envelope::new("test", "city.message.created.general", json!({ "fail": true }));
                 f.bus.publish(&poison).await.unwrap();
                 let letters = DeadLetters::new(f.db.db.clone());
-                let letter = within(async {
-                    loop {
-                        if let Some(l) = letters.list(10, None).await.unwrap().into_iter().next() { return l; }
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                }).await;
+                let letter = first_dead_letter(&letters).await;
                 assert_eq!(letter.event_id, poison.id);
                 assert_eq!(letter.consumer, "runner");
                 assert_eq!(letter.attempts, 3);
@@ -331,6 +342,52 @@ macro_rules! contract {
                 shutdown.cancel();
                 within(task).await.unwrap();
                 within(bystander).await.unwrap();
+            }
+
+            #[tokio::test]
+            async fn batch_consumers_take_events_together_and_isolate_a_bad_one() {
+                let Some(f) = fixture().await else { return };
+                let shutdown = CancellationToken::new();
+                // Created before the events, so that it sees them all.
+                drop(f.bus.consumer(&spec("batches", "city.>")).await.unwrap());
+                let poison = Envelope::new("test", "city.message.created.general", json!({ "fail": true }));
+                let mut events: Vec<Envelope> = (0..40).map(|n| event("city.message.created.general", n)).collect();
+                events.insert(20, poison.clone());
+                f.bus.publish_batch(&events).await.unwrap();
+
+                let stored = Arc::new(std::sync::Mutex::new(Vec::<i64>::new()));
+                let sizes = Arc::new(std::sync::Mutex::new(Vec::<usize>::new()));
+                let task = {
+                    let (stored, sizes) = (stored.clone(), sizes.clone());
+                    tokio::spawn(run_batch_consumer(f.bus.clone(), f.db.db.clone(), spec("batches", "city.>"), 16, shutdown.clone(), move |batch: Vec<Envelope>| {
+                        let (stored, sizes) = (stored.clone(), sizes.clone());
+                        async move {
+                            sizes.lock().unwrap().push(batch.len());
+                            // All or nothing, like one transaction.
+                            if batch.iter().any(|e| e.payload["fail"] == true) {
+                                return Err(HandlerError::new("boom"));
+                            }
+                            stored.lock().unwrap().extend(batch.iter().map(|e| e.payload["n"].as_i64().unwrap()));
+                            Ok(())
+                        }
+                    }))
+                };
+                let letters = DeadLetters::new(f.db.db.clone());
+                let letter = first_dead_letter(&letters).await;
+                assert_eq!(letter.event_id, poison.id);
+                assert_eq!(letter.attempts, 3);
+                within(async { while stored.lock().unwrap().len() < 40 { tokio::time::sleep(Duration::from_millis(20)).await } }).await;
+                // Acknowledged, not handed out again.
+                tokio::time::sleep(Duration::from_millis(1000)).await;
+                let mut seen = stored.lock().unwrap().clone();
+                seen.sort_unstable();
+                assert_eq!(seen, (0..40).collect::<Vec<_>>());
+                let sizes = sizes.lock().unwrap().clone();
+                assert!(sizes.iter().all(|n| *n <= 16), "{sizes:?}");
+                assert!(sizes.iter().any(|n| *n > 1), "never more than one at once: {sizes:?}");
+
+                shutdown.cancel();
+                within(task).await.unwrap();
             }
         }
     )*};

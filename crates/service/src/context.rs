@@ -111,7 +111,28 @@ impl Context {
             handler,
         ));
     }
+
+    /// Like [`consume`](Self::consume), for a handler that stores the
+    /// events it gets in batches and is idempotent by event id
+    /// ([`daarion_bus::run_batch_consumer`]).
+    pub fn consume_batches<H, F>(&self, name: &str, filter: &str, handler: H)
+    where
+        H: Fn(Vec<Envelope>) -> F + Send + Sync + 'static,
+        F: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        self.tasks.spawn(daarion_bus::run_batch_consumer(
+            self.bus.clone(),
+            self.db.clone(),
+            ConsumerSpec::new(name, filter),
+            BATCH,
+            self.shutdown.clone(),
+            handler,
+        ));
+    }
 }
+
+/// Most events a batch consumer's handler gets at once.
+const BATCH: usize = 64;
 
 /// A built service: its API (paths relative to `/api/<name>`, documented),
 /// its WebSocket routes (relative to `/ws/<name>`) and its enforcement point.

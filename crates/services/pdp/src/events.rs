@@ -80,10 +80,10 @@ pub async fn follow_policies(
 pub(crate) fn record_audit(ctx: &Context) {
     for (name, pattern) in [("audit-logger", "audit.>"), ("ops-logger", "ops.>")] {
         let db = ctx.db.clone();
-        ctx.consume(name, pattern, move |event: Envelope| {
+        ctx.consume_batches(name, pattern, move |events: Vec<Envelope>| {
             let db = db.clone();
             async move {
-                store::record_audit(&db, &event)
+                store::record_audit(&db, &events)
                     .await
                     .map_err(daarion_bus::runner::HandlerError::new)
             }

@@ -48,21 +48,28 @@ pub async fn save(
     Ok(version)
 }
 
-/// Records one `AUDIT` event; a redelivered event is stored once.
-pub async fn record_audit(db: &Db, event: &Envelope) -> Result<(), PdpError> {
-    sql::query(
-        "INSERT INTO pdp_audit (event_id, time, subject, service, actor, request_id, record)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
-    )
-    .bind(&event.id)
-    .bind(&event.time)
-    .bind(&event.subject)
-    .bind(&event.source)
-    .bind(event.actor.as_deref().unwrap_or(""))
-    .bind(&event.request_id)
-    .bind(event.payload.to_string())
-    .execute(db.pool())
-    .await?;
+/// Records `AUDIT` events, a few per statement; a redelivered event is
+/// stored once.
+pub async fn record_audit(db: &Db, events: &[Envelope]) -> Result<(), PdpError> {
+    for range in sql::batches(events.len(), 7) {
+        let text = format!(
+            "INSERT INTO pdp_audit (event_id, time, subject, service, actor, request_id, record)
+             VALUES {} ON CONFLICT (event_id) DO NOTHING",
+            sql::rows(range.len(), 7, 1)
+        );
+        let mut query = sql::query(sql::AssertSqlSafe(text));
+        for event in &events[range] {
+            query = query
+                .bind(&event.id)
+                .bind(&event.time)
+                .bind(&event.subject)
+                .bind(&event.source)
+                .bind(event.actor.as_deref().unwrap_or(""))
+                .bind(&event.request_id)
+                .bind(event.payload.to_string());
+        }
+        query.execute(db.pool()).await?;
+    }
     Ok(())
 }
 
@@ -131,8 +138,7 @@ mod tests {
             let mut old = Envelope::new("auth", "audit.error", serde_json::json!({}));
             old.time = "2026-01-01T00:00:00.000000Z".into();
             let recent = Envelope::new("auth", "audit.error", serde_json::json!({}));
-            record_audit(db, &old).await.unwrap();
-            record_audit(db, &recent).await.unwrap();
+            record_audit(db, &[old, recent.clone()]).await.unwrap();
             assert_eq!(
                 prune_audit(db, "2026-06-01T00:00:00.000000Z")
                     .await

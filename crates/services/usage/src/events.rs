@@ -25,23 +25,40 @@ pub fn event(source: &str, record: &UsageRecord) -> Envelope {
     }
 }
 
-/// Stores one `usage.*` event; a payload that is not a record is refused
-/// (dead-lettered after retries) rather than stored half.
-async fn record(db: &Db, event: &Envelope) -> Result<(), HandlerError> {
-    let record: UsageRecord =
-        serde_json::from_value(event.payload.clone()).map_err(HandlerError::new)?;
-    store::insert(db, &event.id, &event.time, Some(&event.request_id), &record)
+/// Stores a batch of `usage.*` events in one statement; a payload that is
+/// not a record fails the batch, which is then retried event by event, so
+/// that one is refused (dead-lettered after retries) rather than stored
+/// half, and the others are stored.
+async fn record(db: &Db, events: &[Envelope]) -> Result<(), HandlerError> {
+    let records = events
+        .iter()
+        .map(|event| serde_json::from_value::<UsageRecord>(event.payload.clone()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(HandlerError::new)?;
+    let stored: Vec<store::Stored> = events
+        .iter()
+        .zip(&records)
+        .map(|(event, record)| store::Stored {
+            event_id: &event.id,
+            at: &event.time,
+            request_id: Some(&event.request_id),
+            record,
+        })
+        .collect();
+    store::insert(db, &stored)
         .await
         .map_err(HandlerError::new)?;
-    metrics::counter!("usage_records_total", "kind" => record.kind.as_str()).increment(1);
+    for record in &records {
+        metrics::counter!("usage_records_total", "kind" => record.kind.as_str()).increment(1);
+    }
     Ok(())
 }
 
 /// Runs the `usage-recorder` consumer (one per city, shared by replicas).
 pub(crate) fn record_usage(ctx: &Context) {
     let db = ctx.db.clone();
-    ctx.consume("usage-recorder", "usage.>", move |event: Envelope| {
+    ctx.consume_batches("usage-recorder", "usage.>", move |events: Vec<Envelope>| {
         let db = db.clone();
-        async move { record(&db, &event).await }
+        async move { record(&db, &events).await }
     });
 }

@@ -10,45 +10,61 @@ use utoipa::ToSchema;
 
 use crate::record::UsageRecord;
 
-/// Stores a record unless its event was stored before (redelivery).
-pub async fn insert(
-    db: &Db,
-    event_id: &str,
-    at: &str,
-    request_id: Option<&str>,
-    r: &UsageRecord,
-) -> Result<(), StoreError> {
+/// A record with the event that carried it.
+pub struct Stored<'a> {
+    pub event_id: &'a str,
+    pub at: &'a str,
+    pub request_id: Option<&'a str>,
+    pub record: &'a UsageRecord,
+}
+
+const RECORD_COLUMNS: usize = 21;
+
+/// Stores records, a few per statement, each unless its event was stored
+/// before (redelivery).
+pub async fn insert(db: &Db, records: &[Stored<'_>]) -> Result<(), StoreError> {
     let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-    sql::query(
-        "INSERT INTO usage_records (event_id, at, kind, user_id, agent_id, dao_id, api_key_id, model,
-             provider, tokens_in, tokens_out, tokens_cached, estimated, tool, run_id, cost_micros,
-             currency, latency_ms, outcome, error_code, request_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
-         ON CONFLICT (event_id) DO NOTHING",
-    )
-    .bind(event_id)
-    .bind(at)
-    .bind(r.kind.as_str())
-    .bind(&r.user)
-    .bind(&r.agent)
-    .bind(&r.dao)
-    .bind(&r.api_key)
-    .bind(&r.model)
-    .bind(&r.provider)
-    .bind(as_i64(r.tokens_in))
-    .bind(as_i64(r.tokens_out))
-    .bind(as_i64(r.tokens_cached))
-    .bind(i32::from(r.estimated))
-    .bind(&r.tool)
-    .bind(&r.run_id)
-    .bind(r.cost_micros)
-    .bind(&r.currency)
-    .bind(as_i64(r.latency_ms))
-    .bind(r.outcome.as_str())
-    .bind(&r.error_code)
-    .bind(request_id)
-    .execute(db.pool())
-    .await?;
+    for range in sql::batches(records.len(), RECORD_COLUMNS) {
+        let text = format!(
+            "INSERT INTO usage_records (event_id, at, kind, user_id, agent_id, dao_id, api_key_id,
+                 model, provider, tokens_in, tokens_out, tokens_cached, estimated, tool, run_id,
+                 cost_micros, currency, latency_ms, outcome, error_code, request_id)
+             VALUES {} ON CONFLICT (event_id) DO NOTHING",
+            sql::rows(range.len(), RECORD_COLUMNS, 1)
+        );
+        let mut query = sql::query(sql::AssertSqlSafe(text));
+        for Stored {
+            event_id,
+            at,
+            request_id,
+            record: r,
+        } in &records[range]
+        {
+            query = query
+                .bind(*event_id)
+                .bind(*at)
+                .bind(r.kind.as_str())
+                .bind(&r.user)
+                .bind(&r.agent)
+                .bind(&r.dao)
+                .bind(&r.api_key)
+                .bind(&r.model)
+                .bind(&r.provider)
+                .bind(as_i64(r.tokens_in))
+                .bind(as_i64(r.tokens_out))
+                .bind(as_i64(r.tokens_cached))
+                .bind(i32::from(r.estimated))
+                .bind(&r.tool)
+                .bind(&r.run_id)
+                .bind(r.cost_micros)
+                .bind(&r.currency)
+                .bind(as_i64(r.latency_ms))
+                .bind(r.outcome.as_str())
+                .bind(&r.error_code)
+                .bind(*request_id);
+        }
+        query.execute(db.pool()).await?;
+    }
     Ok(())
 }
 
