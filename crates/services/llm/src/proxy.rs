@@ -180,9 +180,17 @@ impl Source {
 
 /// How a started call answers.
 pub enum Started {
-    Whole(Value),
+    /// The reply, read, and the bytes to answer with (the provider's own
+    /// when no translation was needed: not serialised again).
+    Whole(Value, bytes::Bytes),
     /// The first pieces (already read, so the first token is known) and the rest.
     Stream(Vec<Piece>, Source),
+}
+
+/// A reply translated into OpenAI's shape, with its bytes.
+fn translated(value: Value) -> (Value, bytes::Bytes) {
+    let bytes = bytes::Bytes::from(serde_json::to_vec(&value).unwrap_or_default());
+    (value, bytes)
 }
 
 /// Why one attempt failed, and what to do next.
@@ -453,13 +461,16 @@ impl Upstreams {
                     None,
                 )
             })?;
-            let value = match (target.kind, op) {
-                (ProviderKind::Openai, _) => value,
-                (ProviderKind::Ollama, Op::Chat) => {
-                    ollama::chat_response(&value, &alias.name, &completion_id(), now_secs())
-                }
+            let (value, bytes) = match (target.kind, op) {
+                (ProviderKind::Openai, _) => (value, bytes),
+                (ProviderKind::Ollama, Op::Chat) => translated(ollama::chat_response(
+                    &value,
+                    &alias.name,
+                    &completion_id(),
+                    now_secs(),
+                )),
                 (ProviderKind::Ollama, Op::Embeddings) => {
-                    ollama::embed_response(&value, &alias.name)
+                    translated(ollama::embed_response(&value, &alias.name))
                 }
             };
             let well_formed = match op {
@@ -472,7 +483,7 @@ impl Upstreams {
                     None,
                 ));
             }
-            return Ok(Started::Whole(value));
+            return Ok(Started::Whole(value, bytes));
         }
         let bytes: ByteStream = Box::pin(response.bytes_stream());
         let mut source = match target.kind {

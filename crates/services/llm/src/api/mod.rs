@@ -122,8 +122,7 @@ async fn call(
         }
     };
     match started {
-        Started::Whole(reply) => {
-            let bytes = Bytes::from(serde_json::to_vec(&reply).unwrap_or_default());
+        Started::Whole(reply, bytes) => {
             let tokens = Tokens::from_usage(&reply["usage"]);
             if let Some((c, ttl, key)) = &cache
                 && let Err(error) = c.set(key, &bytes, Some(*ttl)).await
