@@ -710,16 +710,21 @@ async fn service_tokens_are_checked_for_signature_audience_and_expiry() {
     app.stop().await;
 }
 
+/// Allows `per_minute` sign-in attempts per client in `city`.
+fn limit_sign_ins(city: &mut City, per_minute: u32) {
+    city.settings
+        .services
+        .update(&daarion_auth::SPEC, |x: &mut daarion_auth::Settings| {
+            x.login_attempts_per_minute = per_minute
+        })
+        .unwrap();
+}
+
 async fn sign_in_attempts_are_rate_limited(kind: Kind) {
     let Some(mut city) = City::new(kind).await else {
         return;
     };
-    city.settings
-        .services
-        .update(&daarion_auth::SPEC, |x: &mut daarion_auth::Settings| {
-            x.login_attempts_per_minute = 3
-        })
-        .unwrap();
+    limit_sign_ins(&mut city, 3);
     let app = city.spawn().await;
     let mut statuses = Vec::new();
     for _ in 0..5 {
@@ -795,12 +800,7 @@ async fn behind_a_trusted_proxy_sign_in_limits_follow_the_forwarded_client() {
     let Some(mut city) = City::new(Kind::Embedded).await else {
         return;
     };
-    city.settings
-        .services
-        .update(&daarion_auth::SPEC, |x: &mut daarion_auth::Settings| {
-            x.login_attempts_per_minute = 2
-        })
-        .unwrap();
+    limit_sign_ins(&mut city, 2);
     city.settings.gateway.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     let app = city.spawn().await;
     let attempt = |client: &'static str| {
@@ -1131,12 +1131,7 @@ async fn sign_in_limits_cannot_be_spent_on_someone_else() {
     let Some(mut city) = City::new(Kind::Embedded).await else {
         return;
     };
-    city.settings
-        .services
-        .update(&daarion_auth::SPEC, |x: &mut daarion_auth::Settings| {
-            x.login_attempts_per_minute = 3
-        })
-        .unwrap();
+    limit_sign_ins(&mut city, 3);
     city.settings.gateway.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     let app = city.spawn().await;
     let mut alice = Person::register(&app.client, &app.url(""), "alice")
