@@ -19,7 +19,7 @@ use crate::{
 
 /// Live subscribers that fall this far behind skip events.
 const LIVE_BUFFER: usize = 16_384;
-/// Most deliveries one consumer claims at once.
+/// Most deliveries a consumer claims at once when asked for one.
 const CLAIM_BATCH: i64 = 32;
 /// Longest sleep of an idle consumer between checks for due redeliveries.
 const MAX_IDLE_WAIT: Duration = Duration::from_millis(500);
@@ -261,9 +261,9 @@ struct EmbeddedConsumer {
 
 impl EmbeddedConsumer {
     /// The oldest due delivery, hidden for `ack_wait`. Deliveries are
-    /// claimed up to [`CLAIM_BATCH`] at a time: two statements for a batch
-    /// instead of two per event.
-    async fn claim(&mut self) -> Result<Option<Delivery>, BusError> {
+    /// claimed up to `limit` at a time: two statements for a batch instead
+    /// of two per event.
+    async fn claim(&mut self, limit: i64) -> Result<Option<Delivery>, BusError> {
         if let Some(delivery) = self.claimed.pop_front() {
             return Ok(Some(delivery));
         }
@@ -284,7 +284,7 @@ impl EmbeddedConsumer {
         .bind(offset(self.spec.ack_wait))
         .bind(self.spec.name.as_str())
         .bind(now.as_str())
-        .bind(CLAIM_BATCH)
+        .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
         if rows.is_empty() {
@@ -335,14 +335,48 @@ impl EmbeddedConsumer {
         .await?;
         Ok(next)
     }
+
+    /// The oldest due delivery, claiming up to `limit` at once, waited for.
+    async fn wait_claim(&mut self, limit: i64) -> Result<Delivery, BusError> {
+        loop {
+            // Register for wake-ups before looking, so a publish between the
+            // look and the wait is not missed.
+            let wake = self.bus.wake.clone();
+            let woken = wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if let Some(delivery) = self.claim(limit).await? {
+                return Ok(delivery);
+            }
+            let wait = match self
+                .next_due()
+                .await?
+                .as_deref()
+                .and_then(daarion_store::parse_time)
+            {
+                Some(due) => (due - chrono::Utc::now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .min(MAX_IDLE_WAIT),
+                None => MAX_IDLE_WAIT,
+            };
+            tokio::select! {
+                () = woken => {},
+                () = tokio::time::sleep(wait) => {},
+            }
+        }
+    }
 }
 
 #[async_trait]
 impl Consumer for EmbeddedConsumer {
-    /// What the last claim brought beyond the first delivery comes with
-    /// it: up to [`CLAIM_BATCH`] events for the claim's two statements.
+    /// Claimed together, up to `max` (what an earlier claim brought
+    /// first): a batch smaller than `max` means nothing more was due.
     async fn next_batch(&mut self, max: usize) -> Result<Vec<Delivery>, BusError> {
-        let mut batch = vec![self.next().await?];
+        let mut batch = vec![
+            self.wait_claim(i64::try_from(max).unwrap_or(CLAIM_BATCH))
+                .await?,
+        ];
         while batch.len() < max
             && let Some(delivery) = self.claimed.pop_front()
         {
@@ -369,33 +403,7 @@ impl Consumer for EmbeddedConsumer {
     }
 
     async fn next(&mut self) -> Result<Delivery, BusError> {
-        loop {
-            // Register for wake-ups before looking, so a publish between the
-            // look and the wait is not missed.
-            let wake = self.bus.wake.clone();
-            let woken = wake.notified();
-            tokio::pin!(woken);
-            woken.as_mut().enable();
-            if let Some(delivery) = self.claim().await? {
-                return Ok(delivery);
-            }
-            let wait = match self
-                .next_due()
-                .await?
-                .as_deref()
-                .and_then(daarion_store::parse_time)
-            {
-                Some(due) => (due - chrono::Utc::now())
-                    .to_std()
-                    .unwrap_or(Duration::ZERO)
-                    .min(MAX_IDLE_WAIT),
-                None => MAX_IDLE_WAIT,
-            };
-            tokio::select! {
-                () = woken => {},
-                () = tokio::time::sleep(wait) => {},
-            }
-        }
+        self.wait_claim(CLAIM_BATCH).await
     }
 }
 

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use daarion_kernel::shutdown::{CancellationToken, TaskTracker};
+use daarion_kernel::shutdown::{CancellationToken, TaskTracker, pause};
 use tokio::sync::mpsc;
 
 use crate::{Bus, Envelope};
@@ -80,10 +80,7 @@ async fn write(
                 if !full {
                     // Let the next batch gather: a busy process then writes
                     // a few batches a second rather than one per event.
-                    tokio::select! {
-                        () = shutdown.cancelled() => {}
-                        () = tokio::time::sleep(LINGER) => {}
-                    }
+                    pause(LINGER, &shutdown).await;
                 }
             }
             () = shutdown.cancelled() => {

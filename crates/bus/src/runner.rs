@@ -6,7 +6,7 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use daarion_kernel::shutdown::CancellationToken;
+use daarion_kernel::shutdown::{CancellationToken, pause};
 use daarion_store::{Db, sql::Row};
 use serde::Serialize;
 
@@ -115,12 +115,13 @@ pub async fn run_batch_consumer<H, F>(
     F: Future<Output = Result<(), HandlerError>> + Send,
 {
     let dead_letters = DeadLetters::new(db.clone());
+    let max = max.max(1);
     let one = |event: Envelope| handler(vec![event]);
     'connect: while let Some(mut consumer) = open(bus.as_ref(), &spec, &shutdown).await {
         loop {
             let batch = tokio::select! {
                 () = shutdown.cancelled() => break 'connect,
-                next = consumer.next_batch(max.max(1)) => next,
+                next = consumer.next_batch(max) => next,
             };
             let batch = match batch {
                 Ok(batch) => batch,
@@ -134,27 +135,24 @@ pub async fn run_batch_consumer<H, F>(
                 .filter(|d| is_for(&d.envelope, &spec))
                 .map(|d| d.envelope.clone())
                 .collect();
-            let handled = events.is_empty() || handler(events).await.is_ok();
-            if batch.len() < max {
-                // Let the next batch gather (the handler writes storage,
-                // which can wait a moment): a busy stream then costs a few
-                // batches a second rather than one per event.
-                tokio::select! {
-                    () = shutdown.cancelled() => {}
-                    () = tokio::time::sleep(LINGER) => {}
-                }
-            }
-            if handled {
+            let full = batch.len() >= max;
+            if events.is_empty() || handler(events).await.is_ok() {
                 let count = batch.len() as u64;
                 let outcome = settled(consumer.ack_batch(batch).await, "acked");
                 metrics::counter!("bus_deliveries_total", "consumer" => spec.name.clone(), "outcome" => outcome)
                     .increment(count);
-                continue;
+            } else {
+                for delivery in batch {
+                    let outcome = settle(&db, &dead_letters, &spec, delivery, &one).await;
+                    metrics::counter!("bus_deliveries_total", "consumer" => spec.name.clone(), "outcome" => outcome)
+                        .increment(1);
+                }
             }
-            for delivery in batch {
-                let outcome = settle(&db, &dead_letters, &spec, delivery, &one).await;
-                metrics::counter!("bus_deliveries_total", "consumer" => spec.name.clone(), "outcome" => outcome)
-                    .increment(1);
+            if !full {
+                // Nothing more was at hand: let the next batch gather (the
+                // handler writes storage, which can wait a moment), so a
+                // busy stream costs a few batches a second, not one per event.
+                pause(LINGER, &shutdown).await;
             }
         }
     }
@@ -172,10 +170,7 @@ async fn open(
             Ok(consumer) => return Some(consumer),
             Err(error) => {
                 tracing::error!(%error, consumer = %spec.name, "cannot open consumer; retrying");
-                tokio::select! {
-                    () = shutdown.cancelled() => {}
-                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
+                pause(Duration::from_secs(1), shutdown).await;
             }
         }
     }

@@ -6,6 +6,14 @@ use std::{future::Future, time::Duration};
 pub use tokio_util::sync::CancellationToken;
 pub use tokio_util::task::TaskTracker;
 
+/// Waits `period`, or less if `shutdown` fires; `false` when it fired.
+pub async fn pause(period: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        () = shutdown.cancelled() => false,
+        () = tokio::time::sleep(period) => true,
+    }
+}
+
 /// Runs `work` at once, then every `period` after each run ends, until
 /// `shutdown` fires (a run in progress finishes first).
 pub async fn every<F, Fut>(period: Duration, shutdown: CancellationToken, mut work: F)
@@ -15,9 +23,8 @@ where
 {
     loop {
         work().await;
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(period) => {}
+        if !pause(period, &shutdown).await {
+            return;
         }
     }
 }
