@@ -25,7 +25,7 @@ pub fn event(source: &str, record: &UsageRecord) -> Envelope {
     }
 }
 
-/// Stores a batch of `usage.*` events in one statement; a payload that is
+/// Stores a batch of `usage.*` events, a few per statement; a payload that is
 /// not a record fails the batch, which is then retried event by event, so
 /// that one is refused (dead-lettered after retries) rather than stored
 /// half, and the others are stored.

@@ -67,7 +67,8 @@ impl Leases {
         }
     }
 
-    fn expires_at(&self) -> i64 {
+    /// When a reservation taken now lapses if never settled.
+    pub fn expires_at(&self) -> i64 {
         chrono::Utc::now()
             .timestamp_millis()
             .saturating_add(self.ttl_ms)
@@ -98,6 +99,14 @@ impl Leases {
                 }))
             })
             .clone()
+    }
+
+    /// The account of `subject` and `period`, if this process has one.
+    fn existing(&self, subject: &str, period: &str) -> Option<Arc<tokio::sync::Mutex<Account>>> {
+        let accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
+        accounts
+            .get(&(subject.to_owned(), period.to_owned()))
+            .cloned()
     }
 
     /// Holds `micros` of `subject`'s budget for one call from this
@@ -145,13 +154,7 @@ impl Leases {
     /// Ends a call held by [`hold`](Self::hold): `micros` is no longer
     /// held, `cost` is spent (0: the call never ran).
     pub async fn settle(&self, subject: &str, period: &str, micros: i64, cost: i64) {
-        let account = {
-            let accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
-            accounts
-                .get(&(subject.to_owned(), period.to_owned()))
-                .cloned()
-        };
-        if let Some(account) = account {
+        if let Some(account) = self.existing(subject, period) {
             let mut a = account.lock().await;
             a.held -= micros;
             a.unflushed += cost;
@@ -205,13 +208,7 @@ impl Leases {
     /// This process's unflushed spending, calls in flight and lease size
     /// for a subject, so that its status can be read as if all were written.
     pub async fn local(&self, subject: &str, period: &str) -> (i64, i64, i64) {
-        let account = {
-            let accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
-            accounts
-                .get(&(subject.to_owned(), period.to_owned()))
-                .cloned()
-        };
-        match account {
+        match self.existing(subject, period) {
             Some(account) => {
                 let a = account.lock().await;
                 (a.unflushed, a.held, a.lease.micros)

@@ -453,10 +453,6 @@ impl Meter {
             }
         }
         let (period, month_left) = month();
-        let expires_at = Utc::now().timestamp_millis().saturating_add(
-            i64::try_from(self.settings.reservation_ttl_secs.saturating_mul(1000))
-                .unwrap_or(i64::MAX),
-        );
         for (subject, budget) in budgets {
             let micros = estimate_micros.max(0);
             let leased = match self.leases.hold(&subject, &period, budget, micros).await {
@@ -478,7 +474,7 @@ impl Meter {
                 micros,
             };
             let reserved = leased
-                || match store::reserve(&self.db, &hold, budget, expires_at).await {
+                || match store::reserve(&self.db, &hold, budget, self.leases.expires_at()).await {
                     Ok(reserved) => reserved,
                     Err(error) => {
                         self.release(admission).await;

@@ -231,6 +231,22 @@ pub struct Hold {
     pub micros: i64,
 }
 
+/// Creates the ledger row of `hold`'s subject and period, if missing.
+async fn open_budget(
+    tx: &mut sql::Transaction<'_, sql::Any>,
+    hold: &Hold,
+) -> Result<(), StoreError> {
+    sql::query(
+        "INSERT INTO usage_budget (subject, period, spent_micros, reserved_micros)
+         VALUES ($1, $2, 0, 0) ON CONFLICT (subject, period) DO NOTHING",
+    )
+    .bind(&hold.subject)
+    .bind(&hold.period)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Reserves `hold.micros` unless what is spent and reserved already
 /// reaches `budget`; the reservation lapses at `expires_at_ms` if never
 /// settled. Returns whether it was reserved. One conditional update: of
@@ -243,14 +259,7 @@ pub async fn reserve(
     expires_at_ms: i64,
 ) -> Result<bool, StoreError> {
     let mut tx = db.begin().await?;
-    sql::query(
-        "INSERT INTO usage_budget (subject, period, spent_micros, reserved_micros)
-         VALUES ($1, $2, 0, 0) ON CONFLICT (subject, period) DO NOTHING",
-    )
-    .bind(&hold.subject)
-    .bind(&hold.period)
-    .execute(&mut *tx)
-    .await?;
+    open_budget(&mut tx, hold).await?;
     let reserved = sql::query(
         "UPDATE usage_budget SET reserved_micros = reserved_micros + $3
          WHERE subject = $1 AND period = $2 AND spent_micros + reserved_micros < $4",
@@ -353,14 +362,7 @@ pub async fn extend_lease(
             row.try_get("reserved_micros")?,
         ),
         None => {
-            sql::query(
-                "INSERT INTO usage_budget (subject, period, spent_micros, reserved_micros)
-                 VALUES ($1, $2, 0, 0) ON CONFLICT (subject, period) DO NOTHING",
-            )
-            .bind(&lease.subject)
-            .bind(&lease.period)
-            .execute(&mut *tx)
-            .await?;
+            open_budget(&mut tx, lease).await?;
             (0, 0)
         }
     };
