@@ -309,10 +309,7 @@ impl Meter {
     /// everything, leases given back, at shutdown.
     pub async fn write_back(self, shutdown: daarion_kernel::shutdown::CancellationToken) {
         loop {
-            let last = tokio::select! {
-                () = shutdown.cancelled() => true,
-                () = tokio::time::sleep(FLUSH_EVERY) => false,
-            };
+            let last = !daarion_kernel::shutdown::pause(FLUSH_EVERY, &shutdown).await;
             self.flush(last).await;
             if last {
                 return;
