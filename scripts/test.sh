@@ -98,6 +98,28 @@ ensure_python_tools() {
 }
 ensure_python_tools
 
+# The web UI: Node and npm for its build and checks, Debian's Chromium for
+# its browser tests (a browser download such as `playwright install` cannot
+# work here; playwright-core drives /usr/bin/chromium).
+ensure_web_tools() {
+  command -v npm >/dev/null || { log "installing Node.js and npm"; apt_install nodejs npm; }
+  command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || { log "installing Chromium"; apt_install chromium; }
+}
+ensure_web_tools
+
+# web/dist is committed (a fresh clone builds the binary with cargo alone):
+# rebuild it from the locked dependencies and refuse a difference, so what
+# is embedded is what the sources make. The typed client is regenerated from
+# web/openapi.json the same way (a cargo test keeps that file equal to the
+# served document).
+log "web UI: npm ci, generated client, type check, lint, reproducible build"
+(cd web && npm ci --no-audit --no-fund --loglevel=error && npm run -s gen >/dev/null && npm run -s check && npm run -s build >/dev/null)
+if [ -n "$(git status --porcelain -- web/dist web/src/api/schema.d.ts)" ]; then
+  git status --short -- web/dist web/src/api/schema.d.ts >&2
+  log "web/dist or web/src/api/schema.d.ts differ from what the sources build: run 'npm run gen && npm run build' in web/ and commit"
+  exit 1
+fi
+
 # Every test makes its own database, stream namespace and key prefix; remove
 # those that earlier runs left behind.
 cargo run -q --locked -p daarion-testkit --bin test-cleanup
@@ -112,5 +134,8 @@ if command -v cargo-nextest >/dev/null || cargo nextest --version >/dev/null 2>&
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+log "web UI in Chromium"
+cargo build -q --locked -p daarion
+(cd web && npm run -s e2e)
 log "benchmarks, smoke mode (each target for a moment: they must keep running)"
 bench/run.sh --smoke

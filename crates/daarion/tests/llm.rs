@@ -254,6 +254,12 @@ async fn openai_compatible_chat_whole_streamed_with_tools_and_embeddings(kind: K
         (status, models["data"][0]["id"].as_str()),
         (200, Some("chat"))
     );
+    // The prices the meter charges, for clients that show a call's cost.
+    assert_eq!(
+        models["data"][0]["pricing"],
+        json!({"input_per_million": 1000.0, "output_per_million": 2000.0,
+               "cached_input_per_million": 1000.0, "currency": "USD"})
+    );
 
     // Five calls, each metered with real token counts and cost.
     let alice = app.user_id("alice").await;

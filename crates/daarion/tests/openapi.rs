@@ -159,3 +159,30 @@ async fn generated_requests_find_no_answer_the_document_does_not_describe() {
     assert_eq!(me.status(), 200);
     app.stop().await;
 }
+
+/// The web UI's typed client (`web/src/api/schema.d.ts`) is generated from
+/// `web/openapi.json`; this keeps that file equal to what the server serves,
+/// so an API change that the UI has not followed fails here, then in `tsc`.
+/// After an intended change: `UPDATE_OPENAPI=1 cargo test --test openapi`,
+/// then `npm run gen` in `web/`.
+#[tokio::test]
+async fn the_web_ui_is_typed_against_the_served_document() {
+    let Some(city) = City::new(Kind::Embedded).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let (status, spec) = app.get("/openapi.json").await;
+    assert_eq!(status, 200);
+    let served = serde_json::to_string_pretty(&spec).unwrap() + "\n";
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/openapi.json");
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &served).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == served,
+        "web/openapi.json differs from the served document: run \
+         UPDATE_OPENAPI=1 cargo test --test openapi, then npm run gen in web/"
+    );
+}

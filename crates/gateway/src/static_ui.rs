@@ -85,7 +85,13 @@ mod tests {
         assert_eq!(index.headers()[header::CACHE_CONTROL], "no-cache");
         let etag = index.headers()[header::ETAG].clone();
 
-        let css = get("/assets/daarion.css", &none);
+        // Vite names assets by content hash: find the stylesheet the page links.
+        let page = String::from_utf8(Assets::get("index.html").unwrap().data.into_owned()).unwrap();
+        let css_path = page
+            .split('"')
+            .find(|part| part.starts_with("/assets/") && part.ends_with(".css"))
+            .unwrap();
+        let css = get(css_path, &none);
         assert_eq!(css.headers()[header::CONTENT_TYPE], "text/css");
         assert!(
             css.headers()[header::CACHE_CONTROL]

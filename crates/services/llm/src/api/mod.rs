@@ -213,6 +213,19 @@ pub struct ModelView {
     pub object: &'static str,
     pub created: i64,
     pub owned_by: &'static str,
+    /// What a call costs, per million tokens (a DAARION extension, as
+    /// OpenRouter's `pricing`): the same prices the meter charges.
+    pub pricing: Pricing,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Pricing {
+    pub input_per_million: f64,
+    pub output_per_million: f64,
+    /// Prompt tokens served from the provider's cache.
+    pub cached_input_per_million: f64,
+    /// ISO 4217, the city's accounting currency.
+    pub currency: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -221,12 +234,21 @@ pub struct ModelList {
     pub data: Vec<ModelView>,
 }
 
-fn model_view(alias: &str) -> ModelView {
+fn model_view(state: &LlmState, alias: &crate::route::Alias) -> ModelView {
+    let price = alias.model.price;
     ModelView {
-        id: alias.to_owned(),
+        id: alias.name.clone(),
         object: "model",
         created: 0,
         owned_by: "daarion",
+        pricing: Pricing {
+            input_per_million: price.input_per_million,
+            output_per_million: price.output_per_million,
+            cached_input_per_million: price
+                .cached_input_per_million
+                .unwrap_or(price.input_per_million),
+            currency: state.currency.to_string(),
+        },
     }
 }
 
@@ -245,9 +267,9 @@ async fn list_models(State(state): State<LlmState>, principal: Principal) -> axu
         data: state
             .catalog
             .aliases
-            .keys()
-            .filter(|a| visible(&principal, a))
-            .map(|a| model_view(a))
+            .values()
+            .filter(|a| visible(&principal, &a.name))
+            .map(|a| model_view(&state, a))
             .collect(),
     })
 }
@@ -261,10 +283,9 @@ async fn get_model(
     principal: Principal,
     Path(model): Path<String>,
 ) -> Result<axum::Json<ModelView>, LlmError> {
-    if state.catalog.aliases.contains_key(&model) && visible(&principal, &model) {
-        Ok(axum::Json(model_view(&model)))
-    } else {
-        Err(LlmError::model_not_found(&model))
+    match state.catalog.aliases.get(&model) {
+        Some(alias) if visible(&principal, &model) => Ok(axum::Json(model_view(&state, alias))),
+        _ => Err(LlmError::model_not_found(&model)),
     }
 }
 

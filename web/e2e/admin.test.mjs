@@ -1,0 +1,109 @@
+// The admin console, in each language: a policy saved with a mistake is
+// refused with the engine's message beside the file, then fixed; an
+// invitation link lets a new person in; usage, audit and dead letters show;
+// a citizen has no console.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import {
+  arrived,
+  expectNoAccessibilityProblems,
+  launch,
+  person,
+  register,
+  startCity,
+  translate,
+} from "./harness.mjs";
+
+let city;
+let browser;
+let root;
+before(async () => {
+  city = await startCity();
+  browser = await launch();
+  // The city's first person is its admin.
+  root = await person(browser, { lang: "en" });
+  await register(city, root, "root");
+});
+after(async () => {
+  await browser?.close();
+  await city?.stop();
+});
+
+for (const lang of ["en", "uk"]) {
+  describe(`in ${lang}`, () => {
+    // The admin reads the console in this language, chosen in the top bar.
+    const admin = {};
+    before(async () => {
+      admin.page = root.page;
+      admin.t = (key, params) => translate(lang, key, params);
+      await root.page.goto(`${city.url}/rooms`);
+      await root.page.getByRole("combobox", { name: root.t("nav.language") }).selectOption(lang);
+      await root.page.getByRole("link", { name: admin.t("nav.admin") }).waitFor();
+      root.t = admin.t;
+    });
+
+    test("a policy with a mistake is refused inline, then fixed", async () => {
+      const { page, t } = admin;
+      await page.getByRole("link", { name: t("nav.admin") }).click();
+      await arrived(page, /\/admin$/);
+      const editor = page.locator("textarea.code").first();
+      await editor.waitFor();
+      const original = await editor.inputValue();
+      await editor.fill(`${original}\npermit (principal, action, resource`);
+      await page.getByRole("button", { name: t("policies.save") }).click();
+      const problem = page.getByRole("alert");
+      await problem.waitFor();
+      assert.ok(
+        ((await problem.textContent()) ?? "").startsWith(t("policies.invalid", { message: "" })),
+      );
+      assert.equal(await editor.getAttribute("aria-invalid"), "true");
+      await expectNoAccessibilityProblems(page, "policies with an error");
+
+      await editor.fill(original);
+      await page.getByRole("button", { name: t("policies.save") }).click();
+      await page.getByRole("status").waitFor();
+      assert.equal(await problem.count(), 0);
+      assert.equal(await editor.getAttribute("aria-invalid"), "false");
+    });
+
+    test("an invitation link lets a person in; usage, audit and dead letters show", async () => {
+      const { page, t } = admin;
+      await page.goto(`${city.url}/admin/invites`);
+      await page.getByRole("button", { name: t("invites.create") }).click();
+      const link = (await page.locator("code.secret").first().textContent()) ?? "";
+      assert.match(link, /\/register\?invite=inv_/);
+      await expectNoAccessibilityProblems(page, "invitations");
+
+      const guest = await person(browser, { lang });
+      await guest.page.goto(link);
+      await guest.page.getByLabel(guest.t("auth.invite")).waitFor();
+      await guest.page.getByLabel(guest.t("auth.username")).fill(`guest-${lang}`);
+      await guest.page.getByRole("button", { name: guest.t("auth.register.button") }).click();
+      await arrived(guest.page, /\/settings\/recovery\?welcome=1$/);
+      // A citizen has no console, and the server refuses one anyway.
+      assert.equal(await guest.page.getByRole("link", { name: guest.t("nav.admin") }).count(), 0);
+      await guest.page.goto(`${city.url}/admin/audit`);
+      await guest.page.getByRole("alert").waitFor();
+      await guest.context.close();
+
+      await page.getByRole("link", { name: t("admin.usage") }).click();
+      await page
+        .getByRole("img", { name: t("usage.chart", { n: 0 }).split(" ")[0] })
+        .or(page.locator(".chart svg"))
+        .waitFor();
+      const csv = await page.getByRole("link", { name: t("usage.csv") }).getAttribute("href");
+      const exported = await page.request.get(`${city.url}${csv}`);
+      assert.equal(exported.status(), 200);
+      assert.match(exported.headers()["content-type"], /text\/csv/);
+      await expectNoAccessibilityProblems(page, "usage");
+
+      await page.getByRole("link", { name: t("admin.audit") }).click();
+      // Newest first: the invitation made above is there.
+      await page.getByRole("row").nth(1).waitFor();
+      await expectNoAccessibilityProblems(page, "audit");
+
+      await page.getByRole("link", { name: t("admin.dead_letters") }).click();
+      await page.getByText(t("dead.empty")).waitFor();
+    });
+  });
+}

@@ -1,0 +1,83 @@
+// A local stand-in for an OpenAI-compatible provider, speaking the real
+// protocol: `POST /v1/chat/completions`, streamed as server-sent events
+// (with the usage chunk when `stream_options.include_usage` asks) or as one
+// JSON reply. Its answer is fixed, so a test knows what to expect.
+import { createServer } from "node:http";
+
+export const REPLY = ["Hello", " from", " the", " fake", " model."];
+
+export async function startFakeOpenAI() {
+  const server = createServer((req, res) => {
+    let raw = "";
+    req.on("data", (c) => {
+      raw += c;
+    });
+    req.on("end", () => {
+      if (req.method !== "POST" || !req.url.endsWith("/chat/completions")) {
+        res.writeHead(404, { "content-type": "application/json" });
+        res.end(JSON.stringify({ error: { message: "not found", type: "invalid_request_error" } }));
+        return;
+      }
+      const body = JSON.parse(raw);
+      const prompt = body.messages
+        .map((m) => m.content)
+        .join(" ")
+        .split(/\s+/).length;
+      const usage = {
+        prompt_tokens: prompt,
+        completion_tokens: REPLY.length,
+        total_tokens: prompt + REPLY.length,
+      };
+      const base = {
+        id: "chatcmpl-fake",
+        object: "chat.completion.chunk",
+        created: 0,
+        model: body.model,
+      };
+      if (!body.stream) {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(
+          JSON.stringify({
+            ...base,
+            object: "chat.completion",
+            choices: [
+              {
+                index: 0,
+                message: { role: "assistant", content: REPLY.join("") },
+                finish_reason: "stop",
+              },
+            ],
+            usage,
+          }),
+        );
+        return;
+      }
+      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+      const send = (chunk) => res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+      send({
+        ...base,
+        choices: [{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }],
+      });
+      let i = 0;
+      const next = () => {
+        if (i < REPLY.length) {
+          send({
+            ...base,
+            choices: [{ index: 0, delta: { content: REPLY[i++] }, finish_reason: null }],
+          });
+          setTimeout(next, 20);
+          return;
+        }
+        send({ ...base, choices: [{ index: 0, delta: {}, finish_reason: "stop" }] });
+        if (body.stream_options?.include_usage) send({ ...base, choices: [], usage });
+        res.end("data: [DONE]\n\n");
+      };
+      next();
+    });
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}/v1`,
+    stop: () => new Promise((resolve) => server.close(resolve)),
+  };
+}

@@ -1,0 +1,63 @@
+// The typed API client: paths and bodies come from `schema.d.ts`, which
+// `npm run gen` makes from `web/openapi.json` (a Rust test keeps that file
+// equal to what the server serves), so a renamed field fails `tsc`.
+import createClient from "openapi-fetch";
+import type { components, paths } from "./schema";
+
+export type Schemas = components["schemas"];
+
+export const api = createClient<paths>({ baseUrl: "" });
+
+/** The error every DAARION endpoint answers with, as a thrown value. */
+export class ApiFailure extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly requestId?: string,
+  ) {
+    super(message);
+  }
+}
+
+interface ErrorBody {
+  error?: { code?: string; message?: string; request_id?: string };
+}
+
+const unauthorized = new Set<() => void>();
+
+/** Told when any call answers 401 (the session has ended). */
+export function onUnauthorized(listener: () => void): () => void {
+  unauthorized.add(listener);
+  return () => unauthorized.delete(listener);
+}
+
+/**
+ * Unwraps an openapi-fetch result: the data, or an `ApiFailure` built from
+ * the error body (or the status alone when the body is not ours).
+ */
+export async function ok<D>(
+  call: Promise<{ data?: D; error?: unknown; response: Response }>,
+): Promise<D> {
+  let result: Awaited<typeof call>;
+  try {
+    result = await call;
+  } catch (cause) {
+    throw new ApiFailure(0, "network", cause instanceof Error ? cause.message : String(cause));
+  }
+  const { data, error, response } = result;
+  if (response.ok) return data as D;
+  if (response.status === 401) for (const l of unauthorized) l();
+  const body = (error ?? {}) as ErrorBody;
+  throw new ApiFailure(
+    response.status,
+    body.error?.code ?? `http_${response.status}`,
+    body.error?.message ?? response.statusText,
+    body.error?.request_id ?? response.headers.get("x-request-id") ?? undefined,
+  );
+}
+
+/** A fresh `Idempotency-Key` for a create, so a retried send is not doubled. */
+export function idempotencyKey(): string {
+  return crypto.randomUUID();
+}

@@ -1,0 +1,448 @@
+// The city admins' console: policies, invitations, usage, the audit log and
+// dead letters. The server decides who may (city admins); a refused call
+// shows its 403 like any other error.
+import type { ComponentChildren } from "preact";
+import { useState } from "preact/hooks";
+import { ApiFailure, api, ok, type Schemas } from "../api/client";
+import { type Key, useI18n } from "../i18n";
+import {
+  Busy,
+  Empty,
+  ErrorNote,
+  Field,
+  Loading,
+  MoreButton,
+  useAction,
+  useLoad,
+  usePaged,
+} from "../ui";
+import { asJson, useMoney } from "./settings";
+
+const SECTIONS: [string, Key][] = [
+  ["policies", "admin.policies"],
+  ["usage", "admin.usage"],
+  ["invites", "admin.invites"],
+  ["audit", "admin.audit"],
+  ["dead-letters", "admin.dead_letters"],
+];
+
+export function Admin({ section }: { section: string }) {
+  const { t } = useI18n();
+  const page: Record<string, () => ComponentChildren> = {
+    policies: () => <Policies />,
+    usage: () => <UsageDashboard />,
+    invites: () => <Invites />,
+    audit: () => <Audit />,
+    "dead-letters": () => <DeadLetters />,
+  };
+  return (
+    <div class="settings">
+      <nav aria-label={t("nav.admin")} class="subnav">
+        {SECTIONS.map(([id, label]) => (
+          <a key={id} href={`/admin/${id}`} aria-current={id === section ? "page" : undefined}>
+            {t(label)}
+          </a>
+        ))}
+      </nav>
+      <div>{(page[section] ?? page.policies)?.()}</div>
+    </div>
+  );
+}
+
+type PolicyFile = Schemas["PolicyFile"];
+
+function Policies() {
+  const { t } = useI18n();
+  const current = useLoad(() => ok(api.GET("/api/pdp/policies")), []);
+  const [edited, setEdited] = useState<PolicyFile[] | null>(null);
+  const [saved, setSaved] = useState<number | null>(null);
+  const { busy, error, run, setError } = useAction();
+  const files = edited ?? current.data?.files;
+
+  const edit = (name: string, text: string) => {
+    setSaved(null);
+    setError(null);
+    setEdited((files ?? []).map((f) => (f.name === name ? { ...f, text } : f)));
+  };
+  const save = (event: Event) => {
+    event.preventDefault();
+    run(async () => {
+      const set = await ok(api.PUT("/api/pdp/policies", { body: { files: files ?? [] } }));
+      current.reload();
+      setEdited(null);
+      setSaved(set.version);
+    });
+  };
+  // The engine's message names the file it could not read; that file's
+  // editor shows it.
+  const invalid = error instanceof ApiFailure && error.status === 422 ? error.message : null;
+  const blamed = (name: string) =>
+    invalid !== null && (invalid.includes(name) || !files?.some((f) => invalid.includes(f.name)));
+
+  if (current.error) return <ErrorNote error={current.error} />;
+  if (!files || !current.data) return <Loading />;
+  return (
+    <form class="stack" onSubmit={save}>
+      <h1>{t("admin.policies")}</h1>
+      <p class="muted">{t("policies.intro", { version: current.data.version })}</p>
+      {files.map((file) => {
+        const id = `policy-${file.name}`;
+        const problem = blamed(file.name);
+        return (
+          <div key={file.name} class="stack">
+            <label for={id}>{file.name}</label>
+            <textarea
+              id={id}
+              class="code"
+              rows={Math.min(24, file.text.split("\n").length + 1)}
+              spellcheck={false}
+              value={file.text}
+              aria-invalid={problem}
+              aria-describedby={problem ? `${id}-error` : undefined}
+              onInput={(e) => edit(file.name, e.currentTarget.value)}
+            />
+            {problem && (
+              <p id={`${id}-error`} class="error" role="alert">
+                {t("policies.invalid", { message: invalid ?? "" })}
+              </p>
+            )}
+          </div>
+        );
+      })}
+      {!invalid && <ErrorNote error={error} />}
+      {saved !== null && (
+        <p class="notice" role="status">
+          {t("policies.saved", { version: saved })}
+        </p>
+      )}
+      <div class="row">
+        <button type="submit" disabled={busy || edited === null}>
+          <Busy busy={busy} label="policies.save" />
+        </button>
+        {edited && (
+          <button type="button" class="ghost" onClick={() => setEdited(null)}>
+            {t("policies.discard")}
+          </button>
+        )}
+      </div>
+    </form>
+  );
+}
+
+function Invites() {
+  const { t, dateTime } = useI18n();
+  const [role, setRole] = useState<"citizen" | "admin">("citizen");
+  const [hours, setHours] = useState("72");
+  const [made, setMade] = useState<Schemas["CreatedInvite"][]>([]);
+  const { busy, error, run } = useAction();
+  const submit = (event: Event) => {
+    event.preventDefault();
+    run(async () => {
+      const invite = await ok(
+        api.POST("/api/auth/invites", {
+          body: { role, expires_in_hours: hours.trim() ? Number(hours) : null },
+        }),
+      );
+      setMade((known) => [invite, ...known]);
+    });
+  };
+  return (
+    <section class="stack">
+      <h1>{t("admin.invites")}</h1>
+      <p class="muted">{t("invites.intro")}</p>
+      <form class="card stack" onSubmit={submit}>
+        <Field label={t("invites.role")}>
+          {(id) => (
+            <select
+              id={id}
+              value={role}
+              onChange={(e) => setRole(e.currentTarget.value as typeof role)}
+            >
+              <option value="citizen">{t("role.citizen")}</option>
+              <option value="admin">{t("role.admin")}</option>
+            </select>
+          )}
+        </Field>
+        <Field label={t("invites.hours")}>
+          {(id) => (
+            <input
+              id={id}
+              type="number"
+              min={1}
+              max={720}
+              value={hours}
+              onInput={(e) => setHours(e.currentTarget.value)}
+            />
+          )}
+        </Field>
+        <ErrorNote error={error} />
+        <button type="submit" disabled={busy}>
+          <Busy busy={busy} label="invites.create" />
+        </button>
+      </form>
+      {made.length > 0 && (
+        <ul class="list card" aria-label={t("invites.made")}>
+          {made.map((invite) => {
+            const link = `${location.origin}/register?invite=${encodeURIComponent(invite.invite)}`;
+            return (
+              <li key={invite.invite} class="stack">
+                <div>
+                  {t(`role.${invite.role}`)} ·{" "}
+                  {t("invites.expires", { at: dateTime(invite.expires_at) })}
+                </div>
+                <code class="secret">{link}</code>
+                <div>
+                  <button
+                    type="button"
+                    class="secondary"
+                    onClick={() => navigator.clipboard?.writeText(link)}
+                  >
+                    {t("invites.copy")}
+                  </button>
+                </div>
+              </li>
+            );
+          })}
+        </ul>
+      )}
+    </section>
+  );
+}
+type GroupBy = Schemas["GroupBy"];
+const GROUPS: GroupBy[] = ["model", "user", "agent", "kind", "provider", "api_key", "microdao"];
+type Bucket = Schemas["Bucket"];
+
+/** Cost per day as bars: an SVG a screen reader reads as its table. */
+function DailyChart({ days, currency }: { days: Bucket[]; currency: string }) {
+  const { t } = useI18n();
+  const money = useMoney();
+  const top = Math.max(1, ...days.map((d) => d.cost_micros));
+  const width = 24;
+  return (
+    <figure class="chart">
+      <svg
+        viewBox={`0 0 ${Math.max(1, days.length) * width} 120`}
+        role="img"
+        aria-label={t("usage.chart", { n: days.length })}
+        preserveAspectRatio="none"
+      >
+        {days.map((d, i) => {
+          const h = Math.round((d.cost_micros / top) * 110);
+          return (
+            <rect key={d.period} x={i * width + 3} y={115 - h} width={width - 6} height={h}>
+              <title>{`${d.period}: ${money(d.cost_micros, currency)}`}</title>
+            </rect>
+          );
+        })}
+      </svg>
+      <figcaption class="small muted">
+        {days.length > 0 && `${days[0]?.period} — ${days[days.length - 1]?.period}`}
+      </figcaption>
+    </figure>
+  );
+}
+
+function UsageDashboard() {
+  const { t, number } = useI18n();
+  const money = useMoney();
+  const [group, setGroup] = useState<GroupBy>("model");
+  const [days, setDays] = useState(30);
+  const from = new Date(Date.now() - days * 86_400_000).toISOString().slice(0, 10);
+  const range = `${from}T00:00:00Z`;
+  const daily = useLoad(
+    () =>
+      ok(
+        api.GET("/api/usage/summary", {
+          params: { query: { granularity: "day", from: range } },
+        }),
+      ).then(asJson),
+    [range],
+  );
+  const grouped = useLoad(
+    () =>
+      ok(
+        api.GET("/api/usage/summary", {
+          params: { query: { granularity: "total", group_by: group, from: range } },
+        }),
+      ).then(asJson),
+    [range, group],
+  );
+  const csv = `/api/usage/summary?format=csv&granularity=day&group_by=${group}&from=${encodeURIComponent(range)}`;
+  const currency = daily.data?.currency ?? "USD";
+  return (
+    <section class="stack">
+      <h1>{t("admin.usage")}</h1>
+      <div class="row grid3">
+        <Field label={t("usage.group_by")}>
+          {(id) => (
+            <select
+              id={id}
+              value={group}
+              onChange={(e) => setGroup(e.currentTarget.value as GroupBy)}
+            >
+              {GROUPS.map((g) => (
+                <option key={g} value={g}>
+                  {t(`usage.group.${g}`)}
+                </option>
+              ))}
+            </select>
+          )}
+        </Field>
+        <Field label={t("usage.period")}>
+          {(id) => (
+            <select id={id} value={days} onChange={(e) => setDays(Number(e.currentTarget.value))}>
+              {[7, 30, 90].map((n) => (
+                <option key={n} value={n}>
+                  {t("usage.last_days", { n })}
+                </option>
+              ))}
+            </select>
+          )}
+        </Field>
+        <a class="button secondary" href={csv} download={`daarion-usage-${group}.csv`}>
+          {t("usage.csv")}
+        </a>
+      </div>
+      <ErrorNote error={daily.error} />
+      {daily.data ? (
+        <DailyChart days={daily.data.items} currency={currency} />
+      ) : (
+        !daily.error && <Loading />
+      )}
+      <ErrorNote error={grouped.error} />
+      {grouped.data &&
+        (grouped.data.items.length === 0 ? (
+          <Empty>{t("usage.nothing")}</Empty>
+        ) : (
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">{t(`usage.group.${group}`)}</th>
+                <th scope="col">{t("usage.calls")}</th>
+                <th scope="col">{t("usage.errors")}</th>
+                <th scope="col">{t("usage.tokens")}</th>
+                <th scope="col">{t("usage.latency")}</th>
+                <th scope="col">{t("usage.cost")}</th>
+              </tr>
+            </thead>
+            <tbody>
+              {grouped.data.items.map((b) => (
+                <tr key={b.key ?? "-"}>
+                  <td>{b.key ?? "—"}</td>
+                  <td>{number(b.events)}</td>
+                  <td>{number(b.errors)}</td>
+                  <td>{number(b.tokens_in + b.tokens_out)}</td>
+                  <td>{number(b.avg_latency_ms)}</td>
+                  <td>{money(b.cost_micros, grouped.data?.currency ?? currency)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        ))}
+    </section>
+  );
+}
+
+function Audit() {
+  const { t, dateTime } = useI18n();
+  const entries = usePaged(
+    (cursor) => ok(api.GET("/api/pdp/audit", { params: { query: { limit: 50, cursor } } })),
+    [],
+  );
+  return (
+    <section class="stack">
+      <h1>{t("admin.audit")}</h1>
+      <ErrorNote error={entries.error} />
+      {entries.items === undefined ? (
+        !entries.error && <Loading />
+      ) : entries.items.length === 0 ? (
+        <Empty>{t("audit.empty")}</Empty>
+      ) : (
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">{t("audit.time")}</th>
+              <th scope="col">{t("audit.actor")}</th>
+              <th scope="col">{t("audit.service")}</th>
+              <th scope="col">{t("audit.what")}</th>
+            </tr>
+          </thead>
+          <tbody>
+            {entries.items.map((e) => (
+              <tr key={e.event_id}>
+                <td>{dateTime(e.time)}</td>
+                <td>{e.actor}</td>
+                <td>{e.service}</td>
+                <td>
+                  <code class="small">{summarise(e.record)}</code>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <MoreButton paged={entries} />
+    </section>
+  );
+}
+
+/** One line of an audit record: what was done (or refused) to what. */
+function summarise(record: Record<string, unknown>): string {
+  const parts = ["action", "what", "resource", "decision", "reason", "status"]
+    .map((k) => record[k])
+    .filter((v) => v !== undefined && v !== null)
+    .map((v) => (typeof v === "string" ? v : JSON.stringify(v)));
+  return parts.length ? parts.join(" · ") : JSON.stringify(record);
+}
+
+function DeadLetters() {
+  const { t, dateTime } = useI18n();
+  const letters = usePaged(
+    (cursor) => ok(api.GET("/api/ops/dead-letters", { params: { query: { limit: 50, cursor } } })),
+    [],
+  );
+  const replay = useAction();
+  const [replayed, setReplayed] = useState<string | null>(null);
+  const again = (id: string) =>
+    replay.run(async () => {
+      await ok(api.POST("/api/ops/dead-letters/{id}/replay", { params: { path: { id } } }));
+      setReplayed(id);
+      letters.setItems((known) => known?.filter((l) => l.id !== id));
+    });
+  return (
+    <section class="stack">
+      <h1>{t("admin.dead_letters")}</h1>
+      <p class="muted">{t("dead.intro")}</p>
+      <ErrorNote error={letters.error} />
+      {replayed && (
+        <p class="notice" role="status">
+          {t("dead.replayed")}
+        </p>
+      )}
+      <ErrorNote error={replay.error} />
+      {letters.items === undefined ? (
+        !letters.error && <Loading />
+      ) : letters.items.length === 0 ? (
+        <Empty>{t("dead.empty")}</Empty>
+      ) : (
+        <ul class="list card" aria-label={t("admin.dead_letters")}>
+          {letters.items.map((l) => (
+            <li key={l.id} class="row spread">
+              <div>
+                <strong>{l.subject}</strong> → {l.consumer}
+                <div class="small muted">
+                  {t("dead.failed", { at: dateTime(l.failed_at), attempts: l.attempts })}
+                </div>
+                <code class="small">{l.error}</code>
+              </div>
+              <button type="button" onClick={() => again(l.id)} disabled={replay.busy}>
+                {t("dead.replay")}
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
+      <MoreButton paged={letters} />
+    </section>
+  );
+}
