@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds release binaries and prints DAARION's benchmark figures:
 # start-up to healthy, idle RSS, access decisions and overhead, city WebSocket
-# fan-out (embedded and NATS), gateway vs nginx, LLM proxy vs LiteLLM.
+# fan-out (embedded and NATS), gateway vs nginx, LLM proxy vs LiteLLM, and
+# the web UI (JS for first paint, time to interactive, a 10 000-message room).
 #
 # `bench/run.sh --smoke` runs every benchmark for a moment on debug builds,
 # with no figure worth reading: scripts/test.sh runs it so that a benchmark
@@ -18,6 +19,8 @@ command -v wrk >/dev/null && command -v nginx >/dev/null || {
 ulimit -n "$(ulimit -Hn)"
 nats_url="${NATS_URL:-nats://127.0.0.1:4222}"
 nats_up() { (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; }
+# The web UI's benchmark drives Chromium with the UI's own playwright-core.
+[ -d web/node_modules ] || (cd web && npm ci --no-audit --no-fund --loglevel=error)
 
 if [ "$smoke" = 1 ]; then
   cargo build -q --locked -p daarion -p daarion-bench
@@ -28,6 +31,7 @@ if [ "$smoke" = 1 ]; then
   nats_up && "$bin/fanout" --binary "$bin/daarion" --clients 5 --messages 10 --label nats --nats "$nats_url"
   "$bin/gateway" --binary "$bin/daarion" --seconds 1 --repeat 1 --sockets 50 --connections 16
   "$bin/llm-proxy" --binary "$bin/daarion" --requests 20 --seconds 1 --repeat 1 --soak-seconds 0
+  node bench/web/ui.mjs --binary "$bin/daarion" --messages 200 --runs 1
   exit 0
 fi
 
@@ -39,6 +43,7 @@ for clients in 10 100 500; do
   "$bin/fanout" --binary "$bin/daarion" --clients "$clients" --messages "${MESSAGES:-500}" --label embedded
 done
 "$bin/gateway" --binary "$bin/daarion" --seconds "${SECONDS_PER_RUN:-10}"
+node bench/web/ui.mjs --binary "$bin/daarion" --messages "${ROOM_MESSAGES:-10000}" --runs "${RUNS:-5}"
 if nats_up; then
   for clients in 10 100 500; do
     "$bin/fanout" --binary "$bin/daarion" --clients "$clients" --messages "${MESSAGES:-500}" --label nats --nats "$nats_url"

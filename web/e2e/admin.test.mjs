@@ -66,6 +66,37 @@ for (const lang of ["en", "uk"]) {
       assert.equal(await editor.getAttribute("aria-invalid"), "false");
     });
 
+    test("flags and quotas: set, refused when wrong, kept", async () => {
+      const { page, t } = admin;
+      await page.goto(`${city.url}/admin/config`);
+      await page.getByLabel(t("config.key")).fill(`feature.map_${lang}`);
+      await page.getByRole("button", { name: t("config.open") }).click();
+      await page.getByText(t("config.new")).waitFor();
+      const value = page.getByLabel(t("config.value"));
+      await value.fill('"yes"');
+      await page.getByRole("button", { name: t("config.save") }).click();
+      await page.getByRole("alert").filter({ hasText: "true or false" }).waitFor();
+      await value.fill("true");
+      await page.getByRole("button", { name: t("config.save") }).click();
+      // "Version 1 by …": the first version is stored.
+      const first = t("config.version", { version: 1, author: "\u0000", at: "" }).split(
+        "\u0000",
+      )[0];
+      await page.getByText(first).waitFor();
+      await expectNoAccessibilityProblems(page, "flags and routing");
+
+      const me = await (await page.request.get(`${city.url}/api/auth/me`)).json();
+      await page.getByRole("link", { name: t("admin.quotas") }).click();
+      await page.getByLabel(t("quotas.subject")).fill(`user:${me.user.id}`);
+      await page.getByRole("button", { name: t("config.open") }).click();
+      await page.getByLabel(t("quotas.requests_per_minute")).fill("100");
+      await page.getByRole("button", { name: t("quotas.save") }).click();
+      await page.getByText(t("quotas.saved")).waitFor();
+      await expectNoAccessibilityProblems(page, "quotas");
+      const stored = await page.request.get(`${city.url}/api/control/quotas/user:${me.user.id}`);
+      assert.equal((await stored.json()).value.requests_per_minute, 100);
+    });
+
     test("an invitation link lets a person in; usage, audit and dead letters show", async () => {
       const { page, t } = admin;
       await page.goto(`${city.url}/admin/invites`);

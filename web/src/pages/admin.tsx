@@ -21,6 +21,8 @@ import { asJson, useMoney } from "./settings";
 const SECTIONS: [string, Key][] = [
   ["policies", "admin.policies"],
   ["usage", "admin.usage"],
+  ["quotas", "admin.quotas"],
+  ["config", "admin.config"],
   ["invites", "admin.invites"],
   ["audit", "admin.audit"],
   ["dead-letters", "admin.dead_letters"],
@@ -31,6 +33,8 @@ export function Admin({ section }: { section: string }) {
   const page: Record<string, () => ComponentChildren> = {
     policies: () => <Policies />,
     usage: () => <UsageDashboard />,
+    quotas: () => <Quotas />,
+    config: () => <Config />,
     invites: () => <Invites />,
     audit: () => <Audit />,
     "dead-letters": () => <DeadLetters />,
@@ -443,6 +447,256 @@ function DeadLetters() {
         </ul>
       )}
       <MoreButton paged={letters} />
+    </section>
+  );
+}
+
+/** The form that opens a document by its name (a config key, a quota's subject). */
+function OpenByName(props: {
+  label: string;
+  hint: string;
+  pattern: string;
+  value: string;
+  set: (value: string) => void;
+  open: (event: Event) => void;
+  busy: boolean;
+}) {
+  return (
+    <form class="row" onSubmit={props.open}>
+      <Field label={props.label} hint={props.hint}>
+        {(id) => (
+          <input
+            id={id}
+            required
+            pattern={props.pattern}
+            value={props.value}
+            onInput={(e) => props.set(e.currentTarget.value)}
+          />
+        )}
+      </Field>
+      <button type="submit" class="secondary" disabled={props.busy}>
+        <Busy busy={props.busy} label="config.open" />
+      </button>
+    </form>
+  );
+}
+
+/** Feature flags (`feature.<name>`: true or false) and routing rules (`routing.<name>`: JSON). */
+function Config() {
+  const { t, dateTime } = useI18n();
+  const [key, setKey] = useState("feature.");
+  const [text, setText] = useState("");
+  const [doc, setDoc] = useState<Schemas["Document"] | null>(null);
+  const load = useAction();
+  const save = useAction();
+
+  const open = (event: Event) => {
+    event.preventDefault();
+    load.run(async () => {
+      setDoc(null);
+      try {
+        const found = await ok(api.GET("/api/control/config/{key}", { params: { path: { key } } }));
+        setDoc(found);
+        setText(JSON.stringify(found.value, null, 2));
+      } catch (e) {
+        if (!(e instanceof ApiFailure && e.status === 404)) throw e;
+        setText(key.startsWith("feature.") ? "false" : '{\n  "rules": []\n}');
+      }
+    });
+  };
+  const put = (event: Event) => {
+    event.preventDefault();
+    save.run(async () => {
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch (e) {
+        throw new Error(t("config.not_json", { message: (e as Error).message }));
+      }
+      const stored = await ok(
+        api.PUT("/api/control/config/{key}", {
+          params: { path: { key } },
+          body: value as Record<string, never>,
+        }),
+      );
+      setDoc(stored);
+    });
+  };
+  return (
+    <section class="stack">
+      <h1>{t("admin.config")}</h1>
+      <p class="muted">{t("config.intro")}</p>
+      <OpenByName
+        label={t("config.key")}
+        hint={t("config.key_hint")}
+        pattern="(feature|routing)\.[a-z0-9_.\-]+"
+        value={key}
+        set={setKey}
+        open={open}
+        busy={load.busy}
+      />
+      <ErrorNote error={load.error} />
+      {text !== "" && (
+        <form class="stack" onSubmit={put}>
+          <p class="small muted">
+            {doc
+              ? t("config.version", {
+                  version: doc.version,
+                  author: doc.author,
+                  at: dateTime(doc.created_at),
+                })
+              : t("config.new")}
+          </p>
+          <Field label={t("config.value")}>
+            {(id) => (
+              <textarea
+                id={id}
+                class="code"
+                rows={12}
+                spellcheck={false}
+                value={text}
+                aria-invalid={Boolean(save.error)}
+                onInput={(e) => setText(e.currentTarget.value)}
+              />
+            )}
+          </Field>
+          <ErrorNote error={save.error} />
+          <button type="submit" disabled={save.busy}>
+            <Busy busy={save.busy} label="config.save" />
+          </button>
+        </form>
+      )}
+    </section>
+  );
+}
+
+type Quota = Schemas["Quota"];
+const QUOTA_NUMBERS = [
+  "budget_cents_per_month",
+  "requests_per_minute",
+  "tokens_per_minute",
+  "runs_per_day",
+  "concurrent_runs",
+  "distinct_users_per_day",
+] as const;
+
+/** A subject's quota (limits and budget) and where it stands now. */
+function Quotas() {
+  const { t, number } = useI18n();
+  const money = useMoney();
+  const [subject, setSubject] = useState("user:");
+  const [quota, setQuota] = useState<Quota | null>(null);
+  const [status, setStatus] = useState<Schemas["QuotaStatus"] | null>(null);
+  const load = useAction();
+  const save = useAction();
+  const [saved, setSaved] = useState(false);
+
+  const open = (event: Event) => {
+    event.preventDefault();
+    setSaved(false);
+    load.run(async () => {
+      const path = { params: { path: { subject } } };
+      const [doc, now] = await Promise.all([
+        ok(api.GET("/api/control/quotas/{subject}", path)).catch((e) => {
+          if (e instanceof ApiFailure && e.status === 404) return null;
+          throw e;
+        }),
+        ok(api.GET("/api/usage/subjects/{subject}/quota", path)),
+      ]);
+      setQuota((doc?.value as Quota | undefined) ?? {});
+      setStatus(now);
+    });
+  };
+  const put = (event: Event) => {
+    event.preventDefault();
+    save.run(async () => {
+      await ok(
+        api.PUT("/api/control/quotas/{subject}", {
+          params: { path: { subject } },
+          body: quota ?? {},
+        }),
+      );
+      setStatus(
+        await ok(api.GET("/api/usage/subjects/{subject}/quota", { params: { path: { subject } } })),
+      );
+      setSaved(true);
+    });
+  };
+  const setNumber = (field: (typeof QUOTA_NUMBERS)[number], text: string) =>
+    setQuota({ ...quota, [field]: text.trim() === "" ? null : Number(text) });
+
+  return (
+    <section class="stack">
+      <h1>{t("admin.quotas")}</h1>
+      <OpenByName
+        label={t("quotas.subject")}
+        hint={t("quotas.subject_hint")}
+        pattern="(user|agent|dao):.+"
+        value={subject}
+        set={setSubject}
+        open={open}
+        busy={load.busy}
+      />
+      <ErrorNote error={load.error} />
+      {status && (
+        <p class="notice" role="status">
+          {t("quotas.now", {
+            spent: money(status.spent_micros, status.currency),
+            budget:
+              status.budget_micros_per_month == null
+                ? "∞"
+                : money(status.budget_micros_per_month, status.currency),
+            requests: number(status.requests_this_minute),
+          })}
+        </p>
+      )}
+      {quota && (
+        <form class="card stack" onSubmit={put}>
+          <Field label={t("quotas.plan")}>
+            {(id) => (
+              <select
+                id={id}
+                value={quota.plan ?? ""}
+                onChange={(e) =>
+                  setQuota({ ...quota, plan: (e.currentTarget.value || null) as Quota["plan"] })
+                }
+              >
+                <option value="">{t("quotas.plan_default")}</option>
+                {(["free", "pro", "enterprise"] as const).map((p) => (
+                  <option key={p} value={p}>
+                    {p}
+                  </option>
+                ))}
+              </select>
+            )}
+          </Field>
+          <div class="grid3">
+            {QUOTA_NUMBERS.map((field) => (
+              <Field key={field} label={t(`quotas.${field}`)}>
+                {(id) => (
+                  <input
+                    id={id}
+                    type="number"
+                    min={0}
+                    value={quota[field] ?? ""}
+                    onInput={(e) => setNumber(field, e.currentTarget.value)}
+                  />
+                )}
+              </Field>
+            ))}
+          </div>
+          <p class="hint">{t("quotas.empty_is_plan")}</p>
+          <ErrorNote error={save.error} />
+          {saved && (
+            <p class="notice" role="status">
+              {t("quotas.saved")}
+            </p>
+          )}
+          <button type="submit" disabled={save.busy}>
+            <Busy busy={save.busy} label="quotas.save" />
+          </button>
+        </form>
+      )}
     </section>
   );
 }

@@ -1,6 +1,6 @@
 // The city: its rooms, a room's live conversation, and who is here.
 import { createContext } from "preact";
-import { useContext, useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
+import { useContext, useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, idempotencyKey, ok, type Schemas } from "../api/client";
 import { useI18n } from "../i18n";
 import { type Frame, type LiveState, subscribe } from "../live";
@@ -16,6 +16,7 @@ import {
   useLoad,
   usePaged,
 } from "../ui";
+import { useVirtual } from "../virtual";
 
 type Room = Schemas["RoomView"];
 type Message = Schemas["MessageView"];
@@ -245,14 +246,20 @@ export function RoomPage({ slug }: { slug: string }) {
     return () => sub.close();
   }, [slug]);
 
+  const keys = useMemo(() => messages.map((m) => m.id), [messages]);
+  const visible = useVirtual(keys, list);
+
+  // After every render (new messages, heights measured): a reader at the
+  // bottom stays there.
   useLayoutEffect(() => {
     const box = list.current;
     if (box && stickToBottom.current) box.scrollTop = box.scrollHeight;
-  }, [messages]);
+  });
 
   const onScroll = () => {
     const box = list.current;
     if (!box) return;
+    visible.scrolled();
     stickToBottom.current = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
     if (box.scrollTop < 80 && older && !history.busy) loadOlder();
   };
@@ -330,9 +337,11 @@ export function RoomPage({ slug }: { slug: string }) {
           )}
           {older === undefined && <Loading />}
           {older !== undefined && messages.length === 0 && <Empty>{t("room.empty")}</Empty>}
-          {messages.map((m) => (
+          <div style={{ height: `${visible.before}px` }} aria-hidden="true" />
+          {messages.slice(visible.start, visible.end).map((m) => (
             <article
               key={m.id}
+              ref={visible.measure(m.id)}
               class={`message${m.pending ? " pending" : ""}${m.failed ? " failed" : ""}`}
               data-id={m.id}
             >
@@ -352,6 +361,7 @@ export function RoomPage({ slug }: { slug: string }) {
               ) : null}
             </article>
           ))}
+          <div style={{ height: `${visible.after}px` }} aria-hidden="true" />
         </div>
         <ErrorNote error={history.error} />
         <form class="composer" onSubmit={submit}>
