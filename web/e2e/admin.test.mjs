@@ -64,6 +64,19 @@ for (const lang of ["en", "uk"]) {
       await page.getByRole("status").waitFor();
       assert.equal(await problem.count(), 0);
       assert.equal(await editor.getAttribute("aria-invalid"), "false");
+
+      // The shipped set (version 0) restored: loaded into the editor, saved anew.
+      const versions = page.getByRole("list", { name: t("policies.versions") });
+      await versions.getByText(t("policies.in_force")).waitFor();
+      await versions.getByRole("button", { name: t("policies.load", { version: 0 }) }).click();
+      await page.getByRole("button", { name: t("policies.save") }).click();
+      await page.getByRole("status").waitFor();
+      const inForce = await (await page.request.get(`${city.url}/api/pdp/policies`)).json();
+      const shipped = await (
+        await page.request.get(`${city.url}/api/pdp/policies/versions/0`)
+      ).json();
+      assert.deepEqual(inForce.files, shipped.files);
+      assert.ok(inForce.version > 1);
     });
 
     test("flags and quotas: set, refused when wrong, kept", async () => {

@@ -39,8 +39,13 @@ function freePort() {
   });
 }
 
-/** A new city: its own data directory and port; `stop()` ends it and removes the data. */
+/**
+ * A new city: the all-in-one shape on its own data directory and port
+ * (embedded database, bus and cache, whatever backends the environment
+ * names for the cargo tests); `stop()` ends it and removes the data.
+ */
 export async function startCity(env = {}) {
+  const { DATABASE_URL, NATS_URL, REDIS_URL, ...inherited } = process.env;
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), "daarion-e2e-"));
   const child = spawn(
@@ -48,7 +53,7 @@ export async function startCity(env = {}) {
     ["up", "--listen", `127.0.0.1:${port}`, "--data-dir", dataDir],
     {
       env: {
-        ...process.env,
+        ...inherited,
         RUST_LOG: process.env.RUST_LOG ?? "warn",
         // Every browser here comes from 127.0.0.1, which the per-address
         // limits (ceremonies, the gateway's requests) would soon refuse.

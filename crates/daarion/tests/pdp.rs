@@ -340,3 +340,66 @@ async fn a_flood_of_refused_keys_writes_a_few_audit_rows() {
     assert_eq!(counts, [&json!(10), &json!(1)], "{page}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn earlier_policy_versions_can_be_read_and_restored() {
+    let Some(city) = City::new(Kind::Embedded).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let (status, _) = app
+        .send(
+            "PUT",
+            "/api/pdp/policies",
+            "root",
+            Some(with_rule(NO_NEW_ROOMS)),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // Restoring version 0 (the shipped set) stores it as version 2.
+    let (status, shipped) = app
+        .send("GET", "/api/pdp/policies/versions/0", "root", None)
+        .await;
+    assert_eq!(status, 200);
+    let (status, restored) = app
+        .send(
+            "PUT",
+            "/api/pdp/policies",
+            "root",
+            Some(json!({"files": shipped["files"]})),
+        )
+        .await;
+    assert_eq!((status, &restored["version"]), (200, &json!(2)));
+
+    let root = app.user_id("root").await;
+    let (_, page) = app
+        .send("GET", "/api/pdp/policies/versions?limit=1", "root", None)
+        .await;
+    assert_eq!(page["items"][0]["version"], 2);
+    assert_eq!(page["items"][0]["author"], format!("user:{root}"));
+    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    let (_, older) = app
+        .send(
+            "GET",
+            &format!("/api/pdp/policies/versions?limit=1&cursor={cursor}"),
+            "root",
+            None,
+        )
+        .await;
+    assert_eq!(older["items"][0]["version"], 1);
+    assert!(older["next_cursor"].is_null(), "{older}");
+
+    let (_, first) = app
+        .send("GET", "/api/pdp/policies/versions/1", "root", None)
+        .await;
+    assert!(first.to_string().contains("no-new-rooms"), "{first}");
+    let (status, _) = app
+        .send("GET", "/api/pdp/policies/versions/9", "root", None)
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = app
+        .send("GET", "/api/pdp/policies/versions", "alice", None)
+        .await;
+    assert_eq!(status, 403, "the policy history is the city admins'");
+    app.stop().await;
+}

@@ -129,7 +129,79 @@ function Policies() {
           </button>
         )}
       </div>
+      <PolicyVersions
+        current={current.data.version}
+        saved={saved}
+        load={(files) => {
+          setSaved(null);
+          setError(null);
+          setEdited(files);
+        }}
+      />
     </form>
+  );
+}
+
+/** Earlier policy sets: any can be loaded into the editor and saved again (restored). */
+function PolicyVersions({
+  current,
+  saved,
+  load,
+}: {
+  current: number;
+  saved: number | null;
+  load: (files: PolicyFile[]) => void;
+}) {
+  const { t, dateTime } = useI18n();
+  const versions = usePaged(
+    (cursor) =>
+      ok(api.GET("/api/pdp/policies/versions", { params: { query: { limit: 20, cursor } } })),
+    [saved],
+  );
+  const fetching = useAction();
+  const open = (version: number) =>
+    fetching.run(async () => {
+      const set = await ok(
+        api.GET("/api/pdp/policies/versions/{version}", { params: { path: { version } } }),
+      );
+      load(set.files);
+    });
+  const item = (version: number, who: string) => (
+    <li key={version} class="row spread">
+      <span>
+        {who}
+        {version === current && <span class="badge">{t("policies.in_force")}</span>}
+      </span>
+      {version !== current && (
+        <button type="button" class="secondary" onClick={() => open(version)}>
+          {t("policies.load", { version })}
+        </button>
+      )}
+    </li>
+  );
+  return (
+    <section class="stack">
+      <h2>{t("policies.versions")}</h2>
+      <ErrorNote error={versions.error ?? fetching.error} />
+      {versions.items === undefined ? (
+        !versions.error && <Loading />
+      ) : (
+        <ul class="list card" aria-label={t("policies.versions")}>
+          {versions.items.map((v) =>
+            item(
+              v.version,
+              t("policies.version", {
+                version: v.version,
+                author: v.author,
+                at: dateTime(v.created_at),
+              }),
+            ),
+          )}
+          {!versions.hasMore && item(0, t("policies.shipped"))}
+        </ul>
+      )}
+      <MoreButton paged={versions} />
+    </section>
   );
 }
 

@@ -26,6 +26,16 @@ pub static RULES: &[Rule] = &[
     ),
     Rule::new(
         Method::GET,
+        "/api/pdp/policies/versions",
+        Check(Action::Read, POLICY),
+    ),
+    Rule::new(
+        Method::GET,
+        "/api/pdp/policies/versions/{version}",
+        Check(Action::Read, POLICY),
+    ),
+    Rule::new(
+        Method::GET,
         "/api/pdp/audit",
         Check(Action::Read, Target::Named(Kind::Audit, "city")),
     ),

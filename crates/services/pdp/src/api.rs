@@ -34,6 +34,8 @@ pub fn router() -> OpenApiRouter<PdpState> {
         .routes(routes!(decide))
         .routes(routes!(decide_batch))
         .routes(routes!(get_policies, put_policies))
+        .routes(routes!(policy_versions))
+        .routes(routes!(policy_version))
         .routes(routes!(audit))
 }
 
@@ -259,6 +261,61 @@ async fn put_policies(
             files: body.files,
         }),
     ))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyVersionView {
+    pub version: u64,
+    /// Who stored it (`user:<id>`, ...).
+    pub author: String,
+    pub created_at: String,
+}
+
+/// Every stored version of the policy set, newest first (version 0, the
+/// set shipped with DAARION, is not stored: read it by number).
+#[utoipa::path(get, path = "/policies/versions", tag = "pdp", params(PageParams),
+    responses((status = 200, body = Page<PolicyVersionView>)))]
+async fn policy_versions(
+    State(state): State<PdpState>,
+    Query(page): Query<PageParams>,
+) -> Result<Json<Page<PolicyVersionView>>, ApiError> {
+    let limit = page.limit()?;
+    let before = page
+        .after()?
+        .map(|c| c.parse::<u64>())
+        .transpose()
+        .map_err(|_| ApiError::validation("cursor is not one this endpoint gave"))?;
+    let rows = store::versions(&state.db, before, limit).await?;
+    let page = Page::from_rows(rows, limit, |r| r.version.to_string());
+    Ok(Json(Page {
+        items: page
+            .items
+            .into_iter()
+            .map(|r| PolicyVersionView {
+                version: r.version,
+                author: r.author,
+                created_at: r.created_at,
+            })
+            .collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// One version of the policy set, to read or to restore (by `PUT` of its
+/// files, which makes it the newest version).
+#[utoipa::path(get, path = "/policies/versions/{version}", tag = "pdp",
+    params(("version" = u64, Path, description = "0 is the set shipped with DAARION")),
+    responses((status = 200, body = PolicySetView), (status = 404, description = "No such version")))]
+async fn policy_version(
+    State(state): State<PdpState>,
+    axum::extract::Path(version): axum::extract::Path<u64>,
+) -> Result<Json<PolicySetView>, ApiError> {
+    let files = match version {
+        0 => Some(daarion_access::engine::default_policies()),
+        n => store::version(&state.db, n).await?,
+    };
+    let files = files.ok_or_else(|| ApiError::not_found(format!("no policy version {version}")))?;
+    Ok(Json(PolicySetView { version, files }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -22,6 +22,52 @@ pub async fn current(db: &Db) -> Result<Option<(u64, Vec<PolicyFile>)>, PdpError
     Ok(Some((u64::try_from(version).unwrap_or(0), files)))
 }
 
+/// One stored policy set, without its files.
+pub struct VersionRow {
+    pub version: u64,
+    pub author: String,
+    pub created_at: String,
+}
+
+/// Stored versions, newest first, older than `before`.
+pub async fn versions(
+    db: &Db,
+    before: Option<u64>,
+    limit: u32,
+) -> Result<Vec<VersionRow>, PdpError> {
+    let rows = sql::query(
+        "SELECT version, author, created_at FROM pdp_policy_versions
+         WHERE version < $1 ORDER BY version DESC LIMIT $2",
+    )
+    .bind(before.map_or(i64::MAX, |v| i64::try_from(v).unwrap_or(i64::MAX)))
+    .bind(i64::from(limit) + 1)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let version: i64 = r.try_get("version")?;
+            Ok(VersionRow {
+                version: u64::try_from(version).unwrap_or(0),
+                author: r.try_get("author")?,
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .collect()
+}
+
+/// The files of one stored version.
+pub async fn version(db: &Db, version: u64) -> Result<Option<Vec<PolicyFile>>, PdpError> {
+    let row = sql::query("SELECT files FROM pdp_policy_versions WHERE version = $1")
+        .bind(i64::try_from(version).unwrap_or(i64::MAX))
+        .fetch_optional(db.pool())
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let files: String = row.try_get("files")?;
+    serde_json::from_str(&files)
+        .map(Some)
+        .map_err(|e| PdpError::Corrupt(e.to_string()))
+}
+
 /// Stores `files` as the version after `after`; two concurrent changes
 /// cannot both land on the same version.
 pub async fn save(
