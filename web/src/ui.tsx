@@ -162,3 +162,28 @@ export function MoreButton({
     </button>
   );
 }
+
+/**
+ * A list's section: loading until the first items arrive, then the items
+ * (or `empty`), with the last error above them (a first load that failed,
+ * or a later page that did).
+ */
+export function Listed<T>({
+  items,
+  error,
+  empty,
+  children,
+}: {
+  items: T[] | undefined;
+  error: unknown;
+  empty: string;
+  children: (items: T[]) => ComponentChildren;
+}) {
+  if (items === undefined) return error ? <ErrorNote error={error} /> : <Loading />;
+  return (
+    <>
+      <ErrorNote error={error} />
+      {items.length === 0 ? <Empty>{empty}</Empty> : children(items)}
+    </>
+  );
+}

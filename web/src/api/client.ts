@@ -47,13 +47,21 @@ export async function ok<D>(
   }
   const { data, error, response } = result;
   if (response.ok) return data as D;
+  throw failure(response, error);
+}
+
+/**
+ * The `ApiFailure` for a refused response and its decoded body (or the
+ * status alone when the body is not ours); a 401 tells the listeners.
+ */
+export function failure(response: Response, body: unknown): ApiFailure {
   if (response.status === 401) for (const l of unauthorized) l();
-  const body = (error ?? {}) as ErrorBody;
-  throw new ApiFailure(
+  const error = (body ?? {}) as ErrorBody;
+  return new ApiFailure(
     response.status,
-    body.error?.code ?? `http_${response.status}`,
-    body.error?.message ?? response.statusText,
-    body.error?.request_id ?? response.headers.get("x-request-id") ?? undefined,
+    error.error?.code ?? `http_${response.status}`,
+    error.error?.message ?? response.statusText,
+    error.error?.request_id ?? response.headers.get("x-request-id") ?? undefined,
   );
 }
 

@@ -10,6 +10,7 @@ import {
   Empty,
   ErrorNote,
   Field,
+  Listed,
   Loading,
   MoreButton,
   useAction,
@@ -428,35 +429,32 @@ function Audit() {
   return (
     <section class="stack">
       <h1>{t("admin.audit")}</h1>
-      <ErrorNote error={entries.error} />
-      {entries.items === undefined ? (
-        !entries.error && <Loading />
-      ) : entries.items.length === 0 ? (
-        <Empty>{t("audit.empty")}</Empty>
-      ) : (
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">{t("audit.time")}</th>
-              <th scope="col">{t("audit.actor")}</th>
-              <th scope="col">{t("audit.service")}</th>
-              <th scope="col">{t("audit.what")}</th>
-            </tr>
-          </thead>
-          <tbody>
-            {entries.items.map((e) => (
-              <tr key={e.event_id}>
-                <td>{dateTime(e.time)}</td>
-                <td>{e.actor}</td>
-                <td>{e.service}</td>
-                <td>
-                  <code class="small">{summarise(e.record)}</code>
-                </td>
+      <Listed items={entries.items} error={entries.error} empty={t("audit.empty")}>
+        {(items) => (
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">{t("audit.time")}</th>
+                <th scope="col">{t("audit.actor")}</th>
+                <th scope="col">{t("audit.service")}</th>
+                <th scope="col">{t("audit.what")}</th>
               </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+            </thead>
+            <tbody>
+              {items.map((e) => (
+                <tr key={e.event_id}>
+                  <td>{dateTime(e.time)}</td>
+                  <td>{e.actor}</td>
+                  <td>{e.service}</td>
+                  <td>
+                    <code class="small">{summarise(e.record)}</code>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </Listed>
       <MoreButton paged={entries} />
     </section>
   );
@@ -489,35 +487,32 @@ function DeadLetters() {
     <section class="stack">
       <h1>{t("admin.dead_letters")}</h1>
       <p class="muted">{t("dead.intro")}</p>
-      <ErrorNote error={letters.error} />
       {replayed && (
         <p class="notice" role="status">
           {t("dead.replayed")}
         </p>
       )}
       <ErrorNote error={replay.error} />
-      {letters.items === undefined ? (
-        !letters.error && <Loading />
-      ) : letters.items.length === 0 ? (
-        <Empty>{t("dead.empty")}</Empty>
-      ) : (
-        <ul class="list card" aria-label={t("admin.dead_letters")}>
-          {letters.items.map((l) => (
-            <li key={l.id} class="row spread">
-              <div>
-                <strong>{l.subject}</strong> → {l.consumer}
-                <div class="small muted">
-                  {t("dead.failed", { at: dateTime(l.failed_at), attempts: l.attempts })}
+      <Listed items={letters.items} error={letters.error} empty={t("dead.empty")}>
+        {(items) => (
+          <ul class="list card" aria-label={t("admin.dead_letters")}>
+            {items.map((l) => (
+              <li key={l.id} class="row spread">
+                <div>
+                  <strong>{l.subject}</strong> → {l.consumer}
+                  <div class="small muted">
+                    {t("dead.failed", { at: dateTime(l.failed_at), attempts: l.attempts })}
+                  </div>
+                  <code class="small">{l.error}</code>
                 </div>
-                <code class="small">{l.error}</code>
-              </div>
-              <button type="button" onClick={() => again(l.id)} disabled={replay.busy}>
-                {t("dead.replay")}
-              </button>
-            </li>
-          ))}
-        </ul>
-      )}
+                <button type="button" onClick={() => again(l.id)} disabled={replay.busy}>
+                  {t("dead.replay")}
+                </button>
+              </li>
+            ))}
+          </ul>
+        )}
+      </Listed>
       <MoreButton paged={letters} />
     </section>
   );

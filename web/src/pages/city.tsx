@@ -10,6 +10,7 @@ import {
   Empty,
   ErrorNote,
   Field,
+  Listed,
   Loading,
   MoreButton,
   useAction,
@@ -32,24 +33,21 @@ export function Rooms() {
     <div class="city">
       <section class="stack">
         <h1>{t("rooms.title")}</h1>
-        <ErrorNote error={rooms.error} />
-        {rooms.items === undefined ? (
-          !rooms.error && <Loading />
-        ) : rooms.items.length === 0 ? (
-          <Empty>{t("rooms.empty")}</Empty>
-        ) : (
-          <ul class="list card" aria-label={t("rooms.title")}>
-            {rooms.items.map((room) => (
-              <li key={room.id}>
-                <a href={`/rooms/${room.slug}`}>
-                  <strong>{room.title}</strong>
-                </a>{" "}
-                <span class="muted small">#{room.slug}</span>
-                {room.description && <div class="muted">{room.description}</div>}
-              </li>
-            ))}
-          </ul>
-        )}
+        <Listed items={rooms.items} error={rooms.error} empty={t("rooms.empty")}>
+          {(items) => (
+            <ul class="list card" aria-label={t("rooms.title")}>
+              {items.map((room) => (
+                <li key={room.id}>
+                  <a href={`/rooms/${room.slug}`}>
+                    <strong>{room.title}</strong>
+                  </a>{" "}
+                  <span class="muted small">#{room.slug}</span>
+                  {room.description && <div class="muted">{room.description}</div>}
+                </li>
+              ))}
+            </ul>
+          )}
+        </Listed>
         <MoreButton paged={rooms} />
         <NewRoom added={(room) => rooms.setItems((known) => [room, ...(known ?? [])])} />
       </section>

@@ -2,7 +2,7 @@
 // streamed token by token through the proxy, and each call's tokens and cost
 // (the model's prices, as the meter charges them).
 import { useRef, useState } from "preact/hooks";
-import { ApiFailure, api, ok, type Schemas } from "../api/client";
+import { api, failure, ok, type Schemas } from "../api/client";
 import { useI18n } from "../i18n";
 import { ErrorNote, Field, Loading, useLoad } from "../ui";
 import { useMoney } from "./settings";
@@ -86,13 +86,7 @@ export function Playground() {
         }),
       });
       if (!response.ok || !response.body) {
-        const body = await response.json().catch(() => ({}));
-        throw new ApiFailure(
-          response.status,
-          body.error?.code ?? `http_${response.status}`,
-          body.error?.message ?? response.statusText,
-          response.headers.get("x-request-id") ?? undefined,
-        );
+        throw failure(response, await response.json().catch(() => null));
       }
       let usage: Turn["usage"];
       for await (const chunk of events(response.body)) {

@@ -6,7 +6,7 @@ import { api, ok, type Schemas } from "../api/client";
 import { type Key, useI18n } from "../i18n";
 import { withRecentPasskey } from "../reauth";
 import { useSession } from "../session";
-import { Busy, Empty, ErrorNote, Field, Loading, useAction, useLoad } from "../ui";
+import { Busy, ErrorNote, Field, Listed, Loading, useAction, useLoad } from "../ui";
 import * as webauthn from "../webauthn";
 import { RecoveryCodes } from "./recovery";
 
@@ -43,24 +43,6 @@ export function Settings({ section, welcome }: { section: string; welcome: boole
   );
 }
 
-/** A list's section: loading, error, empty or the rows. */
-function Listed<T>({
-  items,
-  error,
-  empty,
-  children,
-}: {
-  items: T[] | undefined;
-  error: unknown;
-  empty: string;
-  children: (items: T[]) => ComponentChildren;
-}) {
-  if (error) return <ErrorNote error={error} />;
-  if (items === undefined) return <Loading />;
-  if (items.length === 0) return <Empty>{empty}</Empty>;
-  return <>{children(items)}</>;
-}
-
 function Profile() {
   const { t, dateTime } = useI18n();
   const { user } = useSession();
@@ -95,7 +77,10 @@ function Passkeys() {
     event.preventDefault();
     add.run(async () => {
       const started = await withRecentPasskey(() => ok(api.POST("/api/auth/passkeys/begin")));
-      const credential = await webauthn.create(started.options);
+      const credential = await webauthn.prompt(
+        () => webauthn.create(started.options),
+        t("auth.cancelled"),
+      );
       await ok(
         api.POST("/api/auth/passkeys/finish", {
           body: {

@@ -312,14 +312,13 @@ async fn policy_version(
 ) -> Result<Json<PolicySetView>, ApiError> {
     // Parsed here, not by the extractor: its rejection of a non-number lost
     // its body under the gateway's gzip (schemathesis found it); TODO.md.
-    let version: u64 = version
-        .parse()
-        .map_err(|_| ApiError::not_found(format!("no policy version {version}")))?;
-    let files = match version {
-        0 => Some(daarion_access::engine::default_policies()),
-        n => store::version(&state.db, n).await?,
+    let found = match version.parse::<u64>() {
+        Ok(0) => Some((0, daarion_access::engine::default_policies())),
+        Ok(n) => store::version(&state.db, n).await?.map(|files| (n, files)),
+        Err(_) => None,
     };
-    let files = files.ok_or_else(|| ApiError::not_found(format!("no policy version {version}")))?;
+    let (version, files) =
+        found.ok_or_else(|| ApiError::not_found(format!("no policy version {version}")))?;
     Ok(Json(PolicySetView { version, files }))
 }
 

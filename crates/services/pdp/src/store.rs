@@ -17,9 +17,13 @@ pub async fn current(db: &Db) -> Result<Option<(u64, Vec<PolicyFile>)>, PdpError
             .await?;
     let Some(row) = row else { return Ok(None) };
     let version: i64 = row.try_get("version")?;
+    Ok(Some((u64::try_from(version).unwrap_or(0), files_of(&row)?)))
+}
+
+/// The policy files a version's row stores as JSON.
+fn files_of(row: &sql::AnyRow) -> Result<Vec<PolicyFile>, PdpError> {
     let files: String = row.try_get("files")?;
-    let files = serde_json::from_str(&files).map_err(|e| PdpError::Corrupt(e.to_string()))?;
-    Ok(Some((u64::try_from(version).unwrap_or(0), files)))
+    serde_json::from_str(&files).map_err(|e| PdpError::Corrupt(e.to_string()))
 }
 
 /// One stored policy set, without its files.
@@ -61,11 +65,7 @@ pub async fn version(db: &Db, version: u64) -> Result<Option<Vec<PolicyFile>>, P
         .bind(i64::try_from(version).unwrap_or(i64::MAX))
         .fetch_optional(db.pool())
         .await?;
-    let Some(row) = row else { return Ok(None) };
-    let files: String = row.try_get("files")?;
-    serde_json::from_str(&files)
-        .map(Some)
-        .map_err(|e| PdpError::Corrupt(e.to_string()))
+    row.as_ref().map(files_of).transpose()
 }
 
 /// Stores `files` as the version after `after`; two concurrent changes
