@@ -96,7 +96,17 @@ for (const lang of ["en", "uk"]) {
         "\u0000",
       )[0];
       await page.getByText(first).waitFor();
+      // The list of what is set shows it, and opens it again.
+      const set = page.getByRole("list", { name: t("config.set") }).getByRole("listitem");
+      const flag = set.filter({ hasText: `feature.map_${lang}` });
+      await flag.getByText(t("config.on")).waitFor();
       await expectNoAccessibilityProblems(page, "flags and routing");
+      await page.reload();
+      await flag.getByRole("button").click();
+      assert.equal(await value.inputValue(), "true");
+      await value.fill("false");
+      await page.getByRole("button", { name: t("config.save") }).click();
+      await flag.getByText(t("config.off")).waitFor();
 
       const me = await (await page.request.get(`${city.url}/api/auth/me`)).json();
       await page.getByRole("link", { name: t("admin.quotas") }).click();

@@ -1,7 +1,7 @@
 // A person's first visit, in each language: register with a passkey, keep
 // recovery codes, sign out, sign back in from the username field's
 // autofill, post in a room and see it arrive live in another person's
-// browser.
+// browser; a long room read back to its beginning by scrolling up.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
@@ -88,6 +88,63 @@ for (const lang of ["en", "uk"]) {
 
       assert.deepEqual([...ana.errors, ...bo.errors], [], "no script errors");
       await browser.close();
+    });
+
+    test("a long room's history comes a page at a time as the reader scrolls up", async (ctx) => {
+      const browser = await launch();
+      // Closed even when the test fails: an open browser keeps the runner waiting.
+      ctx.after(() => browser.close());
+      const reader = await person(browser, { lang });
+      const { page, t } = reader;
+      await register(city, reader, `reader-${lang}`);
+      // Each language its own room: three pages of history (50 a page).
+      const slug = `history-${lang}`;
+      // Posted as a client would: paced by the per-person limit's Retry-After.
+      const post = async (path, data) => {
+        for (;;) {
+          const response = await page.request.post(`${city.url}${path}`, {
+            data,
+            headers: { origin: city.url },
+          });
+          if (response.status() !== 429) return response;
+          await page.waitForTimeout(1000 * Number(response.headers()["retry-after"] ?? 1));
+        }
+      };
+      const made = await post("/api/city/rooms", { slug, title: `History ${lang}` });
+      assert.equal(made.status(), 201, await made.text());
+      for (let n = 0; n < 120; n += 1) {
+        const sent = await post(`/api/city/rooms/${slug}/messages`, { body: `line ${n}` });
+        assert.equal(sent.status(), 201, await sent.text());
+      }
+
+      await page.goto(`${city.url}/rooms/${slug}`);
+      await page.getByText(t("live.open")).waitFor();
+      const log = page.getByRole("log");
+      await log.getByText("line 119", { exact: true }).waitFor();
+      const beginning = page.getByText(t("room.beginning"));
+      assert.equal(await beginning.count(), 0, "only the latest page at first");
+      assert.equal(await log.getByText("line 0", { exact: true }).count(), 0);
+      assert.equal(await log.getByText("line 69", { exact: true }).count(), 0);
+
+      // Up to the top, as a reader would; each arrival at the top asks for
+      // the page before (bounded: three pages need no more than a few).
+      for (let tries = 0; tries < 20 && !(await beginning.isVisible()); tries += 1) {
+        await log.evaluate((el) => {
+          el.scrollTop = 0;
+        });
+        await page.waitForTimeout(100);
+      }
+      await beginning.waitFor();
+      await log.evaluate((el) => {
+        el.scrollTop = 0;
+      });
+      const first = log.getByText("line 0", { exact: true });
+      await first.waitFor();
+      const top = async (text) =>
+        (await log.getByText(text, { exact: true }).boundingBox())?.y ?? Number.NaN;
+      assert.ok((await top("line 0")) < (await top("line 1")), "oldest first");
+      await screenshot(page, `history-${lang}`);
+      assert.deepEqual(reader.errors, [], "no script errors");
     });
   });
 }

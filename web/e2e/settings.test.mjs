@@ -1,7 +1,7 @@
-// A person's settings, in each language: an API key made in the browser and
-// used from curl (then revoked), a second device's passkey added, renamed
-// and the old one deleted (the last one cannot be), a session on another
-// browser listed and signed out from here.
+// A person's settings, in each language: the display name changed, an API
+// key made in the browser and used from curl (then revoked), a second
+// device's passkey added, renamed and the old one deleted (the last one
+// cannot be), a session on another browser listed and signed out from here.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { after, before, describe, test } from "node:test";
@@ -67,6 +67,25 @@ for (const lang of ["en", "uk"]) {
       await page.getByRole("button", { name: t("keys.revoke") }).click();
       await page.getByText(t("keys.empty")).waitFor();
       assert.equal((await curlMe(secret)).status, 401, "a revoked key is refused");
+      await who.context.close();
+    });
+
+    test("the display name is changed here and shown everywhere", async () => {
+      const who = await person(browser, { lang });
+      const { page, t } = who;
+      await register(city, who, `profile-${lang}`);
+      await page.getByRole("link", { name: t("settings.profile") }).click();
+      await arrived(page, /\/settings\/profile$/);
+      const name = lang === "uk" ? "Олена Пчілка" : "Ada Lovelace";
+      await page.getByLabel(t("auth.display_name")).fill(`  ${name} `);
+      await page.getByRole("button", { name: t("profile.save") }).click();
+      await page.getByRole("status").getByText(t("profile.saved")).waitFor();
+      await page.locator("header").getByText(name, { exact: true }).waitFor();
+      await expectNoAccessibilityProblems(page, "profile");
+      await page.reload();
+      assert.equal(await page.getByLabel(t("auth.display_name")).inputValue(), name);
+      const me = await page.request.get(`${city.url}/api/auth/me`);
+      assert.equal((await me.json()).user.display_name, name);
       await who.context.close();
     });
 

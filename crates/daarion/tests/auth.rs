@@ -22,6 +22,7 @@ on_every_backend!(
     an_api_key_cannot_take_over_its_owners_account,
     adding_a_passkey_or_recovery_codes_needs_a_recent_passkey,
     sign_in_does_not_tell_who_has_an_account,
+    a_person_renames_themself_and_only_themself,
 );
 
 async fn call(
@@ -977,6 +978,11 @@ async fn an_api_key_cannot_take_over_its_owners_account(kind: Kind) {
             Some(json!({"name": "another"})),
         ),
         (reqwest::Method::POST, "/api/auth/reauth/begin".into(), None),
+        (
+            reqwest::Method::PATCH,
+            "/api/auth/me".into(),
+            Some(json!({"display_name": "Mallory"})),
+        ),
     ];
     for (method, path, body) in attempts {
         let (status, answer) = call(&app, method.clone(), &path, bearer(&key), body).await;
@@ -1261,5 +1267,68 @@ async fn sign_in_does_not_tell_who_has_an_account(kind: Kind) {
     )
     .await;
     assert_eq!((status, error_code(&body)), (401, "unauthorized"), "{body}");
+    app.stop().await;
+}
+
+async fn a_person_renames_themself_and_only_themself(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let base = app.url("");
+    let root = Person::register(&app.client, &base, "root").await.unwrap();
+    let alice = Person::register(&app.client, &base, "alice").await.unwrap();
+    let rename = |person: &Person, body: Value| {
+        call(
+            &app,
+            reqwest::Method::PATCH,
+            "/api/auth/me",
+            cookie(person),
+            Some(body),
+        )
+    };
+    let (status, user) = rename(&alice, json!({"display_name": "  Аліса К.  "})).await;
+    assert_eq!(status, 200, "{user}");
+    assert_eq!(user["display_name"], "Аліса К.");
+    assert_eq!(user["username"], "alice");
+    let (_, me) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/auth/me",
+        cookie(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(me["user"]["display_name"], "Аліса К.");
+    let (_, me) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/auth/me",
+        cookie(&root),
+        None,
+    )
+    .await;
+    assert_eq!(
+        me["user"]["display_name"], "root",
+        "only the caller is renamed"
+    );
+    for bad in [
+        json!({"display_name": ""}),
+        json!({"display_name": "x".repeat(65)}),
+        json!({"display_name": "a\u{7}b"}),
+        json!({"display_name": "ok", "username": "root"}),
+    ] {
+        let (status, body) = rename(&alice, bad.clone()).await;
+        assert!(matches!(status, 400 | 422), "{bad}: {status} {body}");
+    }
+    let (status, _) = call(
+        &app,
+        reqwest::Method::PATCH,
+        "/api/auth/me",
+        None,
+        Some(json!({"display_name": "Nobody"})),
+    )
+    .await;
+    assert_eq!(status, 401);
     app.stop().await;
 }

@@ -242,6 +242,39 @@ async fn agent_policies_config_and_quotas_are_validated_and_guarded() {
             .await;
         assert_eq!(status, 422, "{key}: {body}");
     }
+    // The admin console lists what is set, a page at a time, in key order.
+    for key in ["feature.chat", "feature.voice"] {
+        let path = format!("/api/control/config/{key}");
+        let (status, _) = app
+            .send_with("PUT", &path, root.clone(), Some(json!(false)))
+            .await;
+        assert_eq!(status, 200);
+    }
+    let (status, first) = app
+        .send_with("GET", "/api/control/config?limit=2", alice.clone(), None)
+        .await;
+    assert_eq!(status, 200, "{first}");
+    let keys = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["key"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(keys(&first), ["feature.chat", "feature.map"]);
+    assert_eq!(first["items"][1]["current"]["value"], json!(true));
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, rest) = app
+        .send_with(
+            "GET",
+            &format!("/api/control/config?limit=2&cursor={cursor}"),
+            alice.clone(),
+            None,
+        )
+        .await;
+    assert_eq!(keys(&rest), ["feature.voice"]);
+    assert!(rest.get("next_cursor").is_none(), "{rest}");
 
     let alice_id = app.user_id("alice").await;
     let subject = format!("user:{alice_id}");
@@ -383,4 +416,42 @@ async fn cached_copies_on_every_replica_refresh_within_a_second() {
     }
     a.stop().await;
     b.stop().await;
+}
+
+/// A path the extractors refuse is the standard JSON error, with its
+/// request id, even for a client that accepts gzip (the edge's compression
+/// once labelled the rewritten body gzip).
+#[tokio::test]
+async fn refused_paths_are_json_errors_under_compression() {
+    let Some(city) = City::new(Kind::Embedded).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let cookie = app.cookie("root").await;
+    app.api_key_for_agent("root", "helper").await;
+    for path in [
+        "/api/control/prompts/helper/versions/abc",
+        "/api/pdp/policies/versions/not-a-number",
+    ] {
+        let response = app
+            .client
+            .get(app.url(path))
+            .header("cookie", &cookie)
+            .header("accept-encoding", "gzip, br")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{path}");
+        assert!(
+            response.headers().get("content-encoding").is_none(),
+            "{path}"
+        );
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(error_code(&body), "bad_request", "{path}: {body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("u64"),
+            "{body}"
+        );
+    }
+    app.stop().await;
 }

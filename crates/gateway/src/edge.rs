@@ -251,5 +251,17 @@ mod edge_stack {
         let response = app.oneshot(request).await.unwrap();
         assert_eq!(response.headers()["content-encoding"], "gzip");
         assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+
+        // A text error is left for the standard stack to rewrite as JSON.
+        let app = gateway.edge(Router::new().route(
+            "/",
+            get(|| async { (axum::http::StatusCode::BAD_REQUEST, "x".repeat(1000)) }),
+        ));
+        let request = Request::get("/")
+            .header("accept-encoding", "gzip")
+            .body(Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert!(response.headers().get("content-encoding").is_none());
     }
 }

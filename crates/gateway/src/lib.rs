@@ -34,6 +34,7 @@ use daarion_cache::{Cache, RateLimit};
 use daarion_kernel::ApiError;
 use ipnet::IpNet;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tower_http::compression::{Predicate, predicate::DefaultPredicate};
 
 use crate::{
     config::RouteTable,
@@ -313,7 +314,12 @@ impl Gateway {
             .layer(
                 tower_http::compression::CompressionLayer::new()
                     .gzip(true)
-                    .br(true),
+                    .br(true)
+                    .compress_when(DefaultPredicate::new().and(
+                        |status, _, headers: &axum::http::HeaderMap, _: &_| {
+                            !daarion_kernel::error::needs_standard_body(status, headers)
+                        },
+                    )),
             );
         let router = match edge::cors(&self.settings.cors_origins) {
             Some(cors) => router.layer(cors),

@@ -269,23 +269,32 @@ impl std::fmt::Display for ErrorChain<'_> {
     }
 }
 
+/// Whether [`normalize`] replaces this response's body: a 4xx/5xx that is
+/// not JSON. A layer inside the standard stack that transforms bodies (the
+/// edge's compression, in the all-in-one shape) leaves these alone.
+pub fn needs_standard_body(status: StatusCode, headers: &axum::http::HeaderMap) -> bool {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    (status.is_client_error() || status.is_server_error()) && !is_json
+}
+
 /// Any 4xx/5xx response that is not already JSON gets the standard error
 /// body, keeping its status and `Retry-After` (part of the standard stack).
 pub async fn normalize(response: Response) -> Response {
     let status = response.status();
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    if !needs_standard_body(status, response.headers()) {
         return response;
     }
     let (mut parts, body) = response.into_parts();
     let code = ErrorCode::from_status(status);
+    // An encoded body's bytes are not its text, and the new body is not
+    // encoded.
+    let encoded = parts.headers.remove(header::CONTENT_ENCODING).is_some();
     // Rejection texts from axum are safe and useful ("Failed to parse the
     // request body as JSON: ..."); 5xx texts may not be, so they are dropped.
-    let message = if status.is_client_error() {
+    let message = if status.is_client_error() && !encoded {
         let bytes = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
         let text = String::from_utf8_lossy(&bytes).trim().to_owned();
         if text.is_empty() {
@@ -331,5 +340,35 @@ mod tests {
         let response = ApiError::rate_limited(Duration::from_millis(1500)).into_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+    }
+
+    async fn normalized(response: Response) -> (Response, serde_json::Value) {
+        let (parts, body) = normalize(response).await.into_parts();
+        let bytes = axum::body::to_bytes(body, 4096).await.unwrap();
+        (
+            Response::from_parts(parts, Body::empty()),
+            serde_json::from_slice(&bytes).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_text_rejection_becomes_the_standard_body_with_its_text() {
+        let rejection = (StatusCode::BAD_REQUEST, "Cannot parse `abc` to a `u64`").into_response();
+        let (response, body) = normalized(rejection).await;
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(body["error"]["code"], "bad_request");
+        assert_eq!(body["error"]["message"], "Cannot parse `abc` to a `u64`");
+    }
+
+    #[tokio::test]
+    async fn an_encoded_rejection_loses_its_encoding_not_just_its_body() {
+        let mut rejection =
+            (StatusCode::BAD_REQUEST, vec![0x1f_u8, 0x8b, 0x08, 0x00]).into_response();
+        rejection
+            .headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        let (response, body) = normalized(rejection).await;
+        assert!(response.headers().get(header::CONTENT_ENCODING).is_none());
+        assert_eq!(body["error"]["message"], "bad request");
     }
 }

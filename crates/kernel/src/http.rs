@@ -93,8 +93,11 @@ async fn standard(State(standard): State<Standard>, request: Request, next: Next
     let _active = ConnectionGuard::new(standard.service);
     let request = time_body_reads(request, standard.body_read_timeout);
     let started = Instant::now();
-    let response = ctx.scope(next.run(request)).instrument(span.clone()).await;
-    let mut response = crate::error::normalize(response).await;
+    // Normalised inside the request's context: the error body carries its id.
+    let mut response = ctx
+        .scope(async { crate::error::normalize(next.run(request).await).await })
+        .instrument(span.clone())
+        .await;
     crate::metrics::record(
         standard.service,
         crate::metrics::method_label(&method),

@@ -548,6 +548,12 @@ function OpenByName(props: {
   );
 }
 
+/** How many rules a `routing.*` value holds. */
+function ruleCount(value: unknown): number {
+  const rules = (value as { rules?: unknown } | null)?.rules;
+  return Array.isArray(rules) ? rules.length : 0;
+}
+
 /** Feature flags (`feature.<name>`: true or false) and routing rules (`routing.<name>`: JSON). */
 function Config() {
   const { t, dateTime } = useI18n();
@@ -556,10 +562,14 @@ function Config() {
   const [doc, setDoc] = useState<Schemas["Document"] | null>(null);
   const load = useAction();
   const save = useAction();
+  const set = usePaged(
+    (cursor) => ok(api.GET("/api/control/config", { params: { query: { cursor, limit: 50 } } })),
+    [],
+  );
 
-  const open = (event: Event) => {
-    event.preventDefault();
+  const openKey = (key: string) =>
     load.run(async () => {
+      setKey(key);
       setDoc(null);
       try {
         const found = await ok(api.GET("/api/control/config/{key}", { params: { path: { key } } }));
@@ -570,6 +580,9 @@ function Config() {
         setText(key.startsWith("feature.") ? "false" : '{\n  "rules": []\n}');
       }
     });
+  const open = (event: Event) => {
+    event.preventDefault();
+    void openKey(key);
   };
   const put = (event: Event) => {
     event.preventDefault();
@@ -587,12 +600,33 @@ function Config() {
         }),
       );
       setDoc(stored);
+      set.reload();
     });
   };
   return (
     <section class="stack">
       <h1>{t("admin.config")}</h1>
       <p class="muted">{t("config.intro")}</p>
+      <Listed items={set.items} error={set.error} empty={t("config.none")}>
+        {(items) => (
+          <ul class="list card" aria-label={t("config.set")}>
+            {items.map((item) => (
+              <li key={item.key} class="row spread">
+                <button type="button" class="ghost" onClick={() => openKey(item.key)}>
+                  <code>{item.key}</code>
+                </button>
+                <span class="small muted">
+                  {item.key.startsWith("feature.")
+                    ? t(item.current.value === true ? "config.on" : "config.off")
+                    : t("config.rules", { n: ruleCount(item.current.value) })}{" "}
+                  · v{item.current.version}
+                </span>
+              </li>
+            ))}
+          </ul>
+        )}
+      </Listed>
+      <MoreButton paged={set} />
       <OpenByName
         label={t("config.key")}
         hint={t("config.key_hint")}

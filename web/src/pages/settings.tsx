@@ -45,21 +45,57 @@ export function Settings({ section, welcome }: { section: string; welcome: boole
 
 function Profile() {
   const { t, dateTime } = useI18n();
-  const { user } = useSession();
+  const { user, signedIn } = useSession();
+  const [display, setDisplay] = useState(user?.display_name ?? "");
+  const [saved, setSaved] = useState(false);
+  const save = useAction();
   if (!user) return null;
+
+  const submit = (event: Event) => {
+    event.preventDefault();
+    setSaved(false);
+    save.run(async () => {
+      const updated = await ok(api.PATCH("/api/auth/me", { body: { display_name: display } }));
+      signedIn(updated);
+      setDisplay(updated.display_name);
+      setSaved(true);
+    });
+  };
+
   return (
     <section class="stack">
       <h1>{t("settings.profile")}</h1>
       <dl class="card facts">
         <dt>{t("auth.username")}</dt>
         <dd>{user.username}</dd>
-        <dt>{t("auth.display_name")}</dt>
-        <dd>{user.display_name}</dd>
         <dt>{t("settings.role")}</dt>
         <dd>{t(`role.${user.city_role}`)}</dd>
         <dt>{t("settings.member_since")}</dt>
         <dd>{dateTime(user.created_at)}</dd>
       </dl>
+      <form class="card stack" onSubmit={submit}>
+        <Field label={t("auth.display_name")} hint={t("profile.display_hint")}>
+          {(id) => (
+            <input
+              id={id}
+              required
+              maxLength={64}
+              value={display}
+              onInput={(e) => {
+                setSaved(false);
+                setDisplay(e.currentTarget.value);
+              }}
+            />
+          )}
+        </Field>
+        <ErrorNote error={save.error} />
+        <div class="row">
+          <button type="submit" disabled={save.busy}>
+            <Busy busy={save.busy} label="profile.save" />
+          </button>
+          <span role="status">{saved && t("profile.saved")}</span>
+        </div>
+      </form>
     </section>
   );
 }

@@ -27,6 +27,7 @@ pub static RULES: &[Rule] = &[
     rule(Method::POST, "/api/auth/reauth/begin", OWN_MANAGE),
     rule(Method::POST, "/api/auth/reauth/finish", OWN_MANAGE),
     rule(Method::GET, "/api/auth/me", SignedIn),
+    rule(Method::PATCH, "/api/auth/me", OWN_MANAGE),
     rule(Method::GET, "/api/auth/passkeys", OWN_READ),
     rule(Method::POST, "/api/auth/passkeys/begin", OWN_MANAGE),
     rule(Method::POST, "/api/auth/passkeys/finish", OWN_MANAGE),

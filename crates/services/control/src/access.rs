@@ -58,6 +58,7 @@ pub static RULES: &[Rule] = &[
         "/api/control/policy/{agent_id}",
         Check(Manage, AGENT),
     ),
+    Rule::new(Method::GET, "/api/control/config", Check(Read, City)),
     Rule::new(Method::GET, "/api/control/config/{key}", Check(Read, City)),
     Rule::new(Method::PUT, "/api/control/config/{key}", Check(Admin, City)),
     Rule::new(

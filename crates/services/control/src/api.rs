@@ -18,7 +18,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     ControlState,
     domain::{self, AgentPolicy, ControlError, DocKind, Prompt, Quota},
-    store::{self, Document},
+    store::{self, Document, Keyed},
 };
 
 pub fn router() -> OpenApiRouter<ControlState> {
@@ -28,6 +28,7 @@ pub fn router() -> OpenApiRouter<ControlState> {
         .routes(routes!(prompt_version))
         .routes(routes!(set_current_prompt))
         .routes(routes!(get_agent_policy, put_agent_policy))
+        .routes(routes!(config_values))
         .routes(routes!(get_config, put_config))
         .routes(routes!(get_quota, put_quota))
         .routes(routes!(put_policies))
@@ -139,7 +140,8 @@ async fn prompt_versions(
 
 /// Version N of the agent's prompt.
 #[utoipa::path(get, path = "/prompts/{agent_id}/versions/{version}", tag = "control",
-    responses((status = 200, body = Document), (status = 404)))]
+    responses((status = 200, body = Document), (status = 400, description = "Not a version number"),
+        (status = 404)))]
 async fn prompt_version(
     State(state): State<ControlState>,
     Path((agent_id, version)): Path<(String, u64)>,
@@ -201,6 +203,18 @@ async fn put_agent_policy(
         .change(DocKind::AgentPolicy, &agent_id, body, &author, true)
         .await
         .map(Json)
+}
+
+/// Every config value set (feature flags and routing rules), in key order.
+#[utoipa::path(get, path = "/config", tag = "control", params(PageParams),
+    responses((status = 200, body = Page<Keyed>), (status = 400), (status = 422)))]
+async fn config_values(
+    State(state): State<ControlState>,
+    Query(page): Query<PageParams>,
+) -> Result<Json<Page<Keyed>>, ApiError> {
+    let limit = page.limit()?;
+    let rows = store::list(&state.db, DocKind::Config, page.after()?.as_deref(), limit).await?;
+    Ok(Json(Page::from_rows(rows, limit, |k| k.key.clone())))
 }
 
 /// A config value: `feature.<name>` (boolean) or `routing.<name>` (rules).

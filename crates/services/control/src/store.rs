@@ -173,3 +173,37 @@ pub async fn versions(
     .await?;
     rows.iter().map(document_from).collect()
 }
+
+/// A key and its current version.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct Keyed {
+    pub key: String,
+    pub current: Document,
+}
+
+/// Keys of `kind` with their current versions, in key order, after `after`.
+pub async fn list(
+    db: &Db,
+    kind: DocKind,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<Keyed>, ControlError> {
+    let rows = sql::query(
+        "SELECT c.doc_key, v.version, v.value, v.author, v.created_at FROM control_current c
+         JOIN control_versions v ON v.kind = c.kind AND v.doc_key = c.doc_key AND v.version = c.version
+         WHERE c.kind = $1 AND c.doc_key > $2 ORDER BY c.doc_key LIMIT $3",
+    )
+    .bind(kind.as_str())
+    .bind(after.unwrap_or(""))
+    .bind(i64::from(limit) + 1)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Keyed {
+                key: row.try_get("doc_key")?,
+                current: document_from(row)?,
+            })
+        })
+        .collect()
+}

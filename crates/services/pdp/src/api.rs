@@ -305,20 +305,17 @@ async fn policy_versions(
 /// files, which makes it the newest version).
 #[utoipa::path(get, path = "/policies/versions/{version}", tag = "pdp",
     params(("version" = u64, Path, description = "0 is the set shipped with DAARION")),
-    responses((status = 200, body = PolicySetView), (status = 404, description = "No such version")))]
+    responses((status = 200, body = PolicySetView), (status = 400, description = "Not a version number"),
+        (status = 404, description = "No such version")))]
 async fn policy_version(
     State(state): State<PdpState>,
-    axum::extract::Path(version): axum::extract::Path<String>,
+    axum::extract::Path(version): axum::extract::Path<u64>,
 ) -> Result<Json<PolicySetView>, ApiError> {
-    // Parsed here, not by the extractor: its rejection of a non-number lost
-    // its body under the gateway's gzip (schemathesis found it); TODO.md.
-    let found = match version.parse::<u64>() {
-        Ok(0) => Some((0, daarion_access::engine::default_policies())),
-        Ok(n) => store::version(&state.db, n).await?.map(|files| (n, files)),
-        Err(_) => None,
+    let files = match version {
+        0 => Some(daarion_access::engine::default_policies()),
+        n => store::version(&state.db, n).await?,
     };
-    let (version, files) =
-        found.ok_or_else(|| ApiError::not_found(format!("no policy version {version}")))?;
+    let files = files.ok_or_else(|| ApiError::not_found(format!("no policy version {version}")))?;
     Ok(Json(PolicySetView { version, files }))
 }
 

@@ -223,3 +223,24 @@ pub(super) async fn me(
     };
     Ok(Json(MeView { user, principal }))
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProfile {
+    /// How others see me: 1-64 printable characters.
+    #[schema(min_length = 1, max_length = 64)]
+    pub display_name: String,
+}
+
+/// Changes my profile (a person's session, not an API key).
+#[utoipa::path(patch, path = "/me", tag = "auth", request_body = UpdateProfile,
+    responses((status = 200, body = UserView), (status = 422, description = "Not a valid display name")))]
+pub(super) async fn update_me(
+    State(state): State<AuthState>,
+    principal: Principal,
+    Json(body): Json<UpdateProfile>,
+) -> Result<Json<UserView>, ApiError> {
+    let display = domain::label(&body.display_name, "display name")?;
+    let user = store::set_display_name(&state.db, &principal.id, &display).await?;
+    Ok(Json(user.into()))
+}

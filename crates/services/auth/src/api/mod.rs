@@ -70,7 +70,7 @@ pub fn router() -> OpenApiRouter<AuthState> {
         .routes(routes!(ceremonies::logout))
         .routes(routes!(ceremonies::reauth_begin))
         .routes(routes!(ceremonies::reauth_finish))
-        .routes(routes!(ceremonies::me))
+        .routes(routes!(ceremonies::me, ceremonies::update_me))
         .routes(routes!(passkeys::list_passkeys))
         .routes(routes!(passkeys::passkey_begin))
         .routes(routes!(passkeys::passkey_finish))

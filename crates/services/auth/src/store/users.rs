@@ -26,12 +26,11 @@ pub(crate) fn user_from(row: &AnyRow) -> Result<User, AuthError> {
     })
 }
 
-pub(crate) const USER_COLUMNS: &str =
-    "SELECT id, username, display_name, city_role, created_at FROM auth_users";
+const USER_FIELDS: &str = "id, username, display_name, city_role, created_at";
 
 pub async fn user_by_username(db: &Db, username: &str) -> Result<Option<User>, AuthError> {
     let row = sql::query(sql::AssertSqlSafe(format!(
-        "{USER_COLUMNS} WHERE username = $1"
+        "SELECT {USER_FIELDS} FROM auth_users WHERE username = $1"
     )))
     .bind(username)
     .fetch_optional(db.pool())
@@ -40,11 +39,28 @@ pub async fn user_by_username(db: &Db, username: &str) -> Result<Option<User>, A
 }
 
 pub async fn user_by_id(db: &Db, id: &str) -> Result<Option<User>, AuthError> {
-    let row = sql::query(sql::AssertSqlSafe(format!("{USER_COLUMNS} WHERE id = $1")))
-        .bind(id)
-        .fetch_optional(db.pool())
-        .await?;
+    let row = sql::query(sql::AssertSqlSafe(format!(
+        "SELECT {USER_FIELDS} FROM auth_users WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?;
     row.as_ref().map(user_from).transpose()
+}
+
+/// Renames a person (their display name; the username is for good).
+pub async fn set_display_name(db: &Db, id: &str, display_name: &str) -> Result<User, AuthError> {
+    let row = sql::query(sql::AssertSqlSafe(format!(
+        "UPDATE auth_users SET display_name = $2 WHERE id = $1 RETURNING {USER_FIELDS}"
+    )))
+    .bind(id)
+    .bind(display_name)
+    .fetch_optional(db.pool())
+    .await?;
+    row.as_ref()
+        .map(user_from)
+        .transpose()?
+        .ok_or_else(|| AuthError::NotFound("no such person".into()))
 }
 
 /// Everything a registration stores.
