@@ -17,6 +17,7 @@ const PUBLIC = ["/sign-in", "/register", "/recover"];
 const SIGNED_IN = [
   "/rooms",
   "/rooms/general",
+  "/communities",
   "/playground",
   "/settings/profile",
   "/settings/passkeys",

@@ -8,6 +8,7 @@ import { LANGS, useI18n } from "./i18n";
 import { Admin } from "./pages/admin";
 import { Recover, Register, SignIn } from "./pages/auth";
 import { Presence, RoomPage, Rooms, usePresence } from "./pages/city";
+import { Communities, Community } from "./pages/communities";
 import { Playground } from "./pages/playground";
 import { Settings } from "./pages/settings";
 import { useSession } from "./session";
@@ -52,6 +53,7 @@ function TopBar() {
       </a>
       <nav aria-label={t("nav.main")}>
         {user && link("/rooms", t("nav.rooms"))}
+        {user && link("/communities", t("nav.communities"))}
         {user && link("/playground", t("nav.playground"))}
         {user && link("/settings", t("nav.settings"))}
         {user?.city_role === "admin" && link("/admin", t("nav.admin"))}
@@ -122,6 +124,8 @@ function privately<P extends object>(Page: (props: P) => JSX.Element) {
 const RoomsRoute = privately(Rooms);
 const RoomRoute = privately(({ slug }: { slug: string }) => <RoomPage slug={slug} />);
 const PlaygroundRoute = privately(Playground);
+const CommunitiesRoute = privately(Communities);
+const CommunityRoute = privately(({ slug }: { slug: string }) => <Community slug={slug} />);
 const SettingsRoute = privately(({ section }: { section?: string }) => {
   const { query } = useLocation();
   return <Settings section={section ?? "profile"} welcome={query.welcome === "1"} />;
@@ -176,6 +180,8 @@ function Pages() {
             <Route path="/recover" component={Recover} />
             <Route path="/rooms" component={RoomsRoute} />
             <Route path="/rooms/:slug" component={RoomRoute} />
+            <Route path="/communities" component={CommunitiesRoute} />
+            <Route path="/communities/:slug" component={CommunityRoute} />
             <Route path="/playground" component={PlaygroundRoute} />
             <Route path="/settings" component={SettingsRoute} />
             <Route path="/settings/:section" component={SettingsRoute} />

@@ -5,6 +5,8 @@
 //! - `subject`: [`Subject`], `user:` / `agent:` / `dao:` names of quotas
 //!   and usage.
 //! - `entity`: resources and the entity data a decision reads.
+//! - `roles`: role groups held outside the account (microDAO memberships)
+//!   added to every authenticated principal.
 //! - `engine`: the Cedar policy engine (schema + policy files in
 //!   `policies/`, validated, swappable at run time).
 //! - `events`: revocations and policy changes every process follows.
@@ -16,6 +18,7 @@ pub mod engine;
 pub mod entity;
 pub mod events;
 pub mod principal;
+pub mod roles;
 pub mod subject;
 pub mod token;
 pub mod vocab;
@@ -24,6 +27,7 @@ pub use enforce::{Access, AccessDeps, Authenticate, Enforcer, Resources, Rule, T
 pub use engine::{Compiled, Decision, Engine, Facts, PolicyError, PolicyFile};
 pub use entity::{Attr, Resource};
 pub use principal::{Credential, KeyLimits, Principal, PrincipalKind, Scope};
+pub use roles::{RoleSource, WithRoles};
 pub use subject::{Subject, SubjectError};
 pub use vocab::{Action, Kind};
 

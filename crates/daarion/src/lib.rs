@@ -33,6 +33,7 @@ pub static SERVICES: &[&Service] = &[
     &daarion_pdp::SPEC,
     &daarion_control::SPEC,
     &daarion_city::SPEC,
+    &daarion_microdao::SPEC,
     &daarion_llm::SPEC,
     &daarion_usage::SPEC,
 ];
@@ -520,6 +521,13 @@ impl Process {
             backends.bus.clone(),
             Duration::from_secs(auth.session_idle_secs),
         );
+        // Every process's principals carry their microDAO roles.
+        let memberships = daarion_microdao::MembershipRoles::new(backends.db.clone());
+        tasks.spawn(
+            memberships
+                .clone()
+                .follow(backends.bus.clone(), shutdown.clone()),
+        );
         let events =
             daarion_bus::QueuedPublisher::start(backends.bus.clone(), tasks, shutdown.clone());
         let outbox = daarion_bus::Outbox::new(backends.db.clone(), backends.bus.clone());
@@ -529,7 +537,10 @@ impl Process {
             trusted_proxies: settings.gateway.trusted_proxies.clone().into(),
             session_cookie: auth.session_cookie(),
             engine: Arc::new(engine),
-            authn: Arc::new(authenticator.clone()),
+            authn: Arc::new(daarion_access::WithRoles::new(
+                Arc::new(authenticator.clone()),
+                Arc::new(memberships.clone()),
+            )),
             tokens: settings.service_tokens()?,
             audit: events.clone(),
             limiter: Some((
@@ -553,6 +564,7 @@ impl Process {
         components.insert(authenticator.clone());
         components.insert(control.clone());
         components.insert(meter);
+        components.insert(memberships);
         Ok(Self {
             authenticator,
             events,
@@ -611,6 +623,55 @@ async fn mount(ctx: daarion_service::Context) -> anyhow::Result<Mounted> {
     })
 }
 
+/// Schema names `next` defines differently from `doc` (the merged document
+/// keeps one per name), and operation ids both use (clients generated from
+/// the document name their calls by them).
+fn clashing_names(doc: &OpenApi, next: &OpenApi) -> Vec<String> {
+    let mut clashes = Vec::new();
+    if let (Some(have), Some(new)) = (&doc.components, &next.components) {
+        clashes.extend(
+            new.schemas
+                .iter()
+                .filter(|(name, schema)| {
+                    have.schemas.get(*name).is_some_and(|known| {
+                        serde_json::to_value(known).ok() != serde_json::to_value(schema).ok()
+                    })
+                })
+                .map(|(name, _)| format!("schema {name}")),
+        );
+    }
+    let ids = |doc: &OpenApi| -> Vec<String> {
+        doc.paths
+            .paths
+            .values()
+            .flat_map(|item| {
+                [
+                    &item.get,
+                    &item.put,
+                    &item.post,
+                    &item.delete,
+                    &item.patch,
+                    &item.head,
+                    &item.options,
+                    &item.trace,
+                ]
+                .into_iter()
+                .flatten()
+                .filter_map(|op| op.operation_id.clone())
+                .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let known = ids(doc);
+    clashes.extend(
+        ids(next)
+            .into_iter()
+            .filter(|id| known.contains(id))
+            .map(|id| format!("operation {id}")),
+    );
+    clashes
+}
+
 fn compose(
     shape: &Shape,
     mounted: Vec<Mounted>,
@@ -643,6 +704,11 @@ fn compose(
         router = router
             .nest(&api_prefix, per_service(api))
             .nest(&format!("/ws/{name}"), per_service(m.ws));
+        let clashes = clashing_names(&openapi, &m.openapi);
+        anyhow::ensure!(
+            clashes.is_empty(),
+            "{name} uses schema names or operation ids another service already does: {clashes:?} (merged, one would describe the other's operations)"
+        );
         openapi.merge(m.openapi);
         healths.push(m.health);
     }
@@ -756,6 +822,49 @@ mod tests {
     #[test]
     fn the_services_declarations_agree() {
         assert_eq!(daarion_service::check(SERVICES), Vec::<String>::new());
+    }
+
+    #[test]
+    fn two_services_cannot_share_a_schema_name_or_an_operation_id() {
+        use utoipa::openapi::{ComponentsBuilder, ObjectBuilder, OpenApiBuilder, Type};
+        let doc = |field: &str| {
+            OpenApiBuilder::new()
+                .components(Some(
+                    ComponentsBuilder::new()
+                        .schema(
+                            "CreateInvite",
+                            ObjectBuilder::new()
+                                .property(field, ObjectBuilder::new().schema_type(Type::String)),
+                        )
+                        .build(),
+                ))
+                .build()
+        };
+        assert_eq!(
+            clashing_names(&doc("role"), &doc("role")),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            clashing_names(&doc("role"), &doc("code")),
+            ["schema CreateInvite"]
+        );
+        let with_op = |id: &str| {
+            let op = utoipa::openapi::path::OperationBuilder::new().operation_id(Some(id));
+            OpenApiBuilder::new()
+                .paths(utoipa::openapi::PathsBuilder::new().path(
+                    format!("/{id}"),
+                    utoipa::openapi::PathItem::new(utoipa::openapi::HttpMethod::Post, op),
+                ))
+                .build()
+        };
+        assert_eq!(
+            clashing_names(&with_op("create_invite"), &with_op("create_invite")),
+            ["operation create_invite"]
+        );
+        assert_eq!(
+            clashing_names(&with_op("a"), &with_op("b")),
+            Vec::<String>::new()
+        );
     }
 
     /// What `daarion gateway` routes by default is what each service serves.

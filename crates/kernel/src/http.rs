@@ -358,6 +358,17 @@ impl PageParams {
     }
 }
 
+/// The answer to a create that honours `Idempotency-Key`: `201` with the new
+/// resource, or `200` with the one an earlier request with the same key made.
+pub fn created<T: Serialize>(fresh: bool, body: T) -> axum::response::Response {
+    let status = if fresh {
+        axum::http::StatusCode::CREATED
+    } else {
+        axum::http::StatusCode::OK
+    };
+    axum::response::IntoResponse::into_response((status, Json(body)))
+}
+
 /// One page of a list: the same shape on every endpoint.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {

@@ -23,6 +23,7 @@ pub mod error;
 pub mod health;
 pub mod http;
 pub mod metrics;
+pub mod names;
 pub mod secret;
 pub mod server;
 pub mod shutdown;

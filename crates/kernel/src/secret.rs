@@ -1,6 +1,19 @@
 //! Secret settings: service-token secrets, provider API keys, passwords.
 
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize, Serializer};
+use sha2::{Digest, Sha256};
+
+/// A fresh 256-bit secret, URL-safe (tokens, keys, invitation codes).
+pub fn new_secret() -> String {
+    URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+}
+
+/// Secrets we generate carry at least 80 random bits, so a fast hash is
+/// enough to make a leaked table useless (argon2 is for human-chosen secrets).
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
 
 /// A secret setting. `Debug`, `Display` and serialization show `***`, so
 /// `daarion config check`, log lines and error messages never print it;

@@ -1,8 +1,5 @@
 //! Auth rules independent of HTTP: names, secrets and their hashes, errors.
 
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
-use sha2::{Digest, Sha256};
-
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("{0}")]
@@ -73,16 +70,7 @@ pub fn label(raw: &str, what: &str) -> Result<String, AuthError> {
     Ok(text.to_owned())
 }
 
-/// A fresh 256-bit secret, URL-safe.
-pub fn new_secret() -> String {
-    URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
-}
-
-/// Secrets we generate carry at least 80 random bits, so a fast hash is
-/// enough to make a leaked table useless (argon2 is for human-chosen secrets).
-pub fn hash_secret(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
-}
+pub use daarion_kernel::secret::{hash_secret, new_secret};
 
 /// A recovery code: 16 base32 characters (80 bits) in four groups.
 pub fn new_recovery_code() -> String {

@@ -3,13 +3,12 @@
 
 use axum::{
     extract::{Path, State},
-    http::StatusCode,
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use daarion_access::Principal;
 use daarion_kernel::{
     ApiError,
-    http::{IdempotencyKey, Json, Page, PageParams, Query},
+    http::{IdempotencyKey, Json, Page, PageParams, Query, created},
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -113,15 +112,6 @@ pub fn router() -> OpenApiRouter<CityState> {
         .routes(routes!(get_room))
         .routes(routes!(list_messages, post_message))
         .routes(routes!(presence))
-}
-
-fn created<T: Serialize>(fresh: bool, body: T) -> Response {
-    let status = if fresh {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    (status, Json(body)).into_response()
 }
 
 /// List public rooms, by slug.

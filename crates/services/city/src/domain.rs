@@ -43,19 +43,10 @@ pub struct Slug(String);
 
 impl Slug {
     pub fn parse(raw: &str) -> Result<Self, CityError> {
-        let bytes = raw.as_bytes();
-        let valid = (2..=63).contains(&bytes.len())
-            && bytes[0].is_ascii_alphanumeric()
-            && bytes
-                .iter()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
-        if valid {
+        if daarion_kernel::names::is_slug(raw) {
             Ok(Self(raw.to_owned()))
         } else {
-            Err(CityError::Invalid(
-                "slug must be 2-63 characters of a-z, 0-9 and -, starting with a letter or digit"
-                    .into(),
-            ))
+            Err(CityError::Invalid(daarion_kernel::names::SLUG_RULE.into()))
         }
     }
 

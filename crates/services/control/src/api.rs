@@ -31,7 +31,7 @@ pub fn router() -> OpenApiRouter<ControlState> {
         .routes(routes!(config_values))
         .routes(routes!(get_config, put_config))
         .routes(routes!(get_quota, put_quota))
-        .routes(routes!(put_policies))
+        .routes(routes!(change_city_policies))
 }
 
 impl ControlState {
@@ -279,7 +279,7 @@ pub struct PolicyVersion {
 /// Replaces the PDP's policy set (validated: `422` with the engine's message).
 #[utoipa::path(put, path = "/policies", tag = "control", request_body = Policies,
     responses((status = 200, body = PolicyVersion), (status = 422)))]
-async fn put_policies(
+async fn change_city_policies(
     State(state): State<ControlState>,
     author: Principal,
     Json(body): Json<Policies>,

@@ -1,0 +1,518 @@
+//! MicroDAOs end to end: create, see, join, invite, roles and removal, on
+//! both backends; who may and who may not; bad input; concurrent use of one
+//! invitation; a removed member refused at once on another replica.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{City, Kind, TestApp, error_code};
+use serde_json::{Value, json};
+
+on_every_backend!(
+    a_community_is_created_seen_joined_and_left,
+    invitations_let_people_into_a_private_community_within_their_limits,
+    roles_are_changed_by_those_above_and_never_leave_it_ownerless,
+    bad_input_is_refused_and_nothing_is_half_written,
+);
+
+async fn create(app: &TestApp, user: &str, body: Value) -> (u16, Value) {
+    app.send("POST", "/api/microdao/daos", user, Some(body))
+        .await
+}
+
+fn member(app_user_id: &str) -> String {
+    format!("user:{app_user_id}")
+}
+
+async fn a_community_is_created_seen_joined_and_left(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let (status, dao) = create(
+        &app,
+        "alice",
+        json!({"slug": "makers", "name": "Kyiv Makers", "description": "We build things", "district": "podil"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{dao}");
+    assert_eq!(dao["my_role"], "owner");
+    assert_eq!(dao["visibility"], "public");
+    assert_eq!(dao["members"], 1);
+    let (status, secret) = create(
+        &app,
+        "alice",
+        json!({"slug": "inner-circle", "name": "Inner circle", "visibility": "private"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{secret}");
+
+    // Bob sees the public one only, and may join it but not the private one.
+    let (_, list) = app.get_as("/api/microdao/daos", Some("bob")).await;
+    let slugs: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["slug"].as_str().unwrap())
+        .collect();
+    assert_eq!(slugs, ["makers"]);
+    let (status, _) = app
+        .get_as("/api/microdao/daos/inner-circle", Some("bob"))
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = app
+        .send("POST", "/api/microdao/daos/inner-circle/join", "bob", None)
+        .await;
+    assert_eq!(status, 403);
+    let (status, joined) = app
+        .send("POST", "/api/microdao/daos/makers/join", "bob", None)
+        .await;
+    assert_eq!(
+        (status, joined["role"].clone()),
+        (200, json!("member")),
+        "{joined}"
+    );
+    let (status, again) = app
+        .send("POST", "/api/microdao/daos/makers/join", "bob", None)
+        .await;
+    assert_eq!((status, error_code(&again)), (409, "conflict"));
+    let (_, dao) = app.get_as("/api/microdao/daos/makers", Some("bob")).await;
+    assert_eq!(
+        (dao["my_role"].clone(), dao["members"].clone()),
+        (json!("member"), json!(2))
+    );
+    let (_, members) = app
+        .get_as("/api/microdao/daos/makers/members", Some("bob"))
+        .await;
+    assert_eq!(members["items"].as_array().unwrap().len(), 2);
+
+    // A member may not change the community; its owner may; a stranger
+    // does not see the private one in any list.
+    let (status, _) = app
+        .send(
+            "PATCH",
+            "/api/microdao/daos/makers",
+            "bob",
+            Some(json!({"name": "Mine"})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, renamed) = app
+        .send(
+            "PATCH",
+            "/api/microdao/daos/makers",
+            "alice",
+            Some(json!({"name": "Kyiv Makers Guild", "district": ""})),
+        )
+        .await;
+    assert_eq!(status, 200, "{renamed}");
+    assert_eq!(renamed["name"], "Kyiv Makers Guild");
+    assert_eq!(renamed["district"], Value::Null);
+
+    let (status, left) = app
+        .send("POST", "/api/microdao/daos/makers/leave", "bob", None)
+        .await;
+    assert_eq!(
+        (status, left["change"].clone()),
+        (200, json!("left")),
+        "{left}"
+    );
+    let (_, dao) = app.get_as("/api/microdao/daos/makers", Some("bob")).await;
+    assert_eq!(dao["my_role"], Value::Null);
+
+    // Archived: read-only, and only its owner may archive it.
+    let (status, _) = app
+        .send("POST", "/api/microdao/daos/makers/archive", "bob", None)
+        .await;
+    assert_eq!(status, 403);
+    let (status, archived) = app
+        .send("POST", "/api/microdao/daos/makers/archive", "alice", None)
+        .await;
+    assert_eq!(status, 200);
+    assert!(archived["archived_at"].is_string());
+    let (status, body) = app
+        .send("POST", "/api/microdao/daos/makers/join", "bob", None)
+        .await;
+    assert_eq!((status, error_code(&body)), (409, "conflict"), "{body}");
+    let (_, list) = app.get_as("/api/microdao/daos", Some("bob")).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 0);
+    app.stop().await;
+}
+
+async fn invitations_let_people_into_a_private_community_within_their_limits(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let (status, _) = create(
+        &app,
+        "alice",
+        json!({"slug": "council", "name": "Council", "visibility": "private"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = app
+        .send(
+            "POST",
+            "/api/microdao/daos/council/invites",
+            "bob",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 403, "a stranger cannot invite");
+    let (status, invite) = app
+        .send(
+            "POST",
+            "/api/microdao/daos/council/invites",
+            "alice",
+            Some(json!({"max_uses": 3, "expires_in_days": 1})),
+        )
+        .await;
+    assert_eq!(status, 201, "{invite}");
+    let code = invite["code"].as_str().unwrap().to_owned();
+    assert!(code.starts_with("mdi_"));
+
+    // Six people race for three places: exactly three get in.
+    let people: Vec<String> = (0..6).map(|n| format!("guest{n}")).collect();
+    for name in &people {
+        app.session(name).await;
+    }
+    let results = futures::future::join_all(people.iter().map(|name| {
+        app.send(
+            "POST",
+            "/api/microdao/invites/accept",
+            name,
+            Some(json!({"code": code})),
+        )
+    }))
+    .await;
+    let joined = results.iter().filter(|(s, _)| *s == 200).count();
+    let refused = results.iter().filter(|(s, _)| *s == 404).count();
+    assert_eq!((joined, refused), (3, 3), "{results:?}");
+    let (_, listed) = app
+        .get_as("/api/microdao/daos/council/invites", Some("alice"))
+        .await;
+    assert_eq!(listed["items"][0]["uses"], 3);
+    assert!(
+        listed["items"][0].get("code").is_none(),
+        "codes are shown once"
+    );
+    let (_, dao) = app
+        .get_as("/api/microdao/daos/council", Some("alice"))
+        .await;
+    assert_eq!(dao["members"], 4);
+
+    // A member reads the private community; a revoked code lets nobody in.
+    let winner = &people[results.iter().position(|(s, _)| *s == 200).unwrap()];
+    let (status, dao) = app.get_as("/api/microdao/daos/council", Some(winner)).await;
+    assert_eq!((status, dao["my_role"].clone()), (200, json!("member")));
+    let (_, second) = app
+        .send(
+            "POST",
+            "/api/microdao/daos/council/invites",
+            "alice",
+            Some(json!({})),
+        )
+        .await;
+    let id = second["id"].as_str().unwrap();
+    let (status, _) = app
+        .send(
+            "DELETE",
+            &format!("/api/microdao/daos/council/invites/{id}"),
+            "alice",
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = app
+        .send(
+            "POST",
+            "/api/microdao/invites/accept",
+            "carol",
+            Some(json!({"code": second["code"]})),
+        )
+        .await;
+    assert_eq!(status, 404);
+    for bad in ["", "mdi_not-a-code", "inv_something"] {
+        let (status, _) = app
+            .send(
+                "POST",
+                "/api/microdao/invites/accept",
+                "carol",
+                Some(json!({"code": bad})),
+            )
+            .await;
+        assert_eq!(status, 404, "{bad:?}");
+    }
+    app.stop().await;
+}
+
+async fn roles_are_changed_by_those_above_and_never_leave_it_ownerless(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    create(
+        &app,
+        "alice",
+        json!({"slug": "guild", "name": "Guild", "visibility": "private"}),
+    )
+    .await;
+    let (_, invite) = app
+        .send(
+            "POST",
+            "/api/microdao/daos/guild/invites",
+            "alice",
+            Some(json!({"max_uses": 10})),
+        )
+        .await;
+    let code = invite["code"].clone();
+    for name in ["bob", "carol", "dave"] {
+        let (status, body) = app
+            .send(
+                "POST",
+                "/api/microdao/invites/accept",
+                name,
+                Some(json!({"code": code})),
+            )
+            .await;
+        assert_eq!(status, 200, "{name}: {body}");
+    }
+    let (bob, carol, alice) = (
+        member(&app.user_id("bob").await),
+        member(&app.user_id("carol").await),
+        member(&app.user_id("alice").await),
+    );
+    let path = |who: &str| format!("/api/microdao/daos/guild/members/{who}");
+
+    // A member cannot promote anyone; the owner makes Bob an admin.
+    let (status, _) = app
+        .send(
+            "PUT",
+            &path(&carol),
+            "carol",
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, body) = app
+        .send("PUT", &path(&bob), "alice", Some(json!({"role": "admin"})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // The admin may demote and remove members, not touch the owner, and
+    // not make admins.
+    let (status, body) = app
+        .send("PUT", &path(&carol), "bob", Some(json!({"role": "guest"})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = app
+        .send("PUT", &path(&carol), "bob", Some(json!({"role": "admin"})))
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = app.send("DELETE", &path(&alice), "bob", None).await;
+    assert_eq!(status, 403);
+    let (status, body) = app
+        .send(
+            "PUT",
+            &path(&carol),
+            "alice",
+            Some(json!({"role": "agent"})),
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (422, "validation_failed"));
+
+    // Removed with a ban: refused at once, and cannot come back.
+    let (status, _) = app.get_as("/api/microdao/daos/guild", Some("carol")).await;
+    assert_eq!(status, 200);
+    let (status, body) = app
+        .send("DELETE", &format!("{}?ban=true", path(&carol)), "bob", None)
+        .await;
+    assert_eq!(
+        (status, body["change"].clone()),
+        (200, json!("banned")),
+        "{body}"
+    );
+    let (status, _) = app.get_as("/api/microdao/daos/guild", Some("carol")).await;
+    assert_eq!(status, 403, "a removed member loses access at once");
+    let (status, body) = app
+        .send(
+            "POST",
+            "/api/microdao/invites/accept",
+            "carol",
+            Some(json!({"code": code})),
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (403, "forbidden"), "{body}");
+
+    // The last owner can neither leave nor step down; a second owner can.
+    let (status, body) = app
+        .send("POST", "/api/microdao/daos/guild/leave", "alice", None)
+        .await;
+    assert_eq!((status, error_code(&body)), (409, "conflict"), "{body}");
+    let (status, _) = app
+        .send(
+            "PUT",
+            &path(&alice),
+            "alice",
+            Some(json!({"role": "member"})),
+        )
+        .await;
+    assert_eq!(status, 409);
+    let (status, _) = app
+        .send("PUT", &path(&bob), "alice", Some(json!({"role": "owner"})))
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = app
+        .send("POST", "/api/microdao/daos/guild/leave", "alice", None)
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = app.get_as("/api/microdao/daos/guild", Some("alice")).await;
+    assert_eq!(status, 403);
+
+    // Nesting: only those who may write the parent.
+    let child = json!({"slug": "guild-lab", "name": "Lab", "parent": "guild"});
+    let (status, _) = create(&app, "dave", child.clone()).await;
+    assert_eq!(status, 403);
+    let (status, body) = create(&app, "bob", child).await;
+    assert_eq!(
+        (status, body["parent"].clone()),
+        (201, json!("guild")),
+        "{body}"
+    );
+    app.stop().await;
+}
+
+async fn bad_input_is_refused_and_nothing_is_half_written(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    for bad in [
+        json!({"slug": "X", "name": "x"}),
+        json!({"slug": "ok-slug", "name": ""}),
+        json!({"slug": "ok-slug", "name": "n".repeat(81)}),
+        json!({"slug": "ok-slug", "name": "n", "avatar_url": "javascript:alert(1)"}),
+        json!({"slug": "ok-slug", "name": "n", "district": "Not A Slug"}),
+        json!({"slug": "ok-slug", "name": "n", "description": "d".repeat(2001)}),
+    ] {
+        let (status, body) = create(&app, "alice", bad.clone()).await;
+        assert_eq!(
+            (status, error_code(&body)),
+            (422, "validation_failed"),
+            "{bad}"
+        );
+    }
+    let (status, body) = create(
+        &app,
+        "alice",
+        json!({"slug": "ok-slug", "name": "n", "visibility": "secret"}),
+    )
+    .await;
+    assert!(matches!(status, 400 | 422), "{status} {body}");
+    let (status, body) = create(
+        &app,
+        "alice",
+        json!({"slug": "ok-slug", "name": "n", "parent": "nowhere"}),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    let (_, list) = app.get_as("/api/microdao/daos", Some("alice")).await;
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        0,
+        "nothing half-written"
+    );
+
+    // One create, retried with its key: one microDAO; the slug is then taken.
+    let cookie = app.cookie("alice").await;
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        let response = app
+            .client
+            .post(app.url("/api/microdao/daos"))
+            .header("cookie", &cookie)
+            .header("idempotency-key", "create-once")
+            .json(&json!({"slug": "once", "name": "Once"}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [201, 200]);
+    let (status, body) = create(&app, "bob", json!({"slug": "once", "name": "Twice"})).await;
+    assert_eq!((status, error_code(&body)), (409, "conflict"));
+    let (_, members) = app
+        .get_as("/api/microdao/daos/once/members", Some("alice"))
+        .await;
+    assert_eq!(members["items"].as_array().unwrap().len(), 1);
+    let (status, _) = app.get_as("/api/microdao/daos", None).await;
+    assert_eq!(status, 401);
+    app.stop().await;
+}
+
+/// Two replicas of the microDAO service: a member removed through one is
+/// refused by the other as soon as the membership event arrives.
+#[tokio::test]
+async fn a_removed_member_is_refused_by_every_replica_at_once() {
+    let Some(city) = City::new(Kind::Distributed).await else {
+        return;
+    };
+    let (mut auth, a, b) = city.auth_and_two_replicas("microdao").await;
+    auth.people = a.people.clone();
+    let (status, _) = create(
+        &a,
+        "alice",
+        json!({"slug": "ring", "name": "Ring", "visibility": "private"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (_, invite) = a
+        .send(
+            "POST",
+            "/api/microdao/daos/ring/invites",
+            "alice",
+            Some(json!({})),
+        )
+        .await;
+    let (status, _) = a
+        .send(
+            "POST",
+            "/api/microdao/invites/accept",
+            "bob",
+            Some(json!({"code": invite["code"]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // Replica b resolves (and caches) Bob's roles.
+    let (status, _) = b.get_as("/api/microdao/daos/ring", Some("bob")).await;
+    assert_eq!(status, 200);
+    let (_, me) = auth.get_as("/api/auth/me", Some("bob")).await;
+    let bob = member(me["user"]["id"].as_str().unwrap());
+    let (status, _) = a
+        .send(
+            "DELETE",
+            &format!("/api/microdao/daos/ring/members/{bob}"),
+            "alice",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let removed = Instant::now();
+    loop {
+        let (status, _) = b.get_as("/api/microdao/daos/ring", Some("bob")).await;
+        if status == 403 {
+            break;
+        }
+        assert!(
+            removed.elapsed() < Duration::from_millis(1000),
+            "replica b still lets the removed member in"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for app in [a, b, auth] {
+        app.stop().await;
+    }
+}

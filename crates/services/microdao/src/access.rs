@@ -1,0 +1,97 @@
+//! What each microDAO endpoint needs (`microdao.cedar`) and how a
+//! microDAO looks to the policies. Who may change whose membership is a
+//! domain rule on top (`domain::may_change`): the policies let admins
+//! write, the rule keeps an admin from removing an owner.
+
+use async_trait::async_trait;
+use axum::http::Method;
+use daarion_access::{
+    Access::{Check, SignedIn},
+    Action::{Invite, Manage, Read, Write},
+    Attr, Kind, Resource, Resources, Rule,
+    Target::{City, Path},
+};
+use daarion_kernel::ApiError;
+use daarion_store::Db;
+
+use crate::domain::Visibility;
+
+const DAO: daarion_access::Target = Path(Kind::MicroDao, "dao");
+
+const fn rule(method: Method, path: &'static str, access: daarion_access::Access) -> Rule {
+    Rule::new(method, path, access)
+}
+
+pub static RULES: &[Rule] = &[
+    rule(Method::GET, "/api/microdao/daos", Check(Read, City)),
+    rule(Method::POST, "/api/microdao/daos", Check(Write, City)),
+    rule(Method::GET, "/api/microdao/daos/{dao}", Check(Read, DAO)),
+    rule(Method::PATCH, "/api/microdao/daos/{dao}", Check(Write, DAO)),
+    rule(
+        Method::POST,
+        "/api/microdao/daos/{dao}/archive",
+        Check(Manage, DAO),
+    ),
+    rule(
+        Method::GET,
+        "/api/microdao/daos/{dao}/members",
+        Check(Read, DAO),
+    ),
+    rule(
+        Method::POST,
+        "/api/microdao/daos/{dao}/join",
+        Check(Read, DAO),
+    ),
+    rule(
+        Method::POST,
+        "/api/microdao/daos/{dao}/leave",
+        Check(Read, DAO),
+    ),
+    rule(
+        Method::PUT,
+        "/api/microdao/daos/{dao}/members/{member}",
+        Check(Write, DAO),
+    ),
+    rule(
+        Method::DELETE,
+        "/api/microdao/daos/{dao}/members/{member}",
+        Check(Write, DAO),
+    ),
+    rule(
+        Method::GET,
+        "/api/microdao/daos/{dao}/invites",
+        Check(Invite, DAO),
+    ),
+    rule(
+        Method::POST,
+        "/api/microdao/daos/{dao}/invites",
+        Check(Invite, DAO),
+    ),
+    rule(
+        Method::DELETE,
+        "/api/microdao/daos/{dao}/invites/{id}",
+        Check(Invite, DAO),
+    ),
+    // The code is the permission; who accepts is checked against bans.
+    rule(Method::POST, "/api/microdao/invites/accept", SignedIn),
+];
+
+/// A microDAO as the policies see it.
+pub fn dao_resource(slug: &str, visibility: Visibility) -> Resource {
+    Resource::micro_dao(slug).attr("public", Attr::Bool(visibility == Visibility::Public))
+}
+
+pub struct DaoResources {
+    pub db: Db,
+}
+
+#[async_trait]
+impl Resources for DaoResources {
+    async fn load(&self, kind: Kind, id: &str) -> Result<Option<Resource>, ApiError> {
+        if kind != Kind::MicroDao || !daarion_kernel::names::is_slug(id) {
+            return Ok(None);
+        }
+        let dao = crate::store::dao(&self.db, id).await?;
+        Ok(dao.map(|d| dao_resource(&d.slug, d.visibility)))
+    }
+}

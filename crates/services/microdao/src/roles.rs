@@ -1,0 +1,74 @@
+//! Memberships as role groups on every principal (`dao:<slug>:<role>`),
+//! for every process's enforcement layer. Looked up once per principal and
+//! cached for a few seconds; a membership change makes this process forget
+//! at once and every other one as its event arrives, so a removed member
+//! loses access on the next request wherever it lands.
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use daarion_access::{RoleSource, enforce::AuthnUnavailable};
+use daarion_bus::Bus;
+use daarion_kernel::shutdown::CancellationToken;
+use daarion_store::Db;
+
+/// How long looked-up roles are trusted if no event says otherwise.
+const CACHE_TTL: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub struct MembershipRoles {
+    db: Db,
+    cache: moka::future::Cache<String, Arc<Vec<String>>>,
+}
+
+impl MembershipRoles {
+    pub fn new(db: Db) -> Self {
+        Self {
+            db,
+            cache: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(CACHE_TTL)
+                .build(),
+        }
+    }
+
+    /// Drops the cached roles of `principal` (`user:<id>`, `agent:<id>`).
+    pub async fn forget(&self, principal: &str) {
+        self.cache.invalidate(principal).await;
+    }
+
+    /// Forgets the roles of every member whose membership changes on any
+    /// replica, until shutdown.
+    pub async fn follow(self, bus: Arc<dyn Bus>, shutdown: CancellationToken) {
+        let cache = &self.cache;
+        let followed = daarion_bus::runner::follow(
+            bus.as_ref(),
+            crate::events::MEMBER_CHANGED,
+            shutdown,
+            |event| async move {
+                if let Some(principal) = event.payload["principal"].as_str() {
+                    cache.invalidate(principal).await;
+                }
+            },
+        )
+        .await;
+        if let Err(error) = followed {
+            tracing::error!(%error, "cannot follow membership changes; cached roles expire within 5 s");
+        }
+    }
+}
+
+#[async_trait]
+impl RoleSource for MembershipRoles {
+    async fn roles(&self, name: &str) -> Result<Vec<String>, AuthnUnavailable> {
+        let db = &self.db;
+        let roles = self
+            .cache
+            .try_get_with(name.to_owned(), async move {
+                crate::store::role_groups(db, name).await.map(Arc::new)
+            })
+            .await
+            .map_err(|e| AuthnUnavailable(e.to_string()))?;
+        Ok(roles.as_ref().clone())
+    }
+}

@@ -1,0 +1,104 @@
+// Communities (microDAOs), in each language: one person starts a private
+// community and makes an invitation code; another joins with it and is
+// listed among its members; a public community is joined and left with a
+// button.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import {
+  arrived,
+  expectNoAccessibilityProblems,
+  launch,
+  person,
+  register,
+  screenshot,
+  startCity,
+} from "./harness.mjs";
+
+let city;
+let browser;
+before(async () => {
+  city = await startCity();
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+  await city?.stop();
+});
+
+for (const lang of ["en", "uk"]) {
+  describe(`in ${lang}`, () => {
+    test("a private community is started, and joined with its invitation code", async () => {
+      const olena = await person(browser, { lang });
+      await register(city, olena, `olena-${lang}`);
+      const { page, t } = olena;
+      await page.getByRole("link", { name: t("nav.communities") }).click();
+      await arrived(page, /\/communities$/);
+      await page.getByRole("heading", { name: t("dao.title") }).waitFor();
+      await expectNoAccessibilityProblems(page, "communities");
+
+      const form = page.locator("form").filter({ hasText: t("dao.new") });
+      await form.getByLabel(t("rooms.slug")).fill(`circle-${lang}`);
+      await form.getByLabel(t("rooms.name")).fill(`Circle ${lang}`);
+      await form.getByLabel(t("dao.private_hint")).check();
+      await form.getByRole("button", { name: t("dao.create") }).click();
+      await arrived(page, new RegExp(`/communities/circle-${lang}$`));
+      await page.getByRole("heading", { name: `Circle ${lang}` }).waitFor();
+      await page.getByText(t("dao.role.owner")).first().waitFor();
+      await page.getByRole("button", { name: t("dao.invite_create") }).click();
+      const code = (await page.locator("code.secret").textContent()) ?? "";
+      assert.match(code, /^mdi_/);
+      await expectNoAccessibilityProblems(page, "community");
+
+      const taras = await person(browser, { lang });
+      await register(city, taras, `taras-${lang}`);
+      await taras.page.goto(`${city.url}/communities`);
+      // A private community is not listed for a stranger.
+      const listed = taras.page.getByRole("list", { name: taras.t("dao.title") });
+      await listed.or(taras.page.getByText(taras.t("dao.empty"))).waitFor();
+      assert.equal(await listed.getByText(`Circle ${lang}`).count(), 0);
+      await taras.page.getByLabel(taras.t("dao.code")).fill(code);
+      await taras.page.getByRole("button", { name: taras.t("dao.join") }).click();
+      await arrived(taras.page, new RegExp(`/communities/circle-${lang}$`));
+      const members = taras.page.getByRole("list", { name: taras.t("dao.members") });
+      await members.getByText(`taras-${lang}`).waitFor();
+      await members.getByText(`olena-${lang}`).waitFor();
+      await screenshot(taras.page, `community-${lang}`);
+
+      // The code was for one person: a second use is refused, on the page.
+      const third = await person(browser, { lang });
+      await register(city, third, `third-${lang}`);
+      await third.page.goto(`${city.url}/communities`);
+      await third.page.getByLabel(third.t("dao.code")).fill(code);
+      await third.page.getByRole("button", { name: third.t("dao.join") }).click();
+      await third.page.getByRole("alert").waitFor();
+      assert.match(third.page.url(), /\/communities$/);
+
+      assert.deepEqual([...olena.errors, ...taras.errors], [], "no script errors");
+      for (const who of [olena, taras, third]) await who.context.close();
+    });
+
+    test("a public community is joined and left with a button", async () => {
+      const maker = await person(browser, { lang });
+      await register(city, maker, `maker-${lang}`);
+      const made = await maker.page.request.post(`${city.url}/api/microdao/daos`, {
+        data: { slug: `open-${lang}`, name: `Open ${lang}` },
+        headers: { origin: city.url },
+      });
+      assert.equal(made.status(), 201, await made.text());
+
+      const guest = await person(browser, { lang });
+      await register(city, guest, `joiner-${lang}`);
+      const { page, t } = guest;
+      await page.goto(`${city.url}/communities`);
+      await page.getByRole("link", { name: `Open ${lang}` }).click();
+      await arrived(page, new RegExp(`/communities/open-${lang}$`));
+      await page.getByRole("button", { name: t("dao.join") }).click();
+      const members = page.getByRole("list", { name: t("dao.members") });
+      await members.getByText(`joiner-${lang}`).waitFor();
+      await page.getByRole("button", { name: t("dao.leave") }).click();
+      await members.getByText(`joiner-${lang}`).waitFor({ state: "detached" });
+      await page.getByRole("button", { name: t("dao.join") }).waitFor();
+      for (const who of [maker, guest]) await who.context.close();
+    });
+  });
+}

@@ -1,0 +1,275 @@
+// MicroDAOs: the communities a person can see (public ones and their own),
+// creating one, joining by invitation code, and a community's page with
+// its members, joining and leaving, and invitations for its admins.
+import { useState } from "preact/hooks";
+import { useLocation } from "preact-iso";
+import { api, idempotencyKey, ok, type Schemas } from "../api/client";
+import { useI18n } from "../i18n";
+import {
+  Busy,
+  ErrorNote,
+  Field,
+  Listed,
+  Loading,
+  MoreButton,
+  useAction,
+  useLoad,
+  usePaged,
+} from "../ui";
+
+type Dao = Schemas["DaoView"];
+
+export function Communities() {
+  const { t } = useI18n();
+  const daos = usePaged(
+    (cursor) => ok(api.GET("/api/microdao/daos", { params: { query: { limit: 50, cursor } } })),
+    [],
+  );
+  return (
+    <section class="stack">
+      <h1>{t("dao.title")}</h1>
+      <Listed items={daos.items} error={daos.error} empty={t("dao.empty")}>
+        {(items) => (
+          <ul class="list card" aria-label={t("dao.title")}>
+            {items.map((dao) => (
+              <li key={dao.slug}>
+                <a href={`/communities/${dao.slug}`}>
+                  <strong>{dao.name}</strong>
+                </a>{" "}
+                <span class="muted small">
+                  {t(`dao.${dao.visibility}`)} · {t("dao.member_count", { n: dao.members })}
+                  {dao.my_role && ` · ${t(`dao.role.${dao.my_role}` as "dao.role.member")}`}
+                </span>
+                {dao.description && <div class="muted">{dao.description}</div>}
+              </li>
+            ))}
+          </ul>
+        )}
+      </Listed>
+      <MoreButton paged={daos} />
+      <NewCommunity />
+      <AcceptInvite />
+    </section>
+  );
+}
+
+function NewCommunity() {
+  const { t } = useI18n();
+  const { route } = useLocation();
+  const [form, setForm] = useState({ slug: "", name: "", description: "", private: false });
+  const { busy, error, run } = useAction();
+  const submit = (event: Event) => {
+    event.preventDefault();
+    run(async () => {
+      const dao = await ok(
+        api.POST("/api/microdao/daos", {
+          params: { header: { "Idempotency-Key": idempotencyKey() } },
+          body: {
+            slug: form.slug.trim(),
+            name: form.name.trim(),
+            description: form.description.trim() || null,
+            visibility: form.private ? "private" : "public",
+          },
+        }),
+      );
+      route(`/communities/${dao.slug}`);
+    });
+  };
+  return (
+    <form class="card stack" onSubmit={submit}>
+      <h2>{t("dao.new")}</h2>
+      <Field label={t("rooms.slug")} hint={t("rooms.slug_hint")}>
+        {(id) => (
+          <input
+            id={id}
+            required
+            value={form.slug}
+            onInput={(e) => setForm({ ...form, slug: e.currentTarget.value })}
+          />
+        )}
+      </Field>
+      <Field label={t("rooms.name")}>
+        {(id) => (
+          <input
+            id={id}
+            required
+            maxLength={80}
+            value={form.name}
+            onInput={(e) => setForm({ ...form, name: e.currentTarget.value })}
+          />
+        )}
+      </Field>
+      <Field label={t("rooms.description")}>
+        {(id) => (
+          <input
+            id={id}
+            value={form.description}
+            onInput={(e) => setForm({ ...form, description: e.currentTarget.value })}
+          />
+        )}
+      </Field>
+      <label class="row">
+        <input
+          type="checkbox"
+          checked={form.private}
+          onChange={(e) => setForm({ ...form, private: e.currentTarget.checked })}
+          style={{ width: "auto" }}
+        />
+        {t("dao.private_hint")}
+      </label>
+      <ErrorNote error={error} />
+      <button type="submit" disabled={busy}>
+        <Busy busy={busy} label="dao.create" />
+      </button>
+    </form>
+  );
+}
+
+function AcceptInvite() {
+  const { t } = useI18n();
+  const { route } = useLocation();
+  const [code, setCode] = useState("");
+  const { busy, error, run } = useAction();
+  const submit = (event: Event) => {
+    event.preventDefault();
+    run(async () => {
+      const joined = await ok(
+        api.POST("/api/microdao/invites/accept", { body: { code: code.trim() } }),
+      );
+      route(`/communities/${joined.dao}`);
+    });
+  };
+  return (
+    <form class="card stack" onSubmit={submit}>
+      <h2>{t("dao.accept")}</h2>
+      <Field label={t("dao.code")}>
+        {(id) => (
+          <input id={id} required value={code} onInput={(e) => setCode(e.currentTarget.value)} />
+        )}
+      </Field>
+      <ErrorNote error={error} />
+      <button type="submit" class="secondary" disabled={busy}>
+        <Busy busy={busy} label="dao.join" />
+      </button>
+    </form>
+  );
+}
+
+export function Community({ slug }: { slug: string }) {
+  const { t } = useI18n();
+  const dao = useLoad(
+    () => ok(api.GET("/api/microdao/daos/{dao}", { params: { path: { dao: slug } } })),
+    [slug],
+  );
+  const members = usePaged(
+    (cursor) =>
+      ok(
+        api.GET("/api/microdao/daos/{dao}/members", {
+          params: { path: { dao: slug }, query: { limit: 50, cursor } },
+        }),
+      ),
+    [slug],
+  );
+  const change = useAction();
+  const membership = (path: "join" | "leave") =>
+    change.run(async () => {
+      await ok(api.POST(`/api/microdao/daos/{dao}/${path}`, { params: { path: { dao: slug } } }));
+      dao.reload();
+      members.reload();
+    });
+
+  if (dao.error) return <ErrorNote error={dao.error} />;
+  if (!dao.data) return <Loading />;
+  const it: Dao = dao.data;
+  const admin = it.my_role === "owner" || it.my_role === "admin";
+  return (
+    <section class="stack">
+      <h1>{it.name}</h1>
+      <p class="muted">
+        {t(`dao.${it.visibility}`)} · {t("dao.member_count", { n: it.members })}
+        {it.my_role && ` · ${t(`dao.role.${it.my_role}` as "dao.role.member")}`}
+      </p>
+      {it.description && <p>{it.description}</p>}
+      <ErrorNote error={change.error} />
+      <div class="row">
+        {!it.my_role && it.visibility === "public" && (
+          <button type="button" onClick={() => membership("join")} disabled={change.busy}>
+            <Busy busy={change.busy} label="dao.join" />
+          </button>
+        )}
+        {it.my_role && (
+          <button
+            type="button"
+            class="secondary"
+            onClick={() => membership("leave")}
+            disabled={change.busy}
+          >
+            <Busy busy={change.busy} label="dao.leave" />
+          </button>
+        )}
+      </div>
+      <h2>{t("dao.members")}</h2>
+      <Listed items={members.items} error={members.error} empty={t("dao.no_members")}>
+        {(items) => (
+          <ul class="list card" aria-label={t("dao.members")}>
+            {items.map((m) => (
+              <li key={m.principal} class="row spread">
+                <span>{m.handle}</span>
+                <span class="muted small">{t(`dao.role.${m.role}` as "dao.role.member")}</span>
+              </li>
+            ))}
+          </ul>
+        )}
+      </Listed>
+      <MoreButton paged={members} />
+      {admin && <NewInvite slug={slug} />}
+    </section>
+  );
+}
+
+function NewInvite({ slug }: { slug: string }) {
+  const { t } = useI18n();
+  const [uses, setUses] = useState("1");
+  const [code, setCode] = useState<string | null>(null);
+  const { busy, error, run } = useAction();
+  const submit = (event: Event) => {
+    event.preventDefault();
+    run(async () => {
+      const made = await ok(
+        api.POST("/api/microdao/daos/{dao}/invites", {
+          params: { path: { dao: slug } },
+          body: { max_uses: Number(uses) },
+        }),
+      );
+      setCode(made.code);
+    });
+  };
+  return (
+    <form class="card stack" onSubmit={submit}>
+      <h2>{t("dao.invite")}</h2>
+      <Field label={t("dao.invite_uses")}>
+        {(id) => (
+          <input
+            id={id}
+            type="number"
+            min={1}
+            max={10000}
+            required
+            value={uses}
+            onInput={(e) => setUses(e.currentTarget.value)}
+          />
+        )}
+      </Field>
+      <ErrorNote error={error} />
+      <button type="submit" disabled={busy}>
+        <Busy busy={busy} label="dao.invite_create" />
+      </button>
+      {code && (
+        <div role="status">
+          <p>{t("dao.invite_once")}</p>
+          <code class="secret">{code}</code>
+        </div>
+      )}
+    </form>
+  );
+}
