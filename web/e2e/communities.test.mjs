@@ -1,7 +1,7 @@
 // Communities (microDAOs), in each language: one person starts a private
 // community and makes an invitation code; another joins with it and is
-// listed among its members; a public community is joined and left with a
-// button.
+// listed among its members; a public community is joined with a button,
+// points are minted and sent through its treasury, and it is left.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
@@ -77,7 +77,7 @@ for (const lang of ["en", "uk"]) {
       for (const who of [olena, taras, third]) await who.context.close();
     });
 
-    test("a public community is joined and left with a button", async () => {
+    test("a public community is joined, its points move, and it is left", async () => {
       const maker = await person(browser, { lang });
       await register(city, maker, `maker-${lang}`);
       const made = await maker.page.request.post(`${city.url}/api/microdao/daos`, {
@@ -95,6 +95,40 @@ for (const lang of ["en", "uk"]) {
       await page.getByRole("button", { name: t("dao.join") }).click();
       const members = page.getByRole("list", { name: t("dao.members") });
       await members.getByText(`joiner-${lang}`).waitFor();
+
+      // Its owner mints points to the newcomer, who sends some back to the
+      // community; balances and the history show both.
+      const owner = maker.page;
+      await owner.goto(`${city.url}/communities/open-${lang}`);
+      const mint = owner.getByRole("form", { name: maker.t("treasury.mint") });
+      await mint.getByLabel(maker.t("treasury.to")).selectOption({ label: `joiner-${lang}` });
+      await mint.getByLabel(maker.t("treasury.amount")).fill("50");
+      await mint.getByRole("button", { name: maker.t("treasury.mint") }).click();
+      const ownerHistory = owner.getByRole("list", { name: maker.t("treasury.history") });
+      await ownerHistory.getByText(`→ joiner-${lang}: 50`).waitFor();
+      await expectNoAccessibilityProblems(owner, "treasury");
+
+      await page.reload();
+      const send = page.getByRole("form", { name: t("treasury.send") });
+      await send.getByLabel(t("treasury.to")).selectOption({ label: t("treasury.community") });
+      await send.getByLabel(t("treasury.amount")).fill("20");
+      await send.getByLabel(t("treasury.memo")).fill("for the party");
+      await send.getByRole("button", { name: t("treasury.send") }).click();
+      const history = page.getByRole("list", { name: t("treasury.history") });
+      await history.getByText(`joiner-${lang} → open-${lang}: 20 · for the party`).waitFor();
+      const balances = page.getByRole("list", { name: t("treasury.balances") });
+      await balances
+        .getByRole("listitem")
+        .filter({ hasText: `joiner-${lang}` })
+        .getByText("30")
+        .waitFor();
+      // Sending more than one holds is refused, on the page.
+      await send.getByLabel(t("treasury.to")).selectOption({ label: t("treasury.community") });
+      await send.getByLabel(t("treasury.amount")).fill("31");
+      await send.getByRole("button", { name: t("treasury.send") }).click();
+      await send.getByRole("alert").waitFor();
+      await screenshot(page, `treasury-${lang}`);
+
       await page.getByRole("button", { name: t("dao.leave") }).click();
       await members.getByText(`joiner-${lang}`).waitFor({ state: "detached" });
       await page.getByRole("button", { name: t("dao.join") }).waitFor();

@@ -1,6 +1,7 @@
-//! MicroDAOs end to end: create, see, join, invite, roles and removal, on
-//! both backends; who may and who may not; bad input; concurrent use of one
-//! invitation; a removed member refused at once on another replica.
+//! MicroDAOs end to end: create, see, join, invite, roles and removal, the
+//! treasury, on both backends; who may and who may not; bad input;
+//! concurrent use of one invitation and of one balance; a removed member
+//! refused at once on another replica.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -16,6 +17,7 @@ on_every_backend!(
     invitations_let_people_into_a_private_community_within_their_limits,
     roles_are_changed_by_those_above_and_never_leave_it_ownerless,
     bad_input_is_refused_and_nothing_is_half_written,
+    the_treasury_is_a_ledger_that_never_overdraws_and_remembers,
 );
 
 async fn create(app: &TestApp, user: &str, body: Value) -> (u16, Value) {
@@ -515,4 +517,205 @@ async fn a_removed_member_is_refused_by_every_replica_at_once() {
     for app in [a, b, auth] {
         app.stop().await;
     }
+}
+
+async fn the_treasury_is_a_ledger_that_never_overdraws_and_remembers(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    create(&app, "alice", json!({"slug": "bank", "name": "Bank"})).await;
+    for name in ["bob", "carol"] {
+        let (status, _) = app
+            .send("POST", "/api/microdao/daos/bank/join", name, None)
+            .await;
+        assert_eq!(status, 200);
+    }
+    let bob = member(&app.user_id("bob").await);
+    let alice = member(&app.user_id("alice").await);
+    let base = "/api/microdao/daos/bank/treasury";
+    let mint = format!("{base}/mint");
+    let transfer = format!("{base}/transfers");
+
+    let (status, body) = app
+        .send(
+            "POST",
+            &mint,
+            "alice",
+            Some(json!({"to": "dao:bank", "amount": 100, "memo": "genesis"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["from"].clone()),
+        (201, json!("issued:bank")),
+        "{body}"
+    );
+    let (status, _) = app
+        .send(
+            "POST",
+            &mint,
+            "alice",
+            Some(json!({"to": bob, "amount": 30})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, _) = app
+        .send(
+            "POST",
+            &mint,
+            "bob",
+            Some(json!({"to": bob, "amount": 1000})),
+        )
+        .await;
+    assert_eq!(status, 403, "a member does not mint");
+    let (status, _) = app
+        .send(
+            "POST",
+            &mint,
+            "alice",
+            Some(json!({"to": "user:nobody", "amount": 5})),
+        )
+        .await;
+    assert_eq!(status, 422, "points go to members only");
+    let before_spending = daarion_store::now();
+
+    // Bob's 30 points, ten transfers of 5 at once: six pass, none overdraws.
+    let results = futures::future::join_all((0..10).map(|_| {
+        app.send(
+            "POST",
+            &transfer,
+            "bob",
+            Some(json!({"to": alice, "amount": 5, "memo": "thanks"})),
+        )
+    }))
+    .await;
+    let passed = results.iter().filter(|(s, _)| *s == 201).count();
+    let refused = results.iter().filter(|(s, _)| *s == 409).count();
+    assert_eq!((passed, refused), (6, 4), "{results:?}");
+
+    // Whose points may move: not the microDAO's by a member; yes by its owner.
+    let (status, _) = app
+        .send(
+            "POST",
+            &transfer,
+            "bob",
+            Some(json!({"from": "dao:bank", "to": bob, "amount": 1})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = app
+        .send(
+            "POST",
+            &transfer,
+            "carol",
+            Some(json!({"from": bob, "to": "dao:bank", "amount": 1})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = app
+        .send(
+            "POST",
+            &transfer,
+            "alice",
+            Some(json!({"from": "dao:bank", "to": bob, "amount": 40})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    for bad in [
+        json!({"to": alice, "amount": 0}),
+        json!({"to": alice, "amount": -3}),
+        json!({"to": bob, "amount": 1}),
+    ] {
+        let (status, body) = app.send("POST", &transfer, "bob", Some(bad.clone())).await;
+        assert_eq!(status, 422, "{bad}: {body}");
+    }
+
+    // Balances now sum to the supply; at a past time they are as they were.
+    let (_, now) = app.get_as(base, Some("carol")).await;
+    let balance = |view: &Value, account: &str| -> i64 {
+        view["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["account"] == account)
+            .map_or(0, |a| a["balance"].as_i64().unwrap())
+    };
+    assert_eq!(now["supply"], 130, "{now}");
+    assert_eq!(
+        (
+            balance(&now, "dao:bank"),
+            balance(&now, &bob),
+            balance(&now, &alice)
+        ),
+        (60, 40, 30)
+    );
+    let total: i64 = now["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["balance"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, 130);
+    let (status, then) = app
+        .get_as(
+            &format!("{base}?at={}", before_spending.replace('+', "%2B")),
+            Some("carol"),
+        )
+        .await;
+    assert_eq!(status, 200, "{then}");
+    assert_eq!(
+        (balance(&then, &bob), balance(&then, &alice)),
+        (30, 0),
+        "{then}"
+    );
+    let (status, _) = app
+        .get_as(&format!("{base}?at=yesterday"), Some("carol"))
+        .await;
+    assert_eq!(status, 422);
+
+    // The history: every movement, newest first, a page at a time; by account.
+    let (_, page) = app
+        .get_as(&format!("{base}/movements?limit=5"), Some("carol"))
+        .await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 5);
+    assert_eq!(page["items"][0]["amount"], 40);
+    let mut seen = page["items"].as_array().unwrap().len();
+    let mut cursor = page["next_cursor"].as_str().map(str::to_owned);
+    while let Some(next) = cursor {
+        let (_, page) = app
+            .get_as(
+                &format!("{base}/movements?limit=5&cursor={next}"),
+                Some("carol"),
+            )
+            .await;
+        seen += page["items"].as_array().unwrap().len();
+        cursor = page["next_cursor"].as_str().map(str::to_owned);
+    }
+    assert_eq!(seen, 9, "2 mints, 6 transfers, 1 from the treasury");
+    let (_, mine) = app
+        .get_as(&format!("{base}/movements?account={alice}"), Some("carol"))
+        .await;
+    assert_eq!(mine["items"].as_array().unwrap().len(), 6);
+
+    // A retried transfer with its key moves the points once.
+    let cookie = app.cookie("alice").await;
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        let response = app
+            .client
+            .post(app.url(&transfer))
+            .header("cookie", &cookie)
+            .header("idempotency-key", "pay-once")
+            .json(&json!({"to": bob, "amount": 10}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [201, 200]);
+    let (_, after) = app.get_as(base, Some("carol")).await;
+    assert_eq!(balance(&after, &bob), 50);
+    let (status, _) = app.get_as(base, Some("stranger")).await;
+    assert_eq!(status, 200, "a public microDAO's treasury is public");
+    app.stop().await;
 }

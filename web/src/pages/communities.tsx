@@ -223,7 +223,150 @@ export function Community({ slug }: { slug: string }) {
       </Listed>
       <MoreButton paged={members} />
       {admin && <NewInvite slug={slug} />}
+      <Treasury slug={slug} owner={it.my_role === "owner"} member={Boolean(it.my_role)} />
     </section>
+  );
+}
+
+type Member = Schemas["DaoMemberView"];
+
+/** Points: balances, the history of movements, and moving them. */
+function Treasury({ slug, owner, member }: { slug: string; owner: boolean; member: boolean }) {
+  const { t, dateTime } = useI18n();
+  const balances = useLoad(
+    () => ok(api.GET("/api/microdao/daos/{dao}/treasury", { params: { path: { dao: slug } } })),
+    [slug],
+  );
+  const movements = usePaged(
+    (cursor) =>
+      ok(
+        api.GET("/api/microdao/daos/{dao}/treasury/movements", {
+          params: { path: { dao: slug }, query: { limit: 20, cursor } },
+        }),
+      ),
+    [slug],
+  );
+  const who = (account: string) =>
+    balances.data?.accounts.find((a) => a.account === account)?.handle ??
+    (account.startsWith("issued:") ? t("treasury.minted") : account);
+  const moved = () => {
+    balances.reload();
+    movements.reload();
+  };
+  return (
+    <section class="stack" aria-labelledby="treasury">
+      <h2 id="treasury">{t("treasury.title")}</h2>
+      {balances.error && <ErrorNote error={balances.error} />}
+      {balances.data && (
+        <>
+          <p class="muted">{t("treasury.supply", { n: balances.data.supply })}</p>
+          <ul class="list card" aria-label={t("treasury.balances")}>
+            {balances.data.accounts.map((a) => (
+              <li key={a.account} class="row spread">
+                <span>{a.handle ?? a.account}</span>
+                <strong>{a.balance}</strong>
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
+      <h3>{t("treasury.history")}</h3>
+      <Listed items={movements.items} error={movements.error} empty={t("treasury.none")}>
+        {(items) => (
+          <ul class="list card" aria-label={t("treasury.history")}>
+            {items.map((m) => (
+              <li key={m.id}>
+                {t("treasury.moved", { from: who(m.from), to: who(m.to), n: m.amount })}
+                {m.memo && ` · ${m.memo}`}
+                <div class="small muted">{dateTime(m.created_at)}</div>
+              </li>
+            ))}
+          </ul>
+        )}
+      </Listed>
+      <MoreButton paged={movements} />
+      {member && <MovePoints slug={slug} mint={false} done={moved} />}
+      {owner && <MovePoints slug={slug} mint={true} done={moved} />}
+    </section>
+  );
+}
+
+function MovePoints({ slug, mint, done }: { slug: string; mint: boolean; done: () => void }) {
+  const { t } = useI18n();
+  const members = useLoad(
+    () =>
+      ok(
+        api.GET("/api/microdao/daos/{dao}/members", {
+          params: { path: { dao: slug }, query: { limit: 100 } },
+        }),
+      ).then((page) => page.items),
+    [slug],
+  );
+  const [form, setForm] = useState({ to: "", amount: "", memo: "" });
+  const { busy, error, run } = useAction();
+  const submit = (event: Event) => {
+    event.preventDefault();
+    run(async () => {
+      const body = { to: form.to, amount: Number(form.amount), memo: form.memo.trim() || null };
+      const params = {
+        path: { dao: slug },
+        header: { "Idempotency-Key": idempotencyKey() },
+      };
+      if (mint) await ok(api.POST("/api/microdao/daos/{dao}/treasury/mint", { params, body }));
+      else await ok(api.POST("/api/microdao/daos/{dao}/treasury/transfers", { params, body }));
+      setForm({ to: "", amount: "", memo: "" });
+      done();
+    });
+  };
+  const label = mint ? "treasury.mint" : "treasury.send";
+  return (
+    <form class="card stack" onSubmit={submit} aria-label={t(label)}>
+      <h3>{t(label)}</h3>
+      <Field label={t("treasury.to")}>
+        {(id) => (
+          <select
+            id={id}
+            required
+            value={form.to}
+            onChange={(e) => setForm({ ...form, to: e.currentTarget.value })}
+          >
+            <option value="">—</option>
+            <option value={`dao:${slug}`}>{t("treasury.community")}</option>
+            {(members.data ?? []).map((m: Member) => (
+              <option key={m.principal} value={m.principal}>
+                {m.handle}
+              </option>
+            ))}
+          </select>
+        )}
+      </Field>
+      <Field label={t("treasury.amount")}>
+        {(id) => (
+          <input
+            id={id}
+            type="number"
+            min={1}
+            required
+            value={form.amount}
+            onInput={(e) => setForm({ ...form, amount: e.currentTarget.value })}
+          />
+        )}
+      </Field>
+      <Field label={t("treasury.memo")}>
+        {(id) => (
+          <input
+            id={id}
+            maxLength={280}
+            value={form.memo}
+            onInput={(e) => setForm({ ...form, memo: e.currentTarget.value })}
+          />
+        )}
+      </Field>
+      <ErrorNote error={error ?? members.error} />
+      <button type="submit" disabled={busy}>
+        <Busy busy={busy} label={label} />
+      </button>
+    </form>
   );
 }
 

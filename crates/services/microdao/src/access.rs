@@ -72,6 +72,27 @@ pub static RULES: &[Rule] = &[
         "/api/microdao/daos/{dao}/invites/{id}",
         Check(Invite, DAO),
     ),
+    rule(
+        Method::GET,
+        "/api/microdao/daos/{dao}/treasury",
+        Check(Read, DAO),
+    ),
+    rule(
+        Method::GET,
+        "/api/microdao/daos/{dao}/treasury/movements",
+        Check(Read, DAO),
+    ),
+    rule(
+        Method::POST,
+        "/api/microdao/daos/{dao}/treasury/mint",
+        Check(Manage, DAO),
+    ),
+    // Members move their own points, admins the microDAO's (`treasury::may_debit`).
+    rule(
+        Method::POST,
+        "/api/microdao/daos/{dao}/treasury/transfers",
+        Check(Read, DAO),
+    ),
     // The code is the permission; who accepts is checked against bans.
     rule(Method::POST, "/api/microdao/invites/accept", SignedIn),
 ];

@@ -9,10 +9,12 @@ use serde_json::json;
 use crate::{
     SERVICE,
     store::{Dao, MemberChange},
+    treasury::Movement,
 };
 
 pub const DAO_CHANGED: &str = "microdao.dao.*.*";
 pub const MEMBER_CHANGED: &str = "microdao.member.*.*";
+pub const MOVED: &str = "microdao.treasury.*.*";
 
 /// `created`, `updated` or `archived`.
 pub fn dao_changed(what: &str, dao: &Dao, actor: &str) -> Envelope {
@@ -44,4 +46,21 @@ pub fn member_changed(change: &MemberChange) -> Envelope {
         }),
     )
     .with_actor(change.by.as_str())
+}
+
+/// A treasury movement (`mint` or `transfer`).
+pub fn moved(movement: &Movement) -> Envelope {
+    Envelope::new(
+        SERVICE,
+        format!("microdao.treasury.{}.{}", movement.kind, movement.dao),
+        json!({
+            "id": movement.id,
+            "dao": movement.dao,
+            "from": movement.from,
+            "to": movement.to,
+            "amount": movement.amount,
+            "memo": movement.memo,
+        }),
+    )
+    .with_actor(movement.actor.as_str())
 }

@@ -9,6 +9,9 @@
 //!   owner.
 //! - `GET/POST …/{dao}/invites`, `DELETE …/invites/{id}`, `POST
 //!   /api/microdao/invites/accept`: codes with a use count and an expiry.
+//! - `GET …/{dao}/treasury` (balances now or at a past time), `GET
+//!   …/treasury/movements`, `POST …/treasury/mint` (owners), `POST
+//!   …/treasury/transfers`: the points ledger (`treasury`).
 //!
 //! Memberships reach every request's principal as `dao:<slug>:<role>`
 //! through [`roles::MembershipRoles`] (an `access::RoleSource` every
@@ -24,6 +27,7 @@ pub mod domain;
 pub mod events;
 pub mod roles;
 pub mod store;
+pub mod treasury;
 
 use std::sync::Arc;
 
@@ -40,7 +44,10 @@ pub static SPEC: Service = Service {
     name: SERVICE,
     port: 7015,
     version: env!("CARGO_PKG_VERSION"),
-    migrations: &[migration!(1, "001_create_microdao_tables")],
+    migrations: &[
+        migration!(1, "001_create_microdao_tables"),
+        migration!(2, "002_create_microdao_treasury"),
+    ],
     rules: access::RULES,
     websocket: false,
     streams: &[StreamDef {
@@ -50,6 +57,7 @@ pub static SPEC: Service = Service {
     events: &[
         Event::durable(events::DAO_CHANGED),
         Event::durable(events::MEMBER_CHANGED),
+        Event::durable(events::MOVED),
     ],
     settings: None,
     example: |kind| {

@@ -258,7 +258,7 @@ pub async fn list(
 
 /// Takes the microDAO's row for this transaction (see the module note);
 /// refuses an archived microDAO, which is read-only.
-async fn lock(tx: &mut Tx, slug: &str) -> Result<(), DaoError> {
+pub(crate) async fn lock(tx: &mut Tx, slug: &str) -> Result<(), DaoError> {
     let row = sql::query(
         "UPDATE microdao_daos SET updated_at = updated_at WHERE slug = $1 RETURNING archived_at",
     )
@@ -372,6 +372,19 @@ async fn member_in(tx: &mut Tx, slug: &str, principal: &str) -> Result<Option<Me
     .fetch_optional(&mut **tx)
     .await?;
     row.as_ref().map(member_from).transpose()
+}
+
+/// The role `principal` holds in `slug`, if a member.
+pub(crate) async fn role_in(
+    tx: &mut Tx,
+    slug: &str,
+    principal: &str,
+) -> Result<Option<DaoRole>, DaoError> {
+    Ok(member_in(tx, slug, principal).await?.map(|m| m.role))
+}
+
+pub(crate) async fn is_member(tx: &mut Tx, slug: &str, principal: &str) -> Result<bool, DaoError> {
+    Ok(member_in(tx, slug, principal).await?.is_some())
 }
 
 async fn insert_member(
