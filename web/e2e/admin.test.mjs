@@ -154,6 +154,8 @@ for (const lang of ["en", "uk"]) {
       await page.getByRole("link", { name: t("admin.audit") }).click();
       // Newest first: the invitation made above is there.
       await page.getByRole("row").nth(1).waitFor();
+      // Actors are shown by username, not account id.
+      await page.getByRole("cell", { name: "root", exact: true }).first().waitFor();
       await expectNoAccessibilityProblems(page, "audit");
 
       await page.getByRole("link", { name: t("admin.dead_letters") }).click();

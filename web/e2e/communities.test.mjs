@@ -1,7 +1,8 @@
 // Communities (microDAOs), in each language: one person starts a private
-// community and makes an invitation code; another joins with it and is
-// listed among its members; a public community is joined with a button,
-// points are minted and sent through its treasury, and it is left.
+// community, brings in an agent of hers and makes an invitation code;
+// another joins with it and is listed among its members; a public
+// community is joined with a button, points are minted and sent through
+// its treasury, and it is left.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
@@ -47,6 +48,20 @@ for (const lang of ["en", "uk"]) {
       await page.getByRole("button", { name: t("dao.invite_create") }).click();
       const code = (await page.locator("code.secret").textContent()) ?? "";
       assert.match(code, /^mdi_/);
+      // An agent of hers joins with the agent role.
+      const key = await page.request.post(`${city.url}/api/auth/api-keys`, {
+        data: { name: "scribe", agent: `scribe-${lang}` },
+        headers: { origin: city.url },
+      });
+      assert.equal(key.status(), 201, await key.text());
+      await page.getByLabel(t("dao.agent_id")).fill(`scribe-${lang}`);
+      await page.getByRole("button", { name: t("dao.add_agent") }).click();
+      await page
+        .getByRole("list", { name: t("dao.members") })
+        .getByRole("listitem")
+        .filter({ hasText: `agent:scribe-${lang}` })
+        .getByText(t("dao.role.agent"), { exact: true })
+        .waitFor();
       await expectNoAccessibilityProblems(page, "community");
 
       const taras = await person(browser, { lang });

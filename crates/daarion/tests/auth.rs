@@ -23,6 +23,7 @@ on_every_backend!(
     adding_a_passkey_or_recovery_codes_needs_a_recent_passkey,
     sign_in_does_not_tell_who_has_an_account,
     a_person_renames_themself_and_only_themself,
+    people_are_found_by_id_and_username_by_those_signed_in,
 );
 
 async fn call(
@@ -1329,6 +1330,62 @@ async fn a_person_renames_themself_and_only_themself(kind: Kind) {
         Some(json!({"display_name": "Nobody"})),
     )
     .await;
+    assert_eq!(status, 401);
+    app.stop().await;
+}
+
+async fn people_are_found_by_id_and_username_by_those_signed_in(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let base = app.url("");
+    let root = Person::register(&app.client, &base, "root").await.unwrap();
+    let alice = Person::register(&app.client, &base, "alice").await.unwrap();
+    let get = |path: String, who: Option<&Person>| {
+        let credential = who.and_then(cookie);
+        let app = &app;
+        async move { call(app, reqwest::Method::GET, &path, credential, None).await }
+    };
+    let (_, me) = get("/api/auth/me".into(), Some(&alice)).await;
+    let alice_id = me["user"]["id"].as_str().unwrap().to_owned();
+    let (_, me) = get("/api/auth/me".into(), Some(&root)).await;
+    let root_id = me["user"]["id"].as_str().unwrap().to_owned();
+
+    let (status, found) = get(
+        format!("/api/auth/people?ids=user:{alice_id},nobody,{root_id}"),
+        Some(&alice),
+    )
+    .await;
+    assert_eq!(status, 200, "{found}");
+    let names: Vec<&str> = found["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["alice", "root"],
+        "in the order asked, unknown left out"
+    );
+    assert!(
+        found["items"][0].get("city_role").is_none(),
+        "a public face only"
+    );
+    let (status, person) = get("/api/auth/people/alice".into(), Some(&root)).await;
+    assert_eq!(
+        (status, person["id"].as_str()),
+        (200, Some(alice_id.as_str()))
+    );
+    let (status, _) = get("/api/auth/people/nobody-here".into(), Some(&root)).await;
+    assert_eq!(status, 404);
+    let (status, _) = get("/api/auth/people/NOT%20A%20NAME".into(), Some(&root)).await;
+    assert_eq!(status, 404);
+    let many = vec!["x"; 101].join(",");
+    let (status, _) = get(format!("/api/auth/people?ids={many}"), Some(&root)).await;
+    assert_eq!(status, 422);
+    let (status, _) = get("/api/auth/people/alice".into(), None).await;
     assert_eq!(status, 401);
     app.stop().await;
 }

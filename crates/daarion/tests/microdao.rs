@@ -18,6 +18,7 @@ on_every_backend!(
     roles_are_changed_by_those_above_and_never_leave_it_ownerless,
     bad_input_is_refused_and_nothing_is_half_written,
     the_treasury_is_a_ledger_that_never_overdraws_and_remembers,
+    agents_are_brought_in_by_their_owners_and_act_as_members,
 );
 
 async fn create(app: &TestApp, user: &str, body: Value) -> (u16, Value) {
@@ -717,5 +718,96 @@ async fn the_treasury_is_a_ledger_that_never_overdraws_and_remembers(kind: Kind)
     assert_eq!(balance(&after, &bob), 50);
     let (status, _) = app.get_as(base, Some("stranger")).await;
     assert_eq!(status, 200, "a public microDAO's treasury is public");
+    app.stop().await;
+}
+
+async fn agents_are_brought_in_by_their_owners_and_act_as_members(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    create(
+        &app,
+        "alice",
+        json!({"slug": "lab", "name": "Lab", "visibility": "private"}),
+    )
+    .await;
+    let (_, invite) = app
+        .send(
+            "POST",
+            "/api/microdao/daos/lab/invites",
+            "alice",
+            Some(json!({})),
+        )
+        .await;
+    let (status, body) = app
+        .send(
+            "POST",
+            "/api/microdao/invites/accept",
+            "bob",
+            Some(json!({"code": invite["code"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let helper_key = app.api_key_for_agent("alice", "helper").await;
+    app.api_key_for_agent("bob", "bobbot").await;
+    let agents = "/api/microdao/daos/lab/agents";
+
+    let as_helper = ("authorization", format!("Bearer {helper_key}"));
+    let (status, _) = app
+        .send_with("GET", "/api/microdao/daos/lab", as_helper.clone(), None)
+        .await;
+    assert_eq!(status, 403, "not a member yet");
+    let (status, body) = app
+        .send("POST", agents, "bob", Some(json!({"agent": "bobbot"})))
+        .await;
+    assert_eq!(status, 403, "a member is not an admin: {body}");
+    let (status, body) = app
+        .send("POST", agents, "alice", Some(json!({"agent": "bobbot"})))
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (403, "forbidden"),
+        "not her agent: {body}"
+    );
+    let (status, body) = app
+        .send("POST", agents, "alice", Some(json!({"agent": "ghost"})))
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = app
+        .send("POST", agents, "alice", Some(json!({"agent": "helper"})))
+        .await;
+    assert_eq!(
+        (status, body["role"].clone()),
+        (200, json!("agent")),
+        "{body}"
+    );
+    let (status, body) = app
+        .send("POST", agents, "alice", Some(json!({"agent": "helper"})))
+        .await;
+    assert_eq!(status, 409, "{body}");
+
+    // The agent now reads the private microDAO as a member does.
+    let (status, dao) = app
+        .send_with("GET", "/api/microdao/daos/lab", as_helper.clone(), None)
+        .await;
+    assert_eq!(
+        (status, dao["my_role"].clone()),
+        (200, json!("agent")),
+        "{dao}"
+    );
+    let (status, _) = app
+        .send(
+            "DELETE",
+            "/api/microdao/daos/lab/members/agent:helper",
+            "alice",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = app
+        .send_with("GET", "/api/microdao/daos/lab", as_helper, None)
+        .await;
+    assert_eq!(status, 403);
     app.stop().await;
 }

@@ -420,12 +420,27 @@ function UsageDashboard() {
   );
 }
 
+/** Usernames of the `user:<id>` actors among `actors`, looked up together. */
+function usePeople(actors: string[]) {
+  const ids = [...new Set(actors.filter((a) => a.startsWith("user:")).map((a) => a.slice(5)))];
+  const key = ids.join(",");
+  const people = useLoad(
+    () =>
+      key
+        ? ok(api.GET("/api/auth/people", { params: { query: { ids: key } } })).then((p) => p.items)
+        : Promise.resolve([]),
+    [key],
+  );
+  return (actor: string) => people.data?.find((p) => `user:${p.id}` === actor)?.username ?? actor;
+}
+
 function Audit() {
   const { t, dateTime } = useI18n();
   const entries = usePaged(
     (cursor) => ok(api.GET("/api/pdp/audit", { params: { query: { limit: 50, cursor } } })),
     [],
   );
+  const name = usePeople((entries.items ?? []).map((e) => e.actor));
   return (
     <section class="stack">
       <h1>{t("admin.audit")}</h1>
@@ -444,7 +459,7 @@ function Audit() {
               {items.map((e) => (
                 <tr key={e.event_id}>
                   <td>{dateTime(e.time)}</td>
-                  <td>{e.actor}</td>
+                  <td title={e.actor}>{name(e.actor)}</td>
                   <td>{e.service}</td>
                   <td>
                     <code class="small">{summarise(e.record)}</code>

@@ -222,6 +222,7 @@ export function Community({ slug }: { slug: string }) {
         )}
       </Listed>
       <MoreButton paged={members} />
+      {admin && <AddAgent slug={slug} added={members.reload} />}
       {admin && <NewInvite slug={slug} />}
       <Treasury slug={slug} owner={it.my_role === "owner"} member={Boolean(it.my_role)} />
     </section>
@@ -365,6 +366,40 @@ function MovePoints({ slug, mint, done }: { slug: string; mint: boolean; done: (
       <ErrorNote error={error ?? members.error} />
       <button type="submit" disabled={busy}>
         <Busy busy={busy} label={label} />
+      </button>
+    </form>
+  );
+}
+
+/** An admin brings in an agent of theirs (its id, as in `agent:<id>`). */
+function AddAgent({ slug, added }: { slug: string; added: () => void }) {
+  const { t } = useI18n();
+  const [agent, setAgent] = useState("");
+  const { busy, error, run } = useAction();
+  const submit = (event: Event) => {
+    event.preventDefault();
+    run(async () => {
+      await ok(
+        api.POST("/api/microdao/daos/{dao}/agents", {
+          params: { path: { dao: slug } },
+          body: { agent: agent.trim() },
+        }),
+      );
+      setAgent("");
+      added();
+    });
+  };
+  return (
+    <form class="card stack" onSubmit={submit}>
+      <h2>{t("dao.add_agent")}</h2>
+      <Field label={t("dao.agent_id")} hint={t("dao.agent_hint")}>
+        {(id) => (
+          <input id={id} required value={agent} onInput={(e) => setAgent(e.currentTarget.value)} />
+        )}
+      </Field>
+      <ErrorNote error={error} />
+      <button type="submit" class="secondary" disabled={busy}>
+        <Busy busy={busy} label="dao.add_agent" />
       </button>
     </form>
   );

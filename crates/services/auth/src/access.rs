@@ -28,6 +28,16 @@ pub static RULES: &[Rule] = &[
     rule(Method::POST, "/api/auth/reauth/finish", OWN_MANAGE),
     rule(Method::GET, "/api/auth/me", SignedIn),
     rule(Method::PATCH, "/api/auth/me", OWN_MANAGE),
+    rule(
+        Method::GET,
+        "/api/auth/people",
+        Check(Action::Read, Target::City),
+    ),
+    rule(
+        Method::GET,
+        "/api/auth/people/{username}",
+        Check(Action::Read, Target::City),
+    ),
     rule(Method::GET, "/api/auth/passkeys", OWN_READ),
     rule(Method::POST, "/api/auth/passkeys/begin", OWN_MANAGE),
     rule(Method::POST, "/api/auth/passkeys/finish", OWN_MANAGE),

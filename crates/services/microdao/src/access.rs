@@ -57,6 +57,12 @@ pub static RULES: &[Rule] = &[
         "/api/microdao/daos/{dao}/members/{member}",
         Check(Write, DAO),
     ),
+    // Its admins add agents their owners bring (`api::add_agent`).
+    rule(
+        Method::POST,
+        "/api/microdao/daos/{dao}/agents",
+        Check(Write, DAO),
+    ),
     rule(
         Method::GET,
         "/api/microdao/daos/{dao}/invites",

@@ -278,6 +278,7 @@ pub fn router() -> OpenApiRouter<DaoState> {
         .routes(routes!(join_dao))
         .routes(routes!(leave_dao))
         .routes(routes!(set_member_role, remove_dao_member))
+        .routes(routes!(add_agent))
         .routes(routes!(list_dao_invites, create_dao_invite))
         .routes(routes!(revoke_dao_invite))
         .routes(routes!(accept_dao_invite))
@@ -914,4 +915,41 @@ async fn transfer(
     )
     .await?;
     Ok(state.moved(done).await)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddAgent {
+    /// The agent's id (as in `agent:<id>`).
+    pub agent: String,
+}
+
+/// Adds an agent to the microDAO with the `agent` role: by an admin who
+/// owns the agent (or a city admin).
+#[utoipa::path(post, path = "/daos/{dao}/agents", tag = "microdao", request_body = AddAgent,
+    params(("dao" = String, Path, description = "The microDAO's slug")),
+    responses((status = 200, body = DaoMembershipView),
+        (status = 403, description = "Not an admin here, not the agent's owner, or the agent is banned"),
+        (status = 404, description = "No such microDAO or agent"),
+        (status = 409, description = "Already a member, or archived"), (status = 422)))]
+async fn add_agent(
+    State(state): State<DaoState>,
+    principal: Principal,
+    Path(slug): Path<String>,
+    Json(input): Json<AddAgent>,
+) -> Result<Json<DaoMembershipView>, ApiError> {
+    let name = domain::member_name(&format!("agent:{}", input.agent))?;
+    let agent = state
+        .access
+        .directory()
+        .principal(daarion_access::PrincipalKind::Agent, &input.agent)
+        .await
+        .map_err(|e| ApiError::unavailable(&e))?
+        .ok_or_else(|| DaoError::NotFound(format!("no agent {:?}", input.agent)))?;
+    let by = actor(&principal);
+    if !by.city_admin && agent.owner.as_deref() != Some(principal.id.as_str()) {
+        return Err(DaoError::Forbidden("only the agent's owner may bring it in".into()).into());
+    }
+    let change = store::add_agent(&state.db, &state.outbox, &slug_of(&slug)?, &name, &by).await?;
+    Ok(state.changed(change).await)
 }

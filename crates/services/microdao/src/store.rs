@@ -476,6 +476,31 @@ pub async fn join(
     Ok(out)
 }
 
+/// Adds an agent as a member (role `agent`), on behalf of `by`.
+pub async fn add_agent(
+    db: &Db,
+    outbox: &Outbox,
+    slug: &str,
+    agent: &str,
+    by: &Actor,
+) -> Result<(MemberChange, Staged), DaoError> {
+    let mut tx = db.begin().await?;
+    lock(&mut tx, slug).await?;
+    refuse_banned(&mut tx, slug, agent).await?;
+    insert_member(&mut tx, slug, agent, agent, DaoRole::Agent).await?;
+    let change = MemberChange {
+        dao: slug.to_owned(),
+        principal: agent.to_owned(),
+        handle: agent.to_owned(),
+        role: Some(DaoRole::Agent),
+        change: Change::Joined,
+        by: by.name.clone(),
+    };
+    let out = stage_change(&mut tx, outbox, change).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
 fn default_role(principal: &str) -> DaoRole {
     if principal.starts_with("agent:") {
         DaoRole::Agent

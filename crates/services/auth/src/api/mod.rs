@@ -8,6 +8,7 @@ mod ceremonies;
 mod invites;
 mod keys;
 mod passkeys;
+mod people;
 mod recovery;
 mod sessions;
 
@@ -87,6 +88,8 @@ pub fn router() -> OpenApiRouter<AuthState> {
         .routes(routes!(keys::list_api_keys, keys::create_api_key))
         .routes(routes!(keys::revoke_api_key))
         .routes(routes!(invites::create_invite))
+        .routes(routes!(people::people))
+        .routes(routes!(people::person))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -48,6 +48,23 @@ pub async fn user_by_id(db: &Db, id: &str) -> Result<Option<User>, AuthError> {
     row.as_ref().map(user_from).transpose()
 }
 
+/// People by id (unknown ids are left out).
+pub async fn users_by_ids(db: &Db, ids: &[String]) -> Result<Vec<User>, AuthError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+    let mut query = sql::query(sql::AssertSqlSafe(format!(
+        "SELECT {USER_FIELDS} FROM auth_users WHERE id IN ({})",
+        placeholders.join(", ")
+    )));
+    for id in ids {
+        query = query.bind(id.as_str());
+    }
+    let rows = query.fetch_all(db.pool()).await?;
+    rows.iter().map(user_from).collect()
+}
+
 /// Renames a person (their display name; the username is for good).
 pub async fn set_display_name(db: &Db, id: &str, display_name: &str) -> Result<User, AuthError> {
     let row = sql::query(sql::AssertSqlSafe(format!(
