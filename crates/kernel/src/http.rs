@@ -393,6 +393,14 @@ impl<T> Page<T> {
             next_cursor,
         }
     }
+
+    /// The same page with each item turned into its wire form.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            next_cursor: self.next_cursor,
+        }
+    }
 }
 
 /// Cursors are opaque to clients; hex keeps them URL-safe without escaping.

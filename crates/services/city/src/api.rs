@@ -124,10 +124,7 @@ async fn list_rooms(
     let limit = page.limit()?;
     let rows = store::rooms(&state.db, page.after()?.as_deref(), limit).await?;
     let page = Page::from_rows(rows, limit, |r| r.slug.clone());
-    Ok(Json(Page {
-        items: page.items.into_iter().map(RoomView::from).collect(),
-        next_cursor: page.next_cursor,
-    }))
+    Ok(Json(page.map(RoomView::from)))
 }
 
 /// Create a public room. Send `Idempotency-Key` to make retries safe.
@@ -182,10 +179,7 @@ async fn list_messages(
     let limit = page.limit()?;
     let rows = store::messages(&state.db, &slug, page.after()?.as_deref(), limit).await?;
     let page = Page::from_rows(rows, limit, |m| m.id.clone());
-    Ok(Json(Page {
-        items: page.items.into_iter().map(MessageView::from).collect(),
-        next_cursor: page.next_cursor,
-    }))
+    Ok(Json(page.map(MessageView::from)))
 }
 
 /// Post a message to a room; every client connected to the room receives it.
