@@ -34,6 +34,7 @@ pub static SERVICES: &[&Service] = &[
     &daarion_control::SPEC,
     &daarion_city::SPEC,
     &daarion_microdao::SPEC,
+    &daarion_messaging::SPEC,
     &daarion_llm::SPEC,
     &daarion_usage::SPEC,
 ];

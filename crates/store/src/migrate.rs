@@ -6,6 +6,10 @@
 //! their text; a changed applied migration stops start-up. Each migration runs
 //! in its own transaction. On PostgreSQL an advisory lock makes concurrent
 //! replicas apply them once.
+//!
+//! Most SQL is portable; what is not (a full-text index, say) goes between
+//! `-- if sqlite` or `-- if postgres` and `-- end if` lines, and only the
+//! running backend sees it. The checksum covers the whole file.
 
 use sha2::{Digest, Sha256};
 use sqlx::{Acquire, Row};
@@ -24,6 +28,26 @@ pub struct Migration {
 impl Migration {
     pub fn checksum(&self) -> String {
         hex::encode(Sha256::digest(self.up.as_bytes()))
+    }
+
+    /// `text` (`up` or `down`) as `backend` runs it: the sections meant
+    /// for the other backend left out.
+    pub fn for_backend(text: &str, backend: Backend) -> String {
+        let mut keep = true;
+        let mut out = String::with_capacity(text.len());
+        for line in text.lines() {
+            match line.trim() {
+                "-- if sqlite" => keep = backend == Backend::Sqlite,
+                "-- if postgres" => keep = backend == Backend::Postgres,
+                "-- end if" => keep = true,
+                _ if keep => {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+                _ => {}
+            }
+        }
+        out
     }
 
     /// Every file opens with the standard header naming its number.
@@ -120,13 +144,14 @@ const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS daarion_migrations (
 pub async fn apply(db: &Db, sets: &[MigrationSet]) -> Result<Vec<Step>, StoreError> {
     let mut conn = db.pool().acquire().await?;
     lock(db, &mut conn).await?;
-    let result = apply_locked(&mut conn, sets).await;
+    let result = apply_locked(&mut conn, db.backend(), sets).await;
     unlock(db, &mut conn).await;
     result
 }
 
 async fn apply_locked(
     conn: &mut sqlx::pool::PoolConnection<sqlx::Any>,
+    backend: Backend,
     sets: &[MigrationSet],
 ) -> Result<Vec<Step>, StoreError> {
     sqlx::query(CREATE_TABLE).execute(&mut **conn).await?;
@@ -164,7 +189,7 @@ async fn apply_locked(
                 source,
             };
             let mut tx = conn.begin().await?;
-            sqlx::raw_sql(m.up)
+            sqlx::raw_sql(sqlx::AssertSqlSafe(Migration::for_backend(m.up, backend)))
                 .execute(&mut *tx)
                 .await
                 .map_err(failed)?;
@@ -204,13 +229,14 @@ pub async fn rollback(
 ) -> Result<Vec<Step>, StoreError> {
     let mut conn = db.pool().acquire().await?;
     lock(db, &mut conn).await?;
-    let result = rollback_locked(&mut conn, sets, count).await;
+    let result = rollback_locked(&mut conn, db.backend(), sets, count).await;
     unlock(db, &mut conn).await;
     result
 }
 
 async fn rollback_locked(
     conn: &mut sqlx::pool::PoolConnection<sqlx::Any>,
+    backend: Backend,
     sets: &[MigrationSet],
     count: usize,
 ) -> Result<Vec<Step>, StoreError> {
@@ -239,10 +265,13 @@ async fn rollback_locked(
             source,
         };
         let mut tx = conn.begin().await?;
-        sqlx::raw_sql(migration.down)
-            .execute(&mut *tx)
-            .await
-            .map_err(failed)?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(Migration::for_backend(
+            migration.down,
+            backend,
+        )))
+        .execute(&mut *tx)
+        .await
+        .map_err(failed)?;
         sqlx::query("DELETE FROM daarion_migrations WHERE service = $1 AND version = $2")
             .bind(service.as_str())
             .bind(i64::from(version))
@@ -314,5 +343,19 @@ async fn unlock(db: &Db, conn: &mut sqlx::pool::PoolConnection<sqlx::Any>) {
             // A connection that may still hold the lock must not go back to the pool.
             conn.close_on_drop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_backend_sees_only_its_own_sections() {
+        let text = "CREATE TABLE t (x TEXT);\n-- if sqlite\nSQLITE ONLY;\n-- end if\n-- if postgres\nPG ONLY;\n-- end if\nBOTH;\n";
+        let sqlite = Migration::for_backend(text, Backend::Sqlite);
+        let postgres = Migration::for_backend(text, Backend::Postgres);
+        assert_eq!(sqlite, "CREATE TABLE t (x TEXT);\nSQLITE ONLY;\nBOTH;\n");
+        assert_eq!(postgres, "CREATE TABLE t (x TEXT);\nPG ONLY;\nBOTH;\n");
     }
 }

@@ -1,0 +1,729 @@
+//! Messaging end to end, on both backends: a microDAO's `general` room
+//! with topics, edits, reactions, deletes and unread counts; rooms bound
+//! to roles; direct and group conversations that outsiders (a city admin
+//! included) never read; history both ways; search within what one may
+//! read; bad input and limits.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{City, Kind, TestApp, error_code};
+use serde_json::{Value, json};
+
+on_every_backend!(
+    a_community_talks_in_its_general_room,
+    rooms_bound_to_roles_keep_lower_roles_out,
+    conversations_are_for_those_in_them,
+    history_pages_both_ways_and_search_sees_only_what_one_may_read,
+    bad_input_and_limits_are_refused_and_nothing_is_half_written,
+);
+
+/// A microDAO `slug` owned by `owner`, and the id of its `general` room
+/// (opened by messaging when the microDAO's event arrives).
+async fn community(app: &TestApp, owner: &str, slug: &str, visibility: &str) -> String {
+    let (status, dao) = app
+        .send(
+            "POST",
+            "/api/microdao/daos",
+            owner,
+            Some(json!({"slug": slug, "name": slug, "visibility": visibility})),
+        )
+        .await;
+    assert_eq!(status, 201, "{dao}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, rooms) = app
+            .get_as(&format!("/api/messaging/daos/{slug}/rooms"), Some(owner))
+            .await;
+        if status == 200
+            && let Some(general) = rooms["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["slug"] == "general")
+        {
+            return general["id"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no general room: {status} {rooms}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn post(app: &TestApp, room: &str, user: &str, body: Value) -> (u16, Value) {
+    app.send(
+        "POST",
+        &format!("/api/messaging/rooms/{room}/messages"),
+        user,
+        Some(body),
+    )
+    .await
+}
+
+fn bodies(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn a_community_talks_in_its_general_room(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let general = community(&app, "alice", "makers", "public").await;
+    let room = format!("/api/messaging/rooms/{general}");
+
+    // Carol is not a member: she neither reads nor posts.
+    let (status, _) = app.get_as(&format!("{room}/messages"), Some("carol")).await;
+    assert_eq!(status, 403);
+    let (status, _) = post(&app, &general, "carol", json!({"body": "hi"})).await;
+    assert_eq!(status, 403);
+
+    let (status, _) = app
+        .send("POST", "/api/microdao/daos/makers/join", "bob", None)
+        .await;
+    assert_eq!(status, 200);
+    let (status, first) = post(
+        &app,
+        &general,
+        "bob",
+        json!({"body": "**Plan**: ship it <script>alert(1)</script> @alice @agent:helper", "topic": "release"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(first["seq"], 1);
+    assert_eq!(first["topic"], "release");
+    assert_eq!(first["mentions"], json!(["alice", "agent:helper"]));
+    let html = first["html"].as_str().unwrap();
+    assert!(html.contains("<strong>Plan</strong>"), "{html}");
+    assert!(!html.contains("<script"), "{html}");
+    let first_id = first["id"].as_str().unwrap().to_owned();
+
+    let (status, reply) = post(
+        &app,
+        &general,
+        "alice",
+        json!({"body": "agreed", "topic": "release", "reply_to": first_id}),
+    )
+    .await;
+    assert_eq!(status, 201, "{reply}");
+    let (_, other) = post(
+        &app,
+        &general,
+        "alice",
+        json!({"body": "lunch?", "topic": "food"}),
+    )
+    .await;
+    let reply_id = reply["id"].as_str().unwrap().to_owned();
+
+    // Only the author edits; the earlier body is kept.
+    let message = format!("{room}/messages/{reply_id}");
+    let (status, _) = app
+        .send("PATCH", &message, "bob", Some(json!({"body": "mine now"})))
+        .await;
+    assert_eq!(status, 403);
+    let (status, edited) = app
+        .send(
+            "PATCH",
+            &message,
+            "alice",
+            Some(json!({"body": "agreed, _today_"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{edited}");
+    assert!(edited["edited_at"].is_string());
+    assert!(edited["html"].as_str().unwrap().contains("<em>today</em>"));
+    let (_, edits) = app.get_as(&format!("{message}/edits"), Some("bob")).await;
+    assert_eq!(bodies(&edits), ["agreed"]);
+
+    // Reactions: once per person and emoji.
+    let thumbs = format!("{room}/messages/{first_id}/reactions/%F0%9F%91%8D");
+    let (status, reacted) = app.send("PUT", &thumbs, "alice", None).await;
+    assert_eq!(status, 200, "{reacted}");
+    assert_eq!(
+        reacted["reactions"],
+        json!([{"emoji": "👍", "count": 1, "mine": true}])
+    );
+    let (status, again) = app.send("PUT", &thumbs, "alice", None).await;
+    assert_eq!((status, error_code(&again)), (409, "conflict"));
+    let (_, seen) = app.send("PUT", &thumbs, "bob", None).await;
+    assert_eq!(
+        seen["reactions"],
+        json!([{"emoji": "👍", "count": 2, "mine": true}])
+    );
+    let (status, _) = app.send("DELETE", &thumbs, "bob", None).await;
+    assert_eq!(status, 200);
+    let (status, _) = app.send("DELETE", &thumbs, "bob", None).await;
+    assert_eq!(status, 404);
+
+    // Unread: bob has not read alice's two messages, one per topic.
+    let (_, topics) = app.get_as(&format!("{room}/topics"), Some("bob")).await;
+    let unread: Vec<(String, i64)> = topics["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["topic"].as_str().unwrap().to_owned(),
+                t["unread"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(unread, [("food".to_owned(), 1), ("release".to_owned(), 1)]);
+    let (_, rooms) = app
+        .get_as("/api/messaging/rooms?kind=dao", Some("bob"))
+        .await;
+    assert_eq!(rooms["items"][0]["unread"], 2, "{rooms}");
+    // Alice was mentioned once, and has read nothing of bob's.
+    let (_, rooms) = app
+        .get_as("/api/messaging/rooms?kind=dao", Some("alice"))
+        .await;
+    assert_eq!(
+        (
+            rooms["items"][0]["unread"].clone(),
+            rooms["items"][0]["unread_mentions"].clone()
+        ),
+        (json!(1), json!(1))
+    );
+    let (status, _) = app
+        .send(
+            "POST",
+            &format!("{room}/read"),
+            "bob",
+            Some(json!({"seq": other["seq"], "topic": "food"})),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (_, rooms) = app
+        .get_as("/api/messaging/rooms?kind=dao", Some("bob"))
+        .await;
+    assert_eq!(rooms["items"][0]["unread"], 1);
+    let (_, room_now) = app.get_as(&room, Some("bob")).await;
+    let (status, _) = app
+        .send(
+            "POST",
+            &format!("{room}/read"),
+            "bob",
+            Some(json!({"seq": room_now["last_seq"]})),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (_, rooms) = app
+        .get_as("/api/messaging/rooms?kind=dao", Some("bob"))
+        .await;
+    assert_eq!(rooms["items"][0]["unread"], 0);
+
+    // Deleting leaves a tombstone; only the author or a manager deletes.
+    let first_path = format!("{room}/messages/{first_id}");
+    let (status, _) = app.send("DELETE", &message, "bob", None).await;
+    assert_eq!(status, 403, "bob deletes alice's message");
+    let (status, _) = app.send("DELETE", &first_path, "alice", None).await;
+    assert_eq!(status, 204, "the owner moderates");
+    let (_, page) = app.get_as(&format!("{room}/messages"), Some("bob")).await;
+    let tombstone = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == first_id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (tombstone["deleted"].clone(), tombstone["body"].clone()),
+        (json!(true), json!(""))
+    );
+    assert_eq!(tombstone["reactions"], json!([]));
+    let (status, _) = app
+        .send("PATCH", &first_path, "bob", Some(json!({"body": "back"})))
+        .await;
+    assert_eq!(status, 409);
+    app.stop().await;
+}
+
+async fn rooms_bound_to_roles_keep_lower_roles_out(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    community(&app, "alice", "guild", "public").await;
+    app.send("POST", "/api/microdao/daos/guild/join", "bob", None)
+        .await;
+    // A member may not open rooms; an owner may, for admins only.
+    let rooms = "/api/messaging/daos/guild/rooms";
+    let (status, _) = app
+        .send(
+            "POST",
+            rooms,
+            "bob",
+            Some(json!({"slug": "council", "title": "Council"})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, council) = app
+        .send(
+            "POST",
+            rooms,
+            "alice",
+            Some(json!({"slug": "council", "title": "Council", "audience": "admin"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{council}");
+    let (status, news) = app
+        .send(
+            "POST",
+            rooms,
+            "alice",
+            Some(json!({"slug": "news", "title": "News", "posters": "admin", "agents_allowed": false})),
+        )
+        .await;
+    assert_eq!(status, 201, "{news}");
+    let (status, dup) = app
+        .send(
+            "POST",
+            rooms,
+            "alice",
+            Some(json!({"slug": "news", "title": "Again"})),
+        )
+        .await;
+    assert_eq!((status, error_code(&dup)), (409, "conflict"));
+    let council = council["id"].as_str().unwrap();
+    let news = news["id"].as_str().unwrap();
+
+    let (status, _) = app
+        .get_as(
+            &format!("/api/messaging/rooms/{council}/messages"),
+            Some("bob"),
+        )
+        .await;
+    assert_eq!(status, 403, "a member reads an admins' room");
+    let (_, listed) = app.get_as(rooms, Some("bob")).await;
+    let slugs: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["slug"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        slugs,
+        ["general", "news"],
+        "bob's list leaves out the council"
+    );
+    let (status, _) = post(&app, council, "alice", json!({"body": "owners talk"})).await;
+    assert_eq!(status, 201);
+    let (status, _) = app
+        .get_as(
+            &format!("/api/messaging/rooms/{news}/messages"),
+            Some("bob"),
+        )
+        .await;
+    assert_eq!(status, 200, "members read the news");
+    let (status, _) = post(&app, news, "bob", json!({"body": "me too"})).await;
+    assert_eq!(status, 403, "only admins post news");
+
+    // Promoted to admin, bob reads the council at once.
+    let bob = app.user_id("bob").await;
+    let (status, _) = app
+        .send(
+            "PUT",
+            &format!("/api/microdao/daos/guild/members/user:{bob}"),
+            "alice",
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = app
+        .get_as(
+            &format!("/api/messaging/rooms/{council}/messages"),
+            Some("bob"),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = post(&app, news, "bob", json!({"body": "now I may"})).await;
+    assert_eq!(status, 201);
+
+    // Settings: only managers change them; the audience goes back to the default.
+    let (status, _) = app
+        .send(
+            "PATCH",
+            &format!("/api/messaging/rooms/{council}"),
+            "carol",
+            Some(json!({"title": "x"})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, changed) = app
+        .send(
+            "PATCH",
+            &format!("/api/messaging/rooms/{council}"),
+            "alice",
+            Some(json!({"audience": "", "slow_mode_secs": 30})),
+        )
+        .await;
+    assert_eq!(status, 200, "{changed}");
+    assert!(changed.get("audience").is_none(), "{changed}");
+    assert_eq!(changed["slow_mode_secs"], 30);
+    let (status, _) = app
+        .send(
+            "POST",
+            &format!("/api/messaging/rooms/{council}/archive"),
+            "alice",
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, closed) = post(&app, council, "alice", json!({"body": "late"})).await;
+    assert_eq!((status, error_code(&closed)), (409, "conflict"));
+    app.stop().await;
+}
+
+async fn conversations_are_for_those_in_them(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let bob = format!("user:{}", app.user_id("bob").await);
+    let carol = format!("user:{}", app.user_id("carol").await);
+    let (status, dm) = app
+        .send(
+            "POST",
+            "/api/messaging/direct",
+            "alice",
+            Some(json!({"with": bob})),
+        )
+        .await;
+    assert_eq!(status, 201, "{dm}");
+    assert_eq!(dm["kind"], "direct");
+    let (status, same) = app
+        .send(
+            "POST",
+            "/api/messaging/direct",
+            "bob",
+            Some(json!({"with": format!("user:{}", app.user_id("alice").await)})),
+        )
+        .await;
+    assert_eq!(
+        (status, same["id"].clone()),
+        (200, dm["id"].clone()),
+        "one conversation per pair"
+    );
+    let dm = dm["id"].as_str().unwrap();
+    let (status, _) = post(&app, dm, "bob", json!({"body": "just us"})).await;
+    assert_eq!(status, 201);
+    for outsider in ["carol", "root"] {
+        let (status, _) = app
+            .get_as(
+                &format!("/api/messaging/rooms/{dm}/messages"),
+                Some(outsider),
+            )
+            .await;
+        assert_eq!(status, 403, "{outsider} reads a direct conversation");
+        let (status, _) = post(&app, dm, outsider, json!({"body": "me too"})).await;
+        assert_eq!(status, 403);
+    }
+    let (status, nobody) = app
+        .send(
+            "POST",
+            "/api/messaging/direct",
+            "alice",
+            Some(json!({"with": "user:nobody"})),
+        )
+        .await;
+    assert_eq!((status, error_code(&nobody)), (404, "not_found"));
+    let (status, _) = app
+        .send(
+            "POST",
+            "/api/messaging/direct",
+            "alice",
+            Some(json!({"with": "someone"})),
+        )
+        .await;
+    assert_eq!(status, 422);
+
+    // A group: its manager brings people in; others may only leave.
+    let (status, group) = app
+        .send(
+            "POST",
+            "/api/messaging/groups",
+            "alice",
+            Some(json!({"title": "Trip", "participants": [bob]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{group}");
+    let group = group["id"].as_str().unwrap();
+    let participants = format!("/api/messaging/rooms/{group}/participants");
+    let (status, _) = app.get_as(&participants, Some("carol")).await;
+    assert_eq!(status, 403);
+    let (status, _) = app
+        .send(
+            "POST",
+            &participants,
+            "bob",
+            Some(json!({"principal": carol})),
+        )
+        .await;
+    assert_eq!(status, 403, "a participant brings people in");
+    let (status, _) = app
+        .send(
+            "POST",
+            &participants,
+            "alice",
+            Some(json!({"principal": carol})),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = post(&app, group, "carol", json!({"body": "thanks"})).await;
+    assert_eq!(status, 201);
+    let (status, _) = app
+        .send("DELETE", &format!("{participants}/{carol}"), "bob", None)
+        .await;
+    assert_eq!(status, 403, "bob takes carol out");
+    let (status, _) = app
+        .send("DELETE", &format!("{participants}/{bob}"), "bob", None)
+        .await;
+    assert_eq!(status, 204, "bob leaves");
+    let (status, _) = app
+        .get_as(
+            &format!("/api/messaging/rooms/{group}/messages"),
+            Some("bob"),
+        )
+        .await;
+    assert_eq!(status, 403, "gone is gone");
+    let (_, mine) = app
+        .get_as("/api/messaging/rooms?kind=group", Some("carol"))
+        .await;
+    assert_eq!(mine["items"].as_array().unwrap().len(), 1);
+    let (_, mine) = app
+        .get_as("/api/messaging/rooms?kind=group", Some("bob"))
+        .await;
+    assert_eq!(mine["items"].as_array().unwrap().len(), 0);
+    app.stop().await;
+}
+
+async fn history_pages_both_ways_and_search_sees_only_what_one_may_read(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let (status, square) = app
+        .send(
+            "POST",
+            "/api/messaging/rooms",
+            "alice",
+            Some(json!({"slug": "square", "title": "Square"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{square}");
+    let square = square["id"].as_str().unwrap();
+    for n in 1..=7 {
+        let (status, _) = post(
+            &app,
+            square,
+            "alice",
+            json!({"body": format!("note {n} about the Bridge")}),
+        )
+        .await;
+        assert_eq!(status, 201);
+    }
+    let history = format!("/api/messaging/rooms/{square}/messages");
+    let (_, page) = app.get_as(&format!("{history}?limit=3"), Some("bob")).await;
+    assert_eq!(bodies(&page)[0], "note 7 about the Bridge");
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (_, older) = app
+        .get_as(&format!("{history}?limit=3&cursor={cursor}"), Some("bob"))
+        .await;
+    let seqs: Vec<i64> = older["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, [4, 3, 2]);
+    let (_, newer) = app
+        .get_as(&format!("{history}?limit=4&after_seq=2"), Some("bob"))
+        .await;
+    let seqs: Vec<i64> = newer["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, [3, 4, 5, 6]);
+    let cursor = newer["next_cursor"].as_str().unwrap();
+    let (_, rest) = app
+        .get_as(&format!("{history}?limit=4&cursor={cursor}"), Some("bob"))
+        .await;
+    assert_eq!(bodies(&rest), ["note 7 about the Bridge"]);
+    assert!(rest.get("next_cursor").is_none());
+
+    // Search: whole words, any case, only where the reader may read.
+    let bob = format!("user:{}", app.user_id("bob").await);
+    let (_, dm) = app
+        .send(
+            "POST",
+            "/api/messaging/direct",
+            "alice",
+            Some(json!({"with": bob})),
+        )
+        .await;
+    let dm = dm["id"].as_str().unwrap();
+    post(
+        &app,
+        dm,
+        "alice",
+        json!({"body": "the bridge code is 1234"}),
+    )
+    .await;
+    let (_, found) = app
+        .get_as("/api/messaging/search?q=BRIDGE&limit=20", Some("bob"))
+        .await;
+    assert_eq!(found["items"].as_array().unwrap().len(), 8, "{found}");
+    let (_, found) = app
+        .get_as("/api/messaging/search?q=bridge%20code", Some("bob"))
+        .await;
+    assert_eq!(bodies(&found), ["the bridge code is 1234"]);
+    let (_, found) = app
+        .get_as("/api/messaging/search?q=bridge%20code", Some("carol"))
+        .await;
+    assert_eq!(
+        found["items"],
+        json!([]),
+        "carol finds what she may not read"
+    );
+    let (_, found) = app
+        .get_as(
+            &format!("/api/messaging/rooms/{square}/search?q=note%203"),
+            Some("carol"),
+        )
+        .await;
+    assert_eq!(bodies(&found), ["note 3 about the Bridge"]);
+    let (status, _) = app
+        .get_as(
+            &format!("/api/messaging/rooms/{dm}/search?q=code"),
+            Some("carol"),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (_, found) = app
+        .get_as("/api/messaging/search?q=%22%20OR%20*", Some("bob"))
+        .await;
+    assert!(
+        found["items"].is_array(),
+        "FTS operators are words: {found}"
+    );
+    app.stop().await;
+}
+
+async fn bad_input_and_limits_are_refused_and_nothing_is_half_written(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let general = community(&app, "alice", "tidy", "private").await;
+    let (_, other) = app
+        .send(
+            "POST",
+            "/api/messaging/rooms",
+            "alice",
+            Some(json!({"slug": "elsewhere", "title": "Elsewhere"})),
+        )
+        .await;
+    let (_, foreign) = post(
+        &app,
+        other["id"].as_str().unwrap(),
+        "alice",
+        json!({"body": "there"}),
+    )
+    .await;
+    let long = "x".repeat(10_001);
+    for (body, code) in [
+        (json!({"body": "   "}), 422),
+        (json!({"body": long}), 422),
+        (json!({"body": "ok", "topic": "two\nlines"}), 422),
+        (json!({"body": "ok", "reply_to": foreign["id"]}), 422),
+        (
+            json!({"body": "ok", "attachments": [{"url": "javascript:alert(1)", "name": "x"}]}),
+            422,
+        ),
+        (json!({"body": "ok", "extra": true}), 422),
+        (json!({"text": "ok"}), 422),
+    ] {
+        let (status, answer) = post(&app, &general, "alice", body.clone()).await;
+        assert_eq!(status, code, "{body} -> {answer}");
+        assert!(answer["error"]["request_id"].is_string(), "{answer}");
+    }
+    let room = format!("/api/messaging/rooms/{general}");
+    let (_, state) = app.get_as(&room, Some("alice")).await;
+    assert_eq!(state["last_seq"], 0, "nothing was written");
+    let (status, _) = app
+        .get_as("/api/messaging/rooms/rm_nope/messages", Some("alice"))
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = app
+        .send(
+            "POST",
+            &format!("{room}/read"),
+            "alice",
+            Some(json!({"seq": 5})),
+        )
+        .await;
+    assert_eq!(status, 422, "a marker past the room's end");
+
+    // A retried post with its Idempotency-Key is the same message.
+    let cookie = app.cookie("alice").await;
+    let client = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for expected in [201, 200] {
+        let response = client
+            .post(app.url(&format!("{room}/messages")))
+            .header("cookie", &cookie)
+            .header("idempotency-key", "post-1")
+            .json(&json!({"body": "once"}))
+            .send()
+            .await
+            .unwrap();
+        let (status, message) = common::decode(response).await;
+        assert_eq!(status, expected, "{message}");
+        ids.push(message["id"].clone());
+    }
+    assert_eq!(ids[0], ids[1]);
+    let bad_reaction = format!(
+        "{room}/messages/{}/reactions/%3Cscript%3E",
+        ids[0].as_str().unwrap()
+    );
+    let (status, _) = app.send("PUT", &bad_reaction, "alice", None).await;
+    assert_eq!(status, 422);
+
+    // Slow mode: the second post within the window waits, and is told how long.
+    let (status, _) = app
+        .send("PATCH", &room, "alice", Some(json!({"slow_mode_secs": 60})))
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = post(&app, &general, "alice", json!({"body": "first"})).await;
+    assert_eq!(status, 201);
+    let response = client
+        .post(app.url(&format!("{room}/messages")))
+        .header("cookie", &cookie)
+        .json(&json!({"body": "second"}))
+        .send()
+        .await
+        .unwrap();
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (status, answer) = common::decode(response).await;
+    assert_eq!((status, error_code(&answer)), (429, "rate_limited"));
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let (_, state) = app.get_as(&room, Some("alice")).await;
+    assert_eq!(state["last_seq"], 2);
+    app.stop().await;
+}

@@ -1,0 +1,152 @@
+//! Messaging service (port 7004): one message store for every kind of room.
+//!
+//! - Rooms: city rooms (`POST /api/messaging/rooms`), microDAO rooms (`GET/POST
+//!   …/daos/{dao}/rooms`; every microDAO gets `general`), direct (`POST
+//!   …/direct`) and group (`POST …/groups`) conversations; settings
+//!   (`PATCH …/rooms/{room}`: audience and posters by microDAO role, agents
+//!   allowed, slow mode), archive, participants.
+//! - Messages: markdown rendered safely (`markdown`), topics, replies,
+//!   edits with their history, deletes leaving tombstones, reactions,
+//!   mentions (an agent's raises `message.mention.<agent>`), attachments by
+//!   reference; history both ways by sequence number; read markers per room
+//!   and topic with unread counts; full-text search (FTS5 embedded,
+//!   PostgreSQL full text distributed).
+//!
+//! Every change to a room takes the room's next sequence number and is
+//! logged (`messaging_log`), so a client that saw up to N can be told what
+//! changed since. Events are staged with the data (`MESSAGES` stream).
+//!
+//! Layout: `domain` (rules), `markdown`, `store` (queries: rooms; messages;
+//! reads), `api` (routes: rooms; messages), `access` (rules, rooms as the
+//! policies see them), `events`.
+
+pub mod access;
+pub mod api;
+pub mod domain;
+pub mod events;
+pub mod markdown;
+pub mod store;
+
+use std::sync::Arc;
+
+use daarion_access::{Authenticate, Enforcer, Kind};
+use daarion_bus::{Outbox, subject::StreamDef};
+use daarion_cache::Cache;
+use daarion_service::{BuildError, Context, Event, Mount, Section, Service, ServiceSettings};
+use daarion_store::{Db, migration};
+use serde::{Deserialize, Serialize};
+
+pub const SERVICE: &str = "messaging";
+
+pub static SPEC: Service = Service {
+    name: SERVICE,
+    port: 7004,
+    version: env!("CARGO_PKG_VERSION"),
+    migrations: &[migration!(1, "001_create_messaging_tables")],
+    rules: access::RULES,
+    websocket: false,
+    streams: &[StreamDef {
+        name: "MESSAGES",
+        subjects: &["message.>"],
+    }],
+    events: &[
+        Event::durable(events::CHANGED),
+        Event::durable("usage.message"),
+    ],
+    settings: Some(Section::of::<Settings>()),
+    example: |kind| match kind {
+        Kind::Room => {
+            let room = domain::Room {
+                id: "rm_example".into(),
+                kind: domain::RoomKind::Public,
+                dao: None,
+                slug: Some("general".into()),
+                title: "General".into(),
+                description: String::new(),
+                audience: None,
+                posters: None,
+                agents_allowed: true,
+                slow_mode_secs: 0,
+                last_seq: 0,
+                created_by: "system".into(),
+                created_at: String::new(),
+                archived_at: None,
+            };
+            Some(access::room_resource(&room, &[]))
+        }
+        Kind::MicroDao => Some(daarion_access::Resource::micro_dao("makers")),
+        _ => None,
+    },
+    build: |ctx| Box::pin(build(ctx)),
+};
+
+/// `[messaging]` settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Longest message body, in characters.
+    pub max_message_chars: usize,
+    /// Messages one person may post per second in one room, sustained...
+    pub posts_per_second: f64,
+    /// ...and in a burst.
+    pub posts_burst: u32,
+    /// Most people and agents in a group conversation.
+    pub max_group_participants: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            max_message_chars: 10_000,
+            posts_per_second: 5.0,
+            posts_burst: 20,
+            max_group_participants: 50,
+        }
+    }
+}
+
+impl ServiceSettings for Settings {
+    fn validate(&self) -> Result<(), String> {
+        if self.max_message_chars == 0 || self.max_message_chars > 100_000 {
+            return Err("messaging.max_message_chars must be between 1 and 100000".into());
+        }
+        let rate_ok = self.posts_per_second.is_finite() && self.posts_per_second > 0.0;
+        if !rate_ok || self.posts_burst == 0 {
+            return Err(
+                "messaging.posts_per_second and messaging.posts_burst must be positive".into(),
+            );
+        }
+        if !(2..=1000).contains(&self.max_group_participants) {
+            return Err("messaging.max_group_participants must be between 2 and 1000".into());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone)]
+pub struct MessagingState {
+    db: Db,
+    cache: Arc<dyn Cache>,
+    outbox: Outbox,
+    access: Arc<Enforcer>,
+    /// Tells whether a person or agent brought into a conversation exists.
+    authn: Arc<dyn Authenticate>,
+    settings: Arc<Settings>,
+}
+
+async fn build(ctx: Context) -> Result<Mount, BuildError> {
+    let access = ctx.enforcer(access::MessagingResources { db: ctx.db.clone() });
+    let db = ctx.db.clone();
+    ctx.consume("messaging-daos", events::DAO_CHANGED, move |event| {
+        events::on_dao_changed(db.clone(), event)
+    });
+    let state = MessagingState {
+        settings: Arc::new(ctx.settings()?),
+        authn: ctx.access.authn.clone(),
+        db: ctx.db,
+        cache: ctx.cache,
+        outbox: ctx.outbox,
+        access: access.clone(),
+    };
+    Ok(Mount::new(access, api::router().with_state(state)))
+}

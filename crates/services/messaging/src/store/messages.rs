@@ -1,0 +1,562 @@
+//! Messages: posting, editing (earlier bodies kept), deleting (a tombstone
+//! stays), reactions, history in both directions, search. Each change
+//! takes the room's next sequence number and is written to the room's log.
+
+use daarion_bus::{Envelope, Outbox, Staged};
+use daarion_store::{
+    Backend, Db,
+    idempotency::{self, Claim},
+    sql::{self, AnyRow, Row},
+};
+
+use super::{Readable, Tx, room_in};
+use crate::domain::{Attachment, MessagingError, Room};
+
+/// A message as stored (reactions are counted separately).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub id: String,
+    pub room: String,
+    pub seq: i64,
+    pub topic: String,
+    pub reply_to: Option<String>,
+    pub author: String,
+    pub author_handle: String,
+    pub body: String,
+    pub html: String,
+    pub mentions: Vec<String>,
+    pub attachments: Vec<Attachment>,
+    pub created_at: String,
+    pub edited_at: Option<String>,
+    pub deleted_at: Option<String>,
+}
+
+/// A message to post, checked and rendered.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub topic: String,
+    pub reply_to: Option<String>,
+    pub body: String,
+    pub html: String,
+    pub mentions: Vec<String>,
+    pub attachments: Vec<Attachment>,
+}
+
+/// A change to a room, as its log and its events name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Posted,
+    Edited,
+    Deleted,
+    Reacted,
+}
+
+impl Change {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Posted => "posted",
+            Change::Edited => "edited",
+            Change::Deleted => "deleted",
+            Change::Reacted => "reacted",
+        }
+    }
+}
+
+const MESSAGE_COLUMNS: &str = "SELECT id, room_id, seq, topic, reply_to, author, author_handle, body, \
+     html, mentions, attachments, created_at, edited_at, deleted_at FROM messaging_messages";
+
+fn message_from(row: &AnyRow) -> Result<Message, MessagingError> {
+    let json = |column: &str| -> Result<String, MessagingError> { Ok(row.try_get(column)?) };
+    let decode = |what: &str, text: String| {
+        MessagingError::Invalid(format!("stored {what} are not valid JSON: {text:.40}"))
+    };
+    let mentions = json("mentions")?;
+    let attachments = json("attachments")?;
+    Ok(Message {
+        id: row.try_get("id")?,
+        room: row.try_get("room_id")?,
+        seq: row.try_get("seq")?,
+        topic: row.try_get("topic")?,
+        reply_to: row.try_get("reply_to")?,
+        author: row.try_get("author")?,
+        author_handle: row.try_get("author_handle")?,
+        body: row.try_get("body")?,
+        html: row.try_get("html")?,
+        mentions: serde_json::from_str(&mentions).map_err(|_| decode("mentions", mentions))?,
+        attachments: serde_json::from_str(&attachments)
+            .map_err(|_| decode("attachments", attachments))?,
+        created_at: row.try_get("created_at")?,
+        edited_at: row.try_get("edited_at")?,
+        deleted_at: row.try_get("deleted_at")?,
+    })
+}
+
+fn gone() -> MessagingError {
+    MessagingError::NotFound("no such message in this room".into())
+}
+
+/// The room's next sequence number, refused in an archived room. Taking
+/// it locks the room's row until commit.
+async fn next_seq(tx: &mut Tx, room: &str) -> Result<i64, MessagingError> {
+    let row = sql::query(
+        "UPDATE messaging_rooms SET last_seq = last_seq + 1
+         WHERE id = $1 AND archived_at IS NULL RETURNING last_seq",
+    )
+    .bind(room)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| MessagingError::Conflict("the room is archived".into()))?;
+    Ok(row.try_get("last_seq")?)
+}
+
+async fn log(
+    tx: &mut Tx,
+    room: &str,
+    seq: i64,
+    change: Change,
+    message: &str,
+) -> Result<(), MessagingError> {
+    sql::query(
+        "INSERT INTO messaging_log (room_id, seq, kind, message_id, created_at)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(room)
+    .bind(seq)
+    .bind(change.as_str())
+    .bind(message)
+    .bind(daarion_store::now())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn message_in(tx: &mut Tx, room: &str, id: &str) -> Result<Message, MessagingError> {
+    let row = sql::query(sql::AssertSqlSafe(format!(
+        "{MESSAGE_COLUMNS} WHERE id = $1 AND room_id = $2"
+    )))
+    .bind(id)
+    .bind(room)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(gone)?;
+    message_from(&row)
+}
+
+pub async fn message(db: &Db, room: &str, id: &str) -> Result<Message, MessagingError> {
+    let row = sql::query(sql::AssertSqlSafe(format!(
+        "{MESSAGE_COLUMNS} WHERE id = $1 AND room_id = $2"
+    )))
+    .bind(id)
+    .bind(room)
+    .fetch_optional(db.pool())
+    .await?
+    .ok_or_else(gone)?;
+    message_from(&row)
+}
+
+/// Posts a message; `events` says what to stage with it. With an
+/// idempotency key, a retry returns the first message.
+pub async fn post(
+    db: &Db,
+    outbox: &Outbox,
+    room: &str,
+    (author, handle): (&str, &str),
+    new: &NewMessage,
+    idempotency_key: Option<&str>,
+    events: impl FnOnce(&Room, &Message) -> Vec<Envelope>,
+) -> Result<(Message, bool, Staged), MessagingError> {
+    let mut tx = db.begin().await?;
+    let scope = format!("messaging.messages:{author}");
+    if let Some(key) = idempotency_key {
+        let hash = idempotency::fingerprint(&[room, &new.topic, &new.body]);
+        if let Claim::Replay(id) = idempotency::claim(&mut tx, &scope, key, &hash).await? {
+            let message = message_in(&mut tx, room, &id).await?;
+            return Ok((message, false, Staged::none()));
+        }
+    }
+    if let Some(parent) = &new.reply_to {
+        let found =
+            sql::query("SELECT 1 AS found FROM messaging_messages WHERE id = $1 AND room_id = $2")
+                .bind(parent.as_str())
+                .bind(room)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if found.is_none() {
+            return Err(MessagingError::Invalid(
+                "reply_to names no message of this room".into(),
+            ));
+        }
+    }
+    let seq = next_seq(&mut tx, room).await?;
+    let message = Message {
+        id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
+        room: room.to_owned(),
+        seq,
+        topic: new.topic.clone(),
+        reply_to: new.reply_to.clone(),
+        author: author.to_owned(),
+        author_handle: handle.to_owned(),
+        body: new.body.clone(),
+        html: new.html.clone(),
+        mentions: new.mentions.clone(),
+        attachments: new.attachments.clone(),
+        created_at: daarion_store::now(),
+        edited_at: None,
+        deleted_at: None,
+    };
+    sql::query(
+        "INSERT INTO messaging_messages (id, room_id, seq, topic, reply_to, author, author_handle,
+             body, html, mentions, attachments, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(message.id.as_str())
+    .bind(room)
+    .bind(seq)
+    .bind(message.topic.as_str())
+    .bind(message.reply_to.as_deref())
+    .bind(author)
+    .bind(handle)
+    .bind(message.body.as_str())
+    .bind(message.html.as_str())
+    .bind(serde_json::to_string(&message.mentions).unwrap_or_else(|_| "[]".into()))
+    .bind(serde_json::to_string(&message.attachments).unwrap_or_else(|_| "[]".into()))
+    .bind(message.created_at.as_str())
+    .execute(&mut *tx)
+    .await?;
+    log(&mut tx, room, seq, Change::Posted, &message.id).await?;
+    if let Some(key) = idempotency_key {
+        idempotency::complete(&mut tx, &scope, key, &message.id).await?;
+    }
+    let current = room_in(&mut tx, room).await?;
+    let staged = outbox.stage(&mut tx, events(&current, &message)).await?;
+    tx.commit().await?;
+    Ok((message, true, staged))
+}
+
+/// What an edit or delete does to a message, decided in the store's
+/// transaction against the message as it is.
+pub enum Rewrite<'a> {
+    /// Only the author edits; the earlier body is kept.
+    Edit {
+        by: &'a str,
+        body: &'a str,
+        html: &'a str,
+        mentions: &'a [String],
+    },
+    /// The author, or someone who manages the room, deletes.
+    Delete { by: &'a str, moderator: bool },
+}
+
+/// Edits or deletes a message; the change takes the room's next sequence
+/// number. Returns the message as it now is.
+pub async fn rewrite(
+    db: &Db,
+    outbox: &Outbox,
+    room: &str,
+    id: &str,
+    what: Rewrite<'_>,
+    events: impl FnOnce(Change, i64, &Message) -> Vec<Envelope>,
+) -> Result<(Message, Staged), MessagingError> {
+    let mut tx = db.begin().await?;
+    let mut message = message_in(&mut tx, room, id).await?;
+    if message.deleted_at.is_some() {
+        return Err(MessagingError::Conflict("the message was deleted".into()));
+    }
+    let now = daarion_store::now();
+    let change = match what {
+        Rewrite::Edit {
+            by,
+            body,
+            html,
+            mentions,
+        } => {
+            if message.author != by {
+                return Err(MessagingError::Forbidden(
+                    "only its author edits a message".into(),
+                ));
+            }
+            if message.body == body {
+                return Ok((message, Staged::none()));
+            }
+            sql::query(
+                "INSERT INTO messaging_edits (message_id, version, body, edited_by, replaced_at)
+                 SELECT $1, COUNT(*) + 1, $2, $3, $4 FROM messaging_edits WHERE message_id = $1",
+            )
+            .bind(id)
+            .bind(message.body.as_str())
+            .bind(by)
+            .bind(now.as_str())
+            .execute(&mut *tx)
+            .await?;
+            message.body = body.to_owned();
+            message.html = html.to_owned();
+            message.mentions = mentions.to_vec();
+            message.edited_at = Some(now.clone());
+            Change::Edited
+        }
+        Rewrite::Delete { by, moderator } => {
+            if message.author != by && !moderator {
+                return Err(MessagingError::Forbidden(
+                    "only its author or the room's managers delete a message".into(),
+                ));
+            }
+            sql::query("DELETE FROM messaging_reactions WHERE message_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            // The tombstone keeps its place, author and time; the words and
+            // their edits go.
+            sql::query("DELETE FROM messaging_edits WHERE message_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            message.body = String::new();
+            message.html = String::new();
+            message.mentions = Vec::new();
+            message.attachments = Vec::new();
+            message.deleted_at = Some(now.clone());
+            Change::Deleted
+        }
+    };
+    let seq = next_seq(&mut tx, room).await?;
+    sql::query(
+        "UPDATE messaging_messages SET body = $2, html = $3, mentions = $4, attachments = $5,
+             edited_at = $6, deleted_at = $7 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(message.body.as_str())
+    .bind(message.html.as_str())
+    .bind(serde_json::to_string(&message.mentions).unwrap_or_else(|_| "[]".into()))
+    .bind(serde_json::to_string(&message.attachments).unwrap_or_else(|_| "[]".into()))
+    .bind(message.edited_at.as_deref())
+    .bind(message.deleted_at.as_deref())
+    .execute(&mut *tx)
+    .await?;
+    log(&mut tx, room, seq, change, id).await?;
+    let staged = outbox.stage(&mut tx, events(change, seq, &message)).await?;
+    tx.commit().await?;
+    Ok((message, staged))
+}
+
+/// An earlier body of an edited message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Edit {
+    pub version: i64,
+    pub body: String,
+    pub replaced_at: String,
+}
+
+/// A message's earlier bodies, oldest first.
+pub async fn edits(db: &Db, room: &str, id: &str) -> Result<Vec<Edit>, MessagingError> {
+    message(db, room, id).await?;
+    let rows = sql::query(
+        "SELECT version, body, replaced_at FROM messaging_edits WHERE message_id = $1 ORDER BY version",
+    )
+    .bind(id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Edit {
+                version: row.try_get("version")?,
+                body: row.try_get("body")?,
+                replaced_at: row.try_get("replaced_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Adds (or takes back) `who`'s reaction. Reacting twice with the same
+/// emoji is a conflict; taking back one never given, not found.
+pub async fn react(
+    db: &Db,
+    outbox: &Outbox,
+    room: &str,
+    id: &str,
+    (who, emoji): (&str, &str),
+    add: bool,
+    events: impl FnOnce(i64, &Message) -> Vec<Envelope>,
+) -> Result<Staged, MessagingError> {
+    let mut tx = db.begin().await?;
+    let message = message_in(&mut tx, room, id).await?;
+    if message.deleted_at.is_some() {
+        return Err(MessagingError::Conflict("the message was deleted".into()));
+    }
+    let changed = if add {
+        sql::query(
+            "INSERT INTO messaging_reactions (message_id, principal, emoji, created_at)
+             VALUES ($1, $2, $3, $4) ON CONFLICT (message_id, principal, emoji) DO NOTHING",
+        )
+        .bind(id)
+        .bind(who)
+        .bind(emoji)
+        .bind(daarion_store::now())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+    } else {
+        sql::query(
+            "DELETE FROM messaging_reactions WHERE message_id = $1 AND principal = $2 AND emoji = $3",
+        )
+        .bind(id)
+        .bind(who)
+        .bind(emoji)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+    };
+    if changed == 0 {
+        return Err(if add {
+            MessagingError::Conflict("you already reacted with this".into())
+        } else {
+            MessagingError::NotFound("you have not reacted with this".into())
+        });
+    }
+    let seq = next_seq(&mut tx, room).await?;
+    log(&mut tx, room, seq, Change::Reacted, id).await?;
+    let staged = outbox.stage(&mut tx, events(seq, &message)).await?;
+    tx.commit().await?;
+    Ok(staged)
+}
+
+/// How many gave each reaction to a message, and whether the reader did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReactionCount {
+    pub message: String,
+    pub emoji: String,
+    pub count: i64,
+    pub mine: bool,
+}
+
+/// Reactions to `messages`, as `reader` sees them, in order of first use.
+pub async fn reactions(
+    db: &Db,
+    messages: &[String],
+    reader: &str,
+) -> Result<Vec<ReactionCount>, MessagingError> {
+    if messages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks: Vec<String> = (0..messages.len()).map(|i| format!("${}", i + 2)).collect();
+    let text = format!(
+        "SELECT message_id, emoji, COUNT(*) AS n,
+             SUM(CASE WHEN principal = $1 THEN 1 ELSE 0 END) AS mine, MIN(created_at) AS first
+         FROM messaging_reactions WHERE message_id IN ({})
+         GROUP BY message_id, emoji ORDER BY message_id, first",
+        marks.join(", ")
+    );
+    let mut query = sql::query(sql::AssertSqlSafe(text)).bind(reader);
+    for id in messages {
+        query = query.bind(id.as_str());
+    }
+    let rows = query.fetch_all(db.pool()).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(ReactionCount {
+                message: row.try_get("message_id")?,
+                emoji: row.try_get("emoji")?,
+                count: row.try_get("n")?,
+                mine: row.try_get::<i64, _>("mine").unwrap_or(0) > 0,
+            })
+        })
+        .collect()
+}
+
+/// Where a history page starts: the newest (`Latest`), before a sequence
+/// number (older, newest first) or after one (newer, oldest first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    Latest,
+    Before(i64),
+    After(i64),
+}
+
+/// A page of a room's messages (one topic's when `topic` is given),
+/// `limit + 1` at most: newest first, except `After`, oldest first.
+pub async fn history(
+    db: &Db,
+    room: &str,
+    topic: Option<&str>,
+    window: Window,
+    limit: u32,
+) -> Result<Vec<Message>, MessagingError> {
+    let (condition, order, bound) = match window {
+        Window::Latest => ("seq <= $2", "DESC", i64::MAX),
+        Window::Before(seq) => ("seq < $2", "DESC", seq),
+        Window::After(seq) => ("seq > $2", "ASC", seq),
+    };
+    let rows = sql::query(sql::AssertSqlSafe(format!(
+        "{MESSAGE_COLUMNS} WHERE room_id = $1 AND {condition} AND ($3 = '\u{1}' OR topic = $3)
+         ORDER BY seq {order} LIMIT $4"
+    )))
+    .bind(room)
+    .bind(bound)
+    .bind(topic.unwrap_or("\u{1}"))
+    .bind(i64::from(limit) + 1)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(message_from).collect()
+}
+
+/// Messages matching every word of `query` in the rooms `readable` lets
+/// the reader see (or in one room), newest first, `limit + 1` at most,
+/// older than the message `before` (an id). SQLite answers from its FTS5
+/// index, PostgreSQL from its full-text GIN index; both match whole
+/// words, case and accents aside.
+pub async fn search(
+    db: &Db,
+    readable: &Readable,
+    room: Option<&str>,
+    query: &str,
+    before: Option<&str>,
+    limit: u32,
+) -> Result<Vec<Message>, MessagingError> {
+    let words: Vec<&str> = query.split_whitespace().collect();
+    if words.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = readable.binds.len();
+    let matches = match db.backend() {
+        // Each word quoted, so FTS5 operators in what people type are words.
+        Backend::Sqlite => format!(
+            "m.rowid IN (SELECT rowid FROM messaging_search WHERE messaging_search MATCH ${})",
+            n + 1
+        ),
+        Backend::Postgres => format!(
+            "to_tsvector('simple', m.body) @@ plainto_tsquery('simple', ${})",
+            n + 1
+        ),
+    };
+    let pattern = match db.backend() {
+        Backend::Sqlite => words
+            .iter()
+            .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join(" "),
+        Backend::Postgres => words.join(" "),
+    };
+    let text = format!(
+        "SELECT m.id, m.room_id, m.seq, m.topic, m.reply_to, m.author, m.author_handle, m.body,
+             m.html, m.mentions, m.attachments, m.created_at, m.edited_at, m.deleted_at
+         FROM messaging_messages m JOIN messaging_rooms r ON r.id = m.room_id
+         WHERE {} AND {matches} AND m.deleted_at IS NULL AND (${} = '' OR m.room_id = ${})
+             AND m.id < ${} ORDER BY m.id DESC LIMIT ${}",
+        readable.condition,
+        n + 2,
+        n + 2,
+        n + 3,
+        n + 4,
+    );
+    let mut q = sql::query(sql::AssertSqlSafe(text));
+    for bind in &readable.binds {
+        q = q.bind(bind.as_str());
+    }
+    let rows = q
+        .bind(pattern)
+        .bind(room.unwrap_or(""))
+        .bind(before.unwrap_or("~"))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter().map(message_from).collect()
+}
