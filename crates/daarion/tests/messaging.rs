@@ -10,7 +10,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{City, Kind, TestApp, error_code};
+use common::{City, Kind, TestApp, Ws, error_code, next_json, next_of, send_text};
 use serde_json::{Value, json};
 
 on_every_backend!(
@@ -19,6 +19,8 @@ on_every_backend!(
     conversations_are_for_those_in_them,
     history_pages_both_ways_and_search_sees_only_what_one_may_read,
     bad_input_and_limits_are_refused_and_nothing_is_half_written,
+    one_socket_follows_rooms_in_order_and_resumes,
+    a_removed_member_stops_receiving_at_once,
 );
 
 /// A microDAO `slug` owned by `owner`, and the id of its `general` room
@@ -725,5 +727,203 @@ async fn bad_input_and_limits_are_refused_and_nothing_is_half_written(kind: Kind
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     let (_, state) = app.get_as(&room, Some("alice")).await;
     assert_eq!(state["last_seq"], 2);
+    app.stop().await;
+}
+
+async fn subscribe(ws: &mut Ws, room: &str, since: Option<i64>) -> Value {
+    let frame = match since {
+        Some(since) => json!({"type": "subscribe", "room": room, "since": since}),
+        None => json!({"type": "subscribe", "room": room}),
+    };
+    send_text(ws, frame.to_string()).await;
+    next_of(ws, "subscribed").await
+}
+
+/// The next room event (typing and other frames skipped).
+async fn next_event(ws: &mut Ws) -> Value {
+    next_of(ws, "event").await
+}
+
+async fn one_socket_follows_rooms_in_order_and_resumes(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let general = community(&app, "alice", "wired", "public").await;
+    app.send("POST", "/api/microdao/daos/wired/join", "bob", None)
+        .await;
+    let (_, square) = app
+        .send(
+            "POST",
+            "/api/messaging/rooms",
+            "alice",
+            Some(json!({"slug": "plaza", "title": "Plaza"})),
+        )
+        .await;
+    let square = square["id"].as_str().unwrap().to_owned();
+
+    // Carol may follow the city room, not the community's.
+    let mut carol = app.ws_as("/ws/messaging/live", "carol").await;
+    send_text(
+        &mut carol,
+        json!({"type": "subscribe", "room": general}).to_string(),
+    )
+    .await;
+    let refused = next_json(&mut carol).await;
+    assert_eq!(
+        (refused["type"].clone(), refused["error"]["code"].clone()),
+        (json!("error"), json!("forbidden")),
+        "{refused}"
+    );
+
+    let mut bob = app.ws_as("/ws/messaging/live", "bob").await;
+    assert_eq!(subscribe(&mut bob, &general, None).await["last_seq"], 0);
+    subscribe(&mut bob, &square, None).await;
+    let mut alice = app.ws_as("/ws/messaging/live", "alice").await;
+    subscribe(&mut alice, &general, None).await;
+
+    let (_, posted) = post(&app, &general, "alice", json!({"body": "hello *all*"})).await;
+    let event = next_event(&mut bob).await;
+    assert_eq!(
+        (
+            event["kind"].clone(),
+            event["room"].clone(),
+            event["room_seq"].clone()
+        ),
+        (json!("received"), json!(general), json!(1))
+    );
+    assert_eq!(event["message"]["html"], "<p>hello <em>all</em></p>\n");
+    post(&app, &square, "alice", json!({"body": "in the plaza"})).await;
+    let event = next_event(&mut bob).await;
+    assert_eq!(
+        (event["room"].clone(), event["message"]["body"].clone()),
+        (json!(square), json!("in the plaza"))
+    );
+
+    // An edit and a reaction arrive live, in order.
+    let message = format!(
+        "/api/messaging/rooms/{general}/messages/{}",
+        posted["id"].as_str().unwrap()
+    );
+    app.send(
+        "PATCH",
+        &message,
+        "alice",
+        Some(json!({"body": "hello everyone"})),
+    )
+    .await;
+    app.send(
+        "PUT",
+        &format!("{message}/reactions/%F0%9F%8E%89"),
+        "alice",
+        None,
+    )
+    .await;
+    let edited = next_event(&mut bob).await;
+    assert_eq!(
+        (
+            edited["kind"].clone(),
+            edited["room_seq"].clone(),
+            edited["message"]["body"].clone()
+        ),
+        (json!("edited"), json!(2), json!("hello everyone"))
+    );
+    let reacted = next_event(&mut bob).await;
+    assert_eq!(
+        (reacted["kind"].clone(), reacted["room_seq"].clone()),
+        (json!("reacted"), json!(3))
+    );
+    assert_eq!(reacted["message"]["reactions"][0]["count"], 1);
+
+    // Typing reaches the others in the room.
+    send_text(
+        &mut alice,
+        json!({"type": "typing", "room": general}).to_string(),
+    )
+    .await;
+    let typing = next_of(&mut bob, "typing").await;
+    assert_eq!(typing["room"], json!(general));
+
+    // Bob leaves, misses two messages and a delete, and resumes from seq 3.
+    drop(bob);
+    let (_, gone) = post(&app, &general, "alice", json!({"body": "one"})).await;
+    post(&app, &general, "alice", json!({"body": "two"})).await;
+    let gone = format!(
+        "/api/messaging/rooms/{general}/messages/{}",
+        gone["id"].as_str().unwrap()
+    );
+    assert_eq!(app.send("DELETE", &gone, "alice", None).await.0, 204);
+    let mut bob = app.ws_as("/ws/messaging/live", "bob").await;
+    send_text(
+        &mut bob,
+        json!({"type": "subscribe", "room": general, "since": 3}).to_string(),
+    )
+    .await;
+    let mut replayed = Vec::new();
+    for _ in 0..3 {
+        let event = next_event(&mut bob).await;
+        replayed.push((
+            event["room_seq"].as_i64().unwrap(),
+            event["kind"].as_str().unwrap().to_owned(),
+        ));
+    }
+    assert_eq!(
+        replayed,
+        [
+            (4, "received".into()),
+            (5, "received".into()),
+            (6, "deleted".into())
+        ]
+    );
+    assert_eq!(next_of(&mut bob, "subscribed").await["last_seq"], 6);
+    post(&app, &general, "alice", json!({"body": "live again"})).await;
+    assert_eq!(next_event(&mut bob).await["room_seq"], 7);
+    subscribe(&mut bob, &square, None).await;
+
+    // Unsubscribed, the room goes quiet.
+    send_text(
+        &mut bob,
+        json!({"type": "unsubscribe", "room": general}).to_string(),
+    )
+    .await;
+    next_of(&mut bob, "unsubscribed").await;
+    post(&app, &general, "alice", json!({"body": "unheard"})).await;
+    post(&app, &square, "alice", json!({"body": "heard"})).await;
+    let event = next_event(&mut bob).await;
+    assert_eq!(event["message"]["body"], "heard");
+    app.stop().await;
+}
+
+async fn a_removed_member_stops_receiving_at_once(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let general = community(&app, "alice", "strict", "public").await;
+    app.send("POST", "/api/microdao/daos/strict/join", "bob", None)
+        .await;
+    let mut bob = app.ws_as("/ws/messaging/live", "bob").await;
+    subscribe(&mut bob, &general, None).await;
+    post(&app, &general, "alice", json!({"body": "welcome"})).await;
+    assert_eq!(next_event(&mut bob).await["message"]["body"], "welcome");
+
+    let id = app.user_id("bob").await;
+    let (status, _) = app
+        .send(
+            "DELETE",
+            &format!("/api/microdao/daos/strict/members/user:{id}"),
+            "alice",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let dropped = next_of(&mut bob, "unsubscribed").await;
+    assert_eq!(
+        (dropped["room"].clone(), dropped["reason"].clone()),
+        (json!(general), json!("forbidden"))
+    );
+    post(&app, &general, "alice", json!({"body": "after you left"})).await;
+    let quiet = tokio::time::timeout(Duration::from_millis(500), next_of(&mut bob, "event")).await;
+    assert!(quiet.is_err(), "a removed member still receives: {quiet:?}");
     app.stop().await;
 }

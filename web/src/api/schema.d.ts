@@ -3794,7 +3794,10 @@ export interface operations {
     people: {
         parameters: {
             query: {
-                /** @description Account ids, comma-separated (at most 100); `user:<id>` is accepted too. */
+                /**
+                 * @description Account ids, comma-separated (at most 100); `user:<id>` is accepted too.
+                 *     The bound keeps the whole address within what the server reads.
+                 */
                 ids: string;
             };
             header?: never;
@@ -3836,7 +3839,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description More than 100 ids */
+            /** @description More than 100 ids, or more than 4096 characters */
             422: {
                 headers: {
                     [name: string]: unknown;

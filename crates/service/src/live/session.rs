@@ -19,6 +19,10 @@ use futures::{
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::{sync::broadcast, time::Instant};
+use tokio_stream::{
+    StreamMap,
+    wrappers::{BroadcastStream, errors::BroadcastStreamRecvError},
+};
 
 use super::{Feed, Limits, Live};
 
@@ -64,10 +68,25 @@ pub trait Handler: Send + 'static {
     /// One client frame.
     async fn received(&mut self, out: &mut Outbound, frame: Self::Frame) -> Flow;
 
+    /// One frame of a feed: the session's own (`key` `None`) or one the
+    /// handler follows ([`Outbound::follow`]). By default it goes to the
+    /// client as it is; a handler may look at it first (a membership
+    /// change that ends a subscription) or leave it out.
+    async fn feed(&mut self, out: &mut Outbound, key: Option<&str>, frame: Utf8Bytes) -> Flow {
+        let _ = key;
+        match out.send_text(frame).await {
+            Ok(()) => Flow::Continue,
+            Err(Gone) => Flow::Close(close_code::AWAY, "client gone"),
+        }
+    }
+
     /// Whether the policies still grant the caller this socket; asked on
     /// every policy change and every `recheck` interval (a refusal closes
     /// with 4403).
-    async fn still_allowed(&mut self) -> bool {
+    /// A handler that multiplexes may answer by dropping only what is no
+    /// longer allowed (through `out`) and keeping the socket.
+    async fn still_allowed(&mut self, out: &mut Outbound) -> bool {
+        let _ = out;
         true
     }
 
@@ -80,14 +99,42 @@ pub trait Handler: Send + 'static {
 #[derive(Debug, Clone, Copy)]
 pub struct Gone;
 
-/// Sends frames to the client.
+/// Sends frames to the client, and holds the extra feeds the handler
+/// follows (one socket, many rooms).
 pub struct Outbound {
     sink: SplitSink<WebSocket, Message>,
+    followed: StreamMap<String, BroadcastStream<Utf8Bytes>>,
 }
 
 impl Outbound {
     pub async fn send(&mut self, frame: &Value) -> Result<(), Gone> {
         self.send_text(frame.to_string().into()).await
+    }
+
+    /// Relays `feed` too, under `key` (replacing a feed of that key).
+    pub fn follow(&mut self, key: &str, feed: Feed) {
+        self.followed
+            .insert(key.to_owned(), BroadcastStream::new(feed));
+    }
+
+    /// Stops relaying the feed of `key`; whether there was one.
+    pub fn unfollow(&mut self, key: &str) -> bool {
+        self.followed.remove(key).is_some()
+    }
+
+    /// The keys of the feeds followed.
+    pub fn following(&self) -> impl Iterator<Item = &str> {
+        self.followed.keys().map(String::as_str)
+    }
+
+    /// The next frame of any followed feed; never, while there is none.
+    async fn next_followed(&mut self) -> (String, Result<Utf8Bytes, u64>) {
+        use futures::StreamExt as _;
+        match self.followed.next().await {
+            Some((key, Ok(frame))) => (key, Ok(frame)),
+            Some((key, Err(BroadcastStreamRecvError::Lagged(skipped)))) => (key, Err(skipped)),
+            None => std::future::pending().await,
+        }
     }
 
     /// An error frame: the HTTP error body with `"type":"error"`.
@@ -97,7 +144,8 @@ impl Outbound {
         self.send(&frame).await
     }
 
-    async fn send_text(&mut self, frame: Utf8Bytes) -> Result<(), Gone> {
+    /// A frame already rendered (a feed's).
+    pub async fn send_text(&mut self, frame: Utf8Bytes) -> Result<(), Gone> {
         self.send_message(Message::Text(frame)).await
     }
 
@@ -135,7 +183,10 @@ impl Session {
         let guard = ConnectionGuard::new(live.service);
         Self {
             live,
-            out: Outbound { sink },
+            out: Outbound {
+                sink,
+                followed: StreamMap::new(),
+            },
             incoming,
             rate_key,
             credential,
@@ -167,10 +218,11 @@ impl Session {
                 biased;
                 () = shutdown.cancelled() => Err(End::Close(close_code::AWAY, "server shutting down")),
                 frame = next(&mut revocations) => self.on_revocation(frame, &mut handler).await,
-                _ = next(&mut policies) => still_allowed(&mut handler).await,
+                _ = next(&mut policies) => still_allowed(&mut handler, &mut self.out).await,
                 _ = recheck.tick() => self.recheck(&mut handler).await,
                 () = &mut lifetime => Err(End::Close(LIFETIME_CLOSE, "connection lifetime reached; reconnect")),
-                frame = feed.recv() => self.relay(frame).await,
+                frame = feed.recv() => self.relay(None, frame.map_err(Lag::from), &mut handler).await,
+                (key, frame) = self.out.next_followed() => self.relay(Some(&key), frame.map_err(Lag::Skipped), &mut handler).await,
                 _ = ping.tick() => self.ping().await,
                 incoming = self.incoming.next() => match self.read::<H::Frame>(incoming).await {
                     Ok(Some(frame)) => match handler.received(&mut self.out, frame).await {
@@ -235,30 +287,35 @@ impl Session {
             Ok(true) => {}
             Err(error) => tracing::warn!(%error, "credential re-check failed; socket kept"),
         }
-        still_allowed(handler).await
+        still_allowed(handler, &mut self.out).await
     }
 
-    /// Relays one frame of the feed.
-    async fn relay(
+    /// Hands one frame of a feed to the handler (which relays it by
+    /// default).
+    async fn relay<H: Handler>(
         &mut self,
-        frame: Result<Utf8Bytes, broadcast::error::RecvError>,
+        key: Option<&str>,
+        frame: Result<Utf8Bytes, Lag>,
+        handler: &mut H,
     ) -> Result<(), End> {
-        let sent = match frame {
-            Ok(frame) => self.out.send_text(frame).await,
-            // Too slow to keep up: say how much was skipped, so the client
-            // can refetch history, and go on.
-            Err(broadcast::error::RecvError::Lagged(skipped)) => {
+        match frame {
+            Ok(frame) => match handler.feed(&mut self.out, key, frame).await {
+                Flow::Continue => Ok(()),
+                Flow::Close(code, reason) => Err(End::Close(code, reason)),
+            },
+            // Too slow to keep up: say how much was skipped (and of which
+            // feed), so the client can refetch, and go on.
+            Err(Lag::Skipped(skipped)) => {
                 metrics::counter!("ws_frames_skipped_total", "service" => self.live.service)
                     .increment(skipped);
-                self.out
-                    .send(&json!({ "type": "lagged", "skipped": skipped }))
-                    .await
+                let mut frame = json!({ "type": "lagged", "skipped": skipped });
+                if let Some(key) = key {
+                    frame["feed"] = key.into();
+                }
+                self.out.send(&frame).await.map_err(|Gone| End::Peer)
             }
-            Err(broadcast::error::RecvError::Closed) => {
-                return Err(End::Close(close_code::ERROR, "live feed ended"));
-            }
-        };
-        sent.map_err(|Gone| End::Peer)
+            Err(Lag::Ended) => Err(End::Close(close_code::ERROR, "live feed ended")),
+        }
     }
 
     /// Pings the client, or ends a session whose client went quiet.
@@ -345,6 +402,21 @@ impl Session {
     }
 }
 
+/// Why a feed gave no frame.
+enum Lag {
+    Skipped(u64),
+    Ended,
+}
+
+impl From<broadcast::error::RecvError> for Lag {
+    fn from(error: broadcast::error::RecvError) -> Self {
+        match error {
+            broadcast::error::RecvError::Lagged(skipped) => Lag::Skipped(skipped),
+            broadcast::error::RecvError::Closed => Lag::Ended,
+        }
+    }
+}
+
 /// The next frame (or lag) of a feed the session may not have; a feed
 /// that ended is dropped, and a missing one never yields.
 async fn next(feed: &mut Option<Feed>) -> Result<Utf8Bytes, broadcast::error::RecvError> {
@@ -357,8 +429,8 @@ async fn next(feed: &mut Option<Feed>) -> Result<Utf8Bytes, broadcast::error::Re
     std::future::pending().await
 }
 
-async fn still_allowed<H: Handler>(handler: &mut H) -> Result<(), End> {
-    if handler.still_allowed().await {
+async fn still_allowed<H: Handler>(handler: &mut H, out: &mut Outbound) -> Result<(), End> {
+    if handler.still_allowed(out).await {
         Ok(())
     } else {
         Err(End::Close(FORBIDDEN_CLOSE, "no longer allowed"))

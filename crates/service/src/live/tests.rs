@@ -113,7 +113,7 @@ impl Handler for Echo {
         }
     }
 
-    async fn still_allowed(&mut self) -> bool {
+    async fn still_allowed(&mut self, _out: &mut Outbound) -> bool {
         self.allowed.load(Ordering::SeqCst)
     }
 

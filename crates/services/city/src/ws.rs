@@ -173,7 +173,7 @@ impl Handler for Room {
         Flow::Continue
     }
 
-    async fn still_allowed(&mut self) -> bool {
+    async fn still_allowed(&mut self, _out: &mut Outbound) -> bool {
         let room = crate::access::room_resource(&self.slug);
         may_read(&self.state, &self.actor, &room).await
     }
@@ -223,7 +223,7 @@ impl Handler for Presence {
         Flow::Continue
     }
 
-    async fn still_allowed(&mut self) -> bool {
+    async fn still_allowed(&mut self, _out: &mut Outbound) -> bool {
         may_read(&self.state, &self.actor, &Resource::city()).await
     }
 

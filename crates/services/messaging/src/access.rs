@@ -123,6 +123,8 @@ pub static RULES: &[Rule] = &[
         "/api/messaging/rooms/{room}/search",
         Check(Read, ROOM),
     ),
+    // Each room a socket follows is checked when it subscribes (`ws`).
+    rule(Method::GET, "/ws/messaging/live", SignedIn),
 ];
 
 /// A room as the policies see it; `participants` matters for

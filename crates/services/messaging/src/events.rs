@@ -23,6 +23,22 @@ use crate::{
 pub const CHANGED: &str = "message.*.*";
 pub const DAO_CHANGED: &str = "microdao.dao.*.*";
 
+/// Who is typing where: live only (outside every stream).
+pub const TYPING: &str = "typing.messaging.*";
+
+pub fn typing(room: &str) -> String {
+    format!("typing.messaging.{room}")
+}
+
+pub fn typing_event(room: &str, who: &Principal) -> Envelope {
+    Envelope::new(
+        SERVICE,
+        typing(room),
+        json!({ "room": room, "who": who.name(), "handle": who.handle }),
+    )
+    .with_actor(who.handle.clone())
+}
+
 /// Where a room's changes are published (`received`, `edited`, ...).
 pub fn subject(what: &str, room: &str) -> String {
     format!("message.{what}.{room}")
@@ -39,7 +55,7 @@ pub fn received(
     view: serde_json::Value,
     author: &Principal,
 ) -> Vec<Envelope> {
-    let payload = json!({ "seq": message.seq, "room": room_summary(room), "message": view });
+    let payload = json!({ "room_seq": message.seq, "room": room_summary(room), "message": view });
     let mut events = vec![
         Envelope::new(SERVICE, subject("received", &room.id), payload.clone())
             .with_actor(author.handle.clone()),
@@ -75,7 +91,7 @@ pub fn changed(
     Envelope::new(
         SERVICE,
         subject(change.as_str(), room),
-        json!({ "seq": seq, "room": { "id": room }, "message": view }),
+        json!({ "room_seq": seq, "room": { "id": room }, "message": view }),
     )
     .with_actor(actor)
 }

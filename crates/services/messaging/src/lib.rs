@@ -26,13 +26,16 @@ pub mod domain;
 pub mod events;
 pub mod markdown;
 pub mod store;
+mod ws;
 
 use std::sync::Arc;
 
 use daarion_access::{Authenticate, Enforcer, Kind};
-use daarion_bus::{Outbox, subject::StreamDef};
+use daarion_bus::{Bus, Outbox, subject::StreamDef};
 use daarion_cache::Cache;
-use daarion_service::{BuildError, Context, Event, Mount, Section, Service, ServiceSettings};
+use daarion_service::{
+    BuildError, Context, Event, Mount, Section, Service, ServiceSettings, live::Live,
+};
 use daarion_store::{Db, migration};
 use serde::{Deserialize, Serialize};
 
@@ -44,7 +47,7 @@ pub static SPEC: Service = Service {
     version: env!("CARGO_PKG_VERSION"),
     migrations: &[migration!(1, "001_create_messaging_tables")],
     rules: access::RULES,
-    websocket: false,
+    websocket: true,
     streams: &[StreamDef {
         name: "MESSAGES",
         subjects: &["message.>"],
@@ -52,6 +55,7 @@ pub static SPEC: Service = Service {
     events: &[
         Event::durable(events::CHANGED),
         Event::durable("usage.message"),
+        Event::live(events::TYPING),
     ],
     settings: Some(Section::of::<Settings>()),
     example: |kind| match kind {
@@ -92,6 +96,25 @@ pub struct Settings {
     pub posts_burst: u32,
     /// Most people and agents in a group conversation.
     pub max_group_participants: usize,
+    /// Largest frame a WebSocket client may send, in bytes.
+    pub ws_max_message_bytes: usize,
+    /// Frames a WebSocket client may send per second, sustained...
+    pub ws_messages_per_second: f64,
+    /// ...and in a burst.
+    pub ws_burst: u32,
+    /// The server pings each socket this often; two silent intervals end it.
+    pub ws_ping_secs: u64,
+    /// How often each socket re-asks its caller's credential and access.
+    pub ws_recheck_secs: u64,
+    /// The longest a socket stays open; the client reconnects.
+    pub ws_max_lifetime_secs: u64,
+    /// Open sockets per person (or agent) across the city.
+    pub ws_connections_per_person: u32,
+    /// Rooms one socket may follow.
+    pub ws_rooms_per_connection: usize,
+    /// The most changes a resuming socket is replayed; past it, the client
+    /// is told to reload the room.
+    pub ws_replay_max: u32,
 }
 
 impl Default for Settings {
@@ -101,6 +124,15 @@ impl Default for Settings {
             posts_per_second: 5.0,
             posts_burst: 20,
             max_group_participants: 50,
+            ws_max_message_bytes: 16 * 1024,
+            ws_messages_per_second: 10.0,
+            ws_burst: 50,
+            ws_ping_secs: 30,
+            ws_recheck_secs: 60,
+            ws_max_lifetime_secs: 24 * 3600,
+            ws_connections_per_person: 20,
+            ws_rooms_per_connection: 200,
+            ws_replay_max: 1000,
         }
     }
 }
@@ -119,6 +151,31 @@ impl ServiceSettings for Settings {
         if !(2..=1000).contains(&self.max_group_participants) {
             return Err("messaging.max_group_participants must be between 2 and 1000".into());
         }
+        if self.ws_max_message_bytes < 256 {
+            return Err("messaging.ws_max_message_bytes must be at least 256".into());
+        }
+        let ws_rate_ok =
+            self.ws_messages_per_second.is_finite() && self.ws_messages_per_second > 0.0;
+        if !ws_rate_ok || self.ws_burst == 0 {
+            return Err(
+                "messaging.ws_messages_per_second and messaging.ws_burst must be positive".into(),
+            );
+        }
+        if !(1..=3600).contains(&self.ws_ping_secs) || !(1..=3600).contains(&self.ws_recheck_secs) {
+            return Err(
+                "messaging.ws_ping_secs and messaging.ws_recheck_secs must be between 1 and 3600"
+                    .into(),
+            );
+        }
+        if self.ws_max_lifetime_secs < 60 {
+            return Err("messaging.ws_max_lifetime_secs must be at least 60".into());
+        }
+        if self.ws_connections_per_person == 0
+            || self.ws_rooms_per_connection == 0
+            || self.ws_replay_max == 0
+        {
+            return Err("messaging.ws_connections_per_person, ws_rooms_per_connection and ws_replay_max must be positive".into());
+        }
         Ok(())
     }
 }
@@ -132,6 +189,9 @@ pub struct MessagingState {
     /// Tells whether a person or agent brought into a conversation exists.
     authn: Arc<dyn Authenticate>,
     settings: Arc<Settings>,
+    live: Live,
+    /// Live-only events (typing); data events go through the outbox.
+    bus: Arc<dyn Bus>,
 }
 
 async fn build(ctx: Context) -> Result<Mount, BuildError> {
@@ -142,11 +202,14 @@ async fn build(ctx: Context) -> Result<Mount, BuildError> {
     });
     let state = MessagingState {
         settings: Arc::new(ctx.settings()?),
+        live: ctx.live(),
+        bus: ctx.bus.clone(),
         authn: ctx.access.authn.clone(),
         db: ctx.db,
         cache: ctx.cache,
         outbox: ctx.outbox,
         access: access.clone(),
     };
-    Ok(Mount::new(access, api::router().with_state(state)))
+    Ok(Mount::new(access, api::router().with_state(state.clone()))
+        .with_ws(ws::router().with_state(state)))
 }

@@ -33,14 +33,15 @@ impl From<User> for PersonView {
 #[serde(deny_unknown_fields)]
 pub struct PeopleParams {
     /// Account ids, comma-separated (at most 100); `user:<id>` is accepted too.
-    #[param(max_length = 8192)]
+    /// The bound keeps the whole address within what the server reads.
+    #[param(max_length = 4096)]
     pub ids: String,
 }
 
 /// People by account id, in the order asked; unknown ids are left out.
 #[utoipa::path(get, path = "/people", tag = "auth", params(PeopleParams),
     responses((status = 200, body = Page<PersonView>), (status = 400), (status = 401),
-        (status = 422, description = "More than 100 ids")))]
+        (status = 422, description = "More than 100 ids, or more than 4096 characters")))]
 pub(super) async fn people(
     State(state): State<AuthState>,
     Query(params): Query<PeopleParams>,
@@ -51,8 +52,10 @@ pub(super) async fn people(
         .map(|id| id.trim().trim_start_matches("user:").to_owned())
         .filter(|id| !id.is_empty())
         .collect();
-    if ids.len() > MAX_IDS {
-        return Err(ApiError::validation(format!("at most {MAX_IDS} ids")));
+    if ids.len() > MAX_IDS || params.ids.chars().count() > 4096 {
+        return Err(ApiError::validation(format!(
+            "at most {MAX_IDS} ids, in at most 4096 characters"
+        )));
     }
     let found = store::users_by_ids(&state.db, &ids).await?;
     let items = ids

@@ -441,8 +441,9 @@ async fn reaction(
         &message,
         (&who, &emoji),
         add,
-        |seq, m| {
-            let view = serde_json::json!({ "id": m.id, "emoji": emoji, "added": add, "by": who });
+        |seq, m, counts| {
+            let view =
+                serde_json::to_value(ChatMessageView::of(m.clone(), counts)).unwrap_or_default();
             vec![events::changed(
                 store::Change::Reacted,
                 seq,

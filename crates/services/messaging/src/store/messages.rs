@@ -375,7 +375,7 @@ pub async fn react(
     id: &str,
     (who, emoji): (&str, &str),
     add: bool,
-    events: impl FnOnce(i64, &Message) -> Vec<Envelope>,
+    events: impl FnOnce(i64, &Message, &[ReactionCount]) -> Vec<Envelope>,
 ) -> Result<Staged, MessagingError> {
     let mut tx = db.begin().await?;
     let message = message_in(&mut tx, room, id).await?;
@@ -414,7 +414,28 @@ pub async fn react(
     }
     let seq = next_seq(&mut tx, room).await?;
     log(&mut tx, room, seq, Change::Reacted, id).await?;
-    let staged = outbox.stage(&mut tx, events(seq, &message)).await?;
+    // Everyone's counts as they now are ("mine" is each reader's own).
+    let rows = sql::query(
+        "SELECT emoji, COUNT(*) AS n, MIN(created_at) AS first FROM messaging_reactions
+         WHERE message_id = $1 GROUP BY emoji ORDER BY first",
+    )
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let counts = rows
+        .iter()
+        .map(|row| {
+            Ok(ReactionCount {
+                message: id.to_owned(),
+                emoji: row.try_get("emoji")?,
+                count: row.try_get("n")?,
+                mine: false,
+            })
+        })
+        .collect::<Result<Vec<_>, MessagingError>>()?;
+    let staged = outbox
+        .stage(&mut tx, events(seq, &message, &counts))
+        .await?;
     tx.commit().await?;
     Ok(staged)
 }
@@ -559,4 +580,37 @@ pub async fn search(
         .fetch_all(db.pool())
         .await?;
     rows.iter().map(message_from).collect()
+}
+
+/// A room's changes after `since`, oldest first, each with the message as
+/// it now is; `None` when more than `bound` happened (the reader should
+/// reload instead of replaying).
+pub async fn changes(
+    db: &Db,
+    room: &str,
+    since: i64,
+    bound: u32,
+) -> Result<Option<Vec<(i64, String, Message)>>, MessagingError> {
+    let rows = sql::query(
+        "SELECT l.seq AS change_seq, l.kind AS change_kind, m.id, m.room_id, m.seq, m.topic,
+             m.reply_to, m.author, m.author_handle, m.body, m.html, m.mentions, m.attachments,
+             m.created_at, m.edited_at, m.deleted_at
+         FROM messaging_log l JOIN messaging_messages m ON m.id = l.message_id
+         WHERE l.room_id = $1 AND l.seq > $2 ORDER BY l.seq LIMIT $3",
+    )
+    .bind(room)
+    .bind(since)
+    .bind(i64::from(bound) + 1)
+    .fetch_all(db.pool())
+    .await?;
+    if rows.len() > bound as usize {
+        return Ok(None);
+    }
+    rows.iter()
+        .map(|row| {
+            let kind: String = row.try_get("change_kind")?;
+            Ok((row.try_get("change_seq")?, kind, message_from(row)?))
+        })
+        .collect::<Result<Vec<_>, MessagingError>>()
+        .map(Some)
 }
