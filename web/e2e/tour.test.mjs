@@ -18,6 +18,7 @@ const SIGNED_IN = [
   "/rooms",
   "/rooms/general",
   "/communities",
+  "/messages",
   "/playground",
   "/settings/profile",
   "/settings/passkeys",
@@ -91,7 +92,10 @@ for (const lang of ["en", "uk"]) {
       );
       for (const path of SIGNED_IN) {
         await visit(page, path);
-        assert.equal(await page.locator("html").getAttribute("data-theme"), theme);
+        // The shell sets the theme once it has rendered, which may be just after `visit`.
+        await page.waitForFunction((th) => document.documentElement.dataset.theme === th, theme, {
+          timeout: 5000,
+        });
         await page.getByRole("link", { name: translate(lang, "nav.rooms") }).waitFor();
         await screenshot(page, `${path.slice(1).replaceAll("/", "-")}-${lang}-${theme}`);
         await expectNoAccessibilityProblems(page, `${path} (${lang}, ${theme})`);

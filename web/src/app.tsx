@@ -9,6 +9,7 @@ import { Admin } from "./pages/admin";
 import { Recover, Register, SignIn } from "./pages/auth";
 import { Presence, RoomPage, Rooms, usePresence } from "./pages/city";
 import { Communities, Community } from "./pages/communities";
+import { ChatRoomPage, Messenger } from "./pages/messenger";
 import { Playground } from "./pages/playground";
 import { Settings } from "./pages/settings";
 import { useSession } from "./session";
@@ -53,6 +54,7 @@ function TopBar() {
       </a>
       <nav aria-label={t("nav.main")}>
         {user && link("/rooms", t("nav.rooms"))}
+        {user && link("/messages", t("nav.messages"))}
         {user && link("/communities", t("nav.communities"))}
         {user && link("/playground", t("nav.playground"))}
         {user && link("/settings", t("nav.settings"))}
@@ -123,6 +125,8 @@ function privately<P extends object>(Page: (props: P) => JSX.Element) {
 
 const RoomsRoute = privately(Rooms);
 const RoomRoute = privately(({ slug }: { slug: string }) => <RoomPage slug={slug} />);
+const MessengerRoute = privately(Messenger);
+const ChatRoute = privately(({ room }: { room: string }) => <ChatRoomPage room={room} />);
 const PlaygroundRoute = privately(Playground);
 const CommunitiesRoute = privately(Communities);
 const CommunityRoute = privately(({ slug }: { slug: string }) => <Community slug={slug} />);
@@ -180,6 +184,8 @@ function Pages() {
             <Route path="/recover" component={Recover} />
             <Route path="/rooms" component={RoomsRoute} />
             <Route path="/rooms/:slug" component={RoomRoute} />
+            <Route path="/messages" component={MessengerRoute} />
+            <Route path="/messages/:room" component={ChatRoute} />
             <Route path="/communities" component={CommunitiesRoute} />
             <Route path="/communities/:slug" component={CommunityRoute} />
             <Route path="/playground" component={PlaygroundRoute} />

@@ -2,7 +2,7 @@
 // shape, loading and empty states, labelled fields, async data.
 import type { ComponentChildren, JSX } from "preact";
 import { useCallback, useEffect, useId, useState } from "preact/hooks";
-import { ApiFailure } from "./api/client";
+import { ApiFailure, api, ok } from "./api/client";
 import type { Key } from "./i18n";
 import { useI18n } from "./i18n";
 
@@ -186,4 +186,18 @@ export function Listed<T>({
       {items.length === 0 ? <Empty>{empty}</Empty> : children(items)}
     </>
   );
+}
+
+/** Usernames of the `user:<id>` names among `actors`, looked up together. */
+export function usePeople(actors: string[]) {
+  const ids = [...new Set(actors.filter((a) => a.startsWith("user:")).map((a) => a.slice(5)))];
+  const key = ids.join(",");
+  const people = useLoad(
+    () =>
+      key
+        ? ok(api.GET("/api/auth/people", { params: { query: { ids: key } } })).then((p) => p.items)
+        : Promise.resolve([]),
+    [key],
+  );
+  return (actor: string) => people.data?.find((p) => `user:${p.id}` === actor)?.username ?? actor;
 }

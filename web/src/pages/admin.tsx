@@ -16,6 +16,7 @@ import {
   useAction,
   useLoad,
   usePaged,
+  usePeople,
 } from "../ui";
 import { asJson, useMoney } from "./settings";
 
@@ -418,20 +419,6 @@ function UsageDashboard() {
         ))}
     </section>
   );
-}
-
-/** Usernames of the `user:<id>` actors among `actors`, looked up together. */
-function usePeople(actors: string[]) {
-  const ids = [...new Set(actors.filter((a) => a.startsWith("user:")).map((a) => a.slice(5)))];
-  const key = ids.join(",");
-  const people = useLoad(
-    () =>
-      key
-        ? ok(api.GET("/api/auth/people", { params: { query: { ids: key } } })).then((p) => p.items)
-        : Promise.resolve([]),
-    [key],
-  );
-  return (actor: string) => people.data?.find((p) => `user:${p.id}` === actor)?.username ?? actor;
 }
 
 function Audit() {

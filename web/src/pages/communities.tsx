@@ -16,6 +16,7 @@ import {
   useLoad,
   usePaged,
 } from "../ui";
+import { CommunityRooms } from "./messenger";
 
 type Dao = Schemas["DaoView"];
 
@@ -178,6 +179,17 @@ export function Community({ slug }: { slug: string }) {
       members.reload();
     });
 
+  const remove = (principal: string) =>
+    change.run(async () => {
+      await ok(
+        api.DELETE("/api/microdao/daos/{dao}/members/{member}", {
+          params: { path: { dao: slug, member: principal } },
+        }),
+      );
+      dao.reload();
+      members.reload();
+    });
+
   if (dao.error) return <ErrorNote error={dao.error} />;
   if (!dao.data) return <Loading />;
   const it: Dao = dao.data;
@@ -215,13 +227,27 @@ export function Community({ slug }: { slug: string }) {
             {items.map((m) => (
               <li key={m.principal} class="row spread">
                 <span>{m.handle}</span>
-                <span class="muted small">{t(`dao.role.${m.role}` as "dao.role.member")}</span>
+                <span class="row">
+                  <span class="muted small">{t(`dao.role.${m.role}` as "dao.role.member")}</span>
+                  {admin && m.role !== "owner" && (
+                    <button
+                      type="button"
+                      class="ghost"
+                      aria-label={t("dao.remove_member", { who: m.handle })}
+                      onClick={() => remove(m.principal)}
+                      disabled={change.busy}
+                    >
+                      {t("dao.remove")}
+                    </button>
+                  )}
+                </span>
               </li>
             ))}
           </ul>
         )}
       </Listed>
       <MoreButton paged={members} />
+      {it.my_role && <CommunityRooms dao={slug} />}
       {admin && <AddAgent slug={slug} added={members.reload} />}
       {admin && <NewInvite slug={slug} />}
       <Treasury slug={slug} owner={it.my_role === "owner"} member={Boolean(it.my_role)} />

@@ -171,14 +171,29 @@ impl MessagingState {
     ) -> Result<Page<ChatRoomView>, ApiError> {
         let ids: Vec<String> = page.items.iter().map(|r| r.id.clone()).collect();
         let counts = store::unread(&self.db, &ids, &principal.name(), &principal.handle).await?;
+        let conversations: Vec<String> = page
+            .items
+            .iter()
+            .filter(|r| r.kind.has_participants())
+            .map(|r| r.id.clone())
+            .collect();
+        let people = store::participants_of(&self.db, &conversations).await?;
         Ok(page.map(|room| {
             let (unread, mentions) = counts
                 .iter()
                 .find(|(id, _, _)| *id == room.id)
                 .map_or((0, 0), |(_, n, m)| (*n, *m));
+            let participants = room.kind.has_participants().then(|| {
+                people
+                    .iter()
+                    .filter(|(r, _)| *r == room.id)
+                    .map(|(_, p)| p.clone())
+                    .collect()
+            });
             ChatRoomView {
                 unread: Some(unread),
                 unread_mentions: Some(mentions),
+                participants,
                 ..ChatRoomView::from(room)
             }
         }))

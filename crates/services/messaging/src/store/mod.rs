@@ -367,6 +367,29 @@ pub async fn participants(db: &Db, room: &str) -> Result<Vec<(String, bool)>, Me
         .collect()
 }
 
+/// The participants of several conversations at once: (room, principal).
+pub async fn participants_of(
+    db: &Db,
+    rooms: &[String],
+) -> Result<Vec<(String, String)>, MessagingError> {
+    if rooms.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks: Vec<String> = (1..=rooms.len()).map(|i| format!("${i}")).collect();
+    let text = format!(
+        "SELECT room_id, principal FROM messaging_participants WHERE room_id IN ({}) ORDER BY principal",
+        marks.join(", ")
+    );
+    let mut query = sql::query(sql::AssertSqlSafe(text));
+    for room in rooms {
+        query = query.bind(room.as_str());
+    }
+    let rows = query.fetch_all(db.pool()).await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("room_id")?, row.try_get("principal")?)))
+        .collect()
+}
+
 async fn add_participant_in(
     tx: &mut Tx,
     room: &str,
