@@ -927,3 +927,76 @@ async fn a_removed_member_stops_receiving_at_once(kind: Kind) {
     assert!(quiet.is_err(), "a removed member still receives: {quiet:?}");
     app.stop().await;
 }
+
+/// A city of the previous version: its rooms and messages live in the
+/// city's tables, and move into messaging's when it migrates.
+mod city_rooms_move_into_messaging {
+    use daarion_store::{MigrationSet, sql};
+    use daarion_testkit::{SqlKind, migrated_db};
+
+    async fn moved(kind: SqlKind) {
+        let city = daarion_city::SPEC.migration_set();
+        let before = MigrationSet {
+            service: "messaging",
+            migrations: &daarion_messaging::SPEC.migrations[..1],
+        };
+        let Some(t) = migrated_db(kind, &[city, before]).await else {
+            return;
+        };
+        let db = &t.db;
+        for statement in [
+            "INSERT INTO city_rooms VALUES ('room_01', 'square', 'Square', 'old', 'alice', '2026-11-01T00:00:00.000000Z')",
+            "INSERT INTO city_messages VALUES ('msg_01', 'room_01', 'alice', 'first <b>bold</b> & more', '2026-11-01T00:00:01.000000Z')",
+            "INSERT INTO city_messages VALUES ('msg_02', 'room_01', 'bob', 'second', '2026-11-01T00:00:02.000000Z')",
+        ] {
+            sql::query(statement).execute(db.pool()).await.unwrap();
+        }
+        daarion_store::migrate::apply(db, &[city, daarion_messaging::SPEC.migration_set()])
+            .await
+            .unwrap();
+        let room = daarion_messaging::store::public_room(db, "square")
+            .await
+            .unwrap()
+            .expect("the room moved");
+        assert_eq!((room.id.as_str(), room.last_seq), ("rm_01", 2));
+        let history = daarion_messaging::store::history(
+            db,
+            &room.id,
+            None,
+            daarion_messaging::store::Window::Latest,
+            10,
+        )
+        .await
+        .unwrap();
+        let moved: Vec<(i64, &str, &str)> = history
+            .iter()
+            .map(|m| (m.seq, m.author_handle.as_str(), m.html.as_str()))
+            .collect();
+        assert_eq!(
+            moved,
+            [
+                (2, "bob", "<p>second</p>"),
+                (
+                    1,
+                    "alice",
+                    "<p>first &lt;b&gt;bold&lt;/b&gt; &amp; more</p>"
+                ),
+            ]
+        );
+        let left = sql::query("SELECT COUNT(*) AS n FROM city_messages")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(sql::Row::try_get::<i64, _>(&left, "n").unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn embedded() {
+        moved(SqlKind::Sqlite).await;
+    }
+
+    #[tokio::test]
+    async fn distributed() {
+        moved(SqlKind::Postgres).await;
+    }
+}

@@ -34,6 +34,10 @@ impl From<CityError> for ApiError {
             CityError::Cache(daarion_cache::CacheError::Unavailable(_)) => {
                 ApiError::unavailable(&error)
             }
+            CityError::Messaging(_) => match error {
+                CityError::Messaging(inner) => ApiError::from(inner),
+                _ => ApiError::internal(&error),
+            },
             _ => ApiError::internal(&error),
         }
     }
@@ -147,7 +151,6 @@ async fn create_room(
         &new_room,
         &actor.handle,
         key.as_deref(),
-        |room| vec![crate::events::room_created(room, &actor.handle)],
     )
     .await?;
     state.outbox.relay(staged).await;
@@ -177,8 +180,13 @@ async fn list_messages(
 ) -> Result<Json<Page<MessageView>>, ApiError> {
     let slug = Slug::parse(&slug).map_err(|_| CityError::RoomNotFound(slug))?;
     let limit = page.limit()?;
-    let rows = store::messages(&state.db, &slug, page.after()?.as_deref(), limit).await?;
-    let page = Page::from_rows(rows, limit, |m| m.id.clone());
+    let before = page
+        .after()?
+        .map(|c| c.parse::<i64>())
+        .transpose()
+        .map_err(|_| ApiError::bad_request("cursor is not one this endpoint gave"))?;
+    let rows = store::messages(&state.db, &slug, before, limit).await?;
+    let page = Page::from_rows(rows, limit, |m| m.seq.to_string());
     Ok(Json(page.map(MessageView::from)))
 }
 

@@ -19,6 +19,9 @@ pub enum CityError {
     Bus(#[from] BusError),
     #[error(transparent)]
     Cache(#[from] CacheError),
+    /// What messaging, which holds the city's rooms, refused.
+    #[error(transparent)]
+    Messaging(#[from] daarion_messaging::domain::MessagingError),
 }
 
 impl From<StoreError> for CityError {
@@ -89,37 +92,6 @@ impl NewRoom {
     }
 }
 
-/// A message body: not blank, at most `max_chars` characters, no control
-/// characters other than newlines and tabs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MessageBody(String);
-
-impl MessageBody {
-    pub fn parse(raw: &str, max_chars: usize) -> Result<Self, CityError> {
-        if raw.trim().is_empty() {
-            return Err(CityError::Invalid("message body must not be empty".into()));
-        }
-        if raw.chars().count() > max_chars {
-            return Err(CityError::Invalid(format!(
-                "message body must be at most {max_chars} characters"
-            )));
-        }
-        if raw
-            .chars()
-            .any(|c| c.is_control() && c != '\n' && c != '\t')
-        {
-            return Err(CityError::Invalid(
-                "message body must not contain control characters".into(),
-            ));
-        }
-        Ok(Self(raw.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Room {
     pub id: String,
@@ -133,6 +105,8 @@ pub struct Room {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     pub id: String,
+    /// Its place in the room (history pages go by it).
+    pub seq: i64,
     pub room: String,
     pub author: String,
     pub body: String,
@@ -160,19 +134,6 @@ mod tests {
         slug("sp ace", false);
         slug(&"a".repeat(64), false);
         slug("ünï", false);
-    }
-
-    #[test]
-    fn message_bodies() {
-        assert!(MessageBody::parse("hello\nworld", 20).is_ok());
-        assert!(MessageBody::parse("   ", 20).is_err());
-        assert!(MessageBody::parse("", 20).is_err());
-        assert!(
-            MessageBody::parse(&"é".repeat(20), 20).is_ok(),
-            "limit counts characters, not bytes"
-        );
-        assert!(MessageBody::parse(&"é".repeat(21), 20).is_err());
-        assert!(MessageBody::parse("bell\u{7}", 20).is_err());
     }
 
     #[test]

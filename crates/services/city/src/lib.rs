@@ -5,12 +5,15 @@
 //! - `/ws/city/rooms/{slug}`: live messages of a room, and posting.
 //! - `/ws/city/presence`: join / heartbeat / leave events.
 //!
-//! Live delivery goes through the bus (`city.message.created.<slug>`,
-//! `presence.city.*`), so clients connected to different replicas see the
-//! same messages. Presence lives in the cache as an expiring set. Every
-//! new message is metered (`usage.message`, for the usage service).
+//! The rooms are messaging's public rooms and the messages messaging's:
+//! this service is the city's view of them (rooms by slug, authors by
+//! handle), posting through [`daarion_messaging::post`]. Live delivery
+//! goes through the bus (`message.received.<room id>`, `presence.city.*`),
+//! so clients connected to different replicas, or to messaging's socket,
+//! see the same messages. Presence lives in the cache as an expiring set.
 //!
-//! Layout: `domain` (rules and errors), `store` (queries), `api` (HTTP
+//! Layout: `domain` (rules and errors), `store` (the view of messaging's
+//! rooms), `api` (HTTP
 //! routes, OpenAPI), `access` (rules, rooms as the policies see them),
 //! `events` (what it publishes), `ws` (what clients send on the room and
 //! presence sockets; the sessions themselves are the kit's `live`),
@@ -27,7 +30,7 @@ mod ws;
 use std::{sync::Arc, time::Duration};
 
 use daarion_access::{Enforcer, Kind, Principal};
-use daarion_bus::{Bus, Envelope, Outbox, subject::StreamDef};
+use daarion_bus::{Bus, Envelope, Outbox};
 use daarion_cache::Cache;
 use daarion_kernel::shutdown::{CancellationToken, TaskTracker};
 use daarion_service::{
@@ -38,7 +41,7 @@ use serde::Deserialize;
 
 use crate::{
     api::MessageView,
-    domain::{CityError, MessageBody, Slug},
+    domain::{CityError, Slug},
 };
 
 pub const SERVICE: &str = "city";
@@ -50,13 +53,10 @@ pub static SPEC: Service = Service {
     migrations: &[migration!(1, "001_create_city_tables")],
     rules: access::RULES,
     websocket: true,
-    streams: &[StreamDef {
-        name: "CITY",
-        subjects: &["city.>"],
-    }],
+    // Rooms and messages are messaging's (its `MESSAGES` stream).
+    streams: &[],
     events: &[
-        Event::durable(events::MESSAGE_CREATED),
-        Event::durable(events::ROOM_CREATED),
+        Event::durable(daarion_messaging::events::CHANGED),
         Event::live(events::PRESENCE),
         Event::durable("usage.message"),
     ],
@@ -192,8 +192,8 @@ async fn build(ctx: Context) -> Result<Mount, BuildError> {
         .with_ws(ws::router().with_state(state)))
 }
 
-/// Posts a message (HTTP or WebSocket) with its event (live delivery,
-/// agents) and usage record staged in its transaction, then relays them.
+/// Posts a message (HTTP or WebSocket) through messaging, which stages
+/// its events (live delivery, agents) and usage record with it.
 async fn post_message(
     state: &CityState,
     slug: &Slug,
@@ -201,20 +201,17 @@ async fn post_message(
     body: &str,
     idempotency_key: Option<&str>,
 ) -> Result<(MessageView, bool), CityError> {
-    let body = MessageBody::parse(body, state.settings.max_message_chars)?;
-    let (message, fresh, staged) = store::create_message(
+    let (message, fresh) = store::create_message(
         &state.db,
         &state.outbox,
         slug,
-        &author.handle,
-        &body,
+        author,
+        (body, state.settings.max_message_chars),
         idempotency_key,
-        |message| events::message_created(slug, &MessageView::from(message.clone()), author).into(),
     )
     .await?;
     if fresh {
         metrics::counter!("city_messages_total").increment(1);
-        state.outbox.relay(staged).await;
     }
     Ok((MessageView::from(message), fresh))
 }

@@ -1,56 +1,47 @@
-//! City queries. Creates run in one transaction with their idempotency key.
+//! The city's rooms are messaging's public rooms, and their messages
+//! messaging's: one store and one live path for every kind of room. This
+//! is the city's view of them, in the city API's shapes (rooms by slug,
+//! authors by handle).
 
-use daarion_store::{
-    Db,
-    idempotency::{self, Claim},
-    sql::{self, AnyRow, Row},
+use daarion_access::Principal;
+use daarion_bus::{Outbox, Staged};
+use daarion_messaging::{
+    Posting,
+    domain::{Room as ChatRoom, RoomKind},
+    store::{self as chat, Window},
 };
+use daarion_store::Db;
 
-use daarion_bus::{Envelope, Outbox, Staged};
+use crate::domain::{CityError, Message, NewRoom, Room, Slug};
 
-use crate::domain::{CityError, Message, MessageBody, NewRoom, Room, Slug};
-
-fn room_from(row: &AnyRow) -> Result<Room, CityError> {
-    Ok(Room {
-        id: row.try_get("id")?,
-        slug: row.try_get("slug")?,
-        title: row.try_get("title")?,
-        description: row.try_get("description")?,
-        created_by: row.try_get("created_by")?,
-        created_at: row.try_get("created_at")?,
-    })
+fn room_from(room: ChatRoom) -> Room {
+    Room {
+        id: room.id,
+        slug: room.slug.unwrap_or_default(),
+        title: room.title,
+        description: room.description,
+        created_by: room.created_by,
+        created_at: room.created_at,
+    }
 }
 
-fn message_from(row: &AnyRow) -> Result<Message, CityError> {
-    Ok(Message {
-        id: row.try_get("id")?,
-        room: row.try_get("slug")?,
-        author: row.try_get("author")?,
-        body: row.try_get("body")?,
-        created_at: row.try_get("created_at")?,
-    })
+fn message_from(message: chat::Message, slug: &str) -> Message {
+    Message {
+        id: message.id,
+        seq: message.seq,
+        room: slug.to_owned(),
+        author: message.author_handle,
+        body: message.body,
+        created_at: message.created_at,
+    }
 }
-
-const ROOM_COLUMNS: &str =
-    "SELECT id, slug, title, description, created_by, created_at FROM city_rooms";
 
 /// Creates the `general` room if it does not exist yet.
 pub async fn ensure_general(db: &Db) -> Result<(), CityError> {
-    sql::query(
-        "INSERT INTO city_rooms (id, slug, title, description, created_by, created_at)
-         VALUES ($1, 'general', 'General', 'The city square: everyone is welcome.', 'system', $2)
-         ON CONFLICT (slug) DO NOTHING",
-    )
-    .bind(format!("room_{}", uuid::Uuid::now_v7().simple()))
-    .bind(daarion_store::now())
-    .execute(db.pool())
-    .await?;
-    Ok(())
+    Ok(chat::ensure_city_square(db).await?)
 }
 
-/// Creates a room. With an idempotency key, a retry returns the first result.
-/// Returns the room and whether it was created by this call.
-/// Creates a room; `events` says what to stage in `outbox` with it.
+/// Creates a room (its creator shown by handle, as the city always did).
 /// Returns the room, whether it is new, and the staged events to relay.
 pub async fn create_room(
     db: &Db,
@@ -58,149 +49,79 @@ pub async fn create_room(
     room: &NewRoom,
     author: &str,
     idempotency_key: Option<&str>,
-    events: impl FnOnce(&Room) -> Vec<Envelope>,
 ) -> Result<(Room, bool, Staged), CityError> {
-    let mut tx = db.begin().await?;
-    let scope = format!("city.rooms:{author}");
-    if let Some(key) = idempotency_key {
-        let hash = idempotency::fingerprint(&[room.slug.as_str(), &room.title, &room.description]);
-        if let Claim::Replay(id) = idempotency::claim(&mut tx, &scope, key, &hash).await? {
-            let row = sql::query(sql::AssertSqlSafe(format!("{ROOM_COLUMNS} WHERE id = $1")))
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-            return Ok((room_from(&row)?, false, Staged::none()));
-        }
-    }
-    let created = Room {
-        id: format!("room_{}", uuid::Uuid::now_v7().simple()),
-        slug: room.slug.as_str().to_owned(),
+    let new = chat::NewRoom {
+        kind: RoomKind::Public,
+        key: Some(format!("public:{}", room.slug.as_str())),
+        dao: None,
+        slug: Some(room.slug.as_str().to_owned()),
         title: room.title.clone(),
         description: room.description.clone(),
-        created_by: author.to_owned(),
-        created_at: daarion_store::now(),
+        audience: None,
+        posters: None,
+        agents_allowed: true,
+        slow_mode_secs: 0,
+        participants: Vec::new(),
     };
-    let inserted = sql::query(
-        "INSERT INTO city_rooms (id, slug, title, description, created_by, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (slug) DO NOTHING",
-    )
-    .bind(created.id.as_str())
-    .bind(created.slug.as_str())
-    .bind(created.title.as_str())
-    .bind(created.description.as_str())
-    .bind(created.created_by.as_str())
-    .bind(created.created_at.as_str())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
-        return Err(CityError::Conflict(format!(
-            "room {:?} already exists",
-            created.slug
-        )));
-    }
-    if let Some(key) = idempotency_key {
-        idempotency::complete(&mut tx, &scope, key, &created.id).await?;
-    }
-    let staged = outbox.stage(&mut tx, events(&created)).await?;
-    tx.commit().await?;
-    Ok((created, true, staged))
+    let created = chat::create_room(db, outbox, &new, author, idempotency_key, |room| {
+        vec![daarion_messaging::events::room_created(room, author)]
+    })
+    .await?;
+    Ok((room_from(created.room), created.fresh, created.staged))
+}
+
+/// The messaging room behind a city room.
+pub async fn chat_room(db: &Db, slug: &Slug) -> Result<ChatRoom, CityError> {
+    chat::public_room(db, slug.as_str())
+        .await?
+        .ok_or_else(|| CityError::RoomNotFound(slug.as_str().to_owned()))
 }
 
 pub async fn room(db: &Db, slug: &Slug) -> Result<Room, CityError> {
-    let row = sql::query(sql::AssertSqlSafe(format!(
-        "{ROOM_COLUMNS} WHERE slug = $1"
-    )))
-    .bind(slug.as_str())
-    .fetch_optional(db.pool())
-    .await?
-    .ok_or_else(|| CityError::RoomNotFound(slug.as_str().to_owned()))?;
-    room_from(&row)
+    Ok(room_from(chat_room(db, slug).await?))
 }
 
 /// Rooms by slug, `limit + 1` at most, after the slug `after`.
 pub async fn rooms(db: &Db, after: Option<&str>, limit: u32) -> Result<Vec<Room>, CityError> {
-    let rows = sql::query(sql::AssertSqlSafe(format!(
-        "{ROOM_COLUMNS} WHERE slug > $1 ORDER BY slug LIMIT $2"
-    )))
-    .bind(after.unwrap_or(""))
-    .bind(i64::from(limit) + 1)
-    .fetch_all(db.pool())
-    .await?;
-    rows.iter().map(room_from).collect()
+    let rooms = chat::public_rooms(db, after, limit).await?;
+    Ok(rooms.into_iter().map(room_from).collect())
 }
 
-/// Posts a message. Returns it and whether it was created by this call.
-/// Posts a message; `events` says what to stage in `outbox` with it.
-/// Returns the message, whether it is new, and the staged events to relay.
+/// Posts a message through messaging. Returns it and whether it is new.
 pub async fn create_message(
     db: &Db,
     outbox: &Outbox,
     slug: &Slug,
-    author: &str,
-    body: &MessageBody,
+    author: &Principal,
+    (body, max_chars): (&str, usize),
     idempotency_key: Option<&str>,
-    events: impl FnOnce(&Message) -> Vec<Envelope>,
-) -> Result<(Message, bool, Staged), CityError> {
-    let room = room(db, slug).await?;
-    let mut tx = db.begin().await?;
-    let scope = format!("city.messages:{author}");
-    if let Some(key) = idempotency_key {
-        let hash = idempotency::fingerprint(&[slug.as_str(), body.as_str()]);
-        if let Claim::Replay(id) = idempotency::claim(&mut tx, &scope, key, &hash).await? {
-            let row = sql::query(
-                "SELECT m.id, r.slug, m.author, m.body, m.created_at
-                 FROM city_messages m JOIN city_rooms r ON r.id = m.room_id WHERE m.id = $1",
-            )
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-            return Ok((message_from(&row)?, false, Staged::none()));
-        }
-    }
-    let message = Message {
-        id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
-        room: room.slug,
-        author: author.to_owned(),
-        body: body.as_str().to_owned(),
-        created_at: daarion_store::now(),
+) -> Result<(Message, bool), CityError> {
+    let room = chat_room(db, slug).await?;
+    let posting = Posting {
+        body,
+        topic: None,
+        reply_to: None,
+        attachments: Vec::new(),
+        max_chars,
     };
-    sql::query(
-        "INSERT INTO city_messages (id, room_id, author, body, created_at) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(message.id.as_str())
-    .bind(room.id.as_str())
-    .bind(message.author.as_str())
-    .bind(message.body.as_str())
-    .bind(message.created_at.as_str())
-    .execute(&mut *tx)
-    .await?;
-    if let Some(key) = idempotency_key {
-        idempotency::complete(&mut tx, &scope, key, &message.id).await?;
-    }
-    let staged = outbox.stage(&mut tx, events(&message)).await?;
-    tx.commit().await?;
-    Ok((message, true, staged))
+    let (message, fresh) =
+        daarion_messaging::post(db, outbox, &room, author, posting, idempotency_key).await?;
+    Ok((message_from(message, slug.as_str()), fresh))
 }
 
-/// A room's messages newest first, `limit + 1` at most, older than `before`.
+/// A room's messages newest first, `limit + 1` at most, older than the
+/// sequence number `before`.
 pub async fn messages(
     db: &Db,
     slug: &Slug,
-    before: Option<&str>,
+    before: Option<i64>,
     limit: u32,
 ) -> Result<Vec<Message>, CityError> {
-    let room = room(db, slug).await?;
-    // Message ids are time-ordered, so "older than" is "smaller id".
-    let rows = sql::query(
-        "SELECT m.id, r.slug, m.author, m.body, m.created_at
-         FROM city_messages m JOIN city_rooms r ON r.id = m.room_id
-         WHERE m.room_id = $1 AND m.id < $2 ORDER BY m.id DESC LIMIT $3",
-    )
-    .bind(room.id.as_str())
-    .bind(before.unwrap_or("~"))
-    .bind(i64::from(limit) + 1)
-    .fetch_all(db.pool())
-    .await?;
-    rows.iter().map(message_from).collect()
+    let room = chat_room(db, slug).await?;
+    let window = before.map_or(Window::Latest, Window::Before);
+    let rows = chat::history(db, &room.id, None, window, limit).await?;
+    Ok(rows
+        .into_iter()
+        .map(|m| message_from(m, slug.as_str()))
+        .collect())
 }

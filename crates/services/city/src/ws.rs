@@ -61,9 +61,13 @@ async fn room_socket(
 ) -> Result<Response, ApiError> {
     // The enforcement layer has found the room (or answered 404).
     let slug = Slug::parse(&slug).map_err(|_| CityError::RoomNotFound(slug))?;
+    let room = crate::store::chat_room(&state.db, &slug).await?;
     let feed = state
         .live
-        .watch(&events::messages_of(&slug), render_message)
+        .watch(
+            &daarion_messaging::events::subject("received", &room.id),
+            render_message,
+        )
         .await
         .map_err(CityError::from)?;
     let limits = limits(&state.settings);
@@ -107,8 +111,16 @@ async fn presence_socket(
     Ok(live.serve(upgrade, &actor, limits, feed, presence))
 }
 
+/// A message of messaging's `message.received` event, in the city's shape.
 fn render_message(event: Envelope) -> Value {
-    json!({ "type": "message", "message": event.payload })
+    let (room, message) = (&event.payload["room"], &event.payload["message"]);
+    json!({ "type": "message", "message": {
+        "id": message["id"],
+        "room": room["slug"],
+        "author": message["author_handle"],
+        "body": message["body"],
+        "created_at": message["created_at"],
+    }})
 }
 
 fn render_presence(event: Envelope) -> Value {

@@ -45,7 +45,10 @@ pub static SPEC: Service = Service {
     name: SERVICE,
     port: 7004,
     version: env!("CARGO_PKG_VERSION"),
-    migrations: &[migration!(1, "001_create_messaging_tables")],
+    migrations: &[
+        migration!(1, "001_create_messaging_tables"),
+        migration!(2, "002_take_in_city_rooms"),
+    ],
     rules: access::RULES,
     websocket: true,
     streams: &[StreamDef {
@@ -180,6 +183,60 @@ impl ServiceSettings for Settings {
     }
 }
 
+/// A message to post, as the API or another service (the city) hands it.
+pub struct Posting<'a> {
+    pub body: &'a str,
+    pub topic: Option<&'a str>,
+    pub reply_to: Option<String>,
+    pub attachments: Vec<domain::Attachment>,
+    /// The longest body the caller's settings allow.
+    pub max_chars: usize,
+}
+
+/// Checks, renders and posts a message in `room`: the one way a message
+/// enters any room (messaging's API, the city's, their sockets). Its
+/// events (`message.received`, mentions, usage) are staged with it and
+/// relayed after commit. With an idempotency key, a retry returns the
+/// first message (and `false`).
+pub async fn post(
+    db: &Db,
+    outbox: &Outbox,
+    room: &domain::Room,
+    author: &daarion_access::Principal,
+    posting: Posting<'_>,
+    idempotency_key: Option<&str>,
+) -> Result<(store::Message, bool), domain::MessagingError> {
+    let body = domain::body(posting.body, posting.max_chars)?;
+    let new = store::NewMessage {
+        topic: domain::topic(posting.topic.unwrap_or(""))?,
+        reply_to: posting.reply_to,
+        html: markdown::render(&body),
+        mentions: domain::mentions(&body),
+        attachments: domain::attachments(posting.attachments)?,
+        body,
+    };
+    let name = author.name();
+    let (message, fresh, staged) = store::post(
+        db,
+        outbox,
+        &room.id,
+        (&name, &author.handle),
+        &new,
+        idempotency_key,
+        |room, message| {
+            let view = serde_json::to_value(api::ChatMessageView::of(message.clone(), &[]))
+                .unwrap_or_default();
+            events::received(room, message, view, author)
+        },
+    )
+    .await?;
+    if fresh {
+        metrics::counter!("messaging_messages_total", "kind" => room.kind.as_str()).increment(1);
+        outbox.relay(staged).await;
+    }
+    Ok((message, fresh))
+}
+
 #[derive(Clone)]
 pub struct MessagingState {
     db: Db,
@@ -195,6 +252,9 @@ pub struct MessagingState {
 }
 
 async fn build(ctx: Context) -> Result<Mount, BuildError> {
+    store::ensure_city_square(&ctx.db)
+        .await
+        .map_err(BuildError::new)?;
     let access = ctx.enforcer(access::MessagingResources { db: ctx.db.clone() });
     let db = ctx.db.clone();
     ctx.consume("messaging-daos", events::DAO_CHANGED, move |event| {

@@ -21,7 +21,7 @@ use crate::{
     MessagingState,
     domain::{self, Attachment, MessagingError},
     events, markdown,
-    store::{self, Message, NewMessage, ReactionCount, Rewrite, Window},
+    store::{self, Message, ReactionCount, Rewrite, Window},
 };
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -285,35 +285,25 @@ pub(super) async fn post_chat_message(
     Json(input): Json<PostChatMessage>,
 ) -> Result<Response, ApiError> {
     let room = state.room(&room).await?;
-    let body = domain::body(&input.body, state.settings.max_message_chars)?;
-    let new = NewMessage {
-        topic: domain::topic(input.topic.as_deref().unwrap_or(""))?,
+    // Bad input is refused before it spends the caller's pace.
+    domain::body(&input.body, state.settings.max_message_chars)?;
+    state.pace(&room, &principal.name()).await?;
+    let posting = crate::Posting {
+        body: &input.body,
+        topic: input.topic.as_deref(),
         reply_to: input.reply_to,
-        html: markdown::render(&body),
-        mentions: domain::mentions(&body),
-        attachments: domain::attachments(input.attachments)?,
-        body,
+        attachments: input.attachments,
+        max_chars: state.settings.max_message_chars,
     };
-    let author = principal.name();
-    state.pace(&room, &author).await?;
-    let (message, fresh, staged) = store::post(
+    let (message, fresh) = crate::post(
         &state.db,
         &state.outbox,
-        &room.id,
-        (&author, &principal.handle),
-        &new,
+        &room,
+        &principal,
+        posting,
         key.as_deref(),
-        |room, message| {
-            let view =
-                serde_json::to_value(ChatMessageView::of(message.clone(), &[])).unwrap_or_default();
-            events::received(room, message, view, &principal)
-        },
     )
     .await?;
-    if fresh {
-        metrics::counter!("messaging_messages_total", "kind" => room.kind.as_str()).increment(1);
-        state.outbox.relay(staged).await;
-    }
     Ok(created(fresh, state.view_one(&principal, message).await?))
 }
 

@@ -480,6 +480,49 @@ async fn touch(tx: &mut Tx, room: &str) -> Result<(), MessagingError> {
     Ok(())
 }
 
+/// A city room by its slug.
+pub async fn public_room(db: &Db, slug: &str) -> Result<Option<Room>, MessagingError> {
+    let row = sql::query(sql::AssertSqlSafe(format!(
+        "{ROOM_COLUMNS} WHERE room_key = $1"
+    )))
+    .bind(format!("public:{slug}"))
+    .fetch_optional(db.pool())
+    .await?;
+    row.as_ref().map(room_from).transpose()
+}
+
+/// City rooms by slug, `limit + 1` at most, after the slug `after`.
+pub async fn public_rooms(
+    db: &Db,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<Room>, MessagingError> {
+    let rows = sql::query(sql::AssertSqlSafe(format!(
+        "{ROOM_COLUMNS} WHERE kind = 'public' AND slug > $1 ORDER BY slug LIMIT $2"
+    )))
+    .bind(after.unwrap_or(""))
+    .bind(i64::from(limit) + 1)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(room_from).collect()
+}
+
+/// The city room `general` (the city square), made once whoever asks first.
+pub async fn ensure_city_square(db: &Db) -> Result<(), MessagingError> {
+    sql::query(
+        "INSERT INTO messaging_rooms (id, kind, room_key, dao, slug, title, description,
+             audience, posters, agents_allowed, slow_mode_secs, last_seq, created_by, created_at)
+         VALUES ($1, 'public', 'public:general', NULL, 'general', 'General',
+             'The city square: everyone is welcome.', NULL, NULL, 1, 0, 0, 'system', $2)
+         ON CONFLICT (room_key) DO NOTHING",
+    )
+    .bind(format!("rm_{}", uuid::Uuid::now_v7().simple()))
+    .bind(daarion_store::now())
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
 /// What messaging knows of a microDAO (from the microDAO service's events).
 pub async fn record_dao(
     db: &Db,
