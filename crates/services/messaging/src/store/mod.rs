@@ -211,12 +211,12 @@ pub async fn room(db: &Db, id: &str) -> Result<Option<Room>, MessagingError> {
     row.as_ref().map(room_from).transpose()
 }
 
-/// A microDAO's room by its slug (`general`, say).
-pub async fn dao_room(db: &Db, dao: &str, slug: &str) -> Result<Option<Room>, MessagingError> {
+/// A room by its natural name (`public:<slug>`).
+async fn by_key(db: &Db, key: &str) -> Result<Option<Room>, MessagingError> {
     let row = sql::query(sql::AssertSqlSafe(format!(
         "{ROOM_COLUMNS} WHERE room_key = $1"
     )))
-    .bind(format!("dao:{dao}:{slug}"))
+    .bind(key)
     .fetch_optional(db.pool())
     .await?;
     row.as_ref().map(room_from).transpose()
@@ -482,13 +482,7 @@ async fn touch(tx: &mut Tx, room: &str) -> Result<(), MessagingError> {
 
 /// A city room by its slug.
 pub async fn public_room(db: &Db, slug: &str) -> Result<Option<Room>, MessagingError> {
-    let row = sql::query(sql::AssertSqlSafe(format!(
-        "{ROOM_COLUMNS} WHERE room_key = $1"
-    )))
-    .bind(format!("public:{slug}"))
-    .fetch_optional(db.pool())
-    .await?;
-    row.as_ref().map(room_from).transpose()
+    by_key(db, &format!("public:{slug}")).await
 }
 
 /// City rooms by slug, `limit + 1` at most, after the slug `after`.
