@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds release binaries and prints DAARION's benchmark figures:
 # start-up to healthy, idle RSS, access decisions and overhead, city WebSocket
-# fan-out (embedded and NATS), gateway vs nginx, LLM proxy vs LiteLLM, and
+# fan-out (embedded and NATS), messaging (posts/s, live delivery, history and
+# search at a million messages, embedded and PostgreSQL), gateway vs nginx, LLM proxy vs LiteLLM, and
 # the web UI (JS for first paint, time to interactive, a 10 000-message room).
 #
 # `bench/run.sh --smoke` runs every benchmark for a moment on debug builds,
@@ -28,6 +29,7 @@ if [ "$smoke" = 1 ]; then
   "$bin/startup" --binary "$bin/daarion" --runs 1
   "$bin/access" --binary "$bin/daarion" --decisions 1000 --requests 50
   "$bin/fanout" --binary "$bin/daarion" --clients 5 --messages 10 --label embedded
+  "$bin/messaging" --binary "$bin/daarion" --posts 20 --posters 2 --clients 3 --seed 500 --reads 5
   nats_up && "$bin/fanout" --binary "$bin/daarion" --clients 5 --messages 10 --label nats --nats "$nats_url"
   "$bin/gateway" --binary "$bin/daarion" --seconds 1 --repeat 1 --sockets 50 --connections 16
   "$bin/llm-proxy" --binary "$bin/daarion" --requests 20 --seconds 1 --repeat 1 --soak-seconds 0
@@ -42,6 +44,11 @@ bin="$CARGO_TARGET_DIR/release"
 for clients in 10 100 500; do
   "$bin/fanout" --binary "$bin/daarion" --clients "$clients" --messages "${MESSAGES:-500}" --label embedded
 done
+"$bin/messaging" --binary "$bin/daarion" --seed "${SEED:-1000000}"
+if (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
+  "$bin/messaging" --binary "$bin/daarion" --seed "${SEED:-1000000}" \
+    --postgres "${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+fi
 "$bin/gateway" --binary "$bin/daarion" --seconds "${SECONDS_PER_RUN:-10}"
 node bench/web/ui.mjs --binary "$bin/daarion" --messages "${ROOM_MESSAGES:-10000}" --runs "${RUNS:-5}"
 if nats_up; then

@@ -1,0 +1,334 @@
+//! Messaging on one node (`daarion up`, embedded or on PostgreSQL), with
+//! authentication, authorization, audit and metering on:
+//!
+//! 1. posts/s: concurrent posters over HTTP into one room, and the node's
+//!    CPU per post;
+//! 2. delivery: clients on `/ws/messaging/live` subscribed to the room,
+//!    frames/s and p50/p99 from post sent to frame received;
+//! 3. reading at scale: a room seeded with `--seed` messages (written
+//!    straight into the store, as history would have piled up), then
+//!    history pages at random depths and full-text searches, p50/p99.
+
+#![allow(clippy::print_stdout)]
+
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use clap::Parser;
+use daarion_bench::{ms, percentile, rss_kib, start, tree_cpu_seconds};
+use futures::StreamExt;
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long)]
+    binary: PathBuf,
+    /// Messages to post for the posting and delivery figures.
+    #[arg(long, default_value_t = 2000)]
+    posts: usize,
+    /// Concurrent HTTP posters (each a person of their own).
+    #[arg(long, default_value_t = 16)]
+    posters: usize,
+    /// WebSocket clients following the room.
+    #[arg(long, default_value_t = 100)]
+    clients: usize,
+    /// Messages seeded into a second room for history and search.
+    #[arg(long, default_value_t = 100_000)]
+    seed: usize,
+    /// History pages and searches asked.
+    #[arg(long, default_value_t = 500)]
+    reads: usize,
+    /// PostgreSQL admin URL: run on a fresh database there instead of SQLite.
+    #[arg(long)]
+    postgres: Option<String>,
+}
+
+/// Words of the seeded messages; searches ask for one of the rarer ones.
+const WORDS: [&str; 16] = [
+    "river", "bridge", "garden", "market", "council", "harbour", "lantern", "meadow", "orchard",
+    "quarry", "saddle", "tunnel", "valley", "willow", "zephyr", "beacon",
+];
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let dir = std::env::temp_dir().join(format!("daarion-messaging-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let database = match &args.postgres {
+        Some(admin) => daarion_testkit::fresh_postgres_database(admin).await,
+        None => format!("sqlite://{}/daarion.db?mode=rwc", dir.display()),
+    };
+    let label = if args.postgres.is_some() {
+        "postgres"
+    } else {
+        "embedded"
+    };
+    let env = [
+        ("DATABASE_URL", database.clone()),
+        ("DAARION__MESSAGING__POSTS_PER_SECOND", "1000000".to_owned()),
+        ("DAARION__MESSAGING__POSTS_BURST", "1000000".to_owned()),
+        (
+            "DAARION__MESSAGING__WS_CONNECTIONS_PER_PERSON",
+            "1000000".to_owned(),
+        ),
+    ];
+    let (daarion, _) = start(&args.binary, &dir, &env).await?;
+    let base = format!("http://127.0.0.1:{}", daarion.port);
+    daarion_kernel::server::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let mut cookies = Vec::new();
+    for n in 0..args.posters.max(1) {
+        let person =
+            daarion_testkit::passkey::Person::register(&client, &base, &format!("poster{n}"))
+                .await?;
+        cookies.push(person.cookie());
+    }
+    let room = create_room(&client, &base, &cookies[0], "bench").await?;
+
+    // 2. Followers first, so they see every post.
+    let epoch = Instant::now();
+    let mut followers = Vec::new();
+    for _ in 0..args.clients {
+        use futures::SinkExt;
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!("{}/ws/messaging/live", base.replace("http", "ws"));
+        let mut request = url.into_client_request()?;
+        request.headers_mut().insert("cookie", cookies[0].parse()?);
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+        let subscribe = serde_json::json!({ "type": "subscribe", "room": room });
+        socket
+            .send(Message::Text(subscribe.to_string().into()))
+            .await?;
+        followers.push(socket);
+    }
+    let expected = args.posts;
+    let listeners: Vec<_> = followers
+        .into_iter()
+        .map(|mut socket| {
+            tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(expected);
+                while latencies.len() < expected {
+                    let frame =
+                        match tokio::time::timeout(Duration::from_secs(30), socket.next()).await {
+                            Ok(Some(Ok(Message::Text(text)))) => text,
+                            Ok(Some(Ok(_))) => continue,
+                            _ => break,
+                        };
+                    let now = epoch.elapsed();
+                    let value: serde_json::Value =
+                        serde_json::from_str(frame.as_str()).unwrap_or_default();
+                    if let Some(sent) = value["message"]["body"]
+                        .as_str()
+                        .and_then(|b| b.parse::<u64>().ok())
+                    {
+                        latencies.push(now.saturating_sub(Duration::from_micros(sent)));
+                    }
+                }
+                latencies
+            })
+        })
+        .collect();
+    // Let every subscription land before the first post.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rss_followed = rss_kib(daarion.child.id())?;
+
+    // 1. Posting.
+    let url = Arc::new(format!("{base}/api/messaging/rooms/{room}/messages"));
+    let cpu_before = tree_cpu_seconds(daarion.child.id());
+    let started = Instant::now();
+    let per_poster = args.posts.div_ceil(cookies.len());
+    let posters: Vec<_> = cookies
+        .iter()
+        .enumerate()
+        .map(|(p, cookie)| {
+            let (client, url, cookie) = (client.clone(), url.clone(), cookie.clone());
+            let count = per_poster.min(args.posts.saturating_sub(p * per_poster));
+            tokio::spawn(async move {
+                let mut refused = 0usize;
+                for _ in 0..count {
+                    let body =
+                        serde_json::json!({ "body": epoch.elapsed().as_micros().to_string() });
+                    let ok = client
+                        .post(url.as_str())
+                        .header("cookie", cookie.as_str())
+                        .json(&body)
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().is_success());
+                    refused += usize::from(!ok);
+                }
+                refused
+            })
+        })
+        .collect();
+    let mut refused = 0;
+    for poster in posters {
+        refused += poster.await?;
+    }
+    let post_time = started.elapsed();
+    let cpu_per_post =
+        (tree_cpu_seconds(daarion.child.id()) - cpu_before) * 1e6 / args.posts as f64;
+    let mut delivered = Vec::new();
+    for listener in listeners {
+        delivered.extend(listener.await?);
+    }
+    let delivered_time = started.elapsed();
+    delivered.sort();
+    println!(
+        "messaging [{label}]: {} posts by {} posters: {:.0} posts/s ({} refused), {:.0} µs CPU per post",
+        args.posts,
+        cookies.len(),
+        args.posts as f64 / post_time.as_secs_f64(),
+        refused,
+        cpu_per_post,
+    );
+    println!(
+        "messaging [{label}]: {} clients on /ws/messaging/live: delivered {} of {} frames, {:.0} frames/s; latency p50 {}  p99 {}  max {}; RSS with clients {:.1} MiB",
+        args.clients,
+        delivered.len(),
+        args.clients * args.posts,
+        delivered.len() as f64 / delivered_time.as_secs_f64(),
+        ms(percentile(&delivered, 50.0)),
+        ms(percentile(&delivered, 99.0)),
+        ms(percentile(&delivered, 100.0)),
+        rss_followed as f64 / 1024.0,
+    );
+
+    // 3. Reading at scale.
+    let archive = create_room(&client, &base, &cookies[0], "archive").await?;
+    let seeding = Instant::now();
+    seed(&database, &archive, args.seed).await?;
+    let seeded_in = seeding.elapsed();
+    let mut pages = Vec::with_capacity(args.reads);
+    let mut searches = Vec::with_capacity(args.reads);
+    let mut found = 0usize;
+    for n in 0..args.reads {
+        let depth = (n * 7919) % args.seed.max(1) + 1;
+        let cursor = daarion_kernel::http::encode_cursor(&format!("b{depth}"));
+        let page =
+            format!("{base}/api/messaging/rooms/{archive}/messages?limit=50&cursor={cursor}");
+        let asked = Instant::now();
+        let answer = client
+            .get(&page)
+            .header("cookie", &cookies[0])
+            .send()
+            .await?;
+        anyhow::ensure!(answer.status().is_success(), "history: {}", answer.status());
+        answer.bytes().await?;
+        pages.push(asked.elapsed());
+        let word = WORDS[n % WORDS.len()];
+        let query = format!("{base}/api/messaging/search?q={word}%20{n}&limit=20");
+        let asked = Instant::now();
+        let answer = client
+            .get(&query)
+            .header("cookie", &cookies[0])
+            .send()
+            .await?;
+        anyhow::ensure!(answer.status().is_success(), "search: {}", answer.status());
+        let body: serde_json::Value = answer.json().await?;
+        found += body["items"].as_array().map_or(0, Vec::len);
+        searches.push(asked.elapsed());
+    }
+    pages.sort();
+    searches.sort();
+    println!(
+        "messaging [{label}]: {} messages seeded in {:.1} s; history page of 50: p50 {}  p99 {}; search (two words): p50 {}  p99 {} ({} hits over {} searches)",
+        args.seed,
+        seeded_in.as_secs_f64(),
+        ms(percentile(&pages, 50.0)),
+        ms(percentile(&pages, 99.0)),
+        ms(percentile(&searches, 50.0)),
+        ms(percentile(&searches, 99.0)),
+        found,
+        args.reads,
+    );
+    drop(daarion);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+async fn create_room(
+    client: &reqwest::Client,
+    base: &str,
+    cookie: &str,
+    slug: &str,
+) -> anyhow::Result<String> {
+    let room: serde_json::Value = client
+        .post(format!("{base}/api/messaging/rooms"))
+        .header("cookie", cookie)
+        .json(&serde_json::json!({ "slug": slug, "title": slug }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    room["id"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("no room id in {room}"))
+}
+
+/// Writes `count` messages into `room` straight into the store, a few
+/// hundred per statement, numbered as the service would number them.
+async fn seed(database: &str, room: &str, count: usize) -> anyhow::Result<()> {
+    use daarion_store::sql;
+    let db = daarion_store::Db::connect(database).await?;
+    const PER_STATEMENT: usize = 10;
+    let mut seq = 0usize;
+    while seq < count {
+        let mut tx = db.begin().await?;
+        for _ in 0..100 {
+            if seq >= count {
+                break;
+            }
+            let rows = PER_STATEMENT.min(count - seq);
+            let marks: Vec<String> = (0..rows)
+                .map(|r| {
+                    let b = r * 5;
+                    format!(
+                        "(${}, ${}, ${}, '', NULL, 'user:seed', 'seed', ${}, ${}, '[]', '[]', ${})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 4,
+                        b + 5
+                    )
+                })
+                .collect();
+            let text = format!(
+                "INSERT INTO messaging_messages (id, room_id, seq, topic, reply_to, author,
+                     author_handle, body, html, mentions, attachments, created_at) VALUES {}",
+                marks.join(", ")
+            );
+            let mut query = sql::query(sql::AssertSqlSafe(text));
+            for _ in 0..rows {
+                seq += 1;
+                let body = format!(
+                    "{} {} {} message {seq}",
+                    WORDS[seq % 16],
+                    WORDS[(seq / 16) % 16],
+                    WORDS[(seq / 256) % 16]
+                );
+                query = query
+                    .bind(format!("msg_seed{seq:09}"))
+                    .bind(room.to_owned())
+                    .bind(seq as i64)
+                    .bind(body)
+                    .bind(daarion_store::now());
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+    }
+    sql::query("UPDATE messaging_rooms SET last_seq = $2 WHERE id = $1")
+        .bind(room)
+        .bind(count as i64)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
