@@ -21,6 +21,7 @@ on_every_backend!(
     bad_input_and_limits_are_refused_and_nothing_is_half_written,
     one_socket_follows_rooms_in_order_and_resumes,
     a_removed_member_stops_receiving_at_once,
+    too_far_behind_is_told_to_reload,
 );
 
 /// A microDAO `slug` owned by `owner`, and the id of its `general` room
@@ -926,6 +927,111 @@ async fn a_removed_member_stops_receiving_at_once(kind: Kind) {
     let quiet = tokio::time::timeout(Duration::from_millis(500), next_of(&mut bob, "event")).await;
     assert!(quiet.is_err(), "a removed member still receives: {quiet:?}");
     app.stop().await;
+}
+
+async fn too_far_behind_is_told_to_reload(kind: Kind) {
+    let Some(mut city) = City::new(kind).await else {
+        return;
+    };
+    city.settings
+        .services
+        .update(
+            &daarion_messaging::SPEC,
+            |x: &mut daarion_messaging::Settings| x.ws_replay_max = 3,
+        )
+        .unwrap();
+    let app = city.spawn().await;
+    let (_, room) = app
+        .send(
+            "POST",
+            "/api/messaging/rooms",
+            "alice",
+            Some(json!({"slug": "busy", "title": "Busy"})),
+        )
+        .await;
+    let room = room["id"].as_str().unwrap().to_owned();
+    for n in 0..5 {
+        post(&app, &room, "alice", json!({"body": format!("m{n}")})).await;
+    }
+    let mut bob = app.ws_as("/ws/messaging/live", "bob").await;
+    // Three behind: replayed. Four behind: too many, reload.
+    send_text(
+        &mut bob,
+        json!({"type": "subscribe", "room": room, "since": 2}).to_string(),
+    )
+    .await;
+    for seq in [3, 4, 5] {
+        assert_eq!(next_event(&mut bob).await["room_seq"], seq);
+    }
+    next_of(&mut bob, "subscribed").await;
+    send_text(
+        &mut bob,
+        json!({"type": "unsubscribe", "room": room}).to_string(),
+    )
+    .await;
+    next_of(&mut bob, "unsubscribed").await;
+    send_text(
+        &mut bob,
+        json!({"type": "subscribe", "room": room, "since": 1}).to_string(),
+    )
+    .await;
+    let reset = next_json(&mut bob).await;
+    assert_eq!(
+        (reset["type"].clone(), reset["last_seq"].clone()),
+        (json!("reset"), json!(5)),
+        "{reset}"
+    );
+    assert_eq!(next_of(&mut bob, "subscribed").await["last_seq"], 5);
+    post(&app, &room, "alice", json!({"body": "next"})).await;
+    assert_eq!(next_event(&mut bob).await["room_seq"], 6);
+    app.stop().await;
+}
+
+/// Two replicas of messaging on NATS: a client of one sees, in order and
+/// once each, what is posted through both.
+#[tokio::test]
+async fn replicas_deliver_every_change_once_and_in_order() {
+    let Some(city) = City::new(Kind::Distributed).await else {
+        return;
+    };
+    let (mut auth, a, b) = city.auth_and_two_replicas("messaging").await;
+    auth.people = a.people.clone();
+    let (status, room) = a
+        .send(
+            "POST",
+            "/api/messaging/rooms",
+            "alice",
+            Some(json!({"slug": "both", "title": "Both"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{room}");
+    let room = room["id"].as_str().unwrap().to_owned();
+    let mut on_b = b.ws_as("/ws/messaging/live", "bob").await;
+    send_text(
+        &mut on_b,
+        json!({"type": "subscribe", "room": room}).to_string(),
+    )
+    .await;
+    next_of(&mut on_b, "subscribed").await;
+    let posts = (0..20).map(|n| {
+        let (app, room) = (if n % 2 == 0 { &a } else { &b }, room.clone());
+        async move {
+            post(app, &room, "alice", json!({"body": format!("p{n}")}))
+                .await
+                .0
+        }
+    });
+    for status in futures::future::join_all(posts).await {
+        assert_eq!(status, 201);
+    }
+    let mut seqs = Vec::new();
+    while seqs.len() < 20 {
+        seqs.push(next_event(&mut on_b).await["room_seq"].as_i64().unwrap());
+    }
+    assert_eq!(seqs, (1..=20).collect::<Vec<i64>>());
+    for app in [a, b, auth] {
+        app.stop().await;
+    }
 }
 
 /// A city of the previous version: its rooms and messages live in the
