@@ -1,7 +1,8 @@
 // The issue's journey, in each language: a community is started, a second
 // person is invited and joins, they talk in a topic of its general room;
 // an edit and a reaction show live in the other browser; removed from the
-// community, the second person's open room stops at once. Then a direct
+// community (after its owner opened a room he does not see), the second
+// person's open room stops at once. Then a direct
 // conversation is started from the messenger and found by search.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -89,8 +90,26 @@ for (const lang of ["en", "uk"]) {
         .waitFor();
       await screenshot(taras.page, `chat-${lang}`);
 
-      // Removed from the community, Taras's open room stops at once.
+      // Olena opens a room for admins only: Taras does not see it.
       await page.goto(`${city.url}/communities/talk-${lang}`);
+      const open = page.getByRole("form", { name: t("chat.new_room") });
+      await open.getByLabel(t("rooms.slug")).fill("council");
+      await open.getByLabel(t("rooms.name")).fill("Council");
+      await open
+        .getByLabel(t("chat.audience"))
+        .selectOption({ label: t("chat.from_role", { role: t("dao.role.admin") }) });
+      await open.getByRole("button", { name: t("rooms.create") }).click();
+      const rooms = page.getByRole("list", { name: t("chat.rooms") });
+      await rooms.getByRole("link", { name: "Council" }).waitFor();
+      await taras.page.goto(`${city.url}/communities/talk-${lang}`);
+      const hisRooms = taras.page.getByRole("list", { name: taras.t("chat.rooms") });
+      await hisRooms.getByRole("link", { name: "General" }).waitFor();
+      assert.equal(await hisRooms.getByRole("link", { name: "Council" }).count(), 0);
+      await hisRooms.getByRole("link", { name: "General" }).click();
+      await arrived(taras.page, /\/messages\/rm_/);
+      await taras.page.getByRole("status").getByText(taras.t("live.open")).waitFor();
+
+      // Removed from the community, Taras's open room stops at once.
       await page
         .getByRole("button", { name: t("dao.remove_member", { who: `guest-${lang}` }) })
         .click();

@@ -247,7 +247,7 @@ export function Community({ slug }: { slug: string }) {
         )}
       </Listed>
       <MoreButton paged={members} />
-      {it.my_role && <CommunityRooms dao={slug} />}
+      {it.my_role && <CommunityRooms dao={slug} admin={admin} />}
       {admin && <AddAgent slug={slug} added={members.reload} />}
       {admin && <NewInvite slug={slug} />}
       <Treasury slug={slug} owner={it.my_role === "owner"} member={Boolean(it.my_role)} />

@@ -608,8 +608,69 @@ function ChatLine({
   );
 }
 
-/** A community's rooms, for its page. */
-export function CommunityRooms({ dao }: { dao: string }) {
+const BOUNDS = ["", "guest", "member", "admin", "owner"] as const;
+
+/** A new room in a community (its admins): for everyone, or from a role up. */
+function NewCommunityRoom({ dao, added }: { dao: string; added: () => void }) {
+  const { t } = useI18n();
+  const [form, setForm] = useState({ slug: "", title: "", audience: "", posters: "" });
+  const { busy, error, run } = useAction();
+  const set = (field: keyof typeof form) => (e: Event) =>
+    setForm({ ...form, [field]: (e.currentTarget as HTMLInputElement).value });
+  const submit = (event: Event) => {
+    event.preventDefault();
+    run(async () => {
+      await ok(
+        api.POST("/api/messaging/daos/{dao}/rooms", {
+          params: { path: { dao }, header: { "Idempotency-Key": idempotencyKey() } },
+          body: {
+            slug: form.slug.trim(),
+            title: form.title.trim(),
+            audience: form.audience || null,
+            posters: form.posters || null,
+          },
+        }),
+      );
+      setForm({ slug: "", title: "", audience: "", posters: "" });
+      added();
+    });
+  };
+  const bound = (field: "audience" | "posters", label: string, everyone: string) => (
+    <Field label={label}>
+      {(id) => (
+        <select id={id} value={form[field]} onChange={set(field)}>
+          {BOUNDS.map((b) => (
+            <option key={b} value={b}>
+              {b
+                ? t("chat.from_role", { role: t(`dao.role.${b}` as "dao.role.member") })
+                : everyone}
+            </option>
+          ))}
+        </select>
+      )}
+    </Field>
+  );
+  return (
+    <form class="card stack" onSubmit={submit} aria-label={t("chat.new_room")}>
+      <h3>{t("chat.new_room")}</h3>
+      <Field label={t("rooms.slug")} hint={t("rooms.slug_hint")}>
+        {(id) => <input id={id} required value={form.slug} onInput={set("slug")} />}
+      </Field>
+      <Field label={t("rooms.name")}>
+        {(id) => <input id={id} required value={form.title} onInput={set("title")} />}
+      </Field>
+      {bound("audience", t("chat.audience"), t("chat.audience_default"))}
+      {bound("posters", t("chat.posters"), t("chat.posters_default"))}
+      <ErrorNote error={error} />
+      <button type="submit" disabled={busy}>
+        <Busy busy={busy} label="rooms.create" />
+      </button>
+    </form>
+  );
+}
+
+/** A community's rooms, for its page; its admins open new ones. */
+export function CommunityRooms({ dao, admin }: { dao: string; admin: boolean }) {
   const { t } = useI18n();
   const rooms = usePaged(
     (cursor) =>
@@ -647,6 +708,7 @@ export function CommunityRooms({ dao }: { dao: string }) {
           </ul>
         )}
       </Listed>
+      {admin && <NewCommunityRoom dao={dao} added={() => void rooms.reload()} />}
     </>
   );
 }
