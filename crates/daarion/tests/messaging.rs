@@ -1034,6 +1034,61 @@ async fn replicas_deliver_every_change_once_and_in_order() {
     }
 }
 
+/// What the agent platform will listen to: a message naming an agent
+/// raises `message.mention.<agent>` (durable, on `MESSAGES`), with the room
+/// and the message; a message naming nobody raises none.
+#[tokio::test]
+async fn mentioning_an_agent_raises_its_event() {
+    use daarion_bus::{Bus, ConsumerSpec, NatsBus};
+    let Some(city) = City::new(Kind::Distributed).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let streams = daarion_service::streams(daarion::SERVICES).unwrap();
+    let bus = NatsBus::connect(
+        city.settings.nats_url.as_deref().unwrap(),
+        &city.settings.nats_namespace,
+        streams,
+    )
+    .await
+    .unwrap();
+    let mut mentions = bus
+        .consumer(&ConsumerSpec::new("mention-probe", "message.mention.>"))
+        .await
+        .unwrap();
+    let (_, room) = app
+        .send(
+            "POST",
+            "/api/messaging/rooms",
+            "alice",
+            Some(json!({"slug": "ask", "title": "Ask"})),
+        )
+        .await;
+    let room = room["id"].as_str().unwrap().to_owned();
+    post(&app, &room, "alice", json!({"body": "nobody named here"})).await;
+    let (_, asked) = post(
+        &app,
+        &room,
+        "alice",
+        json!({"body": "@agent:helper what is the plan?", "topic": "plans"}),
+    )
+    .await;
+    let delivery = tokio::time::timeout(Duration::from_secs(10), mentions.next())
+        .await
+        .expect("a mention event")
+        .unwrap();
+    let event = &delivery.envelope;
+    assert_eq!(event.subject, "message.mention.helper");
+    assert_eq!(event.payload["room"]["id"], json!(room));
+    assert_eq!(event.payload["message"]["id"], asked["id"]);
+    assert_eq!(event.payload["message"]["topic"], "plans");
+    assert_eq!(event.actor.as_deref(), Some("alice"));
+    delivery.ack().await.unwrap();
+    let more = tokio::time::timeout(Duration::from_millis(500), mentions.next()).await;
+    assert!(more.is_err(), "one mention, one event");
+    app.stop().await;
+}
+
 /// A city of the previous version: its rooms and messages live in the
 /// city's tables, and move into messaging's when it migrates.
 mod city_rooms_move_into_messaging {
