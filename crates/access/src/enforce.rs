@@ -36,6 +36,11 @@ pub enum Access {
     SignedIn,
     /// The engine decides `action` on the target.
     Check(Action, Target),
+    /// Reading: like `Check(Read, target)` for a caller with credentials;
+    /// without any, allowed where the service lets anyone read
+    /// ([`Enforcer::allow_public_reads`]) and the target is public (the
+    /// city, or a resource whose `public` attribute is true).
+    PublicRead(Target),
     /// Like `Check`, for a person's session only: changes to an account
     /// (passkeys, sessions, recovery codes, API keys) and invitations, which
     /// a leaked API key must never make (it could add a passkey that
@@ -128,6 +133,8 @@ pub struct Enforcer {
     failures: Option<Arc<dyn Cache>>,
     trusted_proxies: Arc<[ipnet::IpNet]>,
     session_cookie: &'static str,
+    /// Whether `PublicRead` routes answer callers without credentials.
+    public_reads: std::sync::atomic::AtomicBool,
 }
 
 /// Refused credentials are counted per client over this window.
@@ -174,7 +181,15 @@ impl Enforcer {
             failures: deps.failures,
             trusted_proxies: deps.trusted_proxies,
             session_cookie: deps.session_cookie,
+            public_reads: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Lets callers without credentials read what `PublicRead` routes
+    /// name when it is public (the city's `public_read` setting).
+    pub fn allow_public_reads(&self, allowed: bool) {
+        self.public_reads
+            .store(allowed, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
@@ -365,12 +380,14 @@ impl Enforcer {
     async fn target(
         &self,
         target: Target,
-        principal: &Principal,
+        principal: Option<&Principal>,
         parts: &mut Parts,
     ) -> Result<Resource, ApiError> {
         match target {
             Target::City => Ok(Resource::city()),
-            Target::Myself => Ok(Resource::new(principal.kind.kind(), principal.id.clone())),
+            Target::Myself => principal
+                .map(|p| Resource::new(p.kind.kind(), p.id.clone()))
+                .ok_or_else(signed_out),
             Target::Named(kind, id) => Ok(Resource::new(kind, id)),
             Target::Path(kind, param) => {
                 let params = RawPathParams::from_request_parts(parts, &())
@@ -480,13 +497,28 @@ async fn authorize(enforcer: &Enforcer, parts: &mut Parts) -> Result<Option<Prin
     }
     match rule.access {
         Access::Public => Ok(principal),
-        Access::SignedIn => principal.map(Some).ok_or_else(|| {
-            ApiError::unauthorized("sign in first (session cookie or Bearer API key)")
-        }),
+        Access::SignedIn => principal.map(Some).ok_or_else(signed_out),
+        Access::PublicRead(target) => {
+            let resource = enforcer.target(target, principal.as_ref(), parts).await?;
+            match principal {
+                Some(principal) => {
+                    enforcer
+                        .check(&principal, Action::Read, &resource, Facts::default())
+                        .await?;
+                    Ok(Some(principal))
+                }
+                None if enforcer
+                    .public_reads
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    && resource.is_public() =>
+                {
+                    Ok(None)
+                }
+                None => Err(signed_out()),
+            }
+        }
         Access::Check(action, target) | Access::SessionCheck(action, target) => {
-            let principal = principal.ok_or_else(|| {
-                ApiError::unauthorized("sign in first (session cookie or Bearer API key)")
-            })?;
+            let principal = principal.ok_or_else(signed_out)?;
             if matches!(rule.access, Access::SessionCheck(..))
                 && !matches!(principal.credential, crate::Credential::Session { .. })
             {
@@ -494,13 +526,17 @@ async fn authorize(enforcer: &Enforcer, parts: &mut Parts) -> Result<Option<Prin
                     "only a person signed in with a passkey may do this; API keys and service tokens cannot change an account or invite",
                 ));
             }
-            let resource = enforcer.target(target, &principal, parts).await?;
+            let resource = enforcer.target(target, Some(&principal), parts).await?;
             enforcer
                 .check(&principal, action, &resource, Facts::default())
                 .await?;
             Ok(Some(principal))
         }
     }
+}
+
+fn signed_out() -> ApiError {
+    ApiError::unauthorized("sign in first (session cookie or Bearer API key)")
 }
 
 /// Whether this is another site's page making the browser act with our
@@ -545,9 +581,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Principal>().cloned().ok_or_else(|| {
-            ApiError::unauthorized("sign in first (session cookie or Bearer API key)")
-        })
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or_else(signed_out)
     }
 }
 

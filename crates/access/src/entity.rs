@@ -106,6 +106,16 @@ impl Resource {
         }
     }
 
+    /// Whether anyone may see it when the city allows public reads: the
+    /// city itself, or a resource whose `public` attribute is true.
+    pub fn is_public(&self) -> bool {
+        self.kind == Kind::City
+            || self
+                .attrs
+                .iter()
+                .any(|(name, value)| name == "public" && *value == Attr::Bool(true))
+    }
+
     pub fn uid(&self) -> EntityUid {
         self.kind.uid(&self.id)
     }

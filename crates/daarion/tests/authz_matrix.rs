@@ -11,7 +11,8 @@ mod common;
 use std::collections::BTreeSet;
 
 use daarion_access::{
-    Access, Credential, Engine, Facts, Principal, PrincipalKind, Resource, Rule, Target,
+    Access, Action, Credential, Engine, Facts, Kind, Principal, PrincipalKind, Resource, Rule,
+    Target,
     vocab::roles::{CITY_ADMIN, CITY_CITIZEN, DaoRole},
 };
 
@@ -98,10 +99,13 @@ fn roles() -> Vec<(&'static str, Option<Principal>)> {
     ]
 }
 
-fn fixture(target: Target, who: &Principal) -> Resource {
+fn fixture(target: Target, who: Option<&Principal>) -> Resource {
     match target {
         Target::City => Resource::city(),
-        Target::Myself => Resource::new(who.kind.kind(), who.id.clone()),
+        Target::Myself => who.map_or_else(
+            || Resource::new(Kind::User, "nobody"),
+            |who| Resource::new(who.kind.kind(), who.id.clone()),
+        ),
         Target::Named(kind, id) => Resource::new(kind, id),
         // Each service's example belongs to another person: what an owner
         // may do is in the policy tests.
@@ -115,6 +119,8 @@ fn fixture(target: Target, who: &Principal) -> Resource {
 fn decide(engine: &Engine, rule: &Rule, who: Option<&Principal>) -> &'static str {
     match (rule.access, who) {
         (Access::Public, _) => "allow",
+        // The city lets anyone read its public rooms by default.
+        (Access::PublicRead(target), None) if fixture(target, None).is_public() => "allow",
         (_, None) => "401",
         (Access::SignedIn, Some(_)) => "allow",
         (Access::SessionCheck(..), Some(who))
@@ -122,16 +128,22 @@ fn decide(engine: &Engine, rule: &Rule, who: Option<&Principal>) -> &'static str
         {
             "403"
         }
+        (Access::PublicRead(target), Some(who)) => verdict(engine, who, Action::Read, target),
         (Access::Check(action, target) | Access::SessionCheck(action, target), Some(who)) => {
-            if engine
-                .decide(who, action, &fixture(target, who), Facts::default())
-                .allowed
-            {
-                "allow"
-            } else {
-                "403"
-            }
+            verdict(engine, who, action, target)
         }
+    }
+}
+
+fn verdict(engine: &Engine, who: &Principal, action: Action, target: Target) -> &'static str {
+    let resource = fixture(target, Some(who));
+    if engine
+        .decide(who, action, &resource, Facts::default())
+        .allowed
+    {
+        "allow"
+    } else {
+        "403"
     }
 }
 
@@ -228,7 +240,9 @@ async fn the_live_stack_agrees_with_the_matrix() {
         ("GET", "/api/pdp/policies", Some("root"), 200),
         ("GET", "/api/pdp/audit", Some("citizen1"), 403),
         ("GET", "/api/pdp/audit", Some("root"), 200),
-        ("GET", "/api/city/rooms", None, 401),
+        ("GET", "/api/city/rooms", None, 200),
+        ("POST", "/api/city/rooms", None, 401),
+        ("GET", "/api/city/presence", None, 401),
         ("GET", "/api/city/rooms", Some("citizen1"), 200),
         ("GET", "/api/auth/sessions", None, 401),
         ("GET", "/api/auth/sessions", Some("citizen1"), 200),

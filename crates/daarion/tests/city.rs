@@ -29,7 +29,69 @@ on_every_backend!(
     a_user_stays_present_while_any_connection_is_open,
     shutdown_closes_sockets_with_going_away,
     sockets_close_when_their_session_or_key_is_revoked,
+    anyone_reads_the_city_unless_it_says_otherwise,
 );
+
+/// `city.public_read` (on by default): the city's rooms and their history
+/// are readable without signing in; posting, presence and communities'
+/// rooms are not. Off, reading needs credentials again.
+async fn anyone_reads_the_city_unless_it_says_otherwise(kind: Kind) {
+    let Some(mut city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let (status, _) = app
+        .post(
+            "/api/city/rooms/general/messages",
+            Some("alice"),
+            json!({"body": "hello, world"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, rooms) = app.get_as("/api/city/rooms", None).await;
+    assert_eq!(status, 200, "{rooms}");
+    let (status, history) = app.get_as("/api/city/rooms/general/messages", None).await;
+    assert_eq!(
+        (status, history["items"][0]["body"].clone()),
+        (200, json!("hello, world"))
+    );
+    let (status, _) = app.get_as("/api/city/rooms/nowhere/messages", None).await;
+    assert_eq!(status, 404);
+    let (status, _) = app
+        .post(
+            "/api/city/rooms/general/messages",
+            None,
+            json!({"body": "anonymous"}),
+        )
+        .await;
+    assert_eq!(status, 401);
+    let (status, _) = app.get_as("/api/city/presence", None).await;
+    assert_eq!(status, 401);
+    let (_, listed) = app
+        .get_as("/api/messaging/rooms?kind=public", Some("alice"))
+        .await;
+    let general = listed["items"][0]["id"].as_str().unwrap().to_owned();
+    let (status, _) = app
+        .get_as(&format!("/api/messaging/rooms/{general}/messages"), None)
+        .await;
+    assert_eq!(status, 401, "messaging's own API needs credentials");
+    app.stop().await;
+
+    city.settings
+        .services
+        .update(&daarion_city::SPEC, |x: &mut daarion_city::Settings| {
+            x.public_read = false
+        })
+        .unwrap();
+    let closed = city.spawn().await;
+    for path in ["/api/city/rooms", "/api/city/rooms/general/messages"] {
+        let (status, _) = closed.get_as(path, None).await;
+        assert_eq!(status, 401, "{path}");
+        let (status, _) = closed.get_as(path, Some("alice")).await;
+        assert_eq!(status, 200, "{path}");
+    }
+    closed.stop().await;
+}
 
 async fn general_exists_and_rooms_can_be_created(kind: Kind) {
     let Some(city) = City::new(kind).await else {

@@ -106,7 +106,9 @@ fn implied(operation: &Operation, access: Option<Access>) -> Vec<(u16, &'static 
     }
     match access {
         Some(Access::SignedIn) => statuses.push((401, "No valid credentials")),
-        Some(Access::Check(_, target) | Access::SessionCheck(_, target)) => {
+        Some(
+            Access::Check(_, target) | Access::SessionCheck(_, target) | Access::PublicRead(target),
+        ) => {
             statuses.extend([
                 (401, "No valid credentials"),
                 (403, "Not allowed by the policies"),

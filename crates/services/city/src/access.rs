@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use axum::http::Method;
 use daarion_access::{
-    Access::Check,
+    Access::{Check, PublicRead},
     Action::{Read, SendMessage, Write},
     Attr, Kind, Resource, Resources, Rule,
     Target::{City, Path},
@@ -17,13 +17,14 @@ use crate::domain::{CityError, Slug};
 const ROOM: daarion_access::Target = Path(Kind::Room, "slug");
 
 pub static RULES: &[Rule] = &[
-    Rule::new(Method::GET, "/api/city/rooms", Check(Read, City)),
+    // Anyone reads the city's rooms while `city.public_read` is on.
+    Rule::new(Method::GET, "/api/city/rooms", PublicRead(City)),
     Rule::new(Method::POST, "/api/city/rooms", Check(Write, City)),
-    Rule::new(Method::GET, "/api/city/rooms/{slug}", Check(Read, ROOM)),
+    Rule::new(Method::GET, "/api/city/rooms/{slug}", PublicRead(ROOM)),
     Rule::new(
         Method::GET,
         "/api/city/rooms/{slug}/messages",
-        Check(Read, ROOM),
+        PublicRead(ROOM),
     ),
     Rule::new(
         Method::POST,

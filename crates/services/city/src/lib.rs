@@ -93,6 +93,9 @@ pub struct Settings {
     pub ws_recheck_secs: u64,
     /// The longest a socket stays open; the client reconnects.
     pub ws_max_lifetime_secs: u64,
+    /// Whether people who have not signed in may read the city's rooms
+    /// and their history.
+    pub public_read: bool,
 }
 
 impl Default for Settings {
@@ -106,6 +109,7 @@ impl Default for Settings {
             ws_ping_secs: 30,
             ws_recheck_secs: 60,
             ws_max_lifetime_secs: 24 * 3600,
+            public_read: true,
         }
     }
 }
@@ -176,9 +180,11 @@ async fn build(ctx: Context) -> Result<Mount, BuildError> {
         .await
         .map_err(BuildError::new)?;
     let access = ctx.enforcer(access::CityResources::new(ctx.db.clone()));
+    let settings: Settings = ctx.settings()?;
+    access.allow_public_reads(settings.public_read);
     let state = CityState {
         live: ctx.live(),
-        settings: Arc::new(ctx.settings()?),
+        settings: Arc::new(settings),
         db: ctx.db,
         bus: ctx.bus,
         cache: ctx.cache,
