@@ -69,6 +69,8 @@ async fn main() -> anyhow::Result<()> {
     };
     let env = [
         ("DATABASE_URL", database.clone()),
+        // Every poster registers from this one address.
+        ("DAARION__AUTH__LOGIN_ATTEMPTS_PER_MINUTE", "100000".to_owned()),
         ("DAARION__MESSAGING__POSTS_PER_SECOND", "1000000".to_owned()),
         ("DAARION__MESSAGING__POSTS_BURST", "1000000".to_owned()),
         (
