@@ -70,13 +70,23 @@ async fn main() -> anyhow::Result<()> {
     let env = [
         ("DATABASE_URL", database.clone()),
         // Every poster registers from this one address.
-        ("DAARION__AUTH__LOGIN_ATTEMPTS_PER_MINUTE", "100000".to_owned()),
+        (
+            "DAARION__AUTH__LOGIN_ATTEMPTS_PER_MINUTE",
+            "100000".to_owned(),
+        ),
         ("DAARION__MESSAGING__POSTS_PER_SECOND", "1000000".to_owned()),
         ("DAARION__MESSAGING__POSTS_BURST", "1000000".to_owned()),
         (
             "DAARION__MESSAGING__WS_CONNECTIONS_PER_PERSON",
             "1000000".to_owned(),
         ),
+        // Every follower is the same person: their `subscribe` frames share
+        // one budget.
+        (
+            "DAARION__MESSAGING__WS_MESSAGES_PER_SECOND",
+            "1000000".to_owned(),
+        ),
+        ("DAARION__MESSAGING__WS_BURST", "1000000".to_owned()),
     ];
     let (daarion, _) = start(&args.binary, &dir, &env).await?;
     let base = format!("http://127.0.0.1:{}", daarion.port);
@@ -105,6 +115,18 @@ async fn main() -> anyhow::Result<()> {
         socket
             .send(Message::Text(subscribe.to_string().into()))
             .await?;
+        // A follower counts once the server says it follows the room.
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
+                .await
+                .map_err(|_| anyhow::anyhow!("no answer to subscribe"))?
+                .ok_or_else(|| anyhow::anyhow!("socket closed before subscribing"))??;
+            if let Message::Text(text) = frame {
+                let value: serde_json::Value = serde_json::from_str(text.as_str())?;
+                anyhow::ensure!(value["type"] == "subscribed", "subscribe refused: {value}");
+                break;
+            }
+        }
         followers.push(socket);
     }
     let expected = args.posts;
@@ -113,13 +135,15 @@ async fn main() -> anyhow::Result<()> {
         .map(|mut socket| {
             tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(expected);
+                // One deadline for the whole run: the server's pings must
+                // not keep a follower that stopped receiving waiting.
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
                 while latencies.len() < expected {
-                    let frame =
-                        match tokio::time::timeout(Duration::from_secs(30), socket.next()).await {
-                            Ok(Some(Ok(Message::Text(text)))) => text,
-                            Ok(Some(Ok(_))) => continue,
-                            _ => break,
-                        };
+                    let frame = match tokio::time::timeout_at(deadline, socket.next()).await {
+                        Ok(Some(Ok(Message::Text(text)))) => text,
+                        Ok(Some(Ok(_))) => continue,
+                        _ => break,
+                    };
                     let now = epoch.elapsed();
                     let value: serde_json::Value =
                         serde_json::from_str(frame.as_str()).unwrap_or_default();
