@@ -169,5 +169,53 @@ for (const lang of ["en", "uk"]) {
         .waitFor();
       for (const who of [ada, bo]) await who.context.close();
     });
+
+    test("a group is started, grows, and is left", async () => {
+      const [ida, ben, cyd] = [
+        await person(browser, { lang }),
+        await person(browser, { lang }),
+        await person(browser, { lang }),
+      ];
+      await register(city, ida, `ida-${lang}`);
+      await register(city, ben, `ben-${lang}`);
+      await register(city, cyd, `cyd-${lang}`);
+      const { page, t } = ida;
+      await page.goto(`${city.url}/messages`);
+      const start = page.getByRole("form", { name: t("chat.new_group") });
+      await start.getByLabel(t("chat.group_title")).fill(`Trip ${lang}`);
+      await start.getByLabel(t("chat.group_people")).fill(`ben-${lang}`);
+      await start.getByRole("button", { name: t("chat.start") }).click();
+      await arrived(page, /\/messages\/rm_/);
+      await page.getByRole("heading", { name: `Trip ${lang}` }).waitFor();
+      const people = page.getByRole("list", { name: t("chat.people") });
+      await people.getByText(`ben-${lang}`).waitFor();
+      const add = page.getByRole("form", { name: t("chat.add_person") });
+      await add.getByLabel(t("chat.username")).fill(`cyd-${lang}`);
+      await add.getByRole("button", { name: t("chat.add_person") }).click();
+      await people.getByText(`cyd-${lang}`).waitFor();
+      await expectNoAccessibilityProblems(page, "group");
+
+      // Cyd finds it among their conversations; Ben, who may not add anyone, leaves.
+      await cyd.page.goto(`${city.url}/messages`);
+      await cyd.page
+        .getByRole("list", { name: cyd.t("chat.conversations") })
+        .getByRole("link", { name: `Trip ${lang}` })
+        .waitFor();
+      await ben.page.goto(page.url());
+      await ben.page
+        .getByRole("list", { name: ben.t("chat.people") })
+        .getByText(`cyd-${lang}`)
+        .waitFor();
+      assert.equal(await ben.page.getByRole("form", { name: ben.t("chat.add_person") }).count(), 0);
+      await ben.page.getByRole("button", { name: ben.t("chat.leave") }).click();
+      await arrived(ben.page, /\/messages$/);
+      const list = ben.page.getByRole("list", { name: ben.t("chat.conversations") });
+      await list
+        .or(ben.page.getByText(ben.t("chat.empty")))
+        .first()
+        .waitFor();
+      assert.equal(await ben.page.getByRole("link", { name: `Trip ${lang}` }).count(), 0);
+      for (const who of [ida, ben, cyd]) await who.context.close();
+    });
   });
 }

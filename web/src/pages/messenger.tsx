@@ -3,6 +3,7 @@
 // conversations, search; and one conversation with its topics, edits,
 // reactions, typing and read markers, live over `/ws/messaging/live`.
 import { useEffect, useRef, useState } from "preact/hooks";
+import { useLocation } from "preact-iso";
 import { api, idempotencyKey, ok, type Schemas } from "../api/client";
 import { useI18n } from "../i18n";
 import { type Frame, type LiveState, subscribe } from "../live";
@@ -495,8 +496,81 @@ export function ChatRoomPage({ room: id }: { room: string }) {
               </li>
             ))}
         </ul>
+        {room.data.kind === "group" && <GroupPeople room={id} />}
       </aside>
     </div>
+  );
+}
+
+/** Who is in a group: its managers bring people in; anyone leaves. */
+function GroupPeople({ room }: { room: string }) {
+  const { t } = useI18n();
+  const { user } = useSession();
+  const { route } = useLocation();
+  const people = useLoad(
+    () => ok(api.GET("/api/messaging/rooms/{room}/participants", { params: { path: { room } } })),
+    [room],
+  );
+  const name = usePeople((people.data?.items ?? []).map((p) => p.principal));
+  const [who, setWho] = useState("");
+  const { busy, error, run } = useAction();
+  const me = `user:${user?.id}`;
+  const manager = (people.data?.items ?? []).some((p) => p.principal === me && p.manager);
+  const add = (event: Event) => {
+    event.preventDefault();
+    run(async () => {
+      await ok(
+        api.POST("/api/messaging/rooms/{room}/participants", {
+          params: { path: { room } },
+          body: { principal: await personNamed(who) },
+        }),
+      );
+      setWho("");
+      people.reload();
+    });
+  };
+  const leave = () =>
+    run(async () => {
+      await ok(
+        api.DELETE("/api/messaging/rooms/{room}/participants/{principal}", {
+          params: { path: { room, principal: me } },
+        }),
+      );
+      route("/messages");
+    });
+  return (
+    <>
+      <h2 id="people-heading">{t("chat.people")}</h2>
+      <ul class="list" aria-labelledby="people-heading">
+        {(people.data?.items ?? []).map((p) => (
+          <li key={p.principal}>
+            {name(p.principal)}
+            {p.manager && <span class="muted small"> · {t("chat.manager")}</span>}
+          </li>
+        ))}
+      </ul>
+      {manager && (
+        <form class="row" onSubmit={add} aria-label={t("chat.add_person")}>
+          <label class="skip" for="add-person">
+            {t("chat.username")}
+          </label>
+          <input
+            id="add-person"
+            required
+            value={who}
+            placeholder={t("chat.username")}
+            onInput={(e) => setWho(e.currentTarget.value)}
+          />
+          <button type="submit" class="secondary" disabled={busy}>
+            {t("chat.add_person")}
+          </button>
+        </form>
+      )}
+      <ErrorNote error={error ?? people.error} />
+      <button type="button" class="ghost" onClick={leave} disabled={busy}>
+        {t("chat.leave")}
+      </button>
+    </>
   );
 }
 
