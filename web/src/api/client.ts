@@ -15,6 +15,8 @@ export class ApiFailure extends Error {
     readonly code: string,
     message: string,
     readonly requestId?: string,
+    /** Seconds to wait before asking again (429's `Retry-After`). */
+    readonly retryAfter?: number,
   ) {
     super(message);
   }
@@ -62,7 +64,24 @@ export function failure(response: Response, body: unknown): ApiFailure {
     error.error?.code ?? `http_${response.status}`,
     error.error?.message ?? response.statusText,
     error.error?.request_id ?? response.headers.get("x-request-id") ?? undefined,
+    Number(response.headers.get("retry-after")) || undefined,
   );
+}
+
+/**
+ * `load()`, asked again after the server's `Retry-After` while it answers
+ * 429 (a reader who has just posted a lot still sees the room), at most
+ * `attempts` times.
+ */
+export async function patiently<D>(load: () => Promise<D>, attempts = 5): Promise<D> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await load();
+    } catch (e) {
+      if (!(e instanceof ApiFailure) || e.status !== 429 || attempt >= attempts) throw e;
+      await new Promise((r) => setTimeout(r, 1000 * (e.retryAfter ?? 1)));
+    }
+  }
 }
 
 /** A fresh `Idempotency-Key` for a create, so a retried send is not doubled. */

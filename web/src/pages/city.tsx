@@ -1,7 +1,7 @@
 // The city: its rooms, a room's live conversation, and who is here.
 import { createContext } from "preact";
 import { useContext, useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
-import { api, idempotencyKey, ok, type Schemas } from "../api/client";
+import { api, idempotencyKey, ok, patiently, type Schemas } from "../api/client";
 import { useI18n } from "../i18n";
 import { type Frame, type LiveState, subscribe } from "../live";
 import { useSession } from "../session";
@@ -197,10 +197,12 @@ export function RoomPage({ slug }: { slug: string }) {
 
   const latest = () =>
     history.run(async () => {
-      const page = await ok(
-        api.GET("/api/city/rooms/{slug}/messages", {
-          params: { path: { slug }, query: { limit: PAGE } },
-        }),
+      const page = await patiently(() =>
+        ok(
+          api.GET("/api/city/rooms/{slug}/messages", {
+            params: { path: { slug }, query: { limit: PAGE } },
+          }),
+        ),
       );
       setMessages((known) => merge(known, page.items));
       setOlder((o) => (o === undefined ? (page.next_cursor ?? null) : o));

@@ -4,7 +4,7 @@
 // reactions, typing and read markers, live over `/ws/messaging/live`.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { useLocation } from "preact-iso";
-import { api, idempotencyKey, ok, type Schemas } from "../api/client";
+import { api, idempotencyKey, ok, patiently, type Schemas } from "../api/client";
 import { useI18n } from "../i18n";
 import { type Frame, type LiveState, subscribe } from "../live";
 import { useSession } from "../session";
@@ -273,10 +273,12 @@ export function ChatRoomPage({ room: id }: { room: string }) {
 
   const latest = () =>
     history.run(async () => {
-      const page = await ok(
-        api.GET("/api/messaging/rooms/{room}/messages", {
-          params: { path: { room: id }, query: { limit: PAGE } },
-        }),
+      const page = await patiently(() =>
+        ok(
+          api.GET("/api/messaging/rooms/{room}/messages", {
+            params: { path: { room: id }, query: { limit: PAGE } },
+          }),
+        ),
       );
       setMessages((known) => merge(known, page.items));
       setOlder((o) => (o === undefined ? (page.next_cursor ?? null) : o));
