@@ -168,6 +168,17 @@ pub fn room_resource(room: &Room, participants: &[(String, bool)]) -> Resource {
     }
 }
 
+/// A stored room as the policies see it: a conversation's participants
+/// are read with it.
+pub async fn room_of(db: &Db, room: &Room) -> Result<Resource, crate::domain::MessagingError> {
+    let participants = if room.kind.has_participants() {
+        crate::store::participants(db, &room.id).await?
+    } else {
+        Vec::new()
+    };
+    Ok(room_resource(room, &participants))
+}
+
 pub struct MessagingResources {
     pub db: Db,
 }
@@ -183,12 +194,7 @@ impl Resources for MessagingResources {
                 let Some(room) = crate::store::room(&self.db, id).await? else {
                     return Ok(None);
                 };
-                let participants = if room.kind.has_participants() {
-                    crate::store::participants(&self.db, &room.id).await?
-                } else {
-                    Vec::new()
-                };
-                Ok(Some(room_resource(&room, &participants)))
+                Ok(Some(room_of(&self.db, &room).await?))
             }
             Kind::MicroDao if daarion_kernel::names::is_slug(id) => {
                 let public = crate::store::dao(&self.db, id).await?;

@@ -170,12 +170,7 @@ impl Rooms {
         let Some(found) = store::room(&self.state.db, room).await? else {
             return Ok(false);
         };
-        let participants = if found.kind.has_participants() {
-            store::participants(&self.state.db, room).await?
-        } else {
-            Vec::new()
-        };
-        let resource = crate::access::room_resource(&found, &participants);
+        let resource = crate::access::room_of(&self.state.db, &found).await?;
         Ok(self
             .state
             .access

@@ -362,8 +362,7 @@ pub(super) async fn delete_message(
     let by = principal.name();
     let existing = store::message(&state.db, &current.id, &message).await?;
     let moderator = existing.author != by && {
-        let participants = store::participants(&state.db, &current.id).await?;
-        let resource = crate::access::room_resource(&current, &participants);
+        let resource = crate::access::room_of(&state.db, &current).await?;
         state
             .access
             .check(&principal, Action::Manage, &resource, Facts::default())

@@ -578,8 +578,7 @@ pub(super) async fn remove_participant(
         let current = store::room(&state.db, &id)
             .await?
             .ok_or_else(|| ApiError::not_found("no such room"))?;
-        let participants = store::participants(&state.db, &id).await?;
-        let resource = crate::access::room_resource(&current, &participants);
+        let resource = crate::access::room_of(&state.db, &current).await?;
         state
             .access
             .check(&principal, Action::Manage, &resource, Facts::default())
