@@ -398,3 +398,36 @@ pub fn line(label: &str, f: Figures) {
         f.rps, f.p50_ms, f.p99_ms, f.errors
     );
 }
+
+/// A follower's latencies: for each of the next `expected` frames whose
+/// message body is a send time (microseconds since `epoch`), how long it
+/// took to arrive. One deadline for the whole run, so the server's pings
+/// cannot keep a follower that stopped receiving waiting.
+pub async fn follow_latencies(
+    mut socket: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    expected: usize,
+    epoch: Instant,
+) -> Vec<Duration> {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut latencies = Vec::with_capacity(expected);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while latencies.len() < expected {
+        let frame = match tokio::time::timeout_at(deadline, socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => text,
+            Ok(Some(Ok(_))) => continue,
+            _ => break,
+        };
+        let now = epoch.elapsed();
+        let value: serde_json::Value = serde_json::from_str(frame.as_str()).unwrap_or_default();
+        if let Some(sent) = value["message"]["body"]
+            .as_str()
+            .and_then(|b| b.parse::<u64>().ok())
+        {
+            latencies.push(now.saturating_sub(Duration::from_micros(sent)));
+        }
+    }
+    latencies
+}

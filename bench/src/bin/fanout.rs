@@ -4,16 +4,10 @@
 
 #![allow(clippy::print_stdout)]
 
-use std::{
-    path::PathBuf,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{path::PathBuf, sync::Arc, time::Instant};
 
 use clap::Parser;
-use daarion_bench::{ms, percentile, rss_kib, start};
-use futures::StreamExt;
-use tokio_tungstenite::tungstenite::Message;
+use daarion_bench::{follow_latencies, ms, percentile, rss_kib, start};
 
 #[derive(Parser)]
 struct Args {
@@ -72,29 +66,7 @@ async fn main() -> anyhow::Result<()> {
     let expected = args.messages;
     let tasks: Vec<_> = receivers
         .into_iter()
-        .map(|mut socket| {
-            tokio::spawn(async move {
-                let mut latencies = Vec::with_capacity(expected);
-                while latencies.len() < expected {
-                    let frame =
-                        match tokio::time::timeout(Duration::from_secs(30), socket.next()).await {
-                            Ok(Some(Ok(Message::Text(text)))) => text,
-                            Ok(Some(Ok(_))) => continue,
-                            _ => break,
-                        };
-                    let now = epoch.elapsed();
-                    let value: serde_json::Value =
-                        serde_json::from_str(frame.as_str()).unwrap_or_default();
-                    if let Some(sent) = value["message"]["body"]
-                        .as_str()
-                        .and_then(|b| b.parse::<u64>().ok())
-                    {
-                        latencies.push(now.saturating_sub(Duration::from_micros(sent)));
-                    }
-                }
-                latencies
-            })
-        })
+        .map(|socket| tokio::spawn(follow_latencies(socket, expected, epoch)))
         .collect();
 
     let url = Arc::new(format!("http://{base}/api/city/rooms/general/messages"));

@@ -18,7 +18,7 @@ use std::{
 };
 
 use clap::Parser;
-use daarion_bench::{ms, percentile, rss_kib, start, tree_cpu_seconds};
+use daarion_bench::{follow_latencies, ms, percentile, rss_kib, start, tree_cpu_seconds};
 use futures::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -132,31 +132,7 @@ async fn main() -> anyhow::Result<()> {
     let expected = args.posts;
     let listeners: Vec<_> = followers
         .into_iter()
-        .map(|mut socket| {
-            tokio::spawn(async move {
-                let mut latencies = Vec::with_capacity(expected);
-                // One deadline for the whole run: the server's pings must
-                // not keep a follower that stopped receiving waiting.
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-                while latencies.len() < expected {
-                    let frame = match tokio::time::timeout_at(deadline, socket.next()).await {
-                        Ok(Some(Ok(Message::Text(text)))) => text,
-                        Ok(Some(Ok(_))) => continue,
-                        _ => break,
-                    };
-                    let now = epoch.elapsed();
-                    let value: serde_json::Value =
-                        serde_json::from_str(frame.as_str()).unwrap_or_default();
-                    if let Some(sent) = value["message"]["body"]
-                        .as_str()
-                        .and_then(|b| b.parse::<u64>().ok())
-                    {
-                        latencies.push(now.saturating_sub(Duration::from_micros(sent)));
-                    }
-                }
-                latencies
-            })
-        })
+        .map(|socket| tokio::spawn(follow_latencies(socket, expected, epoch)))
         .collect();
     // Let every subscription land before the first post.
     tokio::time::sleep(Duration::from_millis(300)).await;
