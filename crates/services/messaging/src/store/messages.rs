@@ -1,15 +1,16 @@
 //! Messages: posting, editing (earlier bodies kept), deleting (a tombstone
-//! stays), reactions, history in both directions, search. Each change
-//! takes the room's next sequence number and is written to the room's log.
+//! stays), reactions, history in both directions, a room's changes since a
+//! sequence number (search: `search.rs`). Each change takes the room's next
+//! sequence number and is written to the room's log.
 
 use daarion_bus::{Envelope, Outbox, Staged};
 use daarion_store::{
-    Backend, Db,
+    Db,
     idempotency::{self, Claim},
     sql::{self, AnyRow, Row},
 };
 
-use super::{Readable, Tx, room_in};
+use super::{Tx, room_in};
 use crate::domain::{Attachment, MessagingError, Room};
 
 /// A message as stored (reactions are counted separately).
@@ -62,10 +63,11 @@ impl Change {
     }
 }
 
-const MESSAGE_COLUMNS: &str = "SELECT id, room_id, seq, topic, reply_to, author, author_handle, body, \
-     html, mentions, attachments, created_at, edited_at, deleted_at FROM messaging_messages";
+/// A message's columns, of `messaging_messages` named `m`.
+pub(super) const MESSAGE_FIELDS: &str = "m.id, m.room_id, m.seq, m.topic, m.reply_to, m.author, \
+     m.author_handle, m.body, m.html, m.mentions, m.attachments, m.created_at, m.edited_at, m.deleted_at";
 
-fn message_from(row: &AnyRow) -> Result<Message, MessagingError> {
+pub(super) fn message_from(row: &AnyRow) -> Result<Message, MessagingError> {
     let json = |column: &str| -> Result<String, MessagingError> { Ok(row.try_get(column)?) };
     let decode = |what: &str, text: String| {
         MessagingError::Invalid(format!("stored {what} are not valid JSON: {text:.40}"))
@@ -132,7 +134,7 @@ async fn log(
 
 async fn message_in(tx: &mut Tx, room: &str, id: &str) -> Result<Message, MessagingError> {
     let row = sql::query(sql::AssertSqlSafe(format!(
-        "{MESSAGE_COLUMNS} WHERE id = $1 AND room_id = $2"
+        "SELECT {MESSAGE_FIELDS} FROM messaging_messages m WHERE id = $1 AND room_id = $2"
     )))
     .bind(id)
     .bind(room)
@@ -144,7 +146,7 @@ async fn message_in(tx: &mut Tx, room: &str, id: &str) -> Result<Message, Messag
 
 pub async fn message(db: &Db, room: &str, id: &str) -> Result<Message, MessagingError> {
     let row = sql::query(sql::AssertSqlSafe(format!(
-        "{MESSAGE_COLUMNS} WHERE id = $1 AND room_id = $2"
+        "SELECT {MESSAGE_FIELDS} FROM messaging_messages m WHERE id = $1 AND room_id = $2"
     )))
     .bind(id)
     .bind(room)
@@ -507,7 +509,7 @@ pub async fn history(
         Window::After(seq) => ("seq > $2", "ASC", seq),
     };
     let rows = sql::query(sql::AssertSqlSafe(format!(
-        "{MESSAGE_COLUMNS} WHERE room_id = $1 AND {condition} AND ($3 = '\u{1}' OR topic = $3)
+        "SELECT {MESSAGE_FIELDS} FROM messaging_messages m WHERE room_id = $1 AND {condition} AND ($3 = '\u{1}' OR topic = $3)
          ORDER BY seq {order} LIMIT $4"
     )))
     .bind(room)
@@ -516,69 +518,6 @@ pub async fn history(
     .bind(i64::from(limit) + 1)
     .fetch_all(db.pool())
     .await?;
-    rows.iter().map(message_from).collect()
-}
-
-/// Messages matching every word of `query` in the rooms `readable` lets
-/// the reader see (or in one room), newest first, `limit + 1` at most,
-/// older than the message `before` (an id). SQLite answers from its FTS5
-/// index, PostgreSQL from its full-text GIN index; both match whole
-/// words, case and accents aside.
-pub async fn search(
-    db: &Db,
-    readable: &Readable,
-    room: Option<&str>,
-    query: &str,
-    before: Option<&str>,
-    limit: u32,
-) -> Result<Vec<Message>, MessagingError> {
-    let words: Vec<&str> = query.split_whitespace().collect();
-    if words.is_empty() {
-        return Ok(Vec::new());
-    }
-    let n = readable.binds.len();
-    let matches = match db.backend() {
-        // Each word quoted, so FTS5 operators in what people type are words.
-        Backend::Sqlite => format!(
-            "m.rowid IN (SELECT rowid FROM messaging_search WHERE messaging_search MATCH ${})",
-            n + 1
-        ),
-        Backend::Postgres => format!(
-            "to_tsvector('simple', m.body) @@ plainto_tsquery('simple', ${})",
-            n + 1
-        ),
-    };
-    let pattern = match db.backend() {
-        Backend::Sqlite => words
-            .iter()
-            .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
-            .collect::<Vec<_>>()
-            .join(" "),
-        Backend::Postgres => words.join(" "),
-    };
-    let text = format!(
-        "SELECT m.id, m.room_id, m.seq, m.topic, m.reply_to, m.author, m.author_handle, m.body,
-             m.html, m.mentions, m.attachments, m.created_at, m.edited_at, m.deleted_at
-         FROM messaging_messages m JOIN messaging_rooms r ON r.id = m.room_id
-         WHERE {} AND {matches} AND m.deleted_at IS NULL AND (${} = '' OR m.room_id = ${})
-             AND m.id < ${} ORDER BY m.id DESC LIMIT ${}",
-        readable.condition,
-        n + 2,
-        n + 2,
-        n + 3,
-        n + 4,
-    );
-    let mut q = sql::query(sql::AssertSqlSafe(text));
-    for bind in &readable.binds {
-        q = q.bind(bind.as_str());
-    }
-    let rows = q
-        .bind(pattern)
-        .bind(room.unwrap_or(""))
-        .bind(before.unwrap_or("~"))
-        .bind(i64::from(limit) + 1)
-        .fetch_all(db.pool())
-        .await?;
     rows.iter().map(message_from).collect()
 }
 
@@ -591,13 +530,11 @@ pub async fn changes(
     since: i64,
     bound: u32,
 ) -> Result<Option<Vec<(i64, String, Message)>>, MessagingError> {
-    let rows = sql::query(
-        "SELECT l.seq AS change_seq, l.kind AS change_kind, m.id, m.room_id, m.seq, m.topic,
-             m.reply_to, m.author, m.author_handle, m.body, m.html, m.mentions, m.attachments,
-             m.created_at, m.edited_at, m.deleted_at
-         FROM messaging_log l JOIN messaging_messages m ON m.id = l.message_id
-         WHERE l.room_id = $1 AND l.seq > $2 ORDER BY l.seq LIMIT $3",
-    )
+    let rows = sql::query(sql::AssertSqlSafe(format!(
+        "SELECT l.seq AS change_seq, l.kind AS change_kind, {MESSAGE_FIELDS}
+             FROM messaging_log l JOIN messaging_messages m ON m.id = l.message_id
+             WHERE l.room_id = $1 AND l.seq > $2 ORDER BY l.seq LIMIT $3"
+    )))
     .bind(room)
     .bind(since)
     .bind(i64::from(bound) + 1)

@@ -16,9 +16,11 @@ use crate::domain::{MessagingError, Room, RoomKind, RoomSettings};
 
 mod messages;
 mod reads;
+mod search;
 
 pub use messages::*;
 pub use reads::*;
+pub use search::*;
 
 pub(crate) type Tx = Transaction<'static, sql::Any>;
 
