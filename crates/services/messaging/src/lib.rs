@@ -17,7 +17,7 @@
 //! changed since. Events are staged with the data (`MESSAGES` stream).
 //!
 //! Layout: `domain` (rules), `markdown`, `store` (queries: rooms; messages;
-//! reads), `api` (routes: rooms; messages), `access` (rules, rooms as the
+//! reads; search), `api` (routes: rooms; messages), `access` (rules, rooms as the
 //! policies see them), `events`.
 
 pub mod access;
