@@ -32,9 +32,10 @@ on_every_backend!(
     anyone_reads_the_city_unless_it_says_otherwise,
 );
 
-/// `city.public_read` (on by default): the city's rooms and their history
-/// are readable without signing in; posting, presence and communities'
-/// rooms are not. Off, reading needs credentials again.
+/// `city.public_read` (on by default): the city's rooms and their history,
+/// the map, the feed and agents' presence are readable without signing
+/// in; posting, people's presence and communities' rooms are not. Off,
+/// reading needs credentials again.
 async fn anyone_reads_the_city_unless_it_says_otherwise(kind: Kind) {
     let Some(mut city) = City::new(kind).await else {
         return;
@@ -84,7 +85,14 @@ async fn anyone_reads_the_city_unless_it_says_otherwise(kind: Kind) {
         })
         .unwrap();
     let closed = city.spawn().await;
-    for path in ["/api/city/rooms", "/api/city/rooms/general/messages"] {
+    let paths = [
+        "/api/city/rooms",
+        "/api/city/rooms/general/messages",
+        "/api/city/map",
+        "/api/city/feed",
+        "/api/city/agents",
+    ];
+    for path in paths {
         let (status, _) = closed.get_as(path, None).await;
         assert_eq!(status, 401, "{path}");
         let (status, _) = closed.get_as(path, Some("alice")).await;

@@ -26,8 +26,8 @@ pub use migrate::{Migration, MigrationSet};
 /// The query API for service crates.
 pub mod sql {
     pub use sqlx::{
-        Any, AnyPool, AssertSqlSafe, Error, Row, Transaction, any::AnyRow, query, query_as,
-        query_scalar, raw_sql,
+        Any, AnyPool, AssertSqlSafe, Error, Executor, Row, Transaction, any::AnyRow, query,
+        query_as, query_scalar, raw_sql,
     };
 
     /// Most values bound to one statement written by [`batches`]: SQLite

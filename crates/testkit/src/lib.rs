@@ -177,6 +177,16 @@ pub async fn migrated_db(kind: SqlKind, sets: &[daarion_store::MigrationSet]) ->
     Some(test_db)
 }
 
+/// A fresh database on each SQL backend (SQLite, and PostgreSQL when
+/// `DATABASE_URL` is set), with the given migration sets applied.
+pub async fn migrated_dbs(sets: &[daarion_store::MigrationSet]) -> Vec<TestDb> {
+    let mut dbs = Vec::new();
+    for kind in [SqlKind::Sqlite, SqlKind::Postgres] {
+        dbs.extend(migrated_db(kind, sets).await);
+    }
+    dbs
+}
+
 /// A port free on `host` right now, for a process the test starts (the OS
 /// may hand it out again, but not within a test's few seconds in practice).
 pub fn free_port(host: &str) -> u16 {

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use axum::http::Method;
 use daarion_access::{
     Access::{Check, PublicRead},
-    Action::{Read, SendMessage, Write},
+    Action::{Manage, Read, SendMessage, Write},
     Attr, Kind, Resource, Resources, Rule,
     Target::{City, Path},
 };
@@ -34,6 +34,36 @@ pub static RULES: &[Rule] = &[
     Rule::new(Method::GET, "/api/city/presence", Check(Read, City)),
     Rule::new(Method::GET, "/ws/city/rooms/{slug}", Check(Read, ROOM)),
     Rule::new(Method::GET, "/ws/city/presence", Check(Read, City)),
+    // The map, the feed and agents' presence are public like the rooms;
+    // city admins draw the map.
+    Rule::new(Method::GET, "/api/city/map", PublicRead(City)),
+    Rule::new(
+        Method::PUT,
+        "/api/city/map/districts/{slug}",
+        Check(Manage, City),
+    ),
+    Rule::new(
+        Method::DELETE,
+        "/api/city/map/districts/{slug}",
+        Check(Manage, City),
+    ),
+    Rule::new(
+        Method::PUT,
+        "/api/city/map/places/{slug}",
+        Check(Manage, City),
+    ),
+    Rule::new(
+        Method::DELETE,
+        "/api/city/map/places/{slug}",
+        Check(Manage, City),
+    ),
+    Rule::new(Method::GET, "/api/city/feed", PublicRead(City)),
+    Rule::new(Method::GET, "/ws/city/feed", Check(Read, City)),
+    Rule::new(Method::GET, "/api/city/agents", PublicRead(City)),
+    Rule::new(Method::GET, "/api/city/agents/{agent}", PublicRead(City)),
+    // Whoever may read the city may report; the handler takes agents only
+    // (an agent reports itself, so there is nothing else to decide on).
+    Rule::new(Method::POST, "/api/city/agents/presence", Check(Read, City)),
 ];
 
 /// A public city room as the policies see it.

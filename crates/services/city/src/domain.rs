@@ -11,6 +11,11 @@ pub enum CityError {
     Invalid(String),
     #[error("room {0:?} does not exist")]
     RoomNotFound(String),
+    /// Something else the path names (a district, an agent) is not there.
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     Conflict(String),
     #[error(transparent)]

@@ -4,6 +4,11 @@
 //!   `GET/POST /api/city/rooms/{slug}/messages`, `GET /api/city/presence`.
 //! - `/ws/city/rooms/{slug}`: live messages of a room, and posting.
 //! - `/ws/city/presence`: join / heartbeat / leave events.
+//! - `GET /api/city/map`, `PUT/DELETE /api/city/map/districts/{slug}`,
+//!   `PUT/DELETE /api/city/map/places/{slug}`: the city map.
+//! - `GET /api/city/feed`, `/ws/city/feed`: what happens in public.
+//! - `GET /api/city/agents`, `GET /api/city/agents/{agent}`,
+//!   `POST /api/city/agents/presence`: agents' presence.
 //!
 //! The rooms are messaging's public rooms and the messages messaging's:
 //! this service is the city's view of them (rooms by slug, authors by
@@ -12,17 +17,21 @@
 //! so clients connected to different replicas, or to messaging's socket,
 //! see the same messages. Presence lives in the cache as an expiring set.
 //!
-//! Layout: `domain` (rules and errors), `store` (the view of messaging's
-//! rooms), `api` (HTTP
-//! routes, OpenAPI), `access` (rules, rooms as the policies see them),
-//! `events` (what it publishes), `ws` (what clients send on the room and
-//! presence sockets; the sessions themselves are the kit's `live`),
-//! `presence`.
+//! Layout: `domain` (rules and errors), `map` (the map's shapes and
+//! rules), `feed` (what enters the feed, its consumers), `agents` (agents'
+//! presence), `store` (the view of messaging's rooms; `store::map`,
+//! `store::feed`, `store::agents`), `api` (HTTP routes, OpenAPI), `access`
+//! (rules, rooms as the policies see them), `events` (what it publishes),
+//! `ws` (what clients send on the sockets; the sessions themselves are the
+//! kit's `live`), `presence` (people's).
 
 pub mod access;
+pub mod agents;
 pub mod api;
 pub mod domain;
 pub mod events;
+pub mod feed;
+pub mod map;
 mod presence;
 pub mod store;
 mod ws;
@@ -50,7 +59,10 @@ pub static SPEC: Service = Service {
     name: SERVICE,
     port: 7001,
     version: env!("CARGO_PKG_VERSION"),
-    migrations: &[migration!(1, "001_create_city_tables")],
+    migrations: &[
+        migration!(1, "001_create_city_tables"),
+        migration!(2, "002_create_city_map_feed_agents"),
+    ],
     rules: access::RULES,
     websocket: true,
     // Rooms and messages are messaging's (its `MESSAGES` stream).
@@ -58,6 +70,8 @@ pub static SPEC: Service = Service {
     events: &[
         Event::durable(daarion_messaging::events::CHANGED),
         Event::live(events::PRESENCE),
+        Event::live(feed::LIVE),
+        Event::live(agents::LIVE),
         Event::durable("usage.message"),
     ],
     settings: Some(Section::of::<Settings>()),
@@ -94,8 +108,16 @@ pub struct Settings {
     /// The longest a socket stays open; the client reconnects.
     pub ws_max_lifetime_secs: u64,
     /// Whether people who have not signed in may read the city's rooms
-    /// and their history.
+    /// and their history, the map, the feed and agents' presence.
     pub public_read: bool,
+    /// The map's size, in cells.
+    pub map_width: u32,
+    pub map_height: u32,
+    /// Feed entries are kept this many days.
+    pub feed_retention_days: u32,
+    /// An agent's reported status lasts this long; silent longer, it is
+    /// offline.
+    pub agent_presence_ttl_secs: u64,
 }
 
 impl Default for Settings {
@@ -110,6 +132,10 @@ impl Default for Settings {
             ws_recheck_secs: 60,
             ws_max_lifetime_secs: 24 * 3600,
             public_read: true,
+            map_width: 12,
+            map_height: 8,
+            feed_retention_days: 30,
+            agent_presence_ttl_secs: 90,
         }
     }
 }
@@ -138,6 +164,19 @@ impl ServiceSettings for Settings {
         if self.ws_max_lifetime_secs < 60 {
             return Err("city.ws_max_lifetime_secs must be at least 60".into());
         }
+        let cells = 1..=map::MAX_CELLS;
+        if !cells.contains(&self.map_width) || !cells.contains(&self.map_height) {
+            return Err(format!(
+                "city.map_width and city.map_height must be between 1 and {}",
+                map::MAX_CELLS
+            ));
+        }
+        if self.feed_retention_days == 0 || self.feed_retention_days > 3650 {
+            return Err("city.feed_retention_days must be between 1 and 3650".into());
+        }
+        if !(3..=86_400).contains(&self.agent_presence_ttl_secs) {
+            return Err("city.agent_presence_ttl_secs must be between 3 and 86400".into());
+        }
         Ok(())
     }
 }
@@ -145,6 +184,13 @@ impl ServiceSettings for Settings {
 impl Settings {
     fn presence_ttl(&self) -> Duration {
         Duration::from_secs(self.presence_ttl_secs)
+    }
+
+    fn grid(&self) -> map::Grid {
+        map::Grid {
+            width: self.map_width,
+            height: self.map_height,
+        }
     }
 }
 
@@ -185,15 +231,26 @@ async fn build(ctx: Context) -> Result<Mount, BuildError> {
     let state = CityState {
         live: ctx.live(),
         settings: Arc::new(settings),
-        db: ctx.db,
-        bus: ctx.bus,
-        cache: ctx.cache,
-        shutdown: ctx.shutdown,
-        tasks: ctx.tasks,
+        db: ctx.db.clone(),
+        bus: ctx.bus.clone(),
+        cache: ctx.cache.clone(),
+        shutdown: ctx.shutdown.clone(),
+        tasks: ctx.tasks.clone(),
         access: access.clone(),
-        outbox: ctx.outbox,
+        outbox: ctx.outbox.clone(),
     };
     state.tasks.spawn(presence::sweep(state.clone()));
+    state.tasks.spawn(agents::sweep(state.clone()));
+    state.tasks.spawn(feed::prune(state.clone()));
+    for (name, filter) in [
+        ("city-feed", feed::MESSAGES),
+        ("city-feed-daos", feed::DAOS),
+    ] {
+        let feeder = state.clone();
+        ctx.consume_batches(name, filter, move |events| {
+            feed::apply(feeder.clone(), events)
+        });
+    }
     Ok(Mount::new(access, api::router().with_state(state.clone()))
         .with_ws(ws::router().with_state(state)))
 }

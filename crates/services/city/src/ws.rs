@@ -1,4 +1,5 @@
-//! WebSocket sessions: a room's live messages (and posting), and presence.
+//! WebSocket sessions: a room's live messages (and posting), presence,
+//! and the feed (new entries, and agents' presence changing).
 //! The session loop, limits, heartbeats and close codes are the kit's
 //! (`daarion_service::live`); here is what a client may send on each.
 
@@ -28,6 +29,7 @@ pub fn router() -> Router<CityState> {
     Router::new()
         .route("/rooms/{slug}", get(room_socket))
         .route("/presence", get(presence_socket))
+        .route("/feed", get(feed_socket))
 }
 
 #[derive(Debug, Deserialize)]
@@ -109,6 +111,42 @@ async fn presence_socket(
         actor: actor.clone(),
     };
     Ok(live.serve(upgrade, &actor, limits, feed, presence))
+}
+
+async fn feed_socket(
+    State(state): State<CityState>,
+    actor: Principal,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let feed = state
+        .live
+        .watch(crate::feed::LIVE, render_entry)
+        .await
+        .map_err(CityError::from)?;
+    let agents = state
+        .live
+        .watch(crate::agents::LIVE, render_agent)
+        .await
+        .map_err(CityError::from)?;
+    let limits = limits(&state.settings);
+    let live = state.live.clone();
+    let reader = FeedReader {
+        state,
+        actor: actor.clone(),
+        agents: Some(agents),
+    };
+    Ok(live.serve(upgrade, &actor, limits, feed, reader))
+}
+
+fn render_entry(event: Envelope) -> Value {
+    json!({ "type": "entry", "entry": event.payload })
+}
+
+fn render_agent(event: Envelope) -> Value {
+    let mut frame = event.payload;
+    frame["type"] = "agent".into();
+    frame["time"] = event.time.into();
+    frame
 }
 
 /// A message of messaging's `message.received` event, in the city's shape.
@@ -245,5 +283,36 @@ impl Handler for Presence {
         {
             tracing::warn!(%error, "presence leave failed");
         }
+    }
+}
+
+/// A feed socket: it only listens.
+struct FeedReader {
+    state: CityState,
+    actor: Principal,
+    /// Agents' presence, followed beside the feed once the socket opens.
+    agents: Option<daarion_service::live::Feed>,
+}
+
+#[async_trait]
+impl Handler for FeedReader {
+    type Frame = ClientFrame;
+
+    async fn opened(&mut self, out: &mut Outbound) -> Result<(), Gone> {
+        if let Some(agents) = self.agents.take() {
+            out.follow("agents", agents);
+        }
+        Ok(())
+    }
+
+    async fn received(&mut self, out: &mut Outbound, _frame: ClientFrame) -> Flow {
+        let _ = out
+            .send_error(ApiError::bad_request("the feed socket only sends"))
+            .await;
+        Flow::Continue
+    }
+
+    async fn still_allowed(&mut self, _out: &mut Outbound) -> bool {
+        may_read(&self.state, &self.actor, &Resource::city()).await
     }
 }

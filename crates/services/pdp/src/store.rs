@@ -171,15 +171,7 @@ mod tests {
 
     #[tokio::test]
     async fn pruning_removes_only_rows_older_than_the_retention() {
-        for kind in [
-            daarion_testkit::SqlKind::Sqlite,
-            daarion_testkit::SqlKind::Postgres,
-        ] {
-            let Some(test) =
-                daarion_testkit::migrated_db(kind, &[crate::SPEC.migration_set()]).await
-            else {
-                continue;
-            };
+        for test in daarion_testkit::migrated_dbs(&[crate::SPEC.migration_set()]).await {
             let db = &test.db;
             let mut old = Envelope::new("auth", "audit.error", serde_json::json!({}));
             old.time = "2026-01-01T00:00:00.000000Z".into();

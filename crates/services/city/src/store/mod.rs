@@ -2,6 +2,13 @@
 //! messaging's: one store and one live path for every kind of room. This
 //! is the city's view of them, in the city API's shapes (rooms by slug,
 //! authors by handle).
+//!
+//! The city's own tables: `map` (districts and places), `feed`, `agents`
+//! (agents' presence).
+
+pub mod agents;
+pub mod feed;
+pub mod map;
 
 use daarion_access::Principal;
 use daarion_bus::{Outbox, Staged};

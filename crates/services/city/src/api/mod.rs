@@ -1,5 +1,10 @@
 //! HTTP routes and wire types. Handlers parse, call the domain and store,
-//! and map [`CityError`] to [`ApiError`] in one place.
+//! and map [`CityError`] to [`ApiError`] in one place. Rooms, messages and
+//! people's presence here; the map, the feed and agents in their files.
+
+mod agents;
+mod feed;
+mod map;
 
 use axum::{
     extract::{Path, State},
@@ -24,7 +29,10 @@ impl From<CityError> for ApiError {
     fn from(error: CityError) -> Self {
         match &error {
             CityError::Invalid(message) => ApiError::validation(message.clone()),
-            CityError::RoomNotFound(_) => ApiError::not_found(error.to_string()),
+            CityError::RoomNotFound(_) | CityError::NotFound(_) => {
+                ApiError::not_found(error.to_string())
+            }
+            CityError::Forbidden(message) => ApiError::forbidden(message.clone()),
             CityError::Conflict(message) => ApiError::conflict(message.clone()),
             CityError::Store(e) if e.is_retryable() => ApiError::unavailable(&error),
             CityError::Bus(daarion_bus::BusError::Unavailable(_)) => ApiError::unavailable(&error),
@@ -116,6 +124,9 @@ pub fn router() -> OpenApiRouter<CityState> {
         .routes(routes!(get_room))
         .routes(routes!(list_messages, post_message))
         .routes(routes!(presence))
+        .merge(map::router())
+        .merge(feed::router())
+        .merge(agents::router())
 }
 
 /// List public rooms, by slug.

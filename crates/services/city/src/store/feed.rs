@@ -1,0 +1,214 @@
+//! The feed's entries: one row per event (its id unique), numbered in the
+//! order they were stored.
+
+use daarion_store::{
+    Db,
+    sql::{self, AnyRow, Row},
+};
+
+use crate::{
+    domain::CityError,
+    feed::{Change, Entry, FeedKind},
+};
+
+const COLUMNS: &str = "seq, event_id, kind, what, subject, actor, room, dao, text, created_at";
+
+fn entry_from(row: &AnyRow) -> Result<Entry, CityError> {
+    let kind: String = row.try_get("kind")?;
+    Ok(Entry {
+        seq: row.try_get("seq")?,
+        event_id: row.try_get("event_id")?,
+        kind: FeedKind::parse(&kind)
+            .ok_or_else(|| CityError::Invalid(format!("stored feed kind {kind:?}")))?,
+        what: row.try_get("what")?,
+        subject: row.try_get("subject")?,
+        actor: row.try_get("actor")?,
+        room: row.try_get("room")?,
+        dao: row.try_get("dao")?,
+        text: row.try_get("text")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+async fn insert<'c, E>(executor: E, entry: Entry) -> Result<Option<Entry>, CityError>
+where
+    E: sql::Executor<'c, Database = sql::Any>,
+{
+    let row = sql::query(
+        "INSERT INTO city_feed (event_id, kind, what, subject, actor, room, dao, text, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (event_id) DO NOTHING RETURNING seq",
+    )
+    .bind(&entry.event_id)
+    .bind(entry.kind.as_str())
+    .bind(&entry.what)
+    .bind(&entry.subject)
+    .bind(&entry.actor)
+    .bind(&entry.room)
+    .bind(&entry.dao)
+    .bind(&entry.text)
+    .bind(&entry.created_at)
+    .fetch_optional(executor)
+    .await?;
+    match row {
+        Some(row) => Ok(Some(Entry {
+            seq: row.try_get("seq")?,
+            ..entry
+        })),
+        None => Ok(None),
+    }
+}
+
+/// Applies a batch of changes in one transaction; returns the entries it
+/// added (an event seen before adds nothing).
+pub async fn apply(db: &Db, changes: Vec<Change>) -> Result<Vec<Entry>, CityError> {
+    let mut added = Vec::new();
+    if changes.iter().all(|c| *c == Change::Nothing) {
+        return Ok(added);
+    }
+    let mut tx = db.begin().await?;
+    for change in changes {
+        match change {
+            Change::Add(entry) => added.extend(insert(&mut *tx, entry).await?),
+            Change::Rewrite { message, text } => {
+                sql::query(
+                    "UPDATE city_feed SET text = $1 WHERE subject = $2 AND what = 'message'",
+                )
+                .bind(text)
+                .bind(message)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Change::Remove { message } => {
+                sql::query("DELETE FROM city_feed WHERE subject = $1 AND what = 'message'")
+                    .bind(message)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Change::Nothing => {}
+        }
+    }
+    tx.commit().await?;
+    Ok(added)
+}
+
+/// Adds one entry; `None` if its event id is already in the feed.
+pub async fn add(db: &Db, entry: Entry) -> Result<Option<Entry>, CityError> {
+    insert(db.pool(), entry).await
+}
+
+/// Which entries a page holds.
+#[derive(Debug, Default)]
+pub struct Filter<'a> {
+    pub kind: Option<FeedKind>,
+    pub actor: Option<&'a str>,
+    pub room: Option<&'a str>,
+}
+
+/// Entries newest first, `limit + 1` at most, older than `before`.
+pub async fn page(
+    db: &Db,
+    filter: &Filter<'_>,
+    before: Option<i64>,
+    limit: u32,
+) -> Result<Vec<Entry>, CityError> {
+    let mut conditions = vec!["seq < $1".to_owned()];
+    let mut binds: Vec<&str> = Vec::new();
+    for (column, value) in [
+        ("kind", filter.kind.map(FeedKind::as_str)),
+        ("actor", filter.actor),
+        ("room", filter.room),
+    ] {
+        if let Some(value) = value {
+            binds.push(value);
+            conditions.push(format!("{column} = ${}", binds.len() + 2));
+        }
+    }
+    let text = format!(
+        "SELECT {COLUMNS} FROM city_feed WHERE {} ORDER BY seq DESC LIMIT $2",
+        conditions.join(" AND ")
+    );
+    let mut query = sql::query(sql::AssertSqlSafe(text))
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(i64::from(limit) + 1);
+    for value in binds {
+        query = query.bind(value);
+    }
+    let rows = query.fetch_all(db.pool()).await?;
+    rows.iter().map(entry_from).collect()
+}
+
+/// Removes entries stored before `cutoff` (RFC 3339); how many.
+pub async fn prune(db: &Db, cutoff: &str) -> Result<u64, CityError> {
+    let done = sql::query("DELETE FROM city_feed WHERE created_at < $1")
+        .bind(cutoff)
+        .execute(db.pool())
+        .await?;
+    Ok(done.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::system;
+
+    fn message(event_id: &str, message: &str, actor: &str) -> Entry {
+        Entry {
+            event_id: event_id.into(),
+            kind: FeedKind::RoomMessage,
+            what: "message".into(),
+            room: Some("general".into()),
+            ..system("message", message, actor, "hello")
+        }
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_event_adds_nothing_and_edits_and_deletions_follow() {
+        for test in daarion_testkit::migrated_dbs(&[crate::SPEC.migration_set()]).await {
+            let db = &test.db;
+            let first = vec![
+                Change::Add(message("evt_1", "msg_1", "alice")),
+                Change::Add(message("evt_2", "msg_2", "bob")),
+            ];
+            assert_eq!(apply(db, first).await.unwrap().len(), 2);
+            let again = vec![
+                Change::Add(message("evt_1", "msg_1", "alice")),
+                Change::Rewrite {
+                    message: "msg_1".into(),
+                    text: "hello, edited".into(),
+                },
+                Change::Remove {
+                    message: "msg_2".into(),
+                },
+            ];
+            assert!(
+                apply(db, again).await.unwrap().is_empty(),
+                "{:?}",
+                test.db.backend()
+            );
+            let all = page(db, &Filter::default(), None, 10).await.unwrap();
+            assert_eq!(all.len(), 1, "{:?}", test.db.backend());
+            assert_eq!(
+                (all[0].subject.as_str(), all[0].text.as_str()),
+                ("msg_1", "hello, edited")
+            );
+            add(db, message("evt_3", "msg_3", "bob")).await.unwrap();
+            let bobs = Filter {
+                actor: Some("bob"),
+                ..Filter::default()
+            };
+            let only = page(db, &bobs, None, 10).await.unwrap();
+            assert_eq!(only.len(), 1);
+            assert_eq!(only[0].subject, "msg_3");
+            let older = page(db, &Filter::default(), Some(only[0].seq), 10)
+                .await
+                .unwrap();
+            assert_eq!(older.len(), 1);
+            assert_eq!(older[0].subject, "msg_1");
+            let mut old = message("evt_4", "msg_4", "carol");
+            old.created_at = "2026-01-01T00:00:00.000000Z".into();
+            add(db, old).await.unwrap();
+            assert_eq!(prune(db, "2026-06-01T00:00:00.000000Z").await.unwrap(), 1);
+        }
+    }
+}
