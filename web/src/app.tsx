@@ -9,6 +9,8 @@ import { Admin } from "./pages/admin";
 import { Recover, Register, SignIn } from "./pages/auth";
 import { Presence, RoomPage, Rooms, usePresence } from "./pages/city";
 import { Communities, Community } from "./pages/communities";
+import { AgentPage, Citizen, Feed } from "./pages/feed";
+import { CityMapPage } from "./pages/map";
 import { ChatRoomPage, Messenger } from "./pages/messenger";
 import { Playground } from "./pages/playground";
 import { Settings } from "./pages/settings";
@@ -53,12 +55,15 @@ function TopBar() {
         DAARION
       </a>
       <nav aria-label={t("nav.main")}>
+        {link("/city", t("nav.map"))}
+        {link("/feed", t("nav.feed"))}
         {user && link("/rooms", t("nav.rooms"))}
         {user && link("/messages", t("nav.messages"))}
         {user && link("/communities", t("nav.communities"))}
         {user && link("/playground", t("nav.playground"))}
         {user && link("/settings", t("nav.settings"))}
         {user?.city_role === "admin" && link("/admin", t("nav.admin"))}
+        {user === null && link("/sign-in", t("nav.sign_in"))}
       </nav>
       <div class="tools">
         <label class="skip" for="lang">
@@ -124,6 +129,9 @@ function privately<P extends object>(Page: (props: P) => JSX.Element) {
 }
 
 const RoomsRoute = privately(Rooms);
+// The city's public pages: anyone may read them while the city allows it.
+const CitizenRoute = ({ username }: { username: string }) => <Citizen username={username} />;
+const AgentRoute = ({ id }: { id: string }) => <AgentPage id={id} />;
 const RoomRoute = privately(({ slug }: { slug: string }) => <RoomPage slug={slug} />);
 const MessengerRoute = privately(Messenger);
 const ChatRoute = privately(({ room }: { room: string }) => <ChatRoomPage room={room} />);
@@ -182,6 +190,10 @@ function Pages() {
             <Route path="/sign-in" component={SignIn} />
             <Route path="/register" component={Register} />
             <Route path="/recover" component={Recover} />
+            <Route path="/city" component={CityMapPage} />
+            <Route path="/feed" component={Feed} />
+            <Route path="/people/:username" component={CitizenRoute} />
+            <Route path="/agents/:id" component={AgentRoute} />
             <Route path="/rooms" component={RoomsRoute} />
             <Route path="/rooms/:slug" component={RoomRoute} />
             <Route path="/messages" component={MessengerRoute} />
