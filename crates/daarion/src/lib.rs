@@ -35,6 +35,7 @@ pub static SERVICES: &[&Service] = &[
     &daarion_city::SPEC,
     &daarion_microdao::SPEC,
     &daarion_messaging::SPEC,
+    &daarion_space::SPEC,
     &daarion_llm::SPEC,
     &daarion_usage::SPEC,
 ];

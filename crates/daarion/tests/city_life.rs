@@ -295,17 +295,8 @@ async fn the_feed_tells_what_happens_in_public(kind: Kind) {
         (json!("room_message"), json!("Good morning, city"))
     );
 
-    for (slug, visibility) in [("makers", "public"), ("council", "private")] {
-        let (status, body) = app
-            .send(
-                "POST",
-                "/api/microdao/daos",
-                "bob",
-                Some(json!({ "slug": slug, "name": format!("The {slug}"), "visibility": visibility })),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-    }
+    let makers = common::community(&app, "bob", "makers", "public").await;
+    common::community(&app, "bob", "council", "private").await;
     let key = app.api_key_for_agent("carol", "helper").await;
     let (status, body) = app
         .send_with(
@@ -317,17 +308,9 @@ async fn the_feed_tells_what_happens_in_public(kind: Kind) {
         .await;
     assert_eq!(status, 201, "{body}");
     // A community's room is not public: its messages stay out of the feed.
-    let rooms =
-        daarion_testkit::eventually("makers' general room", Duration::from_secs(15), || async {
-            let (_, rooms) = app
-                .get_as("/api/messaging/daos/makers/rooms", Some("bob"))
-                .await;
-            rooms["items"][0]["id"].as_str().map(str::to_owned)
-        })
-        .await;
     let (status, _) = app
         .post(
-            &format!("/api/messaging/rooms/{rooms}/messages"),
+            &format!("/api/messaging/rooms/{makers}/messages"),
             Some("bob"),
             json!({ "body": "members only" }),
         )
@@ -354,7 +337,7 @@ async fn the_feed_tells_what_happens_in_public(kind: Kind) {
         [
             "<script>alert(1)</script> **bold**",
             "I can help with that",
-            "The makers",
+            "makers",
             "Good morning, city"
         ],
         "plain text, for the page to escape; no private community, no community room"

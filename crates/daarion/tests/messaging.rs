@@ -8,9 +8,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{City, Kind, TestApp, Ws, error_code, next_json, next_of, send_text};
+use common::{City, Kind, TestApp, Ws, community, error_code, next_json, next_of, send_text};
 use serde_json::{Value, json};
 
 on_every_backend!(
@@ -23,40 +23,6 @@ on_every_backend!(
     a_removed_member_stops_receiving_at_once,
     too_far_behind_is_told_to_reload,
 );
-
-/// A microDAO `slug` owned by `owner`, and the id of its `general` room
-/// (opened by messaging when the microDAO's event arrives).
-async fn community(app: &TestApp, owner: &str, slug: &str, visibility: &str) -> String {
-    let (status, dao) = app
-        .send(
-            "POST",
-            "/api/microdao/daos",
-            owner,
-            Some(json!({"slug": slug, "name": slug, "visibility": visibility})),
-        )
-        .await;
-    assert_eq!(status, 201, "{dao}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (status, rooms) = app
-            .get_as(&format!("/api/messaging/daos/{slug}/rooms"), Some(owner))
-            .await;
-        if status == 200
-            && let Some(general) = rooms["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|r| r["slug"] == "general")
-        {
-            return general["id"].as_str().unwrap().to_owned();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no general room: {status} {rooms}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 async fn post(app: &TestApp, room: &str, user: &str, body: Value) -> (u16, Value) {
     app.send(

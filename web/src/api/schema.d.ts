@@ -1553,6 +1553,110 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/space/nodes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Registered nodes by id, with their status now. */
+        get: operations["list_nodes"];
+        put?: never;
+        /** Register a node; its token is in the answer, once. */
+        post: operations["register_node"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/space/nodes/{node}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A node and its latest heartbeats. */
+        get: operations["get_node"];
+        put?: never;
+        post?: never;
+        /** Remove a node: its token stops working, its heartbeats go. */
+        delete: operations["remove_node"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/space/nodes/{node}/heartbeat": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A node's heartbeat, with its token in `X-Node-Token`. */
+        post: operations["heartbeat"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/space/nodes/{node}/token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Give a node a new token; the old one stops working at once. */
+        post: operations["rotate_token"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/space/planets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The public communities, as planets, by slug. */
+        get: operations["directory"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/space/planets/{slug}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One public planet: figures, activity, anomaly, satellites. */
+        get: operations["get_planet"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/usage/plans": {
         parameters: {
             query?: never;
@@ -1659,6 +1763,20 @@ export interface components {
         };
         /** @enum {string} */
         AgentStatus: "online" | "busy" | "offline";
+        /**
+         * @description How unusual a planet's last complete day of messages is, against the
+         *     days before it.
+         */
+        Anomaly: {
+            /** @description The same in words, with the numbers it stands on. */
+            explanation: string;
+            /**
+             * Format: double
+             * @description `|z|`: how many standard deviations the day is from the usual;
+             *     `None` until there is enough history.
+             */
+            score?: number | null;
+        };
         ApiKeyView: {
             /** @description Set when the key authenticates as one of my agents. */
             agent?: string | null;
@@ -1709,6 +1827,11 @@ export interface components {
         };
         BatchResponse: {
             decisions: components["schemas"]["DecisionView"][];
+        };
+        BeatView: {
+            at: string;
+            metrics: components["schemas"]["Metrics"];
+            status: components["schemas"]["NodeStatus"];
         };
         BeginLogin: {
             /** @description Omit for discoverable login (autofill / conditional UI). */
@@ -2024,6 +2147,12 @@ export interface components {
             updated_at: string;
             visibility: components["schemas"]["Visibility"];
         };
+        DayCount: {
+            /** @description `YYYY-MM-DD` (UTC). */
+            day: string;
+            /** Format: int64 */
+            messages: number;
+        };
         /** @description An event that failed every delivery. */
         DeadLetter: {
             /** Format: int32 */
@@ -2129,6 +2258,21 @@ export interface components {
          * @enum {string}
          */
         GroupBy: "user" | "agent" | "microdao" | "model" | "provider" | "kind" | "api_key";
+        HeartbeatAck: {
+            /**
+             * Format: int64
+             * @description Send the next heartbeat within this many seconds.
+             */
+            heartbeat_secs: number;
+            node: string;
+            status: components["schemas"]["NodeStatus"];
+        };
+        HeartbeatBody: {
+            hostname?: string | null;
+            metrics?: components["schemas"]["Metrics"];
+            status?: components["schemas"]["NodeStatus"] | null;
+            version?: string | null;
+        };
         /**
          * @description What an API key may spend on models, beyond its scopes (like an LLM
          *     gateway's "virtual key"): the model aliases it may call and its own
@@ -2179,6 +2323,29 @@ export interface components {
             /** @description The room's slug. */
             room: string;
         };
+        /** @description What a node says of itself in a heartbeat. */
+        Metrics: {
+            /**
+             * Format: int64
+             * @description Agents it runs now.
+             */
+            agents?: number | null;
+            /**
+             * Format: double
+             * @description CPU in use, 0 to 100.
+             */
+            cpu_percent?: number | null;
+            /**
+             * Format: double
+             * @description Round trip to its upstream (the city), in milliseconds.
+             */
+            latency_ms?: number | null;
+            /**
+             * Format: double
+             * @description Memory in use, 0 to 100.
+             */
+            memory_percent?: number | null;
+        };
         MintPoints: {
             /**
              * Format: int64
@@ -2227,6 +2394,55 @@ export interface components {
             /** @description Make it current at once (default true); false keeps it as a draft. */
             activate?: boolean | null;
             text: string;
+        };
+        NodeCredential: {
+            /**
+             * Format: int64
+             * @description Send a heartbeat this often.
+             */
+            heartbeat_secs: number;
+            node: components["schemas"]["NodeView"];
+            /**
+             * @description Send it as `X-Node-Token` with each heartbeat. Shown once: it is
+             *     stored as a hash.
+             */
+            token: string;
+        };
+        /**
+         * @description What a node runs.
+         * @enum {string}
+         */
+        NodeKind: "router" | "gateway" | "worker";
+        NodeProfile: {
+            /** @description Its latest heartbeats, newest first (at most 60). */
+            heartbeats: components["schemas"]["BeatView"][];
+            node: components["schemas"]["NodeView"];
+        };
+        /**
+         * @description What a node is for, as the original registry had it.
+         * @enum {string}
+         */
+        NodeRole: "production" | "development" | "backup" | "worker";
+        /**
+         * @description `registered`: never heard from; `offline`: silent past the limit.
+         * @enum {string}
+         */
+        NodeStatus: "registered" | "online" | "degraded" | "maintenance" | "offline";
+        NodeView: {
+            created_at: string;
+            created_by: string;
+            /** @description The microDAO it serves (its planet's satellite). */
+            dao?: string | null;
+            hostname: string;
+            id: string;
+            kind: components["schemas"]["NodeKind"];
+            /** @description RFC 3339 UTC; absent until its first heartbeat. */
+            last_heartbeat?: string | null;
+            metrics: components["schemas"]["Metrics"];
+            name: string;
+            role: components["schemas"]["NodeRole"];
+            status: components["schemas"]["NodeStatus"];
+            version: string;
         };
         /** @description One page of a list: the same shape on every endpoint. */
         Page_AgentPresence: {
@@ -2548,6 +2764,27 @@ export interface components {
             next_cursor?: string | null;
         };
         /** @description One page of a list: the same shape on every endpoint. */
+        Page_NodeView: {
+            items: {
+                created_at: string;
+                created_by: string;
+                /** @description The microDAO it serves (its planet's satellite). */
+                dao?: string | null;
+                hostname: string;
+                id: string;
+                kind: components["schemas"]["NodeKind"];
+                /** @description RFC 3339 UTC; absent until its first heartbeat. */
+                last_heartbeat?: string | null;
+                metrics: components["schemas"]["Metrics"];
+                name: string;
+                role: components["schemas"]["NodeRole"];
+                status: components["schemas"]["NodeStatus"];
+                version: string;
+            }[];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description One page of a list: the same shape on every endpoint. */
         Page_PasskeyView: {
             items: {
                 created_at: string;
@@ -2565,6 +2802,24 @@ export interface components {
                 display_name: string;
                 id: string;
                 username: string;
+            }[];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description One page of a list: the same shape on every endpoint. */
+        Page_PlanetSummary: {
+            items: {
+                /** Format: int64 */
+                members: number;
+                name: string;
+                parent?: string | null;
+                /** @description The microDAO's slug. */
+                slug: string;
+                /**
+                 * Format: int64
+                 * @description Points its treasury has minted.
+                 */
+                treasury_supply: number;
             }[];
             /** @description Pass as `cursor` to get the next page; absent on the last page. */
             next_cursor?: string | null;
@@ -2681,6 +2936,37 @@ export interface components {
              * @default null
              */
             tokens_per_minute: number | null;
+        };
+        PlanetSummary: {
+            /** Format: int64 */
+            members: number;
+            name: string;
+            parent?: string | null;
+            /** @description The microDAO's slug. */
+            slug: string;
+            /**
+             * Format: int64
+             * @description Points its treasury has minted.
+             */
+            treasury_supply: number;
+        };
+        PlanetView: components["schemas"]["PlanetSummary"] & {
+            /**
+             * @description Messages per day over the last 15 days, oldest first, every day
+             *     present.
+             */
+            activity: components["schemas"]["DayCount"][];
+            /** @description Yesterday's messages against the 14 days before. */
+            anomaly: components["schemas"]["Anomaly"];
+            /** Format: int64 */
+            messages_7d: number;
+            /**
+             * Format: int64
+             * @description Messages in its rooms today (UTC) and over the last 7 days.
+             */
+            messages_today: number;
+            /** @description The nodes serving it. */
+            satellites: components["schemas"]["Satellite"][];
         };
         Plans: {
             currency: string;
@@ -2866,6 +3152,18 @@ export interface components {
             /** Format: int32 */
             y: number;
         };
+        RegisterNode: {
+            /** @description The microDAO it serves, if any. */
+            dao?: string | null;
+            /**
+             * @description Its id for good: a slug, chosen by the admin (a retry of the same
+             *     registration is refused, never doubled).
+             */
+            id: string;
+            kind: components["schemas"]["NodeKind"];
+            name: string;
+            role: components["schemas"]["NodeRole"];
+        };
         RenamePasskey: {
             name: string;
         };
@@ -2903,6 +3201,12 @@ export interface components {
             id: string;
             slug: string;
             title: string;
+        };
+        Satellite: {
+            id: string;
+            metrics: components["schemas"]["Metrics"];
+            name: string;
+            status: components["schemas"]["NodeStatus"];
         };
         SessionView: {
             created_at: string;
@@ -12537,6 +12841,676 @@ export interface operations {
                 };
             };
             /** @description No such version */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A path parameter is malformed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    list_nodes: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 100 (default 50). */
+                limit?: number | null;
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: string | null;
+                role?: components["schemas"]["NodeRole"] | null;
+                status?: components["schemas"]["NodeStatus"] | null;
+                /** @description Only nodes serving this microDAO. */
+                dao?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_NodeView"];
+                };
+            };
+            /** @description A cursor or filter this endpoint does not know */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed by the policies */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A limit out of bounds */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    register_node: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RegisterNode"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeCredential"];
+                };
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed by the policies */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A node of this id is registered already */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_node: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The node's id */
+                node: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeProfile"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed by the policies */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such node */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A path parameter is malformed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    remove_node: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The node's id */
+                node: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed by the policies */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such node */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A path parameter is malformed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    heartbeat: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The node's token */
+                "X-Node-Token": string;
+            };
+            path: {
+                /** @description The node's id */
+                node: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["HeartbeatBody"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HeartbeatAck"];
+                };
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token is missing, unknown, replaced, or another node's */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Metrics out of bounds */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    rotate_token: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The node's id */
+                node: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeCredential"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed by the policies */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such node */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A path parameter is malformed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    directory: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 100 (default 50). */
+                limit?: number | null;
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: string | null;
+                /** @description Only planets whose name or slug holds this (any case). */
+                q?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_PlanetSummary"];
+                };
+            };
+            /** @description A cursor this endpoint did not give */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed by the policies */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A limit or query out of bounds */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_planet: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The microDAO's slug */
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlanetView"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed by the policies */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such public microDAO */
             404: {
                 headers: {
                     [name: string]: unknown;

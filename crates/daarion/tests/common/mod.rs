@@ -371,3 +371,33 @@ pub async fn close_code(ws: &mut Ws) -> u16 {
 pub async fn send_text(ws: &mut Ws, text: String) {
     ws.send(WsMessage::Text(text.into())).await.unwrap();
 }
+
+/// A microDAO `slug` owned by `owner` (its name is its slug), and the id
+/// of its `general` room (opened by messaging when the microDAO's event
+/// arrives).
+pub async fn community(app: &TestApp, owner: &str, slug: &str, visibility: &str) -> String {
+    let (status, dao) = app
+        .send(
+            "POST",
+            "/api/microdao/daos",
+            owner,
+            Some(serde_json::json!({"slug": slug, "name": slug, "visibility": visibility})),
+        )
+        .await;
+    assert_eq!(status, 201, "{dao}");
+    daarion_testkit::eventually("the general room", Duration::from_secs(10), || async {
+        let (status, rooms) = app
+            .get_as(&format!("/api/messaging/daos/{slug}/rooms"), Some(owner))
+            .await;
+        if status != 200 {
+            return None;
+        }
+        rooms["items"]
+            .as_array()?
+            .iter()
+            .find(|r| r["slug"] == "general")
+            .and_then(|r| r["id"].as_str())
+            .map(str::to_owned)
+    })
+    .await
+}
