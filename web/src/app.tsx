@@ -14,6 +14,7 @@ import { CityMapPage } from "./pages/map";
 import { ChatRoomPage, Messenger } from "./pages/messenger";
 import { Playground } from "./pages/playground";
 import { Settings } from "./pages/settings";
+import { NodePage, NodeRegistry, PlanetPage, SpaceDirectory } from "./pages/space";
 import { useSession } from "./session";
 import { ErrorNote, Loading } from "./ui";
 
@@ -57,6 +58,7 @@ function TopBar() {
       <nav aria-label={t("nav.main")}>
         {link("/city", t("nav.map"))}
         {link("/feed", t("nav.feed"))}
+        {link("/space", t("nav.space"))}
         {user && link("/rooms", t("nav.rooms"))}
         {user && link("/messages", t("nav.messages"))}
         {user && link("/communities", t("nav.communities"))}
@@ -132,6 +134,9 @@ const RoomsRoute = privately(Rooms);
 // The city's public pages: anyone may read them while the city allows it.
 const CitizenRoute = ({ username }: { username: string }) => <Citizen username={username} />;
 const AgentRoute = ({ id }: { id: string }) => <AgentPage id={id} />;
+const PlanetRoute = ({ slug }: { slug: string }) => <PlanetPage slug={slug} />;
+const NodesRoute = privately(NodeRegistry);
+const NodeRoute = privately(({ id }: { id: string }) => <NodePage id={id} />);
 const RoomRoute = privately(({ slug }: { slug: string }) => <RoomPage slug={slug} />);
 const MessengerRoute = privately(Messenger);
 const ChatRoute = privately(({ room }: { room: string }) => <ChatRoomPage room={room} />);
@@ -193,6 +198,10 @@ function Pages() {
             <Route path="/city" component={CityMapPage} />
             <Route path="/feed" component={Feed} />
             <Route path="/people/:username" component={CitizenRoute} />
+            <Route path="/space" component={SpaceDirectory} />
+            <Route path="/space/planets/:slug" component={PlanetRoute} />
+            <Route path="/space/nodes" component={NodesRoute} />
+            <Route path="/space/nodes/:id" component={NodeRoute} />
             <Route path="/agents/:id" component={AgentRoute} />
             <Route path="/rooms" component={RoomsRoute} />
             <Route path="/rooms/:slug" component={RoomRoute} />

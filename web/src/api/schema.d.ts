@@ -1768,14 +1768,25 @@ export interface components {
          *     days before it.
          */
         Anomaly: {
+            baseline_days: number;
             /** @description The same in words, with the numbers it stands on. */
             explanation: string;
+            /** Format: double */
+            mean?: number | null;
             /**
              * Format: double
              * @description `|z|`: how many standard deviations the day is from the usual;
              *     `None` until there is enough history.
              */
             score?: number | null;
+            /** Format: double */
+            spread?: number | null;
+            /**
+             * Format: int64
+             * @description The numbers: yesterday's messages, the days of baseline, and the
+             *     baseline's mean and spread (absent without enough history).
+             */
+            yesterday: number;
         };
         ApiKeyView: {
             /** @description Set when the key authenticates as one of my agents. */

@@ -152,6 +152,14 @@ pub struct Anomaly {
     pub score: Option<f64>,
     /// The same in words, with the numbers it stands on.
     pub explanation: String,
+    /// The numbers: yesterday's messages, the days of baseline, and the
+    /// baseline's mean and spread (absent without enough history).
+    pub yesterday: i64,
+    pub baseline_days: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mean: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spread: Option<f64>,
 }
 
 /// Days of history the baseline needs before a score is given.
@@ -171,6 +179,10 @@ pub fn anomaly(day: i64, baseline: &[i64]) -> Anomaly {
                 "not enough history: {} of the {MIN_BASELINE_DAYS} days needed",
                 baseline.len()
             ),
+            yesterday: day,
+            baseline_days: baseline.len(),
+            mean: None,
+            spread: None,
         };
     }
     #[allow(clippy::cast_precision_loss)]
@@ -192,6 +204,10 @@ pub fn anomaly(day: i64, baseline: &[i64]) -> Anomaly {
             "{day} messages yesterday against {mean:.1} ± {spread:.1} a day over the {} days before: {score:.2} standard deviations {direction} the usual",
             baseline.len()
         ),
+        yesterday: day,
+        baseline_days: baseline.len(),
+        mean: Some((mean * 10.0).round() / 10.0),
+        spread: Some((spread * 10.0).round() / 10.0),
     }
 }
 
