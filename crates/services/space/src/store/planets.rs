@@ -66,6 +66,14 @@ async fn member(tx: &mut Tx, dao: &str, principal: &str, present: bool) -> Resul
     recount(tx, dao).await
 }
 
+/// Whether `event` changes a planet: most messages (public rooms,
+/// conversations) do not, and cost no write.
+fn matters(event: &Envelope) -> bool {
+    event.subject.starts_with("microdao.")
+        || (event.subject.starts_with("message.received.")
+            && event.payload["room"]["kind"] == "dao")
+}
+
 /// Applies one event, unless it was applied before.
 async fn apply_one(tx: &mut Tx, event: &Envelope) -> Result<(), SpaceError> {
     let fresh = sql::query(
@@ -139,8 +147,12 @@ async fn apply_one(tx: &mut Tx, event: &Envelope) -> Result<(), SpaceError> {
 
 /// Applies a batch of events in one transaction.
 pub async fn apply(db: &Db, events: &[Envelope]) -> Result<(), SpaceError> {
+    let relevant: Vec<&Envelope> = events.iter().filter(|e| matters(e)).collect();
+    if relevant.is_empty() {
+        return Ok(());
+    }
     let mut tx = db.begin().await?;
-    for event in events {
+    for event in relevant {
         apply_one(&mut tx, event).await?;
     }
     tx.commit().await?;
@@ -264,6 +276,16 @@ mod tests {
             );
             apply(db, &[left]).await.unwrap();
             assert_eq!(planet_members(db).await, 1);
+            let public = event(
+                "message.received.rm_2",
+                json!({ "room": { "id": "rm_2", "kind": "public", "slug": "general" } }),
+            );
+            apply(db, &[public]).await.unwrap();
+            let seen: i64 = sql::query_scalar("SELECT COUNT(*) FROM space_seen")
+                .fetch_one(db.pool())
+                .await
+                .unwrap();
+            assert_eq!(seen, 5, "a public room's message writes nothing here");
         }
     }
 
