@@ -1,10 +1,11 @@
 //! Messaging on one node (`daarion up`, embedded or on PostgreSQL), with
 //! authentication, authorization, audit and metering on:
 //!
-//! 1. posts/s: concurrent posters over HTTP into one room, and the node's
-//!    CPU per post;
-//! 2. delivery: clients on `/ws/messaging/live` subscribed to the room,
-//!    frames/s and p50/p99 from post sent to frame received;
+//! 1. posts/s: concurrent posters over HTTP into one room, nobody
+//!    following it, and the node's CPU per post;
+//! 2. delivery: clients on `/ws/messaging/live` subscribed to another
+//!    room while posts arrive at `--rate` per second: frames/s and p50/p99
+//!    from post sent to frame received;
 //! 3. reading at scale: a room seeded with `--seed` messages (written
 //!    straight into the store, as history would have piled up), then
 //!    history pages at random depths and full-text searches, p50/p99.
@@ -35,6 +36,9 @@ struct Args {
     /// WebSocket clients following the room.
     #[arg(long, default_value_t = 100)]
     clients: usize,
+    /// Posts per second while the clients follow (all posters together).
+    #[arg(long, default_value_t = 200.0)]
+    rate: f64,
     /// Messages seeded into a second room for history and search.
     #[arg(long, default_value_t = 100_000)]
     seed: usize,
@@ -99,10 +103,28 @@ async fn main() -> anyhow::Result<()> {
                 .await?;
         cookies.push(person.cookie());
     }
-    let room = create_room(&client, &base, &cookies[0], "bench").await?;
-
-    // 2. Followers first, so they see every post.
     let epoch = Instant::now();
+
+    // 1. Posting, nobody following.
+    let hall = create_room(&client, &base, &cookies[0], "hall").await?;
+    let url = Arc::new(format!("{base}/api/messaging/rooms/{hall}/messages"));
+    let cpu_before = tree_cpu_seconds(daarion.child.id());
+    let started = Instant::now();
+    let refused = post_all(&client, &url, &cookies, args.posts, None, epoch).await?;
+    let post_time = started.elapsed();
+    let cpu_per_post =
+        (tree_cpu_seconds(daarion.child.id()) - cpu_before) * 1e6 / args.posts as f64;
+    println!(
+        "messaging [{label}]: {} posts by {} posters: {:.0} posts/s ({} refused), {:.0} µs CPU per post",
+        args.posts,
+        cookies.len(),
+        args.posts as f64 / post_time.as_secs_f64(),
+        refused,
+        cpu_per_post,
+    );
+
+    // 2. Delivery: followers first, so they see every post.
+    let room = create_room(&client, &base, &cookies[0], "bench").await?;
     let mut followers = Vec::new();
     for _ in 0..args.clients {
         use futures::SinkExt;
@@ -138,42 +160,10 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_followed = rss_kib(daarion.child.id())?;
 
-    // 1. Posting.
     let url = Arc::new(format!("{base}/api/messaging/rooms/{room}/messages"));
-    let cpu_before = tree_cpu_seconds(daarion.child.id());
     let started = Instant::now();
-    let per_poster = args.posts.div_ceil(cookies.len());
-    let posters: Vec<_> = cookies
-        .iter()
-        .enumerate()
-        .map(|(p, cookie)| {
-            let (client, url, cookie) = (client.clone(), url.clone(), cookie.clone());
-            let count = per_poster.min(args.posts.saturating_sub(p * per_poster));
-            tokio::spawn(async move {
-                let mut refused = 0usize;
-                for _ in 0..count {
-                    let body =
-                        serde_json::json!({ "body": epoch.elapsed().as_micros().to_string() });
-                    let ok = client
-                        .post(url.as_str())
-                        .header("cookie", cookie.as_str())
-                        .json(&body)
-                        .send()
-                        .await
-                        .is_ok_and(|r| r.status().is_success());
-                    refused += usize::from(!ok);
-                }
-                refused
-            })
-        })
-        .collect();
-    let mut refused = 0;
-    for poster in posters {
-        refused += poster.await?;
-    }
+    let refused = post_all(&client, &url, &cookies, args.posts, Some(args.rate), epoch).await?;
     let post_time = started.elapsed();
-    let cpu_per_post =
-        (tree_cpu_seconds(daarion.child.id()) - cpu_before) * 1e6 / args.posts as f64;
     let mut delivered = Vec::new();
     for listener in listeners {
         delivered.extend(listener.await?);
@@ -181,16 +171,11 @@ async fn main() -> anyhow::Result<()> {
     let delivered_time = started.elapsed();
     delivered.sort();
     println!(
-        "messaging [{label}]: {} posts by {} posters: {:.0} posts/s ({} refused), {:.0} µs CPU per post",
+        "messaging [{label}]: {} clients on /ws/messaging/live, {} posts at {:.0}/s ({} refused): delivered {} of {} frames, {:.0} frames/s; latency p50 {}  p99 {}  max {}; RSS with clients {:.1} MiB",
+        args.clients,
         args.posts,
-        cookies.len(),
         args.posts as f64 / post_time.as_secs_f64(),
         refused,
-        cpu_per_post,
-    );
-    println!(
-        "messaging [{label}]: {} clients on /ws/messaging/live: delivered {} of {} frames, {:.0} frames/s; latency p50 {}  p99 {}  max {}; RSS with clients {:.1} MiB",
-        args.clients,
         delivered.len(),
         args.clients * args.posts,
         delivered.len() as f64 / delivered_time.as_secs_f64(),
@@ -251,6 +236,59 @@ async fn main() -> anyhow::Result<()> {
     drop(daarion);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// Posts `count` messages over the posters' sessions, as fast as they are
+/// answered or, with `rate`, at that many per second in all; each body is
+/// its send time since `epoch` (the followers' latency clock). Returns
+/// how many were refused.
+async fn post_all(
+    client: &reqwest::Client,
+    url: &Arc<String>,
+    cookies: &[String],
+    count: usize,
+    rate: Option<f64>,
+    epoch: Instant,
+) -> anyhow::Result<usize> {
+    let per_poster = count.div_ceil(cookies.len());
+    let posters: Vec<_> = cookies
+        .iter()
+        .enumerate()
+        .map(|(p, cookie)| {
+            let (client, url, cookie) = (client.clone(), url.clone(), cookie.clone());
+            let mine = per_poster.min(count.saturating_sub(p * per_poster));
+            let gap = rate.map(|r| Duration::from_secs_f64(cookies.len() as f64 / r.max(0.001)));
+            tokio::spawn(async move {
+                let mut refused = 0usize;
+                let mut pace = gap.map(|g| {
+                    let mut i = tokio::time::interval(g);
+                    i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    i
+                });
+                for _ in 0..mine {
+                    if let Some(pace) = pace.as_mut() {
+                        pace.tick().await;
+                    }
+                    let body =
+                        serde_json::json!({ "body": epoch.elapsed().as_micros().to_string() });
+                    let ok = client
+                        .post(url.as_str())
+                        .header("cookie", cookie.as_str())
+                        .json(&body)
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().is_success());
+                    refused += usize::from(!ok);
+                }
+                refused
+            })
+        })
+        .collect();
+    let mut refused = 0;
+    for poster in posters {
+        refused += poster.await?;
+    }
+    Ok(refused)
 }
 
 async fn create_room(

@@ -319,6 +319,17 @@ impl Enforcer {
         }
     }
 
+    /// Whether `principal` may do `action` to `resource`, for an answer
+    /// that tells a client what to offer (a settings button): nothing is
+    /// attempted, so nothing is audited.
+    pub fn allows(&self, principal: &Principal, action: Action, resource: &Resource) -> bool {
+        principal.scope_allows(self.service, action)
+            && self
+                .engine
+                .decide(principal, action, resource, Facts::default())
+                .allowed
+    }
+
     /// Decides, audits what changes state, and turns a denial into `403`.
     pub async fn check(
         &self,

@@ -22,7 +22,58 @@ on_every_backend!(
     one_socket_follows_rooms_in_order_and_resumes,
     a_removed_member_stops_receiving_at_once,
     too_far_behind_is_told_to_reload,
+    a_room_tells_its_reader_whether_they_manage_it,
 );
+
+/// `may_manage` on a room's answer: what the web UI offers settings and
+/// archiving on; asking writes no audit row.
+async fn a_room_tells_its_reader_whether_they_manage_it(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let general = community(&app, "alice", "makers", "public").await;
+    let (status, _) = app
+        .send("POST", "/api/microdao/daos/makers/join", "bob", None)
+        .await;
+    assert_eq!(status, 200);
+    let path = format!("/api/messaging/rooms/{general}");
+    let (_, owner) = app.get_as(&path, Some("alice")).await;
+    let (_, member) = app.get_as(&path, Some("bob")).await;
+    assert_eq!(
+        (owner["may_manage"].clone(), member["may_manage"].clone()),
+        (json!(true), json!(false))
+    );
+    let (_, listed) = app
+        .get_as("/api/messaging/rooms?kind=public", Some("bob"))
+        .await;
+    let square = listed["items"][0]["id"].as_str().unwrap().to_owned();
+    let square = format!("/api/messaging/rooms/{square}");
+    let (_, citizen) = app.get_as(&square, Some("bob")).await;
+    let (_, admin) = app.get_as(&square, Some("root")).await;
+    assert_eq!(
+        (citizen["may_manage"].clone(), admin["may_manage"].clone()),
+        (json!(false), json!(true))
+    );
+    let (status, body) = app
+        .send("PATCH", &path, "bob", Some(json!({ "slow_mode_secs": 5 })))
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (403, "forbidden"),
+        "and the answer is the truth"
+    );
+    let (status, _) = app
+        .send(
+            "PATCH",
+            &path,
+            "alice",
+            Some(json!({ "slow_mode_secs": 5 })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    app.stop().await;
+}
 
 async fn post(app: &TestApp, room: &str, user: &str, body: Value) -> (u16, Value) {
     app.send(

@@ -1962,6 +1962,11 @@ export interface components {
              * @description The sequence number of the room's latest change.
              */
             last_seq: number;
+            /**
+             * @description Whether the caller may change its settings and archive it (one
+             *     room's answer).
+             */
+            may_manage?: boolean | null;
             /** @description Conversations: who is in (`user:<id>`, `agent:<id>`). */
             participants?: string[] | null;
             /** @description The least microDAO role that posts (default: members). */
@@ -2577,6 +2582,11 @@ export interface components {
                  * @description The sequence number of the room's latest change.
                  */
                 last_seq: number;
+                /**
+                 * @description Whether the caller may change its settings and archive it (one
+                 *     room's answer).
+                 */
+                may_manage?: boolean | null;
                 /** @description Conversations: who is in (`user:<id>`, `agent:<id>`). */
                 participants?: string[] | null;
                 /** @description The least microDAO role that posts (default: members). */

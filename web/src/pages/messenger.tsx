@@ -438,7 +438,12 @@ export function ChatRoomPage({ room: id }: { room: string }) {
         </p>
         <ErrorNote error={history.error} />
         <ErrorNote error={posting.error} />
-        {!denied && (
+        {room.data.archived && (
+          <p class="notice" role="status">
+            {t("chat.archived")}
+          </p>
+        )}
+        {!denied && !room.data.archived && (
           <form class="composer" onSubmit={submit}>
             <label class="skip" for="chat-topic">
               {t("chat.topic")}
@@ -499,8 +504,159 @@ export function ChatRoomPage({ room: id }: { room: string }) {
             ))}
         </ul>
         {room.data.kind === "group" && <GroupPeople room={id} />}
+        {room.data.may_manage && !room.data.archived && (
+          <RoomSettings room={room.data} changed={room.reload} />
+        )}
       </aside>
     </div>
+  );
+}
+
+/** The least microDAO role a room admits (to read it, or to post). */
+function RoleBound({
+  label,
+  everyone,
+  value,
+  set,
+}: {
+  label: string;
+  everyone: string;
+  value: string;
+  set: (value: string) => void;
+}) {
+  const { t } = useI18n();
+  return (
+    <Field label={label}>
+      {(id) => (
+        <select id={id} value={value} onChange={(e) => set(e.currentTarget.value)}>
+          {BOUNDS.map((b) => (
+            <option key={b} value={b}>
+              {b
+                ? t("chat.from_role", { role: t(`dao.role.${b}` as "dao.role.member") })
+                : everyone}
+            </option>
+          ))}
+        </select>
+      )}
+    </Field>
+  );
+}
+
+/** A room's settings and archiving, for those who manage it. */
+function RoomSettings({ room, changed }: { room: ChatRoom; changed: () => void }) {
+  const { t } = useI18n();
+  const [form, setForm] = useState({
+    title: room.title,
+    description: room.description,
+    posters: room.posters ?? "",
+    agents: room.agents_allowed,
+    slow: String(room.slow_mode_secs),
+  });
+  const save = useAction();
+  const archive = useAction();
+  const [saved, setSaved] = useState(false);
+  const submit = (event: Event) => {
+    event.preventDefault();
+    setSaved(false);
+    save.run(async () => {
+      await ok(
+        api.PATCH("/api/messaging/rooms/{room}", {
+          params: { path: { room: room.id } },
+          body: {
+            title: room.kind === "direct" ? null : form.title,
+            description: form.description,
+            posters: room.kind === "dao" && form.posters ? form.posters : null,
+            agents_allowed: form.agents,
+            slow_mode_secs: Number(form.slow),
+          },
+        }),
+      );
+      setSaved(true);
+      changed();
+    });
+  };
+  return (
+    <form class="stack" onSubmit={submit} aria-label={t("chat.settings")}>
+      <h2>{t("chat.settings")}</h2>
+      {room.kind !== "direct" && (
+        <Field label={t("chat.settings_title")}>
+          {(id) => (
+            <input
+              id={id}
+              required
+              value={form.title}
+              onInput={(e) => setForm({ ...form, title: e.currentTarget.value })}
+            />
+          )}
+        </Field>
+      )}
+      <Field label={t("rooms.description")}>
+        {(id) => (
+          <input
+            id={id}
+            value={form.description}
+            onInput={(e) => setForm({ ...form, description: e.currentTarget.value })}
+          />
+        )}
+      </Field>
+      {room.kind === "dao" && (
+        <RoleBound
+          label={t("chat.posters")}
+          everyone={t("chat.posters_default")}
+          value={form.posters}
+          set={(posters) => setForm({ ...form, posters })}
+        />
+      )}
+      <label class="check">
+        <input
+          type="checkbox"
+          checked={form.agents}
+          onChange={(e) => setForm({ ...form, agents: e.currentTarget.checked })}
+        />{" "}
+        {t("chat.agents_allowed")}
+      </label>
+      <Field label={t("chat.slow_mode")} hint={t("chat.slow_mode_hint")}>
+        {(id) => (
+          <input
+            id={id}
+            type="number"
+            min={0}
+            max={21600}
+            value={form.slow}
+            onInput={(e) => setForm({ ...form, slow: e.currentTarget.value })}
+          />
+        )}
+      </Field>
+      <ErrorNote error={save.error} />
+      {saved && (
+        <p role="status" class="small muted">
+          {t("chat.saved")}
+        </p>
+      )}
+      <div class="row">
+        <button type="submit" disabled={save.busy}>
+          <Busy busy={save.busy} label="chat.save_settings" />
+        </button>
+        <button
+          type="button"
+          class="secondary"
+          disabled={archive.busy}
+          onClick={() =>
+            archive.run(async () => {
+              await ok(
+                api.POST("/api/messaging/rooms/{room}/archive", {
+                  params: { path: { room: room.id } },
+                }),
+              );
+              changed();
+            })
+          }
+        >
+          {t("chat.archive")}
+        </button>
+      </div>
+      <ErrorNote error={archive.error} />
+    </form>
   );
 }
 
@@ -712,19 +868,12 @@ function NewCommunityRoom({ dao, added }: { dao: string; added: () => void }) {
     });
   };
   const bound = (field: "audience" | "posters", label: string, everyone: string) => (
-    <Field label={label}>
-      {(id) => (
-        <select id={id} value={form[field]} onChange={set(field)}>
-          {BOUNDS.map((b) => (
-            <option key={b} value={b}>
-              {b
-                ? t("chat.from_role", { role: t(`dao.role.${b}` as "dao.role.member") })
-                : everyone}
-            </option>
-          ))}
-        </select>
-      )}
-    </Field>
+    <RoleBound
+      label={label}
+      everyone={everyone}
+      value={form[field]}
+      set={(value) => setForm({ ...form, [field]: value })}
+    />
   );
   return (
     <form class="card stack" onSubmit={submit} aria-label={t("chat.new_room")}>

@@ -57,6 +57,10 @@ pub struct ChatRoomView {
     /// Unread messages that mention the caller (in lists).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unread_mentions: Option<i64>,
+    /// Whether the caller may change its settings and archive it (one
+    /// room's answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub may_manage: Option<bool>,
 }
 
 impl From<Room> for ChatRoomView {
@@ -79,6 +83,7 @@ impl From<Room> for ChatRoomView {
             participants: None,
             unread: None,
             unread_mentions: None,
+            may_manage: None,
         }
     }
 }
@@ -456,11 +461,17 @@ pub(super) async fn create_dao_room(
 pub(super) async fn get_chat_room(
     State(state): State<MessagingState>,
     Path(room): Path<String>,
+    principal: Principal,
 ) -> Result<Json<ChatRoomView>, ApiError> {
     let room = store::room(&state.db, &room_id(&room)?)
         .await?
         .ok_or_else(|| ApiError::not_found("no such room"))?;
-    Ok(Json(state.view(room).await?))
+    let resource = crate::access::room_of(&state.db, &room).await?;
+    let may_manage = state.access.allows(&principal, Action::Manage, &resource);
+    Ok(Json(ChatRoomView {
+        may_manage: Some(may_manage),
+        ..state.view(room).await?
+    }))
 }
 
 /// Changes a room's settings (its managers).
