@@ -145,6 +145,16 @@ for (const lang of ["en", "uk"]) {
       await visitor.page.getByRole("heading", { name: `mayor-${lang}` }).waitFor();
       const activity = visitor.page.getByRole("list", { name: visitor.t("feed.activity") });
       await activity.getByText("Ships ahoy").waitFor();
+      // The visitor reads the room itself, and is asked to sign in to talk.
+      await visitor.page.getByRole("link", { name: visitor.t("nav.rooms") }).click();
+      await arrived(visitor.page, /\/rooms$/);
+      await visitor.page.getByRole("link", { name: "Harbour" }).click();
+      await arrived(visitor.page, /\/rooms\/harbour$/);
+      await visitor.page.getByRole("log").getByText("Ships ahoy").waitFor();
+      await visitor.page.getByRole("link", { name: visitor.t("room.sign_in_to_talk") }).waitFor();
+      assert.equal(await visitor.page.locator("textarea").count(), 0);
+      await expectNoAccessibilityProblems(visitor.page, "room (visitor)");
+
       // The admin takes the room off the map; the district stays, empty.
       await page.getByRole("button", { name: t("map.remove_named", { name: "Harbour" }) }).click();
       await page.getByRole("region", { name: "Port" }).getByText(t("map.district_empty")).waitFor();

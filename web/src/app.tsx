@@ -59,7 +59,7 @@ function TopBar() {
         {link("/city", t("nav.map"))}
         {link("/feed", t("nav.feed"))}
         {link("/space", t("nav.space"))}
-        {user && link("/rooms", t("nav.rooms"))}
+        {link("/rooms", t("nav.rooms"))}
         {user && link("/messages", t("nav.messages"))}
         {user && link("/communities", t("nav.communities"))}
         {user && link("/playground", t("nav.playground"))}
@@ -130,14 +130,13 @@ function privately<P extends object>(Page: (props: P) => JSX.Element) {
   };
 }
 
-const RoomsRoute = privately(Rooms);
 // The city's public pages: anyone may read them while the city allows it.
 const CitizenRoute = ({ username }: { username: string }) => <Citizen username={username} />;
 const AgentRoute = ({ id }: { id: string }) => <AgentPage id={id} />;
 const PlanetRoute = ({ slug }: { slug: string }) => <PlanetPage slug={slug} />;
 const NodesRoute = privately(NodeRegistry);
 const NodeRoute = privately(({ id }: { id: string }) => <NodePage id={id} />);
-const RoomRoute = privately(({ slug }: { slug: string }) => <RoomPage slug={slug} />);
+const RoomRoute = ({ slug }: { slug: string }) => <RoomPage slug={slug} />;
 const MessengerRoute = privately(Messenger);
 const ChatRoute = privately(({ room }: { room: string }) => <ChatRoomPage room={room} />);
 const PlaygroundRoute = privately(Playground);
@@ -203,7 +202,7 @@ function Pages() {
             <Route path="/space/nodes" component={NodesRoute} />
             <Route path="/space/nodes/:id" component={NodeRoute} />
             <Route path="/agents/:id" component={AgentRoute} />
-            <Route path="/rooms" component={RoomsRoute} />
+            <Route path="/rooms" component={Rooms} />
             <Route path="/rooms/:slug" component={RoomRoute} />
             <Route path="/messages" component={MessengerRoute} />
             <Route path="/messages/:room" component={ChatRoute} />

@@ -24,6 +24,7 @@ type Message = Schemas["MessageView"];
 
 export function Rooms() {
   const { t } = useI18n();
+  const { user } = useSession();
   const rooms = usePaged(
     (cursor) => ok(api.GET("/api/city/rooms", { params: { query: { limit: 50, cursor } } })),
     [],
@@ -49,9 +50,9 @@ export function Rooms() {
           )}
         </Listed>
         <MoreButton paged={rooms} />
-        <NewRoom added={(room) => rooms.setItems((known) => [room, ...(known ?? [])])} />
+        {user && <NewRoom added={(room) => rooms.setItems((known) => [room, ...(known ?? [])])} />}
       </section>
-      <PresenceList />
+      {user && <PresenceList />}
     </div>
   );
 }
@@ -179,6 +180,8 @@ function merge(known: Shown[], incoming: Message[]): Shown[] {
 }
 
 const PAGE = 50;
+/** How often a visitor's room page asks for new messages. */
+const VISITOR_POLL_MS = 15_000;
 
 export function RoomPage({ slug }: { slug: string }) {
   const { t, dateTime } = useI18n();
@@ -230,6 +233,14 @@ export function RoomPage({ slug }: { slug: string }) {
     setMessages([]);
     setOlder(undefined);
     stickToBottom.current = true;
+    if (!user) {
+      // A visitor reads through the API (the socket needs a principal)
+      // and looks again now and then.
+      latest();
+      setLive("open");
+      const timer = window.setInterval(latest, VISITOR_POLL_MS);
+      return () => window.clearInterval(timer);
+    }
     const sub = subscribe(`/ws/city/rooms/${encodeURIComponent(slug)}`, {
       frame: (frame) => {
         if (frame.type === "message")
@@ -244,7 +255,7 @@ export function RoomPage({ slug }: { slug: string }) {
       },
     });
     return () => sub.close();
-  }, [slug]);
+  }, [slug, user]);
 
   const keys = useMemo(() => messages.map((m) => m.id), [messages]);
   const visible = useVirtual(keys, list);
@@ -364,24 +375,33 @@ export function RoomPage({ slug }: { slug: string }) {
           <div style={{ height: `${visible.after}px` }} aria-hidden="true" />
         </div>
         <ErrorNote error={history.error} />
-        <form class="composer" onSubmit={submit}>
-          <label class="skip" for="composer">
-            {t("room.message")}
-          </label>
-          <textarea
-            id="composer"
-            rows={1}
-            value={draft}
-            placeholder={t("room.placeholder")}
-            onInput={(e) => setDraft(e.currentTarget.value)}
-            onKeyDown={(e) => {
-              if (e.key === "Enter" && !e.shiftKey) submit(e);
-            }}
-          />
-          <button type="submit">{t("room.send")}</button>
-        </form>
+        {!user && (
+          <p class="notice">
+            <a href={`/sign-in?next=${encodeURIComponent(`/rooms/${slug}`)}`}>
+              {t("room.sign_in_to_talk")}
+            </a>
+          </p>
+        )}
+        {user && (
+          <form class="composer" onSubmit={submit}>
+            <label class="skip" for="composer">
+              {t("room.message")}
+            </label>
+            <textarea
+              id="composer"
+              rows={1}
+              value={draft}
+              placeholder={t("room.placeholder")}
+              onInput={(e) => setDraft(e.currentTarget.value)}
+              onKeyDown={(e) => {
+                if (e.key === "Enter" && !e.shiftKey) submit(e);
+              }}
+            />
+            <button type="submit">{t("room.send")}</button>
+          </form>
+        )}
       </section>
-      <PresenceList />
+      {user && <PresenceList />}
     </div>
   );
 }
