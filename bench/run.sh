@@ -2,7 +2,7 @@
 # Builds release binaries and prints DAARION's benchmark figures:
 # start-up to healthy, idle RSS, access decisions and overhead, city WebSocket
 # fan-out (embedded and NATS), messaging (posts/s, live delivery, history and
-# search at a million messages, embedded and PostgreSQL), gateway vs nginx, LLM proxy vs LiteLLM, and
+# search at a million messages, embedded and PostgreSQL; delivery to 1 000 clients), gateway vs nginx, LLM proxy vs LiteLLM, and
 # the web UI (JS for first paint, time to interactive, a 10 000-message room).
 #
 # `bench/run.sh --smoke` runs every benchmark for a moment on debug builds,
@@ -45,6 +45,8 @@ for clients in 10 100 500; do
   "$bin/fanout" --binary "$bin/daarion" --clients "$clients" --messages "${MESSAGES:-500}" --label embedded
 done
 "$bin/messaging" --binary "$bin/daarion" --seed "${SEED:-1000000}"
+# Delivery to a thousand followers (posting paced, history barely seeded).
+"$bin/messaging" --binary "$bin/daarion" --clients 1000 --posts 1000 --rate 50 --seed 1000 --reads 10
 if (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
   "$bin/messaging" --binary "$bin/daarion" --seed "${SEED:-1000000}" \
     --postgres "${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
