@@ -20,9 +20,7 @@ pub struct Pruned {
 /// Removes events older than `retention` that no consumer still has to
 /// receive, and processed-id records older than `retention`.
 pub async fn prune(db: &Db, retention: Duration) -> Result<Pruned, BusError> {
-    let cutoff =
-        chrono::Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
-    let cutoff = daarion_store::format_time(cutoff);
+    let cutoff = daarion_store::ago(retention);
     let events = daarion_store::sql::query(
         "DELETE FROM bus_events WHERE created_at < $1
          AND NOT EXISTS (SELECT 1 FROM bus_deliveries d WHERE d.event_id = bus_events.id)",

@@ -259,6 +259,12 @@ pub fn now() -> String {
     format_time(chrono::Utc::now())
 }
 
+/// `span` before now, as stored: the cutoff of a retention or a timeout.
+pub fn ago(span: std::time::Duration) -> String {
+    let span = chrono::Duration::from_std(span).unwrap_or(chrono::Duration::MAX);
+    format_time(chrono::Utc::now() - span)
+}
+
 pub fn format_time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }

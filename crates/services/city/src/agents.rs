@@ -16,29 +16,11 @@ use crate::{CityState, SERVICE, domain::CityError, store};
 
 pub const LIVE: &str = "presence.agent.*";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AgentStatus {
-    Online,
-    Busy,
-    Offline,
-}
-
-impl AgentStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Online => "online",
-            Self::Busy => "busy",
-            Self::Offline => "offline",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        [Self::Online, Self::Busy, Self::Offline]
-            .into_iter()
-            .find(|s| s.as_str() == raw)
-    }
-}
+daarion_kernel::named_enum!(AgentStatus {
+    Online => "online",
+    Busy => "busy",
+    Offline => "offline",
+});
 
 /// An agent's presence, as its readers see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -78,12 +60,12 @@ pub async fn report(
         daarion_store::format_time(now),
         daarion_store::format_time(now + lasts),
     );
-    if store::agents::report(&state.db, agent, status, &now, &expires_at).await? {
+    let (presence, changed) =
+        store::agents::report(&state.db, agent, status, &now, &expires_at).await?;
+    if changed {
         state.publish(&announce_event(agent, status)).await;
     }
-    store::agents::one(&state.db, agent)
-        .await?
-        .ok_or_else(|| CityError::Invalid(format!("agent {agent:?} vanished")))
+    Ok(presence)
 }
 
 /// Announces agents whose reports lapsed, until shutdown.

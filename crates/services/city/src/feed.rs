@@ -25,40 +25,16 @@ pub const DAOS: &str = "microdao.dao.*.*";
 /// How much of a message the feed shows.
 pub const EXCERPT_CHARS: usize = 280;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum FeedKind {
+daarion_kernel::named_enum!(FeedKind {
     /// A person's message in a public room.
-    RoomMessage,
+    RoomMessage => "room_message",
     /// An agent's message in a public room.
-    AgentReply,
+    AgentReply => "agent_reply",
     /// The city itself: a room opened, the map changed.
-    System,
+    System => "system",
     /// A public community was founded, changed or archived.
-    DaoEvent,
-}
-
-impl FeedKind {
-    pub const ALL: [FeedKind; 4] = [
-        Self::RoomMessage,
-        Self::AgentReply,
-        Self::System,
-        Self::DaoEvent,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::RoomMessage => "room_message",
-            Self::AgentReply => "agent_reply",
-            Self::System => "system",
-            Self::DaoEvent => "dao_event",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == raw)
-    }
-}
+    DaoEvent => "dao_event",
+});
 
 /// One entry of the feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -269,8 +245,8 @@ pub fn system(what: &str, subject: &str, actor: &str, text: &str) -> Entry {
 pub async fn prune(state: CityState) {
     let period = Duration::from_secs(3600);
     loop {
-        let retention = chrono::Duration::days(i64::from(state.settings.feed_retention_days));
-        let cutoff = daarion_store::format_time(chrono::Utc::now() - retention);
+        let retention = u64::from(state.settings.feed_retention_days) * 24 * 3600;
+        let cutoff = daarion_store::ago(Duration::from_secs(retention));
         match store::feed::prune(&state.db, &cutoff).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(pruned = n, "old feed entries pruned"),

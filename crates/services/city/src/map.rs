@@ -83,43 +83,17 @@ impl Grid {
     }
 }
 
-/// What a place is for, as the original city map drew it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PlaceRole {
-    Primary,
-    Lobby,
-    Team,
-    Research,
-    Security,
-    Governance,
-}
-
-impl PlaceRole {
-    pub const ALL: [PlaceRole; 6] = [
-        Self::Primary,
-        Self::Lobby,
-        Self::Team,
-        Self::Research,
-        Self::Security,
-        Self::Governance,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Primary => "primary",
-            Self::Lobby => "lobby",
-            Self::Team => "team",
-            Self::Research => "research",
-            Self::Security => "security",
-            Self::Governance => "governance",
-        }
+daarion_kernel::named_enum!(
+    /// What a place is for, as the original city map drew it.
+    PlaceRole {
+        Primary => "primary",
+        Lobby => "lobby",
+        Team => "team",
+        Research => "research",
+        Security => "security",
+        Governance => "governance",
     }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.as_str() == raw)
-    }
-}
+);
 
 /// A district: a named area of the map.
 #[derive(Debug, Clone, PartialEq, Eq)]

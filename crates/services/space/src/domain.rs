@@ -39,36 +39,15 @@ impl From<daarion_store::sql::Error> for SpaceError {
     }
 }
 
-macro_rules! named_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            pub const ALL: &[$name] = &[$($name::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-
-            pub fn parse(raw: &str) -> Option<Self> {
-                Self::ALL.iter().copied().find(|v| v.as_str() == raw)
-            }
-        }
-    };
-}
-
-named_enum!(
+daarion_kernel::named_enum!(
     /// What a node is for, as the original registry had it.
     NodeRole { Production => "production", Development => "development", Backup => "backup", Worker => "worker" }
 );
-named_enum!(
+daarion_kernel::named_enum!(
     /// What a node runs.
     NodeKind { Router => "router", Gateway => "gateway", Worker => "worker" }
 );
-named_enum!(
+daarion_kernel::named_enum!(
     /// `registered`: never heard from; `offline`: silent past the limit.
     NodeStatus { Registered => "registered", Online => "online", Degraded => "degraded", Maintenance => "maintenance", Offline => "offline" }
 );

@@ -110,12 +110,7 @@ pub struct SpaceState {
 impl SpaceState {
     /// Heartbeats older than this mean offline.
     fn offline_cutoff(&self) -> String {
-        self.ago(Duration::from_secs(self.settings.node_offline_secs))
-    }
-
-    fn ago(&self, span: Duration) -> String {
-        let span = chrono::Duration::from_std(span).unwrap_or(chrono::Duration::MAX);
-        daarion_store::format_time(chrono::Utc::now() - span)
+        daarion_store::ago(Duration::from_secs(self.settings.node_offline_secs))
     }
 
     async fn publish(&self, event: &Envelope) {
@@ -150,12 +145,15 @@ async fn build(ctx: Context) -> Result<Mount, BuildError> {
     Ok(Mount::new(access, api::router().with_state(state)))
 }
 
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
 /// Marks silent nodes offline (each announced once, whichever replica
 /// finds it) and prunes old heartbeats and applied-event ids, until
 /// shutdown.
 async fn sweep(state: SpaceState) {
     let period = Duration::from_secs((state.settings.heartbeat_secs / 3).max(1));
-    let mut rounds: u64 = 0;
+    // Pruning is not urgent: the first round, then about hourly.
+    let mut pruned_at: Option<std::time::Instant> = None;
     loop {
         tokio::select! {
             () = state.shutdown.cancelled() => return,
@@ -170,13 +168,12 @@ async fn sweep(state: SpaceState) {
             }
             Err(error) => tracing::warn!(%error, "node sweep failed"),
         }
-        // Pruning is not urgent: about hourly.
-        rounds += 1;
-        if rounds % (3600 / period.as_secs().max(1)).max(1) == 1 {
-            let beats = state.ago(Duration::from_secs(
+        if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+            pruned_at = Some(std::time::Instant::now());
+            let beats = daarion_store::ago(Duration::from_secs(
                 state.settings.heartbeat_retention_hours * 3600,
             ));
-            let seen = state.ago(Duration::from_secs(7 * 24 * 3600));
+            let seen = daarion_store::ago(Duration::from_secs(7 * 24 * 3600));
             let pruned = async {
                 store::nodes::prune(&state.db, &beats).await?;
                 store::planets::prune_seen(&state.db, &seen).await

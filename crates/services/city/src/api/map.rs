@@ -78,6 +78,21 @@ pub struct PlaceView {
     pub color: String,
 }
 
+impl PlaceView {
+    fn of(place: Place, title: String) -> Self {
+        Self {
+            room: place.room,
+            title,
+            district: place.district,
+            area: place.area,
+            zone: place.zone,
+            role: place.role,
+            icon: place.icon,
+            color: place.color,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutDistrict {
@@ -129,16 +144,7 @@ async fn get_map(State(state): State<CityState>) -> Result<Json<MapView>, ApiErr
             let room = rooms
                 .iter()
                 .find(|r| r.slug.as_deref() == Some(p.room.as_str()) && r.archived_at.is_none())?;
-            Some(PlaceView {
-                title: room.title.clone(),
-                room: p.room,
-                district: p.district,
-                area: p.area,
-                zone: p.zone,
-                role: p.role,
-                icon: p.icon,
-                color: p.color,
-            })
+            Some(PlaceView::of(p, room.title.clone()))
         })
         .collect();
     let grid = state.settings.grid();
@@ -231,19 +237,7 @@ async fn put_place(
     };
     let fresh = store::map::put_place(&state.db, &place).await?;
     changed(&state, &actor, &place.room, &room.title).await;
-    Ok(created(
-        fresh,
-        PlaceView {
-            title: room.title,
-            room: place.room,
-            district: place.district,
-            area: place.area,
-            zone: place.zone,
-            role: place.role,
-            icon: place.icon,
-            color: place.color,
-        },
-    ))
+    Ok(created(fresh, PlaceView::of(place, room.title)))
 }
 
 /// Take a room off the map (city admins); the room itself stays.

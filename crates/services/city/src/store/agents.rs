@@ -37,18 +37,18 @@ fn presence_from(row: &AnyRow, now: &str) -> Result<AgentPresence, CityError> {
     })
 }
 
-/// Records a report of `agent` (now, lasting until `expires_at`); whether
-/// its status changed.
+/// Records a report of `agent` (now, lasting until `expires_at`): the
+/// agent's presence after it, and whether its status changed.
 pub async fn report(
     db: &Db,
     agent: &str,
     status: AgentStatus,
     now: &str,
     expires_at: &str,
-) -> Result<bool, CityError> {
+) -> Result<(AgentPresence, bool), CityError> {
     // `since` moves only when the status does; an offline row whose
     // lapse the sweeper has not seen yet counts as a change as well.
-    let since: String = sql::query_scalar(
+    let row = sql::query(
         "INSERT INTO city_agents (agent, status, since, last_seen, expires_at)
          VALUES ($1, $2, $3, $3, $4)
          ON CONFLICT (agent) DO UPDATE SET
@@ -56,7 +56,7 @@ pub async fn report(
                  THEN city_agents.since ELSE excluded.since END,
              status = excluded.status, last_seen = excluded.last_seen,
              expires_at = excluded.expires_at
-         RETURNING since",
+         RETURNING agent, status, since, last_seen, expires_at",
     )
     .bind(agent)
     .bind(status.as_str())
@@ -64,7 +64,9 @@ pub async fn report(
     .bind(expires_at)
     .fetch_one(db.pool())
     .await?;
-    Ok(since == now)
+    let presence = presence_from(&row, now)?;
+    let changed = presence.since == now;
+    Ok((presence, changed))
 }
 
 /// Agents that ever reported, by id, `limit + 1` at most, after `after`.
@@ -123,17 +125,20 @@ mod tests {
                 report(db, "helper", AgentStatus::Online, T0, T2)
                     .await
                     .unwrap()
+                    .1
             );
             assert!(
                 !report(db, "helper", AgentStatus::Online, T1, T3)
                     .await
-                    .unwrap(),
+                    .unwrap()
+                    .1,
                 "the same status again is no change"
             );
             assert!(
                 report(db, "helper", AgentStatus::Busy, T1, T3)
                     .await
                     .unwrap()
+                    .1
             );
             assert!(
                 expire(db, T2).await.unwrap().is_empty(),
@@ -146,6 +151,7 @@ mod tests {
                 report(db, "helper", AgentStatus::Online, T3, T3)
                     .await
                     .unwrap()
+                    .1
             );
             let listed = page(db, None, 10).await.unwrap();
             assert_eq!(listed.len(), 1);
