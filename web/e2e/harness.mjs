@@ -251,6 +251,26 @@ export async function expectNoAccessibilityProblems(page, where) {
   assert.deepEqual(problems, [], `accessibility problems on ${where}`);
 }
 
+/**
+ * A public community `slug` named `name`, started by the signed-in `who`
+ * through the API; returns the id of its `general` room (opened by
+ * messaging when the community's event arrives).
+ */
+export async function community(city, who, slug, name) {
+  const made = await who.page.request.post(`${city.url}/api/microdao/daos`, {
+    data: { slug, name, visibility: "public" },
+    headers: { origin: city.url },
+  });
+  assert.equal(made.status(), 201, await made.text());
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const rooms = await who.page.request.get(`${city.url}/api/messaging/daos/${slug}/rooms`);
+    const room = (await rooms.json()).items?.[0]?.id;
+    if (room) return room;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`community ${slug} got no general room in 5 s`);
+}
+
 /** Registers `username` with a new passkey, landing on the recovery-codes welcome. */
 export async function register(city, who, username) {
   const { page, t } = who;

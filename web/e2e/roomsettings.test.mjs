@@ -4,7 +4,14 @@
 // archived nobody can write in it.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { expectNoAccessibilityProblems, launch, person, register, startCity } from "./harness.mjs";
+import {
+  community,
+  expectNoAccessibilityProblems,
+  launch,
+  person,
+  register,
+  startCity,
+} from "./harness.mjs";
 
 let city;
 let browser;
@@ -23,17 +30,7 @@ for (const lang of ["en", "uk"]) {
       const owner = await person(browser, { lang });
       await register(city, owner, `keeper-${lang}`);
       const { page, t } = owner;
-      const made = await page.request.post(`${city.url}/api/microdao/daos`, {
-        data: { slug: `club-${lang}`, name: `Club ${lang}`, visibility: "public" },
-        headers: { origin: city.url },
-      });
-      assert.equal(made.status(), 201, await made.text());
-      let room;
-      for (let i = 0; i < 50 && !room; i++) {
-        const rooms = await page.request.get(`${city.url}/api/messaging/daos/club-${lang}/rooms`);
-        room = (await rooms.json()).items?.[0]?.id;
-        if (!room) await new Promise((r) => setTimeout(r, 100));
-      }
+      const room = await community(city, owner, `club-${lang}`, `Club ${lang}`);
       const member = await person(browser, { lang });
       await register(city, member, `regular-${lang}`);
       const joined = await member.page.request.post(

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
   arrived,
+  community,
   expectNoAccessibilityProblems,
   launch,
   person,
@@ -51,17 +52,7 @@ for (const lang of ["en", "uk"]) {
       await register(city, admin, `astra-${lang}`);
       const { page, t } = admin;
       const slug = `orbiters-${lang}`;
-      const made = await page.request.post(`${city.url}/api/microdao/daos`, {
-        data: { slug, name: `Orbiters ${lang}`, visibility: "public" },
-        headers: { origin: city.url },
-      });
-      assert.equal(made.status(), 201, await made.text());
-      let room;
-      for (let i = 0; i < 50 && !room; i++) {
-        const rooms = await page.request.get(`${city.url}/api/messaging/daos/${slug}/rooms`);
-        room = (await rooms.json()).items?.[0]?.id;
-        if (!room) await new Promise((r) => setTimeout(r, 100));
-      }
+      const room = await community(city, admin, slug, `Orbiters ${lang}`);
       const posted = await page.request.post(`${city.url}/api/messaging/rooms/${room}/messages`, {
         data: { body: "lift-off" },
         headers: { origin: city.url },
