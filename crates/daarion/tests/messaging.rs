@@ -23,7 +23,133 @@ on_every_backend!(
     a_removed_member_stops_receiving_at_once,
     too_far_behind_is_told_to_reload,
     a_room_tells_its_reader_whether_they_manage_it,
+    posts_arriving_together_each_get_their_own_answer,
 );
+
+/// Posts are written in batches (group commit): a burst into two rooms,
+/// with a retried key, a reply to nothing and a post into an archived
+/// room among them, answers each post as if it came alone, and each room
+/// numbers exactly the messages it accepted, in a row.
+async fn posts_arriving_together_each_get_their_own_answer(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let mut rooms = Vec::new();
+    for slug in ["north", "south", "shut"] {
+        let (status, room) = app
+            .send(
+                "POST",
+                "/api/messaging/rooms",
+                "root",
+                Some(json!({"slug": slug, "title": slug})),
+            )
+            .await;
+        assert_eq!(status, 201, "{room}");
+        rooms.push(room["id"].as_str().unwrap().to_owned());
+    }
+    let shut = format!("/api/messaging/rooms/{}", rooms[2]);
+    let (status, _) = app
+        .send("POST", &format!("{shut}/archive"), "root", None)
+        .await;
+    assert_eq!(status, 204);
+    let mut cookies = Vec::new();
+    for user in ["alice", "bob", "carol"] {
+        cookies.push(app.cookie(user).await);
+    }
+    let client = reqwest::Client::new();
+    let send = |room: &str, cookie: &str, key: Option<&str>, body: Value| {
+        let mut request = client
+            .post(app.url(&format!("/api/messaging/rooms/{room}/messages")))
+            .header("cookie", cookie)
+            .json(&body);
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        async move { common::decode(request.send().await.unwrap()).await }
+    };
+    let mut burst = Vec::new();
+    for n in 0..8 {
+        for (who, cookie) in cookies.iter().enumerate() {
+            let room = &rooms[(n + who) % 2];
+            burst.push((
+                201,
+                send(room, cookie, None, json!({"body": format!("m{n}-{who}")})),
+            ));
+        }
+    }
+    for _ in 0..2 {
+        let twice = send(&rooms[0], &cookies[0], Some("k1"), json!({"body": "twice"}));
+        burst.push((0, twice));
+    }
+    let nowhere = json!({"body": "to nothing", "reply_to": "msg_00000000000000000000000000000000"});
+    burst.push((422, send(&rooms[1], &cookies[1], None, nowhere)));
+    burst.push((
+        409,
+        send(&rooms[2], &cookies[2], None, json!({"body": "late"})),
+    ));
+    let (expected, requests): (Vec<u16>, Vec<_>) = burst.into_iter().unzip();
+    let answers = futures::future::join_all(requests).await;
+    let mut accepted: Vec<Vec<(i64, String)>> = vec![Vec::new(), Vec::new()];
+    let mut retried = Vec::new();
+    for (expected, (status, answer)) in expected.into_iter().zip(answers) {
+        if expected == 0 {
+            retried.push((status, answer["id"].clone()));
+        } else {
+            assert_eq!(status, expected, "{answer}");
+        }
+        if status == 201 {
+            let room = rooms.iter().position(|r| answer["room"] == **r).unwrap();
+            let seq = answer["seq"].as_i64().unwrap();
+            accepted[room].push((seq, answer["body"].as_str().unwrap().to_owned()));
+        }
+    }
+    retried.sort_by_key(|(status, _)| *status);
+    assert_eq!(
+        (retried[0].0, retried[1].0),
+        (200, 201),
+        "one post, one replay"
+    );
+    assert_eq!(retried[0].1, retried[1].1);
+    for (room, mut answered) in rooms.iter().zip(accepted) {
+        answered.sort();
+        let count = answered.len() as i64;
+        let seqs: Vec<i64> = answered.iter().map(|(seq, _)| *seq).collect();
+        assert_eq!(seqs, (1..=count).collect::<Vec<_>>(), "no gaps, no repeats");
+        let (_, page) = app
+            .get_as(
+                &format!("/api/messaging/rooms/{room}/messages?after_seq=0&limit=100"),
+                Some("alice"),
+            )
+            .await;
+        let stored: Vec<(i64, String)> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["seq"].as_i64().unwrap(),
+                    m["body"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(stored, answered, "what was answered is what was stored");
+    }
+    let (_, state) = app.get_as(&shut, Some("alice")).await;
+    assert_eq!(state["last_seq"], 0);
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    let figure = |name: &str| -> f64 {
+        let line = metrics.lines().find(|l| l.starts_with(name)).unwrap();
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let (posts, batches) = (
+        figure("messaging_post_batch_size_sum"),
+        figure("messaging_post_batch_size_count"),
+    );
+    assert!(posts > batches, "{posts} posts in {batches} batches");
+    app.stop().await;
+}
 
 /// `may_manage` on a room's answer: what the web UI offers settings and
 /// archiving on; asking writes no audit row.

@@ -41,6 +41,12 @@ impl RequestContext {
     pub async fn scope<F: Future>(self, fut: F) -> F::Output {
         CURRENT.scope(self, fut).await
     }
+
+    /// Runs `f` with this context as the current one (work done for a
+    /// request by another task, e.g. a writer batching several requests).
+    pub fn sync_scope<R>(self, f: impl FnOnce() -> R) -> R {
+        CURRENT.sync_scope(self, f)
+    }
 }
 
 pub fn new_request_id() -> String {

@@ -204,8 +204,10 @@ pub struct CityState {
     tasks: TaskTracker,
     live: Live,
     access: Arc<Enforcer>,
-    /// Relays the events staged with rooms and messages.
+    /// Relays the events staged with rooms.
     outbox: Outbox,
+    /// Posts messages through messaging's group commit.
+    poster: daarion_messaging::Poster,
 }
 
 impl CityState {
@@ -238,6 +240,7 @@ async fn build(ctx: Context) -> Result<Mount, BuildError> {
         tasks: ctx.tasks.clone(),
         access: access.clone(),
         outbox: ctx.outbox.clone(),
+        poster: daarion_messaging::Poster::start(ctx.db.clone(), ctx.outbox.clone()),
     };
     state.tasks.spawn(presence::sweep(state.clone()));
     state.tasks.spawn(agents::sweep(state.clone()));
@@ -266,7 +269,7 @@ async fn post_message(
 ) -> Result<(MessageView, bool), CityError> {
     let (message, fresh) = store::create_message(
         &state.db,
-        &state.outbox,
+        &state.poster,
         slug,
         author,
         (body, state.settings.max_message_chars),

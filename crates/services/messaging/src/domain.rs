@@ -20,6 +20,10 @@ pub enum MessagingError {
     /// Slow mode or the per-room rate: try again after this many seconds.
     #[error("{message}")]
     TooFast { message: String, retry_after: u64 },
+    /// Posting stopped before its outcome was known (the process is
+    /// stopping): retry with the same idempotency key.
+    #[error("{0}")]
+    Interrupted(String),
     #[error(transparent)]
     Store(StoreError),
     #[error(transparent)]

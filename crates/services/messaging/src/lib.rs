@@ -25,6 +25,7 @@ pub mod api;
 pub mod domain;
 pub mod events;
 pub mod markdown;
+mod posting;
 pub mod store;
 mod ws;
 
@@ -37,6 +38,7 @@ use daarion_service::{
     BuildError, Context, Event, Mount, Section, Service, ServiceSettings, live::Live,
 };
 use daarion_store::{Db, migration};
+pub use posting::{Poster, Posting};
 use serde::{Deserialize, Serialize};
 
 pub const SERVICE: &str = "messaging";
@@ -183,60 +185,6 @@ impl ServiceSettings for Settings {
     }
 }
 
-/// A message to post, as the API or another service (the city) hands it.
-pub struct Posting<'a> {
-    pub body: &'a str,
-    pub topic: Option<&'a str>,
-    pub reply_to: Option<String>,
-    pub attachments: Vec<domain::Attachment>,
-    /// The longest body the caller's settings allow.
-    pub max_chars: usize,
-}
-
-/// Checks, renders and posts a message in `room`: the one way a message
-/// enters any room (messaging's API, the city's, their sockets). Its
-/// events (`message.received`, mentions, usage) are staged with it and
-/// relayed after commit. With an idempotency key, a retry returns the
-/// first message (and `false`).
-pub async fn post(
-    db: &Db,
-    outbox: &Outbox,
-    room: &domain::Room,
-    author: &daarion_access::Principal,
-    posting: Posting<'_>,
-    idempotency_key: Option<&str>,
-) -> Result<(store::Message, bool), domain::MessagingError> {
-    let body = domain::body(posting.body, posting.max_chars)?;
-    let new = store::NewMessage {
-        topic: domain::topic(posting.topic.unwrap_or(""))?,
-        reply_to: posting.reply_to,
-        html: markdown::render(&body),
-        mentions: domain::mentions(&body),
-        attachments: domain::attachments(posting.attachments)?,
-        body,
-    };
-    let name = author.name();
-    let (message, fresh, staged) = store::post(
-        db,
-        outbox,
-        &room.id,
-        (&name, &author.handle),
-        &new,
-        idempotency_key,
-        |room, message| {
-            let view = serde_json::to_value(api::ChatMessageView::of(message.clone(), &[]))
-                .unwrap_or_default();
-            events::received(room, message, view, author)
-        },
-    )
-    .await?;
-    if fresh {
-        metrics::counter!("messaging_messages_total", "kind" => room.kind.as_str()).increment(1);
-        outbox.relay(staged).await;
-    }
-    Ok((message, fresh))
-}
-
 #[derive(Clone)]
 pub struct MessagingState {
     db: Db,
@@ -246,6 +194,7 @@ pub struct MessagingState {
     /// Tells whether a person or agent brought into a conversation exists.
     authn: Arc<dyn Authenticate>,
     settings: Arc<Settings>,
+    poster: Poster,
     live: Live,
     /// Live-only events (typing); data events go through the outbox.
     bus: Arc<dyn Bus>,
@@ -263,6 +212,7 @@ async fn build(ctx: Context) -> Result<Mount, BuildError> {
     let state = MessagingState {
         settings: Arc::new(ctx.settings()?),
         live: ctx.live(),
+        poster: Poster::start(ctx.db.clone(), ctx.outbox.clone()),
         bus: ctx.bus.clone(),
         authn: ctx.access.authn.clone(),
         db: ctx.db,

@@ -13,7 +13,7 @@ pub mod map;
 use daarion_access::Principal;
 use daarion_bus::{Outbox, Staged};
 use daarion_messaging::{
-    Posting,
+    Poster, Posting,
     domain::{Room as ChatRoom, RoomKind},
     store::{self as chat, Window},
 };
@@ -97,7 +97,7 @@ pub async fn rooms(db: &Db, after: Option<&str>, limit: u32) -> Result<Vec<Room>
 /// Posts a message through messaging. Returns it and whether it is new.
 pub async fn create_message(
     db: &Db,
-    outbox: &Outbox,
+    poster: &Poster,
     slug: &Slug,
     author: &Principal,
     (body, max_chars): (&str, usize),
@@ -111,8 +111,7 @@ pub async fn create_message(
         attachments: Vec::new(),
         max_chars,
     };
-    let (message, fresh) =
-        daarion_messaging::post(db, outbox, &room, author, posting, idempotency_key).await?;
+    let (message, fresh) = poster.post(&room, author, posting, idempotency_key).await?;
     Ok((message_from(message, slug.as_str()), fresh))
 }
 

@@ -295,16 +295,17 @@ pub(super) async fn post_chat_message(
         attachments: input.attachments,
         max_chars: state.settings.max_message_chars,
     };
-    let (message, fresh) = crate::post(
-        &state.db,
-        &state.outbox,
-        &room,
-        &principal,
-        posting,
-        key.as_deref(),
-    )
-    .await?;
-    Ok(created(fresh, state.view_one(&principal, message).await?))
+    let (message, fresh) = state
+        .poster
+        .post(&room, &principal, posting, key.as_deref())
+        .await?;
+    // A new message has no reactions yet; a replayed one may.
+    let view = if fresh {
+        ChatMessageView::of(message, &[])
+    } else {
+        state.view_one(&principal, message).await?
+    };
+    Ok(created(fresh, view))
 }
 
 /// Edits one's own message; the earlier body is kept.

@@ -37,6 +37,7 @@ impl From<MessagingError> for ApiError {
                 retry_after,
             } => ApiError::new(daarion_kernel::ErrorCode::RateLimited, message.clone())
                 .with_retry_after(std::time::Duration::from_secs(*retry_after)),
+            MessagingError::Interrupted(_) => ApiError::unavailable(&error),
             MessagingError::Store(e) if e.is_retryable() => ApiError::unavailable(&error),
             MessagingError::Bus(daarion_bus::BusError::Unavailable(_)) => {
                 ApiError::unavailable(&error)

@@ -10,7 +10,7 @@ use daarion_store::{
     sql::{self, AnyRow, Row},
 };
 
-use super::{Tx, room_in};
+use super::{ROOM_FIELDS, Tx, room_from};
 use crate::domain::{Attachment, MessagingError, Room};
 
 /// A message as stored (reactions are counted separately).
@@ -97,38 +97,46 @@ fn gone() -> MessagingError {
     MessagingError::NotFound("no such message in this room".into())
 }
 
-/// The room's next sequence number, refused in an archived room. Taking
-/// it locks the room's row until commit.
-async fn next_seq(tx: &mut Tx, room: &str) -> Result<i64, MessagingError> {
-    let row = sql::query(
-        "UPDATE messaging_rooms SET last_seq = last_seq + 1
-         WHERE id = $1 AND archived_at IS NULL RETURNING last_seq",
-    )
+/// Takes the room's next `n` sequence numbers, refused in an archived
+/// room; returns the room as it now is (its `last_seq` is the last of
+/// them). Taking them locks the room's row until commit.
+async fn advance(tx: &mut Tx, room: &str, n: i64) -> Result<Room, MessagingError> {
+    let row = sql::query(sql::AssertSqlSafe(format!(
+        "UPDATE messaging_rooms SET last_seq = last_seq + $2
+         WHERE id = $1 AND archived_at IS NULL RETURNING {ROOM_FIELDS}"
+    )))
     .bind(room)
+    .bind(n)
     .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| MessagingError::Conflict("the room is archived".into()))?;
-    Ok(row.try_get("last_seq")?)
+    room_from(&row)
 }
 
-async fn log(
-    tx: &mut Tx,
-    room: &str,
-    seq: i64,
-    change: Change,
-    message: &str,
-) -> Result<(), MessagingError> {
-    sql::query(
-        "INSERT INTO messaging_log (room_id, seq, kind, message_id, created_at)
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(room)
-    .bind(seq)
-    .bind(change.as_str())
-    .bind(message)
-    .bind(daarion_store::now())
-    .execute(&mut **tx)
-    .await?;
+async fn next_seq(tx: &mut Tx, room: &str) -> Result<i64, MessagingError> {
+    Ok(advance(tx, room, 1).await?.last_seq)
+}
+
+/// Writes changes to their rooms' logs, a few per statement.
+async fn log(tx: &mut Tx, entries: &[(&str, i64, Change, &str)]) -> Result<(), MessagingError> {
+    let now = daarion_store::now();
+    for range in sql::batches(entries.len(), 5) {
+        let chunk = &entries[range];
+        let text = format!(
+            "INSERT INTO messaging_log (room_id, seq, kind, message_id, created_at) VALUES {}",
+            sql::rows(chunk.len(), 5, 1)
+        );
+        let mut query = sql::query(sql::AssertSqlSafe(text));
+        for (room, seq, change, message) in chunk {
+            query = query
+                .bind(*room)
+                .bind(*seq)
+                .bind(change.as_str())
+                .bind(*message)
+                .bind(now.as_str());
+        }
+        query.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
@@ -156,83 +164,176 @@ pub async fn message(db: &Db, room: &str, id: &str) -> Result<Message, Messaging
     message_from(&row)
 }
 
+/// A message to post in a room, by someone (principal name, handle).
+#[derive(Debug, Clone, Copy)]
+pub struct Post<'a> {
+    pub room: &'a str,
+    pub author: (&'a str, &'a str),
+    pub new: &'a NewMessage,
+    pub idempotency_key: Option<&'a str>,
+}
+
+impl Post<'_> {
+    /// Where its author's idempotency keys live.
+    fn key_scope(&self) -> String {
+        format!("messaging.messages:{}", self.author.0)
+    }
+
+    fn fingerprint(&self) -> String {
+        idempotency::fingerprint(&[self.room, &self.new.topic, &self.new.body])
+    }
+
+    /// Refuses a reply to a message that is not in the room.
+    async fn check_reply(&self, tx: &mut Tx) -> Result<(), MessagingError> {
+        let Some(parent) = &self.new.reply_to else {
+            return Ok(());
+        };
+        let found =
+            sql::query("SELECT 1 AS found FROM messaging_messages WHERE id = $1 AND room_id = $2")
+                .bind(parent.as_str())
+                .bind(self.room)
+                .fetch_optional(&mut **tx)
+                .await?;
+        match found {
+            Some(_) => Ok(()),
+            None => Err(MessagingError::Invalid(
+                "reply_to names no message of this room".into(),
+            )),
+        }
+    }
+
+    fn message(&self, seq: i64) -> Message {
+        let new = self.new;
+        Message {
+            id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
+            room: self.room.to_owned(),
+            seq,
+            topic: new.topic.clone(),
+            reply_to: new.reply_to.clone(),
+            author: self.author.0.to_owned(),
+            author_handle: self.author.1.to_owned(),
+            body: new.body.clone(),
+            html: new.html.clone(),
+            mentions: new.mentions.clone(),
+            attachments: new.attachments.clone(),
+            created_at: daarion_store::now(),
+            edited_at: None,
+            deleted_at: None,
+        }
+    }
+}
+
+/// Writes new messages and their log rows, a few per statement.
+async fn insert(tx: &mut Tx, messages: &[Message]) -> Result<(), MessagingError> {
+    for range in sql::batches(messages.len(), 12) {
+        let chunk = &messages[range];
+        let text = format!(
+            "INSERT INTO messaging_messages (id, room_id, seq, topic, reply_to, author,
+                 author_handle, body, html, mentions, attachments, created_at) VALUES {}",
+            sql::rows(chunk.len(), 12, 1)
+        );
+        let mut query = sql::query(sql::AssertSqlSafe(text));
+        for m in chunk {
+            query = query
+                .bind(m.id.as_str())
+                .bind(m.room.as_str())
+                .bind(m.seq)
+                .bind(m.topic.as_str())
+                .bind(m.reply_to.as_deref())
+                .bind(m.author.as_str())
+                .bind(m.author_handle.as_str())
+                .bind(m.body.as_str())
+                .bind(m.html.as_str())
+                .bind(serde_json::to_string(&m.mentions).unwrap_or_else(|_| "[]".into()))
+                .bind(serde_json::to_string(&m.attachments).unwrap_or_else(|_| "[]".into()))
+                .bind(m.created_at.as_str());
+        }
+        query.execute(&mut **tx).await?;
+    }
+    let entries: Vec<_> = messages
+        .iter()
+        .map(|m| (m.room.as_str(), m.seq, Change::Posted, m.id.as_str()))
+        .collect();
+    log(tx, &entries).await
+}
+
 /// Posts a message; `events` says what to stage with it. With an
 /// idempotency key, a retry returns the first message.
 pub async fn post(
     db: &Db,
     outbox: &Outbox,
-    room: &str,
-    (author, handle): (&str, &str),
-    new: &NewMessage,
-    idempotency_key: Option<&str>,
+    post: Post<'_>,
     events: impl FnOnce(&Room, &Message) -> Vec<Envelope>,
 ) -> Result<(Message, bool, Staged), MessagingError> {
     let mut tx = db.begin().await?;
-    let scope = format!("messaging.messages:{author}");
-    if let Some(key) = idempotency_key {
-        let hash = idempotency::fingerprint(&[room, &new.topic, &new.body]);
+    if let Some(key) = post.idempotency_key {
+        let (scope, hash) = (post.key_scope(), post.fingerprint());
         if let Claim::Replay(id) = idempotency::claim(&mut tx, &scope, key, &hash).await? {
-            let message = message_in(&mut tx, room, &id).await?;
+            let message = message_in(&mut tx, post.room, &id).await?;
             return Ok((message, false, Staged::none()));
         }
     }
-    if let Some(parent) = &new.reply_to {
-        let found =
-            sql::query("SELECT 1 AS found FROM messaging_messages WHERE id = $1 AND room_id = $2")
-                .bind(parent.as_str())
-                .bind(room)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if found.is_none() {
-            return Err(MessagingError::Invalid(
-                "reply_to names no message of this room".into(),
-            ));
-        }
+    post.check_reply(&mut tx).await?;
+    let room = advance(&mut tx, post.room, 1).await?;
+    let message = post.message(room.last_seq);
+    insert(&mut tx, std::slice::from_ref(&message)).await?;
+    if let Some(key) = post.idempotency_key {
+        idempotency::complete(&mut tx, &post.key_scope(), key, &message.id).await?;
     }
-    let seq = next_seq(&mut tx, room).await?;
-    let message = Message {
-        id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
-        room: room.to_owned(),
-        seq,
-        topic: new.topic.clone(),
-        reply_to: new.reply_to.clone(),
-        author: author.to_owned(),
-        author_handle: handle.to_owned(),
-        body: new.body.clone(),
-        html: new.html.clone(),
-        mentions: new.mentions.clone(),
-        attachments: new.attachments.clone(),
-        created_at: daarion_store::now(),
-        edited_at: None,
-        deleted_at: None,
-    };
-    sql::query(
-        "INSERT INTO messaging_messages (id, room_id, seq, topic, reply_to, author, author_handle,
-             body, html, mentions, attachments, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(message.id.as_str())
-    .bind(room)
-    .bind(seq)
-    .bind(message.topic.as_str())
-    .bind(message.reply_to.as_deref())
-    .bind(author)
-    .bind(handle)
-    .bind(message.body.as_str())
-    .bind(message.html.as_str())
-    .bind(serde_json::to_string(&message.mentions).unwrap_or_else(|_| "[]".into()))
-    .bind(serde_json::to_string(&message.attachments).unwrap_or_else(|_| "[]".into()))
-    .bind(message.created_at.as_str())
-    .execute(&mut *tx)
-    .await?;
-    log(&mut tx, room, seq, Change::Posted, &message.id).await?;
-    if let Some(key) = idempotency_key {
-        idempotency::complete(&mut tx, &scope, key, &message.id).await?;
-    }
-    let current = room_in(&mut tx, room).await?;
-    let staged = outbox.stage(&mut tx, events(&current, &message)).await?;
+    let staged = outbox.stage(&mut tx, events(&room, &message)).await?;
     tx.commit().await?;
     Ok((message, true, staged))
+}
+
+/// Posts several messages in one transaction (group commit): one sequence
+/// update per room, the messages and their log rows a few per statement,
+/// every event staged at once; `events(i, room, message)` says what to
+/// stage with the `i`th. Messages of one room take its numbers in the
+/// order given. Any refusal (a key used before, a reply to nothing, an
+/// archived room) or failure writes nothing: the caller then posts each
+/// alone, which gives each its own answer.
+pub async fn post_many(
+    db: &Db,
+    outbox: &Outbox,
+    posts: &[Post<'_>],
+    events: impl Fn(usize, &Room, &Message) -> Vec<Envelope>,
+) -> Result<(Vec<Message>, Staged), MessagingError> {
+    let mut tx = db.begin().await?;
+    for post in posts {
+        post.check_reply(&mut tx).await?;
+        if let Some(key) = post.idempotency_key {
+            let (scope, hash) = (post.key_scope(), post.fingerprint());
+            if let Claim::Replay(_) = idempotency::claim(&mut tx, &scope, key, &hash).await? {
+                return Err(MessagingError::Conflict("a retry is answered alone".into()));
+            }
+        }
+    }
+    // Rooms in id order, so two writers never wait for each other's rows.
+    let mut order: Vec<usize> = (0..posts.len()).collect();
+    order.sort_by_key(|&i| posts[i].room);
+    let mut placed: Vec<(usize, usize, Message)> = Vec::with_capacity(posts.len());
+    let mut rooms = Vec::new();
+    for group in order.chunk_by(|&a, &b| posts[a].room == posts[b].room) {
+        let room = advance(&mut tx, posts[group[0]].room, group.len() as i64).await?;
+        let first = room.last_seq - group.len() as i64;
+        for (k, &i) in group.iter().enumerate() {
+            placed.push((i, rooms.len(), posts[i].message(first + 1 + k as i64)));
+        }
+        rooms.push(room);
+    }
+    placed.sort_by_key(|(i, _, _)| *i);
+    let messages: Vec<Message> = placed.iter().map(|(_, _, m)| m.clone()).collect();
+    insert(&mut tx, &messages).await?;
+    let mut staged = Vec::with_capacity(posts.len() * 2);
+    for ((i, room, message), post) in placed.iter().zip(posts) {
+        if let Some(key) = post.idempotency_key {
+            idempotency::complete(&mut tx, &post.key_scope(), key, &message.id).await?;
+        }
+        staged.extend(events(*i, &rooms[*room], message));
+    }
+    let staged = outbox.stage(&mut tx, staged).await?;
+    tx.commit().await?;
+    Ok((messages, staged))
 }
 
 /// What an edit or delete does to a message, decided in the store's
@@ -334,7 +435,7 @@ pub async fn rewrite(
     .bind(message.deleted_at.as_deref())
     .execute(&mut *tx)
     .await?;
-    log(&mut tx, room, seq, change, id).await?;
+    log(&mut tx, &[(room, seq, change, id)]).await?;
     let staged = outbox.stage(&mut tx, events(change, seq, &message)).await?;
     tx.commit().await?;
     Ok((message, staged))
@@ -415,7 +516,7 @@ pub async fn react(
         });
     }
     let seq = next_seq(&mut tx, room).await?;
-    log(&mut tx, room, seq, Change::Reacted, id).await?;
+    log(&mut tx, &[(room, seq, Change::Reacted, id)]).await?;
     // Everyone's counts as they now are ("mine" is each reader's own).
     let rows = sql::query(
         "SELECT emoji, COUNT(*) AS n, MIN(created_at) AS first FROM messaging_reactions
@@ -550,4 +651,150 @@ pub async fn changes(
         })
         .collect::<Result<Vec<_>, MessagingError>>()
         .map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use daarion_bus::{EmbeddedBus, subject::Streams};
+
+    use super::*;
+    use crate::events::general_room;
+
+    fn new(body: &str, reply_to: Option<&str>) -> NewMessage {
+        NewMessage {
+            topic: String::new(),
+            reply_to: reply_to.map(str::to_owned),
+            body: body.to_owned(),
+            html: body.to_owned(),
+            mentions: Vec::new(),
+            attachments: Vec::new(),
+        }
+    }
+
+    fn received(room: &Room, message: &Message) -> Vec<Envelope> {
+        let payload = serde_json::json!({ "room_seq": message.seq });
+        vec![Envelope::new(
+            "messaging",
+            format!("message.received.{}", room.id),
+            payload,
+        )]
+    }
+
+    /// Group commit: posts of two rooms in one transaction take each
+    /// room's next numbers in the order given, with their events; a batch
+    /// with anything refused writes nothing at all, so that posting each
+    /// alone afterwards gives each its own answer.
+    #[tokio::test]
+    async fn posts_written_together_take_their_rooms_numbers_in_order() {
+        // Migration 2 takes in the city's tables, which this crate lacks.
+        let first = daarion_store::MigrationSet {
+            service: crate::SERVICE,
+            migrations: &crate::SPEC.migrations[..1],
+        };
+        let sets = [first, daarion_bus::MIGRATIONS, idempotency::MIGRATIONS];
+        for test in daarion_testkit::migrated_dbs(&sets).await {
+            let db = &test.db;
+            let streams = Streams::new([daarion_bus::subject::StreamDef {
+                name: "MESSAGES",
+                subjects: &["message.>"],
+            }])
+            .unwrap();
+            let outbox = Outbox::new(db.clone(), Arc::new(EmbeddedBus::new(db.clone(), streams)));
+            let mut rooms = Vec::new();
+            for dao in ["one", "two"] {
+                let made =
+                    super::super::create_room(db, &outbox, &general_room(dao), "x", None, |_| {
+                        Vec::new()
+                    })
+                    .await
+                    .unwrap();
+                rooms.push(made.room.id);
+            }
+            let (a, b) = (rooms[0].as_str(), rooms[1].as_str());
+            let bodies = [(b, "b1"), (a, "a1"), (b, "b2"), (a, "a2"), (a, "a3")];
+            let news: Vec<NewMessage> = bodies.iter().map(|(_, body)| new(body, None)).collect();
+            let posts: Vec<Post<'_>> = bodies
+                .iter()
+                .zip(&news)
+                .map(|((room, _), new)| Post {
+                    room,
+                    author: ("user:u1", "alice"),
+                    new,
+                    idempotency_key: Some(new.body.as_str()),
+                })
+                .collect();
+            let (messages, staged) = post_many(db, &outbox, &posts, |_, room, message| {
+                received(room, message)
+            })
+            .await
+            .unwrap();
+            let placed: Vec<(&str, i64)> =
+                messages.iter().map(|m| (m.body.as_str(), m.seq)).collect();
+            assert_eq!(
+                placed,
+                [("b1", 1), ("a1", 1), ("b2", 2), ("a2", 2), ("a3", 3)]
+            );
+            let seqs: Vec<i64> = staged
+                .events()
+                .iter()
+                .map(|e| e.payload["room_seq"].as_i64().unwrap())
+                .collect();
+            assert_eq!(seqs, [1, 1, 2, 2, 3], "one event each, in order");
+            let newest = history(db, a, None, Window::Latest, 10).await.unwrap();
+            let newest: Vec<&str> = newest.iter().map(|m| m.body.as_str()).collect();
+            assert_eq!(newest, ["a3", "a2", "a1"]);
+            let logged = changes(db, b, 0, 10).await.unwrap().unwrap();
+            let logged: Vec<(i64, &str)> = logged
+                .iter()
+                .map(|(seq, kind, _)| (*seq, kind.as_str()))
+                .collect();
+            assert_eq!(logged, [(1, "posted"), (2, "posted")]);
+            outbox.relay(staged).await;
+
+            // A retried key, a reply to nothing, an archived room: each
+            // refuses the whole batch, and nothing of it is written.
+            super::super::archive_room(db, b).await.unwrap();
+            let fresh = new("a4", None);
+            let nowhere = new("a5", Some("msg_none"));
+            let later = new("b3", None);
+            let retried = new("a1", None);
+            let good = Post {
+                room: a,
+                author: ("user:u1", "alice"),
+                new: &fresh,
+                idempotency_key: Some("a4"),
+            };
+            for bad in [
+                Post {
+                    new: &nowhere,
+                    ..good
+                },
+                Post {
+                    room: b,
+                    new: &later,
+                    ..good
+                },
+                Post {
+                    new: &retried,
+                    idempotency_key: Some("a1"),
+                    ..good
+                },
+            ] {
+                let refused = post_many(db, &outbox, &[good, bad], |_, room, message| {
+                    received(room, message)
+                })
+                .await;
+                assert!(refused.is_err(), "{:?}", bad.new.body);
+                let room = super::super::room(db, a).await.unwrap().unwrap();
+                assert_eq!(room.last_seq, 3, "nothing taken");
+            }
+            // Alone, the good post goes in, its key with it.
+            let (message, fresh, _) = post(db, &outbox, good, received).await.unwrap();
+            assert_eq!((message.seq, fresh), (4, true));
+            let (again, fresh, _) = post(db, &outbox, good, received).await.unwrap();
+            assert_eq!((again.id, fresh), (message.id, false));
+        }
+    }
 }

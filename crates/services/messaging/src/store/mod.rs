@@ -24,8 +24,16 @@ pub use search::*;
 
 pub(crate) type Tx = Transaction<'static, sql::Any>;
 
-const ROOM_COLUMNS: &str = "SELECT id, kind, dao, slug, title, description, audience, posters, \
-     agents_allowed, slow_mode_secs, last_seq, created_by, created_at, archived_at FROM messaging_rooms";
+macro_rules! room_fields {
+    () => {
+        "id, kind, dao, slug, title, description, audience, posters, agents_allowed, \
+         slow_mode_secs, last_seq, created_by, created_at, archived_at"
+    };
+}
+
+/// A room's columns, for `RETURNING`.
+const ROOM_FIELDS: &str = room_fields!();
+const ROOM_COLUMNS: &str = concat!("SELECT ", room_fields!(), " FROM messaging_rooms");
 
 fn dao_role(raw: Option<String>) -> Option<DaoRole> {
     raw.and_then(|r| DaoRole::ALL.into_iter().find(|role| role.as_str() == r))
