@@ -108,6 +108,17 @@ pub trait Authenticate: Send + Sync + 'static {
 pub trait Resources: Send + Sync + 'static {
     /// `Ok(None)` when there is no such resource (the caller gets `404`).
     async fn load(&self, kind: Kind, id: &str) -> Result<Option<Resource>, ApiError>;
+
+    /// Loads it for a request: a service may leave what it read in the
+    /// request's `extensions`, so its handler need not read it again.
+    async fn load_for_request(
+        &self,
+        kind: Kind,
+        id: &str,
+        _extensions: &mut axum::http::Extensions,
+    ) -> Result<Option<Resource>, ApiError> {
+        self.load(kind, id).await
+    }
 }
 
 /// Resources for services whose paths name nothing to load.
@@ -412,7 +423,7 @@ impl Enforcer {
                         ApiError::bad_request(format!("missing path parameter {param}"))
                     })?;
                 self.resources
-                    .load(kind, &id)
+                    .load_for_request(kind, &id, &mut parts.extensions)
                     .await?
                     .ok_or_else(|| ApiError::not_found(format!("no such {kind}: {id}")))
             }

@@ -28,8 +28,40 @@ const MAX_IDLE_WAIT: Duration = Duration::from_millis(500);
 pub struct EmbeddedBus {
     db: Db,
     live: broadcast::Sender<Arc<Envelope>>,
-    wake: Arc<Notify>,
+    wakes: Wakes,
     streams: subject::Streams,
+}
+
+/// The waiting consumers of this process, by filter: a stored event wakes
+/// only those it is for (each wake-up costs a waiting consumer a claim).
+#[derive(Clone, Default)]
+struct Wakes(Arc<std::sync::RwLock<Vec<Waker>>>);
+
+/// A consumer's filter and its wake-up (gone when the consumer is).
+type Waker = (String, std::sync::Weak<Notify>);
+
+impl Wakes {
+    fn register(&self, filter: &str) -> Arc<Notify> {
+        let notify = Arc::new(Notify::new());
+        if let Ok(mut wakes) = self.0.write() {
+            wakes.retain(|(_, waker)| waker.strong_count() > 0);
+            wakes.push((filter.to_owned(), Arc::downgrade(&notify)));
+        }
+        notify
+    }
+
+    fn notify<'e>(&self, events: impl Iterator<Item = &'e Envelope> + Clone) {
+        let Ok(wakes) = self.0.read() else {
+            return;
+        };
+        for (filter, waker) in wakes.iter() {
+            if events.clone().any(|e| subject::matches(filter, &e.subject))
+                && let Some(notify) = waker.upgrade()
+            {
+                notify.notify_waiters();
+            }
+        }
+    }
 }
 
 impl EmbeddedBus {
@@ -40,7 +72,7 @@ impl EmbeddedBus {
         Self {
             db,
             live,
-            wake: Arc::new(Notify::new()),
+            wakes: Wakes::default(),
             streams,
         }
     }
@@ -178,7 +210,7 @@ impl Bus for EmbeddedBus {
             Vec::new()
         } else {
             let repeated = self.store(&durable).await?;
-            self.wake.notify_waiters();
+            self.wakes.notify(durable.iter().map(|(event, _)| *event));
             repeated
         };
         self.send_live(events.iter().filter(|e| !repeated.contains(&e.id.as_str())));
@@ -197,7 +229,7 @@ impl Bus for EmbeddedBus {
     }
 
     async fn announce(&self, events: &[Envelope]) -> Result<(), BusError> {
-        self.wake.notify_waiters();
+        self.wakes.notify(events.iter());
         self.send_live(events.iter());
         Ok(())
     }
@@ -237,6 +269,7 @@ impl Bus for EmbeddedBus {
         .execute(self.db.pool())
         .await?;
         Ok(Box::new(EmbeddedConsumer {
+            wake: self.wakes.register(&spec.filter),
             bus: self.clone(),
             spec: spec.clone(),
             claimed: VecDeque::new(),
@@ -254,6 +287,8 @@ impl Bus for EmbeddedBus {
 
 struct EmbeddedConsumer {
     bus: EmbeddedBus,
+    /// Notified when an event for this consumer is stored or put back.
+    wake: Arc<Notify>,
     spec: ConsumerSpec,
     /// Claimed and not yet handed out, oldest first.
     claimed: VecDeque<Delivery>,
@@ -269,10 +304,11 @@ impl EmbeddedConsumer {
         }
         let db = &self.bus.db;
         let now = daarion_store::now();
-        let mut tx = db.begin().await?;
-        // The outer `visible_at <= now` is re-checked on rows another worker
-        // claimed meanwhile (PostgreSQL re-evaluates it after waiting for
-        // their lock), so a delivery goes to one worker only.
+        // One statement, no transaction: the claim stands on its own, and
+        // the events it names never change. The outer `visible_at <= now`
+        // is re-checked on rows another worker claimed meanwhile
+        // (PostgreSQL re-evaluates it after waiting for their lock), so a
+        // delivery goes to one worker only.
         let rows = daarion_store::sql::query(
             "UPDATE bus_deliveries SET attempts = attempts + 1, visible_at = $1
              WHERE consumer = $2 AND visible_at <= $3 AND event_id IN (
@@ -285,10 +321,9 @@ impl EmbeddedConsumer {
         .bind(self.spec.name.as_str())
         .bind(now.as_str())
         .bind(limit)
-        .fetch_all(&mut *tx)
+        .fetch_all(db.pool())
         .await?;
         if rows.is_empty() {
-            tx.commit().await?;
             return Ok(None);
         }
         let mut attempts = std::collections::HashMap::with_capacity(rows.len());
@@ -305,8 +340,7 @@ impl EmbeddedConsumer {
         for event_id in attempts.keys() {
             query = query.bind(event_id.as_str());
         }
-        let events = query.fetch_all(&mut *tx).await?;
-        tx.commit().await?;
+        let events = query.fetch_all(db.pool()).await?;
         for row in events {
             let event_id: String = row.try_get("id")?;
             let envelope: String = row.try_get("envelope")?;
@@ -317,7 +351,7 @@ impl EmbeddedConsumer {
                 attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
                 acker: Box::new(EmbeddedAcker {
                     db: db.clone(),
-                    wake: self.bus.wake.clone(),
+                    wake: self.wake.clone(),
                     consumer: self.spec.name.clone(),
                     event_id,
                 }),
@@ -341,7 +375,7 @@ impl EmbeddedConsumer {
         loop {
             // Register for wake-ups before looking, so a publish between the
             // look and the wait is not missed.
-            let wake = self.bus.wake.clone();
+            let wake = self.wake.clone();
             let woken = wake.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
@@ -448,5 +482,37 @@ impl Acker for EmbeddedAcker {
 
     async fn term(&self) -> Result<(), BusError> {
         self.remove().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+
+    use super::*;
+
+    /// A stored event wakes the consumers it is for, and no other: every
+    /// consumer woken for nothing would spend a claim on the database.
+    #[test]
+    fn an_event_wakes_only_the_consumers_it_is_for() {
+        let wakes = Wakes::default();
+        let feed = wakes.register("message.*.*");
+        let usage = wakes.register("usage.>");
+        let gone = wakes.register("message.>");
+        drop(gone);
+        let (on_feed, on_usage) = (feed.notified(), usage.notified());
+        futures::pin_mut!(on_feed, on_usage);
+        on_feed.as_mut().enable();
+        on_usage.as_mut().enable();
+        let event = Envelope::new("test", "message.received.rm_1", serde_json::json!({}));
+        wakes.notify(std::iter::once(&event));
+        assert!(on_feed.now_or_never().is_some(), "the feed is woken");
+        assert!(on_usage.now_or_never().is_none(), "usage sleeps on");
+        let _more = wakes.register("x.>");
+        assert_eq!(
+            wakes.0.read().unwrap().len(),
+            3,
+            "the dropped one is forgotten"
+        );
     }
 }

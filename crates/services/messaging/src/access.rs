@@ -186,6 +186,17 @@ pub struct MessagingResources {
 #[async_trait]
 impl Resources for MessagingResources {
     async fn load(&self, kind: Kind, id: &str) -> Result<Option<Resource>, ApiError> {
+        self.load_for_request(kind, id, &mut axum::http::Extensions::new())
+            .await
+    }
+
+    /// A room is left in the request for its handler (`api::Loaded`).
+    async fn load_for_request(
+        &self,
+        kind: Kind,
+        id: &str,
+        extensions: &mut axum::http::Extensions,
+    ) -> Result<Option<Resource>, ApiError> {
         match kind {
             Kind::Room => {
                 if !id.starts_with("rm_") || id.len() > 64 {
@@ -194,7 +205,9 @@ impl Resources for MessagingResources {
                 let Some(room) = crate::store::room(&self.db, id).await? else {
                     return Ok(None);
                 };
-                Ok(Some(room_of(&self.db, &room).await?))
+                let resource = room_of(&self.db, &room).await?;
+                extensions.insert(room);
+                Ok(Some(resource))
             }
             Kind::MicroDao if daarion_kernel::names::is_slug(id) => {
                 let public = crate::store::dao(&self.db, id).await?;

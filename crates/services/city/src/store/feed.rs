@@ -6,6 +6,8 @@ use daarion_store::{
     sql::{self, AnyRow, Row},
 };
 
+type Tx = sql::Transaction<'static, sql::Any>;
+
 use crate::{
     domain::CityError,
     feed::{Change, Entry, FeedKind},
@@ -30,47 +32,64 @@ fn entry_from(row: &AnyRow) -> Result<Entry, CityError> {
     })
 }
 
-async fn insert<'c, E>(executor: E, entry: Entry) -> Result<Option<Entry>, CityError>
-where
-    E: sql::Executor<'c, Database = sql::Any>,
-{
-    let row = sql::query(
-        "INSERT INTO city_feed (event_id, kind, what, subject, actor, room, dao, text, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         ON CONFLICT (event_id) DO NOTHING RETURNING seq",
-    )
-    .bind(&entry.event_id)
-    .bind(entry.kind.as_str())
-    .bind(&entry.what)
-    .bind(&entry.subject)
-    .bind(&entry.actor)
-    .bind(&entry.room)
-    .bind(&entry.dao)
-    .bind(&entry.text)
-    .bind(&entry.created_at)
-    .fetch_optional(executor)
-    .await?;
-    match row {
-        Some(row) => Ok(Some(Entry {
-            seq: row.try_get("seq")?,
-            ..entry
-        })),
-        None => Ok(None),
+/// Adds entries, a few per statement; returns those added, with their
+/// `seq` (an event id already in the feed adds nothing).
+async fn insert(tx: &mut Tx, entries: Vec<Entry>) -> Result<Vec<Entry>, CityError> {
+    let mut added = Vec::with_capacity(entries.len());
+    for range in sql::batches(entries.len(), 9) {
+        let chunk = &entries[range];
+        let text = format!(
+            "INSERT INTO city_feed (event_id, kind, what, subject, actor, room, dao, text, created_at)
+             VALUES {} ON CONFLICT (event_id) DO NOTHING RETURNING seq, event_id",
+            sql::rows(chunk.len(), 9, 1)
+        );
+        let mut query = sql::query(sql::AssertSqlSafe(text));
+        for entry in chunk {
+            query = query
+                .bind(&entry.event_id)
+                .bind(entry.kind.as_str())
+                .bind(&entry.what)
+                .bind(&entry.subject)
+                .bind(&entry.actor)
+                .bind(&entry.room)
+                .bind(&entry.dao)
+                .bind(&entry.text)
+                .bind(&entry.created_at);
+        }
+        let mut seqs = std::collections::HashMap::with_capacity(chunk.len());
+        for row in query.fetch_all(&mut **tx).await? {
+            seqs.insert(
+                row.try_get::<String, _>("event_id")?,
+                row.try_get::<i64, _>("seq")?,
+            );
+        }
+        // A repeat within the batch is added once.
+        added.extend(chunk.iter().filter_map(|entry| {
+            seqs.remove(&entry.event_id).map(|seq| Entry {
+                seq,
+                ..entry.clone()
+            })
+        }));
     }
+    added.sort_by_key(|entry| entry.seq);
+    Ok(added)
 }
 
 /// Applies a batch of changes in one transaction; returns the entries it
-/// added (an event seen before adds nothing).
+/// added (an event seen before adds nothing). New entries go in together,
+/// each run of them before the edits and deletions that follow it.
 pub async fn apply(db: &Db, changes: Vec<Change>) -> Result<Vec<Entry>, CityError> {
     let mut added = Vec::new();
     if changes.iter().all(|c| *c == Change::Nothing) {
         return Ok(added);
     }
     let mut tx = db.begin().await?;
+    let mut run = Vec::new();
     for change in changes {
         match change {
-            Change::Add(entry) => added.extend(insert(&mut *tx, entry).await?),
+            Change::Add(entry) => run.push(entry),
             Change::Rewrite { message, text } => {
+                added.extend(insert(&mut tx, std::mem::take(&mut run)).await?);
                 sql::query(
                     "UPDATE city_feed SET text = $1 WHERE subject = $2 AND what = 'message'",
                 )
@@ -80,6 +99,7 @@ pub async fn apply(db: &Db, changes: Vec<Change>) -> Result<Vec<Entry>, CityErro
                 .await?;
             }
             Change::Remove { message } => {
+                added.extend(insert(&mut tx, std::mem::take(&mut run)).await?);
                 sql::query("DELETE FROM city_feed WHERE subject = $1 AND what = 'message'")
                     .bind(message)
                     .execute(&mut *tx)
@@ -88,13 +108,17 @@ pub async fn apply(db: &Db, changes: Vec<Change>) -> Result<Vec<Entry>, CityErro
             Change::Nothing => {}
         }
     }
+    added.extend(insert(&mut tx, run).await?);
     tx.commit().await?;
     Ok(added)
 }
 
 /// Adds one entry; `None` if its event id is already in the feed.
 pub async fn add(db: &Db, entry: Entry) -> Result<Option<Entry>, CityError> {
-    insert(db.pool(), entry).await
+    let mut tx = db.begin().await?;
+    let added = insert(&mut tx, vec![entry]).await?;
+    tx.commit().await?;
+    Ok(added.into_iter().next())
 }
 
 /// Which entries a page holds.

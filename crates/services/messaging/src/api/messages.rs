@@ -3,6 +3,7 @@
 //! search.
 
 use axum::{
+    Extension,
     extract::{Path, State},
     http::StatusCode,
     response::Response,
@@ -216,10 +217,20 @@ impl MessagingState {
         Ok(())
     }
 
-    async fn room(&self, raw: &str) -> Result<crate::domain::Room, ApiError> {
-        store::room(&self.db, &room_id(raw)?)
-            .await?
-            .ok_or_else(|| ApiError::not_found("no such room"))
+    /// The room the path names: as the enforcement layer read it for
+    /// this request (`access::MessagingResources`), or read now.
+    async fn room(
+        &self,
+        raw: &str,
+        loaded: Option<Extension<crate::domain::Room>>,
+    ) -> Result<crate::domain::Room, ApiError> {
+        let id = room_id(raw)?;
+        match loaded {
+            Some(Extension(room)) if room.id == id => Ok(room),
+            _ => store::room(&self.db, &id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("no such room")),
+        }
     }
 }
 
@@ -280,11 +291,12 @@ pub(super) async fn history(
 pub(super) async fn post_chat_message(
     State(state): State<MessagingState>,
     principal: Principal,
+    loaded: Option<Extension<crate::domain::Room>>,
     Path(room): Path<String>,
     key: IdempotencyKey,
     Json(input): Json<PostChatMessage>,
 ) -> Result<Response, ApiError> {
-    let room = state.room(&room).await?;
+    let room = state.room(&room, loaded).await?;
     // Bad input is refused before it spends the caller's pace.
     domain::body(&input.body, state.settings.max_message_chars)?;
     state.pace(&room, &principal.name()).await?;
@@ -357,9 +369,10 @@ pub(super) async fn edit_message(
 pub(super) async fn delete_message(
     State(state): State<MessagingState>,
     principal: Principal,
+    loaded: Option<Extension<crate::domain::Room>>,
     Path((room, message)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let current = state.room(&room).await?;
+    let current = state.room(&room, loaded).await?;
     let by = principal.name();
     let existing = store::message(&state.db, &current.id, &message).await?;
     let moderator = existing.author != by && {
@@ -517,10 +530,11 @@ pub(super) async fn topics(
 pub(super) async fn mark_read(
     State(state): State<MessagingState>,
     principal: Principal,
+    loaded: Option<Extension<crate::domain::Room>>,
     Path(room): Path<String>,
     Json(input): Json<MarkRead>,
 ) -> Result<StatusCode, ApiError> {
-    let room = state.room(&room).await?;
+    let room = state.room(&room, loaded).await?;
     if input.seq < 0 || input.seq > room.last_seq {
         return Err(ApiError::validation(format!(
             "seq must be between 0 and {}",
