@@ -91,87 +91,81 @@ impl EmbeddedBus {
         events: &[(&'e Envelope, &'static str)],
     ) -> Result<Vec<&'e str>, BusError> {
         let mut tx = self.db.begin().await?;
-        let repeated = Self::store_in(&mut tx, events).await?;
+        let repeated = Self::store_in(&mut tx, self.db.backend(), events).await?;
         tx.commit().await?;
         Ok(repeated)
     }
 
-    /// [`EmbeddedBus::store`] within the caller's transaction: a few rows
-    /// per statement ([`daarion_store::sql::batches`]), not one.
+    /// [`EmbeddedBus::store`] within the caller's transaction: three
+    /// statements whatever the batch (the events, the consumers, the
+    /// deliveries), each batch of rows bound as one JSON array.
     async fn store_in<'e>(
         tx: &mut Transaction<'_, Any>,
+        backend: daarion_store::Backend,
         events: &[(&'e Envelope, &'static str)],
     ) -> Result<Vec<&'e str>, BusError> {
-        let mut repeated = Vec::new();
+        use daarion_store::sql::{self, AssertSqlSafe};
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
         let now = daarion_store::now();
-        let mut consumers: Vec<(&'static str, Vec<(String, String)>)> = Vec::new();
-        for range in daarion_store::sql::batches(events.len(), 5) {
-            let chunk = &events[range];
+        let mut rows = Vec::with_capacity(events.len());
+        for (event, stream) in events {
+            let envelope = serde_json::to_string(event)?;
+            rows.push([event.id.as_str(), stream, &event.subject, &envelope].map(str::to_owned));
+        }
+        let text = format!(
+            "INSERT INTO bus_events (id, stream, subject, envelope, created_at)
+             SELECT c0, c1, c2, c3, $2 FROM ({}) AS j WHERE true
+             ON CONFLICT (id) DO NOTHING RETURNING id",
+            sql::json_rows(backend, 1, 4)
+        );
+        let mut inserted = std::collections::HashSet::with_capacity(events.len());
+        for row in sql::query(AssertSqlSafe(text))
+            .bind(serde_json::to_string(&rows)?)
+            .bind(now.as_str())
+            .fetch_all(&mut **tx)
+            .await?
+        {
+            inserted.insert(row.try_get::<String, _>("id")?);
+        }
+        let mut consumers: Vec<(String, String, String)> = Vec::new();
+        for row in sql::query("SELECT name, stream, filter FROM bus_consumers")
+            .fetch_all(&mut **tx)
+            .await?
+        {
+            consumers.push((
+                row.try_get("name")?,
+                row.try_get("stream")?,
+                row.try_get("filter")?,
+            ));
+        }
+        let mut repeated = Vec::new();
+        let mut deliveries: Vec<[&str; 2]> = Vec::new();
+        for (event, stream) in events {
+            if !inserted.remove(event.id.as_str()) {
+                // Same id published twice: deliver once, like JetStream's
+                // dedupe (a repeat within the batch included).
+                repeated.push(event.id.as_str());
+                continue;
+            }
+            for (name, _, filter) in consumers.iter().filter(|(_, s, _)| s == stream) {
+                if subject::matches(filter, &event.subject) {
+                    deliveries.push([name, &event.id]);
+                }
+            }
+        }
+        if !deliveries.is_empty() {
             let text = format!(
-                "INSERT INTO bus_events (id, stream, subject, envelope, created_at)
-                 VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
-                daarion_store::sql::rows(chunk.len(), 5, 1)
+                "INSERT INTO bus_deliveries (consumer, event_id, attempts, visible_at)
+                 SELECT c0, c1, 0, $2 FROM ({}) AS j",
+                sql::json_rows(backend, 1, 2)
             );
-            let mut query = daarion_store::sql::query(daarion_store::sql::AssertSqlSafe(text));
-            for (event, stream) in chunk {
-                query = query
-                    .bind(event.id.as_str())
-                    .bind(*stream)
-                    .bind(event.subject.as_str())
-                    .bind(serde_json::to_string(event)?)
-                    .bind(now.as_str());
-            }
-            let mut inserted = std::collections::HashSet::with_capacity(chunk.len());
-            for row in query.fetch_all(&mut **tx).await? {
-                inserted.insert(row.try_get::<String, _>("id")?);
-            }
-            let mut deliveries: Vec<(String, &str)> = Vec::new();
-            for (event, stream) in chunk {
-                if !inserted.remove(event.id.as_str()) {
-                    // Same id published twice: deliver once, like JetStream's
-                    // dedupe (a repeat within the batch included).
-                    repeated.push(event.id.as_str());
-                    continue;
-                }
-                let known = match consumers.iter().position(|(s, _)| s == stream) {
-                    Some(i) => i,
-                    None => {
-                        let rows = daarion_store::sql::query(
-                            "SELECT name, filter FROM bus_consumers WHERE stream = $1",
-                        )
-                        .bind(*stream)
-                        .fetch_all(&mut **tx)
-                        .await?;
-                        let mut named = Vec::with_capacity(rows.len());
-                        for row in rows {
-                            named.push((row.try_get("name")?, row.try_get("filter")?));
-                        }
-                        consumers.push((stream, named));
-                        consumers.len() - 1
-                    }
-                };
-                for (name, filter) in &consumers[known].1 {
-                    if subject::matches(filter, &event.subject) {
-                        deliveries.push((name.clone(), event.id.as_str()));
-                    }
-                }
-            }
-            for range in daarion_store::sql::batches(deliveries.len(), 4) {
-                let rows = &deliveries[range];
-                let text = format!(
-                    "INSERT INTO bus_deliveries (consumer, event_id, attempts, visible_at) VALUES {}",
-                    daarion_store::sql::rows(rows.len(), 4, 1)
-                );
-                let mut query = daarion_store::sql::query(daarion_store::sql::AssertSqlSafe(text));
-                for (consumer, event_id) in rows {
-                    query = query
-                        .bind(consumer.as_str())
-                        .bind(*event_id)
-                        .bind(0_i32)
-                        .bind(now.as_str());
-                }
-                query.execute(&mut **tx).await?;
-            }
+            sql::query(AssertSqlSafe(text))
+                .bind(serde_json::to_string(&deliveries)?)
+                .bind(now.as_str())
+                .execute(&mut **tx)
+                .await?;
         }
         Ok(repeated)
     }
@@ -224,7 +218,7 @@ impl Bus for EmbeddedBus {
         tx: &mut Transaction<'_, Any>,
         events: &[Envelope],
     ) -> Result<bool, BusError> {
-        Self::store_in(tx, &self.durable(events)?).await?;
+        Self::store_in(tx, self.db.backend(), &self.durable(events)?).await?;
         Ok(true)
     }
 
@@ -334,13 +328,13 @@ impl EmbeddedConsumer {
         }
         let text = format!(
             "SELECT id, envelope FROM bus_events WHERE id IN ({}) ORDER BY id",
-            daarion_store::sql::list(attempts.len(), 1)
+            daarion_store::sql::json_texts(db.backend(), 1)
         );
-        let mut query = daarion_store::sql::query(daarion_store::sql::AssertSqlSafe(text));
-        for event_id in attempts.keys() {
-            query = query.bind(event_id.as_str());
-        }
-        let events = query.fetch_all(db.pool()).await?;
+        let ids: Vec<&String> = attempts.keys().collect();
+        let events = daarion_store::sql::query(daarion_store::sql::AssertSqlSafe(text))
+            .bind(serde_json::to_string(&ids)?)
+            .fetch_all(db.pool())
+            .await?;
         for row in events {
             let event_id: String = row.try_get("id")?;
             let envelope: String = row.try_get("envelope")?;
@@ -419,20 +413,19 @@ impl Consumer for EmbeddedConsumer {
         Ok(batch)
     }
 
-    /// A `DELETE` for many deliveries at once.
+    /// One `DELETE` for many deliveries.
     async fn ack_batch(&mut self, deliveries: Vec<Delivery>) -> Result<(), BusError> {
-        for range in daarion_store::sql::batches(deliveries.len(), 1) {
-            let text = format!(
-                "DELETE FROM bus_deliveries WHERE consumer = $1 AND event_id IN ({})",
-                daarion_store::sql::list(range.len(), 2)
-            );
-            let mut query = daarion_store::sql::query(daarion_store::sql::AssertSqlSafe(text))
-                .bind(self.spec.name.as_str());
-            for delivery in &deliveries[range] {
-                query = query.bind(delivery.envelope.id.as_str());
-            }
-            query.execute(self.bus.db.pool()).await?;
-        }
+        let db = &self.bus.db;
+        let text = format!(
+            "DELETE FROM bus_deliveries WHERE consumer = $1 AND event_id IN ({})",
+            daarion_store::sql::json_texts(db.backend(), 2)
+        );
+        let ids: Vec<&str> = deliveries.iter().map(|d| d.envelope.id.as_str()).collect();
+        daarion_store::sql::query(daarion_store::sql::AssertSqlSafe(text))
+            .bind(self.spec.name.as_str())
+            .bind(serde_json::to_string(&ids)?)
+            .execute(db.pool())
+            .await?;
         Ok(())
     }
 

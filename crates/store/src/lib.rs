@@ -66,6 +66,39 @@ pub mod sql {
             .join(", ")
     }
 
+    /// The text values of a JSON array bound (as text) at `$param`, as a
+    /// subquery: `IN (…)` a list of any length with one placeholder and one
+    /// statement text (prepared once), on either backend.
+    pub fn json_texts(backend: crate::Backend, param: usize) -> String {
+        match backend {
+            crate::Backend::Sqlite => format!("SELECT value FROM json_each(${param})"),
+            crate::Backend::Postgres => {
+                format!("SELECT jsonb_array_elements_text(${param}::jsonb)")
+            }
+        }
+    }
+
+    /// The rows of a JSON array of arrays of texts bound at `$param`, as a
+    /// subquery with columns `c0`, `c1`...: a batch of rows written by one
+    /// statement of one shape, whatever its size (`INSERT … SELECT`; end
+    /// it with `WHERE true` before an `ON CONFLICT`, which SQLite needs).
+    pub fn json_rows(backend: crate::Backend, param: usize, columns: usize) -> String {
+        let column = |i: usize| match backend {
+            crate::Backend::Sqlite => format!("json_extract(value, '$[{i}]') AS c{i}"),
+            crate::Backend::Postgres => format!("e->>{i} AS c{i}"),
+        };
+        let columns: Vec<String> = (0..columns).map(column).collect();
+        match backend {
+            crate::Backend::Sqlite => {
+                format!("SELECT {} FROM json_each(${param})", columns.join(", "))
+            }
+            crate::Backend::Postgres => format!(
+                "SELECT {} FROM jsonb_array_elements(${param}::jsonb) AS e",
+                columns.join(", ")
+            ),
+        }
+    }
+
     /// `count` placeholders numbered from `first`: `$2, $3, $4`, for `IN`.
     pub fn list(count: usize, first: usize) -> String {
         (first..first + count)
