@@ -173,6 +173,15 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// The backend of an open connection (a transaction's, say).
+    pub fn of(connection: &sqlx::AnyConnection) -> Self {
+        if connection.backend_name() == <sqlx::Postgres as sqlx::Database>::NAME {
+            Self::Postgres
+        } else {
+            Self::Sqlite
+        }
+    }
+
     pub fn from_url(url: &str) -> Result<Self, StoreError> {
         if url.starts_with("sqlite:") {
             Ok(Self::Sqlite)

@@ -5,7 +5,7 @@
 
 use daarion_bus::{Envelope, Outbox, Staged};
 use daarion_store::{
-    Db,
+    Backend, Db,
     idempotency::{self, Claim},
     sql::{self, AnyRow, Row},
 };
@@ -117,26 +117,25 @@ async fn next_seq(tx: &mut Tx, room: &str) -> Result<i64, MessagingError> {
     Ok(advance(tx, room, 1).await?.last_seq)
 }
 
-/// Writes changes to their rooms' logs, a few per statement.
+/// Writes changes to their rooms' logs, in one statement.
 async fn log(tx: &mut Tx, entries: &[(&str, i64, Change, &str)]) -> Result<(), MessagingError> {
     let now = daarion_store::now();
-    for range in sql::batches(entries.len(), 5) {
-        let chunk = &entries[range];
-        let text = format!(
-            "INSERT INTO messaging_log (room_id, seq, kind, message_id, created_at) VALUES {}",
-            sql::rows(chunk.len(), 5, 1)
-        );
-        let mut query = sql::query(sql::AssertSqlSafe(text));
-        for (room, seq, change, message) in chunk {
-            query = query
-                .bind(*room)
-                .bind(*seq)
-                .bind(change.as_str())
-                .bind(*message)
-                .bind(now.as_str());
-        }
-        query.execute(&mut **tx).await?;
-    }
+    let rows: Vec<_> = entries
+        .iter()
+        .map(|(room, seq, change, message)| {
+            serde_json::json!([room, seq, change.as_str(), message])
+        })
+        .collect();
+    let text = format!(
+        "INSERT INTO messaging_log (room_id, seq, kind, message_id, created_at)
+         SELECT c0, CAST(c1 AS BIGINT), c2, c3, $2 FROM ({}) AS j",
+        sql::json_rows(Backend::of(tx), 1, 4)
+    );
+    sql::query(sql::AssertSqlSafe(text))
+        .bind(serde_json::Value::from(rows).to_string())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -223,33 +222,37 @@ impl Post<'_> {
     }
 }
 
-/// Writes new messages and their log rows, a few per statement.
+/// Writes new messages and their log rows: one statement each.
 async fn insert(tx: &mut Tx, messages: &[Message]) -> Result<(), MessagingError> {
-    for range in sql::batches(messages.len(), 12) {
-        let chunk = &messages[range];
-        let text = format!(
-            "INSERT INTO messaging_messages (id, room_id, seq, topic, reply_to, author,
-                 author_handle, body, html, mentions, attachments, created_at) VALUES {}",
-            sql::rows(chunk.len(), 12, 1)
-        );
-        let mut query = sql::query(sql::AssertSqlSafe(text));
-        for m in chunk {
-            query = query
-                .bind(m.id.as_str())
-                .bind(m.room.as_str())
-                .bind(m.seq)
-                .bind(m.topic.as_str())
-                .bind(m.reply_to.as_deref())
-                .bind(m.author.as_str())
-                .bind(m.author_handle.as_str())
-                .bind(m.body.as_str())
-                .bind(m.html.as_str())
-                .bind(serde_json::to_string(&m.mentions).unwrap_or_else(|_| "[]".into()))
-                .bind(serde_json::to_string(&m.attachments).unwrap_or_else(|_| "[]".into()))
-                .bind(m.created_at.as_str());
-        }
-        query.execute(&mut **tx).await?;
-    }
+    let rows: Vec<_> = messages
+        .iter()
+        .map(|m| {
+            serde_json::json!([
+                m.id,
+                m.room,
+                m.seq,
+                m.topic,
+                m.reply_to,
+                m.author,
+                m.author_handle,
+                m.body,
+                m.html,
+                serde_json::to_string(&m.mentions).unwrap_or_else(|_| "[]".into()),
+                serde_json::to_string(&m.attachments).unwrap_or_else(|_| "[]".into()),
+                m.created_at
+            ])
+        })
+        .collect();
+    let text = format!(
+        "INSERT INTO messaging_messages (id, room_id, seq, topic, reply_to, author,
+             author_handle, body, html, mentions, attachments, created_at)
+         SELECT c0, c1, CAST(c2 AS BIGINT), c3, c4, c5, c6, c7, c8, c9, c10, c11 FROM ({}) AS j",
+        sql::json_rows(Backend::of(tx), 1, 12)
+    );
+    sql::query(sql::AssertSqlSafe(text))
+        .bind(serde_json::Value::from(rows).to_string())
+        .execute(&mut **tx)
+        .await?;
     let entries: Vec<_> = messages
         .iter()
         .map(|m| (m.room.as_str(), m.seq, Change::Posted, m.id.as_str()))
