@@ -47,9 +47,13 @@ done
 "$bin/messaging" --binary "$bin/daarion" --seed "${SEED:-1000000}"
 # Delivery to a thousand followers (posting paced, history barely seeded).
 "$bin/messaging" --binary "$bin/daarion" --clients 1000 --posts 1000 --rate 50 --seed 1000 --reads 10
+# Posting by 128 people at once: what group commit does with a crowd.
+"$bin/messaging" --binary "$bin/daarion" --posters 128 --posts 8000 --clients 10 --seed 1000 --reads 10
 if (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
-  "$bin/messaging" --binary "$bin/daarion" --seed "${SEED:-1000000}" \
-    --postgres "${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+  pg="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+  "$bin/messaging" --binary "$bin/daarion" --seed "${SEED:-1000000}" --postgres "$pg"
+  "$bin/messaging" --binary "$bin/daarion" --posters 128 --posts 8000 --clients 10 --seed 1000 \
+    --reads 10 --postgres "$pg"
 fi
 "$bin/gateway" --binary "$bin/daarion" --seconds "${SECONDS_PER_RUN:-10}"
 node bench/web/ui.mjs --binary "$bin/daarion" --messages "${ROOM_MESSAGES:-10000}" --runs "${RUNS:-5}"
