@@ -84,10 +84,20 @@ for (const lang of ["en", "uk"]) {
       await taras.page.getByRole("button", { name: taras.t("chat.save") }).click();
       const edited = line(page, "Let us meet on Saturday");
       await edited.getByText(t("chat.edited")).waitFor();
+      // Her second tab follows the room too: the reaction is marked hers
+      // there as well (a live frame says who reacted).
+      const other = await olena.context.newPage();
+      await other.goto(page.url());
+      await other.getByRole("status").getByText(t("live.open")).waitFor();
+      await line(other, "Let us meet on Saturday").waitFor();
       await edited.getByRole("button", { name: t("chat.react", { emoji: "👍", n: 0 }) }).click();
       await line(taras.page, "Let us meet on Saturday")
         .getByRole("button", { name: taras.t("chat.react", { emoji: "👍", n: 1 }) })
         .waitFor();
+      await line(other, "Let us meet on Saturday")
+        .getByRole("button", { name: t("chat.react", { emoji: "👍", n: 1 }), pressed: true })
+        .waitFor();
+      await other.close();
       await screenshot(taras.page, `chat-${lang}`);
 
       // Olena opens a room for admins only: Taras does not see it.

@@ -978,6 +978,12 @@ async fn one_socket_follows_rooms_in_order_and_resumes(kind: Kind) {
         (json!("reacted"), json!(3))
     );
     assert_eq!(reacted["message"]["reactions"][0]["count"], 1);
+    // Who reacted, so that alice's other screens mark it as hers.
+    let alice_id = app.user_id("alice").await;
+    assert_eq!(
+        reacted["reaction"],
+        json!({"by": format!("user:{alice_id}"), "emoji": "🎉", "added": true})
+    );
 
     // Typing reaches the others in the room.
     send_text(

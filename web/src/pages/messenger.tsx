@@ -225,11 +225,28 @@ function merge(known: ChatMessage[], incoming: ChatMessage[]): ChatMessage[] {
   return [...byId.values()].sort((a, b) => a.seq - b.seq);
 }
 
-/** A live change applied to what is shown: reactions keep the reader's own marks. */
-function applyChange(known: ChatMessage[], kind: string, message: ChatMessage): ChatMessage[] {
+/** Who gave or took back a reaction, as a live `reacted` frame says. */
+type ReactionChange = { by: string; emoji: string; added: boolean };
+
+/**
+ * A live change applied to what is shown. Reaction counts are everyone's;
+ * the reader's own marks stay, except for a reaction the reader just gave
+ * or took back (from this screen or another).
+ */
+function applyChange(
+  known: ChatMessage[],
+  kind: string,
+  message: ChatMessage,
+  change: { reaction?: ReactionChange; me: string },
+): ChatMessage[] {
   const before = known.find((m) => m.id === message.id);
   if (kind === "reacted" && before) {
     const mine = new Set(before.reactions.filter((r) => r.mine).map((r) => r.emoji));
+    const { reaction, me } = change;
+    if (reaction && reaction.by === me) {
+      if (reaction.added) mine.add(reaction.emoji);
+      else mine.delete(reaction.emoji);
+    }
     const reactions = message.reactions.map((r) => ({ ...r, mine: mine.has(r.emoji) }));
     return merge(known, [{ ...before, reactions }]);
   }
@@ -315,7 +332,10 @@ export function ChatRoomPage({ room: id }: { room: string }) {
         if (frame.type === "event") {
           seen(Number(frame.room_seq));
           setMessages((known) =>
-            applyChange(known, String(frame.kind), frame.message as ChatMessage),
+            applyChange(known, String(frame.kind), frame.message as ChatMessage, {
+              reaction: frame.reaction as ReactionChange | undefined,
+              me: `user:${user?.id}`,
+            }),
           );
           // Topics and their unread counts follow what arrives.
           if (frame.kind === "received") topics.reload();

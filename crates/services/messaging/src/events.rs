@@ -96,6 +96,20 @@ pub fn changed(
     .with_actor(actor)
 }
 
+/// A reaction given or taken back: everyone's counts, and who did what
+/// (`reaction`), so that the reactor's other screens mark theirs.
+pub fn reacted(
+    seq: i64,
+    room: &str,
+    view: serde_json::Value,
+    who: &Principal,
+    (emoji, added): (&str, bool),
+) -> Envelope {
+    let mut event = changed(Change::Reacted, seq, room, view, &who.handle);
+    event.payload["reaction"] = json!({ "by": who.name(), "emoji": emoji, "added": added });
+    event
+}
+
 /// A new room (`message.room.<id>`): the city feed and the map follow
 /// rooms opening.
 pub fn room_created(room: &Room, by: &str) -> Envelope {

@@ -77,13 +77,19 @@ fn render_change(event: Envelope) -> Value {
         .unwrap_or("event")
         .to_owned();
     let room = event.payload["room"]["id"].clone();
-    json!({
+    let mut frame = json!({
         "type": "event",
         "kind": kind,
         "room": room,
         "room_seq": event.payload["room_seq"],
         "message": event.payload["message"],
-    })
+    });
+    // Counts are everyone's; `mine` is each reader's: who reacted lets the
+    // reactor's other screens mark it.
+    if let Some(reaction) = event.payload.get("reaction") {
+        frame["reaction"] = reaction.clone();
+    }
+    frame
 }
 
 fn render_typing(event: Envelope) -> Value {

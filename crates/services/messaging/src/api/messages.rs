@@ -447,13 +447,7 @@ async fn reaction(
         |seq, m, counts| {
             let view =
                 serde_json::to_value(ChatMessageView::of(m.clone(), counts)).unwrap_or_default();
-            vec![events::changed(
-                store::Change::Reacted,
-                seq,
-                &room,
-                view,
-                &principal.handle,
-            )]
+            vec![events::reacted(seq, &room, view, principal, (&emoji, add))]
         },
     )
     .await?;
