@@ -2,7 +2,8 @@
 // district and places a room on the map; a citizen watching the map sees
 // the room light up when someone speaks in it and reads the feed live; a
 // visitor who never signed in reads the map, the feed and a citizen's
-// public page; an agent comes online and the citizen sees it.
+// public page; an agent comes online and the citizen sees it; a public
+// community started in a district appears in it.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
@@ -90,6 +91,17 @@ for (const lang of ["en", "uk"]) {
       );
       await say("harbour", "Ships ahoy");
       await harbour.locator("g.lit").waitFor();
+      // She starts a public community in the port: it appears in its
+      // district on the map she is looking at.
+      const guild = await lina.page.request.post(`${city.url}/api/microdao/daos`, {
+        data: { slug: `dockers-${lang}`, name: "Dockers", visibility: "public", district: "port" },
+        headers: { origin: city.url },
+      });
+      assert.equal(guild.status(), 201, await guild.text());
+      await lina.page
+        .getByRole("list", { name: `Port: ${lina.t("map.communities")}` })
+        .getByRole("link", { name: "Dockers" })
+        .waitFor();
       await screenshot(lina.page, `city-map-${lang}`);
 
       // The feed: what happened, live.

@@ -15,6 +15,7 @@ on_every_backend!(
     concurrent_placements_never_overlap,
     the_feed_tells_what_happens_in_public,
     agents_report_presence_and_go_offline_when_silent,
+    public_communities_stand_in_their_districts,
 );
 
 fn area(x: u32, y: u32, w: u32, h: u32) -> Value {
@@ -35,6 +36,64 @@ async fn open_room(app: &TestApp, slug: &str) {
         )
         .await;
     assert_eq!(status, 201, "{body}");
+}
+
+/// The map's communities: a public community naming a district of the map
+/// stands in it (for visitors too); moved, made private or archived, it
+/// follows; a private one, or one in a district the map lacks, is not shown.
+async fn public_communities_stand_in_their_districts(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    for (slug, x) in [("harbour", 0), ("hills", 6)] {
+        let district = json!({ "name": slug, "color": "#336699", "area": area(x, 0, 6, 4) });
+        let path = format!("/api/city/map/districts/{slug}");
+        let (status, body) = app.send("PUT", &path, "root", Some(district)).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    for (slug, visibility, district) in [
+        ("sailors", "public", "harbour"),
+        ("secret", "private", "harbour"),
+        ("nowhere", "public", "marsh"),
+    ] {
+        let body = json!({"slug": slug, "name": format!("The {slug}"),
+            "visibility": visibility, "district": district});
+        let (status, dao) = app
+            .send("POST", "/api/microdao/daos", "alice", Some(body))
+            .await;
+        assert_eq!(status, 201, "{dao}");
+    }
+    let shown = |want: Value| {
+        let app = &app;
+        async move {
+            daarion_testkit::eventually(
+                &format!("the map shows {want}"),
+                Duration::from_secs(10),
+                || {
+                    let want = want.clone();
+                    async move {
+                        let (_, map) = app.get_as("/api/city/map", None).await;
+                        (map["communities"] == want).then_some(())
+                    }
+                },
+            )
+            .await;
+        }
+    };
+    shown(json!([{"slug": "sailors", "name": "The sailors", "district": "harbour"}])).await;
+    let moved = json!({"district": "hills"});
+    let (status, _) = app
+        .send("PATCH", "/api/microdao/daos/sailors", "alice", Some(moved))
+        .await;
+    assert_eq!(status, 200);
+    shown(json!([{"slug": "sailors", "name": "The sailors", "district": "hills"}])).await;
+    let (status, _) = app
+        .send("POST", "/api/microdao/daos/sailors/archive", "alice", None)
+        .await;
+    assert_eq!(status, 200);
+    shown(json!([])).await;
+    app.stop().await;
 }
 
 async fn admins_draw_the_map_and_anyone_reads_it(kind: Kind) {

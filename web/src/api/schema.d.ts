@@ -2306,7 +2306,16 @@ export interface components {
             current: components["schemas"]["Document"];
             key: string;
         };
+        /** @description A public community, standing in its district. */
+        MapCommunityView: {
+            district: string;
+            name: string;
+            /** @description The community's slug (`/communities/{slug}`). */
+            slug: string;
+        };
         MapView: {
+            /** @description Public communities whose district is on the map. */
+            communities: components["schemas"]["MapCommunityView"][];
             districts: components["schemas"]["DistrictView"][];
             /** Format: int32 */
             height: number;

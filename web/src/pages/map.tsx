@@ -25,7 +25,8 @@ export function CityMapPage() {
   const [lit, setLit] = useState<Record<string, number>>({});
   useCityEvents({
     entry: (entry) => {
-      if (entry.what === "map_changed") map.reload();
+      // Communities come and go from the map with their own events.
+      if (entry.what === "map_changed" || entry.what.startsWith("dao_")) map.reload();
       else if (entry.what === "message" && entry.room) {
         const room = entry.room;
         const until = Date.now() + LIT_MS;
@@ -114,6 +115,7 @@ function Legend({ map }: { map: CityMapView }) {
     <div class="stack">
       {groups.map((g) => {
         const places = map.places.filter((p) => (p.district ?? "") === g.key);
+        const communities = map.communities.filter((c) => c.district === g.key);
         if (g.key === "" && places.length === 0) return null;
         return (
           <section key={g.key} class="card" aria-label={g.name}>
@@ -134,6 +136,18 @@ function Legend({ map }: { map: CityMapView }) {
                   </li>
                 ))}
               </ul>
+            )}
+            {communities.length > 0 && (
+              <>
+                <h3>{t("map.communities")}</h3>
+                <ul class="list" aria-label={`${g.name}: ${t("map.communities")}`}>
+                  {communities.map((c) => (
+                    <li key={c.slug}>
+                      <a href={`/communities/${c.slug}`}>{c.name}</a>
+                    </li>
+                  ))}
+                </ul>
+              </>
             )}
           </section>
         );

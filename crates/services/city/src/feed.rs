@@ -198,6 +198,17 @@ impl From<Entry> for FeedEntryView {
 /// The consumers' handler: applies a batch of events, then announces the
 /// new entries live. Redelivered events add nothing twice.
 pub async fn apply(state: CityState, events: Vec<Envelope>) -> Result<(), HandlerError> {
+    // Communities stand on the map before their feed entry tells the
+    // map's readers to look again.
+    let communities: Vec<_> = events
+        .iter()
+        .filter_map(crate::map::community_change)
+        .collect();
+    if !communities.is_empty() {
+        store::map::record_communities(&state.db, &communities)
+            .await
+            .map_err(HandlerError::new)?;
+    }
     let changes: Vec<Change> = events.iter().map(change_of).collect();
     let added = store::feed::apply(&state.db, changes)
         .await

@@ -62,6 +62,7 @@ pub static SPEC: Service = Service {
     migrations: &[
         migration!(1, "001_create_city_tables"),
         migration!(2, "002_create_city_map_feed_agents"),
+        migration!(3, "003_create_city_communities"),
     ],
     rules: access::RULES,
     websocket: true,

@@ -222,6 +222,33 @@ pub fn check_place(
     Ok(())
 }
 
+/// What a microDAO event (`microdao.dao.*.*`) says of a community on the
+/// map: listed while public and not archived, in the district it names.
+/// `None` for any other event.
+pub fn community_change(
+    event: &daarion_bus::Envelope,
+) -> Option<crate::store::map::CommunityChange> {
+    if !event.subject.starts_with("microdao.dao.") {
+        return None;
+    }
+    let payload = &event.payload;
+    let slug = Slug::parse(payload["slug"].as_str()?)
+        .ok()?
+        .as_str()
+        .to_owned();
+    let district = payload["district"]
+        .as_str()
+        .and_then(|d| Slug::parse(d).ok())
+        .map(|d| d.as_str().to_owned());
+    Some(crate::store::map::CommunityChange {
+        name: payload["name"].as_str().unwrap_or(&slug).to_owned(),
+        slug,
+        district,
+        listed: payload["visibility"] == "public" && payload["archived"] != true,
+        at: event.time.clone(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

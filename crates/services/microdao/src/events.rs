@@ -26,6 +26,7 @@ pub fn dao_changed(what: &str, dao: &Dao, actor: &str) -> Envelope {
             "name": dao.name,
             "visibility": dao.visibility.as_str(),
             "parent": dao.parent,
+            "district": dao.district,
             "archived": dao.archived_at.is_some(),
         }),
     )

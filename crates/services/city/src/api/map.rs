@@ -38,6 +38,17 @@ pub struct MapView {
     pub height: u32,
     pub districts: Vec<DistrictView>,
     pub places: Vec<PlaceView>,
+    /// Public communities whose district is on the map.
+    pub communities: Vec<MapCommunityView>,
+}
+
+/// A public community, standing in its district.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MapCommunityView {
+    /// The community's slug (`/communities/{slug}`).
+    pub slug: String,
+    pub name: String,
+    pub district: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -147,12 +158,23 @@ async fn get_map(State(state): State<CityState>) -> Result<Json<MapView>, ApiErr
             Some(PlaceView::of(p, room.title.clone()))
         })
         .collect();
+    let communities = store::map::communities(&state.db)
+        .await?
+        .into_iter()
+        .filter(|c| districts.iter().any(|d| d.slug == c.district))
+        .map(|c| MapCommunityView {
+            slug: c.slug,
+            name: c.name,
+            district: c.district,
+        })
+        .collect();
     let grid = state.settings.grid();
     Ok(Json(MapView {
         width: grid.width,
         height: grid.height,
         districts: districts.into_iter().map(DistrictView::from).collect(),
         places,
+        communities,
     }))
 }
 

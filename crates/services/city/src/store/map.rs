@@ -204,3 +204,66 @@ pub async fn delete_place(db: &Db, room: &str) -> Result<bool, CityError> {
         .await?;
     Ok(done.rows_affected() > 0)
 }
+
+/// A public community as the map shows it, in its district.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Community {
+    pub slug: String,
+    pub name: String,
+    pub district: String,
+}
+
+/// What a microDAO event says of a community: listed on the map (public,
+/// not archived) or not. Events may come again or out of order: the
+/// newest one seen wins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommunityChange {
+    pub slug: String,
+    pub name: String,
+    pub district: Option<String>,
+    pub listed: bool,
+    /// The event's time (RFC 3339, so text order is time order).
+    pub at: String,
+}
+
+/// Records changes in one transaction.
+pub async fn record_communities(db: &Db, changes: &[CommunityChange]) -> Result<(), CityError> {
+    let mut tx = db.begin().await?;
+    for c in changes {
+        sql::query(
+            "INSERT INTO city_communities (slug, name, district, listed, event_time)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (slug) DO UPDATE SET name = excluded.name, district = excluded.district,
+                 listed = excluded.listed, event_time = excluded.event_time
+             WHERE city_communities.event_time <= excluded.event_time",
+        )
+        .bind(&c.slug)
+        .bind(&c.name)
+        .bind(c.district.as_deref())
+        .bind(i64::from(c.listed))
+        .bind(&c.at)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Listed communities that name a district, by district and name.
+pub async fn communities(db: &Db) -> Result<Vec<Community>, CityError> {
+    let rows = sql::query(
+        "SELECT slug, name, district FROM city_communities
+         WHERE listed = 1 AND district IS NOT NULL ORDER BY district, name, slug",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Community {
+                slug: row.try_get("slug")?,
+                name: row.try_get("name")?,
+                district: row.try_get("district")?,
+            })
+        })
+        .collect()
+}
