@@ -31,6 +31,10 @@ if [ "$smoke" = 1 ]; then
   "$bin/fanout" --binary "$bin/daarion" --clients 5 --messages 10 --label embedded
   "$bin/messaging" --binary "$bin/daarion" --posts 20 --posters 2 --clients 3 --seed 500 --reads 5
   nats_up && "$bin/fanout" --binary "$bin/daarion" --clients 5 --messages 10 --label nats --nats "$nats_url"
+  if nats_up && (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
+    "$bin/messaging" --binary "$bin/daarion" --posts 20 --posters 2 --clients 3 --seed 500 --reads 5 \
+      --postgres "${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}" --nats "$nats_url"
+  fi
   "$bin/gateway" --binary "$bin/daarion" --seconds 1 --repeat 1 --sockets 50 --connections 16
   "$bin/llm-proxy" --binary "$bin/daarion" --requests 20 --seconds 1 --repeat 1 --soak-seconds 0
   node bench/web/ui.mjs --binary "$bin/daarion" --messages 200 --runs 1
@@ -54,6 +58,14 @@ if (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
   "$bin/messaging" --binary "$bin/daarion" --seed "${SEED:-1000000}" --postgres "$pg"
   "$bin/messaging" --binary "$bin/daarion" --posters 128 --posts 8000 --clients 10 --seed 1000 \
     --reads 10 --postgres "$pg"
+  if nats_up; then
+    # Distributed: a process per service, two messaging replicas, posters
+    # and followers split between them (deliveries cross NATS).
+    "$bin/messaging" --binary "$bin/daarion" --posts 2000 --clients 100 --rate 200 --seed 1000 \
+      --reads 10 --postgres "$pg" --nats "$nats_url"
+    "$bin/messaging" --binary "$bin/daarion" --posts 1000 --clients 1000 --rate 50 --seed 1000 \
+      --reads 10 --postgres "$pg" --nats "$nats_url"
+  fi
 fi
 "$bin/gateway" --binary "$bin/daarion" --seconds "${SECONDS_PER_RUN:-10}"
 node bench/web/ui.mjs --binary "$bin/daarion" --messages "${ROOM_MESSAGES:-10000}" --runs "${RUNS:-5}"

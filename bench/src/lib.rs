@@ -30,11 +30,22 @@ pub async fn start(
     data_dir: &Path,
     env: &[(&str, String)],
 ) -> anyhow::Result<(Daarion, Duration)> {
+    start_as(binary, &["up"], data_dir, env).await
+}
+
+/// Starts `daarion <shape…>` (`up`, or `serve <service>`) likewise.
+pub async fn start_as(
+    binary: &Path,
+    shape: &[&str],
+    data_dir: &Path,
+    env: &[(&str, String)],
+) -> anyhow::Result<(Daarion, Duration)> {
     let port = free_port()?;
     let started = Instant::now();
     let mut command = Command::new(binary);
     command
-        .args(["up", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args(shape)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(data_dir)
         .env_remove("DATABASE_URL")
         .env_remove("NATS_URL")

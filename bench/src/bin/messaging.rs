@@ -19,7 +19,7 @@ use std::{
 };
 
 use clap::Parser;
-use daarion_bench::{follow_latencies, ms, percentile, rss_kib, start, tree_cpu_seconds};
+use daarion_bench::{follow_latencies, ms, percentile, rss_kib, start, start_as, tree_cpu_seconds};
 use futures::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -48,6 +48,86 @@ struct Args {
     /// PostgreSQL admin URL: run on a fresh database there instead of SQLite.
     #[arg(long)]
     postgres: Option<String>,
+    /// NATS URL: run distributed instead (`daarion serve` per service, two
+    /// messaging replicas, on `--postgres`): posters and followers split
+    /// between the replicas, so deliveries cross the bus.
+    #[arg(long, requires = "postgres")]
+    nats: Option<String>,
+}
+
+/// The processes under test: `daarion up`, or one `daarion serve` per
+/// service with two messaging replicas.
+struct Node {
+    processes: Vec<daarion_bench::Daarion>,
+    /// Where people register.
+    auth: String,
+    /// Where messaging answers (one, or each replica).
+    messaging: Vec<String>,
+}
+
+impl Node {
+    async fn start(
+        binary: &std::path::Path,
+        dir: &std::path::Path,
+        env: &[(&str, String)],
+        nats: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let url = |d: &daarion_bench::Daarion| format!("http://127.0.0.1:{}", d.port);
+        let Some(nats) = nats else {
+            let (up, _) = start(binary, dir, env).await?;
+            let base = url(&up);
+            return Ok(Self {
+                processes: vec![up],
+                auth: base.clone(),
+                messaging: vec![base],
+            });
+        };
+        let mut env = env.to_vec();
+        env.push(("NATS_URL", nats.to_owned()));
+        env.push((
+            "DAARION__NATS_NAMESPACE",
+            format!("bench{}", std::process::id()),
+        ));
+        let secret = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        env.push(("DAARION__SERVICE_TOKEN_SECRET", secret));
+        // Every service whose consumers `up` runs too, then the replicas.
+        let mut processes = Vec::new();
+        for service in [
+            "auth",
+            "pdp",
+            "usage",
+            "microdao",
+            "city",
+            "space",
+            "messaging",
+            "messaging",
+        ] {
+            let data = dir.join(format!("{service}{}", processes.len()));
+            std::fs::create_dir_all(&data)?;
+            let (process, _) = start_as(binary, &["serve", service], &data, &env).await?;
+            processes.push(process);
+        }
+        Ok(Self {
+            auth: url(&processes[0]),
+            messaging: processes[6..].iter().map(url).collect(),
+            processes,
+        })
+    }
+
+    fn cpu_seconds(&self) -> f64 {
+        self.processes
+            .iter()
+            .map(|p| tree_cpu_seconds(p.child.id()))
+            .sum()
+    }
+
+    fn rss_kib(&self) -> anyhow::Result<u64> {
+        self.processes.iter().map(|p| rss_kib(p.child.id())).sum()
+    }
 }
 
 /// Words of the seeded messages; searches ask for one of the rarer ones.
@@ -66,10 +146,10 @@ async fn main() -> anyhow::Result<()> {
         Some(admin) => daarion_testkit::fresh_postgres_database(admin).await,
         None => format!("sqlite://{}/daarion.db?mode=rwc", dir.display()),
     };
-    let label = if args.postgres.is_some() {
-        "postgres"
-    } else {
-        "embedded"
+    let label = match (&args.postgres, &args.nats) {
+        (_, Some(_)) => "2 replicas, NATS",
+        (Some(_), None) => "postgres",
+        (None, None) => "embedded",
     };
     let env = [
         ("DATABASE_URL", database.clone()),
@@ -92,14 +172,14 @@ async fn main() -> anyhow::Result<()> {
         ),
         ("DAARION__MESSAGING__WS_BURST", "1000000".to_owned()),
     ];
-    let (daarion, _) = start(&args.binary, &dir, &env).await?;
-    let base = format!("http://127.0.0.1:{}", daarion.port);
+    let node = Node::start(&args.binary, &dir, &env, args.nats.as_deref()).await?;
+    let base = node.messaging[0].clone();
     daarion_kernel::server::install_crypto_provider();
     let client = reqwest::Client::new();
     let mut cookies = Vec::new();
     for n in 0..args.posters.max(1) {
         let person =
-            daarion_testkit::passkey::Person::register(&client, &base, &format!("poster{n}"))
+            daarion_testkit::passkey::Person::register(&client, &node.auth, &format!("poster{n}"))
                 .await?;
         cookies.push(person.cookie());
     }
@@ -107,13 +187,16 @@ async fn main() -> anyhow::Result<()> {
 
     // 1. Posting, nobody following.
     let hall = create_room(&client, &base, &cookies[0], "hall").await?;
-    let url = Arc::new(format!("{base}/api/messaging/rooms/{hall}/messages"));
-    let cpu_before = tree_cpu_seconds(daarion.child.id());
+    let urls = |room: &str| {
+        let of = |base: &String| format!("{base}/api/messaging/rooms/{room}/messages");
+        Arc::new(node.messaging.iter().map(of).collect::<Vec<_>>())
+    };
+    let url = urls(&hall);
+    let cpu_before = node.cpu_seconds();
     let started = Instant::now();
     let refused = post_all(&client, &url, &cookies, args.posts, None, epoch).await?;
     let post_time = started.elapsed();
-    let cpu_per_post =
-        (tree_cpu_seconds(daarion.child.id()) - cpu_before) * 1e6 / args.posts as f64;
+    let cpu_per_post = (node.cpu_seconds() - cpu_before) * 1e6 / args.posts as f64;
     println!(
         "messaging [{label}]: {} posts by {} posters: {:.0} posts/s ({} refused), {:.0} µs CPU per post",
         args.posts,
@@ -126,9 +209,12 @@ async fn main() -> anyhow::Result<()> {
     // 2. Delivery: followers first, so they see every post.
     let room = create_room(&client, &base, &cookies[0], "bench").await?;
     let mut followers = Vec::new();
-    for _ in 0..args.clients {
+    for n in 0..args.clients {
         use futures::SinkExt;
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        // Followers on every replica: what is posted on one reaches the
+        // others through the bus.
+        let base = &node.messaging[n % node.messaging.len()];
         let url = format!("{}/ws/messaging/live", base.replace("http", "ws"));
         let mut request = url.into_client_request()?;
         request.headers_mut().insert("cookie", cookies[0].parse()?);
@@ -158,9 +244,9 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     // Let every subscription land before the first post.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let rss_followed = rss_kib(daarion.child.id())?;
+    let rss_followed = node.rss_kib()?;
 
-    let url = Arc::new(format!("{base}/api/messaging/rooms/{room}/messages"));
+    let url = urls(&room);
     let started = Instant::now();
     let refused = post_all(&client, &url, &cookies, args.posts, Some(args.rate), epoch).await?;
     let post_time = started.elapsed();
@@ -233,7 +319,7 @@ async fn main() -> anyhow::Result<()> {
         found,
         args.reads,
     );
-    drop(daarion);
+    drop(node);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
@@ -242,9 +328,10 @@ async fn main() -> anyhow::Result<()> {
 /// answered or, with `rate`, at that many per second in all; each body is
 /// its send time since `epoch` (the followers' latency clock). Returns
 /// how many were refused.
+/// Posts `count` messages, each poster through one of `urls` in turn.
 async fn post_all(
     client: &reqwest::Client,
-    url: &Arc<String>,
+    urls: &Arc<Vec<String>>,
     cookies: &[String],
     count: usize,
     rate: Option<f64>,
@@ -255,7 +342,8 @@ async fn post_all(
         .iter()
         .enumerate()
         .map(|(p, cookie)| {
-            let (client, url, cookie) = (client.clone(), url.clone(), cookie.clone());
+            let url = urls[p % urls.len()].clone();
+            let (client, cookie) = (client.clone(), cookie.clone());
             let mine = per_poster.min(count.saturating_sub(p * per_poster));
             let gap = rate.map(|r| Duration::from_secs_f64(cookies.len() as f64 / r.max(0.001)));
             tokio::spawn(async move {
