@@ -30,42 +30,6 @@ pub mod sql {
         query_as, query_scalar, raw_sql,
     };
 
-    /// Most values bound to one statement written by [`batches`]: SQLite
-    /// looks a placeholder up by a linear walk, so binding costs the square
-    /// of the count.
-    const VALUES_PER_STATEMENT: usize = 128;
-
-    /// How to split `len` rows of `columns` values each over statements:
-    /// full chunks of one size, then the rest in powers of two, so that a
-    /// few statement texts serve every batch (prepared once, cached).
-    pub fn batches(len: usize, columns: usize) -> Vec<std::ops::Range<usize>> {
-        let size = (VALUES_PER_STATEMENT / columns.max(1)).max(1);
-        let mut out = Vec::with_capacity(len / size + 8);
-        let mut start = 0;
-        while len - start >= size {
-            out.push(start..start + size);
-            start += size;
-        }
-        let mut piece = size.next_power_of_two();
-        while start < len {
-            while piece > len - start {
-                piece /= 2;
-            }
-            out.push(start..start + piece);
-            start += piece;
-        }
-        out
-    }
-
-    /// Placeholders for `rows` rows of `columns` values, numbered from
-    /// `first`: `($1, $2), ($3, $4)` — for one statement writing a batch.
-    pub fn rows(rows: usize, columns: usize, first: usize) -> String {
-        (0..rows)
-            .map(|r| format!("({})", list(columns, first + r * columns)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-
     /// The text values of a JSON array bound (as text) at `$param`, as a
     /// subquery: `IN (…)` a list of any length with one placeholder and one
     /// statement text (prepared once), on either backend.
@@ -97,14 +61,6 @@ pub mod sql {
                 columns.join(", ")
             ),
         }
-    }
-
-    /// `count` placeholders numbered from `first`: `$2, $3, $4`, for `IN`.
-    pub fn list(count: usize, first: usize) -> String {
-        (first..first + count)
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ")
     }
 }
 
@@ -332,28 +288,6 @@ mod tests {
             Some(Backend::Postgres)
         );
         assert!(Backend::from_url("mysql://h/db").is_err());
-    }
-
-    #[test]
-    fn placeholders_number_rows_and_lists() {
-        assert_eq!(sql::rows(2, 2, 1), "($1, $2), ($3, $4)");
-        assert_eq!(sql::rows(1, 3, 2), "($2, $3, $4)");
-        assert_eq!(sql::list(3, 2), "$2, $3, $4");
-    }
-
-    #[test]
-    fn batches_cover_every_row_in_few_shapes() {
-        for len in 0..300 {
-            let ranges = sql::batches(len, 5);
-            let covered: Vec<usize> = ranges.iter().flat_map(Clone::clone).collect();
-            assert_eq!(covered, (0..len).collect::<Vec<_>>());
-            assert!(
-                ranges
-                    .iter()
-                    .all(|r| r.len() == 25 || r.len().is_power_of_two())
-            );
-        }
-        assert_eq!(sql::batches(3, 200), [0..1, 1..2, 2..3]);
     }
 
     #[test]

@@ -187,6 +187,41 @@ macro_rules! contract {
                 assert_eq!(idempotency::claim(&mut tx, "s2", "k1", &other).await.unwrap(), Claim::Fresh);
             }
 
+            /// A batch bound as one JSON array comes back value for value:
+            /// quotes, backslashes, other scripts, NULLs and numbers.
+            #[tokio::test]
+            async fn json_rows_and_lists_carry_values_intact() {
+                let Some(t) = db().await else { return };
+                migrate::apply(&t.db, &[notes_v1()]).await.unwrap();
+                let backend = t.db.backend();
+                let rows = serde_json::json!([
+                    ["a", "it's \"quoted\" \\ back", 7],
+                    ["b", "Привіт 👋", null],
+                ]);
+                let text = format!(
+                    "INSERT INTO notes (id, body) SELECT c0, COALESCE(c1, '') || COALESCE(CAST(c2 AS TEXT), '') \
+                     FROM ({}) AS j WHERE true ON CONFLICT (id) DO NOTHING",
+                    sql::json_rows(backend, 1, 3)
+                );
+                sql::query(sql::AssertSqlSafe(text)).bind(rows.to_string()).execute(t.db.pool()).await.unwrap();
+                let text = format!(
+                    "SELECT id, body FROM notes WHERE id IN ({}) ORDER BY id",
+                    sql::json_texts(backend, 1)
+                );
+                let found: Vec<(String, String)> = sql::query(sql::AssertSqlSafe(text))
+                    .bind(r#"["b", "a", "zzz"]"#)
+                    .fetch_all(t.db.pool())
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|row| (row.try_get("id").unwrap(), row.try_get("body").unwrap()))
+                    .collect();
+                assert_eq!(found, [
+                    ("a".to_owned(), "it's \"quoted\" \\ back7".to_owned()),
+                    ("b".to_owned(), "Привіт 👋".to_owned()),
+                ]);
+            }
+
             #[tokio::test]
             async fn text_timestamps_round_trip() {
                 let Some(t) = db().await else { return };

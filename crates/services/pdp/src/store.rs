@@ -94,28 +94,36 @@ pub async fn save(
     Ok(version)
 }
 
-/// Records `AUDIT` events, a few per statement; a redelivered event is
-/// stored once.
+/// Records `AUDIT` events in one statement (the rows bound as one JSON
+/// array); a redelivered event is stored once.
 pub async fn record_audit(db: &Db, events: &[Envelope]) -> Result<(), PdpError> {
-    for range in sql::batches(events.len(), 7) {
-        let text = format!(
-            "INSERT INTO pdp_audit (event_id, time, subject, service, actor, request_id, record)
-             VALUES {} ON CONFLICT (event_id) DO NOTHING",
-            sql::rows(range.len(), 7, 1)
-        );
-        let mut query = sql::query(sql::AssertSqlSafe(text));
-        for event in &events[range] {
-            query = query
-                .bind(&event.id)
-                .bind(&event.time)
-                .bind(&event.subject)
-                .bind(&event.source)
-                .bind(event.actor.as_deref().unwrap_or(""))
-                .bind(&event.request_id)
-                .bind(event.payload.to_string());
-        }
-        query.execute(db.pool()).await?;
+    if events.is_empty() {
+        return Ok(());
     }
+    let rows: Vec<serde_json::Value> = events
+        .iter()
+        .map(|event| {
+            serde_json::json!([
+                event.id,
+                event.time,
+                event.subject,
+                event.source,
+                event.actor.as_deref().unwrap_or(""),
+                event.request_id,
+                event.payload.to_string(),
+            ])
+        })
+        .collect();
+    let text = format!(
+        "INSERT INTO pdp_audit (event_id, time, subject, service, actor, request_id, record)
+         SELECT c0, c1, c2, c3, c4, c5, c6 FROM ({}) AS j WHERE true
+         ON CONFLICT (event_id) DO NOTHING",
+        sql::json_rows(db.backend(), 1, 7)
+    );
+    sql::query(sql::AssertSqlSafe(text))
+        .bind(serde_json::Value::from(rows).to_string())
+        .execute(db.pool())
+        .await?;
     Ok(())
 }
 

@@ -18,53 +18,56 @@ pub struct Stored<'a> {
     pub record: &'a UsageRecord,
 }
 
-const RECORD_COLUMNS: usize = 21;
-
-/// Stores records, a few per statement, each unless its event was stored
-/// before (redelivery).
+/// Stores records in one statement (the rows bound as one JSON array),
+/// each unless its event was stored before (redelivery).
 pub async fn insert(db: &Db, records: &[Stored<'_>]) -> Result<(), StoreError> {
-    let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-    for range in sql::batches(records.len(), RECORD_COLUMNS) {
-        let text = format!(
-            "INSERT INTO usage_records (event_id, at, kind, user_id, agent_id, dao_id, api_key_id,
-                 model, provider, tokens_in, tokens_out, tokens_cached, estimated, tool, run_id,
-                 cost_micros, currency, latency_ms, outcome, error_code, request_id)
-             VALUES {} ON CONFLICT (event_id) DO NOTHING",
-            sql::rows(range.len(), RECORD_COLUMNS, 1)
-        );
-        let mut query = sql::query(sql::AssertSqlSafe(text));
-        for Stored {
-            event_id,
-            at,
-            request_id,
-            record: r,
-        } in &records[range]
-        {
-            query = query
-                .bind(*event_id)
-                .bind(*at)
-                .bind(r.kind.as_str())
-                .bind(&r.user)
-                .bind(&r.agent)
-                .bind(&r.dao)
-                .bind(&r.api_key)
-                .bind(&r.model)
-                .bind(&r.provider)
-                .bind(as_i64(r.tokens_in))
-                .bind(as_i64(r.tokens_out))
-                .bind(as_i64(r.tokens_cached))
-                .bind(i32::from(r.estimated))
-                .bind(&r.tool)
-                .bind(&r.run_id)
-                .bind(r.cost_micros)
-                .bind(&r.currency)
-                .bind(as_i64(r.latency_ms))
-                .bind(r.outcome.as_str())
-                .bind(&r.error_code)
-                .bind(*request_id);
-        }
-        query.execute(db.pool()).await?;
+    if records.is_empty() {
+        return Ok(());
     }
+    let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let rows: Vec<serde_json::Value> = records
+        .iter()
+        .map(|stored| {
+            let r = stored.record;
+            serde_json::json!([
+                stored.event_id,
+                stored.at,
+                r.kind.as_str(),
+                r.user,
+                r.agent,
+                r.dao,
+                r.api_key,
+                r.model,
+                r.provider,
+                as_i64(r.tokens_in),
+                as_i64(r.tokens_out),
+                as_i64(r.tokens_cached),
+                i32::from(r.estimated),
+                r.tool,
+                r.run_id,
+                r.cost_micros,
+                r.currency,
+                as_i64(r.latency_ms),
+                r.outcome.as_str(),
+                r.error_code,
+                stored.request_id,
+            ])
+        })
+        .collect();
+    let text = format!(
+        "INSERT INTO usage_records (event_id, at, kind, user_id, agent_id, dao_id, api_key_id,
+             model, provider, tokens_in, tokens_out, tokens_cached, estimated, tool, run_id,
+             cost_micros, currency, latency_ms, outcome, error_code, request_id)
+         SELECT c0, c1, c2, c3, c4, c5, c6, c7, c8, CAST(c9 AS BIGINT), CAST(c10 AS BIGINT),
+             CAST(c11 AS BIGINT), CAST(c12 AS INTEGER), c13, c14, CAST(c15 AS BIGINT), c16,
+             CAST(c17 AS BIGINT), c18, c19, c20
+         FROM ({}) AS j WHERE true ON CONFLICT (event_id) DO NOTHING",
+        sql::json_rows(db.backend(), 1, 21)
+    );
+    sql::query(sql::AssertSqlSafe(text))
+        .bind(serde_json::Value::from(rows).to_string())
+        .execute(db.pool())
+        .await?;
     Ok(())
 }
 

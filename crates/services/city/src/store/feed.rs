@@ -2,7 +2,7 @@
 //! order they were stored.
 
 use daarion_store::{
-    Db,
+    Backend, Db,
     sql::{self, AnyRow, Row},
 };
 
@@ -32,45 +32,54 @@ fn entry_from(row: &AnyRow) -> Result<Entry, CityError> {
     })
 }
 
-/// Adds entries, a few per statement; returns those added, with their
-/// `seq` (an event id already in the feed adds nothing).
+/// Adds entries in one statement (the rows bound as one JSON array);
+/// returns those added, with their `seq` (an event id already in the feed
+/// adds nothing).
 async fn insert(tx: &mut Tx, entries: Vec<Entry>) -> Result<Vec<Entry>, CityError> {
-    let mut added = Vec::with_capacity(entries.len());
-    for range in sql::batches(entries.len(), 9) {
-        let chunk = &entries[range];
-        let text = format!(
-            "INSERT INTO city_feed (event_id, kind, what, subject, actor, room, dao, text, created_at)
-             VALUES {} ON CONFLICT (event_id) DO NOTHING RETURNING seq, event_id",
-            sql::rows(chunk.len(), 9, 1)
-        );
-        let mut query = sql::query(sql::AssertSqlSafe(text));
-        for entry in chunk {
-            query = query
-                .bind(&entry.event_id)
-                .bind(entry.kind.as_str())
-                .bind(&entry.what)
-                .bind(&entry.subject)
-                .bind(&entry.actor)
-                .bind(&entry.room)
-                .bind(&entry.dao)
-                .bind(&entry.text)
-                .bind(&entry.created_at);
-        }
-        let mut seqs = std::collections::HashMap::with_capacity(chunk.len());
-        for row in query.fetch_all(&mut **tx).await? {
-            seqs.insert(
-                row.try_get::<String, _>("event_id")?,
-                row.try_get::<i64, _>("seq")?,
-            );
-        }
-        // A repeat within the batch is added once.
-        added.extend(chunk.iter().filter_map(|entry| {
-            seqs.remove(&entry.event_id).map(|seq| Entry {
-                seq,
-                ..entry.clone()
-            })
-        }));
+    if entries.is_empty() {
+        return Ok(Vec::new());
     }
+    let rows: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|e| {
+            serde_json::json!([
+                e.event_id,
+                e.kind.as_str(),
+                e.what,
+                e.subject,
+                e.actor,
+                e.room,
+                e.dao,
+                e.text,
+                e.created_at,
+            ])
+        })
+        .collect();
+    let text = format!(
+        "INSERT INTO city_feed (event_id, kind, what, subject, actor, room, dao, text, created_at)
+         SELECT c0, c1, c2, c3, c4, c5, c6, c7, c8 FROM ({}) AS j WHERE true
+         ON CONFLICT (event_id) DO NOTHING RETURNING seq, event_id",
+        sql::json_rows(Backend::of(tx), 1, 9)
+    );
+    let mut seqs = std::collections::HashMap::with_capacity(entries.len());
+    for row in sql::query(sql::AssertSqlSafe(text))
+        .bind(serde_json::Value::from(rows).to_string())
+        .fetch_all(&mut **tx)
+        .await?
+    {
+        seqs.insert(
+            row.try_get::<String, _>("event_id")?,
+            row.try_get::<i64, _>("seq")?,
+        );
+    }
+    // A repeat within the batch is added once.
+    let mut added: Vec<Entry> = entries
+        .into_iter()
+        .filter_map(|entry| {
+            seqs.remove(&entry.event_id)
+                .map(|seq| Entry { seq, ..entry })
+        })
+        .collect();
     added.sort_by_key(|entry| entry.seq);
     Ok(added)
 }

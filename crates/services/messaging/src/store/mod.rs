@@ -513,21 +513,19 @@ pub async fn public_rooms(
 
 /// The city rooms of these slugs (those that exist), by slug.
 pub async fn public_rooms_named(db: &Db, slugs: &[String]) -> Result<Vec<Room>, MessagingError> {
-    let mut rooms = Vec::with_capacity(slugs.len());
-    for range in daarion_store::sql::batches(slugs.len(), 1) {
-        let text = format!(
-            "{ROOM_COLUMNS} WHERE kind = 'public' AND slug IN ({}) ORDER BY slug",
-            daarion_store::sql::list(range.len(), 1)
-        );
-        let mut query = sql::query(sql::AssertSqlSafe(text));
-        for slug in &slugs[range] {
-            query = query.bind(slug.as_str());
-        }
-        for row in query.fetch_all(db.pool()).await? {
-            rooms.push(room_from(&row)?);
-        }
+    if slugs.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(rooms)
+    let text = format!(
+        "{ROOM_COLUMNS} WHERE kind = 'public' AND slug IN ({}) ORDER BY slug",
+        sql::json_texts(db.backend(), 1)
+    );
+    let slugs = serde_json::to_string(slugs).map_err(|e| MessagingError::Invalid(e.to_string()))?;
+    let rows = sql::query(sql::AssertSqlSafe(text))
+        .bind(slugs)
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter().map(room_from).collect()
 }
 
 /// The city room `general` (the city square), made once whoever asks first.
