@@ -109,11 +109,15 @@ impl EmbeddedBus {
             return Ok(Vec::new());
         }
         let now = daarion_store::now();
-        let mut rows = Vec::with_capacity(events.len());
-        for (event, stream) in events {
-            let envelope = serde_json::to_string(event)?;
-            rows.push([event.id.as_str(), stream, &event.subject, &envelope].map(str::to_owned));
-        }
+        let envelopes = events
+            .iter()
+            .map(|(event, _)| serde_json::to_string(event))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows: Vec<[&str; 4]> = events
+            .iter()
+            .zip(&envelopes)
+            .map(|((event, stream), envelope)| [&event.id, *stream, &event.subject, envelope])
+            .collect();
         let text = format!(
             "INSERT INTO bus_events (id, stream, subject, envelope, created_at)
              SELECT c0, c1, c2, c3, $2 FROM ({}) AS j WHERE true

@@ -228,7 +228,7 @@ pub fn check_place(
 pub fn community_change(
     event: &daarion_bus::Envelope,
 ) -> Option<crate::store::map::CommunityChange> {
-    if !event.subject.starts_with("microdao.dao.") {
+    if !daarion_bus::subject::matches(crate::feed::DAOS, &event.subject) {
         return None;
     }
     let payload = &event.payload;

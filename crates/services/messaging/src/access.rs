@@ -190,7 +190,8 @@ impl Resources for MessagingResources {
             .await
     }
 
-    /// A room is left in the request for its handler (`api::Loaded`).
+    /// A room is left in the request for its handler
+    /// (`MessagingState::room`).
     async fn load_for_request(
         &self,
         kind: Kind,

@@ -182,10 +182,18 @@ impl Post<'_> {
         idempotency::fingerprint(&[self.room, &self.new.topic, &self.new.body])
     }
 
-    /// Refuses a reply to a message that is not in the room.
-    async fn check_reply(&self, tx: &mut Tx) -> Result<(), MessagingError> {
+    /// Claims the idempotency key — `Some(id)` when it was used before
+    /// for this message (a retry) — then refuses a reply to a message that
+    /// is not in the room.
+    async fn claim(&self, tx: &mut Tx) -> Result<Option<String>, MessagingError> {
+        if let Some(key) = self.idempotency_key {
+            let (scope, hash) = (self.key_scope(), self.fingerprint());
+            if let Claim::Replay(id) = idempotency::claim(tx, &scope, key, &hash).await? {
+                return Ok(Some(id));
+            }
+        }
         let Some(parent) = &self.new.reply_to else {
-            return Ok(());
+            return Ok(None);
         };
         let found =
             sql::query("SELECT 1 AS found FROM messaging_messages WHERE id = $1 AND room_id = $2")
@@ -194,7 +202,7 @@ impl Post<'_> {
                 .fetch_optional(&mut **tx)
                 .await?;
         match found {
-            Some(_) => Ok(()),
+            Some(_) => Ok(None),
             None => Err(MessagingError::Invalid(
                 "reply_to names no message of this room".into(),
             )),
@@ -220,6 +228,42 @@ impl Post<'_> {
             deleted_at: None,
         }
     }
+}
+
+/// Writes claimed posts: one sequence update per room (rooms in id order,
+/// so two writers never wait for each other's rows; a room's messages take
+/// its numbers in the order given), the messages and their log rows one
+/// statement each, the keys completed. Returns the messages in the order
+/// given and what `events(i, room, message)` says to stage with each.
+async fn place(
+    tx: &mut Tx,
+    posts: &[Post<'_>],
+    events: impl Fn(usize, &Room, &Message) -> Vec<Envelope>,
+) -> Result<(Vec<Message>, Vec<Envelope>), MessagingError> {
+    let mut order: Vec<usize> = (0..posts.len()).collect();
+    order.sort_by_key(|&i| posts[i].room);
+    let mut placed: Vec<(usize, usize, Message)> = Vec::with_capacity(posts.len());
+    let mut rooms = Vec::new();
+    for group in order.chunk_by(|&a, &b| posts[a].room == posts[b].room) {
+        let room = advance(tx, posts[group[0]].room, group.len() as i64).await?;
+        let first = room.last_seq - group.len() as i64;
+        for (k, &i) in group.iter().enumerate() {
+            placed.push((i, rooms.len(), posts[i].message(first + 1 + k as i64)));
+        }
+        rooms.push(room);
+    }
+    placed.sort_by_key(|(i, _, _)| *i);
+    let (rooms_of, messages): (Vec<usize>, Vec<Message>) =
+        placed.into_iter().map(|(_, room, m)| (room, m)).unzip();
+    insert(tx, &messages).await?;
+    let mut staged = Vec::with_capacity(posts.len() * 2);
+    for (i, (post, message)) in posts.iter().zip(&messages).enumerate() {
+        if let Some(key) = post.idempotency_key {
+            idempotency::complete(tx, &post.key_scope(), key, &message.id).await?;
+        }
+        staged.extend(events(i, &rooms[rooms_of[i]], message));
+    }
+    Ok((messages, staged))
 }
 
 /// Writes new messages and their log rows: one statement each.
@@ -266,35 +310,25 @@ pub async fn post(
     db: &Db,
     outbox: &Outbox,
     post: Post<'_>,
-    events: impl FnOnce(&Room, &Message) -> Vec<Envelope>,
+    events: impl Fn(&Room, &Message) -> Vec<Envelope>,
 ) -> Result<(Message, bool, Staged), MessagingError> {
     let mut tx = db.begin().await?;
-    if let Some(key) = post.idempotency_key {
-        let (scope, hash) = (post.key_scope(), post.fingerprint());
-        if let Claim::Replay(id) = idempotency::claim(&mut tx, &scope, key, &hash).await? {
-            let message = message_in(&mut tx, post.room, &id).await?;
-            return Ok((message, false, Staged::none()));
-        }
+    if let Some(id) = post.claim(&mut tx).await? {
+        let message = message_in(&mut tx, post.room, &id).await?;
+        return Ok((message, false, Staged::none()));
     }
-    post.check_reply(&mut tx).await?;
-    let room = advance(&mut tx, post.room, 1).await?;
-    let message = post.message(room.last_seq);
-    insert(&mut tx, std::slice::from_ref(&message)).await?;
-    if let Some(key) = post.idempotency_key {
-        idempotency::complete(&mut tx, &post.key_scope(), key, &message.id).await?;
-    }
-    let staged = outbox.stage(&mut tx, events(&room, &message)).await?;
+    let (mut messages, staged) = place(&mut tx, &[post], |_, room, m| events(room, m)).await?;
+    let staged = outbox.stage(&mut tx, staged).await?;
     tx.commit().await?;
+    let message = messages.pop().ok_or_else(gone)?;
     Ok((message, true, staged))
 }
 
-/// Posts several messages in one transaction (group commit): one sequence
-/// update per room, the messages and their log rows a few per statement,
-/// every event staged at once; `events(i, room, message)` says what to
-/// stage with the `i`th. Messages of one room take its numbers in the
-/// order given. Any refusal (a key used before, a reply to nothing, an
-/// archived room) or failure writes nothing: the caller then posts each
-/// alone, which gives each its own answer.
+/// Posts several messages in one transaction (group commit), as [`place`]
+/// writes them, every event staged at once. Any refusal (a key used
+/// before, a reply to nothing, an archived room) or failure writes
+/// nothing: the caller then posts each alone, which gives each its own
+/// answer.
 pub async fn post_many(
     db: &Db,
     outbox: &Outbox,
@@ -303,37 +337,11 @@ pub async fn post_many(
 ) -> Result<(Vec<Message>, Staged), MessagingError> {
     let mut tx = db.begin().await?;
     for post in posts {
-        post.check_reply(&mut tx).await?;
-        if let Some(key) = post.idempotency_key {
-            let (scope, hash) = (post.key_scope(), post.fingerprint());
-            if let Claim::Replay(_) = idempotency::claim(&mut tx, &scope, key, &hash).await? {
-                return Err(MessagingError::Conflict("a retry is answered alone".into()));
-            }
+        if post.claim(&mut tx).await?.is_some() {
+            return Err(MessagingError::Conflict("a retry is answered alone".into()));
         }
     }
-    // Rooms in id order, so two writers never wait for each other's rows.
-    let mut order: Vec<usize> = (0..posts.len()).collect();
-    order.sort_by_key(|&i| posts[i].room);
-    let mut placed: Vec<(usize, usize, Message)> = Vec::with_capacity(posts.len());
-    let mut rooms = Vec::new();
-    for group in order.chunk_by(|&a, &b| posts[a].room == posts[b].room) {
-        let room = advance(&mut tx, posts[group[0]].room, group.len() as i64).await?;
-        let first = room.last_seq - group.len() as i64;
-        for (k, &i) in group.iter().enumerate() {
-            placed.push((i, rooms.len(), posts[i].message(first + 1 + k as i64)));
-        }
-        rooms.push(room);
-    }
-    placed.sort_by_key(|(i, _, _)| *i);
-    let messages: Vec<Message> = placed.iter().map(|(_, _, m)| m.clone()).collect();
-    insert(&mut tx, &messages).await?;
-    let mut staged = Vec::with_capacity(posts.len() * 2);
-    for ((i, room, message), post) in placed.iter().zip(posts) {
-        if let Some(key) = post.idempotency_key {
-            idempotency::complete(&mut tx, &post.key_scope(), key, &message.id).await?;
-        }
-        staged.extend(events(*i, &rooms[*room], message));
-    }
+    let (messages, staged) = place(&mut tx, posts, events).await?;
     let staged = outbox.stage(&mut tx, staged).await?;
     tx.commit().await?;
     Ok((messages, staged))
