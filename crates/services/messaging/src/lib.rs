@@ -16,9 +16,10 @@
 //! logged (`messaging_log`), so a client that saw up to N can be told what
 //! changed since. Events are staged with the data (`MESSAGES` stream).
 //!
-//! Layout: `domain` (rules), `markdown`, `store` (queries: rooms; messages;
-//! reads; search), `api` (routes: rooms; messages), `access` (rules, rooms as the
-//! policies see them), `events`.
+//! Layout: `domain` (rules), `markdown`, `posting` (group commit), `store`
+//! (queries: rooms; messages; new posts; reads; search), `api` (routes:
+//! rooms; messages), `access` (rules, rooms as the policies see them),
+//! `events`.
 
 pub mod access;
 pub mod api;

@@ -15,10 +15,12 @@ use daarion_store::{
 use crate::domain::{MessagingError, Room, RoomKind, RoomSettings};
 
 mod messages;
+mod posts;
 mod reads;
 mod search;
 
 pub use messages::*;
+pub use posts::*;
 pub use reads::*;
 pub use search::*;
 
