@@ -2,7 +2,8 @@
 // community, brings in an agent of hers and makes an invitation code;
 // another joins with it and is listed among its members; a public
 // community is joined with a button, points are minted and sent through
-// its treasury, and it is left.
+// its treasury, and it is left; an owner defines a role of the
+// community's own, and its holder invites people through it.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
@@ -148,6 +149,60 @@ for (const lang of ["en", "uk"]) {
       await members.getByText(`joiner-${lang}`).waitFor({ state: "detached" });
       await page.getByRole("button", { name: t("dao.join") }).waitFor();
       for (const who of [maker, guest]) await who.context.close();
+    });
+
+    test("a role of the community's own lets its holder invite, until it is gone", async () => {
+      const owner = await person(browser, { lang });
+      await register(city, owner, `keeper-${lang}`);
+      const made = await owner.page.request.post(`${city.url}/api/microdao/daos`, {
+        data: { slug: `guild-${lang}`, name: `Guild ${lang}` },
+        headers: { origin: city.url },
+      });
+      assert.equal(made.status(), 201, await made.text());
+      const holder = await person(browser, { lang });
+      await register(city, holder, `scout-${lang}`);
+      const joined = await holder.page.request.post(
+        `${city.url}/api/microdao/daos/guild-${lang}/join`,
+        { headers: { origin: city.url } },
+      );
+      assert.equal(joined.status(), 200, await joined.text());
+      const page = `${city.url}/communities/guild-${lang}`;
+      await holder.page.goto(page);
+      await holder.page.getByRole("heading", { name: holder.t("roles.title") }).waitFor();
+      const invite = (who) => who.page.getByRole("button", { name: who.t("dao.invite_create") });
+      assert.equal(await invite(holder).count(), 0, "a member does not invite");
+
+      const { t } = owner;
+      await owner.page.goto(page);
+      const define = owner.page.getByRole("form", { name: t("roles.define") });
+      await define.getByLabel(t("roles.name")).fill("recruiter");
+      await define.getByLabel(t("rooms.description")).fill("Brings people in");
+      await define.getByLabel(t("roles.perm.invite")).check();
+      await define.getByRole("button", { name: t("roles.save") }).click();
+      const roles = owner.page.getByRole("list", { name: t("roles.title") });
+      await roles.getByText(t("roles.holders", { n: 0 })).waitFor();
+      await owner.page
+        .getByLabel(t("roles.of", { who: `scout-${lang}` }))
+        .selectOption({ label: "recruiter" });
+      await roles.getByText(t("roles.holders", { n: 1 })).waitFor();
+      await expectNoAccessibilityProblems(owner.page, "community roles");
+      await screenshot(owner.page, `roles-${lang}`);
+
+      // The holder sees the invitation form and makes a code.
+      await holder.page.reload();
+      await invite(holder).click();
+      assert.match((await holder.page.locator("code.secret").textContent()) ?? "", /^mdi_/);
+
+      // Deleted, the role grants nothing: the form is gone.
+      await owner.page
+        .getByRole("button", { name: t("roles.delete_named", { name: "recruiter" }) })
+        .click();
+      await owner.page.getByText(t("roles.none")).waitFor();
+      await holder.page.reload();
+      await holder.page.getByRole("heading", { name: holder.t("roles.title") }).waitFor();
+      assert.equal(await invite(holder).count(), 0, "the deleted role grants nothing");
+      assert.deepEqual([...owner.errors, ...holder.errors], [], "no script errors");
+      for (const who of [owner, holder]) await who.context.close();
     });
   });
 }

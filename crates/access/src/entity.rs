@@ -6,7 +6,10 @@ use cedar_policy::{Entity, EntityUid, RestrictedExpression};
 
 use crate::{
     principal::Principal,
-    vocab::{Kind, roles::DaoRole},
+    vocab::{
+        Kind,
+        roles::{DaoPermission, DaoRole},
+    },
 };
 
 /// An attribute value of a resource.
@@ -79,15 +82,18 @@ impl Resource {
         self
     }
 
-    /// A microDAO with its role groups as attributes.
+    /// A microDAO with its role and permission groups as attributes.
     pub fn micro_dao(dao: &str) -> Self {
         let group = |role: DaoRole| Attr::Entity(Kind::Role, role.group(dao));
-        Self::new(Kind::MicroDao, dao)
+        let resource = Self::new(Kind::MicroDao, dao)
             .attr("owners", group(DaoRole::Owner))
             .attr("admins", group(DaoRole::Admin))
             .attr("members", group(DaoRole::Member))
             .attr("guests", group(DaoRole::Guest))
-            .parent(Kind::City, "city")
+            .parent(Kind::City, "city");
+        DaoPermission::ALL.into_iter().fold(resource, |r, p| {
+            r.attr(p.attribute(), Attr::Entity(Kind::Role, p.group(dao)))
+        })
     }
 
     /// A resource about one principal or microDAO, named `user:<id>`,
@@ -140,13 +146,10 @@ impl Resource {
 /// role entities (and no transitive closure over them) are needed per decision.
 fn with_nesting(role: &str, out: &mut HashSet<EntityUid>) {
     out.insert(Kind::Role.uid(role));
-    let Some((dao, name)) = role.strip_prefix("dao:").and_then(|r| r.rsplit_once(':')) else {
+    let Some((dao, held)) = DaoRole::of_group(role) else {
         return;
     };
-    let mut next = DaoRole::ALL
-        .into_iter()
-        .find(|r| r.as_str() == name)
-        .and_then(DaoRole::parent);
+    let mut next = held.parent();
     while let Some(parent) = next {
         out.insert(Kind::Role.uid(&parent.group(dao)));
         next = parent.parent();

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use crate::{
     Action::{self, *},
     Attr, Credential, Engine, Facts, Kind, Principal, PrincipalKind, Resource,
-    vocab::roles::{CITY_ADMIN, CITY_CITIZEN, DaoRole},
+    vocab::roles::{CITY_ADMIN, CITY_CITIZEN, DaoPermission, DaoRole},
 };
 
 fn engine() -> Engine {
@@ -195,6 +195,46 @@ fn microdao_owner_admin_member_guest() {
         );
         assert!(!allowed(&e, &stranger, action, r), "stranger {action}");
     }
+}
+
+#[test]
+fn a_custom_role_grants_its_permissions_in_its_own_microdao_only() {
+    let e = engine();
+    let dao = Resource::micro_dao("d1");
+    let room = room(false, Some("d1"), &[]);
+    let holder = |permission: DaoPermission| {
+        user(
+            "h",
+            &[
+                &dao_role(DaoRole::Member),
+                &permission.group("d1"),
+                &DaoPermission::ALL[0].group("d2"),
+            ],
+        )
+    };
+    for permission in DaoPermission::ALL {
+        let h = holder(permission);
+        for action in [Write, Invite, Manage, Admin] {
+            let granted = matches!(
+                (permission, action),
+                (DaoPermission::Write, Write)
+                    | (DaoPermission::Invite, Invite)
+                    | (DaoPermission::Treasury, Manage)
+            );
+            assert_eq!(
+                allowed(&e, &h, action, &dao),
+                granted,
+                "{permission:?} {action}"
+            );
+        }
+        assert_eq!(
+            allowed(&e, &h, Manage, &room),
+            permission == DaoPermission::Rooms,
+            "{permission:?} manages rooms"
+        );
+    }
+    let elsewhere = user("x", &[CITY_CITIZEN, &DaoPermission::Write.group("d2")]);
+    assert!(!allowed(&e, &elsewhere, Write, &dao));
 }
 
 #[test]

@@ -291,5 +291,87 @@ pub mod roles {
         pub fn group(self, dao: &str) -> String {
             format!("dao:{dao}:{}", self.as_str())
         }
+
+        pub fn parse(raw: &str) -> Option<Self> {
+            Self::ALL.into_iter().find(|r| r.as_str() == raw)
+        }
+
+        /// The microDAO and role a role group names (`dao:<slug>:<role>`);
+        /// `None` for city roles and permission groups.
+        pub fn of_group(group: &str) -> Option<(&str, Self)> {
+            let (dao, role) = group.strip_prefix("dao:")?.split_once(':')?;
+            Some((dao, Self::parse(role)?))
+        }
+    }
+
+    /// What a microDAO's own (custom) roles may grant, beyond the base role
+    /// a member holds. Each is a group on the holder's principal
+    /// (`dao:<slug>:can:<permission>`) that `microdao.cedar` and
+    /// `room.cedar` name through the microDAO's attributes.
+    #[derive(
+        Debug,
+        Clone,
+        Copy,
+        PartialEq,
+        Eq,
+        PartialOrd,
+        Ord,
+        serde::Serialize,
+        serde::Deserialize,
+        utoipa::ToSchema,
+    )]
+    #[serde(rename_all = "snake_case")]
+    pub enum DaoPermission {
+        /// Edit the microDAO's settings, change and remove members below
+        /// admin, add agents and open rooms (what admins `write`).
+        Write,
+        /// Issue and revoke invitations.
+        Invite,
+        /// Change and archive the microDAO's rooms.
+        Rooms,
+        /// Mint points and move the microDAO's own points.
+        Treasury,
+    }
+
+    impl DaoPermission {
+        pub const ALL: [DaoPermission; 4] = [
+            DaoPermission::Write,
+            DaoPermission::Invite,
+            DaoPermission::Rooms,
+            DaoPermission::Treasury,
+        ];
+
+        pub fn as_str(self) -> &'static str {
+            match self {
+                DaoPermission::Write => "write",
+                DaoPermission::Invite => "invite",
+                DaoPermission::Rooms => "rooms",
+                DaoPermission::Treasury => "treasury",
+            }
+        }
+
+        pub fn parse(raw: &str) -> Option<Self> {
+            Self::ALL.into_iter().find(|p| p.as_str() == raw)
+        }
+
+        /// The microDAO attribute naming its holders' group.
+        pub fn attribute(self) -> &'static str {
+            match self {
+                DaoPermission::Write => "writers",
+                DaoPermission::Invite => "inviters",
+                DaoPermission::Rooms => "room_managers",
+                DaoPermission::Treasury => "treasurers",
+            }
+        }
+
+        pub fn group(self, dao: &str) -> String {
+            format!("dao:{dao}:can:{}", self.as_str())
+        }
+
+        /// The microDAO and permission a permission group names.
+        pub fn of_group(group: &str) -> Option<(&str, Self)> {
+            let (dao, rest) = group.strip_prefix("dao:")?.split_once(':')?;
+            Some((dao, Self::parse(rest.strip_prefix("can:")?)?))
+        }
     }
 }

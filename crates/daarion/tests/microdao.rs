@@ -1,5 +1,5 @@
-//! MicroDAOs end to end: create, see, join, invite, roles and removal, the
-//! treasury, on both backends; who may and who may not; bad input;
+//! MicroDAOs end to end: create, see, join, invite, roles (custom ones
+//! too) and removal, the treasury, on both backends; who may and who may not; bad input;
 //! concurrent use of one invitation and of one balance; a removed member
 //! refused at once on another replica.
 
@@ -19,6 +19,7 @@ on_every_backend!(
     bad_input_is_refused_and_nothing_is_half_written,
     the_treasury_is_a_ledger_that_never_overdraws_and_remembers,
     agents_are_brought_in_by_their_owners_and_act_as_members,
+    custom_roles_grant_what_they_name_and_no_more,
 );
 
 async fn create(app: &TestApp, user: &str, body: Value) -> (u16, Value) {
@@ -503,20 +504,26 @@ async fn a_removed_member_is_refused_by_every_replica_at_once() {
         )
         .await;
     assert_eq!(status, 200);
-    let removed = Instant::now();
-    loop {
-        let (status, _) = b.get_as("/api/microdao/daos/ring", Some("bob")).await;
-        if status == 403 {
-            break;
-        }
-        assert!(
-            removed.elapsed() < Duration::from_millis(1000),
-            "replica b still lets the removed member in"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    refused_within_a_second(&b, "/api/microdao/daos/ring", "bob").await;
     for app in [a, b, auth] {
         app.stop().await;
+    }
+}
+
+/// Waits until `app` refuses `user` a read of `path`: well before cached
+/// roles expire (5 s), so only an event can have told it.
+async fn refused_within_a_second(app: &TestApp, path: &str, user: &str) {
+    let since = Instant::now();
+    loop {
+        let (status, _) = app.get_as(path, Some(user)).await;
+        if status == 403 {
+            return;
+        }
+        assert!(
+            since.elapsed() < Duration::from_millis(1000),
+            "{user} is still let in to {path}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -810,4 +817,281 @@ async fn agents_are_brought_in_by_their_owners_and_act_as_members(kind: Kind) {
         .await;
     assert_eq!(status, 403);
     app.stop().await;
+}
+
+async fn custom_roles_grant_what_they_name_and_no_more(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    create(&app, "alice", json!({"slug": "guild", "name": "Guild"})).await;
+    for name in ["bob", "carol", "dave"] {
+        let (status, _) = app
+            .send("POST", "/api/microdao/daos/guild/join", name, None)
+            .await;
+        assert_eq!(status, 200);
+    }
+    let (bob, carol, dave) = (
+        member(&app.user_id("bob").await),
+        member(&app.user_id("carol").await),
+        member(&app.user_id("dave").await),
+    );
+    let role = |name: &str| format!("/api/microdao/daos/guild/roles/{name}");
+    let holder =
+        |name: &str, who: &str| format!("/api/microdao/daos/guild/roles/{name}/holders/{who}");
+    let invites = "/api/microdao/daos/guild/invites";
+    let mint = "/api/microdao/daos/guild/treasury/mint";
+    let invite_as = |role: &str| Some(json!({"role": role}));
+
+    // Before any custom role, members neither invite nor mint.
+    let (status, _) = app.send("POST", invites, "bob", invite_as("member")).await;
+    assert_eq!(status, 403);
+    let (status, _) = app
+        .send(
+            "POST",
+            mint,
+            "carol",
+            Some(json!({"to": "dao:guild", "amount": 5})),
+        )
+        .await;
+    assert_eq!(status, 403);
+
+    // Only owners define roles, from the permissions the policies know.
+    let recruiter = Some(json!({"description": "Brings people in", "permissions": ["invite"]}));
+    let (status, _) = app
+        .send("PUT", &role("recruiter"), "bob", recruiter.clone())
+        .await;
+    assert_eq!(status, 403, "a member cannot define roles");
+    let (status, body) = app
+        .send("PUT", &role("recruiter"), "alice", recruiter.clone())
+        .await;
+    assert_eq!(
+        (status, body["permissions"].clone()),
+        (201, json!(["invite"])),
+        "{body}"
+    );
+    let (status, _) = app
+        .send("PUT", &role("recruiter"), "alice", recruiter)
+        .await;
+    assert_eq!(status, 200, "redefining answers 200");
+    for (name, body) in [
+        ("admin", json!({"permissions": []})),
+        ("Bad Name", json!({"permissions": []})),
+        ("mayor", json!({"permissions": ["archive"]})),
+        ("mayor", json!({"permissions": "invite"})),
+    ] {
+        let (status, answer) = app.send("PUT", &role(name), "alice", Some(body)).await;
+        assert_eq!(status, 422, "{name}: {answer}");
+        assert_eq!(error_code(&answer), "validation_failed");
+    }
+
+    // Bob, a recruiter, invites members (not admins) and nothing more.
+    let (status, _) = app
+        .send("PUT", &holder("recruiter", &bob), "carol", None)
+        .await;
+    assert_eq!(status, 403, "only owners give custom roles");
+    let (status, body) = app
+        .send("PUT", &holder("recruiter", &bob), "alice", None)
+        .await;
+    assert_eq!(
+        (status, body["change"].clone(), body["custom_role"].clone()),
+        (200, json!("granted"), json!("recruiter")),
+        "{body}"
+    );
+    let (_, view) = app.get_as("/api/microdao/daos/guild", Some("bob")).await;
+    assert_eq!(view["my_permissions"], json!(["invite"]), "{view}");
+    let (status, body) = app.send("POST", invites, "bob", invite_as("member")).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, _) = app.send("POST", invites, "bob", invite_as("admin")).await;
+    assert_eq!(status, 403, "a recruiter cannot invite admins");
+    let (status, _) = app
+        .send(
+            "PUT",
+            &format!("/api/microdao/daos/guild/members/{carol}"),
+            "bob",
+            Some(json!({"role": "guest"})),
+        )
+        .await;
+    assert_eq!(status, 403, "inviting is not changing members");
+    let (status, _) = app
+        .send("POST", "/api/microdao/daos/guild/archive", "bob", None)
+        .await;
+    assert_eq!(status, 403);
+
+    // Carol, a treasurer, mints and spends the microDAO's points.
+    app.send(
+        "PUT",
+        &role("treasurer"),
+        "alice",
+        Some(json!({"permissions": ["treasury"]})),
+    )
+    .await;
+    let (status, _) = app
+        .send("PUT", &holder("treasurer", &carol), "alice", None)
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = app
+        .send(
+            "POST",
+            mint,
+            "carol",
+            Some(json!({"to": "dao:guild", "amount": 50})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = app
+        .send(
+            "POST",
+            "/api/microdao/daos/guild/treasury/transfers",
+            "carol",
+            Some(json!({"from": "dao:guild", "to": bob, "amount": 20})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, _) = app
+        .send("POST", mint, "bob", Some(json!({"to": bob, "amount": 1})))
+        .await;
+    assert_eq!(status, 403, "a recruiter does not mint");
+
+    // Dave, a keeper, changes the microDAO's rooms (in the messaging service).
+    app.send(
+        "PUT",
+        &role("keeper"),
+        "alice",
+        Some(json!({"permissions": ["rooms"]})),
+    )
+    .await;
+    let (_, rooms) = app
+        .get_as("/api/messaging/daos/guild/rooms", Some("dave"))
+        .await;
+    let general = format!(
+        "/api/messaging/rooms/{}",
+        rooms["items"][0]["id"].as_str().unwrap()
+    );
+    let slow = Some(json!({"slow_mode_secs": 10}));
+    let (status, _) = app.send("PATCH", &general, "dave", slow.clone()).await;
+    assert_eq!(status, 403);
+    app.send("PUT", &holder("keeper", &dave), "alice", None)
+        .await;
+    let (status, body) = app.send("PATCH", &general, "dave", slow).await;
+    assert_eq!(status, 200, "{body}");
+
+    // A role redefined or deleted takes effect at once for its holders.
+    let (_, listed) = app
+        .get_as("/api/microdao/daos/guild/roles", Some("dave"))
+        .await;
+    let holders: Vec<(Value, Value)> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].clone(), r["holders"].clone()))
+        .collect();
+    assert_eq!(
+        holders,
+        [
+            (json!("keeper"), json!(1)),
+            (json!("recruiter"), json!(1)),
+            (json!("treasurer"), json!(1))
+        ]
+    );
+    app.send(
+        "PUT",
+        &role("recruiter"),
+        "alice",
+        Some(json!({"permissions": []})),
+    )
+    .await;
+    let (status, _) = app.send("POST", invites, "bob", invite_as("member")).await;
+    assert_eq!(status, 403, "the redefined role grants nothing now");
+    let (status, _) = app.send("DELETE", &role("treasurer"), "alice", None).await;
+    assert_eq!(status, 204);
+    let (status, _) = app
+        .send(
+            "POST",
+            mint,
+            "carol",
+            Some(json!({"to": "dao:guild", "amount": 1})),
+        )
+        .await;
+    assert_eq!(status, 403, "the deleted role grants nothing");
+    let (_, members) = app
+        .get_as("/api/microdao/daos/guild/members", Some("carol"))
+        .await;
+    let carols = members["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["principal"] == json!(carol))
+        .unwrap();
+    assert_eq!(carols["custom_role"], Value::Null);
+
+    // Taking back, or giving, what does not exist.
+    let (status, _) = app
+        .send("DELETE", &holder("keeper", &bob), "alice", None)
+        .await;
+    assert_eq!(status, 404, "Bob does not hold it");
+    let (status, body) = app
+        .send("DELETE", &holder("keeper", &dave), "alice", None)
+        .await;
+    assert_eq!((status, body["change"].clone()), (200, json!("revoked")));
+    let (status, _) = app
+        .send(
+            "PATCH",
+            &general,
+            "dave",
+            Some(json!({"slow_mode_secs": 0})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = app
+        .send("PUT", &holder("treasurer", &dave), "alice", None)
+        .await;
+    assert_eq!(status, 404, "no such role any more");
+    let (status, _) = app
+        .send("PUT", &holder("keeper", "user:nobody"), "alice", None)
+        .await;
+    assert_eq!(status, 404, "not a member");
+    app.stop().await;
+}
+
+/// Two replicas: a custom role redefined through one grants nothing on
+/// the other as soon as the event arrives (well before cached roles expire).
+#[tokio::test]
+async fn a_redefined_custom_role_reaches_every_replica_at_once() {
+    let Some(city) = City::new(Kind::Distributed).await else {
+        return;
+    };
+    let (mut auth, a, b) = city.auth_and_two_replicas("microdao").await;
+    auth.people = a.people.clone();
+    create(&a, "alice", json!({"slug": "hall", "name": "Hall"})).await;
+    let (status, _) = a
+        .send("POST", "/api/microdao/daos/hall/join", "bob", None)
+        .await;
+    assert_eq!(status, 200);
+    let (_, me) = auth.get_as("/api/auth/me", Some("bob")).await;
+    let bob = member(me["user"]["id"].as_str().unwrap());
+    let role = "/api/microdao/daos/hall/roles/recruiter";
+    a.send(
+        "PUT",
+        role,
+        "alice",
+        Some(json!({"permissions": ["invite"]})),
+    )
+    .await;
+    let (status, _) = a
+        .send("PUT", &format!("{role}/holders/{bob}"), "alice", None)
+        .await;
+    assert_eq!(status, 200);
+    let invites = "/api/microdao/daos/hall/invites";
+    let (status, _) = b.get_as(invites, Some("bob")).await;
+    assert_eq!(
+        status, 200,
+        "replica b resolves (and caches) Bob's permissions"
+    );
+    a.send("PUT", role, "alice", Some(json!({"permissions": []})))
+        .await;
+    refused_within_a_second(&b, invites, "bob").await;
+    for app in [a, b, auth] {
+        app.stop().await;
+    }
 }

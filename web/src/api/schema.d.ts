@@ -1314,6 +1314,62 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/microdao/daos/{dao}/roles": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The microDAO's custom roles, by name (its members and public readers). */
+        get: operations["list_dao_roles"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/microdao/daos/{dao}/roles/{role}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Defines a custom role, or redefines it: its holders get the new
+         *     permissions at once (owners).
+         */
+        put: operations["define_dao_role"];
+        post?: never;
+        /** Deletes a custom role; its holders keep their base role (owners). */
+        delete: operations["delete_dao_role"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/microdao/daos/{dao}/roles/{role}/holders/{member}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Gives a member the custom role, in place of any other they hold (owners). */
+        put: operations["grant_dao_role"];
+        post?: never;
+        /** Takes a custom role back from a member (owners). */
+        delete: operations["revoke_dao_role"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/microdao/daos/{dao}/treasury": {
         parameters: {
             query?: never;
@@ -2112,6 +2168,20 @@ export interface components {
             /** @enum {string} */
             type: "service_token";
         };
+        CustomRoleView: {
+            created_at: string;
+            created_by: string;
+            description: string;
+            /**
+             * Format: int64
+             * @description How many members hold it.
+             */
+            holders: number;
+            name: string;
+            /** @description What holders may do beyond their base role. */
+            permissions: components["schemas"]["DaoPermission"][];
+            updated_at: string;
+        };
         DaoInviteView: {
             created_at: string;
             created_by: string;
@@ -2126,6 +2196,8 @@ export interface components {
             uses: number;
         };
         DaoMemberView: {
+            /** @description The microDAO's own role they hold, if any (`…/roles`). */
+            custom_role?: string | null;
             handle: string;
             joined_at: string;
             /** @description `user:<id>` or `agent:<id>`. */
@@ -2134,13 +2206,26 @@ export interface components {
             role: string;
         };
         DaoMembershipView: {
-            /** @description `joined`, `role_changed`, `left`, `removed` or `banned`. */
+            /**
+             * @description `joined`, `role_changed`, `left`, `removed`, `banned`, `granted`
+             *     (a custom role) or `revoked`.
+             */
             change: string;
+            /** @description The custom role they hold after the change, if any. */
+            custom_role?: string | null;
             dao: string;
             principal: string;
             /** @description The new role; absent when the member is out. */
             role?: string | null;
         };
+        /**
+         * @description What a microDAO's own (custom) roles may grant, beyond the base role
+         *     a member holds. Each is a group on the holder's principal
+         *     (`dao:<slug>:can:<permission>`) that `microdao.cedar` and
+         *     `room.cedar` name through the microDAO's attributes.
+         * @enum {string}
+         */
+        DaoPermission: "write" | "invite" | "rooms" | "treasury";
         DaoView: {
             archived_at?: string | null;
             avatar_url?: string | null;
@@ -2153,6 +2238,8 @@ export interface components {
              * @description How many members it has.
              */
             members: number;
+            /** @description What the caller's custom role here grants. */
+            my_permissions: components["schemas"]["DaoPermission"][];
             /** @description The caller's role, if a member. */
             my_role?: string | null;
             name: string;
@@ -2191,6 +2278,15 @@ export interface components {
             allowed: boolean;
             errors?: string[];
             policies: string[];
+        };
+        DefineCustomRole: {
+            description?: string | null;
+            /**
+             * @description `write` (settings, members below admin, agents, new rooms),
+             *     `invite`, `rooms` (change and archive rooms), `treasury` (mint,
+             *     move the microDAO's points).
+             */
+            permissions: string[];
         };
         DistrictView: {
             area: components["schemas"]["Rect"];
@@ -2640,6 +2736,25 @@ export interface components {
             next_cursor?: string | null;
         };
         /** @description One page of a list: the same shape on every endpoint. */
+        Page_CustomRoleView: {
+            items: {
+                created_at: string;
+                created_by: string;
+                description: string;
+                /**
+                 * Format: int64
+                 * @description How many members hold it.
+                 */
+                holders: number;
+                name: string;
+                /** @description What holders may do beyond their base role. */
+                permissions: components["schemas"]["DaoPermission"][];
+                updated_at: string;
+            }[];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description One page of a list: the same shape on every endpoint. */
         Page_DaoInviteView: {
             items: {
                 created_at: string;
@@ -2660,6 +2775,8 @@ export interface components {
         /** @description One page of a list: the same shape on every endpoint. */
         Page_DaoMemberView: {
             items: {
+                /** @description The microDAO's own role they hold, if any (`…/roles`). */
+                custom_role?: string | null;
                 handle: string;
                 joined_at: string;
                 /** @description `user:<id>` or `agent:<id>`. */
@@ -2684,6 +2801,8 @@ export interface components {
                  * @description How many members it has.
                  */
                 members: number;
+                /** @description What the caller's custom role here grants. */
+                my_permissions: components["schemas"]["DaoPermission"][];
                 /** @description The caller's role, if a member. */
                 my_role?: string | null;
                 name: string;
@@ -11585,6 +11704,473 @@ export interface operations {
                 };
             };
             /** @description The last owner, or archived */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    list_dao_roles: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 100 (default 50). */
+                limit?: number | null;
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description The microDAO's slug */
+                dao: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_CustomRoleView"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    define_dao_role: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The microDAO's slug */
+                dao: string;
+                /** @description 2-32 of a-z, 0-9 and -; not a base role's name */
+                role: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DefineCustomRole"];
+            };
+        };
+        responses: {
+            /** @description Redefined */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CustomRoleView"];
+                };
+            };
+            /** @description Defined */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CustomRoleView"];
+                };
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Archived, or 50 roles already */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    delete_dao_role: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The microDAO's slug */
+                dao: string;
+                /** @description The custom role's name */
+                role: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Archived */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    grant_dao_role: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The microDAO's slug */
+                dao: string;
+                /** @description The custom role's name */
+                role: string;
+                /** @description `user:<id>` or `agent:<id>` */
+                member: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DaoMembershipView"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such role or member */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Archived */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    revoke_dao_role: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The microDAO's slug */
+                dao: string;
+                /** @description The custom role's name */
+                role: string;
+                /** @description `user:<id>` or `agent:<id>` */
+                member: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DaoMembershipView"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such role, or the member does not hold it */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Archived */
             409: {
                 headers: {
                     [name: string]: unknown;

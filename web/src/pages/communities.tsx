@@ -17,6 +17,7 @@ import {
   usePaged,
 } from "../ui";
 import { CommunityRooms } from "./messenger";
+import { HolderSelect, Roles, useRoles } from "./roles";
 
 type Dao = Schemas["DaoView"];
 
@@ -171,6 +172,7 @@ export function Community({ slug }: { slug: string }) {
       ),
     [slug],
   );
+  const roles = useRoles(slug);
   const change = useAction();
   const membership = (path: "join" | "leave") =>
     change.run(async () => {
@@ -193,7 +195,17 @@ export function Community({ slug }: { slug: string }) {
   if (dao.error) return <ErrorNote error={dao.error} />;
   if (!dao.data) return <Loading />;
   const it: Dao = dao.data;
-  const admin = it.my_role === "owner" || it.my_role === "admin";
+  const owner = it.my_role === "owner";
+  const admin = owner || it.my_role === "admin";
+  // What the caller's custom role adds to their base role.
+  const can = (permission: Schemas["DaoPermission"]) => it.my_permissions.includes(permission);
+  // Owners remove anyone but owners; admins and `write` holders those below admin.
+  const mayRemove = (role: string) =>
+    role !== "owner" && (owner || ((admin || can("write")) && role !== "admin"));
+  const rolesChanged = () => {
+    roles.reload();
+    members.reload();
+  };
   return (
     <section class="stack">
       <h1>{it.name}</h1>
@@ -229,7 +241,16 @@ export function Community({ slug }: { slug: string }) {
                 <span>{m.handle}</span>
                 <span class="row">
                   <span class="muted small">{t(`dao.role.${m.role}` as "dao.role.member")}</span>
-                  {admin && m.role !== "owner" && (
+                  {m.custom_role && !owner && <span class="small">{m.custom_role}</span>}
+                  {owner && roles.data && roles.data.length > 0 && (
+                    <HolderSelect
+                      slug={slug}
+                      member={m}
+                      roles={roles.data}
+                      changed={rolesChanged}
+                    />
+                  )}
+                  {mayRemove(m.role) && (
                     <button
                       type="button"
                       class="ghost"
@@ -247,10 +268,19 @@ export function Community({ slug }: { slug: string }) {
         )}
       </Listed>
       <MoreButton paged={members} />
-      {it.my_role && <CommunityRooms dao={slug} admin={admin} />}
-      {admin && <AddAgent slug={slug} added={members.reload} />}
-      {admin && <NewInvite slug={slug} />}
-      <Treasury slug={slug} owner={it.my_role === "owner"} member={Boolean(it.my_role)} />
+      {it.my_role && <CommunityRooms dao={slug} admin={admin || can("write")} />}
+      {(admin || can("write")) && <AddAgent slug={slug} added={members.reload} />}
+      {(admin || can("invite")) && <NewInvite slug={slug} />}
+      {it.my_role && (
+        <Roles
+          slug={slug}
+          roles={roles.data}
+          error={roles.error}
+          owner={owner}
+          changed={rolesChanged}
+        />
+      )}
+      <Treasury slug={slug} mints={owner || can("treasury")} member={Boolean(it.my_role)} />
     </section>
   );
 }
@@ -258,7 +288,7 @@ export function Community({ slug }: { slug: string }) {
 type Member = Schemas["DaoMemberView"];
 
 /** Points: balances, the history of movements, and moving them. */
-function Treasury({ slug, owner, member }: { slug: string; owner: boolean; member: boolean }) {
+function Treasury({ slug, mints, member }: { slug: string; mints: boolean; member: boolean }) {
   const { t, dateTime } = useI18n();
   const balances = useLoad(
     () => ok(api.GET("/api/microdao/daos/{dao}/treasury", { params: { path: { dao: slug } } })),
@@ -313,7 +343,7 @@ function Treasury({ slug, owner, member }: { slug: string; owner: boolean; membe
       </Listed>
       <MoreButton paged={movements} />
       {member && <MovePoints slug={slug} mint={false} done={moved} />}
-      {owner && <MovePoints slug={slug} mint={true} done={moved} />}
+      {mints && <MovePoints slug={slug} mint={true} done={moved} />}
     </section>
   );
 }

@@ -165,7 +165,7 @@ pub fn slow_mode(secs: u32) -> Result<u32, MessagingError> {
 /// A microDAO role that bounds who reads or posts in a room (agents are
 /// members, so `agent` is not a bound).
 pub fn bound(raw: &str) -> Result<DaoRole, MessagingError> {
-    match DaoRole::ALL.into_iter().find(|r| r.as_str() == raw) {
+    match DaoRole::parse(raw) {
         Some(DaoRole::Agent) | None => Err(invalid(
             "a room's audience or posters is one of owner, admin, member, guest",
         )),

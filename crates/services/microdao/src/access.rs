@@ -1,13 +1,15 @@
 //! What each microDAO endpoint needs (`microdao.cedar`) and how a
 //! microDAO looks to the policies. Who may change whose membership is a
 //! domain rule on top (`domain::may_change`): the policies let admins
-//! write, the rule keeps an admin from removing an owner.
+//! write, the rule keeps an admin from removing an owner. A custom role's
+//! permissions reach the policies as groups on its holders' principals,
+//! which the microDAO's attributes name (`Resource::micro_dao`).
 
 use async_trait::async_trait;
 use axum::http::Method;
 use daarion_access::{
     Access::{Check, SignedIn},
-    Action::{Invite, Manage, Read, Write},
+    Action::{Admin, Invite, Manage, Read, Write},
     Attr, Kind, Resource, Resources, Rule,
     Target::{City, Path},
 };
@@ -27,10 +29,37 @@ pub static RULES: &[Rule] = &[
     rule(Method::POST, "/api/microdao/daos", Check(Write, City)),
     rule(Method::GET, "/api/microdao/daos/{dao}", Check(Read, DAO)),
     rule(Method::PATCH, "/api/microdao/daos/{dao}", Check(Write, DAO)),
+    // `admin` on a microDAO is its owners' alone: archiving it and
+    // deciding what its custom roles grant and to whom.
     rule(
         Method::POST,
         "/api/microdao/daos/{dao}/archive",
-        Check(Manage, DAO),
+        Check(Admin, DAO),
+    ),
+    rule(
+        Method::GET,
+        "/api/microdao/daos/{dao}/roles",
+        Check(Read, DAO),
+    ),
+    rule(
+        Method::PUT,
+        "/api/microdao/daos/{dao}/roles/{role}",
+        Check(Admin, DAO),
+    ),
+    rule(
+        Method::DELETE,
+        "/api/microdao/daos/{dao}/roles/{role}",
+        Check(Admin, DAO),
+    ),
+    rule(
+        Method::PUT,
+        "/api/microdao/daos/{dao}/roles/{role}/holders/{member}",
+        Check(Admin, DAO),
+    ),
+    rule(
+        Method::DELETE,
+        "/api/microdao/daos/{dao}/roles/{role}/holders/{member}",
+        Check(Admin, DAO),
     ),
     rule(
         Method::GET,
@@ -88,6 +117,8 @@ pub static RULES: &[Rule] = &[
         "/api/microdao/daos/{dao}/treasury/movements",
         Check(Read, DAO),
     ),
+    // `manage` on a microDAO is minting: its owners, and custom roles
+    // granting `treasury`.
     rule(
         Method::POST,
         "/api/microdao/daos/{dao}/treasury/mint",

@@ -1,7 +1,7 @@
 //! MicroDAO rules, independent of HTTP and SQL: what a valid community,
 //! role change and invitation are, and who may change whose membership.
 
-use daarion_access::vocab::roles::DaoRole;
+use daarion_access::vocab::roles::{DaoPermission, DaoRole};
 use daarion_bus::BusError;
 use daarion_store::StoreError;
 use serde::{Deserialize, Serialize};
@@ -130,8 +130,26 @@ pub fn district(raw: &str) -> Result<String, DaoError> {
     }
 }
 
-pub fn role(raw: &str) -> Option<DaoRole> {
-    DaoRole::ALL.into_iter().find(|r| r.as_str() == raw)
+/// What a member may do in a microDAO: their base role, and what their
+/// custom role (if any) grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standing {
+    pub role: DaoRole,
+    pub permissions: Vec<DaoPermission>,
+}
+
+impl Standing {
+    #[cfg(test)]
+    pub(crate) fn of(role: DaoRole, permissions: &[DaoPermission]) -> Self {
+        Self {
+            role,
+            permissions: permissions.to_vec(),
+        }
+    }
+
+    pub fn can(&self, permission: DaoPermission) -> bool {
+        self.permissions.contains(&permission)
+    }
 }
 
 /// How much a role may do to others' memberships: owners anything, admins
@@ -144,21 +162,71 @@ fn rank(role: DaoRole) -> u8 {
     }
 }
 
-/// Whether `actor` (holding `actor_role`, or a city admin) may move a member
-/// from `from` to `to` (`None`: out of the microDAO). Owners may do
-/// anything; admins only below admin, on both sides.
+/// Whether `actor` (a member with this standing, or a city admin) may move
+/// a member from `from` to `to` (`None`: out of the microDAO). Owners may
+/// do anything; admins, and those whose custom role grants `write`, only
+/// below admin, on both sides.
 pub fn may_change(
-    actor_role: Option<DaoRole>,
+    actor: Option<&Standing>,
     city_admin: bool,
     from: DaoRole,
     to: Option<DaoRole>,
 ) -> bool {
-    if city_admin || actor_role == Some(DaoRole::Owner) {
+    let Some(actor) = actor else {
+        return city_admin;
+    };
+    if city_admin || actor.role == DaoRole::Owner {
         return true;
     }
-    actor_role == Some(DaoRole::Admin)
+    (actor.role == DaoRole::Admin || actor.can(DaoPermission::Write))
         && rank(from) < rank(DaoRole::Admin)
         && to.is_none_or(|to| rank(to) < rank(DaoRole::Admin))
+}
+
+/// Whether `actor` may invite people as `role`: owners as anything;
+/// admins, and those whose custom role grants `invite` or `write`, below
+/// admin.
+pub fn may_invite(actor: Option<&Standing>, city_admin: bool, role: DaoRole) -> bool {
+    may_change(actor, city_admin, DaoRole::Guest, Some(role))
+        || actor.is_some_and(|a| a.can(DaoPermission::Invite) && rank(role) < rank(DaoRole::Admin))
+}
+
+/// Custom roles one microDAO may define.
+pub const MAX_CUSTOM_ROLES: i64 = 50;
+
+/// A custom role's name: a slug that no base role has.
+pub fn custom_role_name(raw: &str) -> Result<String, DaoError> {
+    if DaoRole::parse(raw).is_some() {
+        return Err(DaoError::Invalid(format!(
+            "{raw:?} is a base role; name a custom role otherwise"
+        )));
+    }
+    if !daarion_kernel::names::is_slug(raw) || raw.len() > 32 {
+        return Err(DaoError::Invalid(format!(
+            "a role name is 2-32 characters: {}",
+            daarion_kernel::names::SLUG_RULE
+        )));
+    }
+    Ok(raw.to_owned())
+}
+
+/// Permissions by name, each known to the policies, sorted and without repeats.
+pub fn permissions(raw: &[String]) -> Result<Vec<DaoPermission>, DaoError> {
+    let mut out = raw
+        .iter()
+        .map(|name| {
+            DaoPermission::parse(name).ok_or_else(|| {
+                let known: Vec<&str> = DaoPermission::ALL.iter().map(|p| p.as_str()).collect();
+                DaoError::Invalid(format!(
+                    "unknown permission {name:?}: one of {}",
+                    known.join(", ")
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 /// Agents hold the agent role and only it; people never do.
@@ -219,16 +287,53 @@ mod tests {
     #[test]
     fn owners_change_anyone_admins_only_those_below_them() {
         use DaoRole::*;
-        assert!(may_change(Some(Owner), false, Admin, Some(Owner)));
-        assert!(may_change(Some(Owner), false, Owner, None));
-        assert!(may_change(Some(Admin), false, Member, Some(Guest)));
-        assert!(may_change(Some(Admin), false, Agent, None));
-        assert!(!may_change(Some(Admin), false, Member, Some(Admin)));
-        assert!(!may_change(Some(Admin), false, Admin, None));
-        assert!(!may_change(Some(Admin), false, Owner, Some(Member)));
-        assert!(!may_change(Some(Member), false, Guest, None));
+        let owner = &Standing::of(Owner, &[]);
+        let admin = &Standing::of(Admin, &[]);
+        assert!(may_change(Some(owner), false, Admin, Some(Owner)));
+        assert!(may_change(Some(owner), false, Owner, None));
+        assert!(may_change(Some(admin), false, Member, Some(Guest)));
+        assert!(may_change(Some(admin), false, Agent, None));
+        assert!(!may_change(Some(admin), false, Member, Some(Admin)));
+        assert!(!may_change(Some(admin), false, Admin, None));
+        assert!(!may_change(Some(admin), false, Owner, Some(Member)));
+        assert!(!may_change(
+            Some(&Standing::of(Member, &[])),
+            false,
+            Guest,
+            None
+        ));
         assert!(!may_change(None, false, Guest, None));
         assert!(may_change(None, true, Owner, None));
+    }
+
+    #[test]
+    fn a_custom_role_granting_write_changes_members_like_an_admin() {
+        use DaoRole::*;
+        let steward = &Standing::of(Member, &[DaoPermission::Write]);
+        assert!(may_change(Some(steward), false, Guest, Some(Member)));
+        assert!(may_change(Some(steward), false, Member, None));
+        assert!(!may_change(Some(steward), false, Member, Some(Admin)));
+        assert!(!may_change(Some(steward), false, Admin, None));
+        let inviter = &Standing::of(Member, &[DaoPermission::Invite]);
+        assert!(!may_change(Some(inviter), false, Guest, None));
+        assert!(may_invite(Some(inviter), false, Member));
+        assert!(!may_invite(Some(inviter), false, Admin));
+        assert!(!may_invite(Some(&Standing::of(Member, &[])), false, Guest));
+        assert!(may_invite(Some(&Standing::of(Owner, &[])), false, Owner));
+    }
+
+    #[test]
+    fn custom_roles_are_named_apart_from_base_roles_and_grant_known_permissions() {
+        assert!(custom_role_name("treasurer").is_ok());
+        assert!(custom_role_name("admin").is_err());
+        assert!(custom_role_name("Bad Name").is_err());
+        assert!(custom_role_name(&"r".repeat(33)).is_err());
+        let granted = permissions(&["treasury".into(), "invite".into(), "invite".into()]);
+        assert_eq!(
+            granted.unwrap(),
+            vec![DaoPermission::Invite, DaoPermission::Treasury]
+        );
+        assert!(permissions(&["archive".into()]).is_err());
     }
 
     #[test]

@@ -1,19 +1,21 @@
 //! What the microDAO service publishes; it consumes nothing. Every event
 //! is durable (the `MICRODAO` stream), staged with its data and relayed by
 //! the outbox. Membership events also tell every process's role cache to
-//! forget the member's roles (`roles::follow`).
+//! forget the member's roles, custom role events every member's
+//! (`roles::follow`).
 
 use daarion_bus::Envelope;
 use serde_json::json;
 
 use crate::{
     SERVICE,
-    store::{Dao, MemberChange},
+    store::{CustomRole, Dao, MemberChange},
     treasury::Movement,
 };
 
 pub const DAO_CHANGED: &str = "microdao.dao.*.*";
 pub const MEMBER_CHANGED: &str = "microdao.member.*.*";
+pub const ROLE_CHANGED: &str = "microdao.role.*.*";
 pub const MOVED: &str = "microdao.treasury.*.*";
 
 /// `created`, `updated` or `archived`.
@@ -42,11 +44,26 @@ pub fn member_changed(change: &MemberChange) -> Envelope {
             "principal": change.principal,
             "handle": change.handle,
             "role": change.role.map(|r| r.as_str()),
+            "custom_role": change.custom_role,
             "change": change.change.as_str(),
             "by": change.by,
         }),
     )
     .with_actor(change.by.as_str())
+}
+
+/// A custom role `defined`, `changed` or `deleted`: what it grants.
+pub fn role_changed(what: &str, role: &CustomRole, actor: &str) -> Envelope {
+    Envelope::new(
+        SERVICE,
+        format!("microdao.role.{what}.{}", role.dao),
+        json!({
+            "dao": role.dao,
+            "name": role.name,
+            "permissions": role.permissions,
+        }),
+    )
+    .with_actor(actor)
 }
 
 /// A treasury movement (`mint` or `transfer`).

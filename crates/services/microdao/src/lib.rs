@@ -7,6 +7,10 @@
 //!   …/{dao}/leave`, `PUT/DELETE …/{dao}/members/{member}` (role, remove,
 //!   ban): owners change anyone, admins those below admin, never the last
 //!   owner.
+//! - `GET …/{dao}/roles`, `PUT/DELETE …/{dao}/roles/{role}`, `PUT/DELETE
+//!   …/roles/{role}/holders/{member}`: custom roles (owners define them
+//!   from the permissions the policies know — `write`, `invite`, `rooms`,
+//!   `treasury` — and give each member at most one).
 //! - `GET/POST …/{dao}/invites`, `DELETE …/invites/{id}`, `POST
 //!   /api/microdao/invites/accept`: codes with a use count and an expiry.
 //! - `GET …/{dao}/treasury` (balances now or at a past time), `GET
@@ -14,7 +18,8 @@
 //!   …/treasury/transfers`: the points ledger (`treasury`).
 //!
 //! Memberships reach every request's principal as `dao:<slug>:<role>`
-//! through [`roles::MembershipRoles`] (an `access::RoleSource` every
+//! (and custom roles as `dao:<slug>:can:<permission>`) through
+//! [`roles::MembershipRoles`] (an `access::RoleSource` every
 //! process installs), so the policies decide on them everywhere.
 //!
 //! Layout: `domain` (rules), `store` (queries, one transaction per change,
@@ -47,6 +52,7 @@ pub static SPEC: Service = Service {
     migrations: &[
         migration!(1, "001_create_microdao_tables"),
         migration!(2, "002_create_microdao_treasury"),
+        migration!(3, "003_create_microdao_roles"),
     ],
     rules: access::RULES,
     websocket: false,
@@ -57,6 +63,7 @@ pub static SPEC: Service = Service {
     events: &[
         Event::durable(events::DAO_CHANGED),
         Event::durable(events::MEMBER_CHANGED),
+        Event::durable(events::ROLE_CHANGED),
         Event::durable(events::MOVED),
     ],
     settings: None,

@@ -37,22 +37,36 @@ impl MembershipRoles {
         self.cache.invalidate(principal).await;
     }
 
+    /// Forgets every principal's roles: a custom role's permissions
+    /// changed, and who holds it is not known here.
+    pub fn forget_all(&self) {
+        self.cache.invalidate_all();
+    }
+
     /// Forgets the roles of every member whose membership changes on any
-    /// replica, until shutdown.
+    /// replica, and everyone's when a custom role changes, until shutdown.
     pub async fn follow(self, bus: Arc<dyn Bus>, shutdown: CancellationToken) {
-        let cache = &self.cache;
-        let followed = daarion_bus::runner::follow(
+        let members = daarion_bus::runner::follow(
             bus.as_ref(),
             crate::events::MEMBER_CHANGED,
-            shutdown,
-            |event| async move {
-                if let Some(principal) = event.payload["principal"].as_str() {
-                    cache.invalidate(principal).await;
+            shutdown.clone(),
+            |event| {
+                let cache = &self.cache;
+                async move {
+                    if let Some(principal) = event.payload["principal"].as_str() {
+                        cache.invalidate(principal).await;
+                    }
                 }
             },
-        )
-        .await;
-        if let Err(error) = followed {
+        );
+        let roles = daarion_bus::runner::follow(
+            bus.as_ref(),
+            crate::events::ROLE_CHANGED,
+            shutdown,
+            |_| async { self.forget_all() },
+        );
+        let (members, roles) = tokio::join!(members, roles);
+        if let Err(error) = members.and(roles) {
             tracing::error!(%error, "cannot follow membership changes; cached roles expire within 5 s");
         }
     }

@@ -6,7 +6,7 @@
 //! cannot overdraw it); entries are never changed, so a balance at any past
 //! time is the sum of the entries up to it.
 
-use daarion_access::vocab::roles::DaoRole;
+use daarion_access::vocab::roles::{DaoPermission, DaoRole};
 use daarion_bus::{Outbox, Staged};
 use daarion_store::{
     Db,
@@ -15,7 +15,7 @@ use daarion_store::{
 };
 
 use crate::{
-    domain::DaoError,
+    domain::{DaoError, Standing},
     store::{self, Actor},
 };
 
@@ -133,8 +133,8 @@ pub async fn execute(
         }
     }
     store::lock(&mut tx, slug).await?;
-    let actor_role = store::role_in(&mut tx, slug, &actor.name).await?;
-    if order.kind == Kind::Transfer && !may_debit(slug, &order.from, actor, actor_role) {
+    let standing = store::standing_in(&mut tx, slug, &actor.name).await?;
+    if order.kind == Kind::Transfer && !may_debit(slug, &order.from, actor, standing.as_ref()) {
         return Err(DaoError::Forbidden(format!(
             "you may not move points out of {}",
             order.from
@@ -359,12 +359,16 @@ pub async fn balances(
 }
 
 /// Who may move points out of `from`: its holder, and for the microDAO's
-/// own account its owners and admins (and city admins).
-pub fn may_debit(slug: &str, from: &str, actor: &Actor, actor_role: Option<DaoRole>) -> bool {
+/// own account its owners and admins, those whose custom role grants
+/// `treasury` (and city admins).
+pub fn may_debit(slug: &str, from: &str, actor: &Actor, standing: Option<&Standing>) -> bool {
     if from == dao_account(slug) {
-        actor.city_admin || matches!(actor_role, Some(DaoRole::Owner | DaoRole::Admin))
+        actor.city_admin
+            || standing.is_some_and(|s| {
+                matches!(s.role, DaoRole::Owner | DaoRole::Admin) || s.can(DaoPermission::Treasury)
+            })
     } else {
-        from == actor.name && actor_role.is_some()
+        from == actor.name && standing.is_some()
     }
 }
 
@@ -393,11 +397,25 @@ mod tests {
     #[test]
     fn holders_spend_their_own_points_and_admins_the_treasury() {
         let alice = actor("user:a", false);
-        assert!(may_debit("d", "user:a", &alice, Some(DaoRole::Member)));
-        assert!(!may_debit("d", "user:b", &alice, Some(DaoRole::Owner)));
+        let as_ = |role, permissions: &[DaoPermission]| Standing::of(role, permissions);
+        let member = as_(DaoRole::Member, &[]);
+        assert!(may_debit("d", "user:a", &alice, Some(&member)));
+        assert!(!may_debit(
+            "d",
+            "user:b",
+            &alice,
+            Some(&as_(DaoRole::Owner, &[]))
+        ));
         assert!(!may_debit("d", "user:a", &alice, None));
-        assert!(may_debit("d", "dao:d", &alice, Some(DaoRole::Admin)));
-        assert!(!may_debit("d", "dao:d", &alice, Some(DaoRole::Member)));
+        assert!(may_debit(
+            "d",
+            "dao:d",
+            &alice,
+            Some(&as_(DaoRole::Admin, &[]))
+        ));
+        assert!(!may_debit("d", "dao:d", &alice, Some(&member)));
+        let treasurer = as_(DaoRole::Member, &[DaoPermission::Treasury]);
+        assert!(may_debit("d", "dao:d", &alice, Some(&treasurer)));
         assert!(may_debit("d", "dao:d", &actor("user:root", true), None));
     }
 

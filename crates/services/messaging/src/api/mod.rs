@@ -75,10 +75,7 @@ fn dao_roles(principal: &Principal) -> Vec<(String, DaoRole)> {
     let rank = |role: DaoRole| domain::bounds_reached(role).count();
     let mut found: Vec<(String, DaoRole)> = Vec::new();
     for group in &principal.roles {
-        let Some((dao, role)) = group.strip_prefix("dao:").and_then(|r| r.rsplit_once(':')) else {
-            continue;
-        };
-        let Some(role) = DaoRole::ALL.into_iter().find(|r| r.as_str() == role) else {
+        let Some((dao, role)) = DaoRole::of_group(group) else {
             continue;
         };
         match found.iter_mut().find(|(d, _)| d == dao) {

@@ -38,7 +38,7 @@ const ROOM_FIELDS: &str = room_fields!();
 const ROOM_COLUMNS: &str = concat!("SELECT ", room_fields!(), " FROM messaging_rooms");
 
 fn dao_role(raw: Option<String>) -> Option<DaoRole> {
-    raw.and_then(|r| DaoRole::ALL.into_iter().find(|role| role.as_str() == r))
+    raw.as_deref().and_then(DaoRole::parse)
 }
 
 fn room_from(row: &AnyRow) -> Result<Room, MessagingError> {

@@ -4,7 +4,10 @@ use axum::{
     extract::{Path, State},
     response::Response,
 };
-use daarion_access::{Action, Facts, Principal, vocab::roles::DaoRole};
+use daarion_access::{
+    Action, Facts, Principal,
+    vocab::roles::{DaoPermission, DaoRole},
+};
 use daarion_kernel::{
     ApiError,
     http::{IdempotencyKey, Json, Page, PageParams, Query, created},
@@ -12,7 +15,7 @@ use daarion_kernel::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{actor, role_in, slug_of};
+use super::{actor, permissions_in, role_in, slug_of};
 use crate::{
     DaoState,
     domain::{self, DaoError, Visibility},
@@ -39,12 +42,15 @@ pub struct DaoView {
     /// The caller's role, if a member.
     #[schema(value_type = Option<String>)]
     pub my_role: Option<DaoRole>,
+    /// What the caller's custom role here grants.
+    pub my_permissions: Vec<DaoPermission>,
 }
 
 impl DaoView {
     fn of(dao: Dao, viewer: &Principal) -> Self {
         Self {
             my_role: role_in(viewer, &dao.slug),
+            my_permissions: permissions_in(viewer, &dao.slug),
             slug: dao.slug,
             name: dao.name,
             description: dao.description,

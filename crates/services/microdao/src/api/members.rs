@@ -24,6 +24,8 @@ pub struct DaoMemberView {
     /// `owner`, `admin`, `member`, `guest` or `agent`.
     #[schema(value_type = String)]
     pub role: DaoRole,
+    /// The microDAO's own role they hold, if any (`…/roles`).
+    pub custom_role: Option<String>,
     pub joined_at: String,
 }
 
@@ -33,6 +35,7 @@ impl From<Member> for DaoMemberView {
             principal: m.principal,
             handle: m.handle,
             role: m.role,
+            custom_role: m.custom_role,
             joined_at: m.joined_at,
         }
     }
@@ -45,7 +48,10 @@ pub struct DaoMembershipView {
     /// The new role; absent when the member is out.
     #[schema(value_type = Option<String>)]
     pub role: Option<DaoRole>,
-    /// `joined`, `role_changed`, `left`, `removed` or `banned`.
+    /// The custom role they hold after the change, if any.
+    pub custom_role: Option<String>,
+    /// `joined`, `role_changed`, `left`, `removed`, `banned`, `granted`
+    /// (a custom role) or `revoked`.
     pub change: String,
 }
 
@@ -55,6 +61,7 @@ impl From<MemberChange> for DaoMembershipView {
             dao: c.dao,
             principal: c.principal,
             role: c.role,
+            custom_role: c.custom_role,
             change: c.change.as_str().to_owned(),
         }
     }

@@ -5,14 +5,19 @@
 mod daos;
 mod invites;
 mod members;
+mod roles;
 mod treasury;
 
 pub use daos::{CreateDao, DaoView, UpdateDao};
 pub use invites::{AcceptDaoInvite, CreateDaoInvite, DaoInviteView, NewDaoInviteView};
 pub use members::{AddAgent, DaoMemberView, DaoMembershipView, RemoveParams, SetDaoRole};
+pub use roles::{CustomRoleView, DefineCustomRole};
 pub use treasury::{BalanceView, MintPoints, MovementView, TransferPoints, TreasuryView};
 
-use daarion_access::{Principal, vocab::roles::DaoRole};
+use daarion_access::{
+    Principal,
+    vocab::roles::{DaoPermission, DaoRole},
+};
 use daarion_kernel::ApiError;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -48,13 +53,23 @@ fn actor(principal: &Principal) -> Actor {
     }
 }
 
-/// The caller's role in `slug`, from the role groups on their principal.
-fn role_in(principal: &Principal, slug: &str) -> Option<DaoRole> {
-    let prefix = format!("dao:{slug}:");
+/// What the caller's custom role in `slug` grants, from their principal.
+fn permissions_in(principal: &Principal, slug: &str) -> Vec<DaoPermission> {
     principal
         .roles
         .iter()
-        .find_map(|r| r.strip_prefix(&prefix).and_then(domain::role))
+        .filter_map(|r| DaoPermission::of_group(r))
+        .filter_map(|(dao, permission)| (dao == slug).then_some(permission))
+        .collect()
+}
+
+/// The caller's role in `slug`, from the role groups on their principal.
+fn role_in(principal: &Principal, slug: &str) -> Option<DaoRole> {
+    principal
+        .roles
+        .iter()
+        .filter_map(|r| DaoRole::of_group(r))
+        .find_map(|(dao, role)| (dao == slug).then_some(role))
 }
 
 pub fn router() -> OpenApiRouter<DaoState> {
@@ -70,6 +85,9 @@ pub fn router() -> OpenApiRouter<DaoState> {
             members::remove_dao_member
         ))
         .routes(routes!(members::add_agent))
+        .routes(routes!(roles::list_dao_roles))
+        .routes(routes!(roles::define_dao_role, roles::delete_dao_role))
+        .routes(routes!(roles::grant_dao_role, roles::revoke_dao_role))
         .routes(routes!(
             invites::list_dao_invites,
             invites::create_dao_invite
@@ -83,7 +101,7 @@ pub fn router() -> OpenApiRouter<DaoState> {
 }
 
 fn parse_role(raw: &str) -> Result<DaoRole, DaoError> {
-    domain::role(raw).ok_or_else(|| {
+    DaoRole::parse(raw).ok_or_else(|| {
         DaoError::Invalid("role is one of owner, admin, member, guest, agent".into())
     })
 }

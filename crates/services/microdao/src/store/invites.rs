@@ -7,7 +7,7 @@ use daarion_store::{
     sql::{self, AnyRow, Row},
 };
 
-use super::{Actor, MemberChange, admit, lock, member_in};
+use super::{Actor, MemberChange, admit, lock};
 use crate::domain::DaoError;
 
 /// An invitation, as listed (its code is shown once, at creation).
@@ -31,7 +31,7 @@ fn invite_from(row: &AnyRow) -> Result<Invite, DaoError> {
     Ok(Invite {
         id: row.try_get("id")?,
         dao: row.try_get("dao")?,
-        role: crate::domain::role(&role)
+        role: DaoRole::parse(&role)
             .ok_or_else(|| DaoError::Invalid(format!("stored role {role:?}")))?,
         max_uses: row.try_get("max_uses")?,
         uses: row.try_get("uses")?,
@@ -53,8 +53,8 @@ pub async fn create_invite(
 ) -> Result<(Invite, String), DaoError> {
     let mut tx = db.begin().await?;
     lock(&mut tx, slug).await?;
-    let actor_role = member_in(&mut tx, slug, &actor.name).await?.map(|m| m.role);
-    if !crate::domain::may_change(actor_role, actor.city_admin, DaoRole::Guest, Some(role)) {
+    let standing = super::standing_in(&mut tx, slug, &actor.name).await?;
+    if !crate::domain::may_invite(standing.as_ref(), actor.city_admin, role) {
         return Err(DaoError::Forbidden(format!(
             "your role may not invite as {}",
             role.as_str()
@@ -147,8 +147,8 @@ pub async fn accept(
     .ok_or(DaoError::InviteGone)?;
     let slug: String = row.try_get("dao")?;
     let role: String = row.try_get("role")?;
-    let invited = crate::domain::role(&role)
-        .ok_or_else(|| DaoError::Invalid(format!("stored role {role:?}")))?;
+    let invited =
+        DaoRole::parse(&role).ok_or_else(|| DaoError::Invalid(format!("stored role {role:?}")))?;
     // An agent joins as an agent whatever the invitation says.
     let role = if who.name.starts_with("agent:") {
         DaoRole::Agent

@@ -16,6 +16,8 @@ pub struct Member {
     pub principal: String,
     pub handle: String,
     pub role: DaoRole,
+    /// The microDAO's own role they hold, if any.
+    pub custom_role: Option<String>,
     pub joined_at: String,
 }
 
@@ -24,8 +26,9 @@ fn member_from(row: &AnyRow) -> Result<Member, DaoError> {
     Ok(Member {
         principal: row.try_get("principal")?,
         handle: row.try_get("handle")?,
-        role: crate::domain::role(&role)
+        role: DaoRole::parse(&role)
             .ok_or_else(|| DaoError::Invalid(format!("stored role {role:?}")))?,
+        custom_role: row.try_get("custom_role")?,
         joined_at: row.try_get("joined_at")?,
     })
 }
@@ -38,6 +41,10 @@ pub enum Change {
     Left,
     Removed,
     Banned,
+    /// A custom role given (in place of any other).
+    Granted,
+    /// A custom role taken back.
+    Revoked,
 }
 
 impl Change {
@@ -48,6 +55,8 @@ impl Change {
             Change::Left => "left",
             Change::Removed => "removed",
             Change::Banned => "banned",
+            Change::Granted => "granted",
+            Change::Revoked => "revoked",
         }
     }
 }
@@ -59,6 +68,7 @@ pub struct MemberChange {
     pub principal: String,
     pub handle: String,
     pub role: Option<DaoRole>,
+    pub custom_role: Option<String>,
     pub change: Change,
     pub by: String,
 }
@@ -71,7 +81,7 @@ pub async fn members(
     limit: u32,
 ) -> Result<Vec<Member>, DaoError> {
     let rows = sql::query(
-        "SELECT principal, handle, role, joined_at FROM microdao_members
+        "SELECT principal, handle, role, custom_role, joined_at FROM microdao_members
          WHERE dao = $1 AND principal > $2 ORDER BY principal LIMIT $3",
     )
     .bind(slug)
@@ -88,22 +98,14 @@ pub(super) async fn member_in(
     principal: &str,
 ) -> Result<Option<Member>, DaoError> {
     let row = sql::query(
-        "SELECT principal, handle, role, joined_at FROM microdao_members WHERE dao = $1 AND principal = $2",
+        "SELECT principal, handle, role, custom_role, joined_at FROM microdao_members
+         WHERE dao = $1 AND principal = $2",
     )
     .bind(slug)
     .bind(principal)
     .fetch_optional(&mut **tx)
     .await?;
     row.as_ref().map(member_from).transpose()
-}
-
-/// The role `principal` holds in `slug`, if a member.
-pub(crate) async fn role_in(
-    tx: &mut Tx,
-    slug: &str,
-    principal: &str,
-) -> Result<Option<DaoRole>, DaoError> {
-    Ok(member_in(tx, slug, principal).await?.map(|m| m.role))
 }
 
 pub(crate) async fn is_member(tx: &mut Tx, slug: &str, principal: &str) -> Result<bool, DaoError> {
@@ -157,7 +159,7 @@ async fn owners(tx: &mut Tx, slug: &str) -> Result<i64, DaoError> {
     Ok(row.try_get("n")?)
 }
 
-async fn stage_change(
+pub(super) async fn stage_change(
     tx: &mut Tx,
     outbox: &Outbox,
     change: MemberChange,
@@ -186,6 +188,7 @@ pub(super) async fn admit(
         principal: principal.to_owned(),
         handle: handle.to_owned(),
         role: Some(role),
+        custom_role: None,
         change: Change::Joined,
         by: by.to_owned(),
     };
@@ -271,8 +274,8 @@ pub async fn change_member(
         .ok_or_else(|| DaoError::NotFound(format!("{principal} is not a member")))?;
     let leaving = principal == actor.name && role.is_none() && !ban;
     if !leaving {
-        let actor_role = member_in(&mut tx, slug, &actor.name).await?.map(|m| m.role);
-        if !crate::domain::may_change(actor_role, actor.city_admin, target.role, role) {
+        let standing = super::standing_in(&mut tx, slug, &actor.name).await?;
+        if !crate::domain::may_change(standing.as_ref(), actor.city_admin, target.role, role) {
             return Err(DaoError::Forbidden(
                 "your role may not make this change".into(),
             ));
@@ -323,6 +326,7 @@ pub async fn change_member(
         principal: principal.to_owned(),
         handle: target.handle,
         role,
+        custom_role: role.and(target.custom_role),
         change: match (role, ban, leaving) {
             (Some(_), _, _) => Change::RoleChanged,
             (None, true, _) => Change::Banned,
@@ -336,17 +340,29 @@ pub async fn change_member(
     Ok(out)
 }
 
-/// Every role group `principal` holds in microDAOs: `dao:<slug>:<role>`.
+/// Every group `principal` is in through microDAOs: `dao:<slug>:<role>`
+/// for each membership, and `dao:<slug>:can:<permission>` for what their
+/// custom role there grants.
 pub async fn role_groups(db: &Db, principal: &str) -> Result<Vec<String>, DaoError> {
-    let rows = sql::query("SELECT dao, role FROM microdao_members WHERE principal = $1")
-        .bind(principal)
-        .fetch_all(db.pool())
-        .await?;
-    rows.iter()
-        .map(|row| {
-            let dao: String = row.try_get("dao")?;
-            let role: String = row.try_get("role")?;
-            Ok(format!("dao:{dao}:{role}"))
-        })
-        .collect()
+    let rows = sql::query(
+        "SELECT m.dao, m.role, r.permissions FROM microdao_members m
+         LEFT JOIN microdao_roles r ON r.dao = m.dao AND r.name = m.custom_role
+         WHERE m.principal = $1",
+    )
+    .bind(principal)
+    .fetch_all(db.pool())
+    .await?;
+    let mut groups = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let dao: String = row.try_get("dao")?;
+        let role: String = row.try_get("role")?;
+        let permissions: Option<String> = row.try_get("permissions")?;
+        groups.extend(
+            super::roles::parse_permissions(permissions.as_deref())
+                .into_iter()
+                .map(|p| p.group(&dao)),
+        );
+        groups.push(format!("dao:{dao}:{role}"));
+    }
+    Ok(groups)
 }

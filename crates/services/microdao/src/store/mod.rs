@@ -15,9 +15,11 @@ use crate::domain::{DaoError, Visibility};
 
 mod invites;
 mod members;
+mod roles;
 
 pub use invites::*;
 pub use members::*;
+pub use roles::*;
 
 type Tx = Transaction<'static, sql::Any>;
 
