@@ -36,6 +36,7 @@ pub static SERVICES: &[&Service] = &[
     &daarion_microdao::SPEC,
     &daarion_messaging::SPEC,
     &daarion_space::SPEC,
+    &daarion_agents::SPEC,
     &daarion_llm::SPEC,
     &daarion_usage::SPEC,
 ];

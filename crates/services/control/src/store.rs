@@ -45,10 +45,26 @@ pub async fn put(
     activate: bool,
 ) -> Result<Document, ControlError> {
     let mut tx = db.begin().await?;
+    let document = put_in(&mut tx, kind, key, value, author, activate).await?;
+    tx.commit().await?;
+    Ok(document)
+}
+
+/// [`put`] within a caller's transaction (another service writing an
+/// agent's documents with the agent itself); the caller announces the
+/// change once it commits ([`crate::ControlClient::announce`]).
+pub async fn put_in(
+    tx: &mut sql::Transaction<'static, sql::Any>,
+    kind: DocKind,
+    key: &str,
+    value: &Value,
+    author: &str,
+    activate: bool,
+) -> Result<Document, ControlError> {
     let latest: i64 = sql::query("SELECT COALESCE(MAX(version), 0) AS v FROM control_versions WHERE kind = $1 AND doc_key = $2")
         .bind(kind.as_str())
         .bind(key)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?
         .try_get("v")?;
     let document = Document {
@@ -67,16 +83,15 @@ pub async fn put(
     .bind(value.to_string())
     .bind(author)
     .bind(&document.created_at)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?
     .rows_affected();
     if inserted == 0 {
         return Err(ControlError::Conflict);
     }
     if activate {
-        point(&mut tx, kind, key, document.version).await?;
+        point(tx, kind, key, document.version).await?;
     }
-    tx.commit().await?;
     Ok(document)
 }
 
@@ -123,16 +138,30 @@ pub async fn set_current(
     Ok(document)
 }
 
+const CURRENT: &str = "SELECT v.version, v.value, v.author, v.created_at FROM control_current c
+    JOIN control_versions v ON v.kind = c.kind AND v.doc_key = c.doc_key AND v.version = c.version
+    WHERE c.kind = $1 AND c.doc_key = $2";
+
 pub async fn current(db: &Db, kind: DocKind, key: &str) -> Result<Option<Document>, ControlError> {
-    let row = sql::query(
-        "SELECT v.version, v.value, v.author, v.created_at FROM control_current c
-         JOIN control_versions v ON v.kind = c.kind AND v.doc_key = c.doc_key AND v.version = c.version
-         WHERE c.kind = $1 AND c.doc_key = $2",
-    )
-    .bind(kind.as_str())
-    .bind(key)
-    .fetch_optional(db.pool())
-    .await?;
+    let row = sql::query(CURRENT)
+        .bind(kind.as_str())
+        .bind(key)
+        .fetch_optional(db.pool())
+        .await?;
+    row.as_ref().map(document_from).transpose()
+}
+
+/// [`current`] within a caller's transaction.
+pub async fn current_in(
+    tx: &mut sql::Transaction<'static, sql::Any>,
+    kind: DocKind,
+    key: &str,
+) -> Result<Option<Document>, ControlError> {
+    let row = sql::query(CURRENT)
+        .bind(kind.as_str())
+        .bind(key)
+        .fetch_optional(&mut **tx)
+        .await?;
     row.as_ref().map(document_from).transpose()
 }
 

@@ -68,7 +68,6 @@ impl Visibility {
 
 pub const MAX_NAME_CHARS: usize = 80;
 pub const MAX_DESCRIPTION_CHARS: usize = 2000;
-pub const MAX_AVATAR_URL_BYTES: usize = 512;
 
 /// A microDAO's slug: its id for good (role groups `dao:<slug>:<role>`,
 /// URLs); the name can change, the slug cannot.
@@ -81,41 +80,15 @@ pub fn slug(raw: &str) -> Result<String, DaoError> {
 }
 
 pub fn name(raw: &str) -> Result<String, DaoError> {
-    let name = raw.trim();
-    if name.is_empty()
-        || name.chars().count() > MAX_NAME_CHARS
-        || name.chars().any(char::is_control)
-    {
-        return Err(DaoError::Invalid(format!(
-            "name must be 1-{MAX_NAME_CHARS} printable characters"
-        )));
-    }
-    Ok(name.to_owned())
+    daarion_kernel::names::display_name(raw, MAX_NAME_CHARS).map_err(DaoError::Invalid)
 }
 
 pub fn description(raw: &str) -> Result<String, DaoError> {
-    let text = raw.trim();
-    if text.chars().count() > MAX_DESCRIPTION_CHARS {
-        return Err(DaoError::Invalid(format!(
-            "description must be at most {MAX_DESCRIPTION_CHARS} characters"
-        )));
-    }
-    Ok(text.to_owned())
+    daarion_kernel::names::description(raw, MAX_DESCRIPTION_CHARS).map_err(DaoError::Invalid)
 }
 
-/// An avatar is an `https://` image address (never `javascript:` or data).
 pub fn avatar_url(raw: &str) -> Result<String, DaoError> {
-    let url = raw.trim();
-    let valid = url.starts_with("https://")
-        && url.len() <= MAX_AVATAR_URL_BYTES
-        && !url.chars().any(|c| c.is_whitespace() || c.is_control());
-    if valid {
-        Ok(url.to_owned())
-    } else {
-        Err(DaoError::Invalid(format!(
-            "avatar_url must be an https:// address of at most {MAX_AVATAR_URL_BYTES} bytes"
-        )))
-    }
+    daarion_kernel::names::avatar_url(raw).map_err(DaoError::Invalid)
 }
 
 /// A district of the city map: a slug.

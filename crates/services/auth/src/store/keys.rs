@@ -46,22 +46,7 @@ pub(crate) const API_KEY_COLUMNS: &str = "SELECT id, user_id, agent_id, name, sc
 pub async fn create_api_key(db: &Db, key: &ApiKey, token_hash: &str) -> Result<(), AuthError> {
     let mut tx = db.begin().await?;
     if let Some(agent) = &key.agent_id {
-        sql::query("INSERT INTO auth_agents (id, owner_id, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING")
-            .bind(agent)
-            .bind(&key.user_id)
-            .bind(&key.created_at)
-            .execute(&mut *tx)
-            .await?;
-        let owner: String = sql::query("SELECT owner_id FROM auth_agents WHERE id = $1")
-            .bind(agent)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("owner_id")?;
-        if owner != key.user_id {
-            return Err(AuthError::Forbidden(format!(
-                "agent {agent:?} belongs to someone else"
-            )));
-        }
+        claim_agent(&mut tx, agent, &key.user_id).await?;
     }
     sql::query(
         "INSERT INTO auth_api_keys (id, token_hash, user_id, agent_id, name, scopes, limits, created_at, expires_at)
@@ -79,6 +64,33 @@ pub async fn create_api_key(db: &Db, key: &ApiKey, token_hash: &str) -> Result<(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    Ok(())
+}
+
+/// Makes `agent` an identity of `user_id`'s, unless it is someone else's
+/// already (then `Forbidden`); the agent hub and API keys for agents both
+/// claim through here.
+pub async fn claim_agent(
+    tx: &mut sql::Transaction<'static, sql::Any>,
+    agent: &str,
+    user_id: &str,
+) -> Result<(), AuthError> {
+    sql::query("INSERT INTO auth_agents (id, owner_id, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING")
+        .bind(agent)
+        .bind(user_id)
+        .bind(daarion_store::now())
+        .execute(&mut **tx)
+        .await?;
+    let owner: String = sql::query("SELECT owner_id FROM auth_agents WHERE id = $1")
+        .bind(agent)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("owner_id")?;
+    if owner != user_id {
+        return Err(AuthError::Forbidden(format!(
+            "agent {agent:?} belongs to someone else"
+        )));
+    }
     Ok(())
 }
 

@@ -1,0 +1,74 @@
+//! Agent hub (port 7014, `/api/agents/`): agent definitions.
+//!
+//! - `GET/POST /api/agents/agents`, `GET/PATCH …/agents/{agent}`, `POST
+//!   …/{agent}/archive`, `GET …/{agent}/versions`, `GET
+//!   /api/agents/blueprints`: people create agents (from a blueprint or
+//!   from scratch), owned by them and optionally serving a microDAO
+//!   (whose admins manage them too); every change is the next version of
+//!   the definition.
+//!
+//! An agent's identity is an `auth` agent (`agent:<slug>`, so it can hold
+//! API keys and be a microDAO member); its profile lives here; its system
+//! prompt and tools are the control plane's versioned documents (`prompt`,
+//! `agent_policy`), written in the same transaction as the definition and
+//! rolled back there.
+//!
+//! Layout: `domain` (rules, blueprints), `store` (queries, one transaction
+//! per change, events staged with it), `api` (routes), `access` (rules,
+//! agents as the policies see them), `events`.
+
+pub mod access;
+pub mod api;
+pub mod domain;
+pub mod events;
+pub mod store;
+
+use std::sync::Arc;
+
+use daarion_access::Enforcer;
+use daarion_bus::{Bus, Outbox, subject::StreamDef};
+use daarion_control::ControlClient;
+use daarion_service::{BuildError, Context, Event, Mount, Service};
+use daarion_store::{Db, migration};
+
+pub const SERVICE: &str = "agents";
+
+pub static SPEC: Service = Service {
+    name: SERVICE,
+    port: 7014,
+    version: env!("CARGO_PKG_VERSION"),
+    migrations: &[migration!(1, "001_create_agents_tables")],
+    rules: access::RULES,
+    websocket: false,
+    streams: &[StreamDef {
+        name: "AGENTS",
+        subjects: &["agents.>"],
+    }],
+    events: &[Event::durable(events::AGENT_CHANGED)],
+    settings: None,
+    // The control plane's example agent stands for agents in the matrix.
+    example: |_| None,
+    build: |ctx| Box::pin(build(ctx)),
+};
+
+#[derive(Clone)]
+pub struct AgentState {
+    db: Db,
+    outbox: Outbox,
+    bus: Arc<dyn Bus>,
+    access: Arc<Enforcer>,
+    /// The process's cached control-plane reader.
+    control: ControlClient,
+}
+
+async fn build(ctx: Context) -> Result<Mount, BuildError> {
+    let access = ctx.enforcer(access::AgentResources { db: ctx.db.clone() });
+    let state = AgentState {
+        control: ctx.component::<ControlClient>()?,
+        db: ctx.db,
+        outbox: ctx.outbox,
+        bus: ctx.bus,
+        access: access.clone(),
+    };
+    Ok(Mount::new(access, api::router().with_state(state)))
+}
