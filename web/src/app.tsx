@@ -10,6 +10,7 @@ import { Recover, Register, SignIn } from "./pages/auth";
 import { Presence, RoomPage, Rooms, usePresence } from "./pages/city";
 import { Communities, Community } from "./pages/communities";
 import { AgentPage, Citizen, Feed } from "./pages/feed";
+import { Hub, HubAgent } from "./pages/hub";
 import { CityMapPage } from "./pages/map";
 import { ChatRoomPage, Messenger } from "./pages/messenger";
 import { Playground } from "./pages/playground";
@@ -62,6 +63,7 @@ function TopBar() {
         {link("/rooms", t("nav.rooms"))}
         {user && link("/messages", t("nav.messages"))}
         {user && link("/communities", t("nav.communities"))}
+        {user && link("/hub", t("nav.hub"))}
         {user && link("/playground", t("nav.playground"))}
         {user && link("/settings", t("nav.settings"))}
         {user?.city_role === "admin" && link("/admin", t("nav.admin"))}
@@ -141,6 +143,8 @@ const MessengerRoute = privately(Messenger);
 const ChatRoute = privately(({ room }: { room: string }) => <ChatRoomPage room={room} />);
 const PlaygroundRoute = privately(Playground);
 const CommunitiesRoute = privately(Communities);
+const HubRoute = privately(Hub);
+const HubAgentRoute = privately(({ slug }: { slug: string }) => <HubAgent slug={slug} />);
 const CommunityRoute = privately(({ slug }: { slug: string }) => <Community slug={slug} />);
 const SettingsRoute = privately(({ section }: { section?: string }) => {
   const { query } = useLocation();
@@ -202,6 +206,8 @@ function Pages() {
             <Route path="/space/nodes" component={NodesRoute} />
             <Route path="/space/nodes/:id" component={NodeRoute} />
             <Route path="/agents/:id" component={AgentRoute} />
+            <Route path="/hub" component={HubRoute} />
+            <Route path="/hub/:slug" component={HubAgentRoute} />
             <Route path="/rooms" component={Rooms} />
             <Route path="/rooms/:slug" component={RoomRoute} />
             <Route path="/messages" component={MessengerRoute} />

@@ -4,6 +4,104 @@
  */
 
 export interface paths {
+    "/api/agents/agents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Agents the caller may see, by slug: public ones, their own, and their
+         *     microDAOs'.
+         */
+        get: operations["list_agent_definitions"];
+        put?: never;
+        /**
+         * Creates an agent owned by the caller, from a blueprint or from scratch:
+         *     its identity (it may then hold API keys), profile, prompt (version 1 in
+         *     the control plane) and tools. Send `Idempotency-Key` to make retries safe.
+         */
+        post: operations["create_agent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/agents/agents/{agent}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One agent, with its current prompt and tools. */
+        get: operations["get_agent_definition"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Changes an agent (its owner, or its microDAO's admins): the next
+         *     version of its definition; a new prompt or tools are the control
+         *     plane's next versions.
+         */
+        patch: operations["update_agent"];
+        trace?: never;
+    };
+    "/api/agents/agents/{agent}/archive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Archives an agent: it answers nobody and is read-only from then on. */
+        post: operations["archive_agent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/agents/agents/{agent}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The versions of an agent's definition, newest first. */
+        get: operations["agent_versions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/agents/blueprints": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The blueprints agents can be made from. */
+        get: operations["blueprints"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/api-keys": {
         parameters: {
             query?: never;
@@ -1801,6 +1899,15 @@ export interface components {
             /** @description `user:<id>` or `agent:<id>`. */
             principal: string;
         };
+        /** @description An agent with what the control plane keeps for it. */
+        AgentDetailView: components["schemas"]["AgentView"] & {
+            /** @description The current system prompt (rolled back in the control plane). */
+            prompt?: string | null;
+            /** Format: int64 */
+            prompt_version?: number | null;
+            /** @description The tools it may use. */
+            tools: string[];
+        };
         AgentPolicy: {
             /** @description Room slugs the agent may act in. */
             allowed_rooms?: string[];
@@ -1819,6 +1926,46 @@ export interface components {
         };
         /** @enum {string} */
         AgentStatus: "online" | "busy" | "offline";
+        AgentVersionView: {
+            changed_at: string;
+            changed_by: string;
+            /**
+             * @description The definition at that version, with the control plane's
+             *     `prompt_version` and `agent_policy_version` it pointed to.
+             */
+            definition: Record<string, never>;
+            /** Format: int64 */
+            version: number;
+        };
+        AgentView: {
+            avatar_url?: string | null;
+            /** @description The blueprint it was made from. */
+            blueprint?: string | null;
+            created_at: string;
+            /** @description The microDAO it serves, if any. */
+            dao?: string | null;
+            description: string;
+            /** @description The LLM proxy alias it thinks with. */
+            model: string;
+            name: string;
+            /** @description The person answerable for it (`user:<id>`). */
+            owner: string;
+            /** @description The agent's id for good: its principal is `agent:<slug>`. */
+            slug: string;
+            status: components["schemas"]["Lifecycle"];
+            updated_at: string;
+            /**
+             * Format: int64
+             * @description The definition's version (`…/versions`).
+             */
+            version: number;
+            visibility: components["schemas"]["AgentVisibility"];
+        };
+        /**
+         * @description Who may see and talk to an agent.
+         * @enum {string}
+         */
+        AgentVisibility: "public" | "private";
         /**
          * @description How unusual a planet's last complete day of messages is, against the
          *     days before it.
@@ -1917,6 +2064,17 @@ export interface components {
              */
             invite?: string | null;
             username: string;
+        };
+        /**
+         * @description A starting point for a new agent: what it is for, how it is told to
+         *     behave, and the tools it gets.
+         */
+        Blueprint: {
+            description: string;
+            id: string;
+            name: string;
+            prompt: string;
+            tools: string[];
         };
         /** @description One bucket of a summary. */
         Bucket: {
@@ -2063,6 +2221,28 @@ export interface components {
          * @enum {string}
          */
         CityRole: "citizen" | "admin";
+        CreateAgent: {
+            /** @description An `https://` image address. */
+            avatar_url?: string | null;
+            /**
+             * @description A blueprint to start from (`GET …/blueprints`): its name,
+             *     description, prompt and tools unless given here.
+             */
+            blueprint?: string | null;
+            /** @description A microDAO it serves (its admins may make one). */
+            dao?: string | null;
+            description?: string | null;
+            /** @description An LLM proxy alias (default: the city's default model). */
+            model?: string | null;
+            /** @description 1-80 characters (required without a blueprint). */
+            name?: string | null;
+            /** @description The system prompt, 1-32 000 characters (required without a blueprint). */
+            prompt?: string | null;
+            /** @description 2-63 of a-z, 0-9 and -: the agent's id for good. */
+            slug: string;
+            tools?: string[] | null;
+            visibility?: components["schemas"]["AgentVisibility"] | null;
+        };
         CreateApiKey: {
             /** @description Bind the key to an agent identity of mine (claimed on first use). */
             agent?: string | null;
@@ -2402,6 +2582,11 @@ export interface components {
             current: components["schemas"]["Document"];
             key: string;
         };
+        /**
+         * @description Whether an agent answers.
+         * @enum {string}
+         */
+        Lifecycle: "active" | "paused" | "archived";
         /** @description A public community, standing in its district. */
         MapCommunityView: {
             district: string;
@@ -2575,6 +2760,51 @@ export interface components {
                 /** @description When this status began (RFC 3339 UTC). */
                 since: string;
                 status: components["schemas"]["AgentStatus"];
+            }[];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description One page of a list: the same shape on every endpoint. */
+        Page_AgentVersionView: {
+            items: {
+                changed_at: string;
+                changed_by: string;
+                /**
+                 * @description The definition at that version, with the control plane's
+                 *     `prompt_version` and `agent_policy_version` it pointed to.
+                 */
+                definition: Record<string, never>;
+                /** Format: int64 */
+                version: number;
+            }[];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description One page of a list: the same shape on every endpoint. */
+        Page_AgentView: {
+            items: {
+                avatar_url?: string | null;
+                /** @description The blueprint it was made from. */
+                blueprint?: string | null;
+                created_at: string;
+                /** @description The microDAO it serves, if any. */
+                dao?: string | null;
+                description: string;
+                /** @description The LLM proxy alias it thinks with. */
+                model: string;
+                name: string;
+                /** @description The person answerable for it (`user:<id>`). */
+                owner: string;
+                /** @description The agent's id for good: its principal is `agent:<slug>`. */
+                slug: string;
+                status: components["schemas"]["Lifecycle"];
+                updated_at: string;
+                /**
+                 * Format: int64
+                 * @description The definition's version (`…/versions`).
+                 */
+                version: number;
+                visibility: components["schemas"]["AgentVisibility"];
             }[];
             /** @description Pass as `cursor` to get the next page; absent on the last page. */
             next_cursor?: string | null;
@@ -3421,6 +3651,18 @@ export interface components {
              */
             supply: number;
         };
+        UpdateAgent: {
+            /** @description An `https://` address, or `""` to clear it. */
+            avatar_url?: string | null;
+            description?: string | null;
+            model?: string | null;
+            name?: string | null;
+            /** @description A new system prompt: the control plane's next version. */
+            prompt?: string | null;
+            status?: components["schemas"]["Lifecycle"] | null;
+            tools?: string[] | null;
+            visibility?: components["schemas"]["AgentVisibility"] | null;
+        };
         UpdateDao: {
             /** @description An `https://` address, or `""` to clear it. */
             avatar_url?: string | null;
@@ -3470,6 +3712,586 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    list_agent_definitions: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 100 (default 50). */
+                limit?: number | null;
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: string | null;
+                /** @description Include archived agents. */
+                archived?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_AgentView"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    create_agent: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retried create return the first result (1-255 visible characters) */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateAgent"];
+            };
+        };
+        responses: {
+            /** @description Replay of an earlier create with the same key */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentDetailView"];
+                };
+            };
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentDetailView"];
+                };
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not an admin of `dao`, or an API key or agent creating agents */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The slug is taken, or the key was used with another request */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_agent_definition: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The agent's slug */
+                agent: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentDetailView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A path parameter is malformed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    update_agent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The agent's slug */
+                agent: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateAgent"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentDetailView"];
+                };
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Archived, or another change landed first */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    archive_agent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The agent's slug */
+                agent: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentDetailView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Already archived */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A path parameter is malformed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    agent_versions: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 100 (default 50). */
+                limit?: number | null;
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description The agent's slug */
+                agent: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_AgentVersionView"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    blueprints: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Blueprint"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     list_api_keys: {
         parameters: {
             query?: never;
