@@ -96,6 +96,22 @@ impl Resource {
         })
     }
 
+    /// A tool as `tool.cedar` sees it: whether it runs at all, and the
+    /// agents (ids) and role groups it is limited to (none: open to all).
+    pub fn tool(name: &str, enabled: bool, agents: &[String], roles: &[String]) -> Self {
+        let set = |kind: Kind, ids: &[String]| {
+            Attr::Set(
+                ids.iter()
+                    .map(|id| Attr::Entity(kind, id.clone()))
+                    .collect(),
+            )
+        };
+        Self::new(Kind::Tool, name)
+            .attr("enabled", Attr::Bool(enabled))
+            .attr("allowed_agents", set(Kind::Agent, agents))
+            .attr("allowed_roles", set(Kind::Role, roles))
+    }
+
     /// A resource about one principal or microDAO, named `user:<id>`,
     /// `agent:<id>` or `dao:<id>` (quotas, usage), with that principal as
     /// its attribute or that microDAO as its parent.

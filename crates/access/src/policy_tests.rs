@@ -63,26 +63,8 @@ fn room(public: bool, dao: Option<&str>, blocked: &[&str]) -> Resource {
 }
 
 fn tool(enabled: bool, agents: &[&str], roles: &[&str]) -> Resource {
-    Resource::new(Kind::Tool, "t1")
-        .attr("enabled", Attr::Bool(enabled))
-        .attr(
-            "allowed_agents",
-            Attr::Set(
-                agents
-                    .iter()
-                    .map(|a| Attr::Entity(Kind::Agent, (*a).into()))
-                    .collect(),
-            ),
-        )
-        .attr(
-            "allowed_roles",
-            Attr::Set(
-                roles
-                    .iter()
-                    .map(|r| Attr::Entity(Kind::Role, (*r).into()))
-                    .collect(),
-            ),
-        )
+    let owned = |ids: &[&str]| ids.iter().map(|id| (*id).to_owned()).collect::<Vec<_>>();
+    Resource::tool("t1", enabled, &owned(agents), &owned(roles))
 }
 
 fn allowed(e: &Engine, p: &Principal, a: Action, r: &Resource) -> bool {

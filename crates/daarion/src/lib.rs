@@ -37,6 +37,7 @@ pub static SERVICES: &[&Service] = &[
     &daarion_messaging::SPEC,
     &daarion_space::SPEC,
     &daarion_agents::SPEC,
+    &daarion_toolcore::SPEC,
     &daarion_llm::SPEC,
     &daarion_usage::SPEC,
 ];

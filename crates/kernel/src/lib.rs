@@ -24,6 +24,7 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod names;
+pub mod outbound;
 pub mod secret;
 pub mod server;
 pub mod shutdown;

@@ -27,10 +27,7 @@ pub(super) async fn authorize(
             )
         });
     }
-    let resource = Resource::new(Kind::Tool, format!("llm:{model}"))
-        .attr("enabled", Attr::Bool(true))
-        .attr("allowed_agents", Attr::Set(Vec::new()))
-        .attr("allowed_roles", Attr::Set(Vec::new()));
+    let resource = Resource::tool(&format!("llm:{model}"), true, &[], &[]);
     state
         .access
         .check(principal, Action::ExecTool, &resource, Default::default())

@@ -12,7 +12,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use bytes::Bytes;
-use daarion_access::{Action, Attr, Credential, Kind, Principal, PrincipalKind, Resource};
+use daarion_access::{Action, Credential, Principal, PrincipalKind, Resource};
 use daarion_usage::{Admission, ExtraLimit, Outcome, Subjects, UsageKind, UsageRecord};
 use serde::Serialize;
 use serde_json::Value;

@@ -1,0 +1,432 @@
+//! Toolcore end to end, on both backends: built-in tools run for agents
+//! that have them, within what the caller may read; webhook tools are
+//! signed, timed out and governed by city admins; bad arguments and
+//! denied tools never run; every call is logged and metered.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    http::{HeaderMap, StatusCode},
+    routing::post,
+};
+use common::{City, Kind, TestApp, error_code};
+use serde_json::{Value, json};
+
+on_every_backend!(
+    built_in_tools_run_for_agents_that_have_them_within_what_they_may_read,
+    webhook_tools_are_signed_timed_out_and_governed,
+);
+
+const TOOLS: &str = "/api/toolcore/tools";
+
+/// An agent of Alice's with the helper blueprint's tools, in `guild`;
+/// its API key.
+async fn helper_in_guild(app: &TestApp) -> String {
+    common::community(app, "alice", "guild", "public").await;
+    app.send("POST", "/api/microdao/daos/guild/join", "bob", None)
+        .await;
+    let (status, made) = app
+        .send(
+            "POST",
+            "/api/agents/agents",
+            "alice",
+            Some(json!({"slug": "helper", "blueprint": "helper"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let (status, body) = app
+        .send(
+            "POST",
+            "/api/microdao/daos/guild/agents",
+            "alice",
+            Some(json!({"agent": "helper"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    app.api_key_for_agent("alice", "helper").await
+}
+
+async fn call(app: &TestApp, key: &str, tool: &str, body: Value) -> (u16, Value) {
+    app.send_with(
+        "POST",
+        &format!("{TOOLS}/{tool}/call"),
+        ("authorization", format!("Bearer {key}")),
+        Some(body),
+    )
+    .await
+}
+
+async fn built_in_tools_run_for_agents_that_have_them_within_what_they_may_read(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let key = helper_in_guild(&app).await;
+    let (_, tools) = app.get_as(TOOLS, Some("bob")).await;
+    let names: Vec<&str> = tools["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "time.now",
+            "math.evaluate",
+            "city.rooms",
+            "microdao.members"
+        ]
+    );
+
+    // "How many members do we have?": the agent looks it up.
+    let (status, answer) = call(
+        &app,
+        &key,
+        "microdao.members",
+        json!({"arguments": {"dao": "guild"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["result"]["total"], 3,
+        "alice, bob and the agent: {answer}"
+    );
+    assert!(answer["call_id"].as_str().unwrap().starts_with("call_"));
+
+    // Not among its tools: refused, nothing ran.
+    let (status, body) = call(
+        &app,
+        &key,
+        "math.evaluate",
+        json!({"arguments": {"expression": "2+2"}}),
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (403, "forbidden"), "{body}");
+    // Arguments that do not fit the schema: refused before running.
+    for arguments in [
+        json!({"dao": 5}),
+        json!({"dao": "guild", "extra": true}),
+        json!({}),
+        json!([1]),
+    ] {
+        let (status, body) = call(
+            &app,
+            &key,
+            "microdao.members",
+            json!({"arguments": arguments}),
+        )
+        .await;
+        assert_eq!(
+            (status, error_code(&body)),
+            (422, "validation_failed"),
+            "{arguments}: {body}"
+        );
+    }
+    // A private community it is not in reads as none.
+    common::community(&app, "carol", "vault", "private").await;
+    let (status, _) = call(
+        &app,
+        &key,
+        "microdao.members",
+        json!({"arguments": {"dao": "vault"}}),
+    )
+    .await;
+    assert_eq!(status, 404);
+    // Acting for a person, the tool reads only what both may: Carol, in
+    // the vault, cannot lend the agent her access.
+    let carol = format!("user:{}", app.user_id("carol").await);
+    let (status, _) = call(
+        &app,
+        &key,
+        "microdao.members",
+        json!({"arguments": {"dao": "vault"}, "acting_for": carol}),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, answer) = call(
+        &app,
+        &key,
+        "microdao.members",
+        json!({"arguments": {"dao": "guild", "limit": 1}, "acting_for": carol}),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["result"]["members"].as_array().map(Vec::len)),
+        (200, Some(1))
+    );
+    let (status, _) = call(
+        &app,
+        &key,
+        "time.now",
+        json!({"arguments": {}, "acting_for": "user:nobody"}),
+    )
+    .await;
+    assert_eq!(status, 422);
+
+    // People call the open built-ins themselves.
+    let (status, answer) = app
+        .send(
+            "POST",
+            &format!("{TOOLS}/math.evaluate/call"),
+            "bob",
+            Some(json!({"arguments": {"expression": "(2+3)*4^2"}})),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["result"]["value"].clone()),
+        (200, json!(80.0)),
+        "{answer}"
+    );
+    let (status, body) = app
+        .send(
+            "POST",
+            &format!("{TOOLS}/math.evaluate/call"),
+            "bob",
+            Some(json!({"arguments": {"expression": "1/0"}})),
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (502, "bad_gateway"), "{body}");
+    let (status, _) = app
+        .send(
+            "POST",
+            &format!("{TOOLS}/no.such/call"),
+            "bob",
+            Some(json!({"arguments": {}})),
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    // Every call is logged (city admins read the log) and metered.
+    let (status, log) = app
+        .get_as("/api/toolcore/calls?tool=microdao.members", Some("root"))
+        .await;
+    assert_eq!(status, 200, "{log}");
+    let outcomes: Vec<&str> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes.iter().filter(|o| **o == "ok").count(), 2, "{log}");
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == "invalid_arguments")
+            .count(),
+        4,
+        "{log}"
+    );
+    assert_eq!(app.get_as("/api/toolcore/calls", Some("bob")).await.0, 403);
+    daarion_testkit::eventually("tool calls metered", Duration::from_secs(10), || async {
+        let (_, usage) = app
+            .get_as(
+                "/api/usage/subjects/agent:helper/summary?kind=tool&granularity=total",
+                Some("root"),
+            )
+            .await;
+        (usage["items"][0]["events"].as_u64() >= Some(8)).then_some(())
+    })
+    .await;
+    app.stop().await;
+}
+
+/// A webhook tool's far end: checks each request's signature with the
+/// secret it is given, counts calls, and answers per path.
+#[derive(Clone, Default)]
+struct FakeWebhook {
+    secret: Arc<Mutex<String>>,
+    calls: Arc<AtomicUsize>,
+}
+
+impl FakeWebhook {
+    async fn start(&self) -> String {
+        let me = self.clone();
+        let hook = move |headers: HeaderMap, body: Bytes| {
+            let me = me.clone();
+            async move {
+                me.calls.fetch_add(1, Ordering::SeqCst);
+                let timestamp: i64 = headers["x-daarion-timestamp"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let expected = daarion_toolcore::webhook::signature(
+                    &me.secret.lock().unwrap(),
+                    timestamp,
+                    &body,
+                );
+                let verified = headers["x-daarion-signature"] == expected.as_str();
+                let request: Value = serde_json::from_slice(&body).unwrap();
+                Json(
+                    json!({"verified": verified, "echo": request["arguments"], "caller": request["caller"]}),
+                )
+            }
+        };
+        let slow = || async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            Json(json!({}))
+        };
+        let broken = || async { (StatusCode::INTERNAL_SERVER_ERROR, "down") };
+        let app = Router::new()
+            .route("/hook", post(hook))
+            .route("/slow", post(slow))
+            .route("/broken", post(broken));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{addr}")
+    }
+}
+
+async fn webhook_tools_are_signed_timed_out_and_governed(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let fake = FakeWebhook::default();
+    let base = fake.start().await;
+    let key = helper_in_guild(&app).await;
+    let schema = json!({
+        "type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 40}},
+        "required": ["city"],
+        "additionalProperties": false
+    });
+    let weather = json!({"name": "weather.lookup", "description": "The weather in a city.",
+        "parameters": schema, "url": format!("{base}/hook"), "timeout_ms": 2000});
+    let (status, _) = app.send("POST", TOOLS, "bob", Some(weather.clone())).await;
+    assert_eq!(status, 403, "only city admins register tools");
+    let (status, registered) = app.send("POST", TOOLS, "root", Some(weather.clone())).await;
+    assert_eq!(status, 201, "{registered}");
+    *fake.secret.lock().unwrap() = registered["secret"].as_str().unwrap().to_owned();
+    let (status, _) = app.send("POST", TOOLS, "root", Some(weather)).await;
+    assert_eq!(status, 409);
+    let (_, shown) = app
+        .get_as(&format!("{TOOLS}/weather.lookup"), Some("bob"))
+        .await;
+    assert!(
+        shown.get("secret").is_none(),
+        "the secret is shown once: {shown}"
+    );
+
+    // The agent gets the tool among its own, then calls it: a signed request.
+    app.send(
+        "PATCH",
+        "/api/agents/agents/helper",
+        "alice",
+        Some(json!({"tools": ["microdao.members", "weather.lookup"]})),
+    )
+    .await;
+    let ask = json!({"arguments": {"city": "Kyiv"}});
+    let (status, answer) = call(&app, &key, "weather.lookup", ask.clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["result"]["verified"], true, "{answer}");
+    assert_eq!(answer["result"]["echo"], json!({"city": "Kyiv"}));
+    assert_eq!(answer["result"]["caller"], "agent:helper");
+    let (status, _) = call(
+        &app,
+        &key,
+        "weather.lookup",
+        json!({"arguments": {"town": "Lviv"}}),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        fake.calls.load(Ordering::SeqCst),
+        1,
+        "refused arguments never reach the tool"
+    );
+
+    // Governed: disabled, or limited to other agents, it runs for nobody else.
+    let path = format!("{TOOLS}/weather.lookup");
+    for (change, expected) in [
+        (json!({"enabled": false}), 403),
+        (
+            json!({"enabled": true, "allowed_agents": ["someone-else"]}),
+            403,
+        ),
+        (json!({"allowed_agents": ["helper"]}), 200),
+    ] {
+        let (status, body) = app.send("PATCH", &path, "root", Some(change.clone())).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            call(&app, &key, "weather.lookup", ask.clone()).await.0,
+            expected,
+            "{change}"
+        );
+    }
+    assert_eq!(
+        app.send("PATCH", &path, "bob", Some(json!({"enabled": false})))
+            .await
+            .0,
+        403
+    );
+
+    // Slow and broken ends: a timeout and a failure, both logged.
+    for (name, url, expected) in [("slow.tool", "slow", 504), ("broken.tool", "broken", 502)] {
+        let (status, body) = app
+            .send(
+                "POST",
+                TOOLS,
+                "root",
+                Some(json!({"name": name, "parameters": {"type": "object"}, "url": format!("{base}/{url}"), "timeout_ms": 300})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let (status, body) = app
+            .send(
+                "POST",
+                &format!("{TOOLS}/{name}/call"),
+                "bob",
+                Some(json!({"arguments": {}})),
+            )
+            .await;
+        assert_eq!(status, expected, "{name}: {body}");
+        assert!(
+            !body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("127.0.0.1"),
+            "{body}"
+        );
+    }
+    let (_, log) = app
+        .get_as("/api/toolcore/calls?tool=slow.tool", Some("root"))
+        .await;
+    assert_eq!(log["items"][0]["outcome"], "timeout", "{log}");
+
+    // Bad registrations, built-ins kept, and removal.
+    for bad in [
+        json!({"name": "xy", "parameters": {"type": "object"}, "url": format!("{base}/hook")}),
+        json!({"name": "bad.schema", "parameters": {"type": "string"}, "url": format!("{base}/hook")}),
+        json!({"name": "bad.url", "parameters": {"type": "object"}, "url": "ftp://example.org"}),
+        json!({"name": "bad.timeout", "parameters": {"type": "object"}, "url": format!("{base}/hook"), "timeout_ms": 1}),
+    ] {
+        let (status, body) = app.send("POST", TOOLS, "root", Some(bad.clone())).await;
+        assert_eq!(status, 422, "{bad}: {body}");
+    }
+    let builtin = json!({"name": "time.now", "parameters": {"type": "object"}, "url": format!("{base}/hook")});
+    assert_eq!(app.send("POST", TOOLS, "root", Some(builtin)).await.0, 409);
+    assert_eq!(
+        app.send("DELETE", &format!("{TOOLS}/time.now"), "root", None)
+            .await
+            .0,
+        409
+    );
+    assert_eq!(app.send("DELETE", &path, "root", None).await.0, 204);
+    assert_eq!(call(&app, &key, "weather.lookup", ask).await.0, 404);
+    app.stop().await;
+}

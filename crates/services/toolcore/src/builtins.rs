@@ -1,0 +1,173 @@
+//! The tools DAARION ships, run in-process: the time, arithmetic, the
+//! city's rooms, a microDAO's members. Each reads only what the caller
+//! may read.
+
+use daarion_access::{Action, Enforcer, Principal};
+use daarion_store::Db;
+use serde_json::{Value, json};
+
+use crate::domain::ToolError;
+
+/// A built-in tool: its name, what it does, and its arguments' schema.
+pub struct Builtin {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub parameters: fn() -> Value,
+}
+
+pub static BUILTINS: &[Builtin] = &[
+    Builtin {
+        name: "time.now",
+        description: "The current date and time, in UTC and at an offset from it.",
+        parameters: || {
+            json!({
+                "type": "object",
+                "properties": {
+                    "offset_minutes": {"type": "integer", "minimum": -720, "maximum": 840,
+                        "description": "Minutes east of UTC for the local time (Kyiv in winter: 120)."}
+                },
+                "additionalProperties": false
+            })
+        },
+    },
+    Builtin {
+        name: "math.evaluate",
+        description: "Evaluates an arithmetic expression (+ - * / ^, parentheses, sqrt, sin, cos, ln, exp, abs, PI, E).",
+        parameters: || {
+            json!({
+                "type": "object",
+                "properties": {"expression": {"type": "string", "minLength": 1, "maxLength": 200}},
+                "required": ["expression"],
+                "additionalProperties": false
+            })
+        },
+    },
+    Builtin {
+        name: "city.rooms",
+        description: "The city's public rooms: slug, title and description.",
+        parameters: || {
+            json!({
+                "type": "object",
+                "properties": {"limit": {"type": "integer", "minimum": 1, "maximum": 50}},
+                "additionalProperties": false
+            })
+        },
+    },
+    Builtin {
+        name: "microdao.members",
+        description: "How many members a community has, and who they are (the first `limit`, by name).",
+        parameters: || {
+            json!({
+                "type": "object",
+                "properties": {
+                    "dao": {"type": "string", "minLength": 2, "maxLength": 63,
+                        "description": "The community's slug."},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 100}
+                },
+                "required": ["dao"],
+                "additionalProperties": false
+            })
+        },
+    },
+];
+
+pub fn builtin(name: &str) -> Option<&'static Builtin> {
+    BUILTINS.iter().find(|b| b.name == name)
+}
+
+/// What a built-in may read with, and on whose behalf.
+pub struct Context<'a> {
+    pub db: &'a Db,
+    pub access: &'a Enforcer,
+    /// Everyone the call is for (the calling agent, the person it acts
+    /// for): each must be allowed what the tool reads.
+    pub callers: &'a [Principal],
+}
+
+/// Runs the built-in `name` with arguments already checked against its schema.
+pub async fn run(name: &str, ctx: &Context<'_>, arguments: &Value) -> Result<Value, ToolError> {
+    let limit = |default: u32| {
+        arguments["limit"]
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(default)
+    };
+    match name {
+        "time.now" => {
+            let now = chrono::Utc::now();
+            let offset = arguments["offset_minutes"].as_i64().unwrap_or(0);
+            let local = chrono::FixedOffset::east_opt(i32::try_from(offset * 60).unwrap_or(0))
+                .map(|zone| now.with_timezone(&zone).to_rfc3339());
+            Ok(json!({"utc": now.to_rfc3339(), "unix": now.timestamp(), "local": local}))
+        }
+        "math.evaluate" => {
+            let expression = arguments["expression"].as_str().unwrap_or_default();
+            let value = exmex::eval_str::<f64>(expression)
+                .map_err(|e| ToolError::Failed(format!("cannot evaluate {expression:?}: {e}")))?;
+            if value.is_finite() {
+                Ok(json!({"value": value}))
+            } else {
+                Err(ToolError::Failed(format!(
+                    "{expression:?} has no finite value"
+                )))
+            }
+        }
+        "city.rooms" => {
+            let mut rooms = daarion_messaging::store::public_rooms(ctx.db, None, limit(20))
+                .await
+                .map_err(|e| ToolError::Failed(e.to_string()))?;
+            rooms.truncate(limit(20) as usize);
+            let rooms: Vec<Value> = rooms
+                .into_iter()
+                .map(|r| json!({"slug": r.slug, "title": r.title, "description": r.description}))
+                .collect();
+            Ok(json!({"rooms": rooms}))
+        }
+        "microdao.members" => {
+            let slug = arguments["dao"].as_str().unwrap_or_default();
+            let unknown =
+                || ToolError::NotFound(format!("no community {slug:?} that you may read"));
+            let dao = daarion_microdao::store::dao(ctx.db, slug)
+                .await
+                .map_err(|e| ToolError::Failed(e.to_string()))?
+                .ok_or_else(unknown)?;
+            let resource = daarion_microdao::access::dao_resource(&dao.slug, dao.visibility);
+            if !ctx
+                .callers
+                .iter()
+                .all(|who| ctx.access.allows(who, Action::Read, &resource))
+            {
+                return Err(unknown());
+            }
+            let mut members = daarion_microdao::store::members(ctx.db, slug, None, limit(20))
+                .await
+                .map_err(|e| ToolError::Failed(e.to_string()))?;
+            members.truncate(limit(20) as usize);
+            let members: Vec<Value> = members
+                .into_iter()
+                .map(
+                    |m| json!({"member": m.principal, "handle": m.handle, "role": m.role.as_str()}),
+                )
+                .collect();
+            Ok(json!({"dao": dao.slug, "name": dao.name, "total": dao.members, "members": members}))
+        }
+        _ => Err(ToolError::NotFound(format!("no built-in tool {name:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_has_a_valid_object_schema() {
+        for b in BUILTINS {
+            assert!(crate::domain::name(b.name).is_ok(), "{}", b.name);
+            assert!(
+                crate::domain::parameters(&(b.parameters)()).is_ok(),
+                "{}",
+                b.name
+            );
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Toolcore (port 7009, `/api/toolcore/`): the tools agents use.
+//!
+//! - `GET /api/toolcore/tools` (+ `/{tool}`): the built-in tools (`time.now`,
+//!   `math.evaluate`, `city.rooms`, `microdao.members`) and those the city
+//!   registered, each with the JSON Schema of its arguments.
+//! - `POST /api/toolcore/tools`, `PATCH/DELETE …/{tool}` (city admins):
+//!   webhook tools — an address, a timeout, a signing secret shown once,
+//!   enabled or not, open or limited to agents and role groups.
+//! - `POST …/{tool}/call`: runs a tool for the caller (and the person an
+//!   agent acts for): the policies must allow both (`exec_tool`), an agent
+//!   only its own tools (the control plane's `agent_policy`), and the
+//!   arguments must fit the schema — or nothing runs. Every call is logged
+//!   (`GET /api/toolcore/calls`, city admins) and metered (`usage.tool`).
+//!
+//! Layout: `domain` (names, schemas, errors), `builtins`, `webhook`
+//! (signed calls), `store` (tools, call log), `api`, `access`.
+
+pub mod access;
+pub mod api;
+pub mod builtins;
+pub mod domain;
+pub mod store;
+pub mod webhook;
+
+use std::sync::Arc;
+
+use daarion_access::Enforcer;
+use daarion_bus::Outbox;
+use daarion_control::ControlClient;
+use daarion_service::{BuildError, Context, Event, Mount, Service};
+use daarion_store::{Db, migration};
+
+pub const SERVICE: &str = "toolcore";
+
+pub static SPEC: Service = Service {
+    name: SERVICE,
+    port: 7009,
+    version: env!("CARGO_PKG_VERSION"),
+    migrations: &[migration!(1, "001_create_toolcore_tables")],
+    rules: access::RULES,
+    websocket: false,
+    streams: &[],
+    events: &[Event::durable("usage.tool")],
+    settings: None,
+    example: |kind| {
+        (kind == daarion_access::Kind::Tool)
+            .then(|| daarion_access::Resource::tool("weather.lookup", true, &[], &[]))
+    },
+    build: |ctx| Box::pin(build(ctx)),
+};
+
+#[derive(Clone)]
+pub struct ToolState {
+    db: Db,
+    outbox: Outbox,
+    access: Arc<Enforcer>,
+    control: ControlClient,
+    http: reqwest::Client,
+}
+
+async fn build(ctx: Context) -> Result<Mount, BuildError> {
+    let access = ctx.enforcer(access::ToolResources { db: ctx.db.clone() });
+    let state = ToolState {
+        control: ctx.component::<ControlClient>()?,
+        http: daarion_kernel::outbound::client_builder()
+            .map_err(BuildError::new)?
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| BuildError::new(format!("toolcore's HTTP client: {e}")))?,
+        db: ctx.db,
+        outbox: ctx.outbox,
+        access: access.clone(),
+    };
+    Ok(Mount::new(access, api::router().with_state(state)))
+}
