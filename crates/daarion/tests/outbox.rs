@@ -106,9 +106,13 @@ async fn an_event_committed_before_a_crash_is_published_after_restart() {
     let nats_url = city.settings.nats_url.clone().unwrap();
     let stall = Stall::to(nats_url.trim_start_matches("nats://").to_owned()).await;
     // People sign in through an auth replica; the city process reads their
-    // sessions from the shared store.
+    // sessions from the shared store. The replica stops once Alice is in:
+    // every process relays events left staged past the outbox's grace, so
+    // a live one would publish the crashed process's event before the
+    // restart this test waits for.
     let auth = spawn_with(city.settings.clone(), Shape::Service("auth".into())).await;
     let cookie = format!("daarion_session={}", auth.session("alice").await);
+    auth.stop().await;
 
     let port = daarion_testkit::free_port("127.0.0.1");
     let mut first = serve_city(&city, &format!("nats://{}", stall.addr), port).await;
