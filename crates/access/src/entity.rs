@@ -65,6 +65,13 @@ impl Resource {
         self
     }
 
+    /// Another resource the decision reads through an attribute (an
+    /// agent's owner through a usage record's `agent`).
+    pub fn related(mut self, other: Resource) -> Self {
+        self.related.push(other);
+        self
+    }
+
     pub fn parent(mut self, kind: Kind, id: impl Into<String>) -> Self {
         self.parents.push((kind, id.into()));
         self

@@ -326,6 +326,18 @@ fn usage_is_for_its_owner_dao_admins_and_city_admins() {
     let bot_usage = Resource::new(Kind::Usage, "agent:bot")
         .attr("agent", Attr::Entity(Kind::Agent, "bot".into()));
     assert!(allowed(&e, &agent("bot", "o", &[]), ViewUsage, &bot_usage));
+    // Its owner (the agent rides along with its owner); nobody else.
+    let owner = user("o", &[CITY_CITIZEN]);
+    let with_owner = bot_usage.related(
+        Resource::new(Kind::Agent, "bot").attr("owner", Attr::Entity(Kind::User, "o".into())),
+    );
+    assert!(allowed(&e, &owner, ViewUsage, &with_owner));
+    assert!(!allowed(
+        &e,
+        &user("v", &[CITY_CITIZEN]),
+        ViewUsage,
+        &with_owner
+    ));
 }
 
 #[test]

@@ -230,11 +230,17 @@ async fn built_in_tools_run_for_agents_that_have_them_within_what_they_may_read(
         "{log}"
     );
     assert_eq!(app.get_as("/api/toolcore/calls", Some("bob")).await.0, 403);
+    let helpers = "/api/usage/subjects/agent:helper/summary";
+    assert_eq!(
+        app.get_as(helpers, Some("bob")).await.0,
+        403,
+        "only its owner (and admins)"
+    );
     daarion_testkit::eventually("tool calls metered", Duration::from_secs(10), || async {
         let (_, usage) = app
             .get_as(
                 "/api/usage/subjects/agent:helper/summary?kind=tool&granularity=total",
-                Some("root"),
+                Some("alice"),
             )
             .await;
         (usage["items"][0]["events"].as_u64() >= Some(8)).then_some(())

@@ -1,12 +1,14 @@
 //! What each usage endpoint needs, and how a subject's usage looks to the
 //! policies.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use axum::http::Method;
 use daarion_access::{
     Access::{Check, SignedIn},
     Action::ViewUsage,
-    Kind, Resource, Resources, Rule,
+    Attr, Authenticate, Kind, PrincipalKind, Resource, Resources, Rule, Subject,
     Target::{City, Path as P},
 };
 use daarion_kernel::ApiError;
@@ -33,15 +35,36 @@ pub static RULES: &[Rule] = &[
     Rule::new(Method::GET, "/api/usage/plans", SignedIn),
 ];
 
-/// Usage of one person, agent or microDAO, as the policies see it.
-pub(crate) struct UsageResources;
+/// Usage of one person, agent or microDAO, as the policies see it; an
+/// agent's comes with the agent and its owner (`usage-agent-owner` reads
+/// it), and an agent without one does not exist.
+pub(crate) struct UsageResources {
+    pub(crate) directory: Arc<dyn Authenticate>,
+}
 
 #[async_trait]
 impl Resources for UsageResources {
     async fn load(&self, kind: Kind, id: &str) -> Result<Option<Resource>, ApiError> {
-        match kind {
-            Kind::Usage => Ok(Some(Resource::about(Kind::Usage, &api::parse_subject(id)?))),
-            _ => Ok(None),
+        if kind != Kind::Usage {
+            return Ok(None);
         }
+        let subject = api::parse_subject(id)?;
+        let resource = Resource::about(Kind::Usage, &subject);
+        let Subject::Agent(agent) = &subject else {
+            return Ok(Some(resource));
+        };
+        let owner = self
+            .directory
+            .principal(PrincipalKind::Agent, agent)
+            .await
+            .map_err(|e| ApiError::unavailable(&e))?
+            .and_then(|a| a.owner);
+        // An agent nobody owns is an agent that does not exist.
+        Ok(owner.map(|owner| {
+            resource.related(
+                Resource::new(Kind::Agent, agent.as_str())
+                    .attr("owner", Attr::Entity(Kind::User, owner)),
+            )
+        }))
     }
 }

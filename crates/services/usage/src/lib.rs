@@ -77,7 +77,9 @@ async fn sweep_reservations(meter: Meter, shutdown: CancellationToken) {
 /// sweeper of expired budget reservations.
 fn build(ctx: Context) -> Result<Mount, BuildError> {
     let meter: Meter = ctx.component()?;
-    let access = ctx.enforcer(access::UsageResources);
+    let access = ctx.enforcer(access::UsageResources {
+        directory: ctx.access.authn.clone(),
+    });
     events::record_usage(&ctx);
     ctx.tasks
         .spawn(sweep_reservations(meter.clone(), ctx.shutdown.clone()));
