@@ -1,7 +1,7 @@
 // The agent hub, in each language: a person makes an agent from a
 // blueprint, changes its prompt, compares the first version with the new
-// one, rolls back to it and pauses the agent; another person does not see
-// the private agent.
+// one, rolls back to it, sees what the agent used and pauses it; another
+// person does not see the private agent.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
@@ -16,6 +16,17 @@ import {
 
 let city;
 let browser;
+
+/** Retries `check` until it passes, for what arrives through the bus. */
+async function retried(check, tries = 20) {
+  for (let n = 1; ; n++) {
+    try {
+      return await check();
+    } catch (error) {
+      if (n >= tries) throw error;
+    }
+  }
+}
 before(async () => {
   city = await startCity();
   browser = await launch();
@@ -84,6 +95,25 @@ for (const lang of ["en", "uk"]) {
             ?.control?.value.includes("helpful member"),
         t("hub.prompt"),
       );
+
+      // What the agent uses shows on its page: a tool call with its own key.
+      const made = await page.request.post(`${city.url}/api/auth/api-keys`, {
+        data: { name: "olha", agent: `olha-${lang}` },
+        headers: { origin: city.url },
+      });
+      assert.equal(made.status(), 201, await made.text());
+      const outside = await browser.newContext();
+      const called = await outside.request.post(`${city.url}/api/toolcore/tools/time.now/call`, {
+        data: { arguments: {} },
+        headers: { authorization: `Bearer ${(await made.json()).key}` },
+      });
+      assert.equal(called.status(), 200, await called.text());
+      await outside.close();
+      const usage = page.getByRole("table", { name: t("hub.usage") });
+      await retried(async () => {
+        await page.reload();
+        await usage.getByRole("row").filter({ hasText: "tool" }).waitFor({ timeout: 1000 });
+      });
 
       await page.getByRole("button", { name: t("hub.pause") }).click();
       await page.getByText(t("hub.status.paused"), { exact: false }).first().waitFor();

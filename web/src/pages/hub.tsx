@@ -17,6 +17,7 @@ import {
   useLoad,
   usePaged,
 } from "../ui";
+import { UsageBreakdown } from "./settings";
 
 type Agent = Schemas["AgentDetailView"];
 type PromptVersion = Schemas["Document"];
@@ -165,6 +166,12 @@ export function HubAgent({ slug }: { slug: string }) {
         archived={it.status === "archived"}
       />
       {it.status !== "archived" && <Lifecycle agent={it} changed={changed} />}
+      <UsageBreakdown
+        subject={`agent:${it.slug}`}
+        groupBy="kind"
+        title={t("hub.usage")}
+        keyLabel={t("usage.group.kind")}
+      />
     </section>
   );
 }

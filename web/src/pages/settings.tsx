@@ -3,6 +3,7 @@
 import type { ComponentChildren } from "preact";
 import { useState } from "preact/hooks";
 import { api, ok, type Schemas } from "../api/client";
+import type { paths } from "../api/schema";
 import { type Key, useI18n } from "../i18n";
 import { withRecentPasskey } from "../reauth";
 import { useSession } from "../session";
@@ -459,6 +460,66 @@ export function asJson(summary: Summary | string): Summary {
   return summary;
 }
 
+type GroupBy = NonNullable<
+  NonNullable<
+    paths["/api/usage/subjects/{subject}/summary"]["get"]["parameters"]["query"]
+  >["group_by"]
+>;
+
+/** One subject's usage in total, a row per `groupBy` key. */
+export function UsageBreakdown({
+  subject,
+  groupBy,
+  title,
+  keyLabel,
+}: {
+  subject: string;
+  groupBy: GroupBy;
+  title: string;
+  keyLabel: string;
+}) {
+  const { t, number } = useI18n();
+  const money = useMoney();
+  const summary = useLoad(
+    () =>
+      ok(
+        api.GET("/api/usage/subjects/{subject}/summary", {
+          params: { path: { subject }, query: { group_by: groupBy, granularity: "total" } },
+        }),
+      ).then(asJson),
+    [subject, groupBy],
+  );
+  return (
+    <>
+      <h2>{title}</h2>
+      <Listed items={summary.data?.items} error={summary.error} empty={t("usage.nothing")}>
+        {(items) => (
+          <table aria-label={title}>
+            <thead>
+              <tr>
+                <th scope="col">{keyLabel}</th>
+                <th scope="col">{t("usage.calls")}</th>
+                <th scope="col">{t("usage.tokens")}</th>
+                <th scope="col">{t("usage.cost")}</th>
+              </tr>
+            </thead>
+            <tbody>
+              {items.map((b) => (
+                <tr key={b.key ?? "-"}>
+                  <td>{b.key ?? "—"}</td>
+                  <td>{number(b.events)}</td>
+                  <td>{number(b.tokens_in + b.tokens_out)}</td>
+                  <td>{money(b.cost_micros, summary.data?.currency ?? "USD")}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </Listed>
+    </>
+  );
+}
+
 /** Money in micro-units of `currency`, as the reader writes it. */
 export function useMoney() {
   const { number } = useI18n();
@@ -473,15 +534,6 @@ function Usage() {
   const subject = `user:${user?.id ?? ""}`;
   const quota = useLoad(
     () => ok(api.GET("/api/usage/subjects/{subject}/quota", { params: { path: { subject } } })),
-    [subject],
-  );
-  const summary = useLoad(
-    () =>
-      ok(
-        api.GET("/api/usage/subjects/{subject}/summary", {
-          params: { path: { subject }, query: { group_by: "model", granularity: "total" } },
-        }),
-      ).then(asJson),
     [subject],
   );
   const q = quota.data;
@@ -519,31 +571,12 @@ function Usage() {
           </p>
         </div>
       )}
-      <h2>{t("usage.by_model")}</h2>
-      <Listed items={summary.data?.items} error={summary.error} empty={t("usage.nothing")}>
-        {(items) => (
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">{t("usage.model")}</th>
-                <th scope="col">{t("usage.calls")}</th>
-                <th scope="col">{t("usage.tokens")}</th>
-                <th scope="col">{t("usage.cost")}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((b) => (
-                <tr key={b.key ?? "-"}>
-                  <td>{b.key ?? "—"}</td>
-                  <td>{number(b.events)}</td>
-                  <td>{number(b.tokens_in + b.tokens_out)}</td>
-                  <td>{money(b.cost_micros, summary.data?.currency ?? "USD")}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
-      </Listed>
+      <UsageBreakdown
+        subject={subject}
+        groupBy="model"
+        title={t("usage.by_model")}
+        keyLabel={t("usage.model")}
+      />
     </section>
   );
 }
