@@ -106,6 +106,21 @@ async fn built_in_tools_run_for_agents_that_have_them_within_what_they_may_read(
     );
     assert!(answer["call_id"].as_str().unwrap().starts_with("call_"));
 
+    // Paused in the hub, it runs nothing until resumed.
+    let helper = "/api/agents/agents/helper";
+    app.send("PATCH", helper, "alice", Some(json!({"status": "paused"})))
+        .await;
+    let members = json!({"arguments": {"dao": "guild"}});
+    assert_eq!(
+        call(&app, &key, "microdao.members", members.clone())
+            .await
+            .0,
+        403
+    );
+    app.send("PATCH", helper, "alice", Some(json!({"status": "active"})))
+        .await;
+    assert_eq!(call(&app, &key, "microdao.members", members).await.0, 200);
+
     // Not among its tools: refused, nothing ran.
     let (status, body) = call(
         &app,
@@ -220,7 +235,7 @@ async fn built_in_tools_run_for_agents_that_have_them_within_what_they_may_read(
         .iter()
         .map(|c| c["outcome"].as_str().unwrap())
         .collect();
-    assert_eq!(outcomes.iter().filter(|o| **o == "ok").count(), 2, "{log}");
+    assert_eq!(outcomes.iter().filter(|o| **o == "ok").count(), 3, "{log}");
     assert_eq!(
         outcomes
             .iter()
@@ -243,7 +258,7 @@ async fn built_in_tools_run_for_agents_that_have_them_within_what_they_may_read(
                 Some("alice"),
             )
             .await;
-        (usage["items"][0]["events"].as_u64() >= Some(8)).then_some(())
+        (usage["items"][0]["events"].as_u64() >= Some(10)).then_some(())
     })
     .await;
     app.stop().await;

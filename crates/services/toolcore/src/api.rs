@@ -437,6 +437,16 @@ async fn run(
     input: CallTool,
 ) -> Result<Value, ToolError> {
     if principal.kind == PrincipalKind::Agent {
+        // An agent defined in the hub acts only while active (agents that
+        // only hold keys have no definition to pause).
+        let defined = daarion_agents::store::get(&state.db, &principal.id)
+            .await
+            .map_err(|e| ToolError::Failed(e.to_string()))?;
+        if defined.is_some_and(|a| a.status != daarion_agents::domain::Lifecycle::Active) {
+            return Err(ToolError::Forbidden(
+                "this agent is paused or archived".into(),
+            ));
+        }
         let policy = state
             .control
             .get(DocKind::AgentPolicy, &principal.id)
