@@ -1,7 +1,8 @@
 // The admin console, in each language: a policy saved with a mistake is
 // refused with the engine's message beside the file, then fixed; an
 // invitation link lets a new person in; usage, audit and dead letters show;
-// a citizen has no console.
+// a webhook tool is registered, turned off and removed, and calls are
+// logged; a citizen has no console.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
@@ -77,6 +78,45 @@ for (const lang of ["en", "uk"]) {
       ).json();
       assert.deepEqual(inForce.files, shipped.files);
       assert.ok(inForce.version > 1);
+    });
+
+    test("a webhook tool is registered, turned off and removed; calls are logged", async () => {
+      const { page, t } = admin;
+      await page.goto(`${city.url}/admin/tools`);
+      const tools = page.getByRole("table", { name: t("tools.title") });
+      await tools.getByText("microdao.members").waitFor();
+      const form = page.getByRole("form", { name: t("tools.register") });
+      const name = `weather-${lang}.lookup`;
+      await form.getByLabel(t("tools.name")).fill(name);
+      await form.getByLabel(t("tools.url")).fill("https://tools.example.org/hook");
+      await form.getByLabel(t("tools.schema")).fill("{ not json");
+      await form.getByRole("button", { name: t("tools.register") }).click();
+      await form.getByRole("alert").getByText(t("tools.not_json")).waitFor();
+      await form
+        .getByLabel(t("tools.schema"))
+        .fill('{"type": "object", "properties": {"city": {"type": "string"}}}');
+      await form.getByRole("button", { name: t("tools.register") }).click();
+      assert.ok(((await form.locator("code.secret").textContent()) ?? "").length >= 40);
+      await tools.getByRole("button", { name: t("tools.turn_off_named", { name }) }).click();
+      await tools.getByRole("button", { name: t("tools.turn_on_named", { name }) }).waitFor();
+      await page.reload();
+      await tools.getByRole("button", { name: t("tools.turn_on_named", { name }) }).waitFor();
+      // A call shows in the log.
+      const called = await page.request.post(`${city.url}/api/toolcore/tools/math.evaluate/call`, {
+        data: { arguments: { expression: "6*7" } },
+        headers: { origin: city.url },
+      });
+      assert.equal(called.status(), 200, await called.text());
+      await page.reload();
+      await page
+        .getByRole("table", { name: t("tools.calls") })
+        .getByRole("row")
+        .filter({ hasText: "math.evaluate" })
+        .first()
+        .waitFor();
+      await expectNoAccessibilityProblems(page, "tools");
+      await tools.getByRole("button", { name: t("tools.remove_named", { name }) }).click();
+      await tools.getByText(name).waitFor({ state: "detached" });
     });
 
     test("flags and quotas: set, refused when wrong, kept", async () => {

@@ -1,5 +1,5 @@
-// The city admins' console: policies, invitations, usage, the audit log and
-// dead letters. The server decides who may (city admins); a refused call
+// The city admins' console: policies, invitations, usage, the audit log,
+// dead letters and agents' tools. The server decides who may (city admins); a refused call
 // shows its 403 like any other error.
 import type { ComponentChildren } from "preact";
 import { useState } from "preact/hooks";
@@ -19,6 +19,7 @@ import {
   usePeople,
 } from "../ui";
 import { asJson, useMoney } from "./settings";
+import { ToolsAdmin } from "./tools";
 
 const SECTIONS: [string, Key][] = [
   ["policies", "admin.policies"],
@@ -28,6 +29,7 @@ const SECTIONS: [string, Key][] = [
   ["invites", "admin.invites"],
   ["audit", "admin.audit"],
   ["dead-letters", "admin.dead_letters"],
+  ["tools", "admin.tools"],
 ];
 
 export function Admin({ section }: { section: string }) {
@@ -40,6 +42,7 @@ export function Admin({ section }: { section: string }) {
     invites: () => <Invites />,
     audit: () => <Audit />,
     "dead-letters": () => <DeadLetters />,
+    tools: () => <ToolsAdmin />,
   };
   return (
     <div class="settings">
