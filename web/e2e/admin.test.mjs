@@ -116,7 +116,7 @@ for (const lang of ["en", "uk"]) {
         .waitFor();
       await expectNoAccessibilityProblems(page, "tools");
       await tools.getByRole("button", { name: t("tools.remove_named", { name }) }).click();
-      await tools.getByText(name).waitFor({ state: "detached" });
+      await tools.getByText(name, { exact: true }).waitFor({ state: "detached" });
     });
 
     test("flags and quotas: set, refused when wrong, kept", async () => {
