@@ -244,8 +244,26 @@ impl Enforcer {
                     "service tokens are not enabled here",
                 ));
             };
-            return match tokens.verify(token, self.service) {
-                Ok(principal) => Ok(Some(principal)),
+            return match tokens.verify_bearer(token, self.service) {
+                Ok(crate::token::Bearer::Service(name)) => Ok(Some(Principal::service(&name))),
+                Ok(crate::token::Bearer::Agent { agent, .. }) => {
+                    // The agent as it is now (its roles, its owner), with
+                    // the token as its credential: a runtime never holds
+                    // the agent's own keys.
+                    match self.authn.principal(PrincipalKind::Agent, &agent).await {
+                        Ok(Some(principal)) => Ok(Some(Principal {
+                            credential: crate::Credential::ServiceToken,
+                            scopes: None,
+                            ..principal
+                        })),
+                        Ok(None) => {
+                            let message = "the token acts as an agent that does not exist";
+                            self.refused(parts, "service_token", message).await;
+                            Err(ApiError::unauthorized(message))
+                        }
+                        Err(e) => Err(ApiError::unavailable(&e)),
+                    }
+                }
                 Err(error) => {
                     let message = error.to_string();
                     self.refused(parts, "service_token", &message).await;

@@ -1,5 +1,9 @@
 //! Internal service tokens: HS256 JWTs signed with the deployment's shared
 //! secret, at most five minutes long, whose audience is the callee service.
+//! A service may also act as an agent (the agent runtime calling the LLM
+//! proxy and toolcore for a run): the token's subject is then the agent and
+//! its `act` claim names the service (RFC 8693 §4.1), so the callee decides
+//! and meters as for the agent.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -30,12 +34,38 @@ pub enum TokenError {
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
     iss: String,
-    /// `service:<name>` of the caller.
+    /// `service:<name>` of the caller, or `agent:<id>` it acts as.
     sub: String,
     aud: String,
     iat: u64,
     exp: u64,
     jti: String,
+    /// The service acting as the subject agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    act: Option<Actor>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Actor {
+    /// `service:<name>`.
+    sub: String,
+}
+
+/// Who a genuine token names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bearer {
+    /// A service, for itself.
+    Service(String),
+    /// A service acting as this agent.
+    Agent { agent: String, service: String },
+}
+
+fn valid_agent(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Signs and verifies service tokens.
@@ -84,6 +114,30 @@ impl ServiceTokens {
         audience: &str,
         lifetime: Duration,
     ) -> Result<String, TokenError> {
+        self.sign(caller, audience, lifetime, None)
+    }
+
+    /// A token for `caller` to call `audience` as the agent `agent`.
+    pub fn issue_as_agent(
+        &self,
+        caller: &str,
+        agent: &str,
+        audience: &str,
+        lifetime: Duration,
+    ) -> Result<String, TokenError> {
+        if !valid_agent(agent) {
+            return Err(TokenError::Name);
+        }
+        self.sign(caller, audience, lifetime, Some(agent))
+    }
+
+    fn sign(
+        &self,
+        caller: &str,
+        audience: &str,
+        lifetime: Duration,
+        agent: Option<&str>,
+    ) -> Result<String, TokenError> {
         if lifetime.is_zero() || lifetime > MAX_LIFETIME {
             return Err(TokenError::Lifetime);
         }
@@ -91,21 +145,37 @@ impl ServiceTokens {
             return Err(TokenError::Name);
         }
         let iat = now();
+        let service = format!("service:{caller}");
+        let (sub, act) = match agent {
+            Some(agent) => (format!("agent:{agent}"), Some(Actor { sub: service })),
+            None => (service, None),
+        };
         let claims = Claims {
             iss: ISSUER.into(),
-            sub: format!("service:{caller}"),
+            sub,
             aud: audience.into(),
             iat,
             exp: iat + lifetime.as_secs().max(1),
             jti: uuid::Uuid::now_v7().to_string(),
+            act,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| TokenError::Invalid(e.to_string()))
     }
 
-    /// The calling service, when `token` is genuine, unexpired and meant
-    /// for `audience`.
+    /// The calling service, when `token` is genuine, unexpired, meant for
+    /// `audience` and the service's own.
     pub fn verify(&self, token: &str, audience: &str) -> Result<Principal, TokenError> {
+        match self.verify_bearer(token, audience)? {
+            Bearer::Service(name) => Ok(Principal::service(&name)),
+            Bearer::Agent { .. } => Err(TokenError::Invalid(
+                "a token acting as an agent is not accepted here".into(),
+            )),
+        }
+    }
+
+    /// Who a genuine, unexpired token meant for `audience` names.
+    pub fn verify_bearer(&self, token: &str, audience: &str) -> Result<Bearer, TokenError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_audience(&[audience]);
         validation.set_issuer(&[ISSUER]);
@@ -117,12 +187,26 @@ impl ServiceTokens {
         if claims.exp.saturating_sub(claims.iat) > MAX_LIFETIME.as_secs() {
             return Err(TokenError::Invalid("lifetime over 5 minutes".into()));
         }
-        let name = claims
-            .sub
-            .strip_prefix("service:")
-            .filter(|n| valid_name(n))
-            .ok_or_else(|| TokenError::Invalid("subject is not a service".into()))?;
-        Ok(Principal::service(name))
+        let service = |sub: &str| {
+            sub.strip_prefix("service:")
+                .filter(|n| valid_name(n))
+                .map(str::to_owned)
+                .ok_or_else(|| TokenError::Invalid("not a service".into()))
+        };
+        match claims.act {
+            None => Ok(Bearer::Service(service(&claims.sub)?)),
+            Some(actor) => {
+                let agent = claims
+                    .sub
+                    .strip_prefix("agent:")
+                    .filter(|id| valid_agent(id))
+                    .ok_or_else(|| TokenError::Invalid("subject is not an agent".into()))?;
+                Ok(Bearer::Agent {
+                    agent: agent.to_owned(),
+                    service: service(&actor.sub)?,
+                })
+            }
+        }
     }
 }
 
@@ -175,6 +259,28 @@ mod tests {
     }
 
     #[test]
+    fn a_service_can_act_as_an_agent_only_where_agents_are_accepted() {
+        let t = tokens("0123456789abcdef0123456789abcdef");
+        let token = t
+            .issue_as_agent("runtime", "helper", "llm", Duration::from_secs(60))
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(
+            t.verify_bearer(&token, "llm"),
+            Ok(Bearer::Agent {
+                agent: "helper".into(),
+                service: "runtime".into()
+            })
+        );
+        assert!(t.verify(&token, "llm").is_err(), "not a service's own");
+        assert!(t.verify_bearer(&token, "auth").is_err(), "wrong audience");
+        assert_eq!(
+            t.issue_as_agent("runtime", "no/slash", "llm", Duration::from_secs(60))
+                .err(),
+            Some(TokenError::Name)
+        );
+    }
+
+    #[test]
     fn lifetimes_and_secrets_are_bounded() {
         assert_eq!(
             ServiceTokens::new(b"short").err(),
@@ -201,6 +307,7 @@ mod tests {
             iat: now() - 400,
             exp: now() - 100,
             jti: "j".into(),
+            act: None,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &t.encoding)
             .unwrap_or_else(|e| unreachable!("{e}"));

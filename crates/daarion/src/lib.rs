@@ -40,6 +40,8 @@ pub static SERVICES: &[&Service] = &[
     &daarion_toolcore::SPEC,
     &daarion_llm::SPEC,
     &daarion_usage::SPEC,
+    &daarion_router::SPEC,
+    &daarion_runtime::SPEC,
 ];
 
 /// Every migration set, in the order they apply: the platform's own
@@ -262,6 +264,25 @@ impl App {
                 let own = (shape == Shape::AllInOne).then_some((address.port(), https));
                 auth.resolve_for_listener(address.ip().is_loopback(), own)
             })?;
+        if shape == Shape::AllInOne {
+            // The runtime calls the LLM proxy and toolcore through this
+            // very listener...
+            settings.services.update(
+                &daarion_runtime::SPEC,
+                |runtime: &mut daarion_runtime::Settings| {
+                    runtime.resolve_for_listener(Some((address.port(), https)));
+                },
+            )?;
+            // ...with service tokens this process alone signs and checks,
+            // when no secret is shared with other processes.
+            if settings.service_token_secret.is_none() {
+                settings.service_token_secret = Some(daarion_kernel::Secret::new(format!(
+                    "{}{}",
+                    uuid::Uuid::new_v4().simple(),
+                    uuid::Uuid::new_v4().simple()
+                )));
+            }
+        }
         tasks.spawn(daarion_bus::retention::run_janitor(
             backends.db.clone(),
             Duration::from_secs(u64::from(settings.bus_retention_days) * 24 * 3600),

@@ -103,10 +103,22 @@ impl Context {
         H: Fn(Envelope) -> F + Send + Sync + 'static,
         F: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
+        self.consume_with(ConsumerSpec::new(name, filter), handler);
+    }
+
+    /// [`consume`](Self::consume) with its own redelivery wait and
+    /// delivery limit (work that takes long, like an agent's run). Called
+    /// again with the same name, it adds a worker: each takes its own
+    /// deliveries.
+    pub fn consume_with<H, F>(&self, spec: ConsumerSpec, handler: H)
+    where
+        H: Fn(Envelope) -> F + Send + Sync + 'static,
+        F: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
         self.tasks.spawn(daarion_bus::runner::run_consumer(
             self.bus.clone(),
             self.db.clone(),
-            ConsumerSpec::new(name, filter),
+            spec,
             self.shutdown.clone(),
             handler,
         ));

@@ -41,6 +41,8 @@ pub enum Step {
     Delay(Duration),
     /// Stream this many chunks, then drop the connection.
     CloseAfter(usize),
+    /// Answer as usual (a place in the script).
+    Answer,
 }
 
 #[derive(Default)]
@@ -159,9 +161,24 @@ fn last_user_text(body: &Value) -> String {
         .to_owned()
 }
 
-/// The reply's words, and a tool call when a tool is offered and asked for.
+/// The reply's words, and a tool call when a tool is offered and asked
+/// for: "use the tool" calls the first with `{"query": …}`, "call <name>
+/// {json}" calls the one named with those arguments. After a tool's
+/// answer, the reply tells what the tool said, as a model would.
 fn reply_for(body: &Value) -> (Vec<String>, Option<(String, Value)>) {
+    let last = body["messages"].as_array().and_then(|m| m.last());
+    if let Some(answer) = last.filter(|m| m["role"] == "tool") {
+        let said = answer["content"].as_str().unwrap_or("");
+        let words = format!("tool said {said}")
+            .split(' ')
+            .map(str::to_owned)
+            .collect();
+        return (words, None);
+    }
     let text = last_user_text(body);
+    if let Some(call) = named_call(body, &text) {
+        return (Vec::new(), Some(call));
+    }
     let tool = body["tools"][0]["function"]["name"].as_str();
     if let Some(tool) = tool.filter(|_| text.contains("use the tool")) {
         return (
@@ -174,6 +191,22 @@ fn reply_for(body: &Value) -> (Vec<String>, Option<(String, Value)>) {
         .map(str::to_owned)
         .collect();
     (words, None)
+}
+
+/// "call <name> {json}" with `<name>` among the offered tools.
+fn named_call(body: &Value, text: &str) -> Option<(String, Value)> {
+    let rest = &text[text.find("call ")? + 5..];
+    let name = rest.split_whitespace().next()?;
+    let offered = body["tools"]
+        .as_array()?
+        .iter()
+        .any(|t| t["function"]["name"] == name);
+    let arguments = rest
+        .find('{')
+        .zip(rest.rfind('}'))
+        .and_then(|(start, end)| serde_json::from_str(&rest[start..=end]).ok())
+        .unwrap_or_else(|| json!({}));
+    offered.then(|| (name.to_owned(), arguments))
 }
 
 fn prompt_tokens(body: &Value) -> u64 {

@@ -1,0 +1,301 @@
+//! Agents answering in rooms, end to end on both backends: a mention
+//! becomes a run (router), the run reads the room, calls the model through
+//! the LLM proxy and its tools through toolcore, and posts one answer
+//! (runtime); a run that fails half way resumes after its last finished
+//! step without calling a tool twice; who may see runs, and why an agent
+//! does not answer.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{City, Kind, TestApp, community};
+use daarion_testkit::llm::{FakeLlm, Flavor, Step};
+use serde_json::{Value, json};
+
+on_every_backend!(
+    a_mentioned_agent_answers_in_its_room_with_its_tools,
+    a_run_that_fails_half_way_resumes_without_repeating_a_tool,
+);
+
+/// A city whose LLM proxy has the alias `chat` on `fake`, without retries
+/// (so a scripted failure reaches the runtime).
+async fn city(kind: Kind, fake: &FakeLlm) -> Option<City> {
+    let mut city = City::new(kind).await?;
+    city.settings.services.set(
+        &daarion_llm::SPEC,
+        json!({
+            "providers": {"p0": {"kind": "openai", "base_url": fake.base_url()}},
+            "models": {"chat": {"deployments": [{"provider": "p0", "model": "fake-model"}]}},
+            "max_retries": 0,
+            "retry_backoff_ms": 10,
+        }),
+    );
+    Some(city)
+}
+
+/// Alice's `guild` (Bob a member) and her agent `helper` in it, with
+/// `math.evaluate`; the guild's `general` room.
+async fn helper_in_guild(app: &TestApp) -> String {
+    let general = community(app, "alice", "guild", "public").await;
+    let (status, _) = app
+        .send("POST", "/api/microdao/daos/guild/join", "bob", None)
+        .await;
+    assert_eq!(status, 200);
+    let (status, made) = app
+        .send(
+            "POST",
+            "/api/agents/agents",
+            "alice",
+            Some(
+                json!({"slug": "helper", "blueprint": "helper", "model": "chat",
+                "tools": ["math.evaluate", "time.now"], "dao": "guild"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let (status, body) = app
+        .send(
+            "POST",
+            "/api/microdao/daos/guild/agents",
+            "alice",
+            Some(json!({"agent": "helper"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    general
+}
+
+async fn say(app: &TestApp, room: &str, who: &str, body: &str) -> Value {
+    let (status, message) = app
+        .send(
+            "POST",
+            &format!("/api/messaging/rooms/{room}/messages"),
+            who,
+            Some(json!({ "body": body })),
+        )
+        .await;
+    assert_eq!(status, 201, "{message}");
+    message
+}
+
+/// The agent's first message in `room`, once it is there.
+async fn answer_of(app: &TestApp, room: &str, agent: &str) -> Value {
+    let author = format!("agent:{agent}");
+    daarion_testkit::eventually("the agent's answer", Duration::from_secs(30), || async {
+        let (_, page) = app
+            .get_as(
+                &format!("/api/messaging/rooms/{room}/messages"),
+                Some("bob"),
+            )
+            .await;
+        page["items"]
+            .as_array()?
+            .iter()
+            .find(|m| m["author"] == author)
+            .cloned()
+    })
+    .await
+}
+
+async fn runs(app: &TestApp, agent: &str) -> Vec<Value> {
+    let (status, page) = app
+        .get_as(&format!("/api/runtime/agents/{agent}/runs"), Some("alice"))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    page["items"].as_array().unwrap().clone()
+}
+
+async fn a_mentioned_agent_answers_in_its_room_with_its_tools(kind: Kind) {
+    let fake = FakeLlm::start(Flavor::OpenAi).await;
+    let Some(city) = city(kind, &fake).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let general = helper_in_guild(&app).await;
+    say(&app, &general, "alice", "Welcome, everyone").await;
+
+    // Bob asks; the agent works it out with its calculator and answers him.
+    let asked = say(
+        &app,
+        &general,
+        "bob",
+        r#"@agent:helper call math__evaluate {"expression": "6*7"}"#,
+    )
+    .await;
+    let answer = answer_of(&app, &general, "helper").await;
+    assert_eq!(answer["reply_to"], asked["id"], "{answer}");
+    let body = answer["body"].as_str().unwrap();
+    assert!(body.contains("tool said") && body.contains("42"), "{body}");
+
+    // The model saw the prompt, the room (speakers named) and the tools.
+    let first = &fake.bodies()[0];
+    assert_eq!(first["model"], "fake-model");
+    assert_eq!(first["messages"][0]["role"], "system");
+    assert!(
+        first["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("helpful member")
+    );
+    assert_eq!(first["messages"][1]["content"], "alice: Welcome, everyone");
+    let offered: Vec<&str> = first["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(offered, ["math__evaluate", "time__now"]);
+
+    // The run: completed, its three steps, its usage.
+    let listed = runs(&app, "helper").await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let run_id = listed[0]["id"].as_str().unwrap();
+    let (status, run) = app
+        .get_as(
+            &format!("/api/runtime/runs/{run_id}?wait=10"),
+            Some("alice"),
+        )
+        .await;
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["reply_message_id"], answer["id"]);
+    assert_eq!(run["asker"], format!("user:{}", app.user_id("bob").await));
+    let steps: Vec<(&str, &str, bool)> = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["kind"].as_str().unwrap(),
+                s["name"].as_str().unwrap(),
+                s["ok"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("model", "chat", true),
+            ("tool", "math.evaluate", true),
+            ("model", "chat", true)
+        ]
+    );
+    assert!(run["tokens_in"].as_i64().unwrap() > 0, "{run}");
+
+    // The tool ran as the agent, for Bob.
+    let (_, calls) = app
+        .get_as("/api/toolcore/calls?tool=math.evaluate", Some("root"))
+        .await;
+    let calls = calls["items"].as_array().unwrap();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0]["caller"], "agent:helper");
+    assert_eq!(
+        calls[0]["acting_for"],
+        format!("user:{}", app.user_id("bob").await)
+    );
+
+    // Runs are for those who manage the agent.
+    let (status, _) = app
+        .get_as("/api/runtime/agents/helper/runs", Some("bob"))
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = app
+        .get_as(&format!("/api/runtime/runs/{run_id}"), Some("bob"))
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = app
+        .get_as("/api/runtime/runs/run_0nope", Some("alice"))
+        .await;
+    assert_eq!(status, 404);
+    let (status, body) = app
+        .send(
+            "POST",
+            &format!("/api/runtime/runs/{run_id}/cancel"),
+            "alice",
+            None,
+        )
+        .await;
+    assert_eq!((status, common::error_code(&body)), (409, "conflict"));
+
+    // Why an agent answers or not, for city admins.
+    let route = |author: String| json!({"agent": "helper", "author": author, "room": general});
+    let bob = format!("user:{}", app.user_id("bob").await);
+    let (status, decision) = app
+        .send(
+            "POST",
+            "/api/router/route",
+            "root",
+            Some(route(bob.clone())),
+        )
+        .await;
+    assert_eq!(
+        (status, decision["run"].clone()),
+        (200, json!(true)),
+        "{decision}"
+    );
+    let (_, decision) = app
+        .send(
+            "POST",
+            "/api/router/route",
+            "root",
+            Some(route("agent:helper".into())),
+        )
+        .await;
+    assert_eq!(decision["reason"], "agents do not summon agents");
+    let (status, _) = app
+        .send("POST", "/api/router/route", "bob", Some(route(bob)))
+        .await;
+    assert_eq!(status, 403);
+
+    // Paused, it hears nothing.
+    app.send(
+        "PATCH",
+        "/api/agents/agents/helper",
+        "alice",
+        Some(json!({"status": "paused"})),
+    )
+    .await;
+    say(&app, &general, "bob", "@agent:helper are you there?").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(runs(&app, "helper").await.len(), 1);
+    assert_eq!(fake.requests(), 2);
+    app.stop().await;
+}
+
+async fn a_run_that_fails_half_way_resumes_without_repeating_a_tool(kind: Kind) {
+    let fake = FakeLlm::start(Flavor::OpenAi).await;
+    let Some(city) = city(kind, &fake).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let general = helper_in_guild(&app).await;
+    // The first model call asks for the tool; the second one fails (the
+    // provider is down), so the attempt ends after the tool ran.
+    fake.push([Step::Answer, Step::Status(503, None)]);
+    say(
+        &app,
+        &general,
+        "bob",
+        r#"@agent:helper call math__evaluate {"expression": "2^10"}"#,
+    )
+    .await;
+    let answer = answer_of(&app, &general, "helper").await;
+    assert!(
+        answer["body"].as_str().unwrap().contains("1024"),
+        "{answer}"
+    );
+    let listed = runs(&app, "helper").await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["status"], "completed");
+    assert_eq!(listed[0]["attempts"], 2, "{listed:?}");
+    // Model, tool, failed model call, model: the tool once.
+    assert_eq!(fake.requests(), 3);
+    let (_, calls) = app
+        .get_as("/api/toolcore/calls?tool=math.evaluate", Some("root"))
+        .await;
+    assert_eq!(calls["items"].as_array().unwrap().len(), 1, "{calls}");
+    app.stop().await;
+}

@@ -1,0 +1,332 @@
+//! Runs and their steps in the SQL store. A run is held by one worker at a
+//! time through a lease (a conditional update: whoever's update matches
+//! holds it until `lease_until`, renewed by heartbeats); every finished
+//! step is a row, written once, so a run taken up again after a crash
+//! resumes after its last finished step.
+
+use daarion_bus::{Envelope, Outbox, Staged};
+use daarion_store::{
+    Db,
+    sql::{self, AnyRow, Row},
+};
+use serde_json::Value;
+
+use crate::domain::{RunError, RunRequest, RunStatus};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub id: String,
+    pub agent: String,
+    pub room: String,
+    pub topic: String,
+    pub message_id: Option<String>,
+    pub asker: String,
+    pub status: RunStatus,
+    pub attempts: i64,
+    pub reply_message_id: Option<String>,
+    pub error: Option<String>,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+impl Run {
+    pub fn request(&self) -> RunRequest {
+        RunRequest {
+            run_id: self.id.clone(),
+            agent: self.agent.clone(),
+            room: self.room.clone(),
+            topic: self.topic.clone(),
+            message_id: self.message_id.clone(),
+            asker: self.asker.clone(),
+        }
+    }
+}
+
+const RUN_COLUMNS: &str = "SELECT id, agent, room, topic, message_id, asker, status, attempts,
+    reply_message_id, error, tokens_in, tokens_out, created_at, started_at, finished_at
+    FROM runtime_runs";
+
+fn run_from(row: &AnyRow) -> Result<Run, RunError> {
+    let status: String = row.try_get("status")?;
+    Ok(Run {
+        id: row.try_get("id")?,
+        agent: row.try_get("agent")?,
+        room: row.try_get("room")?,
+        topic: row.try_get("topic")?,
+        message_id: row.try_get("message_id")?,
+        asker: row.try_get("asker")?,
+        status: RunStatus::parse(&status)
+            .ok_or_else(|| RunError::Invalid(format!("stored run status {status:?}")))?,
+        attempts: row.try_get("attempts")?,
+        reply_message_id: row.try_get("reply_message_id")?,
+        error: row.try_get("error")?,
+        tokens_in: row.try_get("tokens_in")?,
+        tokens_out: row.try_get("tokens_out")?,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+    })
+}
+
+/// One finished step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub n: i64,
+    /// `model` or `tool`.
+    pub kind: String,
+    pub name: String,
+    pub input: Value,
+    pub output: Value,
+    pub ok: bool,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    pub latency_ms: i64,
+    pub created_at: String,
+}
+
+/// Records a requested run, once: a repeated request finds the first.
+pub async fn open(db: &Db, request: &RunRequest) -> Result<(), RunError> {
+    let now = daarion_store::now();
+    sql::query(
+        "INSERT INTO runtime_runs (id, agent, room, topic, message_id, asker, status, attempts,
+             tokens_in, tokens_out, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, 0, 0, $7, $7)
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(request.run_id.as_str())
+    .bind(request.agent.as_str())
+    .bind(request.room.as_str())
+    .bind(request.topic.as_str())
+    .bind(request.message_id.as_deref())
+    .bind(request.asker.as_str())
+    .bind(now.as_str())
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+pub async fn get(db: &Db, id: &str) -> Result<Option<Run>, RunError> {
+    let row = sql::query(sql::AssertSqlSafe(format!("{RUN_COLUMNS} WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+    row.as_ref().map(run_from).transpose()
+}
+
+/// An agent's runs, newest first (run ids are time-ordered), before `before`.
+pub async fn list(
+    db: &Db,
+    agent: &str,
+    before: Option<&str>,
+    limit: u32,
+) -> Result<Vec<Run>, RunError> {
+    let rows = sql::query(sql::AssertSqlSafe(format!(
+        "{RUN_COLUMNS} WHERE agent = $1 AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3"
+    )))
+    .bind(agent)
+    .bind(before.unwrap_or(""))
+    .bind(i64::from(limit) + 1)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(run_from).collect()
+}
+
+/// What taking a run's lease found.
+#[derive(Debug, PartialEq)]
+pub enum Lease {
+    /// Held now, by this worker; the count of leases taken, this one included.
+    Taken(i64),
+    /// Finished already: nothing to do.
+    Finished(RunStatus),
+    /// Another worker holds it.
+    Held,
+}
+
+/// Takes the run for `owner` until `until`, if it is not finished and no
+/// other worker's lease is still running.
+pub async fn lease(db: &Db, id: &str, owner: &str, until: &str) -> Result<Lease, RunError> {
+    let now = daarion_store::now();
+    let taken = sql::query(
+        "UPDATE runtime_runs SET status = 'running', lease_owner = $2, lease_until = $3,
+             attempts = attempts + 1, started_at = COALESCE(started_at, $4), updated_at = $4
+         WHERE id = $1 AND status IN ('queued', 'running')
+             AND (lease_until IS NULL OR lease_until < $4)
+         RETURNING attempts",
+    )
+    .bind(id)
+    .bind(owner)
+    .bind(until)
+    .bind(now.as_str())
+    .fetch_optional(db.pool())
+    .await?;
+    if let Some(row) = taken {
+        return Ok(Lease::Taken(row.try_get("attempts")?));
+    }
+    match get(db, id).await? {
+        Some(run) if run.status.is_finished() => Ok(Lease::Finished(run.status)),
+        Some(_) => Ok(Lease::Held),
+        None => Err(RunError::NotFound(format!("no run {id:?}"))),
+    }
+}
+
+/// Extends `owner`'s lease; `false` when it no longer holds the run (it
+/// was cancelled, or its lease lapsed and another worker took it).
+pub async fn heartbeat(db: &Db, id: &str, owner: &str, until: &str) -> Result<bool, RunError> {
+    let done = sql::query(
+        "UPDATE runtime_runs SET lease_until = $3, updated_at = $4
+         WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
+    )
+    .bind(id)
+    .bind(owner)
+    .bind(until)
+    .bind(daarion_store::now())
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Gives the lease back (a transient failure: the next delivery retries).
+pub async fn release(db: &Db, id: &str, owner: &str) -> Result<(), RunError> {
+    sql::query(
+        "UPDATE runtime_runs SET lease_until = NULL, lease_owner = NULL, updated_at = $3
+         WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
+    )
+    .bind(id)
+    .bind(owner)
+    .bind(daarion_store::now())
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// The steps a run finished, in order.
+pub async fn steps(db: &Db, run: &str) -> Result<Vec<Step>, RunError> {
+    let rows = sql::query(
+        "SELECT n, kind, name, input, output, ok, tokens_in, tokens_out, latency_ms, created_at
+         FROM runtime_steps WHERE run_id = $1 ORDER BY n",
+    )
+    .bind(run)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let input: String = row.try_get("input")?;
+            let output: String = row.try_get("output")?;
+            let ok: i64 = row.try_get("ok")?;
+            Ok(Step {
+                n: row.try_get("n")?,
+                kind: row.try_get("kind")?,
+                name: row.try_get("name")?,
+                input: serde_json::from_str(&input).unwrap_or(Value::Null),
+                output: serde_json::from_str(&output).unwrap_or(Value::Null),
+                ok: ok != 0,
+                tokens_in: row.try_get("tokens_in")?,
+                tokens_out: row.try_get("tokens_out")?,
+                latency_ms: row.try_get("latency_ms")?,
+                created_at: row.try_get("created_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Checkpoints a finished step, if `owner` still holds the run (a worker
+/// whose lease lapsed must not write over the one that took over).
+pub async fn checkpoint(db: &Db, run: &str, owner: &str, step: &Step) -> Result<(), RunError> {
+    let mut tx = db.begin().await?;
+    let held = sql::query(
+        "SELECT 1 AS held FROM runtime_runs WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
+    )
+    .bind(run)
+    .bind(owner)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if held.is_none() {
+        return Err(RunError::Conflict("the run's lease was lost".into()));
+    }
+    let written = sql::query(
+        "INSERT INTO runtime_steps (run_id, n, kind, name, input, output, ok, tokens_in,
+             tokens_out, latency_ms, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (run_id, n) DO NOTHING",
+    )
+    .bind(run)
+    .bind(step.n)
+    .bind(step.kind.as_str())
+    .bind(step.name.as_str())
+    .bind(step.input.to_string())
+    .bind(step.output.to_string())
+    .bind(i64::from(step.ok))
+    .bind(step.tokens_in)
+    .bind(step.tokens_out)
+    .bind(step.latency_ms)
+    .bind(step.created_at.as_str())
+    .execute(&mut *tx)
+    .await?;
+    if written.rows_affected() == 0 {
+        return Err(RunError::Conflict(format!(
+            "step {} of {run} was written by another worker",
+            step.n
+        )));
+    }
+    sql::query(
+        "UPDATE runtime_runs SET tokens_in = tokens_in + $2, tokens_out = tokens_out + $3,
+             updated_at = $4 WHERE id = $1",
+    )
+    .bind(run)
+    .bind(step.tokens_in)
+    .bind(step.tokens_out)
+    .bind(daarion_store::now())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// How a run ended.
+pub struct Ending<'a> {
+    pub status: RunStatus,
+    pub reply_message_id: Option<&'a str>,
+    pub error: Option<&'a str>,
+}
+
+/// Finishes a run held by `owner` (or any unfinished one, with `owner`
+/// `None`: a cancellation), staging `events` with it; `None` when it was
+/// not there to finish.
+pub async fn finish(
+    db: &Db,
+    outbox: &Outbox,
+    id: &str,
+    owner: Option<&str>,
+    ending: Ending<'_>,
+    events: impl FnOnce(&Run) -> Vec<Envelope>,
+) -> Result<Option<(Run, Staged)>, RunError> {
+    let mut tx = db.begin().await?;
+    let now = daarion_store::now();
+    let done = sql::query(
+        "UPDATE runtime_runs SET status = $2, reply_message_id = $3, error = $4,
+             finished_at = $5, updated_at = $5, lease_owner = NULL, lease_until = NULL
+         WHERE id = $1 AND status IN ('queued', 'running') AND ($6 = '' OR lease_owner = $6)",
+    )
+    .bind(id)
+    .bind(ending.status.as_str())
+    .bind(ending.reply_message_id)
+    .bind(ending.error)
+    .bind(now.as_str())
+    .bind(owner.unwrap_or(""))
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(None);
+    }
+    let row = sql::query(sql::AssertSqlSafe(format!("{RUN_COLUMNS} WHERE id = $1")))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let run = run_from(&row)?;
+    let staged = outbox.stage(&mut tx, events(&run)).await?;
+    tx.commit().await?;
+    Ok(Some((run, staged)))
+}
