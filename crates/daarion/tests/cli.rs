@@ -107,7 +107,7 @@ fn migrate_applies_and_rolls_back() {
         .unwrap();
     assert!(down.status.success(), "{}", text(&down));
     assert!(
-        text(&down).contains("rolled back usage/002"),
+        text(&down).contains("1 migration(s) rolled back"),
         "{}",
         text(&down)
     );

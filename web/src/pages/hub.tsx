@@ -17,6 +17,7 @@ import {
   useLoad,
   usePaged,
 } from "../ui";
+import { AgentRuns } from "./runs";
 import { UsageBreakdown } from "./settings";
 
 type Agent = Schemas["AgentDetailView"];
@@ -166,6 +167,7 @@ export function HubAgent({ slug }: { slug: string }) {
         archived={it.status === "archived"}
       />
       {it.status !== "archived" && <Lifecycle agent={it} changed={changed} />}
+      <AgentRuns slug={it.slug} />
       <UsageBreakdown
         subject={`agent:${it.slug}`}
         groupBy="kind"

@@ -485,8 +485,9 @@ fn messaging_error(error: MessagingError) -> RunError {
     }
 }
 
-/// What the asker's run cost, beside what the model calls charged the
-/// agent and its owner.
+/// The run itself, counted for the person who asked and the agent (its
+/// tokens are on the model calls' own records, charged to the agent and
+/// its owner: not counted twice).
 fn usage_event(run: &Run, latency: Duration) -> Envelope {
     let mut record = UsageRecord::new(
         UsageKind::AgentRun,
@@ -499,8 +500,6 @@ fn usage_event(run: &Run, latency: Duration) -> Envelope {
     record.user = run.asker.strip_prefix("user:").map(str::to_owned);
     record.agent = Some(run.agent.clone());
     record.run_id = Some(run.id.clone());
-    record.tokens_in = u64::try_from(run.tokens_in).unwrap_or(0);
-    record.tokens_out = u64::try_from(run.tokens_out).unwrap_or(0);
     record.latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
     record.error_code = (run.status == RunStatus::Failed).then(|| "run_failed".into());
     daarion_usage::event(SERVICE, &record)

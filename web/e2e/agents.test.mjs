@@ -1,0 +1,105 @@
+// Agents answering in rooms, in each language: a person makes an agent in
+// the hub, brings it into her community, mentions it in the community's
+// room and sees its answer arrive live (from a fake, local model through
+// the city's LLM proxy); the agent's page lists the run — answered, asked
+// by her — and its steps.
+import { writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { REPLY, startFakeOpenAI } from "./fake-openai.mjs";
+import {
+  arrived,
+  community,
+  expectNoAccessibilityProblems,
+  launch,
+  person,
+  register,
+  screenshot,
+  startCity,
+} from "./harness.mjs";
+
+let fake;
+let city;
+let browser;
+before(async () => {
+  fake = await startFakeOpenAI();
+  const config = join(tmpdir(), `daarion-e2e-agents-${process.pid}.toml`);
+  // Agents made in the hub use the alias `default` unless told otherwise.
+  writeFileSync(
+    config,
+    `[llm.providers.fake]
+kind = "openai"
+base_url = "${fake.url}"
+
+[llm.models.default]
+deployments = [{ provider = "fake", model = "fake-model" }]
+`,
+  );
+  city = await startCity({ DAARION_CONFIG: config });
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+  await city?.stop();
+  await fake?.stop();
+});
+
+for (const lang of ["en", "uk"]) {
+  describe(`in ${lang}`, () => {
+    test("a mentioned agent answers in the room, and its run shows on its page", async () => {
+      const maker = await person(browser, { lang });
+      const { page, t } = maker;
+      await register(city, maker, `keeper-${lang}`);
+      const room = await community(city, maker, `grove-${lang}`, `Grove ${lang}`);
+      const agent = `sage-${lang}`;
+
+      // Made from a blueprint in the hub...
+      await page.goto(`${city.url}/hub`);
+      const form = page.getByRole("form", { name: t("hub.new") });
+      await form.getByLabel(t("hub.blueprint"), { exact: true }).selectOption("helper");
+      await form.getByLabel(t("hub.slug")).fill(agent);
+      await form.getByRole("button", { name: t("hub.create") }).click();
+      await arrived(page, new RegExp(`/hub/${agent}$`));
+      await page.getByRole("heading", { name: t("runs.title") }).waitFor();
+      await page.getByText(t("runs.empty")).waitFor();
+
+      // ...brought into the community...
+      await page.goto(`${city.url}/communities/grove-${lang}`);
+      await page.getByLabel(t("dao.agent_id")).fill(agent);
+      await page.getByRole("button", { name: t("dao.add_agent") }).click();
+      await page
+        .getByRole("list", { name: t("dao.members") })
+        .getByRole("listitem")
+        .filter({ hasText: `agent:${agent}` })
+        .waitFor();
+
+      // ...and asked in its room: the answer arrives live, as a reply.
+      await page.goto(`${city.url}/messages/${room}`);
+      await page.getByRole("status").getByText(t("live.open")).waitFor();
+      await page
+        .getByRole("textbox", { name: t("room.message"), exact: true })
+        .fill(`@agent:${agent} what grows here?`);
+      await page.getByRole("button", { name: t("room.send") }).click();
+      await page
+        .locator("article.message")
+        .filter({ hasText: `agent:${agent}` })
+        .filter({ hasText: REPLY.join("") })
+        .waitFor({ timeout: 20000 });
+      await expectNoAccessibilityProblems(page, "room with an agent's answer");
+
+      // Its page: the run, answered, asked by her; its steps.
+      await page.goto(`${city.url}/hub/${agent}`);
+      const runs = page.getByRole("list", { name: t("runs.title") });
+      const run = runs.getByRole("listitem").filter({ hasText: t("runs.status.completed") });
+      await run.getByText(t("runs.asked_by", { who: `keeper-${lang}` })).waitFor();
+      await run.getByRole("button", { name: t("runs.show_steps") }).click();
+      const steps = page.getByRole("list", { name: t("runs.steps") });
+      await steps.getByText(t("runs.model_call", { model: "default" })).waitFor();
+      await steps.getByText(REPLY.join("")).waitFor();
+      await expectNoAccessibilityProblems(page, "agent runs");
+      await screenshot(page, `agent-runs-${lang}`);
+      await maker.context.close();
+    });
+  });
+}
