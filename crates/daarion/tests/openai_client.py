@@ -1,6 +1,9 @@
-"""The official `openai` Python client against DAARION's LLM proxy: only the
-base URL and the key change. Run by tests/openai_python.rs, which sets
-OPENAI_BASE_URL and OPENAI_API_KEY; exits non-zero on the first failure."""
+"""The official `openai` Python client against DAARION's LLM proxy and an
+agent of the hub: only the base URL and the key change. Run by
+tests/openai_python.rs, which sets OPENAI_BASE_URL, DAARION_AGENTS_URL and
+OPENAI_API_KEY; exits non-zero on the first failure."""
+
+import os
 
 import openai
 
@@ -46,5 +49,21 @@ try:
     raise AssertionError("unknown model accepted")
 except openai.NotFoundError as e:
     assert e.body["code"] == "model_not_found", e.body
+
+# An agent of the city answers the same client at the hub's address.
+agents = openai.OpenAI(base_url=os.environ["DAARION_AGENTS_URL"])
+reply = agents.chat.completions.create(
+    model="echo", messages=[{"role": "user", "content": "hello agent"}]
+)
+assert reply.choices[0].message.content == "echo: hello agent", reply
+assert reply.usage.total_tokens > 0, reply.usage
+text = "".join(
+    chunk.choices[0].delta.content or ""
+    for chunk in agents.chat.completions.create(
+        model="echo", messages=[{"role": "user", "content": "stream it"}], stream=True
+    )
+    if chunk.choices
+)
+assert text == "echo: stream it", text
 
 print("openai client: ok")

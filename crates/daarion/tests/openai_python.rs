@@ -38,11 +38,22 @@ async fn the_official_openai_python_client_works_against_the_proxy() {
         }),
     );
     let app = city.spawn().await;
-    let key = app.api_key("alice", &["llm:*"]).await;
+    // An agent of Alice's on the same model, talked to through the hub.
+    let (status, made) = app
+        .send(
+            "POST",
+            "/api/agents/agents",
+            "alice",
+            Some(json!({"slug": "echo", "name": "Echo", "prompt": "Repeat.", "model": "chat"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let key = app.api_key("alice", &["llm:*", "agents:*"]).await;
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openai_client.py");
     let output = tokio::process::Command::new(&python)
         .arg(script)
         .env("OPENAI_BASE_URL", app.url("/api/llm/v1"))
+        .env("DAARION_AGENTS_URL", app.url("/api/agents/v1"))
         .env("OPENAI_API_KEY", key)
         .output()
         .await

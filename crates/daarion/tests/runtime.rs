@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 on_every_backend!(
     a_mentioned_agent_answers_in_its_room_with_its_tools,
     a_run_that_fails_half_way_resumes_without_repeating_a_tool,
+    any_openai_client_talks_to_an_agent_whole_or_streamed,
 );
 
 /// A city whose LLM proxy has the alias `chat` on `fake`, without retries
@@ -130,9 +131,11 @@ async fn a_mentioned_agent_answers_in_its_room_with_its_tools(kind: Kind) {
     let body = answer["body"].as_str().unwrap();
     assert!(body.contains("tool said") && body.contains("42"), "{body}");
 
-    // The model saw the prompt, the room (speakers named) and the tools.
+    // The model saw the prompt, the room (speakers named) and the tools,
+    // and streamed its answer.
     let first = &fake.bodies()[0];
     assert_eq!(first["model"], "fake-model");
+    assert_eq!(first["stream"], true);
     assert_eq!(first["messages"][0]["role"], "system");
     assert!(
         first["messages"][0]["content"]
@@ -297,5 +300,155 @@ async fn a_run_that_fails_half_way_resumes_without_repeating_a_tool(kind: Kind) 
         .get_as("/api/toolcore/calls?tool=math.evaluate", Some("root"))
         .await;
     assert_eq!(calls["items"].as_array().unwrap().len(), 1, "{calls}");
+    app.stop().await;
+}
+
+async fn chat(app: &TestApp, who: &str, key: Option<&str>, body: Value) -> reqwest::Response {
+    let mut request = app
+        .client
+        .post(app.url("/api/agents/v1/chat/completions"))
+        .bearer_auth(app.api_key(who, &["agents:read"]).await)
+        .json(&body);
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    request.send().await.unwrap()
+}
+
+async fn any_openai_client_talks_to_an_agent_whole_or_streamed(kind: Kind) {
+    let fake = FakeLlm::start(Flavor::OpenAi).await;
+    let Some(city) = city(kind, &fake).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    helper_in_guild(&app).await;
+    let ask = |text: &str| {
+        json!({"model": "helper", "messages": [
+            {"role": "system", "content": "Answer in numbers."},
+            {"role": "user", "content": text}]})
+    };
+
+    // Whole: the agent uses its tool and answers, with its usage.
+    let response = chat(
+        &app,
+        "bob",
+        Some("first"),
+        ask(r#"call math__evaluate {"expression": "3*3"}"#),
+    )
+    .await;
+    let (status, whole) = common::decode(response).await;
+    assert_eq!(status, 200, "{whole}");
+    assert_eq!(whole["object"], "chat.completion");
+    assert_eq!(whole["model"], "helper");
+    let answer = whole["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(
+        answer.contains("tool said") && answer.contains('9'),
+        "{answer}"
+    );
+    assert!(
+        whole["usage"]["total_tokens"].as_i64().unwrap() > 0,
+        "{whole}"
+    );
+    // The agent's prompt first, then the caller's conversation.
+    let sent = &fake.bodies()[0]["messages"];
+    assert!(
+        sent[0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("helpful member")
+    );
+    assert_eq!(sent[1]["content"], "Answer in numbers.");
+    let calls = fake.requests();
+
+    // The same key again: the same run's answer, no model call.
+    let (status, again) =
+        common::decode(chat(&app, "bob", Some("first"), ask("something else")).await).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(
+        (again["id"].clone(), again["choices"].clone()),
+        (whole["id"].clone(), whole["choices"].clone())
+    );
+    assert_eq!(fake.requests(), calls);
+
+    // Streamed: chunks of words, then the usage, then [DONE].
+    let mut body = ask("hello there");
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let response = chat(&app, "bob", None, body).await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    let data: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
+    assert_eq!(data.last(), Some(&"[DONE]"), "{text}");
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let words: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(words, "echo: hello there");
+    assert!(
+        chunks
+            .iter()
+            .any(|c| c["choices"][0]["finish_reason"] == "stop")
+    );
+    assert!(
+        chunks.last().unwrap()["usage"]["total_tokens"]
+            .as_i64()
+            .unwrap()
+            > 0
+    );
+
+    // Who may not, and what is not a conversation.
+    let (status, _) = common::decode(chat(&app, "carol", None, ask("hi")).await).await;
+    assert_eq!(
+        status, 403,
+        "a private agent of a community carol is not in"
+    );
+    let (status, _) = common::decode(
+        chat(
+            &app,
+            "bob",
+            None,
+            json!({"model": "nobody", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = common::decode(
+        chat(
+            &app,
+            "bob",
+            None,
+            json!({"model": "helper", "messages": [{"role": "tool", "content": "x"}]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 422);
+    let agent_key = app.api_key_for_agent("alice", "helper").await;
+    let response = app
+        .client
+        .post(app.url("/api/agents/v1/chat/completions"))
+        .bearer_auth(agent_key)
+        .json(&ask("hi"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403, "agents do not summon agents");
+    app.send(
+        "PATCH",
+        "/api/agents/agents/helper",
+        "alice",
+        Some(json!({"status": "paused"})),
+    )
+    .await;
+    let (status, _) = common::decode(chat(&app, "bob", None, ask("hi")).await).await;
+    assert_eq!(status, 409);
     app.stop().await;
 }

@@ -102,6 +102,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/agents/v1/chat/completions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Runs an agent on a conversation, OpenAI-style. The caller must be a
+         *     person who may talk to the agent (`read` on it); the run is charged as
+         *     any of the agent's runs (its model calls to the agent and its owner,
+         *     the run to the caller).
+         */
+        post: operations["agent_chat_completions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/api-keys": {
         parameters: {
             query?: never;
@@ -2055,6 +2077,30 @@ export interface components {
             /** @description `user:<id>` or `agent:<id>`. */
             principal: string;
         };
+        AgentChatCompletion: {
+            choices: Record<string, never>[];
+            /** Format: int64 */
+            created: number;
+            /** @description `chatcmpl-<run id>`. */
+            id: string;
+            model: string;
+            /** @description `chat.completion`. */
+            object: string;
+            usage: Record<string, never>;
+        };
+        AgentChatRequest: {
+            /**
+             * @description The conversation: `system`, `user` and `assistant` turns with text
+             *     content (at most 100). The agent's own prompt comes first.
+             */
+            messages: Record<string, never>[];
+            /** @description The agent's slug. */
+            model: string;
+            /** @description Stream the answer as server-sent `chat.completion.chunk`s. */
+            stream?: boolean;
+            /** @description `{"include_usage": true}`: a last chunk with the tokens used. */
+            stream_options?: Record<string, never> | null;
+        };
         /** @description An agent with what the control plane keeps for it. */
         AgentDetailView: components["schemas"]["AgentView"] & {
             /** @description The current system prompt (rolled back in the control plane). */
@@ -3414,6 +3460,8 @@ export interface components {
         Page_RunView: {
             items: {
                 agent: string;
+                /** @description The final words, once completed. */
+                answer?: string | null;
                 /** @description `user:<id>` of the person who asked. */
                 asker: string;
                 /**
@@ -3429,6 +3477,7 @@ export interface components {
                 message_id?: string | null;
                 /** @description The agent's answer in the room. */
                 reply_message_id?: string | null;
+                /** @description The room answered in (empty: a caller's conversation). */
                 room: string;
                 started_at?: string | null;
                 status: components["schemas"]["RunStatus"];
@@ -3892,6 +3941,8 @@ export interface components {
         };
         RunView: {
             agent: string;
+            /** @description The final words, once completed. */
+            answer?: string | null;
             /** @description `user:<id>` of the person who asked. */
             asker: string;
             /**
@@ -3907,6 +3958,7 @@ export interface components {
             message_id?: string | null;
             /** @description The agent's answer in the room. */
             reply_message_id?: string | null;
+            /** @description The room answered in (empty: a caller's conversation). */
             room: string;
             started_at?: string | null;
             status: components["schemas"]["RunStatus"];
@@ -4657,6 +4709,139 @@ export interface operations {
             };
             /** @description A dependency is unavailable; retry later */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    agent_chat_completions: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Names the run: a retry gets its answer */
+                "Idempotency-Key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AgentChatRequest"];
+            };
+        };
+        responses: {
+            /** @description `chat.completion`, or `text/event-stream` of `chat.completion.chunk`s */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentChatCompletion"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not a person, or not allowed to talk to this agent */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such agent */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The agent is paused or archived */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Messages that are not a conversation */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The run failed */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No answer in time; the run goes on */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };

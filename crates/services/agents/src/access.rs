@@ -22,6 +22,9 @@ pub static RULES: &[Rule] = &[
     Rule::new(Method::GET, "/api/agents/agents", SignedIn),
     Rule::new(Method::POST, "/api/agents/agents", SignedIn),
     Rule::new(Method::GET, "/api/agents/blueprints", SignedIn),
+    // The agent is named in the body: `chat::chat_completions` asks the
+    // policies about it.
+    Rule::new(Method::POST, "/api/agents/v1/chat/completions", SignedIn),
     Rule::new(
         Method::GET,
         "/api/agents/agents/{agent}",

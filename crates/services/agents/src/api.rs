@@ -42,6 +42,7 @@ pub fn router() -> OpenApiRouter<AgentState> {
         .routes(routes!(archive_agent))
         .routes(routes!(agent_versions))
         .routes(routes!(blueprints))
+        .routes(routes!(crate::chat::chat_completions))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

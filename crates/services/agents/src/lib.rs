@@ -19,8 +19,10 @@
 
 pub mod access;
 pub mod api;
+pub mod chat;
 pub mod domain;
 pub mod events;
+pub mod runs;
 pub mod store;
 
 use std::sync::Arc;
@@ -44,7 +46,10 @@ pub static SPEC: Service = Service {
         name: "AGENTS",
         subjects: &["agents.>"],
     }],
-    events: &[Event::durable(events::AGENT_CHANGED)],
+    events: &[
+        Event::durable(events::AGENT_CHANGED),
+        Event::durable(runs::REQUESTED),
+    ],
     settings: None,
     // The control plane's example agent stands for agents in the matrix.
     example: |_| None,

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use daarion_access::Enforcer;
+use daarion_agents::runs::RunRequest;
 use daarion_kernel::{ApiError, http::Json};
-use daarion_runtime::domain::RunRequest;
 use daarion_store::Db;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -30,7 +30,7 @@ pub static SPEC: Service = Service {
     rules: access::RULES,
     websocket: false,
     streams: &[],
-    events: &[Event::durable(daarion_runtime::events::REQUESTED)],
+    events: &[Event::durable(daarion_agents::runs::REQUESTED)],
     settings: None,
     example: daarion_service::no_example,
     build: |ctx| Box::pin(async move { build(ctx) }),
@@ -83,7 +83,7 @@ async fn mentioned(
             let payload = serde_json::to_value(&request).map_err(HandlerError::new)?;
             let requested = Envelope::new(
                 SERVICE,
-                daarion_runtime::domain::requested_subject(&request.agent),
+                daarion_agents::runs::requested_subject(&request.agent),
                 payload,
             )
             .with_actor(request.asker.clone());

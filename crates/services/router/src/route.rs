@@ -6,7 +6,7 @@
 
 use daarion_access::{Action, Enforcer, PrincipalKind};
 use daarion_agents::domain::Lifecycle;
-use daarion_runtime::domain::RunRequest;
+use daarion_agents::runs::RunRequest;
 use daarion_store::Db;
 
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +104,7 @@ pub async fn decide(
         room: mention.room.to_owned(),
         topic: mention.topic.to_owned(),
         message_id: mention.message_id.map(str::to_owned),
+        messages: Vec::new(),
         asker: asker.name(),
     }))
 }

@@ -45,6 +45,7 @@ pub fn router() -> OpenApiRouter<RuntimeState> {
 pub struct RunView {
     pub id: String,
     pub agent: String,
+    /// The room answered in (empty: a caller's conversation).
     pub room: String,
     pub topic: String,
     /// The message the run answers.
@@ -56,6 +57,8 @@ pub struct RunView {
     pub attempts: i64,
     /// The agent's answer in the room.
     pub reply_message_id: Option<String>,
+    /// The final words, once completed.
+    pub answer: Option<String>,
     pub error: Option<String>,
     pub tokens_in: i64,
     pub tokens_out: i64,
@@ -76,6 +79,7 @@ impl From<Run> for RunView {
             status: r.status,
             attempts: r.attempts,
             reply_message_id: r.reply_message_id,
+            answer: r.answer,
             error: r.error,
             tokens_in: r.tokens_in,
             tokens_out: r.tokens_out,
@@ -206,6 +210,7 @@ async fn cancel_run(
     let ending = Ending {
         status: RunStatus::Cancelled,
         reply_message_id: None,
+        answer: None,
         error: Some("cancelled"),
     };
     let finished = store::finish(&state.db, &state.outbox, &id, None, ending, |run| {

@@ -5,7 +5,10 @@
 //! agent and whose actor is this service, and the run's request and
 //! trace ids.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
 
 use daarion_access::token::ServiceTokens;
 use daarion_kernel::RequestContext;
@@ -15,6 +18,8 @@ use serde_json::{Value, json};
 use crate::{SERVICE, domain::RunError};
 
 const TOKEN_LIFETIME: Duration = Duration::from_secs(120);
+/// Streamed words go out at least this often (or every 48 bytes).
+const WORDS_EVERY: Duration = Duration::from_millis(100);
 
 /// A model's answer.
 pub struct Completion {
@@ -22,6 +27,69 @@ pub struct Completion {
     pub message: Value,
     pub tokens_in: i64,
     pub tokens_out: i64,
+}
+
+/// An answer as its chunks arrive: the words, the tool calls (their
+/// names and arguments come in pieces, by index), the usage at the end.
+#[derive(Default)]
+struct Reply {
+    content: String,
+    calls: Vec<(String, String, String)>,
+    tokens_in: i64,
+    tokens_out: i64,
+}
+
+impl Reply {
+    /// Takes one chunk in; answers its words, if any.
+    fn add(&mut self, chunk: &Value) -> Option<String> {
+        if chunk["usage"].is_object() {
+            self.tokens_in = chunk["usage"]["prompt_tokens"].as_i64().unwrap_or(0);
+            self.tokens_out = chunk["usage"]["completion_tokens"].as_i64().unwrap_or(0);
+        }
+        let delta = &chunk["choices"][0]["delta"];
+        for call in delta["tool_calls"].as_array().into_iter().flatten() {
+            let index = call["index"]
+                .as_u64()
+                .and_then(|i| usize::try_from(i).ok())
+                .unwrap_or(self.calls.len());
+            if index >= self.calls.len() {
+                self.calls.resize(index + 1, Default::default());
+            }
+            let (id, name, arguments) = &mut self.calls[index];
+            if let Some(part) = call["id"].as_str() {
+                id.push_str(part);
+            }
+            if let Some(part) = call["function"]["name"].as_str() {
+                name.push_str(part);
+            }
+            if let Some(part) = call["function"]["arguments"].as_str() {
+                arguments.push_str(part);
+            }
+        }
+        let text = delta["content"].as_str().filter(|t| !t.is_empty())?;
+        self.content.push_str(text);
+        Some(text.to_owned())
+    }
+
+    fn into_completion(self) -> Completion {
+        let mut message = json!({ "role": "assistant", "content": self.content });
+        if !self.calls.is_empty() {
+            message["content"] = Value::Null;
+            message["tool_calls"] = self
+                .calls
+                .into_iter()
+                .map(|(id, name, arguments)| {
+                    json!({"id": id, "type": "function",
+                        "function": {"name": name, "arguments": arguments}})
+                })
+                .collect();
+        }
+        Completion {
+            message,
+            tokens_in: self.tokens_in,
+            tokens_out: self.tokens_out,
+        }
+    }
 }
 
 /// What a tool answered, or why it did not: told to the model either way.
@@ -89,18 +157,27 @@ impl City {
             .map_err(unreachable_city)?;
         match response.status() {
             StatusCode::NOT_FOUND => Ok(None),
-            status if status.is_success() => Ok(Some(body(response).await?)),
-            status => Err(refusal(status, &body(response).await.unwrap_or_default())),
+            status if status.is_success() => Ok(Some(body_of(response).await?)),
+            status => Err(refusal(
+                status,
+                &body_of(response).await.unwrap_or_default(),
+            )),
         }
     }
 
-    /// One model call through the LLM proxy.
+    /// One model call through the LLM proxy, streamed: `heard` gets the
+    /// answer's words as they come (a few at a time), and the whole
+    /// message is returned at the end.
     pub async fn complete(
         &self,
         agent: &str,
         request: &Value,
         timeout: Duration,
+        mut heard: impl FnMut(String),
     ) -> Result<Completion, RunError> {
+        let mut body = request.clone();
+        body["stream"] = Value::Bool(true);
+        body["stream_options"] = json!({ "include_usage": true });
         let response = self
             .request(
                 reqwest::Method::POST,
@@ -109,27 +186,42 @@ impl City {
                 "llm",
             )?
             .timeout(timeout)
-            .json(request)
+            .json(&body)
             .send()
             .await
             .map_err(unreachable_city)?;
         let status = response.status();
-        let answer = body(response).await?;
         if !status.is_success() {
-            return Err(refusal(status, &answer));
+            return Err(refusal(status, &body_of(response).await?));
         }
-        let message = answer["choices"][0]["message"].clone();
-        if !message.is_object() {
-            return Err(RunError::Transient(
-                "the model's answer held no message".into(),
-            ));
+        let mut events = response.bytes_stream().eventsource();
+        let mut reply = Reply::default();
+        let mut pending = String::new();
+        let mut last = Instant::now();
+        while let Some(event) = events.next().await {
+            let event = event
+                .map_err(|e| RunError::Transient(format!("the model's stream broke off: {e}")))?;
+            if event.data == "[DONE]" {
+                break;
+            }
+            let chunk: Value = serde_json::from_str(&event.data).map_err(|_| {
+                RunError::Transient("the model's stream held something not JSON".into())
+            })?;
+            if let Some(message) = chunk["error"]["message"].as_str() {
+                return Err(RunError::Transient(format!("the model failed: {message}")));
+            }
+            if let Some(text) = reply.add(&chunk) {
+                pending.push_str(&text);
+            }
+            if !pending.is_empty() && (pending.len() >= 48 || last.elapsed() >= WORDS_EVERY) {
+                heard(std::mem::take(&mut pending));
+                last = Instant::now();
+            }
         }
-        let tokens = |key: &str| answer["usage"][key].as_i64().unwrap_or(0);
-        Ok(Completion {
-            message,
-            tokens_in: tokens("prompt_tokens"),
-            tokens_out: tokens("completion_tokens"),
-        })
+        if !pending.is_empty() {
+            heard(pending);
+        }
+        Ok(reply.into_completion())
     }
 
     /// One tool call through toolcore, for `acting_for`.
@@ -154,7 +246,7 @@ impl City {
             .await
             .map_err(unreachable_city)?;
         let status = response.status();
-        let answer = body(response).await?;
+        let answer = body_of(response).await?;
         match status {
             s if s.is_success() => Ok(ToolAnswer {
                 ok: true,
@@ -176,7 +268,7 @@ impl City {
     }
 }
 
-async fn body(response: reqwest::Response) -> Result<Value, RunError> {
+async fn body_of(response: reqwest::Response) -> Result<Value, RunError> {
     let bytes = response.bytes().await.map_err(unreachable_city)?;
     Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
@@ -205,4 +297,48 @@ fn refusal(status: StatusCode, answer: &Value) -> RunError {
 
 fn unreachable_city(error: reqwest::Error) -> RunError {
     RunError::Transient(format!("the city did not answer: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streamed_chunks_make_one_message() {
+        let mut reply = Reply::default();
+        let chunks = [
+            json!({"choices": [{"delta": {"role": "assistant", "content": ""}}]}),
+            json!({"choices": [{"delta": {"content": "Hel"}}]}),
+            json!({"choices": [{"delta": {"content": "lo"}}]}),
+            json!({"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 2}}),
+        ];
+        let words: Vec<String> = chunks.iter().filter_map(|c| reply.add(c)).collect();
+        assert_eq!(words, ["Hel", "lo"]);
+        let done = reply.into_completion();
+        assert_eq!(
+            done.message,
+            json!({"role": "assistant", "content": "Hello"})
+        );
+        assert_eq!((done.tokens_in, done.tokens_out), (7, 2));
+
+        let mut calls = Reply::default();
+        for chunk in [
+            json!({"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "c1", "type": "function",
+                "function": {"name": "math__evaluate", "arguments": "{\"expr"}}]}}]}),
+            json!({"choices": [{"delta": {"tool_calls": [{"index": 0,
+                "function": {"arguments": "ession\": \"1\"}"}}]}}]}),
+        ] {
+            calls.add(&chunk);
+        }
+        let done = calls.into_completion();
+        assert_eq!(done.message["content"], Value::Null);
+        assert_eq!(
+            done.message["tool_calls"][0]["function"]["name"],
+            "math__evaluate"
+        );
+        assert_eq!(
+            done.message["tool_calls"][0]["function"]["arguments"],
+            "{\"expression\": \"1\"}"
+        );
+    }
 }

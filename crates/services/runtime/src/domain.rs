@@ -2,7 +2,6 @@
 //! states, how a room's conversation becomes a model's transcript, and
 //! what a model's answer asks for next.
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +22,12 @@ pub enum RunError {
     Store(#[from] daarion_store::StoreError),
     #[error(transparent)]
     Bus(#[from] daarion_bus::BusError),
+}
+
+impl From<daarion_agents::runs::InvalidRequest> for RunError {
+    fn from(error: daarion_agents::runs::InvalidRequest) -> Self {
+        Self::Invalid(error.0)
+    }
 }
 
 impl From<daarion_store::sql::Error> for RunError {
@@ -63,46 +68,6 @@ impl RunStatus {
     pub fn is_finished(self) -> bool {
         matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
     }
-}
-
-/// `agent.run.requested.<agent>`: an agent asked to answer a message.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct RunRequest {
-    /// `run_…`: the same request always names the same run.
-    pub run_id: String,
-    pub agent: String,
-    pub room: String,
-    /// The topic the answer goes to.
-    #[serde(default)]
-    pub topic: String,
-    /// The message answered.
-    pub message_id: Option<String>,
-    /// `user:<id>` of the person who asked.
-    pub asker: String,
-}
-
-impl RunRequest {
-    pub fn check(&self) -> Result<(), RunError> {
-        let id_ok = self.run_id.len() <= 64
-            && self.run_id.strip_prefix("run_").is_some_and(|rest| {
-                !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric())
-            });
-        if !id_ok {
-            return Err(RunError::Invalid(format!("bad run id {:?}", self.run_id)));
-        }
-        if !daarion_kernel::names::is_slug(&self.agent) {
-            return Err(RunError::Invalid(format!("bad agent {:?}", self.agent)));
-        }
-        if !self.asker.starts_with("user:") {
-            return Err(RunError::Invalid("a run is asked for by a person".into()));
-        }
-        Ok(())
-    }
-}
-
-/// The subject a run request is published on.
-pub fn requested_subject(agent: &str) -> String {
-    format!("agent.run.requested.{agent}")
 }
 
 /// One message of the room, as the agent reads it.
@@ -269,38 +234,5 @@ mod tests {
         let long = reply_body(&"я".repeat(20), 5);
         assert_eq!(long.chars().count(), 5);
         assert!(long.ends_with('…'));
-    }
-
-    #[test]
-    fn run_requests_are_checked() {
-        let ok = RunRequest {
-            run_id: "run_0191abc".into(),
-            agent: "helper".into(),
-            room: "r".into(),
-            topic: String::new(),
-            message_id: None,
-            asker: "user:1".into(),
-        };
-        assert!(ok.check().is_ok());
-        for bad in [
-            RunRequest {
-                run_id: "evt_1".into(),
-                ..ok.clone()
-            },
-            RunRequest {
-                run_id: "run_a/b".into(),
-                ..ok.clone()
-            },
-            RunRequest {
-                agent: "Not A Slug".into(),
-                ..ok.clone()
-            },
-            RunRequest {
-                asker: "agent:x".into(),
-                ..ok.clone()
-            },
-        ] {
-            assert!(bad.check().is_err(), "{bad:?}");
-        }
     }
 }

@@ -1,6 +1,7 @@
 //! What the runtime publishes on `AGENT_RUNS`: `agent.run.completed.<agent>`
 //! and `agent.run.failed.<agent>` (a cancellation is a failure whose status
-//! says so), staged with the run's last write. It consumes
+//! says so), staged with the run's last write, and each run's live events
+//! on `runs.<agent>` (`daarion_agents::runs::RunEvent`). It consumes
 //! `agent.run.requested.<agent>` (`worker`).
 
 use daarion_bus::Envelope;
@@ -8,10 +9,7 @@ use serde_json::json;
 
 use crate::{SERVICE, domain::RunStatus, store::Run};
 
-/// Every run request, whichever agent.
-pub const REQUESTED: &str = "agent.run.requested.*";
-pub const COMPLETED: &str = "agent.run.completed.*";
-pub const FAILED: &str = "agent.run.failed.*";
+pub use daarion_agents::runs::{COMPLETED, FAILED, LIVE, REQUESTED};
 
 /// A run that ended.
 pub fn finished(run: &Run) -> Envelope {
@@ -29,6 +27,7 @@ pub fn finished(run: &Run) -> Envelope {
             "room": run.room,
             "status": run.status.as_str(),
             "reply_message_id": run.reply_message_id,
+            "answer": run.answer,
             "error": run.error,
             "asker": run.asker,
             "tokens_in": run.tokens_in,

@@ -39,7 +39,10 @@ pub static SPEC: Service = Service {
     name: SERVICE,
     port: 7010,
     version: env!("CARGO_PKG_VERSION"),
-    migrations: &[migration!(1, "001_create_runtime_tables")],
+    migrations: &[
+        migration!(1, "001_create_runtime_tables"),
+        migration!(2, "002_add_run_conversations"),
+    ],
     rules: access::RULES,
     websocket: false,
     streams: &[StreamDef {
@@ -50,6 +53,7 @@ pub static SPEC: Service = Service {
         Event::durable(events::COMPLETED),
         Event::durable(events::FAILED),
         Event::durable("usage.agent_run"),
+        Event::live(events::LIVE),
         // Replies go through messaging's `Poster`.
         Event::durable(daarion_messaging::events::CHANGED),
         Event::durable("usage.message"),
@@ -171,6 +175,7 @@ async fn build(ctx: Context) -> Result<Mount, BuildError> {
         access: access.clone(),
         db: ctx.db.clone(),
         outbox: ctx.outbox.clone(),
+        bus: ctx.bus.clone(),
         settings: Arc::new(settings.clone()),
     };
     // A run holds its delivery while it works; the bus redelivers only

@@ -4,6 +4,7 @@
 //! step is a row, written once, so a run taken up again after a crash
 //! resumes after its last finished step.
 
+use daarion_agents::runs::RunRequest;
 use daarion_bus::{Envelope, Outbox, Staged};
 use daarion_store::{
     Db,
@@ -11,7 +12,7 @@ use daarion_store::{
 };
 use serde_json::Value;
 
-use crate::domain::{RunError, RunRequest, RunStatus};
+use crate::domain::{RunError, RunStatus};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Run {
@@ -21,9 +22,12 @@ pub struct Run {
     pub topic: String,
     pub message_id: Option<String>,
     pub asker: String,
+    /// A caller's conversation (empty for a run answering a room).
+    pub messages: Vec<Value>,
     pub status: RunStatus,
     pub attempts: i64,
     pub reply_message_id: Option<String>,
+    pub answer: Option<String>,
     pub error: Option<String>,
     pub tokens_in: i64,
     pub tokens_out: i64,
@@ -32,25 +36,13 @@ pub struct Run {
     pub finished_at: Option<String>,
 }
 
-impl Run {
-    pub fn request(&self) -> RunRequest {
-        RunRequest {
-            run_id: self.id.clone(),
-            agent: self.agent.clone(),
-            room: self.room.clone(),
-            topic: self.topic.clone(),
-            message_id: self.message_id.clone(),
-            asker: self.asker.clone(),
-        }
-    }
-}
-
-const RUN_COLUMNS: &str = "SELECT id, agent, room, topic, message_id, asker, status, attempts,
-    reply_message_id, error, tokens_in, tokens_out, created_at, started_at, finished_at
-    FROM runtime_runs";
+const RUN_COLUMNS: &str = "SELECT id, agent, room, topic, message_id, asker, input, status,
+    attempts, reply_message_id, answer, error, tokens_in, tokens_out, created_at, started_at,
+    finished_at FROM runtime_runs";
 
 fn run_from(row: &AnyRow) -> Result<Run, RunError> {
     let status: String = row.try_get("status")?;
+    let input: String = row.try_get("input")?;
     Ok(Run {
         id: row.try_get("id")?,
         agent: row.try_get("agent")?,
@@ -58,10 +50,12 @@ fn run_from(row: &AnyRow) -> Result<Run, RunError> {
         topic: row.try_get("topic")?,
         message_id: row.try_get("message_id")?,
         asker: row.try_get("asker")?,
+        messages: serde_json::from_str(&input).unwrap_or_default(),
         status: RunStatus::parse(&status)
             .ok_or_else(|| RunError::Invalid(format!("stored run status {status:?}")))?,
         attempts: row.try_get("attempts")?,
         reply_message_id: row.try_get("reply_message_id")?,
+        answer: row.try_get("answer")?,
         error: row.try_get("error")?,
         tokens_in: row.try_get("tokens_in")?,
         tokens_out: row.try_get("tokens_out")?,
@@ -91,9 +85,9 @@ pub struct Step {
 pub async fn open(db: &Db, request: &RunRequest) -> Result<(), RunError> {
     let now = daarion_store::now();
     sql::query(
-        "INSERT INTO runtime_runs (id, agent, room, topic, message_id, asker, status, attempts,
-             tokens_in, tokens_out, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, 0, 0, $7, $7)
+        "INSERT INTO runtime_runs (id, agent, room, topic, message_id, asker, input, status,
+             attempts, tokens_in, tokens_out, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', 0, 0, 0, $8, $8)
          ON CONFLICT (id) DO NOTHING",
     )
     .bind(request.run_id.as_str())
@@ -102,6 +96,7 @@ pub async fn open(db: &Db, request: &RunRequest) -> Result<(), RunError> {
     .bind(request.topic.as_str())
     .bind(request.message_id.as_deref())
     .bind(request.asker.as_str())
+    .bind(Value::from(request.messages.clone()).to_string())
     .bind(now.as_str())
     .execute(db.pool())
     .await?;
@@ -289,6 +284,7 @@ pub async fn checkpoint(db: &Db, run: &str, owner: &str, step: &Step) -> Result<
 pub struct Ending<'a> {
     pub status: RunStatus,
     pub reply_message_id: Option<&'a str>,
+    pub answer: Option<&'a str>,
     pub error: Option<&'a str>,
 }
 
@@ -307,7 +303,8 @@ pub async fn finish(
     let now = daarion_store::now();
     let done = sql::query(
         "UPDATE runtime_runs SET status = $2, reply_message_id = $3, error = $4,
-             finished_at = $5, updated_at = $5, lease_owner = NULL, lease_until = NULL
+             finished_at = $5, updated_at = $5, lease_owner = NULL, lease_until = NULL,
+             answer = $7
          WHERE id = $1 AND status IN ('queued', 'running') AND ($6 = '' OR lease_owner = $6)",
     )
     .bind(id)
@@ -316,6 +313,7 @@ pub async fn finish(
     .bind(ending.error)
     .bind(now.as_str())
     .bind(owner.unwrap_or(""))
+    .bind(ending.answer)
     .execute(&mut *tx)
     .await?;
     if done.rows_affected() == 0 {

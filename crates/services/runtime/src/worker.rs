@@ -15,7 +15,8 @@ use std::{
 
 use daarion_access::{Action, Enforcer, Principal, PrincipalKind};
 use daarion_agents::domain::Lifecycle;
-use daarion_bus::{Envelope, HandlerError, Outbox};
+use daarion_agents::runs::{self, RunEvent, RunRequest};
+use daarion_bus::{Bus, Envelope, HandlerError, Outbox};
 use daarion_control::{ControlClient, domain::DocKind};
 use daarion_messaging::{Poster, Posting, domain::MessagingError, store::Window};
 use daarion_store::Db;
@@ -26,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     SERVICE, Settings,
     city::City,
-    domain::{self, Next, RunError, RunRequest, RunStatus, Said},
+    domain::{self, Next, RunError, RunStatus, Said},
     events,
     store::{self, Ending, Lease, Run, Step},
 };
@@ -35,6 +36,8 @@ use crate::{
 pub struct Worker {
     pub db: Db,
     pub outbox: Outbox,
+    /// For the live events of runs.
+    pub bus: Arc<dyn Bus>,
     pub poster: Poster,
     pub city: City,
     pub control: ControlClient,
@@ -64,7 +67,13 @@ impl Worker {
         let owner = format!("w_{}", uuid::Uuid::now_v7().simple());
         let attempts =
             match store::lease(&self.db, &request.run_id, &owner, &self.lease_until()).await? {
-                Lease::Finished(_) => return Ok(()),
+                Lease::Finished(_) => {
+                    // Asked again (a caller's retry): its end, told again.
+                    if let Some(run) = store::get(&self.db, &request.run_id).await? {
+                        self.live(ended(run)).await;
+                    }
+                    return Ok(());
+                }
                 Lease::Held => {
                     return Err(RunError::Transient(format!(
                         "{} is held by another worker",
@@ -73,6 +82,11 @@ impl Worker {
                 }
                 Lease::Taken(attempts) => attempts,
             };
+        self.live(RunEvent::Started {
+            run: request.run_id.clone(),
+            agent: request.agent.clone(),
+        })
+        .await;
         let started = Instant::now();
         let lost = CancellationToken::new();
         let heartbeat = tokio::spawn(self.clone().heartbeat(
@@ -92,16 +106,14 @@ impl Worker {
         heartbeat.abort();
         let latency = started.elapsed();
         match outcome {
-            Ok(reply) => {
-                self.finish(
-                    request,
-                    &owner,
-                    RunStatus::Completed,
-                    Some(&reply),
-                    None,
-                    latency,
-                )
-                .await
+            Ok(done) => {
+                let ending = Ending {
+                    status: RunStatus::Completed,
+                    reply_message_id: done.reply.as_deref(),
+                    answer: Some(&done.answer),
+                    error: None,
+                };
+                self.finish(request, &owner, ending, latency).await
             }
             // Cancelled, or taken over by another worker: theirs to finish.
             Err(RunError::Conflict(reason)) => {
@@ -120,15 +132,13 @@ impl Worker {
                 } else {
                     error.to_string()
                 };
-                self.finish(
-                    request,
-                    &owner,
-                    RunStatus::Failed,
-                    None,
-                    Some(&message),
-                    latency,
-                )
-                .await?;
+                let ending = Ending {
+                    status: RunStatus::Failed,
+                    reply_message_id: None,
+                    answer: None,
+                    error: Some(&message),
+                };
+                self.finish(request, &owner, ending, latency).await?;
                 // The runner dead-letters what keeps failing for the
                 // operators; a run refused for good is settled here.
                 if error.is_transient() {
@@ -159,20 +169,31 @@ impl Worker {
         }
     }
 
+    /// Publishes a live event of a run (lost if nobody listens).
+    async fn live(&self, event: RunEvent) {
+        let agent = match &event {
+            RunEvent::Started { agent, .. }
+            | RunEvent::Token { agent, .. }
+            | RunEvent::ToolCall { agent, .. }
+            | RunEvent::ToolResult { agent, .. }
+            | RunEvent::Completed { agent, .. }
+            | RunEvent::Failed { agent, .. } => agent.clone(),
+        };
+        if let Ok(payload) = serde_json::to_value(&event) {
+            let envelope = Envelope::new(SERVICE, runs::live_subject(&agent), payload);
+            if let Err(error) = self.bus.publish(&envelope).await {
+                tracing::debug!(%error, "a run's live event was not published");
+            }
+        }
+    }
+
     async fn finish(
         &self,
         request: &RunRequest,
         owner: &str,
-        status: RunStatus,
-        reply: Option<&str>,
-        error: Option<&str>,
+        ending: Ending<'_>,
         latency: Duration,
     ) -> Result<(), RunError> {
-        let ending = Ending {
-            status,
-            reply_message_id: reply,
-            error,
-        };
         let finished = store::finish(
             &self.db,
             &self.outbox,
@@ -185,13 +206,13 @@ impl Worker {
         if let Some((run, staged)) = finished {
             self.outbox.relay(staged).await;
             metrics::counter!("runtime_runs_total", "status" => run.status.as_str()).increment(1);
+            self.live(ended(run)).await;
         }
         Ok(())
     }
 
-    /// The run itself, resumed after its finished steps; answers the
-    /// reply's message id.
-    async fn execute(&self, request: &RunRequest, owner: &str) -> Result<String, RunError> {
+    /// The run itself, resumed after its finished steps.
+    async fn execute(&self, request: &RunRequest, owner: &str) -> Result<Done, RunError> {
         let agent = daarion_agents::store::get(&self.db, &request.agent)
             .await
             .map_err(|e| RunError::Transient(e.to_string()))?
@@ -201,34 +222,30 @@ impl Worker {
                 "the agent is paused or archived".into(),
             ));
         }
-        let room = daarion_messaging::store::room(&self.db, &request.room)
-            .await
-            .map_err(messaging_error)?
-            .ok_or_else(|| RunError::Permanent("the room is gone".into()))?;
         let me = self.agent_principal(&agent.slug).await?;
-        let room_resource = daarion_messaging::access::room_of(&self.db, &room)
-            .await
-            .map_err(messaging_error)?;
-        if !self.access.allows(&me, Action::SendMessage, &room_resource) {
-            return Err(RunError::Permanent(
-                "the agent may not post in this room".into(),
-            ));
-        }
+        let room = if request.room.is_empty() {
+            None
+        } else {
+            Some(self.room_to_answer(request, &me).await?)
+        };
         let (functions, tools) = self.tools(&agent.slug).await?;
-        let mut transcript = domain::transcript(
-            &agent.slug,
-            self.prompt(&agent.slug).await?.as_deref(),
-            &self
-                .window(request)
-                .await?
+        let prompt = self.prompt(&agent.slug).await?;
+        let mut transcript = if room.is_some() {
+            let window = self.window(request).await?;
+            let said: Vec<Said<'_>> = window
                 .iter()
                 .map(|m| Said {
                     author: &m.author,
                     handle: &m.author_handle,
                     body: &m.body,
                 })
-                .collect::<Vec<_>>(),
-        );
+                .collect();
+            domain::transcript(&agent.slug, prompt.as_deref(), &said)
+        } else {
+            let mut t = domain::transcript(&agent.slug, prompt.as_deref(), &[]);
+            t.extend(request.messages.iter().cloned());
+            t
+        };
         let done = store::steps(&self.db, &request.run_id).await?;
         let mut n = 0usize;
         for _ in 0..self.settings.max_steps {
@@ -236,7 +253,7 @@ impl Worker {
                 Some(step) => step.clone(),
                 None => {
                     let step = self
-                        .model_step(n, &agent.model, &agent.slug, &transcript, &functions)
+                        .model_step(n, request, &agent.model, &transcript, &functions)
                         .await?;
                     store::checkpoint(&self.db, &request.run_id, owner, &step).await?;
                     step
@@ -248,16 +265,20 @@ impl Worker {
                 Next::Answer(text) if text.is_empty() => {
                     return Err(RunError::Permanent("the model answered nothing".into()));
                 }
-                Next::Answer(text) => return self.reply(request, &room, &me, &text).await,
+                Next::Answer(answer) => {
+                    let reply = match &room {
+                        Some(room) => Some(self.reply(request, room, &me, &answer).await?),
+                        None => None,
+                    };
+                    return Ok(Done { answer, reply });
+                }
                 Next::Tools(calls) => calls,
             };
             for call in calls {
                 let step = match done.get(n) {
                     Some(step) => step.clone(),
                     None => {
-                        let step = self
-                            .tool_step(n, &agent.slug, &tools, &call, &request.asker)
-                            .await?;
+                        let step = self.tool_step(n, request, &tools, &call).await?;
                         store::checkpoint(&self.db, &request.run_id, owner, &step).await?;
                         step
                     }
@@ -274,6 +295,27 @@ impl Worker {
             "no answer within {} model calls",
             self.settings.max_steps
         )))
+    }
+
+    /// The room a run answers in, if the agent may post there.
+    async fn room_to_answer(
+        &self,
+        request: &RunRequest,
+        me: &Principal,
+    ) -> Result<daarion_messaging::domain::Room, RunError> {
+        let room = daarion_messaging::store::room(&self.db, &request.room)
+            .await
+            .map_err(messaging_error)?
+            .ok_or_else(|| RunError::Permanent("the room is gone".into()))?;
+        let resource = daarion_messaging::access::room_of(&self.db, &room)
+            .await
+            .map_err(messaging_error)?;
+        if !self.access.allows(me, Action::SendMessage, &resource) {
+            return Err(RunError::Permanent(
+                "the agent may not post in this room".into(),
+            ));
+        }
+        Ok(room)
     }
 
     async fn agent_principal(&self, slug: &str) -> Result<Principal, RunError> {
@@ -358,27 +400,46 @@ impl Worker {
         Ok(messages)
     }
 
+    /// One model call, streamed: its words go out live as they come.
     async fn model_step(
         &self,
         n: usize,
+        request: &RunRequest,
         model: &str,
-        agent: &str,
         transcript: &[Value],
         functions: &[Value],
     ) -> Result<Step, RunError> {
-        let mut request = json!({ "model": model, "messages": transcript });
+        let mut body = json!({ "model": model, "messages": transcript });
         if !functions.is_empty() {
-            request["tools"] = Value::from(functions.to_vec());
+            body["tools"] = Value::from(functions.to_vec());
         }
+        let (words, mut heard) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let relay = {
+            let worker = self.clone();
+            let (run, agent) = (request.run_id.clone(), request.agent.clone());
+            tokio::spawn(async move {
+                while let Some(text) = heard.recv().await {
+                    let (run, agent) = (run.clone(), agent.clone());
+                    worker.live(RunEvent::Token { run, agent, text }).await;
+                }
+            })
+        };
         let started = Instant::now();
         let completion = self
             .city
             .complete(
-                agent,
-                &request,
+                &request.agent,
+                &body,
                 Duration::from_secs(self.settings.run_timeout_secs),
+                |text| {
+                    let _ = words.send(text);
+                },
             )
-            .await?;
+            .await;
+        drop(words);
+        // The words go out before the step is known finished.
+        let _ = relay.await;
+        let completion = completion?;
         Ok(Step {
             n: n as i64,
             kind: "model".into(),
@@ -396,11 +457,18 @@ impl Worker {
     async fn tool_step(
         &self,
         n: usize,
-        agent: &str,
+        request: &RunRequest,
         tools: &HashMap<String, String>,
         call: &domain::ToolCall,
-        asker: &str,
     ) -> Result<Step, RunError> {
+        let (agent, asker) = (request.agent.as_str(), request.asker.as_str());
+        self.live(RunEvent::ToolCall {
+            run: request.run_id.clone(),
+            agent: agent.to_owned(),
+            tool: tools.get(&call.function).unwrap_or(&call.function).clone(),
+            arguments: call.arguments.clone(),
+        })
+        .await;
         let started = Instant::now();
         let (name, answer) = match tools.get(&call.function) {
             Some(name) => (
@@ -423,6 +491,13 @@ impl Worker {
                 },
             ),
         };
+        self.live(RunEvent::ToolResult {
+            run: request.run_id.clone(),
+            agent: agent.to_owned(),
+            tool: name.clone(),
+            ok: answer.ok,
+        })
+        .await;
         Ok(Step {
             n: n as i64,
             kind: "tool".into(),
@@ -459,6 +534,31 @@ impl Worker {
             .await
             .map_err(messaging_error)?;
         Ok(message.id)
+    }
+}
+
+/// How a run ended well: its words, and the message that carried them to
+/// the room (for a run answering one).
+struct Done {
+    answer: String,
+    reply: Option<String>,
+}
+
+/// A finished run's end as its live event.
+fn ended(run: Run) -> RunEvent {
+    match run.status {
+        RunStatus::Completed => RunEvent::Completed {
+            run: run.id,
+            agent: run.agent,
+            answer: run.answer.unwrap_or_default(),
+            tokens_in: run.tokens_in,
+            tokens_out: run.tokens_out,
+        },
+        _ => RunEvent::Failed {
+            run: run.id,
+            agent: run.agent,
+            error: run.error.unwrap_or_else(|| run.status.as_str().to_owned()),
+        },
     }
 }
 
