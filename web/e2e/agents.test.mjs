@@ -1,8 +1,8 @@
 // Agents answering in rooms, in each language: a person makes an agent in
 // the hub, brings it into her community, mentions it in the community's
 // room and sees its answer arrive live (from a fake, local model through
-// the city's LLM proxy); the agent's page lists the run — answered, asked
-// by her — and its steps.
+// the city's LLM proxy); the agent's page, open in another tab, shows the
+// run arrive live — answered, asked by her — and its steps.
 import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -74,6 +74,11 @@ for (const lang of ["en", "uk"]) {
         .filter({ hasText: `agent:${agent}` })
         .waitFor();
 
+      // Its page stays open in another tab, following its runs.
+      const hub = await maker.context.newPage();
+      await hub.goto(`${city.url}/hub/${agent}`);
+      await hub.getByText(t("runs.empty")).waitFor();
+
       // ...and asked in its room: the answer arrives live, as a reply.
       await page.goto(`${city.url}/messages/${room}`);
       await page.getByRole("status").getByText(t("live.open")).waitFor();
@@ -88,17 +93,17 @@ for (const lang of ["en", "uk"]) {
         .waitFor({ timeout: 20000 });
       await expectNoAccessibilityProblems(page, "room with an agent's answer");
 
-      // Its page: the run, answered, asked by her; its steps.
-      await page.goto(`${city.url}/hub/${agent}`);
-      const runs = page.getByRole("list", { name: t("runs.title") });
+      // On its page, without reloading: the run, answered, asked by her;
+      // its steps.
+      const runs = hub.getByRole("list", { name: t("runs.title") });
       const run = runs.getByRole("listitem").filter({ hasText: t("runs.status.completed") });
       await run.getByText(t("runs.asked_by", { who: `keeper-${lang}` })).waitFor();
       await run.getByRole("button", { name: t("runs.show_steps") }).click();
-      const steps = page.getByRole("list", { name: t("runs.steps") });
+      const steps = hub.getByRole("list", { name: t("runs.steps") });
       await steps.getByText(t("runs.model_call", { model: "default" })).waitFor();
       await steps.getByText(REPLY.join("")).waitFor();
-      await expectNoAccessibilityProblems(page, "agent runs");
-      await screenshot(page, `agent-runs-${lang}`);
+      await expectNoAccessibilityProblems(hub, "agent runs");
+      await screenshot(hub, `agent-runs-${lang}`);
       await maker.context.close();
     });
   });

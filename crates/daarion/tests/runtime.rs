@@ -117,6 +117,8 @@ async fn a_mentioned_agent_answers_in_its_room_with_its_tools(kind: Kind) {
     let app = city.spawn().await;
     let general = helper_in_guild(&app).await;
     say(&app, &general, "alice", "Welcome, everyone").await;
+    // Alice watches her agent work.
+    let mut watching = app.ws_as("/ws/agents/events/helper", "alice").await;
 
     // Bob asks; the agent works it out with its calculator and answers him.
     let asked = say(
@@ -130,6 +132,37 @@ async fn a_mentioned_agent_answers_in_its_room_with_its_tools(kind: Kind) {
     assert_eq!(answer["reply_to"], asked["id"], "{answer}");
     let body = answer["body"].as_str().unwrap();
     assert!(body.contains("tool said") && body.contains("42"), "{body}");
+
+    // Live: started, the tool called and answering, the words, the end.
+    let mut frames = Vec::new();
+    loop {
+        let frame = common::next_json(&mut watching).await;
+        let end = frame["type"] == "completed";
+        frames.push(frame);
+        if end {
+            break;
+        }
+    }
+    let kinds: Vec<&str> = frames.iter().map(|f| f["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds[..3],
+        ["started", "tool_call", "tool_result"],
+        "{frames:?}"
+    );
+    assert_eq!(frames[1]["tool"], "math.evaluate");
+    assert_eq!(frames[1]["arguments"], json!({"expression": "6*7"}));
+    let words: String = frames
+        .iter()
+        .filter(|f| f["type"] == "token")
+        .map(|f| f["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(words, body);
+    assert_eq!(frames.last().unwrap()["answer"], body);
+    let (status, _) = app.get_as("/ws/agents/events/helper", Some("bob")).await;
+    assert_eq!(
+        status, 403,
+        "runs are watched by those who manage the agent"
+    );
 
     // The model saw the prompt, the room (speakers named) and the tools,
     // and streamed its answer.

@@ -2,10 +2,13 @@
 // room, how the run went (queued, running, answered, failed, cancelled), who
 // asked, what it cost in tokens, and — opened — its steps: each model call
 // and each tool call with what the tool was given and answered. Unfinished
-// runs can be cancelled; the list refreshes while any is unfinished.
+// runs can be cancelled. Runs at work show live (`/ws/agents/events/…`):
+// the answer growing word by word, the tool being called; the list
+// reloads when a run starts or ends.
 import { useEffect, useState } from "preact/hooks";
 import { ApiFailure, api, ok, type Schemas } from "../api/client";
 import { useI18n } from "../i18n";
+import { type Frame, subscribe } from "../live";
 import {
   ErrorNote,
   Listed,
@@ -35,18 +38,22 @@ export function AgentRuns({ slug }: { slug: string }) {
   );
   const [open, setOpen] = useState<string | null>(null);
   const name = usePeople((runs.items ?? []).map((r) => r.asker));
-  const waiting = (runs.items ?? []).some(unfinished);
-  const reload = runs.reload;
-  useEffect(() => {
-    if (!waiting) return;
-    const timer = setInterval(reload, 3000);
-    return () => clearInterval(timer);
-  }, [waiting, slug]);
+  const working = useWorking(slug, runs.items !== undefined, runs.reload);
   // Only those who manage the agent see its runs.
   if (runs.error instanceof ApiFailure && runs.error.status === 403) return null;
   return (
     <section class="stack" aria-labelledby="agent-runs">
       <h2 id="agent-runs">{t("runs.title")}</h2>
+      <div role="status" aria-live="polite" aria-label={t("runs.working")}>
+        {Object.entries(working).map(([run, work]) => (
+          <div key={run} class="card stack">
+            <strong>
+              {work.tool ? t("runs.calling", { tool: work.tool }) : t("runs.writing")}
+            </strong>
+            {work.words && <div class="mono">{work.words}</div>}
+          </div>
+        ))}
+      </div>
       <Listed items={runs.items} error={runs.error} empty={t("runs.empty")}>
         {(items) => (
           <ul class="list card" aria-label={t("runs.title")}>
@@ -81,6 +88,43 @@ export function AgentRuns({ slug }: { slug: string }) {
       <MoreButton paged={runs} />
     </section>
   );
+}
+
+type Work = { words: string; tool?: string };
+
+/**
+ * Runs at work, by run id, from the agent's live events (once `ready`: the
+ * caller may see its runs); `changed` when one starts or ends.
+ */
+function useWorking(slug: string, ready: boolean, changed: () => void) {
+  const [working, setWorking] = useState<Record<string, Work>>({});
+  useEffect(() => {
+    if (!ready) return;
+    const sub = subscribe(`/ws/agents/events/${encodeURIComponent(slug)}`, {
+      frame: (frame: Frame) => {
+        const run = String(frame.run ?? "");
+        if (!run) return;
+        if (frame.type === "completed" || frame.type === "failed") {
+          setWorking(({ [run]: _, ...rest }) => rest);
+          changed();
+          return;
+        }
+        if (frame.type === "started") changed();
+        setWorking((now) => {
+          const work = now[run] ?? { words: "" };
+          if (frame.type === "token")
+            return { ...now, [run]: { words: work.words + String(frame.text ?? "") } };
+          if (frame.type === "tool_call")
+            return { ...now, [run]: { ...work, tool: String(frame.tool ?? "") } };
+          if (frame.type === "tool_result") return { ...now, [run]: { ...work, tool: undefined } };
+          return { ...now, [run]: work };
+        });
+      },
+      state: (_state, resumed) => resumed && changed(),
+    });
+    return () => sub.close();
+  }, [slug, ready]);
+  return working;
 }
 
 function RunDetail({ id, changed }: { id: string; changed: () => void }) {

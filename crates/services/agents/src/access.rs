@@ -22,6 +22,12 @@ pub static RULES: &[Rule] = &[
     Rule::new(Method::GET, "/api/agents/agents", SignedIn),
     Rule::new(Method::POST, "/api/agents/agents", SignedIn),
     Rule::new(Method::GET, "/api/agents/blueprints", SignedIn),
+    // Runs' live events, tool arguments included: for those who manage it.
+    Rule::new(
+        Method::GET,
+        "/ws/agents/events/{agent}",
+        Check(Manage, AGENT),
+    ),
     // The agent is named in the body: `chat::chat_completions` asks the
     // policies about it.
     Rule::new(Method::POST, "/api/agents/v1/chat/completions", SignedIn),

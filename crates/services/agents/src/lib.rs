@@ -6,6 +6,10 @@
 //!   from scratch), owned by them and optionally serving a microDAO
 //!   (whose admins manage them too); every change is the next version of
 //!   the definition.
+//! - `POST /api/agents/v1/chat/completions` (`chat`): any OpenAI client
+//!   runs an agent (`model` = its slug) on its conversation.
+//! - `/ws/agents/events/{agent}` (`ws`): the agent's runs as they happen,
+//!   for those who manage it.
 //!
 //! An agent's identity is an `auth` agent (`agent:<slug>`, so it can hold
 //! API keys and be a microDAO member); its profile lives here; its system
@@ -15,7 +19,8 @@
 //!
 //! Layout: `domain` (rules, blueprints), `store` (queries, one transaction
 //! per change, events staged with it), `api` (routes), `access` (rules,
-//! agents as the policies see them), `events`.
+//! agents as the policies see them), `events`, `runs` (the contract of
+//! agent runs with the runtime: requests and live events), `chat`, `ws`.
 
 pub mod access;
 pub mod api;
@@ -24,6 +29,7 @@ pub mod domain;
 pub mod events;
 pub mod runs;
 pub mod store;
+pub mod ws;
 
 use std::sync::Arc;
 
@@ -41,7 +47,7 @@ pub static SPEC: Service = Service {
     version: env!("CARGO_PKG_VERSION"),
     migrations: &[migration!(1, "001_create_agents_tables")],
     rules: access::RULES,
-    websocket: false,
+    websocket: true,
     streams: &[StreamDef {
         name: "AGENTS",
         subjects: &["agents.>"],
@@ -64,16 +70,20 @@ pub struct AgentState {
     access: Arc<Enforcer>,
     /// The process's cached control-plane reader.
     control: ControlClient,
+    /// Runs' live events on `/ws/agents/events/{agent}`.
+    live: daarion_service::live::Live,
 }
 
 async fn build(ctx: Context) -> Result<Mount, BuildError> {
     let access = ctx.enforcer(access::AgentResources { db: ctx.db.clone() });
     let state = AgentState {
         control: ctx.component::<ControlClient>()?,
+        live: ctx.live(),
         db: ctx.db,
         outbox: ctx.outbox,
         bus: ctx.bus,
         access: access.clone(),
     };
-    Ok(Mount::new(access, api::router().with_state(state)))
+    Ok(Mount::new(access, api::router().with_state(state.clone()))
+        .with_ws(ws::router().with_state(state)))
 }
