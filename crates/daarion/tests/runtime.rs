@@ -19,6 +19,7 @@ on_every_backend!(
     a_mentioned_agent_answers_in_its_room_with_its_tools,
     a_run_that_fails_half_way_resumes_without_repeating_a_tool,
     any_openai_client_talks_to_an_agent_whole_or_streamed,
+    an_agents_plan_limits_its_runs_at_once_a_day_and_people_a_day,
 );
 
 /// A city whose LLM proxy has the alias `chat` on `fake`, without retries
@@ -483,5 +484,82 @@ async fn any_openai_client_talks_to_an_agent_whole_or_streamed(kind: Kind) {
     .await;
     let (status, _) = common::decode(chat(&app, "bob", None, ask("hi")).await).await;
     assert_eq!(status, 409);
+    app.stop().await;
+}
+
+/// Every run of `agent`, once `n` of them have finished (newest first).
+async fn finished_runs(app: &TestApp, agent: &str, n: usize) -> Vec<Value> {
+    daarion_testkit::eventually("finished runs", Duration::from_secs(30), || async {
+        let listed = runs(app, agent).await;
+        let done = listed
+            .iter()
+            .filter(|r| ["completed", "failed"].contains(&r["status"].as_str().unwrap()))
+            .count();
+        (done >= n).then_some(listed)
+    })
+    .await
+}
+
+async fn an_agents_plan_limits_its_runs_at_once_a_day_and_people_a_day(kind: Kind) {
+    let fake = FakeLlm::start(Flavor::OpenAi).await;
+    let Some(city) = city(kind, &fake).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let general = helper_in_guild(&app).await;
+    let quota = |limits: Value| {
+        let app = &app;
+        async move {
+            let (status, body) = app
+                .send(
+                    "PUT",
+                    "/api/control/quotas/agent:helper",
+                    "root",
+                    Some(limits),
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+
+    // One run at a time: the second question waits for the first answer.
+    quota(json!({"concurrent_runs": 1})).await;
+    fake.push([Step::Delay(Duration::from_millis(1500))]);
+    say(&app, &general, "bob", "@agent:helper first").await;
+    say(&app, &general, "bob", "@agent:helper second").await;
+    let listed = finished_runs(&app, "helper", 2).await;
+    let (second, first) = (&listed[0], &listed[1]);
+    assert_eq!(
+        (first["status"].clone(), second["status"].clone()),
+        (json!("completed"), json!("completed")),
+        "{listed:?}"
+    );
+    assert!(
+        second["started_at"].as_str().unwrap() >= first["finished_at"].as_str().unwrap(),
+        "{listed:?}"
+    );
+
+    // Three runs a day, one person a day: Bob has had two; Alice is refused,
+    // Bob's third goes, his fourth is refused.
+    quota(json!({"runs_per_day": 3, "distinct_users_per_day": 1})).await;
+    say(&app, &general, "alice", "@agent:helper me too").await;
+    let refused = &finished_runs(&app, "helper", 3).await[0];
+    assert_eq!(refused["status"], "failed");
+    assert_eq!(
+        refused["error"],
+        "the agent's plan allows at most 1 askers a day"
+    );
+    say(&app, &general, "bob", "@agent:helper third").await;
+    assert_eq!(
+        finished_runs(&app, "helper", 4).await[0]["status"],
+        "completed"
+    );
+    say(&app, &general, "bob", "@agent:helper fourth").await;
+    let refused = &finished_runs(&app, "helper", 5).await[0];
+    assert_eq!(
+        refused["error"],
+        "the agent's plan allows at most 3 runs a day"
+    );
+    assert_eq!(fake.requests(), 3);
     app.stop().await;
 }

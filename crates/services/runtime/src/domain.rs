@@ -70,6 +70,26 @@ impl RunStatus {
     }
 }
 
+/// Why an agent's plan refuses a run that has not started yet (`None`: it
+/// may start): its day's runs, or its day's askers, spent. (Runs at once
+/// are the lease's to count: `store::lease`.)
+pub fn refused_today(limits: &daarion_usage::RunLimits, day: &crate::store::Day) -> Option<String> {
+    let over = |limit: Option<u32>, n: i64| limit.is_some_and(|l| n >= i64::from(l));
+    if over(limits.runs_per_day, day.started) {
+        return Some(format!(
+            "the agent's plan allows at most {} runs a day",
+            limits.runs_per_day.unwrap_or(0)
+        ));
+    }
+    if over(limits.distinct_users_per_day, day.other_askers) {
+        return Some(format!(
+            "the agent's plan allows at most {} askers a day",
+            limits.distinct_users_per_day.unwrap_or(0)
+        ));
+    }
+    None
+}
+
 /// One message of the room, as the agent reads it.
 pub struct Said<'a> {
     /// `user:<id>` or `agent:<id>`.
@@ -226,6 +246,28 @@ mod tests {
             Next::Answer("4".into())
         );
         assert_eq!(function_name("math.evaluate"), "math__evaluate");
+    }
+
+    #[test]
+    fn plans_limit_runs_and_askers_a_day() {
+        use crate::store::Day;
+        let limits = daarion_usage::RunLimits {
+            runs_per_day: Some(3),
+            distinct_users_per_day: Some(2),
+            concurrent_runs: Some(1),
+        };
+        let day = |started, other_askers| Day {
+            started,
+            other_askers,
+        };
+        assert_eq!(refused_today(&limits, &day(2, 1)), None);
+        assert!(refused_today(&limits, &day(3, 0)).is_some_and(|why| why.contains("3 runs")));
+        assert!(refused_today(&limits, &day(0, 2)).is_some_and(|why| why.contains("2 askers")));
+        assert_eq!(
+            refused_today(&Default::default(), &day(9, 9)),
+            None,
+            "no plan"
+        );
     }
 
     #[test]

@@ -172,6 +172,7 @@ async fn build(ctx: Context) -> Result<Mount, BuildError> {
         poster: daarion_messaging::Poster::start(ctx.db.clone(), ctx.outbox.clone()),
         city: city::City::new(http, &settings.city_url, tokens),
         control: ctx.component()?,
+        meter: ctx.component()?,
         access: access.clone(),
         db: ctx.db.clone(),
         outbox: ctx.outbox.clone(),

@@ -7,7 +7,7 @@
 use daarion_agents::runs::RunRequest;
 use daarion_bus::{Envelope, Outbox, Staged};
 use daarion_store::{
-    Db,
+    Backend, Db,
     sql::{self, AnyRow, Row},
 };
 use serde_json::Value;
@@ -34,11 +34,13 @@ pub struct Run {
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    /// Until when a worker holds it.
+    pub lease_until: Option<String>,
 }
 
 const RUN_COLUMNS: &str = "SELECT id, agent, room, topic, message_id, asker, input, status,
     attempts, reply_message_id, answer, error, tokens_in, tokens_out, created_at, started_at,
-    finished_at FROM runtime_runs";
+    finished_at, lease_until FROM runtime_runs";
 
 fn run_from(row: &AnyRow) -> Result<Run, RunError> {
     let status: String = row.try_get("status")?;
@@ -62,6 +64,7 @@ fn run_from(row: &AnyRow) -> Result<Run, RunError> {
         created_at: row.try_get("created_at")?,
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
+        lease_until: row.try_get("lease_until")?,
     })
 }
 
@@ -129,6 +132,34 @@ pub async fn list(
     rows.iter().map(run_from).collect()
 }
 
+/// An agent's day beside one run: how many other runs started since
+/// `since`, and how many other people asked since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Day {
+    pub started: i64,
+    pub other_askers: i64,
+}
+
+pub async fn day(db: &Db, run: &Run, since: &str) -> Result<Day, RunError> {
+    let row = sql::query(
+        "SELECT
+             (SELECT COUNT(*) FROM runtime_runs WHERE agent = $1 AND id <> $2
+                 AND started_at >= $3) AS started,
+             (SELECT COUNT(DISTINCT asker) FROM runtime_runs WHERE agent = $1
+                 AND started_at >= $3 AND asker <> $4) AS other_askers",
+    )
+    .bind(run.agent.as_str())
+    .bind(run.id.as_str())
+    .bind(since)
+    .bind(run.asker.as_str())
+    .fetch_one(db.pool())
+    .await?;
+    Ok(Day {
+        started: row.try_get("started")?,
+        other_askers: row.try_get("other_askers")?,
+    })
+}
+
 /// What taking a run's lease found.
 #[derive(Debug, PartialEq)]
 pub enum Lease {
@@ -138,32 +169,61 @@ pub enum Lease {
     Finished(RunStatus),
     /// Another worker holds it.
     Held,
+    /// The agent has as many runs going as its plan allows.
+    Busy,
 }
 
-/// Takes the run for `owner` until `until`, if it is not finished and no
-/// other worker's lease is still running.
-pub async fn lease(db: &Db, id: &str, owner: &str, until: &str) -> Result<Lease, RunError> {
+/// Takes the run for `owner` until `until`, if it is not finished, no
+/// other worker's lease is still running, and fewer than `at_once` of the
+/// agent's other runs are (`None`: no limit). Takers of one agent's runs
+/// are serialised (SQLite's one writer; an advisory lock per agent on
+/// PostgreSQL), so two cannot both see room for one more.
+pub async fn lease(
+    db: &Db,
+    run: &Run,
+    owner: &str,
+    until: &str,
+    at_once: Option<u32>,
+) -> Result<Lease, RunError> {
     let now = daarion_store::now();
+    let mut tx = db.begin().await?;
+    if db.backend() == Backend::Postgres {
+        sql::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(format!("runtime:{}", run.agent))
+            .execute(&mut *tx)
+            .await?;
+    }
     let taken = sql::query(
         "UPDATE runtime_runs SET status = 'running', lease_owner = $2, lease_until = $3,
              attempts = attempts + 1, started_at = COALESCE(started_at, $4), updated_at = $4
          WHERE id = $1 AND status IN ('queued', 'running')
              AND (lease_until IS NULL OR lease_until < $4)
+             AND ($5 < 0 OR (SELECT COUNT(*) FROM runtime_runs r WHERE r.agent = $6
+                 AND r.id <> $1 AND r.status = 'running' AND r.lease_until > $4) < $5)
          RETURNING attempts",
     )
-    .bind(id)
+    .bind(run.id.as_str())
     .bind(owner)
     .bind(until)
     .bind(now.as_str())
-    .fetch_optional(db.pool())
+    .bind(at_once.map_or(-1, i64::from))
+    .bind(run.agent.as_str())
+    .fetch_optional(&mut *tx)
     .await?;
+    tx.commit().await?;
     if let Some(row) = taken {
         return Ok(Lease::Taken(row.try_get("attempts")?));
     }
-    match get(db, id).await? {
+    match get(db, &run.id).await? {
         Some(run) if run.status.is_finished() => Ok(Lease::Finished(run.status)),
-        Some(_) => Ok(Lease::Held),
-        None => Err(RunError::NotFound(format!("no run {id:?}"))),
+        Some(run)
+            if run.status == RunStatus::Running
+                && run.lease_until.as_deref() > Some(now.as_str()) =>
+        {
+            Ok(Lease::Held)
+        }
+        Some(_) => Ok(Lease::Busy),
+        None => Err(RunError::NotFound(format!("no run {:?}", run.id))),
     }
 }
 

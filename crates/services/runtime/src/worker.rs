@@ -35,6 +35,8 @@ use crate::{
 #[derive(Clone)]
 pub struct Worker {
     pub db: Db,
+    /// The agents' plans (runs at once, a day, people a day).
+    pub meter: daarion_usage::Meter,
     pub outbox: Outbox,
     /// For the live events of runs.
     pub bus: Arc<dyn Bus>,
@@ -64,24 +66,52 @@ impl Worker {
 
     async fn attempt(&self, request: &RunRequest) -> Result<(), RunError> {
         store::open(&self.db, request).await?;
+        let run = store::get(&self.db, &request.run_id)
+            .await?
+            .ok_or_else(|| RunError::NotFound(format!("no run {:?}", request.run_id)))?;
+        let limits = self
+            .meter
+            .run_limits(&request.agent)
+            .await
+            .map_err(|e| RunError::Transient(e.to_string()))?;
+        if !run.status.is_finished() && run.started_at.is_none() {
+            let day = store::day(&self.db, &run, &today()).await?;
+            if let Some(why) = domain::refused_today(&limits, &day) {
+                return self.refuse(&run, &why).await;
+            }
+        }
         let owner = format!("w_{}", uuid::Uuid::now_v7().simple());
-        let attempts =
-            match store::lease(&self.db, &request.run_id, &owner, &self.lease_until()).await? {
-                Lease::Finished(_) => {
-                    // Asked again (a caller's retry): its end, told again.
-                    if let Some(run) = store::get(&self.db, &request.run_id).await? {
-                        self.live(ended(run)).await;
-                    }
-                    return Ok(());
+        let lease = store::lease(
+            &self.db,
+            &run,
+            &owner,
+            &self.lease_until(),
+            limits.concurrent_runs,
+        )
+        .await?;
+        let attempts = match lease {
+            Lease::Finished(_) => {
+                // Asked again (a caller's retry): its end, told again.
+                if let Some(run) = store::get(&self.db, &request.run_id).await? {
+                    self.live(ended(run)).await;
                 }
-                Lease::Held => {
-                    return Err(RunError::Transient(format!(
-                        "{} is held by another worker",
-                        request.run_id
-                    )));
-                }
-                Lease::Taken(attempts) => attempts,
-            };
+                return Ok(());
+            }
+            Lease::Held => {
+                return Err(RunError::Transient(format!(
+                    "{} is held by another worker",
+                    request.run_id
+                )));
+            }
+            // Comes back later, when one of the agent's runs has ended.
+            Lease::Busy => {
+                return Err(RunError::Transient(format!(
+                    "the agent's plan allows at most {} runs at once",
+                    limits.concurrent_runs.unwrap_or(0)
+                )));
+            }
+            Lease::Taken(attempts) => attempts,
+        };
         self.live(RunEvent::Started {
             run: request.run_id.clone(),
             agent: request.agent.clone(),
@@ -148,6 +178,25 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Ends a run the agent's plan does not allow today.
+    async fn refuse(&self, run: &Run, why: &str) -> Result<(), RunError> {
+        let ending = Ending {
+            status: RunStatus::Failed,
+            reply_message_id: None,
+            answer: None,
+            error: Some(why),
+        };
+        let finished = store::finish(&self.db, &self.outbox, &run.id, None, ending, |run| {
+            vec![events::finished(run)]
+        })
+        .await?;
+        if let Some((run, staged)) = finished {
+            self.outbox.relay(staged).await;
+            self.live(ended(run)).await;
+        }
+        Ok(())
     }
 
     fn lease_until(&self) -> String {
@@ -542,6 +591,16 @@ impl Worker {
 struct Done {
     answer: String,
     reply: Option<String>,
+}
+
+/// The start of today (UTC), as stored.
+fn today() -> String {
+    daarion_store::format_time(
+        chrono::Utc::now()
+            .date_naive()
+            .and_time(chrono::NaiveTime::MIN)
+            .and_utc(),
+    )
 }
 
 /// A finished run's end as its live event.

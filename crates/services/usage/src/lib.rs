@@ -25,7 +25,7 @@ use daarion_store::{Db, migration};
 
 pub use events::event;
 pub use meter::{
-    Admission, Exceeded, ExtraLimit, LimitKind, Meter, MeterError, Settings, Subjects,
+    Admission, Exceeded, ExtraLimit, LimitKind, Meter, MeterError, RunLimits, Settings, Subjects,
 };
 pub use record::{Outcome, Price, UsageKind, UsageRecord};
 

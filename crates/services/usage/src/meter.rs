@@ -210,6 +210,15 @@ struct Effective {
     requests_per_minute: Option<u32>,
     tokens_per_minute: Option<u64>,
     budget_cents_per_month: Option<u64>,
+    runs: RunLimits,
+}
+
+/// What an agent's plan (or its own quota) allows of runs; `None`: no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunLimits {
+    pub runs_per_day: Option<u32>,
+    pub distinct_users_per_day: Option<u32>,
+    pub concurrent_runs: Option<u32>,
 }
 
 /// Checks and records consumption against quotas and budgets.
@@ -364,7 +373,23 @@ impl Meter {
             budget_cents_per_month: q
                 .and_then(|q| q.budget_cents_per_month)
                 .or(plan.budget_cents_per_month),
+            runs: RunLimits {
+                runs_per_day: q.and_then(|q| q.runs_per_day).or(plan.runs_per_day),
+                distinct_users_per_day: q
+                    .and_then(|q| q.distinct_users_per_day)
+                    .or(plan.distinct_users_per_day),
+                concurrent_runs: q.and_then(|q| q.concurrent_runs).or(plan.concurrent_runs),
+            },
         })
+    }
+
+    /// The runs `agent` may have: its quota's own limits, else its plan's
+    /// (the agent runtime counts them).
+    pub async fn run_limits(&self, agent: &str) -> Result<RunLimits, MeterError> {
+        Ok(self
+            .effective(&Subject::Agent(agent.to_owned()))
+            .await?
+            .runs)
     }
 
     /// Admits a call charged to `subjects` (and limited by `extra`) whose
