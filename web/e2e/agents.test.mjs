@@ -2,7 +2,8 @@
 // the hub, brings it into her community, mentions it in the community's
 // room and sees its answer arrive live (from a fake, local model through
 // the city's LLM proxy); the agent's page, open in another tab, shows the
-// run arrive live — answered, asked by her — and its steps.
+// run arrive live — answered, asked by her — and its steps; a stranger
+// asks it on its public page once she makes it public.
 import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -104,6 +105,24 @@ for (const lang of ["en", "uk"]) {
       await steps.getByText(REPLY.join("")).waitFor();
       await expectNoAccessibilityProblems(hub, "agent runs");
       await screenshot(hub, `agent-runs-${lang}`);
+
+      // A stranger, not signed in, finds it answers only its own people...
+      const stranger = await person(browser, { lang });
+      const visit = stranger.page;
+      await visit.goto(`${city.url}/agents/${agent}`);
+      const ask = visit.getByRole("form", { name: stranger.t("agents.ask") });
+      await ask.getByLabel(stranger.t("agents.question")).fill("Who are you?");
+      await ask.getByRole("button", { name: stranger.t("agents.send_question") }).click();
+      await ask.getByText(stranger.t("agents.not_public")).waitFor();
+      // ...until its maker makes it public: then it answers them too.
+      const edit = hub.getByRole("form", { name: t("hub.edit") });
+      await edit.getByLabel(t("hub.visibility")).selectOption("public");
+      await edit.getByRole("button", { name: t("hub.save") }).click();
+      await hub.getByText(t("hub.visibility.public"), { exact: false }).first().waitFor();
+      await ask.getByRole("button", { name: stranger.t("agents.send_question") }).click();
+      await ask.getByText(REPLY.join("")).waitFor({ timeout: 20000 });
+      await expectNoAccessibilityProblems(visit, "asking a public agent");
+      await stranger.context.close();
       await maker.context.close();
     });
   });

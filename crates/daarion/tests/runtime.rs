@@ -20,6 +20,7 @@ on_every_backend!(
     a_run_that_fails_half_way_resumes_without_repeating_a_tool,
     any_openai_client_talks_to_an_agent_whole_or_streamed,
     an_agents_plan_limits_its_runs_at_once_a_day_and_people_a_day,
+    a_public_agent_answers_strangers_within_limits_and_its_owners_budget,
 );
 
 /// A city whose LLM proxy has the alias `chat` on `fake`, without retries
@@ -561,5 +562,86 @@ async fn an_agents_plan_limits_its_runs_at_once_a_day_and_people_a_day(kind: Kin
         "the agent's plan allows at most 3 runs a day"
     );
     assert_eq!(fake.requests(), 3);
+    app.stop().await;
+}
+
+async fn a_public_agent_answers_strangers_within_limits_and_its_owners_budget(kind: Kind) {
+    let fake = FakeLlm::start(Flavor::OpenAi).await;
+    let Some(city) = city(kind, &fake).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    helper_in_guild(&app).await;
+    let ask = |question: &str| {
+        let app = &app;
+        let body = json!({ "question": question });
+        async move {
+            let response = app
+                .client
+                .post(app.url("/api/agents/public/helper/ask"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            common::decode(response).await
+        }
+    };
+
+    // Private, it is nobody's to ask.
+    let (status, _) = ask("hello?").await;
+    assert_eq!(status, 404);
+    let (status, _) = app
+        .send(
+            "PATCH",
+            "/api/agents/agents/helper",
+            "alice",
+            Some(json!({"visibility": "public"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    // Public: a stranger asks and is answered, without tools.
+    let (status, answer) = ask("what is this place?").await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["answer"], "echo: what is this place?");
+    assert!(
+        fake.bodies()[0].get("tools").is_none(),
+        "no tools for strangers"
+    );
+    let listed = runs(&app, "helper").await;
+    assert!(
+        listed[0]["asker"].as_str().unwrap().starts_with("visitor:"),
+        "{listed:?}"
+    );
+    let (status, _) = ask("").await;
+    assert_eq!(status, 422);
+
+    // A few a minute per client (a burst of 3: one more spent above).
+    assert_eq!(ask("two").await.0, 200);
+    assert_eq!(ask("three").await.0, 200);
+    let (status, body) = ask("four").await;
+    assert_eq!((status, common::error_code(&body)), (429, "rate_limited"));
+
+    // The owner's month's budget spent: refused before any run.
+    let (status, body) = app
+        .send(
+            "PUT",
+            &format!("/api/control/quotas/user:{}", app.user_id("alice").await),
+            "root",
+            Some(json!({"budget_cents_per_month": 0})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let before = fake.requests();
+    let (status, body) = ask("anyone?").await;
+    assert_eq!(status, 429, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("budget"),
+        "{body}"
+    );
+    assert_eq!(fake.requests(), before);
     app.stop().await;
 }

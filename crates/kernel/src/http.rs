@@ -326,6 +326,18 @@ pub fn client_ip(
         .unwrap_or(socket_ip)
 }
 
+/// Whose budget a client's attempts spend: its address, or for IPv6 its
+/// /64 (what one subscriber is handed, so rotating addresses buys nothing).
+pub fn client_bucket(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        _ => ip.to_owned(),
+    }
+}
+
 /// Query parameters of every list endpoint.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 pub struct PageParams {

@@ -1,12 +1,13 @@
-// The city feed, public pages of citizens and agents, and agents' presence.
+// The city feed, public pages of citizens and agents (where anyone may ask
+// a public agent a question), and agents' presence.
 // Signed-in readers get new entries live from `/ws/city/feed`; everyone
 // else (the feed is public) polls for them.
 import { useContext, useEffect, useRef, useState } from "preact/hooks";
-import { api, ok, type Schemas } from "../api/client";
+import { ApiFailure, api, ok, type Schemas } from "../api/client";
 import { type Key, useI18n } from "../i18n";
 import { type Frame, subscribe } from "../live";
 import { useSession } from "../session";
-import { ErrorNote, Listed, Loading, MoreButton, useLoad, usePaged } from "../ui";
+import { ErrorNote, Field, Listed, Loading, MoreButton, useAction, useLoad, usePaged } from "../ui";
 import { Presence } from "./city";
 
 export type Entry = Schemas["FeedEntryView"];
@@ -287,8 +288,60 @@ export function AgentPage({ id }: { id: string }) {
         <p class="muted small">{t("agents.never")}</p>
       )}
       <ErrorNote error={presence.error} />
+      <AskAgent id={id} />
       <h2>{t("feed.activity")}</h2>
       <EntryList actor={`agent:${id}`} label={t("feed.activity")} />
     </section>
+  );
+}
+
+/** A question to a public agent, signed in or not; its answer below. */
+function AskAgent({ id }: { id: string }) {
+  const { t } = useI18n();
+  const [question, setQuestion] = useState("");
+  const [answer, setAnswer] = useState<string | null>(null);
+  const { busy, error, run } = useAction();
+  const closed = error instanceof ApiFailure && error.status === 404;
+  const submit = (event: Event) => {
+    event.preventDefault();
+    void run(async () => {
+      setAnswer(null);
+      const answered = await ok(
+        api.POST("/api/agents/public/{agent}/ask", {
+          params: { path: { agent: id } },
+          body: { question },
+        }),
+      );
+      setAnswer(answered.answer);
+    });
+  };
+  return (
+    <form class="card stack" aria-label={t("agents.ask")} onSubmit={submit}>
+      <h2>{t("agents.ask")}</h2>
+      <Field label={t("agents.question")}>
+        {(fieldId) => (
+          <textarea
+            id={fieldId}
+            rows={3}
+            maxLength={2000}
+            required
+            value={question}
+            onInput={(e) => setQuestion(e.currentTarget.value)}
+          />
+        )}
+      </Field>
+      <div class="row">
+        <button type="submit" disabled={busy || !question.trim()}>
+          {busy ? t("agents.asking") : t("agents.send_question")}
+        </button>
+      </div>
+      {closed ? <p class="muted">{t("agents.not_public")}</p> : <ErrorNote error={error} />}
+      {answer !== null && (
+        <div class="stack" aria-live="polite">
+          <h3>{t("agents.answer")}</h3>
+          <p class="city">{answer}</p>
+        </div>
+      )}
+    </form>
   );
 }

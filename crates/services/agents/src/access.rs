@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use axum::http::Method;
 use daarion_access::{
-    Access::{Check, SignedIn},
+    Access::{Check, Public, SignedIn},
     Action::{Manage, Read},
     Attr, Kind, Resource, Resources, Rule,
     Target::Path,
@@ -22,6 +22,8 @@ pub static RULES: &[Rule] = &[
     Rule::new(Method::GET, "/api/agents/agents", SignedIn),
     Rule::new(Method::POST, "/api/agents/agents", SignedIn),
     Rule::new(Method::GET, "/api/agents/blueprints", SignedIn),
+    // Strangers ask public agents: limited per client (`public::ask_public`).
+    Rule::new(Method::POST, "/api/agents/public/{agent}/ask", Public),
     // Runs' live events, tool arguments included: for those who manage it.
     Rule::new(
         Method::GET,

@@ -43,6 +43,7 @@ pub fn router() -> OpenApiRouter<AgentState> {
         .routes(routes!(agent_versions))
         .routes(routes!(blueprints))
         .routes(routes!(crate::chat::chat_completions))
+        .routes(routes!(crate::public::ask_public))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

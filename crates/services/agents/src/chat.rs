@@ -19,7 +19,7 @@ use axum::{
 use daarion_access::{Action, Principal, PrincipalKind};
 use daarion_bus::Envelope;
 use daarion_kernel::{ApiError, ErrorCode, http::Json};
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, stream::BoxStream};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -113,9 +113,8 @@ pub async fn chat_completions(
     if agent.status != Lifecycle::Active {
         return Err(ApiError::conflict("the agent is paused or archived"));
     }
-    let run_id = run_id(&principal, &headers)?;
     let request = RunRequest {
-        run_id: run_id.clone(),
+        run_id: run_id(&principal, &headers)?,
         agent: agent.slug.clone(),
         room: String::new(),
         topic: String::new(),
@@ -123,25 +122,7 @@ pub async fn chat_completions(
         messages: input.messages,
         asker: principal.name(),
     };
-    // Listening before asking: the run's events cannot pass unheard.
-    let mut events = state
-        .bus
-        .subscribe(&runs::live_subject(&agent.slug))
-        .await
-        .map_err(|e| ApiError::unavailable(&e))?
-        .filter_map(move |envelope| {
-            let event = serde_json::from_value::<RunEvent>(envelope.payload).ok();
-            std::future::ready(event.filter(|e| e.run() == run_id))
-        })
-        .boxed();
-    let payload = serde_json::to_value(&request).map_err(|e| ApiError::internal(&e))?;
-    let asked = Envelope::new(SERVICE, runs::requested_subject(&agent.slug), payload)
-        .with_actor(principal.name());
-    state
-        .bus
-        .publish(&asked)
-        .await
-        .map_err(|e| ApiError::unavailable(&e))?;
+    let events = ask(&state, &request).await?;
     let id = format!("chatcmpl-{}", request.run_id);
     if input.stream {
         let usage = input
@@ -150,6 +131,52 @@ pub async fn chat_completions(
             .is_some_and(|o| o["include_usage"] == true);
         return Ok(stream(id, agent.slug, usage, events).into_response());
     }
+    let (answer, tokens_in, tokens_out) = answer_of(events, &request.run_id).await?;
+    Ok(Json(AgentChatCompletion {
+        id,
+        object: "chat.completion".into(),
+        created: now_secs(),
+        model: agent.slug,
+        choices: vec![json!({"index": 0, "finish_reason": "stop",
+                "message": {"role": "assistant", "content": answer}})],
+        usage: usage(tokens_in, tokens_out),
+    })
+    .into_response())
+}
+
+/// Asks for a run and follows its events (listening before asking, so
+/// none can pass unheard).
+pub(crate) async fn ask(
+    state: &AgentState,
+    request: &RunRequest,
+) -> Result<BoxStream<'static, RunEvent>, ApiError> {
+    let run_id = request.run_id.clone();
+    let events = state
+        .bus
+        .subscribe(&runs::live_subject(&request.agent))
+        .await
+        .map_err(|e| ApiError::unavailable(&e))?
+        .filter_map(move |envelope| {
+            let event = serde_json::from_value::<RunEvent>(envelope.payload).ok();
+            std::future::ready(event.filter(|e| e.run() == run_id))
+        })
+        .boxed();
+    let payload = serde_json::to_value(request).map_err(|e| ApiError::internal(&e))?;
+    let asked = Envelope::new(SERVICE, runs::requested_subject(&request.agent), payload)
+        .with_actor(request.asker.clone());
+    state
+        .bus
+        .publish(&asked)
+        .await
+        .map_err(|e| ApiError::unavailable(&e))?;
+    Ok(events)
+}
+
+/// The run's answer and tokens (in, out), once it ends.
+pub(crate) async fn answer_of(
+    mut events: BoxStream<'static, RunEvent>,
+    run: &str,
+) -> Result<(String, i64, i64), ApiError> {
     let end = tokio::time::timeout(WAIT, async {
         while let Some(event) = events.next().await {
             if matches!(event, RunEvent::Completed { .. } | RunEvent::Failed { .. }) {
@@ -165,16 +192,7 @@ pub async fn chat_completions(
             tokens_in,
             tokens_out,
             ..
-        })) => Ok(Json(AgentChatCompletion {
-            id,
-            object: "chat.completion".into(),
-            created: now_secs(),
-            model: agent.slug,
-            choices: vec![json!({"index": 0, "finish_reason": "stop",
-                "message": {"role": "assistant", "content": answer}})],
-            usage: usage(tokens_in, tokens_out),
-        })
-        .into_response()),
+        })) => Ok((answer, tokens_in, tokens_out)),
         Ok(Some(RunEvent::Failed { error, .. })) => Err(ApiError::new(
             ErrorCode::BadGateway,
             format!("the agent's run failed: {error}"),
@@ -182,9 +200,8 @@ pub async fn chat_completions(
         _ => Err(ApiError::new(
             ErrorCode::Timeout,
             format!(
-                "no answer within {} s; the run {} goes on",
-                WAIT.as_secs(),
-                request.run_id
+                "no answer within {} s; the run {run} goes on",
+                WAIT.as_secs()
             ),
         )),
     }

@@ -27,6 +27,7 @@ pub mod api;
 pub mod chat;
 pub mod domain;
 pub mod events;
+pub mod public;
 pub mod runs;
 pub mod store;
 pub mod ws;
@@ -36,8 +37,9 @@ use std::sync::Arc;
 use daarion_access::Enforcer;
 use daarion_bus::{Bus, Outbox, subject::StreamDef};
 use daarion_control::ControlClient;
-use daarion_service::{BuildError, Context, Event, Mount, Service};
+use daarion_service::{BuildError, Context, Event, Mount, Section, Service, ServiceSettings};
 use daarion_store::{Db, migration};
+use serde::{Deserialize, Serialize};
 
 pub const SERVICE: &str = "agents";
 
@@ -56,11 +58,43 @@ pub static SPEC: Service = Service {
         Event::durable(events::AGENT_CHANGED),
         Event::durable(runs::REQUESTED),
     ],
-    settings: None,
+    settings: Some(Section::of::<Settings>()),
     // The control plane's example agent stands for agents in the matrix.
     example: |_| None,
     build: |ctx| Box::pin(build(ctx)),
 };
+
+/// `[agents]` settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Questions one client address may ask one public agent per minute
+    /// without signing in...
+    pub public_asks_per_minute: u32,
+    /// ...and in a burst.
+    pub public_ask_burst: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            public_asks_per_minute: 5,
+            public_ask_burst: 3,
+        }
+    }
+}
+
+impl ServiceSettings for Settings {
+    fn validate(&self) -> Result<(), String> {
+        if !(1..=600).contains(&self.public_asks_per_minute) {
+            return Err("agents.public_asks_per_minute must be between 1 and 600".into());
+        }
+        if !(1..=100).contains(&self.public_ask_burst) {
+            return Err("agents.public_ask_burst must be between 1 and 100".into());
+        }
+        Ok(())
+    }
+}
 
 #[derive(Clone)]
 pub struct AgentState {
@@ -72,6 +106,11 @@ pub struct AgentState {
     control: ControlClient,
     /// Runs' live events on `/ws/agents/events/{agent}`.
     live: daarion_service::live::Live,
+    /// Public questions: per-client limits, the owner's budget.
+    cache: Arc<dyn daarion_cache::Cache>,
+    meter: daarion_usage::Meter,
+    trusted_proxies: Arc<[ipnet::IpNet]>,
+    settings: Arc<Settings>,
 }
 
 async fn build(ctx: Context) -> Result<Mount, BuildError> {
@@ -79,6 +118,10 @@ async fn build(ctx: Context) -> Result<Mount, BuildError> {
     let state = AgentState {
         control: ctx.component::<ControlClient>()?,
         live: ctx.live(),
+        meter: ctx.component()?,
+        settings: Arc::new(ctx.settings()?),
+        cache: ctx.cache.clone(),
+        trusted_proxies: ctx.trusted_proxies.clone(),
         db: ctx.db,
         outbox: ctx.outbox,
         bus: ctx.bus,

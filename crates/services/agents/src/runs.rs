@@ -53,7 +53,8 @@ pub struct RunRequest {
     /// run answers a caller rather than a room.
     #[serde(default)]
     pub messages: Vec<Value>,
-    /// `user:<id>` of the person who asked.
+    /// Who asked: `user:<id>`, or `visitor:<hash>` for a stranger asking
+    /// a public agent (such runs get no tools: nobody to act for).
     pub asker: String,
 }
 
@@ -69,7 +70,7 @@ impl RunRequest {
         if !daarion_kernel::names::is_slug(&self.agent) {
             return Err(InvalidRequest(format!("bad agent {:?}", self.agent)));
         }
-        if !self.asker.starts_with("user:") {
+        if !(self.asker.starts_with("user:") || self.asker.starts_with("visitor:")) {
             return Err(InvalidRequest("a run is asked for by a person".into()));
         }
         if self.room.is_empty() == self.messages.is_empty() {

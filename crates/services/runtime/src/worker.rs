@@ -277,7 +277,12 @@ impl Worker {
         } else {
             Some(self.room_to_answer(request, &me).await?)
         };
-        let (functions, tools) = self.tools(&agent.slug).await?;
+        // A stranger's run acts for nobody: no tools.
+        let (functions, tools) = if request.asker.starts_with("user:") {
+            self.tools(&agent.slug).await?
+        } else {
+            (Vec::new(), HashMap::new())
+        };
         let prompt = self.prompt(&agent.slug).await?;
         let mut transcript = if room.is_some() {
             let window = self.window(request).await?;

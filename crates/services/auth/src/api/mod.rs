@@ -226,18 +226,6 @@ impl axum::extract::FromRequestParts<AuthState> for ClientAddr {
 /// Wrong recovery codes for one username are counted over this window.
 const RECOVERY_FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
-/// Whose budget a client's attempts spend: its address, or for IPv6 its
-/// /64 (what one subscriber is handed, so rotating addresses buys nothing).
-fn client_bucket(ip: &str) -> String {
-    match ip.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V6(v6)) => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-        }
-        _ => ip.to_owned(),
-    }
-}
-
 fn recovery_failures_key(username: &str) -> String {
     format!("auth:recovery-failures:{username}")
 }
@@ -252,7 +240,10 @@ impl AuthState {
             per_second: per_minute / 60.0,
             burst: self.settings.login_attempts_per_minute,
         };
-        let key = format!("auth:attempts:ip:{}", client_bucket(ip));
+        let key = format!(
+            "auth:attempts:ip:{}",
+            daarion_kernel::http::client_bucket(ip)
+        );
         let decision = self.cache.rate_limit(&key, limit).await?;
         if !decision.allowed {
             self.authenticator
