@@ -141,20 +141,30 @@ pub fn validate_key(kind: DocKind, key: &str) -> Result<(), ControlError> {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One routing rule of a `routing.<name>` document: what it matches (its
+/// reader says which keys it knows: `routing.agents` is the router's), where
+/// it sends, and its place (lower priorities are tried first; equal ones
+/// in the order written).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-struct RoutingRule {
+pub struct RoutingRule {
     /// Which calls the rule applies to (e.g. `{"model": "gpt-4o"}`).
     #[serde(rename = "match", default)]
-    matches: serde_json::Map<String, Value>,
-    /// Where they go (a model alias or deployment).
-    target: String,
+    pub matches: serde_json::Map<String, Value>,
+    /// Where they go (a model alias, a deployment, an agent).
+    pub target: String,
+    #[serde(default = "default_priority")]
+    pub priority: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+fn default_priority() -> i64 {
+    100
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-struct Routing {
-    rules: Vec<RoutingRule>,
+pub struct Routing {
+    pub rules: Vec<RoutingRule>,
 }
 
 fn typed<T: for<'de> Deserialize<'de> + Serialize>(

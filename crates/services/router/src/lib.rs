@@ -1,10 +1,11 @@
 //! Router (port 7006, `/api/router/`): who answers a message.
 //!
 //! The `router-mentions` consumer reads `message.mention.<agent>` (raised by
-//! messaging for every agent a message names), decides (`route`) and
-//! publishes `agent.run.requested.<agent>` on `AGENT_RUNS` for the runtime;
-//! the run's id comes from the mention's event id, so a redelivered
-//! mention asks for the same run. `POST /api/router/route` shows city
+//! messaging for every agent a message names), `router-messages` reads the
+//! other new messages and asks the routing rules (`routing.agents`); both
+//! decide (`route`) and publish `agent.run.requested.<agent>` on
+//! `AGENT_RUNS` for the runtime; the run's id comes from the event's id,
+//! so a redelivered message asks for the same run. `POST /api/router/route` shows city
 //! admins what it would decide.
 //!
 //! Layout: `route` (the decision), `api`, `access`.
@@ -13,9 +14,15 @@ pub mod access;
 pub mod api;
 pub mod route;
 
+use std::sync::Arc;
+
 use daarion_bus::{Bus, Envelope, HandlerError};
+use daarion_control::{
+    ControlClient,
+    domain::{DocKind, Routing},
+};
 use daarion_service::{BuildError, Context, Event, Mount, Service};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 pub const SERVICE: &str = "router";
 
@@ -36,64 +43,128 @@ pub static SPEC: Service = Service {
     build: |ctx| Box::pin(async move { build(ctx) }),
 };
 
+/// Every new message (for the routing rules).
+pub const RECEIVED: &str = "message.received.*";
+
+/// The control plane's document of the router's rules.
+pub const RULES_KEY: &str = "routing.agents";
+
 fn build(ctx: Context) -> Result<Mount, BuildError> {
     let access = ctx.enforcer(daarion_access::enforce::NoResources);
     let state = api::RouterState {
         db: ctx.db.clone(),
         access: access.clone(),
     };
-    let consumer = state.clone();
-    let bus = ctx.bus.clone();
+    let router = Router {
+        state: state.clone(),
+        bus: ctx.bus.clone(),
+        control: ctx.component()?,
+    };
+    let mentions = router.clone();
     ctx.consume("router-mentions", MENTIONS, move |event| {
-        let state = consumer.clone();
-        let bus = bus.clone();
-        async move { mentioned(&state, bus.as_ref(), event).await }
+        let router = mentions.clone();
+        async move { router.mentioned(event).await }
+    });
+    let messages = router;
+    ctx.consume("router-messages", RECEIVED, move |event| {
+        let router = messages.clone();
+        async move { router.received(event).await }
     });
     Ok(Mount::new(access, api::router().with_state(state)))
 }
 
-async fn mentioned(
-    state: &api::RouterState,
-    bus: &dyn Bus,
-    event: Envelope,
-) -> Result<(), HandlerError> {
-    let Some(agent) = event.subject.strip_prefix("message.mention.") else {
-        return Ok(());
-    };
-    let message = &event.payload["message"];
-    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-    let (author, room, topic) = (
-        text(&message["author"]),
-        text(&event.payload["room"]["id"]),
-        text(&message["topic"]),
-    );
-    let mention = route::Mention {
-        event: &event.id,
-        agent,
-        author: &author,
-        room: &room,
-        topic: &topic,
-        message_id: message["id"].as_str(),
-    };
-    match route::decide(&state.db, &state.access, &mention)
-        .await
-        .map_err(HandlerError::new)?
-    {
-        route::Route::Run(request) => {
-            let payload = serde_json::to_value(&request).map_err(HandlerError::new)?;
-            let requested = Envelope::new(
-                SERVICE,
-                daarion_agents::runs::requested_subject(&request.agent),
-                payload,
-            )
-            .with_actor(request.asker.clone());
-            bus.publish(&requested).await.map_err(HandlerError::new)?;
-            metrics::counter!("router_decisions_total", "decision" => "run").increment(1);
+#[derive(Clone)]
+struct Router {
+    state: api::RouterState,
+    bus: Arc<dyn Bus>,
+    control: ControlClient,
+}
+
+impl Router {
+    /// A mention of an agent: that agent, if the policies agree.
+    async fn mentioned(&self, event: Envelope) -> Result<(), HandlerError> {
+        let Some(agent) = event.subject.strip_prefix("message.mention.") else {
+            return Ok(());
+        };
+        self.route(&event, agent).await
+    }
+
+    /// A message that mentions no agent: the agent the routing rules name,
+    /// if any (read through the process's control-plane cache, so a change
+    /// applies within seconds, without a restart).
+    async fn received(&self, event: Envelope) -> Result<(), HandlerError> {
+        let message = &event.payload["message"];
+        let author = message["author"].as_str().unwrap_or_default();
+        let mentions_agent = message["mentions"].as_array().is_some_and(|m| {
+            m.iter()
+                .any(|m| m.as_str().is_some_and(|m| m.starts_with("agent:")))
+        });
+        if !author.starts_with("user:") || mentions_agent {
+            return Ok(());
         }
-        route::Route::Skip(reason) => {
-            tracing::info!(agent, %room, %author, %reason, "mention not routed");
-            metrics::counter!("router_decisions_total", "decision" => "skip").increment(1);
+        let Some(doc) = self
+            .control
+            .get(DocKind::Config, RULES_KEY)
+            .await
+            .map_err(HandlerError::new)?
+        else {
+            return Ok(());
+        };
+        let rules: Routing =
+            serde_json::from_value(doc.value.clone()).map_err(HandlerError::new)?;
+        let room = &event.payload["room"];
+        let metadata = json!({
+            "room": room["id"], "room_kind": room["kind"], "room_slug": room["slug"],
+            "dao": room["dao"], "topic": message["topic"], "author": author,
+        });
+        let text = message["body"].as_str().unwrap_or_default();
+        match route::pick(&rules.rules, &metadata, text) {
+            Some(agent) => self.route(&event, &agent).await,
+            None => Ok(()),
         }
     }
-    Ok(())
+
+    /// Asks for `agent`'s run on the message of `event`, if the policies
+    /// agree; the run's id comes from the event's.
+    async fn route(&self, event: &Envelope, agent: &str) -> Result<(), HandlerError> {
+        let message = &event.payload["message"];
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        let (author, room, topic) = (
+            text(&message["author"]),
+            text(&event.payload["room"]["id"]),
+            text(&message["topic"]),
+        );
+        let mention = route::Mention {
+            event: &event.id,
+            agent,
+            author: &author,
+            room: &room,
+            topic: &topic,
+            message_id: message["id"].as_str(),
+        };
+        match route::decide(&self.state.db, &self.state.access, &mention)
+            .await
+            .map_err(HandlerError::new)?
+        {
+            route::Route::Run(request) => {
+                let payload = serde_json::to_value(&request).map_err(HandlerError::new)?;
+                let requested = Envelope::new(
+                    SERVICE,
+                    daarion_agents::runs::requested_subject(&request.agent),
+                    payload,
+                )
+                .with_actor(request.asker.clone());
+                self.bus
+                    .publish(&requested)
+                    .await
+                    .map_err(HandlerError::new)?;
+                metrics::counter!("router_decisions_total", "decision" => "run").increment(1);
+            }
+            route::Route::Skip(reason) => {
+                tracing::info!(agent, %room, %author, %reason, "message not routed");
+                metrics::counter!("router_decisions_total", "decision" => "skip").increment(1);
+            }
+        }
+        Ok(())
+    }
 }

@@ -1,13 +1,18 @@
-//! Who answers a message. A mention of an agent becomes a run when the
-//! agent is active, the person who wrote may talk to it (`read` on the
-//! agent: its owner, its microDAO, or every citizen for a public one), and
-//! the agent may post in the room; otherwise the reason is kept. Agents
-//! do not summon agents (a loop guard until crews exist).
+//! Who answers a message. An agent is chosen by a mention, or — for a
+//! message that mentions no agent — by the city's routing rules
+//! (`routing.agents` in the control plane: the first rule by priority whose
+//! match holds). It answers when it is active, the person who wrote may
+//! talk to it (`read` on the agent: its owner, its microDAO, or every
+//! citizen for a public one), and it may post in the room; otherwise the
+//! reason is kept. Agents do not summon agents (a loop guard until crews
+//! exist).
 
 use daarion_access::{Action, Enforcer, PrincipalKind};
 use daarion_agents::domain::Lifecycle;
 use daarion_agents::runs::RunRequest;
+use daarion_control::domain::RoutingRule;
 use daarion_store::Db;
+use serde_json::Value;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RouteError {
@@ -107,4 +112,89 @@ pub async fn decide(
         messages: Vec::new(),
         asker: asker.name(),
     }))
+}
+
+/// The agent the first matching rule names (rules tried by priority, ties
+/// in the order written). A rule's `match` holds when every key does:
+/// `metadata_equals` (each field equal), `metadata_has` (each field
+/// present and not empty), `text_contains` (in the message, any case), and
+/// any other key as `metadata_equals` of that field. `metadata` is what a
+/// message tells: `room`, `room_kind`, `room_slug`, `dao`, `topic`, `author`.
+pub fn pick(rules: &[RoutingRule], metadata: &Value, text: &str) -> Option<String> {
+    let mut ordered: Vec<&RoutingRule> = rules.iter().collect();
+    ordered.sort_by_key(|r| r.priority);
+    let text = text.to_lowercase();
+    let holds = |key: &str, wanted: &Value| match key {
+        "metadata_equals" => wanted
+            .as_object()
+            .is_some_and(|fields| fields.iter().all(|(k, v)| &metadata[k] == v)),
+        "metadata_has" => wanted.as_array().is_some_and(|keys| {
+            keys.iter().all(|k| {
+                k.as_str()
+                    .is_some_and(|k| !matches!(&metadata[k], Value::Null) && metadata[k] != "")
+            })
+        }),
+        "text_contains" => wanted
+            .as_str()
+            .is_some_and(|needle| text.contains(&needle.to_lowercase())),
+        field => &metadata[field] == wanted,
+    };
+    ordered
+        .into_iter()
+        .find(|rule| rule.matches.iter().all(|(k, v)| holds(k, v)))
+        .map(|rule| {
+            rule.target
+                .strip_prefix("agent:")
+                .unwrap_or(&rule.target)
+                .to_owned()
+        })
+        .filter(|agent| daarion_kernel::names::is_slug(agent))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn rules(value: Value) -> Vec<RoutingRule> {
+        serde_json::from_value::<daarion_control::domain::Routing>(value)
+            .map(|r| r.rules)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_first_matching_rule_by_priority_names_the_agent() {
+        let rules = rules(json!({"rules": [
+            {"match": {}, "target": "agent:concierge", "priority": 900},
+            {"match": {"metadata_equals": {"dao": "guild"}, "text_contains": "Summary"},
+                "target": "agent:scribe", "priority": 10},
+            {"match": {"room_kind": "dao", "metadata_has": ["topic"]}, "target": "helper"},
+        ]}));
+        let meta = |dao: &str, topic: &str| json!({"room_kind": "dao", "dao": dao, "topic": topic});
+        assert_eq!(
+            pick(&rules, &meta("guild", ""), "a summary please").as_deref(),
+            Some("scribe")
+        );
+        assert_eq!(
+            pick(&rules, &meta("guild", "plans"), "hello").as_deref(),
+            Some("helper")
+        );
+        assert_eq!(
+            pick(&rules, &meta("other", ""), "a summary").as_deref(),
+            Some("concierge")
+        );
+        assert_eq!(
+            pick(&rules[2..], &meta("guild", ""), "hi"),
+            None,
+            "no topic"
+        );
+        assert_eq!(pick(&[], &meta("guild", ""), "hi"), None);
+        let bad = rules_with_target("Not A Slug");
+        assert_eq!(pick(&bad, &meta("guild", ""), "hi"), None);
+    }
+
+    fn rules_with_target(target: &str) -> Vec<RoutingRule> {
+        rules(json!({"rules": [{"match": {}, "target": target}]}))
+    }
 }
