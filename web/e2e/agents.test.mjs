@@ -1,7 +1,8 @@
 // Agents answering in rooms, in each language: a person makes an agent in
 // the hub, brings it into her community, mentions it in the community's
 // room and sees its answer arrive live (from a fake, local model through
-// the city's LLM proxy); the agent's page, open in another tab, shows the
+// the city's LLM proxy), then makes it the room's responder and it answers
+// a message that names nobody; the agent's page, open in another tab, shows the
 // run arrive live — answered, asked by her — and its steps; a stranger
 // asks it on its public page once she makes it public.
 import { writeFileSync } from "node:fs";
@@ -94,10 +95,28 @@ for (const lang of ["en", "uk"]) {
         .waitFor({ timeout: 20000 });
       await expectNoAccessibilityProblems(page, "room with an agent's answer");
 
+      // Made the room's responder, it answers a message that names nobody.
+      const settings = page.getByRole("form", { name: t("chat.settings") });
+      await settings.getByLabel(t("chat.responder")).fill(agent);
+      await settings.getByRole("button", { name: t("chat.save_settings") }).click();
+      await settings.getByText(t("chat.saved")).waitFor();
+      await page
+        .getByRole("textbox", { name: t("room.message"), exact: true })
+        .fill("Good morning, grove");
+      await page.getByRole("button", { name: t("room.send") }).click();
+      const answers = page
+        .locator("article.message")
+        .filter({ hasText: `agent:${agent}` })
+        .filter({ hasText: REPLY.join("") });
+      await answers.nth(1).waitFor({ timeout: 20000 });
+
       // On its page, without reloading: the run, answered, asked by her;
       // its steps.
       const runs = hub.getByRole("list", { name: t("runs.title") });
-      const run = runs.getByRole("listitem").filter({ hasText: t("runs.status.completed") });
+      const run = runs
+        .getByRole("listitem")
+        .filter({ hasText: t("runs.status.completed") })
+        .first();
       await run.getByText(t("runs.asked_by", { who: `keeper-${lang}` })).waitFor();
       await run.getByRole("button", { name: t("runs.show_steps") }).click();
       const steps = hub.getByRole("list", { name: t("runs.steps") });

@@ -677,5 +677,44 @@ async fn the_citys_routing_rules_choose_who_answers_unmentioned_messages(kind: K
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(runs(&app, "helper").await.len(), 1);
     assert_eq!(fake.requests(), 1);
+
+    // A room of its own: its managers make the helper answer every message.
+    let room = format!("/api/messaging/rooms/{general}");
+    let (status, body) = app
+        .send("PATCH", &room, "bob", Some(json!({"responder": "helper"})))
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = app
+        .send(
+            "PATCH",
+            &room,
+            "alice",
+            Some(json!({"responder": "Not a slug"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, body) = app
+        .send(
+            "PATCH",
+            &room,
+            "alice",
+            Some(json!({"responder": "agent:helper"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["responder"].clone()),
+        (200, json!("helper")),
+        "{body}"
+    );
+    say(&app, &general, "bob", "good morning").await;
+    let listed = finished_runs(&app, "helper", 2).await;
+    assert_eq!(listed[0]["answer"], "echo: bob: good morning");
+    let (_, body) = app
+        .send("PATCH", &room, "alice", Some(json!({"responder": ""})))
+        .await;
+    assert!(body.get("responder").is_none(), "{body}");
+    say(&app, &general, "bob", "quiet now").await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(runs(&app, "helper").await.len(), 2);
     app.stop().await;
 }

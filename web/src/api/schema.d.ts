@@ -2422,6 +2422,11 @@ export interface components {
             /** @description The least microDAO role that posts (default: members). */
             posters?: string | null;
             /**
+             * @description The agent that answers every message (its id); none: agents answer
+             *     when mentioned.
+             */
+            responder?: string | null;
+            /**
              * Format: int32
              * @description Seconds each person waits between messages (0: off).
              */
@@ -3162,6 +3167,11 @@ export interface components {
                 participants?: string[] | null;
                 /** @description The least microDAO role that posts (default: members). */
                 posters?: string | null;
+                /**
+                 * @description The agent that answers every message (its id); none: agents answer
+                 *     when mentioned.
+                 */
+                responder?: string | null;
                 /**
                  * Format: int32
                  * @description Seconds each person waits between messages (0: off).
@@ -4126,6 +4136,11 @@ export interface components {
             audience?: string | null;
             description?: string | null;
             posters?: string | null;
+            /**
+             * @description An agent's id to answer every message; `""`: agents answer only
+             *     when mentioned.
+             */
+            responder?: string | null;
             /** Format: int32 */
             slow_mode_secs?: number | null;
             title?: string | null;

@@ -570,6 +570,7 @@ function RoomSettings({ room, changed }: { room: ChatRoom; changed: () => void }
     description: room.description,
     posters: room.posters ?? "",
     agents: room.agents_allowed,
+    responder: room.responder ?? "",
     slow: String(room.slow_mode_secs),
   });
   const save = useAction();
@@ -587,6 +588,7 @@ function RoomSettings({ room, changed }: { room: ChatRoom; changed: () => void }
             description: form.description,
             posters: room.kind === "dao" && form.posters ? form.posters : null,
             agents_allowed: form.agents,
+            responder: form.responder.trim(),
             slow_mode_secs: Number(form.slow),
           },
         }),
@@ -635,6 +637,16 @@ function RoomSettings({ room, changed }: { room: ChatRoom; changed: () => void }
         />{" "}
         {t("chat.agents_allowed")}
       </label>
+      <Field label={t("chat.responder")} hint={t("chat.responder_hint")}>
+        {(id) => (
+          <input
+            id={id}
+            value={form.responder}
+            pattern="(agent:)?[a-z0-9][a-z0-9\-]*"
+            onInput={(e) => setForm({ ...form, responder: e.currentTarget.value })}
+          />
+        )}
+      </Field>
       <Field label={t("chat.slow_mode")} hint={t("chat.slow_mode_hint")}>
         {(id) => (
           <input

@@ -100,6 +100,9 @@ pub struct Room {
     /// MicroDAO rooms: the least role that posts (default: members).
     pub posters: Option<DaoRole>,
     pub agents_allowed: bool,
+    /// The agent that answers every message (its slug); `None`: agents
+    /// answer when mentioned.
+    pub responder: Option<String>,
     pub slow_mode_secs: u32,
     pub last_seq: i64,
     pub created_by: String,
@@ -115,7 +118,21 @@ pub struct RoomSettings {
     pub audience: Option<Option<DaoRole>>,
     pub posters: Option<Option<DaoRole>>,
     pub agents_allowed: Option<bool>,
+    pub responder: Option<Option<String>>,
     pub slow_mode_secs: Option<u32>,
+}
+
+/// A room's responder: an agent's id, or `""` for none.
+pub fn responder(raw: &str) -> Result<Option<String>, MessagingError> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let id = raw.strip_prefix("agent:").unwrap_or(raw);
+    if daarion_kernel::names::is_slug(id) {
+        Ok(Some(id.to_owned()))
+    } else {
+        Err(invalid("responder is an agent's id (or empty for none)"))
+    }
 }
 
 pub const MAX_TITLE_CHARS: usize = 120;

@@ -45,7 +45,8 @@ pub fn subject(what: &str, room: &str) -> String {
 }
 
 fn room_summary(room: &Room) -> serde_json::Value {
-    json!({ "id": room.id, "kind": room.kind.as_str(), "dao": room.dao, "slug": room.slug })
+    json!({ "id": room.id, "kind": room.kind.as_str(), "dao": room.dao, "slug": room.slug,
+        "responder": room.responder })
 }
 
 /// A new message: its event, one per mentioned agent, and its usage record.

@@ -51,6 +51,7 @@ pub static SPEC: Service = Service {
     migrations: &[
         migration!(1, "001_create_messaging_tables"),
         migration!(2, "002_take_in_city_rooms"),
+        migration!(3, "003_add_room_responders"),
     ],
     rules: access::RULES,
     websocket: true,
@@ -76,6 +77,7 @@ pub static SPEC: Service = Service {
                 audience: None,
                 posters: None,
                 agents_allowed: true,
+                responder: None,
                 slow_mode_secs: 0,
                 last_seq: 0,
                 created_by: "system".into(),

@@ -89,9 +89,10 @@ impl Router {
         self.route(&event, agent).await
     }
 
-    /// A message that mentions no agent: the agent the routing rules name,
-    /// if any (read through the process's control-plane cache, so a change
-    /// applies within seconds, without a restart).
+    /// A message that mentions no agent: the room's responder (set by
+    /// its managers), else the agent the routing rules name, if any (read
+    /// through the process's control-plane cache, so a change applies
+    /// within seconds, without a restart).
     async fn received(&self, event: Envelope) -> Result<(), HandlerError> {
         let message = &event.payload["message"];
         let author = message["author"].as_str().unwrap_or_default();
@@ -101,6 +102,10 @@ impl Router {
         });
         if !author.starts_with("user:") || mentions_agent {
             return Ok(());
+        }
+        // The room's own responder first, then the city's rules.
+        if let Some(agent) = event.payload["room"]["responder"].as_str() {
+            return self.route(&event, agent).await;
         }
         let Some(doc) = self
             .control

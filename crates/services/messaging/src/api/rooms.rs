@@ -41,6 +41,10 @@ pub struct ChatRoomView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub posters: Option<String>,
     pub agents_allowed: bool,
+    /// The agent that answers every message (its id); none: agents answer
+    /// when mentioned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub responder: Option<String>,
     /// Seconds each person waits between messages (0: off).
     pub slow_mode_secs: u32,
     /// The sequence number of the room's latest change.
@@ -75,6 +79,7 @@ impl From<Room> for ChatRoomView {
             audience: r.audience.map(|a| a.as_str().to_owned()),
             posters: r.posters.map(|p| p.as_str().to_owned()),
             agents_allowed: r.agents_allowed,
+            responder: r.responder,
             slow_mode_secs: r.slow_mode_secs,
             last_seq: r.last_seq,
             created_by: r.created_by,
@@ -133,6 +138,11 @@ pub struct UpdateRoom {
     pub posters: Option<String>,
     #[serde(default)]
     pub agents_allowed: Option<bool>,
+    /// An agent's id to answer every message; `""`: agents answer only
+    /// when mentioned.
+    #[serde(default)]
+    #[schema(max_length = 63)]
+    pub responder: Option<String>,
     #[serde(default)]
     #[schema(minimum = 0, maximum = 21600)]
     pub slow_mode_secs: Option<u32>,
@@ -508,6 +518,11 @@ pub(super) async fn update_room(
             .transpose()?,
         posters: input.posters.as_deref().map(cleared_or_bound).transpose()?,
         agents_allowed: input.agents_allowed,
+        responder: input
+            .responder
+            .as_deref()
+            .map(domain::responder)
+            .transpose()?,
         slow_mode_secs: input.slow_mode_secs.map(domain::slow_mode).transpose()?,
     };
     let room = store::update_room(&state.db, &id, &settings).await?;

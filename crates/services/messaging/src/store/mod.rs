@@ -29,7 +29,7 @@ pub(crate) type Tx = Transaction<'static, sql::Any>;
 macro_rules! room_fields {
     () => {
         "id, kind, dao, slug, title, description, audience, posters, agents_allowed, \
-         slow_mode_secs, last_seq, created_by, created_at, archived_at"
+         responder, slow_mode_secs, last_seq, created_by, created_at, archived_at"
     };
 }
 
@@ -54,6 +54,7 @@ fn room_from(row: &AnyRow) -> Result<Room, MessagingError> {
         audience: dao_role(row.try_get("audience")?),
         posters: dao_role(row.try_get("posters")?),
         agents_allowed: row.try_get::<i64, _>("agents_allowed")? != 0,
+        responder: row.try_get("responder")?,
         slow_mode_secs: u32::try_from(row.try_get::<i64, _>("slow_mode_secs")?).unwrap_or(0),
         last_seq: row.try_get("last_seq")?,
         created_by: row.try_get("created_by")?,
@@ -137,6 +138,7 @@ pub async fn create_room(
         audience: new.audience,
         posters: new.posters,
         agents_allowed: new.agents_allowed,
+        responder: None,
         slow_mode_secs: new.slow_mode_secs,
         last_seq: 0,
         created_by: by.to_owned(),
@@ -331,12 +333,15 @@ pub async fn update_room(
     if let Some(agents) = settings.agents_allowed {
         room.agents_allowed = agents;
     }
+    if let Some(responder) = &settings.responder {
+        room.responder = responder.clone();
+    }
     if let Some(secs) = settings.slow_mode_secs {
         room.slow_mode_secs = secs;
     }
     sql::query(
         "UPDATE messaging_rooms SET title = $2, description = $3, audience = $4, posters = $5,
-             agents_allowed = $6, slow_mode_secs = $7 WHERE id = $1",
+             agents_allowed = $6, slow_mode_secs = $7, responder = $8 WHERE id = $1",
     )
     .bind(id)
     .bind(room.title.as_str())
@@ -345,6 +350,7 @@ pub async fn update_room(
     .bind(room.posters.map(DaoRole::as_str))
     .bind(i64::from(room.agents_allowed))
     .bind(i64::from(room.slow_mode_secs))
+    .bind(room.responder.as_deref())
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
