@@ -563,6 +563,17 @@ async fn an_agents_plan_limits_its_runs_at_once_a_day_and_people_a_day(kind: Kin
         "the agent's plan allows at most 3 runs a day"
     );
     assert_eq!(fake.requests(), 3);
+
+    // Over budget: refused before the model is called.
+    quota(json!({"budget_cents_per_month": 0})).await;
+    say(&app, &general, "bob", "@agent:helper fifth").await;
+    let refused = &finished_runs(&app, "helper", 6).await[0];
+    assert_eq!(
+        refused["error"],
+        "the agent's budget for the month is spent"
+    );
+    assert_eq!(fake.requests(), 3);
+
     app.stop().await;
 }
 

@@ -284,6 +284,10 @@ fn refusal(status: StatusCode, answer: &Value) -> RunError {
         "{status}: {}",
         message_of(answer).unwrap_or_else(|| "no message".into())
     );
+    // A spent budget does not come back by retrying this month.
+    if answer["error"]["code"] == "insufficient_quota" {
+        return RunError::Permanent(message);
+    }
     match status {
         StatusCode::TOO_MANY_REQUESTS
         | StatusCode::REQUEST_TIMEOUT

@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use daarion_access::{Action, Enforcer, Principal, PrincipalKind};
+use daarion_access::{Action, Enforcer, Principal, PrincipalKind, Subject};
 use daarion_agents::domain::Lifecycle;
 use daarion_agents::runs::{self, RunEvent, RunRequest};
 use daarion_bus::{Bus, Envelope, HandlerError, Outbox};
@@ -77,6 +77,9 @@ impl Worker {
         if !run.status.is_finished() && run.started_at.is_none() {
             let day = store::day(&self.db, &run, &today()).await?;
             if let Some(why) = domain::refused_today(&limits, &day) {
+                return self.refuse(&run, &why).await;
+            }
+            if let Some(why) = self.budget_spent(&run.agent).await? {
                 return self.refuse(&run, &why).await;
             }
         }
@@ -178,6 +181,34 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Why the run may not start for money: the agent's or its owner's
+    /// budget for the month spent (the LLM proxy would refuse its first
+    /// model call; this refuses before anything runs).
+    async fn budget_spent(&self, agent: &str) -> Result<Option<String>, RunError> {
+        let owner = daarion_agents::store::get(&self.db, agent)
+            .await
+            .map_err(|e| RunError::Transient(e.to_string()))?
+            .map(|a| a.owner);
+        let mut payers = vec![(Subject::Agent(agent.to_owned()), "the agent's")];
+        if let Some(owner) = owner.as_deref().and_then(|o| o.strip_prefix("user:")) {
+            payers.push((Subject::User(owner.to_owned()), "its owner's"));
+        }
+        for (subject, whose) in payers {
+            let status = self
+                .meter
+                .status(&subject)
+                .await
+                .map_err(|e| RunError::Transient(e.to_string()))?;
+            let spent = status
+                .budget_micros_per_month
+                .is_some_and(|b| status.spent_micros + status.reserved_micros >= b);
+            if spent {
+                return Ok(Some(format!("{whose} budget for the month is spent")));
+            }
+        }
+        Ok(None)
     }
 
     /// Ends a run the agent's plan does not allow today.
