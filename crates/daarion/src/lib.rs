@@ -40,6 +40,7 @@ pub static SERVICES: &[&Service] = &[
     &daarion_toolcore::SPEC,
     &daarion_llm::SPEC,
     &daarion_usage::SPEC,
+    &daarion_filter::SPEC,
     &daarion_router::SPEC,
     &daarion_runtime::SPEC,
 ];

@@ -160,6 +160,20 @@ pub async fn day(db: &Db, run: &Run, since: &str) -> Result<Day, RunError> {
     })
 }
 
+/// The agent's answers posted in `room` since `since` (its loop guard).
+pub async fn answers_since(db: &Db, agent: &str, room: &str, since: &str) -> Result<i64, RunError> {
+    let row = sql::query(
+        "SELECT COUNT(*) AS n FROM runtime_runs WHERE agent = $1 AND room = $2
+             AND status = 'completed' AND finished_at >= $3",
+    )
+    .bind(agent)
+    .bind(room)
+    .bind(since)
+    .fetch_one(db.pool())
+    .await?;
+    Ok(row.try_get("n")?)
+}
+
 /// What taking a run's lease found.
 #[derive(Debug, PartialEq)]
 pub enum Lease {

@@ -18,6 +18,7 @@ use daarion_agents::domain::Lifecycle;
 use daarion_agents::runs::{self, RunEvent, RunRequest};
 use daarion_bus::{Bus, Envelope, HandlerError, Outbox};
 use daarion_control::{ControlClient, domain::DocKind};
+use daarion_filter::{Direction, Screening, Verdict};
 use daarion_messaging::{Poster, Posting, domain::MessagingError, store::Window};
 use daarion_store::Db;
 use daarion_usage::{Outcome, UsageKind, UsageRecord};
@@ -314,6 +315,17 @@ impl Worker {
         } else {
             (Vec::new(), HashMap::new())
         };
+        let daos: Vec<&str> = [
+            agent.dao.as_deref(),
+            room.as_ref().and_then(|r| r.dao.as_deref()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let screening = Screening::for_run(&self.db, &agent.slug, &daos, &request.run_id)
+            .await
+            .map_err(filter_error)?;
+        self.keeps_its_rules(&screening, request).await?;
         let prompt = self.prompt(&agent.slug).await?;
         let mut transcript = if room.is_some() {
             let window = self.window(request).await?;
@@ -331,6 +343,7 @@ impl Worker {
             t.extend(request.messages.iter().cloned());
             t
         };
+        screen_questions(&screening, &mut transcript).await?;
         let done = store::steps(&self.db, &request.run_id).await?;
         let mut n = 0usize;
         for _ in 0..self.settings.max_steps {
@@ -351,6 +364,18 @@ impl Worker {
                     return Err(RunError::Permanent("the model answered nothing".into()));
                 }
                 Next::Answer(answer) => {
+                    let answer = match screening
+                        .screen(Direction::Output, &answer)
+                        .await
+                        .map_err(filter_error)?
+                    {
+                        Verdict::Block(why) => {
+                            return Err(RunError::Permanent(format!(
+                                "the answer was filtered: {why}"
+                            )));
+                        }
+                        Verdict::Pass { text, .. } => text,
+                    };
                     let reply = match &room {
                         Some(room) => Some(self.reply(request, room, &me, &answer).await?),
                         None => None,
@@ -369,10 +394,21 @@ impl Worker {
                     }
                 };
                 n += 1;
+                let content = match screening
+                    .screen(Direction::Tool, &step.output.to_string())
+                    .await
+                    .map_err(filter_error)?
+                {
+                    Verdict::Block(why) => {
+                        json!({ "error": format!("the tool's answer was withheld: it {why}") })
+                            .to_string()
+                    }
+                    Verdict::Pass { text, .. } => text,
+                };
                 transcript.push(json!({
                     "role": "tool",
                     "tool_call_id": call.id,
-                    "content": step.output.to_string(),
+                    "content": content,
                 }));
             }
         }
@@ -380,6 +416,38 @@ impl Worker {
             "no answer within {} model calls",
             self.settings.max_steps
         )))
+    }
+
+    /// Quiet hours and answers per minute in the room, from the rule sets.
+    async fn keeps_its_rules(
+        &self,
+        screening: &Screening,
+        request: &RunRequest,
+    ) -> Result<(), RunError> {
+        if let Some(scope) = screening.quiet_now() {
+            let why = "the agent keeps quiet hours now";
+            screening.refused(scope, why).await.map_err(filter_error)?;
+            return Err(RunError::Permanent(why.into()));
+        }
+        if let (Some(max), false) = (screening.max_answers_per_minute(), request.room.is_empty()) {
+            let recent = store::answers_since(
+                &self.db,
+                &request.agent,
+                &request.room,
+                &daarion_store::ago(Duration::from_secs(60)),
+            )
+            .await?;
+            if recent >= i64::from(max) {
+                let why =
+                    format!("the agent answered {recent} times in this room in the last minute");
+                screening
+                    .refused(&format!("agent:{}", request.agent), &why)
+                    .await
+                    .map_err(filter_error)?;
+                return Err(RunError::Permanent(why));
+            }
+        }
+        Ok(())
     }
 
     /// The room a run answers in, if the agent may post there.
@@ -619,6 +687,51 @@ impl Worker {
             .await
             .map_err(messaging_error)?;
         Ok(message.id)
+    }
+}
+
+/// The people's turns through the rule sets: personal data redacted, a
+/// blocked turn left out — and the run refused when the blocked turn is the
+/// question it answers (the last).
+async fn screen_questions(
+    screening: &Screening,
+    transcript: &mut Vec<Value>,
+) -> Result<(), RunError> {
+    let last = transcript.iter().rposition(|m| m["role"] == "user");
+    let mut kept = Vec::with_capacity(transcript.len());
+    for (i, mut turn) in std::mem::take(transcript).into_iter().enumerate() {
+        if turn["role"] != "user" {
+            kept.push(turn);
+            continue;
+        }
+        let text = turn["content"].as_str().unwrap_or_default().to_owned();
+        match screening
+            .screen(Direction::Input, &text)
+            .await
+            .map_err(filter_error)?
+        {
+            Verdict::Block(why) if Some(i) == last => {
+                return Err(RunError::Permanent(format!(
+                    "the question was filtered: {why}"
+                )));
+            }
+            Verdict::Block(_) => {}
+            Verdict::Pass { text, .. } => {
+                turn["content"] = Value::from(text);
+                kept.push(turn);
+            }
+        }
+    }
+    *transcript = kept;
+    Ok(())
+}
+
+fn filter_error(error: daarion_filter::FilterError) -> RunError {
+    match error {
+        daarion_filter::FilterError::Store(e) if e.is_retryable() => {
+            RunError::Transient(e.to_string())
+        }
+        other => RunError::Permanent(format!("the agent's rule sets: {other}")),
     }
 }
 
