@@ -1,7 +1,8 @@
 // The agent hub, in each language: a person makes an agent from a
 // blueprint, changes its prompt, compares the first version with the new
-// one, rolls back to it, sees what the agent used and pauses it; another
-// person does not see the private agent.
+// one, rolls back to it, sees what the agent used, its plan and budget
+// (set by the city's admin) and pauses it; another person does not see the
+// private agent.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
@@ -114,6 +115,22 @@ for (const lang of ["en", "uk"]) {
         await page.reload();
         await usage.getByRole("row").filter({ hasText: "tool" }).waitFor({ timeout: 1000 });
       });
+
+      // Its plan and budget: the owner reads them; the city's admin (the
+      // city's first person, registered by the English run) sets them.
+      await page.getByRole("heading", { name: t("hub.plan") }).waitFor();
+      const planForm = page.getByRole("form", { name: t("hub.set_plan") });
+      if (lang === "en") {
+        await planForm.getByLabel(t("hub.plan_name"), { exact: true }).selectOption("pro");
+        await planForm.getByLabel(t("hub.budget")).fill("7.5");
+        await planForm.getByRole("button", { name: t("hub.set_plan") }).click();
+        await page
+          .getByText(/7[.,]50/)
+          .first()
+          .waitFor();
+      } else {
+        assert.equal(await planForm.count(), 0, "only city admins set plans");
+      }
 
       await page.getByRole("button", { name: t("hub.pause") }).click();
       await page.getByText(t("hub.status.paused"), { exact: false }).first().waitFor();

@@ -6,6 +6,7 @@ import { useState } from "preact/hooks";
 import { useLocation } from "preact-iso";
 import { api, idempotencyKey, ok, type Schemas } from "../api/client";
 import { useI18n } from "../i18n";
+import { useSession } from "../session";
 import {
   Busy,
   ErrorNote,
@@ -18,7 +19,7 @@ import {
   usePaged,
 } from "../ui";
 import { AgentRuns } from "./runs";
-import { UsageBreakdown } from "./settings";
+import { QuotaCard, UsageBreakdown } from "./settings";
 
 type Agent = Schemas["AgentDetailView"];
 type PromptVersion = Schemas["Document"];
@@ -167,6 +168,7 @@ export function HubAgent({ slug }: { slug: string }) {
         archived={it.status === "archived"}
       />
       {it.status !== "archived" && <Lifecycle agent={it} changed={changed} />}
+      <AgentPlan agent={it} />
       <AgentRuns slug={it.slug} />
       <UsageBreakdown
         subject={`agent:${it.slug}`}
@@ -458,5 +460,112 @@ function Lifecycle({ agent, changed }: { agent: Agent; changed: () => void }) {
       </button>
       <ErrorNote error={error} />
     </div>
+  );
+}
+
+type Quota = Schemas["Quota"];
+
+/**
+ * An agent's plan and monthly budget: what it has spent, for its owner and
+ * city admins; city admins set the plan and the budget (the control
+ * plane's quota of `agent:<slug>`).
+ */
+function AgentPlan({ agent }: { agent: Agent }) {
+  const { t } = useI18n();
+  const { user } = useSession();
+  const admin = user?.city_role === "admin";
+  const [changed, setChanged] = useState(0);
+  if (!admin && agent.owner !== `user:${user?.id ?? ""}`) return null;
+  return (
+    <section class="stack" aria-labelledby="agent-plan">
+      <h2 id="agent-plan">{t("hub.plan")}</h2>
+      <QuotaCard subject={`agent:${agent.slug}`} changed={changed} />
+      {admin && <PlanForm slug={agent.slug} saved={() => setChanged((n) => n + 1)} />}
+    </section>
+  );
+}
+
+function PlanForm({ slug, saved }: { slug: string; saved: () => void }) {
+  const subject = `agent:${slug}`;
+  const current = useLoad(
+    () =>
+      ok(api.GET("/api/control/quotas/{subject}", { params: { path: { subject } } }))
+        .then((doc) => doc.value as Quota)
+        .catch((e: unknown) => {
+          // No quota yet: the default plan applies.
+          if (e && typeof e === "object" && "status" in e && e.status === 404) return {};
+          throw e;
+        }),
+    [subject],
+  );
+  if (current.error) return <ErrorNote error={current.error} />;
+  if (!current.data) return <Loading />;
+  return <PlanFields subject={subject} quota={current.data} saved={saved} />;
+}
+
+function PlanFields({
+  subject,
+  quota,
+  saved,
+}: {
+  subject: string;
+  quota: Quota;
+  saved: () => void;
+}) {
+  const { t } = useI18n();
+  const [plan, setPlan] = useState<string>(quota.plan ?? "");
+  const [budget, setBudget] = useState(
+    quota.budget_cents_per_month == null ? "" : String(quota.budget_cents_per_month / 100),
+  );
+  const { busy, error, run } = useAction();
+  const submit = (event: Event) => {
+    event.preventDefault();
+    void run(async () => {
+      await ok(
+        api.PUT("/api/control/quotas/{subject}", {
+          params: { path: { subject } },
+          body: {
+            ...quota,
+            plan: plan ? (plan as Quota["plan"]) : null,
+            budget_cents_per_month: budget === "" ? null : Math.round(Number(budget) * 100),
+          },
+        }),
+      );
+      saved();
+    });
+  };
+  return (
+    <form class="card stack" aria-label={t("hub.set_plan")} onSubmit={submit}>
+      <Field label={t("hub.plan_name")}>
+        {(id) => (
+          <select id={id} value={plan} onChange={(e) => setPlan(e.currentTarget.value)}>
+            <option value="">{t("hub.plan_default")}</option>
+            {(["free", "pro", "enterprise"] as const).map((p) => (
+              <option key={p} value={p}>
+                {t(`hub.plan.${p}`)}
+              </option>
+            ))}
+          </select>
+        )}
+      </Field>
+      <Field label={t("hub.budget")} hint={t("hub.budget_hint")}>
+        {(id) => (
+          <input
+            id={id}
+            type="number"
+            min={0}
+            step="0.01"
+            value={budget}
+            onInput={(e) => setBudget(e.currentTarget.value)}
+          />
+        )}
+      </Field>
+      <ErrorNote error={error} />
+      <div class="row">
+        <button type="submit" disabled={busy}>
+          {t("hub.set_plan")}
+        </button>
+      </div>
+    </form>
   );
 }

@@ -528,49 +528,13 @@ export function useMoney() {
 }
 
 function Usage() {
-  const { t, number } = useI18n();
+  const { t } = useI18n();
   const { user } = useSession();
-  const money = useMoney();
   const subject = `user:${user?.id ?? ""}`;
-  const quota = useLoad(
-    () => ok(api.GET("/api/usage/subjects/{subject}/quota", { params: { path: { subject } } })),
-    [subject],
-  );
-  const q = quota.data;
   return (
     <section class="stack">
       <h1>{t("settings.usage")}</h1>
-      <ErrorNote error={quota.error} />
-      {!q && !quota.error && <Loading />}
-      {q && (
-        <div class="card stack">
-          <h2>{t("usage.budget", { period: q.period })}</h2>
-          <p>
-            {q.budget_micros_per_month == null
-              ? t("usage.spent_unlimited", { spent: money(q.spent_micros, q.currency) })
-              : t("usage.spent_of", {
-                  spent: money(q.spent_micros, q.currency),
-                  budget: money(q.budget_micros_per_month, q.currency),
-                })}
-          </p>
-          {q.budget_micros_per_month != null && (
-            <meter
-              min={0}
-              max={q.budget_micros_per_month}
-              value={q.spent_micros + q.reserved_micros}
-              aria-label={t("usage.budget", { period: q.period })}
-            />
-          )}
-          <p class="small muted">
-            {t("usage.minute", {
-              requests: number(q.requests_this_minute),
-              rpm: q.requests_per_minute == null ? "∞" : number(q.requests_per_minute),
-              tokens: number(q.tokens_this_minute),
-              tpm: q.tokens_per_minute == null ? "∞" : number(q.tokens_per_minute),
-            })}
-          </p>
-        </div>
-      )}
+      <QuotaCard subject={subject} />
       <UsageBreakdown
         subject={subject}
         groupBy="model"
@@ -578,5 +542,47 @@ function Usage() {
         keyLabel={t("usage.model")}
       />
     </section>
+  );
+}
+
+/** A person's or agent's month: spent against the budget, this minute's rates. */
+export function QuotaCard({ subject, changed = 0 }: { subject: string; changed?: number }) {
+  const { t, number } = useI18n();
+  const money = useMoney();
+  const quota = useLoad(
+    () => ok(api.GET("/api/usage/subjects/{subject}/quota", { params: { path: { subject } } })),
+    [subject, changed],
+  );
+  const q = quota.data;
+  if (quota.error) return <ErrorNote error={quota.error} />;
+  if (!q) return <Loading />;
+  return (
+    <div class="card stack">
+      <h2>{t("usage.budget", { period: q.period })}</h2>
+      <p>
+        {q.budget_micros_per_month == null
+          ? t("usage.spent_unlimited", { spent: money(q.spent_micros, q.currency) })
+          : t("usage.spent_of", {
+              spent: money(q.spent_micros, q.currency),
+              budget: money(q.budget_micros_per_month, q.currency),
+            })}
+      </p>
+      {q.budget_micros_per_month != null && (
+        <meter
+          min={0}
+          max={q.budget_micros_per_month}
+          value={q.spent_micros + q.reserved_micros}
+          aria-label={t("usage.budget", { period: q.period })}
+        />
+      )}
+      <p class="small muted">
+        {t("usage.minute", {
+          requests: number(q.requests_this_minute),
+          rpm: q.requests_per_minute == null ? "∞" : number(q.requests_per_minute),
+          tokens: number(q.tokens_this_minute),
+          tpm: q.tokens_per_minute == null ? "∞" : number(q.tokens_per_minute),
+        })}
+      </p>
+    </div>
   );
 }
