@@ -2,7 +2,8 @@
 # Builds release binaries and prints DAARION's benchmark figures:
 # start-up to healthy, idle RSS, access decisions and overhead, city WebSocket
 # fan-out (embedded and NATS), messaging (posts/s, live delivery, history and
-# search at a million messages, embedded and PostgreSQL; delivery to 1 000 clients), gateway vs nginx, LLM proxy vs LiteLLM, and
+# search at a million messages, embedded and PostgreSQL; delivery to 1 000 clients), gateway vs nginx, LLM proxy vs LiteLLM,
+# agent runs vs CrewAI, and
 # the web UI (JS for first paint, time to interactive, a 10 000-message room).
 #
 # `bench/run.sh --smoke` runs every benchmark for a moment on debug builds,
@@ -37,6 +38,7 @@ if [ "$smoke" = 1 ]; then
   fi
   "$bin/gateway" --binary "$bin/daarion" --seconds 1 --repeat 1 --sockets 50 --connections 16
   "$bin/llm-proxy" --binary "$bin/daarion" --requests 20 --seconds 1 --repeat 1 --soak-seconds 0
+  "$bin/agents" --binary "$bin/daarion" --runs 10 --concurrency 1,4
   node bench/web/ui.mjs --binary "$bin/daarion" --messages 200 --runs 1
   exit 0
 fi
@@ -88,3 +90,10 @@ if ! LITELLM_LOCAL_MODEL_COST_MAP=True "$litellm_venv/bin/litellm" --version >/d
 fi
 "$bin/llm-proxy" --binary "$bin/daarion" --litellm "$litellm_venv/bin/litellm" \
   --seconds "${SECONDS_PER_RUN:-10}" --soak-seconds "${SOAK_SECONDS:-600}"
+# CrewAI, from PyPI into a virtualenv of its own, as the agent runtime's peer.
+crewai_venv="$HOME/.cache/daarion/crewai"
+if ! "$crewai_venv/bin/python" -c "import crewai" >/dev/null 2>&1; then
+  python3 -m venv "$crewai_venv"
+  "$crewai_venv/bin/pip" install -q crewai
+fi
+"$bin/agents" --binary "$bin/daarion" --crewai "$crewai_venv/bin/python"

@@ -304,6 +304,13 @@ pub async fn steps(db: &Db, run: &str) -> Result<Vec<Step>, RunError> {
 /// Checkpoints a finished step, if `owner` still holds the run (a worker
 /// whose lease lapsed must not write over the one that took over).
 pub async fn checkpoint(db: &Db, run: &str, owner: &str, step: &Step) -> Result<(), RunError> {
+    let started = std::time::Instant::now();
+    let written = write_checkpoint(db, run, owner, step).await;
+    metrics::histogram!("runtime_checkpoint_seconds").record(started.elapsed().as_secs_f64());
+    written
+}
+
+async fn write_checkpoint(db: &Db, run: &str, owner: &str, step: &Step) -> Result<(), RunError> {
     let mut tx = db.begin().await?;
     let held = sql::query(
         "SELECT 1 AS held FROM runtime_runs WHERE id = $1 AND lease_owner = $2 AND status = 'running'",

@@ -238,9 +238,13 @@ mod tests {
     #[tokio::test]
     async fn posts_written_together_take_their_rooms_numbers_in_order() {
         // Migration 2 takes in the city's tables, which this crate lacks.
+        static WITHOUT_CITY: &[daarion_store::Migration] = &[
+            daarion_store::migration!(1, "001_create_messaging_tables"),
+            daarion_store::migration!(3, "003_add_room_responders"),
+        ];
         let first = daarion_store::MigrationSet {
             service: crate::SERVICE,
-            migrations: &crate::SPEC.migrations[..1],
+            migrations: WITHOUT_CITY,
         };
         let sets = [first, daarion_bus::MIGRATIONS, idempotency::MIGRATIONS];
         for test in daarion_testkit::migrated_dbs(&sets).await {
