@@ -214,6 +214,51 @@ async fn built_in_tools_run_for_agents_that_have_them_within_what_they_may_read(
         )
         .await;
     assert_eq!((status, error_code(&body)), (502, "bad_gateway"), "{body}");
+    // Under an idempotency key a call that succeeded is answered again
+    // from the log, not run again; one that failed runs again.
+    let keyed = |key: &'static str, arguments: Value| {
+        let app = &app;
+        async move {
+            let response = app
+                .client
+                .post(app.url(&format!("{TOOLS}/time.now/call")))
+                .header("cookie", app.cookie("bob").await)
+                .header("idempotency-key", key)
+                .json(&json!({ "arguments": arguments }))
+                .send()
+                .await
+                .unwrap();
+            common::decode(response).await
+        }
+    };
+    let (status, first) = keyed("run:1:1", json!({})).await;
+    assert_eq!(status, 200, "{first}");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (status, again) = keyed("run:1:1", json!({})).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (again["call_id"].clone(), again["result"].clone()),
+        (first["call_id"].clone(), first["result"].clone())
+    );
+    let (status, other) = keyed("run:1:2", json!({})).await;
+    assert_eq!(status, 200);
+    assert_ne!(other["call_id"], first["call_id"]);
+    let (status, _) = keyed("run:1:3", json!({"zone": 5})).await;
+    assert_eq!(status, 422);
+    let (status, _) = keyed("run:1:3", json!({"zone": 5})).await;
+    assert_eq!(status, 422, "a refused call is not remembered");
+    let (_, log) = app
+        .get_as("/api/toolcore/calls?tool=time.now", Some("root"))
+        .await;
+    let bob = format!("user:{}", app.user_id("bob").await);
+    let by_bob = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["caller"] == bob.as_str())
+        .count();
+    assert_eq!(by_bob, 4, "two ran, two were refused: {log}");
+
     let (status, _) = app
         .send(
             "POST",

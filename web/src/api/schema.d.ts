@@ -2069,7 +2069,10 @@ export interface paths {
          * Runs a tool. An agent may run only the tools its own entitlements list
          *     (the control plane's `agent_policy`); with `acting_for`, the person must
          *     be allowed the tool too; arguments that do not fit the schema are
-         *     refused before anything runs. Every call is logged and metered.
+         *     refused before anything runs. Every call is logged and metered. A call
+         *     repeated with its `Idempotency-Key` after it succeeded is answered with
+         *     its first result, without running the tool again (a webhook sees the
+         *     same `call_id` for every try under one key).
          */
         post: operations["call_tool"];
         delete?: never;
@@ -17371,7 +17374,10 @@ export interface operations {
     call_tool: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Names the call: once it succeeded, a repeat gets its result */
+                "Idempotency-Key"?: string | null;
+            };
             path: {
                 /** @description The tool's name */
                 tool: string;

@@ -10,7 +10,6 @@ use std::{convert::Infallible, time::Duration};
 
 use axum::{
     extract::State,
-    http::HeaderMap,
     response::{
         IntoResponse, Response,
         sse::{Event as SseEvent, Sse},
@@ -18,7 +17,10 @@ use axum::{
 };
 use daarion_access::{Action, Principal, PrincipalKind};
 use daarion_bus::Envelope;
-use daarion_kernel::{ApiError, ErrorCode, http::Json};
+use daarion_kernel::{
+    ApiError, ErrorCode,
+    http::{IdempotencyKey, Json},
+};
 use futures::{Stream, StreamExt, stream::BoxStream};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -86,7 +88,7 @@ pub struct AgentChatCompletion {
 pub async fn chat_completions(
     State(state): State<AgentState>,
     principal: Principal,
-    headers: HeaderMap,
+    key: IdempotencyKey,
     Json(input): Json<AgentChatRequest>,
 ) -> Result<Response, ApiError> {
     if principal.kind != PrincipalKind::User {
@@ -114,7 +116,7 @@ pub async fn chat_completions(
         return Err(ApiError::conflict("the agent is paused or archived"));
     }
     let request = RunRequest {
-        run_id: run_id(&principal, &headers)?,
+        run_id: run_id(&principal, &key),
         agent: agent.slug.clone(),
         room: String::new(),
         topic: String::new(),
@@ -209,17 +211,14 @@ pub(crate) async fn answer_of(
 
 /// The run's id: from the caller's `Idempotency-Key` (so a retry is the
 /// same run), or new.
-fn run_id(principal: &Principal, headers: &HeaderMap) -> Result<String, ApiError> {
-    let Some(key) = headers.get("idempotency-key") else {
-        return Ok(format!("run_{}", uuid::Uuid::now_v7().simple()));
-    };
-    let key = key
-        .to_str()
-        .ok()
-        .filter(|k| (1..=255).contains(&k.len()))
-        .ok_or_else(|| ApiError::validation("Idempotency-Key must be 1-255 visible characters"))?;
-    let digest = Sha256::digest(format!("{}\n{key}", principal.name()));
-    Ok(format!("run_{}", &hex::encode(digest)[..32]))
+fn run_id(principal: &Principal, key: &IdempotencyKey) -> String {
+    match key.as_deref() {
+        Some(key) => {
+            let digest = Sha256::digest(format!("{}\n{key}", principal.name()));
+            format!("run_{}", &hex::encode(digest)[..32])
+        }
+        None => format!("run_{}", uuid::Uuid::now_v7().simple()),
+    }
 }
 
 fn usage(tokens_in: i64, tokens_out: i64) -> Value {

@@ -224,13 +224,15 @@ impl City {
         Ok(reply.into_completion())
     }
 
-    /// One tool call through toolcore, for `acting_for`.
+    /// One tool call through toolcore, for `acting_for`, under `key` (a
+    /// repeat after a crash gets the first result instead of a second run).
     pub async fn call_tool(
         &self,
         agent: &str,
         tool: &str,
         arguments: &Value,
         acting_for: &str,
+        key: &str,
         timeout: Duration,
     ) -> Result<ToolAnswer, RunError> {
         let response = self
@@ -241,6 +243,7 @@ impl City {
                 "toolcore",
             )?
             .timeout(timeout)
+            .header("idempotency-key", key)
             .json(&json!({ "arguments": arguments, "acting_for": acting_for }))
             .send()
             .await

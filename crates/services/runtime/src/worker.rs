@@ -632,6 +632,7 @@ impl Worker {
                         name,
                         &call.arguments,
                         asker,
+                        &format!("run:{}:{n}", request.run_id),
                         Duration::from_secs(self.settings.run_timeout_secs),
                     )
                     .await?,

@@ -11,11 +11,12 @@ use daarion_access::{Action, Principal, PrincipalKind, Resource};
 use daarion_control::domain::DocKind;
 use daarion_kernel::{
     ApiError,
-    http::{Json, Page, PageParams, Query, created},
+    http::{IdempotencyKey, Json, Page, PageParams, Query, created},
 };
 use daarion_usage::{Outcome, Subjects, UsageKind, UsageRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -366,9 +367,13 @@ pub struct CallResultView {
 /// Runs a tool. An agent may run only the tools its own entitlements list
 /// (the control plane's `agent_policy`); with `acting_for`, the person must
 /// be allowed the tool too; arguments that do not fit the schema are
-/// refused before anything runs. Every call is logged and metered.
+/// refused before anything runs. Every call is logged and metered. A call
+/// repeated with its `Idempotency-Key` after it succeeded is answered with
+/// its first result, without running the tool again (a webhook sees the
+/// same `call_id` for every try under one key).
 #[utoipa::path(post, path = "/tools/{tool}/call", tag = "toolcore", request_body = CallTool,
-    params(("tool" = String, Path, description = "The tool's name")),
+    params(("tool" = String, Path, description = "The tool's name"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Names the call: once it succeeded, a repeat gets its result")),
     responses((status = 200, body = CallResultView), (status = 401),
         (status = 403, description = "Not allowed this tool (the caller or the person acted for)"),
         (status = 404, description = "No such tool, or nothing the caller may read"),
@@ -379,13 +384,33 @@ async fn call_tool(
     State(state): State<ToolState>,
     principal: Principal,
     Path(name): Path<String>,
+    key: IdempotencyKey,
     Json(input): Json<CallTool>,
 ) -> Result<Json<CallResultView>, ApiError> {
     let tool = find(&state, &name).await?;
+    let caller = principal.name();
+    if let Some(key) = key.as_deref()
+        && let Some((call_id, result)) = store::answered(&state.db, &caller, key).await?
+    {
+        return Ok(Json(CallResultView {
+            call_id,
+            tool: tool.name,
+            result,
+            latency_ms: 0,
+        }));
+    }
     let call_id = format!("call_{}", uuid::Uuid::now_v7().simple());
+    // Under a key every try is the same call to a webhook, which may dedupe.
+    let webhook_call_id = match key.as_deref() {
+        Some(key) => format!(
+            "call_{}",
+            &hex::encode(Sha256::digest(format!("{caller}\n{key}")))[..32]
+        ),
+        None => call_id.clone(),
+    };
     let started = Instant::now();
     let acting_for = input.acting_for.clone();
-    let outcome = run(&state, &principal, &tool, &call_id, input).await;
+    let outcome = run(&state, &principal, &tool, &webhook_call_id, input).await;
     let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let call = Call {
         id: call_id.clone(),
@@ -398,6 +423,10 @@ async fn call_tool(
         error: outcome.as_ref().err().map(ToString::to_string),
         latency_ms,
         created_at: daarion_store::now(),
+        keyed: key
+            .as_deref()
+            .zip(outcome.as_ref().ok())
+            .map(|(key, result)| (key.to_owned(), result.clone())),
     };
     let mut record = UsageRecord::new(
         UsageKind::Tool,

@@ -36,7 +36,10 @@ pub static SPEC: Service = Service {
     name: SERVICE,
     port: 7009,
     version: env!("CARGO_PKG_VERSION"),
-    migrations: &[migration!(1, "001_create_toolcore_tables")],
+    migrations: &[
+        migration!(1, "001_create_toolcore_tables"),
+        migration!(2, "002_add_call_idempotency"),
+    ],
     rules: access::RULES,
     websocket: false,
     streams: &[],

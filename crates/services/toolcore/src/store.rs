@@ -159,6 +159,33 @@ pub struct Call {
     pub error: Option<String>,
     pub latency_ms: u64,
     pub created_at: String,
+    /// The caller's key for a call that succeeded, and what it answered.
+    pub keyed: Option<(String, Value)>,
+}
+
+/// What a call `caller` made under `key` answered, if it succeeded.
+pub async fn answered(
+    db: &Db,
+    caller: &str,
+    key: &str,
+) -> Result<Option<(String, Value)>, ToolError> {
+    let row = sql::query(
+        "SELECT id, result FROM toolcore_calls WHERE caller = $1 AND idempotency_key = $2",
+    )
+    .bind(caller)
+    .bind(key)
+    .fetch_optional(db.pool())
+    .await?;
+    row.map(|row| {
+        let result: Option<String> = row.try_get("result")?;
+        Ok((
+            row.try_get("id")?,
+            result
+                .and_then(|r| serde_json::from_str(&r).ok())
+                .unwrap_or(Value::Null),
+        ))
+    })
+    .transpose()
 }
 
 /// Logs a call and stages its usage record.
@@ -170,8 +197,10 @@ pub async fn log_call(
 ) -> Result<Staged, ToolError> {
     let mut tx = db.begin().await?;
     sql::query(
-        "INSERT INTO toolcore_calls (id, tool, caller, acting_for, outcome, error, latency_ms, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO toolcore_calls (id, tool, caller, acting_for, outcome, error, latency_ms,
+             created_at, idempotency_key, result)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (caller, idempotency_key) DO NOTHING",
     )
     .bind(call.id.as_str())
     .bind(call.tool.as_str())
@@ -181,6 +210,8 @@ pub async fn log_call(
     .bind(call.error.as_deref())
     .bind(i64::try_from(call.latency_ms).unwrap_or(i64::MAX))
     .bind(call.created_at.as_str())
+    .bind(call.keyed.as_ref().map(|(key, _)| key.as_str()))
+    .bind(call.keyed.as_ref().map(|(_, result)| result.to_string()))
     .execute(&mut *tx)
     .await?;
     let staged = outbox.stage(&mut tx, vec![usage]).await?;
@@ -218,6 +249,7 @@ pub async fn calls(
                 error: row.try_get("error")?,
                 latency_ms: u64::try_from(latency).unwrap_or(0),
                 created_at: row.try_get("created_at")?,
+                keyed: None,
             })
         })
         .collect()
