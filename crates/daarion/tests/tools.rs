@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 
 on_every_backend!(
     built_in_tools_run_for_agents_that_have_them_within_what_they_may_read,
+    an_agent_posts_with_its_tool_where_it_and_its_person_may,
     webhook_tools_are_signed_timed_out_and_governed,
 );
 
@@ -87,6 +88,7 @@ async fn built_in_tools_run_for_agents_that_have_them_within_what_they_may_read(
             "time.now",
             "math.evaluate",
             "city.rooms",
+            "messaging.post",
             "microdao.members"
         ]
     );
@@ -494,5 +496,80 @@ async fn webhook_tools_are_signed_timed_out_and_governed(kind: Kind) {
     );
     assert_eq!(app.send("DELETE", &path, "root", None).await.0, 204);
     assert_eq!(call(&app, &key, "weather.lookup", ask).await.0, 404);
+    app.stop().await;
+}
+
+async fn an_agent_posts_with_its_tool_where_it_and_its_person_may(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let key = helper_in_guild(&app).await;
+    let (status, body) = app
+        .send(
+            "PATCH",
+            "/api/agents/agents/helper",
+            "alice",
+            Some(json!({"tools": ["messaging.post"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, rooms) = app
+        .get_as("/api/messaging/daos/guild/rooms", Some("alice"))
+        .await;
+    let general = rooms["items"][0]["id"].as_str().unwrap().to_owned();
+    let bob = format!("user:{}", app.user_id("bob").await);
+    let post = |room: String, acting_for: String| {
+        json!({"arguments": {"room": room, "body": "Welcome, **everyone**", "topic": "hello"},
+            "acting_for": acting_for})
+    };
+
+    // For Bob, a member, the agent posts in the guild's room as itself.
+    let (status, posted) = call(
+        &app,
+        &key,
+        "messaging.post",
+        post(general.clone(), bob.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "{posted}");
+    let (_, history) = app
+        .get_as(
+            &format!("/api/messaging/rooms/{general}/messages"),
+            Some("bob"),
+        )
+        .await;
+    let message = &history["items"][0];
+    assert_eq!(message["id"], posted["result"]["message_id"]);
+    assert_eq!(
+        (message["author"].clone(), message["topic"].clone()),
+        (json!("agent:helper"), json!("hello"))
+    );
+    assert!(
+        message["html"]
+            .as_str()
+            .unwrap()
+            .contains("<strong>everyone</strong>")
+    );
+
+    // Not for someone who cannot read the room (Carol is not in the guild),
+    // nor in a room the agent cannot read.
+    let carol = format!("user:{}", app.user_id("carol").await);
+    let (status, _) = call(
+        &app,
+        &key,
+        "messaging.post",
+        post(general.clone(), carol.clone()),
+    )
+    .await;
+    assert_eq!(
+        status, 404,
+        "Carol cannot lend the agent a room she does not read"
+    );
+    let vault = common::community(&app, "carol", "vault", "private").await;
+    let (status, _) = call(&app, &key, "messaging.post", post(vault, carol)).await;
+    assert_eq!(status, 404, "nor can the agent post where it is not");
+    let (status, body) = call(&app, &key, "messaging.post", post("rm_nope".into(), bob)).await;
+    assert_eq!((status, error_code(&body)), (404, "not_found"));
     app.stop().await;
 }

@@ -536,6 +536,7 @@ async fn run(
                 db: &state.db,
                 access: &state.access,
                 callers: &callers,
+                poster: &state.poster,
             };
             tokio::time::timeout(timeout, builtins::run(&tool.name, &ctx, &input.arguments))
                 .await

@@ -54,6 +54,23 @@ pub static BUILTINS: &[Builtin] = &[
         },
     },
     Builtin {
+        name: "messaging.post",
+        description: "Posts a message (markdown; @mentions work) in a room, as the caller.",
+        parameters: || {
+            json!({
+                "type": "object",
+                "properties": {
+                    "room": {"type": "string", "minLength": 1, "maxLength": 64,
+                        "description": "The room's id (rm_…)."},
+                    "body": {"type": "string", "minLength": 1, "maxLength": 4000},
+                    "topic": {"type": "string", "maxLength": 60}
+                },
+                "required": ["room", "body"],
+                "additionalProperties": false
+            })
+        },
+    },
+    Builtin {
         name: "microdao.members",
         description: "How many members a community has, and who they are (the first `limit`, by name).",
         parameters: || {
@@ -71,6 +88,9 @@ pub static BUILTINS: &[Builtin] = &[
     },
 ];
 
+/// The longest message `messaging.post` writes.
+const MAX_POST_CHARS: usize = 4000;
+
 pub fn builtin(name: &str) -> Option<&'static Builtin> {
     BUILTINS.iter().find(|b| b.name == name)
 }
@@ -82,6 +102,8 @@ pub struct Context<'a> {
     /// Everyone the call is for (the calling agent, the person it acts
     /// for): each must be allowed what the tool reads.
     pub callers: &'a [Principal],
+    /// Messages are posted the one way they enter any room.
+    pub poster: &'a daarion_messaging::Poster,
 }
 
 /// Runs the built-in `name` with arguments already checked against its schema.
@@ -123,6 +145,7 @@ pub async fn run(name: &str, ctx: &Context<'_>, arguments: &Value) -> Result<Val
                 .collect();
             Ok(json!({"rooms": rooms}))
         }
+        "messaging.post" => post(ctx, arguments).await,
         "microdao.members" => {
             let slug = arguments["dao"].as_str().unwrap_or_default();
             let unknown =
@@ -153,6 +176,53 @@ pub async fn run(name: &str, ctx: &Context<'_>, arguments: &Value) -> Result<Val
         }
         _ => Err(ToolError::NotFound(format!("no built-in tool {name:?}"))),
     }
+}
+
+/// `messaging.post`: the caller posts where it may post, in a room every
+/// person it acts for may read (so nobody lends an agent a room of theirs).
+async fn post(ctx: &Context<'_>, arguments: &Value) -> Result<Value, ToolError> {
+    let id = arguments["room"].as_str().unwrap_or_default();
+    let unknown = || ToolError::NotFound(format!("no room {id:?} that you may read"));
+    let room = daarion_messaging::store::room(ctx.db, id)
+        .await
+        .map_err(|e| ToolError::Failed(e.to_string()))?
+        .ok_or_else(unknown)?;
+    let resource = daarion_messaging::access::room_of(ctx.db, &room)
+        .await
+        .map_err(|e| ToolError::Failed(e.to_string()))?;
+    let [author, ..] = ctx.callers else {
+        return Err(ToolError::Forbidden("nobody to post as".into()));
+    };
+    let everyone_reads = ctx
+        .callers
+        .iter()
+        .all(|c| ctx.access.allows(c, Action::Read, &resource));
+    if !everyone_reads {
+        return Err(unknown());
+    }
+    if !ctx.access.allows(author, Action::SendMessage, &resource) {
+        return Err(ToolError::Forbidden(format!(
+            "{} may not post in this room",
+            author.handle
+        )));
+    }
+    let posting = daarion_messaging::Posting {
+        body: arguments["body"].as_str().unwrap_or_default(),
+        topic: arguments["topic"].as_str(),
+        reply_to: None,
+        attachments: Vec::new(),
+        max_chars: MAX_POST_CHARS,
+    };
+    let (message, _) = ctx
+        .poster
+        .post(&room, author, posting, None)
+        .await
+        .map_err(|e| match e {
+            daarion_messaging::domain::MessagingError::Invalid(m) => ToolError::Invalid(m),
+            daarion_messaging::domain::MessagingError::Conflict(m) => ToolError::Conflict(m),
+            other => ToolError::Failed(other.to_string()),
+        })?;
+    Ok(json!({"message_id": message.id, "room": message.room, "seq": message.seq}))
 }
 
 #[cfg(test)]

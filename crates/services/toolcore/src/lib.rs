@@ -1,7 +1,7 @@
 //! Toolcore (port 7009, `/api/toolcore/`): the tools agents use.
 //!
 //! - `GET /api/toolcore/tools` (+ `/{tool}`): the built-in tools (`time.now`,
-//!   `math.evaluate`, `city.rooms`, `microdao.members`) and those the city
+//!   `math.evaluate`, `city.rooms`, `microdao.members`, `messaging.post`) and those the city
 //!   registered, each with the JSON Schema of its arguments.
 //! - `POST /api/toolcore/tools`, `PATCH/DELETE …/{tool}` (city admins):
 //!   webhook tools — an address, a timeout, a signing secret shown once,
@@ -43,7 +43,12 @@ pub static SPEC: Service = Service {
     rules: access::RULES,
     websocket: false,
     streams: &[],
-    events: &[Event::durable("usage.tool")],
+    events: &[
+        Event::durable("usage.tool"),
+        // `messaging.post` posts through messaging's `Poster`.
+        Event::durable(daarion_messaging::events::CHANGED),
+        Event::durable("usage.message"),
+    ],
     settings: None,
     example: |kind| {
         (kind == daarion_access::Kind::Tool)
@@ -59,6 +64,7 @@ pub struct ToolState {
     access: Arc<Enforcer>,
     control: ControlClient,
     http: reqwest::Client,
+    poster: daarion_messaging::Poster,
 }
 
 async fn build(ctx: Context) -> Result<Mount, BuildError> {
@@ -70,6 +76,7 @@ async fn build(ctx: Context) -> Result<Mount, BuildError> {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| BuildError::new(format!("toolcore's HTTP client: {e}")))?,
+        poster: daarion_messaging::Poster::start(ctx.db.clone(), ctx.outbox.clone()),
         db: ctx.db,
         outbox: ctx.outbox,
         access: access.clone(),
