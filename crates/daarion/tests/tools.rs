@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 on_every_backend!(
     built_in_tools_run_for_agents_that_have_them_within_what_they_may_read,
     an_agent_posts_with_its_tool_where_it_and_its_person_may,
+    http_fetch_reads_only_allow_listed_hosts_at_public_addresses,
     webhook_tools_are_signed_timed_out_and_governed,
 );
 
@@ -88,6 +89,7 @@ async fn built_in_tools_run_for_agents_that_have_them_within_what_they_may_read(
             "time.now",
             "math.evaluate",
             "city.rooms",
+            "http.fetch",
             "messaging.post",
             "microdao.members"
         ]
@@ -572,4 +574,109 @@ async fn an_agent_posts_with_its_tool_where_it_and_its_person_may(kind: Kind) {
     let (status, body) = call(&app, &key, "messaging.post", post("rm_nope".into(), bob)).await;
     assert_eq!((status, error_code(&body)), (404, "not_found"));
     app.stop().await;
+}
+
+/// A local web page (loopback: private, as far as `http.fetch` knows).
+async fn page_server() -> std::net::SocketAddr {
+    let router = Router::new()
+        .route(
+            "/page",
+            axum::routing::get(|| async { "<p>Kyiv makers meet on Fridays</p>" }),
+        )
+        .route("/big", axum::routing::get(|| async { "x".repeat(5000) }))
+        .route(
+            "/moved",
+            axum::routing::get(|| async {
+                (
+                    StatusCode::FOUND,
+                    [("location", "http://169.254.169.254/")],
+                    "",
+                )
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    addr
+}
+
+async fn http_fetch_reads_only_allow_listed_hosts_at_public_addresses(kind: Kind) {
+    let server = page_server().await;
+    for allow_private in [false, true] {
+        let Some(mut city) = City::new(kind).await else {
+            return;
+        };
+        city.settings.services.set(
+            &daarion_toolcore::SPEC,
+            json!({"fetch_allow_hosts": ["localhost"], "fetch_allow_private": allow_private,
+                "fetch_max_bytes": 1000}),
+        );
+        let app = city.spawn().await;
+        let key = helper_in_guild(&app).await;
+        app.send(
+            "PATCH",
+            "/api/agents/agents/helper",
+            "alice",
+            Some(json!({"tools": ["http.fetch"]})),
+        )
+        .await;
+        let fetch = |url: String| json!({"arguments": {"url": url}});
+        let port = server.port();
+        // Not on the allow-list: refused, whatever the address.
+        let (status, body) = call(
+            &app,
+            &key,
+            "http.fetch",
+            fetch(format!("http://127.0.0.1:{port}/page")),
+        )
+        .await;
+        assert_eq!((status, error_code(&body)), (403, "forbidden"), "{body}");
+        let (status, body) =
+            call(&app, &key, "http.fetch", fetch("file:///etc/passwd".into())).await;
+        assert_eq!(status, 422, "{body}");
+        let (status, page) = call(
+            &app,
+            &key,
+            "http.fetch",
+            fetch(format!("http://localhost:{port}/page")),
+        )
+        .await;
+        if !allow_private {
+            // Allowed by name, but it resolves to a private address.
+            assert_eq!((status, error_code(&page)), (403, "forbidden"), "{page}");
+            assert!(
+                page["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("private")
+            );
+            app.stop().await;
+            continue;
+        }
+        // A city on a closed network lets agents read its own hosts.
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["result"]["status"], 200);
+        assert!(page["result"]["body"].as_str().unwrap().contains("Fridays"));
+        let (_, big) = call(
+            &app,
+            &key,
+            "http.fetch",
+            fetch(format!("http://localhost:{port}/big")),
+        )
+        .await;
+        assert_eq!(big["result"]["body"].as_str().unwrap().len(), 1000);
+        assert_eq!(big["result"]["truncated"], true);
+        // Redirects are not followed (they could lead anywhere).
+        let (_, moved) = call(
+            &app,
+            &key,
+            "http.fetch",
+            fetch(format!("http://localhost:{port}/moved")),
+        )
+        .await;
+        assert_eq!(moved["result"]["status"], 302, "{moved}");
+        app.stop().await;
+    }
 }

@@ -537,6 +537,8 @@ async fn run(
                 access: &state.access,
                 callers: &callers,
                 poster: &state.poster,
+                settings: &state.settings,
+                timeout,
             };
             tokio::time::timeout(timeout, builtins::run(&tool.name, &ctx, &input.arguments))
                 .await

@@ -54,6 +54,21 @@ pub static BUILTINS: &[Builtin] = &[
         },
     },
     Builtin {
+        name: "http.fetch",
+        description: "Reads a web page (GET) from a host the city allows: status, type and text.",
+        parameters: || {
+            json!({
+                "type": "object",
+                "properties": {
+                    "url": {"type": "string", "minLength": 8, "maxLength": 2000,
+                        "description": "An http(s) address."}
+                },
+                "required": ["url"],
+                "additionalProperties": false
+            })
+        },
+    },
+    Builtin {
         name: "messaging.post",
         description: "Posts a message (markdown; @mentions work) in a room, as the caller.",
         parameters: || {
@@ -104,6 +119,9 @@ pub struct Context<'a> {
     pub callers: &'a [Principal],
     /// Messages are posted the one way they enter any room.
     pub poster: &'a daarion_messaging::Poster,
+    /// `http.fetch`'s allow-list and bounds.
+    pub settings: &'a crate::Settings,
+    pub timeout: std::time::Duration,
 }
 
 /// Runs the built-in `name` with arguments already checked against its schema.
@@ -146,6 +164,14 @@ pub async fn run(name: &str, ctx: &Context<'_>, arguments: &Value) -> Result<Val
             Ok(json!({"rooms": rooms}))
         }
         "messaging.post" => post(ctx, arguments).await,
+        "http.fetch" => {
+            crate::fetch::fetch(
+                ctx.settings,
+                arguments["url"].as_str().unwrap_or_default(),
+                ctx.timeout,
+            )
+            .await
+        }
         "microdao.members" => {
             let slug = arguments["dao"].as_str().unwrap_or_default();
             let unknown =
