@@ -3,7 +3,8 @@
 // room and sees its answer arrive live (from a fake, local model through
 // the city's LLM proxy), then makes it the room's responder and it answers
 // a message that names nobody; the agent's page, open in another tab, shows the
-// run arrive live — answered, asked by her — and its steps; a stranger
+// run arrive live — answered, asked by her — and its steps; a blocked word
+// in its rules stops a question (the rules' log says so); a stranger
 // asks it on its public page once she makes it public.
 import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -124,6 +125,27 @@ for (const lang of ["en", "uk"]) {
       await steps.getByText(REPLY.join("")).waitFor();
       await expectNoAccessibilityProblems(hub, "agent runs");
       await screenshot(hub, `agent-runs-${lang}`);
+
+      // Its rules: a blocked word stops a question before the model sees it.
+      const rules = hub.getByRole("form", { name: t("filters.form") });
+      await rules.getByLabel(t("filters.terms")).fill("secret");
+      await rules.getByRole("button", { name: t("filters.save") }).click();
+      await hub.getByText(t("filters.saved")).waitFor();
+      await page
+        .getByRole("textbox", { name: t("room.message"), exact: true })
+        .fill(`@agent:${agent} tell me a SECRET`);
+      await page.getByRole("button", { name: t("room.send") }).click();
+      await runs
+        .getByRole("listitem")
+        .filter({ hasText: t("runs.status.failed") })
+        .getByText(/filtered/)
+        .waitFor({ timeout: 20000 });
+      await hub.reload();
+      await hub
+        .getByRole("list", { name: t("filters.events") })
+        .getByText(t("filters.action.blocked"))
+        .waitFor();
+      await expectNoAccessibilityProblems(hub, "agent rules");
 
       // A stranger, not signed in, finds it answers only its own people...
       const stranger = await person(browser, { lang });

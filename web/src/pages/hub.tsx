@@ -18,6 +18,7 @@ import {
   useLoad,
   usePaged,
 } from "../ui";
+import { AgentFilters } from "./filters";
 import { AgentRuns } from "./runs";
 import { QuotaCard, UsageBreakdown } from "./settings";
 
@@ -170,6 +171,7 @@ export function HubAgent({ slug }: { slug: string }) {
       {it.status !== "archived" && <Lifecycle agent={it} changed={changed} />}
       <AgentPlan agent={it} />
       <AgentRuns slug={it.slug} />
+      <AgentFilters slug={it.slug} />
       <UsageBreakdown
         subject={`agent:${it.slug}`}
         groupBy="kind"
