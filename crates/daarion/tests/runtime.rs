@@ -237,6 +237,14 @@ async fn a_mentioned_agent_answers_in_its_room_with_its_tools(kind: Kind) {
         format!("user:{}", app.user_id("bob").await)
     );
 
+    // It was at work, and is back online: the city shows its presence.
+    let (status, presence) = app.get_as("/api/city/agents/helper", Some("bob")).await;
+    assert_eq!(
+        (status, presence["status"].clone()),
+        (200, json!("online")),
+        "{presence}"
+    );
+
     // Runs are for those who manage the agent.
     let (status, _) = app
         .get_as("/api/runtime/agents/helper/runs", Some("bob"))

@@ -143,6 +143,29 @@ impl City {
         Ok(request)
     }
 
+    /// Reports the agent's presence to the city (`busy` while it runs,
+    /// `online` after), so the map and its rooms show it at work. A
+    /// presence that does not get through is only logged: the run goes on.
+    pub async fn presence(&self, agent: &str, status: &str) {
+        let sent = match self.request(
+            reqwest::Method::POST,
+            "/api/city/agents/presence",
+            agent,
+            "city",
+        ) {
+            Ok(request) => request.json(&json!({ "status": status })).send().await,
+            Err(error) => {
+                tracing::debug!(%error, "no presence token");
+                return;
+            }
+        };
+        match sent {
+            Ok(response) if response.status().is_success() => {}
+            Ok(response) => tracing::debug!(status = %response.status(), agent, "presence refused"),
+            Err(error) => tracing::debug!(%error, agent, "presence not reported"),
+        }
+    }
+
     /// A tool as toolcore describes it (`None`: no such tool).
     pub async fn tool(&self, agent: &str, name: &str) -> Result<Option<Value>, RunError> {
         let response = self

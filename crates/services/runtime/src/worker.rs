@@ -121,6 +121,7 @@ impl Worker {
             agent: request.agent.clone(),
         })
         .await;
+        self.city.presence(&request.agent, "busy").await;
         let started = Instant::now();
         let lost = CancellationToken::new();
         let heartbeat = tokio::spawn(self.clone().heartbeat(
@@ -138,6 +139,7 @@ impl Worker {
             () = lost.cancelled() => Err(RunError::Conflict("the run's lease was lost".into())),
         };
         heartbeat.abort();
+        self.city.presence(&request.agent, "online").await;
         let latency = started.elapsed();
         match outcome {
             Ok(done) => {
