@@ -147,6 +147,25 @@ for (const lang of ["en", "uk"]) {
         .waitFor();
       await expectNoAccessibilityProblems(hub, "agent rules");
 
+      // The community's own rules bind the agents in its rooms too.
+      const club = await maker.context.newPage();
+      await club.goto(`${city.url}/communities/grove-${lang}`);
+      const clubRules = club.getByRole("form", { name: t("filters.form") });
+      await clubRules.getByLabel(t("filters.terms")).fill("pumpkin");
+      await clubRules.getByRole("button", { name: t("filters.save") }).click();
+      await club.getByText(t("filters.saved")).waitFor();
+      await expectNoAccessibilityProblems(club, "community rules");
+      await club.close();
+      await page
+        .getByRole("textbox", { name: t("room.message"), exact: true })
+        .fill(`@agent:${agent} grow a pumpkin`);
+      await page.getByRole("button", { name: t("room.send") }).click();
+      await runs
+        .getByRole("listitem")
+        .filter({ hasText: t("runs.status.failed") })
+        .filter({ hasText: "pumpkin" })
+        .waitFor({ timeout: 20000 });
+
       // A stranger, not signed in, finds it answers only its own people...
       const stranger = await person(browser, { lang });
       const visit = stranger.page;

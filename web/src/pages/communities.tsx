@@ -16,6 +16,7 @@ import {
   useLoad,
   usePaged,
 } from "../ui";
+import { Filters } from "./filters";
 import { CommunityRooms } from "./messenger";
 import { HolderSelect, Roles, useRoles } from "./roles";
 
@@ -281,6 +282,7 @@ export function Community({ slug }: { slug: string }) {
         />
       )}
       <Treasury slug={slug} mints={owner || can("treasury")} member={Boolean(it.my_role)} />
+      {(admin || can("write")) && <Filters scope={{ dao: slug }} />}
     </section>
   );
 }

@@ -1,7 +1,8 @@
-// An agent's rule set, for those who manage it: blocked words and patterns,
-// personal data redacted, tool results that read like instructions withheld,
-// quiet hours, answers per minute in a room, the longest question and
-// answer — and what the rules blocked and redacted lately.
+// A rule set — an agent's (for those who manage it) or a community's (for
+// those who write it: it binds its agents and every agent in its rooms):
+// blocked words and patterns, personal data redacted, tool results that
+// read like instructions withheld, quiet hours, answers per minute in a
+// room — and what the rules blocked and redacted lately.
 import { useState } from "preact/hooks";
 import { ApiFailure, api, ok, type Schemas } from "../api/client";
 import { useI18n } from "../i18n";
@@ -20,19 +21,47 @@ const NO_RULES: Rules = {
   redact_pii: false,
 };
 
-export function AgentFilters({ slug }: { slug: string }) {
+/** Whose rules: an agent's or a community's. */
+export type Scope = { agent: string } | { dao: string };
+
+const key = (scope: Scope) => ("agent" in scope ? `agent:${scope.agent}` : `dao:${scope.dao}`);
+
+const readRules = (scope: Scope) =>
+  "agent" in scope
+    ? ok(api.GET("/api/filter/agents/{agent}/rules", { params: { path: scope } }))
+    : ok(api.GET("/api/filter/daos/{dao}/rules", { params: { path: scope } }));
+
+const writeRules = (scope: Scope, body: Rules) =>
+  "agent" in scope
+    ? ok(api.PUT("/api/filter/agents/{agent}/rules", { params: { path: scope }, body }))
+    : ok(api.PUT("/api/filter/daos/{dao}/rules", { params: { path: scope }, body }));
+
+const readEvents = (scope: Scope, cursor: string | undefined) =>
+  "agent" in scope
+    ? ok(
+        api.GET("/api/filter/agents/{agent}/events", {
+          params: { path: scope, query: { limit: 20, cursor } },
+        }),
+      )
+    : ok(
+        api.GET("/api/filter/daos/{dao}/events", {
+          params: { path: scope, query: { limit: 20, cursor } },
+        }),
+      );
+
+export function Filters({ scope }: { scope: Scope }) {
   const { t } = useI18n();
   const [version, setVersion] = useState(0);
   const current = useLoad(
     () =>
-      ok(api.GET("/api/filter/agents/{agent}/rules", { params: { path: { agent: slug } } }))
+      readRules(scope)
         .then((set) => set.rules)
         .catch((e: unknown) => {
           // No rule set yet: nothing is filtered.
           if (e instanceof ApiFailure && e.status === 404) return NO_RULES;
           throw e;
         }),
-    [slug, version],
+    [key(scope), version],
   );
   if (current.error instanceof ApiFailure && current.error.status === 403) return null;
   return (
@@ -43,7 +72,7 @@ export function AgentFilters({ slug }: { slug: string }) {
       {current.data && (
         <RulesForm
           key={version}
-          slug={slug}
+          scope={scope}
           rules={current.data}
           saved={() => setVersion((v) => v + 1)}
         />
@@ -53,7 +82,7 @@ export function AgentFilters({ slug }: { slug: string }) {
           {t("filters.saved")}
         </p>
       )}
-      <FilterEvents slug={slug} version={version} />
+      <FilterEvents scope={scope} version={version} />
     </section>
   );
 }
@@ -64,7 +93,7 @@ const lines = (text: string) =>
     .map((l) => l.trim())
     .filter(Boolean);
 
-function RulesForm({ slug, rules, saved }: { slug: string; rules: Rules; saved: () => void }) {
+function RulesForm({ scope, rules, saved }: { scope: Scope; rules: Rules; saved: () => void }) {
   const { t } = useI18n();
   const [terms, setTerms] = useState(rules.blocked_terms.join("\n"));
   const [patterns, setPatterns] = useState(rules.blocked_patterns.join("\n"));
@@ -77,27 +106,22 @@ function RulesForm({ slug, rules, saved }: { slug: string; rules: Rules; saved: 
   const submit = (event: Event) => {
     event.preventDefault();
     void run(async () => {
-      await ok(
-        api.PUT("/api/filter/agents/{agent}/rules", {
-          params: { path: { agent: slug } },
-          body: {
-            ...rules,
-            blocked_terms: lines(terms),
-            blocked_patterns: lines(patterns),
-            redact_pii: pii,
-            injection_guard: guard,
-            max_answers_per_minute: perMinute ? Number(perMinute) : null,
-            quiet_hours:
-              quietFrom && quietTo
-                ? {
-                    from: quietFrom,
-                    to: quietTo,
-                    utc_offset_minutes: -new Date().getTimezoneOffset(),
-                  }
-                : null,
-          },
-        }),
-      );
+      await writeRules(scope, {
+        ...rules,
+        blocked_terms: lines(terms),
+        blocked_patterns: lines(patterns),
+        redact_pii: pii,
+        injection_guard: guard,
+        max_answers_per_minute: perMinute ? Number(perMinute) : null,
+        quiet_hours:
+          quietFrom && quietTo
+            ? {
+                from: quietFrom,
+                to: quietTo,
+                utc_offset_minutes: -new Date().getTimezoneOffset(),
+              }
+            : null,
+      });
       saved();
     });
   };
@@ -180,17 +204,9 @@ function RulesForm({ slug, rules, saved }: { slug: string; rules: Rules; saved: 
   );
 }
 
-function FilterEvents({ slug, version }: { slug: string; version: number }) {
+function FilterEvents({ scope, version }: { scope: Scope; version: number }) {
   const { t, dateTime } = useI18n();
-  const events = usePaged(
-    (cursor) =>
-      ok(
-        api.GET("/api/filter/agents/{agent}/events", {
-          params: { path: { agent: slug }, query: { limit: 20, cursor } },
-        }),
-      ),
-    [slug, version],
-  );
+  const events = usePaged((cursor) => readEvents(scope, cursor), [key(scope), version]);
   return (
     <div class="stack">
       <h3>{t("filters.events")}</h3>

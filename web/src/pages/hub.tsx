@@ -18,7 +18,7 @@ import {
   useLoad,
   usePaged,
 } from "../ui";
-import { AgentFilters } from "./filters";
+import { Filters } from "./filters";
 import { AgentRuns } from "./runs";
 import { QuotaCard, UsageBreakdown } from "./settings";
 
@@ -171,7 +171,7 @@ export function HubAgent({ slug }: { slug: string }) {
       {it.status !== "archived" && <Lifecycle agent={it} changed={changed} />}
       <AgentPlan agent={it} />
       <AgentRuns slug={it.slug} />
-      <AgentFilters slug={it.slug} />
+      <Filters scope={{ agent: it.slug }} />
       <UsageBreakdown
         subject={`agent:${it.slug}`}
         groupBy="kind"
