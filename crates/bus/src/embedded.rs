@@ -434,7 +434,7 @@ impl Consumer for EmbeddedConsumer {
     }
 
     async fn next(&mut self) -> Result<Delivery, BusError> {
-        self.wait_claim(CLAIM_BATCH).await
+        self.wait_claim(i64::from(self.spec.prefetch.max(1))).await
     }
 }
 

@@ -88,6 +88,10 @@ pub struct ConsumerSpec {
     pub ack_wait: Duration,
     /// Deliveries before an event goes to the dead-letter store.
     pub max_deliver: u32,
+    /// Deliveries one worker takes ahead (hidden from the others until
+    /// acknowledged or `ack_wait` passes): many for quick handlers, one
+    /// for long ones, so that workers share them.
+    pub prefetch: u32,
 }
 
 impl ConsumerSpec {
@@ -97,6 +101,7 @@ impl ConsumerSpec {
             filter: filter.into(),
             ack_wait: Duration::from_secs(30),
             max_deliver: 5,
+            prefetch: 32,
         }
     }
 }

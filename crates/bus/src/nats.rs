@@ -178,7 +178,12 @@ impl Bus for NatsBus {
             )
             .await
             .map_err(BusError::unavailable)?;
-        let messages = consumer.messages().await.map_err(BusError::unavailable)?;
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(usize::try_from(spec.prefetch.max(1)).unwrap_or(1))
+            .messages()
+            .await
+            .map_err(BusError::unavailable)?;
         Ok(Box::new(NatsConsumer { messages }))
     }
 

@@ -183,6 +183,27 @@ macro_rules! contract {
             }
 
             #[tokio::test]
+            async fn workers_taking_one_at_a_time_share_the_deliveries() {
+                let Some(f) = fixture().await else { return };
+                let one = ConsumerSpec { prefetch: 1, ..spec("sharing", "city.message.>") };
+                let mut a = f.bus.consumer(&one).await.unwrap();
+                let mut b = f.bus.consumer(&one).await.unwrap();
+                for n in 0..2 {
+                    f.bus.publish(&event("city.message.created.general", n)).await.unwrap();
+                }
+                // A holds the first, unacknowledged; B gets the second at
+                // once instead of waiting for A's claim to lapse.
+                let first = within(a.next()).await.unwrap();
+                let second = tokio::time::timeout(Duration::from_millis(500), b.next())
+                    .await
+                    .expect("the second delivery went to the other worker")
+                    .unwrap();
+                assert_ne!(first.envelope.id, second.envelope.id);
+                first.ack().await.unwrap();
+                second.ack().await.unwrap();
+            }
+
+            #[tokio::test]
             async fn invalid_subjects_are_refused() {
                 let Some(f) = fixture().await else { return };
                 assert!(f.bus.publish(&event("city..x", 1)).await.is_err());

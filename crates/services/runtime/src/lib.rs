@@ -186,6 +186,8 @@ async fn build(ctx: Context) -> Result<Mount, BuildError> {
         ack_wait: Duration::from_secs(settings.run_timeout_secs + settings.lease_secs),
         // Deliveries that found the run held by a lapsing lease count too.
         max_deliver: settings.max_attempts * 2,
+        // A worker takes one run at a time: the others take the next.
+        prefetch: 1,
         ..ConsumerSpec::new("agent-worker", events::REQUESTED)
     };
     for _ in 0..settings.workers {
