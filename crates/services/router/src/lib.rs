@@ -65,10 +65,19 @@ fn build(ctx: Context) -> Result<Mount, BuildError> {
         let router = mentions.clone();
         async move { router.mentioned(event).await }
     });
+    // Every message in the city passes here and nearly all are let go:
+    // taken in batches, so the bus's bookkeeping is per batch, not per
+    // message (a run's id comes from its event's, so a batch handled again
+    // asks for the same runs).
     let messages = router;
-    ctx.consume("router-messages", RECEIVED, move |event| {
+    ctx.consume_batches("router-messages", RECEIVED, move |events| {
         let router = messages.clone();
-        async move { router.received(event).await }
+        async move {
+            for event in events {
+                router.received(event).await?;
+            }
+            Ok(())
+        }
     });
     Ok(Mount::new(access, api::router().with_state(state)))
 }
