@@ -95,6 +95,25 @@ pub async fn start_as(
     }
 }
 
+/// A new API key of the signed-in person with `cookie`, with `scopes`.
+pub async fn api_key(
+    client: &reqwest::Client,
+    base: &str,
+    cookie: &str,
+    scopes: &[&str],
+) -> anyhow::Result<String> {
+    let reply: serde_json::Value = client
+        .post(format!("{base}/api/auth/api-keys"))
+        .header("cookie", cookie)
+        .json(&serde_json::json!({"name": "bench", "scopes": scopes}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(reply["key"].as_str().context("no key")?.to_owned())
+}
+
 /// Resident memory of a process, in KiB.
 pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     daarion_kernel::metrics::resident_bytes_of(&pid.to_string())

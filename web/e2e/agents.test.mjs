@@ -6,11 +6,8 @@
 // run arrive live — answered, asked by her — and its steps; a blocked word
 // in its rules stops a question (the rules' log says so); a stranger
 // asks it on its public page once she makes it public.
-import { writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { REPLY, startFakeOpenAI } from "./fake-openai.mjs";
+import { fakeModelConfig, REPLY, startFakeOpenAI } from "./fake-openai.mjs";
 import {
   arrived,
   community,
@@ -27,19 +24,8 @@ let city;
 let browser;
 before(async () => {
   fake = await startFakeOpenAI();
-  const config = join(tmpdir(), `daarion-e2e-agents-${process.pid}.toml`);
   // Agents made in the hub use the alias `default` unless told otherwise.
-  writeFileSync(
-    config,
-    `[llm.providers.fake]
-kind = "openai"
-base_url = "${fake.url}"
-
-[llm.models.default]
-deployments = [{ provider = "fake", model = "fake-model" }]
-`,
-  );
-  city = await startCity({ DAARION_CONFIG: config });
+  city = await startCity({ DAARION_CONFIG: fakeModelConfig(fake, "default") });
   browser = await launch();
 });
 after(async () => {

@@ -2,7 +2,10 @@
 // protocol: `POST /v1/chat/completions`, streamed as server-sent events
 // (with the usage chunk when `stream_options.include_usage` asks) or as one
 // JSON reply. Its answer is fixed, so a test knows what to expect.
+import { writeFileSync } from "node:fs";
 import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 export const REPLY = ["Hello", " from", " the", " fake", " model."];
 
@@ -80,4 +83,23 @@ export async function startFakeOpenAI() {
     url: `http://127.0.0.1:${server.address().port}/v1`,
     stop: () => new Promise((resolve) => server.close(resolve)),
   };
+}
+
+/**
+ * A `daarion.toml` whose model alias `alias` is `fake` (with `extra` lines
+ * for the alias, a price say), for `startCity({ DAARION_CONFIG })`.
+ */
+export function fakeModelConfig(fake, alias, extra = "") {
+  const config = join(tmpdir(), `daarion-e2e-${alias}-${process.pid}.toml`);
+  writeFileSync(
+    config,
+    `[llm.providers.fake]
+kind = "openai"
+base_url = "${fake.url}"
+
+[llm.models.${alias}]
+deployments = [{ provider = "fake", model = "fake-model" }]
+${extra}`,
+  );
+  return config;
 }

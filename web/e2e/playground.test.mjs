@@ -2,11 +2,8 @@
 // a reply streamed from a (fake, local) provider through the proxy, and the
 // call's tokens and cost.
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { REPLY, startFakeOpenAI } from "./fake-openai.mjs";
+import { fakeModelConfig, REPLY, startFakeOpenAI } from "./fake-openai.mjs";
 import { expectNoAccessibilityProblems, launch, person, register, startCity } from "./harness.mjs";
 
 let fake;
@@ -14,17 +11,10 @@ let city;
 let browser;
 before(async () => {
   fake = await startFakeOpenAI();
-  const config = join(tmpdir(), `daarion-e2e-llm-${process.pid}.toml`);
-  writeFileSync(
-    config,
-    `[llm.providers.fake]
-kind = "openai"
-base_url = "${fake.url}"
-
-[llm.models.chat]
-deployments = [{ provider = "fake", model = "fake-model" }]
-price = { input_per_million = 1000.0, output_per_million = 2000.0 }
-`,
+  const config = fakeModelConfig(
+    fake,
+    "chat",
+    "price = { input_per_million = 1000.0, output_per_million = 2000.0 }\n",
   );
   city = await startCity({ DAARION_CONFIG: config });
   browser = await launch();

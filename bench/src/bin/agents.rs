@@ -94,16 +94,8 @@ async fn start_daarion(
         .await?
         .error_for_status()
         .context("the bench agent")?;
-    let reply: Value = client
-        .post(format!("{base}/api/auth/api-keys"))
-        .header("cookie", person.cookie())
-        .json(&json!({"name": "bench", "scopes": ["agents:*", "runtime:*"]}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
+    let key = daarion_bench::api_key(&client, &base, &person.cookie(), &["agents:*", "runtime:*"])
         .await?;
-    let key = reply["key"].as_str().context("no key")?.to_owned();
     Ok((daarion, key))
 }
 

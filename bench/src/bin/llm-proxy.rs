@@ -173,16 +173,7 @@ async fn start_daarion(
     let base = format!("http://127.0.0.1:{}", daarion.port);
     let client = reqwest::Client::new();
     let person = daarion_testkit::passkey::Person::register(&client, &base, "bench").await?;
-    let reply: Value = client
-        .post(format!("{base}/api/auth/api-keys"))
-        .header("cookie", person.cookie())
-        .json(&json!({"name": "bench", "scopes": ["llm:*"]}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let key = reply["key"].as_str().context("no key")?.to_owned();
+    let key = daarion_bench::api_key(&client, &base, &person.cookie(), &["llm:*"]).await?;
     Ok((daarion, key))
 }
 

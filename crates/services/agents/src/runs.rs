@@ -143,15 +143,24 @@ pub enum RunEvent {
 }
 
 impl RunEvent {
-    pub fn run(&self) -> &str {
+    /// The run's id and its agent.
+    fn ids(&self) -> (&str, &str) {
         match self {
-            Self::Started { run, .. }
-            | Self::Token { run, .. }
-            | Self::ToolCall { run, .. }
-            | Self::ToolResult { run, .. }
-            | Self::Completed { run, .. }
-            | Self::Failed { run, .. } => run,
+            Self::Started { run, agent }
+            | Self::Token { run, agent, .. }
+            | Self::ToolCall { run, agent, .. }
+            | Self::ToolResult { run, agent, .. }
+            | Self::Completed { run, agent, .. }
+            | Self::Failed { run, agent, .. } => (run, agent),
         }
+    }
+
+    pub fn run(&self) -> &str {
+        self.ids().0
+    }
+
+    pub fn agent(&self) -> &str {
+        self.ids().1
     }
 }
 

@@ -179,8 +179,8 @@ pub async fn answers_since(db: &Db, agent: &str, room: &str, since: &str) -> Res
 pub enum Lease {
     /// Held now, by this worker; the count of leases taken, this one included.
     Taken(i64),
-    /// Finished already: nothing to do.
-    Finished(RunStatus),
+    /// Finished already: nothing to do (the run as it ended).
+    Finished(Box<Run>),
     /// Another worker holds it.
     Held,
     /// The agent has as many runs going as its plan allows.
@@ -229,7 +229,7 @@ pub async fn lease(
         return Ok(Lease::Taken(row.try_get("attempts")?));
     }
     match get(db, &run.id).await? {
-        Some(run) if run.status.is_finished() => Ok(Lease::Finished(run.status)),
+        Some(run) if run.status.is_finished() => Ok(Lease::Finished(Box::new(run))),
         Some(run)
             if run.status == RunStatus::Running
                 && run.lease_until.as_deref() > Some(now.as_str()) =>

@@ -94,11 +94,9 @@ impl Worker {
         )
         .await?;
         let attempts = match lease {
-            Lease::Finished(_) => {
+            Lease::Finished(run) => {
                 // Asked again (a caller's retry): its end, told again.
-                if let Some(run) = store::get(&self.db, &request.run_id).await? {
-                    self.live(ended(run)).await;
-                }
+                self.live(ended(*run)).await;
                 return Ok(());
             }
             Lease::Held => {
@@ -149,7 +147,8 @@ impl Worker {
                     answer: Some(&done.answer),
                     error: None,
                 };
-                self.finish(request, &owner, ending, latency).await
+                self.finish(&request.run_id, Some(&owner), ending, Some(latency))
+                    .await
             }
             // Cancelled, or taken over by another worker: theirs to finish.
             Err(RunError::Conflict(reason)) => {
@@ -174,7 +173,8 @@ impl Worker {
                     answer: None,
                     error: Some(&message),
                 };
-                self.finish(request, &owner, ending, latency).await?;
+                self.finish(&request.run_id, Some(&owner), ending, Some(latency))
+                    .await?;
                 // The runner dead-letters what keeps failing for the
                 // operators; a run refused for good is settled here.
                 if error.is_transient() {
@@ -214,7 +214,7 @@ impl Worker {
         Ok(None)
     }
 
-    /// Ends a run the agent's plan does not allow today.
+    /// Ends a run the agent's plan or budget does not allow now.
     async fn refuse(&self, run: &Run, why: &str) -> Result<(), RunError> {
         let ending = Ending {
             status: RunStatus::Failed,
@@ -222,15 +222,7 @@ impl Worker {
             answer: None,
             error: Some(why),
         };
-        let finished = store::finish(&self.db, &self.outbox, &run.id, None, ending, |run| {
-            vec![events::finished(run)]
-        })
-        .await?;
-        if let Some((run, staged)) = finished {
-            self.outbox.relay(staged).await;
-            self.live(ended(run)).await;
-        }
-        Ok(())
+        self.finish(&run.id, None, ending, None).await
     }
 
     fn lease_until(&self) -> String {
@@ -254,37 +246,28 @@ impl Worker {
 
     /// Publishes a live event of a run (lost if nobody listens).
     async fn live(&self, event: RunEvent) {
-        let agent = match &event {
-            RunEvent::Started { agent, .. }
-            | RunEvent::Token { agent, .. }
-            | RunEvent::ToolCall { agent, .. }
-            | RunEvent::ToolResult { agent, .. }
-            | RunEvent::Completed { agent, .. }
-            | RunEvent::Failed { agent, .. } => agent.clone(),
-        };
         if let Ok(payload) = serde_json::to_value(&event) {
-            let envelope = Envelope::new(SERVICE, runs::live_subject(&agent), payload);
+            let envelope = Envelope::new(SERVICE, runs::live_subject(event.agent()), payload);
             if let Err(error) = self.bus.publish(&envelope).await {
                 tracing::debug!(%error, "a run's live event was not published");
             }
         }
     }
 
+    /// Ends a run — held by `owner`, or (`None`) not started — with its
+    /// event, its usage record when it ran (`latency`), and its live end.
     async fn finish(
         &self,
-        request: &RunRequest,
-        owner: &str,
+        run: &str,
+        owner: Option<&str>,
         ending: Ending<'_>,
-        latency: Duration,
+        latency: Option<Duration>,
     ) -> Result<(), RunError> {
-        let finished = store::finish(
-            &self.db,
-            &self.outbox,
-            &request.run_id,
-            Some(owner),
-            ending,
-            |run| vec![events::finished(run), usage_event(run, latency)],
-        )
+        let finished = store::finish(&self.db, &self.outbox, run, owner, ending, |run| {
+            let mut events = vec![events::finished(run)];
+            events.extend(latency.map(|latency| usage_event(run, latency)));
+            events
+        })
         .await?;
         if let Some((run, staged)) = finished {
             self.outbox.relay(staged).await;
