@@ -448,6 +448,54 @@ async fn any_openai_client_talks_to_an_agent_whole_or_streamed(kind: Kind) {
             > 0
     );
 
+    // Cancelled while the model thinks: the waiting caller hears the end
+    // at once (not when its wait runs out), and the run never answers.
+    fake.push([Step::Delay(Duration::from_secs(3))]);
+    let cancel = async {
+        let run =
+            daarion_testkit::eventually("the run at work", Duration::from_secs(10), || async {
+                runs(&app, "helper")
+                    .await
+                    .into_iter()
+                    .find(|r| r["status"] == "running")
+                    .and_then(|r| r["id"].as_str().map(str::to_owned))
+            })
+            .await;
+        let path = format!("/api/runtime/runs/{run}/cancel");
+        let (status, body) = app.send("POST", &path, "alice", None).await;
+        assert_eq!(
+            (status, body["status"].clone()),
+            (200, json!("cancelled")),
+            "{body}"
+        );
+        run
+    };
+    let waited =
+        async { common::decode(chat(&app, "bob", None, ask("take your time")).await).await };
+    let ((status, failed), run) = tokio::time::timeout(Duration::from_secs(30), async {
+        tokio::join!(waited, cancel)
+    })
+    .await
+    .expect("the caller hears the cancelled run's end");
+    assert_eq!(status, 502, "{failed}");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cancelled"),
+        "{failed}"
+    );
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let (_, detail) = app
+        .get_as(&format!("/api/runtime/runs/{run}"), Some("alice"))
+        .await;
+    assert_eq!(detail["status"], "cancelled", "{detail}");
+    assert_eq!(
+        detail["steps"],
+        json!([]),
+        "the model's late answer is not kept"
+    );
+
     // Who may not, and what is not a conversation.
     let (status, _) = common::decode(chat(&app, "carol", None, ask("hi")).await).await;
     assert_eq!(
@@ -746,15 +794,7 @@ async fn rule_sets_filter_what_an_agent_reads_and_says(kind: Kind) {
     };
     let app = city.spawn().await;
     let general = helper_in_guild(&app).await;
-    let (status, body) = app
-        .send(
-            "PATCH",
-            "/api/agents/agents/helper",
-            "alice",
-            Some(json!({"tools": ["city.rooms"]})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    app.give_tools("alice", "helper", &["city.rooms"]).await;
     let agent_rules = "/api/filter/agents/helper/rules";
     let (status, body) = app
         .send(

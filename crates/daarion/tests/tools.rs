@@ -393,13 +393,8 @@ async fn webhook_tools_are_signed_timed_out_and_governed(kind: Kind) {
     );
 
     // The agent gets the tool among its own, then calls it: a signed request.
-    app.send(
-        "PATCH",
-        "/api/agents/agents/helper",
-        "alice",
-        Some(json!({"tools": ["microdao.members", "weather.lookup"]})),
-    )
-    .await;
+    app.give_tools("alice", "helper", &["microdao.members", "weather.lookup"])
+        .await;
     let ask = json!({"arguments": {"city": "Kyiv"}});
     let (status, answer) = call(&app, &key, "weather.lookup", ask.clone()).await;
     assert_eq!(status, 200, "{answer}");
@@ -507,15 +502,7 @@ async fn an_agent_posts_with_its_tool_where_it_and_its_person_may(kind: Kind) {
     };
     let app = city.spawn().await;
     let key = helper_in_guild(&app).await;
-    let (status, body) = app
-        .send(
-            "PATCH",
-            "/api/agents/agents/helper",
-            "alice",
-            Some(json!({"tools": ["messaging.post"]})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    app.give_tools("alice", "helper", &["messaging.post"]).await;
     let (_, rooms) = app
         .get_as("/api/messaging/daos/guild/rooms", Some("alice"))
         .await;
@@ -615,13 +602,7 @@ async fn http_fetch_reads_only_allow_listed_hosts_at_public_addresses(kind: Kind
         );
         let app = city.spawn().await;
         let key = helper_in_guild(&app).await;
-        app.send(
-            "PATCH",
-            "/api/agents/agents/helper",
-            "alice",
-            Some(json!({"tools": ["http.fetch"]})),
-        )
-        .await;
+        app.give_tools("alice", "helper", &["http.fetch"]).await;
         let fetch = |url: String| json!({"arguments": {"url": url}});
         let port = server.port();
         // Not on the allow-list: refused, whatever the address.

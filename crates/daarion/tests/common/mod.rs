@@ -262,6 +262,19 @@ impl TestApp {
             .await
     }
 
+    /// Sets the tools of `owner`'s agent `agent`.
+    pub async fn give_tools(&self, owner: &str, agent: &str, tools: &[&str]) {
+        let (status, body) = self
+            .send(
+                "PATCH",
+                &format!("/api/agents/agents/{agent}"),
+                owner,
+                Some(serde_json::json!({ "tools": tools })),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
     /// A new API key of `user` with `scopes`.
     pub async fn api_key(&self, user: &str, scopes: &[&str]) -> String {
         self.new_api_key(

@@ -224,5 +224,8 @@ async fn cancel_run(
         };
     };
     state.outbox.relay(staged).await;
+    // Whoever awaits the run (a chat caller, `/ws/agents/events`) hears
+    // its end now, not when the worker's next heartbeat notices.
+    events::live(&*state.bus, events::ended(run.clone())).await;
     Ok(Json(run.into()))
 }

@@ -16,19 +16,21 @@
 //!
 //! Layout: `domain` (requests, states, transcripts), `store` (runs, leases,
 //! steps), `city` (the LLM proxy and toolcore, called as the agent),
-//! `worker`, `api`, `access`, `events`.
+//! `worker` (a delivery: lease, heartbeats, the end), `execute` (the run's
+//! steps), `api`, `access`, `events`.
 
 pub mod access;
 pub mod api;
 pub mod city;
 pub mod domain;
 pub mod events;
+pub mod execute;
 pub mod store;
 pub mod worker;
 
 use std::{sync::Arc, time::Duration};
 
-use daarion_bus::{ConsumerSpec, Outbox, subject::StreamDef};
+use daarion_bus::{Bus, ConsumerSpec, Outbox, subject::StreamDef};
 use daarion_service::{BuildError, Context, Event, Mount, Section, Service, ServiceSettings};
 use daarion_store::{Db, migration};
 use serde::{Deserialize, Serialize};
@@ -152,6 +154,7 @@ impl Settings {
 pub struct RuntimeState {
     db: Db,
     outbox: Outbox,
+    bus: Arc<dyn Bus>,
 }
 
 async fn build(ctx: Context) -> Result<Mount, BuildError> {
@@ -200,6 +203,7 @@ async fn build(ctx: Context) -> Result<Mount, BuildError> {
     let state = RuntimeState {
         db: ctx.db,
         outbox: ctx.outbox,
+        bus: ctx.bus,
     };
     Ok(Mount::new(access, api::router().with_state(state)))
 }

@@ -1,0 +1,505 @@
+//! A run's steps, resumed after the finished ones: its context (the
+//! agent's prompt, the room's conversation or the caller's, screened by
+//! its rule sets), then model call, tool calls, model call... each
+//! checkpointed as it finishes, and the answer posted with the run's id as
+//! its idempotency key.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use daarion_access::{Action, Principal, PrincipalKind};
+use daarion_agents::{
+    domain::Lifecycle,
+    runs::{RunEvent, RunRequest},
+    store::Agent,
+};
+use daarion_control::domain::DocKind;
+use daarion_filter::{Direction, Screening, Verdict};
+use daarion_messaging::{Posting, domain::MessagingError, store::Window};
+use serde_json::{Value, json};
+
+use crate::{
+    domain::{self, Next, RunError, Said},
+    store::{self, Step},
+    worker::Worker,
+};
+
+impl Worker {
+    /// The run itself, resumed after its finished steps.
+    pub(crate) async fn execute(
+        &self,
+        request: &RunRequest,
+        agent: Option<&Agent>,
+        owner: &str,
+    ) -> Result<Done, RunError> {
+        let agent =
+            agent.ok_or_else(|| RunError::Permanent(format!("no agent {:?}", request.agent)))?;
+        if agent.status != Lifecycle::Active {
+            return Err(RunError::Permanent(
+                "the agent is paused or archived".into(),
+            ));
+        }
+        let me = self.agent_principal(&agent.slug).await?;
+        let room = if request.room.is_empty() {
+            None
+        } else {
+            Some(self.room_to_answer(request, &me).await?)
+        };
+        // A stranger's run acts for nobody: no tools.
+        let (functions, tools) = if request.asker.starts_with("user:") {
+            self.tools(&agent.slug).await?
+        } else {
+            (Vec::new(), HashMap::new())
+        };
+        let daos: Vec<&str> = [
+            agent.dao.as_deref(),
+            room.as_ref().and_then(|r| r.dao.as_deref()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let screening = Screening::for_run(&self.db, &agent.slug, &daos, &request.run_id)
+            .await
+            .map_err(filter_error)?;
+        self.keeps_its_rules(&screening, request).await?;
+        let prompt = self.prompt(&agent.slug).await?;
+        let mut transcript = if room.is_some() {
+            let window = self.window(request).await?;
+            let said: Vec<Said<'_>> = window
+                .iter()
+                .map(|m| Said {
+                    author: &m.author,
+                    handle: &m.author_handle,
+                    body: &m.body,
+                })
+                .collect();
+            domain::transcript(&agent.slug, prompt.as_deref(), &said)
+        } else {
+            let mut t = domain::transcript(&agent.slug, prompt.as_deref(), &[]);
+            t.extend(request.messages.iter().cloned());
+            t
+        };
+        screen_questions(&screening, &mut transcript).await?;
+        let done = store::steps(&self.db, &request.run_id).await?;
+        let mut n = 0usize;
+        for _ in 0..self.settings.max_steps {
+            let step = match done.get(n) {
+                Some(step) => step.clone(),
+                None => {
+                    let step = self
+                        .model_step(n, request, &agent.model, &transcript, &functions)
+                        .await?;
+                    store::checkpoint(&self.db, &request.run_id, owner, &step).await?;
+                    step
+                }
+            };
+            n += 1;
+            transcript.push(assistant_turn(&step.output));
+            let calls = match domain::next(&step.output) {
+                Next::Answer(text) if text.is_empty() => {
+                    return Err(RunError::Permanent("the model answered nothing".into()));
+                }
+                Next::Answer(answer) => {
+                    let answer = match screening
+                        .screen(Direction::Output, &answer)
+                        .await
+                        .map_err(filter_error)?
+                    {
+                        Verdict::Block(why) => {
+                            return Err(RunError::Permanent(format!(
+                                "the answer was filtered: {why}"
+                            )));
+                        }
+                        Verdict::Pass { text, .. } => text,
+                    };
+                    let reply = match &room {
+                        Some(room) => Some(self.reply(request, room, &me, &answer).await?),
+                        None => None,
+                    };
+                    return Ok(Done { answer, reply });
+                }
+                Next::Tools(calls) => calls,
+            };
+            for call in calls {
+                let step = match done.get(n) {
+                    Some(step) => step.clone(),
+                    None => {
+                        let step = self.tool_step(n, request, &tools, &call).await?;
+                        store::checkpoint(&self.db, &request.run_id, owner, &step).await?;
+                        step
+                    }
+                };
+                n += 1;
+                let content = match screening
+                    .screen(Direction::Tool, &step.output.to_string())
+                    .await
+                    .map_err(filter_error)?
+                {
+                    Verdict::Block(why) => {
+                        json!({ "error": format!("the tool's answer was withheld: it {why}") })
+                            .to_string()
+                    }
+                    Verdict::Pass { text, .. } => text,
+                };
+                transcript.push(json!({
+                    "role": "tool",
+                    "tool_call_id": call.id,
+                    "content": content,
+                }));
+            }
+        }
+        Err(RunError::Permanent(format!(
+            "no answer within {} model calls",
+            self.settings.max_steps
+        )))
+    }
+
+    /// Quiet hours and answers per minute in the room, from the rule sets.
+    async fn keeps_its_rules(
+        &self,
+        screening: &Screening,
+        request: &RunRequest,
+    ) -> Result<(), RunError> {
+        if let Some(scope) = screening.quiet_now() {
+            let why = "the agent keeps quiet hours now";
+            screening.refused(scope, why).await.map_err(filter_error)?;
+            return Err(RunError::Permanent(why.into()));
+        }
+        if let (Some(max), false) = (screening.max_answers_per_minute(), request.room.is_empty()) {
+            let recent = store::answers_since(
+                &self.db,
+                &request.agent,
+                &request.room,
+                &daarion_store::ago(Duration::from_secs(60)),
+            )
+            .await?;
+            if recent >= i64::from(max) {
+                let why =
+                    format!("the agent answered {recent} times in this room in the last minute");
+                screening
+                    .refused(&format!("agent:{}", request.agent), &why)
+                    .await
+                    .map_err(filter_error)?;
+                return Err(RunError::Permanent(why));
+            }
+        }
+        Ok(())
+    }
+
+    /// The room a run answers in, if the agent may post there.
+    async fn room_to_answer(
+        &self,
+        request: &RunRequest,
+        me: &Principal,
+    ) -> Result<daarion_messaging::domain::Room, RunError> {
+        let room = daarion_messaging::store::room(&self.db, &request.room)
+            .await
+            .map_err(messaging_error)?
+            .ok_or_else(|| RunError::Permanent("the room is gone".into()))?;
+        let resource = daarion_messaging::access::room_of(&self.db, &room)
+            .await
+            .map_err(messaging_error)?;
+        if !self.access.allows(me, Action::SendMessage, &resource) {
+            return Err(RunError::Permanent(
+                "the agent may not post in this room".into(),
+            ));
+        }
+        Ok(room)
+    }
+
+    async fn agent_principal(&self, slug: &str) -> Result<Principal, RunError> {
+        self.access
+            .directory()
+            .principal(PrincipalKind::Agent, slug)
+            .await
+            .map_err(|e| RunError::Transient(e.to_string()))?
+            .ok_or_else(|| RunError::Permanent(format!("agent {slug:?} has no identity")))
+    }
+
+    async fn prompt(&self, agent: &str) -> Result<Option<String>, RunError> {
+        let doc = self
+            .control
+            .get(DocKind::Prompt, agent)
+            .await
+            .map_err(|e| RunError::Transient(e.to_string()))?;
+        Ok(doc.and_then(|d| d.value["text"].as_str().map(str::to_owned)))
+    }
+
+    /// The agent's tools as model functions, and which tool each names.
+    async fn tools(&self, agent: &str) -> Result<(Vec<Value>, HashMap<String, String>), RunError> {
+        let policy = self
+            .control
+            .get(DocKind::AgentPolicy, agent)
+            .await
+            .map_err(|e| RunError::Transient(e.to_string()))?;
+        let names: Vec<String> = policy
+            .and_then(|doc| doc.value["allowed_tools"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|t| t.as_str().map(str::to_owned))
+            .collect();
+        let mut functions = Vec::new();
+        let mut tools = HashMap::new();
+        for name in names {
+            // A tool the city no longer has is left out, not fatal.
+            let Some(tool) = self.city.tool(agent, &name).await? else {
+                continue;
+            };
+            if tool["enabled"] == false {
+                continue;
+            }
+            let function = domain::function_name(&name);
+            functions.push(json!({"type": "function", "function": {
+                "name": function,
+                "description": tool["description"],
+                "parameters": tool["parameters"],
+            }}));
+            tools.insert(function, name);
+        }
+        Ok((functions, tools))
+    }
+
+    /// The room's conversation up to the message answered, oldest first.
+    async fn window(
+        &self,
+        request: &RunRequest,
+    ) -> Result<Vec<daarion_messaging::store::Message>, RunError> {
+        let bound = match &request.message_id {
+            Some(id) => {
+                let asked = daarion_messaging::store::message(&self.db, &request.room, id)
+                    .await
+                    .map_err(messaging_error)?;
+                Window::Before(asked.seq + 1)
+            }
+            None => Window::Latest,
+        };
+        let topic = (!request.topic.is_empty()).then_some(request.topic.as_str());
+        let mut messages = daarion_messaging::store::history(
+            &self.db,
+            &request.room,
+            topic,
+            bound,
+            self.settings.window_messages,
+        )
+        .await
+        .map_err(messaging_error)?;
+        messages.truncate(self.settings.window_messages as usize);
+        messages.retain(|m| m.deleted_at.is_none());
+        messages.reverse();
+        Ok(messages)
+    }
+
+    /// One model call, streamed: its words go out live as they come.
+    async fn model_step(
+        &self,
+        n: usize,
+        request: &RunRequest,
+        model: &str,
+        transcript: &[Value],
+        functions: &[Value],
+    ) -> Result<Step, RunError> {
+        let mut body = json!({ "model": model, "messages": transcript });
+        if !functions.is_empty() {
+            body["tools"] = Value::from(functions.to_vec());
+        }
+        let (words, mut heard) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let relay = {
+            let worker = self.clone();
+            let (run, agent) = (request.run_id.clone(), request.agent.clone());
+            tokio::spawn(async move {
+                while let Some(text) = heard.recv().await {
+                    let (run, agent) = (run.clone(), agent.clone());
+                    worker.live(RunEvent::Token { run, agent, text }).await;
+                }
+            })
+        };
+        let started = Instant::now();
+        let completion = self
+            .city
+            .complete(
+                &request.agent,
+                &body,
+                Duration::from_secs(self.settings.run_timeout_secs),
+                |text| {
+                    let _ = words.send(text);
+                },
+            )
+            .await;
+        drop(words);
+        // The words go out before the step is known finished.
+        let _ = relay.await;
+        let completion = completion?;
+        Ok(Step {
+            n: n as i64,
+            kind: "model".into(),
+            name: model.to_owned(),
+            input: Value::Null,
+            output: completion.message,
+            ok: true,
+            tokens_in: completion.tokens_in,
+            tokens_out: completion.tokens_out,
+            latency_ms: elapsed_ms(started),
+            created_at: daarion_store::now(),
+        })
+    }
+
+    async fn tool_step(
+        &self,
+        n: usize,
+        request: &RunRequest,
+        tools: &HashMap<String, String>,
+        call: &domain::ToolCall,
+    ) -> Result<Step, RunError> {
+        let (agent, asker) = (request.agent.as_str(), request.asker.as_str());
+        self.live(RunEvent::ToolCall {
+            run: request.run_id.clone(),
+            agent: agent.to_owned(),
+            tool: tools.get(&call.function).unwrap_or(&call.function).clone(),
+            arguments: call.arguments.clone(),
+        })
+        .await;
+        let started = Instant::now();
+        let (name, answer) = match tools.get(&call.function) {
+            Some(name) => (
+                name.clone(),
+                self.city
+                    .call_tool(
+                        agent,
+                        name,
+                        &call.arguments,
+                        asker,
+                        &format!("run:{}:{n}", request.run_id),
+                        Duration::from_secs(self.settings.run_timeout_secs),
+                    )
+                    .await?,
+            ),
+            None => (
+                call.function.clone(),
+                crate::city::ToolAnswer {
+                    ok: false,
+                    output: json!({ "error": format!("{} is not among your tools", call.function) }),
+                },
+            ),
+        };
+        self.live(RunEvent::ToolResult {
+            run: request.run_id.clone(),
+            agent: agent.to_owned(),
+            tool: name.clone(),
+            ok: answer.ok,
+        })
+        .await;
+        Ok(Step {
+            n: n as i64,
+            kind: "tool".into(),
+            name,
+            input: call.arguments.clone(),
+            output: answer.output,
+            ok: answer.ok,
+            tokens_in: 0,
+            tokens_out: 0,
+            latency_ms: elapsed_ms(started),
+            created_at: daarion_store::now(),
+        })
+    }
+
+    async fn reply(
+        &self,
+        request: &RunRequest,
+        room: &daarion_messaging::domain::Room,
+        me: &Principal,
+        text: &str,
+    ) -> Result<String, RunError> {
+        let body = domain::reply_body(text, self.settings.max_reply_chars);
+        let posting = Posting {
+            body: &body,
+            topic: Some(&request.topic),
+            reply_to: request.message_id.clone(),
+            attachments: Vec::new(),
+            max_chars: self.settings.max_reply_chars,
+        };
+        let key = format!("run:{}", request.run_id);
+        let (message, _) = self
+            .poster
+            .post(room, me, posting, Some(&key))
+            .await
+            .map_err(messaging_error)?;
+        Ok(message.id)
+    }
+}
+
+/// The people's turns through the rule sets: personal data redacted, a
+/// blocked turn left out — and the run refused when the blocked turn is the
+/// question it answers (the last).
+async fn screen_questions(
+    screening: &Screening,
+    transcript: &mut Vec<Value>,
+) -> Result<(), RunError> {
+    let last = transcript.iter().rposition(|m| m["role"] == "user");
+    let mut kept = Vec::with_capacity(transcript.len());
+    for (i, mut turn) in std::mem::take(transcript).into_iter().enumerate() {
+        if turn["role"] != "user" {
+            kept.push(turn);
+            continue;
+        }
+        let text = turn["content"].as_str().unwrap_or_default().to_owned();
+        match screening
+            .screen(Direction::Input, &text)
+            .await
+            .map_err(filter_error)?
+        {
+            Verdict::Block(why) if Some(i) == last => {
+                return Err(RunError::Permanent(format!(
+                    "the question was filtered: {why}"
+                )));
+            }
+            Verdict::Block(_) => {}
+            Verdict::Pass { text, .. } => {
+                turn["content"] = Value::from(text);
+                kept.push(turn);
+            }
+        }
+    }
+    *transcript = kept;
+    Ok(())
+}
+
+fn filter_error(error: daarion_filter::FilterError) -> RunError {
+    match error {
+        daarion_filter::FilterError::Store(e) if e.is_retryable() => {
+            RunError::Transient(e.to_string())
+        }
+        other => RunError::Permanent(format!("the agent's rule sets: {other}")),
+    }
+}
+
+/// How a run ended well: its words, and the message that carried them to
+/// the room (for a run answering one).
+pub(crate) struct Done {
+    pub answer: String,
+    pub reply: Option<String>,
+}
+
+/// The model's turn as the next call reads it.
+fn assistant_turn(message: &Value) -> Value {
+    let mut turn = json!({ "role": "assistant", "content": message["content"] });
+    if message["tool_calls"].is_array() {
+        turn["tool_calls"] = message["tool_calls"].clone();
+    }
+    turn
+}
+
+fn elapsed_ms(started: Instant) -> i64 {
+    i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)
+}
+
+fn messaging_error(error: MessagingError) -> RunError {
+    match error {
+        MessagingError::Interrupted(m) => RunError::Transient(m),
+        MessagingError::Store(e) if e.is_retryable() => RunError::Transient(e.to_string()),
+        MessagingError::Bus(e) => RunError::Transient(e.to_string()),
+        MessagingError::Cache(e) => RunError::Transient(e.to_string()),
+        other => RunError::Permanent(other.to_string()),
+    }
+}
