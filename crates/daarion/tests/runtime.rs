@@ -2,14 +2,15 @@
 //! becomes a run (router), the run reads the room, calls the model through
 //! the LLM proxy and its tools through toolcore, and posts one answer
 //! (runtime); a run that fails half way resumes after its last finished
-//! step without calling a tool twice; who may see runs, and why an agent
-//! does not answer.
+//! step without calling a tool twice — and so does one whose runner
+//! process is killed (`serve runtime` replicas on PostgreSQL and NATS); who
+//! may see runs, and why an agent does not answer.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
-use std::time::Duration;
+use std::{process::Stdio, time::Duration};
 
 use common::{City, Kind, TestApp, community};
 use daarion_testkit::llm::{FakeLlm, Flavor, Step};
@@ -345,6 +346,134 @@ async fn a_run_that_fails_half_way_resumes_without_repeating_a_tool(kind: Kind) 
         .get_as("/api/toolcore/calls?tool=math.evaluate", Some("root"))
         .await;
     assert_eq!(calls["items"].as_array().unwrap().len(), 1, "{calls}");
+    app.stop().await;
+}
+
+/// A `daarion serve runtime` process on the city's backends, calling
+/// the city at `city_url`; it takes runs (the city's own runtime takes
+/// none). Healthy, its consumer exists: a durable consumer's first
+/// creation takes what is published from then on.
+async fn serve_runtime(city: &City, city_url: &str) -> tokio::process::Child {
+    let settings = &city.settings;
+    let secret = settings.service_token_secret.as_ref().unwrap().expose();
+    let port = daarion_testkit::free_port("127.0.0.1");
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_daarion"))
+        .args(["serve", "runtime", "--listen", &format!("127.0.0.1:{port}")])
+        .env("DATABASE_URL", settings.database_url.as_deref().unwrap())
+        .env("NATS_URL", settings.nats_url.as_deref().unwrap())
+        .env("REDIS_URL", settings.redis_url.as_deref().unwrap())
+        .env("DAARION__NATS_NAMESPACE", &settings.nats_namespace)
+        .env("DAARION__REDIS_PREFIX", &settings.redis_prefix)
+        .env("DAARION__SERVICE_TOKEN_SECRET", secret)
+        .env("DAARION__RUNTIME__CITY_URL", city_url)
+        .env("DAARION__RUNTIME__WORKERS", "1")
+        .env("DAARION__RUNTIME__LEASE_SECS", "3")
+        .env("DAARION__RUNTIME__RUN_TIMEOUT_SECS", "6")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let health = format!("http://127.0.0.1:{port}/health");
+    daarion_testkit::eventually(
+        "serve runtime is healthy",
+        Duration::from_secs(30),
+        || async {
+            let response = reqwest::get(&health).await.ok()?;
+            response.status().is_success().then_some(())
+        },
+    )
+    .await;
+    child
+}
+
+/// A runner killed (SIGKILL) between a tool call and the next model call:
+/// the other replica takes the run when its delivery lapses, replays the
+/// model call and the tool from their checkpoints, and answers once.
+#[tokio::test]
+async fn a_killed_runners_run_resumes_on_another_without_repeating_a_tool() {
+    let fake = FakeLlm::start(Flavor::OpenAi).await;
+    let Some(mut city) = city(Kind::Distributed, &fake).await else {
+        return;
+    };
+    city.settings.service_token_secret = Some(daarion_testkit::unique("k").into());
+    city.settings
+        .services
+        .update(
+            &daarion_runtime::SPEC,
+            |r: &mut daarion_runtime::Settings| {
+                r.workers = 0;
+            },
+        )
+        .unwrap();
+    let app = city.spawn().await;
+    let general = helper_in_guild(&app).await;
+    let mut first = serve_runtime(&city, &app.url("")).await;
+    // The second model call hangs until the first runner is gone.
+    fake.push([Step::Answer, Step::Delay(Duration::from_secs(60))]);
+    say(
+        &app,
+        &general,
+        "bob",
+        r#"@agent:helper call math__evaluate {"expression": "6*7"}"#,
+    )
+    .await;
+    daarion_testkit::eventually("the second model call", Duration::from_secs(30), || async {
+        (fake.requests() == 2).then_some(())
+    })
+    .await;
+    let _second = serve_runtime(&city, &app.url("")).await;
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
+
+    let answer = answer_of(&app, &general, "helper").await;
+    let body = answer["body"].as_str().unwrap();
+    assert!(body.contains("tool said") && body.contains("42"), "{body}");
+    let listed = runs(&app, "helper").await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let path = format!(
+        "/api/runtime/runs/{}?wait=10",
+        listed[0]["id"].as_str().unwrap()
+    );
+    let (_, run) = app.get_as(&path, Some("alice")).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["attempts"], 2, "{run}");
+    let kinds: Vec<&str> = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["model", "tool", "model"], "{run}");
+    assert_eq!(
+        fake.requests(),
+        3,
+        "the first model call was not made again"
+    );
+    let (_, calls) = app
+        .get_as("/api/toolcore/calls?tool=math.evaluate", Some("root"))
+        .await;
+    assert_eq!(
+        calls["items"].as_array().unwrap().len(),
+        1,
+        "the tool ran once: {calls}"
+    );
+    // One reply, however many attempts.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_, page) = app
+        .get_as(
+            &format!("/api/messaging/rooms/{general}/messages"),
+            Some("bob"),
+        )
+        .await;
+    let replies = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["author"] == "agent:helper")
+        .count();
+    assert_eq!(replies, 1, "{page}");
     app.stop().await;
 }
 

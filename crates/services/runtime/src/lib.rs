@@ -73,7 +73,8 @@ pub struct Settings {
     /// address). Empty: `up` uses its own listener, a `serve runtime`
     /// process the gateway's standard address on this host.
     pub city_url: String,
-    /// Runs one process works on at once.
+    /// Runs one process works on at once. 0: this process takes no runs
+    /// (it serves the runs API while other replicas run them).
     pub workers: u32,
     /// Most model calls in one run.
     pub max_steps: u32,
@@ -111,8 +112,8 @@ impl ServiceSettings for Settings {
         if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
             return Err("runtime.city_url must be an http:// or https:// address".into());
         }
-        if !(1..=256).contains(&self.workers) {
-            return Err("runtime.workers must be between 1 and 256".into());
+        if self.workers > 256 {
+            return Err("runtime.workers must be between 0 and 256".into());
         }
         if !(1..=64).contains(&self.max_steps) {
             return Err("runtime.max_steps must be between 1 and 64".into());
