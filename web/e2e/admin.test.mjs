@@ -1,10 +1,12 @@
 // The admin console, in each language: a policy saved with a mistake is
 // refused with the engine's message beside the file, then fixed; an
 // invitation link lets a new person in; usage, audit and dead letters show;
-// a webhook tool is registered, turned off and removed, and calls are
-// logged; a citizen has no console.
+// a webhook tool is registered, edited, turned off and removed, and calls
+// are logged; a tool of an MCP server is chosen from the server's list and
+// called; a citizen has no console.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { MCP_TOKEN, startFakeMcp } from "./fake-mcp.mjs";
 import {
   arrived,
   expectNoAccessibilityProblems,
@@ -18,7 +20,9 @@ import {
 let city;
 let browser;
 let root;
+let mcp;
 before(async () => {
+  mcp = await startFakeMcp();
   city = await startCity();
   browser = await launch();
   // The city's first person is its admin.
@@ -28,6 +32,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await city?.stop();
+  await mcp?.stop();
 });
 
 for (const lang of ["en", "uk"]) {
@@ -97,6 +102,13 @@ for (const lang of ["en", "uk"]) {
         .fill('{"type": "object", "properties": {"city": {"type": "string"}}}');
       await form.getByRole("button", { name: t("tools.register") }).click();
       assert.ok(((await form.locator("code.secret").textContent()) ?? "").length >= 40);
+      // Edited: a new description, the schema kept.
+      await tools.getByRole("button", { name: t("tools.edit_named", { name }) }).click();
+      const edit = page.getByRole("form", { name: t("tools.editing", { name }) });
+      await edit.getByLabel(t("rooms.description")).fill(`Weather (${lang})`);
+      await edit.getByRole("button", { name: t("tools.save") }).click();
+      await edit.waitFor({ state: "detached" });
+      await tools.getByText(`Weather (${lang})`).waitFor();
       await tools.getByRole("button", { name: t("tools.turn_off_named", { name }) }).click();
       await tools.getByRole("button", { name: t("tools.turn_on_named", { name }) }).waitFor();
       await page.reload();
@@ -115,6 +127,45 @@ for (const lang of ["en", "uk"]) {
         .first()
         .waitFor();
       await expectNoAccessibilityProblems(page, "tools");
+      await tools.getByRole("button", { name: t("tools.remove_named", { name }) }).click();
+      await tools.getByText(name, { exact: true }).waitFor({ state: "detached" });
+    });
+
+    test("a tool of an MCP server is chosen from its list, registered and called", async () => {
+      const { page, t } = admin;
+      await page.goto(`${city.url}/admin/tools`);
+      const tools = page.getByRole("table", { name: t("tools.title") });
+      await tools.getByText("microdao.members").waitFor();
+      const form = page.getByRole("form", { name: t("tools.register") });
+      await form.getByLabel(t("tools.kind")).selectOption("mcp");
+      await form.getByLabel(t("tools.mcp_url")).fill(mcp.url);
+      await form.getByLabel(t("tools.token")).fill("wrong");
+      await form.getByRole("button", { name: t("tools.mcp_list") }).click();
+      await form.getByRole("alert").waitFor();
+      await form.getByLabel(t("tools.token")).fill(MCP_TOKEN);
+      await form.getByRole("button", { name: t("tools.mcp_list") }).click();
+      const offered = form.getByRole("list", { name: t("tools.mcp_offered") });
+      await offered.getByText("Tomorrow's weather in a city").waitFor();
+      await expectNoAccessibilityProblems(page, "an MCP server's tools");
+      await offered
+        .getByRole("button", { name: t("tools.mcp_use_named", { name: "forecast" }) })
+        .click();
+      assert.equal(await form.getByLabel(t("tools.remote_name")).inputValue(), "forecast");
+      // The tool's own name field (the server's name field is labelled after it).
+      const named = form.getByLabel(t("tools.name")).first();
+      assert.equal(await named.inputValue(), "mcp.forecast");
+      const name = `sky-${lang}.forecast`;
+      await named.fill(name);
+      await form.getByRole("button", { name: t("tools.register") }).click();
+      const row = tools.getByRole("row").filter({ hasText: name });
+      await row.getByText(t("tools.mcp")).waitFor();
+      await row.getByText("Tomorrow's weather in a city").waitFor();
+      const called = await page.request.post(`${city.url}/api/toolcore/tools/${name}/call`, {
+        data: { arguments: { city: "Lviv" } },
+        headers: { origin: city.url },
+      });
+      assert.equal(called.status(), 200, await called.text());
+      assert.deepEqual((await called.json()).result, { text: "Sunny in Lviv" });
       await tools.getByRole("button", { name: t("tools.remove_named", { name }) }).click();
       await tools.getByText(name, { exact: true }).waitFor({ state: "detached" });
     });

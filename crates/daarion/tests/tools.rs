@@ -1,7 +1,9 @@
 //! Toolcore end to end, on both backends: built-in tools run for agents
 //! that have them, within what the caller may read; webhook tools are
-//! signed, timed out and governed by city admins; bad arguments and
-//! denied tools never run; every call is logged and metered.
+//! signed, timed out and governed by city admins; tools of MCP servers
+//! are registered from what the server lists and called over streamable
+//! HTTP; bad arguments and denied tools never run; every call is logged
+//! and metered.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -29,6 +31,7 @@ on_every_backend!(
     an_agent_posts_with_its_tool_where_it_and_its_person_may,
     http_fetch_reads_only_allow_listed_hosts_at_public_addresses,
     webhook_tools_are_signed_timed_out_and_governed,
+    tools_of_an_mcp_server_are_registered_and_called,
 );
 
 const TOOLS: &str = "/api/toolcore/tools";
@@ -660,4 +663,198 @@ async fn http_fetch_reads_only_allow_listed_hosts_at_public_addresses(kind: Kind
         assert_eq!(moved["result"]["status"], 302, "{moved}");
         app.stop().await;
     }
+}
+
+async fn tools_of_an_mcp_server_are_registered_and_called(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let key = helper_in_guild(&app).await;
+    let server = daarion_testkit::mcp::FakeMcp::start(Some("mcp-token-1")).await;
+    let url = server.url();
+
+    // City admins see what a server offers (its token needed).
+    let listing = |token: &str| json!({"url": url, "token": token});
+    let (status, offered) = app
+        .send(
+            "POST",
+            "/api/toolcore/mcp/tools",
+            "root",
+            Some(listing("mcp-token-1")),
+        )
+        .await;
+    assert_eq!(status, 200, "{offered}");
+    let mut names: Vec<&str> = offered["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["add", "broken", "shout"]);
+    let (status, refused) = app
+        .send(
+            "POST",
+            "/api/toolcore/mcp/tools",
+            "root",
+            Some(listing("wrong")),
+        )
+        .await;
+    assert_eq!(status, 502, "{refused}");
+    assert!(
+        !refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1"),
+        "the address stays in the logs: {refused}"
+    );
+    let (status, _) = app
+        .send(
+            "POST",
+            "/api/toolcore/mcp/tools",
+            "bob",
+            Some(listing("mcp-token-1")),
+        )
+        .await;
+    assert_eq!(status, 403);
+
+    // Registered under the city's names: schema and description from the server.
+    let register = |name: &str, extra: Value| {
+        let mut body = json!({"name": name, "kind": "mcp", "url": url, "token": "mcp-token-1"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let (status, added) = app
+        .send("POST", TOOLS, "root", Some(register("calc.add", json!({}))))
+        .await;
+    assert_eq!(status, 201, "{added}");
+    assert_eq!(
+        (
+            added["executor"].clone(),
+            added["remote_name"].clone(),
+            added["secret"].clone()
+        ),
+        (json!("mcp"), json!("add"), Value::Null),
+        "{added}"
+    );
+    assert_eq!(added["description"], "Adds two integers");
+    assert!(
+        added["parameters"]["properties"]["a"].is_object(),
+        "{added}"
+    );
+    for (name, extra) in [
+        (
+            "loud.speaker",
+            json!({"remote_name": "shout", "description": "Louder"}),
+        ),
+        ("fire.broken", json!({})),
+    ] {
+        let (status, body) = app
+            .send("POST", TOOLS, "root", Some(register(name, extra)))
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body) = app
+        .send(
+            "POST",
+            TOOLS,
+            "root",
+            Some(register("calc.nothing", json!({}))),
+        )
+        .await;
+    assert_eq!(status, 502, "a tool the server does not offer: {body}");
+    let (status, body) = app
+        .send(
+            "POST",
+            TOOLS,
+            "root",
+            Some(json!({"name": "calc.hook", "url": url, "token": "x",
+                "parameters": {"type": "object"}})),
+        )
+        .await;
+    assert_eq!(status, 422, "a token is for MCP tools: {body}");
+    let (_, shown) = app
+        .get_as(&format!("{TOOLS}/loud.speaker"), Some("bob"))
+        .await;
+    assert_eq!(shown["description"], "Louder");
+    assert!(!shown.to_string().contains("mcp-token-1"), "{shown}");
+
+    // The agent calls them: structured answers, text, a tool's error.
+    app.give_tools(
+        "alice",
+        "helper",
+        &["calc.add", "loud.speaker", "fire.broken"],
+    )
+    .await;
+    let (status, sum) = call(
+        &app,
+        &key,
+        "calc.add",
+        json!({"arguments": {"a": 2, "b": 3}}),
+    )
+    .await;
+    assert_eq!(
+        (status, sum["result"].clone()),
+        (200, json!({"sum": 5})),
+        "{sum}"
+    );
+    let (status, loud) = call(
+        &app,
+        &key,
+        "loud.speaker",
+        json!({"arguments": {"text": "hi"}}),
+    )
+    .await;
+    assert_eq!(
+        (status, loud["result"].clone()),
+        (200, json!({"text": "HI"})),
+        "{loud}"
+    );
+    let (status, broken) = call(&app, &key, "fire.broken", json!({"arguments": {}})).await;
+    assert_eq!(status, 502, "{broken}");
+    assert!(
+        broken["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the disk is on fire"),
+        "{broken}"
+    );
+    assert_eq!(server.calls(), 3);
+    // Arguments that do not fit the server's schema never reach it.
+    let (status, _) = call(&app, &key, "calc.add", json!({"arguments": {"a": "two"}})).await;
+    assert_eq!(status, 422);
+    assert_eq!(server.calls(), 3);
+
+    // A wrong token (changed by an admin) fails the call, not the city.
+    let (status, _) = app
+        .send(
+            "PATCH",
+            &format!("{TOOLS}/calc.add"),
+            "root",
+            Some(json!({"token": "stale"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = call(
+        &app,
+        &key,
+        "calc.add",
+        json!({"arguments": {"a": 1, "b": 1}}),
+    )
+    .await;
+    assert_eq!(status, 502);
+    let (_, calls) = app
+        .get_as("/api/toolcore/calls?tool=calc.add", Some("root"))
+        .await;
+    let outcomes: Vec<&str> = calls["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["failed", "invalid_arguments", "ok"]);
+    app.stop().await;
 }

@@ -14,6 +14,7 @@
 #![allow(clippy::panic, clippy::expect_used, clippy::print_stdout)]
 
 pub mod llm;
+pub mod mcp;
 pub mod passkey;
 
 use std::sync::Arc;

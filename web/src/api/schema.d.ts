@@ -2016,6 +2016,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/toolcore/mcp/tools": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The tools an MCP server offers, to choose which to register (city
+         *     admins).
+         */
+        post: operations["mcp_tools"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/toolcore/tools": {
         parameters: {
             query?: never;
@@ -2027,8 +2047,9 @@ export interface paths {
         get: operations["list_tools"];
         put?: never;
         /**
-         * Registers a webhook tool (city admins); its signing secret is in the
-         *     answer, and only there.
+         * Registers a tool (city admins): a webhook — its signing secret is in
+         *     the answer, and only there — or a tool of an MCP server, which must
+         *     list it (its description and schema are taken from there unless given).
          */
         post: operations["register_tool"];
         delete?: never;
@@ -2945,6 +2966,21 @@ export interface components {
             /** @description Only in this topic. */
             topic?: string | null;
         };
+        McpServerQuery: {
+            /** @description A bearer token for it. */
+            token?: string | null;
+            /** @description The MCP server's streamable HTTP endpoint. */
+            url: string;
+        };
+        McpToolView: {
+            description: string;
+            /** @description Its name on the server (`remote_name` when registering it). */
+            name: string;
+            parameters: Record<string, never>;
+        };
+        McpToolsView: {
+            items: components["schemas"]["McpToolView"][];
+        };
         MeView: {
             principal: components["schemas"]["Principal"];
             user?: components["schemas"]["UserView"] | null;
@@ -3663,14 +3699,16 @@ export interface components {
                 allowed_roles: string[];
                 description: string;
                 enabled: boolean;
-                /** @description `builtin` or `webhook`. */
+                /** @description `builtin`, `webhook` or `mcp`. */
                 executor: string;
                 name: string;
                 /** @description The JSON Schema of the arguments. */
                 parameters: Record<string, never>;
+                /** @description The tool's name on its MCP server. */
+                remote_name?: string | null;
                 /** Format: int64 */
                 timeout_ms: number;
-                /** @description A webhook's address. */
+                /** @description A webhook's address, or the MCP server's endpoint. */
                 url?: string | null;
             }[];
             /** @description Pass as `cursor` to get the next page; absent on the last page. */
@@ -3989,23 +4027,36 @@ export interface components {
         RegisterTool: {
             allowed_agents?: string[] | null;
             allowed_roles?: string[] | null;
+            /** @description An MCP tool takes the server's description when this is not given. */
             description?: string | null;
             enabled?: boolean | null;
+            /** @description `webhook` (the default) or `mcp`. */
+            kind?: components["schemas"]["ToolKind"];
             /** @description Dotted a-z, 0-9, - and _ segments (`weather.lookup`), 3-64 bytes. */
             name: string;
-            /** @description A JSON Schema with `"type": "object"`. */
-            parameters: Record<string, never>;
+            /**
+             * @description A JSON Schema with `"type": "object"`: required for a webhook; an
+             *     MCP tool takes the server's when this is not given.
+             */
+            parameters?: Record<string, never> | null;
+            /**
+             * @description The tool's name on the MCP server (default: the last segment of
+             *     `name`); it must be among the tools the server lists.
+             */
+            remote_name?: string | null;
             /** Format: int64 */
             timeout_ms?: number | null;
-            /** @description The webhook's http(s) address. */
+            /** @description A bearer token for the MCP server; kept, never shown. */
+            token?: string | null;
+            /** @description The webhook's http(s) address, or the MCP server's endpoint. */
             url: string;
         };
         RegisteredToolView: components["schemas"]["ToolView"] & {
             /**
              * @description Signs every request to the webhook (`X-Daarion-Signature`); shown
-             *     only now.
+             *     only now. (An MCP server's token is never shown.)
              */
-            secret: string;
+            secret?: string | null;
         };
         RenamePasskey: {
             name: string;
@@ -4225,6 +4276,11 @@ export interface components {
             outcome: string;
             tool: string;
         };
+        /**
+         * @description How a registered tool runs.
+         * @enum {string}
+         */
+        ToolKind: "webhook" | "mcp";
         ToolView: {
             /** @description Agent ids that may call it; empty: every agent whose own tools list it. */
             allowed_agents: string[];
@@ -4232,14 +4288,16 @@ export interface components {
             allowed_roles: string[];
             description: string;
             enabled: boolean;
-            /** @description `builtin` or `webhook`. */
+            /** @description `builtin`, `webhook` or `mcp`. */
             executor: string;
             name: string;
             /** @description The JSON Schema of the arguments. */
             parameters: Record<string, never>;
+            /** @description The tool's name on its MCP server. */
+            remote_name?: string | null;
             /** Format: int64 */
             timeout_ms: number;
-            /** @description A webhook's address. */
+            /** @description A webhook's address, or the MCP server's endpoint. */
             url?: string | null;
         };
         TransferPoints: {
@@ -4316,8 +4374,12 @@ export interface components {
             description?: string | null;
             enabled?: boolean | null;
             parameters?: Record<string, never> | null;
+            /** @description An MCP tool's name on its server. */
+            remote_name?: string | null;
             /** Format: int64 */
             timeout_ms?: number | null;
+            /** @description An MCP server's bearer token (empty: none). */
+            token?: string | null;
             url?: string | null;
         };
         /**
@@ -16949,6 +17011,116 @@ export interface operations {
             };
         };
     };
+    mcp_tools: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["McpServerQuery"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["McpToolsView"];
+                };
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The server could not be reached or failed */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The server did not answer in time */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     list_tools: {
         parameters: {
             query?: {
@@ -17105,8 +17277,26 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description The MCP server failed or does not offer the tool */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description A dependency is unavailable; retry later */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The MCP server did not answer in time */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -37,6 +37,7 @@ pub static RULES: &[Rule] = &[
         Check(ExecTool, TOOL),
     ),
     Rule::new(Method::GET, "/api/toolcore/calls", Check(Admin, City)),
+    Rule::new(Method::POST, "/api/toolcore/mcp/tools", Check(Admin, City)),
 ];
 
 pub struct ToolResources {

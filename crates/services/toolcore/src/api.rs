@@ -23,7 +23,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     SERVICE, ToolState,
     builtins::{self, BUILTINS},
-    domain::{self, ToolError},
+    domain::{self, Executor, ToolError},
+    mcp,
     store::{self, Call, Registered},
     webhook,
 };
@@ -55,6 +56,7 @@ pub fn router() -> OpenApiRouter<ToolState> {
         .routes(routes!(get_tool, update_tool, delete_tool))
         .routes(routes!(call_tool))
         .routes(routes!(tool_calls))
+        .routes(routes!(mcp_tools))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -64,10 +66,12 @@ pub struct ToolView {
     /// The JSON Schema of the arguments.
     #[schema(value_type = Object)]
     pub parameters: Value,
-    /// `builtin` or `webhook`.
+    /// `builtin`, `webhook` or `mcp`.
     pub executor: String,
-    /// A webhook's address.
+    /// A webhook's address, or the MCP server's endpoint.
     pub url: Option<String>,
+    /// The tool's name on its MCP server.
+    pub remote_name: Option<String>,
     pub timeout_ms: u64,
     pub enabled: bool,
     /// Agent ids that may call it; empty: every agent whose own tools list it.
@@ -84,6 +88,7 @@ impl ToolView {
             parameters: (b.parameters)(),
             executor: "builtin".into(),
             url: None,
+            remote_name: None,
             timeout_ms: domain::DEFAULT_TIMEOUT_MS,
             enabled: true,
             allowed_agents: Vec::new(),
@@ -98,7 +103,11 @@ impl From<Registered> for ToolView {
             name: t.name,
             description: t.description,
             parameters: t.parameters,
-            executor: "webhook".into(),
+            executor: t.executor.as_str().into(),
+            remote_name: match t.executor {
+                Executor::Mcp { remote_name } => Some(remote_name),
+                Executor::Webhook => None,
+            },
             url: Some(t.url),
             timeout_ms: t.timeout_ms,
             enabled: t.enabled,
@@ -113,8 +122,19 @@ pub struct RegisteredToolView {
     #[serde(flatten)]
     pub tool: ToolView,
     /// Signs every request to the webhook (`X-Daarion-Signature`); shown
-    /// only now.
-    pub secret: String,
+    /// only now. (An MCP server's token is never shown.)
+    pub secret: Option<String>,
+}
+
+/// How a registered tool runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolKind {
+    /// A signed POST to `url`.
+    #[default]
+    Webhook,
+    /// A tool of the MCP server at `url` (streamable HTTP).
+    Mcp,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -122,14 +142,29 @@ pub struct RegisteredToolView {
 pub struct RegisterTool {
     /// Dotted a-z, 0-9, - and _ segments (`weather.lookup`), 3-64 bytes.
     pub name: String,
+    /// `webhook` (the default) or `mcp`.
+    #[serde(default)]
+    pub kind: ToolKind,
+    /// An MCP tool takes the server's description when this is not given.
     #[serde(default)]
     #[schema(max_length = 1000)]
     pub description: Option<String>,
-    /// A JSON Schema with `"type": "object"`.
-    #[schema(value_type = Object)]
-    pub parameters: Value,
-    /// The webhook's http(s) address.
+    /// A JSON Schema with `"type": "object"`: required for a webhook; an
+    /// MCP tool takes the server's when this is not given.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub parameters: Option<Value>,
+    /// The webhook's http(s) address, or the MCP server's endpoint.
     pub url: String,
+    /// The tool's name on the MCP server (default: the last segment of
+    /// `name`); it must be among the tools the server lists.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 128)]
+    pub remote_name: Option<String>,
+    /// A bearer token for the MCP server; kept, never shown.
+    #[serde(default)]
+    #[schema(max_length = 4096)]
+    pub token: Option<String>,
     #[serde(default)]
     #[schema(minimum = 100, maximum = 60000)]
     pub timeout_ms: Option<u64>,
@@ -152,6 +187,14 @@ pub struct UpdateTool {
     pub parameters: Option<Value>,
     #[serde(default)]
     pub url: Option<String>,
+    /// An MCP tool's name on its server.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 128)]
+    pub remote_name: Option<String>,
+    /// An MCP server's bearer token (empty: none).
+    #[serde(default)]
+    #[schema(max_length = 4096)]
+    pub token: Option<String>,
     #[serde(default)]
     #[schema(minimum = 100, maximum = 60000)]
     pub timeout_ms: Option<u64>,
@@ -216,11 +259,24 @@ async fn list_tools(
     }))
 }
 
-/// Registers a webhook tool (city admins); its signing secret is in the
-/// answer, and only there.
+fn token(raw: Option<String>) -> Result<String, ToolError> {
+    let token = raw.unwrap_or_default();
+    if token.len() > 4096 || token.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(ToolError::Invalid(
+            "token must be at most 4096 bytes without spaces or control characters".into(),
+        ));
+    }
+    Ok(token)
+}
+
+/// Registers a tool (city admins): a webhook — its signing secret is in
+/// the answer, and only there — or a tool of an MCP server, which must
+/// list it (its description and schema are taken from there unless given).
 #[utoipa::path(post, path = "/tools", tag = "toolcore", request_body = RegisterTool,
     responses((status = 201, body = RegisteredToolView), (status = 401), (status = 403),
-        (status = 409, description = "The name is taken (a built-in's too)"), (status = 422)))]
+        (status = 409, description = "The name is taken (a built-in's too)"), (status = 422),
+        (status = 502, description = "The MCP server failed or does not offer the tool"),
+        (status = 504, description = "The MCP server did not answer in time")))]
 async fn register_tool(
     State(state): State<ToolState>,
     principal: Principal,
@@ -230,13 +286,69 @@ async fn register_tool(
     if builtins::builtin(&name).is_some() {
         return Err(ToolError::Conflict(format!("{name:?} is a built-in tool")).into());
     }
+    let url = domain::url(&input.url)?;
+    let timeout_ms = domain::timeout_ms(input.timeout_ms)?;
+    let (executor, secret, description, parameters) = match input.kind {
+        ToolKind::Webhook => {
+            let parameters = input.parameters.ok_or_else(|| {
+                ToolError::Invalid("a webhook tool needs its parameters' JSON Schema".into())
+            })?;
+            if input.remote_name.is_some() || input.token.is_some() {
+                return Err(
+                    ToolError::Invalid("remote_name and token are for MCP tools".into()).into(),
+                );
+            }
+            (
+                Executor::Webhook,
+                daarion_kernel::secret::new_secret(),
+                input.description.unwrap_or_default(),
+                parameters,
+            )
+        }
+        ToolKind::Mcp => {
+            let remote_name = domain::remote_name(
+                input
+                    .remote_name
+                    .as_deref()
+                    .unwrap_or_else(|| name.rsplit('.').next().unwrap_or(&name)),
+            )?;
+            let token = token(input.token)?;
+            let server = mcp::Server {
+                http: &state.http,
+                url: &url,
+                token: &token,
+                timeout: Duration::from_millis(timeout_ms),
+            };
+            let offered = server
+                .tools()
+                .await?
+                .into_iter()
+                .find(|t| t.name == remote_name)
+                .ok_or_else(|| {
+                    ToolError::Failed(format!("the MCP server offers no tool {remote_name:?}"))
+                })?;
+            let description = input.description.unwrap_or(offered.description);
+            let parameters = input.parameters.unwrap_or(offered.parameters);
+            let description: String = description
+                .chars()
+                .take(domain::MAX_DESCRIPTION_CHARS)
+                .collect();
+            (
+                Executor::Mcp { remote_name },
+                token,
+                description,
+                parameters,
+            )
+        }
+    };
     let now = daarion_store::now();
     let tool = Registered {
-        description: domain::description(input.description.as_deref().unwrap_or(""))?,
-        parameters: domain::parameters(&input.parameters)?,
-        url: domain::url(&input.url)?,
-        secret: daarion_kernel::secret::new_secret(),
-        timeout_ms: domain::timeout_ms(input.timeout_ms)?,
+        description: domain::description(&description)?,
+        parameters: domain::parameters(&parameters)?,
+        executor,
+        url,
+        secret,
+        timeout_ms,
         enabled: input.enabled.unwrap_or(true),
         allowed_agents: agent_ids(input.allowed_agents)?,
         allowed_roles: role_groups(input.allowed_roles)?,
@@ -246,7 +358,7 @@ async fn register_tool(
         name,
     };
     store::register(&state.db, &tool).await?;
-    let secret = tool.secret.clone();
+    let secret = (tool.executor == Executor::Webhook).then(|| tool.secret.clone());
     Ok(created(
         true,
         RegisteredToolView {
@@ -308,6 +420,22 @@ async fn update_tool(
     }
     if let Some(url) = input.url {
         tool.url = domain::url(&url)?;
+    }
+    match (&mut tool.executor, input.remote_name, input.token) {
+        (Executor::Mcp { remote_name }, name, token) => {
+            if let Some(name) = name {
+                *remote_name = domain::remote_name(&name)?;
+            }
+            if token.is_some() {
+                tool.secret = self::token(token)?;
+            }
+        }
+        (Executor::Webhook, None, None) => {}
+        (Executor::Webhook, _, _) => {
+            return Err(
+                ToolError::Invalid("remote_name and token are for MCP tools".into()).into(),
+            );
+        }
     }
     if input.timeout_ms.is_some() {
         tool.timeout_ms = domain::timeout_ms(input.timeout_ms)?;
@@ -530,25 +658,24 @@ async fn run(
     }
     domain::check_arguments(&domain::validator(&tool.parameters)?, &input.arguments)?;
     let timeout = Duration::from_millis(tool.timeout_ms);
-    match &tool.url {
-        None => {
-            let ctx = builtins::Context {
-                db: &state.db,
-                access: &state.access,
-                callers: &callers,
-                poster: &state.poster,
-                settings: &state.settings,
-                timeout,
-            };
-            tokio::time::timeout(timeout, builtins::run(&tool.name, &ctx, &input.arguments))
-                .await
-                .map_err(|_| ToolError::Timeout(tool.name.clone()))?
-        }
-        Some(url) => {
-            let secret = store::tool(&state.db, &tool.name)
-                .await?
-                .map(|t| t.secret)
-                .ok_or_else(|| ToolError::NotFound(format!("no tool {:?}", tool.name)))?;
+    let Some(url) = &tool.url else {
+        let ctx = builtins::Context {
+            db: &state.db,
+            access: &state.access,
+            callers: &callers,
+            poster: &state.poster,
+            settings: &state.settings,
+            timeout,
+        };
+        return tokio::time::timeout(timeout, builtins::run(&tool.name, &ctx, &input.arguments))
+            .await
+            .map_err(|_| ToolError::Timeout(tool.name.clone()))?;
+    };
+    let registered = store::tool(&state.db, &tool.name)
+        .await?
+        .ok_or_else(|| ToolError::NotFound(format!("no tool {:?}", tool.name)))?;
+    match &registered.executor {
+        Executor::Webhook => {
             let request = webhook::Request {
                 tool: &tool.name,
                 call_id,
@@ -556,7 +683,16 @@ async fn run(
                 acting_for: input.acting_for.as_deref(),
                 arguments: &input.arguments,
             };
-            webhook::call(&state.http, url, &secret, timeout, &request).await
+            webhook::call(&state.http, url, &registered.secret, timeout, &request).await
+        }
+        Executor::Mcp { remote_name } => {
+            let server = mcp::Server {
+                http: &state.http,
+                url,
+                token: &registered.secret,
+                timeout,
+            };
+            server.call(&tool.name, remote_name, &input.arguments).await
         }
     }
 }
@@ -610,4 +746,60 @@ async fn tool_calls(
     let rows = store::calls(&state.db, tool.as_deref(), page.after()?.as_deref(), limit).await?;
     let page = Page::from_rows(rows, limit, |c| c.id.clone());
     Ok(Json(page.map(ToolCallView::from)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct McpServerQuery {
+    /// The MCP server's streamable HTTP endpoint.
+    pub url: String,
+    /// A bearer token for it.
+    #[serde(default)]
+    #[schema(max_length = 4096)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct McpToolView {
+    /// Its name on the server (`remote_name` when registering it).
+    pub name: String,
+    pub description: String,
+    #[schema(value_type = Object)]
+    pub parameters: Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct McpToolsView {
+    pub items: Vec<McpToolView>,
+}
+
+/// The tools an MCP server offers, to choose which to register (city
+/// admins).
+#[utoipa::path(post, path = "/mcp/tools", tag = "toolcore", request_body = McpServerQuery,
+    responses((status = 200, body = McpToolsView), (status = 401), (status = 403), (status = 422),
+        (status = 502, description = "The server could not be reached or failed"),
+        (status = 504, description = "The server did not answer in time")))]
+async fn mcp_tools(
+    State(state): State<ToolState>,
+    Json(input): Json<McpServerQuery>,
+) -> Result<Json<McpToolsView>, ApiError> {
+    let url = domain::url(&input.url)?;
+    let token = token(input.token)?;
+    let server = mcp::Server {
+        http: &state.http,
+        url: &url,
+        token: &token,
+        timeout: Duration::from_millis(domain::DEFAULT_TIMEOUT_MS),
+    };
+    let items = server
+        .tools()
+        .await?
+        .into_iter()
+        .map(|t| McpToolView {
+            name: t.name,
+            description: t.description,
+            parameters: t.parameters,
+        })
+        .collect();
+    Ok(Json(McpToolsView { items }))
 }

@@ -56,6 +56,36 @@ impl ToolError {
     }
 }
 
+/// How a registered tool runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Executor {
+    /// A signed POST to the tool's address.
+    Webhook,
+    /// The tool of this name on the MCP server at the tool's address.
+    Mcp { remote_name: String },
+}
+
+impl Executor {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Executor::Webhook => "webhook",
+            Executor::Mcp { .. } => "mcp",
+        }
+    }
+}
+
+/// A tool's name on an MCP server: what its `tools/list` says, 1-128 bytes
+/// without control characters.
+pub fn remote_name(raw: &str) -> Result<String, ToolError> {
+    if (1..=128).contains(&raw.len()) && !raw.chars().any(char::is_control) {
+        Ok(raw.to_owned())
+    } else {
+        Err(ToolError::Invalid(
+            "remote_name must be 1-128 bytes without control characters".into(),
+        ))
+    }
+}
+
 pub const MAX_TIMEOUT_MS: u64 = 60_000;
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 pub const MAX_DESCRIPTION_CHARS: usize = 1000;

@@ -21,6 +21,7 @@ pub mod api;
 pub mod builtins;
 pub mod domain;
 pub mod fetch;
+pub mod mcp;
 pub mod store;
 pub mod webhook;
 
@@ -42,6 +43,7 @@ pub static SPEC: Service = Service {
     migrations: &[
         migration!(1, "001_create_toolcore_tables"),
         migration!(2, "002_add_call_idempotency"),
+        migration!(3, "003_add_mcp_tools"),
     ],
     rules: access::RULES,
     websocket: false,

@@ -8,15 +8,17 @@ use daarion_store::{
 };
 use serde_json::Value;
 
-use crate::domain::ToolError;
+use crate::domain::{Executor, ToolError};
 
-/// A tool registered with the city (a webhook).
+/// A tool registered with the city (a webhook or an MCP server's tool).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Registered {
     pub name: String,
     pub description: String,
     pub parameters: Value,
+    pub executor: Executor,
     pub url: String,
+    /// A webhook's signing secret; an MCP server's bearer token (or empty).
     pub secret: String,
     pub timeout_ms: u64,
     pub enabled: bool,
@@ -27,7 +29,8 @@ pub struct Registered {
     pub updated_at: String,
 }
 
-const TOOL_COLUMNS: &str = "SELECT name, description, parameters, url, secret, timeout_ms,
+const TOOL_COLUMNS: &str =
+    "SELECT name, description, parameters, executor, remote_name, url, secret, timeout_ms,
     enabled, allowed_agents, allowed_roles, created_by, created_at, updated_at FROM toolcore_tools";
 
 fn json_column<T: serde::de::DeserializeOwned>(row: &AnyRow, column: &str) -> Result<T, ToolError> {
@@ -38,10 +41,18 @@ fn json_column<T: serde::de::DeserializeOwned>(row: &AnyRow, column: &str) -> Re
 fn tool_from(row: &AnyRow) -> Result<Registered, ToolError> {
     let timeout_ms: i64 = row.try_get("timeout_ms")?;
     let enabled: i64 = row.try_get("enabled")?;
+    let executor: String = row.try_get("executor")?;
+    let remote_name: Option<String> = row.try_get("remote_name")?;
+    let executor = match (executor.as_str(), remote_name) {
+        ("mcp", Some(remote_name)) => Executor::Mcp { remote_name },
+        ("webhook", _) => Executor::Webhook,
+        (other, _) => return Err(ToolError::Invalid(format!("stored executor {other:?}"))),
+    };
     Ok(Registered {
         name: row.try_get("name")?,
         description: row.try_get("description")?,
         parameters: json_column(row, "parameters")?,
+        executor,
         url: row.try_get("url")?,
         secret: row.try_get("secret")?,
         timeout_ms: u64::try_from(timeout_ms).unwrap_or(0),
@@ -83,8 +94,9 @@ pub async fn tool(db: &Db, name: &str) -> Result<Option<Registered>, ToolError> 
 pub async fn register(db: &Db, tool: &Registered) -> Result<(), ToolError> {
     let inserted = sql::query(
         "INSERT INTO toolcore_tools (name, description, parameters, executor, url, secret,
-             timeout_ms, enabled, allowed_agents, allowed_roles, created_by, created_at, updated_at)
-         VALUES ($1, $2, $3, 'webhook', $4, $5, $6, $7, $8, $9, $10, $11, $11)
+             timeout_ms, enabled, allowed_agents, allowed_roles, created_by, created_at, updated_at,
+             remote_name)
+         VALUES ($1, $2, $3, $12, $4, $5, $6, $7, $8, $9, $10, $11, $11, $13)
          ON CONFLICT (name) DO NOTHING",
     )
     .bind(tool.name.as_str())
@@ -98,6 +110,8 @@ pub async fn register(db: &Db, tool: &Registered) -> Result<(), ToolError> {
     .bind(to_json(&tool.allowed_roles)?)
     .bind(tool.created_by.as_str())
     .bind(tool.created_at.as_str())
+    .bind(tool.executor.as_str())
+    .bind(remote_name(&tool.executor))
     .execute(db.pool())
     .await?
     .rows_affected();
@@ -110,11 +124,19 @@ pub async fn register(db: &Db, tool: &Registered) -> Result<(), ToolError> {
     Ok(())
 }
 
-/// Writes every field of `tool` but its name, secret and creation.
+fn remote_name(executor: &Executor) -> Option<&str> {
+    match executor {
+        Executor::Mcp { remote_name } => Some(remote_name),
+        Executor::Webhook => None,
+    }
+}
+
+/// Writes every field of `tool` but its name, executor and creation.
 pub async fn update(db: &Db, tool: &Registered) -> Result<(), ToolError> {
     let updated = sql::query(
         "UPDATE toolcore_tools SET description = $2, parameters = $3, url = $4, timeout_ms = $5,
-             enabled = $6, allowed_agents = $7, allowed_roles = $8, updated_at = $9
+             enabled = $6, allowed_agents = $7, allowed_roles = $8, updated_at = $9,
+             secret = $10, remote_name = $11
          WHERE name = $1",
     )
     .bind(tool.name.as_str())
@@ -126,6 +148,8 @@ pub async fn update(db: &Db, tool: &Registered) -> Result<(), ToolError> {
     .bind(to_json(&tool.allowed_agents)?)
     .bind(to_json(&tool.allowed_roles)?)
     .bind(daarion_store::now())
+    .bind(tool.secret.as_str())
+    .bind(remote_name(&tool.executor))
     .execute(db.pool())
     .await?
     .rows_affected();
