@@ -5,7 +5,9 @@
 // a message that names nobody; the agent's page, open in another tab, shows the
 // run arrive live — answered, asked by her — and its steps; a blocked word
 // in its rules stops a question (the rules' log says so); a stranger
-// asks it on its public page once she makes it public.
+// asks it on its public page once she makes it public. A crew: two agents
+// she manages work a question in turn under a third, and the run shows
+// which member took each step.
 import { after, before, describe, test } from "node:test";
 import { fakeModelConfig, REPLY, startFakeOpenAI } from "./fake-openai.mjs";
 import {
@@ -169,6 +171,73 @@ for (const lang of ["en", "uk"]) {
       await ask.getByText(REPLY.join("")).waitFor({ timeout: 20000 });
       await expectNoAccessibilityProblems(visit, "asking a public agent");
       await stranger.context.close();
+      await maker.context.close();
+    });
+
+    test("a crew of agents answers in turn; its run shows who took each step", async () => {
+      const maker = await person(browser, { lang });
+      const { page, t } = maker;
+      await register(city, maker, `crewer-${lang}`);
+      const room = await community(city, maker, `den-${lang}`, `Den ${lang}`);
+      const [scout, quill, team] = ["scout", "quill", "team"].map((a) => `${a}-${lang}`);
+      for (const slug of [scout, quill, team]) {
+        const made = await page.request.post(`${city.url}/api/agents/agents`, {
+          data: { slug, blueprint: "helper", dao: `den-${lang}` },
+          headers: { origin: city.url },
+        });
+        if (made.status() !== 201) throw new Error(await made.text());
+      }
+      const joined = await page.request.post(`${city.url}/api/microdao/daos/den-${lang}/agents`, {
+        data: { agent: team },
+        headers: { origin: city.url },
+      });
+      if (joined.status() !== 200) throw new Error(await joined.text());
+
+      // Its crew, set on its page: a researcher, then a writer.
+      await page.goto(`${city.url}/hub/${team}`);
+      const crew = page.getByRole("form", { name: t("hub.crew") });
+      await page.getByText(t("hub.crew_alone")).waitFor();
+      await crew.getByLabel(t("hub.crew_process")).selectOption("sequential");
+      await crew.getByLabel(t("hub.crew_member", { n: 1 })).fill(scout);
+      await crew.getByLabel(t("hub.crew_role", { n: 1 })).fill("researcher");
+      await crew.getByRole("button", { name: t("hub.crew_add") }).click();
+      await crew.getByLabel(t("hub.crew_member", { n: 2 })).fill(quill);
+      await crew.getByLabel(t("hub.crew_role", { n: 2 })).fill("writer");
+      await crew.getByRole("button", { name: t("hub.crew_save") }).click();
+      await page.getByText(t("hub.crew_is")).waitFor();
+      await expectNoAccessibilityProblems(page, "an agent's crew");
+
+      // Asked in the room, the crew answers as the agent.
+      const chat = await maker.context.newPage();
+      await chat.goto(`${city.url}/messages/${room}`);
+      await chat.getByRole("status").getByText(t("live.open")).waitFor();
+      await chat
+        .getByRole("textbox", { name: t("room.message"), exact: true })
+        .fill(`@agent:${team} plan the harvest`);
+      await chat.getByRole("button", { name: t("room.send") }).click();
+      await chat
+        .locator("article.message")
+        .filter({ hasText: `agent:${team}` })
+        .filter({ hasText: REPLY.join("") })
+        .waitFor({ timeout: 20000 });
+
+      // Its run's steps: the researcher's, then the writer's.
+      await page.reload();
+      const run = page
+        .getByRole("list", { name: t("runs.title") })
+        .getByRole("listitem")
+        .filter({ hasText: t("runs.status.completed") })
+        .first();
+      await run.getByRole("button", { name: t("runs.show_steps") }).click();
+      const steps = page.getByRole("list", { name: t("runs.steps") }).getByRole("listitem");
+      await steps
+        .nth(0)
+        .getByText(t("runs.by_member", { agent: scout }))
+        .waitFor();
+      await steps
+        .nth(1)
+        .getByText(t("runs.by_member", { agent: quill }))
+        .waitFor();
       await maker.context.close();
     });
   });

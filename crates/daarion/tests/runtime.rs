@@ -24,6 +24,7 @@ on_every_backend!(
     a_public_agent_answers_strangers_within_limits_and_its_owners_budget,
     the_citys_routing_rules_choose_who_answers_unmentioned_messages,
     rule_sets_filter_what_an_agent_reads_and_says,
+    a_crew_works_in_turn_or_under_its_manager_and_resumes_without_repeating,
 );
 
 /// A city whose LLM proxy has the alias `chat` on `fake`, without retries
@@ -338,8 +339,13 @@ async fn a_run_that_fails_half_way_resumes_without_repeating_a_tool(kind: Kind) 
     );
     let listed = runs(&app, "helper").await;
     assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0]["status"], "completed");
-    assert_eq!(listed[0]["attempts"], 2, "{listed:?}");
+    // The answer is posted just before the run's end is written.
+    let run = listed[0]["id"].as_str().unwrap();
+    let (_, run) = app
+        .get_as(&format!("/api/runtime/runs/{run}?wait=10"), Some("alice"))
+        .await;
+    assert_eq!(run["status"], "completed");
+    assert_eq!(run["attempts"], 2, "{run}");
     // Model, tool, failed model call, model: the tool once.
     assert_eq!(fake.requests(), 3);
     let (_, calls) = app
@@ -1053,4 +1059,250 @@ fn chrono_like_now_minutes() -> i64 {
         .unwrap()
         .as_secs();
     i64::try_from(secs % 86_400 / 60).unwrap()
+}
+
+/// Alice's agent `slug` in `guild` (the helper blueprint, with `tools`).
+async fn guild_agent(app: &TestApp, slug: &str, tools: &[&str]) {
+    let (status, made) = app
+        .send(
+            "POST",
+            "/api/agents/agents",
+            "alice",
+            Some(
+                json!({"slug": slug, "blueprint": "helper", "model": "chat", "tools": tools,
+                "dao": "guild"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+}
+
+async fn set_crew(app: &TestApp, who: &str, agent: &str, crew: Value) -> (u16, Value) {
+    app.send(
+        "PUT",
+        &format!("/api/agents/agents/{agent}/crew"),
+        who,
+        Some(crew),
+    )
+    .await
+}
+
+/// Who took each step of a run and what it was (`agent/model`,
+/// `agent/<tool>`), in order, once the run completed.
+async fn step_agents(app: &TestApp, run: &str) -> Vec<String> {
+    let (status, detail) = app
+        .get_as(&format!("/api/runtime/runs/{run}?wait=10"), Some("alice"))
+        .await;
+    assert_eq!(status, 200, "{detail}");
+    assert_eq!(detail["status"], "completed", "{detail}");
+    detail["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let what = if s["kind"] == "tool" {
+                &s["name"]
+            } else {
+                &s["kind"]
+            };
+            format!(
+                "{}/{}",
+                s["agent"].as_str().unwrap(),
+                what.as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+async fn a_crew_works_in_turn_or_under_its_manager_and_resumes_without_repeating(kind: Kind) {
+    let fake = FakeLlm::start(Flavor::OpenAi).await;
+    let Some(city) = city(kind, &fake).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let general = helper_in_guild(&app).await;
+    guild_agent(&app, "scout", &["math.evaluate"]).await;
+    guild_agent(&app, "quill", &[]).await;
+    guild_agent(&app, "team", &[]).await;
+    let (status, body) = app
+        .send(
+            "POST",
+            "/api/microdao/daos/guild/agents",
+            "alice",
+            Some(json!({"agent": "team"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Every member's model calls count against Alice's tokens per minute
+    // too: more than the free plan's.
+    let alice = format!("user:{}", app.user_id("alice").await);
+    let (status, body) = app
+        .send(
+            "PUT",
+            &format!("/api/control/quotas/{alice}"),
+            "root",
+            Some(json!({"plan": "pro", "tokens_per_minute": 100000})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let in_turn = json!({"process": "sequential", "members": [
+        {"agent": "scout", "role": "researcher", "goal": "find the numbers"},
+        {"agent": "quill", "role": "writer"}]});
+
+    // Who may enlist whom.
+    let (status, body) = set_crew(&app, "bob", "team", in_turn.clone()).await;
+    assert_eq!(status, 403, "bob does not manage the crew's agent: {body}");
+    let (status, made) = app
+        .send(
+            "POST",
+            "/api/agents/agents",
+            "carol",
+            Some(json!({"slug": "lone", "blueprint": "helper"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let (status, body) = set_crew(
+        &app,
+        "alice",
+        "team",
+        json!({"process": "sequential", "members": [{"agent": "lone", "role": "spy"}]}),
+    )
+    .await;
+    assert_eq!(
+        status, 403,
+        "carol's agent is not alice's to enlist: {body}"
+    );
+    let (status, crew) = set_crew(&app, "alice", "team", in_turn).await;
+    assert_eq!(status, 200, "{crew}");
+    assert_eq!(crew["crew"]["members"][1]["role"], "writer");
+    let (status, body) = set_crew(
+        &app,
+        "alice",
+        "helper",
+        json!({"process": "sequential", "members": [{"agent": "team", "role": "all"}]}),
+    )
+    .await;
+    assert_eq!(status, 422, "crews do not nest: {body}");
+
+    // In turn: the researcher uses its tool, the writer reads its work;
+    // the writer's model call fails once, and the run resumes after the
+    // researcher's steps without calling the tool again.
+    let mut watching = app.ws_as("/ws/agents/events/team", "alice").await;
+    fake.push([Step::Answer, Step::Answer, Step::Status(503, None)]);
+    say(
+        &app,
+        &general,
+        "bob",
+        r#"@agent:team call math__evaluate {"expression": "6*7"}"#,
+    )
+    .await;
+    let answer = answer_of(&app, &general, "team").await;
+    let body = answer["body"].as_str().unwrap();
+    assert!(
+        body.contains("crew's work so far")
+            && body.contains("researcher (scout)")
+            && body.contains("42"),
+        "{body}"
+    );
+    let listed = runs(&app, "team").await;
+    assert_eq!(listed[0]["attempts"], 2, "{listed:?}");
+    let run = listed[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        step_agents(&app, &run).await,
+        [
+            "scout/model",
+            "scout/math.evaluate",
+            "scout/model",
+            "quill/model"
+        ]
+    );
+    let (_, calls) = app
+        .get_as("/api/toolcore/calls?tool=math.evaluate", Some("root"))
+        .await;
+    let calls = calls["items"].as_array().unwrap();
+    assert_eq!(calls.len(), 1, "the tool ran once: {calls:?}");
+    assert_eq!(calls[0]["caller"], "agent:scout", "a member acts as itself");
+    // Only the writer's words go out live: they are the crew's answer.
+    let mut words = String::new();
+    loop {
+        let frame = common::next_json(&mut watching).await;
+        if frame["type"] == "token" {
+            words.push_str(frame["text"].as_str().unwrap());
+        }
+        if frame["type"] == "completed" {
+            break;
+        }
+    }
+    assert_eq!(words, body);
+
+    // Under a manager: the crew's agent delegates to the researcher and
+    // answers with what it found.
+    let (status, crew) = set_crew(
+        &app,
+        "alice",
+        "team",
+        json!({"process": "hierarchical", "members": [
+            {"agent": "scout", "role": "researcher"}, {"agent": "quill", "role": "writer"}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{crew}");
+    let before = fake.requests();
+    say(
+        &app,
+        &general,
+        "bob",
+        r#"@agent:team call crew__delegate {"member": "scout", "task": "call math__evaluate {\"expression\": \"2+3\"}"}"#,
+    )
+    .await;
+    let author = "agent:team";
+    let second =
+        daarion_testkit::eventually("the manager's answer", Duration::from_secs(30), || async {
+            let (_, page) = app
+                .get_as(
+                    &format!("/api/messaging/rooms/{general}/messages"),
+                    Some("bob"),
+                )
+                .await;
+            page["items"]
+                .as_array()?
+                .iter()
+                .filter(|m| m["author"] == author)
+                .find(|m| m["id"] != answer["id"])
+                .cloned()
+        })
+        .await;
+    let body = second["body"].as_str().unwrap();
+    assert!(body.contains("scout") && body.contains('5'), "{body}");
+    let listed = runs(&app, "team").await;
+    let run = listed[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        step_agents(&app, &run).await,
+        [
+            "team/model",
+            "scout/model",
+            "scout/math.evaluate",
+            "scout/model",
+            "team/crew.delegate",
+            "team/model"
+        ]
+    );
+    assert_eq!(fake.requests() - before, 4);
+    // The manager was offered its crew and told who is in it.
+    let manager = &fake.bodies()[before];
+    assert!(
+        manager["messages"][1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("- scout (researcher)"),
+        "{manager}"
+    );
+    let (status, alone) = app
+        .send("DELETE", "/api/agents/agents/team/crew", "alice", None)
+        .await;
+    assert_eq!(
+        (status, alone["crew"].clone()),
+        (200, Value::Null),
+        "{alone}"
+    );
+    app.stop().await;
 }

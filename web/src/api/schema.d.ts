@@ -68,6 +68,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/agents/agents/{agent}/crew": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Makes the agent a crew (its owner, or its microDAO's admins), who must
+         *     also manage every member; a member is an agent that is not a crew
+         *     itself. The crew answers as this agent: in its rooms, to its callers,
+         *     on its plan; each member thinks and acts as itself.
+         */
+        put: operations["set_crew"];
+        post?: never;
+        /** Makes the agent work alone again. */
+        delete: operations["dissolve_crew"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/agents/agents/{agent}/versions": {
         parameters: {
             query?: never;
@@ -2257,6 +2280,7 @@ export interface components {
             /** @description The blueprint it was made from. */
             blueprint?: string | null;
             created_at: string;
+            crew?: components["schemas"]["Crew"] | null;
             /** @description The microDAO it serves, if any. */
             dao?: string | null;
             description: string;
@@ -2684,6 +2708,20 @@ export interface components {
         } | {
             /** @enum {string} */
             type: "service_token";
+        };
+        /** @description Agents working one task together, each in a role (CrewAI's crews). */
+        Crew: {
+            /** @description 1-8 agents, in order (the order a sequential crew works in). */
+            members: components["schemas"]["CrewMember"][];
+            process: components["schemas"]["Process"];
+        };
+        CrewMember: {
+            /** @description The member agent's slug. */
+            agent: string;
+            /** @description What the member is there for, up to 500 characters. */
+            goal?: string;
+            /** @description 1-64 characters: "researcher", "editor". */
+            role: string;
         };
         CustomRoleView: {
             created_at: string;
@@ -3152,6 +3190,7 @@ export interface components {
                 /** @description The blueprint it was made from. */
                 blueprint?: string | null;
                 created_at: string;
+                crew?: components["schemas"]["Crew"] | null;
                 /** @description The microDAO it serves, if any. */
                 dao?: string | null;
                 description: string;
@@ -3903,6 +3942,11 @@ export interface components {
             id: string;
             kind: components["schemas"]["PrincipalKind"];
         };
+        /**
+         * @description How a crew works a task.
+         * @enum {string}
+         */
+        Process: "sequential" | "hierarchical";
         PublicAnswer: {
             answer: string;
             run_id: string;
@@ -4171,6 +4215,8 @@ export interface components {
          */
         RunStatus: "queued" | "running" | "completed" | "failed" | "cancelled";
         RunStepView: {
+            /** @description Whose step: the run's agent, or a member of its crew. */
+            agent: string;
             created_at: string;
             /** @description A tool's arguments. */
             input: Record<string, never>;
@@ -4827,6 +4873,201 @@ export interface operations {
                 };
             };
             /** @description A path parameter is malformed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    set_crew: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The agent's slug */
+                agent: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Crew"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentDetailView"];
+                };
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed to manage the agent or a member */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Archived, or another change landed first */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not a valid crew, or a member that is a crew itself */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    dissolve_crew: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The agent's slug */
+                agent: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentDetailView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Archived, or another change landed first */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             422: {
                 headers: {
                     [name: string]: unknown;

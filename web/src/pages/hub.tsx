@@ -1,7 +1,8 @@
 // The agent hub: the agents a person may see, making one from a blueprint,
 // and an agent's page for those who manage it — its profile, model and
 // tools, its prompt with every version (a diff against the current one,
-// and rolling back), pausing and archiving.
+// and rolling back), its crew (the agents it works with, in turn or under
+// it), pausing and archiving.
 import { useState } from "preact/hooks";
 import { useLocation } from "preact-iso";
 import { api, idempotencyKey, ok, type Schemas } from "../api/client";
@@ -168,6 +169,9 @@ export function HubAgent({ slug }: { slug: string }) {
         rolledBack={changed}
         archived={it.status === "archived"}
       />
+      {it.status !== "archived" && (
+        <CrewSection key={`crew:${it.version}`} agent={it} changed={changed} />
+      )}
       {it.status !== "archived" && <Lifecycle agent={it} changed={changed} />}
       <AgentPlan agent={it} />
       <AgentRuns slug={it.slug} />
@@ -462,6 +466,138 @@ function Lifecycle({ agent, changed }: { agent: Agent; changed: () => void }) {
       </button>
       <ErrorNote error={error} />
     </div>
+  );
+}
+
+type Crew = Schemas["Crew"];
+type CrewMember = Schemas["CrewMember"];
+
+const NO_MEMBER: CrewMember = { agent: "", role: "", goal: "" };
+
+/**
+ * The agents this one works with: in turn (each reads the work before
+ * it; the last one's answer is the crew's) or under it (it delegates and
+ * answers). Members are agents the person manages too.
+ */
+function CrewSection({ agent, changed }: { agent: Agent; changed: () => void }) {
+  const { t } = useI18n();
+  const [process, setProcess] = useState<Crew["process"]>(agent.crew?.process ?? "sequential");
+  const [members, setMembers] = useState<CrewMember[]>(agent.crew?.members ?? [{ ...NO_MEMBER }]);
+  const { busy, error, run } = useAction();
+  const path = { agent: agent.slug };
+  const edit = (i: number, field: keyof CrewMember, value: string) =>
+    setMembers(members.map((m, j) => (j === i ? { ...m, [field]: value } : m)));
+  const save = (event: Event) => {
+    event.preventDefault();
+    run(async () => {
+      await ok(
+        api.PUT("/api/agents/agents/{agent}/crew", {
+          params: { path },
+          body: {
+            process,
+            members: members.map((m) => ({
+              agent: m.agent.trim(),
+              role: m.role.trim(),
+              goal: (m.goal ?? "").trim(),
+            })),
+          },
+        }),
+      );
+      changed();
+    });
+  };
+  const dissolve = () =>
+    run(async () => {
+      await ok(api.DELETE("/api/agents/agents/{agent}/crew", { params: { path } }));
+      changed();
+    });
+  return (
+    <section class="stack" aria-labelledby="agent-crew">
+      <h2 id="agent-crew">{t("hub.crew")}</h2>
+      <p class="muted">{t(agent.crew ? "hub.crew_is" : "hub.crew_alone")}</p>
+      <form class="card stack" aria-label={t("hub.crew")} onSubmit={save}>
+        <Field label={t("hub.crew_process")}>
+          {(id) => (
+            <select
+              id={id}
+              value={process}
+              onChange={(e) => setProcess(e.currentTarget.value as Crew["process"])}
+            >
+              <option value="sequential">{t("hub.crew_sequential")}</option>
+              <option value="hierarchical">{t("hub.crew_hierarchical")}</option>
+            </select>
+          )}
+        </Field>
+        <ol class="stack" aria-label={t("hub.crew_members")}>
+          {members.map((member, i) => (
+            // Rows have no id of their own until saved: their place is it.
+            <li key={i} class="row">
+              <Field label={t("hub.crew_member", { n: i + 1 })}>
+                {(id) => (
+                  <input
+                    id={id}
+                    required
+                    maxLength={63}
+                    value={member.agent}
+                    onInput={(e) => edit(i, "agent", e.currentTarget.value)}
+                  />
+                )}
+              </Field>
+              <Field label={t("hub.crew_role", { n: i + 1 })}>
+                {(id) => (
+                  <input
+                    id={id}
+                    required
+                    maxLength={64}
+                    value={member.role}
+                    onInput={(e) => edit(i, "role", e.currentTarget.value)}
+                  />
+                )}
+              </Field>
+              <Field label={t("hub.crew_goal", { n: i + 1 })}>
+                {(id) => (
+                  <input
+                    id={id}
+                    maxLength={500}
+                    value={member.goal ?? ""}
+                    onInput={(e) => edit(i, "goal", e.currentTarget.value)}
+                  />
+                )}
+              </Field>
+              {members.length > 1 && (
+                <button
+                  type="button"
+                  class="ghost"
+                  onClick={() => setMembers(members.filter((_, j) => j !== i))}
+                >
+                  {t("hub.crew_remove", { n: i + 1 })}
+                </button>
+              )}
+            </li>
+          ))}
+        </ol>
+        <div class="row">
+          {members.length < 8 && (
+            <button
+              type="button"
+              class="secondary"
+              onClick={() => setMembers([...members, { ...NO_MEMBER }])}
+            >
+              {t("hub.crew_add")}
+            </button>
+          )}
+          <button type="submit" disabled={busy}>
+            <Busy busy={busy} label="hub.crew_save" />
+          </button>
+          {agent.crew && (
+            <button type="button" class="ghost" disabled={busy} onClick={dissolve}>
+              {t("hub.crew_dissolve")}
+            </button>
+          )}
+        </div>
+        <ErrorNote error={error} />
+      </form>
+    </section>
   );
 }
 

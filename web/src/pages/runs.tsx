@@ -144,7 +144,7 @@ function RunDetail({ id, changed }: { id: string; changed: () => void }) {
       ) : (
         <ol class="steps" aria-label={t("runs.steps")}>
           {it.steps.map((step) => (
-            <RunStep key={step.n} step={step} />
+            <RunStep key={step.n} step={step} runAgent={it.agent} />
           ))}
         </ol>
       )}
@@ -180,7 +180,7 @@ function shown(value: unknown): string {
   return text.length > 300 ? `${text.slice(0, 299)}…` : text;
 }
 
-function RunStep({ step }: { step: Step }) {
+function RunStep({ step, runAgent }: { step: Step; runAgent: string }) {
   const { t } = useI18n();
   const output = step.output as { content?: string | null; tool_calls?: unknown[] } | null;
   const said =
@@ -197,6 +197,7 @@ function RunStep({ step }: { step: Step }) {
           : t("runs.tool_call", { tool: step.name })}
       </strong>{" "}
       <span class="small muted">
+        {step.agent !== runAgent && <>{t("runs.by_member", { agent: step.agent })} · </>}
         {step.ok ? t("runs.ok") : t("runs.step_failed")} · {step.latency_ms} ms
       </span>
       {step.kind === "tool" && (

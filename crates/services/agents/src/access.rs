@@ -53,6 +53,17 @@ pub static RULES: &[Rule] = &[
         "/api/agents/agents/{agent}/versions",
         Check(Read, AGENT),
     ),
+    // Enlisting members needs `manage` on each too (`api::set_crew`).
+    Rule::new(
+        Method::PUT,
+        "/api/agents/agents/{agent}/crew",
+        Check(Manage, AGENT),
+    ),
+    Rule::new(
+        Method::DELETE,
+        "/api/agents/agents/{agent}/crew",
+        Check(Manage, AGENT),
+    ),
 ];
 
 /// An agent as the policies see it.

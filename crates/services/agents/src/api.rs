@@ -17,7 +17,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AgentState,
-    domain::{self, AgentError, AgentVisibility, BLUEPRINTS, Blueprint, Lifecycle},
+    domain::{self, AgentError, AgentVisibility, BLUEPRINTS, Blueprint, Crew, Lifecycle},
     store::{self, Agent, NewAgent, Patch, Version},
 };
 
@@ -40,6 +40,7 @@ pub fn router() -> OpenApiRouter<AgentState> {
         .routes(routes!(list_agent_definitions, create_agent))
         .routes(routes!(get_agent_definition, update_agent))
         .routes(routes!(archive_agent))
+        .routes(routes!(set_crew, dissolve_crew))
         .routes(routes!(agent_versions))
         .routes(routes!(blueprints))
         .routes(routes!(crate::chat::chat_completions))
@@ -63,6 +64,8 @@ pub struct AgentView {
     pub status: Lifecycle,
     /// The blueprint it was made from.
     pub blueprint: Option<String>,
+    /// The agents it works with, when it is a crew.
+    pub crew: Option<Crew>,
     /// The definition's version (`…/versions`).
     pub version: i64,
     pub created_at: String,
@@ -82,6 +85,7 @@ impl From<Agent> for AgentView {
             visibility: a.visibility,
             status: a.status,
             blueprint: a.blueprint,
+            crew: a.crew,
             version: a.version,
             created_at: a.created_at,
             updated_at: a.updated_at,
@@ -351,6 +355,7 @@ async fn update_agent(
             .map(|text| domain::prompt(&slug, text))
             .transpose()?,
         tools: input.tools.as_deref().map(domain::tools).transpose()?,
+        crew: None,
     };
     let (agent, written, staged) =
         store::update(&state.db, &state.outbox, &slug, &patch, &principal.name()).await?;
@@ -384,6 +389,82 @@ async fn archive_agent(
     .await?;
     state
         .settled(&agent.slug, &written, staged, &principal)
+        .await;
+    Ok(Json(state.detail(agent).await?))
+}
+
+/// Makes the agent a crew (its owner, or its microDAO's admins), who must
+/// also manage every member; a member is an agent that is not a crew
+/// itself. The crew answers as this agent: in its rooms, to its callers,
+/// on its plan; each member thinks and acts as itself.
+#[utoipa::path(put, path = "/agents/{agent}/crew", tag = "agents", request_body = Crew,
+    params(("agent" = String, Path, description = "The agent's slug")),
+    responses((status = 200, body = AgentDetailView), (status = 401),
+        (status = 403, description = "Not allowed to manage the agent or a member"),
+        (status = 404), (status = 409, description = "Archived, or another change landed first"),
+        (status = 422, description = "Not a valid crew, or a member that is a crew itself")))]
+async fn set_crew(
+    State(state): State<AgentState>,
+    principal: Principal,
+    Path(slug): Path<String>,
+    Json(input): Json<Crew>,
+) -> Result<Json<AgentDetailView>, ApiError> {
+    let slug = domain::slug(&slug)?;
+    let crew = domain::crew(&slug, input)?;
+    for member in &crew.members {
+        let agent = store::get(&state.db, &member.agent)
+            .await?
+            .ok_or_else(|| AgentError::Invalid(format!("no agent {:?}", member.agent)))?;
+        if !state.access.allows(
+            &principal,
+            Action::Manage,
+            &crate::access::agent_resource(&agent),
+        ) {
+            return Err(AgentError::Forbidden(format!(
+                "you may not enlist {:?}: it is not yours to manage",
+                member.agent
+            ))
+            .into());
+        }
+        if agent.crew.is_some() {
+            return Err(AgentError::Invalid(format!(
+                "{:?} is a crew itself; crews do not nest",
+                member.agent
+            ))
+            .into());
+        }
+    }
+    change_crew(&state, &principal, &slug, Some(crew)).await
+}
+
+/// Makes the agent work alone again.
+#[utoipa::path(delete, path = "/agents/{agent}/crew", tag = "agents",
+    params(("agent" = String, Path, description = "The agent's slug")),
+    responses((status = 200, body = AgentDetailView), (status = 401), (status = 403),
+        (status = 404), (status = 409, description = "Archived, or another change landed first"),
+        (status = 422)))]
+async fn dissolve_crew(
+    State(state): State<AgentState>,
+    principal: Principal,
+    Path(slug): Path<String>,
+) -> Result<Json<AgentDetailView>, ApiError> {
+    change_crew(&state, &principal, &domain::slug(&slug)?, None).await
+}
+
+async fn change_crew(
+    state: &AgentState,
+    principal: &Principal,
+    slug: &str,
+    crew: Option<Crew>,
+) -> Result<Json<AgentDetailView>, ApiError> {
+    let patch = Patch {
+        crew: Some(crew),
+        ..Patch::default()
+    };
+    let (agent, written, staged) =
+        store::update(&state.db, &state.outbox, slug, &patch, &principal.name()).await?;
+    state
+        .settled(&agent.slug, &written, staged, principal)
         .await;
     Ok(Json(state.detail(agent).await?))
 }

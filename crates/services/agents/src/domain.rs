@@ -70,6 +70,91 @@ daarion_kernel::named_enum!(
     }
 );
 
+daarion_kernel::named_enum!(
+    /// How a crew works a task.
+    Process {
+        /// Each member in turn, each reading the work before it; the last
+        /// member's answer is the crew's.
+        Sequential => "sequential",
+        /// The crew's own agent manages: it delegates tasks to members
+        /// (its `crew.delegate` tool) and answers with what they found.
+        Hierarchical => "hierarchical",
+    }
+);
+
+/// Agents working one task together, each in a role (CrewAI's crews).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Crew {
+    pub process: Process,
+    /// 1-8 agents, in order (the order a sequential crew works in).
+    #[schema(min_items = 1, max_items = 8)]
+    pub members: Vec<CrewMember>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CrewMember {
+    /// The member agent's slug.
+    pub agent: String,
+    /// 1-64 characters: "researcher", "editor".
+    #[schema(min_length = 1, max_length = 64)]
+    pub role: String,
+    /// What the member is there for, up to 500 characters.
+    #[serde(default)]
+    #[schema(max_length = 500)]
+    pub goal: String,
+}
+
+pub const MAX_CREW: usize = 8;
+
+/// A crew for agent `lead`, checked: 1-8 distinct members (not `lead`
+/// itself), each with a role. Whether each member may be enlisted, and is
+/// not a crew itself, is the caller's to check.
+pub fn crew(lead: &str, raw: Crew) -> Result<Crew, AgentError> {
+    if raw.members.is_empty() || raw.members.len() > MAX_CREW {
+        return Err(AgentError::Invalid(format!(
+            "a crew has 1 to {MAX_CREW} members"
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut members = Vec::with_capacity(raw.members.len());
+    for m in raw.members {
+        let agent = slug(&m.agent)?;
+        if agent == lead {
+            return Err(AgentError::Invalid(
+                "a crew's own agent is not one of its members".into(),
+            ));
+        }
+        if !seen.insert(agent.clone()) {
+            return Err(AgentError::Invalid(format!(
+                "{agent:?} is in the crew twice"
+            )));
+        }
+        let role = m.role.trim();
+        if role.is_empty() || role.chars().count() > 64 || role.chars().any(char::is_control) {
+            return Err(AgentError::Invalid(
+                "a member's role is 1-64 characters".into(),
+            ));
+        }
+        let goal = m.goal.trim();
+        if goal.chars().count() > 500 || goal.chars().any(|c| c.is_control() && c != '\n') {
+            return Err(AgentError::Invalid(
+                "a member's goal is at most 500 characters".into(),
+            ));
+        }
+        members.push(CrewMember {
+            agent,
+            role: role.to_owned(),
+            goal: goal.to_owned(),
+        });
+    }
+    Ok(Crew {
+        process: raw.process,
+        members,
+    })
+}
+
 pub const MAX_NAME_CHARS: usize = 80;
 pub const MAX_DESCRIPTION_CHARS: usize = 2000;
 pub const MAX_TOOLS: usize = 64;
@@ -217,6 +302,39 @@ pub fn blueprint(id: &str) -> Result<&'static Blueprint, AgentError> {
             known.join(", ")
         ))
     })
+}
+
+#[cfg(test)]
+mod crew_tests {
+    use super::*;
+
+    fn member(agent: &str, role: &str) -> CrewMember {
+        CrewMember {
+            agent: agent.into(),
+            role: role.into(),
+            goal: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_crew_has_distinct_members_in_roles_and_not_its_own_agent() {
+        let ok = Crew {
+            process: Process::Sequential,
+            members: vec![member("scout", " researcher "), member("quill", "writer")],
+        };
+        assert_eq!(crew("team", ok).unwrap().members[0].role, "researcher");
+        for members in [
+            vec![],
+            vec![member("team", "lead")],
+            vec![member("scout", "a"), member("scout", "b")],
+            vec![member("scout", "")],
+            vec![member("Bad Slug", "a")],
+            (0..9).map(|i| member(&format!("a{i}"), "r")).collect(),
+        ] {
+            let process = Process::Hierarchical;
+            assert!(crew("team", Crew { process, members }).is_err());
+        }
+    }
 }
 
 #[cfg(test)]

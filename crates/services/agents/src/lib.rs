@@ -47,7 +47,10 @@ pub static SPEC: Service = Service {
     name: SERVICE,
     port: 7014,
     version: env!("CARGO_PKG_VERSION"),
-    migrations: &[migration!(1, "001_create_agents_tables")],
+    migrations: &[
+        migration!(1, "001_create_agents_tables"),
+        migration!(2, "002_add_crews"),
+    ],
     rules: access::RULES,
     websocket: true,
     streams: &[StreamDef {

@@ -11,7 +11,7 @@ use daarion_store::{
 };
 use serde_json::{Value, json};
 
-use crate::domain::{AgentError, AgentVisibility, Lifecycle};
+use crate::domain::{AgentError, AgentVisibility, Crew, Lifecycle};
 
 type Tx = Transaction<'static, sql::Any>;
 
@@ -30,13 +30,15 @@ pub struct Agent {
     pub visibility: AgentVisibility,
     pub status: Lifecycle,
     pub blueprint: Option<String>,
+    /// The agents it works with, when it is a crew.
+    pub crew: Option<Crew>,
     pub version: i64,
     pub created_at: String,
     pub updated_at: String,
 }
 
 const AGENT_COLUMNS: &str = "SELECT slug, owner, dao, name, description, avatar_url, model,
-    visibility, status, blueprint, version, created_at, updated_at FROM agents_agents";
+    visibility, status, blueprint, crew, version, created_at, updated_at FROM agents_agents";
 
 fn agent_from(row: &AnyRow) -> Result<Agent, AgentError> {
     let visibility: String = row.try_get("visibility")?;
@@ -54,6 +56,10 @@ fn agent_from(row: &AnyRow) -> Result<Agent, AgentError> {
             .ok_or_else(|| corrupt("visibility", &visibility))?,
         status: Lifecycle::parse(&status).ok_or_else(|| corrupt("status", &status))?,
         blueprint: row.try_get("blueprint")?,
+        crew: row
+            .try_get::<Option<String>, _>("crew")?
+            .map(|raw| serde_json::from_str(&raw).map_err(|_| corrupt("crew", &raw)))
+            .transpose()?,
         version: row.try_get("version")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -86,6 +92,8 @@ pub struct Patch {
     pub status: Option<Lifecycle>,
     pub prompt: Option<Value>,
     pub tools: Option<Vec<String>>,
+    /// A crew to work as, or `Some(None)`: alone again.
+    pub crew: Option<Option<Crew>>,
 }
 
 /// The control-plane documents a change wrote, to announce after commit.
@@ -202,6 +210,7 @@ async fn record_version(tx: &mut Tx, agent: &Agent, by: &str) -> Result<(), Agen
         "model": agent.model,
         "visibility": agent.visibility.as_str(),
         "status": agent.status.as_str(),
+        "crew": agent.crew,
         "control": documents,
     });
     sql::query(
@@ -326,10 +335,18 @@ pub async fn update(
         Some(value) => value.clone(),
         None => before.avatar_url.clone(),
     };
+    let crew = match &patch.crew {
+        Some(crew) => crew.as_ref(),
+        None => before.crew.as_ref(),
+    };
+    let crew = crew
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| AgentError::Invalid(e.to_string()))?;
     let now = daarion_store::now();
     let updated = sql::query(
         "UPDATE agents_agents SET name = $2, description = $3, avatar_url = $4, model = $5,
-             visibility = $6, status = $7, version = version + 1, updated_at = $8
+             visibility = $6, status = $7, version = version + 1, updated_at = $8, crew = $10
          WHERE slug = $1 AND version = $9",
     )
     .bind(slug)
@@ -341,6 +358,7 @@ pub async fn update(
     .bind(patch.status.unwrap_or(before.status).as_str())
     .bind(now.as_str())
     .bind(before.version)
+    .bind(crew)
     .execute(&mut *tx)
     .await?
     .rows_affected();

@@ -93,6 +93,8 @@ impl From<Run> for RunView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RunStepView {
     pub n: i64,
+    /// Whose step: the run's agent, or a member of its crew.
+    pub agent: String,
     /// `model` or `tool`.
     pub kind: String,
     /// The model alias or the tool.
@@ -114,6 +116,7 @@ impl From<Step> for RunStepView {
     fn from(s: Step) -> Self {
         Self {
             n: s.n,
+            agent: s.agent,
             kind: s.kind,
             name: s.name,
             input: s.input,

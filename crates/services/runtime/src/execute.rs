@@ -2,7 +2,9 @@
 //! agent's prompt, the room's conversation or the caller's, screened by
 //! its rule sets), then model call, tool calls, model call... each
 //! checkpointed as it finishes, and the answer posted with the run's id as
-//! its idempotency key.
+//! its idempotency key. A crew's run is several such conversations, one
+//! per member (`crew`), numbered in one sequence of steps: replaying the
+//! finished steps in order walks the same path again.
 
 use std::{
     collections::HashMap,
@@ -11,7 +13,7 @@ use std::{
 
 use daarion_access::{Action, Principal, PrincipalKind};
 use daarion_agents::{
-    domain::Lifecycle,
+    domain::{Crew, Lifecycle, Process},
     runs::{RunEvent, RunRequest},
     store::Agent,
 };
@@ -21,6 +23,7 @@ use daarion_messaging::{Posting, domain::MessagingError, store::Window};
 use serde_json::{Value, json};
 
 use crate::{
+    crew,
     domain::{self, Next, RunError, Said},
     store::{self, Step},
     worker::Worker,
@@ -83,55 +86,120 @@ impl Worker {
         };
         screen_questions(&screening, &mut transcript).await?;
         let done = store::steps(&self.db, &request.run_id).await?;
-        let mut n = 0usize;
+        let mut progress = Progress {
+            done: &done,
+            n: 0,
+            owner,
+        };
+        let answer = match &agent.crew {
+            None => {
+                let speaker = Speaker {
+                    slug: agent.slug.clone(),
+                    model: agent.model.clone(),
+                    functions,
+                    tools,
+                    voice: true,
+                    crew: None,
+                };
+                self.converse(request, &speaker, transcript, &mut progress, &screening)
+                    .await?
+            }
+            Some(crew) if crew.process == Process::Sequential => {
+                self.in_turn(
+                    request,
+                    agent,
+                    crew,
+                    &transcript[1..],
+                    &mut progress,
+                    &screening,
+                )
+                .await?
+            }
+            Some(crew) => {
+                let mut functions = functions;
+                functions.push(crew::delegate_function(crew));
+                transcript.insert(1, crew::manager_note(crew));
+                let manager = Speaker {
+                    slug: agent.slug.clone(),
+                    model: agent.model.clone(),
+                    functions,
+                    tools,
+                    voice: true,
+                    crew: Some(crew.clone()),
+                };
+                self.converse(request, &manager, transcript, &mut progress, &screening)
+                    .await?
+            }
+        };
+        let answer = match screening
+            .screen(Direction::Output, &answer)
+            .await
+            .map_err(filter_error)?
+        {
+            Verdict::Block(why) => {
+                return Err(RunError::Permanent(format!(
+                    "the answer was filtered: {why}"
+                )));
+            }
+            Verdict::Pass { text, .. } => text,
+        };
+        let reply = match &room {
+            Some(room) => Some(self.reply(request, room, &me, &answer).await?),
+            None => None,
+        };
+        Ok(Done { answer, reply })
+    }
+
+    /// One speaker's conversation with its model: model call, its tool
+    /// calls, model call... until it answers (the answer's words, not yet
+    /// screened), each step replayed if it finished before.
+    async fn converse(
+        &self,
+        request: &RunRequest,
+        speaker: &Speaker,
+        mut transcript: Vec<Value>,
+        progress: &mut Progress<'_>,
+        screening: &Screening,
+    ) -> Result<String, RunError> {
         for _ in 0..self.settings.max_steps {
-            let step = match done.get(n) {
-                Some(step) => step.clone(),
+            let step = match progress.replay() {
+                Some(step) => step,
                 None => {
                     let step = self
-                        .model_step(n, request, &agent.model, &transcript, &functions)
+                        .model_step(progress.n, request, speaker, &transcript)
                         .await?;
-                    store::checkpoint(&self.db, &request.run_id, owner, &step).await?;
+                    progress.keep(self, request, &step).await?;
                     step
                 }
             };
-            n += 1;
+            progress.n += 1;
             transcript.push(assistant_turn(&step.output));
             let calls = match domain::next(&step.output) {
                 Next::Answer(text) if text.is_empty() => {
-                    return Err(RunError::Permanent("the model answered nothing".into()));
+                    return Err(RunError::Permanent(format!(
+                        "{} answered nothing",
+                        speaker.slug
+                    )));
                 }
-                Next::Answer(answer) => {
-                    let answer = match screening
-                        .screen(Direction::Output, &answer)
-                        .await
-                        .map_err(filter_error)?
-                    {
-                        Verdict::Block(why) => {
-                            return Err(RunError::Permanent(format!(
-                                "the answer was filtered: {why}"
-                            )));
-                        }
-                        Verdict::Pass { text, .. } => text,
-                    };
-                    let reply = match &room {
-                        Some(room) => Some(self.reply(request, room, &me, &answer).await?),
-                        None => None,
-                    };
-                    return Ok(Done { answer, reply });
-                }
+                Next::Answer(answer) => return Ok(answer),
                 Next::Tools(calls) => calls,
             };
             for call in calls {
-                let step = match done.get(n) {
-                    Some(step) => step.clone(),
-                    None => {
-                        let step = self.tool_step(n, request, &tools, &call).await?;
-                        store::checkpoint(&self.db, &request.run_id, owner, &step).await?;
-                        step
+                let step = match &speaker.crew {
+                    Some(crew) if call.function == crew::DELEGATE => {
+                        Box::pin(self.delegate(request, speaker, crew, &call, progress, screening))
+                            .await?
                     }
+                    _ => match progress.replay() {
+                        Some(step) => step,
+                        None => {
+                            let step = self.tool_step(progress.n, request, speaker, &call).await?;
+                            progress.keep(self, request, &step).await?;
+                            step
+                        }
+                    },
                 };
-                n += 1;
+                progress.n += 1;
                 let content = match screening
                     .screen(Direction::Tool, &step.output.to_string())
                     .await
@@ -151,9 +219,144 @@ impl Worker {
             }
         }
         Err(RunError::Permanent(format!(
-            "no answer within {} model calls",
-            self.settings.max_steps
+            "{} gave no answer within {} model calls",
+            speaker.slug, self.settings.max_steps
         )))
+    }
+
+    /// A sequential crew: each member in turn, reading the task and the
+    /// work before it; the last one's answer is the crew's (and only its
+    /// words go out live).
+    async fn in_turn(
+        &self,
+        request: &RunRequest,
+        agent: &Agent,
+        crew: &Crew,
+        task: &[Value],
+        progress: &mut Progress<'_>,
+        screening: &Screening,
+    ) -> Result<String, RunError> {
+        let mut work: Vec<(String, String)> = Vec::new();
+        let mut answer = String::new();
+        for (i, member) in crew.members.iter().enumerate() {
+            let (speaker, prompt) = self
+                .member(request, &member.agent, i + 1 == crew.members.len())
+                .await?;
+            let transcript =
+                crew::member_transcript(prompt.as_deref(), &agent.name, member, task, &work);
+            answer = self
+                .converse(request, &speaker, transcript, progress, screening)
+                .await?;
+            work.push((
+                format!("{} ({})", member.role, member.agent),
+                answer.clone(),
+            ));
+        }
+        Ok(answer)
+    }
+
+    /// A hierarchical crew's agent gives a member a task: the member's
+    /// conversation on it, then the delegation as a step whose answer is
+    /// the member's (or why it could not answer, for the manager to weigh).
+    async fn delegate(
+        &self,
+        request: &RunRequest,
+        manager: &Speaker,
+        crew: &Crew,
+        call: &domain::ToolCall,
+        progress: &mut Progress<'_>,
+        screening: &Screening,
+    ) -> Result<Step, RunError> {
+        let started = Instant::now();
+        self.live(RunEvent::ToolCall {
+            run: request.run_id.clone(),
+            agent: request.agent.clone(),
+            tool: crew::DELEGATE_TOOL.into(),
+            arguments: call.arguments.clone(),
+        })
+        .await;
+        let output = match crew::delegation(crew, &call.arguments) {
+            Err(why) => Err(why),
+            Ok((member, task)) => {
+                let (speaker, prompt) = self.member(request, &member.agent, false).await?;
+                let asked = [json!({"role": "user", "content": task})];
+                let transcript =
+                    crew::member_transcript(prompt.as_deref(), &manager.slug, member, &asked, &[]);
+                match self
+                    .converse(request, &speaker, transcript, progress, screening)
+                    .await
+                {
+                    Ok(answer) => Ok(json!({"member": member.agent, "answer": answer})),
+                    Err(RunError::Permanent(why)) => Err(why),
+                    Err(other) => return Err(other),
+                }
+            }
+        };
+        if let Some(step) = progress.replay() {
+            return Ok(step);
+        }
+        let ok = output.is_ok();
+        self.live(RunEvent::ToolResult {
+            run: request.run_id.clone(),
+            agent: request.agent.clone(),
+            tool: crew::DELEGATE_TOOL.into(),
+            ok,
+        })
+        .await;
+        let step = Step {
+            n: progress.n as i64,
+            agent: manager.slug.clone(),
+            kind: "tool".into(),
+            name: crew::DELEGATE_TOOL.into(),
+            input: call.arguments.clone(),
+            output: output.unwrap_or_else(|why| json!({ "error": why })),
+            ok,
+            tokens_in: 0,
+            tokens_out: 0,
+            latency_ms: elapsed_ms(started),
+            created_at: daarion_store::now(),
+        };
+        progress.keep(self, request, &step).await?;
+        Ok(step)
+    }
+
+    /// A crew member as a speaker (active, and not a crew itself), with
+    /// its prompt; `voice`: its words are the crew's answer.
+    async fn member(
+        &self,
+        request: &RunRequest,
+        slug: &str,
+        voice: bool,
+    ) -> Result<(Speaker, Option<String>), RunError> {
+        let agent = daarion_agents::store::get(&self.db, slug)
+            .await
+            .map_err(|e| RunError::Transient(e.to_string()))?
+            .ok_or_else(|| RunError::Permanent(format!("crew member {slug:?} is gone")))?;
+        if agent.status != Lifecycle::Active {
+            return Err(RunError::Permanent(format!(
+                "crew member {slug:?} is paused or archived"
+            )));
+        }
+        if agent.crew.is_some() {
+            return Err(RunError::Permanent(format!(
+                "crew member {slug:?} is a crew itself; crews do not nest"
+            )));
+        }
+        let (functions, tools) = if request.asker.starts_with("user:") {
+            self.tools(slug).await?
+        } else {
+            (Vec::new(), HashMap::new())
+        };
+        let prompt = self.prompt(slug).await?;
+        let speaker = Speaker {
+            slug: agent.slug,
+            model: agent.model,
+            functions,
+            tools,
+            voice,
+            crew: None,
+        };
+        Ok((speaker, prompt))
     }
 
     /// Quiet hours and answers per minute in the room, from the rule sets.
@@ -296,22 +499,25 @@ impl Worker {
         &self,
         n: usize,
         request: &RunRequest,
-        model: &str,
+        speaker: &Speaker,
         transcript: &[Value],
-        functions: &[Value],
     ) -> Result<Step, RunError> {
-        let mut body = json!({ "model": model, "messages": transcript });
-        if !functions.is_empty() {
-            body["tools"] = Value::from(functions.to_vec());
+        let mut body = json!({ "model": speaker.model, "messages": transcript });
+        if !speaker.functions.is_empty() {
+            body["tools"] = Value::from(speaker.functions.clone());
         }
         let (words, mut heard) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let voice = speaker.voice;
         let relay = {
             let worker = self.clone();
             let (run, agent) = (request.run_id.clone(), request.agent.clone());
             tokio::spawn(async move {
                 while let Some(text) = heard.recv().await {
-                    let (run, agent) = (run.clone(), agent.clone());
-                    worker.live(RunEvent::Token { run, agent, text }).await;
+                    // A crew member's words are its own, not the answer.
+                    if voice {
+                        let (run, agent) = (run.clone(), agent.clone());
+                        worker.live(RunEvent::Token { run, agent, text }).await;
+                    }
                 }
             })
         };
@@ -319,7 +525,7 @@ impl Worker {
         let completion = self
             .city
             .complete(
-                &request.agent,
+                &speaker.slug,
                 &body,
                 Duration::from_secs(self.settings.run_timeout_secs),
                 |text| {
@@ -333,8 +539,9 @@ impl Worker {
         let completion = completion?;
         Ok(Step {
             n: n as i64,
+            agent: speaker.slug.clone(),
             kind: "model".into(),
-            name: model.to_owned(),
+            name: speaker.model.clone(),
             input: Value::Null,
             output: completion.message,
             ok: true,
@@ -349,13 +556,13 @@ impl Worker {
         &self,
         n: usize,
         request: &RunRequest,
-        tools: &HashMap<String, String>,
+        speaker: &Speaker,
         call: &domain::ToolCall,
     ) -> Result<Step, RunError> {
-        let (agent, asker) = (request.agent.as_str(), request.asker.as_str());
+        let (tools, asker) = (&speaker.tools, request.asker.as_str());
         self.live(RunEvent::ToolCall {
             run: request.run_id.clone(),
-            agent: agent.to_owned(),
+            agent: request.agent.clone(),
             tool: tools.get(&call.function).unwrap_or(&call.function).clone(),
             arguments: call.arguments.clone(),
         })
@@ -366,7 +573,7 @@ impl Worker {
                 name.clone(),
                 self.city
                     .call_tool(
-                        agent,
+                        &speaker.slug,
                         name,
                         &call.arguments,
                         asker,
@@ -385,13 +592,14 @@ impl Worker {
         };
         self.live(RunEvent::ToolResult {
             run: request.run_id.clone(),
-            agent: agent.to_owned(),
+            agent: request.agent.clone(),
             tool: name.clone(),
             ok: answer.ok,
         })
         .await;
         Ok(Step {
             n: n as i64,
+            agent: speaker.slug.clone(),
             kind: "tool".into(),
             name,
             input: call.arguments.clone(),
@@ -471,6 +679,43 @@ fn filter_error(error: daarion_filter::FilterError) -> RunError {
             RunError::Transient(e.to_string())
         }
         other => RunError::Permanent(format!("the agent's rule sets: {other}")),
+    }
+}
+
+/// Who talks to a model in a run: the run's agent, or a member of its crew.
+pub(crate) struct Speaker {
+    slug: String,
+    model: String,
+    /// Its tools as model functions, and which tool each names.
+    functions: Vec<Value>,
+    tools: HashMap<String, String>,
+    /// Its words are the run's answer: they go out live as they come.
+    voice: bool,
+    /// The crew it leads and delegates to (a hierarchical crew's agent).
+    crew: Option<Crew>,
+}
+
+/// Where a run is in its steps: those finished by earlier attempts are
+/// replayed in order, the rest are taken and checkpointed by `owner`.
+pub(crate) struct Progress<'a> {
+    done: &'a [Step],
+    n: usize,
+    owner: &'a str,
+}
+
+impl Progress<'_> {
+    /// The step at this point, if an earlier attempt finished it.
+    fn replay(&self) -> Option<Step> {
+        self.done.get(self.n).cloned()
+    }
+
+    async fn keep(
+        &self,
+        worker: &Worker,
+        request: &RunRequest,
+        step: &Step,
+    ) -> Result<(), RunError> {
+        store::checkpoint(&worker.db, &request.run_id, self.owner, step).await
     }
 }
 

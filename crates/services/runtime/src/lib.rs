@@ -22,6 +22,7 @@
 pub mod access;
 pub mod api;
 pub mod city;
+pub mod crew;
 pub mod domain;
 pub mod events;
 pub mod execute;
@@ -44,6 +45,7 @@ pub static SPEC: Service = Service {
     migrations: &[
         migration!(1, "001_create_runtime_tables"),
         migration!(2, "002_add_run_conversations"),
+        migration!(3, "003_add_step_agents"),
     ],
     rules: access::RULES,
     websocket: false,

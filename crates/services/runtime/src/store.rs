@@ -72,6 +72,8 @@ fn run_from(row: &AnyRow) -> Result<Run, RunError> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
     pub n: i64,
+    /// Whose step: the run's agent, or a member of its crew.
+    pub agent: String,
     /// `model` or `tool`.
     pub kind: String,
     pub name: String,
@@ -199,7 +201,6 @@ pub async fn lease(
     until: &str,
     at_once: Option<u32>,
 ) -> Result<Lease, RunError> {
-    let now = daarion_store::now();
     let mut tx = db.begin().await?;
     if db.backend() == Backend::Postgres {
         sql::query("SELECT pg_advisory_xact_lock(hashtext($1))")
@@ -207,6 +208,9 @@ pub async fn lease(
             .execute(&mut *tx)
             .await?;
     }
+    // Read once the takers are serialised: a run that waited here for
+    // another to end starts after that end.
+    let now = daarion_store::now();
     let taken = sql::query(
         "UPDATE runtime_runs SET status = 'running', lease_owner = $2, lease_until = $3,
              attempts = attempts + 1, started_at = COALESCE(started_at, $4), updated_at = $4
@@ -274,8 +278,10 @@ pub async fn release(db: &Db, id: &str, owner: &str) -> Result<(), RunError> {
 /// The steps a run finished, in order.
 pub async fn steps(db: &Db, run: &str) -> Result<Vec<Step>, RunError> {
     let rows = sql::query(
-        "SELECT n, kind, name, input, output, ok, tokens_in, tokens_out, latency_ms, created_at
-         FROM runtime_steps WHERE run_id = $1 ORDER BY n",
+        "SELECT s.n, COALESCE(s.agent, r.agent) AS agent, s.kind, s.name, s.input, s.output,
+             s.ok, s.tokens_in, s.tokens_out, s.latency_ms, s.created_at
+         FROM runtime_steps s JOIN runtime_runs r ON r.id = s.run_id
+         WHERE s.run_id = $1 ORDER BY s.n",
     )
     .bind(run)
     .fetch_all(db.pool())
@@ -287,6 +293,7 @@ pub async fn steps(db: &Db, run: &str) -> Result<Vec<Step>, RunError> {
             let ok: i64 = row.try_get("ok")?;
             Ok(Step {
                 n: row.try_get("n")?,
+                agent: row.try_get("agent")?,
                 kind: row.try_get("kind")?,
                 name: row.try_get("name")?,
                 input: serde_json::from_str(&input).unwrap_or(Value::Null),
@@ -324,8 +331,8 @@ async fn write_checkpoint(db: &Db, run: &str, owner: &str, step: &Step) -> Resul
     }
     let written = sql::query(
         "INSERT INTO runtime_steps (run_id, n, kind, name, input, output, ok, tokens_in,
-             tokens_out, latency_ms, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             tokens_out, latency_ms, created_at, agent)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
          ON CONFLICT (run_id, n) DO NOTHING",
     )
     .bind(run)
@@ -339,6 +346,7 @@ async fn write_checkpoint(db: &Db, run: &str, owner: &str, step: &Step) -> Resul
     .bind(step.tokens_out)
     .bind(step.latency_ms)
     .bind(step.created_at.as_str())
+    .bind(step.agent.as_str())
     .execute(&mut *tx)
     .await?;
     if written.rows_affected() == 0 {

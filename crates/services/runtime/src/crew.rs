@@ -1,0 +1,165 @@
+//! Crews, as plain functions: what each member reads, and the manager's
+//! `crew.delegate` tool. A crew answers as its own agent; a sequential
+//! crew's members work in turn, each reading the task and the work before
+//! it; a hierarchical crew's agent delegates tasks to members and answers
+//! with what they found (CrewAI's two processes).
+
+use daarion_agents::domain::{Crew, CrewMember};
+use serde_json::{Value, json};
+
+/// The manager's delegation tool, as its model sees it.
+pub const DELEGATE: &str = "crew__delegate";
+/// …and as the run's steps name it.
+pub const DELEGATE_TOOL: &str = "crew.delegate";
+
+/// The function a hierarchical crew's agent delegates with: one of its
+/// members (by slug) and the task, self-contained.
+pub fn delegate_function(crew: &Crew) -> Value {
+    let members: Vec<&str> = crew.members.iter().map(|m| m.agent.as_str()).collect();
+    json!({"type": "function", "function": {
+        "name": DELEGATE,
+        "description": "Gives one member of your crew a task and returns their answer. \
+            The member sees only the task: say everything they need.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "member": {"type": "string", "enum": members,
+                    "description": "The member's agent id"},
+                "task": {"type": "string", "minLength": 1, "maxLength": 8000},
+            },
+            "required": ["member", "task"],
+            "additionalProperties": false,
+        },
+    }})
+}
+
+/// What the crew's agent is told about its crew (after its own prompt).
+pub fn manager_note(crew: &Crew) -> Value {
+    let roster: Vec<String> = crew.members.iter().map(introduce).collect();
+    json!({"role": "system", "content": format!(
+        "You lead a crew. Give its members tasks with {DELEGATE_TOOL} and answer with \
+         what they found. Your crew:\n{}", roster.join("\n")
+    )})
+}
+
+fn introduce(member: &CrewMember) -> String {
+    if member.goal.is_empty() {
+        format!("- {} ({})", member.agent, member.role)
+    } else {
+        format!("- {} ({}): {}", member.agent, member.role, member.goal)
+    }
+}
+
+/// A member's conversation: its own prompt, its place in the crew, then
+/// `task` (the people's turns, or the manager's task), then the work the
+/// crew did before it, if any.
+pub fn member_transcript(
+    prompt: Option<&str>,
+    crew_name: &str,
+    member: &CrewMember,
+    task: &[Value],
+    work: &[(String, String)],
+) -> Vec<Value> {
+    let mut turns = Vec::with_capacity(task.len() + 3);
+    if let Some(prompt) = prompt.filter(|p| !p.trim().is_empty()) {
+        turns.push(json!({"role": "system", "content": prompt}));
+    }
+    let mut place = format!("You are the {} of the crew {crew_name}.", member.role);
+    if !member.goal.is_empty() {
+        place.push_str(&format!(" Your goal: {}", member.goal));
+    }
+    turns.push(json!({"role": "system", "content": place}));
+    turns.extend(task.iter().cloned());
+    if !work.is_empty() {
+        let done: Vec<String> = work
+            .iter()
+            .map(|(who, answer)| format!("## {who}\n{answer}"))
+            .collect();
+        turns.push(json!({"role": "user", "content": format!(
+            "The crew's work so far:\n\n{}\n\nNow do your part.", done.join("\n\n")
+        )}));
+    }
+    turns
+}
+
+/// The delegation the manager asked for: the member and the task, or why
+/// it cannot be (told back to the manager as the tool's answer).
+pub fn delegation<'a>(
+    crew: &'a Crew,
+    arguments: &Value,
+) -> Result<(&'a CrewMember, String), String> {
+    let asked = arguments["member"].as_str().unwrap_or_default();
+    let member = crew
+        .members
+        .iter()
+        .find(|m| m.agent == asked)
+        .ok_or_else(|| format!("{asked:?} is not in your crew"))?;
+    let task = arguments["task"].as_str().unwrap_or_default().trim();
+    if task.is_empty() {
+        return Err("give the member a task".into());
+    }
+    Ok((member, task.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use daarion_agents::domain::Process;
+
+    use super::*;
+
+    fn crew() -> Crew {
+        Crew {
+            process: Process::Hierarchical,
+            members: vec![
+                CrewMember {
+                    agent: "scout".into(),
+                    role: "researcher".into(),
+                    goal: "find facts".into(),
+                },
+                CrewMember {
+                    agent: "quill".into(),
+                    role: "writer".into(),
+                    goal: String::new(),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn the_manager_delegates_only_to_its_members_and_only_tasks() {
+        let crew = crew();
+        let function = delegate_function(&crew);
+        assert_eq!(
+            function["function"]["parameters"]["properties"]["member"]["enum"],
+            json!(["scout", "quill"])
+        );
+        let (member, task) =
+            delegation(&crew, &json!({"member": "quill", "task": " write it "})).unwrap();
+        assert_eq!(
+            (member.role.as_str(), task.as_str()),
+            ("writer", "write it")
+        );
+        assert!(delegation(&crew, &json!({"member": "mallory", "task": "x"})).is_err());
+        assert!(delegation(&crew, &json!({"member": "scout", "task": "  "})).is_err());
+        let note = manager_note(&crew)["content"].as_str().unwrap().to_owned();
+        assert!(note.contains("- scout (researcher): find facts"), "{note}");
+    }
+
+    #[test]
+    fn a_member_reads_its_place_the_task_and_the_work_before_it() {
+        let crew = crew();
+        let task = [json!({"role": "user", "content": "bob: how tall is Hoverla?"})];
+        let first = member_transcript(Some("Be brief."), "team", &crew.members[0], &task, &[]);
+        assert_eq!(first.len(), 3);
+        assert_eq!(first[0]["content"], "Be brief.");
+        assert_eq!(
+            first[1]["content"],
+            "You are the researcher of the crew team. Your goal: find facts"
+        );
+        let work = [("researcher (scout)".to_owned(), "2061 m".to_owned())];
+        let second = member_transcript(None, "team", &crew.members[1], &task, &work);
+        assert_eq!(second[0]["content"], "You are the writer of the crew team.");
+        let last = second.last().unwrap()["content"].as_str().unwrap();
+        assert!(last.contains("## researcher (scout)\n2061 m"), "{last}");
+    }
+}
