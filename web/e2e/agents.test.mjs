@@ -7,7 +7,8 @@
 // in its rules stops a question (the rules' log says so); a stranger
 // asks it on its public page once she makes it public. A crew: two agents
 // she manages work a question in turn under a third, and the run shows
-// which member took each step.
+// which member took each step. A community founded with an orchestrator
+// agent greets the next person who joins, in its General room.
 import { after, before, describe, test } from "node:test";
 import { fakeModelConfig, REPLY, startFakeOpenAI } from "./fake-openai.mjs";
 import {
@@ -239,6 +240,45 @@ for (const lang of ["en", "uk"]) {
         .getByText(t("runs.by_member", { agent: quill }))
         .waitFor();
       await maker.context.close();
+    });
+
+    test("a community founded with an orchestrator greets a newcomer", async () => {
+      const founder = await person(browser, { lang });
+      const { page, t } = founder;
+      await register(city, founder, `founder-${lang}`);
+      const host = `host-${lang}`;
+      const made = await page.request.post(`${city.url}/api/agents/agents`, {
+        data: { slug: host, blueprint: "helper", visibility: "public" },
+        headers: { origin: city.url },
+      });
+      if (made.status() !== 201) throw new Error(await made.text());
+      await page.goto(`${city.url}/communities`);
+      await page.getByLabel(t("rooms.slug")).fill(`bay-${lang}`);
+      await page.getByLabel(t("rooms.name")).fill(`Bay ${lang}`);
+      await page.getByLabel(t("dao.orchestrator")).fill(host);
+      await page.getByRole("button", { name: t("dao.create") }).click();
+      await arrived(page, new RegExp(`/communities/bay-${lang}$`));
+      await page.getByText(t("dao.orchestrator_is", { agent: `agent:${host}` })).waitFor();
+      await expectNoAccessibilityProblems(page, "a community with an orchestrator");
+
+      // Someone joins; the orchestrator welcomes them in General.
+      const newcomer = await person(browser, { lang });
+      await register(city, newcomer, `sailor-${lang}`);
+      await newcomer.page.goto(`${city.url}/communities/bay-${lang}`);
+      await newcomer.page.getByRole("button", { name: newcomer.t("dao.join") }).click();
+      await newcomer.page.getByRole("button", { name: newcomer.t("dao.leave") }).waitFor();
+      const rooms = await (
+        await newcomer.page.request.get(`${city.url}/api/messaging/daos/bay-${lang}/rooms`)
+      ).json();
+      const general = rooms.items.find((r) => r.slug === "general");
+      await newcomer.page.goto(`${city.url}/messages/${general.id}`);
+      await newcomer.page
+        .locator("article.message")
+        .filter({ hasText: `agent:${host}` })
+        .filter({ hasText: REPLY.join("") })
+        .waitFor({ timeout: 20000 });
+      await newcomer.context.close();
+      await founder.context.close();
     });
   });
 }

@@ -25,6 +25,7 @@ on_every_backend!(
     the_citys_routing_rules_choose_who_answers_unmentioned_messages,
     rule_sets_filter_what_an_agent_reads_and_says,
     a_crew_works_in_turn_or_under_its_manager_and_resumes_without_repeating,
+    an_orchestrator_greets_newcomers_and_answers_in_its_general_room,
 );
 
 /// A city whose LLM proxy has the alias `chat` on `fake`, without retries
@@ -90,6 +91,17 @@ async fn say(app: &TestApp, room: &str, who: &str, body: &str) -> Value {
 
 /// The agent's first message in `room`, once it is there.
 async fn answer_of(app: &TestApp, room: &str, agent: &str) -> Value {
+    said_by(app, room, agent, |_| true).await
+}
+
+/// The agent's first message in `room` that `matching` accepts, once it
+/// is there.
+async fn said_by(
+    app: &TestApp,
+    room: &str,
+    agent: &str,
+    matching: impl Fn(&Value) -> bool,
+) -> Value {
     let author = format!("agent:{agent}");
     daarion_testkit::eventually("the agent's answer", Duration::from_secs(30), || async {
         let (_, page) = app
@@ -101,7 +113,7 @@ async fn answer_of(app: &TestApp, room: &str, agent: &str) -> Value {
         page["items"]
             .as_array()?
             .iter()
-            .find(|m| m["author"] == author)
+            .find(|m| m["author"] == author && matching(m))
             .cloned()
     })
     .await
@@ -1254,23 +1266,7 @@ async fn a_crew_works_in_turn_or_under_its_manager_and_resumes_without_repeating
         r#"@agent:team call crew__delegate {"member": "scout", "task": "call math__evaluate {\"expression\": \"2+3\"}"}"#,
     )
     .await;
-    let author = "agent:team";
-    let second =
-        daarion_testkit::eventually("the manager's answer", Duration::from_secs(30), || async {
-            let (_, page) = app
-                .get_as(
-                    &format!("/api/messaging/rooms/{general}/messages"),
-                    Some("bob"),
-                )
-                .await;
-            page["items"]
-                .as_array()?
-                .iter()
-                .filter(|m| m["author"] == author)
-                .find(|m| m["id"] != answer["id"])
-                .cloned()
-        })
-        .await;
+    let second = said_by(&app, &general, "team", |m| m["id"] != answer["id"]).await;
     let body = second["body"].as_str().unwrap();
     assert!(body.contains("scout") && body.contains('5'), "{body}");
     let listed = runs(&app, "team").await;
@@ -1303,6 +1299,104 @@ async fn a_crew_works_in_turn_or_under_its_manager_and_resumes_without_repeating
         (status, alone["crew"].clone()),
         (200, Value::Null),
         "{alone}"
+    );
+    app.stop().await;
+}
+
+async fn an_orchestrator_greets_newcomers_and_answers_in_its_general_room(kind: Kind) {
+    let fake = FakeLlm::start(Flavor::OpenAi).await;
+    let Some(city) = city(kind, &fake).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let (status, made) = app
+        .send(
+            "POST",
+            "/api/agents/agents",
+            "alice",
+            // Public: the newcomers it answers may talk to it.
+            Some(
+                json!({"slug": "host", "blueprint": "helper", "model": "chat",
+                "visibility": "public"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let found = |slug: &str| json!({"slug": slug, "name": "Harbor", "orchestrator": "host"});
+    let (status, _) = app
+        .send("POST", "/api/microdao/daos", "bob", Some(found("cove")))
+        .await;
+    assert_eq!(status, 403, "bob cannot found with alice's agent");
+    let (status, dao) = app
+        .send("POST", "/api/microdao/daos", "alice", Some(found("harbor")))
+        .await;
+    assert_eq!(
+        (status, dao["orchestrator"].clone()),
+        (201, json!("host")),
+        "{dao}"
+    );
+
+    // Founded with its orchestrator: three rooms, the agent answering in
+    // `general`.
+    let rooms =
+        daarion_testkit::eventually("the community's rooms", Duration::from_secs(10), || async {
+            let (_, rooms) = app
+                .get_as("/api/messaging/daos/harbor/rooms", Some("alice"))
+                .await;
+            let rooms = rooms["items"].as_array()?.clone();
+            (rooms.len() == 3).then_some(rooms)
+        })
+        .await;
+    let mut slugs: Vec<&str> = rooms.iter().map(|r| r["slug"].as_str().unwrap()).collect();
+    slugs.sort_unstable();
+    assert_eq!(slugs, ["crew", "general", "governance"]);
+    let general = rooms.iter().find(|r| r["slug"] == "general").unwrap();
+    assert_eq!(general["responder"], "host", "{general}");
+    let general = general["id"].as_str().unwrap().to_owned();
+
+    // A newcomer is greeted by name.
+    let (status, body) = app
+        .send("POST", "/api/microdao/daos/harbor/join", "bob", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let greeting = answer_of(&app, &general, "host").await;
+    assert!(greeting["reply_to"].is_null(), "{greeting}");
+    let asked = fake.bodies()[0]["messages"].to_string();
+    assert!(asked.contains("bob just joined Harbor"), "{asked}");
+    let listed = runs(&app, "host").await;
+    let bob = format!("user:{}", app.user_id("bob").await);
+    assert_eq!(listed[0]["asker"], bob, "the run is for the newcomer");
+
+    // It answers what is said in `general`.
+    say(&app, &general, "bob", "Where do the boats moor?").await;
+    said_by(&app, &general, "host", |m| {
+        m["body"].as_str().is_some_and(|b| b.contains("boats"))
+    })
+    .await;
+
+    // Naming another orchestrator: only one of its agents; clearing it.
+    let patch = |orchestrator: &str| json!({"orchestrator": orchestrator});
+    let (status, _) = app
+        .send(
+            "PATCH",
+            "/api/microdao/daos/harbor",
+            "alice",
+            Some(patch("stranger")),
+        )
+        .await;
+    assert_eq!(status, 422);
+    let (status, dao) = app
+        .send(
+            "PATCH",
+            "/api/microdao/daos/harbor",
+            "alice",
+            Some(patch("")),
+        )
+        .await;
+    assert_eq!(
+        (status, dao["orchestrator"].clone()),
+        (200, Value::Null),
+        "{dao}"
     );
     app.stop().await;
 }

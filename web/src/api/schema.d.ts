@@ -2629,6 +2629,12 @@ export interface components {
             district?: string | null;
             /** @description 1-80 characters. */
             name: string;
+            /**
+             * @description An agent of the creator's to found it with: it joins as the
+             *     microDAO's orchestrator, and `governance` and `crew` rooms open
+             *     beside `general`, where it answers.
+             */
+            orchestrator?: string | null;
             /** @description A microDAO to nest this one in (its admins may). */
             parent?: string | null;
             /** @description 2-63 of a-z, 0-9 and -: the microDAO's id for good. */
@@ -2798,6 +2804,11 @@ export interface components {
             /** @description The caller's role, if a member. */
             my_role?: string | null;
             name: string;
+            /**
+             * @description The agent that speaks for it: it greets newcomers and answers in
+             *     its `general` room.
+             */
+            orchestrator?: string | null;
             /** @description The microDAO this one belongs to. */
             parent?: string | null;
             /** @description The microDAO's id for good, in URLs and role groups (`dao:<slug>:<role>`). */
@@ -3445,6 +3456,11 @@ export interface components {
                 /** @description The caller's role, if a member. */
                 my_role?: string | null;
                 name: string;
+                /**
+                 * @description The agent that speaks for it: it greets newcomers and answers in
+                 *     its `general` room.
+                 */
+                orchestrator?: string | null;
                 /** @description The microDAO this one belongs to. */
                 parent?: string | null;
                 /** @description The microDAO's id for good, in URLs and role groups (`dao:<slug>:<role>`). */
@@ -4390,6 +4406,8 @@ export interface components {
             /** @description A district, or `""` to clear it. */
             district?: string | null;
             name?: string | null;
+            /** @description One of its agents to speak for it, or `""` for none. */
+            orchestrator?: string | null;
             visibility?: components["schemas"]["Visibility"] | null;
         };
         UpdateProfile: {

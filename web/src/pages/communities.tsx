@@ -59,7 +59,13 @@ export function Communities() {
 function NewCommunity() {
   const { t } = useI18n();
   const { route } = useLocation();
-  const [form, setForm] = useState({ slug: "", name: "", description: "", private: false });
+  const [form, setForm] = useState({
+    slug: "",
+    name: "",
+    description: "",
+    private: false,
+    orchestrator: "",
+  });
   const { busy, error, run } = useAction();
   const submit = (event: Event) => {
     event.preventDefault();
@@ -72,6 +78,7 @@ function NewCommunity() {
             name: form.name.trim(),
             description: form.description.trim() || null,
             visibility: form.private ? "private" : "public",
+            orchestrator: form.orchestrator.trim() || null,
           },
         }),
       );
@@ -120,10 +127,57 @@ function NewCommunity() {
         />
         {t("dao.private_hint")}
       </label>
+      <Field label={t("dao.orchestrator")} hint={t("dao.orchestrator_hint")}>
+        {(id) => (
+          <input
+            id={id}
+            maxLength={63}
+            value={form.orchestrator}
+            onInput={(e) => setForm({ ...form, orchestrator: e.currentTarget.value })}
+          />
+        )}
+      </Field>
       <ErrorNote error={error} />
       <button type="submit" disabled={busy}>
         <Busy busy={busy} label="dao.create" />
       </button>
+    </form>
+  );
+}
+
+/** Names the agent that speaks for the community (one of its agents), or none. */
+function Orchestrator({ dao, changed }: { dao: Dao; changed: () => void }) {
+  const { t } = useI18n();
+  const [agent, setAgent] = useState(dao.orchestrator ?? "");
+  const { busy, error, run } = useAction();
+  const save = (event: Event) => {
+    event.preventDefault();
+    run(async () => {
+      await ok(
+        api.PATCH("/api/microdao/daos/{dao}", {
+          params: { path: { dao: dao.slug } },
+          body: { orchestrator: agent.trim() },
+        }),
+      );
+      changed();
+    });
+  };
+  return (
+    <form class="row" aria-label={t("dao.orchestrator")} onSubmit={save}>
+      <Field label={t("dao.orchestrator")} hint={t("dao.orchestrator_set_hint")}>
+        {(id) => (
+          <input
+            id={id}
+            maxLength={63}
+            value={agent}
+            onInput={(e) => setAgent(e.currentTarget.value)}
+          />
+        )}
+      </Field>
+      <button type="submit" class="secondary" disabled={busy}>
+        <Busy busy={busy} label="dao.orchestrator_save" />
+      </button>
+      <ErrorNote error={error} />
     </form>
   );
 }
@@ -215,6 +269,8 @@ export function Community({ slug }: { slug: string }) {
         {it.my_role && ` · ${t(`dao.role.${it.my_role}` as "dao.role.member")}`}
       </p>
       {it.description && <p>{it.description}</p>}
+      {it.orchestrator && <p>{t("dao.orchestrator_is", { agent: `agent:${it.orchestrator}` })}</p>}
+      {admin && <Orchestrator key={it.orchestrator ?? ""} dao={it} changed={dao.reload} />}
       <ErrorNote error={change.error} />
       <div class="row">
         {!it.my_role && it.visibility === "public" && (

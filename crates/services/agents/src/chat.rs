@@ -123,6 +123,7 @@ pub async fn chat_completions(
         message_id: None,
         messages: input.messages,
         asker: principal.name(),
+        note: None,
     };
     let events = ask(&state, &request).await?;
     let id = format!("chatcmpl-{}", request.run_id);

@@ -113,6 +113,7 @@ pub async fn ask_public(
         message_id: None,
         messages: vec![json!({"role": "user", "content": question})],
         asker: format!("visitor:{visitor}"),
+        note: None,
     };
     let events = crate::chat::ask(&state, &request).await?;
     let (answer, _, _) = crate::chat::answer_of(events, &request.run_id).await?;

@@ -25,6 +25,9 @@ pub fn live_subject(agent: &str) -> String {
     format!("runs.{agent}")
 }
 
+/// The longest note a run is given.
+pub const MAX_NOTE_CHARS: usize = 2000;
+
 /// Most messages a caller may hand a run.
 pub const MAX_INPUT_MESSAGES: usize = 100;
 
@@ -56,6 +59,10 @@ pub struct RunRequest {
     /// Who asked: `user:<id>`, or `visitor:<hash>` for a stranger asking
     /// a public agent (such runs get no tools: nobody to act for).
     pub asker: String,
+    /// What the agent is asked to do beyond answering the conversation
+    /// (an orchestrator greeting a newcomer), at most 2 000 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl RunRequest {
@@ -79,6 +86,15 @@ impl RunRequest {
             ));
         }
         conversation(&self.messages)?;
+        if self
+            .note
+            .as_ref()
+            .is_some_and(|n| n.chars().count() > MAX_NOTE_CHARS)
+        {
+            return Err(InvalidRequest(format!(
+                "a note is at most {MAX_NOTE_CHARS} characters"
+            )));
+        }
         Ok(())
     }
 }
@@ -179,6 +195,7 @@ mod tests {
             message_id: None,
             messages: Vec::new(),
             asker: "user:1".into(),
+            note: None,
         };
         assert!(ok.check().is_ok());
         let chat = RunRequest {

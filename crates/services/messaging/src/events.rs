@@ -5,7 +5,9 @@
 //! rest, each with the room's sequence number, and `message.mention.<agent>`
 //! for each agent a message names. A new message carries its usage record.
 //! It consumes the microDAO service's `microdao.dao.*` events: every
-//! microDAO gets its `general` room, and an archived one's rooms close.
+//! microDAO gets its `general` room (and, with an orchestrator,
+//! `governance` and `crew`, the orchestrator answering in `general`), and
+//! an archived one's rooms close.
 
 use daarion_access::Principal;
 use daarion_bus::{Envelope, HandlerError};
@@ -125,23 +127,51 @@ struct DaoChanged {
     slug: String,
     visibility: String,
     archived: bool,
+    #[serde(default)]
+    orchestrator: Option<String>,
 }
 
 /// The `general` room every microDAO gets.
 pub fn general_room(dao: &str) -> NewRoom {
+    dao_room(dao, "general", "General", "Everyone in the community.")
+}
+
+fn dao_room(dao: &str, slug: &str, title: &str, description: &str) -> NewRoom {
     NewRoom {
         kind: RoomKind::Dao,
-        key: Some(format!("dao:{dao}:general")),
+        key: Some(format!("dao:{dao}:{slug}")),
         dao: Some(dao.to_owned()),
-        slug: Some("general".into()),
-        title: "General".into(),
-        description: "Everyone in the community.".into(),
+        slug: Some(slug.into()),
+        title: title.into(),
+        description: description.into(),
         audience: None,
         posters: None,
         agents_allowed: true,
         slow_mode_secs: 0,
         participants: Vec::new(),
     }
+}
+
+/// The rooms of a microDAO: `general` for every one; with an
+/// orchestrator (the original's agent-centric microDAOs), `governance`
+/// and `crew` beside it.
+pub fn dao_rooms(dao: &str, orchestrated: bool) -> Vec<NewRoom> {
+    let mut rooms = vec![general_room(dao)];
+    if orchestrated {
+        rooms.push(dao_room(
+            dao,
+            "governance",
+            "Governance",
+            "Proposals and decisions.",
+        ));
+        rooms.push(dao_room(
+            dao,
+            "crew",
+            "Crew",
+            "Where the community's agents work together.",
+        ));
+    }
+    rooms
 }
 
 /// The `messaging-daos` consumer: records the microDAO and opens (or
@@ -156,7 +186,8 @@ pub async fn on_dao_changed(db: daarion_store::Db, event: Envelope) -> Result<()
         &dao.slug,
         dao.visibility == "public",
         dao.archived,
-        &general_room(&dao.slug),
+        &dao_rooms(&dao.slug, dao.orchestrator.is_some()),
+        dao.orchestrator.as_deref(),
     )
     .await
     .map_err(HandlerError::new)

@@ -30,6 +30,7 @@ pub fn dao_changed(what: &str, dao: &Dao, actor: &str) -> Envelope {
             "parent": dao.parent,
             "district": dao.district,
             "archived": dao.archived_at.is_some(),
+            "orchestrator": dao.orchestrator,
         }),
     )
     .with_actor(actor)

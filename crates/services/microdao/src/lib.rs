@@ -53,6 +53,7 @@ pub static SPEC: Service = Service {
         migration!(1, "001_create_microdao_tables"),
         migration!(2, "002_create_microdao_treasury"),
         migration!(3, "003_create_microdao_roles"),
+        migration!(4, "004_add_orchestrators"),
     ],
     rules: access::RULES,
     websocket: false,

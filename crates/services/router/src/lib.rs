@@ -5,8 +5,10 @@
 //! other new messages and asks the routing rules (`routing.agents`); both
 //! decide (`route`) and publish `agent.run.requested.<agent>` on
 //! `AGENT_RUNS` for the runtime; the run's id comes from the event's id,
-//! so a redelivered message asks for the same run. `POST /api/router/route` shows city
-//! admins what it would decide.
+//! so a redelivered message asks for the same run. `router-greetings`
+//! reads `microdao.member.joined.<dao>`: a microDAO's orchestrator greets
+//! each person who joins, in its `general` room. `POST /api/router/route`
+//! shows city admins what it would decide.
 //!
 //! Layout: `route` (the decision), `api`, `access`.
 
@@ -28,6 +30,9 @@ pub const SERVICE: &str = "router";
 
 /// Every agent mention.
 pub const MENTIONS: &str = "message.mention.*";
+
+/// Newcomers to microDAOs (their orchestrators greet them).
+pub const JOINED: &str = "microdao.member.joined.*";
 
 pub static SPEC: Service = Service {
     name: SERVICE,
@@ -69,6 +74,11 @@ fn build(ctx: Context) -> Result<Mount, BuildError> {
     // taken in batches, so the bus's bookkeeping is per batch, not per
     // message (a run's id comes from its event's, so a batch handled again
     // asks for the same runs).
+    let greeter = router.clone();
+    ctx.consume("router-greetings", JOINED, move |event| {
+        let router = greeter.clone();
+        async move { router.joined(event).await }
+    });
     let messages = router;
     ctx.consume_batches("router-messages", RECEIVED, move |events| {
         let router = messages.clone();
@@ -138,6 +148,71 @@ impl Router {
         }
     }
 
+    /// A person joined a microDAO: its orchestrator, if it has one, greets
+    /// them in `general`. The newcomer asked nothing, so only the agent's
+    /// right to post there is checked (by the runtime).
+    async fn joined(&self, event: Envelope) -> Result<(), HandlerError> {
+        let (Some(dao), Some(person)) = (
+            event.payload["dao"].as_str(),
+            event.payload["principal"].as_str(),
+        ) else {
+            return Ok(());
+        };
+        if !person.starts_with("user:") {
+            return Ok(());
+        }
+        let db = &self.state.db;
+        let Some(found) = daarion_microdao::store::dao(db, dao)
+            .await
+            .map_err(HandlerError::new)?
+        else {
+            return Ok(());
+        };
+        let (Some(agent), None) = (found.orchestrator, found.archived_at) else {
+            return Ok(());
+        };
+        // Made from the microDAO's event, which came before this one.
+        let general = daarion_messaging::store::by_key(db, &format!("dao:{dao}:general"))
+            .await
+            .map_err(HandlerError::new)?
+            .ok_or_else(|| HandlerError::new(format!("{dao} has no general room yet")))?;
+        let handle = event.payload["handle"].as_str().unwrap_or(person);
+        let request = daarion_agents::runs::RunRequest {
+            run_id: route::run_id(&event.id),
+            agent,
+            room: general.id,
+            topic: String::new(),
+            message_id: None,
+            messages: Vec::new(),
+            asker: person.to_owned(),
+            note: Some(format!(
+                "{handle} just joined {}. Welcome them by name in a sentence or two, \
+                 as the community's orchestrator.",
+                found.name
+            )),
+        };
+        self.request(&request).await?;
+        metrics::counter!("router_decisions_total", "decision" => "greet").increment(1);
+        Ok(())
+    }
+
+    async fn request(
+        &self,
+        request: &daarion_agents::runs::RunRequest,
+    ) -> Result<(), HandlerError> {
+        let payload = serde_json::to_value(request).map_err(HandlerError::new)?;
+        let requested = Envelope::new(
+            SERVICE,
+            daarion_agents::runs::requested_subject(&request.agent),
+            payload,
+        )
+        .with_actor(request.asker.clone());
+        self.bus
+            .publish(&requested)
+            .await
+            .map_err(HandlerError::new)
+    }
+
     /// Asks for `agent`'s run on the message of `event`, if the policies
     /// agree; the run's id comes from the event's.
     async fn route(&self, event: &Envelope, agent: &str) -> Result<(), HandlerError> {
@@ -161,17 +236,7 @@ impl Router {
             .map_err(HandlerError::new)?
         {
             route::Route::Run(request) => {
-                let payload = serde_json::to_value(&request).map_err(HandlerError::new)?;
-                let requested = Envelope::new(
-                    SERVICE,
-                    daarion_agents::runs::requested_subject(&request.agent),
-                    payload,
-                )
-                .with_actor(request.asker.clone());
-                self.bus
-                    .publish(&requested)
-                    .await
-                    .map_err(HandlerError::new)?;
+                self.request(&request).await?;
                 metrics::counter!("router_decisions_total", "decision" => "run").increment(1);
             }
             route::Route::Skip(reason) => {

@@ -98,20 +98,24 @@ pub async fn decide(
         return skip("the agent may not post in this room");
     }
     Ok(Route::Run(RunRequest {
-        run_id: format!(
-            "run_{}",
-            mention
-                .event
-                .trim_start_matches("evt_")
-                .replace(['-', '_'], "")
-        ),
+        run_id: run_id(mention.event),
         agent: agent.slug,
         room: mention.room.to_owned(),
         topic: mention.topic.to_owned(),
         message_id: mention.message_id.map(str::to_owned),
         messages: Vec::new(),
         asker: asker.name(),
+        note: None,
     }))
+}
+
+/// The run an event asks for: named by the event, so a redelivered event
+/// asks for the same run.
+pub fn run_id(event: &str) -> String {
+    format!(
+        "run_{}",
+        event.trim_start_matches("evt_").replace(['-', '_'], "")
+    )
 }
 
 /// The agent the first matching rule names (rules tried by priority, ties

@@ -85,6 +85,9 @@ impl Worker {
             t
         };
         screen_questions(&screening, &mut transcript).await?;
+        if let Some(note) = &request.note {
+            transcript.push(json!({ "role": "system", "content": note }));
+        }
         let done = store::steps(&self.db, &request.run_id).await?;
         let mut progress = Progress {
             done: &done,

@@ -225,8 +225,8 @@ pub async fn room(db: &Db, id: &str) -> Result<Option<Room>, MessagingError> {
     row.as_ref().map(room_from).transpose()
 }
 
-/// A room by its natural name (`public:<slug>`).
-async fn by_key(db: &Db, key: &str) -> Result<Option<Room>, MessagingError> {
+/// A room by its natural name (`public:<slug>`, `dao:<dao>:<slug>`).
+pub async fn by_key(db: &Db, key: &str) -> Result<Option<Room>, MessagingError> {
     let row = sql::query(sql::AssertSqlSafe(format!(
         "{ROOM_COLUMNS} WHERE room_key = $1"
     )))
@@ -558,7 +558,8 @@ pub async fn record_dao(
     slug: &str,
     public: bool,
     archived: bool,
-    general: &NewRoom,
+    rooms: &[NewRoom],
+    responder: Option<&str>,
 ) -> Result<(), MessagingError> {
     let mut tx = db.begin().await?;
     sql::query(
@@ -581,21 +582,35 @@ pub async fn record_dao(
         .execute(&mut *tx)
         .await?;
     } else {
-        sql::query(
-            "INSERT INTO messaging_rooms (id, kind, room_key, dao, slug, title, description,
-                 audience, posters, agents_allowed, slow_mode_secs, last_seq, created_by, created_at)
-             VALUES ($1, 'dao', $2, $3, $4, $5, $6, NULL, NULL, 1, 0, 0, 'system', $7)
-             ON CONFLICT (room_key) DO NOTHING",
-        )
-        .bind(format!("rm_{}", uuid::Uuid::now_v7().simple()))
-        .bind(general.key.as_deref())
-        .bind(slug)
-        .bind(general.slug.as_deref())
-        .bind(general.title.as_str())
-        .bind(general.description.as_str())
-        .bind(daarion_store::now())
-        .execute(&mut *tx)
-        .await?;
+        for room in rooms {
+            sql::query(
+                "INSERT INTO messaging_rooms (id, kind, room_key, dao, slug, title, description,
+                     audience, posters, agents_allowed, slow_mode_secs, last_seq, created_by,
+                     created_at)
+                 VALUES ($1, 'dao', $2, $3, $4, $5, $6, NULL, NULL, 1, 0, 0, 'system', $7)
+                 ON CONFLICT (room_key) DO NOTHING",
+            )
+            .bind(format!("rm_{}", uuid::Uuid::now_v7().simple()))
+            .bind(room.key.as_deref())
+            .bind(slug)
+            .bind(room.slug.as_deref())
+            .bind(room.title.as_str())
+            .bind(room.description.as_str())
+            .bind(daarion_store::now())
+            .execute(&mut *tx)
+            .await?;
+        }
+        // The first room (`general`) gets the orchestrator as its responder,
+        // unless someone chose one already.
+        if let (Some(agent), Some(first)) = (responder, rooms.first()) {
+            sql::query(
+                "UPDATE messaging_rooms SET responder = $2 WHERE room_key = $1 AND responder IS NULL",
+            )
+            .bind(first.key.as_deref())
+            .bind(agent)
+            .execute(&mut *tx)
+            .await?;
+        }
     }
     tx.commit().await?;
     Ok(())

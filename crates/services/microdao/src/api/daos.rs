@@ -44,6 +44,9 @@ pub struct DaoView {
     pub my_role: Option<DaoRole>,
     /// What the caller's custom role here grants.
     pub my_permissions: Vec<DaoPermission>,
+    /// The agent that speaks for it: it greets newcomers and answers in
+    /// its `general` room.
+    pub orchestrator: Option<String>,
 }
 
 impl DaoView {
@@ -63,6 +66,7 @@ impl DaoView {
             updated_at: dao.updated_at,
             archived_at: dao.archived_at,
             members: dao.members,
+            orchestrator: dao.orchestrator,
         }
     }
 }
@@ -88,6 +92,11 @@ pub struct CreateDao {
     /// A microDAO to nest this one in (its admins may).
     #[serde(default)]
     pub parent: Option<String>,
+    /// An agent of the creator's to found it with: it joins as the
+    /// microDAO's orchestrator, and `governance` and `crew` rooms open
+    /// beside `general`, where it answers.
+    #[serde(default)]
+    pub orchestrator: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -105,6 +114,9 @@ pub struct UpdateDao {
     /// A district, or `""` to clear it.
     #[serde(default)]
     pub district: Option<String>,
+    /// One of its agents to speak for it, or `""` for none.
+    #[serde(default)]
+    pub orchestrator: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -168,7 +180,15 @@ pub(super) async fn create_dao(
             .map(domain::district)
             .transpose()?,
         parent: input.parent.as_deref().map(domain::slug).transpose()?,
+        orchestrator: input
+            .orchestrator
+            .as_deref()
+            .map(domain::slug)
+            .transpose()?,
     };
+    if let Some(agent) = &new.orchestrator {
+        super::members::may_bring(&state, &principal, agent).await?;
+    }
     if let Some(parent) = &new.parent {
         let dao = store::dao(&state.db, parent)
             .await?
@@ -242,6 +262,7 @@ pub(super) async fn update_dao(
         avatar_url: clearable(input.avatar_url.as_deref(), domain::avatar_url)?,
         visibility: input.visibility,
         district: clearable(input.district.as_deref(), domain::district)?,
+        orchestrator: clearable(input.orchestrator.as_deref(), domain::slug)?,
     };
     let (dao, staged) = store::update(
         &state.db,

@@ -228,17 +228,28 @@ pub(super) async fn add_agent(
     Json(input): Json<AddAgent>,
 ) -> Result<Json<DaoMembershipView>, ApiError> {
     let name = domain::member_name(&format!("agent:{}", input.agent))?;
-    let agent = state
-        .access
-        .directory()
-        .principal(daarion_access::PrincipalKind::Agent, &input.agent)
-        .await
-        .map_err(|e| ApiError::unavailable(&e))?
-        .ok_or_else(|| DaoError::NotFound(format!("no agent {:?}", input.agent)))?;
+    may_bring(&state, &principal, &input.agent).await?;
     let by = actor(&principal);
-    if !by.city_admin && agent.owner.as_deref() != Some(principal.id.as_str()) {
-        return Err(DaoError::Forbidden("only the agent's owner may bring it in".into()).into());
-    }
     let change = store::add_agent(&state.db, &state.outbox, &slug_of(&slug)?, &name, &by).await?;
     Ok(state.changed(change).await)
+}
+
+/// Whether `principal` may bring the agent into a microDAO: its owner
+/// may, and city admins.
+pub(super) async fn may_bring(
+    state: &DaoState,
+    principal: &Principal,
+    agent: &str,
+) -> Result<(), ApiError> {
+    let found = state
+        .access
+        .directory()
+        .principal(daarion_access::PrincipalKind::Agent, agent)
+        .await
+        .map_err(|e| ApiError::unavailable(&e))?
+        .ok_or_else(|| DaoError::NotFound(format!("no agent {agent:?}")))?;
+    if !actor(principal).city_admin && found.owner.as_deref() != Some(principal.id.as_str()) {
+        return Err(DaoError::Forbidden("only the agent's owner may bring it in".into()).into());
+    }
+    Ok(())
 }

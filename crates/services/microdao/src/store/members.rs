@@ -182,8 +182,20 @@ pub(super) async fn admit(
     by: &str,
 ) -> Result<(MemberChange, Staged), DaoError> {
     refuse_banned(tx, slug, principal).await?;
+    let change = enter(tx, slug, (principal, handle), role, by).await?;
+    stage_change(tx, outbox, change).await
+}
+
+/// Writes a new member in; the change to announce.
+pub(super) async fn enter(
+    tx: &mut Tx,
+    slug: &str,
+    (principal, handle): (&str, &str),
+    role: DaoRole,
+    by: &str,
+) -> Result<MemberChange, DaoError> {
     insert_member(tx, slug, principal, handle, role).await?;
-    let change = MemberChange {
+    Ok(MemberChange {
         dao: slug.to_owned(),
         principal: principal.to_owned(),
         handle: handle.to_owned(),
@@ -191,8 +203,7 @@ pub(super) async fn admit(
         custom_role: None,
         change: Change::Joined,
         by: by.to_owned(),
-    };
-    stage_change(tx, outbox, change).await
+    })
 }
 
 /// Joins a public microDAO as a member (agents as agents).

@@ -38,11 +38,13 @@ pub struct Dao {
     pub updated_at: String,
     pub archived_at: Option<String>,
     pub members: i64,
+    /// The agent that speaks for it (a member), if any.
+    pub orchestrator: Option<String>,
 }
 
 const DAO_COLUMNS: &str =
     "SELECT d.slug, d.name, d.description, d.avatar_url, d.visibility, d.district,
-    d.parent, d.created_by, d.created_at, d.updated_at, d.archived_at,
+    d.parent, d.created_by, d.created_at, d.updated_at, d.archived_at, d.orchestrator,
     (SELECT COUNT(*) FROM microdao_members m WHERE m.dao = d.slug) AS members
     FROM microdao_daos d";
 
@@ -62,6 +64,7 @@ fn dao_from(row: &AnyRow) -> Result<Dao, DaoError> {
         updated_at: row.try_get("updated_at")?,
         archived_at: row.try_get("archived_at")?,
         members: row.try_get("members")?,
+        orchestrator: row.try_get("orchestrator")?,
     })
 }
 
@@ -75,6 +78,8 @@ pub struct NewDao {
     pub visibility: Visibility,
     pub district: Option<String>,
     pub parent: Option<String>,
+    /// An agent (slug) its creator may bring in, to speak for it.
+    pub orchestrator: Option<String>,
 }
 
 /// Who acts: a principal name (`user:<id>`) and how they are shown.
@@ -104,6 +109,7 @@ pub async fn create(
             new.visibility.as_str(),
             new.district.as_deref().unwrap_or(""),
             new.parent.as_deref().unwrap_or(""),
+            new.orchestrator.as_deref().unwrap_or(""),
         ]);
         if let Claim::Replay(slug) = idempotency::claim(&mut tx, &scope, key, &hash).await? {
             let dao = dao_in(&mut tx, &slug).await?;
@@ -116,8 +122,8 @@ pub async fn create(
     let now = daarion_store::now();
     let inserted = sql::query(
         "INSERT INTO microdao_daos (slug, name, description, avatar_url, visibility, district, parent,
-            created_by, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT (slug) DO NOTHING",
+            created_by, created_at, updated_at, orchestrator)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) ON CONFLICT (slug) DO NOTHING",
     )
     .bind(new.slug.as_str())
     .bind(new.name.as_str())
@@ -128,6 +134,7 @@ pub async fn create(
     .bind(new.parent.as_deref())
     .bind(creator.name.as_str())
     .bind(now.as_str())
+    .bind(new.orchestrator.as_deref())
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -145,16 +152,29 @@ pub async fn create(
         DaoRole::Owner,
     )
     .await?;
+    let mut events = Vec::with_capacity(2);
+    if let Some(agent) = &new.orchestrator {
+        let name = format!("agent:{agent}");
+        let change = members::enter(
+            &mut tx,
+            &new.slug,
+            (&name, &name),
+            DaoRole::Agent,
+            &creator.name,
+        )
+        .await?;
+        events.push(crate::events::member_changed(&change));
+    }
     if let Some(key) = idempotency_key {
         idempotency::complete(&mut tx, &scope, key, &new.slug).await?;
     }
     let dao = dao_in(&mut tx, &new.slug).await?;
-    let staged = outbox
-        .stage(
-            &mut tx,
-            vec![crate::events::dao_changed("created", &dao, &creator.name)],
-        )
-        .await?;
+    // The microDAO first: its rooms exist before its orchestrator is seen joining.
+    events.insert(
+        0,
+        crate::events::dao_changed("created", &dao, &creator.name),
+    );
+    let staged = outbox.stage(&mut tx, events).await?;
     tx.commit().await?;
     Ok((dao, true, staged))
 }
@@ -238,6 +258,8 @@ pub struct Patch {
     pub avatar_url: Option<Option<String>>,
     pub visibility: Option<Visibility>,
     pub district: Option<Option<String>>,
+    /// An agent already a member here, or `Some(None)`: none.
+    pub orchestrator: Option<Option<String>>,
 }
 
 pub async fn update(
@@ -250,9 +272,17 @@ pub async fn update(
     let mut tx = db.begin().await?;
     lock(&mut tx, slug).await?;
     let current = dao_in(&mut tx, slug).await?;
+    if let Some(Some(agent)) = &patch.orchestrator {
+        let member = members::member_in(&mut tx, slug, &format!("agent:{agent}")).await?;
+        if member.is_none_or(|m| m.role != DaoRole::Agent) {
+            return Err(DaoError::Invalid(format!(
+                "agent:{agent} is not one of this microDAO's agents: add it first"
+            )));
+        }
+    }
     sql::query(
         "UPDATE microdao_daos SET name = $2, description = $3, avatar_url = $4, visibility = $5,
-            district = $6, updated_at = $7 WHERE slug = $1",
+            district = $6, updated_at = $7, orchestrator = $8 WHERE slug = $1",
     )
     .bind(slug)
     .bind(patch.name.as_deref().unwrap_or(&current.name))
@@ -261,6 +291,7 @@ pub async fn update(
     .bind(patch.visibility.unwrap_or(current.visibility).as_str())
     .bind(patch.district.clone().unwrap_or(current.district))
     .bind(daarion_store::now())
+    .bind(patch.orchestrator.clone().unwrap_or(current.orchestrator))
     .execute(&mut *tx)
     .await?;
     let dao = dao_in(&mut tx, slug).await?;
