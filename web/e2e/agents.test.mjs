@@ -2,8 +2,9 @@
 // the hub, brings it into her community, mentions it in the community's
 // room and sees its answer arrive live (from a fake, local model through
 // the city's LLM proxy), then makes it the room's responder and it answers
-// a message that names nobody; the agent's page, open in another tab, shows the
-// run arrive live — answered, asked by her — and its steps; a blocked word
+// a message that names nobody, and uses a tool when asked; the agent's page,
+// open in another tab, shows the run arrive live — answered, asked by her —
+// and its steps, the tool call among them; a blocked word
 // in its rules stops a question (the rules' log says so); a stranger
 // asks it on its public page once she makes it public. A crew: two agents
 // she manages work a question in turn under a third, and the run shows
@@ -99,6 +100,12 @@ for (const lang of ["en", "uk"]) {
         .filter({ hasText: `agent:${agent}` })
         .filter({ hasText: REPLY.join("") });
       await answers.nth(1).waitFor({ timeout: 20000 });
+      // Asked to use a tool, it calls it, then answers.
+      await page
+        .getByRole("textbox", { name: t("room.message"), exact: true })
+        .fill(`@agent:${agent} use time__now`);
+      await page.getByRole("button", { name: t("room.send") }).click();
+      await answers.nth(2).waitFor({ timeout: 20000 });
 
       // On its page, without reloading: the run, answered, asked by her;
       // its steps.
@@ -110,7 +117,11 @@ for (const lang of ["en", "uk"]) {
       await run.getByText(t("runs.asked_by", { who: `keeper-${lang}` })).waitFor();
       await run.getByRole("button", { name: t("runs.show_steps") }).click();
       const steps = hub.getByRole("list", { name: t("runs.steps") });
-      await steps.getByText(t("runs.model_call", { model: "default" })).waitFor();
+      await steps
+        .getByText(t("runs.model_call", { model: "default" }))
+        .first()
+        .waitFor();
+      await steps.getByText(t("runs.tool_call", { tool: "time.now" })).waitFor();
       await steps.getByText(REPLY.join("")).waitFor();
       await expectNoAccessibilityProblems(hub, "agent runs");
       await screenshot(hub, `agent-runs-${lang}`);

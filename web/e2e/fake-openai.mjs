@@ -37,6 +37,52 @@ export async function startFakeOpenAI() {
         created: 0,
         model: body.model,
       };
+      // "use <function>" in the last turn, with that function offered:
+      // a tool call with no arguments (then, after its answer, the reply).
+      const last = body.messages.at(-1);
+      const asked = last?.role === "user" && /\buse (\w+)/.exec(last.content ?? "");
+      const offered = asked && body.tools?.some((t) => t.function?.name === asked[1]);
+      if (offered) {
+        const call = {
+          id: "call_fake",
+          type: "function",
+          function: { name: asked[1], arguments: "{}" },
+        };
+        if (!body.stream) {
+          res.writeHead(200, { "content-type": "application/json" });
+          res.end(
+            JSON.stringify({
+              ...base,
+              object: "chat.completion",
+              choices: [
+                {
+                  index: 0,
+                  message: { role: "assistant", content: null, tool_calls: [call] },
+                  finish_reason: "tool_calls",
+                },
+              ],
+              usage,
+            }),
+          );
+          return;
+        }
+        res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+        const sent = (chunk) => res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+        sent({
+          ...base,
+          choices: [
+            {
+              index: 0,
+              delta: { role: "assistant", tool_calls: [{ index: 0, ...call }] },
+              finish_reason: null,
+            },
+          ],
+        });
+        sent({ ...base, choices: [{ index: 0, delta: {}, finish_reason: "tool_calls" }] });
+        if (body.stream_options?.include_usage) sent({ ...base, choices: [], usage });
+        res.end("data: [DONE]\n\n");
+        return;
+      }
       if (!body.stream) {
         res.writeHead(200, { "content-type": "application/json" });
         res.end(

@@ -50,8 +50,13 @@ impl Worker {
         } else {
             Some(self.room_to_answer(request, &me).await?)
         };
-        // A stranger's run acts for nobody: no tools.
-        let (functions, tools) = if request.asker.starts_with("user:") {
+        // A stranger's run acts for nobody: no tools; a sequential crew's
+        // own agent does not speak (its members do, with theirs).
+        let speaks = agent
+            .crew
+            .as_ref()
+            .is_none_or(|crew| crew.process == Process::Hierarchical);
+        let (functions, tools) = if request.asker.starts_with("user:") && speaks {
             self.tools(&agent.slug).await?
         } else {
             (Vec::new(), HashMap::new())
