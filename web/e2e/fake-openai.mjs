@@ -42,60 +42,20 @@ export async function startFakeOpenAI() {
       const last = body.messages.at(-1);
       const asked = last?.role === "user" && /\buse (\w+)/.exec(last.content ?? "");
       const offered = asked && body.tools?.some((t) => t.function?.name === asked[1]);
-      if (offered) {
-        const call = {
-          id: "call_fake",
-          type: "function",
-          function: { name: asked[1], arguments: "{}" },
-        };
-        if (!body.stream) {
-          res.writeHead(200, { "content-type": "application/json" });
-          res.end(
-            JSON.stringify({
-              ...base,
-              object: "chat.completion",
-              choices: [
-                {
-                  index: 0,
-                  message: { role: "assistant", content: null, tool_calls: [call] },
-                  finish_reason: "tool_calls",
-                },
-              ],
-              usage,
-            }),
-          );
-          return;
-        }
-        res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
-        const sent = (chunk) => res.write(`data: ${JSON.stringify(chunk)}\n\n`);
-        sent({
-          ...base,
-          choices: [
-            {
-              index: 0,
-              delta: { role: "assistant", tool_calls: [{ index: 0, ...call }] },
-              finish_reason: null,
-            },
-          ],
-        });
-        sent({ ...base, choices: [{ index: 0, delta: {}, finish_reason: "tool_calls" }] });
-        if (body.stream_options?.include_usage) sent({ ...base, choices: [], usage });
-        res.end("data: [DONE]\n\n");
-        return;
-      }
+      const call = offered
+        ? { id: "call_fake", type: "function", function: { name: asked[1], arguments: "{}" } }
+        : null;
+      const finish = call ? "tool_calls" : "stop";
       if (!body.stream) {
+        const message = call
+          ? { role: "assistant", content: null, tool_calls: [call] }
+          : { role: "assistant", content: REPLY.join("") };
         res.writeHead(200, { "content-type": "application/json" });
         res.end(
           JSON.stringify({
             ...base,
             object: "chat.completion",
-            choices: [
-              {
-                index: 0,
-                message: { role: "assistant", content: REPLY.join("") },
-                finish_reason: "stop",
-              },
-            ],
+            choices: [{ index: 0, message, finish_reason: finish }],
             usage,
           }),
         );
@@ -103,21 +63,22 @@ export async function startFakeOpenAI() {
       }
       res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
       const send = (chunk) => res.write(`data: ${JSON.stringify(chunk)}\n\n`);
-      send({
-        ...base,
-        choices: [{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }],
-      });
+      const first = call
+        ? { role: "assistant", tool_calls: [{ index: 0, ...call }] }
+        : { role: "assistant", content: "" };
+      send({ ...base, choices: [{ index: 0, delta: first, finish_reason: null }] });
+      const words = call ? [] : REPLY;
       let i = 0;
       const next = () => {
-        if (i < REPLY.length) {
+        if (i < words.length) {
           send({
             ...base,
-            choices: [{ index: 0, delta: { content: REPLY[i++] }, finish_reason: null }],
+            choices: [{ index: 0, delta: { content: words[i++] }, finish_reason: null }],
           });
           setTimeout(next, 20);
           return;
         }
-        send({ ...base, choices: [{ index: 0, delta: {}, finish_reason: "stop" }] });
+        send({ ...base, choices: [{ index: 0, delta: {}, finish_reason: finish }] });
         if (body.stream_options?.include_usage) send({ ...base, choices: [], usage });
         res.end("data: [DONE]\n\n");
       };

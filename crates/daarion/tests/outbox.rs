@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
 use common::{City, Kind, spawn_with};
 use daarion::Shape;
@@ -17,7 +17,7 @@ use serde_json::json;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream, tcp},
-    process::{Child, Command},
+    process::Child,
     sync::watch,
 };
 
@@ -75,27 +75,7 @@ async fn pipe(
 
 /// `daarion serve city` as its own process on these backends.
 async fn serve_city(city: &City, nats_url: &str, port: u16) -> Child {
-    let settings = &city.settings;
-    let child = Command::new(env!("CARGO_BIN_EXE_daarion"))
-        .args(["serve", "city", "--listen", &format!("127.0.0.1:{port}")])
-        .env("DATABASE_URL", settings.database_url.as_deref().unwrap())
-        .env("NATS_URL", nats_url)
-        .env("REDIS_URL", settings.redis_url.as_deref().unwrap())
-        .env("DAARION__NATS_NAMESPACE", &settings.nats_namespace)
-        .env("DAARION__REDIS_PREFIX", &settings.redis_prefix)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let health = format!("http://127.0.0.1:{port}/health");
-    daarion_testkit::eventually("serve city is healthy", Duration::from_secs(30), || async {
-        let response = reqwest::get(&health).await.ok()?;
-        response.status().is_success().then_some(())
-    })
-    .await;
-    child
+    common::serve_child(&city.settings, "city", port, nats_url, &[]).await
 }
 
 #[tokio::test]

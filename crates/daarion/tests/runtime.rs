@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
 use common::{City, Kind, TestApp, community};
 use daarion_testkit::llm::{FakeLlm, Flavor, Step};
@@ -375,35 +375,15 @@ async fn serve_runtime(city: &City, city_url: &str) -> tokio::process::Child {
     let settings = &city.settings;
     let secret = settings.service_token_secret.as_ref().unwrap().expose();
     let port = daarion_testkit::free_port("127.0.0.1");
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_daarion"))
-        .args(["serve", "runtime", "--listen", &format!("127.0.0.1:{port}")])
-        .env("DATABASE_URL", settings.database_url.as_deref().unwrap())
-        .env("NATS_URL", settings.nats_url.as_deref().unwrap())
-        .env("REDIS_URL", settings.redis_url.as_deref().unwrap())
-        .env("DAARION__NATS_NAMESPACE", &settings.nats_namespace)
-        .env("DAARION__REDIS_PREFIX", &settings.redis_prefix)
-        .env("DAARION__SERVICE_TOKEN_SECRET", secret)
-        .env("DAARION__RUNTIME__CITY_URL", city_url)
-        .env("DAARION__RUNTIME__WORKERS", "1")
-        .env("DAARION__RUNTIME__LEASE_SECS", "3")
-        .env("DAARION__RUNTIME__RUN_TIMEOUT_SECS", "6")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let health = format!("http://127.0.0.1:{port}/health");
-    daarion_testkit::eventually(
-        "serve runtime is healthy",
-        Duration::from_secs(30),
-        || async {
-            let response = reqwest::get(&health).await.ok()?;
-            response.status().is_success().then_some(())
-        },
-    )
-    .await;
-    child
+    let env = [
+        ("DAARION__SERVICE_TOKEN_SECRET", secret),
+        ("DAARION__RUNTIME__CITY_URL", city_url),
+        ("DAARION__RUNTIME__WORKERS", "1"),
+        ("DAARION__RUNTIME__LEASE_SECS", "3"),
+        ("DAARION__RUNTIME__RUN_TIMEOUT_SECS", "6"),
+    ];
+    let nats_url = settings.nats_url.as_deref().unwrap();
+    common::serve_child(settings, "runtime", port, nats_url, &env).await
 }
 
 /// A runner killed (SIGKILL) between a tool call and the next model call:

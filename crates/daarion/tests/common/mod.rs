@@ -414,3 +414,40 @@ pub async fn community(app: &TestApp, owner: &str, slug: &str, visibility: &str)
     })
     .await
 }
+
+/// `daarion serve <service>` as its own process on `settings`' backends
+/// (NATS at `nats_url`, which a test may route through a proxy), with
+/// `env` on top; returned once healthy.
+pub async fn serve_child(
+    settings: &Settings,
+    service: &str,
+    port: u16,
+    nats_url: &str,
+    env: &[(&str, &str)],
+) -> tokio::process::Child {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_daarion"))
+        .args(["serve", service, "--listen", &format!("127.0.0.1:{port}")])
+        .env("DATABASE_URL", settings.database_url.as_deref().unwrap())
+        .env("NATS_URL", nats_url)
+        .env("REDIS_URL", settings.redis_url.as_deref().unwrap())
+        .env("DAARION__NATS_NAMESPACE", &settings.nats_namespace)
+        .env("DAARION__REDIS_PREFIX", &settings.redis_prefix)
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let health = format!("http://127.0.0.1:{port}/health");
+    daarion_testkit::eventually(
+        &format!("serve {service} is healthy"),
+        Duration::from_secs(30),
+        || async {
+            let response = reqwest::get(&health).await.ok()?;
+            response.status().is_success().then_some(())
+        },
+    )
+    .await;
+    child
+}
