@@ -253,63 +253,9 @@ function RegisterTool({ registered }: { registered: () => void }) {
           />
         )}
       </Field>
-      <Field label={t("rooms.description")}>
-        {(id) => (
-          <input
-            id={id}
-            maxLength={1000}
-            value={form.description}
-            onInput={(e) => setForm({ ...form, description: e.currentTarget.value })}
-          />
-        )}
-      </Field>
-      <Field label={t(kind === "mcp" ? "tools.mcp_url" : "tools.url")}>
-        {(id) => (
-          <input
-            id={id}
-            type="url"
-            required
-            value={form.url}
-            onInput={(e) => setForm({ ...form, url: e.currentTarget.value })}
-          />
-        )}
-      </Field>
-      {kind === "webhook" ? (
-        <Field label={t("tools.schema")} hint={t("tools.schema_hint")}>
-          {(id) => (
-            <textarea
-              id={id}
-              rows={6}
-              required
-              value={form.schema}
-              onInput={(e) => setForm({ ...form, schema: e.currentTarget.value })}
-            />
-          )}
-        </Field>
-      ) : (
+      <ToolFields form={form} setForm={setForm} mcp={kind === "mcp"} editing={false} />
+      {kind === "mcp" && (
         <>
-          <Field label={t("tools.token")} hint={t("tools.token_hint")}>
-            {(id) => (
-              <input
-                id={id}
-                type="password"
-                autoComplete="off"
-                maxLength={4096}
-                value={form.token}
-                onInput={(e) => setForm({ ...form, token: e.currentTarget.value })}
-              />
-            )}
-          </Field>
-          <Field label={t("tools.remote_name")} hint={t("tools.remote_name_hint")}>
-            {(id) => (
-              <input
-                id={id}
-                maxLength={128}
-                value={form.remote}
-                onInput={(e) => setForm({ ...form, remote: e.currentTarget.value })}
-              />
-            )}
-          </Field>
           <button type="button" class="secondary" disabled={busy || !form.url} onClick={listServer}>
             {t("tools.mcp_list")}
           </button>
@@ -391,6 +337,58 @@ function EditTool({ tool, done, cancel }: { tool: Tool; done: () => void; cancel
   return (
     <form class="card stack" onSubmit={submit} aria-label={label}>
       <h2>{label}</h2>
+      <ToolFields form={form} setForm={setForm} mcp={mcp} editing={true} />
+      <Field label={t("tools.timeout")}>
+        {(id) => (
+          <input
+            id={id}
+            type="number"
+            min={100}
+            max={60000}
+            required
+            value={form.timeout}
+            onInput={(e) => setForm({ ...form, timeout: e.currentTarget.value })}
+          />
+        )}
+      </Field>
+      <ErrorNote error={error} />
+      <div class="row">
+        <button type="submit" disabled={busy}>
+          <Busy busy={busy} label="tools.save" />
+        </button>
+        <button type="button" class="secondary" onClick={cancel}>
+          {t("common.cancel")}
+        </button>
+      </div>
+    </form>
+  );
+}
+
+interface ToolForm {
+  description: string;
+  url: string;
+  schema: string;
+  token: string;
+  remote: string;
+}
+
+/** The fields a registered tool is made of: its description and address,
+ * then a webhook's schema, or an MCP tool's token and name on its server
+ * (`editing`: a blank token keeps the current one, the name is required). */
+function ToolFields<F extends ToolForm>({
+  form,
+  setForm,
+  mcp,
+  editing,
+}: {
+  form: F;
+  setForm: (form: F) => void;
+  mcp: boolean;
+  editing: boolean;
+}) {
+  const { t } = useI18n();
+  return (
+    <>
       <Field label={t("rooms.description")}>
         {(id) => (
           <input
@@ -412,33 +410,12 @@ function EditTool({ tool, done, cancel }: { tool: Tool; done: () => void; cancel
           />
         )}
       </Field>
-      <Field label={t("tools.timeout")}>
-        {(id) => (
-          <input
-            id={id}
-            type="number"
-            min={100}
-            max={60000}
-            required
-            value={form.timeout}
-            onInput={(e) => setForm({ ...form, timeout: e.currentTarget.value })}
-          />
-        )}
-      </Field>
       {mcp ? (
         <>
-          <Field label={t("tools.remote_name")}>
-            {(id) => (
-              <input
-                id={id}
-                maxLength={128}
-                required
-                value={form.remote}
-                onInput={(e) => setForm({ ...form, remote: e.currentTarget.value })}
-              />
-            )}
-          </Field>
-          <Field label={t("tools.token")} hint={t("tools.token_keep_hint")}>
+          <Field
+            label={t("tools.token")}
+            hint={t(editing ? "tools.token_keep_hint" : "tools.token_hint")}
+          >
             {(id) => (
               <input
                 id={id}
@@ -447,6 +424,20 @@ function EditTool({ tool, done, cancel }: { tool: Tool; done: () => void; cancel
                 maxLength={4096}
                 value={form.token}
                 onInput={(e) => setForm({ ...form, token: e.currentTarget.value })}
+              />
+            )}
+          </Field>
+          <Field
+            label={t("tools.remote_name")}
+            hint={editing ? undefined : t("tools.remote_name_hint")}
+          >
+            {(id) => (
+              <input
+                id={id}
+                maxLength={128}
+                required={editing}
+                value={form.remote}
+                onInput={(e) => setForm({ ...form, remote: e.currentTarget.value })}
               />
             )}
           </Field>
@@ -464,15 +455,6 @@ function EditTool({ tool, done, cancel }: { tool: Tool; done: () => void; cancel
           )}
         </Field>
       )}
-      <ErrorNote error={error} />
-      <div class="row">
-        <button type="submit" disabled={busy}>
-          <Busy busy={busy} label="tools.save" />
-        </button>
-        <button type="button" class="secondary" onClick={cancel}>
-          {t("common.cancel")}
-        </button>
-      </div>
-    </form>
+    </>
   );
 }
