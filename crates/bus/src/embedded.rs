@@ -174,6 +174,40 @@ impl EmbeddedBus {
         Ok(repeated)
     }
 
+    /// Deliveries to a new consumer of the events its stream still holds.
+    /// Runs after the consumer is stored, so what is published from then
+    /// on is delivered by `store_in`; an event both see is delivered once
+    /// (the delivery's key).
+    async fn deliver_held(&self, spec: &ConsumerSpec, stream: &str) -> Result<(), BusError> {
+        use daarion_store::sql::{self, AssertSqlSafe};
+        let mut held = Vec::new();
+        for row in sql::query("SELECT id, subject FROM bus_events WHERE stream = $1")
+            .bind(stream)
+            .fetch_all(self.db.pool())
+            .await?
+        {
+            let subject: String = row.try_get("subject")?;
+            if subject::matches(&spec.filter, &subject) {
+                held.push([spec.name.clone(), row.try_get::<String, _>("id")?]);
+            }
+        }
+        if held.is_empty() {
+            return Ok(());
+        }
+        let text = format!(
+            "INSERT INTO bus_deliveries (consumer, event_id, attempts, visible_at)
+             SELECT c0, c1, 0, $2 FROM ({}) AS j WHERE true
+             ON CONFLICT (consumer, event_id) DO NOTHING",
+            sql::json_rows(self.db.backend(), 1, 2)
+        );
+        sql::query(AssertSqlSafe(text))
+            .bind(serde_json::to_string(&held)?)
+            .bind(daarion_store::now())
+            .execute(self.db.pool())
+            .await?;
+        Ok(())
+    }
+
     /// The events of `events` a stream holds, with its name.
     fn durable<'e>(
         &self,
@@ -256,6 +290,11 @@ impl Bus for EmbeddedBus {
 
     async fn consumer(&self, spec: &ConsumerSpec) -> Result<Box<dyn Consumer>, BusError> {
         let stream = self.streams.for_filter(&spec.filter)?;
+        let existed = daarion_store::sql::query("SELECT 1 FROM bus_consumers WHERE name = $1")
+            .bind(spec.name.as_str())
+            .fetch_optional(self.db.pool())
+            .await?
+            .is_some();
         daarion_store::sql::query(
             "INSERT INTO bus_consumers (name, stream, filter, created_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (name) DO UPDATE SET stream = excluded.stream, filter = excluded.filter",
@@ -266,6 +305,9 @@ impl Bus for EmbeddedBus {
         .bind(daarion_store::now())
         .execute(self.db.pool())
         .await?;
+        if spec.from_start && !existed {
+            self.deliver_held(spec, stream.name).await?;
+        }
         Ok(Box::new(EmbeddedConsumer {
             wake: self.wakes.register(&spec.filter),
             bus: self.clone(),

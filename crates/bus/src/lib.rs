@@ -92,6 +92,12 @@ pub struct ConsumerSpec {
     /// acknowledged or `ack_wait` passes): many for quick handlers, one
     /// for long ones, so that workers share them.
     pub prefetch: u32,
+    /// A consumer created for the first time also takes the events its
+    /// stream still holds (JetStream's `DeliverPolicy::All`); otherwise it
+    /// starts with what is published after. For handlers that are
+    /// idempotent and whose work must not be lost while no worker existed
+    /// yet (agent runs requested before any runtime started).
+    pub from_start: bool,
 }
 
 impl ConsumerSpec {
@@ -102,6 +108,7 @@ impl ConsumerSpec {
             ack_wait: Duration::from_secs(30),
             max_deliver: 5,
             prefetch: 32,
+            from_start: false,
         }
     }
 }

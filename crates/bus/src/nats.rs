@@ -172,7 +172,11 @@ impl Bus for NatsBus {
                     // Dead-lettering is decided by the runner, the same way on
                     // every bus; the server keeps redelivering until then.
                     max_deliver: -1,
-                    deliver_policy: jetstream::consumer::DeliverPolicy::New,
+                    deliver_policy: if spec.from_start {
+                        jetstream::consumer::DeliverPolicy::All
+                    } else {
+                        jetstream::consumer::DeliverPolicy::New
+                    },
                     ..Default::default()
                 },
             )

@@ -230,6 +230,34 @@ macro_rules! contract {
             }
 
             #[tokio::test]
+            async fn a_new_consumer_from_the_start_takes_what_the_stream_holds() {
+                let Some(f) = fixture().await else { return };
+                for n in 0..3 {
+                    f.bus.publish(&event("city.message.created.general", n)).await.unwrap();
+                }
+                f.bus.publish(&event("city.room.created.x", 99)).await.unwrap();
+                let mut late = f.bus.consumer(&spec("late", "city.message.>")).await.unwrap();
+                let early = ConsumerSpec { from_start: true, ..spec("early", "city.message.>") };
+                let mut consumer = f.bus.consumer(&early).await.unwrap();
+                f.bus.publish(&event("city.message.created.general", 3)).await.unwrap();
+                for n in 0..4 {
+                    let d = within(consumer.next()).await.unwrap();
+                    assert_eq!(d.envelope.payload["n"], n);
+                    d.ack().await.unwrap();
+                }
+                let d = within(late.next()).await.unwrap();
+                assert_eq!(d.envelope.payload["n"], 3, "without from_start, only what came after");
+                d.ack().await.unwrap();
+                // Created again (a restart), it goes on where it was.
+                drop(consumer);
+                let mut again = f.bus.consumer(&early).await.unwrap();
+                f.bus.publish(&event("city.message.created.general", 4)).await.unwrap();
+                let d = within(again.next()).await.unwrap();
+                assert_eq!(d.envelope.payload["n"], 4);
+                d.ack().await.unwrap();
+            }
+
+            #[tokio::test]
             async fn an_unacked_delivery_is_redelivered_after_the_consumer_dies() {
                 let Some(f) = fixture().await else { return };
                 let mut consumer = f.bus.consumer(&spec("dies", "city.>")).await.unwrap();

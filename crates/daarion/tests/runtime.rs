@@ -1294,11 +1294,9 @@ async fn an_orchestrator_greets_newcomers_and_answers_in_its_general_room(kind: 
             "POST",
             "/api/agents/agents",
             "alice",
-            // Public: the newcomers it answers may talk to it.
-            Some(
-                json!({"slug": "host", "blueprint": "helper", "model": "chat",
-                "visibility": "public"}),
-            ),
+            // Private: it answers the people of the microDAO it
+            // orchestrates, not the whole city.
+            Some(json!({"slug": "host", "blueprint": "helper", "model": "chat"})),
         )
         .await;
     assert_eq!(status, 201, "{made}");
@@ -1318,15 +1316,7 @@ async fn an_orchestrator_greets_newcomers_and_answers_in_its_general_room(kind: 
 
     // Founded with its orchestrator: three rooms, the agent answering in
     // `general`.
-    let rooms =
-        daarion_testkit::eventually("the community's rooms", Duration::from_secs(10), || async {
-            let (_, rooms) = app
-                .get_as("/api/messaging/daos/harbor/rooms", Some("alice"))
-                .await;
-            let rooms = rooms["items"].as_array()?.clone();
-            (rooms.len() == 3).then_some(rooms)
-        })
-        .await;
+    let rooms = common::orchestrated_rooms(&app, "harbor", "alice").await;
     let mut slugs: Vec<&str> = rooms.iter().map(|r| r["slug"].as_str().unwrap()).collect();
     slugs.sort_unstable();
     assert_eq!(slugs, ["crew", "general", "governance"]);
@@ -1354,7 +1344,57 @@ async fn an_orchestrator_greets_newcomers_and_answers_in_its_general_room(kind: 
     })
     .await;
 
-    // Naming another orchestrator: only one of its agents; clearing it.
+    // Leading a crew, it keeps the crew's work in the `crew` room.
+    let (status, made) = app
+        .send(
+            "POST",
+            "/api/agents/agents",
+            "alice",
+            Some(json!({"slug": "scout", "blueprint": "helper", "model": "chat"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let (status, crew) = set_crew(
+        &app,
+        "alice",
+        "host",
+        json!({"process": "hierarchical", "members": [{"agent": "scout", "role": "pilot"}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{crew}");
+    say(
+        &app,
+        &general,
+        "bob",
+        r#"call crew__delegate {"member": "scout", "task": "Find the channel"}"#,
+    )
+    .await;
+    let crew_room = rooms.iter().find(|r| r["slug"] == "crew").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let log = said_by(&app, &crew_room, "host", |_| true).await;
+    let log = log["body"].as_str().unwrap();
+    assert!(
+        log.contains("**pilot** (@scout), given: Find the channel\n> echo: Find the channel")
+            && log.contains("**Answer:** tool said"),
+        "{log}"
+    );
+
+    // Naming another orchestrator: only one of its agents; clearing it
+    // (then its people may no longer talk to the private agent).
+    let bob_asks = json!({"agent": "host", "author": bob, "room": general});
+    let decision = || {
+        let ask = bob_asks.clone();
+        let app = &app;
+        async move {
+            let (_, decision) = app
+                .send("POST", "/api/router/route", "root", Some(ask))
+                .await;
+            decision
+        }
+    };
+    assert_eq!(decision().await["run"], true);
     let patch = |orchestrator: &str| json!({"orchestrator": orchestrator});
     let (status, _) = app
         .send(
@@ -1377,6 +1417,10 @@ async fn an_orchestrator_greets_newcomers_and_answers_in_its_general_room(kind: 
         (status, dao["orchestrator"].clone()),
         (200, Value::Null),
         "{dao}"
+    );
+    assert_eq!(
+        decision().await["reason"],
+        "the author may not talk to this agent"
     );
     app.stop().await;
 }

@@ -29,6 +29,7 @@ use serde_json::{Value, json};
 on_every_backend!(
     built_in_tools_run_for_agents_that_have_them_within_what_they_may_read,
     an_agent_posts_with_its_tool_where_it_and_its_person_may,
+    an_agent_founds_a_community_it_orchestrates_for_its_person,
     http_fetch_reads_only_allow_listed_hosts_at_public_addresses,
     webhook_tools_are_signed_timed_out_and_governed,
     tools_of_an_mcp_server_are_registered_and_called,
@@ -94,7 +95,8 @@ async fn built_in_tools_run_for_agents_that_have_them_within_what_they_may_read(
             "city.rooms",
             "http.fetch",
             "messaging.post",
-            "microdao.members"
+            "microdao.members",
+            "microdao.found"
         ]
     );
 
@@ -563,6 +565,93 @@ async fn an_agent_posts_with_its_tool_where_it_and_its_person_may(kind: Kind) {
     assert_eq!(status, 404, "nor can the agent post where it is not");
     let (status, body) = call(&app, &key, "messaging.post", post("rm_nope".into(), bob)).await;
     assert_eq!((status, error_code(&body)), (404, "not_found"));
+    app.stop().await;
+}
+
+async fn an_agent_founds_a_community_it_orchestrates_for_its_person(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let key = helper_in_guild(&app).await;
+    app.give_tools("alice", "helper", &["microdao.found"]).await;
+    let bob = format!("user:{}", app.user_id("bob").await);
+    let found = |slug: &str, acting_for: Option<&str>| {
+        json!({"arguments": {"slug": slug, "name": "Lighthouse", "public": false},
+            "acting_for": acting_for})
+    };
+
+    // A community needs a person to own it.
+    let (status, body) = call(&app, &key, "microdao.found", found("lighthouse", None)).await;
+    assert_eq!((status, error_code(&body)), (403, "forbidden"), "{body}");
+
+    // For Bob: he owns it, the agent orchestrates it.
+    let (status, founded) = call(
+        &app,
+        &key,
+        "microdao.found",
+        found("lighthouse", Some(&bob)),
+    )
+    .await;
+    assert_eq!(status, 200, "{founded}");
+    assert_eq!(
+        founded["result"],
+        json!({"dao": "lighthouse", "name": "Lighthouse", "owner": "bob",
+            "orchestrator": "helper", "visibility": "private"})
+    );
+    // Bob's roles are refreshed by the founding's event, on every replica.
+    let dao = daarion_testkit::eventually("Bob owns it", Duration::from_secs(10), || async {
+        let (status, dao) = app
+            .get_as("/api/microdao/daos/lighthouse", Some("bob"))
+            .await;
+        (status == 200).then_some(dao)
+    })
+    .await;
+    assert_eq!(
+        (dao["my_role"].clone(), dao["orchestrator"].clone()),
+        (json!("owner"), json!("helper")),
+        "{dao}"
+    );
+    let (status, _) = app
+        .get_as("/api/microdao/daos/lighthouse", Some("carol"))
+        .await;
+    assert_eq!(status, 403, "private: by invitation");
+    let (_, members) = app
+        .get_as("/api/microdao/daos/lighthouse/members", Some("bob"))
+        .await;
+    let mut who: Vec<&str> = members["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["principal"].as_str().unwrap())
+        .collect();
+    who.sort_unstable();
+    assert_eq!(who, ["agent:helper", bob.as_str()]);
+    let rooms = common::orchestrated_rooms(&app, "lighthouse", "bob").await;
+    let general = rooms.iter().find(|r| r["slug"] == "general").unwrap();
+    assert_eq!(general["responder"], "helper", "{general}");
+
+    // Taken, or not an address: refused, nothing written.
+    let (status, body) = call(
+        &app,
+        &key,
+        "microdao.found",
+        found("lighthouse", Some(&bob)),
+    )
+    .await;
+    assert_eq!((status, error_code(&body)), (409, "conflict"), "{body}");
+    let (status, body) = call(
+        &app,
+        &key,
+        "microdao.found",
+        found("Light House", Some(&bob)),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (422, "validation_failed"),
+        "{body}"
+    );
     app.stop().await;
 }
 

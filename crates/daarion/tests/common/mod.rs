@@ -415,6 +415,19 @@ pub async fn community(app: &TestApp, owner: &str, slug: &str, visibility: &str)
     .await
 }
 
+/// The rooms of an orchestrated microDAO (`general`, `governance`,
+/// `crew`) as `who` sees them, once messaging opened all three.
+pub async fn orchestrated_rooms(app: &TestApp, dao: &str, who: &str) -> Vec<serde_json::Value> {
+    daarion_testkit::eventually("the community's rooms", Duration::from_secs(10), || async {
+        let (_, rooms) = app
+            .get_as(&format!("/api/messaging/daos/{dao}/rooms"), Some(who))
+            .await;
+        let rooms = rooms["items"].as_array()?.clone();
+        (rooms.len() == 3).then_some(rooms)
+    })
+    .await
+}
+
 /// `daarion serve <service>` as its own process on `settings`' backends
 /// (NATS at `nats_url`, which a test may route through a proxy), with
 /// `env` on top; returned once healthy.

@@ -197,6 +197,11 @@ pub fn bounds_reached(role: DaoRole) -> impl Iterator<Item = DaoRole> {
 }
 
 /// The key that keeps one direct conversation per pair, whoever starts it.
+/// A microDAO's room by its slug, as rooms are keyed.
+pub fn dao_room_key(dao: &str, slug: &str) -> String {
+    format!("dao:{dao}:{slug}")
+}
+
 pub fn direct_key(a: &str, b: &str) -> String {
     let (first, second) = if a <= b { (a, b) } else { (b, a) };
     format!("direct:{first}|{second}")

@@ -139,7 +139,7 @@ pub fn general_room(dao: &str) -> NewRoom {
 fn dao_room(dao: &str, slug: &str, title: &str, description: &str) -> NewRoom {
     NewRoom {
         kind: RoomKind::Dao,
-        key: Some(format!("dao:{dao}:{slug}")),
+        key: Some(domain::dao_room_key(dao, slug)),
         dao: Some(dao.to_owned()),
         slug: Some(slug.into()),
         title: title.into(),

@@ -44,7 +44,7 @@ impl MembershipRoles {
     }
 
     /// Forgets the roles of every member whose membership changes on any
-    /// replica, and everyone's when a custom role changes, until shutdown.
+    /// replica (a founder's included), and everyone's when a custom role changes, until shutdown.
     pub async fn follow(self, bus: Arc<dyn Bus>, shutdown: CancellationToken) {
         let members = daarion_bus::runner::follow(
             bus.as_ref(),
@@ -59,14 +59,28 @@ impl MembershipRoles {
                 }
             },
         );
+        // A founder becomes the owner without a member event.
+        let founders = daarion_bus::runner::follow(
+            bus.as_ref(),
+            "microdao.dao.created.*",
+            shutdown.clone(),
+            |event| {
+                let cache = &self.cache;
+                async move {
+                    if let Some(founder) = event.actor.as_deref() {
+                        cache.invalidate(founder).await;
+                    }
+                }
+            },
+        );
         let roles = daarion_bus::runner::follow(
             bus.as_ref(),
             crate::events::ROLE_CHANGED,
             shutdown,
             |_| async { self.forget_all() },
         );
-        let (members, roles) = tokio::join!(members, roles);
-        if let Err(error) = members.and(roles) {
+        let (members, founders, roles) = tokio::join!(members, founders, roles);
+        if let Err(error) = members.and(founders).and(roles) {
             tracing::error!(%error, "cannot follow membership changes; cached roles expire within 5 s");
         }
     }

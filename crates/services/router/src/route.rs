@@ -2,12 +2,13 @@
 //! message that mentions no agent — by the city's routing rules
 //! (`routing.agents` in the control plane: the first rule by priority whose
 //! match holds). It answers when it is active, the person who wrote may
-//! talk to it (`read` on the agent: its owner, its microDAO, or every
-//! citizen for a public one), and it may post in the room; otherwise the
+//! talk to it (`read` on the agent: its owner, its microDAO, the people
+//! of a microDAO it orchestrates, or every citizen for a public one), and
+//! it may post in the room; otherwise the
 //! reason is kept. Agents do not summon agents (a loop guard until crews
 //! exist).
 
-use daarion_access::{Action, Enforcer, PrincipalKind};
+use daarion_access::{Action, Attr, Enforcer, Kind, PrincipalKind, vocab::roles::DaoRole};
 use daarion_agents::domain::Lifecycle;
 use daarion_agents::runs::RunRequest;
 use daarion_control::domain::RoutingRule;
@@ -45,6 +46,33 @@ fn unavailable(error: impl std::fmt::Display) -> RouteError {
     RouteError::Unavailable(error.to_string())
 }
 
+/// Whether `asker` may talk to `agent`: it is theirs, public, their
+/// microDAO's, or orchestrates a microDAO of theirs (read only when the
+/// rest says no).
+async fn may_talk(
+    db: &Db,
+    access: &Enforcer,
+    asker: &daarion_access::Principal,
+    agent: &daarion_agents::store::Agent,
+) -> Result<bool, RouteError> {
+    let resource = daarion_agents::access::agent_resource(agent);
+    if access.allows(asker, Action::Read, &resource) {
+        return Ok(true);
+    }
+    let daos = daarion_microdao::store::orchestrated_by(db, &agent.slug)
+        .await
+        .map_err(unavailable)?;
+    if daos.is_empty() {
+        return Ok(false);
+    }
+    let groups = daos
+        .iter()
+        .map(|dao| Attr::Entity(Kind::Role, DaoRole::Guest.group(dao)))
+        .collect();
+    let resource = resource.attr("orchestrator_of", Attr::Set(groups));
+    Ok(access.allows(asker, Action::Read, &resource))
+}
+
 pub async fn decide(
     db: &Db,
     access: &Enforcer,
@@ -71,11 +99,7 @@ pub async fn decide(
     else {
         return skip("the author is unknown");
     };
-    if !access.allows(
-        &asker,
-        Action::Read,
-        &daarion_agents::access::agent_resource(&agent),
-    ) {
+    if !may_talk(db, access, &asker, &agent).await? {
         return skip("the author may not talk to this agent");
     }
     let Some(room) = daarion_messaging::store::room(db, mention.room)

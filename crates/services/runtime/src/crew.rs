@@ -50,6 +50,57 @@ fn introduce(member: &CrewMember) -> String {
     }
 }
 
+/// What a member did in a run: the manager's task (none in turn) and its
+/// answer.
+#[derive(Debug, Clone)]
+pub struct Contribution {
+    pub member: String,
+    pub role: String,
+    pub task: Option<String>,
+    pub answer: String,
+}
+
+impl Contribution {
+    pub fn of(member: &CrewMember, task: Option<String>, answer: String) -> Self {
+        Self {
+            member: member.agent.clone(),
+            role: member.role.clone(),
+            task,
+            answer,
+        }
+    }
+}
+
+/// The longest part of a question or of a member's answer a crew's log
+/// shows.
+const LOG_PART_CHARS: usize = 600;
+
+fn clipped(text: &str) -> String {
+    let text = text.trim();
+    match text.char_indices().nth(LOG_PART_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+/// A run's work as a microDAO's `crew` room shows it (markdown): what was
+/// asked, each member's part, the answer.
+pub fn log(crew_name: &str, question: &str, work: &[Contribution], answer: &str) -> String {
+    let mut text = format!("**{crew_name}** was asked: {}\n", clipped(question));
+    for part in work {
+        text.push_str(&format!("\n**{}** (@{})", part.role, part.member));
+        if let Some(task) = &part.task {
+            text.push_str(&format!(", given: {}", clipped(task)));
+        }
+        text.push_str(&format!(
+            "\n> {}\n",
+            clipped(&part.answer).replace('\n', "\n> ")
+        ));
+    }
+    text.push_str(&format!("\n**Answer:** {}", clipped(answer)));
+    text
+}
+
 /// A member's conversation: its own prompt, its place in the crew, then
 /// `task` (the people's turns, or the manager's task), then the work the
 /// crew did before it, if any.
@@ -58,7 +109,7 @@ pub fn member_transcript(
     crew_name: &str,
     member: &CrewMember,
     task: &[Value],
-    work: &[(String, String)],
+    work: &[Contribution],
 ) -> Vec<Value> {
     let mut turns = Vec::with_capacity(task.len() + 3);
     if let Some(prompt) = prompt.filter(|p| !p.trim().is_empty()) {
@@ -73,7 +124,7 @@ pub fn member_transcript(
     if !work.is_empty() {
         let done: Vec<String> = work
             .iter()
-            .map(|(who, answer)| format!("## {who}\n{answer}"))
+            .map(|part| format!("## {} ({})\n{}", part.role, part.member, part.answer))
             .collect();
         turns.push(json!({"role": "user", "content": format!(
             "The crew's work so far:\n\n{}\n\nNow do your part.", done.join("\n\n")
@@ -156,10 +207,34 @@ mod tests {
             first[1]["content"],
             "You are the researcher of the crew team. Your goal: find facts"
         );
-        let work = [("researcher (scout)".to_owned(), "2061 m".to_owned())];
+        let work = [Contribution::of(&crew.members[0], None, "2061 m".into())];
         let second = member_transcript(None, "team", &crew.members[1], &task, &work);
         assert_eq!(second[0]["content"], "You are the writer of the crew team.");
         let last = second.last().unwrap()["content"].as_str().unwrap();
         assert!(last.contains("## researcher (scout)\n2061 m"), "{last}");
+    }
+
+    #[test]
+    fn a_crews_log_shows_the_question_each_part_and_the_answer_clipped() {
+        let crew = crew();
+        let work = [
+            Contribution::of(
+                &crew.members[0],
+                Some("find it".into()),
+                "2061 m\nby GPS".into(),
+            ),
+            Contribution::of(&crew.members[1], None, "x".repeat(700)),
+        ];
+        let text = log("Team", "how tall is Hoverla?", &work, "It is 2061 m.");
+        assert!(
+            text.starts_with("**Team** was asked: how tall is Hoverla?\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("**researcher** (@scout), given: find it\n> 2061 m\n> by GPS\n"),
+            "{text}"
+        );
+        assert!(text.contains(&format!("**writer** (@quill)\n> {}…\n", "x".repeat(600))));
+        assert!(text.ends_with("**Answer:** It is 2061 m."), "{text}");
     }
 }

@@ -98,7 +98,15 @@ impl Worker {
             done: &done,
             n: 0,
             owner,
+            work: Vec::new(),
         };
+        let question = transcript
+            .iter()
+            .rev()
+            .find(|turn| turn["role"] == "user")
+            .and_then(|turn| turn["content"].as_str())
+            .unwrap_or_default()
+            .to_owned();
         let answer = match &agent.crew {
             None => {
                 let speaker = Speaker {
@@ -155,6 +163,10 @@ impl Worker {
             Some(room) => Some(self.reply(request, room, &me, &answer).await?),
             None => None,
         };
+        if let (Some(room), Some(_)) = (&room, &agent.crew) {
+            let log = crew::log(&agent.name, &question, &progress.work, &answer);
+            self.log_crew_work(request, room, &me, &log).await?;
+        }
         Ok(Done { answer, reply })
     }
 
@@ -244,21 +256,24 @@ impl Worker {
         progress: &mut Progress<'_>,
         screening: &Screening,
     ) -> Result<String, RunError> {
-        let mut work: Vec<(String, String)> = Vec::new();
         let mut answer = String::new();
         for (i, member) in crew.members.iter().enumerate() {
             let (speaker, prompt) = self
                 .member(request, &member.agent, i + 1 == crew.members.len())
                 .await?;
-            let transcript =
-                crew::member_transcript(prompt.as_deref(), &agent.name, member, task, &work);
+            let transcript = crew::member_transcript(
+                prompt.as_deref(),
+                &agent.name,
+                member,
+                task,
+                &progress.work,
+            );
             answer = self
                 .converse(request, &speaker, transcript, progress, screening)
                 .await?;
-            work.push((
-                format!("{} ({})", member.role, member.agent),
-                answer.clone(),
-            ));
+            progress
+                .work
+                .push(crew::Contribution::of(member, None, answer.clone()));
         }
         Ok(answer)
     }
@@ -294,7 +309,13 @@ impl Worker {
                     .converse(request, &speaker, transcript, progress, screening)
                     .await
                 {
-                    Ok(answer) => Ok(json!({"member": member.agent, "answer": answer})),
+                    Ok(answer) => {
+                        let said = json!({"member": member.agent, "answer": answer});
+                        progress
+                            .work
+                            .push(crew::Contribution::of(member, Some(task), answer));
+                        Ok(said)
+                    }
                     Err(RunError::Permanent(why)) => Err(why),
                     Err(other) => return Err(other),
                 }
@@ -620,6 +641,61 @@ impl Worker {
         })
     }
 
+    /// A microDAO's orchestrator keeps its crew's work in the microDAO's
+    /// `crew` room, when the run answers in one of the microDAO's rooms
+    /// (once per run, by its key).
+    async fn log_crew_work(
+        &self,
+        request: &RunRequest,
+        room: &daarion_messaging::domain::Room,
+        me: &Principal,
+        log: &str,
+    ) -> Result<(), RunError> {
+        let Some(dao) = room.dao.as_deref() else {
+            return Ok(());
+        };
+        let orchestrates = daarion_microdao::store::dao(&self.db, dao)
+            .await
+            .map_err(|e| RunError::Transient(e.to_string()))?
+            .is_some_and(|d| d.orchestrator.as_deref() == Some(me.id.as_str()));
+        if !orchestrates {
+            return Ok(());
+        }
+        let Some(crew_room) = daarion_messaging::store::by_key(
+            &self.db,
+            &daarion_messaging::domain::dao_room_key(dao, "crew"),
+        )
+        .await
+        .map_err(messaging_error)?
+        else {
+            return Ok(());
+        };
+        let resource = daarion_messaging::access::room_of(&self.db, &crew_room)
+            .await
+            .map_err(messaging_error)?;
+        if !self.access.allows(me, Action::SendMessage, &resource) {
+            return Ok(());
+        }
+        let body = domain::reply_body(log, self.settings.max_reply_chars);
+        let posting = Posting {
+            body: &body,
+            topic: None,
+            reply_to: None,
+            attachments: Vec::new(),
+            max_chars: self.settings.max_reply_chars,
+        };
+        self.poster
+            .post(
+                &crew_room,
+                me,
+                posting,
+                Some(&format!("crew:{}", request.run_id)),
+            )
+            .await
+            .map_err(messaging_error)?;
+        Ok(())
+    }
+
     async fn reply(
         &self,
         request: &RunRequest,
@@ -709,6 +785,8 @@ pub(crate) struct Progress<'a> {
     done: &'a [Step],
     n: usize,
     owner: &'a str,
+    /// What the crew's members did so far, replayed steps included.
+    work: Vec<crew::Contribution>,
 }
 
 impl Progress<'_> {

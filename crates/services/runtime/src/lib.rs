@@ -194,6 +194,9 @@ async fn build(ctx: Context) -> Result<Mount, BuildError> {
         max_deliver: settings.max_attempts * 2,
         // A worker takes one run at a time: the others take the next.
         prefetch: 1,
+        // Runs asked for before any runtime existed are still run (a run
+        // is idempotent by its id).
+        from_start: true,
         ..ConsumerSpec::new("agent-worker", events::REQUESTED)
     };
     for _ in 0..settings.workers {

@@ -664,6 +664,7 @@ async fn run(
             access: &state.access,
             callers: &callers,
             poster: &state.poster,
+            outbox: &state.outbox,
             settings: &state.settings,
             timeout,
         };

@@ -1,6 +1,6 @@
 //! The tools DAARION ships, run in-process: the time, arithmetic, the
-//! city's rooms, a microDAO's members. Each reads only what the caller
-//! may read.
+//! city's rooms, a microDAO's members, posting, founding a microDAO. Each
+//! reads only what the caller may read.
 
 use daarion_access::{Action, Enforcer, Principal};
 use daarion_store::Db;
@@ -101,6 +101,25 @@ pub static BUILTINS: &[Builtin] = &[
             })
         },
     },
+    Builtin {
+        name: "microdao.found",
+        description: "Founds a community that you orchestrate, owned by the person you act for: its general, governance and crew rooms open at once, and you answer in general and greet newcomers.",
+        parameters: || {
+            json!({
+                "type": "object",
+                "properties": {
+                    "slug": {"type": "string", "minLength": 2, "maxLength": 63,
+                        "description": "Its address: lower-case letters, digits and dashes."},
+                    "name": {"type": "string", "minLength": 1, "maxLength": 80},
+                    "description": {"type": "string", "maxLength": 2000},
+                    "public": {"type": "boolean",
+                        "description": "Open to every citizen (the default) or by invitation."}
+                },
+                "required": ["slug", "name"],
+                "additionalProperties": false
+            })
+        },
+    },
 ];
 
 /// The longest message `messaging.post` writes.
@@ -119,6 +138,8 @@ pub struct Context<'a> {
     pub callers: &'a [Principal],
     /// Messages are posted the one way they enter any room.
     pub poster: &'a daarion_messaging::Poster,
+    /// Events of what a built-in writes (a founded community).
+    pub outbox: &'a daarion_bus::Outbox,
     /// `http.fetch`'s allow-list and bounds.
     pub settings: &'a crate::Settings,
     pub timeout: std::time::Duration,
@@ -200,8 +221,66 @@ pub async fn run(name: &str, ctx: &Context<'_>, arguments: &Value) -> Result<Val
                 .collect();
             Ok(json!({"dao": dao.slug, "name": dao.name, "total": dao.members, "members": members}))
         }
+        "microdao.found" => found(ctx, arguments).await,
         _ => Err(ToolError::NotFound(format!("no built-in tool {name:?}"))),
     }
+}
+
+/// `microdao.found`: the agent founds a community with itself as its
+/// orchestrator (the original's agent-centric microDAOs). A community needs
+/// a person to own it: the one the agent acts for, who must be allowed to
+/// found one. The agent's owner lent it this tool, which is its consent.
+async fn found(ctx: &Context<'_>, arguments: &Value) -> Result<Value, ToolError> {
+    use daarion_microdao::{domain, domain::DaoError, store};
+    let [agent, person, ..] = ctx.callers else {
+        return Err(ToolError::Forbidden(
+            "a community needs a person to own it: found one while acting for someone".into(),
+        ));
+    };
+    if agent.kind != daarion_access::PrincipalKind::Agent {
+        return Err(ToolError::Forbidden("only an agent orchestrates".into()));
+    }
+    if !ctx
+        .access
+        .allows(person, Action::Write, &daarion_access::Resource::city())
+    {
+        return Err(ToolError::Forbidden(format!(
+            "{} may not found communities",
+            person.handle
+        )));
+    }
+    let invalid = |e: DaoError| ToolError::Invalid(e.to_string());
+    let text = |field: &str| arguments[field].as_str().unwrap_or_default();
+    let new = store::NewDao {
+        slug: domain::slug(text("slug")).map_err(invalid)?,
+        name: domain::name(text("name")).map_err(invalid)?,
+        description: domain::description(text("description")).map_err(invalid)?,
+        avatar_url: None,
+        visibility: if arguments["public"].as_bool().unwrap_or(true) {
+            domain::Visibility::Public
+        } else {
+            domain::Visibility::Private
+        },
+        district: None,
+        parent: None,
+        orchestrator: Some(agent.id.clone()),
+    };
+    let owner = store::Actor::of(person);
+    let (dao, _, staged) = store::create(ctx.db, ctx.outbox, &new, &owner, None)
+        .await
+        .map_err(|e| match e {
+            DaoError::Invalid(m) => ToolError::Invalid(m),
+            DaoError::Conflict(m) => ToolError::Conflict(m),
+            other => ToolError::Failed(other.to_string()),
+        })?;
+    ctx.outbox.relay(staged).await;
+    Ok(json!({
+        "dao": dao.slug,
+        "name": dao.name,
+        "owner": person.handle,
+        "orchestrator": dao.orchestrator,
+        "visibility": dao.visibility.as_str(),
+    }))
 }
 
 /// `messaging.post`: the caller posts where it may post, in a room every

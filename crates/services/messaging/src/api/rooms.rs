@@ -450,7 +450,7 @@ pub(super) async fn create_dao_room(
     let slug = domain::slug(&input.slug)?;
     let new = NewRoom {
         kind: RoomKind::Dao,
-        key: Some(format!("dao:{dao}:{slug}")),
+        key: Some(domain::dao_room_key(&dao, &slug)),
         title: domain::title(&input.title)?,
         description: domain::description(input.description.as_deref().unwrap_or(""))?,
         audience: bound(input.audience.as_deref())?,

@@ -15,7 +15,7 @@ use daarion_kernel::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{actor, permissions_in, role_in, slug_of};
+use super::{Actor, permissions_in, role_in, slug_of};
 use crate::{
     DaoState,
     domain::{self, DaoError, Visibility},
@@ -138,7 +138,7 @@ pub(super) async fn list_daos(
     let limit = page.limit()?;
     let rows = store::list(
         &state.db,
-        &actor(&principal),
+        &Actor::of(&principal),
         params.archived,
         page.after()?.as_deref(),
         limit,
@@ -203,7 +203,7 @@ pub(super) async fn create_dao(
         &state.db,
         &state.outbox,
         &new,
-        &actor(&principal),
+        &Actor::of(&principal),
         key.as_deref(),
     )
     .await?;
@@ -269,7 +269,7 @@ pub(super) async fn update_dao(
         &state.outbox,
         &slug_of(&slug)?,
         &patch,
-        &actor(&principal),
+        &Actor::of(&principal),
     )
     .await?;
     state.outbox.relay(staged).await;
@@ -290,7 +290,7 @@ pub(super) async fn archive_dao(
         &state.db,
         &state.outbox,
         &slug_of(&slug)?,
-        &actor(&principal),
+        &Actor::of(&principal),
     )
     .await?;
     state.outbox.relay(staged).await;

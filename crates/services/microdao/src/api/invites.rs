@@ -13,7 +13,7 @@ use daarion_kernel::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{DaoMembershipView, actor, parse_role, slug_of};
+use super::{Actor, DaoMembershipView, parse_role, slug_of};
 use crate::{
     DaoState,
     domain::{self, DaoError},
@@ -113,7 +113,7 @@ pub(super) async fn create_dao_invite(
         role,
         uses,
         days,
-        &actor(&principal),
+        &Actor::of(&principal),
     )
     .await?;
     let body = NewDaoInviteView {
@@ -150,6 +150,6 @@ pub(super) async fn accept_dao_invite(
     if !code.starts_with(domain::INVITE_PREFIX) || code.len() > 128 {
         return Err(DaoError::InviteGone.into());
     }
-    let change = store::accept(&state.db, &state.outbox, code, &actor(&principal)).await?;
+    let change = store::accept(&state.db, &state.outbox, code, &Actor::of(&principal)).await?;
     Ok(state.changed(change).await)
 }

@@ -9,7 +9,7 @@ use daarion_kernel::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{actor, parse_role, slug_of};
+use super::{Actor, parse_role, slug_of};
 use crate::{
     DaoState,
     domain::{self, DaoError},
@@ -125,7 +125,7 @@ pub(super) async fn join_dao(
         &state.db,
         &state.outbox,
         &slug_of(&slug)?,
-        &actor(&principal),
+        &Actor::of(&principal),
     )
     .await?;
     Ok(state.changed(change).await)
@@ -141,7 +141,7 @@ pub(super) async fn leave_dao(
     principal: Principal,
     Path(slug): Path<String>,
 ) -> Result<Json<DaoMembershipView>, ApiError> {
-    let who = actor(&principal);
+    let who = Actor::of(&principal);
     let change = store::change_member(
         &state.db,
         &state.outbox,
@@ -172,7 +172,7 @@ pub(super) async fn set_member_role(
         &state.db,
         &state.outbox,
         &slug_of(&slug)?,
-        &actor(&principal),
+        &Actor::of(&principal),
         &domain::member_name(&member)?,
         Some(role),
         false,
@@ -197,7 +197,7 @@ pub(super) async fn remove_dao_member(
         &state.db,
         &state.outbox,
         &slug_of(&slug)?,
-        &actor(&principal),
+        &Actor::of(&principal),
         &domain::member_name(&member)?,
         None,
         params.ban,
@@ -229,7 +229,7 @@ pub(super) async fn add_agent(
 ) -> Result<Json<DaoMembershipView>, ApiError> {
     let name = domain::member_name(&format!("agent:{}", input.agent))?;
     may_bring(&state, &principal, &input.agent).await?;
-    let by = actor(&principal);
+    let by = Actor::of(&principal);
     let change = store::add_agent(&state.db, &state.outbox, &slug_of(&slug)?, &name, &by).await?;
     Ok(state.changed(change).await)
 }
@@ -248,7 +248,7 @@ pub(super) async fn may_bring(
         .await
         .map_err(|e| ApiError::unavailable(&e))?
         .ok_or_else(|| DaoError::NotFound(format!("no agent {agent:?}")))?;
-    if !actor(principal).city_admin && found.owner.as_deref() != Some(principal.id.as_str()) {
+    if !Actor::of(principal).city_admin && found.owner.as_deref() != Some(principal.id.as_str()) {
         return Err(DaoError::Forbidden("only the agent's owner may bring it in".into()).into());
     }
     Ok(())

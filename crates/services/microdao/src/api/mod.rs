@@ -42,17 +42,6 @@ impl From<DaoError> for ApiError {
     }
 }
 
-fn actor(principal: &Principal) -> Actor {
-    Actor {
-        name: principal.name(),
-        handle: principal.handle.clone(),
-        city_admin: principal
-            .roles
-            .iter()
-            .any(|r| r == daarion_access::vocab::roles::CITY_ADMIN),
-    }
-}
-
 /// What the caller's custom role in `slug` grants, from their principal.
 fn permissions_in(principal: &Principal, slug: &str) -> Vec<DaoPermission> {
     principal

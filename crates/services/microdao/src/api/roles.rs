@@ -14,7 +14,7 @@ use daarion_kernel::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{DaoMembershipView, actor, slug_of};
+use super::{Actor, DaoMembershipView, slug_of};
 use crate::{
     DaoState, domain,
     store::{self, CustomRole, RoleDefinition},
@@ -101,7 +101,7 @@ pub(super) async fn define_dao_role(
         &state.outbox,
         &slug_of(&slug)?,
         &definition,
-        &actor(&principal),
+        &Actor::of(&principal),
     )
     .await?;
     state.roles.forget_all();
@@ -125,7 +125,7 @@ pub(super) async fn delete_dao_role(
         &state.outbox,
         &slug_of(&slug)?,
         &domain::custom_role_name(&name)?,
-        &actor(&principal),
+        &Actor::of(&principal),
     )
     .await?;
     state.roles.forget_all();
@@ -178,7 +178,7 @@ async fn assign(
         &domain::custom_role_name(&name)?,
         &domain::member_name(&member)?,
         grant,
-        &actor(principal),
+        &Actor::of(principal),
     )
     .await?;
     Ok(state.changed(change).await)

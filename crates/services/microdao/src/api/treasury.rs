@@ -12,7 +12,7 @@ use daarion_kernel::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{actor, slug_of};
+use super::{Actor, slug_of};
 use crate::{
     DaoState,
     treasury::{self, Movement},
@@ -202,7 +202,7 @@ pub(super) async fn mint(
         &state.outbox,
         &slug,
         &order,
-        &actor(&principal),
+        &Actor::of(&principal),
         key.as_deref(),
     )
     .await?;
@@ -239,7 +239,7 @@ pub(super) async fn transfer(
         &state.outbox,
         &slug,
         &order,
-        &actor(&principal),
+        &Actor::of(&principal),
         key.as_deref(),
     )
     .await?;

@@ -91,6 +91,19 @@ pub struct Actor {
     pub city_admin: bool,
 }
 
+impl Actor {
+    pub fn of(principal: &daarion_access::Principal) -> Self {
+        Self {
+            name: principal.name(),
+            handle: principal.handle.clone(),
+            city_admin: principal
+                .roles
+                .iter()
+                .any(|r| r == daarion_access::vocab::roles::CITY_ADMIN),
+        }
+    }
+}
+
 pub async fn create(
     db: &Db,
     outbox: &Outbox,
@@ -202,6 +215,20 @@ pub async fn dao(db: &Db, slug: &str) -> Result<Option<Dao>, DaoError> {
     .fetch_optional(db.pool())
     .await?;
     row.as_ref().map(dao_from).transpose()
+}
+
+/// The microDAOs (not archived) whose orchestrator `agent` is.
+pub async fn orchestrated_by(db: &Db, agent: &str) -> Result<Vec<String>, DaoError> {
+    let rows = sql::query(
+        "SELECT slug FROM microdao_daos WHERE orchestrator = $1 AND archived_at IS NULL ORDER BY slug",
+    )
+    .bind(agent)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| row.try_get("slug"))
+        .collect::<Result<_, _>>()?)
 }
 
 /// What `viewer` may see, by slug after `after`: public microDAOs and those
