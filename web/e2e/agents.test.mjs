@@ -9,7 +9,8 @@
 // asks it on its public page once she makes it public. A crew: two agents
 // she manages work a question in turn under a third, and the run shows
 // which member took each step. A community founded with an orchestrator
-// agent greets the next person who joins, in its General room.
+// agent greets the next person who joins, in its General room; asked
+// there, the orchestrator founds another community for its founder.
 import { after, before, describe, test } from "node:test";
 import { fakeModelConfig, REPLY, startFakeOpenAI } from "./fake-openai.mjs";
 import {
@@ -259,7 +260,7 @@ for (const lang of ["en", "uk"]) {
       await register(city, founder, `founder-${lang}`);
       const host = `host-${lang}`;
       const made = await page.request.post(`${city.url}/api/agents/agents`, {
-        data: { slug: host, blueprint: "helper", visibility: "public" },
+        data: { slug: host, blueprint: "helper", tools: ["microdao.found"] },
         headers: { origin: city.url },
       });
       if (made.status() !== 201) throw new Error(await made.text());
@@ -289,6 +290,29 @@ for (const lang of ["en", "uk"]) {
         .filter({ hasText: REPLY.join("") })
         .waitFor({ timeout: 20000 });
       await newcomer.context.close();
+
+      // Asked in General, it founds a private community it orchestrates,
+      // owned by the person who asked.
+      await page.goto(`${city.url}/messages/${general.id}`);
+      await page.getByRole("status").getByText(t("live.open")).waitFor();
+      await page
+        .getByRole("textbox", { name: t("room.message"), exact: true })
+        .fill(
+          `use microdao__found {"slug": "cove-${lang}", "name": "Cove ${lang}", "public": false}`,
+        );
+      await page.getByRole("button", { name: t("room.send") }).click();
+      await page
+        .locator("article.message")
+        .filter({ hasText: `agent:${host}` })
+        .nth(1)
+        .waitFor({ timeout: 20000 });
+      await page.goto(`${city.url}/communities/cove-${lang}`);
+      await page.getByText(t("dao.orchestrator_is", { agent: `agent:${host}` })).waitFor();
+      await page
+        .getByRole("list", { name: t("dao.members") })
+        .getByRole("listitem")
+        .filter({ hasText: `founder-${lang}` })
+        .waitFor();
       await founder.context.close();
     });
   });

@@ -37,13 +37,18 @@ export async function startFakeOpenAI() {
         created: 0,
         model: body.model,
       };
-      // "use <function>" in the last turn, with that function offered:
-      // a tool call with no arguments (then, after its answer, the reply).
+      // "use <function> [{json}]" in the last turn, with that function
+      // offered: a tool call with those arguments, or none (then, after its
+      // answer, the reply).
       const last = body.messages.at(-1);
-      const asked = last?.role === "user" && /\buse (\w+)/.exec(last.content ?? "");
+      const asked = last?.role === "user" && /\buse (\w+)\s*(\{.*\})?/s.exec(last.content ?? "");
       const offered = asked && body.tools?.some((t) => t.function?.name === asked[1]);
       const call = offered
-        ? { id: "call_fake", type: "function", function: { name: asked[1], arguments: "{}" } }
+        ? {
+            id: "call_fake",
+            type: "function",
+            function: { name: asked[1], arguments: asked[2] ?? "{}" },
+          }
         : null;
       const finish = call ? "tool_calls" : "stop";
       if (!body.stream) {
