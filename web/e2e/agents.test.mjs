@@ -10,12 +10,14 @@
 // she manages work a question in turn under a third, and the run shows
 // which member took each step. A community founded with an orchestrator
 // agent greets the next person who joins, in its General room; asked
-// there, the orchestrator founds another community for its founder.
+// there, the orchestrator founds another community for its founder; the
+// city's map counts those runs on Bay's planet.
 import { after, before, describe, test } from "node:test";
 import { fakeModelConfig, REPLY, startFakeOpenAI } from "./fake-openai.mjs";
 import {
   arrived,
   community,
+  eventually,
   expectNoAccessibilityProblems,
   launch,
   person,
@@ -313,6 +315,12 @@ for (const lang of ["en", "uk"]) {
         .getByRole("listitem")
         .filter({ hasText: `founder-${lang}` })
         .waitFor();
+
+      // On the city's map, Bay's planet counts its agent's runs: the
+      // greeting and the founding.
+      await page.goto(`${city.url}/space/planets/bay-${lang}`);
+      const runs = page.locator("dl.facts > div").filter({ hasText: t("space.runs_today") });
+      await eventually(page, runs.getByRole("definition").getByText("2", { exact: true }));
       await founder.context.close();
     });
   });

@@ -286,3 +286,16 @@ export async function signOut(city, who) {
   const me = await who.page.request.get(`${city.url}/api/auth/me`);
   assert.equal(me.status(), 401, "signed out on the server too");
 }
+
+/** Reloads `page` until `locator` shows (what it waits for comes off the bus). */
+export async function eventually(page, locator) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await locator.waitFor({ timeout: 1500 });
+      return;
+    } catch (error) {
+      if (attempt > 10) throw error;
+      await page.reload();
+    }
+  }
+}

@@ -8,6 +8,7 @@ import { after, before, describe, test } from "node:test";
 import {
   arrived,
   community,
+  eventually,
   expectNoAccessibilityProblems,
   launch,
   person,
@@ -23,19 +24,6 @@ before(async () => {
 after(async () => {
   await browser?.close();
 });
-
-/** Reloads `page` until `locator` shows (what it waits for comes off the bus). */
-async function eventually(page, locator) {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await locator.waitFor({ timeout: 1500 });
-      return;
-    } catch (error) {
-      if (attempt > 10) throw error;
-      await page.reload();
-    }
-  }
-}
 
 for (const lang of ["en", "uk"]) {
   describe(`in ${lang}`, () => {

@@ -1344,6 +1344,16 @@ async fn an_orchestrator_greets_newcomers_and_answers_in_its_general_room(kind: 
     })
     .await;
 
+    // The city's map counts the runs in the community's rooms (the
+    // greeting and the answer).
+    let planet =
+        daarion_testkit::eventually("the planet's runs", Duration::from_secs(10), || async {
+            let (_, planet) = app.get_as("/api/space/planets/harbor", Some("bob")).await;
+            (planet["runs_today"] == 2).then_some(planet)
+        })
+        .await;
+    assert_eq!(planet["runs_7d"], 2, "{planet}");
+
     // Leading a crew, it keeps the crew's work in the `crew` room.
     let (status, made) = app
         .send(

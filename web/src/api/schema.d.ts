@@ -2821,6 +2821,11 @@ export interface components {
             day: string;
             /** Format: int64 */
             messages: number;
+            /**
+             * Format: int64
+             * @description Agent runs completed in its rooms.
+             */
+            runs: number;
         };
         /** @description An event that failed every delivery. */
         DeadLetter: {
@@ -3849,8 +3854,8 @@ export interface components {
         };
         PlanetView: components["schemas"]["PlanetSummary"] & {
             /**
-             * @description Messages per day over the last 15 days, oldest first, every day
-             *     present.
+             * @description Messages and runs per day over the last 15 days, oldest first,
+             *     every day present.
              */
             activity: components["schemas"]["DayCount"][];
             /** @description Yesterday's messages against the 14 days before. */
@@ -3862,6 +3867,14 @@ export interface components {
              * @description Messages in its rooms today (UTC) and over the last 7 days.
              */
             messages_today: number;
+            /** Format: int64 */
+            runs_7d: number;
+            /**
+             * Format: int64
+             * @description Agent runs completed in its rooms today (UTC) and over the last 7
+             *     days.
+             */
+            runs_today: number;
             /** @description The nodes serving it. */
             satellites: components["schemas"]["Satellite"][];
         };

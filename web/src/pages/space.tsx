@@ -147,6 +147,8 @@ export function PlanetPage({ slug }: { slug: string }) {
     ["space.supply", p.treasury_supply],
     ["space.today", p.messages_today],
     ["space.week", p.messages_7d],
+    ["space.runs_today", p.runs_today],
+    ["space.runs_week", p.runs_7d],
   ];
   return (
     <section class="stack">

@@ -22,6 +22,9 @@ pub enum SpaceError {
     Store(StoreError),
     #[error(transparent)]
     Bus(#[from] BusError),
+    /// Reading a room from messaging's store.
+    #[error(transparent)]
+    Messaging(#[from] daarion_messaging::domain::MessagingError),
 }
 
 impl From<StoreError> for SpaceError {

@@ -1,8 +1,8 @@
 //! What space publishes and reads. Node changes are durable on the `SPACE`
 //! stream (`space.node.<what>.<node>`: `registered`, `removed`, `online`,
 //! `offline`); the living map will follow them. It reads the microDAO
-//! service's `microdao.>` events and messaging's `message.received.*` into
-//! planets (`store::planets`).
+//! service's `microdao.>` events, messaging's `message.received.*` and the
+//! runtime's `agent.run.completed.*` into planets (`store::planets`).
 
 use daarion_bus::{Envelope, HandlerError};
 
@@ -11,6 +11,7 @@ use crate::{SERVICE, SpaceState, store};
 pub const NODE_CHANGED: &str = "space.node.*.*";
 pub const DAOS: &str = "microdao.>";
 pub const MESSAGES: &str = "message.received.*";
+pub const RUNS: &str = daarion_agents::runs::COMPLETED;
 
 pub fn node_changed(what: &str, node: &str, actor: &str) -> Envelope {
     Envelope::new(

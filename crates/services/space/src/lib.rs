@@ -13,8 +13,9 @@
 //!   token in `X-Node-Token`, every `space.heartbeat_secs`; silent for
 //!   `space.node_offline_secs`, it is offline.
 //!
-//! Planets are a projection: two consumers read the microDAO service's
-//! events and messaging's `message.received.*` into space's own tables
+//! Planets are a projection: consumers read the microDAO service's
+//! events, messaging's `message.received.*` and the runtime's
+//! `agent.run.completed.*` (in a microDAO's rooms) into space's own tables
 //! (`store::planets`), each event once. Layout: `domain` (rules, the
 //! anomaly score), `store` (`nodes`, `planets`), `api`, `access`, `events`.
 
@@ -39,7 +40,10 @@ pub static SPEC: Service = Service {
     name: SERVICE,
     port: 7002,
     version: env!("CARGO_PKG_VERSION"),
-    migrations: &[migration!(1, "001_create_space_tables")],
+    migrations: &[
+        migration!(1, "001_create_space_tables"),
+        migration!(2, "002_add_planet_runs"),
+    ],
     rules: access::RULES,
     websocket: false,
     streams: &[StreamDef {
@@ -135,6 +139,7 @@ async fn build(ctx: Context) -> Result<Mount, BuildError> {
     for (name, filter) in [
         ("space-planets", events::DAOS),
         ("space-planets-messages", events::MESSAGES),
+        ("space-planets-runs", events::RUNS),
     ] {
         let applier = state.clone();
         ctx.consume_batches(name, filter, move |events| {

@@ -51,6 +51,8 @@ pub struct DayCount {
     /// `YYYY-MM-DD` (UTC).
     pub day: String,
     pub messages: i64,
+    /// Agent runs completed in its rooms.
+    pub runs: i64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -68,8 +70,12 @@ pub struct PlanetView {
     /// Messages in its rooms today (UTC) and over the last 7 days.
     pub messages_today: i64,
     pub messages_7d: i64,
-    /// Messages per day over the last 15 days, oldest first, every day
-    /// present.
+    /// Agent runs completed in its rooms today (UTC) and over the last 7
+    /// days.
+    pub runs_today: i64,
+    pub runs_7d: i64,
+    /// Messages and runs per day over the last 15 days, oldest first,
+    /// every day present.
     pub activity: Vec<DayCount>,
     /// Yesterday's messages against the 14 days before.
     pub anomaly: Anomaly,
@@ -105,13 +111,17 @@ async fn directory(
 }
 
 /// Days `from`..=`to` as `YYYY-MM-DD`, with the counts known (0 elsewhere).
-fn every_day(from: chrono::NaiveDate, days: i64, known: &[(String, i64)]) -> Vec<DayCount> {
+fn every_day(from: chrono::NaiveDate, days: i64, known: &[planets::Day]) -> Vec<DayCount> {
     (0..days)
         .filter_map(|n| from.checked_add_signed(chrono::Duration::days(n)))
         .map(|date| {
             let day = date.format("%Y-%m-%d").to_string();
-            let messages = known.iter().find(|(d, _)| *d == day).map_or(0, |(_, n)| *n);
-            DayCount { day, messages }
+            let seen = known.iter().find(|d| d.day == day);
+            DayCount {
+                messages: seen.map_or(0, |d| d.messages),
+                runs: seen.map_or(0, |d| d.runs),
+                day,
+            }
         })
         .collect()
 }
@@ -139,6 +149,8 @@ async fn get_planet(
     let counts: Vec<i64> = activity.iter().map(|d| d.messages).collect();
     let messages_today = counts.last().copied().unwrap_or(0);
     let messages_7d = counts.iter().rev().take(7).sum();
+    let runs_today = activity.last().map_or(0, |d| d.runs);
+    let runs_7d = activity.iter().rev().take(7).map(|d| d.runs).sum();
     // Yesterday against the days before it that the planet existed for
     // (a planet's history begins with its first recorded message).
     let complete = &counts[..counts.len().saturating_sub(1)];
@@ -162,6 +174,8 @@ async fn get_planet(
         summary: planet.into(),
         messages_today,
         messages_7d,
+        runs_today,
+        runs_7d,
         activity,
         anomaly,
         satellites,
@@ -175,16 +189,24 @@ mod tests {
     #[test]
     fn every_day_is_present_with_zeros_between() {
         let from = chrono::NaiveDate::from_ymd_opt(2026, 12, 30).unwrap();
-        let known = vec![("2026-12-31".to_owned(), 4), ("2027-01-02".to_owned(), 2)];
+        let day = |day: &str, messages, runs| planets::Day {
+            day: day.into(),
+            messages,
+            runs,
+        };
+        let known = vec![day("2026-12-31", 4, 1), day("2027-01-02", 2, 0)];
         let days = every_day(from, 4, &known);
-        let got: Vec<(&str, i64)> = days.iter().map(|d| (d.day.as_str(), d.messages)).collect();
+        let got: Vec<(&str, i64, i64)> = days
+            .iter()
+            .map(|d| (d.day.as_str(), d.messages, d.runs))
+            .collect();
         assert_eq!(
             got,
             [
-                ("2026-12-30", 0),
-                ("2026-12-31", 4),
-                ("2027-01-01", 0),
-                ("2027-01-02", 2)
+                ("2026-12-30", 0, 0),
+                ("2026-12-31", 4, 1),
+                ("2027-01-01", 0, 0),
+                ("2027-01-02", 2, 0)
             ]
         );
     }

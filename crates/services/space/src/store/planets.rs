@@ -1,6 +1,9 @@
-//! Planets: what the microDAO service and messaging tell, kept as figures.
+//! Planets: what the microDAO service, messaging and the runtime tell,
+//! kept as figures.
 //! Each event is applied once (`space_seen` holds the ids applied), in the
 //! transaction that applies it, so a redelivered event counts nothing twice.
+
+use std::collections::HashMap;
 
 use daarion_bus::Envelope;
 use daarion_store::{
@@ -72,10 +75,40 @@ fn matters(event: &Envelope) -> bool {
     event.subject.starts_with("microdao.")
         || (event.subject.starts_with("message.received.")
             && event.payload["room"]["kind"] == "dao")
+        || (event.subject.starts_with("agent.run.completed.")
+            && event.payload["room"]
+                .as_str()
+                .is_some_and(|r| !r.is_empty()))
+}
+
+/// The microDAO of each room a run event answered in (runs carry only the
+/// room), read before the batch's transaction.
+async fn daos_of_runs<'e>(
+    db: &Db,
+    events: &[&'e Envelope],
+) -> Result<HashMap<&'e str, String>, SpaceError> {
+    let mut daos = HashMap::new();
+    for event in events {
+        let Some(room) = event.payload["room"].as_str() else {
+            continue;
+        };
+        if !event.subject.starts_with("agent.run.") || daos.contains_key(room) {
+            continue;
+        }
+        let found = daarion_messaging::store::room(db, room).await?;
+        if let Some(dao) = found.and_then(|r| r.dao) {
+            daos.insert(room, dao);
+        }
+    }
+    Ok(daos)
 }
 
 /// Applies one event, unless it was applied before.
-async fn apply_one(tx: &mut Tx, event: &Envelope) -> Result<(), SpaceError> {
+async fn apply_one(
+    tx: &mut Tx,
+    event: &Envelope,
+    run_daos: &HashMap<&str, String>,
+) -> Result<(), SpaceError> {
     let fresh = sql::query(
         "INSERT INTO space_seen (event_id, seen_at) VALUES ($1, $2) ON CONFLICT (event_id) DO NOTHING",
     )
@@ -140,6 +173,19 @@ async fn apply_one(tx: &mut Tx, event: &Envelope) -> Result<(), SpaceError> {
             .execute(&mut **tx)
             .await?;
         }
+        ["agent", "run", "completed", _] => {
+            let Some(dao) = payload["room"].as_str().and_then(|r| run_daos.get(r)) else {
+                return Ok(());
+            };
+            sql::query(
+                "INSERT INTO space_activity (dao, day, messages, runs) VALUES ($1, $2, 0, 1)
+                 ON CONFLICT (dao, day) DO UPDATE SET runs = space_activity.runs + 1",
+            )
+            .bind(dao.as_str())
+            .bind(day_of(&event.time))
+            .execute(&mut **tx)
+            .await?;
+        }
         _ => {}
     }
     Ok(())
@@ -151,9 +197,10 @@ pub async fn apply(db: &Db, events: &[Envelope]) -> Result<(), SpaceError> {
     if relevant.is_empty() {
         return Ok(());
     }
+    let run_daos = daos_of_runs(db, &relevant).await?;
     let mut tx = db.begin().await?;
     for event in relevant {
-        apply_one(&mut tx, event).await?;
+        apply_one(&mut tx, event, &run_daos).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -212,18 +259,34 @@ pub async fn planet(db: &Db, slug: &str) -> Result<Option<Planet>, SpaceError> {
     row.as_ref().map(planet_from).transpose()
 }
 
-/// Messages per day from `since` (a `YYYY-MM-DD`) on, oldest first; days
-/// without messages are absent.
-pub async fn activity(db: &Db, dao: &str, since: &str) -> Result<Vec<(String, i64)>, SpaceError> {
+/// What happened on a planet one day (UTC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Day {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    pub messages: i64,
+    /// Agent runs completed in its rooms.
+    pub runs: i64,
+}
+
+/// Days from `since` (a `YYYY-MM-DD`) on, oldest first; days without
+/// messages or runs are absent.
+pub async fn activity(db: &Db, dao: &str, since: &str) -> Result<Vec<Day>, SpaceError> {
     let rows = sql::query(
-        "SELECT day, messages FROM space_activity WHERE dao = $1 AND day >= $2 ORDER BY day",
+        "SELECT day, messages, runs FROM space_activity WHERE dao = $1 AND day >= $2 ORDER BY day",
     )
     .bind(dao)
     .bind(since)
     .fetch_all(db.pool())
     .await?;
     rows.iter()
-        .map(|row| Ok((row.try_get("day")?, row.try_get("messages")?)))
+        .map(|row| {
+            Ok(Day {
+                day: row.try_get("day")?,
+                messages: row.try_get("messages")?,
+                runs: row.try_get("runs")?,
+            })
+        })
         .collect()
 }
 
@@ -269,7 +332,7 @@ mod tests {
             );
             let days = activity(db, "makers", "2000-01-01").await.unwrap();
             assert_eq!(days.len(), 1);
-            assert_eq!(days[0].1, 1);
+            assert_eq!((days[0].messages, days[0].runs), (1, 0));
             let left = event(
                 "microdao.member.left.makers",
                 json!({ "dao": "makers", "principal": "user:founder" }),
