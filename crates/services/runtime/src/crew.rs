@@ -1,11 +1,29 @@
-//! Crews, as plain functions: what each member reads, and the manager's
-//! `crew.delegate` tool. A crew answers as its own agent; a sequential
-//! crew's members work in turn, each reading the task and the work before
-//! it; a hierarchical crew's agent delegates tasks to members and answers
-//! with what they found (CrewAI's two processes).
+//! Crews: what each member reads and the manager's `crew.delegate` tool
+//! (plain functions), and a crew's steps in a run (`impl Worker`). A crew
+//! answers as its own agent; a sequential crew's members work in turn,
+//! each reading the task and the work before it; a hierarchical crew's
+//! agent delegates tasks to members and answers with what they found
+//! (CrewAI's two processes). An orchestrator's crew keeps its work in its
+//! microDAO's `crew` room.
 
-use daarion_agents::domain::{Crew, CrewMember};
+use std::{collections::HashMap, time::Instant};
+
+use daarion_access::{Action, Principal};
+use daarion_agents::{
+    domain::{Crew, CrewMember, Lifecycle},
+    runs::{RunEvent, RunRequest},
+    store::Agent,
+};
+use daarion_filter::Screening;
+use daarion_messaging::Posting;
 use serde_json::{Value, json};
+
+use crate::{
+    domain::{self, RunError},
+    execute::{Progress, Speaker, elapsed_ms, messaging_error},
+    store::Step,
+    worker::Worker,
+};
 
 /// The manager's delegation tool, as its model sees it.
 pub const DELEGATE: &str = "crew__delegate";
@@ -150,6 +168,202 @@ pub fn delegation<'a>(
         return Err("give the member a task".into());
     }
     Ok((member, task.to_owned()))
+}
+
+impl Worker {
+    /// A sequential crew: each member in turn, reading the task and the
+    /// work before it; the last one's answer is the crew's (and only its
+    /// words go out live).
+    pub(crate) async fn in_turn(
+        &self,
+        request: &RunRequest,
+        agent: &Agent,
+        crew: &Crew,
+        task: &[Value],
+        progress: &mut Progress<'_>,
+        screening: &Screening,
+    ) -> Result<String, RunError> {
+        let mut answer = String::new();
+        for (i, member) in crew.members.iter().enumerate() {
+            let (speaker, prompt) = self
+                .member(request, &member.agent, i + 1 == crew.members.len())
+                .await?;
+            let transcript =
+                member_transcript(prompt.as_deref(), &agent.name, member, task, &progress.work);
+            answer = self
+                .converse(request, &speaker, transcript, progress, screening)
+                .await?;
+            progress
+                .work
+                .push(Contribution::of(member, None, answer.clone()));
+        }
+        Ok(answer)
+    }
+
+    /// A hierarchical crew's agent gives a member a task: the member's
+    /// conversation on it, then the delegation as a step whose answer is
+    /// the member's (or why it could not answer, for the manager to weigh).
+    pub(crate) async fn delegate(
+        &self,
+        request: &RunRequest,
+        manager: &Speaker,
+        crew: &Crew,
+        call: &domain::ToolCall,
+        progress: &mut Progress<'_>,
+        screening: &Screening,
+    ) -> Result<Step, RunError> {
+        let started = Instant::now();
+        self.live(RunEvent::ToolCall {
+            run: request.run_id.clone(),
+            agent: request.agent.clone(),
+            tool: DELEGATE_TOOL.into(),
+            arguments: call.arguments.clone(),
+        })
+        .await;
+        let output = match delegation(crew, &call.arguments) {
+            Err(why) => Err(why),
+            Ok((member, task)) => {
+                let (speaker, prompt) = self.member(request, &member.agent, false).await?;
+                let asked = [json!({"role": "user", "content": task})];
+                let transcript =
+                    member_transcript(prompt.as_deref(), &manager.slug, member, &asked, &[]);
+                match self
+                    .converse(request, &speaker, transcript, progress, screening)
+                    .await
+                {
+                    Ok(answer) => {
+                        let said = json!({"member": member.agent, "answer": answer});
+                        progress
+                            .work
+                            .push(Contribution::of(member, Some(task), answer));
+                        Ok(said)
+                    }
+                    Err(RunError::Permanent(why)) => Err(why),
+                    Err(other) => return Err(other),
+                }
+            }
+        };
+        if let Some(step) = progress.replay() {
+            return Ok(step);
+        }
+        let ok = output.is_ok();
+        self.live(RunEvent::ToolResult {
+            run: request.run_id.clone(),
+            agent: request.agent.clone(),
+            tool: DELEGATE_TOOL.into(),
+            ok,
+        })
+        .await;
+        let step = Step {
+            n: progress.n as i64,
+            agent: manager.slug.clone(),
+            kind: "tool".into(),
+            name: DELEGATE_TOOL.into(),
+            input: call.arguments.clone(),
+            output: output.unwrap_or_else(|why| json!({ "error": why })),
+            ok,
+            tokens_in: 0,
+            tokens_out: 0,
+            latency_ms: elapsed_ms(started),
+            created_at: daarion_store::now(),
+        };
+        progress.keep(self, request, &step).await?;
+        Ok(step)
+    }
+
+    /// A crew member as a speaker (active, and not a crew itself), with
+    /// its prompt; `voice`: its words are the crew's answer.
+    async fn member(
+        &self,
+        request: &RunRequest,
+        slug: &str,
+        voice: bool,
+    ) -> Result<(Speaker, Option<String>), RunError> {
+        let agent = daarion_agents::store::get(&self.db, slug)
+            .await
+            .map_err(|e| RunError::Transient(e.to_string()))?
+            .ok_or_else(|| RunError::Permanent(format!("crew member {slug:?} is gone")))?;
+        if agent.status != Lifecycle::Active {
+            return Err(RunError::Permanent(format!(
+                "crew member {slug:?} is paused or archived"
+            )));
+        }
+        if agent.crew.is_some() {
+            return Err(RunError::Permanent(format!(
+                "crew member {slug:?} is a crew itself; crews do not nest"
+            )));
+        }
+        let (functions, tools) = if request.asker.starts_with("user:") {
+            self.tools(slug).await?
+        } else {
+            (Vec::new(), HashMap::new())
+        };
+        let prompt = self.prompt(slug).await?;
+        let speaker = Speaker {
+            slug: agent.slug,
+            model: agent.model,
+            functions,
+            tools,
+            voice,
+            crew: None,
+        };
+        Ok((speaker, prompt))
+    }
+
+    /// A microDAO's orchestrator keeps its crew's work in the microDAO's
+    /// `crew` room, when the run answers in one of the microDAO's rooms
+    /// (once per run, by its key).
+    pub(crate) async fn log_crew_work(
+        &self,
+        request: &RunRequest,
+        room: &daarion_messaging::domain::Room,
+        me: &Principal,
+        log: &str,
+    ) -> Result<(), RunError> {
+        let Some(dao) = room.dao.as_deref() else {
+            return Ok(());
+        };
+        let orchestrates = daarion_microdao::store::dao(&self.db, dao)
+            .await
+            .map_err(|e| RunError::Transient(e.to_string()))?
+            .is_some_and(|d| d.orchestrator.as_deref() == Some(me.id.as_str()));
+        if !orchestrates {
+            return Ok(());
+        }
+        let Some(crew_room) = daarion_messaging::store::by_key(
+            &self.db,
+            &daarion_messaging::domain::dao_room_key(dao, "crew"),
+        )
+        .await
+        .map_err(messaging_error)?
+        else {
+            return Ok(());
+        };
+        let resource = daarion_messaging::access::room_of(&self.db, &crew_room)
+            .await
+            .map_err(messaging_error)?;
+        if !self.access.allows(me, Action::SendMessage, &resource) {
+            return Ok(());
+        }
+        let body = domain::reply_body(log, self.settings.max_reply_chars);
+        let posting = Posting {
+            body: &body,
+            topic: None,
+            reply_to: None,
+            attachments: Vec::new(),
+            max_chars: self.settings.max_reply_chars,
+        };
+        self.poster
+            .post(
+                &crew_room,
+                me,
+                posting,
+                Some(&format!("crew:{}", request.run_id)),
+            )
+            .await
+            .map_err(messaging_error)?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -173,7 +173,7 @@ impl Worker {
     /// One speaker's conversation with its model: model call, its tool
     /// calls, model call... until it answers (the answer's words, not yet
     /// screened), each step replayed if it finished before.
-    async fn converse(
+    pub(crate) async fn converse(
         &self,
         request: &RunRequest,
         speaker: &Speaker,
@@ -244,150 +244,6 @@ impl Worker {
         )))
     }
 
-    /// A sequential crew: each member in turn, reading the task and the
-    /// work before it; the last one's answer is the crew's (and only its
-    /// words go out live).
-    async fn in_turn(
-        &self,
-        request: &RunRequest,
-        agent: &Agent,
-        crew: &Crew,
-        task: &[Value],
-        progress: &mut Progress<'_>,
-        screening: &Screening,
-    ) -> Result<String, RunError> {
-        let mut answer = String::new();
-        for (i, member) in crew.members.iter().enumerate() {
-            let (speaker, prompt) = self
-                .member(request, &member.agent, i + 1 == crew.members.len())
-                .await?;
-            let transcript = crew::member_transcript(
-                prompt.as_deref(),
-                &agent.name,
-                member,
-                task,
-                &progress.work,
-            );
-            answer = self
-                .converse(request, &speaker, transcript, progress, screening)
-                .await?;
-            progress
-                .work
-                .push(crew::Contribution::of(member, None, answer.clone()));
-        }
-        Ok(answer)
-    }
-
-    /// A hierarchical crew's agent gives a member a task: the member's
-    /// conversation on it, then the delegation as a step whose answer is
-    /// the member's (or why it could not answer, for the manager to weigh).
-    async fn delegate(
-        &self,
-        request: &RunRequest,
-        manager: &Speaker,
-        crew: &Crew,
-        call: &domain::ToolCall,
-        progress: &mut Progress<'_>,
-        screening: &Screening,
-    ) -> Result<Step, RunError> {
-        let started = Instant::now();
-        self.live(RunEvent::ToolCall {
-            run: request.run_id.clone(),
-            agent: request.agent.clone(),
-            tool: crew::DELEGATE_TOOL.into(),
-            arguments: call.arguments.clone(),
-        })
-        .await;
-        let output = match crew::delegation(crew, &call.arguments) {
-            Err(why) => Err(why),
-            Ok((member, task)) => {
-                let (speaker, prompt) = self.member(request, &member.agent, false).await?;
-                let asked = [json!({"role": "user", "content": task})];
-                let transcript =
-                    crew::member_transcript(prompt.as_deref(), &manager.slug, member, &asked, &[]);
-                match self
-                    .converse(request, &speaker, transcript, progress, screening)
-                    .await
-                {
-                    Ok(answer) => {
-                        let said = json!({"member": member.agent, "answer": answer});
-                        progress
-                            .work
-                            .push(crew::Contribution::of(member, Some(task), answer));
-                        Ok(said)
-                    }
-                    Err(RunError::Permanent(why)) => Err(why),
-                    Err(other) => return Err(other),
-                }
-            }
-        };
-        if let Some(step) = progress.replay() {
-            return Ok(step);
-        }
-        let ok = output.is_ok();
-        self.live(RunEvent::ToolResult {
-            run: request.run_id.clone(),
-            agent: request.agent.clone(),
-            tool: crew::DELEGATE_TOOL.into(),
-            ok,
-        })
-        .await;
-        let step = Step {
-            n: progress.n as i64,
-            agent: manager.slug.clone(),
-            kind: "tool".into(),
-            name: crew::DELEGATE_TOOL.into(),
-            input: call.arguments.clone(),
-            output: output.unwrap_or_else(|why| json!({ "error": why })),
-            ok,
-            tokens_in: 0,
-            tokens_out: 0,
-            latency_ms: elapsed_ms(started),
-            created_at: daarion_store::now(),
-        };
-        progress.keep(self, request, &step).await?;
-        Ok(step)
-    }
-
-    /// A crew member as a speaker (active, and not a crew itself), with
-    /// its prompt; `voice`: its words are the crew's answer.
-    async fn member(
-        &self,
-        request: &RunRequest,
-        slug: &str,
-        voice: bool,
-    ) -> Result<(Speaker, Option<String>), RunError> {
-        let agent = daarion_agents::store::get(&self.db, slug)
-            .await
-            .map_err(|e| RunError::Transient(e.to_string()))?
-            .ok_or_else(|| RunError::Permanent(format!("crew member {slug:?} is gone")))?;
-        if agent.status != Lifecycle::Active {
-            return Err(RunError::Permanent(format!(
-                "crew member {slug:?} is paused or archived"
-            )));
-        }
-        if agent.crew.is_some() {
-            return Err(RunError::Permanent(format!(
-                "crew member {slug:?} is a crew itself; crews do not nest"
-            )));
-        }
-        let (functions, tools) = if request.asker.starts_with("user:") {
-            self.tools(slug).await?
-        } else {
-            (Vec::new(), HashMap::new())
-        };
-        let prompt = self.prompt(slug).await?;
-        let speaker = Speaker {
-            slug: agent.slug,
-            model: agent.model,
-            functions,
-            tools,
-            voice,
-            crew: None,
-        };
-        Ok((speaker, prompt))
-    }
-
     /// Quiet hours and answers per minute in the room, from the rule sets.
     async fn keeps_its_rules(
         &self,
@@ -450,7 +306,7 @@ impl Worker {
             .ok_or_else(|| RunError::Permanent(format!("agent {slug:?} has no identity")))
     }
 
-    async fn prompt(&self, agent: &str) -> Result<Option<String>, RunError> {
+    pub(crate) async fn prompt(&self, agent: &str) -> Result<Option<String>, RunError> {
         let doc = self
             .control
             .get(DocKind::Prompt, agent)
@@ -460,7 +316,7 @@ impl Worker {
     }
 
     /// The agent's tools as model functions, and which tool each names.
-    async fn tools(&self, agent: &str) -> Result<(Vec<Value>, HashMap<String, String>), RunError> {
+    pub(crate) async fn tools(&self, agent: &str) -> Result<(Vec<Value>, HashMap<String, String>), RunError> {
         let policy = self
             .control
             .get(DocKind::AgentPolicy, agent)
@@ -641,61 +497,6 @@ impl Worker {
         })
     }
 
-    /// A microDAO's orchestrator keeps its crew's work in the microDAO's
-    /// `crew` room, when the run answers in one of the microDAO's rooms
-    /// (once per run, by its key).
-    async fn log_crew_work(
-        &self,
-        request: &RunRequest,
-        room: &daarion_messaging::domain::Room,
-        me: &Principal,
-        log: &str,
-    ) -> Result<(), RunError> {
-        let Some(dao) = room.dao.as_deref() else {
-            return Ok(());
-        };
-        let orchestrates = daarion_microdao::store::dao(&self.db, dao)
-            .await
-            .map_err(|e| RunError::Transient(e.to_string()))?
-            .is_some_and(|d| d.orchestrator.as_deref() == Some(me.id.as_str()));
-        if !orchestrates {
-            return Ok(());
-        }
-        let Some(crew_room) = daarion_messaging::store::by_key(
-            &self.db,
-            &daarion_messaging::domain::dao_room_key(dao, "crew"),
-        )
-        .await
-        .map_err(messaging_error)?
-        else {
-            return Ok(());
-        };
-        let resource = daarion_messaging::access::room_of(&self.db, &crew_room)
-            .await
-            .map_err(messaging_error)?;
-        if !self.access.allows(me, Action::SendMessage, &resource) {
-            return Ok(());
-        }
-        let body = domain::reply_body(log, self.settings.max_reply_chars);
-        let posting = Posting {
-            body: &body,
-            topic: None,
-            reply_to: None,
-            attachments: Vec::new(),
-            max_chars: self.settings.max_reply_chars,
-        };
-        self.poster
-            .post(
-                &crew_room,
-                me,
-                posting,
-                Some(&format!("crew:{}", request.run_id)),
-            )
-            .await
-            .map_err(messaging_error)?;
-        Ok(())
-    }
-
     async fn reply(
         &self,
         request: &RunRequest,
@@ -768,34 +569,34 @@ fn filter_error(error: daarion_filter::FilterError) -> RunError {
 
 /// Who talks to a model in a run: the run's agent, or a member of its crew.
 pub(crate) struct Speaker {
-    slug: String,
-    model: String,
+    pub(crate) slug: String,
+    pub(crate) model: String,
     /// Its tools as model functions, and which tool each names.
-    functions: Vec<Value>,
-    tools: HashMap<String, String>,
+    pub(crate) functions: Vec<Value>,
+    pub(crate) tools: HashMap<String, String>,
     /// Its words are the run's answer: they go out live as they come.
-    voice: bool,
+    pub(crate) voice: bool,
     /// The crew it leads and delegates to (a hierarchical crew's agent).
-    crew: Option<Crew>,
+    pub(crate) crew: Option<Crew>,
 }
 
 /// Where a run is in its steps: those finished by earlier attempts are
 /// replayed in order, the rest are taken and checkpointed by `owner`.
 pub(crate) struct Progress<'a> {
     done: &'a [Step],
-    n: usize,
+    pub(crate) n: usize,
     owner: &'a str,
     /// What the crew's members did so far, replayed steps included.
-    work: Vec<crew::Contribution>,
+    pub(crate) work: Vec<crew::Contribution>,
 }
 
 impl Progress<'_> {
     /// The step at this point, if an earlier attempt finished it.
-    fn replay(&self) -> Option<Step> {
+    pub(crate) fn replay(&self) -> Option<Step> {
         self.done.get(self.n).cloned()
     }
 
-    async fn keep(
+    pub(crate) async fn keep(
         &self,
         worker: &Worker,
         request: &RunRequest,
@@ -821,11 +622,11 @@ fn assistant_turn(message: &Value) -> Value {
     turn
 }
 
-fn elapsed_ms(started: Instant) -> i64 {
+pub(crate) fn elapsed_ms(started: Instant) -> i64 {
     i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)
 }
 
-fn messaging_error(error: MessagingError) -> RunError {
+pub(crate) fn messaging_error(error: MessagingError) -> RunError {
     match error {
         MessagingError::Interrupted(m) => RunError::Transient(m),
         MessagingError::Store(e) if e.is_retryable() => RunError::Transient(e.to_string()),
