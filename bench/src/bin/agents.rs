@@ -256,7 +256,7 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     println!(
-        "  a checkpoint (step row + lease check, one transaction): {} on average",
+        "  a checkpoint (the step's row under the lease check, one statement): {} on average",
         ms(checkpoint_mean(daarion.port).await?)
     );
     let Some(python) = &args.crewai else {

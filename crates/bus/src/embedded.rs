@@ -32,21 +32,37 @@ pub struct EmbeddedBus {
     streams: subject::Streams,
 }
 
-/// The waiting consumers of this process, by filter: a stored event wakes
-/// only those it is for (each wake-up costs a waiting consumer a claim).
+/// The waiting consumers of this process, by name: a stored event wakes
+/// one worker of each consumer it is for, and no other (each wake-up costs
+/// a waiting worker a claim; the workers of one consumer compete for the
+/// same deliveries, so waking them all for one event spends a claim each
+/// to find one).
 #[derive(Clone, Default)]
 struct Wakes(Arc<std::sync::RwLock<Vec<Waker>>>);
 
-/// A consumer's filter and its wake-up (gone when the consumer is).
-type Waker = (String, std::sync::Weak<Notify>);
+/// A consumer's name and filter, and the wake-up its workers share (gone
+/// when they all are).
+type Waker = (String, String, std::sync::Weak<Notify>);
+
+/// Most workers of one consumer a batch of events wakes; busy ones claim
+/// again before they wait.
+const MAX_WAKES: usize = 64;
 
 impl Wakes {
-    fn register(&self, filter: &str) -> Arc<Notify> {
-        let notify = Arc::new(Notify::new());
-        if let Ok(mut wakes) = self.0.write() {
-            wakes.retain(|(_, waker)| waker.strong_count() > 0);
-            wakes.push((filter.to_owned(), Arc::downgrade(&notify)));
+    fn register(&self, name: &str, filter: &str) -> Arc<Notify> {
+        let Ok(mut wakes) = self.0.write() else {
+            return Arc::new(Notify::new());
+        };
+        wakes.retain(|(_, _, waker)| waker.strong_count() > 0);
+        if let Some(shared) = wakes
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .and_then(|(_, _, waker)| waker.upgrade())
+        {
+            return shared;
         }
+        let notify = Arc::new(Notify::new());
+        wakes.push((name.to_owned(), filter.to_owned(), Arc::downgrade(&notify)));
         notify
     }
 
@@ -54,11 +70,16 @@ impl Wakes {
         let Ok(wakes) = self.0.read() else {
             return;
         };
-        for (filter, waker) in wakes.iter() {
-            if events.clone().any(|e| subject::matches(filter, &e.subject))
-                && let Some(notify) = waker.upgrade()
-            {
-                notify.notify_waiters();
+        for (_, filter, waker) in wakes.iter() {
+            let due = events
+                .clone()
+                .filter(|e| subject::matches(filter, &e.subject))
+                .take(MAX_WAKES)
+                .count();
+            if let (1.., Some(notify)) = (due, waker.upgrade()) {
+                for _ in 0..due {
+                    notify.notify_one();
+                }
             }
         }
     }
@@ -309,7 +330,7 @@ impl Bus for EmbeddedBus {
             self.deliver_held(spec, stream.name).await?;
         }
         Ok(Box::new(EmbeddedConsumer {
-            wake: self.wakes.register(&spec.filter),
+            wake: self.wakes.register(&spec.name, &spec.filter),
             bus: self.clone(),
             spec: spec.clone(),
             claimed: VecDeque::new(),
@@ -379,7 +400,7 @@ impl EmbeddedConsumer {
         let ids: Vec<&String> = attempts.keys().collect();
         let events = daarion_store::sql::query(daarion_store::sql::AssertSqlSafe(text))
             .bind(serde_json::to_string(&ids)?)
-            .fetch_all(db.pool())
+            .fetch_all(db.reader())
             .await?;
         for row in events {
             let event_id: String = row.try_get("id")?;
@@ -405,7 +426,7 @@ impl EmbeddedConsumer {
             "SELECT MIN(visible_at) FROM bus_deliveries WHERE consumer = $1",
         )
         .bind(self.spec.name.as_str())
-        .fetch_one(self.bus.db.pool())
+        .fetch_one(self.bus.db.reader())
         .await?;
         Ok(next)
     }
@@ -515,7 +536,8 @@ impl Acker for EmbeddedAcker {
         .bind(self.event_id.as_str())
         .execute(self.db.pool())
         .await?;
-        self.wake.notify_waiters();
+        // One worker looks again and sleeps until it is due.
+        self.wake.notify_one();
         Ok(())
     }
 
@@ -535,9 +557,9 @@ mod tests {
     #[test]
     fn an_event_wakes_only_the_consumers_it_is_for() {
         let wakes = Wakes::default();
-        let feed = wakes.register("message.*.*");
-        let usage = wakes.register("usage.>");
-        let gone = wakes.register("message.>");
+        let feed = wakes.register("feed", "message.*.*");
+        let usage = wakes.register("usage", "usage.>");
+        let gone = wakes.register("gone", "message.>");
         drop(gone);
         let (on_feed, on_usage) = (feed.notified(), usage.notified());
         futures::pin_mut!(on_feed, on_usage);
@@ -547,11 +569,46 @@ mod tests {
         wakes.notify(std::iter::once(&event));
         assert!(on_feed.now_or_never().is_some(), "the feed is woken");
         assert!(on_usage.now_or_never().is_none(), "usage sleeps on");
-        let _more = wakes.register("x.>");
+        let _more = wakes.register("more", "x.>");
         assert_eq!(
             wakes.0.read().unwrap().len(),
             3,
             "the dropped one is forgotten"
         );
+    }
+
+    /// Workers of one consumer share its wake-up: an event wakes one of
+    /// them, two events two.
+    #[test]
+    fn an_event_wakes_one_worker_of_a_consumer() {
+        let wakes = Wakes::default();
+        let workers: Vec<Arc<Notify>> = (0..3)
+            .map(|_| wakes.register("agent-worker", "agent.run.requested.*"))
+            .collect();
+        let mut waiting: Vec<_> = workers.iter().map(|w| Box::pin(w.notified())).collect();
+        for w in &mut waiting {
+            w.as_mut().enable();
+        }
+        let event = |n: i64| {
+            Envelope::new(
+                "test",
+                "agent.run.requested.helper",
+                serde_json::json!({ "n": n }),
+            )
+        };
+        let woken = |waiting: &mut Vec<_>| {
+            let before = waiting.len();
+            waiting.retain_mut(
+                |w: &mut std::pin::Pin<Box<tokio::sync::futures::Notified<'_>>>| {
+                    w.as_mut().now_or_never().is_none()
+                },
+            );
+            before - waiting.len()
+        };
+        wakes.notify([event(1)].iter());
+        assert_eq!(woken(&mut waiting), 1);
+        wakes.notify([event(2), event(3)].iter());
+        assert_eq!(woken(&mut waiting), 2);
+        assert_eq!(wakes.0.read().unwrap().len(), 1, "one wake-up, shared");
     }
 }

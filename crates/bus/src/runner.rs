@@ -260,7 +260,7 @@ async fn already_processed(db: &Db, consumer: &str, event_id: &str) -> Result<bo
     )
     .bind(consumer)
     .bind(event_id)
-    .fetch_optional(db.pool())
+    .fetch_optional(db.reader())
     .await?;
     Ok(found.is_some())
 }

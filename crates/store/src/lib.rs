@@ -153,23 +153,31 @@ impl Backend {
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: sqlx::AnyPool,
+    /// SQLite's read-only connections beside the one writer (WAL readers
+    /// never wait for it); none for PostgreSQL or an in-memory database.
+    readers: Option<sqlx::AnyPool>,
     backend: Backend,
 }
+
+/// SQLite's read-only connections: reads off the writer's queue, one per
+/// core here.
+const SQLITE_READERS: u32 = 2;
 
 impl Db {
     /// Connects to `sqlite://PATH` (created if missing) or `postgres://...`.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
+        let rwc = if url.contains("mode=") {
+            url.to_owned()
+        } else if url.contains('?') {
+            format!("{url}&mode=rwc")
+        } else {
+            format!("{url}?mode=rwc")
+        };
         let pool = match backend {
             Backend::Sqlite => {
-                let url = if url.contains("mode=") {
-                    url.to_owned()
-                } else if url.contains('?') {
-                    format!("{url}&mode=rwc")
-                } else {
-                    format!("{url}?mode=rwc")
-                };
+                let url = &rwc;
                 // One connection: SQLite has one writer anyway, and writers on
                 // several connections conflict for the lock, where SQLite's
                 // busy handler sleeps a millisecond or more per conflict;
@@ -193,7 +201,7 @@ impl Db {
                             Ok(())
                         })
                     })
-                    .connect(&url)
+                    .connect(url)
                     .await
             }
             Backend::Postgres => {
@@ -205,11 +213,47 @@ impl Db {
             }
         }
         .map_err(StoreError::from)?;
-        Ok(Self { pool, backend })
+        let readers = match backend {
+            // After the writer: it made the file and set WAL.
+            Backend::Sqlite if !url.contains(":memory:") && !url.contains("mode=memory") => Some(
+                AnyPoolOptions::new()
+                    .max_connections(SQLITE_READERS)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            // A write here fails at once instead of waiting
+                            // on the writer's lock.
+                            conn.execute(
+                                "PRAGMA query_only=ON; PRAGMA busy_timeout=10000; \
+                                 PRAGMA cache_size=-16384;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_lazy(&rwc)
+                    .map_err(StoreError::from)?,
+            ),
+            _ => None,
+        };
+        Ok(Self {
+            pool,
+            readers,
+            backend,
+        })
     }
 
+    /// The pool for writes, transactions and reads that must see them
+    /// before they commit.
     pub fn pool(&self) -> &sqlx::AnyPool {
         &self.pool
+    }
+
+    /// The pool for a read on its own (outside a transaction), of what is
+    /// committed: on SQLite, beside the one writer instead of queued
+    /// behind it; elsewhere the same pool.
+    pub fn reader(&self) -> &sqlx::AnyPool {
+        self.readers.as_ref().unwrap_or(&self.pool)
     }
 
     pub fn backend(&self) -> Backend {
@@ -233,6 +277,9 @@ impl Db {
     }
 
     pub async fn close(&self) {
+        if let Some(readers) = &self.readers {
+            readers.close().await;
+        }
         self.pool.close().await;
     }
 }

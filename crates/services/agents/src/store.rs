@@ -113,7 +113,7 @@ pub async fn get(db: &Db, slug: &str) -> Result<Option<Agent>, AgentError> {
         "{AGENT_COLUMNS} WHERE slug = $1"
     )))
     .bind(slug)
-    .fetch_optional(db.pool())
+    .fetch_optional(db.reader())
     .await?;
     row.as_ref().map(agent_from).transpose()
 }

@@ -21,7 +21,7 @@ pub async fn get(db: &Db, scope: &str) -> Result<Option<Stored>, FilterError> {
         "SELECT scope, rules, updated_by, updated_at FROM filter_rules WHERE scope = $1",
     )
     .bind(scope)
-    .fetch_optional(db.pool())
+    .fetch_optional(db.reader())
     .await?;
     row.map(|row| {
         let rules: String = row.try_get("rules")?;

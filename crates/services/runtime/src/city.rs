@@ -5,7 +5,11 @@
 //! agent and whose actor is this service, and the run's request and
 //! trace ids.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
@@ -104,6 +108,38 @@ pub struct City {
     /// `http://host:port`, no trailing slash.
     base: String,
     tokens: ServiceTokens,
+    reports: Arc<Reports>,
+}
+
+/// A report that repeats an agent's last one goes out at most this often:
+/// the city keeps a report for `city.agent_presence_ttl_secs` (90 s by
+/// default; set it above this, or a busy agent blinks offline).
+const REPEAT_AFTER: Duration = Duration::from_secs(15);
+
+/// The presence this process last reported for each agent, and when: an
+/// agent answering many runs a second reports once in a while, not twice
+/// per run.
+#[derive(Default)]
+struct Reports(Mutex<HashMap<String, (&'static str, Instant)>>);
+
+impl Reports {
+    /// Whether `status` is news for `agent` at `now` (then noted).
+    fn due(&self, agent: &str, status: &'static str, now: Instant) -> bool {
+        let Ok(mut last) = self.0.lock() else {
+            return true;
+        };
+        if let Some((said, at)) = last.get(agent)
+            && *said == status
+            && now.duration_since(*at) < REPEAT_AFTER
+        {
+            return false;
+        }
+        if last.len() >= 10_000 {
+            last.retain(|_, (_, at)| now.duration_since(*at) < REPEAT_AFTER);
+        }
+        last.insert(agent.to_owned(), (status, now));
+        true
+    }
 }
 
 impl City {
@@ -112,6 +148,7 @@ impl City {
             http,
             base: base.trim_end_matches('/').to_owned(),
             tokens,
+            reports: Arc::default(),
         }
     }
 
@@ -143,10 +180,14 @@ impl City {
         Ok(request)
     }
 
-    /// Reports the agent's presence to the city (`busy` while it runs,
-    /// `online` after), so the map and its rooms show it at work. A
+    /// Reports the agent's presence to the city (`busy` while a long run
+    /// goes, `online` after), so the map and its rooms show it at work; a
+    /// report that repeats the last within [`REPEAT_AFTER`] is not sent. A
     /// presence that does not get through is only logged: the run goes on.
-    pub async fn presence(&self, agent: &str, status: &str) {
+    pub async fn presence(&self, agent: &str, status: &'static str) {
+        if !self.reports.due(agent, status, Instant::now()) {
+            return;
+        }
         let sent = match self.request(
             reqwest::Method::POST,
             "/api/city/agents/presence",
@@ -332,6 +373,25 @@ fn unreachable_city(error: reqwest::Error) -> RunError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repeated_presence_goes_out_once_in_a_while() {
+        let reports = Reports::default();
+        let t0 = Instant::now();
+        assert!(reports.due("helper", "online", t0));
+        assert!(!reports.due("helper", "online", t0 + Duration::from_secs(1)));
+        assert!(reports.due("scribe", "online", t0), "another agent");
+        assert!(reports.due("helper", "busy", t0 + Duration::from_secs(2)));
+        assert!(
+            reports.due("helper", "online", t0 + Duration::from_secs(3)),
+            "a change"
+        );
+        assert!(reports.due(
+            "helper",
+            "online",
+            t0 + REPEAT_AFTER + Duration::from_secs(3)
+        ));
+    }
 
     #[test]
     fn streamed_chunks_make_one_message() {

@@ -316,7 +316,10 @@ impl Worker {
     }
 
     /// The agent's tools as model functions, and which tool each names.
-    pub(crate) async fn tools(&self, agent: &str) -> Result<(Vec<Value>, HashMap<String, String>), RunError> {
+    pub(crate) async fn tools(
+        &self,
+        agent: &str,
+    ) -> Result<(Vec<Value>, HashMap<String, String>), RunError> {
         let policy = self
             .control
             .get(DocKind::AgentPolicy, agent)

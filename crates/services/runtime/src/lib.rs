@@ -46,6 +46,7 @@ pub static SPEC: Service = Service {
         migration!(1, "001_create_runtime_tables"),
         migration!(2, "002_add_run_conversations"),
         migration!(3, "003_add_step_agents"),
+        migration!(4, "004_derive_run_tokens"),
     ],
     rules: access::RULES,
     websocket: false,

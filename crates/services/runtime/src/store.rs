@@ -38,9 +38,14 @@ pub struct Run {
     pub lease_until: Option<String>,
 }
 
-const RUN_COLUMNS: &str = "SELECT id, agent, room, topic, message_id, asker, input, status,
-    attempts, reply_message_id, answer, error, tokens_in, tokens_out, created_at, started_at,
-    finished_at, lease_until FROM runtime_runs";
+/// A run's columns, its tokens summed from its steps (PostgreSQL sums
+/// `BIGINT`s into `NUMERIC`: cast back).
+const RUN_FIELDS: &str = "id, agent, room, topic, message_id, asker, input, status,
+    attempts, reply_message_id, answer, error, created_at, started_at, finished_at, lease_until,
+    CAST(COALESCE((SELECT SUM(s.tokens_in) FROM runtime_steps s WHERE s.run_id = runtime_runs.id), 0)
+        AS BIGINT) AS tokens_in,
+    CAST(COALESCE((SELECT SUM(s.tokens_out) FROM runtime_steps s WHERE s.run_id = runtime_runs.id), 0)
+        AS BIGINT) AS tokens_out";
 
 fn run_from(row: &AnyRow) -> Result<Run, RunError> {
     let status: String = row.try_get("status")?;
@@ -91,8 +96,8 @@ pub async fn open(db: &Db, request: &RunRequest) -> Result<(), RunError> {
     let now = daarion_store::now();
     sql::query(
         "INSERT INTO runtime_runs (id, agent, room, topic, message_id, asker, input, status,
-             attempts, tokens_in, tokens_out, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', 0, 0, 0, $8, $8)
+             attempts, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $8)
          ON CONFLICT (id) DO NOTHING",
     )
     .bind(request.run_id.as_str())
@@ -109,10 +114,12 @@ pub async fn open(db: &Db, request: &RunRequest) -> Result<(), RunError> {
 }
 
 pub async fn get(db: &Db, id: &str) -> Result<Option<Run>, RunError> {
-    let row = sql::query(sql::AssertSqlSafe(format!("{RUN_COLUMNS} WHERE id = $1")))
-        .bind(id)
-        .fetch_optional(db.pool())
-        .await?;
+    let row = sql::query(sql::AssertSqlSafe(format!(
+        "SELECT {RUN_FIELDS} FROM runtime_runs WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db.reader())
+    .await?;
     row.as_ref().map(run_from).transpose()
 }
 
@@ -124,7 +131,7 @@ pub async fn list(
     limit: u32,
 ) -> Result<Vec<Run>, RunError> {
     let rows = sql::query(sql::AssertSqlSafe(format!(
-        "{RUN_COLUMNS} WHERE agent = $1 AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3"
+        "SELECT {RUN_FIELDS} FROM runtime_runs WHERE agent = $1 AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3"
     )))
     .bind(agent)
     .bind(before.unwrap_or(""))
@@ -154,7 +161,7 @@ pub async fn day(db: &Db, run: &Run, since: &str) -> Result<Day, RunError> {
     .bind(run.id.as_str())
     .bind(since)
     .bind(run.asker.as_str())
-    .fetch_one(db.pool())
+    .fetch_one(db.reader())
     .await?;
     Ok(Day {
         started: row.try_get("started")?,
@@ -192,8 +199,9 @@ pub enum Lease {
 /// Takes the run for `owner` until `until`, if it is not finished, no
 /// other worker's lease is still running, and fewer than `at_once` of the
 /// agent's other runs are (`None`: no limit). Takers of one agent's runs
-/// are serialised (SQLite's one writer; an advisory lock per agent on
-/// PostgreSQL), so two cannot both see room for one more.
+/// are serialised (SQLite's one writer, with the take in one statement; an
+/// advisory lock per agent on PostgreSQL), so two cannot both see room for
+/// one more.
 pub async fn lease(
     db: &Db,
     run: &Run,
@@ -201,15 +209,44 @@ pub async fn lease(
     until: &str,
     at_once: Option<u32>,
 ) -> Result<Lease, RunError> {
-    let mut tx = db.begin().await?;
-    if db.backend() == Backend::Postgres {
+    let taken = if db.backend() == Backend::Postgres {
+        let mut tx = db.begin().await?;
         sql::query("SELECT pg_advisory_xact_lock(hashtext($1))")
             .bind(format!("runtime:{}", run.agent))
             .execute(&mut *tx)
             .await?;
+        let taken = take(&mut *tx, run, owner, until, at_once).await?;
+        tx.commit().await?;
+        taken
+    } else {
+        take(db.pool(), run, owner, until, at_once).await?
+    };
+    if let Some(row) = taken {
+        return Ok(Lease::Taken(row.try_get("attempts")?));
     }
-    // Read once the takers are serialised: a run that waited here for
-    // another to end starts after that end.
+    let now = daarion_store::now();
+    match get(db, &run.id).await? {
+        Some(run) if run.status.is_finished() => Ok(Lease::Finished(Box::new(run))),
+        Some(run)
+            if run.status == RunStatus::Running
+                && run.lease_until.as_deref() > Some(now.as_str()) =>
+        {
+            Ok(Lease::Held)
+        }
+        Some(_) => Ok(Lease::Busy),
+        None => Err(RunError::NotFound(format!("no run {:?}", run.id))),
+    }
+}
+
+/// The take itself, once takers are serialised: a run that waited for
+/// another to end starts after that end.
+async fn take<'c>(
+    conn: impl sql::Executor<'c, Database = sql::Any>,
+    run: &Run,
+    owner: &str,
+    until: &str,
+    at_once: Option<u32>,
+) -> Result<Option<AnyRow>, RunError> {
     let now = daarion_store::now();
     let taken = sql::query(
         "UPDATE runtime_runs SET status = 'running', lease_owner = $2, lease_until = $3,
@@ -226,23 +263,9 @@ pub async fn lease(
     .bind(now.as_str())
     .bind(at_once.map_or(-1, i64::from))
     .bind(run.agent.as_str())
-    .fetch_optional(&mut *tx)
+    .fetch_optional(conn)
     .await?;
-    tx.commit().await?;
-    if let Some(row) = taken {
-        return Ok(Lease::Taken(row.try_get("attempts")?));
-    }
-    match get(db, &run.id).await? {
-        Some(run) if run.status.is_finished() => Ok(Lease::Finished(Box::new(run))),
-        Some(run)
-            if run.status == RunStatus::Running
-                && run.lease_until.as_deref() > Some(now.as_str()) =>
-        {
-            Ok(Lease::Held)
-        }
-        Some(_) => Ok(Lease::Busy),
-        None => Err(RunError::NotFound(format!("no run {:?}", run.id))),
-    }
+    Ok(taken)
 }
 
 /// Extends `owner`'s lease; `false` when it no longer holds the run (it
@@ -284,7 +307,7 @@ pub async fn steps(db: &Db, run: &str) -> Result<Vec<Step>, RunError> {
          WHERE s.run_id = $1 ORDER BY s.n",
     )
     .bind(run)
-    .fetch_all(db.pool())
+    .fetch_all(db.reader())
     .await?;
     rows.iter()
         .map(|row| {
@@ -317,22 +340,15 @@ pub async fn checkpoint(db: &Db, run: &str, owner: &str, step: &Step) -> Result<
     written
 }
 
+/// One statement, so no transaction: the step is written only while
+/// `owner` holds the run, and only once.
 async fn write_checkpoint(db: &Db, run: &str, owner: &str, step: &Step) -> Result<(), RunError> {
-    let mut tx = db.begin().await?;
-    let held = sql::query(
-        "SELECT 1 AS held FROM runtime_runs WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
-    )
-    .bind(run)
-    .bind(owner)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if held.is_none() {
-        return Err(RunError::Conflict("the run's lease was lost".into()));
-    }
     let written = sql::query(
         "INSERT INTO runtime_steps (run_id, n, kind, name, input, output, ok, tokens_in,
              tokens_out, latency_ms, created_at, agent)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12
+         WHERE EXISTS (SELECT 1 FROM runtime_runs
+             WHERE id = $1 AND lease_owner = $13 AND status = 'running')
          ON CONFLICT (run_id, n) DO NOTHING",
     )
     .bind(run)
@@ -347,26 +363,23 @@ async fn write_checkpoint(db: &Db, run: &str, owner: &str, step: &Step) -> Resul
     .bind(step.latency_ms)
     .bind(step.created_at.as_str())
     .bind(step.agent.as_str())
-    .execute(&mut *tx)
+    .bind(owner)
+    .execute(db.pool())
     .await?;
-    if written.rows_affected() == 0 {
-        return Err(RunError::Conflict(format!(
-            "step {} of {run} was written by another worker",
-            step.n
-        )));
+    if written.rows_affected() == 1 {
+        return Ok(());
     }
-    sql::query(
-        "UPDATE runtime_runs SET tokens_in = tokens_in + $2, tokens_out = tokens_out + $3,
-             updated_at = $4 WHERE id = $1",
+    let held = sql::query(
+        "SELECT 1 AS held FROM runtime_runs WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
     )
     .bind(run)
-    .bind(step.tokens_in)
-    .bind(step.tokens_out)
-    .bind(daarion_store::now())
-    .execute(&mut *tx)
+    .bind(owner)
+    .fetch_optional(db.pool())
     .await?;
-    tx.commit().await?;
-    Ok(())
+    Err(RunError::Conflict(match held {
+        None => "the run's lease was lost".into(),
+        Some(_) => format!("step {} of {run} was written by another worker", step.n),
+    }))
 }
 
 /// How a run ended.
@@ -390,12 +403,13 @@ pub async fn finish(
 ) -> Result<Option<(Run, Staged)>, RunError> {
     let mut tx = db.begin().await?;
     let now = daarion_store::now();
-    let done = sql::query(
+    let done = sql::query(sql::AssertSqlSafe(format!(
         "UPDATE runtime_runs SET status = $2, reply_message_id = $3, error = $4,
              finished_at = $5, updated_at = $5, lease_owner = NULL, lease_until = NULL,
              answer = $7
-         WHERE id = $1 AND status IN ('queued', 'running') AND ($6 = '' OR lease_owner = $6)",
-    )
+         WHERE id = $1 AND status IN ('queued', 'running') AND ($6 = '' OR lease_owner = $6)
+         RETURNING {RUN_FIELDS}"
+    )))
     .bind(id)
     .bind(ending.status.as_str())
     .bind(ending.reply_message_id)
@@ -403,17 +417,82 @@ pub async fn finish(
     .bind(now.as_str())
     .bind(owner.unwrap_or(""))
     .bind(ending.answer)
-    .execute(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await?;
-    if done.rows_affected() == 0 {
+    let Some(row) = done else {
         return Ok(None);
-    }
-    let row = sql::query(sql::AssertSqlSafe(format!("{RUN_COLUMNS} WHERE id = $1")))
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
+    };
     let run = run_from(&row)?;
     let staged = outbox.stage(&mut tx, events(&run)).await?;
     tx.commit().await?;
     Ok(Some((run, staged)))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn step(n: i64, tokens_in: i64, tokens_out: i64) -> Step {
+        Step {
+            n,
+            agent: "helper".into(),
+            kind: "model".into(),
+            name: "default".into(),
+            input: json!({}),
+            output: json!({ "content": "hi" }),
+            ok: true,
+            tokens_in,
+            tokens_out,
+            latency_ms: 1,
+            created_at: daarion_store::now(),
+        }
+    }
+
+    /// A step is written once, by the worker holding the run; the run's
+    /// tokens are its steps'.
+    #[tokio::test]
+    async fn a_checkpoint_needs_the_lease_and_happens_once() {
+        for test in daarion_testkit::migrated_dbs(&[crate::SPEC.migration_set()]).await {
+            let db = &test.db;
+            let request = RunRequest {
+                run_id: "run_1".into(),
+                agent: "helper".into(),
+                room: String::new(),
+                topic: String::new(),
+                message_id: None,
+                messages: Vec::new(),
+                asker: "user:alice".into(),
+                note: None,
+            };
+            open(db, &request).await.unwrap();
+            let run = get(db, "run_1").await.unwrap().unwrap();
+            let until =
+                daarion_store::format_time(chrono::Utc::now() + chrono::Duration::minutes(1));
+            let lease = lease(db, &run, "worker-a", &until, None).await.unwrap();
+            assert!(matches!(lease, Lease::Taken(1)));
+
+            checkpoint(db, "run_1", "worker-a", &step(0, 7, 2))
+                .await
+                .unwrap();
+            checkpoint(db, "run_1", "worker-a", &step(1, 5, 3))
+                .await
+                .unwrap();
+            let again = checkpoint(db, "run_1", "worker-a", &step(1, 5, 3)).await;
+            assert!(
+                matches!(&again, Err(RunError::Conflict(m)) if m.contains("another worker")),
+                "{again:?}"
+            );
+            let stranger = checkpoint(db, "run_1", "worker-b", &step(2, 1, 1)).await;
+            assert!(
+                matches!(&stranger, Err(RunError::Conflict(m)) if m.contains("lease was lost")),
+                "{stranger:?}"
+            );
+
+            let run = get(db, "run_1").await.unwrap().unwrap();
+            assert_eq!((run.tokens_in, run.tokens_out), (12, 5));
+            assert_eq!(steps(db, "run_1").await.unwrap().len(), 2);
+        }
+    }
 }

@@ -126,7 +126,6 @@ impl Worker {
             agent: request.agent.clone(),
         })
         .await;
-        self.city.presence(&request.agent, "busy").await;
         let started = Instant::now();
         let lost = CancellationToken::new();
         let heartbeat = tokio::spawn(self.clone().heartbeat(
@@ -135,14 +134,18 @@ impl Worker {
             lost.clone(),
         ));
         let timeout = Duration::from_secs(self.settings.run_timeout_secs);
-        let outcome = tokio::select! {
-            outcome = tokio::time::timeout(timeout, self.execute(request, agent.as_ref(), &owner)) => {
-                outcome.unwrap_or_else(|_| Err(RunError::Permanent(format!(
-                    "the run took longer than {} s", timeout.as_secs()
-                ))))
+        let run = async {
+            tokio::select! {
+                outcome = tokio::time::timeout(timeout, self.execute(request, agent.as_ref(), &owner)) => {
+                    outcome.unwrap_or_else(|_| Err(RunError::Permanent(format!(
+                        "the run took longer than {} s", timeout.as_secs()
+                    ))))
+                }
+                () = lost.cancelled() => Err(RunError::Conflict("the run's lease was lost".into())),
             }
-            () = lost.cancelled() => Err(RunError::Conflict("the run's lease was lost".into())),
         };
+        let report = |status| self.city.presence(&request.agent, status);
+        let outcome = busy_while(BUSY_AFTER, report, run).await;
         heartbeat.abort();
         self.city.presence(&request.agent, "online").await;
         let latency = started.elapsed();
@@ -280,6 +283,26 @@ impl Worker {
     }
 }
 
+/// How long a run goes before its agent shows as busy: a run of a few
+/// milliseconds would only flicker on the map (and spend a presence write
+/// on each side).
+const BUSY_AFTER: Duration = Duration::from_millis(300);
+
+/// Runs `work`, reporting the agent busy if it lasts longer than `after`.
+async fn busy_while<T, R, F>(after: Duration, report: R, work: impl Future<Output = T>) -> T
+where
+    R: FnOnce(&'static str) -> F,
+    F: Future<Output = ()>,
+{
+    tokio::pin!(work);
+    tokio::select! {
+        done = &mut work => return done,
+        () = tokio::time::sleep(after) => {}
+    }
+    let (done, ()) = tokio::join!(work, report("busy"));
+    done
+}
+
 /// The start of today (UTC), as stored.
 fn today() -> String {
     daarion_store::format_time(
@@ -308,4 +331,32 @@ fn usage_event(run: &Run, latency: Duration) -> Envelope {
     record.latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
     record.error_code = (run.status == RunStatus::Failed).then(|| "run_failed".into());
     daarion_usage::event(SERVICE, &record)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    async fn reported(work_for: Duration) -> Vec<&'static str> {
+        let seen = Mutex::new(Vec::new());
+        let report = |status| {
+            seen.lock().unwrap().push(status);
+            std::future::ready(())
+        };
+        let done = busy_while(Duration::from_millis(50), report, async {
+            tokio::time::sleep(work_for).await;
+            7
+        })
+        .await;
+        assert_eq!(done, 7);
+        seen.into_inner().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_short_run_leaves_presence_alone_and_a_long_one_shows_busy() {
+        assert!(reported(Duration::ZERO).await.is_empty());
+        assert_eq!(reported(Duration::from_millis(200)).await, ["busy"]);
+    }
 }

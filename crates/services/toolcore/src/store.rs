@@ -198,7 +198,7 @@ pub async fn answered(
     )
     .bind(caller)
     .bind(key)
-    .fetch_optional(db.pool())
+    .fetch_optional(db.reader())
     .await?;
     row.map(|row| {
         let result: Option<String> = row.try_get("result")?;

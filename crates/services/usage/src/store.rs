@@ -478,7 +478,7 @@ pub async fn budget_state(db: &Db, subject: &str, period: &str) -> Result<(i64, 
     )
     .bind(subject)
     .bind(period)
-    .fetch_optional(db.pool())
+    .fetch_optional(db.reader())
     .await?;
     Ok(match row {
         Some(row) => (

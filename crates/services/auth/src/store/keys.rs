@@ -98,7 +98,7 @@ pub async fn claim_agent(
 pub async fn agent_owner(db: &Db, agent_id: &str) -> Result<Option<String>, AuthError> {
     let row = sql::query("SELECT owner_id FROM auth_agents WHERE id = $1")
         .bind(agent_id)
-        .fetch_optional(db.pool())
+        .fetch_optional(db.reader())
         .await?;
     row.map(|r| r.try_get("owner_id").map_err(AuthError::from))
         .transpose()

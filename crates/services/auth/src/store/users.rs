@@ -43,7 +43,7 @@ pub async fn user_by_id(db: &Db, id: &str) -> Result<Option<User>, AuthError> {
         "SELECT {USER_FIELDS} FROM auth_users WHERE id = $1"
     )))
     .bind(id)
-    .fetch_optional(db.pool())
+    .fetch_optional(db.reader())
     .await?;
     row.as_ref().map(user_from).transpose()
 }
