@@ -23,7 +23,9 @@ const TOKENS_PER_PASS: usize = 2048;
 /// multilingual-e5-small, ready to embed (see the crate's documentation).
 pub struct E5 {
     shape: Shape,
-    tokenizer: Tokenizer,
+    pub(crate) tokenizer: Tokenizer,
+    /// The tokenizer's section of the image, as stored.
+    pub(crate) vocabulary: Vec<u8>,
     /// The word embeddings stay 4-bit (250 037 rows): a row is
     /// dequantized when a token needs it.
     words: Vec<u8>,
@@ -149,6 +151,7 @@ impl E5 {
             norm: Norm::load(&image, "emb.ln", hidden)?,
             layers,
             shape: image.shape,
+            vocabulary: image.vocabulary_bytes.to_vec(),
             tokenizer: Tokenizer::new(image.vocabulary),
         })
     }
@@ -184,8 +187,9 @@ impl E5 {
         })
     }
 
-    /// [`Self::embed`] on this thread.
-    pub fn embed_here(&self, texts: &[&str], kind: Kind) -> Vec<Vec<f32>> {
+    /// [`Self::embed`] on this thread: each window's mean weighted by its
+    /// pieces, then normalised (so no division by the total weight).
+    fn embed_here(&self, texts: &[&str], kind: Kind) -> Vec<Vec<f32>> {
         let room = self.shape.positions - 2;
         // Every window of every text: (text, its pieces).
         let mut windows: Vec<(usize, Vec<u32>)> = Vec::new();
@@ -194,7 +198,6 @@ impl E5 {
             windows.extend(pieces.chunks(room).map(|w| (i, w.to_vec())));
         }
         let mut sums = vec![vec![0.0f32; self.dim()]; texts.len()];
-        let mut weights = vec![0.0f32; texts.len()];
         let mut start = 0;
         while start < windows.len() {
             let mut end = start;
@@ -212,7 +215,6 @@ impl E5 {
                 for (sum, v) in sums[*text].iter_mut().zip(mean) {
                     *sum += weight * v;
                 }
-                weights[*text] += weight;
             }
             start = end;
         }
@@ -225,7 +227,7 @@ impl E5 {
 
     /// The mean of each window's last hidden states (`<s>` and `</s>`
     /// added around its pieces), one row per window.
-    fn forward<'w>(&self, windows: impl Iterator<Item = &'w [u32]>) -> Array2<f32> {
+    pub(crate) fn forward<'w>(&self, windows: impl Iterator<Item = &'w [u32]>) -> Array2<f32> {
         let hidden = self.shape.hidden;
         let mut ids = Vec::new();
         let mut spans = Vec::new();

@@ -39,6 +39,8 @@ pub(crate) struct Vocabulary {
 pub(crate) struct Image<'a> {
     pub shape: Shape,
     pub vocabulary: Vocabulary,
+    /// The vocabulary as stored (a distilled table keeps a copy).
+    pub vocabulary_bytes: &'a [u8],
     tensors: HashMap<String, Tensor<'a>>,
 }
 
@@ -48,17 +50,31 @@ struct Tensor<'a> {
     bytes: &'a [u8],
 }
 
-fn bad(what: impl Into<String>) -> EmbedError {
+pub(crate) fn bad(what: impl Into<String>) -> EmbedError {
     EmbedError::Format(what.into())
 }
 
-struct Cursor<'a> {
+pub(crate) struct Cursor<'a> {
     bytes: &'a [u8],
     at: usize,
 }
 
 impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], EmbedError> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes, at: 0 }
+    }
+
+    /// Bytes not read yet.
+    pub fn remaining(&self) -> usize {
+        self.bytes.len() - self.at
+    }
+
+    /// Whether every byte was read.
+    pub fn is_done(&self) -> bool {
+        self.at == self.bytes.len()
+    }
+
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], EmbedError> {
         let end = self
             .at
             .checked_add(n)
@@ -85,7 +101,7 @@ impl<'a> Cursor<'a> {
         Ok(u16::from_le_bytes(self.array()?))
     }
 
-    fn u32(&mut self) -> Result<u32, EmbedError> {
+    pub fn u32(&mut self) -> Result<u32, EmbedError> {
         Ok(u32::from_le_bytes(self.array()?))
     }
 
@@ -93,7 +109,7 @@ impl<'a> Cursor<'a> {
         Ok(u64::from_le_bytes(self.array()?))
     }
 
-    fn f32(&mut self) -> Result<f32, EmbedError> {
+    pub fn f32(&mut self) -> Result<f32, EmbedError> {
         Ok(f32::from_le_bytes(self.array()?))
     }
 
@@ -110,7 +126,7 @@ impl<'a> Cursor<'a> {
 
 impl<'a> Image<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self, EmbedError> {
-        let mut at = Cursor { bytes, at: 0 };
+        let mut at = Cursor::new(bytes);
         if at.take(4)? != b"E5S1" {
             return Err(bad("no E5S1 magic"));
         }
@@ -139,7 +155,9 @@ impl<'a> Image<'a> {
                 "an encoder shape this code cannot run: {shape:?}"
             )));
         }
-        let vocabulary = Self::vocabulary(&mut at)?;
+        let start = at.at;
+        let vocabulary = vocabulary(&mut at)?;
+        let vocabulary_bytes = &bytes[start..at.at];
         let mut tensors = HashMap::new();
         for _ in 0..at.count()? {
             let name_len = usize::from(at.u16()?);
@@ -175,52 +193,8 @@ impl<'a> Image<'a> {
         Ok(Self {
             shape,
             vocabulary,
+            vocabulary_bytes,
             tensors,
-        })
-    }
-
-    fn vocabulary(at: &mut Cursor<'_>) -> Result<Vocabulary, EmbedError> {
-        let n = at.count()?;
-        let [bos, eos, _pad, unk] = [(); 4].map(|()| at.count());
-        let (bos, eos, unk) = (bos?, eos?, unk?);
-        if [bos, eos, unk].iter().any(|&id| id >= n) {
-            return Err(bad("a special token outside the vocabulary"));
-        }
-        let blob_len = at.usize64()?;
-        let offsets = (0..=n).map(|_| at.u32()).collect::<Result<Vec<_>, _>>()?;
-        let scores = (0..n).map(|_| at.f32()).collect::<Result<Vec<_>, _>>()?;
-        let blob = at.take(blob_len)?;
-        let pieces = offsets
-            .windows(2)
-            .map(|w| {
-                let (a, b) = (w[0] as usize, w[1] as usize);
-                blob.get(a..b)
-                    .map(<[u8]>::to_vec)
-                    .ok_or_else(|| bad("a piece outside the vocabulary's bytes"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let entries = at.count()?;
-        let map_len = usize::try_from(at.u32()?).map_err(|_| bad("a size beyond memory"))?;
-        let mut map = Cursor {
-            bytes: at.take(map_len)?,
-            at: 0,
-        };
-        let mut normal = HashMap::with_capacity(entries);
-        for _ in 0..entries {
-            let from = map.u32()?;
-            let to = (0..map.u8()?)
-                .map(|_| map.u32())
-                .collect::<Result<_, _>>()?;
-            normal.insert(from, to);
-        }
-        let id = |i: usize| u32::try_from(i).map_err(|_| bad("a vocabulary beyond 2^32"));
-        Ok(Vocabulary {
-            pieces,
-            scores,
-            bos: id(bos)?,
-            eos: id(eos)?,
-            unk: id(unk)?,
-            normal,
         })
     }
 
@@ -253,6 +227,49 @@ impl<'a> Image<'a> {
     pub fn quantized(&self, name: &str, len: usize) -> Result<&'a [u8], EmbedError> {
         Ok(self.tensor(name, true, len)?.bytes)
     }
+}
+
+/// The tokenizer's section: pieces, scores, specials, normaliser.
+pub(crate) fn vocabulary(at: &mut Cursor<'_>) -> Result<Vocabulary, EmbedError> {
+    let n = at.count()?;
+    let [bos, eos, _pad, unk] = [(); 4].map(|()| at.count());
+    let (bos, eos, unk) = (bos?, eos?, unk?);
+    if [bos, eos, unk].iter().any(|&id| id >= n) {
+        return Err(bad("a special token outside the vocabulary"));
+    }
+    let blob_len = at.usize64()?;
+    let offsets = (0..=n).map(|_| at.u32()).collect::<Result<Vec<_>, _>>()?;
+    let scores = (0..n).map(|_| at.f32()).collect::<Result<Vec<_>, _>>()?;
+    let blob = at.take(blob_len)?;
+    let pieces = offsets
+        .windows(2)
+        .map(|w| {
+            let (a, b) = (w[0] as usize, w[1] as usize);
+            blob.get(a..b)
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| bad("a piece outside the vocabulary's bytes"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let entries = at.count()?;
+    let map_len = usize::try_from(at.u32()?).map_err(|_| bad("a size beyond memory"))?;
+    let mut map = Cursor::new(at.take(map_len)?);
+    let mut normal = HashMap::with_capacity(entries);
+    for _ in 0..entries {
+        let from = map.u32()?;
+        let to = (0..map.u8()?)
+            .map(|_| map.u32())
+            .collect::<Result<_, _>>()?;
+        normal.insert(from, to);
+    }
+    let id = |i: usize| u32::try_from(i).map_err(|_| bad("a vocabulary beyond 2^32"));
+    Ok(Vocabulary {
+        pieces,
+        scores,
+        bos: id(bos)?,
+        eos: id(eos)?,
+        unk: id(unk)?,
+        normal,
+    })
 }
 
 /// The weights of `blocks` (whole `Q4_0` blocks) into `out`, which holds

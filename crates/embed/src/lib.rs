@@ -15,11 +15,13 @@
 
 mod encoder;
 mod file;
+mod table;
 mod tokenizer;
 
 use std::path::Path;
 
 pub use encoder::E5;
+pub use table::{Table, latin_or_cyrillic};
 
 /// What a text is, for e5's instruction prefix: queries and passages are
 /// embedded differently so that a question lands near its answer.
@@ -53,10 +55,13 @@ impl E5 {
     /// Loads `e5-small-q4.bin` (about 72 MB; 140 MB in memory once the
     /// encoder's weights are dequantized).
     pub fn open(path: &Path) -> Result<Self, EmbedError> {
-        let bytes = std::fs::read(path).map_err(|source| EmbedError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::from_image(&bytes)
+        Self::from_image(&read(path)?)
     }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, EmbedError> {
+    std::fs::read(path).map_err(|source| EmbedError::Io {
+        path: path.display().to_string(),
+        source,
+    })
 }

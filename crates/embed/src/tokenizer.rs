@@ -11,6 +11,7 @@ use crate::file::Vocabulary;
 /// SentencePiece's word marker, U+2581.
 const META: char = '\u{2581}';
 
+#[derive(Clone)]
 pub(crate) struct Tokenizer {
     ids: HashMap<Box<[u8]>, u32>,
     scores: Vec<f32>,
@@ -50,6 +51,16 @@ impl Tokenizer {
             bos,
             eos,
         }
+    }
+
+    /// Every piece (but `<unk>`) and its id.
+    pub fn pieces(&self) -> impl Iterator<Item = (&[u8], u32)> {
+        self.ids.iter().map(|(piece, &id)| (&**piece, id))
+    }
+
+    /// How likely the piece is in text (the unigram model's probability).
+    pub fn probability(&self, id: u32) -> f32 {
+        self.scores.get(id as usize).map_or(0.0, |s| s.exp())
     }
 
     /// The pieces of `text`, without `<s>` and `</s>`.

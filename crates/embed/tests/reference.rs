@@ -34,6 +34,31 @@ fn model() -> Option<E5> {
     Some(E5::open(&path).unwrap())
 }
 
+const PASSAGES: [&str; 3] = [
+    "На зборах вирішили витратити залишок бюджету на новий сад.",
+    "The chess club meets on Thursdays in the library.",
+    "Агенти відповідають у кімнатах, коли їх згадують.",
+];
+
+/// Questions, each in its answer's language, and which passage answers.
+const QUESTIONS: [(&str, usize); 3] = [
+    ("що ми вирішили щодо бюджету?", 0),
+    ("when does the chess club meet?", 1),
+    ("коли агенти відповідають у кімнатах?", 2),
+];
+
+/// Which of `passages` is nearest `query` (all normalised: the largest
+/// dot product).
+fn nearest(passages: &[Vec<f32>], query: &[f32]) -> usize {
+    let scores: Vec<f32> = passages
+        .iter()
+        .map(|p| p.iter().zip(query).map(|(a, b)| a * b).sum())
+        .collect();
+    (0..scores.len())
+        .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
+        .unwrap()
+}
+
 #[test]
 fn embeddings_match_the_reference_engine() {
     let Some(e5) = model() else { return };
@@ -67,26 +92,10 @@ fn embeddings_match_the_reference_engine() {
 #[test]
 fn a_question_lands_nearest_its_answer_in_either_language() {
     let Some(e5) = model() else { return };
-    let passages = [
-        "На зборах вирішили витратити залишок бюджету на новий сад.",
-        "The chess club meets on Thursdays in the library.",
-        "Агенти відповідають у кімнатах, коли їх згадують.",
-    ];
-    let passages = e5.embed(&passages, Kind::Passage);
-    for (question, answer) in [
-        ("що ми вирішили щодо бюджету?", 0),
-        ("when does the chess club meet?", 1),
-        ("коли агенти відповідають?", 2),
-    ] {
+    let passages = e5.embed(&PASSAGES, Kind::Passage);
+    for (question, answer) in QUESTIONS {
         let q = &e5.embed(&[question], Kind::Query)[0];
-        let scores: Vec<f32> = passages
-            .iter()
-            .map(|p| p.iter().zip(q).map(|(a, b)| a * b).sum())
-            .collect();
-        let best = (0..scores.len())
-            .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
-            .unwrap();
-        assert_eq!(best, answer, "{question:?}: {scores:?}");
+        assert_eq!(nearest(&passages, q), answer, "{question:?}");
     }
 }
 
@@ -101,4 +110,43 @@ fn a_long_text_is_embedded_window_by_window() {
     let embedded = e5.embed(&[long.as_str(), "short"], Kind::Passage);
     assert_eq!(embedded.len(), 2);
     assert!(embedded[0].iter().all(|v| v.is_finite()));
+}
+
+/// A table distilled for a few texts' pieces: it ranks as the encoder
+/// does on them, and survives its file.
+#[test]
+fn a_distilled_table_finds_answers_and_survives_its_file() {
+    let Some(e5) = model() else { return };
+    // Pieces are spelled with '▁' for spaces: keep those these texts hold.
+    let corpus: String = PASSAGES
+        .iter()
+        .chain(QUESTIONS.iter().map(|(q, _)| q))
+        .map(|t| format!("\u{2581}{}", t.replace(' ', "\u{2581}")))
+        .collect();
+    let table = e5.distill(|piece| corpus.contains(piece));
+    assert!(table.len() > 50, "{} pieces", table.len());
+
+    let path = std::env::temp_dir().join(format!("daarion-table-{}.bin", std::process::id()));
+    table.save(&path).unwrap();
+    let reopened = daarion_embed::Table::open(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(reopened.to_bytes(), table.to_bytes());
+
+    let passages: Vec<Vec<f32>> = PASSAGES
+        .iter()
+        .map(|p| reopened.embed(p).unwrap())
+        .collect();
+    for (question, answer) in QUESTIONS {
+        let q = reopened.embed(question).unwrap();
+        assert_eq!(nearest(&passages, &q), answer, "{question:?}");
+    }
+    assert_eq!(
+        reopened.embed("日本語"),
+        None,
+        "no row for any of its pieces"
+    );
+    assert!(matches!(
+        daarion_embed::Table::from_bytes(b"DST1\x80"),
+        Err(daarion_embed::EmbedError::Format(_))
+    ));
 }
