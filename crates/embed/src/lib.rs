@@ -15,6 +15,7 @@
 
 mod encoder;
 mod file;
+pub mod install;
 mod table;
 mod tokenizer;
 
@@ -49,6 +50,14 @@ pub enum EmbedError {
     },
     #[error("not an e5 model image: {0}")]
     Format(String),
+    #[error("cannot fetch the model: {0}")]
+    Fetch(String),
+    #[error("{what} is not the one pinned: SHA-256 {got}, {expected} expected")]
+    Mismatch {
+        what: String,
+        expected: String,
+        got: String,
+    },
 }
 
 impl E5 {

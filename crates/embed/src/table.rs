@@ -173,13 +173,7 @@ impl Table {
     /// Writes the table to `path` whole or not at all (a temporary file
     /// renamed over it).
     pub fn save(&self, path: &Path) -> Result<(), EmbedError> {
-        let io = |source| EmbedError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        let partial = path.with_extension("partial");
-        std::fs::write(&partial, self.to_bytes()).map_err(io)?;
-        std::fs::rename(&partial, path).map_err(io)
+        crate::install::write_whole(path, &self.to_bytes())
     }
 
     pub fn dim(&self) -> usize {

@@ -10,28 +10,28 @@ use std::path::PathBuf;
 
 use daarion_embed::{E5, Kind};
 
-/// The model image: `DAARION_E5_MODEL`, or where `scripts/test.sh` puts
-/// it. Required under CI; elsewhere its absence skips, loudly.
-fn model() -> Option<E5> {
-    let path = std::env::var_os("DAARION_E5_MODEL")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .map(|home| PathBuf::from(home).join(".cache/daarion/models/e5-small-q4.bin"))
-        })?;
+/// A file `daarion models install` put in the models directory: named by
+/// `variable`, or where `scripts/test.sh` puts it. Required under CI;
+/// elsewhere its absence skips, loudly.
+fn installed(variable: &str, file: &str) -> Option<PathBuf> {
+    let path = std::env::var_os(variable).map(PathBuf::from).or_else(|| {
+        std::env::var_os("HOME")
+            .map(|home| PathBuf::from(home).join(".cache/daarion/models").join(file))
+    })?;
     if !path.exists() {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
-            "CI needs the model at {} (scripts/test.sh fetches it)",
+            "CI needs {} (scripts/test.sh installs it)",
             path.display()
         );
-        eprintln!(
-            "SKIPPED: no e5 model at {} (run scripts/test.sh once)",
-            path.display()
-        );
+        eprintln!("SKIPPED: no {} (run scripts/test.sh once)", path.display());
         return None;
     }
-    Some(E5::open(&path).unwrap())
+    Some(path)
+}
+
+fn model() -> Option<E5> {
+    installed("DAARION_E5_MODEL", "e5-small-q4.bin").map(|path| E5::open(&path).unwrap())
 }
 
 const PASSAGES: [&str; 3] = [
@@ -149,4 +149,20 @@ fn a_distilled_table_finds_answers_and_survives_its_file() {
         daarion_embed::Table::from_bytes(b"DST1\x80"),
         Err(daarion_embed::EmbedError::Format(_))
     ));
+}
+
+/// The table `daarion models install` distilled (every Latin and Cyrillic
+/// piece) finds the answers too.
+#[test]
+fn the_installed_table_finds_answers() {
+    let Some(path) = installed("DAARION_E5_TABLE", "e5-static.bin") else {
+        return;
+    };
+    let table = daarion_embed::Table::open(&path).unwrap();
+    assert!(table.len() > 100_000, "{} pieces", table.len());
+    let passages: Vec<Vec<f32>> = PASSAGES.iter().map(|p| table.embed(p).unwrap()).collect();
+    for (question, answer) in QUESTIONS {
+        let q = table.embed(question).unwrap();
+        assert_eq!(nearest(&passages, &q), answer, "{question:?}");
+    }
 }
