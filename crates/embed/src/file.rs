@@ -69,11 +69,6 @@ impl<'a> Cursor<'a> {
         self.bytes.len() - self.at
     }
 
-    /// Whether every byte was read.
-    pub fn is_done(&self) -> bool {
-        self.at == self.bytes.len()
-    }
-
     pub fn take(&mut self, n: usize) -> Result<&'a [u8], EmbedError> {
         let end = self
             .at
@@ -253,7 +248,8 @@ pub(crate) fn vocabulary(at: &mut Cursor<'_>) -> Result<Vocabulary, EmbedError> 
     let entries = at.count()?;
     let map_len = usize::try_from(at.u32()?).map_err(|_| bad("a size beyond memory"))?;
     let mut map = Cursor::new(at.take(map_len)?);
-    let mut normal = HashMap::with_capacity(entries);
+    // An entry takes 5 bytes at least.
+    let mut normal = HashMap::with_capacity(entries.min(map_len / 5));
     for _ in 0..entries {
         let from = map.u32()?;
         let to = (0..map.u8()?)

@@ -125,6 +125,18 @@ impl Table {
         let vocabulary_bytes = bytes[start..bytes.len() - at.remaining()].to_vec();
         let pieces = vocabulary.pieces.len();
         let n = at.u32()? as usize;
+        // Each row is its id, its scale and `dim` bytes: sizes the file
+        // cannot hold are refused before anything is allocated for them.
+        let fits = dim
+            .checked_add(8)
+            .and_then(|row| row.checked_mul(n))
+            .is_some_and(|size| size == at.remaining());
+        if !fits {
+            return Err(bad(format!(
+                "{n} rows of {dim} values in {} bytes",
+                at.remaining()
+            )));
+        }
         let mut rows = HashMap::with_capacity(n);
         let mut scales = Vec::with_capacity(n);
         let mut values = Vec::with_capacity(n * dim);
@@ -136,9 +148,6 @@ impl Table {
             rows.insert(id, row);
             scales.push(at.f32()?);
             values.extend(at.take(dim)?.iter().map(|&b| b as i8));
-        }
-        if !at.is_done() {
-            return Err(bad("bytes after the last row"));
         }
         Ok(Self {
             tokenizer: Tokenizer::new(vocabulary),

@@ -149,6 +149,16 @@ fn a_distilled_table_finds_answers_and_survives_its_file() {
         daarion_embed::Table::from_bytes(b"DST1\x80"),
         Err(daarion_embed::EmbedError::Format(_))
     ));
+    // Sizes the file cannot hold are refused, not allocated: the most
+    // dimensions and rows a file can name.
+    let mut huge = table.to_bytes();
+    let rows_at = huge.len() - table.len() * (table.dim() + 8) - 4;
+    huge[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+    huge[rows_at..rows_at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert!(matches!(
+        daarion_embed::Table::from_bytes(&huge),
+        Err(daarion_embed::EmbedError::Format(_))
+    ));
 }
 
 /// The table `daarion models install` distilled (every Latin and Cyrillic
