@@ -173,18 +173,7 @@ impl E5 {
     /// The embeddings of `texts` (L2-normalised, [`Self::dim`] each), the
     /// work split over this machine's cores.
     pub fn embed(&self, texts: &[&str], kind: Kind) -> Vec<Vec<f32>> {
-        let threads = std::thread::available_parallelism().map_or(1, usize::from);
-        let per_thread = texts.len().div_ceil(threads).max(1);
-        std::thread::scope(|scope| {
-            let parts: Vec<_> = texts
-                .chunks(per_thread)
-                .map(|part| scope.spawn(move || self.embed_here(part, kind)))
-                .collect();
-            parts
-                .into_iter()
-                .flat_map(|part| part.join().unwrap_or_default())
-                .collect()
-        })
+        crate::on_every_core(texts, |part| self.embed_here(part, kind))
     }
 
     /// [`Self::embed`] on this thread: each window's mean weighted by its
@@ -219,8 +208,7 @@ impl E5 {
             start = end;
         }
         for sum in &mut sums {
-            let norm = sum.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-6);
-            sum.iter_mut().for_each(|v| *v /= norm);
+            crate::normalize(sum);
         }
         sums
     }

@@ -13,7 +13,7 @@ use std::{
 
 use sha2::{Digest, Sha256};
 
-use crate::{E5, EmbedError, Table, latin_or_cyrillic};
+use crate::{E5, EmbedError, Table, io, latin_or_cyrillic};
 
 /// The encoder's image and the distilled table, by file name in the
 /// models directory.
@@ -47,13 +47,6 @@ impl Release {
 
 fn sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EmbedError + '_ {
-    move |source| EmbedError::Io {
-        path: path.display().to_string(),
-        source,
-    }
 }
 
 /// Writes `bytes` to `path` whole or not at all.

@@ -43,7 +43,7 @@ impl Kind {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
-    #[error("cannot read the model at {path}: {source}")]
+    #[error("model file {path}: {source}")]
     Io {
         path: String,
         source: std::io::Error,
@@ -69,8 +69,43 @@ impl E5 {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, EmbedError> {
-    std::fs::read(path).map_err(|source| EmbedError::Io {
+    std::fs::read(path).map_err(io(path))
+}
+
+/// An I/O failure on `path`, as an [`EmbedError`].
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EmbedError + '_ {
+    move |source| EmbedError::Io {
         path: path.display().to_string(),
         source,
+    }
+}
+
+/// `work` on `items`, split into one run of items per core, the results
+/// in the items' order (a thread that panics passes its panic on: nothing
+/// is dropped silently).
+fn on_every_core<T: Sync, R: Send>(items: &[T], work: impl Fn(&[T]) -> Vec<R> + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let per_thread = items.len().div_ceil(threads).max(1);
+    let work = &work;
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = items
+            .chunks(per_thread)
+            .map(|part| scope.spawn(move || work(part)))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|part| {
+                part.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
     })
+}
+
+/// `v` scaled to length 1 (a zero vector stays zero).
+fn normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
 }

@@ -16,6 +16,7 @@ use std::{collections::HashMap, path::Path};
 use crate::{
     E5, EmbedError,
     file::{self, Cursor, bad},
+    normalize,
     tokenizer::Tokenizer,
 };
 
@@ -55,26 +56,13 @@ impl E5 {
             .collect();
         ids.sort_unstable();
         let dim = self.dim();
-        let threads = std::thread::available_parallelism().map_or(1, usize::from);
-        let per_thread = ids.len().div_ceil(threads).max(1);
-        let mut vectors: Vec<f32> = std::thread::scope(|scope| {
-            let parts: Vec<_> = ids
-                .chunks(per_thread)
-                .map(|part| {
-                    scope.spawn(move || {
-                        let mut out = Vec::with_capacity(part.len() * dim);
-                        for batch in part.chunks(PIECES_PER_PASS) {
-                            let means = self.forward(batch.iter().map(std::slice::from_ref));
-                            out.extend(means.iter());
-                        }
-                        out
-                    })
-                })
-                .collect();
-            parts
-                .into_iter()
-                .flat_map(|part| part.join().unwrap_or_default())
-                .collect()
+        let mut vectors: Vec<f32> = crate::on_every_core(&ids, |part| {
+            let mut out = Vec::with_capacity(part.len() * dim);
+            for batch in part.chunks(PIECES_PER_PASS) {
+                let means = self.forward(batch.iter().map(std::slice::from_ref));
+                out.extend(means.iter());
+            }
+            out
         });
         for row in vectors.chunks_exact_mut(dim) {
             normalize(row);
@@ -235,13 +223,6 @@ pub fn latin_or_cyrillic(piece: &str) -> bool {
             | '\u{2000}'..='\u{206F}')
             || (!c.is_alphabetic() && !c.is_numeric() && c.len_utf8() < 3)
     })
-}
-
-fn normalize(v: &mut [f32]) {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        v.iter_mut().for_each(|x| *x /= norm);
-    }
 }
 
 /// `row` as 8-bit values and the scale that gives them back.
