@@ -168,6 +168,7 @@ impl Db {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
+        // SQLite: the file is created if missing.
         let rwc = if url.contains("mode=") {
             url.to_owned()
         } else if url.contains('?') {
@@ -177,7 +178,6 @@ impl Db {
         };
         let pool = match backend {
             Backend::Sqlite => {
-                let url = &rwc;
                 // One connection: SQLite has one writer anyway, and writers on
                 // several connections conflict for the lock, where SQLite's
                 // busy handler sleeps a millisecond or more per conflict;
@@ -201,7 +201,7 @@ impl Db {
                             Ok(())
                         })
                     })
-                    .connect(url)
+                    .connect(&rwc)
                     .await
             }
             Backend::Postgres => {
