@@ -105,7 +105,7 @@ ensure_python_tools
 ensure_models() {
   local dir="$HOME/.cache/daarion/models"
   cargo run -q --locked -p daarion -- models install --dir "$dir"
-  export DAARION_E5_MODEL="$dir/e5-small-q4.bin" DAARION_E5_TABLE="$dir/e5-static.bin"
+  export DAARION_MODELS_DIR="$dir"
 }
 
 # The web UI: Node and npm for its build and checks, Debian's Chromium for

@@ -37,6 +37,7 @@ pub fn default_policies() -> Vec<PolicyFile> {
         ("agent", include_str!("../policies/agent.cedar")),
         ("tool", include_str!("../policies/tool.cedar")),
         ("usage", include_str!("../policies/usage.cedar")),
+        ("memory", include_str!("../policies/memory.cedar")),
     ]
     .into_iter()
     .map(|(name, text)| PolicyFile {

@@ -341,6 +341,44 @@ fn usage_is_for_its_owner_dao_admins_and_city_admins() {
 }
 
 #[test]
+fn knowledge_is_for_members_and_documents_for_their_authors_and_admins() {
+    let e = engine();
+    let knowledge = Resource::new(Kind::Knowledge, "d1").in_dao("d1");
+    let document = |author: &str| {
+        Resource::new(Kind::Document, "doc_1")
+            .attr("author", Attr::Entity(Kind::User, author.into()))
+            .in_dao("d1")
+    };
+    let owner = user("o", &[CITY_CITIZEN, &dao_role(DaoRole::Owner)]);
+    let admin = user("a", &[CITY_CITIZEN, &dao_role(DaoRole::Admin)]);
+    let member = user("m", &[CITY_CITIZEN, &dao_role(DaoRole::Member)]);
+    let guest = user("g", &[CITY_CITIZEN, &dao_role(DaoRole::Guest)]);
+    let stranger = user("s", &[CITY_CITIZEN, "dao:d2:owner"]);
+    for p in [&owner, &admin, &member] {
+        assert!(allowed(&e, p, Read, &knowledge), "{} reads", p.id);
+        assert!(allowed(&e, p, Write, &knowledge), "{} adds", p.id);
+        assert!(allowed(&e, p, Read, &document("x")), "{} reads one", p.id);
+    }
+    for p in [&guest, &stranger] {
+        assert!(!allowed(&e, p, Read, &knowledge), "{} reads", p.id);
+        assert!(!allowed(&e, p, Write, &knowledge), "{} adds", p.id);
+        assert!(!allowed(&e, p, Read, &document("x")), "{} reads one", p.id);
+    }
+    // An author removes their own document (and still reads it, a member
+    // or not); admins remove anyone's; a member no one else's.
+    assert!(allowed(&e, &member, Manage, &document("m")));
+    assert!(allowed(&e, &guest, Read, &document("g")));
+    assert!(allowed(&e, &admin, Manage, &document("x")));
+    assert!(allowed(&e, &owner, Manage, &document("x")));
+    assert!(!allowed(&e, &member, Manage, &document("x")));
+    assert!(
+        !allowed(&e, &member, Manage, &knowledge),
+        "knowledge itself"
+    );
+    assert!(!allowed(&e, &stranger, Manage, &document("x")));
+}
+
+#[test]
 fn people_manage_only_their_own_account() {
     let e = engine();
     let me = user("u", &[CITY_CITIZEN]);
@@ -423,6 +461,10 @@ fn built_entity_data_conforms_to_the_schema() {
         Resource::new(Kind::Usage, "u").attr("user", Attr::Entity(Kind::User, "u".into())),
         Resource::new(Kind::Quota, "dao:d1").in_dao("d1"),
         Resource::new(Kind::Message, "m").attr("public", Attr::Bool(true)),
+        Resource::new(Kind::Knowledge, "d1").in_dao("d1"),
+        Resource::new(Kind::Document, "doc_1")
+            .attr("author", Attr::Entity(Kind::User, "u".into()))
+            .in_dao("d1"),
     ];
     let principals = [
         user("u", &[CITY_CITIZEN, &dao_role(DaoRole::Owner)]),

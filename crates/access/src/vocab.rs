@@ -120,6 +120,8 @@ pub enum Kind {
     Message,
     Proposal,
     Project,
+    Knowledge,
+    Document,
     Tool,
     Usage,
     Prompt,
@@ -129,7 +131,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 18] = [
         Kind::Role,
         Kind::City,
         Kind::User,
@@ -140,6 +142,8 @@ impl Kind {
         Kind::Message,
         Kind::Proposal,
         Kind::Project,
+        Kind::Knowledge,
+        Kind::Document,
         Kind::Tool,
         Kind::Usage,
         Kind::Prompt,
@@ -160,6 +164,8 @@ impl Kind {
             Kind::Message => "Message",
             Kind::Proposal => "Proposal",
             Kind::Project => "Project",
+            Kind::Knowledge => "Knowledge",
+            Kind::Document => "Document",
             Kind::Tool => "Tool",
             Kind::Usage => "Usage",
             Kind::Prompt => "Prompt",

@@ -30,6 +30,9 @@ pub struct Settings {
     pub listen: Option<SocketAddr>,
     /// Where the embedded database lives.
     pub data_dir: PathBuf,
+    /// Where `daarion models install` puts the local models (embeddings);
+    /// default `<data_dir>/models`.
+    pub models_dir: Option<PathBuf>,
     /// `postgres://...` switches from the embedded SQLite file to PostgreSQL.
     pub database_url: Option<String>,
     /// `nats://...` switches from the in-process bus to NATS JetStream.
@@ -298,6 +301,7 @@ impl Default for Settings {
         Self {
             listen: None,
             data_dir: PathBuf::from("./data"),
+            models_dir: None,
             database_url: None,
             nats_url: None,
             nats_namespace: String::new(),
@@ -320,6 +324,13 @@ impl Default for Settings {
 pub struct ConfigError(String);
 
 impl Settings {
+    /// Where the local models are (`models_dir`, or `<data_dir>/models`).
+    pub fn models_dir(&self) -> PathBuf {
+        self.models_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("models"))
+    }
+
     /// Loads the layers. `file` must exist when given explicitly; the default
     /// `daarion.toml` is optional.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {

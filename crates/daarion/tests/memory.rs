@@ -1,0 +1,426 @@
+//! Memory end to end: a microDAO's members add documents, the indexer
+//! makes them searchable by words and meaning, authors and admins remove
+//! them; knowledge never reaches outsiders or another microDAO; bad input;
+//! idempotent creates; and the hybrid search's quality on the retrieval
+//! set (`crates/embed/tests/fixtures/retrieval.json`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{City, Kind, TestApp, error_code, models_installed};
+use serde_json::{Value, json};
+
+on_every_backend!(
+    members_add_knowledge_and_find_it_by_words_and_meaning,
+    knowledge_never_reaches_outsiders_or_another_community,
+    bad_input_is_refused_and_creates_are_idempotent,
+);
+
+async fn community(app: &TestApp, owner: &str, slug: &str, visibility: &str) {
+    let (status, body) = app
+        .send(
+            "POST",
+            "/api/microdao/daos",
+            owner,
+            Some(json!({"slug": slug, "name": slug, "visibility": visibility})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+}
+
+/// A city (skipped without the models) with Alice's public community
+/// `garden`.
+async fn garden(kind: Kind) -> Option<(City, TestApp)> {
+    if !models_installed() {
+        return None;
+    }
+    let city = City::new(kind).await?;
+    let app = city.spawn().await;
+    community(&app, "alice", "garden", "public").await;
+    Some((city, app))
+}
+
+async fn join(app: &TestApp, user: &str, slug: &str) {
+    let path = format!("/api/microdao/daos/{slug}/join");
+    let (status, body) = app.send("POST", &path, user, None).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Adds a document and waits until the indexer has made it searchable.
+async fn add(app: &TestApp, user: &str, dao: &str, title: &str, body: &str) -> String {
+    let path = format!("/api/memory/daos/{dao}/documents");
+    let (status, document) = app
+        .send(
+            "POST",
+            &path,
+            user,
+            Some(json!({"title": title, "format": "markdown", "body": body})),
+        )
+        .await;
+    assert_eq!(status, 201, "{document}");
+    assert!(document["indexed_at"].is_null(), "indexed after the answer");
+    let id = document["id"].as_str().unwrap().to_owned();
+    indexed(app, user, &id).await;
+    id
+}
+
+async fn indexed(app: &TestApp, user: &str, id: &str) {
+    let path = format!("/api/memory/documents/{id}");
+    daarion_testkit::eventually(
+        &format!("{id} indexed"),
+        Duration::from_secs(30),
+        || async {
+            let (_, document) = app.get_as(&path, Some(user)).await;
+            document["indexed_at"].is_string().then_some(())
+        },
+    )
+    .await;
+}
+
+async fn search(app: &TestApp, user: &str, dao: &str, q: &str) -> (u16, Value) {
+    let path = format!("/api/memory/daos/{dao}/search?q={}", percent(q));
+    app.get_as(&path, Some(user)).await
+}
+
+fn percent(q: &str) -> String {
+    q.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn documents_of(hits: &Value) -> Vec<&str> {
+    hits["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["document"].as_str().unwrap())
+        .collect()
+}
+
+const BUDGET: &str = "# Decisions\n\n## Budget\n\nAt the March assembly the members voted to spend the remaining 1 200 hryvnias of the quarterly budget on seedlings and tools for the shared garden.\n\n## Meetings\n\nThe assembly now meets in the school gym, which has its own generator.";
+const BUDGET_UK: &str = "# Рішення\n\nНа березневих зборах учасники проголосували витратити решту квартального бюджету на розсаду та інструменти для спільного саду.";
+const CHESS: &str =
+    "The chess club meets every Thursday at six in the reading room; beginners are welcome.";
+const CLEANUP: &str = "The spring clean-up of the riverbank starts at nine; gloves and bags are handed out at the bridge.";
+
+async fn members_add_knowledge_and_find_it_by_words_and_meaning(kind: Kind) {
+    let Some((_city, app)) = garden(kind).await else {
+        return;
+    };
+    join(&app, "bob", "garden").await;
+    let budget = add(&app, "alice", "garden", "Assembly decisions", BUDGET).await;
+    let budget_uk = add(&app, "alice", "garden", "Рішення зборів", BUDGET_UK).await;
+    let chess = add(&app, "bob", "garden", "Chess club", CHESS).await;
+    add(&app, "bob", "garden", "Clean-up", CLEANUP).await;
+
+    let (status, document) = app
+        .get_as(&format!("/api/memory/documents/{budget}"), Some("bob"))
+        .await;
+    assert_eq!(status, 200, "{document}");
+    assert_eq!(document["body"], BUDGET);
+    assert_eq!(document["chunk_count"], 2, "one chunk per section");
+    assert_eq!(document["author_name"], "alice");
+    assert_eq!(document["model"], "e5-static");
+
+    // The question an agent gets asked, in either language.
+    let (status, hits) = search(
+        &app,
+        "bob",
+        "garden",
+        "what did we decide about the budget?",
+    )
+    .await;
+    assert_eq!(status, 200, "{hits}");
+    assert_eq!(hits["semantic"], true);
+    let top = &hits["hits"][0];
+    assert_eq!(top["document"], budget.as_str(), "{hits}");
+    assert_eq!(top["heading"], "Decisions › Budget");
+    assert!(
+        top["vector_rank"].is_u64() && top["text_rank"].is_u64(),
+        "{top}"
+    );
+    let (_, hits) = search(&app, "bob", "garden", "що ми вирішили щодо бюджету?").await;
+    assert_eq!(hits["hits"][0]["document"], budget_uk.as_str(), "{hits}");
+    // Meaning without the words: nothing here says "chess" or "club".
+    let (_, hits) = search(&app, "bob", "garden", "when do people play board games?").await;
+    let top = &hits["hits"][0];
+    assert_eq!(top["document"], chess.as_str(), "{hits}");
+    assert!(
+        top["text_rank"].is_null(),
+        "found by its vector alone: {top}"
+    );
+
+    let (status, list) = app
+        .get_as("/api/memory/daos/garden/documents?limit=2", Some("bob"))
+        .await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
+    assert!(list["next_cursor"].is_string());
+
+    // Bob may not remove Alice's document; she may, and it is gone from
+    // both indexes at once.
+    let path = format!("/api/memory/documents/{budget}");
+    let (status, body) = app.send("DELETE", &path, "bob", None).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(error_code(&body), "forbidden");
+    let (status, _) = app.send("DELETE", &path, "alice", None).await;
+    assert_eq!(status, 204);
+    let (_, hits) = search(
+        &app,
+        "bob",
+        "garden",
+        "what did we decide about the budget?",
+    )
+    .await;
+    assert!(!documents_of(&hits).contains(&budget.as_str()), "{hits}");
+    let (_, hits) = search(&app, "bob", "garden", "hryvnias seedlings").await;
+    assert!(!documents_of(&hits).contains(&budget.as_str()), "{hits}");
+    let (status, _) = app.get_as(&path, Some("alice")).await;
+    assert_eq!(status, 404);
+    // An admin removes anyone's document.
+    let chess_path = format!("/api/memory/documents/{chess}");
+    let (status, _) = app.send("DELETE", &chess_path, "alice", None).await;
+    assert_eq!(status, 204);
+}
+
+async fn knowledge_never_reaches_outsiders_or_another_community(kind: Kind) {
+    let Some((_city, app)) = garden(kind).await else {
+        return;
+    };
+    community(&app, "alice", "inner", "private").await;
+    community(&app, "dave", "orchard", "public").await;
+    join(&app, "bob", "garden").await;
+    let secret = add(
+        &app,
+        "alice",
+        "garden",
+        "Budget",
+        "Our budget reserve is 500.",
+    )
+    .await;
+    let private = add(&app, "alice", "inner", "Budget", "The inner budget is 900.").await;
+    let theirs = add(
+        &app,
+        "dave",
+        "orchard",
+        "Budget",
+        "The orchard budget is 300.",
+    )
+    .await;
+
+    // Each community's search holds its own documents only.
+    let (_, hits) = search(&app, "dave", "orchard", "budget").await;
+    assert_eq!(documents_of(&hits), [theirs.as_str()], "{hits}");
+    let (_, hits) = search(&app, "alice", "garden", "budget").await;
+    assert_eq!(documents_of(&hits), [secret.as_str()], "{hits}");
+
+    // A citizen who is not a member (of a public community too), a member
+    // of another community, and nobody signed in.
+    for (user, dao, document) in [
+        ("carol", "garden", &secret),
+        ("dave", "garden", &secret),
+        ("bob", "inner", &private),
+    ] {
+        let (status, body) = search(&app, user, dao, "budget").await;
+        assert_eq!(status, 403, "{user} searching {dao}: {body}");
+        let path = format!("/api/memory/documents/{document}");
+        let (status, _) = app.get_as(&path, Some(user)).await;
+        assert_eq!(status, 403, "{user} reading {document}");
+        let (status, _) = app
+            .send(
+                "POST",
+                &format!("/api/memory/daos/{dao}/documents"),
+                user,
+                Some(json!({"title": "x", "body": "y"})),
+            )
+            .await;
+        assert_eq!(status, 403, "{user} writing to {dao}");
+        let (status, _) = app.send("DELETE", &path, user, None).await;
+        assert_eq!(status, 403, "{user} removing {document}");
+    }
+    let (status, body) = app
+        .get_as("/api/memory/daos/garden/search?q=budget", None)
+        .await;
+    assert_eq!(status, 401, "{body}");
+}
+
+async fn bad_input_is_refused_and_creates_are_idempotent(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    community(&app, "alice", "garden", "public").await;
+    let documents = "/api/memory/daos/garden/documents";
+    for (body, code) in [
+        (json!({"title": " ", "body": "x"}), 422),
+        (json!({"title": "t", "body": " \n"}), 422),
+        (json!({"title": "t".repeat(201), "body": "x"}), 422),
+        (json!({"title": "t", "body": "x", "format": "pdf"}), 422),
+        (json!({"title": "t", "body": "x", "extra": 1}), 422),
+        (json!({"title": "t"}), 422),
+    ] {
+        let (status, error) = app
+            .send("POST", documents, "alice", Some(body.clone()))
+            .await;
+        assert_eq!(status, code, "{body}: {error}");
+        error_code(&error);
+    }
+    let (status, _) = app
+        .send(
+            "POST",
+            "/api/memory/daos/nowhere/documents",
+            "alice",
+            Some(json!({"title": "t", "body": "x"})),
+        )
+        .await;
+    assert_eq!(status, 404);
+    for query in ["q=", "q=%20", "q=x&limit=0", "q=x&limit=51", "limit=5"] {
+        let path = format!("/api/memory/daos/garden/search?{query}");
+        let (status, error) = app.get_as(&path, Some("alice")).await;
+        assert!([400, 422].contains(&status), "{query}: {status} {error}");
+        error_code(&error);
+    }
+    for (method, path) in [
+        ("GET", "/api/memory/documents/doc_none"),
+        ("DELETE", "/api/memory/documents/doc_none"),
+    ] {
+        let (status, _) = app.send(method, path, "alice", None).await;
+        assert_eq!(status, 404, "{method} {path}");
+    }
+
+    // A retried create with the same key is the same document; the same key
+    // for another document is a conflict. Nothing was written by the
+    // refusals above.
+    let alice = app.cookie("alice").await;
+    let post = |key: &'static str, body: Value| {
+        app.client
+            .post(app.url(documents))
+            .header("cookie", alice.clone())
+            .header("idempotency-key", key)
+            .json(&body)
+    };
+    let once = json!({"title": "Rules", "body": "Quiet after ten."});
+    let (first_status, first) =
+        common::decode(post("k-1", once.clone()).send().await.unwrap()).await;
+    let (again_status, again) = common::decode(post("k-1", once).send().await.unwrap()).await;
+    assert_eq!((first_status, again_status), (201, 200), "{first} {again}");
+    assert_eq!(first["id"], again["id"]);
+    let (status, body) = common::decode(
+        post("k-1", json!({"title": "Rules", "body": "Loud after ten."}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    let (_, list) = app.get_as(documents, Some("alice")).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+}
+
+/// The hybrid search on the retrieval set, with each model: each
+/// language's passages and distractors as the documents of one community,
+/// each question asked there in its language. Prints nDCG@10 and recall@10 (the
+/// README's figures) and holds them to floors a few points below.
+#[tokio::test]
+async fn hybrid_search_quality_on_the_retrieval_set() {
+    if !models_installed() {
+        return;
+    }
+    let set: Value =
+        serde_json::from_str(include_str!("../../embed/tests/fixtures/retrieval.json")).unwrap();
+    // nDCG@10 at the default alpha (0.75), en then uk, measured 0.545 and
+    // 0.566 with the table, 0.792 and 0.712 with the encoder (2026-12-06);
+    // the floors sit a few points below. Words alone (alpha 0) and meaning
+    // alone (1) are printed beside them.
+    for (embedder, floors) in [("static", [0.50, 0.52]), ("e5", [0.74, 0.66])] {
+        let city = City::new(Kind::Embedded).await.unwrap();
+        let mut settings = city.settings.clone();
+        settings
+            .services
+            .update(&daarion_memory::SPEC, |m: &mut daarion_memory::Settings| {
+                m.embedder = embedder.into();
+            })
+            .unwrap();
+        let mut app = common::spawn_with(settings, daarion::Shape::AllInOne).await;
+        app.people = city.people.clone();
+        let (mut ids, mut written) = (std::collections::HashMap::new(), Vec::new());
+        for lang in ["en", "uk"] {
+            // One community per language: the corpus the model is measured
+            // on in `crates/embed/tests/retrieval.rs`.
+            let dao = format!("memory-{lang}");
+            community(&app, "alice", &dao, "private").await;
+            let path = format!("/api/memory/daos/{dao}/documents");
+            let passages = set["passages"].as_array().unwrap().iter();
+            let texts = passages
+                .map(|p| (Some(p["id"].as_str().unwrap()), p[lang].as_str().unwrap()))
+                .chain(
+                    set["distractors"][lang]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|d| (None, d.as_str().unwrap())),
+                );
+            for (passage, text) in texts {
+                let (status, document) = app
+                    .send(
+                        "POST",
+                        &path,
+                        "alice",
+                        Some(json!({"title": "Note", "format": "text", "body": text})),
+                    )
+                    .await;
+                assert_eq!(status, 201, "{document}");
+                let id = document["id"].as_str().unwrap().to_owned();
+                if let Some(passage) = passage {
+                    ids.insert((lang, passage.to_owned()), id.clone());
+                }
+                written.push(id);
+            }
+        }
+        // Indexed in the order written, the last one last.
+        for id in &written {
+            indexed(&app, "alice", id).await;
+        }
+        for ((lang, floor), alpha) in ["en", "uk"]
+            .into_iter()
+            .zip(floors)
+            .flat_map(|lang| [0.0, 0.75, 1.0].map(|alpha| (lang, alpha)))
+        {
+            let (mut recall, mut ndcg, mut n) = (0.0, 0.0, 0.0);
+            for question in set["questions"].as_array().unwrap() {
+                let relevant = &ids[&(lang, question["passage"].as_str().unwrap().to_owned())];
+                let q = question[lang].as_str().unwrap();
+                let dao = format!("memory-{lang}");
+                let path = format!(
+                    "/api/memory/daos/{dao}/search?q={}&alpha={alpha}",
+                    percent(q)
+                );
+                let (status, hits) = app.get_as(&path, Some("alice")).await;
+                assert_eq!(status, 200, "{hits}");
+                assert_eq!(hits["semantic"], true);
+                n += 1.0;
+                if let Some(rank) = documents_of(&hits).iter().position(|d| d == relevant) {
+                    recall += 1.0;
+                    ndcg += 1.0 / (rank as f64 + 2.0).log2();
+                }
+            }
+            let (recall, ndcg) = (recall / n, ndcg / n);
+            eprintln!(
+                "hybrid search ({embedder} + full text, alpha {alpha}), {lang}: recall@10 {recall:.3}, nDCG@10 {ndcg:.3}"
+            );
+            assert!(
+                alpha != 0.75 || ndcg >= floor,
+                "{embedder} {lang}: nDCG@10 {ndcg:.3} under {floor}"
+            );
+        }
+    }
+}

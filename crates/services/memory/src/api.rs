@@ -1,0 +1,200 @@
+//! HTTP routes and wire types. [`MemoryError`] maps to [`ApiError`] here,
+//! once.
+
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    response::Response,
+};
+use daarion_access::Principal;
+use daarion_kernel::{
+    ApiError,
+    http::{IdempotencyKey, Json, Page, PageParams, Query, created},
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    MemoryState,
+    chunk::DocumentFormat,
+    domain::{Hit, KnowledgeDocument, MemoryError, NewDocument},
+    search, store,
+};
+
+impl From<MemoryError> for ApiError {
+    fn from(error: MemoryError) -> Self {
+        match &error {
+            MemoryError::Invalid(message) => ApiError::validation(message.clone()),
+            MemoryError::NotFound(_) => ApiError::not_found(error.to_string()),
+            MemoryError::Conflict(message) => ApiError::conflict(message.clone()),
+            MemoryError::Store(daarion_store::StoreError::Conflict(message)) => {
+                ApiError::conflict(message.clone())
+            }
+            MemoryError::Store(e) if e.is_retryable() => ApiError::unavailable(&error),
+            MemoryError::Embedding(_) => ApiError::unavailable(&error),
+            MemoryError::Store(_) | MemoryError::Bus(_) => ApiError::internal(&error),
+        }
+    }
+}
+
+pub fn router() -> OpenApiRouter<MemoryState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_document, list_documents))
+        .routes(routes!(search_knowledge))
+        .routes(routes!(get_document, delete_document))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDocument {
+    #[schema(min_length = 1, max_length = 200)]
+    pub title: String,
+    /// `text` (the default) or `markdown`: markdown headings make sections.
+    pub format: Option<DocumentFormat>,
+    /// At most `memory.max_document_bytes` (1 MiB by default).
+    #[schema(min_length = 1)]
+    pub body: String,
+}
+
+/// Add a document to a microDAO's knowledge. It is answered at once and
+/// indexed soon after (`indexed_at` is set then). Send `Idempotency-Key`
+/// to make retries safe.
+#[utoipa::path(post, path = "/daos/{dao}/documents", tag = "memory", request_body = CreateDocument,
+    params(("dao" = String, Path, description = "The microDAO's slug"), IdempotencyKey),
+    responses((status = 201, description = "Added; waiting for the indexer", body = KnowledgeDocument),
+        (status = 200, description = "Replay of an earlier create with the same key", body = KnowledgeDocument),
+        (status = 403, description = "Not a member of this microDAO"),
+        (status = 404, description = "No such microDAO"),
+        (status = 409, description = "This Idempotency-Key was used with a different request"),
+        (status = 422, description = "Invalid fields")))]
+async fn create_document(
+    State(state): State<MemoryState>,
+    Path(dao): Path<String>,
+    actor: Principal,
+    key: IdempotencyKey,
+    Json(input): Json<CreateDocument>,
+) -> Result<Response, ApiError> {
+    let new = NewDocument::parse(
+        &input.title,
+        input.format,
+        &input.body,
+        state.settings.max_document_bytes,
+    )?;
+    let (document, fresh, staged) = store::create(
+        &state.db,
+        &state.outbox,
+        &dao,
+        &new,
+        (&actor.name(), &actor.handle),
+        key.as_deref(),
+    )
+    .await?;
+    state.outbox.relay(staged).await;
+    Ok(created(fresh, document))
+}
+
+/// A microDAO's documents, newest first.
+#[utoipa::path(get, path = "/daos/{dao}/documents", tag = "memory",
+    params(("dao" = String, Path, description = "The microDAO's slug"), PageParams),
+    responses((status = 200, body = Page<KnowledgeDocument>), (status = 400, description = "Bad cursor or limit"),
+        (status = 403, description = "Not a member of this microDAO"), (status = 404, description = "No such microDAO")))]
+async fn list_documents(
+    State(state): State<MemoryState>,
+    Path(dao): Path<String>,
+    Query(page): Query<PageParams>,
+) -> Result<Json<Page<KnowledgeDocument>>, ApiError> {
+    let limit = page.limit()?;
+    let rows = store::documents(&state.db, &dao, page.after()?.as_deref(), limit).await?;
+    Ok(Json(Page::from_rows(rows, limit, |d| d.id.clone())))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchParams {
+    /// The question or words to look for.
+    #[param(min_length = 1, max_length = 1000)]
+    pub q: String,
+    /// How many chunks to return (10 by default).
+    #[param(minimum = 1, maximum = 50)]
+    pub limit: Option<usize>,
+    /// The weight of meaning against words: 0 is full-text alone, 1 vector
+    /// similarity alone (`memory.hybrid_alpha` by default).
+    #[param(minimum = 0.0, maximum = 1.0)]
+    pub alpha: Option<f64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchResults {
+    pub hits: Vec<Hit>,
+    /// Whether vectors took part: `false` when the model is not available
+    /// (the hits are full-text matches alone then).
+    pub semantic: bool,
+}
+
+/// Search a microDAO's knowledge: full-text (BM25) and vector
+/// similarity, fused by reciprocal rank.
+#[utoipa::path(get, path = "/daos/{dao}/search", tag = "memory",
+    params(("dao" = String, Path, description = "The microDAO's slug"), SearchParams),
+    responses((status = 200, body = SearchResults), (status = 403, description = "Not a member of this microDAO"),
+        (status = 404, description = "No such microDAO"), (status = 422, description = "Empty or too long a question, or a limit or alpha out of bounds")))]
+async fn search_knowledge(
+    State(state): State<MemoryState>,
+    Path(dao): Path<String>,
+    Query(params): Query<SearchParams>,
+) -> Result<Json<SearchResults>, ApiError> {
+    let q = params.q.trim();
+    if q.is_empty() || q.chars().count() > 1000 {
+        return Err(ApiError::validation("q must be 1 to 1000 characters"));
+    }
+    let limit = params.limit.unwrap_or(10);
+    if !(1..=50).contains(&limit) {
+        return Err(ApiError::validation("limit must be between 1 and 50"));
+    }
+    let alpha = params.alpha.unwrap_or(state.settings.hybrid_alpha);
+    if !(0.0..=1.0).contains(&alpha) {
+        return Err(ApiError::validation("alpha must be between 0 and 1"));
+    }
+    let (hits, semantic) = search::hybrid(&state, &dao, q, (limit, alpha)).await?;
+    Ok(Json(SearchResults { hits, semantic }))
+}
+
+/// One document, with its body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DocumentView {
+    #[serde(flatten)]
+    pub document: KnowledgeDocument,
+    pub body: String,
+}
+
+#[utoipa::path(get, path = "/documents/{document}", tag = "memory",
+    params(("document" = String, Path, description = "The document's id")),
+    responses((status = 200, body = DocumentView), (status = 403, description = "Not a member of its microDAO"),
+        (status = 404, description = "No such document")))]
+async fn get_document(
+    State(state): State<MemoryState>,
+    Path(id): Path<String>,
+) -> Result<Json<DocumentView>, ApiError> {
+    let missing = || MemoryError::NotFound(id.clone());
+    let document = store::document(&state.db, &id).await?.ok_or_else(missing)?;
+    let (_, body) = store::body(&state.db, &id).await?.ok_or_else(missing)?;
+    Ok(Json(DocumentView { document, body }))
+}
+
+/// Remove a document: it is gone from full-text and vector search at once.
+#[utoipa::path(delete, path = "/documents/{document}", tag = "memory",
+    params(("document" = String, Path, description = "The document's id")),
+    responses((status = 204, description = "Removed"),
+        (status = 403, description = "Neither its author nor an admin of its microDAO"),
+        (status = 404, description = "No such document")))]
+async fn delete_document(
+    State(state): State<MemoryState>,
+    Path(id): Path<String>,
+    actor: Principal,
+) -> Result<StatusCode, ApiError> {
+    let staged = store::delete(&state.db, &state.outbox, &id, &actor.name())
+        .await?
+        .ok_or(MemoryError::NotFound(id))?;
+    state.outbox.relay(staged).await;
+    Ok(StatusCode::NO_CONTENT)
+}

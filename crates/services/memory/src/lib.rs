@@ -1,0 +1,176 @@
+//! Memory (port 7008, `/api/memory/`): what a city's communities know,
+//! searchable by meaning and by words.
+//!
+//! - `POST/GET /api/memory/daos/{dao}/documents`, `GET/DELETE
+//!   /api/memory/documents/{document}`: a microDAO's documents (text or
+//!   markdown), added by its members, removed by their authors or its
+//!   admins.
+//! - `GET /api/memory/daos/{dao}/search?q=`: hybrid retrieval — full-text
+//!   (BM25) and vector similarity fused by reciprocal rank.
+//!
+//! Writes go through the bus: a document is stored with `memory.store`,
+//! the indexer (`index`) splits it into chunks (`chunk`), embeds them with
+//! the local model (`embedder`, `daarion-embed`) and stores them with
+//! `memory.indexed`, once per document. A model that fails stores nothing:
+//! the document waits and is tried again. Layout: `domain` (types, errors,
+//! fusion), `store`, `search`, `api`, `access`, `events`.
+
+pub mod access;
+pub mod api;
+pub mod chunk;
+pub mod domain;
+pub mod embedder;
+pub mod events;
+pub mod index;
+pub mod search;
+pub mod store;
+
+use std::{sync::Arc, time::Duration};
+
+use daarion_bus::{ConsumerSpec, Outbox, subject::StreamDef};
+use daarion_embed::Models;
+use daarion_kernel::shutdown::CancellationToken;
+use daarion_service::{BuildError, Context, Event, Mount, Section, Service, ServiceSettings};
+use daarion_store::{Db, migration};
+use serde::{Deserialize, Serialize};
+
+pub use domain::MemoryError;
+pub use embedder::Embed;
+
+pub const SERVICE: &str = "memory";
+
+pub static SPEC: Service = Service {
+    name: SERVICE,
+    port: 7008,
+    version: env!("CARGO_PKG_VERSION"),
+    migrations: &[migration!(1, "001_create_memory_tables")],
+    rules: access::RULES,
+    websocket: false,
+    streams: &[StreamDef {
+        name: "MEMORY",
+        subjects: &["memory.>"],
+    }],
+    events: &[
+        Event::durable(events::STORE),
+        Event::durable(events::INDEXED),
+        Event::durable(events::DELETED),
+    ],
+    settings: Some(Section::of::<Settings>()),
+    example: |_| None,
+    build: |ctx| Box::pin(build(ctx)),
+};
+
+/// `[memory]` settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// The model that embeds chunks and questions: `static` (the table
+    /// distilled from multilingual-e5-small: thousands of chunks a second,
+    /// within one language) or `e5` (the encoder itself: tens a second,
+    /// across languages too). Both come from `daarion models install`.
+    pub embedder: String,
+    /// Longest chunk, in bytes of text.
+    pub chunk_chars: usize,
+    /// Most of a chunk's end repeated at the start of the next when a
+    /// paragraph is cut.
+    pub overlap_chars: usize,
+    /// Largest document body accepted.
+    pub max_document_bytes: usize,
+    /// How often documents still waiting for the indexer are looked for.
+    pub sweep_secs: u64,
+    /// Search's weight of meaning against words, 0 to 1 (a search may
+    /// name its own `alpha`).
+    pub hybrid_alpha: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let limits = chunk::Limits::default();
+        Self {
+            embedder: "static".into(),
+            chunk_chars: limits.max_chars,
+            overlap_chars: limits.overlap_chars,
+            max_document_bytes: 1 << 20,
+            sweep_secs: 60,
+            hybrid_alpha: 0.75,
+        }
+    }
+}
+
+impl Settings {
+    fn limits(&self) -> chunk::Limits {
+        chunk::Limits {
+            max_chars: self.chunk_chars,
+            overlap_chars: self.overlap_chars,
+        }
+    }
+}
+
+impl ServiceSettings for Settings {
+    fn validate(&self) -> Result<(), String> {
+        if !["static", "e5"].contains(&self.embedder.as_str()) {
+            return Err(format!(
+                "memory.embedder must be \"static\" or \"e5\", not {:?}",
+                self.embedder
+            ));
+        }
+        if !(200..=8000).contains(&self.chunk_chars) {
+            return Err("memory.chunk_chars must be between 200 and 8000".into());
+        }
+        if self.overlap_chars >= self.chunk_chars / 2 {
+            return Err("memory.overlap_chars must be under half of memory.chunk_chars".into());
+        }
+        if !(1024..=64 << 20).contains(&self.max_document_bytes) {
+            return Err("memory.max_document_bytes must be between 1024 and 67108864".into());
+        }
+        if !(0.0..=1.0).contains(&self.hybrid_alpha) {
+            return Err("memory.hybrid_alpha must be between 0 and 1".into());
+        }
+        if !(1..=86_400).contains(&self.sweep_secs) {
+            return Err("memory.sweep_secs must be between 1 and 86400".into());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone)]
+pub struct MemoryState {
+    db: Db,
+    outbox: Outbox,
+    embedder: Arc<dyn Embed>,
+    settings: Arc<Settings>,
+    shutdown: CancellationToken,
+}
+
+async fn build(ctx: Context) -> Result<Mount, BuildError> {
+    let settings: Settings = ctx.settings()?;
+    let models: Models = ctx.component()?;
+    let local = embedder::Local::new(models, &settings.embedder)
+        .ok_or_else(|| BuildError::new(format!("unknown embedder {:?}", settings.embedder)))?;
+    // Said at start, not first at the first document: where the model
+    // should be and how to get it there. It is read at its first use.
+    if let Err(error) = local.available() {
+        tracing::warn!(%error, "memory cannot embed yet: documents wait unindexed and search uses words alone until the model is there");
+    }
+    let state = MemoryState {
+        db: ctx.db.clone(),
+        outbox: ctx.outbox.clone(),
+        embedder: Arc::new(local),
+        settings: Arc::new(settings),
+        shutdown: ctx.shutdown.clone(),
+    };
+    let mut spec = ConsumerSpec::new("memory-indexer", events::STORE);
+    // Documents written before any indexer ran are indexed when one
+    // starts; a long document on the encoder takes a while.
+    spec.from_start = true;
+    spec.ack_wait = Duration::from_secs(300);
+    spec.prefetch = 4;
+    let indexer = state.clone();
+    ctx.consume_with(spec, move |event| index::handle(indexer.clone(), event));
+    ctx.tasks.spawn(index::sweep(
+        state.clone(),
+        Duration::from_secs(state.settings.sweep_secs),
+    ));
+    let access = ctx.enforcer(access::MemoryResources { db: ctx.db.clone() });
+    Ok(Mount::new(access, api::router().with_state(state)))
+}

@@ -1,0 +1,374 @@
+//! The memory service's tables (migration 001): documents, their chunks
+//! with vectors, and the full-text index over the chunks (FTS5 embedded,
+//! a GIN index on PostgreSQL).
+
+use daarion_bus::{Outbox, Staged};
+use daarion_store::{
+    Backend, Db,
+    idempotency::{self, Claim},
+    sql::{self, Row},
+};
+
+use crate::{
+    chunk::{Chunk, DocumentFormat},
+    domain::{KnowledgeDocument, MemoryError, NewDocument},
+    embedder, events,
+};
+
+const DOCUMENT_FIELDS: &str = "id, dao, title, format, author, author_name, created_at, indexed_at, model, chunk_count, index_error";
+
+fn document_from(row: &sql::AnyRow) -> Result<KnowledgeDocument, MemoryError> {
+    let format: String = row.try_get("format")?;
+    Ok(KnowledgeDocument {
+        id: row.try_get("id")?,
+        dao: row.try_get("dao")?,
+        title: row.try_get("title")?,
+        format: DocumentFormat::parse(&format).unwrap_or(DocumentFormat::Text),
+        author: row.try_get("author")?,
+        author_name: row.try_get("author_name")?,
+        created_at: row.try_get("created_at")?,
+        indexed_at: row.try_get("indexed_at")?,
+        model: row.try_get("model")?,
+        chunk_count: row.try_get("chunk_count")?,
+        index_error: row.try_get("index_error")?,
+    })
+}
+
+/// Adds a document to `dao`'s knowledge and stages `memory.store` for the
+/// indexer, in one transaction. With an `Idempotency-Key`, a retry gets
+/// the first document back (`false`: not new).
+pub async fn create(
+    db: &Db,
+    outbox: &Outbox,
+    dao: &str,
+    new: &NewDocument,
+    (author, author_name): (&str, &str),
+    idempotency_key: Option<&str>,
+) -> Result<(KnowledgeDocument, bool, Staged), MemoryError> {
+    let mut tx = db.begin().await?;
+    let scope = format!("memory.documents:{author}");
+    if let Some(key) = idempotency_key {
+        let hash = idempotency::fingerprint(&[dao, &new.title, new.format.as_str(), &new.body]);
+        if let Claim::Replay(id) = idempotency::claim(&mut tx, &scope, key, &hash).await? {
+            tx.commit().await.map_err(daarion_store::StoreError::from)?;
+            let document = document(db, &id).await?;
+            return Ok((
+                document.ok_or(MemoryError::NotFound(id))?,
+                false,
+                Staged::none(),
+            ));
+        }
+    }
+    let id = format!("doc_{}", uuid::Uuid::now_v7().simple());
+    let now = daarion_store::now();
+    let row = sql::query(sql::AssertSqlSafe(format!(
+        "INSERT INTO memory_documents (id, dao, title, format, body, author, author_name, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {DOCUMENT_FIELDS}"
+    )))
+    .bind(id.as_str())
+    .bind(dao)
+    .bind(new.title.as_str())
+    .bind(new.format.as_str())
+    .bind(new.body.as_str())
+    .bind(author)
+    .bind(author_name)
+    .bind(now.as_str())
+    .fetch_one(&mut *tx)
+    .await?;
+    let document = document_from(&row)?;
+    if let Some(key) = idempotency_key {
+        idempotency::complete(&mut tx, &scope, key, &id).await?;
+    }
+    let staged = outbox
+        .stage(&mut tx, vec![events::store(&document)])
+        .await?;
+    tx.commit().await.map_err(daarion_store::StoreError::from)?;
+    Ok((document, true, staged))
+}
+
+pub async fn document(db: &Db, id: &str) -> Result<Option<KnowledgeDocument>, MemoryError> {
+    let row = sql::query(sql::AssertSqlSafe(format!(
+        "SELECT {DOCUMENT_FIELDS} FROM memory_documents WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?;
+    row.as_ref().map(document_from).transpose()
+}
+
+/// A document's microDAO and author, for the policies.
+pub async fn owner(db: &Db, id: &str) -> Result<Option<(String, String)>, MemoryError> {
+    let row = sql::query("SELECT dao, author FROM memory_documents WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db.reader())
+        .await?;
+    row.map(|r| Ok((r.try_get("dao")?, r.try_get("author")?)))
+        .transpose()
+}
+
+/// A document's body as written, with its format.
+pub async fn body(db: &Db, id: &str) -> Result<Option<(DocumentFormat, String)>, MemoryError> {
+    let row = sql::query("SELECT format, body FROM memory_documents WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+    row.map(|r| {
+        let format: String = r.try_get("format")?;
+        Ok((
+            DocumentFormat::parse(&format).unwrap_or(DocumentFormat::Text),
+            r.try_get("body")?,
+        ))
+    })
+    .transpose()
+}
+
+/// `dao`'s documents, newest first, `limit + 1` at most, older than the
+/// document `before`.
+pub async fn documents(
+    db: &Db,
+    dao: &str,
+    before: Option<&str>,
+    limit: u32,
+) -> Result<Vec<KnowledgeDocument>, MemoryError> {
+    let rows = sql::query(sql::AssertSqlSafe(format!(
+        "SELECT {DOCUMENT_FIELDS} FROM memory_documents WHERE dao = $1 AND id < $2
+         ORDER BY id DESC LIMIT $3"
+    )))
+    .bind(dao)
+    .bind(before.unwrap_or("~"))
+    .bind(i64::from(limit) + 1)
+    .fetch_all(db.reader())
+    .await?;
+    rows.iter().map(document_from).collect()
+}
+
+/// Stores a document's chunks and marks it indexed, staging
+/// `memory.indexed`, if it still waits for that: `None` when it was
+/// indexed already (a redelivered `memory.store`) or deleted meanwhile.
+pub async fn index(
+    db: &Db,
+    outbox: &Outbox,
+    id: &str,
+    model: &str,
+    chunks: &[(Chunk, Option<Vec<f32>>)],
+) -> Result<Option<Staged>, MemoryError> {
+    let mut tx = db.begin().await?;
+    let now = daarion_store::now();
+    let row = sql::query(sql::AssertSqlSafe(format!(
+        "UPDATE memory_documents SET indexed_at = $2, model = $3, chunk_count = $4, index_error = NULL
+         WHERE id = $1 AND indexed_at IS NULL RETURNING {DOCUMENT_FIELDS}"
+    )))
+    .bind(id)
+    .bind(now.as_str())
+    .bind(model)
+    .bind(chunks.len() as i64)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let document = document_from(&row)?;
+    for (seq, (chunk, vector)) in chunks.iter().enumerate() {
+        sql::query(
+            "INSERT INTO memory_chunks (document_id, seq, dao, heading, text, model, embedding)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(id)
+        .bind(seq as i64)
+        .bind(document.dao.as_str())
+        .bind(chunk.heading.as_str())
+        .bind(chunk.text.as_str())
+        .bind(model)
+        .bind(vector.as_deref().map(embedder::to_bytes))
+        .execute(&mut *tx)
+        .await?;
+    }
+    let staged = outbox
+        .stage(&mut tx, vec![events::indexed(&document)])
+        .await?;
+    tx.commit().await.map_err(daarion_store::StoreError::from)?;
+    Ok(Some(staged))
+}
+
+/// Why the last attempt to index a document failed.
+pub async fn index_failed(db: &Db, id: &str, error: &str) -> Result<(), MemoryError> {
+    sql::query("UPDATE memory_documents SET index_error = $2 WHERE id = $1 AND indexed_at IS NULL")
+        .bind(id)
+        .bind(error)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+/// Documents written before `before` and not indexed yet, oldest first.
+pub async fn waiting(db: &Db, before: &str, limit: i64) -> Result<Vec<String>, MemoryError> {
+    let rows = sql::query(
+        "SELECT id FROM memory_documents WHERE indexed_at IS NULL AND created_at < $1
+         ORDER BY created_at LIMIT $2",
+    )
+    .bind(before)
+    .bind(limit)
+    .fetch_all(db.reader())
+    .await?;
+    rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+}
+
+/// Removes a document and its chunks (and so its entries in both
+/// indexes), staging `memory.deleted`. `None`: there was no such document.
+pub async fn delete(
+    db: &Db,
+    outbox: &Outbox,
+    id: &str,
+    actor: &str,
+) -> Result<Option<Staged>, MemoryError> {
+    let mut tx = db.begin().await?;
+    sql::query("DELETE FROM memory_chunks WHERE document_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    let row = sql::query(sql::AssertSqlSafe(format!(
+        "DELETE FROM memory_documents WHERE id = $1 RETURNING {DOCUMENT_FIELDS}"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let document = document_from(&row)?;
+    let staged = outbox
+        .stage(&mut tx, vec![events::deleted(&document, actor)])
+        .await?;
+    tx.commit().await.map_err(daarion_store::StoreError::from)?;
+    Ok(Some(staged))
+}
+
+/// A chunk, by its document and place in it.
+pub type ChunkKey = (String, i64);
+
+/// The words of a question, as both full-text engines take them: letters
+/// and digits only (so nothing a person types is query syntax), lower
+/// case, each once, at most 32.
+fn words(query: &str) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    for word in query.split(|c: char| !c.is_alphanumeric()) {
+        let word = word.to_lowercase();
+        if !word.is_empty() && !words.contains(&word) && words.len() < 32 {
+            words.push(word);
+        }
+    }
+    words
+}
+
+/// `dao`'s chunks matching any word of `query`, best first (BM25 on
+/// SQLite, `ts_rank_cd` on PostgreSQL), `limit` at most.
+pub async fn by_text(
+    db: &Db,
+    dao: &str,
+    query: &str,
+    limit: usize,
+) -> Result<Vec<ChunkKey>, MemoryError> {
+    let words = words(query);
+    if words.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (text, pattern) = match db.backend() {
+        Backend::Sqlite => (
+            "SELECT c.document_id, c.seq FROM memory_search s
+             JOIN memory_chunks c ON c.rowid = s.rowid
+             WHERE memory_search MATCH $1 AND c.dao = $2
+             ORDER BY bm25(memory_search), c.document_id, c.seq LIMIT $3",
+            words
+                .iter()
+                .map(|w| format!("\"{w}\""))
+                .collect::<Vec<_>>()
+                .join(" OR "),
+        ),
+        Backend::Postgres => (
+            "SELECT document_id, seq FROM memory_chunks
+             WHERE dao = $2 AND to_tsvector('simple', heading || ' ' || text) @@ to_tsquery('simple', $1)
+             ORDER BY ts_rank_cd(to_tsvector('simple', heading || ' ' || text), to_tsquery('simple', $1)) DESC,
+                 document_id, seq
+             LIMIT $3",
+            words.join(" | "),
+        ),
+    };
+    let rows = sql::query(text)
+        .bind(pattern)
+        .bind(dao)
+        .bind(limit as i64)
+        .fetch_all(db.reader())
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("document_id")?, r.try_get("seq")?)))
+        .collect()
+}
+
+/// Every vector of `dao`'s chunks embedded by `model`.
+pub async fn vectors(
+    db: &Db,
+    dao: &str,
+    model: &str,
+    dim: usize,
+) -> Result<Vec<(ChunkKey, Vec<f32>)>, MemoryError> {
+    let rows = sql::query(
+        "SELECT document_id, seq, embedding FROM memory_chunks
+         WHERE dao = $1 AND model = $2 AND embedding IS NOT NULL",
+    )
+    .bind(dao)
+    .bind(model)
+    .fetch_all(db.reader())
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let bytes: Vec<u8> = row.try_get("embedding")?;
+        if let Some(vector) = embedder::from_bytes(&bytes, dim) {
+            out.push(((row.try_get("document_id")?, row.try_get("seq")?), vector));
+        }
+    }
+    Ok(out)
+}
+
+/// The chunk (and its document's title) named by `key`, if it still is.
+pub async fn chunk(
+    db: &Db,
+    key: &ChunkKey,
+) -> Result<Option<(String, String, String)>, MemoryError> {
+    let row = sql::query(
+        "SELECT d.title, c.heading, c.text FROM memory_chunks c
+         JOIN memory_documents d ON d.id = c.document_id
+         WHERE c.document_id = $1 AND c.seq = $2",
+    )
+    .bind(key.0.as_str())
+    .bind(key.1)
+    .fetch_optional(db.reader())
+    .await?;
+    row.map(|r| {
+        Ok((
+            r.try_get("title")?,
+            r.try_get("heading")?,
+            r.try_get("text")?,
+        ))
+    })
+    .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_question_becomes_plain_words() {
+        assert_eq!(
+            words("What did we decide about the BUDGET? budget* OR \"x\" -y"),
+            [
+                "what", "did", "we", "decide", "about", "the", "budget", "or", "x", "y"
+            ]
+        );
+        assert_eq!(
+            words("Що ми вирішили щодо бюджету?"),
+            ["що", "ми", "вирішили", "щодо", "бюджету"]
+        );
+        assert!(words("?! ...").is_empty());
+    }
+}
