@@ -3,7 +3,8 @@
 # start-up to healthy, idle RSS, access decisions and overhead, city WebSocket
 # fan-out (embedded and NATS), messaging (posts/s, live delivery, history and
 # search at a million messages, embedded and PostgreSQL; delivery to 1 000 clients), gateway vs nginx, LLM proxy vs LiteLLM,
-# agent runs vs CrewAI, and
+# agent runs vs CrewAI, memory (embedding throughput, the vector index at
+# 10 000 and 100 000 vectors), and
 # the web UI (JS for first paint, time to interactive, a 10 000-message room).
 #
 # `bench/run.sh --smoke` runs every benchmark for a moment on debug builds,
@@ -21,6 +22,8 @@ command -v wrk >/dev/null && command -v nginx >/dev/null || {
 ulimit -n "$(ulimit -Hn)"
 nats_url="${NATS_URL:-nats://127.0.0.1:4222}"
 nats_up() { (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; }
+# The local embedding models (scripts/test.sh installs them there).
+models="${DAARION_MODELS_DIR:-$HOME/.cache/daarion/models}"
 # The web UI's benchmark drives Chromium with the UI's own playwright-core.
 [ -d web/node_modules ] || (cd web && npm ci --no-audit --no-fund --loglevel=error)
 
@@ -39,6 +42,7 @@ if [ "$smoke" = 1 ]; then
   "$bin/gateway" --binary "$bin/daarion" --seconds 1 --repeat 1 --sockets 50 --connections 16
   "$bin/llm-proxy" --binary "$bin/daarion" --requests 20 --seconds 1 --repeat 1 --soak-seconds 0
   "$bin/agents" --binary "$bin/daarion" --runs 10 --concurrency 1,4
+  "$bin/memory" --models "$models" --vectors 5000 --queries 20 --encoder-chunks 4
   node bench/web/ui.mjs --binary "$bin/daarion" --messages 200 --runs 1
   exit 0
 fi
@@ -70,6 +74,7 @@ if (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
   fi
 fi
 "$bin/gateway" --binary "$bin/daarion" --seconds "${SECONDS_PER_RUN:-10}"
+"$bin/memory" --models "$models"
 node bench/web/ui.mjs --binary "$bin/daarion" --messages "${ROOM_MESSAGES:-10000}" --runs "${RUNS:-5}"
 if nats_up; then
   for clients in 10 100 500; do

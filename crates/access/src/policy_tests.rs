@@ -376,6 +376,16 @@ fn knowledge_is_for_members_and_documents_for_their_authors_and_admins() {
         "knowledge itself"
     );
     assert!(!allowed(&e, &stranger, Manage, &document("x")));
+    // The microDAO's agents are members; one removes what it wrote.
+    let bot = agent("bot", "o", &[&dao_role(DaoRole::Agent)]);
+    let by_bot = Resource::new(Kind::Document, "doc_2")
+        .attr("agent_author", Attr::Entity(Kind::Agent, "bot".into()))
+        .in_dao("d1");
+    assert!(allowed(&e, &bot, Read, &knowledge));
+    assert!(allowed(&e, &bot, Write, &knowledge));
+    assert!(allowed(&e, &bot, Manage, &by_bot));
+    assert!(!allowed(&e, &bot, Manage, &document("o")));
+    assert!(!allowed(&e, &member, Manage, &by_bot));
 }
 
 #[test]

@@ -592,7 +592,18 @@ impl Process {
         components.insert(control.clone());
         components.insert(meter);
         components.insert(memberships);
-        components.insert(daarion_embed::Models::shared(settings.models_dir()));
+        // The memory service, toolcore's `memory.*` tools and the runtime's
+        // retrieval share one knowledge (and one vector index) per process.
+        components.insert(
+            daarion_memory::Knowledge::new(
+                backends.db.clone(),
+                outbox.clone(),
+                daarion_embed::Models::shared(settings.models_dir()),
+                Some(settings.data_dir.join("memory-index")),
+                settings.services.decode(&daarion_memory::SPEC)?,
+            )
+            .map_err(anyhow::Error::msg)?,
+        );
         Ok(Self {
             authenticator,
             events,

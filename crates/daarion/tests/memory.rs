@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{City, Kind, TestApp, error_code, models_installed};
+use common::{City, Kind, TestApp, community, error_code, models_installed};
 use serde_json::{Value, json};
 
 on_every_backend!(
@@ -18,18 +18,6 @@ on_every_backend!(
     knowledge_never_reaches_outsiders_or_another_community,
     bad_input_is_refused_and_creates_are_idempotent,
 );
-
-async fn community(app: &TestApp, owner: &str, slug: &str, visibility: &str) {
-    let (status, body) = app
-        .send(
-            "POST",
-            "/api/microdao/daos",
-            owner,
-            Some(json!({"slug": slug, "name": slug, "visibility": visibility})),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-}
 
 /// A city (skipped without the models) with Alice's public community
 /// `garden`.

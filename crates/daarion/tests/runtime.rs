@@ -26,6 +26,7 @@ on_every_backend!(
     rule_sets_filter_what_an_agent_reads_and_says,
     a_crew_works_in_turn_or_under_its_manager_and_resumes_without_repeating,
     an_orchestrator_greets_newcomers_and_answers_in_its_general_room,
+    an_agent_recalls_and_keeps_its_communitys_knowledge,
 );
 
 /// A city whose LLM proxy has the alias `chat` on `fake`, without retries
@@ -1127,16 +1128,7 @@ async fn a_crew_works_in_turn_or_under_its_manager_and_resumes_without_repeating
     assert_eq!(status, 200, "{body}");
     // Every member's model calls count against Alice's tokens per minute
     // too: more than the free plan's.
-    let alice = format!("user:{}", app.user_id("alice").await);
-    let (status, body) = app
-        .send(
-            "PUT",
-            &format!("/api/control/quotas/{alice}"),
-            "root",
-            Some(json!({"plan": "pro", "tokens_per_minute": 100000})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    on_a_bigger_plan(&app, &format!("user:{}", app.user_id("alice").await)).await;
     let in_turn = json!({"process": "sequential", "members": [
         {"agent": "scout", "role": "researcher", "goal": "find the numbers"},
         {"agent": "quill", "role": "writer"}]});
@@ -1433,4 +1425,153 @@ async fn an_orchestrator_greets_newcomers_and_answers_in_its_general_room(kind: 
         "the author may not talk to this agent"
     );
     app.stop().await;
+}
+
+/// `subject` (`user:<id>`, `agent:<id>`) on the pro plan with room for
+/// many model calls a minute.
+async fn on_a_bigger_plan(app: &TestApp, subject: &str) {
+    let (status, body) = app
+        .send(
+            "PUT",
+            &format!("/api/control/quotas/{subject}"),
+            "root",
+            Some(json!({"plan": "pro", "tokens_per_minute": 100000})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// A document of `dao`'s knowledge, once indexed.
+async fn known(app: &TestApp, dao: &str, title: &str, body: &str) -> String {
+    let (status, document) = app
+        .send(
+            "POST",
+            &format!("/api/memory/daos/{dao}/documents"),
+            "alice",
+            Some(json!({"title": title, "format": "markdown", "body": body})),
+        )
+        .await;
+    assert_eq!(status, 201, "{document}");
+    let id = document["id"].as_str().unwrap().to_owned();
+    indexed(app, &id).await;
+    id
+}
+
+async fn indexed(app: &TestApp, id: &str) {
+    let path = format!("/api/memory/documents/{id}");
+    daarion_testkit::eventually("indexed", Duration::from_secs(30), || async {
+        let (_, document) = app.get_as(&path, Some("alice")).await;
+        document["indexed_at"].is_string().then_some(())
+    })
+    .await;
+}
+
+async fn an_agent_recalls_and_keeps_its_communitys_knowledge(kind: Kind) {
+    let fake = FakeLlm::start(Flavor::OpenAi).await;
+    if !common::models_installed() {
+        return;
+    }
+    let Some(city) = city(kind, &fake).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    let general = helper_in_guild(&app).await;
+    let decisions = known(
+        &app,
+        "guild",
+        "Assembly decisions",
+        "# Budget\n\nAt the March assembly we voted to spend the remaining 1 200 hryvnias on seedlings for the shared garden.\n\n# Meetings\n\nThe assembly meets in the school gym.",
+    )
+    .await;
+    known(&app, "guild", "Chess", "The chess club meets on Thursdays.").await;
+
+    // The question reaches the model with the decision beside it.
+    say(
+        &app,
+        &general,
+        "bob",
+        "@agent:helper what did we decide about the budget?",
+    )
+    .await;
+    answer_of(&app, &general, "helper").await;
+    let asked = fake
+        .bodies()
+        .into_iter()
+        .rev()
+        .find(|b| b["messages"].to_string().contains("what did we decide"))
+        .expect("the model was asked");
+    let turns = asked["messages"].as_array().unwrap();
+    let recalled = turns
+        .iter()
+        .find(|t| t["role"] == "system" && t["content"].as_str().unwrap().contains("knowledge"))
+        .unwrap_or_else(|| panic!("no knowledge in {turns:?}"));
+    let recalled = recalled["content"].as_str().unwrap();
+    assert!(
+        recalled.contains("1 200 hryvnias") && recalled.contains("Assembly decisions › Budget"),
+        "{recalled}"
+    );
+
+    // An agent with the memory tools keeps, finds and forgets notes (more
+    // model calls a minute than the free plan allows).
+    for subject in [
+        format!("user:{}", app.user_id("alice").await),
+        format!("user:{}", app.user_id("bob").await),
+        "agent:keeper".to_owned(),
+    ] {
+        on_a_bigger_plan(&app, &subject).await;
+    }
+    guild_agent(
+        &app,
+        "keeper",
+        &["memory.search", "memory.remember", "memory.forget"],
+    )
+    .await;
+    let (status, body) = app
+        .send(
+            "POST",
+            "/api/microdao/daos/guild/agents",
+            "alice",
+            Some(json!({"agent": "keeper"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let ask = |call: String| {
+        let (app, general) = (&app, &general);
+        async move {
+            let asked = say(app, general, "bob", &format!("@agent:keeper call {call}")).await;
+            said_by(app, general, "keeper", |m| m["reply_to"] == asked["id"]).await["body"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let kept = ask(r#"memory__remember {"dao": "guild", "title": "Garden rota", "text": "Bob waters the beds on Mondays."}"#.into()).await;
+    let note = kept
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .find(|w| w.starts_with("doc_"))
+        .unwrap_or_else(|| panic!("no document in {kept}"))
+        .to_owned();
+    let (_, document) = app
+        .get_as(&format!("/api/memory/documents/{note}"), Some("alice"))
+        .await;
+    assert_eq!(document["author"], "agent:keeper", "{document}");
+    indexed(&app, &note).await;
+    let found =
+        ask(r#"memory__search {"dao": "guild", "query": "who waters the beds?"}"#.into()).await;
+    assert!(found.contains("Bob waters the beds on Mondays"), "{found}");
+    // Its own note it forgets; Alice's document it may not.
+    let refused = ask(format!(r#"memory__forget {{"document": "{decisions}"}}"#)).await;
+    assert!(refused.contains("only its author"), "{refused}");
+    let forgot = ask(format!(r#"memory__forget {{"document": "{note}"}}"#)).await;
+    assert!(forgot.contains("removed"), "{forgot}");
+    for (id, status) in [(&note, 404), (&decisions, 200)] {
+        let (got, _) = app
+            .get_as(&format!("/api/memory/documents/{id}"), Some("alice"))
+            .await;
+        assert_eq!(got, status, "{id}");
+    }
+    // A community the asker cannot read stays closed through the agent.
+    community(&app, "dave", "vault", "private").await;
+    let closed = ask(r#"memory__search {"dao": "vault", "query": "anything"}"#.into()).await;
+    assert!(closed.contains("no community"), "{closed}");
 }

@@ -96,7 +96,10 @@ async fn built_in_tools_run_for_agents_that_have_them_within_what_they_may_read(
             "http.fetch",
             "messaging.post",
             "microdao.members",
-            "microdao.found"
+            "microdao.found",
+            "memory.search",
+            "memory.remember",
+            "memory.forget"
         ]
     );
 

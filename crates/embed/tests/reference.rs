@@ -47,7 +47,7 @@ fn embeddings_match_the_reference_engine() {
             .iter()
             .map(|v| v.as_f64().unwrap() as f32)
             .collect();
-        let cosine: f32 = ours.iter().zip(&theirs).map(|(a, b)| a * b).sum();
+        let cosine = daarion_embed::dot(ours, &theirs);
         assert!(cosine > 0.99, "{text:?}: cosine {cosine}");
         let norm: f32 = ours.iter().map(|v| v * v).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-4, "normalised");

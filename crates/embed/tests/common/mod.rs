@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use daarion_embed::E5;
+pub use daarion_embed::dot;
 
 /// A file `daarion models install` put in the models directory
 /// (`DAARION_MODELS_DIR`, or where `scripts/test.sh` puts them). Required
@@ -40,8 +41,4 @@ pub fn nearest(passages: &[Vec<f32>], query: &[f32]) -> usize {
     (0..scores.len())
         .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
         .unwrap()
-}
-
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(a, b)| a * b).sum()
 }

@@ -8,5 +8,6 @@ DROP TRIGGER memory_search_delete;
 DROP TRIGGER memory_search_insert;
 DROP TABLE memory_search;
 -- end if
+DROP TABLE memory_generations;
 DROP TABLE memory_chunks;
 DROP TABLE memory_documents;

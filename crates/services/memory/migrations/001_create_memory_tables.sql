@@ -1,5 +1,5 @@
 -- Migration: 001
--- Description: Create memory documents, their chunks with vectors, and the full-text index
+-- Description: Create memory documents, their chunks with vectors, their generations, and the full-text index
 -- Date: 2026-12-06
 -- Author: DAARION Team
 -- Rollback: See 001_create_memory_tables.down.sql
@@ -29,10 +29,22 @@ CREATE INDEX memory_documents_waiting ON memory_documents (created_at) WHERE ind
 
 -- The vector is NULL where the model had nothing for the text (the static
 -- table knows Latin and Cyrillic only): that chunk is found by its words.
+-- `generation` is the microDAO's (memory_generations) when the chunk was
+-- written: each indexing takes the next one under that row's lock, so
+-- generations commit in order and a reader that has seen up to G finds
+-- every later chunk with `generation > G` (ids may commit out of order).
+-- if sqlite
 CREATE TABLE memory_chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+-- end if
+-- if postgres
+CREATE TABLE memory_chunks (
+    id BIGSERIAL PRIMARY KEY,
+-- end if
     document_id TEXT NOT NULL REFERENCES memory_documents (id) ON DELETE CASCADE,
     seq INTEGER NOT NULL,
     dao TEXT NOT NULL,
+    generation BIGINT NOT NULL,
     heading TEXT NOT NULL,
     text TEXT NOT NULL,
     model TEXT NOT NULL,
@@ -42,22 +54,27 @@ CREATE TABLE memory_chunks (
 -- if postgres
     embedding BYTEA,
 -- end if
-    PRIMARY KEY (document_id, seq)
+    UNIQUE (document_id, seq)
 );
-CREATE INDEX memory_chunks_dao ON memory_chunks (dao, model);
+CREATE INDEX memory_chunks_generation ON memory_chunks (dao, model, generation);
+
+CREATE TABLE memory_generations (
+    dao TEXT PRIMARY KEY,
+    generation BIGINT NOT NULL
+);
 
 -- Full-text search: FTS5 embedded (BM25), a GIN index on PostgreSQL.
 -- if sqlite
 CREATE VIRTUAL TABLE memory_search USING fts5 (
-    heading, text, content = 'memory_chunks', content_rowid = 'rowid',
+    heading, text, content = 'memory_chunks', content_rowid = 'id',
     tokenize = 'unicode61 remove_diacritics 2'
 );
 CREATE TRIGGER memory_search_insert AFTER INSERT ON memory_chunks BEGIN
-    INSERT INTO memory_search (rowid, heading, text) VALUES (new.rowid, new.heading, new.text);
+    INSERT INTO memory_search (rowid, heading, text) VALUES (new.id, new.heading, new.text);
 END;
 CREATE TRIGGER memory_search_delete AFTER DELETE ON memory_chunks BEGIN
     INSERT INTO memory_search (memory_search, rowid, heading, text)
-        VALUES ('delete', old.rowid, old.heading, old.text);
+        VALUES ('delete', old.id, old.heading, old.text);
 END;
 -- end if
 -- if postgres

@@ -69,15 +69,22 @@ impl Resources for MemoryResources {
                 else {
                     return Ok(None);
                 };
-                let resource = Resource::new(Kind::Document, id).in_dao(&dao);
-                Ok(Some(match author.strip_prefix("user:") {
-                    Some(user) => {
-                        resource.attr("author", Attr::Entity(Kind::User, user.to_owned()))
-                    }
-                    None => resource,
-                }))
+                Ok(Some(document_resource(id, &dao, &author)))
             }
             _ => Ok(None),
         }
+    }
+}
+
+/// A document as the policies see it: its microDAO and its author (a
+/// person's `author`, an agent's `agent_author`).
+pub fn document_resource(id: &str, dao: &str, author: &str) -> Resource {
+    let resource = Resource::new(Kind::Document, id).in_dao(dao);
+    match author.split_once(':') {
+        Some(("user", user)) => resource.attr("author", Attr::Entity(Kind::User, user.to_owned())),
+        Some(("agent", agent)) => {
+            resource.attr("agent_author", Attr::Entity(Kind::Agent, agent.to_owned()))
+        }
+        _ => resource,
     }
 }

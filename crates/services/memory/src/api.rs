@@ -16,10 +16,10 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    MemoryState,
+    Knowledge,
     chunk::DocumentFormat,
     domain::{Hit, KnowledgeDocument, MemoryError, NewDocument},
-    search, store,
+    store,
 };
 
 impl From<MemoryError> for ApiError {
@@ -38,7 +38,7 @@ impl From<MemoryError> for ApiError {
     }
 }
 
-pub fn router() -> OpenApiRouter<MemoryState> {
+pub fn router() -> OpenApiRouter<Knowledge> {
     OpenApiRouter::new()
         .routes(routes!(create_document, list_documents))
         .routes(routes!(search_knowledge))
@@ -69,7 +69,7 @@ pub struct CreateDocument {
         (status = 409, description = "This Idempotency-Key was used with a different request"),
         (status = 422, description = "Invalid fields")))]
 async fn create_document(
-    State(state): State<MemoryState>,
+    State(state): State<Knowledge>,
     Path(dao): Path<String>,
     actor: Principal,
     key: IdempotencyKey,
@@ -79,18 +79,12 @@ async fn create_document(
         &input.title,
         input.format,
         &input.body,
-        state.settings.max_document_bytes,
+        state.max_document_bytes(),
     )?;
-    let (document, fresh, staged) = store::create(
-        &state.db,
-        &state.outbox,
-        &dao,
-        &new,
-        (&actor.name(), &actor.handle),
-        key.as_deref(),
-    )
-    .await?;
-    state.outbox.relay(staged).await;
+    let author = (actor.name(), actor.handle.as_str());
+    let (document, fresh) = state
+        .add(&dao, &new, (&author.0, author.1), key.as_deref())
+        .await?;
     Ok(created(fresh, document))
 }
 
@@ -100,7 +94,7 @@ async fn create_document(
     responses((status = 200, body = Page<KnowledgeDocument>), (status = 400, description = "Bad cursor or limit"),
         (status = 403, description = "Not a member of this microDAO"), (status = 404, description = "No such microDAO")))]
 async fn list_documents(
-    State(state): State<MemoryState>,
+    State(state): State<Knowledge>,
     Path(dao): Path<String>,
     Query(page): Query<PageParams>,
 ) -> Result<Json<Page<KnowledgeDocument>>, ApiError> {
@@ -139,7 +133,7 @@ pub struct SearchResults {
     responses((status = 200, body = SearchResults), (status = 403, description = "Not a member of this microDAO"),
         (status = 404, description = "No such microDAO"), (status = 422, description = "Empty or too long a question, or a limit or alpha out of bounds")))]
 async fn search_knowledge(
-    State(state): State<MemoryState>,
+    State(state): State<Knowledge>,
     Path(dao): Path<String>,
     Query(params): Query<SearchParams>,
 ) -> Result<Json<SearchResults>, ApiError> {
@@ -151,11 +145,10 @@ async fn search_knowledge(
     if !(1..=50).contains(&limit) {
         return Err(ApiError::validation("limit must be between 1 and 50"));
     }
-    let alpha = params.alpha.unwrap_or(state.settings.hybrid_alpha);
-    if !(0.0..=1.0).contains(&alpha) {
+    if params.alpha.is_some_and(|a| !(0.0..=1.0).contains(&a)) {
         return Err(ApiError::validation("alpha must be between 0 and 1"));
     }
-    let (hits, semantic) = search::hybrid(&state, &dao, q, (limit, alpha)).await?;
+    let (hits, semantic) = state.search(&dao, q, limit, params.alpha).await?;
     Ok(Json(SearchResults { hits, semantic }))
 }
 
@@ -172,7 +165,7 @@ pub struct DocumentView {
     responses((status = 200, body = DocumentView), (status = 403, description = "Not a member of its microDAO"),
         (status = 404, description = "No such document")))]
 async fn get_document(
-    State(state): State<MemoryState>,
+    State(state): State<Knowledge>,
     Path(id): Path<String>,
 ) -> Result<Json<DocumentView>, ApiError> {
     let missing = || MemoryError::NotFound(id.clone());
@@ -188,13 +181,12 @@ async fn get_document(
         (status = 403, description = "Neither its author nor an admin of its microDAO"),
         (status = 404, description = "No such document")))]
 async fn delete_document(
-    State(state): State<MemoryState>,
+    State(state): State<Knowledge>,
     Path(id): Path<String>,
     actor: Principal,
 ) -> Result<StatusCode, ApiError> {
-    let staged = store::delete(&state.db, &state.outbox, &id, &actor.name())
-        .await?
-        .ok_or(MemoryError::NotFound(id))?;
-    state.outbox.relay(staged).await;
+    if !state.remove(&id, &actor.name()).await? {
+        return Err(MemoryError::NotFound(id).into());
+    }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -20,6 +20,10 @@ pub trait Embed: Send + Sync {
     fn name(&self) -> &str;
     fn dim(&self) -> usize;
     fn embed(&self, texts: &[&str], kind: Kind) -> Result<Vec<Option<Vec<f32>>>, MemoryError>;
+    /// Whether the model can be had (its file is there), without reading it.
+    fn available(&self) -> Result<(), MemoryError> {
+        Ok(())
+    }
 }
 
 pub const STATIC: &str = "e5-static";
@@ -40,9 +44,14 @@ impl Local {
         };
         Some(Self { models, name })
     }
+}
 
-    /// Whether the model's file is there (it is read at first use).
-    pub fn available(&self) -> Result<(), daarion_embed::EmbedError> {
+impl Embed for Local {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn available(&self) -> Result<(), MemoryError> {
         let file = if self.name == STATIC {
             daarion_embed::install::TABLE
         } else {
@@ -50,19 +59,13 @@ impl Local {
         };
         let path = self.models.dir().join(file);
         if path.exists() {
-            Ok(())
-        } else {
-            Err(daarion_embed::EmbedError::Missing {
-                path: path.display().to_string(),
-                dir: self.models.dir().display().to_string(),
-            })
+            return Ok(());
         }
-    }
-}
-
-impl Embed for Local {
-    fn name(&self) -> &str {
-        self.name
+        let missing = daarion_embed::EmbedError::Missing {
+            path: path.display().to_string(),
+            dir: self.models.dir().display().to_string(),
+        };
+        Err(MemoryError::Embedding(missing.to_string()))
     }
 
     fn dim(&self) -> usize {

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use daarion_bus::{Envelope, HandlerError};
 use daarion_embed::Kind;
+use daarion_kernel::shutdown::CancellationToken;
 
 use crate::{
-    MemoryState,
+    Knowledge,
     chunk::{self, Chunk},
     domain::MemoryError,
     embedder::embed_checked,
@@ -18,7 +19,7 @@ use crate::{
 };
 
 /// The indexer's consumer: one `memory.store` event.
-pub async fn handle(state: MemoryState, event: Envelope) -> Result<(), HandlerError> {
+pub async fn handle(state: Knowledge, event: Envelope) -> Result<(), HandlerError> {
     let Some(id) = event.payload["document"].as_str() else {
         tracing::warn!(event = %event.id, "memory.store without a document id; dropped");
         return Ok(());
@@ -28,7 +29,7 @@ pub async fn handle(state: MemoryState, event: Envelope) -> Result<(), HandlerEr
 
 /// Indexes document `id` if it still waits: `false` when there was nothing
 /// to do (indexed already, or deleted).
-pub async fn index(state: &MemoryState, id: &str) -> Result<bool, MemoryError> {
+pub async fn index(state: &Knowledge, id: &str) -> Result<bool, MemoryError> {
     let Some(document) = store::document(&state.db, id).await? else {
         return Ok(false);
     };
@@ -77,10 +78,10 @@ const STALE: Duration = Duration::from_secs(120);
 
 /// Every `period`, indexes documents that waited longer than [`STALE`]
 /// (a few at a time), until shutdown.
-pub async fn sweep(state: MemoryState, period: Duration) {
+pub async fn sweep(state: Knowledge, period: Duration, shutdown: CancellationToken) {
     loop {
         tokio::select! {
-            () = state.shutdown.cancelled() => return,
+            () = shutdown.cancelled() => return,
             () = tokio::time::sleep(period) => {}
         }
         let waiting = match store::waiting(&state.db, &daarion_store::ago(STALE), 16).await {
@@ -113,14 +114,15 @@ mod tests {
 
     /// Memory on `db`, embedding with a fake model that fails while
     /// `broken` holds.
-    fn state(db: &Db, broken: Arc<AtomicBool>) -> MemoryState {
+    fn state(db: &Db, broken: Arc<AtomicBool>) -> Knowledge {
         let streams = Streams::new(crate::SPEC.streams.iter().copied()).unwrap_or_else(|e| {
             unreachable!("{e}");
         });
         let bus = Arc::new(EmbeddedBus::new(db.clone(), streams));
-        MemoryState {
+        Knowledge {
             db: db.clone(),
             outbox: Outbox::new(db.clone(), bus),
+            vectors: crate::vectors::VectorIndex::new(None, Default::default()),
             embedder: Arc::new(Fake {
                 answer: Box::new(move |text| {
                     if broken.load(Ordering::SeqCst) {
@@ -132,11 +134,10 @@ mod tests {
                 }),
             }),
             settings: Arc::new(Settings::default()),
-            shutdown: Default::default(),
         }
     }
 
-    async fn add(state: &MemoryState, body: &str) -> String {
+    async fn add(state: &Knowledge, body: &str) -> String {
         let new = NewDocument::parse("Notes", Some(DocumentFormat::Markdown), body, 1 << 20)
             .unwrap_or_else(|e| unreachable!("{e}"));
         let (document, fresh, _) = store::create(
@@ -173,7 +174,7 @@ mod tests {
             assert!(!index(&state, &id).await.unwrap_or(true), "and never again");
             let document = store::document(&state.db, &id).await.ok().flatten();
             assert_eq!(document.map(|d| d.chunk_count), Some(2));
-            let vectors = store::vectors(&state.db, "garden", "fake", 2).await;
+            let vectors = store::vectors_after(&state.db, ("garden", "fake", 2), 0).await;
             assert_eq!(vectors.map(|v| v.len()).ok(), Some(2));
             assert!(!index(&state, "doc_gone").await.unwrap_or(true));
         }

@@ -24,12 +24,12 @@ pub mod events;
 pub mod index;
 pub mod search;
 pub mod store;
+pub mod vectors;
 
 use std::{sync::Arc, time::Duration};
 
 use daarion_bus::{ConsumerSpec, Outbox, subject::StreamDef};
 use daarion_embed::Models;
-use daarion_kernel::shutdown::CancellationToken;
 use daarion_service::{BuildError, Context, Event, Mount, Section, Service, ServiceSettings};
 use daarion_store::{Db, migration};
 use serde::{Deserialize, Serialize};
@@ -133,44 +133,115 @@ impl ServiceSettings for Settings {
     }
 }
 
+/// A city's knowledge, for whoever reads or adds to it in this process:
+/// the memory service's routes and indexer, toolcore's `memory.*` tools,
+/// the runtime's retrieval. One per process (the binary makes it), so they
+/// share its vector index.
 #[derive(Clone)]
-pub struct MemoryState {
+pub struct Knowledge {
     db: Db,
     outbox: Outbox,
     embedder: Arc<dyn Embed>,
+    vectors: vectors::VectorIndex,
     settings: Arc<Settings>,
-    shutdown: CancellationToken,
+}
+
+impl Knowledge {
+    /// `index_dir`: where vector graphs are saved (none: in memory only,
+    /// rebuilt from the store after a restart).
+    pub fn new(
+        db: Db,
+        outbox: Outbox,
+        models: Models,
+        index_dir: Option<std::path::PathBuf>,
+        settings: Settings,
+    ) -> Result<Self, String> {
+        settings.validate()?;
+        let local = embedder::Local::new(models, &settings.embedder)
+            .ok_or_else(|| format!("unknown embedder {:?}", settings.embedder))?;
+        Ok(Self {
+            db,
+            outbox,
+            embedder: Arc::new(local),
+            vectors: vectors::VectorIndex::new(index_dir, vectors::Tuning::default()),
+            settings: Arc::new(settings),
+        })
+    }
+
+    /// The `limit` best chunks of `dao`'s knowledge for `query` (the
+    /// caller has checked who may read it), and whether vectors took part.
+    pub async fn search(
+        &self,
+        dao: &str,
+        query: &str,
+        limit: usize,
+        alpha: Option<f64>,
+    ) -> Result<(Vec<domain::Hit>, bool), MemoryError> {
+        let alpha = alpha.unwrap_or(self.settings.hybrid_alpha);
+        search::hybrid(self, dao, query, (limit, alpha)).await
+    }
+
+    /// Adds a document to `dao`'s knowledge as `author` (`user:<id>` or
+    /// `agent:<id>`, and the name shown); it is indexed soon after.
+    pub async fn add(
+        &self,
+        dao: &str,
+        new: &domain::NewDocument,
+        author: (&str, &str),
+        idempotency_key: Option<&str>,
+    ) -> Result<(domain::KnowledgeDocument, bool), MemoryError> {
+        let (document, fresh, staged) =
+            store::create(&self.db, &self.outbox, dao, new, author, idempotency_key).await?;
+        self.outbox.relay(staged).await;
+        Ok((document, fresh))
+    }
+
+    /// Removes a document; `false` if there was none.
+    pub async fn remove(&self, id: &str, actor: &str) -> Result<bool, MemoryError> {
+        let Some(staged) = store::delete(&self.db, &self.outbox, id, actor).await? else {
+            return Ok(false);
+        };
+        self.outbox.relay(staged).await;
+        Ok(true)
+    }
+
+    pub async fn document(
+        &self,
+        id: &str,
+    ) -> Result<Option<domain::KnowledgeDocument>, MemoryError> {
+        store::document(&self.db, id).await
+    }
+
+    /// Largest document body accepted.
+    pub fn max_document_bytes(&self) -> usize {
+        self.settings.max_document_bytes
+    }
+
+    fn embedder_available(&self) -> Result<(), MemoryError> {
+        self.embedder.available()
+    }
 }
 
 async fn build(ctx: Context) -> Result<Mount, BuildError> {
-    let settings: Settings = ctx.settings()?;
-    let models: Models = ctx.component()?;
-    let local = embedder::Local::new(models, &settings.embedder)
-        .ok_or_else(|| BuildError::new(format!("unknown embedder {:?}", settings.embedder)))?;
+    let knowledge: Knowledge = ctx.component()?;
     // Said at start, not first at the first document: where the model
     // should be and how to get it there. It is read at its first use.
-    if let Err(error) = local.available() {
+    if let Err(error) = knowledge.embedder_available() {
         tracing::warn!(%error, "memory cannot embed yet: documents wait unindexed and search uses words alone until the model is there");
     }
-    let state = MemoryState {
-        db: ctx.db.clone(),
-        outbox: ctx.outbox.clone(),
-        embedder: Arc::new(local),
-        settings: Arc::new(settings),
-        shutdown: ctx.shutdown.clone(),
-    };
     let mut spec = ConsumerSpec::new("memory-indexer", events::STORE);
     // Documents written before any indexer ran are indexed when one
     // starts; a long document on the encoder takes a while.
     spec.from_start = true;
     spec.ack_wait = Duration::from_secs(300);
     spec.prefetch = 4;
-    let indexer = state.clone();
+    let indexer = knowledge.clone();
     ctx.consume_with(spec, move |event| index::handle(indexer.clone(), event));
     ctx.tasks.spawn(index::sweep(
-        state.clone(),
-        Duration::from_secs(state.settings.sweep_secs),
+        knowledge.clone(),
+        Duration::from_secs(knowledge.settings.sweep_secs),
+        ctx.shutdown.clone(),
     ));
     let access = ctx.enforcer(access::MemoryResources { db: ctx.db.clone() });
-    Ok(Mount::new(access, api::router().with_state(state)))
+    Ok(Mount::new(access, api::router().with_state(knowledge)))
 }

@@ -1,14 +1,13 @@
 //! Hybrid retrieval over a microDAO's knowledge: the best full-text
-//! matches and the nearest vectors, fused by reciprocal rank. Vectors are
-//! compared exactly, every chunk of the microDAO against the question.
+//! matches and the nearest vectors (`vectors`), fused by reciprocal rank.
 
 use daarion_embed::Kind;
 
 use crate::{
-    MemoryState,
+    Knowledge,
     domain::{Hit, MemoryError, fuse},
     embedder::embed_checked,
-    store::{self, ChunkKey},
+    store,
 };
 
 /// How many each list contributes before fusion.
@@ -19,7 +18,7 @@ const CANDIDATES: usize = 50;
 /// vectors took part (not when the model is unavailable: the words alone
 /// answer then, and the reason is logged).
 pub async fn hybrid(
-    state: &MemoryState,
+    state: &Knowledge,
     dao: &str,
     query: &str,
     (limit, alpha): (usize, f64),
@@ -37,28 +36,35 @@ pub async fn hybrid(
     let alpha = if semantic { alpha } else { 0.0 };
     let fused = fuse(&by_text, &by_vector.unwrap_or_default(), alpha);
     let mut hits = Vec::with_capacity(limit);
-    for (key, score, text_rank, vector_rank) in fused {
+    let mut gone = Vec::new();
+    for (id, score, text_rank, vector_rank) in fused {
         if hits.len() == limit {
             break;
         }
-        // A chunk deleted since it ranked is skipped.
-        if let Some((title, heading, text)) = store::chunk(&state.db, &key).await? {
-            hits.push(Hit {
-                document: key.0,
-                title,
-                seq: key.1,
-                heading,
-                text,
-                score,
-                text_rank,
-                vector_rank,
-            });
-        }
+        // A chunk deleted since it ranked is skipped, and forgotten.
+        let Some(found) = store::chunk(&state.db, id).await? else {
+            gone.push(id);
+            continue;
+        };
+        hits.push(Hit {
+            document: found.document,
+            title: found.title,
+            seq: found.seq,
+            heading: found.heading,
+            text: found.text,
+            score,
+            text_rank,
+            vector_rank,
+        });
     }
+    state
+        .vectors
+        .forget(dao, state.embedder.name(), &gone)
+        .await;
     Ok((hits, semantic))
 }
 
-async fn embed_query(state: &MemoryState, query: &str) -> Result<Option<Vec<f32>>, MemoryError> {
+async fn embed_query(state: &Knowledge, query: &str) -> Result<Option<Vec<f32>>, MemoryError> {
     let model = state.embedder.clone();
     let query = query.to_owned();
     let mut vectors =
@@ -70,17 +76,19 @@ async fn embed_query(state: &MemoryState, query: &str) -> Result<Option<Vec<f32>
 
 /// `dao`'s chunks nearest `query`, best first, [`CANDIDATES`] at most.
 async fn nearest(
-    state: &MemoryState,
+    state: &Knowledge,
     dao: &str,
     query: &[f32],
-) -> Result<Vec<ChunkKey>, MemoryError> {
+) -> Result<Vec<store::ChunkId>, MemoryError> {
     let model = &state.embedder;
-    let vectors = store::vectors(&state.db, dao, model.name(), model.dim()).await?;
-    let mut scored: Vec<(f32, ChunkKey)> = vectors
-        .into_iter()
-        .map(|(key, v)| (v.iter().zip(query).map(|(a, b)| a * b).sum(), key))
-        .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-    scored.truncate(CANDIDATES);
-    Ok(scored.into_iter().map(|(_, key)| key).collect())
+    let nearest = state
+        .vectors
+        .nearest(
+            &state.db,
+            (dao, model.name(), model.dim()),
+            query,
+            CANDIDATES,
+        )
+        .await?;
+    Ok(nearest.into_iter().map(|(id, _)| id).collect())
 }

@@ -168,14 +168,25 @@ pub async fn index(
         return Ok(None);
     };
     let document = document_from(&row)?;
+    // Taken under the microDAO's row lock until commit: see migration 001.
+    let generation: i64 = sql::query(
+        "INSERT INTO memory_generations (dao, generation) VALUES ($1, 1)
+         ON CONFLICT (dao) DO UPDATE SET generation = memory_generations.generation + 1
+         RETURNING generation",
+    )
+    .bind(document.dao.as_str())
+    .fetch_one(&mut *tx)
+    .await?
+    .try_get("generation")?;
     for (seq, (chunk, vector)) in chunks.iter().enumerate() {
         sql::query(
-            "INSERT INTO memory_chunks (document_id, seq, dao, heading, text, model, embedding)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO memory_chunks (document_id, seq, dao, generation, heading, text, model, embedding)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(id)
         .bind(seq as i64)
         .bind(document.dao.as_str())
+        .bind(generation)
         .bind(chunk.heading.as_str())
         .bind(chunk.text.as_str())
         .bind(model)
@@ -243,8 +254,8 @@ pub async fn delete(
     Ok(Some(staged))
 }
 
-/// A chunk, by its document and place in it.
-pub type ChunkKey = (String, i64);
+/// A chunk, by its row id.
+pub type ChunkId = i64;
 
 /// The words of a question, as both full-text engines take them: letters
 /// and digits only (so nothing a person types is query syntax), lower
@@ -267,17 +278,17 @@ pub async fn by_text(
     dao: &str,
     query: &str,
     limit: usize,
-) -> Result<Vec<ChunkKey>, MemoryError> {
+) -> Result<Vec<ChunkId>, MemoryError> {
     let words = words(query);
     if words.is_empty() {
         return Ok(Vec::new());
     }
     let (text, pattern) = match db.backend() {
         Backend::Sqlite => (
-            "SELECT c.document_id, c.seq FROM memory_search s
-             JOIN memory_chunks c ON c.rowid = s.rowid
+            "SELECT c.id FROM memory_search s
+             JOIN memory_chunks c ON c.id = s.rowid
              WHERE memory_search MATCH $1 AND c.dao = $2
-             ORDER BY bm25(memory_search), c.document_id, c.seq LIMIT $3",
+             ORDER BY bm25(memory_search), c.id LIMIT $3",
             words
                 .iter()
                 .map(|w| format!("\"{w}\""))
@@ -285,10 +296,9 @@ pub async fn by_text(
                 .join(" OR "),
         ),
         Backend::Postgres => (
-            "SELECT document_id, seq FROM memory_chunks
+            "SELECT id FROM memory_chunks
              WHERE dao = $2 AND to_tsvector('simple', heading || ' ' || text) @@ to_tsquery('simple', $1)
-             ORDER BY ts_rank_cd(to_tsvector('simple', heading || ' ' || text), to_tsquery('simple', $1)) DESC,
-                 document_id, seq
+             ORDER BY ts_rank_cd(to_tsvector('simple', heading || ' ' || text), to_tsquery('simple', $1)) DESC, id
              LIMIT $3",
             words.join(" | "),
         ),
@@ -299,56 +309,73 @@ pub async fn by_text(
         .bind(limit as i64)
         .fetch_all(db.reader())
         .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get("document_id")?, r.try_get("seq")?)))
-        .collect()
+    rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
 }
 
-/// Every vector of `dao`'s chunks embedded by `model`.
-pub async fn vectors(
+/// A chunk's vector, with its id and generation.
+pub struct Stored {
+    pub id: ChunkId,
+    pub generation: i64,
+    pub vector: Vec<f32>,
+}
+
+/// The vectors of `dao`'s chunks embedded by `model` in generations after
+/// `after`, oldest first.
+pub async fn vectors_after(
     db: &Db,
-    dao: &str,
-    model: &str,
-    dim: usize,
-) -> Result<Vec<(ChunkKey, Vec<f32>)>, MemoryError> {
+    (dao, model, dim): (&str, &str, usize),
+    after: i64,
+) -> Result<Vec<Stored>, MemoryError> {
     let rows = sql::query(
-        "SELECT document_id, seq, embedding FROM memory_chunks
-         WHERE dao = $1 AND model = $2 AND embedding IS NOT NULL",
+        "SELECT id, generation, embedding FROM memory_chunks
+         WHERE dao = $1 AND model = $2 AND generation > $3 AND embedding IS NOT NULL
+         ORDER BY generation, id",
     )
     .bind(dao)
     .bind(model)
+    .bind(after)
     .fetch_all(db.reader())
     .await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
         let bytes: Vec<u8> = row.try_get("embedding")?;
         if let Some(vector) = embedder::from_bytes(&bytes, dim) {
-            out.push(((row.try_get("document_id")?, row.try_get("seq")?), vector));
+            out.push(Stored {
+                id: row.try_get("id")?,
+                generation: row.try_get("generation")?,
+                vector,
+            });
         }
     }
     Ok(out)
 }
 
-/// The chunk (and its document's title) named by `key`, if it still is.
-pub async fn chunk(
-    db: &Db,
-    key: &ChunkKey,
-) -> Result<Option<(String, String, String)>, MemoryError> {
+/// A chunk as a search shows it.
+pub struct Found {
+    pub document: String,
+    pub seq: i64,
+    pub title: String,
+    pub heading: String,
+    pub text: String,
+}
+
+/// The chunk `id` (and its document's title), if it still is.
+pub async fn chunk(db: &Db, id: ChunkId) -> Result<Option<Found>, MemoryError> {
     let row = sql::query(
-        "SELECT d.title, c.heading, c.text FROM memory_chunks c
-         JOIN memory_documents d ON d.id = c.document_id
-         WHERE c.document_id = $1 AND c.seq = $2",
+        "SELECT c.document_id, c.seq, d.title, c.heading, c.text FROM memory_chunks c
+         JOIN memory_documents d ON d.id = c.document_id WHERE c.id = $1",
     )
-    .bind(key.0.as_str())
-    .bind(key.1)
+    .bind(id)
     .fetch_optional(db.reader())
     .await?;
     row.map(|r| {
-        Ok((
-            r.try_get("title")?,
-            r.try_get("heading")?,
-            r.try_get("text")?,
-        ))
+        Ok(Found {
+            document: r.try_get("document_id")?,
+            seq: r.try_get("seq")?,
+            title: r.try_get("title")?,
+            heading: r.try_get("heading")?,
+            text: r.try_get("text")?,
+        })
     })
     .transpose()
 }

@@ -29,6 +29,9 @@ use crate::{
     worker::Worker,
 };
 
+/// Passages of the community's knowledge a run is given.
+const RECALLED: usize = 3;
+
 impl Worker {
     /// The run itself, resumed after its finished steps.
     pub(crate) async fn execute(
@@ -90,6 +93,9 @@ impl Worker {
             t
         };
         screen_questions(&screening, &mut transcript).await?;
+        if let Some(dao) = room.as_ref().and_then(|r| r.dao.as_deref()) {
+            self.recall(dao, &me, &request.asker, &mut transcript).await;
+        }
         if let Some(note) = &request.note {
             transcript.push(json!({ "role": "system", "content": note }));
         }
@@ -295,6 +301,59 @@ impl Worker {
             ));
         }
         Ok(room)
+    }
+
+    /// What the room's community knows about the question, as a system
+    /// turn just before it — when both the agent and the asker may read
+    /// that knowledge (a guest of the community, or a stranger, gets no
+    /// more through the agent than they could read). A failed search
+    /// leaves the run without it rather than failing it.
+    async fn recall(&self, dao: &str, me: &Principal, asker: &str, transcript: &mut Vec<Value>) {
+        let Some(at) = transcript.iter().rposition(|turn| turn["role"] == "user") else {
+            return;
+        };
+        let question = transcript[at]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let knowledge =
+            daarion_access::Resource::new(daarion_access::Kind::Knowledge, dao).in_dao(dao);
+        let asker = match asker.split_once(':') {
+            Some(("user", id)) => self
+                .access
+                .directory()
+                .principal(PrincipalKind::User, id)
+                .await
+                .ok()
+                .flatten(),
+            _ => None,
+        };
+        let may_read = |who: &Principal| self.access.allows(who, Action::Read, &knowledge);
+        if question.trim().is_empty() || !may_read(me) || !asker.as_ref().is_some_and(may_read) {
+            return;
+        }
+        let hits = match self.knowledge.search(dao, &question, RECALLED, None).await {
+            Ok((hits, _)) => hits,
+            Err(error) => {
+                tracing::warn!(%error, %dao, "run without its community's knowledge");
+                return;
+            }
+        };
+        if hits.is_empty() {
+            return;
+        }
+        let mut note = format!(
+            "From the community's knowledge ({dao}), passages that may bear on the question; cite a document by its title when you use it:\n"
+        );
+        for (i, hit) in hits.iter().enumerate() {
+            let place = if hit.heading.is_empty() {
+                hit.title.clone()
+            } else {
+                format!("{} › {}", hit.title, hit.heading)
+            };
+            note.push_str(&format!("\n[{}] {place}\n{}\n", i + 1, hit.text));
+        }
+        transcript.insert(at, json!({ "role": "system", "content": note }));
     }
 
     async fn agent_principal(&self, slug: &str) -> Result<Principal, RunError> {

@@ -180,6 +180,7 @@ async fn build(ctx: Context) -> Result<Mount, BuildError> {
         city: city::City::new(http, &settings.city_url, tokens),
         control: ctx.component()?,
         meter: ctx.component()?,
+        knowledge: ctx.component()?,
         access: access.clone(),
         db: ctx.db.clone(),
         outbox: ctx.outbox.clone(),

@@ -47,6 +47,8 @@ pub struct Worker {
     pub poster: Poster,
     pub city: City,
     pub control: ControlClient,
+    /// Communities' knowledge, recalled into runs in their rooms.
+    pub knowledge: daarion_memory::Knowledge,
     pub access: Arc<Enforcer>,
     pub settings: Arc<Settings>,
 }

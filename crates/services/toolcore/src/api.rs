@@ -665,6 +665,7 @@ async fn run(
             callers: &callers,
             poster: &state.poster,
             outbox: &state.outbox,
+            knowledge: &state.knowledge,
             settings: &state.settings,
             timeout,
         };

@@ -1,6 +1,7 @@
 //! The tools DAARION ships, run in-process: the time, arithmetic, the
-//! city's rooms, a microDAO's members, posting, founding a microDAO. Each
-//! reads only what the caller may read.
+//! city's rooms, a microDAO's members, posting, founding a microDAO, a
+//! microDAO's knowledge (`memory`). Each reads only what the caller may
+//! read.
 
 use daarion_access::{Action, Enforcer, Principal};
 use daarion_store::Db;
@@ -120,6 +121,55 @@ pub static BUILTINS: &[Builtin] = &[
             })
         },
     },
+    Builtin {
+        name: "memory.search",
+        description: "Searches a community's knowledge (its documents) by meaning and words: the best passages, with their document and heading.",
+        parameters: || {
+            json!({
+                "type": "object",
+                "properties": {
+                    "dao": {"type": "string", "minLength": 2, "maxLength": 63,
+                        "description": "The community's slug."},
+                    "query": {"type": "string", "minLength": 1, "maxLength": 1000},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 20}
+                },
+                "required": ["dao", "query"],
+                "additionalProperties": false
+            })
+        },
+    },
+    Builtin {
+        name: "memory.remember",
+        description: "Adds a note to a community's knowledge, written by you: searchable by everyone there once indexed.",
+        parameters: || {
+            json!({
+                "type": "object",
+                "properties": {
+                    "dao": {"type": "string", "minLength": 2, "maxLength": 63},
+                    "title": {"type": "string", "minLength": 1, "maxLength": 200},
+                    "text": {"type": "string", "minLength": 1, "maxLength": 20000,
+                        "description": "Markdown."}
+                },
+                "required": ["dao", "title", "text"],
+                "additionalProperties": false
+            })
+        },
+    },
+    Builtin {
+        name: "memory.forget",
+        description: "Removes a document from a community's knowledge (one you wrote, or any if you may manage them).",
+        parameters: || {
+            json!({
+                "type": "object",
+                "properties": {
+                    "document": {"type": "string", "minLength": 1, "maxLength": 64,
+                        "description": "The document's id (doc_…)."}
+                },
+                "required": ["document"],
+                "additionalProperties": false
+            })
+        },
+    },
 ];
 
 /// The longest message `messaging.post` writes.
@@ -140,6 +190,8 @@ pub struct Context<'a> {
     pub poster: &'a daarion_messaging::Poster,
     /// Events of what a built-in writes (a founded community).
     pub outbox: &'a daarion_bus::Outbox,
+    /// A community's knowledge, for the `memory.*` tools.
+    pub knowledge: &'a daarion_memory::Knowledge,
     /// `http.fetch`'s allow-list and bounds.
     pub settings: &'a crate::Settings,
     pub timeout: std::time::Duration,
@@ -222,6 +274,9 @@ pub async fn run(name: &str, ctx: &Context<'_>, arguments: &Value) -> Result<Val
             Ok(json!({"dao": dao.slug, "name": dao.name, "total": dao.members, "members": members}))
         }
         "microdao.found" => found(ctx, arguments).await,
+        "memory.search" | "memory.remember" | "memory.forget" => {
+            crate::memory::run(name, ctx, arguments).await
+        }
         _ => Err(ToolError::NotFound(format!("no built-in tool {name:?}"))),
     }
 }

@@ -22,6 +22,7 @@ pub mod builtins;
 pub mod domain;
 pub mod fetch;
 pub mod mcp;
+mod memory;
 pub mod store;
 pub mod webhook;
 
@@ -106,6 +107,7 @@ pub struct ToolState {
     control: ControlClient,
     http: reqwest::Client,
     poster: daarion_messaging::Poster,
+    knowledge: daarion_memory::Knowledge,
     settings: Arc<Settings>,
 }
 
@@ -119,6 +121,7 @@ async fn build(ctx: Context) -> Result<Mount, BuildError> {
             .build()
             .map_err(|e| BuildError::new(format!("toolcore's HTTP client: {e}")))?,
         poster: daarion_messaging::Poster::start(ctx.db.clone(), ctx.outbox.clone()),
+        knowledge: ctx.component()?,
         settings: Arc::new(ctx.settings()?),
         db: ctx.db,
         outbox: ctx.outbox,

@@ -1,0 +1,272 @@
+//! Memory benchmark: how fast the local models embed chunks, and the
+//! vector index at 10 000 and 100 000 vectors — graph build time, search
+//! latency p50/p99 and recall@10 against an exact scan of the same vectors.
+//!
+//! The chunks are texts made of the retrieval set's sentences (three drawn
+//! at random each), embedded by the static table: real vectors of real
+//! text, which random vectors are not (their neighbourhoods are unlike any
+//! corpus's). The index is the memory service's own (`VectorIndex`) over
+//! an embedded store.
+
+#![allow(clippy::print_stdout)]
+
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use clap::Parser;
+use daarion_bench::{ms, percentile};
+use daarion_embed::{Kind, Models, dot};
+use daarion_memory::{
+    chunk::{Chunk, DocumentFormat},
+    domain::NewDocument,
+    store,
+    vectors::{Tuning, VectorIndex},
+};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+struct Args {
+    /// Where `daarion models install` put the models.
+    #[arg(long)]
+    models: PathBuf,
+    /// Index sizes to measure.
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+    vectors: Vec<usize>,
+    /// Searches timed at each size.
+    #[arg(long, default_value_t = 1000)]
+    queries: usize,
+    /// Chunks the encoder embeds for its throughput (it is slow).
+    #[arg(long, default_value_t = 200)]
+    encoder_chunks: usize,
+}
+
+/// A small deterministic generator (xorshift): the same texts every run.
+struct Draw(u64);
+
+impl Draw {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// The retrieval set's sentences, both languages.
+fn sentences() -> anyhow::Result<Vec<String>> {
+    let set: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../crates/embed/tests/fixtures/retrieval.json"
+    ))?;
+    let mut texts: Vec<&str> = Vec::new();
+    for passage in set["passages"].as_array().into_iter().flatten() {
+        texts.extend(["en", "uk"].iter().filter_map(|l| passage[*l].as_str()));
+    }
+    for lang in ["en", "uk"] {
+        texts.extend(
+            set["distractors"][lang]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|d| d.as_str()),
+        );
+    }
+    Ok(texts
+        .iter()
+        .flat_map(|t| t.split(". "))
+        .filter(|s| s.len() > 20)
+        .map(str::to_owned)
+        .collect())
+}
+
+fn chunks(sentences: &[String], n: usize, draw: &mut Draw) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            (0..3)
+                .map(|_| sentences[draw.below(sentences.len())].as_str())
+                .collect::<Vec<_>>()
+                .join(". ")
+        })
+        .collect()
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let models = Models::new(&args.models);
+    let table = models.table()?;
+    let pool = sentences()?;
+    let mut draw = Draw(0x9e37_79b9_7f4a_7c15);
+    let largest = args.vectors.iter().copied().max().unwrap_or(0);
+    let texts = chunks(&pool, largest + args.queries, &mut draw);
+    let pieces: usize = texts.iter().map(|t| t.split_whitespace().count()).sum();
+    println!(
+        "chunks: {} texts of ~{} words (3 sentences of the retrieval set each)",
+        texts.len(),
+        pieces / texts.len().max(1)
+    );
+
+    // Embedding throughput: the table on one thread and on every core.
+    let started = Instant::now();
+    let one: Vec<Vec<f32>> = texts
+        .iter()
+        .take(largest.min(20_000))
+        .filter_map(|t| table.embed(t))
+        .collect();
+    let per_second = one.len() as f64 / started.elapsed().as_secs_f64();
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let started = Instant::now();
+    let vectors: Vec<Option<Vec<f32>>> = std::thread::scope(|scope| {
+        let per = texts.len().div_ceil(cores);
+        let parts: Vec<_> = texts
+            .chunks(per.max(1))
+            .map(|part| {
+                let table = &table;
+                scope.spawn(move || part.iter().map(|t| table.embed(t)).collect::<Vec<_>>())
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|p| p.join().unwrap_or_default())
+            .collect()
+    });
+    let all_cores = vectors.len() as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "static table: {per_second:.0} chunks/s on one thread, {all_cores:.0} on {cores} cores"
+    );
+    let encoder = models.encoder()?;
+    let sample: Vec<&str> = texts
+        .iter()
+        .take(args.encoder_chunks)
+        .map(String::as_str)
+        .collect();
+    let started = Instant::now();
+    let encoded = encoder.embed(&sample, Kind::Passage);
+    println!(
+        "e5 encoder: {:.1} chunks/s on {cores} cores ({} chunks)",
+        encoded.len() as f64 / started.elapsed().as_secs_f64(),
+        encoded.len()
+    );
+
+    let vectors: Vec<Vec<f32>> = vectors.into_iter().flatten().collect();
+    let (corpus, queries) = vectors.split_at(vectors.len().saturating_sub(args.queries));
+    for &size in &args.vectors {
+        let size = size.min(corpus.len());
+        measure(&corpus[..size], queries).await?;
+    }
+    Ok(())
+}
+
+/// Stores `corpus` as one microDAO's chunks, then times searches before
+/// (exact scan) and after the graph is built.
+async fn measure(corpus: &[Vec<f32>], queries: &[Vec<f32>]) -> anyhow::Result<()> {
+    let sets = [
+        daarion_memory::SPEC.migration_set(),
+        daarion_bus::MIGRATIONS,
+        daarion_store::idempotency::MIGRATIONS,
+    ];
+    let test = daarion_testkit::migrated_db(daarion_testkit::SqlKind::Sqlite, &sets)
+        .await
+        .ok_or_else(|| anyhow::anyhow!("no database"))?;
+    let db = &test.db;
+    let streams = daarion_bus::subject::Streams::new(daarion_memory::SPEC.streams.iter().copied())?;
+    let bus = std::sync::Arc::new(daarion_bus::EmbeddedBus::new(db.clone(), streams));
+    let outbox = daarion_bus::Outbox::new(db.clone(), bus);
+    let dim = corpus.first().map_or(0, Vec::len);
+    let started = Instant::now();
+    for part in corpus.chunks(1000) {
+        let new = NewDocument::parse("bench", Some(DocumentFormat::Text), "bench", 100)?;
+        let (document, _, _) =
+            store::create(db, &outbox, "bench", &new, ("user:bench", "bench"), None).await?;
+        let chunks: Vec<(Chunk, Option<Vec<f32>>)> = part
+            .iter()
+            .map(|v| {
+                let chunk = Chunk {
+                    heading: String::new(),
+                    text: "bench".into(),
+                };
+                (chunk, Some(v.clone()))
+            })
+            .collect();
+        store::index(db, &outbox, &document.id, "m", &chunks).await?;
+    }
+    println!(
+        "\n{} vectors of {dim} dimensions stored in {}",
+        corpus.len(),
+        ms(started.elapsed())
+    );
+
+    let index = VectorIndex::new(None, Tuning::default());
+    let stored = store::vectors_after(db, ("bench", "m", dim), 0).await?;
+    let ids: Vec<i64> = stored.iter().map(|s| s.id).collect();
+    let exact = |q: &[f32]| -> Vec<i64> {
+        let mut scored: Vec<(i64, f32)> =
+            stored.iter().map(|s| (s.id, dot(&s.vector, q))).collect();
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+        scored.into_iter().take(10).map(|(id, _)| id).collect()
+    };
+    // The first search reads the vectors and starts the graph's build.
+    let started = Instant::now();
+    index
+        .nearest(db, ("bench", "m", dim), &queries[0], 10)
+        .await?;
+    let loaded = started.elapsed();
+    let mut scans = Vec::new();
+    let mut during = 0.0;
+    // Searches while the graph is built are exact scans of the tail.
+    while index.status("bench", "m").await.2 {
+        let q = &queries[scans.len() % queries.len()];
+        let at = Instant::now();
+        let got = index.nearest(db, ("bench", "m", dim), q, 10).await?;
+        scans.push(at.elapsed());
+        let got: Vec<i64> = got.into_iter().map(|(id, _)| id).collect();
+        during += recall(&exact(q), &got);
+        if scans.len() >= 200 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let built = started.elapsed();
+    let (graph, tail, _) = index.status("bench", "m").await;
+    println!(
+        "first search (reading the vectors) {}; graph of {graph} built in {} (tail {tail}), searched {} times meanwhile",
+        ms(loaded),
+        ms(built),
+        scans.len()
+    );
+    if !scans.is_empty() {
+        scans.sort();
+        println!(
+            "  exact scan: p50 {} p99 {}, recall@10 {:.3}",
+            ms(percentile(&scans, 0.50)),
+            ms(percentile(&scans, 0.99)),
+            during / scans.len() as f64
+        );
+    }
+    let mut times = Vec::with_capacity(queries.len());
+    let mut total = 0.0;
+    for q in queries {
+        let at = Instant::now();
+        let got = index.nearest(db, ("bench", "m", dim), q, 10).await?;
+        times.push(at.elapsed());
+        let got: Vec<i64> = got.into_iter().map(|(id, _)| id).collect();
+        total += recall(&exact(q), &got);
+    }
+    times.sort();
+    println!(
+        "  graph (ef {}): p50 {} p99 {}, recall@10 {:.3} against the exact scan ({} queries, {} ids)",
+        Tuning::default().ef_search,
+        ms(percentile(&times, 0.50)),
+        ms(percentile(&times, 0.99)),
+        total / queries.len() as f64,
+        queries.len(),
+        ids.len()
+    );
+    Ok(())
+}
+
+fn recall(exact: &[i64], got: &[i64]) -> f64 {
+    exact.iter().filter(|id| got.contains(id)).count() as f64 / exact.len().max(1) as f64
+}

@@ -1,0 +1,128 @@
+//! `memory.search`, `memory.remember`, `memory.forget`: agents read and
+//! keep a community's knowledge. Everyone the call is for must be allowed
+//! what it does (nobody lends an agent a community they cannot read); a
+//! removal is the calling agent's right (an author, or an admin of the
+//! community), and the people it acts for must be able to read it.
+
+use daarion_access::{Action, Kind, Principal, Resource};
+use daarion_memory::{MemoryError, chunk::DocumentFormat, domain::NewDocument};
+use serde_json::{Value, json};
+
+use crate::{builtins::Context, domain::ToolError};
+
+fn failed(error: MemoryError) -> ToolError {
+    match error {
+        MemoryError::Invalid(m) => ToolError::Invalid(m),
+        MemoryError::NotFound(m) => ToolError::NotFound(m),
+        MemoryError::Conflict(m) => ToolError::Conflict(m),
+        other => ToolError::Failed(other.to_string()),
+    }
+}
+
+/// Whether every caller may `action` on `resource`.
+fn all_may(ctx: &Context<'_>, action: Action, resource: &Resource) -> bool {
+    ctx.callers
+        .iter()
+        .all(|who| ctx.access.allows(who, action, resource))
+}
+
+/// `slug`'s knowledge, if the community exists.
+async fn knowledge_of(ctx: &Context<'_>, slug: &str) -> Result<Resource, ToolError> {
+    let unknown = || ToolError::NotFound(format!("no community {slug:?} that you may read"));
+    daarion_microdao::store::dao(ctx.db, slug)
+        .await
+        .map_err(|e| ToolError::Failed(e.to_string()))?
+        .ok_or_else(unknown)?;
+    Ok(Resource::new(Kind::Knowledge, slug).in_dao(slug))
+}
+
+pub async fn run(name: &str, ctx: &Context<'_>, arguments: &Value) -> Result<Value, ToolError> {
+    let text = |field: &str| arguments[field].as_str().unwrap_or_default();
+    match name {
+        "memory.search" => {
+            let dao = text("dao");
+            let knowledge = knowledge_of(ctx, dao).await?;
+            if !all_may(ctx, Action::Read, &knowledge) {
+                return Err(ToolError::NotFound(format!(
+                    "no community {dao:?} that you may read"
+                )));
+            }
+            let limit = arguments["limit"]
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(5);
+            let (hits, semantic) = ctx
+                .knowledge
+                .search(dao, text("query"), limit, None)
+                .await
+                .map_err(failed)?;
+            let hits: Vec<Value> = hits
+                .into_iter()
+                .map(|h| {
+                    json!({
+                        "document": h.document, "title": h.title,
+                        "heading": h.heading, "text": h.text,
+                    })
+                })
+                .collect();
+            Ok(json!({"dao": dao, "hits": hits, "semantic": semantic}))
+        }
+        "memory.remember" => {
+            let dao = text("dao");
+            let knowledge = knowledge_of(ctx, dao).await?;
+            if !all_may(ctx, Action::Write, &knowledge) {
+                return Err(ToolError::Forbidden(format!(
+                    "you may not add to {dao:?}'s knowledge"
+                )));
+            }
+            let [author, ..] = ctx.callers else {
+                return Err(ToolError::Forbidden("nobody to write as".into()));
+            };
+            let new = NewDocument::parse(
+                text("title"),
+                Some(DocumentFormat::Markdown),
+                text("text"),
+                ctx.knowledge.max_document_bytes(),
+            )
+            .map_err(failed)?;
+            let (document, _) = ctx
+                .knowledge
+                .add(dao, &new, (&author.name(), &author.handle), None)
+                .await
+                .map_err(failed)?;
+            Ok(json!({"document": document.id, "dao": document.dao, "title": document.title}))
+        }
+        "memory.forget" => forget(ctx, text("document")).await,
+        _ => Err(ToolError::NotFound(format!("no built-in tool {name:?}"))),
+    }
+}
+
+async fn forget(ctx: &Context<'_>, id: &str) -> Result<Value, ToolError> {
+    let unknown = || ToolError::NotFound(format!("no document {id:?} that you may read"));
+    let (dao, author) = daarion_memory::store::owner(ctx.db, id)
+        .await
+        .map_err(failed)?
+        .ok_or_else(unknown)?;
+    let resource = daarion_memory::access::document_resource(id, &dao, &author);
+    let [agent, people @ ..] = ctx.callers else {
+        return Err(ToolError::Forbidden("nobody to act as".into()));
+    };
+    let readable = |who: &Principal| ctx.access.allows(who, Action::Read, &resource);
+    if !readable(agent) || !people.iter().all(readable) {
+        return Err(unknown());
+    }
+    if !ctx.access.allows(agent, Action::Manage, &resource) {
+        return Err(ToolError::Forbidden(format!(
+            "only its author or the community's admins remove {id}"
+        )));
+    }
+    if !ctx
+        .knowledge
+        .remove(id, &agent.name())
+        .await
+        .map_err(failed)?
+    {
+        return Err(unknown());
+    }
+    Ok(json!({"document": id, "removed": true}))
+}
