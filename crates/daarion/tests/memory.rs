@@ -17,6 +17,7 @@ on_every_backend!(
     members_add_knowledge_and_find_it_by_words_and_meaning,
     knowledge_never_reaches_outsiders_or_another_community,
     bad_input_is_refused_and_creates_are_idempotent,
+    a_person_exports_then_erases_what_memory_holds_about_them,
 );
 
 /// A city (skipped without the models) with Alice's public community
@@ -312,6 +313,97 @@ async fn bad_input_is_refused_and_creates_are_idempotent(kind: Kind) {
     assert_eq!(status, 409, "{body}");
     let (_, list) = app.get_as(documents, Some("alice")).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+}
+
+async fn a_person_exports_then_erases_what_memory_holds_about_them(kind: Kind) {
+    let Some((_city, app)) = garden(kind).await else {
+        return;
+    };
+    join(&app, "bob", "garden").await;
+    let rota = add(
+        &app,
+        "alice",
+        "garden",
+        "Rota",
+        "# Watering\n\nAlice waters on Fridays.",
+    )
+    .await;
+    let seeds = add(
+        &app,
+        "alice",
+        "garden",
+        "Seeds",
+        "Alice keeps the tomato seeds.",
+    )
+    .await;
+    let bobs = add(
+        &app,
+        "bob",
+        "garden",
+        "Tools",
+        "Bob keeps the spades in the shed.",
+    )
+    .await;
+
+    let (status, export) = app.get_as("/api/memory/me/export", Some("alice")).await;
+    assert_eq!(status, 200, "{export}");
+    assert_eq!(
+        export["subject"],
+        format!("user:{}", app.user_id("alice").await)
+    );
+    let documents = export["documents"].as_array().unwrap();
+    let ids: Vec<&str> = documents
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [rota.as_str(), seeds.as_str()],
+        "hers only, oldest first"
+    );
+    assert_eq!(
+        documents[0]["body"],
+        "# Watering\n\nAlice waters on Fridays."
+    );
+    assert_eq!(documents[0]["chunks"][0]["heading"], "Watering");
+    assert_eq!(
+        documents[0]["chunks"][0]["text"],
+        "Alice waters on Fridays."
+    );
+
+    let (status, erased) = app.send("DELETE", "/api/memory/me", "alice", None).await;
+    assert_eq!(
+        (status, erased["removed"].clone()),
+        (200, json!(2)),
+        "{erased}"
+    );
+    // Nothing of hers is found any more, by words or meaning; Bob's stays.
+    for q in [
+        "Alice waters on Fridays",
+        "tomato seeds",
+        "who keeps the seeds?",
+    ] {
+        let (_, hits) = search(&app, "bob", "garden", q).await;
+        let found = documents_of(&hits);
+        assert!(
+            !found.contains(&rota.as_str()) && !found.contains(&seeds.as_str()),
+            "{q}: {hits}"
+        );
+    }
+    let (_, hits) = search(&app, "bob", "garden", "spades").await;
+    assert_eq!(documents_of(&hits), [bobs.as_str()]);
+    let (_, export) = app.get_as("/api/memory/me/export", Some("alice")).await;
+    assert_eq!(export["documents"], json!([]));
+    let (status, _) = app.get_as("/api/memory/me/export", None).await;
+    assert_eq!(status, 401);
+    let (status, _) = app
+        .client
+        .delete(app.url("/api/memory/me"))
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), ()))
+        .unwrap();
+    assert_eq!(status, 401);
 }
 
 /// The hybrid search on the retrieval set, with each model: each

@@ -1119,6 +1119,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/memory/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Erase everything memory holds about you: every document you wrote goes,
+         *     from full-text and vector search too.
+         */
+        delete: operations["erase_me"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/memory/me/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Everything memory holds about you, as JSON: the documents you wrote,
+         *     with their bodies and the chunks searched.
+         */
+        get: operations["export_me"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/messaging/daos/{dao}/rooms": {
         parameters: {
             query?: never;
@@ -2953,6 +2993,10 @@ export interface components {
         EditChatMessage: {
             body: string;
         };
+        Erased: {
+            /** @description How many documents were removed. */
+            removed: number;
+        };
         Error: {
             error: {
                 /** @description Stable, machine-readable: `not_found`, `rate_limited`… */
@@ -2962,6 +3006,25 @@ export interface components {
                 /** @description The request's X-Request-Id */
                 request_id: string | null;
             };
+        };
+        /** @description Everything remembered about the caller. */
+        Export: {
+            /** @description The documents they wrote, with bodies and chunks. */
+            documents: components["schemas"]["Exported"][];
+            exported_at: string;
+            /** @description `user:<id>` (or `agent:<id>`). */
+            subject: string;
+        };
+        /** @description A document in a person's export: as read back, its body, its chunks. */
+        Exported: components["schemas"]["KnowledgeDocument"] & {
+            body: string;
+            chunks: components["schemas"]["ExportedChunk"][];
+        };
+        ExportedChunk: {
+            heading: string;
+            /** Format: int64 */
+            seq: number;
+            text: string;
         };
         /** @description Optional facts about the request the policies may read. */
         Facts: {
@@ -11598,6 +11661,98 @@ export interface operations {
             };
             /** @description A path parameter is malformed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    erase_me: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Erased"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    export_me: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Export"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };

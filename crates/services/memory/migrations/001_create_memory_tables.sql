@@ -25,6 +25,7 @@ CREATE TABLE memory_documents (
     index_error TEXT
 );
 CREATE INDEX memory_documents_dao ON memory_documents (dao, id);
+CREATE INDEX memory_documents_author ON memory_documents (author, id);
 CREATE INDEX memory_documents_waiting ON memory_documents (created_at) WHERE indexed_at IS NULL;
 
 -- The vector is NULL where the model had nothing for the text (the static

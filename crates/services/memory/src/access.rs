@@ -1,11 +1,12 @@
 //! What each memory endpoint needs (policies in `memory.cedar`): a
 //! microDAO's knowledge is read and added to by its members; a document is
-//! removed by its author or the microDAO's admins.
+//! removed by its author or the microDAO's admins; what a person wrote
+//! they export and erase themselves.
 
 use async_trait::async_trait;
 use axum::http::Method;
 use daarion_access::{
-    Access::Check,
+    Access::{Check, SignedIn},
     Action::{Manage, Read, Write},
     Attr, Kind, Resource, Resources, Rule,
     Target::Path,
@@ -44,6 +45,9 @@ pub static RULES: &[Rule] = &[
         "/api/memory/documents/{document}",
         Check(Manage, DOCUMENT),
     ),
+    // What is remembered about oneself: one's own, always.
+    Rule::new(Method::GET, "/api/memory/me/export", SignedIn),
+    Rule::new(Method::DELETE, "/api/memory/me", SignedIn),
 ];
 
 /// A microDAO's knowledge (when the microDAO exists) and its documents.

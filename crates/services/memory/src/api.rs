@@ -18,7 +18,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     Knowledge,
     chunk::DocumentFormat,
-    domain::{Hit, KnowledgeDocument, MemoryError, NewDocument},
+    domain::{Exported, Hit, KnowledgeDocument, MemoryError, NewDocument},
     store,
 };
 
@@ -43,6 +43,8 @@ pub fn router() -> OpenApiRouter<Knowledge> {
         .routes(routes!(create_document, list_documents))
         .routes(routes!(search_knowledge))
         .routes(routes!(get_document, delete_document))
+        .routes(routes!(export_me))
+        .routes(routes!(erase_me))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -189,4 +191,49 @@ async fn delete_document(
         return Err(MemoryError::NotFound(id).into());
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Everything remembered about the caller.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Export {
+    /// `user:<id>` (or `agent:<id>`).
+    pub subject: String,
+    pub exported_at: String,
+    /// The documents they wrote, with bodies and chunks.
+    pub documents: Vec<Exported>,
+}
+
+/// Everything memory holds about you, as JSON: the documents you wrote,
+/// with their bodies and the chunks searched.
+#[utoipa::path(get, path = "/me/export", tag = "memory",
+    responses((status = 200, body = Export), (status = 401, description = "Not signed in")))]
+async fn export_me(
+    State(state): State<Knowledge>,
+    actor: Principal,
+) -> Result<Json<Export>, ApiError> {
+    let subject = actor.name();
+    let documents = state.export(&subject).await?;
+    Ok(Json(Export {
+        subject,
+        exported_at: daarion_store::now(),
+        documents,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Erased {
+    /// How many documents were removed.
+    pub removed: usize,
+}
+
+/// Erase everything memory holds about you: every document you wrote goes,
+/// from full-text and vector search too.
+#[utoipa::path(delete, path = "/me", tag = "memory",
+    responses((status = 200, body = Erased), (status = 401, description = "Not signed in")))]
+async fn erase_me(
+    State(state): State<Knowledge>,
+    actor: Principal,
+) -> Result<Json<Erased>, ApiError> {
+    let removed = state.erase(&actor.name()).await?;
+    Ok(Json(Erased { removed }))
 }

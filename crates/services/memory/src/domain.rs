@@ -94,6 +94,22 @@ pub struct KnowledgeDocument {
     pub index_error: Option<String>,
 }
 
+/// A document in a person's export: as read back, its body, its chunks.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Exported {
+    #[serde(flatten)]
+    pub document: KnowledgeDocument,
+    pub body: String,
+    pub chunks: Vec<ExportedChunk>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ExportedChunk {
+    pub seq: i64,
+    pub heading: String,
+    pub text: String,
+}
+
 /// One search result: a chunk of a document, with where it ranked in each
 /// list the fusion took.
 #[derive(Debug, Clone, Serialize, ToSchema)]

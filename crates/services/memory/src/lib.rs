@@ -7,6 +7,8 @@
 //!   admins.
 //! - `GET /api/memory/daos/{dao}/search?q=`: hybrid retrieval — full-text
 //!   (BM25) and vector similarity fused by reciprocal rank.
+//! - `GET /api/memory/me/export`, `DELETE /api/memory/me`: everything
+//!   remembered about oneself, as JSON, and erasing it.
 //!
 //! Writes go through the bus: a document is stored with `memory.store`,
 //! the indexer (`index`) splits it into chunks (`chunk`), embeds them with
@@ -203,6 +205,43 @@ impl Knowledge {
         };
         self.outbox.relay(staged).await;
         Ok(true)
+    }
+
+    /// Everything remembered about `subject` (`user:<id>`): the documents
+    /// they wrote, each with its body and chunks.
+    pub async fn export(&self, subject: &str) -> Result<Vec<domain::Exported>, MemoryError> {
+        let mut out = Vec::new();
+        for id in store::written_by(&self.db, subject).await? {
+            let (Some(document), Some((_, body))) = (
+                store::document(&self.db, &id).await?,
+                store::body(&self.db, &id).await?,
+            ) else {
+                continue;
+            };
+            let chunks = store::chunks_of(&self.db, &id)
+                .await?
+                .into_iter()
+                .map(|(seq, heading, text)| domain::ExportedChunk { seq, heading, text })
+                .collect();
+            out.push(domain::Exported {
+                document,
+                body,
+                chunks,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Removes everything `subject` wrote, from the store and both
+    /// indexes; how many documents went.
+    pub async fn erase(&self, subject: &str) -> Result<usize, MemoryError> {
+        let mut removed = 0;
+        for id in store::written_by(&self.db, subject).await? {
+            if self.remove(&id, subject).await? {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     pub async fn document(

@@ -224,6 +224,28 @@ pub async fn waiting(db: &Db, before: &str, limit: i64) -> Result<Vec<String>, M
     rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
 }
 
+/// The ids of the documents `author` wrote, oldest first.
+pub async fn written_by(db: &Db, author: &str) -> Result<Vec<String>, MemoryError> {
+    let rows = sql::query("SELECT id FROM memory_documents WHERE author = $1 ORDER BY id")
+        .bind(author)
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+}
+
+/// A document's chunks as stored: place, heading, text.
+pub async fn chunks_of(db: &Db, id: &str) -> Result<Vec<(i64, String, String)>, MemoryError> {
+    let rows = sql::query(
+        "SELECT seq, heading, text FROM memory_chunks WHERE document_id = $1 ORDER BY seq",
+    )
+    .bind(id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("seq")?, r.try_get("heading")?, r.try_get("text")?)))
+        .collect()
+}
+
 /// Removes a document and its chunks (and so its entries in both
 /// indexes), staging `memory.deleted`. `None`: there was no such document.
 pub async fn delete(
