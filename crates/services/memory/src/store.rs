@@ -334,6 +334,28 @@ pub async fn by_text(
     rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
 }
 
+/// `dao`'s newest generation (0 before anything was indexed).
+pub async fn generation(db: &Db, dao: &str) -> Result<i64, MemoryError> {
+    let row = sql::query("SELECT generation FROM memory_generations WHERE dao = $1")
+        .bind(dao)
+        .fetch_optional(db.reader())
+        .await?;
+    Ok(row
+        .map(|r| r.try_get::<i64, _>("generation"))
+        .transpose()?
+        .unwrap_or(0))
+}
+
+#[cfg(test)]
+pub(crate) async fn set_generation(db: &Db, dao: &str, generation: i64) -> Result<(), MemoryError> {
+    sql::query("UPDATE memory_generations SET generation = $2 WHERE dao = $1")
+        .bind(dao)
+        .bind(generation)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
 /// A chunk's vector, with its id and generation.
 pub struct Stored {
     pub id: ChunkId,

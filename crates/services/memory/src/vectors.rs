@@ -136,9 +136,19 @@ impl VectorIndex {
         let mut shard = shard.lock().await;
         if !shard.loaded {
             shard.loaded = true;
-            if let Some(sealed) = self.load(dao, model, dim).await {
-                shard.generation = sealed.generation;
-                shard.sealed = Some(Arc::new(sealed));
+            // A graph ahead of the store is from another timeline (a
+            // restored backup, another database): catching up after it
+            // would miss the chunks written since under the same numbers.
+            let current = store::generation(db, dao).await?;
+            match self.load(dao, model, dim).await {
+                Some(sealed) if sealed.generation <= current => {
+                    shard.generation = sealed.generation;
+                    shard.sealed = Some(Arc::new(sealed));
+                }
+                Some(_) => {
+                    tracing::warn!(%dao, %model, "saved vector graph is ahead of the store: rebuilt");
+                }
+                None => {}
             }
         }
         for stored in store::vectors_after(db, (dao, model, dim), shard.generation).await? {
@@ -269,7 +279,10 @@ impl VectorIndex {
             }
             // Written whole or not at all: a crash mid-write leaves the old
             // graph (or none), never a torn one.
-            let partial = file.with_extension("hnsw.partial");
+            // Its own partial file: replicas sharing a directory never
+            // write into each other's.
+            let partial =
+                file.with_extension(format!("hnsw.{}.partial", uuid::Uuid::now_v7().simple()));
             std::fs::write(&partial, bytes)?;
             std::fs::rename(&partial, &file)
         })
@@ -456,6 +469,29 @@ mod tests {
                 nearest(&index, db, &later[0]).await
             );
             assert!(sealed(&restarted).await.is_some(), "read, not rebuilt");
+
+            // A graph ahead of the store (a restored backup) is not trusted.
+            let ahead = index.shard("d", "m");
+            let generation = ahead.lock().await.generation;
+            let newest = store::generation(db, "d").await.unwrap_or_default();
+            assert_eq!(generation, newest);
+            store::set_generation(db, "d", 0)
+                .await
+                .unwrap_or_else(|e| unreachable!("{e}"));
+            let never_seals = Tuning {
+                seal_at: usize::MAX,
+                ..small()
+            };
+            let behind = VectorIndex::new(Some(dir.clone()), never_seals);
+            nearest(&behind, db, &queries[2]).await;
+            assert_eq!(
+                behind.status("d", "m").await,
+                (0, all.len(), false),
+                "not read: every vector from the store"
+            );
+            store::set_generation(db, "d", newest)
+                .await
+                .unwrap_or_else(|e| unreachable!("{e}"));
 
             // A torn file is rebuilt from the store, with the same answers.
             std::fs::write(dir.join("d.m.hnsw"), b"torn").unwrap_or_else(|e| unreachable!("{e}"));
