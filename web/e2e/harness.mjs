@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { homedir, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -60,6 +60,9 @@ export async function startCity(env = {}) {
         DAARION__AUTH__LOGIN_ATTEMPTS_PER_MINUTE: "1000",
         DAARION__GATEWAY__RATE_LIMIT_PER_SECOND: "1000",
         DAARION__GATEWAY__RATE_LIMIT_BURST: "2000",
+        // The local embedding models, where scripts/test.sh installs them.
+        DAARION__MODELS_DIR:
+          process.env.DAARION_MODELS_DIR ?? join(homedir(), ".cache/daarion/models"),
         ...env,
       },
       stdio: ["ignore", "ignore", "inherit"],

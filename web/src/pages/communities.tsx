@@ -17,6 +17,7 @@ import {
   usePaged,
 } from "../ui";
 import { Filters } from "./filters";
+import { Knowledge } from "./knowledge";
 import { CommunityRooms } from "./messenger";
 import { HolderSelect, Roles, useRoles } from "./roles";
 
@@ -326,6 +327,7 @@ export function Community({ slug }: { slug: string }) {
       </Listed>
       <MoreButton paged={members} />
       {it.my_role && <CommunityRooms dao={slug} admin={admin || can("write")} />}
+      {it.my_role && it.my_role !== "guest" && <Knowledge slug={slug} admin={admin} />}
       {(admin || can("write")) && <AddAgent slug={slug} added={members.reload} />}
       {(admin || can("invite")) && <NewInvite slug={slug} />}
       {it.my_role && (

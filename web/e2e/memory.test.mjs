@@ -1,0 +1,73 @@
+// A community's knowledge, in each language: a member adds a document, it
+// becomes searchable, a question in other words finds it, and its author
+// removes it.
+import { after, before, describe, test } from "node:test";
+import {
+  arrived,
+  expectNoAccessibilityProblems,
+  launch,
+  person,
+  register,
+  startCity,
+} from "./harness.mjs";
+
+let city;
+let browser;
+before(async () => {
+  city = await startCity();
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+  await city?.stop();
+});
+
+const documents = {
+  en: {
+    title: "Assembly decisions",
+    body: "# Budget\n\nAt the March assembly we voted to spend the remaining 1 200 hryvnias on seedlings for the shared garden.",
+    question: "what did we decide about the money?",
+  },
+  uk: {
+    title: "Рішення зборів",
+    body: "# Бюджет\n\nНа березневих зборах ми проголосували витратити решту бюджету, 1 200 гривень, на розсаду для спільного саду.",
+    question: "що ми вирішили щодо грошей?",
+  },
+};
+
+for (const lang of ["en", "uk"]) {
+  describe(`in ${lang}`, () => {
+    test("a document is added, found by a question in other words, and removed", async () => {
+      const { title, body, question } = documents[lang];
+      const olena = await person(browser, { lang });
+      await register(city, olena, `keeper-${lang}`);
+      const { page, t } = olena;
+      await page.goto(`${city.url}/communities`);
+      const form = page.locator("form").filter({ hasText: t("dao.new") });
+      await form.getByLabel(t("rooms.slug")).fill(`garden-${lang}`);
+      await form.getByLabel(t("rooms.name")).fill(`Garden ${lang}`);
+      await form.getByRole("button", { name: t("dao.create") }).click();
+      await arrived(page, new RegExp(`/communities/garden-${lang}$`));
+      await page.getByRole("heading", { name: t("memory.title") }).waitFor();
+
+      const adding = page.locator("form").filter({ hasText: t("memory.add") });
+      await adding.getByLabel(t("memory.doc_title")).fill(title);
+      await adding.getByLabel(t("memory.body")).fill(body);
+      await adding.getByRole("button", { name: t("memory.add") }).click();
+      const listed = page.getByRole("list", { name: t("memory.documents") });
+      await listed.getByText(title).waitFor();
+      await listed.getByText(t("memory.indexed", { n: 1 }), { exact: false }).waitFor();
+      await expectNoAccessibilityProblems(page, "knowledge");
+
+      const asking = page.getByRole("form", { name: t("memory.ask") });
+      await asking.getByLabel(t("memory.ask")).fill(question);
+      await asking.getByRole("button", { name: t("memory.search") }).click();
+      const found = page.getByRole("list", { name: t("memory.hits") });
+      await found.getByText(`${title} › ${lang === "en" ? "Budget" : "Бюджет"}`).waitFor();
+      await found.getByText("1 200").waitFor();
+
+      await page.getByRole("button", { name: t("memory.remove_named", { title }) }).click();
+      await page.getByText(t("memory.empty")).waitFor();
+    });
+  });
+}

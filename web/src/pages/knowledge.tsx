@@ -1,0 +1,183 @@
+// A community's knowledge: the documents its members add (indexed just
+// after, then searchable by meaning and words), a search over them, and
+// removing one's own (admins: any).
+import { useEffect, useState } from "preact/hooks";
+import { api, idempotencyKey, ok, type Schemas } from "../api/client";
+import { useI18n } from "../i18n";
+import { useSession } from "../session";
+import { Busy, ErrorNote, Field, Listed, MoreButton, useAction, usePaged } from "../ui";
+
+type Hit = Schemas["Hit"];
+
+export function Knowledge({ slug, admin }: { slug: string; admin: boolean }) {
+  const { t, dateTime } = useI18n();
+  const { user } = useSession();
+  const documents = usePaged(
+    (cursor) =>
+      ok(
+        api.GET("/api/memory/daos/{dao}/documents", {
+          params: { path: { dao: slug }, query: { limit: 20, cursor } },
+        }),
+      ),
+    [slug],
+  );
+  // Documents are indexed a moment after they are added: look again
+  // while any waits.
+  const waiting = documents.items?.some((d) => !d.indexed_at && !d.index_error) ?? false;
+  useEffect(() => {
+    if (!waiting) return;
+    const timer = setTimeout(documents.reload, 1000);
+    return () => clearTimeout(timer);
+  }, [waiting, documents.items]);
+  const change = useAction();
+  const remove = (id: string) =>
+    change.run(async () => {
+      await ok(
+        api.DELETE("/api/memory/documents/{document}", { params: { path: { document: id } } }),
+      );
+      documents.reload();
+    });
+  return (
+    <section class="stack" aria-labelledby="knowledge">
+      <h2 id="knowledge">{t("memory.title")}</h2>
+      <p class="muted">{t("memory.intro")}</p>
+      <Search slug={slug} />
+      <Listed items={documents.items} error={documents.error} empty={t("memory.empty")}>
+        {(items) => (
+          <ul class="list card" aria-label={t("memory.documents")}>
+            {items.map((d) => (
+              <li key={d.id} class="row spread">
+                <span class="stack">
+                  <strong>{d.title}</strong>
+                  <span class="muted small">
+                    {d.author_name} · {dateTime(d.created_at)} ·{" "}
+                    {d.indexed_at
+                      ? t("memory.indexed", { n: d.chunk_count })
+                      : d.index_error
+                        ? t("memory.failed")
+                        : t("memory.waiting")}
+                  </span>
+                </span>
+                {(admin || d.author === `user:${user?.id}`) && (
+                  <button
+                    type="button"
+                    class="ghost"
+                    aria-label={t("memory.remove_named", { title: d.title })}
+                    onClick={() => remove(d.id)}
+                    disabled={change.busy}
+                  >
+                    {t("dao.remove")}
+                  </button>
+                )}
+              </li>
+            ))}
+          </ul>
+        )}
+      </Listed>
+      <MoreButton paged={documents} />
+      <ErrorNote error={change.error} />
+      <AddDocument slug={slug} added={documents.reload} />
+    </section>
+  );
+}
+
+function Search({ slug }: { slug: string }) {
+  const { t } = useI18n();
+  const [q, setQ] = useState("");
+  const [hits, setHits] = useState<Hit[] | null>(null);
+  const { busy, error, run } = useAction();
+  const submit = (event: Event) => {
+    event.preventDefault();
+    run(async () => {
+      const found = await ok(
+        api.GET("/api/memory/daos/{dao}/search", {
+          params: { path: { dao: slug }, query: { q: q.trim(), limit: 5 } },
+        }),
+      );
+      setHits(found.hits);
+    });
+  };
+  return (
+    <form class="card stack" aria-label={t("memory.ask")} onSubmit={submit}>
+      <Field label={t("memory.ask")}>
+        {(id) => (
+          <input
+            id={id}
+            type="search"
+            required
+            maxLength={1000}
+            value={q}
+            onInput={(e) => setQ(e.currentTarget.value)}
+          />
+        )}
+      </Field>
+      <button type="submit" class="secondary" disabled={busy}>
+        <Busy busy={busy} label="memory.search" />
+      </button>
+      <ErrorNote error={error} />
+      {hits && hits.length === 0 && <p class="muted">{t("memory.no_hits")}</p>}
+      {hits && hits.length > 0 && (
+        <ol class="list" aria-label={t("memory.hits")}>
+          {hits.map((h) => (
+            <li key={`${h.document}-${h.seq}`} class="stack">
+              <strong>{h.heading ? `${h.title} › ${h.heading}` : h.title}</strong>
+              <span>{h.text}</span>
+            </li>
+          ))}
+        </ol>
+      )}
+    </form>
+  );
+}
+
+function AddDocument({ slug, added }: { slug: string; added: () => void }) {
+  const { t } = useI18n();
+  const [title, setTitle] = useState("");
+  const [body, setBody] = useState("");
+  const { busy, error, run } = useAction();
+  const submit = (event: Event) => {
+    event.preventDefault();
+    run(async () => {
+      await ok(
+        api.POST("/api/memory/daos/{dao}/documents", {
+          params: { path: { dao: slug }, header: { "Idempotency-Key": idempotencyKey() } },
+          body: { title: title.trim(), format: "markdown", body },
+        }),
+      );
+      setTitle("");
+      setBody("");
+      added();
+    });
+  };
+  return (
+    <form class="card stack" onSubmit={submit}>
+      <h3>{t("memory.add")}</h3>
+      <Field label={t("memory.doc_title")}>
+        {(id) => (
+          <input
+            id={id}
+            required
+            maxLength={200}
+            value={title}
+            onInput={(e) => setTitle(e.currentTarget.value)}
+          />
+        )}
+      </Field>
+      <Field label={t("memory.body")} hint={t("memory.body_hint")}>
+        {(id) => (
+          <textarea
+            id={id}
+            required
+            rows={8}
+            value={body}
+            onInput={(e) => setBody(e.currentTarget.value)}
+          />
+        )}
+      </Field>
+      <ErrorNote error={error} />
+      <button type="submit" disabled={busy}>
+        <Busy busy={busy} label="memory.add" />
+      </button>
+    </form>
+  );
+}
