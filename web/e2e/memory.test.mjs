@@ -1,6 +1,9 @@
 // A community's knowledge, in each language: a member adds a document, it
 // becomes searchable, a question in other words finds it, and its author
-// removes it.
+// removes it; a person sees what memory holds of theirs, downloads it and
+// erases it.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import {
   arrived,
@@ -68,6 +71,43 @@ for (const lang of ["en", "uk"]) {
 
       await page.getByRole("button", { name: t("memory.remove_named", { title }) }).click();
       await page.getByText(t("memory.empty")).waitFor();
+    });
+
+    test("a person downloads and erases what memory holds of theirs", async () => {
+      const { title, body } = documents[lang];
+      const taras = await person(browser, { lang });
+      await register(city, taras, `writer-${lang}`);
+      const { page, t } = taras;
+      const made = await page.request.post(`${city.url}/api/microdao/daos`, {
+        data: { slug: `notes-${lang}`, name: `Notes ${lang}` },
+        headers: { origin: city.url },
+      });
+      assert.equal(made.status(), 201, await made.text());
+      const added = await page.request.post(`${city.url}/api/memory/daos/notes-${lang}/documents`, {
+        data: { title, format: "markdown", body },
+        headers: { origin: city.url },
+      });
+      assert.equal(added.status(), 201, await added.text());
+
+      await page.goto(`${city.url}/settings/memory`);
+      await page.getByRole("heading", { name: t("memory.mine") }).waitFor();
+      await page
+        .getByRole("list", { name: t("memory.mine") })
+        .getByText(title)
+        .waitFor();
+      await expectNoAccessibilityProblems(page, "my memory");
+      const downloading = page.waitForEvent("download");
+      await page.getByRole("button", { name: t("memory.download") }).click();
+      const file = await (await downloading).path();
+      const exported = JSON.parse(readFileSync(file, "utf8"));
+      assert.equal(exported.documents[0].title, title);
+      assert.equal(exported.documents[0].body, body);
+
+      page.once("dialog", (dialog) => dialog.accept());
+      await page.getByRole("button", { name: t("memory.erase") }).click();
+      await page.getByText(t("memory.mine_empty")).waitFor();
+      const left = await page.request.get(`${city.url}/api/memory/me/export`);
+      assert.deepEqual((await left.json()).documents, []);
     });
   });
 }

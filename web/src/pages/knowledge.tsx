@@ -5,7 +5,17 @@ import { useEffect, useState } from "preact/hooks";
 import { api, idempotencyKey, ok, type Schemas } from "../api/client";
 import { useI18n } from "../i18n";
 import { useSession } from "../session";
-import { Busy, ErrorNote, Field, Listed, MoreButton, useAction, usePaged } from "../ui";
+import {
+  Busy,
+  ErrorNote,
+  Field,
+  Listed,
+  Loading,
+  MoreButton,
+  useAction,
+  useLoad,
+  usePaged,
+} from "../ui";
 
 type Hit = Schemas["Hit"];
 
@@ -179,5 +189,60 @@ function AddDocument({ slug, added }: { slug: string; added: () => void }) {
         <Busy busy={busy} label="memory.add" />
       </button>
     </form>
+  );
+}
+
+/** What memory holds about oneself: the documents one wrote, as a JSON
+ * download, and erasing them all. */
+export function MyMemory() {
+  const { t } = useI18n();
+  const held = useLoad(() => ok(api.GET("/api/memory/me/export")), []);
+  const { busy, error, run } = useAction();
+  const download = () => {
+    if (!held.data) return;
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(
+      new Blob([JSON.stringify(held.data, null, 2)], { type: "application/json" }),
+    );
+    link.download = `daarion-memory-${location.hostname}.json`;
+    link.click();
+    URL.revokeObjectURL(link.href);
+  };
+  const erase = () => {
+    if (!window.confirm(t("memory.erase_confirm"))) return;
+    run(async () => {
+      await ok(api.DELETE("/api/memory/me"));
+      held.reload();
+    });
+  };
+  if (held.error) return <ErrorNote error={held.error} />;
+  if (!held.data) return <Loading />;
+  const documents = held.data.documents;
+  return (
+    <section class="stack">
+      <h2>{t("memory.mine")}</h2>
+      <p class="muted">{t("memory.mine_intro")}</p>
+      {documents.length === 0 ? (
+        <p class="muted">{t("memory.mine_empty")}</p>
+      ) : (
+        <ul class="list card" aria-label={t("memory.mine")}>
+          {documents.map((d) => (
+            <li key={d.id} class="row spread">
+              <strong>{d.title}</strong>
+              <span class="muted small">{d.dao}</span>
+            </li>
+          ))}
+        </ul>
+      )}
+      <ErrorNote error={error} />
+      <div class="row">
+        <button type="button" class="secondary" onClick={download}>
+          {t("memory.download")}
+        </button>
+        <button type="button" onClick={erase} disabled={busy || documents.length === 0}>
+          <Busy busy={busy} label="memory.erase" />
+        </button>
+      </div>
+    </section>
   );
 }

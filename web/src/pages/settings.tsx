@@ -1,5 +1,5 @@
 // A person's own settings: profile, passkeys, sessions, API keys, usage and
-// budget. Each section loads its own data and shows its own errors.
+// budget, what memory holds about them. Each section loads its own data and shows its own errors.
 import type { ComponentChildren } from "preact";
 import { useState } from "preact/hooks";
 import { api, ok, type Schemas } from "../api/client";
@@ -9,6 +9,7 @@ import { withRecentPasskey } from "../reauth";
 import { useSession } from "../session";
 import { Busy, ErrorNote, Field, Listed, Loading, useAction, useLoad } from "../ui";
 import * as webauthn from "../webauthn";
+import { MyMemory } from "./knowledge";
 import { RecoveryCodes } from "./recovery";
 
 const SECTIONS: [string, Key][] = [
@@ -18,6 +19,7 @@ const SECTIONS: [string, Key][] = [
   ["sessions", "settings.sessions"],
   ["api-keys", "settings.api_keys"],
   ["usage", "settings.usage"],
+  ["memory", "memory.mine"],
 ];
 
 export function Settings({ section, welcome }: { section: string; welcome: boolean }) {
@@ -29,6 +31,7 @@ export function Settings({ section, welcome }: { section: string; welcome: boole
     sessions: () => <Sessions />,
     "api-keys": () => <ApiKeys />,
     usage: () => <Usage />,
+    memory: () => <MyMemory />,
   };
   return (
     <div class="settings">
