@@ -70,20 +70,14 @@ async fn indexed(app: &TestApp, user: &str, id: &str) {
 }
 
 async fn search(app: &TestApp, user: &str, dao: &str, q: &str) -> (u16, Value) {
-    let path = format!("/api/memory/daos/{dao}/search?q={}", percent(q));
+    let path = format!("/api/memory/daos/{dao}/search?{}", query(&[("q", q)]));
     app.get_as(&path, Some(user)).await
 }
 
-fn percent(q: &str) -> String {
-    q.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+/// A URL query string of `pairs`, encoded.
+fn query(pairs: &[(&str, &str)]) -> String {
+    let url = reqwest::Url::parse_with_params("http://x/", pairs).unwrap();
+    url.query().unwrap_or_default().to_owned()
 }
 
 fn documents_of(hits: &Value) -> Vec<&str> {
@@ -480,9 +474,10 @@ async fn hybrid_search_quality_on_the_retrieval_set() {
                 let relevant = &ids[&(lang, question["passage"].as_str().unwrap().to_owned())];
                 let q = question[lang].as_str().unwrap();
                 let dao = format!("memory-{lang}");
+                let weight = alpha.to_string();
                 let path = format!(
-                    "/api/memory/daos/{dao}/search?q={}&alpha={alpha}",
-                    percent(q)
+                    "/api/memory/daos/{dao}/search?{}",
+                    query(&[("q", q), ("alpha", &weight)])
                 );
                 let (status, hits) = app.get_as(&path, Some("alice")).await;
                 assert_eq!(status, 200, "{hits}");

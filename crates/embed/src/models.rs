@@ -42,8 +42,17 @@ impl Models {
             .clone()
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// Where `file` is, if it is there — without reading it; if not, the
+    /// error naming the command that puts it there.
+    pub fn present(&self, file: &str) -> Result<PathBuf, EmbedError> {
+        let path = self.dir.join(file);
+        if path.exists() {
+            return Ok(path);
+        }
+        Err(EmbedError::Missing {
+            path: path.display().to_string(),
+            dir: self.dir.display().to_string(),
+        })
     }
 
     /// The static table (`e5-static.bin`), read once. Blocks while it
@@ -68,14 +77,7 @@ impl Models {
         if let Some(model) = slot.as_ref() {
             return Ok(model.clone());
         }
-        let path = self.dir.join(file);
-        if !path.exists() {
-            return Err(EmbedError::Missing {
-                path: path.display().to_string(),
-                dir: self.dir.display().to_string(),
-            });
-        }
-        let model = Arc::new(open(&path)?);
+        let model = Arc::new(open(&self.present(file)?)?);
         *slot = Some(model.clone());
         Ok(model)
     }

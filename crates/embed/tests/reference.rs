@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{installed, model, nearest};
+use common::{model, nearest};
 use daarion_embed::Kind;
 
 const PASSAGES: [&str; 3] = [
@@ -130,7 +130,7 @@ fn a_distilled_table_finds_answers_and_survives_its_file() {
 /// piece) finds the answers too.
 #[test]
 fn the_installed_table_finds_answers() {
-    let Some(path) = installed(daarion_embed::install::TABLE) else {
+    let Some(path) = daarion_testkit::require_model(daarion_embed::install::TABLE) else {
         return;
     };
     let table = daarion_embed::Table::open(&path).unwrap();

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{dot, installed, model};
+use common::{dot, model};
 use daarion_embed::{Kind, Table};
 use serde_json::Value;
 
@@ -153,7 +153,7 @@ fn the_encoder_retrieves_in_and_across_languages() {
 
 #[test]
 fn the_static_table_retrieves_within_a_language() {
-    let Some(path) = installed(daarion_embed::install::TABLE) else {
+    let Some(path) = daarion_testkit::require_model(daarion_embed::install::TABLE) else {
         return;
     };
     let table = Table::open(&path).unwrap();

@@ -64,6 +64,37 @@ pub fn require_program(paths: &[&str]) -> Option<std::path::PathBuf> {
     found
 }
 
+/// Where `scripts/test.sh` installs the local models (`DAARION_MODELS_DIR`
+/// names another place).
+pub fn models_dir() -> std::path::PathBuf {
+    std::env::var_os("DAARION_MODELS_DIR")
+        .map(Into::into)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/daarion/models")
+        })
+}
+
+/// The models directory's `file` (`daarion models install` put it there);
+/// `None` (skip) locally when it is missing, a failure under CI, where
+/// `scripts/test.sh` installs it.
+pub fn require_model(file: &str) -> Option<std::path::PathBuf> {
+    let path = models_dir().join(file);
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        !under_ci(),
+        "CI needs {} (scripts/test.sh installs it)",
+        path.display()
+    );
+    eprintln!(
+        "!!! SKIPPED: no {} (scripts/test.sh installs it)",
+        path.display()
+    );
+    None
+}
+
 /// A unique lowercase name for this test's resources.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}", uuid::Uuid::new_v4().simple())

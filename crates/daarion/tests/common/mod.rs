@@ -57,7 +57,7 @@ pub fn test_settings(dir: &std::path::Path) -> Settings {
     let mut settings = Settings {
         listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         data_dir: dir.to_path_buf(),
-        models_dir: Some(models_dir()),
+        models_dir: Some(daarion_testkit::models_dir()),
         log: "warn".into(),
         ..Settings::default()
     };
@@ -76,31 +76,10 @@ pub fn test_settings(dir: &std::path::Path) -> Settings {
     settings
 }
 
-/// Where `scripts/test.sh` installs the local models (`DAARION_MODELS_DIR`
-/// names another place): every test app reads them there.
-pub fn models_dir() -> std::path::PathBuf {
-    std::env::var_os("DAARION_MODELS_DIR")
-        .map(Into::into)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/daarion/models")
-        })
-}
-
 /// Whether the local models are there: required under CI (`scripts/test.sh`
 /// installs them), a loud skip elsewhere.
 pub fn models_installed() -> bool {
-    let table = models_dir().join(daarion_embed::install::TABLE);
-    if table.exists() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI needs {} (scripts/test.sh installs it)",
-        table.display()
-    );
-    eprintln!("SKIPPED: no {} (run scripts/test.sh once)", table.display());
-    false
+    daarion_testkit::require_model(daarion_embed::install::TABLE).is_some()
 }
 
 impl City {

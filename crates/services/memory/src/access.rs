@@ -65,7 +65,7 @@ impl Resources for MemoryResources {
                 }
                 .load(Kind::MicroDao, id)
                 .await?;
-                Ok(dao.map(|_| Resource::new(Kind::Knowledge, id).in_dao(id)))
+                Ok(dao.map(|_| knowledge_resource(id)))
             }
             Kind::Document => {
                 let Some((dao, author)) =
@@ -78,6 +78,11 @@ impl Resources for MemoryResources {
             _ => Ok(None),
         }
     }
+}
+
+/// A microDAO's knowledge as the policies see it.
+pub fn knowledge_resource(dao: &str) -> Resource {
+    Resource::new(Kind::Knowledge, dao).in_dao(dao)
 }
 
 /// A document as the policies see it: its microDAO and its author (a

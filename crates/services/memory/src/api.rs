@@ -170,9 +170,9 @@ async fn get_document(
     State(state): State<Knowledge>,
     Path(id): Path<String>,
 ) -> Result<Json<DocumentView>, ApiError> {
-    let missing = || MemoryError::NotFound(id.clone());
-    let document = store::document(&state.db, &id).await?.ok_or_else(missing)?;
-    let (_, body) = store::body(&state.db, &id).await?.ok_or_else(missing)?;
+    let (document, body) = store::with_body(&state.db, &id)
+        .await?
+        .ok_or_else(|| MemoryError::NotFound(id.clone()))?;
     Ok(Json(DocumentView { document, body }))
 }
 

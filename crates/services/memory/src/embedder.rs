@@ -57,15 +57,10 @@ impl Embed for Local {
         } else {
             daarion_embed::install::IMAGE
         };
-        let path = self.models.dir().join(file);
-        if path.exists() {
-            return Ok(());
-        }
-        let missing = daarion_embed::EmbedError::Missing {
-            path: path.display().to_string(),
-            dir: self.models.dir().display().to_string(),
-        };
-        Err(MemoryError::Embedding(missing.to_string()))
+        self.models
+            .present(file)
+            .map(drop)
+            .map_err(|e| MemoryError::Embedding(e.to_string()))
     }
 
     fn dim(&self) -> usize {
@@ -102,7 +97,7 @@ pub fn embed_checked(
         )));
     }
     for vector in vectors.iter().flatten() {
-        let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let norm = daarion_embed::dot(vector, vector).sqrt();
         if vector.len() != model.dim() || !norm.is_finite() || (norm - 1.0).abs() > 1e-3 {
             return Err(MemoryError::Embedding(format!(
                 "{} returned a vector of {} dimensions and length {norm} ({} and 1 expected)",

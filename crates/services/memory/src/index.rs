@@ -30,17 +30,14 @@ pub async fn handle(state: Knowledge, event: Envelope) -> Result<(), HandlerErro
 /// Indexes document `id` if it still waits: `false` when there was nothing
 /// to do (indexed already, or deleted).
 pub async fn index(state: &Knowledge, id: &str) -> Result<bool, MemoryError> {
-    let Some(document) = store::document(&state.db, id).await? else {
+    let Some((document, body)) = store::with_body(&state.db, id).await? else {
         return Ok(false);
     };
     if document.indexed_at.is_some() {
         return Ok(false);
     }
-    let Some((format, body)) = store::body(&state.db, id).await? else {
-        return Ok(false);
-    };
     let started = std::time::Instant::now();
-    let chunks = chunk::split(&body, format, state.settings.limits());
+    let chunks = chunk::split(&body, document.format, state.settings.limits());
     let model = state.embedder.clone();
     let embedded = {
         let chunks = chunks.clone();

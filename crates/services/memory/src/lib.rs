@@ -212,10 +212,7 @@ impl Knowledge {
     pub async fn export(&self, subject: &str) -> Result<Vec<domain::Exported>, MemoryError> {
         let mut out = Vec::new();
         for id in store::written_by(&self.db, subject).await? {
-            let (Some(document), Some((_, body))) = (
-                store::document(&self.db, &id).await?,
-                store::body(&self.db, &id).await?,
-            ) else {
+            let Some((document, body)) = store::with_body(&self.db, &id).await? else {
                 continue;
             };
             let chunks = store::chunks_of(&self.db, &id)
@@ -242,13 +239,6 @@ impl Knowledge {
             }
         }
         Ok(removed)
-    }
-
-    pub async fn document(
-        &self,
-        id: &str,
-    ) -> Result<Option<domain::KnowledgeDocument>, MemoryError> {
-        store::document(&self.db, id).await
     }
 
     /// Largest document body accepted.

@@ -106,20 +106,19 @@ pub async fn owner(db: &Db, id: &str) -> Result<Option<(String, String)>, Memory
         .transpose()
 }
 
-/// A document's body as written, with its format.
-pub async fn body(db: &Db, id: &str) -> Result<Option<(DocumentFormat, String)>, MemoryError> {
-    let row = sql::query("SELECT format, body FROM memory_documents WHERE id = $1")
-        .bind(id)
-        .fetch_optional(db.pool())
-        .await?;
-    row.map(|r| {
-        let format: String = r.try_get("format")?;
-        Ok((
-            DocumentFormat::parse(&format).unwrap_or(DocumentFormat::Text),
-            r.try_get("body")?,
-        ))
-    })
-    .transpose()
+/// A document with its body as written, in one read.
+pub async fn with_body(
+    db: &Db,
+    id: &str,
+) -> Result<Option<(KnowledgeDocument, String)>, MemoryError> {
+    let row = sql::query(sql::AssertSqlSafe(format!(
+        "SELECT {DOCUMENT_FIELDS}, body FROM memory_documents WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?;
+    row.map(|r| Ok((document_from(&r)?, r.try_get("body")?)))
+        .transpose()
 }
 
 /// `dao`'s documents, newest first, `limit + 1` at most, older than the

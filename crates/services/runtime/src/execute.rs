@@ -316,8 +316,7 @@ impl Worker {
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        let knowledge =
-            daarion_access::Resource::new(daarion_access::Kind::Knowledge, dao).in_dao(dao);
+        let knowledge = daarion_memory::access::knowledge_resource(dao);
         let asker = match asker.split_once(':') {
             Some(("user", id)) => self
                 .access

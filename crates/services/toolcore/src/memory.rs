@@ -4,7 +4,7 @@
 //! removal is the calling agent's right (an author, or an admin of the
 //! community), and the people it acts for must be able to read it.
 
-use daarion_access::{Action, Kind, Principal, Resource};
+use daarion_access::{Action, Principal, Resource};
 use daarion_memory::{MemoryError, chunk::DocumentFormat, domain::NewDocument};
 use serde_json::{Value, json};
 
@@ -33,7 +33,7 @@ async fn knowledge_of(ctx: &Context<'_>, slug: &str) -> Result<Resource, ToolErr
         .await
         .map_err(|e| ToolError::Failed(e.to_string()))?
         .ok_or_else(unknown)?;
-    Ok(Resource::new(Kind::Knowledge, slug).in_dao(slug))
+    Ok(daarion_memory::access::knowledge_resource(slug))
 }
 
 pub async fn run(name: &str, ctx: &Context<'_>, arguments: &Value) -> Result<Value, ToolError> {
