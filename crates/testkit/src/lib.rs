@@ -127,18 +127,20 @@ impl TestDb {
                     _dir: Some(dir),
                 })
             }
-            SqlKind::Postgres => {
-                let admin_url = require_env("DATABASE_URL")?;
-                let url = fresh_postgres_database(&admin_url).await;
-                let db = Db::connect(&url)
-                    .await
-                    .expect("connect to the test database");
-                Some(Self {
-                    db,
-                    url,
-                    _dir: None,
-                })
-            }
+            SqlKind::Postgres => Some(Self::on_server(&require_env("DATABASE_URL")?).await),
+        }
+    }
+
+    /// A fresh database on the PostgreSQL server `admin_url` names.
+    pub async fn on_server(admin_url: &str) -> Self {
+        let url = fresh_postgres_database(admin_url).await;
+        let db = Db::connect(&url)
+            .await
+            .expect("connect to the test database");
+        Self {
+            db,
+            url,
+            _dir: None,
         }
     }
 
@@ -203,6 +205,17 @@ pub async fn fresh_cache(kind: CacheKind) -> Option<Arc<dyn Cache>> {
 /// Applies the given migration sets to a fresh database.
 pub async fn migrated_db(kind: SqlKind, sets: &[daarion_store::MigrationSet]) -> Option<TestDb> {
     let test_db = TestDb::new(kind).await?;
+    daarion_store::migrate::apply(&test_db.db, sets)
+        .await
+        .expect("apply migrations");
+    Some(test_db)
+}
+
+/// A fresh database on the PostgreSQL server with pgvector
+/// (`DAARION_PGVECTOR_URL`, which `scripts/test.sh` starts), with the given
+/// migration sets applied.
+pub async fn migrated_pgvector_db(sets: &[daarion_store::MigrationSet]) -> Option<TestDb> {
+    let test_db = TestDb::on_server(&require_env("DAARION_PGVECTOR_URL")?).await;
     daarion_store::migrate::apply(&test_db.db, sets)
         .await
         .expect("apply migrations");

@@ -38,17 +38,9 @@ pub async fn index(state: &Knowledge, id: &str) -> Result<bool, MemoryError> {
     }
     let started = std::time::Instant::now();
     let chunks = chunk::split(&body, document.format, state.settings.limits());
-    let model = state.embedder.clone();
-    let embedded = {
-        let chunks = chunks.clone();
-        tokio::task::spawn_blocking(move || {
-            let texts: Vec<String> = chunks.iter().map(Chunk::for_embedding).collect();
-            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-            embed_checked(&model, &texts, Kind::Passage)
-        })
-        .await
-        .map_err(|e| MemoryError::Embedding(e.to_string()))?
-    };
+    let texts: Vec<String> = chunks.iter().map(Chunk::for_embedding).collect();
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let embedded = embed_checked(&state.embedder, &texts, Kind::Passage).await;
     let vectors = match embedded {
         Ok(vectors) => vectors,
         Err(error) => {
@@ -58,9 +50,9 @@ pub async fn index(state: &Knowledge, id: &str) -> Result<bool, MemoryError> {
         }
     };
     let chunks: Vec<_> = chunks.into_iter().zip(vectors).collect();
-    let Some(staged) =
-        store::index(&state.db, &state.outbox, id, state.embedder.name(), &chunks).await?
-    else {
+    let pgvector = state.vectors.pgvector(&state.db).await?;
+    let model = (state.embedder.name(), pgvector);
+    let Some(staged) = store::index(&state.db, &state.outbox, id, model, &chunks).await? else {
         return Ok(false);
     };
     state.outbox.relay(staged).await;
@@ -107,7 +99,9 @@ mod tests {
     use daarion_store::Db;
 
     use super::*;
-    use crate::{Settings, chunk::DocumentFormat, domain::NewDocument, embedder::tests::Fake};
+    use crate::{
+        Settings, chunk::DocumentFormat, domain::NewDocument, embedder::tests::Fake, testing::sets,
+    };
 
     /// Memory on `db`, embedding with a fake model that fails while
     /// `broken` holds.
@@ -119,7 +113,7 @@ mod tests {
         Knowledge {
             db: db.clone(),
             outbox: Outbox::new(db.clone(), bus),
-            vectors: crate::vectors::VectorIndex::new(None, Default::default()),
+            vectors: crate::nearest::Nearest::new("embedded", None, Default::default()),
             embedder: Arc::new(Fake {
                 answer: Box::new(move |text| {
                     if broken.load(Ordering::SeqCst) {
@@ -149,14 +143,6 @@ mod tests {
         .unwrap_or_else(|e| unreachable!("{e}"));
         assert!(fresh);
         document.id
-    }
-
-    fn sets() -> [daarion_store::MigrationSet; 3] {
-        [
-            crate::SPEC.migration_set(),
-            daarion_bus::MIGRATIONS,
-            daarion_store::idempotency::MIGRATIONS,
-        ]
     }
 
     #[tokio::test]

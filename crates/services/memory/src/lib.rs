@@ -24,8 +24,12 @@ pub mod domain;
 pub mod embedder;
 pub mod events;
 pub mod index;
+pub mod nearest;
+pub mod pgvector;
 pub mod search;
 pub mod store;
+#[cfg(test)]
+mod testing;
 pub mod vectors;
 
 use std::{sync::Arc, time::Duration};
@@ -45,7 +49,10 @@ pub static SPEC: Service = Service {
     name: SERVICE,
     port: 7008,
     version: env!("CARGO_PKG_VERSION"),
-    migrations: &[migration!(1, "001_create_memory_tables")],
+    migrations: &[
+        migration!(1, "001_create_memory_tables"),
+        migration!(2, "002_store_search_vectors"),
+    ],
     rules: access::RULES,
     websocket: false,
     streams: &[StreamDef {
@@ -69,8 +76,16 @@ pub struct Settings {
     /// The model that embeds chunks and questions: `static` (the table
     /// distilled from multilingual-e5-small: thousands of chunks a second,
     /// within one language) or `e5` (the encoder itself: tens a second,
-    /// across languages too). Both come from `daarion models install`.
+    /// across languages too), both from `daarion models install`; or
+    /// `llm:<alias>`, an embeddings model the LLM proxy serves (then
+    /// `embedding_dims` says its dimensions).
     pub embedder: String,
+    /// The dimensions of an `llm:<alias>` embedder's vectors.
+    pub embedding_dims: usize,
+    /// Where an `llm:<alias>` embedder reaches the LLM proxy (the
+    /// gateway's address). Empty: `up` uses its own listener, a `serve
+    /// memory` process the gateway's standard address on this host.
+    pub city_url: String,
     /// Longest chunk, in bytes of text.
     pub chunk_chars: usize,
     /// Most of a chunk's end repeated at the start of the next when a
@@ -83,6 +98,11 @@ pub struct Settings {
     /// Search's weight of meaning against words, 0 to 1 (a search may
     /// name its own `alpha`).
     pub hybrid_alpha: f64,
+    /// Where the nearest vectors are looked for: `embedded` (an HNSW index
+    /// in the process, saved beside the data), `pgvector` (PostgreSQL's
+    /// extension, shared by replicas) or `auto` (pgvector when the city's
+    /// PostgreSQL has it).
+    pub vectors: String,
 }
 
 impl Default for Settings {
@@ -90,16 +110,27 @@ impl Default for Settings {
         let limits = chunk::Limits::default();
         Self {
             embedder: "static".into(),
+            embedding_dims: 0,
+            city_url: String::new(),
             chunk_chars: limits.max_chars,
             overlap_chars: limits.overlap_chars,
             max_document_bytes: 1 << 20,
             sweep_secs: 60,
             hybrid_alpha: 0.75,
+            vectors: "auto".into(),
         }
     }
 }
 
 impl Settings {
+    /// Fills an empty `city_url` as the runtime does
+    /// (`daarion_service::city_url`).
+    pub fn resolve_for_listener(&mut self, own: Option<(u16, bool)>) {
+        if self.city_url.is_empty() {
+            self.city_url = daarion_service::city_url(own);
+        }
+    }
+
     fn limits(&self) -> chunk::Limits {
         chunk::Limits {
             max_chars: self.chunk_chars,
@@ -110,11 +141,32 @@ impl Settings {
 
 impl ServiceSettings for Settings {
     fn validate(&self) -> Result<(), String> {
-        if !["static", "e5"].contains(&self.embedder.as_str()) {
-            return Err(format!(
-                "memory.embedder must be \"static\" or \"e5\", not {:?}",
-                self.embedder
-            ));
+        match self.embedder.strip_prefix("llm:") {
+            Some(alias) => {
+                if alias.is_empty() || alias.len() > 100 || alias.chars().any(char::is_whitespace) {
+                    return Err(
+                        "memory.embedder \"llm:<alias>\" needs the alias of an LLM proxy model"
+                            .into(),
+                    );
+                }
+                if !(1..=16_000).contains(&self.embedding_dims) {
+                    return Err(
+                        "memory.embedding_dims must be between 1 and 16000 with an llm: embedder"
+                            .into(),
+                    );
+                }
+            }
+            None if ["static", "e5"].contains(&self.embedder.as_str()) => {}
+            None => {
+                return Err(format!(
+                    "memory.embedder must be \"static\", \"e5\" or \"llm:<alias>\", not {:?}",
+                    self.embedder
+                ));
+            }
+        }
+        let url = &self.city_url;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+            return Err("memory.city_url must be an http:// or https:// address".into());
         }
         if !(200..=8000).contains(&self.chunk_chars) {
             return Err("memory.chunk_chars must be between 200 and 8000".into());
@@ -124,6 +176,12 @@ impl ServiceSettings for Settings {
         }
         if !(1024..=64 << 20).contains(&self.max_document_bytes) {
             return Err("memory.max_document_bytes must be between 1024 and 67108864".into());
+        }
+        if !["auto", "embedded", "pgvector"].contains(&self.vectors.as_str()) {
+            return Err(format!(
+                "memory.vectors must be \"auto\", \"embedded\" or \"pgvector\", not {:?}",
+                self.vectors
+            ));
         }
         if !(0.0..=1.0).contains(&self.hybrid_alpha) {
             return Err("memory.hybrid_alpha must be between 0 and 1".into());
@@ -144,28 +202,53 @@ pub struct Knowledge {
     db: Db,
     outbox: Outbox,
     embedder: Arc<dyn Embed>,
-    vectors: vectors::VectorIndex,
+    vectors: nearest::Nearest,
     settings: Arc<Settings>,
 }
 
 impl Knowledge {
-    /// `index_dir`: where vector graphs are saved (none: in memory only,
-    /// rebuilt from the store after a restart).
+    /// `index_dir`: where the embedded index saves its graphs (none: in
+    /// memory only, rebuilt from the store after a restart); `tokens`: the
+    /// process's service tokens, which an `llm:` embedder calls with.
     pub fn new(
-        db: Db,
-        outbox: Outbox,
+        (db, outbox): (Db, Outbox),
         models: Models,
         index_dir: Option<std::path::PathBuf>,
+        tokens: Option<daarion_access::token::ServiceTokens>,
         settings: Settings,
     ) -> Result<Self, String> {
         settings.validate()?;
-        let local = embedder::Local::new(models, &settings.embedder)
-            .ok_or_else(|| format!("unknown embedder {:?}", settings.embedder))?;
+        let embedder: Arc<dyn Embed> = match settings.embedder.strip_prefix("llm:") {
+            Some(alias) => {
+                let tokens = tokens.ok_or(
+                    "memory.embedder = \"llm:…\" calls the LLM proxy as the memory service: set service_token_secret (the same on every process)",
+                )?;
+                let url = if settings.city_url.is_empty() {
+                    daarion_service::city_url(None)
+                } else {
+                    settings.city_url.clone()
+                };
+                Arc::new(embedder::Proxy::new(
+                    &url,
+                    tokens,
+                    alias,
+                    settings.embedding_dims,
+                )?)
+            }
+            None => Arc::new(
+                embedder::Local::new(models, &settings.embedder)
+                    .ok_or_else(|| format!("unknown embedder {:?}", settings.embedder))?,
+            ),
+        };
         Ok(Self {
             db,
             outbox,
-            embedder: Arc::new(local),
-            vectors: vectors::VectorIndex::new(index_dir, vectors::Tuning::default()),
+            embedder,
+            vectors: nearest::Nearest::new(
+                &settings.vectors,
+                index_dir,
+                vectors::Tuning::default(),
+            ),
             settings: Arc::new(settings),
         })
     }
@@ -258,6 +341,15 @@ async fn build(ctx: Context) -> Result<Mount, BuildError> {
     if let Err(error) = knowledge.embedder_available() {
         tracing::warn!(%error, "memory cannot embed yet: documents wait unindexed and search uses words alone until the model is there");
     }
+    knowledge
+        .vectors
+        .ready(
+            &knowledge.db,
+            knowledge.embedder.name(),
+            knowledge.embedder.dim(),
+        )
+        .await
+        .map_err(BuildError::new)?;
     let mut spec = ConsumerSpec::new("memory-indexer", events::STORE);
     // Documents written before any indexer ran are indexed when one
     // starts; a long document on the encoder takes a while.

@@ -65,12 +65,7 @@ pub async fn hybrid(
 }
 
 async fn embed_query(state: &Knowledge, query: &str) -> Result<Option<Vec<f32>>, MemoryError> {
-    let model = state.embedder.clone();
-    let query = query.to_owned();
-    let mut vectors =
-        tokio::task::spawn_blocking(move || embed_checked(&model, &[query.as_str()], Kind::Query))
-            .await
-            .map_err(|e| MemoryError::Embedding(e.to_string()))??;
+    let mut vectors = embed_checked(&state.embedder, &[query], Kind::Query).await?;
     Ok(vectors.pop().flatten())
 }
 

@@ -144,11 +144,12 @@ pub async fn documents(
 /// Stores a document's chunks and marks it indexed, staging
 /// `memory.indexed`, if it still waits for that: `None` when it was
 /// indexed already (a redelivered `memory.store`) or deleted meanwhile.
+/// With `pgvector`, each vector is also written to the `vec` column.
 pub async fn index(
     db: &Db,
     outbox: &Outbox,
     id: &str,
-    model: &str,
+    (model, pgvector): (&str, bool),
     chunks: &[(Chunk, Option<Vec<f32>>)],
 ) -> Result<Option<Staged>, MemoryError> {
     let mut tx = db.begin().await?;
@@ -177,21 +178,27 @@ pub async fn index(
     .fetch_one(&mut *tx)
     .await?
     .try_get("generation")?;
+    let insert = if pgvector {
+        "INSERT INTO memory_chunks (document_id, seq, dao, generation, heading, text, model, embedding, vec)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::vector)"
+    } else {
+        "INSERT INTO memory_chunks (document_id, seq, dao, generation, heading, text, model, embedding)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    };
     for (seq, (chunk, vector)) in chunks.iter().enumerate() {
-        sql::query(
-            "INSERT INTO memory_chunks (document_id, seq, dao, generation, heading, text, model, embedding)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(id)
-        .bind(seq as i64)
-        .bind(document.dao.as_str())
-        .bind(generation)
-        .bind(chunk.heading.as_str())
-        .bind(chunk.text.as_str())
-        .bind(model)
-        .bind(vector.as_deref().map(embedder::to_bytes))
-        .execute(&mut *tx)
-        .await?;
+        let mut query = sql::query(insert)
+            .bind(id)
+            .bind(seq as i64)
+            .bind(document.dao.as_str())
+            .bind(generation)
+            .bind(chunk.heading.as_str())
+            .bind(chunk.text.as_str())
+            .bind(model)
+            .bind(vector.as_deref().map(embedder::to_bytes));
+        if pgvector {
+            query = query.bind(vector.as_deref().map(crate::pgvector::literal_vector));
+        }
+        query.execute(&mut *tx).await?;
     }
     let staged = outbox
         .stage(&mut tx, vec![events::indexed(&document)])
@@ -292,8 +299,12 @@ fn words(query: &str) -> Vec<String> {
     words
 }
 
-/// `dao`'s chunks matching any word of `query`, best first (BM25 on
-/// SQLite, `ts_rank_cd` on PostgreSQL), `limit` at most.
+/// `dao`'s chunks matching any word of `query`, best first by BM25,
+/// `limit` at most. SQLite's FTS5 has it built in. On PostgreSQL, which
+/// ranks without the words' rarity (`ts_rank_cd`: "the" weighs as much as
+/// "budget"), it is computed here with k1 = 0 — each word a chunk holds
+/// counts its inverse document frequency in `dao`'s chunks — which suits
+/// chunks of a paragraph, where a word rarely comes twice.
 pub async fn by_text(
     db: &Db,
     dao: &str,
@@ -304,32 +315,45 @@ pub async fn by_text(
     if words.is_empty() {
         return Ok(Vec::new());
     }
-    let (text, pattern) = match db.backend() {
-        Backend::Sqlite => (
-            "SELECT c.id FROM memory_search s
-             JOIN memory_chunks c ON c.id = s.rowid
-             WHERE memory_search MATCH $1 AND c.dao = $2
-             ORDER BY bm25(memory_search), c.id LIMIT $3",
-            words
+    let query = match db.backend() {
+        Backend::Sqlite => {
+            let pattern = words
                 .iter()
                 .map(|w| format!("\"{w}\""))
                 .collect::<Vec<_>>()
-                .join(" OR "),
-        ),
-        Backend::Postgres => (
-            "SELECT id FROM memory_chunks
-             WHERE dao = $2 AND to_tsvector('simple', heading || ' ' || text) @@ to_tsquery('simple', $1)
-             ORDER BY ts_rank_cd(to_tsvector('simple', heading || ' ' || text), to_tsquery('simple', $1)) DESC, id
-             LIMIT $3",
-            words.join(" | "),
-        ),
-    };
-    let rows = sql::query(text)
-        .bind(pattern)
+                .join(" OR ");
+            sql::query(
+                "SELECT c.id FROM memory_search s
+                 JOIN memory_chunks c ON c.id = s.rowid
+                 WHERE memory_search MATCH $1 AND c.dao = $2
+                 ORDER BY bm25(memory_search), c.id LIMIT $3",
+            )
+            .bind(pattern)
+            .bind(dao)
+            .bind(limit as i64)
+        }
+        Backend::Postgres => sql::query(sql::AssertSqlSafe(format!(
+            "WITH words AS (
+                 SELECT plainto_tsquery('simple', w) AS q FROM ({words}) AS t (w)
+             ), candidates AS (
+                 SELECT id, search FROM memory_chunks
+                 WHERE search @@ to_tsquery('simple', $1) AND dao = $2
+             ), rarity AS (
+                 SELECT words.q, ln(1 + (total.n - count(c.id) + 0.5) / (count(c.id) + 0.5)) AS idf
+                 FROM words LEFT JOIN candidates c ON c.search @@ words.q
+                 CROSS JOIN (SELECT count(*)::float8 AS n FROM memory_chunks WHERE dao = $2) AS total
+                 GROUP BY words.q, total.n
+             )
+             SELECT c.id FROM candidates c JOIN rarity r ON c.search @@ r.q
+             GROUP BY c.id ORDER BY sum(r.idf) DESC, c.id LIMIT $3",
+            words = sql::json_texts(Backend::Postgres, 4)
+        )))
+        .bind(words.join(" | "))
         .bind(dao)
         .bind(limit as i64)
-        .fetch_all(db.reader())
-        .await?;
+        .bind(serde_json::Value::from(words).to_string()),
+    };
+    let rows = query.fetch_all(db.reader()).await?;
     rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
 }
 

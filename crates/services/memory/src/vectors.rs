@@ -316,65 +316,10 @@ impl VectorIndex {
 mod tests {
     use std::time::Duration;
 
-    use daarion_bus::{EmbeddedBus, Outbox, subject::Streams};
     use daarion_store::Db;
 
     use super::*;
-    use crate::{
-        chunk::{Chunk, DocumentFormat},
-        domain::NewDocument,
-    };
-
-    const DIM: usize = 8;
-
-    /// Unit vectors from a fixed seed (xorshift), so runs compare.
-    fn vectors(n: usize, seed: u64) -> Vec<Vec<f32>> {
-        let mut state = seed.max(1);
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % 2001) as f32 / 1000.0 - 1.0
-        };
-        (0..n)
-            .map(|_| {
-                let mut v: Vec<f32> = (0..DIM).map(|_| next()).collect();
-                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-                v.iter_mut().for_each(|x| *x /= norm);
-                v
-            })
-            .collect()
-    }
-
-    /// One document of `vectors.len()` chunks, indexed with those vectors,
-    /// as another replica would write it.
-    async fn write(db: &Db, dao: &str, vectors: &[Vec<f32>]) -> Vec<ChunkId> {
-        let streams = Streams::new(crate::SPEC.streams.iter().copied())
-            .unwrap_or_else(|e| unreachable!("{e}"));
-        let outbox = Outbox::new(db.clone(), Arc::new(EmbeddedBus::new(db.clone(), streams)));
-        let new = NewDocument::parse("v", Some(DocumentFormat::Text), "v", 100)
-            .unwrap_or_else(|e| unreachable!("{e}"));
-        let (document, _, _) = store::create(db, &outbox, dao, &new, ("user:a", "a"), None)
-            .await
-            .unwrap_or_else(|e| unreachable!("{e}"));
-        let chunks: Vec<(Chunk, Option<Vec<f32>>)> = vectors
-            .iter()
-            .map(|v| {
-                let chunk = Chunk {
-                    heading: String::new(),
-                    text: "v".into(),
-                };
-                (chunk, Some(v.clone()))
-            })
-            .collect();
-        store::index(db, &outbox, &document.id, "m", &chunks)
-            .await
-            .unwrap_or_else(|e| unreachable!("{e}"));
-        let stored = store::vectors_after(db, (dao, "m", DIM), 0)
-            .await
-            .unwrap_or_default();
-        stored.into_iter().map(|s| s.id).collect()
-    }
+    use crate::testing::{DIM, recall, sets, vectors, write};
 
     fn small() -> Tuning {
         Tuning {
@@ -406,33 +351,13 @@ mod tests {
         .await;
     }
 
-    fn sets() -> [daarion_store::MigrationSet; 3] {
-        [
-            crate::SPEC.migration_set(),
-            daarion_bus::MIGRATIONS,
-            daarion_store::idempotency::MIGRATIONS,
-        ]
-    }
-
-    /// Recall of `got` against the exact top 10 of `query` over `all`.
-    fn recall(all: &[(ChunkId, Vec<f32>)], query: &[f32], got: &[ChunkId]) -> f64 {
-        let mut exact: Vec<(ChunkId, f32)> =
-            all.iter().map(|(id, v)| (*id, dot(v, query))).collect();
-        exact.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let hits = exact[..10]
-            .iter()
-            .filter(|(id, _)| got.contains(id))
-            .count();
-        hits as f64 / 10.0
-    }
-
     #[tokio::test]
     async fn the_graph_finds_what_a_scan_finds_and_survives_a_restart() {
         for test in daarion_testkit::migrated_dbs(&sets()).await {
             let db = &test.db;
             let dir = tempfile_dir();
             let first = vectors(400, 7);
-            let ids = write(db, "d", &first).await;
+            let ids = write(db, "d", &first, false).await;
             let mut all: Vec<(ChunkId, Vec<f32>)> = ids.iter().copied().zip(first).collect();
             let queries = vectors(20, 99);
 
@@ -449,7 +374,7 @@ mod tests {
 
             // Written since (by another replica): found from the tail.
             let later = vectors(5, 3);
-            let later_ids = write(db, "d", &later).await;
+            let later_ids = write(db, "d", &later, false).await;
             let new_ids: Vec<ChunkId> = later_ids
                 .into_iter()
                 .filter(|id| !ids.contains(id))
@@ -510,7 +435,7 @@ mod tests {
         for test in daarion_testkit::migrated_dbs(&sets()).await {
             let db = &test.db;
             let points = vectors(200, 11);
-            let ids = write(db, "d", &points).await;
+            let ids = write(db, "d", &points, false).await;
             let index = VectorIndex::new(None, small());
             let top = nearest(&index, db, &points[0]).await;
             assert_eq!(top.first(), Some(&ids[0]));

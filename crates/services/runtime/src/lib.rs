@@ -147,9 +147,7 @@ impl Settings {
     /// `city_url` must be set), else with the gateway's standard one.
     pub fn resolve_for_listener(&mut self, own: Option<(u16, bool)>) {
         if self.city_url.is_empty() {
-            let (port, https) = own.unwrap_or((8080, false));
-            let scheme = if https { "https" } else { "http" };
-            self.city_url = format!("{scheme}://127.0.0.1:{port}");
+            self.city_url = daarion_service::city_url(own);
         }
     }
 }

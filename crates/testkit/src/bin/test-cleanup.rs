@@ -1,5 +1,6 @@
 //! Removes what earlier test and benchmark runs left on the shared servers:
-//! PostgreSQL databases `t_<uuid>`, JetStream streams of test namespaces
+//! PostgreSQL databases `t_<uuid>` (on `DATABASE_URL`'s server and the
+//! pgvector one), JetStream streams of test namespaces
 //! (`t<uuid>_*`, `bench<pid>_*`) and Redis keys under test prefixes
 //! (`t<uuid>:*`). Run by `scripts/test.sh` before the tests; servers whose
 //! variable is unset are left alone.
@@ -71,11 +72,13 @@ async fn redis(url: &str) -> anyhow::Result<usize> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    if let Ok(url) = std::env::var("DATABASE_URL") {
-        println!(
-            "test-cleanup: dropped {} test databases",
-            postgres(&url).await?
-        );
+    for var in ["DATABASE_URL", "DAARION_PGVECTOR_URL"] {
+        if let Ok(url) = std::env::var(var) {
+            println!(
+                "test-cleanup: dropped {} test databases on {var}'s server",
+                postgres(&url).await?
+            );
+        }
     }
     if let Ok(url) = std::env::var("NATS_URL") {
         println!("test-cleanup: deleted {} test streams", nats(&url).await?);
