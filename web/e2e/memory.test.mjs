@@ -1,7 +1,8 @@
 // A community's knowledge, in each language: a member adds a document, it
 // becomes searchable, a question in other words finds it, and its author
-// removes it; a person sees what memory holds of theirs, downloads it and
-// erases it.
+// removes it; facts replace each other and keep their history, and link
+// into a graph; a person keeps facts of their own, sees what memory holds
+// of theirs, downloads it and erases it.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
@@ -38,8 +39,79 @@ const documents = {
   },
 };
 
+const facts = {
+  en: {
+    subject: "Garden budget",
+    predicate: "is",
+    old: "1 200 hryvnias",
+    now: "1 500 hryvnias",
+    who: "Olena",
+    role: "coordinates",
+    own: ["I", "am allergic to", "peanuts"],
+  },
+  uk: {
+    subject: "Бюджет саду",
+    predicate: "становить",
+    old: "1 200 гривень",
+    now: "1 500 гривень",
+    who: "Олена",
+    role: "координує",
+    own: ["Я", "маю алергію на", "арахіс"],
+  },
+};
+
+/** Fills the "remember a fact" form of `scope` (a page or a section). */
+async function rememberFact(scope, t, subject, predicate, object) {
+  const form = scope.getByRole("form", { name: t("facts.add") });
+  await form.getByLabel(t("facts.subject"), { exact: true }).fill(subject);
+  await form.getByLabel(t("facts.predicate"), { exact: true }).fill(predicate);
+  await form.getByLabel(t("facts.object"), { exact: true }).fill(object);
+  await form.getByRole("button", { name: t("facts.add") }).click();
+}
+
 for (const lang of ["en", "uk"]) {
   describe(`in ${lang}`, () => {
+    test("a newer fact replaces the one before, which stays in its history; what is linked shows", async () => {
+      const f = facts[lang];
+      const olena = await person(browser, { lang });
+      await register(city, olena, `facts-${lang}`);
+      const { page, t } = olena;
+      const made = await page.request.post(`${city.url}/api/microdao/daos`, {
+        data: { slug: `facts-${lang}`, name: `Facts ${lang}` },
+        headers: { origin: city.url },
+      });
+      assert.equal(made.status(), 201, await made.text());
+      await page.goto(`${city.url}/communities/facts-${lang}`);
+      await page.getByRole("heading", { name: t("facts.title"), exact: true }).waitFor();
+      const holding = page.getByRole("list", { name: t("facts.holding") });
+
+      await rememberFact(page, t, f.subject, f.predicate, f.old);
+      await holding.getByText(`${f.subject} ${f.predicate} ${f.old}`).waitFor();
+      await rememberFact(page, t, f.subject, f.predicate, f.now);
+      const current = `${f.subject} ${f.predicate} ${f.now}`;
+      await holding.getByText(current).waitFor();
+      await holding
+        .getByText(`${f.subject} ${f.predicate} ${f.old}`)
+        .waitFor({ state: "detached" });
+      await page.getByRole("button", { name: t("facts.history_of", { fact: current }) }).click();
+      const history = page.getByRole("list", { name: t("facts.history_of", { fact: current }) });
+      await history.getByText(`${f.subject} ${f.predicate} ${f.old}`).waitFor();
+      await history.getByText(current).waitFor();
+      await expectNoAccessibilityProblems(page, "facts");
+
+      await rememberFact(page, t, f.who, f.role, f.subject);
+      const around = page.getByRole("form", { name: t("facts.around") });
+      await around.getByLabel(t("facts.around")).fill(f.who);
+      await around.getByRole("button", { name: t("facts.show") }).click();
+      const linked = page.getByRole("list", { name: t("facts.linked") });
+      await linked.getByText(`${f.who} ${f.role} ${f.subject}`).waitFor();
+      await linked.getByText(current).waitFor();
+
+      // Forgetting the value that holds brings back the one before.
+      await page.getByRole("button", { name: t("facts.forget_named", { fact: current }) }).click();
+      await holding.getByText(`${f.subject} ${f.predicate} ${f.old}`).waitFor();
+    });
+
     test("a document is added, found by a question in other words, and removed", async () => {
       const { title, body, question } = documents[lang];
       const olena = await person(browser, { lang });
@@ -95,6 +167,12 @@ for (const lang of ["en", "uk"]) {
         .getByRole("list", { name: t("memory.mine") })
         .getByText(title)
         .waitFor();
+      const [subject, predicate, object] = facts[lang].own;
+      await rememberFact(page, t, subject, predicate, object);
+      await page
+        .getByRole("list", { name: t("facts.holding") })
+        .getByText(`${subject} ${predicate} ${object}`)
+        .waitFor();
       await expectNoAccessibilityProblems(page, "my memory");
       const downloading = page.waitForEvent("download");
       await page.getByRole("button", { name: t("memory.download") }).click();
@@ -102,12 +180,15 @@ for (const lang of ["en", "uk"]) {
       const exported = JSON.parse(readFileSync(file, "utf8"));
       assert.equal(exported.documents[0].title, title);
       assert.equal(exported.documents[0].body, body);
+      assert.equal(exported.facts[0].object, object);
+      assert.equal(exported.facts[0].scope, exported.subject);
 
       page.once("dialog", (dialog) => dialog.accept());
       await page.getByRole("button", { name: t("memory.erase") }).click();
       await page.getByText(t("memory.mine_empty")).waitFor();
-      const left = await page.request.get(`${city.url}/api/memory/me/export`);
-      assert.deepEqual((await left.json()).documents, []);
+      const left = await (await page.request.get(`${city.url}/api/memory/me/export`)).json();
+      assert.deepEqual(left.documents, []);
+      assert.deepEqual(left.facts, []);
     });
   });
 }

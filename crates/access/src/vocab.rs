@@ -122,6 +122,7 @@ pub enum Kind {
     Project,
     Knowledge,
     Document,
+    Fact,
     Tool,
     Usage,
     Prompt,
@@ -131,7 +132,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 18] = [
+    pub const ALL: [Kind; 19] = [
         Kind::Role,
         Kind::City,
         Kind::User,
@@ -144,6 +145,7 @@ impl Kind {
         Kind::Project,
         Kind::Knowledge,
         Kind::Document,
+        Kind::Fact,
         Kind::Tool,
         Kind::Usage,
         Kind::Prompt,
@@ -166,6 +168,7 @@ impl Kind {
             Kind::Project => "Project",
             Kind::Knowledge => "Knowledge",
             Kind::Document => "Document",
+            Kind::Fact => "Fact",
             Kind::Tool => "Tool",
             Kind::Usage => "Usage",
             Kind::Prompt => "Prompt",

@@ -21,6 +21,8 @@ on_every_backend!(
     a_person_exports_then_erases_what_memory_holds_about_them,
     hybrid_search_quality_on_the_retrieval_set,
     embeddings_come_through_the_llm_proxy_and_failures_store_nothing,
+    facts_supersede_keep_their_history_and_link_into_a_graph,
+    a_persons_own_facts_are_theirs_alone_and_leave_with_them,
 );
 
 /// A test city; distributed, on PostgreSQL with pgvector
@@ -605,4 +607,352 @@ async fn embeddings_come_through_the_llm_proxy_and_failures_store_nothing(kind: 
     assert_eq!(status, 200, "{hits}");
     assert_eq!(hits["semantic"], false, "{hits}");
     assert_eq!(documents_of(&hits), [other.as_str()]);
+}
+
+/// Remembers a fact in `dao` as `user`: the status and the answer.
+async fn remember(app: &TestApp, user: &str, dao: &str, fact: Value) -> (u16, Value) {
+    let path = format!("/api/memory/daos/{dao}/facts");
+    app.send("POST", &path, user, Some(fact)).await
+}
+
+fn objects(page: &Value) -> Vec<&str> {
+    let mut objects: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["object"].as_str().unwrap())
+        .collect();
+    objects.sort_unstable();
+    objects
+}
+
+async fn facts_supersede_keep_their_history_and_link_into_a_graph(kind: Kind) {
+    let Some(city) = city(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    community(&app, "alice", "garden", "public").await;
+    join(&app, "bob", "garden").await;
+    let budget = json!({"subject": "Garden budget", "predicate": "is", "object": "1 200 hryvnias",
+        "source": "March assembly", "confidence": 0.8});
+    let (status, first) = remember(&app, "alice", "garden", budget.clone()).await;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(first["outcome"], "stored");
+    let first_id = first["fact"]["id"].as_str().unwrap().to_owned();
+    // The same fact again is the one known (written differently).
+    let (status, again) = remember(
+        &app,
+        "bob",
+        "garden",
+        json!({"subject": "garden  BUDGET", "predicate": "Is", "object": "1 200 Hryvnias"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(
+        (again["outcome"].as_str(), again["fact"]["id"].as_str()),
+        (Some("known"), Some(first_id.as_str()))
+    );
+    assert_eq!(again["fact"]["confidence"], 1.0, "raised to the surer one");
+
+    // A different object supersedes it; the old one stays as history.
+    let (status, newer) = remember(
+        &app,
+        "bob",
+        "garden",
+        json!({"subject": "Garden budget", "predicate": "is", "object": "1 500 hryvnias"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{newer}");
+    assert_eq!(newer["superseded"], first_id.as_str());
+    let newer_id = newer["fact"]["id"].as_str().unwrap().to_owned();
+    let current = "/api/memory/daos/garden/facts?subject=garden%20budget";
+    let (_, page) = app.get_as(current, Some("alice")).await;
+    assert_eq!(objects(&page), ["1 500 hryvnias"]);
+    // Learnt late, an older value goes straight into history.
+    let (status, older) = remember(
+        &app,
+        "alice",
+        "garden",
+        json!({"subject": "Garden budget", "predicate": "is", "object": "900 hryvnias",
+            "valid_from": "2020-01-01T00:00:00Z"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{older}");
+    assert_eq!(older["outcome"], "history");
+    assert_eq!(older["fact"]["superseded_by"], newer_id.as_str());
+    let (_, page) = app.get_as(current, Some("alice")).await;
+    assert_eq!(objects(&page), ["1 500 hryvnias"]);
+    let (_, page) = app
+        .get_as(&format!("{current}&history=true"), Some("alice"))
+        .await;
+    assert_eq!(
+        objects(&page),
+        ["1 200 hryvnias", "1 500 hryvnias", "900 hryvnias"]
+    );
+    let (status, view) = app
+        .get_as(&format!("/api/memory/facts/{newer_id}"), Some("alice"))
+        .await;
+    assert_eq!(status, 200, "{view}");
+    let history: Vec<&str> = view["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["object"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        history,
+        ["1 500 hryvnias", "1 200 hryvnias", "900 hryvnias"]
+    );
+
+    // A predicate of several objects keeps them all.
+    for language in ["Ukrainian", "English"] {
+        let (status, body) = remember(
+            &app,
+            "alice",
+            "garden",
+            json!({"subject": "Olena", "predicate": "speaks", "object": language, "cardinality": "many"}),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (_, page) = app
+        .get_as(
+            "/api/memory/daos/garden/facts?subject=Olena&predicate=speaks",
+            Some("bob"),
+        )
+        .await;
+    assert_eq!(objects(&page), ["English", "Ukrainian"]);
+
+    // The graph: Olena → the garden project → its budget → the amount.
+    for (subject, predicate, object) in [
+        ("Olena", "coordinates", "Garden project"),
+        ("Garden project", "is funded by", "Garden budget"),
+    ] {
+        let (status, body) = remember(
+            &app,
+            "alice",
+            "garden",
+            json!({"subject": subject, "predicate": predicate, "object": object}),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, near) = app
+        .get_as(
+            "/api/memory/daos/garden/graph/neighbours?entity=olena",
+            Some("bob"),
+        )
+        .await;
+    assert_eq!(status, 200, "{near}");
+    assert_eq!(near["edges"].as_array().unwrap().len(), 3, "{near}");
+    let (_, far) = app
+        .get_as(
+            "/api/memory/daos/garden/graph/neighbours?entity=olena&depth=2",
+            Some("bob"),
+        )
+        .await;
+    assert!(
+        far["entities"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("Garden budget")),
+        "{far}"
+    );
+    let path = format!(
+        "/api/memory/daos/garden/graph/path?{}",
+        query(&[("from", "Olena"), ("to", "1 500 hryvnias")])
+    );
+    let (status, route) = app.get_as(&path, Some("bob")).await;
+    assert_eq!(status, 200, "{route}");
+    let steps: Vec<&str> = route["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["predicate"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["coordinates", "is funded by", "is"], "{route}");
+    let (_, none) = app
+        .get_as(
+            "/api/memory/daos/garden/graph/path?from=Olena&to=nobody",
+            Some("bob"),
+        )
+        .await;
+    assert_eq!(none["found"], false);
+
+    // Forgetting the current value brings back the one it replaced.
+    let fact = format!("/api/memory/facts/{newer_id}");
+    let (status, _) = app.send("DELETE", &fact, "carol", None).await;
+    assert_eq!(status, 403, "an outsider");
+    let (status, _) = app.send("DELETE", &fact, "bob", None).await;
+    assert_eq!(status, 204, "its author");
+    let (_, page) = app.get_as(current, Some("alice")).await;
+    assert_eq!(objects(&page), ["1 200 hryvnias"]);
+    let (status, _) = app
+        .send(
+            "DELETE",
+            &format!("/api/memory/facts/{first_id}"),
+            "bob",
+            None,
+        )
+        .await;
+    assert_eq!(status, 403, "a member, not its author");
+    let (status, _) = app
+        .send(
+            "DELETE",
+            &format!("/api/memory/facts/{first_id}"),
+            "alice",
+            None,
+        )
+        .await;
+    assert_eq!(status, 204, "its author");
+
+    // Outsiders reach none of it; bad input is refused.
+    let (status, _) = app
+        .get_as("/api/memory/daos/garden/facts", Some("carol"))
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = remember(&app, "carol", "garden", budget.clone()).await;
+    assert_eq!(status, 403);
+    let (status, _) = app
+        .get_as(
+            "/api/memory/daos/garden/graph/neighbours?entity=Olena",
+            Some("carol"),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = app
+        .get_as(
+            &format!(
+                "/api/memory/facts/{}",
+                older["fact"]["id"].as_str().unwrap()
+            ),
+            Some("carol"),
+        )
+        .await;
+    assert_eq!(status, 403);
+    for (bad, why) in [
+        (
+            json!({"subject": "", "predicate": "is", "object": "x"}),
+            "empty subject",
+        ),
+        (
+            json!({"subject": "x", "predicate": "is", "object": "y", "confidence": 2}),
+            "confidence",
+        ),
+        (
+            json!({"subject": "x", "predicate": "is", "object": "y", "valid_from": "yesterday"}),
+            "time",
+        ),
+        (
+            json!({"subject": "x", "predicate": "is", "object": "y", "about": "bob"}),
+            "about",
+        ),
+        (
+            json!({"subject": "x".repeat(301), "predicate": "is", "object": "y"}),
+            "long",
+        ),
+    ] {
+        let (status, body) = remember(&app, "alice", "garden", bad).await;
+        assert_eq!(status, 422, "{why}: {body}");
+        assert_eq!(error_code(&body), "validation_failed", "{why}");
+    }
+    let (status, _) = app
+        .get_as(
+            "/api/memory/daos/garden/graph/neighbours?entity=Olena&depth=9",
+            Some("bob"),
+        )
+        .await;
+    assert_eq!(status, 422);
+    let (status, _) = app
+        .get_as("/api/memory/facts/fact_nothing", Some("alice"))
+        .await;
+    assert_eq!(status, 404);
+}
+
+async fn a_persons_own_facts_are_theirs_alone_and_leave_with_them(kind: Kind) {
+    let Some(city) = city(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    // root, the city's admin, is registered first.
+    app.session("root").await;
+    community(&app, "alice", "garden", "public").await;
+    join(&app, "bob", "garden").await;
+    let (status, own) = app
+        .send(
+            "POST",
+            "/api/memory/me/facts",
+            "bob",
+            Some(json!({"subject": "I", "predicate": "am allergic to", "object": "peanuts"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{own}");
+    let own_id = own["fact"]["id"].as_str().unwrap().to_owned();
+    let (status, page) = app.get_as("/api/memory/me/facts", Some("bob")).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(objects(&page), ["peanuts"]);
+    let (_, page) = app.get_as("/api/memory/me/facts", Some("alice")).await;
+    assert_eq!(
+        objects(&page),
+        Vec::<&str>::new(),
+        "alice has her own, empty"
+    );
+    let fact = format!("/api/memory/facts/{own_id}");
+    for user in ["alice", "root"] {
+        let (status, _) = app.get_as(&fact, Some(user)).await;
+        assert_eq!(status, 403, "{user} reading bob's own fact");
+        let (status, _) = app.send("DELETE", &fact, user, None).await;
+        assert_eq!(status, 403, "{user} forgetting bob's own fact");
+    }
+    let (status, _) = app.get_as(&fact, Some("bob")).await;
+    assert_eq!(status, 200);
+
+    // What bob wrote in the garden, and what alice wrote about him.
+    let bob_id = app.user_id("bob").await;
+    let (status, _) = remember(
+        &app,
+        "bob",
+        "garden",
+        json!({"subject": "Tool shed", "predicate": "key is with", "object": "Bob"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, about) = remember(
+        &app,
+        "alice",
+        "garden",
+        json!({"subject": "Bob", "predicate": "waters", "object": "the tomatoes",
+            "about": format!("user:{bob_id}")}),
+    )
+    .await;
+    assert_eq!(status, 201, "{about}");
+    let (status, _) = remember(
+        &app,
+        "alice",
+        "garden",
+        json!({"subject": "Olena", "predicate": "waters", "object": "the roses"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (_, export) = app.get_as("/api/memory/me/export", Some("bob")).await;
+    let mut exported: Vec<&str> = export["facts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["object"].as_str().unwrap())
+        .collect();
+    exported.sort_unstable();
+    assert_eq!(exported, ["Bob", "peanuts", "the tomatoes"]);
+
+    let (status, erased) = app.send("DELETE", "/api/memory/me", "bob", None).await;
+    assert_eq!(status, 200, "{erased}");
+    assert_eq!(erased["facts_removed"], 3);
+    let (_, export) = app.get_as("/api/memory/me/export", Some("bob")).await;
+    assert_eq!(export["facts"], json!([]));
+    let (_, left) = app
+        .get_as("/api/memory/daos/garden/facts", Some("alice"))
+        .await;
+    assert_eq!(objects(&left), ["the roses"]);
+    let (status, _) = app.get_as(&fact, Some("bob")).await;
+    assert_eq!(status, 404);
 }

@@ -1484,6 +1484,22 @@ async fn an_agent_recalls_and_keeps_its_communitys_knowledge(kind: Kind) {
     )
     .await;
     known(&app, "guild", "Chess", "The chess club meets on Thursdays.").await;
+    // And a fact about what the question names, superseded once: the one
+    // that holds is told.
+    for amount in ["900 hryvnias", "1 200 hryvnias"] {
+        let (status, body) = app
+            .send(
+                "POST",
+                "/api/memory/daos/guild/facts",
+                "alice",
+                Some(
+                    json!({"subject": "Budget", "predicate": "left for seedlings", "object": amount,
+                    "source": "March assembly"}),
+                ),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
 
     // The question reaches the model with the decision beside it.
     say(
@@ -1510,6 +1526,11 @@ async fn an_agent_recalls_and_keeps_its_communitys_knowledge(kind: Kind) {
         recalled.contains("1 200 hryvnias") && recalled.contains("Assembly decisions › Budget"),
         "{recalled}"
     );
+    assert!(
+        recalled.contains("- Budget left for seedlings 1 200 hryvnias (since ")
+            && !recalled.contains("900"),
+        "{recalled}"
+    );
 
     // An agent with the memory tools keeps, finds and forgets notes (more
     // model calls a minute than the free plan allows).
@@ -1523,7 +1544,13 @@ async fn an_agent_recalls_and_keeps_its_communitys_knowledge(kind: Kind) {
     guild_agent(
         &app,
         "keeper",
-        &["memory.search", "memory.remember", "memory.forget"],
+        &[
+            "memory.search",
+            "memory.remember",
+            "memory.forget",
+            "memory.fact",
+            "memory.facts",
+        ],
     )
     .await;
     let (status, body) = app
@@ -1570,6 +1597,18 @@ async fn an_agent_recalls_and_keeps_its_communitys_knowledge(kind: Kind) {
             .await;
         assert_eq!(got, status, "{id}");
     }
+    // Facts: kept as the agent's, found around an entity.
+    let kept = ask(r#"memory__fact {"dao": "guild", "subject": "Tool shed", "predicate": "key is with", "object": "Bob"}"#.into()).await;
+    assert!(kept.contains("stored"), "{kept}");
+    let (_, facts) = app
+        .get_as(
+            "/api/memory/daos/guild/facts?subject=tool%20shed",
+            Some("alice"),
+        )
+        .await;
+    assert_eq!(facts["items"][0]["author"], "agent:keeper", "{facts}");
+    let found = ask(r#"memory__facts {"dao": "guild", "entity": "bob"}"#.into()).await;
+    assert!(found.contains("key is with"), "{found}");
     // A community the asker cannot read stays closed through the agent.
     community(&app, "dave", "vault", "private").await;
     let closed = ask(r#"memory__search {"dao": "vault", "query": "anything"}"#.into()).await;

@@ -1082,6 +1082,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/memory/daos/{dao}/facts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A microDAO's facts, newest first: those that hold now, or all with
+         *     `history`.
+         */
+        get: operations["list_dao_facts"];
+        put?: never;
+        /**
+         * Remember a fact in a microDAO's memory. A different object for the same
+         *     subject and predicate supersedes the current fact (kept as history);
+         *     the same one answers the fact already known. Send `Idempotency-Key`
+         *     to make retries safe.
+         */
+        post: operations["remember_dao_fact"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/memory/daos/{dao}/graph/neighbours": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The facts that hold within a few steps of an entity. */
+        get: operations["neighbours"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/memory/daos/{dao}/graph/path": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The fewest facts that link two entities. */
+        get: operations["path"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/memory/daos/{dao}/search": {
         parameters: {
             query?: never;
@@ -1119,6 +1179,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/memory/facts/{fact}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One fact, with its history. */
+        get: operations["get_fact"];
+        put?: never;
+        post?: never;
+        /**
+         * Forget a fact. When it held, the newest fact it had superseded holds
+         *     again.
+         */
+        delete: operations["delete_fact"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/memory/me": {
         parameters: {
             query?: never;
@@ -1131,7 +1212,8 @@ export interface paths {
         post?: never;
         /**
          * Erase everything memory holds about you: every document you wrote goes,
-         *     from full-text and vector search too.
+         *     from full-text and vector search too, and every fact you wrote, that is
+         *     about you, or that is your own.
          */
         delete: operations["erase_me"];
         options?: never;
@@ -1148,11 +1230,30 @@ export interface paths {
         };
         /**
          * Everything memory holds about you, as JSON: the documents you wrote,
-         *     with their bodies and the chunks searched.
+         *     with their bodies and the chunks searched, and every fact you wrote,
+         *     that is about you, or that is your own.
          */
         get: operations["export_me"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/memory/me/facts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your own facts, newest first. */
+        get: operations["list_own_facts"];
+        put?: never;
+        /** Remember a fact in your own memory, which no one else reads. */
+        post: operations["remember_own_fact"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2557,6 +2658,8 @@ export interface components {
             /** @description The arguments, checked against the tool's schema before it runs. */
             arguments: Record<string, never>;
         };
+        /** @enum {string} */
+        Cardinality: "one" | "many";
         /**
          * @description Options for `navigator.credentials.create()` / `.get()`, and the handle
          *     to send back with the result.
@@ -2994,6 +3097,11 @@ export interface components {
             body: string;
         };
         Erased: {
+            /**
+             * Format: int64
+             * @description How many facts (history included) were removed.
+             */
+            facts_removed: number;
             /** @description How many documents were removed. */
             removed: number;
         };
@@ -3012,6 +3120,11 @@ export interface components {
             /** @description The documents they wrote, with bodies and chunks. */
             documents: components["schemas"]["Exported"][];
             exported_at: string;
+            /**
+             * @description The facts they wrote, that are about them, or that are their own,
+             *     history included.
+             */
+            facts: components["schemas"]["Fact"][];
             /** @description `user:<id>` (or `agent:<id>`). */
             subject: string;
         };
@@ -3025,6 +3138,39 @@ export interface components {
             /** Format: int64 */
             seq: number;
             text: string;
+        };
+        /** @description A fact as read back. */
+        Fact: {
+            /** @description `user:<id>` when it is about a person. */
+            about?: string | null;
+            /** @description `user:<id>` or `agent:<id>`. */
+            author: string;
+            author_name: string;
+            cardinality: components["schemas"]["Cardinality"];
+            /** Format: double */
+            confidence: number;
+            created_at: string;
+            id: string;
+            object: string;
+            predicate: string;
+            /** @description `dao:<slug>` or `user:<id>` (a person's own). */
+            scope: string;
+            /** @description Where it came from, as its writer said (a conversation, a document…). */
+            source: string;
+            subject: string;
+            superseded_at?: string | null;
+            /** @description The fact that replaced it, when it is history. */
+            superseded_by?: string | null;
+            /** @description Since when it holds. */
+            valid_from: string;
+        };
+        FactView: {
+            fact: components["schemas"]["Fact"];
+            /**
+             * @description Every version of its subject and predicate, the one holding latest
+             *     first (this one among them).
+             */
+            history: components["schemas"]["Fact"][];
         };
         /** @description Optional facts about the request the policies may read. */
         Facts: {
@@ -3086,6 +3232,12 @@ export interface components {
          * @enum {string}
          */
         Granularity: "hour" | "day" | "total";
+        GraphPath: {
+            /** @description The facts from `from` to `to`, in order (each read either way). */
+            edges: components["schemas"]["Fact"][];
+            /** @description Whether the two are linked within `max_depth` facts. */
+            found: boolean;
+        };
         /**
          * @description What a summary is grouped by.
          * @enum {string}
@@ -3292,6 +3444,14 @@ export interface components {
             memo: string;
             to: string;
         };
+        Neighbourhood: {
+            /** @description The facts between them. */
+            edges: components["schemas"]["Fact"][];
+            /** @description The entities reached, as first written, the asked one first. */
+            entities: string[];
+            /** @description Whether a step had more edges than were read. */
+            truncated: boolean;
+        };
         NewDaoInviteView: components["schemas"]["DaoInviteView"] & {
             /** @description The code to give (`mdi_…`): shown this once, stored only as a hash. */
             code: string;
@@ -3350,6 +3510,11 @@ export interface components {
             status: components["schemas"]["NodeStatus"];
             version: string;
         };
+        /**
+         * @description What a write did.
+         * @enum {string}
+         */
+        Outcome: "stored" | "known" | "history";
         /** @description One page of a list: the same shape on every endpoint. */
         Page_AgentPresence: {
             items: {
@@ -3682,6 +3847,35 @@ export interface components {
                 value: Record<string, never>;
                 /** Format: int64 */
                 version: number;
+            }[];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description One page of a list: the same shape on every endpoint. */
+        Page_Fact: {
+            items: {
+                /** @description `user:<id>` when it is about a person. */
+                about?: string | null;
+                /** @description `user:<id>` or `agent:<id>`. */
+                author: string;
+                author_name: string;
+                cardinality: components["schemas"]["Cardinality"];
+                /** Format: double */
+                confidence: number;
+                created_at: string;
+                id: string;
+                object: string;
+                predicate: string;
+                /** @description `dao:<slug>` or `user:<id>` (a person's own). */
+                scope: string;
+                /** @description Where it came from, as its writer said (a conversation, a document…). */
+                source: string;
+                subject: string;
+                superseded_at?: string | null;
+                /** @description The fact that replaced it, when it is history. */
+                superseded_by?: string | null;
+                /** @description Since when it holds. */
+                valid_from: string;
             }[];
             /** @description Pass as `cursor` to get the next page; absent on the last page. */
             next_cursor?: string | null;
@@ -4338,6 +4532,33 @@ export interface components {
              *     only now. (An MCP server's token is never shown.)
              */
             secret?: string | null;
+        };
+        RememberFact: {
+            /** @description `user:<id>` when the fact is about a person. */
+            about?: string | null;
+            cardinality?: components["schemas"]["Cardinality"] | null;
+            /**
+             * Format: double
+             * @description How sure the writer is, 0 to 1 (1 by default).
+             */
+            confidence?: number | null;
+            object: string;
+            predicate: string;
+            /** @description Where it came from (a conversation, a document…). */
+            source?: string | null;
+            subject: string;
+            /** @description Since when it holds (RFC 3339); now by default. */
+            valid_from?: string | null;
+        };
+        Remembered: {
+            fact: components["schemas"]["Fact"];
+            /**
+             * @description `stored` (now current), `known` (the same fact was: that one is
+             *     answered) or `history` (older than the current fact).
+             */
+            outcome: components["schemas"]["Outcome"];
+            /** @description The fact this one superseded. */
+            superseded?: string | null;
         };
         RenamePasskey: {
             name: string;
@@ -11442,6 +11663,412 @@ export interface operations {
             };
         };
     };
+    list_dao_facts: {
+        parameters: {
+            query?: {
+                /** @description Facts about this subject. */
+                subject?: string;
+                predicate?: string;
+                /** @description Facts about this person (`user:<id>`). */
+                about?: string;
+                /** @description Superseded facts too (false by default). */
+                history?: boolean;
+                /** @description Items per page, 1 to 100 (default 50). */
+                limit?: number | null;
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description The microDAO's slug */
+                dao: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_Fact"];
+                };
+            };
+            /** @description Bad cursor or limit */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not a member of this microDAO */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such microDAO */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Invalid parameters */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    remember_dao_fact: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retried create return the first result (1-255 visible characters) */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description The microDAO's slug */
+                dao: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RememberFact"];
+            };
+        };
+        responses: {
+            /** @description Already known, or a replay of an earlier write with the same key */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Remembered"];
+                };
+            };
+            /** @description Remembered (current, or history when older than the current fact) */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Remembered"];
+                };
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not a member of this microDAO */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such microDAO */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description This Idempotency-Key was used with a different request */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    neighbours: {
+        parameters: {
+            query: {
+                /** @description The entity (a subject or object of facts), as written. */
+                entity: string;
+                /** @description Steps from it (1 by default). */
+                depth?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The microDAO's slug */
+                dao: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Neighbourhood"];
+                };
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not a member of this microDAO */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such microDAO */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No entity, or a depth out of bounds */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    path: {
+        parameters: {
+            query: {
+                from: string;
+                to: string;
+                /** @description Most facts on the path (4 by default). */
+                max_depth?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The microDAO's slug */
+                dao: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GraphPath"];
+                };
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not a member of this microDAO */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such microDAO */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No entity, or max_depth out of bounds */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     search_knowledge: {
         parameters: {
             query: {
@@ -11688,6 +12315,157 @@ export interface operations {
             };
         };
     };
+    get_fact: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The fact's id */
+                fact: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FactView"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not yours, nor of a microDAO you are in */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such fact */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A path parameter is malformed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    delete_fact: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The fact's id */
+                fact: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Forgotten */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Neither its author, its owner nor an admin of its microDAO */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such fact */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A path parameter is malformed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     erase_me: {
         parameters: {
             query?: never;
@@ -11753,6 +12531,208 @@ export interface operations {
             };
             /** @description Not signed in */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    list_own_facts: {
+        parameters: {
+            query?: {
+                /** @description Facts about this subject. */
+                subject?: string;
+                predicate?: string;
+                /** @description Facts about this person (`user:<id>`). */
+                about?: string;
+                /** @description Superseded facts too (false by default). */
+                history?: boolean;
+                /** @description Items per page, 1 to 100 (default 50). */
+                limit?: number | null;
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_Fact"];
+                };
+            };
+            /** @description Bad cursor or limit */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not a person */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Invalid parameters */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    remember_own_fact: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retried create return the first result (1-255 visible characters) */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RememberFact"];
+            };
+        };
+        responses: {
+            /** @description Already known, or a replay */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Remembered"];
+                };
+            };
+            /** @description Remembered */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Remembered"];
+                };
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not a person */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description This Idempotency-Key was used with a different request */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -16,6 +16,7 @@ import {
   useLoad,
   usePaged,
 } from "../ui";
+import { CommunityFacts, OwnFacts } from "./facts";
 
 type Hit = Schemas["Hit"];
 
@@ -87,6 +88,7 @@ export function Knowledge({ slug, admin }: { slug: string; admin: boolean }) {
       <MoreButton paged={documents} />
       <ErrorNote error={change.error} />
       <AddDocument slug={slug} added={documents.reload} />
+      <CommunityFacts slug={slug} admin={admin} />
     </section>
   );
 }
@@ -192,22 +194,25 @@ function AddDocument({ slug, added }: { slug: string; added: () => void }) {
   );
 }
 
-/** What memory holds about oneself: the documents one wrote, as a JSON
- * download, and erasing them all. */
+/** What memory holds about oneself: the documents one wrote and the facts
+ * one wrote, that are about one, or one's own — as a JSON download, and
+ * erasing them all. */
 export function MyMemory() {
   const { t } = useI18n();
   const held = useLoad(() => ok(api.GET("/api/memory/me/export")), []);
   const { busy, error, run } = useAction();
-  const download = () => {
-    if (!held.data) return;
-    const link = document.createElement("a");
-    link.href = URL.createObjectURL(
-      new Blob([JSON.stringify(held.data, null, 2)], { type: "application/json" }),
-    );
-    link.download = `daarion-memory-${location.hostname}.json`;
-    link.click();
-    URL.revokeObjectURL(link.href);
-  };
+  // Read at the click: what memory holds now, not when the page opened.
+  const download = () =>
+    run(async () => {
+      const now = await ok(api.GET("/api/memory/me/export"));
+      const link = document.createElement("a");
+      link.href = URL.createObjectURL(
+        new Blob([JSON.stringify(now, null, 2)], { type: "application/json" }),
+      );
+      link.download = `daarion-memory-${location.hostname}.json`;
+      link.click();
+      URL.revokeObjectURL(link.href);
+    });
   const erase = () => {
     if (!window.confirm(t("memory.erase_confirm"))) return;
     run(async () => {
@@ -217,7 +222,7 @@ export function MyMemory() {
   };
   if (held.error) return <ErrorNote error={held.error} />;
   if (!held.data) return <Loading />;
-  const documents = held.data.documents;
+  const { documents, facts } = held.data;
   return (
     <section class="stack">
       <h2>{t("memory.mine")}</h2>
@@ -234,12 +239,17 @@ export function MyMemory() {
           ))}
         </ul>
       )}
+      <OwnFacts changed={held.reload} />
       <ErrorNote error={error} />
       <div class="row">
         <button type="button" class="secondary" onClick={download}>
           {t("memory.download")}
         </button>
-        <button type="button" onClick={erase} disabled={busy || documents.length === 0}>
+        <button
+          type="button"
+          onClick={erase}
+          disabled={busy || (documents.length === 0 && facts.length === 0)}
+        >
           <Busy busy={busy} label="memory.erase" />
         </button>
       </div>

@@ -18,6 +18,7 @@ use crate::store;
 
 const KNOWLEDGE: daarion_access::Target = Path(Kind::Knowledge, "dao");
 const DOCUMENT: daarion_access::Target = Path(Kind::Document, "document");
+const FACT: daarion_access::Target = Path(Kind::Fact, "fact");
 
 pub static RULES: &[Rule] = &[
     Rule::new(
@@ -45,9 +46,38 @@ pub static RULES: &[Rule] = &[
         "/api/memory/documents/{document}",
         Check(Manage, DOCUMENT),
     ),
-    // What is remembered about oneself: one's own, always.
+    Rule::new(
+        Method::POST,
+        "/api/memory/daos/{dao}/facts",
+        Check(Write, KNOWLEDGE),
+    ),
+    Rule::new(
+        Method::GET,
+        "/api/memory/daos/{dao}/facts",
+        Check(Read, KNOWLEDGE),
+    ),
+    Rule::new(
+        Method::GET,
+        "/api/memory/daos/{dao}/graph/neighbours",
+        Check(Read, KNOWLEDGE),
+    ),
+    Rule::new(
+        Method::GET,
+        "/api/memory/daos/{dao}/graph/path",
+        Check(Read, KNOWLEDGE),
+    ),
+    Rule::new(Method::GET, "/api/memory/facts/{fact}", Check(Read, FACT)),
+    Rule::new(
+        Method::DELETE,
+        "/api/memory/facts/{fact}",
+        Check(Manage, FACT),
+    ),
+    // What is remembered about oneself, and one's own memory: one's own,
+    // always.
     Rule::new(Method::GET, "/api/memory/me/export", SignedIn),
     Rule::new(Method::DELETE, "/api/memory/me", SignedIn),
+    Rule::new(Method::POST, "/api/memory/me/facts", SignedIn),
+    Rule::new(Method::GET, "/api/memory/me/facts", SignedIn),
 ];
 
 /// A microDAO's knowledge (when the microDAO exists) and its documents.
@@ -75,8 +105,40 @@ impl Resources for MemoryResources {
                 };
                 Ok(Some(document_resource(id, &dao, &author)))
             }
+            Kind::Fact => {
+                let Some((scope, author)) = crate::facts::owner(&self.db, id)
+                    .await
+                    .map_err(ApiError::from)?
+                else {
+                    return Ok(None);
+                };
+                Ok(Some(fact_resource(id, &scope, &author)))
+            }
             _ => Ok(None),
         }
+    }
+}
+
+/// A fact as the policies see it: a microDAO's, with who wrote it, or a
+/// person's own (`owner`).
+pub fn fact_resource(id: &str, scope: &str, author: &str) -> Resource {
+    let resource = Resource::new(Kind::Fact, id);
+    match scope.split_once(':') {
+        Some(("dao", dao)) => with_author(resource.in_dao(dao), author),
+        Some(("user", user)) => resource.attr("owner", Attr::Entity(Kind::User, user.to_owned())),
+        _ => resource,
+    }
+}
+
+/// `resource` with its writer: a person's `author`, an agent's
+/// `agent_author`.
+fn with_author(resource: Resource, author: &str) -> Resource {
+    match author.split_once(':') {
+        Some(("user", user)) => resource.attr("author", Attr::Entity(Kind::User, user.to_owned())),
+        Some(("agent", agent)) => {
+            resource.attr("agent_author", Attr::Entity(Kind::Agent, agent.to_owned()))
+        }
+        _ => resource,
     }
 }
 
@@ -88,12 +150,5 @@ pub fn knowledge_resource(dao: &str) -> Resource {
 /// A document as the policies see it: its microDAO and its author (a
 /// person's `author`, an agent's `agent_author`).
 pub fn document_resource(id: &str, dao: &str, author: &str) -> Resource {
-    let resource = Resource::new(Kind::Document, id).in_dao(dao);
-    match author.split_once(':') {
-        Some(("user", user)) => resource.attr("author", Attr::Entity(Kind::User, user.to_owned())),
-        Some(("agent", agent)) => {
-            resource.attr("agent_author", Attr::Entity(Kind::Agent, agent.to_owned()))
-        }
-        _ => resource,
-    }
+    with_author(Resource::new(Kind::Document, id).in_dao(dao), author)
 }

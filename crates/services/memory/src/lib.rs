@@ -23,6 +23,8 @@ pub mod chunk;
 pub mod domain;
 pub mod embedder;
 pub mod events;
+pub mod facts;
+pub mod graph;
 pub mod index;
 pub mod nearest;
 pub mod pgvector;
@@ -52,6 +54,7 @@ pub static SPEC: Service = Service {
     migrations: &[
         migration!(1, "001_create_memory_tables"),
         migration!(2, "002_store_search_vectors"),
+        migration!(3, "003_create_memory_facts"),
     ],
     rules: access::RULES,
     websocket: false,
@@ -63,6 +66,7 @@ pub static SPEC: Service = Service {
         Event::durable(events::STORE),
         Event::durable(events::INDEXED),
         Event::durable(events::DELETED),
+        Event::durable(facts::EVENTS),
     ],
     settings: Some(Section::of::<Settings>()),
     example: |_| None,
@@ -312,16 +316,52 @@ impl Knowledge {
         Ok(out)
     }
 
-    /// Removes everything `subject` wrote, from the store and both
-    /// indexes; how many documents went.
-    pub async fn erase(&self, subject: &str) -> Result<usize, MemoryError> {
+    /// Removes every document `subject` wrote, from the store and both
+    /// indexes, and every fact they wrote, that is about them or is their
+    /// own; how many documents and facts went.
+    pub async fn erase(&self, subject: &str) -> Result<(usize, u64), MemoryError> {
         let mut removed = 0;
         for id in store::written_by(&self.db, subject).await? {
             if self.remove(&id, subject).await? {
                 removed += 1;
             }
         }
-        Ok(removed)
+        let facts = facts::erase_person(&self.db, subject).await?;
+        Ok((removed, facts))
+    }
+
+    /// Remembers a fact in `scope` (`dao:<slug>`, or a person's own
+    /// `user:<id>`) as `author` (`user:<id>` or `agent:<id>`, and the name
+    /// shown): the fact as it stands, what the write did, and the fact it
+    /// superseded (`facts::record`).
+    pub async fn remember_fact(
+        &self,
+        scope: &str,
+        new: facts::NewFact,
+        author: (&str, &str),
+    ) -> Result<(facts::Fact, facts::Outcome, Option<String>), MemoryError> {
+        let new = new.checked()?;
+        facts::record(&self.db, &self.outbox, scope, &new, author, None).await
+    }
+
+    /// The facts that hold within `depth` steps of `entity` in `scope`.
+    pub async fn neighbourhood(
+        &self,
+        scope: &str,
+        entity: &str,
+        depth: usize,
+    ) -> Result<graph::Neighbourhood, MemoryError> {
+        graph::neighbourhood(&self.db, scope, entity, depth).await
+    }
+
+    /// Facts that hold in `scope` about what `text` names.
+    pub async fn facts_named_in(
+        &self,
+        scope: &str,
+        text: &str,
+        limit: usize,
+    ) -> Result<Vec<facts::Fact>, MemoryError> {
+        facts::named_in(&self.db, scope, text, limit).await
     }
 
     /// Largest document body accepted.

@@ -156,6 +156,41 @@ pub static BUILTINS: &[Builtin] = &[
         },
     },
     Builtin {
+        name: "memory.fact",
+        description: "Remembers a fact in a community's memory (subject, predicate, object), written by you. A different object for the same subject and predicate replaces the fact that held, which stays as history; set many for a predicate with several objects.",
+        parameters: || {
+            json!({
+                "type": "object",
+                "properties": {
+                    "dao": {"type": "string", "minLength": 2, "maxLength": 63},
+                    "subject": {"type": "string", "minLength": 1, "maxLength": 300},
+                    "predicate": {"type": "string", "minLength": 1, "maxLength": 300},
+                    "object": {"type": "string", "minLength": 1, "maxLength": 300},
+                    "many": {"type": "boolean", "description": "The predicate holds several objects at once."},
+                    "source": {"type": "string", "maxLength": 500, "description": "Where it came from."}
+                },
+                "required": ["dao", "subject", "predicate", "object"],
+                "additionalProperties": false
+            })
+        },
+    },
+    Builtin {
+        name: "memory.facts",
+        description: "The facts that hold in a community's memory about an entity, and around it (depth 1 to 3).",
+        parameters: || {
+            json!({
+                "type": "object",
+                "properties": {
+                    "dao": {"type": "string", "minLength": 2, "maxLength": 63},
+                    "entity": {"type": "string", "minLength": 1, "maxLength": 300},
+                    "depth": {"type": "integer", "minimum": 1, "maximum": 3}
+                },
+                "required": ["dao", "entity"],
+                "additionalProperties": false
+            })
+        },
+    },
+    Builtin {
         name: "memory.forget",
         description: "Removes a document from a community's knowledge (one you wrote, or any if you may manage them).",
         parameters: || {
@@ -274,7 +309,7 @@ pub async fn run(name: &str, ctx: &Context<'_>, arguments: &Value) -> Result<Val
             Ok(json!({"dao": dao.slug, "name": dao.name, "total": dao.members, "members": members}))
         }
         "microdao.found" => found(ctx, arguments).await,
-        "memory.search" | "memory.remember" | "memory.forget" => {
+        "memory.search" | "memory.remember" | "memory.forget" | "memory.fact" | "memory.facts" => {
             crate::memory::run(name, ctx, arguments).await
         }
         _ => Err(ToolError::NotFound(format!("no built-in tool {name:?}"))),

@@ -1,11 +1,16 @@
-//! `memory.search`, `memory.remember`, `memory.forget`: agents read and
-//! keep a community's knowledge. Everyone the call is for must be allowed
+//! `memory.search`, `memory.remember`, `memory.forget`, `memory.fact`,
+//! `memory.facts`: agents read and keep a community's knowledge and facts. Everyone the call is for must be allowed
 //! what it does (nobody lends an agent a community they cannot read); a
 //! removal is the calling agent's right (an author, or an admin of the
 //! community), and the people it acts for must be able to read it.
 
 use daarion_access::{Action, Principal, Resource};
-use daarion_memory::{MemoryError, chunk::DocumentFormat, domain::NewDocument};
+use daarion_memory::{
+    MemoryError,
+    chunk::DocumentFormat,
+    domain::NewDocument,
+    facts::{Cardinality, NewFact},
+};
 use serde_json::{Value, json};
 
 use crate::{builtins::Context, domain::ToolError};
@@ -91,6 +96,63 @@ pub async fn run(name: &str, ctx: &Context<'_>, arguments: &Value) -> Result<Val
                 .await
                 .map_err(failed)?;
             Ok(json!({"document": document.id, "dao": document.dao, "title": document.title}))
+        }
+        "memory.fact" => {
+            let dao = text("dao");
+            let knowledge = knowledge_of(ctx, dao).await?;
+            if !all_may(ctx, Action::Write, &knowledge) {
+                return Err(ToolError::Forbidden(format!(
+                    "you may not add to {dao:?}'s memory"
+                )));
+            }
+            let [author, ..] = ctx.callers else {
+                return Err(ToolError::Forbidden("nobody to write as".into()));
+            };
+            let new = NewFact {
+                subject: text("subject").to_owned(),
+                predicate: text("predicate").to_owned(),
+                object: text("object").to_owned(),
+                cardinality: if arguments["many"] == true {
+                    Cardinality::Many
+                } else {
+                    Cardinality::One
+                },
+                confidence: 1.0,
+                source: text("source").to_owned(),
+                about: None,
+                valid_from: None,
+            };
+            let (fact, outcome, superseded) = ctx
+                .knowledge
+                .remember_fact(&format!("dao:{dao}"), new, (&author.name(), &author.handle))
+                .await
+                .map_err(failed)?;
+            Ok(json!({"fact": fact.id, "outcome": outcome, "superseded": superseded}))
+        }
+        "memory.facts" => {
+            let dao = text("dao");
+            let knowledge = knowledge_of(ctx, dao).await?;
+            if !all_may(ctx, Action::Read, &knowledge) {
+                return Err(ToolError::NotFound(format!(
+                    "no community {dao:?} that you may read"
+                )));
+            }
+            let depth = arguments["depth"]
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(1)
+                .clamp(1, 3);
+            let found = ctx
+                .knowledge
+                .neighbourhood(&format!("dao:{dao}"), text("entity"), depth)
+                .await
+                .map_err(failed)?;
+            let facts: Vec<Value> = found
+                .edges
+                .iter()
+                .map(|f| json!({"subject": f.subject, "predicate": f.predicate, "object": f.object, "since": f.valid_from}))
+                .collect();
+            Ok(json!({"dao": dao, "facts": facts, "truncated": found.truncated}))
         }
         "memory.forget" => forget(ctx, text("document")).await,
         _ => Err(ToolError::NotFound(format!("no built-in tool {name:?}"))),

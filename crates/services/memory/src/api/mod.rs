@@ -1,5 +1,7 @@
 //! HTTP routes and wire types. [`MemoryError`] maps to [`ApiError`] here,
-//! once.
+//! once. Documents and search here; facts and the graph in `facts`.
+
+mod facts;
 
 use axum::{
     extract::{Path, State},
@@ -45,6 +47,11 @@ pub fn router() -> OpenApiRouter<Knowledge> {
         .routes(routes!(get_document, delete_document))
         .routes(routes!(export_me))
         .routes(routes!(erase_me))
+        .routes(routes!(facts::remember_dao_fact, facts::list_dao_facts))
+        .routes(routes!(facts::remember_own_fact, facts::list_own_facts))
+        .routes(routes!(facts::get_fact, facts::delete_fact))
+        .routes(routes!(facts::neighbours))
+        .routes(routes!(facts::path))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -201,10 +208,14 @@ pub struct Export {
     pub exported_at: String,
     /// The documents they wrote, with bodies and chunks.
     pub documents: Vec<Exported>,
+    /// The facts they wrote, that are about them, or that are their own,
+    /// history included.
+    pub facts: Vec<crate::facts::Fact>,
 }
 
 /// Everything memory holds about you, as JSON: the documents you wrote,
-/// with their bodies and the chunks searched.
+/// with their bodies and the chunks searched, and every fact you wrote,
+/// that is about you, or that is your own.
 #[utoipa::path(get, path = "/me/export", tag = "memory",
     responses((status = 200, body = Export), (status = 401, description = "Not signed in")))]
 async fn export_me(
@@ -213,10 +224,12 @@ async fn export_me(
 ) -> Result<Json<Export>, ApiError> {
     let subject = actor.name();
     let documents = state.export(&subject).await?;
+    let facts = crate::facts::of_person(&state.db, &subject).await?;
     Ok(Json(Export {
         subject,
         exported_at: daarion_store::now(),
         documents,
+        facts,
     }))
 }
 
@@ -224,16 +237,22 @@ async fn export_me(
 pub struct Erased {
     /// How many documents were removed.
     pub removed: usize,
+    /// How many facts (history included) were removed.
+    pub facts_removed: u64,
 }
 
 /// Erase everything memory holds about you: every document you wrote goes,
-/// from full-text and vector search too.
+/// from full-text and vector search too, and every fact you wrote, that is
+/// about you, or that is your own.
 #[utoipa::path(delete, path = "/me", tag = "memory",
     responses((status = 200, body = Erased), (status = 401, description = "Not signed in")))]
 async fn erase_me(
     State(state): State<Knowledge>,
     actor: Principal,
 ) -> Result<Json<Erased>, ApiError> {
-    let removed = state.erase(&actor.name()).await?;
-    Ok(Json(Erased { removed }))
+    let (removed, facts_removed) = state.erase(&actor.name()).await?;
+    Ok(Json(Erased {
+        removed,
+        facts_removed,
+    }))
 }
