@@ -167,6 +167,14 @@ for (const lang of ["en", "uk"]) {
         .getByRole("list", { name: t("memory.mine") })
         .getByText(title)
         .waitFor();
+      const note = page.getByRole("form", { name: t("memory.add_own") });
+      await note.getByLabel(t("memory.doc_title")).fill(`${title} (mine)`);
+      await note.getByLabel(t("memory.body")).fill(body);
+      await note.getByRole("button", { name: t("memory.add_own") }).click();
+      await page
+        .getByRole("list", { name: t("memory.mine") })
+        .getByText(`${title} (mine)`)
+        .waitFor();
       const [subject, predicate, object] = facts[lang].own;
       await rememberFact(page, t, subject, predicate, object);
       await page
@@ -178,7 +186,8 @@ for (const lang of ["en", "uk"]) {
       await page.getByRole("button", { name: t("memory.download") }).click();
       const file = await (await downloading).path();
       const exported = JSON.parse(readFileSync(file, "utf8"));
-      assert.equal(exported.documents[0].title, title);
+      const titles = exported.documents.map((d) => d.title).sort();
+      assert.deepEqual(titles, [title, `${title} (mine)`]);
       assert.equal(exported.documents[0].body, body);
       assert.equal(exported.facts[0].object, object);
       assert.equal(exported.facts[0].scope, exported.subject);

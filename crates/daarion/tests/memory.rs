@@ -23,6 +23,7 @@ on_every_backend!(
     embeddings_come_through_the_llm_proxy_and_failures_store_nothing,
     facts_supersede_keep_their_history_and_link_into_a_graph,
     a_persons_own_facts_are_theirs_alone_and_leave_with_them,
+    a_persons_own_documents_are_theirs_alone,
 );
 
 /// A test city; distributed, on PostgreSQL with pgvector
@@ -955,4 +956,62 @@ async fn a_persons_own_facts_are_theirs_alone_and_leave_with_them(kind: Kind) {
     assert_eq!(objects(&left), ["the roses"]);
     let (status, _) = app.get_as(&fact, Some("bob")).await;
     assert_eq!(status, 404);
+}
+
+async fn a_persons_own_documents_are_theirs_alone(kind: Kind) {
+    let Some((_city, app)) = garden(kind).await else {
+        return;
+    };
+    let (status, document) = app
+        .send(
+            "POST",
+            "/api/memory/me/documents",
+            "bob",
+            Some(json!({"title": "Health", "body": "I am allergic to peanuts; my doctor is Dr Koval."})),
+        )
+        .await;
+    assert_eq!(status, 201, "{document}");
+    let id = document["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        document["dao"],
+        format!("user:{}", app.user_id("bob").await)
+    );
+    indexed(&app, "bob", &id).await;
+    let asked = format!(
+        "/api/memory/me/search?{}",
+        query(&[("q", "who is my doctor")])
+    );
+    let (status, hits) = app.get_as(&asked, Some("bob")).await;
+    assert_eq!(status, 200, "{hits}");
+    assert_eq!(documents_of(&hits), [id.as_str()]);
+    let (_, page) = app.get_as("/api/memory/me/documents", Some("bob")).await;
+    assert_eq!(page["items"][0]["id"], id.as_str());
+
+    // No one else reaches it: not through their own memory, a community's,
+    // the document itself — not the city's admin either.
+    let (_, theirs) = app.get_as(&asked, Some("alice")).await;
+    assert_eq!(documents_of(&theirs), Vec::<&str>::new());
+    let (_, garden) = search(&app, "alice", "garden", "who is my doctor").await;
+    assert!(!documents_of(&garden).contains(&id.as_str()), "{garden}");
+    let path = format!("/api/memory/documents/{id}");
+    for user in ["alice", "root"] {
+        let (status, _) = app.get_as(&path, Some(user)).await;
+        assert_eq!(status, 403, "{user} reading");
+        let (status, _) = app.send("DELETE", &path, user, None).await;
+        assert_eq!(status, 403, "{user} removing");
+    }
+    let (status, _) = app
+        .get_as("/api/memory/daos/user:x/search?q=doctor", Some("bob"))
+        .await;
+    assert_eq!(status, 404, "a person's memory is no community");
+
+    let (_, export) = app.get_as("/api/memory/me/export", Some("bob")).await;
+    assert_eq!(
+        export["documents"][0]["body"],
+        "I am allergic to peanuts; my doctor is Dr Koval."
+    );
+    let (status, _) = app.send("DELETE", "/api/memory/me", "bob", None).await;
+    assert_eq!(status, 200);
+    let (_, hits) = app.get_as(&asked, Some("bob")).await;
+    assert_eq!(documents_of(&hits), Vec::<&str>::new());
 }

@@ -3,7 +3,7 @@
 // removing one's own (admins: any).
 import { useEffect, useState } from "preact/hooks";
 import { api, idempotencyKey, ok, type Schemas } from "../api/client";
-import { useI18n } from "../i18n";
+import { type Key, useI18n } from "../i18n";
 import { useSession } from "../session";
 import {
   Busy,
@@ -87,7 +87,17 @@ export function Knowledge({ slug, admin }: { slug: string; admin: boolean }) {
       </Listed>
       <MoreButton paged={documents} />
       <ErrorNote error={change.error} />
-      <AddDocument slug={slug} added={documents.reload} />
+      <AddDocument
+        post={(body) =>
+          ok(
+            api.POST("/api/memory/daos/{dao}/documents", {
+              params: { path: { dao: slug }, header: { "Idempotency-Key": idempotencyKey() } },
+              body,
+            }),
+          )
+        }
+        added={documents.reload}
+      />
       <CommunityFacts slug={slug} admin={admin} />
     </section>
   );
@@ -142,7 +152,17 @@ function Search({ slug }: { slug: string }) {
   );
 }
 
-function AddDocument({ slug, added }: { slug: string; added: () => void }) {
+type NewDocument = Schemas["CreateDocument"];
+
+function AddDocument({
+  post,
+  added,
+  heading = "memory.add",
+}: {
+  post: (body: NewDocument) => Promise<unknown>;
+  added: () => void;
+  heading?: Key;
+}) {
   const { t } = useI18n();
   const [title, setTitle] = useState("");
   const [body, setBody] = useState("");
@@ -150,20 +170,15 @@ function AddDocument({ slug, added }: { slug: string; added: () => void }) {
   const submit = (event: Event) => {
     event.preventDefault();
     run(async () => {
-      await ok(
-        api.POST("/api/memory/daos/{dao}/documents", {
-          params: { path: { dao: slug }, header: { "Idempotency-Key": idempotencyKey() } },
-          body: { title: title.trim(), format: "markdown", body },
-        }),
-      );
+      await post({ title: title.trim(), format: "markdown", body });
       setTitle("");
       setBody("");
       added();
     });
   };
   return (
-    <form class="card stack" onSubmit={submit}>
-      <h3>{t("memory.add")}</h3>
+    <form class="card stack" aria-label={t(heading)} onSubmit={submit}>
+      <h3>{t(heading)}</h3>
       <Field label={t("memory.doc_title")}>
         {(id) => (
           <input
@@ -188,7 +203,7 @@ function AddDocument({ slug, added }: { slug: string; added: () => void }) {
       </Field>
       <ErrorNote error={error} />
       <button type="submit" disabled={busy}>
-        <Busy busy={busy} label="memory.add" />
+        <Busy busy={busy} label={heading} />
       </button>
     </form>
   );
@@ -234,11 +249,23 @@ export function MyMemory() {
           {documents.map((d) => (
             <li key={d.id} class="row spread">
               <strong>{d.title}</strong>
-              <span class="muted small">{d.dao}</span>
+              <span class="muted small">{d.dao.startsWith("user:") ? t("memory.own") : d.dao}</span>
             </li>
           ))}
         </ul>
       )}
+      <AddDocument
+        heading="memory.add_own"
+        post={(body) =>
+          ok(
+            api.POST("/api/memory/me/documents", {
+              params: { header: { "Idempotency-Key": idempotencyKey() } },
+              body,
+            }),
+          )
+        }
+        added={held.reload}
+      />
       <OwnFacts changed={held.reload} />
       <ErrorNote error={error} />
       <div class="row">

@@ -77,6 +77,9 @@ pub static RULES: &[Rule] = &[
     Rule::new(Method::GET, "/api/memory/me/export", SignedIn),
     Rule::new(Method::DELETE, "/api/memory/me", SignedIn),
     Rule::new(Method::POST, "/api/memory/me/facts", SignedIn),
+    Rule::new(Method::POST, "/api/memory/me/documents", SignedIn),
+    Rule::new(Method::GET, "/api/memory/me/documents", SignedIn),
+    Rule::new(Method::GET, "/api/memory/me/search", SignedIn),
     Rule::new(Method::GET, "/api/memory/me/facts", SignedIn),
 ];
 
@@ -147,8 +150,13 @@ pub fn knowledge_resource(dao: &str) -> Resource {
     Resource::new(Kind::Knowledge, dao).in_dao(dao)
 }
 
-/// A document as the policies see it: its microDAO and its author (a
-/// person's `author`, an agent's `agent_author`).
-pub fn document_resource(id: &str, dao: &str, author: &str) -> Resource {
-    with_author(Resource::new(Kind::Document, id).in_dao(dao), author)
+/// A document as the policies see it: a microDAO's, with its author (a
+/// person's `author`, an agent's `agent_author`), or a person's own
+/// (`owner`: `scope` is `user:<id>`).
+pub fn document_resource(id: &str, scope: &str, author: &str) -> Resource {
+    let resource = Resource::new(Kind::Document, id);
+    match scope.strip_prefix("user:") {
+        Some(user) => resource.attr("owner", Attr::Entity(Kind::User, user.to_owned())),
+        None => with_author(resource.in_dao(scope), author),
+    }
 }

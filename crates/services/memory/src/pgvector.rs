@@ -58,8 +58,10 @@ pub struct Pgvector {
 }
 
 impl Default for Pgvector {
+    /// Exact up to 2 000 vectors: `bench/memory` scanned 10 000 in 6.8 ms
+    /// (p99 11 ms) where the graph took 1.4 ms (3.4 ms).
     fn default() -> Self {
-        Self::new(10_000)
+        Self::new(2_000)
     }
 }
 

@@ -8,7 +8,7 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use daarion_access::{Principal, PrincipalKind};
+use daarion_access::Principal;
 use daarion_kernel::{
     ApiError,
     http::{IdempotencyKey, Json, Page, PageParams, Query},
@@ -16,6 +16,7 @@ use daarion_kernel::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::own_scope;
 use crate::{
     Knowledge,
     domain::MemoryError,
@@ -181,16 +182,6 @@ pub(super) async fn list_dao_facts(
     Query(filter): Query<FactFilter>,
 ) -> Result<Json<Page<Fact>>, ApiError> {
     list(&state, &format!("dao:{dao}"), &page, filter).await
-}
-
-/// Only people have memory of their own here.
-fn own_scope(actor: &Principal) -> Result<String, ApiError> {
-    if actor.kind != PrincipalKind::User {
-        return Err(ApiError::forbidden(
-            "only a person has facts of their own here",
-        ));
-    }
-    Ok(actor.name())
 }
 
 /// Remember a fact in your own memory, which no one else reads.

@@ -8,7 +8,7 @@ use axum::{
     http::StatusCode,
     response::Response,
 };
-use daarion_access::Principal;
+use daarion_access::{Principal, PrincipalKind};
 use daarion_kernel::{
     ApiError,
     http::{IdempotencyKey, Json, Page, PageParams, Query, created},
@@ -47,6 +47,8 @@ pub fn router() -> OpenApiRouter<Knowledge> {
         .routes(routes!(get_document, delete_document))
         .routes(routes!(export_me))
         .routes(routes!(erase_me))
+        .routes(routes!(create_own_document, list_own_documents))
+        .routes(routes!(search_own))
         .routes(routes!(facts::remember_dao_fact, facts::list_dao_facts))
         .routes(routes!(facts::remember_own_fact, facts::list_own_facts))
         .routes(routes!(facts::get_fact, facts::delete_fact))
@@ -84,17 +86,80 @@ async fn create_document(
     key: IdempotencyKey,
     Json(input): Json<CreateDocument>,
 ) -> Result<Response, ApiError> {
+    add(&state, &dao, &actor, key.as_deref(), input).await
+}
+
+async fn add(
+    state: &Knowledge,
+    scope: &str,
+    actor: &Principal,
+    key: Option<&str>,
+    input: CreateDocument,
+) -> Result<Response, ApiError> {
     let new = NewDocument::parse(
         &input.title,
         input.format,
         &input.body,
         state.max_document_bytes(),
     )?;
-    let author = (actor.name(), actor.handle.as_str());
     let (document, fresh) = state
-        .add(&dao, &new, (&author.0, author.1), key.as_deref())
+        .add(scope, &new, (&actor.name(), &actor.handle), key)
         .await?;
     Ok(created(fresh, document))
+}
+
+/// Only people have memory of their own here.
+fn own_scope(actor: &Principal) -> Result<String, ApiError> {
+    if actor.kind != PrincipalKind::User {
+        return Err(ApiError::forbidden(
+            "only a person has memory of their own here",
+        ));
+    }
+    Ok(actor.name())
+}
+
+/// Add a document to your own memory, which no one else reads (its
+/// `dao` is `user:<your id>`). Indexed just after, like a community's.
+#[utoipa::path(post, path = "/me/documents", tag = "memory", request_body = CreateDocument,
+    params(IdempotencyKey),
+    responses((status = 201, description = "Added; waiting for the indexer", body = KnowledgeDocument),
+        (status = 200, description = "Replay of an earlier create with the same key", body = KnowledgeDocument),
+        (status = 401, description = "Not signed in"),
+        (status = 403, description = "Not a person"),
+        (status = 409, description = "This Idempotency-Key was used with a different request"),
+        (status = 422, description = "Invalid fields")))]
+async fn create_own_document(
+    State(state): State<Knowledge>,
+    actor: Principal,
+    key: IdempotencyKey,
+    Json(input): Json<CreateDocument>,
+) -> Result<Response, ApiError> {
+    let scope = own_scope(&actor)?;
+    add(&state, &scope, &actor, key.as_deref(), input).await
+}
+
+/// Your own documents, newest first.
+#[utoipa::path(get, path = "/me/documents", tag = "memory",
+    params(PageParams),
+    responses((status = 200, body = Page<KnowledgeDocument>), (status = 400, description = "Bad cursor or limit"),
+        (status = 401, description = "Not signed in"), (status = 403, description = "Not a person")))]
+async fn list_own_documents(
+    State(state): State<Knowledge>,
+    actor: Principal,
+    Query(page): Query<PageParams>,
+) -> Result<Json<Page<KnowledgeDocument>>, ApiError> {
+    let scope = own_scope(&actor)?;
+    list(&state, &scope, &page).await
+}
+
+async fn list(
+    state: &Knowledge,
+    scope: &str,
+    page: &PageParams,
+) -> Result<Json<Page<KnowledgeDocument>>, ApiError> {
+    let limit = page.limit()?;
+    let rows = store::documents(&state.db, scope, page.after()?.as_deref(), limit).await?;
+    Ok(Json(Page::from_rows(rows, limit, |d| d.id.clone())))
 }
 
 /// A microDAO's documents, newest first.
@@ -107,9 +172,7 @@ async fn list_documents(
     Path(dao): Path<String>,
     Query(page): Query<PageParams>,
 ) -> Result<Json<Page<KnowledgeDocument>>, ApiError> {
-    let limit = page.limit()?;
-    let rows = store::documents(&state.db, &dao, page.after()?.as_deref(), limit).await?;
-    Ok(Json(Page::from_rows(rows, limit, |d| d.id.clone())))
+    list(&state, &dao, &page).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -146,6 +209,29 @@ async fn search_knowledge(
     Path(dao): Path<String>,
     Query(params): Query<SearchParams>,
 ) -> Result<Json<SearchResults>, ApiError> {
+    search(&state, &dao, &params).await
+}
+
+/// Search your own memory, as a community's is searched.
+#[utoipa::path(get, path = "/me/search", tag = "memory",
+    params(SearchParams),
+    responses((status = 200, body = SearchResults), (status = 401, description = "Not signed in"),
+        (status = 403, description = "Not a person"),
+        (status = 422, description = "Empty or too long a question, or a limit or alpha out of bounds")))]
+async fn search_own(
+    State(state): State<Knowledge>,
+    actor: Principal,
+    Query(params): Query<SearchParams>,
+) -> Result<Json<SearchResults>, ApiError> {
+    let scope = own_scope(&actor)?;
+    search(&state, &scope, &params).await
+}
+
+async fn search(
+    state: &Knowledge,
+    scope: &str,
+    params: &SearchParams,
+) -> Result<Json<SearchResults>, ApiError> {
     let q = params.q.trim();
     if q.is_empty() || q.chars().count() > 1000 {
         return Err(ApiError::validation("q must be 1 to 1000 characters"));
@@ -157,7 +243,7 @@ async fn search_knowledge(
     if params.alpha.is_some_and(|a| !(0.0..=1.0).contains(&a)) {
         return Err(ApiError::validation("alpha must be between 0 and 1"));
     }
-    let (hits, semantic) = state.search(&dao, q, limit, params.alpha).await?;
+    let (hits, semantic) = state.search(scope, q, limit, params.alpha).await?;
     Ok(Json(SearchResults { hits, semantic }))
 }
 
