@@ -1,6 +1,8 @@
 //! Memory benchmark: how fast the local models embed chunks, and the
 //! vector index at 10 000 and 100 000 vectors — graph build time, search
-//! latency p50/p99 and recall@10 against an exact scan of the same vectors.
+//! latency p50/p99 and recall@10 against an exact scan of the same vectors
+//! — and the hybrid search a person or an agent runs (`Knowledge::search`:
+//! full text and vectors fused, the hits read back) over the same chunks.
 //!
 //! The chunks are texts made of the retrieval set's sentences (three drawn
 //! at random each), embedded by the static table: real vectors of real
@@ -159,31 +161,56 @@ async fn main() -> anyhow::Result<()> {
         encoded.len()
     );
 
-    let vectors: Vec<Vec<f32>> = vectors.into_iter().flatten().collect();
-    let (corpus, queries) = vectors.split_at(vectors.len().saturating_sub(args.queries));
+    let embedded: Vec<(&str, Vec<f32>)> = texts
+        .iter()
+        .zip(vectors)
+        .filter_map(|(t, v)| v.map(|v| (t.as_str(), v)))
+        .collect();
+    let (corpus, queries) = embedded.split_at(embedded.len().saturating_sub(args.queries));
+    let queries: Vec<Vec<f32>> = queries.iter().map(|(_, v)| v.clone()).collect();
+    let questions = questions(args.queries)?;
     for &size in &args.vectors {
         let size = size.min(corpus.len());
-        measure(&corpus[..size], queries).await?;
+        measure(&corpus[..size], &queries).await?;
+        hybrid(&args.models, None, &corpus[..size], &questions).await?;
         if let Some(server) = &args.pgvector {
-            measure_pgvector(server, &corpus[..size], queries).await?;
+            let test = measure_pgvector(server, &corpus[..size], &queries).await?;
+            hybrid(&args.models, Some(&test), &corpus[..size], &questions).await?;
         }
     }
     Ok(())
 }
 
-/// Stores `corpus` as one microDAO's chunks, then times searches before
-/// (exact scan) and after the graph is built.
+/// The retrieval set's questions, both languages, `n` of them in turn.
+fn questions(n: usize) -> anyhow::Result<Vec<String>> {
+    let set: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../crates/embed/tests/fixtures/retrieval.json"
+    ))?;
+    let all: Vec<String> = set["questions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|q| ["en", "uk"].map(|l| q[l].as_str().unwrap_or_default().to_owned()))
+        .filter(|q| !q.is_empty())
+        .collect();
+    Ok(all.iter().cycle().take(n).cloned().collect())
+}
+
 const SETS: [daarion_store::MigrationSet; 3] = [
     daarion_memory::SPEC.migration_set(),
     daarion_bus::MIGRATIONS,
     daarion_store::idempotency::MIGRATIONS,
 ];
 
-/// Stores `corpus` as microDAO `bench`'s chunks of model `m`, 1 000 to a
-/// document (with the `vec` column on pgvector).
+/// The model the chunks are stored as: the static table's, so the
+/// memory service's own search (`hybrid`) reads them.
+const MODEL: &str = daarion_memory::embedder::STATIC;
+
+/// Stores `corpus` (texts and their vectors) as microDAO `bench`'s chunks,
+/// 1 000 to a document (with the `vec` column on pgvector).
 async fn store_corpus(
     db: &daarion_store::Db,
-    corpus: &[Vec<f32>],
+    corpus: &[(&str, Vec<f32>)],
     pgvector: bool,
 ) -> anyhow::Result<()> {
     let streams = daarion_bus::subject::Streams::new(daarion_memory::SPEC.streams.iter().copied())?;
@@ -195,15 +222,15 @@ async fn store_corpus(
             store::create(db, &outbox, "bench", &new, ("user:bench", "bench"), None).await?;
         let chunks: Vec<(Chunk, Option<Vec<f32>>)> = part
             .iter()
-            .map(|v| {
+            .map(|(text, v)| {
                 let chunk = Chunk {
                     heading: String::new(),
-                    text: "bench".into(),
+                    text: (*text).to_owned(),
                 };
                 (chunk, Some(v.clone()))
             })
             .collect();
-        store::index(db, &outbox, &document.id, ("m", pgvector), &chunks).await?;
+        store::index(db, &outbox, &document.id, (MODEL, pgvector), &chunks).await?;
     }
     Ok(())
 }
@@ -217,12 +244,14 @@ fn exact(stored: &[store::Stored], q: &[f32]) -> Vec<i64> {
 
 /// Stores `corpus` as one microDAO's chunks, then times searches before
 /// (exact scan) and after the graph is built.
-async fn measure(corpus: &[Vec<f32>], queries: &[Vec<f32>]) -> anyhow::Result<()> {
+/// Stores `corpus` as one microDAO's chunks, then times searches before
+/// (exact scan) and after the graph is built.
+async fn measure(corpus: &[(&str, Vec<f32>)], queries: &[Vec<f32>]) -> anyhow::Result<()> {
     let test = daarion_testkit::migrated_db(daarion_testkit::SqlKind::Sqlite, &SETS)
         .await
         .ok_or_else(|| anyhow::anyhow!("no database"))?;
     let db = &test.db;
-    let dim = corpus.first().map_or(0, Vec::len);
+    let dim = corpus.first().map_or(0, |(_, v)| v.len());
     let started = Instant::now();
     store_corpus(db, corpus, false).await?;
     println!(
@@ -232,22 +261,22 @@ async fn measure(corpus: &[Vec<f32>], queries: &[Vec<f32>]) -> anyhow::Result<()
     );
 
     let index = VectorIndex::new(None, Tuning::default());
-    let stored = store::vectors_after(db, ("bench", "m", dim), 0).await?;
+    let stored = store::vectors_after(db, ("bench", MODEL, dim), 0).await?;
     let ids: Vec<i64> = stored.iter().map(|s| s.id).collect();
     let exact = |q: &[f32]| exact(&stored, q);
     // The first search reads the vectors and starts the graph's build.
     let started = Instant::now();
     index
-        .nearest(db, ("bench", "m", dim), &queries[0], 10)
+        .nearest(db, ("bench", MODEL, dim), &queries[0], 10)
         .await?;
     let loaded = started.elapsed();
     let mut scans = Vec::new();
     let mut during = 0.0;
     // Searches while the graph is built are exact scans of the tail.
-    while index.status("bench", "m").await.2 {
+    while index.status("bench", MODEL).await.2 {
         let q = &queries[scans.len() % queries.len()];
         let at = Instant::now();
-        let got = index.nearest(db, ("bench", "m", dim), q, 10).await?;
+        let got = index.nearest(db, ("bench", MODEL, dim), q, 10).await?;
         scans.push(at.elapsed());
         let got: Vec<i64> = got.into_iter().map(|(id, _)| id).collect();
         during += recall(&exact(q), &got);
@@ -256,7 +285,7 @@ async fn measure(corpus: &[Vec<f32>], queries: &[Vec<f32>]) -> anyhow::Result<()
         }
     }
     let built = started.elapsed();
-    let (graph, tail, _) = index.status("bench", "m").await;
+    let (graph, tail, _) = index.status("bench", MODEL).await;
     println!(
         "first search (reading the vectors) {}; graph of {graph} built in {} (tail {tail}), searched {} times meanwhile",
         ms(loaded),
@@ -276,7 +305,7 @@ async fn measure(corpus: &[Vec<f32>], queries: &[Vec<f32>]) -> anyhow::Result<()
     let mut total = 0.0;
     for q in queries {
         let at = Instant::now();
-        let got = index.nearest(db, ("bench", "m", dim), q, 10).await?;
+        let got = index.nearest(db, ("bench", MODEL, dim), q, 10).await?;
         times.push(at.elapsed());
         let got: Vec<i64> = got.into_iter().map(|(id, _)| id).collect();
         total += recall(&exact(q), &got);
@@ -300,15 +329,15 @@ async fn measure(corpus: &[Vec<f32>], queries: &[Vec<f32>]) -> anyhow::Result<()
 /// asks) and by the exact scan the service uses for small communities.
 async fn measure_pgvector(
     server: &str,
-    corpus: &[Vec<f32>],
+    corpus: &[(&str, Vec<f32>)],
     queries: &[Vec<f32>],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<daarion_testkit::TestDb> {
     let test = daarion_testkit::TestDb::on_server(server).await;
     daarion_store::migrate::apply(&test.db, &SETS).await?;
     let db = &test.db;
-    let dim = corpus.first().map_or(0, Vec::len);
+    let dim = corpus.first().map_or(0, |(_, v)| v.len());
     let graph = Pgvector::new(0);
-    graph.ready(db, "m", dim).await?;
+    graph.ready(db, MODEL, dim).await?;
     let started = Instant::now();
     store_corpus(db, corpus, true).await?;
     // As autovacuum would soon: the exact scan's plan reads the statistics.
@@ -320,7 +349,7 @@ async fn measure_pgvector(
         corpus.len(),
         ms(started.elapsed())
     );
-    let stored = store::vectors_after(db, ("bench", "m", dim), 0).await?;
+    let stored = store::vectors_after(db, ("bench", MODEL, dim), 0).await?;
     for (label, searcher, k) in [
         ("graph, k 10 (ef_search 40)", &graph, 10),
         ("graph, k 50 (ef_search 75)", &graph, 50),
@@ -330,7 +359,7 @@ async fn measure_pgvector(
         let mut total = 0.0;
         for q in queries {
             let at = Instant::now();
-            let got = searcher.nearest(db, ("bench", "m", dim), q, k).await?;
+            let got = searcher.nearest(db, ("bench", MODEL, dim), q, k).await?;
             times.push(at.elapsed());
             let got: Vec<i64> = got.into_iter().take(10).map(|(id, _)| id).collect();
             total += recall(&exact(&stored, q), &got);
@@ -344,6 +373,64 @@ async fn measure_pgvector(
             queries.len()
         );
     }
+    Ok(test)
+}
+
+/// The memory service's own search (`Knowledge::search`, 10 hits at the
+/// default alpha) for the retrieval set's questions over the stored
+/// chunks: embedded (a fresh SQLite store, the graph built first), or on
+/// `pgvector`'s database as `measure_pgvector` left it.
+async fn hybrid(
+    models: &std::path::Path,
+    pgvector: Option<&daarion_testkit::TestDb>,
+    corpus: &[(&str, Vec<f32>)],
+    questions: &[String],
+) -> anyhow::Result<()> {
+    let embedded;
+    let (db, vectors) = match pgvector {
+        Some(test) => (&test.db, "pgvector"),
+        None => {
+            embedded = daarion_testkit::migrated_db(daarion_testkit::SqlKind::Sqlite, &SETS)
+                .await
+                .ok_or_else(|| anyhow::anyhow!("no database"))?;
+            store_corpus(&embedded.db, corpus, false).await?;
+            (&embedded.db, "embedded")
+        }
+    };
+    let streams = daarion_bus::subject::Streams::new(daarion_memory::SPEC.streams.iter().copied())?;
+    let bus = std::sync::Arc::new(daarion_bus::EmbeddedBus::new(db.clone(), streams));
+    let outbox = daarion_bus::Outbox::new(db.clone(), bus);
+    let settings = daarion_memory::Settings {
+        vectors: vectors.into(),
+        ..Default::default()
+    };
+    let knowledge = daarion_memory::Knowledge::new(
+        (db.clone(), outbox),
+        Models::new(models),
+        None,
+        None,
+        settings,
+    )
+    .map_err(anyhow::Error::msg)?;
+    knowledge.search("bench", &questions[0], 10, None).await?;
+    while knowledge.index_status("bench").await.2 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut times = Vec::with_capacity(questions.len());
+    let mut semantic = 0;
+    for q in questions {
+        let at = Instant::now();
+        let (hits, by_meaning) = knowledge.search("bench", q, 10, None).await?;
+        times.push(at.elapsed());
+        semantic += usize::from(by_meaning && !hits.is_empty());
+    }
+    times.sort();
+    println!(
+        "  hybrid search ({vectors}, Knowledge::search, 10 hits): p50 {} p99 {} ({} questions, {semantic} answered with vectors)",
+        ms(percentile(&times, 50.0)),
+        ms(percentile(&times, 99.0)),
+        questions.len()
+    );
     Ok(())
 }
 

@@ -166,6 +166,30 @@ async fn members_add_knowledge_and_find_it_by_words_and_meaning(kind: Kind) {
         "found by its vector alone: {top}"
     );
 
+    // What one person wrote, by words and by meaning alike.
+    let bob = format!("user:{}", app.user_id("bob").await);
+    for q in ["what did we decide about the budget?", "chess"] {
+        let path = format!(
+            "/api/memory/daos/garden/search?{}",
+            query(&[("q", q), ("author", &bob)])
+        );
+        let (status, hits) = app.get_as(&path, Some("alice")).await;
+        assert_eq!(status, 200, "{hits}");
+        let found = documents_of(&hits);
+        assert!(!found.is_empty(), "{q}: {hits}");
+        assert!(
+            !found.contains(&budget.as_str()) && !found.contains(&budget_uk.as_str()),
+            "{q}: {hits}"
+        );
+    }
+    let (status, body) = app
+        .get_as(
+            "/api/memory/daos/garden/search?q=chess&author=bob",
+            Some("alice"),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+
     let (status, list) = app
         .get_as("/api/memory/daos/garden/documents?limit=2", Some("bob"))
         .await;

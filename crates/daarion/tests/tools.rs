@@ -99,6 +99,8 @@ async fn built_in_tools_run_for_agents_that_have_them_within_what_they_may_read(
             "microdao.found",
             "memory.search",
             "memory.remember",
+            "memory.fact",
+            "memory.facts",
             "memory.forget"
         ]
     );

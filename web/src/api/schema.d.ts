@@ -12119,6 +12119,8 @@ export interface operations {
                  *     similarity alone (`memory.hybrid_alpha` by default).
                  */
                 alpha?: number;
+                /** @description Only what this person (`user:<id>`) or agent (`agent:<id>`) wrote. */
+                author?: string;
             };
             header?: never;
             path: {
@@ -12173,7 +12175,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Empty or too long a question, or a limit or alpha out of bounds */
+            /** @description Empty or too long a question, a limit or alpha out of bounds, or an author not user:<id> or agent:<id> */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -13005,6 +13007,8 @@ export interface operations {
                  *     similarity alone (`memory.hybrid_alpha` by default).
                  */
                 alpha?: number;
+                /** @description Only what this person (`user:<id>`) or agent (`agent:<id>`) wrote. */
+                author?: string;
             };
             header?: never;
             path?: never;
@@ -13047,7 +13051,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Empty or too long a question, or a limit or alpha out of bounds */
+            /** @description Empty or too long a question, a limit or alpha out of bounds, or an author not user:<id> or agent:<id> */
             422: {
                 headers: {
                     [name: string]: unknown;

@@ -114,6 +114,7 @@ mod tests {
             db: db.clone(),
             outbox: Outbox::new(db.clone(), bus),
             vectors: crate::nearest::Nearest::new("embedded", None, Default::default()),
+            fulltext: crate::fulltext::FullText::default(),
             embedder: Arc::new(Fake {
                 answer: Box::new(move |text| {
                     if broken.load(Ordering::SeqCst) {
@@ -182,7 +183,9 @@ mod tests {
                     .is_some_and(|e| e.contains("the model is down"))
             );
             assert_eq!(
-                store::by_text(&state.db, "garden", "water", 10)
+                state
+                    .fulltext
+                    .search(&state.db, ("garden", None), "water", 10)
                     .await
                     .map(|hits| hits.len())
                     .ok(),

@@ -23,7 +23,9 @@ pub mod chunk;
 pub mod domain;
 pub mod embedder;
 pub mod events;
+mod expiring;
 pub mod facts;
+pub mod fulltext;
 pub mod graph;
 pub mod index;
 pub mod nearest;
@@ -207,6 +209,7 @@ pub struct Knowledge {
     outbox: Outbox,
     embedder: Arc<dyn Embed>,
     vectors: nearest::Nearest,
+    fulltext: fulltext::FullText,
     settings: Arc<Settings>,
 }
 
@@ -253,6 +256,7 @@ impl Knowledge {
                 index_dir,
                 vectors::Tuning::default(),
             ),
+            fulltext: fulltext::FullText::default(),
             settings: Arc::new(settings),
         })
     }
@@ -266,8 +270,20 @@ impl Knowledge {
         limit: usize,
         alpha: Option<f64>,
     ) -> Result<(Vec<domain::Hit>, bool), MemoryError> {
+        self.search_by(dao, None, query, (limit, alpha)).await
+    }
+
+    /// [`Knowledge::search`] over the documents `author` (`user:<id>` or
+    /// `agent:<id>`) wrote, when given.
+    pub async fn search_by(
+        &self,
+        dao: &str,
+        author: Option<&str>,
+        query: &str,
+        (limit, alpha): (usize, Option<f64>),
+    ) -> Result<(Vec<domain::Hit>, bool), MemoryError> {
         let alpha = alpha.unwrap_or(self.settings.hybrid_alpha);
-        search::hybrid(self, dao, query, (limit, alpha)).await
+        search::hybrid(self, (dao, author), query, (limit, alpha)).await
     }
 
     /// Adds a document to `dao`'s knowledge as `author` (`user:<id>` or
@@ -362,6 +378,16 @@ impl Knowledge {
         limit: usize,
     ) -> Result<Vec<facts::Fact>, MemoryError> {
         facts::named_in(&self.db, scope, text, limit).await
+    }
+
+    /// How `dao`'s shard of the embedded index stands: vectors in its
+    /// graph, in its tail, and whether a graph is being built (for
+    /// benchmarks and metrics).
+    pub async fn index_status(&self, dao: &str) -> (usize, usize, bool) {
+        self.vectors
+            .embedded()
+            .status(dao, self.embedder.name())
+            .await
     }
 
     /// Largest document body accepted.

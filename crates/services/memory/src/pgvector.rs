@@ -13,12 +13,7 @@
 //! `hnsw.ef_search` widened by how much of the city it is, and is scanned
 //! exactly if the graph still answers short. `bench/memory` measures both.
 
-use std::{
-    collections::HashMap,
-    fmt::Write,
-    sync::{Arc, Mutex, PoisonError},
-    time::{Duration, Instant},
-};
+use std::{fmt::Write, sync::Arc, time::Duration};
 
 use daarion_store::{
     Db,
@@ -26,9 +21,9 @@ use daarion_store::{
 };
 use tokio::sync::OnceCell;
 
-use crate::{domain::MemoryError, embedder, store::ChunkId};
+use crate::{domain::MemoryError, embedder, expiring::Expiring, store::ChunkId};
 
-/// Nor does the graph serve a microDAO holding under a tenth of the model's
+/// The graph does not serve a microDAO holding under a tenth of the model's
 /// vectors: too few of the graph's candidates would be its own.
 const SMALLEST_SHARE: i64 = 10;
 /// pgvector's bounds of `hnsw.ef_search`.
@@ -45,16 +40,14 @@ pub async fn available(db: &Db) -> Result<bool, MemoryError> {
     Ok(row.try_get::<i64, _>("n")? > 0)
 }
 
-/// A microDAO's vectors of a model, the model's in all, and when counted.
-type Counted = (Instant, i64, i64);
-
 #[derive(Clone)]
 pub struct Pgvector {
     /// A microDAO with at most this many vectors is scanned exactly.
     exact_up_to: i64,
     /// The column and the model's index exist (once per process).
     ready: Arc<OnceCell<()>>,
-    counts: Arc<Mutex<HashMap<(String, String), Counted>>>,
+    /// Per microDAO and model: its vectors, the model's in all.
+    counts: Expiring<(String, String), (i64, i64)>,
 }
 
 impl Default for Pgvector {
@@ -70,7 +63,7 @@ impl Pgvector {
         Self {
             exact_up_to,
             ready: Arc::default(),
-            counts: Arc::default(),
+            counts: Expiring::new(COUNTS_FOR),
         }
     }
 
@@ -113,16 +106,8 @@ impl Pgvector {
 
     async fn counts(&self, db: &Db, dao: &str, model: &str) -> Result<(i64, i64), MemoryError> {
         let key = (dao.to_owned(), model.to_owned());
-        let cached = self
-            .counts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
-            .copied();
-        if let Some((at, mine, all)) = cached
-            && at.elapsed() < COUNTS_FOR
-        {
-            return Ok((mine, all));
+        if let Some(counted) = self.counts.get(&key) {
+            return Ok(counted);
         }
         let row = sql::query(
             "SELECT count(*) FILTER (WHERE dao = $1) AS mine, count(*) AS total
@@ -133,10 +118,7 @@ impl Pgvector {
         .fetch_one(db.reader())
         .await?;
         let (mine, all): (i64, i64) = (row.try_get("mine")?, row.try_get("total")?);
-        self.counts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key, (Instant::now(), mine, all));
+        self.counts.put(key, (mine, all));
         Ok((mine, all))
     }
 }

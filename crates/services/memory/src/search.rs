@@ -13,19 +13,26 @@ use crate::{
 /// How many each list contributes before fusion.
 const CANDIDATES: usize = 50;
 
-/// The `limit` best chunks of `dao`'s knowledge for `query`, the vector
-/// list weighted `alpha` against the words' (`domain::fuse`), and whether
-/// vectors took part (not when the model is unavailable: the words alone
-/// answer then, and the reason is logged).
+/// The `limit` best chunks of `dao`'s knowledge for `query` (of what
+/// `author` wrote, if given), the vector list weighted `alpha` against the
+/// words' (`domain::fuse`), and whether vectors took part (not when the
+/// model is unavailable: the words alone answer then, and the reason is
+/// logged).
 pub async fn hybrid(
     state: &Knowledge,
-    dao: &str,
+    (dao, author): (&str, Option<&str>),
     query: &str,
     (limit, alpha): (usize, f64),
 ) -> Result<(Vec<Hit>, bool), MemoryError> {
-    let by_text = store::by_text(&state.db, dao, query, CANDIDATES).await?;
+    let by_text = state
+        .fulltext
+        .search(&state.db, (dao, author), query, CANDIDATES)
+        .await?;
     let by_vector = match embed_query(state, query).await {
-        Ok(Some(vector)) => Some(nearest(state, dao, &vector).await?),
+        Ok(Some(vector)) => Some(match author {
+            Some(author) => by_author(state, (dao, author), &vector).await?,
+            None => nearest(state, dao, &vector).await?,
+        }),
         Ok(None) => Some(Vec::new()),
         Err(error) => {
             tracing::warn!(%error, "memory search without vectors");
@@ -67,6 +74,28 @@ pub async fn hybrid(
 async fn embed_query(state: &Knowledge, query: &str) -> Result<Option<Vec<f32>>, MemoryError> {
     let mut vectors = embed_checked(&state.embedder, &[query], Kind::Query).await?;
     Ok(vectors.pop().flatten())
+}
+
+/// The chunks of `author`'s documents in `dao` nearest `query`, every one
+/// compared: an index over the whole microDAO, filtered after, could
+/// answer short.
+async fn by_author(
+    state: &Knowledge,
+    (dao, author): (&str, &str),
+    query: &[f32],
+) -> Result<Vec<store::ChunkId>, MemoryError> {
+    let model = &state.embedder;
+    let stored = store::vectors_by(&state.db, (dao, model.name(), model.dim()), author).await?;
+    let mut scored: Vec<(store::ChunkId, f32)> = stored
+        .iter()
+        .map(|s| (s.id, daarion_embed::dot(&s.vector, query)))
+        .collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    Ok(scored
+        .into_iter()
+        .take(CANDIDATES)
+        .map(|(id, _)| id)
+        .collect())
 }
 
 /// `dao`'s chunks nearest `query`, best first, [`CANDIDATES`] at most.

@@ -4,7 +4,7 @@
 
 use daarion_bus::{Outbox, Staged};
 use daarion_store::{
-    Backend, Db,
+    Db,
     idempotency::{self, Claim},
     sql::{self, Row},
 };
@@ -285,78 +285,6 @@ pub async fn delete(
 /// A chunk, by its row id.
 pub type ChunkId = i64;
 
-/// The words of a question, as both full-text engines take them: letters
-/// and digits only (so nothing a person types is query syntax), lower
-/// case, each once, at most 32.
-fn words(query: &str) -> Vec<String> {
-    let mut words: Vec<String> = Vec::new();
-    for word in query.split(|c: char| !c.is_alphanumeric()) {
-        let word = word.to_lowercase();
-        if !word.is_empty() && !words.contains(&word) && words.len() < 32 {
-            words.push(word);
-        }
-    }
-    words
-}
-
-/// `dao`'s chunks matching any word of `query`, best first by BM25,
-/// `limit` at most. SQLite's FTS5 has it built in. On PostgreSQL, which
-/// ranks without the words' rarity (`ts_rank_cd`: "the" weighs as much as
-/// "budget"), it is computed here with k1 = 0 — each word a chunk holds
-/// counts its inverse document frequency in `dao`'s chunks — which suits
-/// chunks of a paragraph, where a word rarely comes twice.
-pub async fn by_text(
-    db: &Db,
-    dao: &str,
-    query: &str,
-    limit: usize,
-) -> Result<Vec<ChunkId>, MemoryError> {
-    let words = words(query);
-    if words.is_empty() {
-        return Ok(Vec::new());
-    }
-    let query = match db.backend() {
-        Backend::Sqlite => {
-            let pattern = words
-                .iter()
-                .map(|w| format!("\"{w}\""))
-                .collect::<Vec<_>>()
-                .join(" OR ");
-            sql::query(
-                "SELECT c.id FROM memory_search s
-                 JOIN memory_chunks c ON c.id = s.rowid
-                 WHERE memory_search MATCH $1 AND c.dao = $2
-                 ORDER BY bm25(memory_search), c.id LIMIT $3",
-            )
-            .bind(pattern)
-            .bind(dao)
-            .bind(limit as i64)
-        }
-        Backend::Postgres => sql::query(sql::AssertSqlSafe(format!(
-            "WITH words AS (
-                 SELECT plainto_tsquery('simple', w) AS q FROM ({words}) AS t (w)
-             ), candidates AS (
-                 SELECT id, search FROM memory_chunks
-                 WHERE search @@ to_tsquery('simple', $1) AND dao = $2
-             ), rarity AS (
-                 SELECT words.q, ln(1 + (total.n - count(c.id) + 0.5) / (count(c.id) + 0.5)) AS idf
-                 FROM words LEFT JOIN candidates c ON c.search @@ words.q
-                 CROSS JOIN (SELECT count(*)::float8 AS n FROM memory_chunks WHERE dao = $2) AS total
-                 GROUP BY words.q, total.n
-             )
-             SELECT c.id FROM candidates c JOIN rarity r ON c.search @@ r.q
-             GROUP BY c.id ORDER BY sum(r.idf) DESC, c.id LIMIT $3",
-            words = sql::json_texts(Backend::Postgres, 4)
-        )))
-        .bind(words.join(" | "))
-        .bind(dao)
-        .bind(limit as i64)
-        .bind(serde_json::Value::from(words).to_string()),
-    };
-    let rows = query.fetch_all(db.reader()).await?;
-    rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
-}
-
 /// `dao`'s newest generation (0 before anything was indexed).
 pub async fn generation(db: &Db, dao: &str) -> Result<i64, MemoryError> {
     let row = sql::query("SELECT generation FROM memory_generations WHERE dao = $1")
@@ -386,6 +314,23 @@ pub struct Stored {
     pub vector: Vec<f32>,
 }
 
+/// Rows of `id, generation, embedding` as vectors of `dim` (bytes of
+/// other dimensions are no vector of this model's: skipped).
+fn stored(rows: &[sql::AnyRow], dim: usize) -> Result<Vec<Stored>, MemoryError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let bytes: Vec<u8> = row.try_get("embedding")?;
+        if let Some(vector) = embedder::from_bytes(&bytes, dim) {
+            out.push(Stored {
+                id: row.try_get("id")?,
+                generation: row.try_get("generation")?,
+                vector,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// The vectors of `dao`'s chunks embedded by `model` in generations after
 /// `after`, oldest first.
 pub async fn vectors_after(
@@ -403,18 +348,27 @@ pub async fn vectors_after(
     .bind(after)
     .fetch_all(db.reader())
     .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let bytes: Vec<u8> = row.try_get("embedding")?;
-        if let Some(vector) = embedder::from_bytes(&bytes, dim) {
-            out.push(Stored {
-                id: row.try_get("id")?,
-                generation: row.try_get("generation")?,
-                vector,
-            });
-        }
-    }
-    Ok(out)
+    stored(&rows, dim)
+}
+
+/// The vectors of `dao`'s chunks embedded by `model` in documents
+/// `author` wrote: a filtered search compares them all.
+pub async fn vectors_by(
+    db: &Db,
+    (dao, model, dim): (&str, &str, usize),
+    author: &str,
+) -> Result<Vec<Stored>, MemoryError> {
+    let rows = sql::query(
+        "SELECT c.id, c.generation, c.embedding FROM memory_chunks c
+         JOIN memory_documents d ON d.id = c.document_id
+         WHERE c.dao = $1 AND c.model = $2 AND d.author = $3 AND c.embedding IS NOT NULL",
+    )
+    .bind(dao)
+    .bind(model)
+    .bind(author)
+    .fetch_all(db.reader())
+    .await?;
+    stored(&rows, dim)
 }
 
 /// A chunk as a search shows it.
@@ -445,24 +399,4 @@ pub async fn chunk(db: &Db, id: ChunkId) -> Result<Option<Found>, MemoryError> {
         })
     })
     .transpose()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_question_becomes_plain_words() {
-        assert_eq!(
-            words("What did we decide about the BUDGET? budget* OR \"x\" -y"),
-            [
-                "what", "did", "we", "decide", "about", "the", "budget", "or", "x", "y"
-            ]
-        );
-        assert_eq!(
-            words("Що ми вирішили щодо бюджету?"),
-            ["що", "ми", "вирішили", "щодо", "бюджету"]
-        );
-        assert!(words("?! ...").is_empty());
-    }
 }

@@ -188,6 +188,9 @@ pub struct SearchParams {
     /// similarity alone (`memory.hybrid_alpha` by default).
     #[param(minimum = 0.0, maximum = 1.0)]
     pub alpha: Option<f64>,
+    /// Only what this person (`user:<id>`) or agent (`agent:<id>`) wrote.
+    #[param(max_length = 120, pattern = "^(user|agent):[A-Za-z0-9_-]+$")]
+    pub author: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -203,7 +206,7 @@ pub struct SearchResults {
 #[utoipa::path(get, path = "/daos/{dao}/search", tag = "memory",
     params(("dao" = String, Path, description = "The microDAO's slug"), SearchParams),
     responses((status = 200, body = SearchResults), (status = 403, description = "Not a member of this microDAO"),
-        (status = 404, description = "No such microDAO"), (status = 422, description = "Empty or too long a question, or a limit or alpha out of bounds")))]
+        (status = 404, description = "No such microDAO"), (status = 422, description = "Empty or too long a question, a limit or alpha out of bounds, or an author not user:<id> or agent:<id>")))]
 async fn search_knowledge(
     State(state): State<Knowledge>,
     Path(dao): Path<String>,
@@ -217,7 +220,7 @@ async fn search_knowledge(
     params(SearchParams),
     responses((status = 200, body = SearchResults), (status = 401, description = "Not signed in"),
         (status = 403, description = "Not a person"),
-        (status = 422, description = "Empty or too long a question, or a limit or alpha out of bounds")))]
+        (status = 422, description = "Empty or too long a question, a limit or alpha out of bounds, or an author not user:<id> or agent:<id>")))]
 async fn search_own(
     State(state): State<Knowledge>,
     actor: Principal,
@@ -243,7 +246,24 @@ async fn search(
     if params.alpha.is_some_and(|a| !(0.0..=1.0).contains(&a)) {
         return Err(ApiError::validation("alpha must be between 0 and 1"));
     }
-    let (hits, semantic) = state.search(scope, q, limit, params.alpha).await?;
+    let author = params.author.as_deref();
+    let named = |who: &str| {
+        who.split_once(':').is_some_and(|(kind, id)| {
+            ["user", "agent"].contains(&kind)
+                && (1..=100).contains(&id.len())
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+    };
+    if author.is_some_and(|a| !named(a)) {
+        return Err(ApiError::validation(
+            "author must be user:<id> or agent:<id>",
+        ));
+    }
+    let (hits, semantic) = state
+        .search_by(scope, author, q, (limit, params.alpha))
+        .await?;
     Ok(Json(SearchResults { hits, semantic }))
 }
 
