@@ -275,9 +275,8 @@ async fn try_record(
                 idempotency::complete(&mut tx, &claim_scope, key, &known.id).await?;
             }
             tx.commit().await.map_err(daarion_store::StoreError::from)?;
-            let fact = fact(db, &known.id)
-                .await?
-                .ok_or_else(|| MemoryError::NotFound(known.id.clone()))?;
+            let mut fact = known.clone();
+            fact.confidence = fact.confidence.max(new.confidence);
             return Ok((fact, Outcome::Known, None));
         }
         Some((known, _)) if known.valid_from > valid_from => {

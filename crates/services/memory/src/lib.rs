@@ -349,15 +349,17 @@ impl Knowledge {
     /// Remembers a fact in `scope` (`dao:<slug>`, or a person's own
     /// `user:<id>`) as `author` (`user:<id>` or `agent:<id>`, and the name
     /// shown): the fact as it stands, what the write did, and the fact it
-    /// superseded (`facts::record`).
+    /// superseded (`facts::record`). With an `Idempotency-Key`, a retry
+    /// answers the first write's fact.
     pub async fn remember_fact(
         &self,
         scope: &str,
         new: facts::NewFact,
         author: (&str, &str),
+        idempotency_key: Option<&str>,
     ) -> Result<(facts::Fact, facts::Outcome, Option<String>), MemoryError> {
         let new = new.checked()?;
-        facts::record(&self.db, &self.outbox, scope, &new, author, None).await
+        facts::record(&self.db, &self.outbox, scope, &new, author, idempotency_key).await
     }
 
     /// The facts that hold within `depth` steps of `entity` in `scope`.

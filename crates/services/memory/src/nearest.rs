@@ -83,10 +83,12 @@ impl Nearest {
 }
 
 async fn choose(setting: &str, db: &Db) -> Result<bool, MemoryError> {
+    if setting == "embedded" {
+        return Ok(false);
+    }
     let postgres = db.backend() == Backend::Postgres;
     let available = postgres && pgvector::available(db).await?;
     match setting {
-        "embedded" => Ok(false),
         "pgvector" if !postgres => Err(MemoryError::Invalid(
             "memory.vectors = \"pgvector\" needs PostgreSQL (database_url)".into(),
         )),

@@ -124,7 +124,12 @@ pub async fn run(name: &str, ctx: &Context<'_>, arguments: &Value) -> Result<Val
             };
             let (fact, outcome, superseded) = ctx
                 .knowledge
-                .remember_fact(&format!("dao:{dao}"), new, (&author.name(), &author.handle))
+                .remember_fact(
+                    &format!("dao:{dao}"),
+                    new,
+                    (&author.name(), &author.handle),
+                    None,
+                )
                 .await
                 .map_err(failed)?;
             Ok(json!({"fact": fact.id, "outcome": outcome, "superseded": superseded}))

@@ -49,7 +49,7 @@ pub struct RememberFact {
 }
 
 impl RememberFact {
-    fn checked(self) -> Result<NewFact, MemoryError> {
+    fn into_new(self) -> NewFact {
         NewFact {
             subject: self.subject,
             predicate: self.predicate,
@@ -60,7 +60,6 @@ impl RememberFact {
             about: self.about,
             valid_from: self.valid_from,
         }
-        .checked()
     }
 }
 
@@ -81,16 +80,9 @@ async fn remember(
     key: Option<&str>,
     input: RememberFact,
 ) -> Result<Response, ApiError> {
-    let new = input.checked()?;
-    let (fact, outcome, superseded) = facts::record(
-        &state.db,
-        &state.outbox,
-        scope,
-        &new,
-        (&actor.name(), &actor.handle),
-        key,
-    )
-    .await?;
+    let (fact, outcome, superseded) = state
+        .remember_fact(scope, input.into_new(), (&actor.name(), &actor.handle), key)
+        .await?;
     let status = if outcome == Outcome::Known {
         StatusCode::OK
     } else {
@@ -297,7 +289,7 @@ pub(super) async fn neighbours(
     }
     let scope = format!("dao:{dao}");
     Ok(Json(
-        graph::neighbourhood(&state.db, &scope, &params.entity, depth).await?,
+        state.neighbourhood(&scope, &params.entity, depth).await?,
     ))
 }
 
