@@ -1,13 +1,39 @@
 // A local stand-in for an OpenAI-compatible provider, speaking the real
 // protocol: `POST /v1/chat/completions`, streamed as server-sent events
 // (with the usage chunk when `stream_options.include_usage` asks) or as one
-// JSON reply. Its answer is fixed, so a test knows what to expect.
+// JSON reply. Its answer is fixed, so a test knows what to expect — except
+// when it is given what a Second Me recalled: then it reads its context
+// and answers with the recalled line nearest the question.
 import { writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 export const REPLY = ["Hello", " from", " the", " fake", " model."];
+
+/** How Second Me introduces what it recalls (`secondme::domain::RECALL_HEADER`). */
+const RECALLED = "From what this person told you before";
+
+const words = (text) => new Set(text.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []);
+
+/**
+ * The reply to `messages`: with a recall before the question, "You told
+ * me: " and the recalled line sharing the most words with it; else REPLY.
+ */
+function replyTo(messages) {
+  const question = messages.at(-1);
+  const recall = messages.find((m) => m.role === "system" && m.content?.startsWith(RECALLED));
+  if (!recall || question?.role !== "user") return REPLY;
+  const asked = words(question.content);
+  let best = null;
+  let most = 0;
+  for (const line of recall.content.split("\n").slice(1)) {
+    if (line.startsWith("[")) continue;
+    const shared = [...words(line)].filter((w) => asked.has(w)).length;
+    if (shared > most) [best, most] = [line.trim(), shared];
+  }
+  return best ? ["You told me: ", best] : REPLY;
+}
 
 export async function startFakeOpenAI() {
   const server = createServer((req, res) => {
@@ -22,14 +48,15 @@ export async function startFakeOpenAI() {
         return;
       }
       const body = JSON.parse(raw);
+      const reply = replyTo(body.messages);
       const prompt = body.messages
         .map((m) => m.content)
         .join(" ")
         .split(/\s+/).length;
       const usage = {
         prompt_tokens: prompt,
-        completion_tokens: REPLY.length,
-        total_tokens: prompt + REPLY.length,
+        completion_tokens: reply.length,
+        total_tokens: prompt + reply.length,
       };
       const base = {
         id: "chatcmpl-fake",
@@ -54,7 +81,7 @@ export async function startFakeOpenAI() {
       if (!body.stream) {
         const message = call
           ? { role: "assistant", content: null, tool_calls: [call] }
-          : { role: "assistant", content: REPLY.join("") };
+          : { role: "assistant", content: reply.join("") };
         res.writeHead(200, { "content-type": "application/json" });
         res.end(
           JSON.stringify({
@@ -72,13 +99,13 @@ export async function startFakeOpenAI() {
         ? { role: "assistant", tool_calls: [{ index: 0, ...call }] }
         : { role: "assistant", content: "" };
       send({ ...base, choices: [{ index: 0, delta: first, finish_reason: null }] });
-      const words = call ? [] : REPLY;
+      const said = call ? [] : reply;
       let i = 0;
       const next = () => {
-        if (i < words.length) {
+        if (i < said.length) {
           send({
             ...base,
-            choices: [{ index: 0, delta: { content: words[i++] }, finish_reason: null }],
+            choices: [{ index: 0, delta: { content: said[i++] }, finish_reason: null }],
           });
           setTimeout(next, 20);
           return;

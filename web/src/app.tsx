@@ -14,6 +14,7 @@ import { Hub, HubAgent } from "./pages/hub";
 import { CityMapPage } from "./pages/map";
 import { ChatRoomPage, Messenger } from "./pages/messenger";
 import { Playground } from "./pages/playground";
+import { SecondMe } from "./pages/secondme";
 import { Settings } from "./pages/settings";
 import { NodePage, NodeRegistry, PlanetPage, SpaceDirectory } from "./pages/space";
 import { useSession } from "./session";
@@ -64,6 +65,7 @@ function TopBar() {
         {user && link("/messages", t("nav.messages"))}
         {user && link("/communities", t("nav.communities"))}
         {user && link("/hub", t("nav.hub"))}
+        {user && link("/second-me", t("nav.secondme"))}
         {user && link("/playground", t("nav.playground"))}
         {user && link("/settings", t("nav.settings"))}
         {user?.city_role === "admin" && link("/admin", t("nav.admin"))}
@@ -142,6 +144,9 @@ const RoomRoute = ({ slug }: { slug: string }) => <RoomPage slug={slug} />;
 const MessengerRoute = privately(Messenger);
 const ChatRoute = privately(({ room }: { room: string }) => <ChatRoomPage room={room} />);
 const PlaygroundRoute = privately(Playground);
+const SecondMeRoute = privately(({ conversation }: { conversation?: string }) => (
+  <SecondMe conversation={conversation} />
+));
 const CommunitiesRoute = privately(Communities);
 const HubRoute = privately(Hub);
 const HubAgentRoute = privately(({ slug }: { slug: string }) => <HubAgent slug={slug} />);
@@ -215,6 +220,8 @@ function Pages() {
             <Route path="/communities" component={CommunitiesRoute} />
             <Route path="/communities/:slug" component={CommunityRoute} />
             <Route path="/playground" component={PlaygroundRoute} />
+            <Route path="/second-me" component={SecondMeRoute} />
+            <Route path="/second-me/:conversation" component={SecondMeRoute} />
             <Route path="/settings" component={SettingsRoute} />
             <Route path="/settings/:section" component={SettingsRoute} />
             <Route path="/admin" component={AdminRoute} />

@@ -42,6 +42,7 @@ pub static SERVICES: &[&Service] = &[
     &daarion_usage::SPEC,
     &daarion_filter::SPEC,
     &daarion_memory::SPEC,
+    &daarion_secondme::SPEC,
     &daarion_router::SPEC,
     &daarion_runtime::SPEC,
 ];

@@ -7,7 +7,8 @@
 mod common;
 
 use common::{City, Kind};
-use serde_json::Value;
+use daarion_testkit::llm::{FakeLlm, Flavor};
+use serde_json::{Value, json};
 
 fn refs(value: &Value, out: &mut Vec<String>) {
     match value {
@@ -111,10 +112,36 @@ async fn generated_requests_find_no_answer_the_document_does_not_describe() {
         eprintln!("SKIPPED: schemathesis is not installed (set DAARION_SCHEMATHESIS)");
         return;
     };
-    let Some(city) = City::new(Kind::Embedded).await else {
+    let Some(mut city) = City::new(Kind::Embedded).await else {
         return;
     };
+    // Agents answer (Second Me's `default` model is a fake one), on plans
+    // with room for every request the fuzzer makes.
+    let fake = FakeLlm::start(Flavor::OpenAi).await;
+    city.settings.services.set(
+        &daarion_llm::SPEC,
+        json!({
+            "providers": {"p0": {"kind": "openai", "base_url": fake.base_url()}},
+            "models": {"default": {"deployments": [{"provider": "p0", "model": "fake-model"}]}},
+        }),
+    );
     let app = city.spawn().await;
+    let (status, first) = app
+        .send(
+            "POST",
+            "/api/secondme/invoke",
+            "root",
+            Some(json!({"message": "hello"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{first}");
+    let root = app.user_id("root").await;
+    for subject in [
+        format!("user:{root}"),
+        format!("agent:{}", first["agent"].as_str().unwrap()),
+    ] {
+        common::on_a_bigger_plan(&app, &subject).await;
+    }
     // The first person is the city admin; the key reaches every endpoint.
     let key = app.api_key("root", &["*"]).await;
     let report = tempfile::tempdir().unwrap();

@@ -1128,7 +1128,7 @@ async fn a_crew_works_in_turn_or_under_its_manager_and_resumes_without_repeating
     assert_eq!(status, 200, "{body}");
     // Every member's model calls count against Alice's tokens per minute
     // too: more than the free plan's.
-    on_a_bigger_plan(&app, &format!("user:{}", app.user_id("alice").await)).await;
+    common::on_a_bigger_plan(&app, &format!("user:{}", app.user_id("alice").await)).await;
     let in_turn = json!({"process": "sequential", "members": [
         {"agent": "scout", "role": "researcher", "goal": "find the numbers"},
         {"agent": "quill", "role": "writer"}]});
@@ -1427,20 +1427,6 @@ async fn an_orchestrator_greets_newcomers_and_answers_in_its_general_room(kind: 
     app.stop().await;
 }
 
-/// `subject` (`user:<id>`, `agent:<id>`) on the pro plan with room for
-/// many model calls a minute.
-async fn on_a_bigger_plan(app: &TestApp, subject: &str) {
-    let (status, body) = app
-        .send(
-            "PUT",
-            &format!("/api/control/quotas/{subject}"),
-            "root",
-            Some(json!({"plan": "pro", "tokens_per_minute": 100000})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-}
-
 /// A document of `dao`'s knowledge, once indexed.
 async fn known(app: &TestApp, dao: &str, title: &str, body: &str) -> String {
     let (status, document) = app
@@ -1539,7 +1525,7 @@ async fn an_agent_recalls_and_keeps_its_communitys_knowledge(kind: Kind) {
         format!("user:{}", app.user_id("bob").await),
         "agent:keeper".to_owned(),
     ] {
-        on_a_bigger_plan(&app, &subject).await;
+        common::on_a_bigger_plan(&app, &subject).await;
     }
     guild_agent(
         &app,

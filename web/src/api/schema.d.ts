@@ -2156,6 +2156,101 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/secondme/conversations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your conversations with your Second Me, the latest spoken in first. */
+        get: operations["list_second_me_conversations"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete all your conversations with your Second Me (what you told it
+         *     stays in your own memory until you erase that too).
+         */
+        delete: operations["erase_second_me_conversations"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/secondme/conversations/{conversation}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One of your conversations. */
+        get: operations["get_second_me_conversation"];
+        put?: never;
+        post?: never;
+        /** Delete one of your conversations. */
+        delete: operations["delete_second_me_conversation"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/secondme/conversations/{conversation}/turns": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A conversation's turns, in order. */
+        get: operations["list_second_me_turns"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/secondme/invoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Talk to your Second Me: your own agent, made at your first message,
+         *     which answers only you. What you say is kept in your own memory (which
+         *     no one else reads) and recalled in later conversations. The run is
+         *     metered to you.
+         */
+        post: operations["invoke_second_me"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/secondme/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your Second Me, if made yet. */
+        get: operations["get_second_me"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/space/nodes": {
         parameters: {
             query?: never;
@@ -2527,6 +2622,8 @@ export interface components {
             name: string;
             /** @description The person answerable for it (`user:<id>`). */
             owner: string;
+            /** @description A person's own agent (their Second Me): theirs alone, private. */
+            personal: boolean;
             /** @description The agent's id for good: its principal is `agent:<slug>`. */
             slug: string;
             status: components["schemas"]["Lifecycle"];
@@ -2822,6 +2919,21 @@ export interface components {
          * @enum {string}
          */
         CityRole: "citizen" | "admin";
+        /** @description A conversation with one's Second Me. */
+        Conversation: {
+            created_at: string;
+            /** @description `smc_…`. */
+            id: string;
+            /** @description Its first message, cut to 80 characters. */
+            title: string;
+            /**
+             * Format: int64
+             * @description Turns so far (the person's and the answers).
+             */
+            turns: number;
+            /** @description When its last turn was said. */
+            updated_at: string;
+        };
         CreateAgent: {
             /** @description An `https://` image address. */
             avatar_url?: string | null;
@@ -3143,6 +3255,13 @@ export interface components {
             /** @description How many documents were removed. */
             removed: number;
         };
+        ErasedConversations: {
+            /**
+             * Format: int64
+             * @description How many conversations were deleted.
+             */
+            removed: number;
+        };
         Error: {
             error: {
                 /** @description Stable, machine-readable: `not_found`, `rate_limited`… */
@@ -3316,6 +3435,24 @@ export interface components {
             title: string;
             /** @description Its rank by vector similarity, if it was among the nearest. */
             vector_rank?: number | null;
+        };
+        Invoke: {
+            /** @description The conversation to go on with (`smc_…`); a new one without. */
+            conversation?: string | null;
+            /** @description What you say to your Second Me. */
+            message: string;
+        };
+        Invoked: {
+            /**
+             * @description Your Second Me's agent (`me-…`), whose page in the hub sets its
+             *     model, prompt and the tools it may use for you.
+             */
+            agent: string;
+            /** @description Its answer (`recalled`: what you told it before went into it). */
+            answer: components["schemas"]["Turn"];
+            conversation: components["schemas"]["Conversation"];
+            /** @description Your turn, as stored. */
+            said: components["schemas"]["Turn"];
         };
         /**
          * @description What an API key may spend on models, beyond its scopes (like an LLM
@@ -3599,6 +3736,8 @@ export interface components {
                 name: string;
                 /** @description The person answerable for it (`user:<id>`). */
                 owner: string;
+                /** @description A person's own agent (their Second Me): theirs alone, private. */
+                personal: boolean;
                 /** @description The agent's id for good: its principal is `agent:<slug>`. */
                 slug: string;
                 status: components["schemas"]["Lifecycle"];
@@ -3770,6 +3909,25 @@ export interface components {
                 unread: number;
                 /** Format: int64 */
                 unread_mentions: number;
+            }[];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description One page of a list: the same shape on every endpoint. */
+        Page_Conversation: {
+            items: {
+                created_at: string;
+                /** @description `smc_…`. */
+                id: string;
+                /** @description Its first message, cut to 80 characters. */
+                title: string;
+                /**
+                 * Format: int64
+                 * @description Turns so far (the person's and the answers).
+                 */
+                turns: number;
+                /** @description When its last turn was said. */
+                updated_at: string;
             }[];
             /** @description Pass as `cursor` to get the next page; absent on the last page. */
             next_cursor?: string | null;
@@ -4210,6 +4368,25 @@ export interface components {
                 timeout_ms: number;
                 /** @description A webhook's address, or the MCP server's endpoint. */
                 url?: string | null;
+            }[];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description One page of a list: the same shape on every endpoint. */
+        Page_Turn: {
+            items: {
+                content: string;
+                created_at: string;
+                /** @description For an answer: whether what the person told before went into it. */
+                recalled: boolean;
+                role: components["schemas"]["Speaker"];
+                /** @description The agent run that answered the person's turn (both turns name it). */
+                run_id: string;
+                /**
+                 * Format: int64
+                 * @description Its place in the conversation, from 1.
+                 */
+                seq: number;
             }[];
             /** @description Pass as `cursor` to get the next page; absent on the last page. */
             next_cursor?: string | null;
@@ -4775,6 +4952,13 @@ export interface components {
              */
             semantic: boolean;
         };
+        SecondMe: {
+            /** @description Your Second Me's agent (`me-…`), or none before your first message. */
+            agent?: string | null;
+            /** @description The LLM alias it thinks with. */
+            model?: string | null;
+            status?: components["schemas"]["Lifecycle"] | null;
+        };
         SessionView: {
             created_at: string;
             /** @description The session this request came with. */
@@ -4796,6 +4980,11 @@ export interface components {
             session: components["schemas"]["SessionView"];
             user: components["schemas"]["UserView"];
         };
+        /**
+         * @description Who said a turn.
+         * @enum {string}
+         */
+        Speaker: "user" | "assistant";
         StartDirect: {
             /** @description `user:<id>` or `agent:<id>`. */
             with: string;
@@ -4874,6 +5063,21 @@ export interface components {
              * @description Points minted so far.
              */
             supply: number;
+        };
+        /** @description One turn of a conversation. */
+        Turn: {
+            content: string;
+            created_at: string;
+            /** @description For an answer: whether what the person told before went into it. */
+            recalled: boolean;
+            role: components["schemas"]["Speaker"];
+            /** @description The agent run that answered the person's turn (both turns name it). */
+            run_id: string;
+            /**
+             * Format: int64
+             * @description Its place in the conversation, from 1.
+             */
+            seq: number;
         };
         UpdateAgent: {
             /** @description An `https://` address, or `""` to clear it. */
@@ -18583,6 +18787,569 @@ export interface operations {
             };
             /** @description A path parameter is malformed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    list_second_me_conversations: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 100 (default 50). */
+                limit?: number | null;
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_Conversation"];
+                };
+            };
+            /** @description Bad cursor or limit */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not a person */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Invalid parameters */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    erase_second_me_conversations: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErasedConversations"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not a person */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_second_me_conversation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The conversation's id (`smc_…`) */
+                conversation: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Conversation"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not a person */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such conversation of yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A path parameter is malformed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    delete_second_me_conversation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The conversation's id (`smc_…`) */
+                conversation: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not a person */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such conversation of yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A path parameter is malformed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    list_second_me_turns: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 100 (default 50). */
+                limit?: number | null;
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description The conversation's id (`smc_…`) */
+                conversation: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_Turn"];
+                };
+            };
+            /** @description Bad cursor or limit */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not a person */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such conversation of yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Invalid parameters */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    invoke_second_me: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retried create return the first result (1-255 visible characters) */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Invoke"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Invoked"];
+                };
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not a person */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such conversation of yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Your Second Me is paused or archived, or this Idempotency-Key was used with a different request */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An empty or too long message */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The run failed (your plan's runs or budget spent, the model unreachable…) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Memory or the bus are unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No answer in time; the run goes on, and a retry with the same Idempotency-Key gets its answer */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_second_me: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecondMe"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not a person */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -277,20 +277,23 @@ function EditAgent({ agent, saved }: { agent: Agent; saved: () => void }) {
           />
         )}
       </Field>
-      <Field label={t("hub.visibility")}>
-        {(id) => (
-          <select
-            id={id}
-            value={form.visibility}
-            onChange={(e) =>
-              setForm({ ...form, visibility: e.currentTarget.value as Agent["visibility"] })
-            }
-          >
-            <option value="private">{t("hub.visibility.private")}</option>
-            <option value="public">{t("hub.visibility.public")}</option>
-          </select>
-        )}
-      </Field>
+      {/* A person's own agent (their Second Me) stays private. */}
+      {!agent.personal && (
+        <Field label={t("hub.visibility")}>
+          {(id) => (
+            <select
+              id={id}
+              value={form.visibility}
+              onChange={(e) =>
+                setForm({ ...form, visibility: e.currentTarget.value as Agent["visibility"] })
+              }
+            >
+              <option value="private">{t("hub.visibility.private")}</option>
+              <option value="public">{t("hub.visibility.public")}</option>
+            </select>
+          )}
+        </Field>
+      )}
       <ErrorNote error={error} />
       <button type="submit" disabled={busy}>
         <Busy busy={busy} label="hub.save" />

@@ -78,6 +78,20 @@ pub fn test_settings(dir: &std::path::Path) -> Settings {
 
 /// Whether the local models are there: required under CI (`scripts/test.sh`
 /// installs them), a loud skip elsewhere.
+/// `subject` (`user:<id>`, `agent:<id>`) on the pro plan with room for
+/// many model calls a minute.
+pub async fn on_a_bigger_plan(app: &TestApp, subject: &str) {
+    let (status, body) = app
+        .send(
+            "PUT",
+            &format!("/api/control/quotas/{subject}"),
+            "root",
+            Some(serde_json::json!({"plan": "pro", "tokens_per_minute": 100000})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
 pub fn models_installed() -> bool {
     daarion_testkit::require_model(daarion_embed::install::TABLE).is_some()
 }

@@ -74,7 +74,8 @@ pub fn agent_resource(agent: &Agent) -> Resource {
         .attr(
             "public",
             Attr::Bool(agent.visibility == AgentVisibility::Public),
-        );
+        )
+        .attr("personal", Attr::Bool(agent.personal));
     match &agent.dao {
         Some(dao) => resource.in_dao(dao),
         None => resource,

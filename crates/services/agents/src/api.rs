@@ -66,6 +66,8 @@ pub struct AgentView {
     pub blueprint: Option<String>,
     /// The agents it works with, when it is a crew.
     pub crew: Option<Crew>,
+    /// A person's own agent (their Second Me): theirs alone, private.
+    pub personal: bool,
     /// The definition's version (`…/versions`).
     pub version: i64,
     pub created_at: String,
@@ -86,6 +88,7 @@ impl From<Agent> for AgentView {
             status: a.status,
             blueprint: a.blueprint,
             crew: a.crew,
+            personal: a.personal,
             version: a.version,
             created_at: a.created_at,
             updated_at: a.updated_at,
@@ -229,7 +232,7 @@ async fn create_agent(
     if principal.kind != daarion_access::PrincipalKind::User {
         return Err(ApiError::forbidden("only people create agents"));
     }
-    let slug = domain::slug(&input.slug)?;
+    let slug = domain::new_slug(&input.slug)?;
     let blueprint = input
         .blueprint
         .as_deref()
@@ -270,6 +273,7 @@ async fn create_agent(
         prompt: domain::prompt(&slug, prompt)?,
         tools: domain::tools(&tools)?,
         dao: input.dao.as_deref().map(domain::slug).transpose()?,
+        personal: false,
         slug,
     };
     if let Some(dao) = &new.dao {
@@ -529,12 +533,14 @@ impl AgentState {
         staged: daarion_bus::Staged,
         by: &Principal,
     ) {
-        for (kind, version) in written {
-            self.control
-                .announce(self.bus.as_ref(), *kind, slug, *version, &by.name())
-                .await;
-        }
-        self.outbox.relay(staged).await;
+        store::settle(
+            (&self.control, self.bus.as_ref(), &self.outbox),
+            slug,
+            written,
+            staged,
+            &by.name(),
+        )
+        .await;
     }
 
     async fn detail(&self, agent: Agent) -> Result<AgentDetailView, AgentError> {

@@ -16,7 +16,7 @@ use axum::{
     },
 };
 use daarion_access::{Action, Principal, PrincipalKind};
-use daarion_bus::Envelope;
+use daarion_bus::{Bus, Envelope};
 use daarion_kernel::{
     ApiError, ErrorCode,
     http::{IdempotencyKey, Json},
@@ -116,7 +116,7 @@ pub async fn chat_completions(
         return Err(ApiError::conflict("the agent is paused or archived"));
     }
     let request = RunRequest {
-        run_id: run_id(&principal, &key),
+        run_id: run_id(&principal.name(), key.as_deref()),
         agent: agent.slug.clone(),
         room: String::new(),
         topic: String::new(),
@@ -125,7 +125,7 @@ pub async fn chat_completions(
         asker: principal.name(),
         note: None,
     };
-    let events = ask(&state, &request).await?;
+    let events = ask(state.bus.as_ref(), &request).await?;
     let id = format!("chatcmpl-{}", request.run_id);
     if input.stream {
         let usage = input
@@ -148,14 +148,14 @@ pub async fn chat_completions(
 }
 
 /// Asks for a run and follows its events (listening before asking, so
-/// none can pass unheard).
-pub(crate) async fn ask(
-    state: &AgentState,
+/// none can pass unheard). `bus` must be allowed to publish
+/// [`runs::REQUESTED`].
+pub async fn ask(
+    bus: &dyn Bus,
     request: &RunRequest,
 ) -> Result<BoxStream<'static, RunEvent>, ApiError> {
     let run_id = request.run_id.clone();
-    let events = state
-        .bus
+    let events = bus
         .subscribe(&runs::live_subject(&request.agent))
         .await
         .map_err(|e| ApiError::unavailable(&e))?
@@ -167,16 +167,14 @@ pub(crate) async fn ask(
     let payload = serde_json::to_value(request).map_err(|e| ApiError::internal(&e))?;
     let asked = Envelope::new(SERVICE, runs::requested_subject(&request.agent), payload)
         .with_actor(request.asker.clone());
-    state
-        .bus
-        .publish(&asked)
+    bus.publish(&asked)
         .await
         .map_err(|e| ApiError::unavailable(&e))?;
     Ok(events)
 }
 
 /// The run's answer and tokens (in, out), once it ends.
-pub(crate) async fn answer_of(
+pub async fn answer_of(
     mut events: BoxStream<'static, RunEvent>,
     run: &str,
 ) -> Result<(String, i64, i64), ApiError> {
@@ -210,12 +208,13 @@ pub(crate) async fn answer_of(
     }
 }
 
-/// The run's id: from the caller's `Idempotency-Key` (so a retry is the
-/// same run), or new.
-fn run_id(principal: &Principal, key: &IdempotencyKey) -> String {
-    match key.as_deref() {
+/// The run's id: from the caller's `Idempotency-Key` within `scope` (the
+/// caller, and whatever else keeps its keys apart), so a retry is the same
+/// run; or new.
+pub fn run_id(scope: &str, key: Option<&str>) -> String {
+    match key {
         Some(key) => {
-            let digest = Sha256::digest(format!("{}\n{key}", principal.name()));
+            let digest = Sha256::digest(format!("{scope}\n{key}"));
             format!("run_{}", &hex::encode(digest)[..32])
         }
         None => format!("run_{}", uuid::Uuid::now_v7().simple()),

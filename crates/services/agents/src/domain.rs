@@ -167,6 +167,26 @@ pub fn slug(raw: &str) -> Result<String, AgentError> {
     }
 }
 
+/// People's own agents are `me-<their id>` (made by the Second Me
+/// service); nobody takes such a slug in the hub.
+const PERSONAL_PREFIX: &str = "me-";
+
+/// The slug of `user_id`'s own agent.
+pub fn personal_slug(user_id: &str) -> String {
+    format!("{PERSONAL_PREFIX}{}", user_id.replace('-', ""))
+}
+
+/// A slug a person may give an agent in the hub.
+pub fn new_slug(raw: &str) -> Result<String, AgentError> {
+    let slug = slug(raw)?;
+    if slug.starts_with(PERSONAL_PREFIX) {
+        return Err(AgentError::Invalid(format!(
+            "slugs starting with {PERSONAL_PREFIX:?} are kept for people's own agents"
+        )));
+    }
+    Ok(slug)
+}
+
 pub fn name(raw: &str) -> Result<String, AgentError> {
     daarion_kernel::names::display_name(raw, MAX_NAME_CHARS).map_err(AgentError::Invalid)
 }

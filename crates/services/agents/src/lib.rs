@@ -50,6 +50,7 @@ pub static SPEC: Service = Service {
     migrations: &[
         migration!(1, "001_create_agents_tables"),
         migration!(2, "002_add_crews"),
+        migration!(3, "003_add_personal_agents"),
     ],
     rules: access::RULES,
     websocket: true,
@@ -60,6 +61,9 @@ pub static SPEC: Service = Service {
     events: &[
         Event::durable(events::AGENT_CHANGED),
         Event::durable(runs::REQUESTED),
+        // A definition's prompt and tools are control-plane documents:
+        // every replica's cache hears of a change.
+        Event::live(daarion_control::client::CHANGED),
     ],
     settings: Some(Section::of::<Settings>()),
     // The control plane's example agent stands for agents in the matrix.

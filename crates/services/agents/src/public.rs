@@ -115,7 +115,7 @@ pub async fn ask_public(
         asker: format!("visitor:{visitor}"),
         note: None,
     };
-    let events = crate::chat::ask(&state, &request).await?;
+    let events = crate::chat::ask(state.bus.as_ref(), &request).await?;
     let (answer, _, _) = crate::chat::answer_of(events, &request.run_id).await?;
     Ok(Json(PublicAnswer {
         run_id: request.run_id,

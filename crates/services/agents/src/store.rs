@@ -3,7 +3,10 @@
 //! event staged in it (the outbox).
 
 use daarion_bus::{Outbox, Staged};
-use daarion_control::domain::{AgentPolicy, DocKind};
+use daarion_control::{
+    ControlClient,
+    domain::{AgentPolicy, DocKind},
+};
 use daarion_store::{
     Db,
     idempotency::{self, Claim},
@@ -32,13 +35,15 @@ pub struct Agent {
     pub blueprint: Option<String>,
     /// The agents it works with, when it is a crew.
     pub crew: Option<Crew>,
+    /// A person's own agent (their Second Me): theirs alone, private.
+    pub personal: bool,
     pub version: i64,
     pub created_at: String,
     pub updated_at: String,
 }
 
 const AGENT_COLUMNS: &str = "SELECT slug, owner, dao, name, description, avatar_url, model,
-    visibility, status, blueprint, crew, version, created_at, updated_at FROM agents_agents";
+    visibility, status, blueprint, crew, personal, version, created_at, updated_at FROM agents_agents";
 
 fn agent_from(row: &AnyRow) -> Result<Agent, AgentError> {
     let visibility: String = row.try_get("visibility")?;
@@ -60,6 +65,7 @@ fn agent_from(row: &AnyRow) -> Result<Agent, AgentError> {
             .try_get::<Option<String>, _>("crew")?
             .map(|raw| serde_json::from_str(&raw).map_err(|_| corrupt("crew", &raw)))
             .transpose()?,
+        personal: row.try_get::<i64, _>("personal")? != 0,
         version: row.try_get("version")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -79,6 +85,8 @@ pub struct NewAgent {
     pub blueprint: Option<String>,
     pub prompt: Value,
     pub tools: Vec<String>,
+    /// A person's own agent (their Second Me).
+    pub personal: bool,
 }
 
 /// What an update changes (`None`: unchanged; `Some(None)`: cleared).
@@ -278,8 +286,8 @@ pub async fn create(
     let now = daarion_store::now();
     let inserted = sql::query(
         "INSERT INTO agents_agents (slug, owner, dao, name, description, avatar_url, model,
-             visibility, status, blueprint, version, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, 1, $10, $10)
+             visibility, status, blueprint, personal, version, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $11, 1, $10, $10)
          ON CONFLICT (slug) DO NOTHING",
     )
     .bind(new.slug.as_str())
@@ -292,6 +300,7 @@ pub async fn create(
     .bind(new.visibility.as_str())
     .bind(new.blueprint.as_deref())
     .bind(now.as_str())
+    .bind(i64::from(new.personal))
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -316,6 +325,21 @@ pub async fn create(
     Ok((agent, true, written, staged))
 }
 
+/// After a change commits: every replica's control-plane cache forgets
+/// the documents written (`by` wrote them), and the staged event goes out.
+pub async fn settle(
+    (control, bus, outbox): (&ControlClient, &dyn daarion_bus::Bus, &Outbox),
+    slug: &str,
+    written: &Written,
+    staged: Staged,
+    by: &str,
+) {
+    for (kind, version) in written {
+        control.announce(bus, *kind, slug, *version, by).await;
+    }
+    outbox.relay(staged).await;
+}
+
 /// Applies `patch` as the next version; an archived agent is read-only.
 pub async fn update(
     db: &Db,
@@ -330,6 +354,11 @@ pub async fn update(
         return Err(AgentError::Conflict(format!(
             "agent {slug:?} is archived and read-only"
         )));
+    }
+    if before.personal && patch.visibility == Some(AgentVisibility::Public) {
+        return Err(AgentError::Invalid(
+            "a person's own agent stays private".into(),
+        ));
     }
     let avatar = match &patch.avatar_url {
         Some(value) => value.clone(),

@@ -36,7 +36,7 @@ pub static SPEC: Service = Service {
     // Cached copies also expire after 30 s, so a lost announcement only
     // delays a change.
     events: &[
-        Event::live("control.*.changed"),
+        Event::live(client::CHANGED),
         Event::live(daarion_access::events::POLICY_CHANGED),
     ],
     settings: None,

@@ -199,6 +199,9 @@ impl ServiceSettings for Settings {
     }
 }
 
+/// Most facts a recall tells.
+const RECALLED_FACTS: usize = 10;
+
 /// A city's knowledge, for whoever reads or adds to it in this process:
 /// the memory service's routes and indexer, toolcore's `memory.*` tools,
 /// the runtime's retrieval. One per process (the binary makes it), so they
@@ -380,6 +383,57 @@ impl Knowledge {
         limit: usize,
     ) -> Result<Vec<facts::Fact>, MemoryError> {
         facts::named_in(&self.db, scope, text, limit).await
+    }
+
+    /// What `dao`'s knowledge (a microDAO's slug, or a person's own
+    /// `user:<id>`) holds about `question`, told as one text for a model
+    /// after `header`: the facts that hold about what it names, then the
+    /// `passages` nearest it, each under its document's title and heading.
+    /// `None` when nothing bears on it. The caller has checked who may
+    /// read that knowledge.
+    pub async fn recall(
+        &self,
+        dao: &str,
+        question: &str,
+        (header, passages): (&str, usize),
+    ) -> Result<Option<String>, MemoryError> {
+        let scope = if dao.starts_with("user:") {
+            dao.to_owned()
+        } else {
+            format!("dao:{dao}")
+        };
+        let (hits, facts) = tokio::join!(
+            self.search(dao, question, passages, None),
+            self.facts_named_in(&scope, question, RECALLED_FACTS)
+        );
+        let ((hits, _), facts) = (hits?, facts?);
+        if hits.is_empty() && facts.is_empty() {
+            return Ok(None);
+        }
+        let mut note = format!("{header}\n");
+        for fact in &facts {
+            let source = if fact.source.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", fact.source)
+            };
+            note.push_str(&format!(
+                "\n- {} {} {} (since {}{source})",
+                fact.subject, fact.predicate, fact.object, fact.valid_from
+            ));
+        }
+        if !facts.is_empty() {
+            note.push('\n');
+        }
+        for (i, hit) in hits.iter().enumerate() {
+            let place = if hit.heading.is_empty() {
+                hit.title.clone()
+            } else {
+                format!("{} › {}", hit.title, hit.heading)
+            };
+            note.push_str(&format!("\n[{}] {place}\n{}\n", i + 1, hit.text));
+        }
+        Ok(Some(note))
     }
 
     /// How `dao`'s shard of the embedded index stands: vectors in its

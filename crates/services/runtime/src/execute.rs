@@ -31,8 +31,6 @@ use crate::{
 
 /// Passages of the community's knowledge a run is given.
 const RECALLED: usize = 3;
-/// Facts that hold about what the question names, told beside them.
-const RECALLED_FACTS: usize = 10;
 
 impl Worker {
     /// The run itself, resumed after its finished steps.
@@ -333,50 +331,21 @@ impl Worker {
         if question.trim().is_empty() || !may_read(me) || !asker.as_ref().is_some_and(may_read) {
             return;
         }
-        let scope = format!("dao:{dao}");
-        let (hits, facts) = tokio::join!(
-            self.knowledge.search(dao, &question, RECALLED, None),
-            self.knowledge
-                .facts_named_in(&scope, &question, RECALLED_FACTS)
+        let header = format!(
+            "From the community's knowledge ({dao}), what may bear on the question; cite a document by its title when you use it:"
         );
-        let (hits, facts) = match (hits, facts) {
-            (Ok((hits, _)), Ok(facts)) => (hits, facts),
-            (Err(error), _) | (_, Err(error)) => {
+        let note = match self
+            .knowledge
+            .recall(dao, &question, (&header, RECALLED))
+            .await
+        {
+            Ok(Some(note)) => note,
+            Ok(None) => return,
+            Err(error) => {
                 tracing::warn!(%error, %dao, "run without its community's knowledge");
                 return;
             }
         };
-        if hits.is_empty() && facts.is_empty() {
-            return;
-        }
-        let mut note = format!(
-            "From the community's knowledge ({dao}), what may bear on the question; cite a document by its title when you use it:\n"
-        );
-        for fact in &facts {
-            note.push_str(&format!(
-                "\n- {} {} {} (since {}{})",
-                fact.subject,
-                fact.predicate,
-                fact.object,
-                fact.valid_from,
-                if fact.source.is_empty() {
-                    String::new()
-                } else {
-                    format!("; {}", fact.source)
-                }
-            ));
-        }
-        if !facts.is_empty() {
-            note.push('\n');
-        }
-        for (i, hit) in hits.iter().enumerate() {
-            let place = if hit.heading.is_empty() {
-                hit.title.clone()
-            } else {
-                format!("{} › {}", hit.title, hit.heading)
-            };
-            note.push_str(&format!("\n[{}] {place}\n{}\n", i + 1, hit.text));
-        }
         transcript.insert(at, json!({ "role": "system", "content": note }));
     }
 
