@@ -27,6 +27,7 @@ on_every_backend!(
     a_crew_works_in_turn_or_under_its_manager_and_resumes_without_repeating,
     an_orchestrator_greets_newcomers_and_answers_in_its_general_room,
     an_agent_recalls_and_keeps_its_communitys_knowledge,
+    a_rooms_earlier_messages_reach_its_agent_as_a_rolling_summary,
 );
 
 /// A city whose LLM proxy has the alias `chat` on `fake`, without retries
@@ -1599,4 +1600,155 @@ async fn an_agent_recalls_and_keeps_its_communitys_knowledge(kind: Kind) {
     community(&app, "dave", "vault", "private").await;
     let closed = ask(r#"memory__search {"dao": "vault", "query": "anything"}"#.into()).await;
     assert!(closed.contains("no community"), "{closed}");
+}
+
+/// The model's request whose last turn says `said`.
+fn asked_with(fake: &FakeLlm, said: &str) -> Vec<Value> {
+    fake.bodies()
+        .into_iter()
+        .rev()
+        .find(|b| {
+            b["messages"].as_array().unwrap().last().unwrap()["content"]
+                .as_str()
+                .is_some_and(|c| c.contains(said))
+        })
+        .unwrap_or_else(|| panic!("the model was not asked {said:?}"))["messages"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Version `n` of a summary (`path`: its versions), once it is there (an
+/// agent folds its window after it has answered).
+async fn version(app: &TestApp, path: &str, n: i64) -> Value {
+    daarion_testkit::eventually("the summary's version", Duration::from_secs(30), || async {
+        let (status, page) = app.get_as(path, Some("alice")).await;
+        assert_eq!(status, 200, "{page}");
+        let latest = page["items"][0].clone();
+        (latest["version"] == n).then_some(latest)
+    })
+    .await
+}
+
+async fn a_rooms_earlier_messages_reach_its_agent_as_a_rolling_summary(kind: Kind) {
+    let fake = FakeLlm::start(Flavor::OpenAi).await;
+    let Some(mut city) = city(kind, &fake).await else {
+        return;
+    };
+    // A run reads the room's last 4 messages; 3 that have left are folded.
+    city.settings
+        .services
+        .update(
+            &daarion_runtime::SPEC,
+            |r: &mut daarion_runtime::Settings| {
+                r.window_messages = 4;
+                r.summary_every = 3;
+            },
+        )
+        .unwrap();
+    let app = city.spawn().await;
+    let general = helper_in_guild(&app).await;
+    for subject in [
+        "agent:helper".to_owned(),
+        format!("user:{}", app.user_id("alice").await),
+    ] {
+        common::on_a_bigger_plan(&app, &subject).await;
+    }
+    let mut notes = Vec::new();
+    for i in 1..=6 {
+        notes.push(
+            say(
+                &app,
+                &general,
+                "bob",
+                &format!("note {i}: the well needs a pump"),
+            )
+            .await,
+        );
+    }
+    let first = say(
+        &app,
+        &general,
+        "bob",
+        "@agent:helper what does the well need?",
+    )
+    .await;
+    answer_of(&app, &general, "helper").await;
+
+    // Notes 1-3 left the window (notes 4-6 and the question are in it):
+    // the agent's model folded them into the first version.
+    let path = format!("/api/memory/agents/helper/summaries?conversation=room:{general}");
+    let v1 = version(&app, &path, 1).await;
+    assert_eq!(v1["through"], notes[2]["seq"], "{v1}");
+    assert_eq!(v1["messages"], 3, "{v1}");
+    assert_eq!(v1["model"], "chat");
+    let fold = asked_with(&fake, "Messages to fold in");
+    let folded = fold[1]["content"].as_str().unwrap();
+    assert!(
+        folded.contains("note 1: the well")
+            && folded.contains("note 3:")
+            && !folded.contains("note 4:"),
+        "{folded}"
+    );
+    assert!(!folded.contains("summary so far"), "{folded}");
+    // Those who manage the agent read its summaries; Bob does not.
+    assert_eq!(app.get_as(&path, Some("bob")).await.0, 403);
+    let (status, _) = app
+        .get_as(
+            "/api/memory/agents/nobody/summaries?conversation=room:x",
+            Some("alice"),
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    // The next run reads it before its window; once enough more has left
+    // the window, the next version folds it in with what left.
+    for i in 7..=9 {
+        say(&app, &general, "bob", &format!("note {i}: the roof leaks")).await;
+    }
+    say(&app, &general, "bob", "@agent:helper and now?").await;
+    said_by(&app, &general, "helper", |m| m["reply_to"] != first["id"]).await;
+    let turns = asked_with(&fake, "and now?");
+    let told = turns
+        .iter()
+        .position(|t| {
+            t["role"] == "system"
+                && t["content"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("Earlier in this conversation")
+        })
+        .unwrap_or_else(|| panic!("no summary in {turns:?}"));
+    let window = turns.iter().position(|t| t["role"] == "user").unwrap();
+    assert!(
+        told < window,
+        "the summary comes before the window: {turns:?}"
+    );
+    assert!(
+        turns[told]["content"]
+            .as_str()
+            .unwrap()
+            .contains(v1["summary"].as_str().unwrap()),
+        "{turns:?}"
+    );
+    let v2 = version(&app, &path, 2).await;
+    assert!(
+        v2["messages"].as_i64() > v1["messages"].as_i64()
+            && v2["through"].as_i64() > v1["through"].as_i64(),
+        "{v2}"
+    );
+    let (_, each) = app
+        .get_as("/api/memory/agents/helper/summaries", Some("alice"))
+        .await;
+    assert_eq!(each["items"].as_array().unwrap().len(), 1, "{each}");
+    assert_eq!(each["items"][0]["version"], 2, "the latest of each: {each}");
+    let fold = asked_with(&fake, "note 6:");
+    assert!(
+        fold[1]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("The summary so far:"),
+        "{fold:?}"
+    );
+    app.stop().await;
 }

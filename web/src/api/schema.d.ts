@@ -1060,6 +1060,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/memory/agents/{agent}/summaries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An agent's rolling summaries of its conversations: what has left the
+         *     window of messages it reads, folded in each time the window moves far
+         *     enough. One conversation's versions, newest first; or the latest of
+         *     each conversation.
+         */
+        get: operations["agent_summaries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/memory/daos/{dao}/documents": {
         parameters: {
             query?: never;
@@ -2934,6 +2956,32 @@ export interface components {
             /** @description When its last turn was said. */
             updated_at: string;
         };
+        /** @description One version of an agent's summary of a conversation. */
+        ConversationSummary: {
+            agent: string;
+            /** @description `room:<id>`, or `room:<id>#<topic>`. */
+            conversation: string;
+            created_at: string;
+            /**
+             * Format: int64
+             * @description How many messages it covers, earlier versions' included.
+             */
+            messages: number;
+            /** @description The LLM alias that wrote it. */
+            model: string;
+            summary: string;
+            /**
+             * Format: int64
+             * @description The position (the room's message sequence) of the last message
+             *     it covers: the agent's window starts after it.
+             */
+            through: number;
+            /**
+             * Format: int64
+             * @description 1 for the first fold, one more for each after it.
+             */
+            version: number;
+        };
         CreateAgent: {
             /** @description An `https://` image address. */
             avatar_url?: string | null;
@@ -3928,6 +3976,36 @@ export interface components {
                 turns: number;
                 /** @description When its last turn was said. */
                 updated_at: string;
+            }[];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description One page of a list: the same shape on every endpoint. */
+        Page_ConversationSummary: {
+            items: {
+                agent: string;
+                /** @description `room:<id>`, or `room:<id>#<topic>`. */
+                conversation: string;
+                created_at: string;
+                /**
+                 * Format: int64
+                 * @description How many messages it covers, earlier versions' included.
+                 */
+                messages: number;
+                /** @description The LLM alias that wrote it. */
+                model: string;
+                summary: string;
+                /**
+                 * Format: int64
+                 * @description The position (the room's message sequence) of the last message
+                 *     it covers: the agent's window starts after it.
+                 */
+                through: number;
+                /**
+                 * Format: int64
+                 * @description 1 for the first fold, one more for each after it.
+                 */
+                version: number;
             }[];
             /** @description Pass as `cursor` to get the next page; absent on the last page. */
             next_cursor?: string | null;
@@ -11658,6 +11736,101 @@ export interface operations {
                 };
             };
             /** @description A path parameter is malformed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    agent_summaries: {
+        parameters: {
+            query?: {
+                /**
+                 * @description One conversation's versions (`room:<id>`, or `room:<id>#<topic>`);
+                 *     without it, the latest version of each conversation.
+                 */
+                conversation?: string;
+                /** @description Items per page, 1 to 100 (default 50). */
+                limit?: number | null;
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description The agent's slug */
+                agent: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_ConversationSummary"];
+                };
+            };
+            /** @description Bad cursor or limit */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not one who manages this agent */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such agent */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An empty or too long conversation */
             422: {
                 headers: {
                     [name: string]: unknown;

@@ -20,6 +20,7 @@ import {
   usePaged,
 } from "../ui";
 import { Filters } from "./filters";
+import { AgentSummaries } from "./knowledge";
 import { AgentRuns } from "./runs";
 import { QuotaCard, UsageBreakdown } from "./settings";
 
@@ -175,6 +176,7 @@ export function HubAgent({ slug }: { slug: string }) {
       {it.status !== "archived" && <Lifecycle agent={it} changed={changed} />}
       <AgentPlan agent={it} />
       <AgentRuns slug={it.slug} />
+      <AgentSummaries slug={it.slug} />
       <Filters scope={{ agent: it.slug }} />
       <UsageBreakdown
         subject={`agent:${it.slug}`}

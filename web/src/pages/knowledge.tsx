@@ -283,3 +283,46 @@ export function MyMemory() {
     </section>
   );
 }
+
+/**
+ * What an agent keeps of its rooms: for each conversation, the latest
+ * version of its rolling summary of what has left the window it reads.
+ */
+export function AgentSummaries({ slug }: { slug: string }) {
+  const { t, dateTime } = useI18n();
+  const summaries = usePaged(
+    (cursor) =>
+      ok(
+        api.GET("/api/memory/agents/{agent}/summaries", {
+          params: { path: { agent: slug }, query: { limit: 20, cursor } },
+        }),
+      ),
+    [slug],
+  );
+  return (
+    <section class="stack" aria-labelledby="summaries">
+      <h2 id="summaries">{t("summaries.title")}</h2>
+      <p class="muted">{t("summaries.intro")}</p>
+      <Listed items={summaries.items} error={summaries.error} empty={t("summaries.empty")}>
+        {(items) => (
+          <ul class="list card" aria-label={t("summaries.title")}>
+            {items.map((s) => {
+              const room = s.conversation.replace(/^room:/, "").split("#")[0];
+              return (
+                <li key={s.conversation} class="stack">
+                  <span class="muted small">
+                    <a href={`/messages/${room}`}>{t("summaries.room")}</a> ·{" "}
+                    {t("summaries.covers", { n: s.messages, version: s.version })} ·{" "}
+                    {dateTime(s.created_at)}
+                  </span>
+                  <p class="summary">{s.summary}</p>
+                </li>
+              );
+            })}
+          </ul>
+        )}
+      </Listed>
+      <MoreButton paged={summaries} />
+    </section>
+  );
+}

@@ -81,6 +81,13 @@ pub static RULES: &[Rule] = &[
     Rule::new(Method::GET, "/api/memory/me/documents", SignedIn),
     Rule::new(Method::GET, "/api/memory/me/search", SignedIn),
     Rule::new(Method::GET, "/api/memory/me/facts", SignedIn),
+    // An agent's summaries of its conversations: for those who manage it,
+    // as its runs are.
+    Rule::new(
+        Method::GET,
+        "/api/memory/agents/{agent}/summaries",
+        Check(Manage, Path(Kind::Agent, "agent")),
+    ),
 ];
 
 /// A microDAO's knowledge (when the microDAO exists) and its documents.
@@ -116,6 +123,12 @@ impl Resources for MemoryResources {
                     return Ok(None);
                 };
                 Ok(Some(fact_resource(id, &scope, &author)))
+            }
+            Kind::Agent if daarion_kernel::names::is_slug(id) => {
+                let agent = daarion_agents::store::get(&self.db, id)
+                    .await
+                    .map_err(|e| ApiError::unavailable(&e))?;
+                Ok(agent.as_ref().map(daarion_agents::access::agent_resource))
             }
             _ => Ok(None),
         }

@@ -32,6 +32,7 @@ pub mod nearest;
 pub mod pgvector;
 pub mod search;
 pub mod store;
+pub mod summaries;
 #[cfg(test)]
 mod testing;
 pub mod vectors;
@@ -57,6 +58,7 @@ pub static SPEC: Service = Service {
         migration!(1, "001_create_memory_tables"),
         migration!(2, "002_store_search_vectors"),
         migration!(3, "003_create_memory_facts"),
+        migration!(4, "004_create_memory_summaries"),
     ],
     rules: access::RULES,
     websocket: false,

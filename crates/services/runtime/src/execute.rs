@@ -29,9 +29,6 @@ use crate::{
     worker::Worker,
 };
 
-/// Passages of the community's knowledge a run is given.
-const RECALLED: usize = 3;
-
 impl Worker {
     /// The run itself, resumed after its finished steps.
     pub(crate) async fn execute(
@@ -76,8 +73,13 @@ impl Worker {
             .map_err(filter_error)?;
         self.keeps_its_rules(&screening, request).await?;
         let prompt = self.prompt(&agent.slug).await?;
+        // A room's window starts at its first message; what came before
+        // it reaches the run as the agent's summary.
+        let mut earlier = None;
+        let mut window_start = None;
         let mut transcript = if room.is_some() {
             let window = self.window(request).await?;
+            window_start = window.first().map(|m| m.seq);
             let said: Vec<Said<'_>> = window
                 .iter()
                 .map(|m| Said {
@@ -86,7 +88,9 @@ impl Worker {
                     body: &m.body,
                 })
                 .collect();
-            domain::transcript(&agent.slug, prompt.as_deref(), &said)
+            let mut t = domain::transcript(&agent.slug, prompt.as_deref(), &said);
+            earlier = self.earlier(&agent.slug, request, &mut t).await;
+            t
         } else {
             let mut t = domain::transcript(&agent.slug, prompt.as_deref(), &[]);
             t.extend(request.messages.iter().cloned());
@@ -172,6 +176,9 @@ impl Worker {
         if let (Some(room), Some(_)) = (&room, &agent.crew) {
             let log = crew::log(&agent.name, &question, &progress.work, &answer);
             self.log_crew_work(request, room, &me, &log).await?;
+        }
+        if let Some(start) = window_start {
+            self.fold(agent, request, start, earlier.as_ref()).await;
         }
         Ok(Done { answer, reply })
     }
@@ -301,52 +308,6 @@ impl Worker {
             ));
         }
         Ok(room)
-    }
-
-    /// What the room's community knows about the question, as a system
-    /// turn just before it — when both the agent and the asker may read
-    /// that knowledge (a guest of the community, or a stranger, gets no
-    /// more through the agent than they could read). A failed search
-    /// leaves the run without it rather than failing it.
-    async fn recall(&self, dao: &str, me: &Principal, asker: &str, transcript: &mut Vec<Value>) {
-        let Some(at) = transcript.iter().rposition(|turn| turn["role"] == "user") else {
-            return;
-        };
-        let question = transcript[at]["content"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        let knowledge = daarion_memory::access::knowledge_resource(dao);
-        let asker = match asker.split_once(':') {
-            Some(("user", id)) => self
-                .access
-                .directory()
-                .principal(PrincipalKind::User, id)
-                .await
-                .ok()
-                .flatten(),
-            _ => None,
-        };
-        let may_read = |who: &Principal| self.access.allows(who, Action::Read, &knowledge);
-        if question.trim().is_empty() || !may_read(me) || !asker.as_ref().is_some_and(may_read) {
-            return;
-        }
-        let header = format!(
-            "From the community's knowledge ({dao}), what may bear on the question; cite a document by its title when you use it:"
-        );
-        let note = match self
-            .knowledge
-            .recall(dao, &question, (&header, RECALLED))
-            .await
-        {
-            Ok(Some(note)) => note,
-            Ok(None) => return,
-            Err(error) => {
-                tracing::warn!(%error, %dao, "run without its community's knowledge");
-                return;
-            }
-        };
-        transcript.insert(at, json!({ "role": "system", "content": note }));
     }
 
     async fn agent_principal(&self, slug: &str) -> Result<Principal, RunError> {

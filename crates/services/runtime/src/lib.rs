@@ -22,6 +22,7 @@
 pub mod access;
 pub mod api;
 pub mod city;
+pub mod context;
 pub mod crew;
 pub mod domain;
 pub mod events;
@@ -90,6 +91,9 @@ pub struct Settings {
     pub max_attempts: u32,
     /// The room's latest messages a run reads.
     pub window_messages: u32,
+    /// Messages that must have left a room's window before the agent folds
+    /// them into its rolling summary of the room (one model call each time).
+    pub summary_every: u32,
     /// The longest answer posted.
     pub max_reply_chars: usize,
 }
@@ -104,6 +108,7 @@ impl Default for Settings {
             lease_secs: 30,
             max_attempts: 5,
             window_messages: 20,
+            summary_every: 10,
             max_reply_chars: 4000,
         }
     }
@@ -132,6 +137,9 @@ impl ServiceSettings for Settings {
         }
         if !(1..=200).contains(&self.window_messages) {
             return Err("runtime.window_messages must be between 1 and 200".into());
+        }
+        if !(1..=200).contains(&self.summary_every) {
+            return Err("runtime.summary_every must be between 1 and 200".into());
         }
         if !(1..=10_000).contains(&self.max_reply_chars) {
             return Err("runtime.max_reply_chars must be between 1 and 10000".into());

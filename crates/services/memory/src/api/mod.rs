@@ -22,6 +22,7 @@ use crate::{
     chunk::DocumentFormat,
     domain::{Exported, Hit, KnowledgeDocument, MemoryError, NewDocument},
     store,
+    summaries::ConversationSummary,
 };
 
 impl From<MemoryError> for ApiError {
@@ -54,6 +55,69 @@ pub fn router() -> OpenApiRouter<Knowledge> {
         .routes(routes!(facts::get_fact, facts::delete_fact))
         .routes(routes!(facts::neighbours))
         .routes(routes!(facts::path))
+        .routes(routes!(agent_summaries))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SummaryParams {
+    /// One conversation's versions (`room:<id>`, or `room:<id>#<topic>`);
+    /// without it, the latest version of each conversation.
+    #[param(min_length = 1, max_length = 200)]
+    pub conversation: Option<String>,
+}
+
+/// An agent's rolling summaries of its conversations: what has left the
+/// window of messages it reads, folded in each time the window moves far
+/// enough. One conversation's versions, newest first; or the latest of
+/// each conversation.
+#[utoipa::path(get, path = "/agents/{agent}/summaries", tag = "memory",
+    params(("agent" = String, Path, description = "The agent's slug"), SummaryParams, PageParams),
+    responses((status = 200, body = Page<ConversationSummary>), (status = 400, description = "Bad cursor or limit"),
+        (status = 401, description = "Not signed in"),
+        (status = 403, description = "Not one who manages this agent"),
+        (status = 404, description = "No such agent"),
+        (status = 422, description = "An empty or too long conversation")))]
+async fn agent_summaries(
+    State(state): State<Knowledge>,
+    Path(agent): Path<String>,
+    Query(params): Query<SummaryParams>,
+    Query(page): Query<PageParams>,
+) -> Result<Json<Page<ConversationSummary>>, ApiError> {
+    let limit = page.limit()?;
+    let after = page.after()?;
+    let Some(conversation) = params.conversation else {
+        let rows = crate::summaries::latest_of_each(
+            &state.db,
+            &agent,
+            after.as_deref().unwrap_or(""),
+            limit,
+        )
+        .await?;
+        return Ok(Json(Page::from_rows(rows, limit, |s| {
+            s.conversation.clone()
+        })));
+    };
+    if conversation.is_empty() || conversation.chars().count() > 200 {
+        return Err(ApiError::validation(
+            "conversation must be 1 to 200 characters",
+        ));
+    }
+    let before = after
+        .map(|c| c.parse::<i64>())
+        .transpose()
+        .map_err(|_| ApiError::validation("cursor is not one this endpoint gave"))?;
+    let rows = crate::summaries::versions(
+        &state.db,
+        &agent,
+        &conversation,
+        before.unwrap_or(i64::MAX),
+        limit,
+    )
+    .await?;
+    Ok(Json(Page::from_rows(rows, limit, |s| {
+        s.version.to_string()
+    })))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
