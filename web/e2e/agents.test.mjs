@@ -113,10 +113,10 @@ for (const lang of ["en", "uk"]) {
       // On its page, without reloading: the run, answered, asked by her;
       // its steps.
       const runs = hub.getByRole("list", { name: t("runs.title") });
-      const run = runs
-        .getByRole("listitem")
-        .filter({ hasText: t("runs.status.completed") })
-        .first();
+      const completed = runs.getByRole("listitem").filter({ hasText: t("runs.status.completed") });
+      // The third run (the tool's) is the newest once all three have ended.
+      await completed.nth(2).waitFor();
+      const run = completed.first();
       await run.getByText(t("runs.asked_by", { who: `keeper-${lang}` })).waitFor();
       await run.getByRole("button", { name: t("runs.show_steps") }).click();
       const steps = hub.getByRole("list", { name: t("runs.steps") });

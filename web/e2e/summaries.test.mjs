@@ -58,7 +58,7 @@ for (const lang of ["en", "uk"]) {
       await page.goto(`${city.url}/hub/${agent}`);
       const kept = page.getByRole("list", { name: t("summaries.title") });
       await eventually(page, kept.getByText(REPLY.join("")));
-      await kept.getByRole("link", { name: t("summaries.room") }).waitFor();
+      await kept.getByRole("link", { name: t("summaries.open") }).waitFor();
       await expectNoAccessibilityProblems(page, "summaries");
       await page.close();
     });

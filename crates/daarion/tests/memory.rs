@@ -24,6 +24,7 @@ on_every_backend!(
     facts_supersede_keep_their_history_and_link_into_a_graph,
     a_persons_own_facts_are_theirs_alone_and_leave_with_them,
     a_persons_own_documents_are_theirs_alone,
+    a_search_keeps_to_a_rooms_documents,
 );
 
 /// A test city; distributed, on PostgreSQL with pgvector
@@ -1038,4 +1039,63 @@ async fn a_persons_own_documents_are_theirs_alone(kind: Kind) {
     assert_eq!(status, 200);
     let (_, hits) = app.get_as(&asked, Some("bob")).await;
     assert_eq!(documents_of(&hits), Vec::<&str>::new());
+}
+
+async fn a_search_keeps_to_a_rooms_documents(kind: Kind) {
+    let Some((_city, app)) = garden(kind).await else {
+        return;
+    };
+    let orchard = community(&app, "dave", "orchard", "public").await;
+    let (_, rooms) = app
+        .get_as("/api/messaging/daos/garden/rooms", Some("alice"))
+        .await;
+    let general = rooms["items"][0]["id"].as_str().unwrap().to_owned();
+    let post = |body: Value| {
+        let app = &app;
+        async move {
+            app.send(
+                "POST",
+                "/api/memory/daos/garden/documents",
+                "alice",
+                Some(body),
+            )
+            .await
+        }
+    };
+    let (status, in_room) =
+        post(json!({"title": "Watering", "body": CLEANUP, "room": general})).await;
+    assert_eq!(status, 201, "{in_room}");
+    assert_eq!(in_room["room"], general.as_str());
+    let in_room = in_room["id"].as_str().unwrap().to_owned();
+    indexed(&app, "alice", &in_room).await;
+    let at_large = add(&app, "alice", "garden", "Chess club", CHESS).await;
+
+    // Kept to the room, a search finds its document and not the other,
+    // however well the other matches.
+    let room_q = |q: &str| {
+        format!(
+            "/api/memory/daos/garden/search?{}",
+            query(&[("q", q), ("room", &general)])
+        )
+    };
+    for q in ["chess club on Thursday", "clean-up of the riverbank"] {
+        let (status, hits) = app.get_as(&room_q(q), Some("alice")).await;
+        assert_eq!(status, 200, "{hits}");
+        let found = documents_of(&hits);
+        assert!(found.iter().all(|d| *d == in_room), "{q}: {hits}");
+        assert!(found.contains(&in_room.as_str()), "{q}: {hits}");
+    }
+    let (_, hits) = search(&app, "alice", "garden", "chess club on Thursday").await;
+    assert_eq!(documents_of(&hits)[0], at_large, "{hits}");
+
+    // A room of another microDAO, or none, is refused.
+    for room in [orchard.as_str(), "no-such-room"] {
+        let (status, body) = post(json!({"title": "x", "body": "y", "room": room})).await;
+        assert_eq!(
+            (status, error_code(&body)),
+            (422, "validation_failed"),
+            "{body}"
+        );
+    }
+    app.stop().await;
 }

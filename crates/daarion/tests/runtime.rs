@@ -1602,22 +1602,6 @@ async fn an_agent_recalls_and_keeps_its_communitys_knowledge(kind: Kind) {
     assert!(closed.contains("no community"), "{closed}");
 }
 
-/// The model's request whose last turn says `said`.
-fn asked_with(fake: &FakeLlm, said: &str) -> Vec<Value> {
-    fake.bodies()
-        .into_iter()
-        .rev()
-        .find(|b| {
-            b["messages"].as_array().unwrap().last().unwrap()["content"]
-                .as_str()
-                .is_some_and(|c| c.contains(said))
-        })
-        .unwrap_or_else(|| panic!("the model was not asked {said:?}"))["messages"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
 /// Version `n` of a summary (`path`: its versions), once it is there (an
 /// agent folds its window after it has answered).
 async fn version(app: &TestApp, path: &str, n: i64) -> Value {
@@ -1682,7 +1666,7 @@ async fn a_rooms_earlier_messages_reach_its_agent_as_a_rolling_summary(kind: Kin
     assert_eq!(v1["through"], notes[2]["seq"], "{v1}");
     assert_eq!(v1["messages"], 3, "{v1}");
     assert_eq!(v1["model"], "chat");
-    let fold = asked_with(&fake, "Messages to fold in");
+    let fold = common::asked_with(&fake, "Messages to fold in");
     let folded = fold[1]["content"].as_str().unwrap();
     assert!(
         folded.contains("note 1: the well")
@@ -1708,7 +1692,7 @@ async fn a_rooms_earlier_messages_reach_its_agent_as_a_rolling_summary(kind: Kin
     }
     say(&app, &general, "bob", "@agent:helper and now?").await;
     said_by(&app, &general, "helper", |m| m["reply_to"] != first["id"]).await;
-    let turns = asked_with(&fake, "and now?");
+    let turns = common::asked_with(&fake, "and now?");
     let told = turns
         .iter()
         .position(|t| {
@@ -1742,7 +1726,7 @@ async fn a_rooms_earlier_messages_reach_its_agent_as_a_rolling_summary(kind: Kin
         .await;
     assert_eq!(each["items"].as_array().unwrap().len(), 1, "{each}");
     assert_eq!(each["items"][0]["version"], 2, "the latest of each: {each}");
-    let fold = asked_with(&fake, "note 6:");
+    let fold = common::asked_with(&fake, "note 6:");
     assert!(
         fold[1]["content"]
             .as_str()

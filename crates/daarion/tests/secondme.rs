@@ -19,12 +19,18 @@ use serde_json::{Value, json};
 on_every_backend!(
     second_me_remembers_what_a_person_told_it_in_a_new_conversation,
     a_second_me_and_its_conversations_are_its_persons_alone,
+    a_long_conversations_earlier_turns_reach_second_me_as_its_summary,
 );
 
 /// A running city (skipped without the local models) whose LLM proxy's
 /// `chat` alias, which Second Me thinks with, is the fake model beside it
 /// (the city keeps its data while it lives).
 async fn city(kind: Kind) -> Option<(FakeLlm, City, TestApp)> {
+    city_with(kind, json!({"model": "chat"})).await
+}
+
+/// [`city`] with these `[secondme]` settings.
+async fn city_with(kind: Kind, secondme: Value) -> Option<(FakeLlm, City, TestApp)> {
     let fake = FakeLlm::start(Flavor::OpenAi).await;
     if !common::models_installed() {
         return None;
@@ -39,7 +45,7 @@ async fn city(kind: Kind) -> Option<(FakeLlm, City, TestApp)> {
     );
     city.settings
         .services
-        .set(&daarion_secondme::SPEC, json!({"model": "chat"}));
+        .set(&daarion_secondme::SPEC, secondme);
     let app = city.spawn().await;
     Some((fake, city, app))
 }
@@ -54,18 +60,6 @@ async fn invoke(app: &TestApp, who: &str, key: Option<&str>, body: Value) -> (u1
         request = request.header("idempotency-key", key);
     }
     decode(request.send().await.unwrap()).await
-}
-
-/// The model's request that carried `said` as its last turn.
-fn asked_with(fake: &FakeLlm, said: &str) -> Vec<Value> {
-    fake.bodies()
-        .into_iter()
-        .rev()
-        .find(|b| b["messages"].as_array().unwrap().last().unwrap()["content"] == said)
-        .unwrap_or_else(|| panic!("the model was not asked {said:?}"))["messages"]
-        .as_array()
-        .unwrap()
-        .clone()
 }
 
 async fn second_me_remembers_what_a_person_told_it_in_a_new_conversation(kind: Kind) {
@@ -99,7 +93,7 @@ async fn second_me_remembers_what_a_person_told_it_in_a_new_conversation(kind: K
     );
     assert_eq!(first["conversation"]["title"], told);
     let opening = first["conversation"]["id"].as_str().unwrap().to_owned();
-    let turns = asked_with(&fake, told);
+    let turns = common::asked_with(&fake, told);
     assert_eq!(turns[0]["role"], "system");
     assert!(
         turns[0]["content"]
@@ -133,7 +127,7 @@ async fn second_me_remembers_what_a_person_told_it_in_a_new_conversation(kind: K
     assert_eq!(status, 200, "{second}");
     assert_eq!(second["answer"]["recalled"], true, "{second}");
     assert_ne!(second["conversation"]["id"], opening.as_str());
-    let turns = asked_with(&fake, asked);
+    let turns = common::asked_with(&fake, asked);
     assert_eq!(turns.len(), 3, "prompt, memory, question: {turns:?}");
     let recalled = turns[1]["content"].as_str().unwrap();
     assert_eq!(turns[1]["role"], "system");
@@ -153,7 +147,7 @@ async fn second_me_remembers_what_a_person_told_it_in_a_new_conversation(kind: K
     .await;
     assert_eq!(status, 200, "{third}");
     assert_eq!(third["said"]["seq"], 3, "{third}");
-    let turns = asked_with(&fake, more);
+    let turns = common::asked_with(&fake, more);
     let said: Vec<(&str, &str)> = turns
         .iter()
         .filter(|t| t["role"] != "system")
@@ -379,5 +373,98 @@ async fn a_second_me_and_its_conversations_are_its_persons_alone(kind: Kind) {
     assert_eq!(status, 200, "{body}");
     let (status, body) = invoke(&app, "alice", None, json!({"message": "hello?"})).await;
     assert_eq!((status, error_code(&body)), (409, "conflict"), "{body}");
+    app.stop().await;
+}
+
+async fn a_long_conversations_earlier_turns_reach_second_me_as_its_summary(kind: Kind) {
+    // Runs read the last 2 turns; 2 that have left are folded.
+    let settings = json!({"model": "chat", "window_turns": 2, "summary_every": 2});
+    let Some((fake, _city, app)) = city_with(kind, settings).await else {
+        return;
+    };
+    let alice = app.user_id("alice").await;
+    common::on_a_bigger_plan(&app, &format!("user:{alice}")).await;
+    let say = |message: &'static str, conversation: Option<String>| {
+        let app = &app;
+        async move {
+            let (status, said) = invoke(
+                app,
+                "alice",
+                None,
+                json!({"message": message, "conversation": conversation}),
+            )
+            .await;
+            assert_eq!(status, 200, "{said}");
+            said
+        }
+    };
+    let first = say("We plant the pear trees in April.", None).await;
+    let agent = first["agent"].as_str().unwrap().to_owned();
+    common::on_a_bigger_plan(&app, &format!("agent:{agent}")).await;
+    let id = first["conversation"]["id"].as_str().unwrap().to_owned();
+    say("The apples follow in May.", Some(id.clone())).await;
+    // Turns 1-2 have left the window of the third: they are folded.
+    say("Who digs the holes?", Some(id.clone())).await;
+    let path = format!("/api/memory/agents/{agent}/summaries?conversation=secondme:{id}");
+    let version = |n: i64| {
+        let (app, path) = (&app, &path);
+        daarion_testkit::eventually(
+            "the summary's version",
+            Duration::from_secs(30),
+            move || async move {
+                let (status, page) = app.get_as(path, Some("alice")).await;
+                assert_eq!(status, 200, "{page}");
+                let latest = page["items"][0].clone();
+                (latest["version"] == n).then_some(latest)
+            },
+        )
+    };
+    let v1 = version(1).await;
+    assert_eq!(
+        (&v1["through"], &v1["messages"]),
+        (&json!(2), &json!(2)),
+        "{v1}"
+    );
+    let fold = common::asked_with(&fake, "Messages to fold in");
+    let folded = fold.last().unwrap()["content"].as_str().unwrap();
+    assert!(
+        folded.contains("@alice: We plant the pear trees in April.")
+            && folded.contains("Second Me: echo: We plant")
+            && !folded.contains("apples"),
+        "{folded}"
+    );
+
+    // The next run reads it before its window, and the window moves on.
+    let asked = "And the fence?";
+    say(asked, Some(id.clone())).await;
+    let turns = common::asked_with(&fake, asked);
+    assert_eq!(turns[1]["role"], "system", "{turns:?}");
+    let told = turns[1]["content"].as_str().unwrap();
+    assert!(
+        told.starts_with("Earlier in this conversation")
+            && told.contains(v1["summary"].as_str().unwrap()),
+        "{told}"
+    );
+    assert!(
+        !turns
+            .iter()
+            .any(|t| t["content"] == "We plant the pear trees in April.")
+    );
+    let v2 = version(2).await;
+    assert_eq!(
+        (&v2["through"], &v2["messages"]),
+        (&json!(4), &json!(4)),
+        "{v2}"
+    );
+
+    // Others do not read it; deleting the conversation forgets it.
+    assert_eq!(app.get_as(&path, Some("root")).await.0, 403);
+    let conversation = format!("/api/secondme/conversations/{id}");
+    assert_eq!(
+        app.send("DELETE", &conversation, "alice", None).await.0,
+        204
+    );
+    let (_, page) = app.get_as(&path, Some("alice")).await;
+    assert_eq!(page["items"], json!([]), "{page}");
     app.stop().await;
 }

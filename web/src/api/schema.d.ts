@@ -3074,6 +3074,11 @@ export interface components {
             /** @description At most `memory.max_document_bytes` (1 MiB by default). */
             body: string;
             format?: components["schemas"]["DocumentFormat"] | null;
+            /**
+             * @description A room of the microDAO it is for (its id): searches may keep to one
+             *     room's documents.
+             */
+            room?: string | null;
             title: string;
         };
         CreateInvite: {
@@ -3540,6 +3545,8 @@ export interface components {
             indexed_at?: string | null;
             /** @description The model its chunks were embedded with. */
             model?: string | null;
+            /** @description The room of the microDAO it was added for, if one. */
+            room?: string | null;
             title: string;
         };
         /**
@@ -4228,6 +4235,8 @@ export interface components {
                 indexed_at?: string | null;
                 /** @description The model its chunks were embedded with. */
                 model?: string | null;
+                /** @description The room of the microDAO it was added for, if one. */
+                room?: string | null;
                 title: string;
             }[];
             /** @description Pass as `cursor` to get the next page; absent on the last page. */
@@ -12049,7 +12058,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Invalid fields */
+            /** @description Invalid fields, or a room that is not this microDAO's */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -12498,6 +12507,8 @@ export interface operations {
                 alpha?: number;
                 /** @description Only what this person (`user:<id>`) or agent (`agent:<id>`) wrote. */
                 author?: string;
+                /** @description Only the documents added for this room (its id). */
+                room?: string;
             };
             header?: never;
             path: {
@@ -13386,6 +13397,8 @@ export interface operations {
                 alpha?: number;
                 /** @description Only what this person (`user:<id>`) or agent (`agent:<id>`) wrote. */
                 author?: string;
+                /** @description Only the documents added for this room (its id). */
+                room?: string;
             };
             header?: never;
             path?: never;

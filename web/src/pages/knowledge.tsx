@@ -285,8 +285,9 @@ export function MyMemory() {
 }
 
 /**
- * What an agent keeps of its rooms: for each conversation, the latest
- * version of its rolling summary of what has left the window it reads.
+ * What an agent keeps of its conversations (rooms, or a person's with
+ * their Second Me): for each, the latest version of its rolling summary
+ * of what has left the window it reads.
  */
 export function AgentSummaries({ slug }: { slug: string }) {
   const { t, dateTime } = useI18n();
@@ -307,11 +308,14 @@ export function AgentSummaries({ slug }: { slug: string }) {
         {(items) => (
           <ul class="list card" aria-label={t("summaries.title")}>
             {items.map((s) => {
-              const room = s.conversation.replace(/^room:/, "").split("#")[0];
+              // `room:<id>[#topic]`, or a Second Me conversation `secondme:<id>`.
+              const [kind, rest = ""] = s.conversation.split(/:(.*)/s);
+              const href =
+                kind === "secondme" ? `/second-me/${rest}` : `/messages/${rest.split("#")[0]}`;
               return (
                 <li key={s.conversation} class="stack">
                   <span class="muted small">
-                    <a href={`/messages/${room}`}>{t("summaries.room")}</a> ·{" "}
+                    <a href={href}>{t("summaries.open")}</a> ·{" "}
                     {t("summaries.covers", { n: s.messages, version: s.version })} ·{" "}
                     {dateTime(s.created_at)}
                   </span>

@@ -78,6 +78,22 @@ pub fn test_settings(dir: &std::path::Path) -> Settings {
 
 /// Whether the local models are there: required under CI (`scripts/test.sh`
 /// installs them), a loud skip elsewhere.
+/// The model's latest request whose last turn says `said`: its messages.
+pub fn asked_with(fake: &daarion_testkit::llm::FakeLlm, said: &str) -> Vec<Value> {
+    fake.bodies()
+        .into_iter()
+        .rev()
+        .find(|b| {
+            b["messages"].as_array().unwrap().last().unwrap()["content"]
+                .as_str()
+                .is_some_and(|c| c.contains(said))
+        })
+        .unwrap_or_else(|| panic!("the model was not asked {said:?}"))["messages"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
 /// `subject` (`user:<id>`, `agent:<id>`) on the pro plan with room for
 /// many model calls a minute.
 pub async fn on_a_bigger_plan(app: &TestApp, subject: &str) {

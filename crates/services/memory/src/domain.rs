@@ -37,6 +37,8 @@ pub struct NewDocument {
     pub title: String,
     pub format: DocumentFormat,
     pub body: String,
+    /// The room of the microDAO it is for, if one.
+    pub room: Option<String>,
 }
 
 impl NewDocument {
@@ -68,6 +70,7 @@ impl NewDocument {
             title: title.to_owned(),
             format: format.unwrap_or(DocumentFormat::Text),
             body: body.to_owned(),
+            room: None,
         })
     }
 }
@@ -83,6 +86,8 @@ pub struct KnowledgeDocument {
     pub author: String,
     /// The author's username (or `agent:<id>`) when they wrote it.
     pub author_name: String,
+    /// The room of the microDAO it was added for, if one.
+    pub room: Option<String>,
     pub created_at: String,
     /// When its chunks became searchable; absent while it waits for the
     /// indexer.
@@ -92,6 +97,21 @@ pub struct KnowledgeDocument {
     pub chunk_count: i64,
     /// Why the last attempt to index it failed (it is tried again).
     pub index_error: Option<String>,
+}
+
+/// What a search keeps to within its microDAO: the documents one person
+/// or agent wrote (`user:<id>`, `agent:<id>`), those of one room, or both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Within<'a> {
+    pub author: Option<&'a str>,
+    pub room: Option<&'a str>,
+}
+
+impl Within<'_> {
+    /// The whole microDAO.
+    pub fn is_all(&self) -> bool {
+        self.author.is_none() && self.room.is_none()
+    }
 }
 
 /// A document in a person's export: as read back, its body, its chunks.

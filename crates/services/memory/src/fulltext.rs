@@ -18,7 +18,11 @@ use daarion_store::{
     sql::{self, Row},
 };
 
-use crate::{domain::MemoryError, expiring::Expiring, store::ChunkId};
+use crate::{
+    domain::{MemoryError, Within},
+    expiring::Expiring,
+    store::ChunkId,
+};
 
 /// How long a count of chunks (a microDAO's, or those holding a word) is
 /// trusted: IDF moves slowly.
@@ -54,12 +58,12 @@ impl Default for FullText {
 }
 
 impl FullText {
-    /// `dao`'s chunks (of what `author` wrote, if given) matching any word
-    /// of `query`, best first, `limit` at most.
+    /// `dao`'s chunks (of the documents `within` keeps to) matching any
+    /// word of `query`, best first, `limit` at most.
     pub async fn search(
         &self,
         db: &Db,
-        (dao, author): (&str, Option<&str>),
+        (dao, within): (&str, Within<'_>),
         query: &str,
         limit: usize,
     ) -> Result<Vec<ChunkId>, MemoryError> {
@@ -80,13 +84,16 @@ impl FullText {
                     "SELECT c.id FROM memory_search s
                      CROSS JOIN memory_chunks c ON c.id = s.rowid
                      WHERE memory_search MATCH $1 AND c.dao = $2
-                       AND ($4 = '' OR c.document_id IN (SELECT id FROM memory_documents WHERE author = $4))
+                       AND (($4 = '' AND $5 = '') OR c.document_id IN
+                           (SELECT id FROM memory_documents
+                            WHERE ($4 = '' OR author = $4) AND ($5 = '' OR room = $5)))
                      ORDER BY bm25(memory_search), c.id LIMIT $3",
                 )
                 .bind(pattern)
                 .bind(dao)
                 .bind(limit as i64)
-                .bind(author.unwrap_or(""))
+                .bind(within.author.unwrap_or(""))
+                .bind(within.room.unwrap_or(""))
                 .fetch_all(db.reader())
                 .await?
             }
@@ -111,14 +118,17 @@ impl FullText {
                      )
                      SELECT c.id FROM memory_chunks c JOIN words ON c.search @@ words.q
                      WHERE c.search @@ to_tsquery('simple', $1) AND c.dao = $2
-                       AND ($5 = '' OR c.document_id IN (SELECT id FROM memory_documents WHERE author = $5))
+                       AND (($5 = '' AND $6 = '') OR c.document_id IN
+                           (SELECT id FROM memory_documents
+                            WHERE ($5 = '' OR author = $5) AND ($6 = '' OR room = $6)))
                      GROUP BY c.id ORDER BY sum(words.idf) DESC, c.id LIMIT $3",
                 )
                 .bind(choosing.join(" | "))
                 .bind(dao)
                 .bind(limit as i64)
                 .bind(serde_json::Value::from(scores).to_string())
-                .bind(author.unwrap_or(""))
+                .bind(within.author.unwrap_or(""))
+                .bind(within.room.unwrap_or(""))
                 .fetch_all(db.reader())
                 .await?
             }

@@ -100,7 +100,11 @@ mod tests {
 
     use super::*;
     use crate::{
-        Settings, chunk::DocumentFormat, domain::NewDocument, embedder::tests::Fake, testing::sets,
+        Settings,
+        chunk::DocumentFormat,
+        domain::{NewDocument, Within},
+        embedder::tests::Fake,
+        testing::sets,
     };
 
     /// Memory on `db`, embedding with a fake model that fails while
@@ -185,7 +189,7 @@ mod tests {
             assert_eq!(
                 state
                     .fulltext
-                    .search(&state.db, ("garden", None), "water", 10)
+                    .search(&state.db, ("garden", Within::default()), "water", 10)
                     .await
                     .map(|hits| hits.len())
                     .ok(),

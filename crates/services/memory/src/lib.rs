@@ -59,6 +59,7 @@ pub static SPEC: Service = Service {
         migration!(2, "002_store_search_vectors"),
         migration!(3, "003_create_memory_facts"),
         migration!(4, "004_create_memory_summaries"),
+        migration!(5, "005_add_document_rooms"),
     ],
     rules: access::RULES,
     websocket: false,
@@ -275,24 +276,26 @@ impl Knowledge {
         limit: usize,
         alpha: Option<f64>,
     ) -> Result<(Vec<domain::Hit>, bool), MemoryError> {
-        self.search_by(dao, None, query, (limit, alpha)).await
+        self.search_within(dao, domain::Within::default(), query, (limit, alpha))
+            .await
     }
 
-    /// [`Knowledge::search`] over the documents `author` (`user:<id>` or
-    /// `agent:<id>`) wrote, when given.
-    pub async fn search_by(
+    /// [`Knowledge::search`] over the documents `within` keeps to (an
+    /// author's, a room's).
+    pub async fn search_within(
         &self,
         dao: &str,
-        author: Option<&str>,
+        within: domain::Within<'_>,
         query: &str,
         (limit, alpha): (usize, Option<f64>),
     ) -> Result<(Vec<domain::Hit>, bool), MemoryError> {
         let alpha = alpha.unwrap_or(self.settings.hybrid_alpha);
-        search::hybrid(self, (dao, author), query, (limit, alpha)).await
+        search::hybrid(self, (dao, within), query, (limit, alpha)).await
     }
 
     /// Adds a document to `dao`'s knowledge as `author` (`user:<id>` or
-    /// `agent:<id>`, and the name shown); it is indexed soon after.
+    /// `agent:<id>`, and the name shown), for one of its rooms if `new`
+    /// names one; it is indexed soon after.
     pub async fn add(
         &self,
         dao: &str,
@@ -300,6 +303,20 @@ impl Knowledge {
         author: (&str, &str),
         idempotency_key: Option<&str>,
     ) -> Result<(domain::KnowledgeDocument, bool), MemoryError> {
+        if let Some(room) = &new.room {
+            let of = daarion_messaging::store::room(&self.db, room)
+                .await
+                .map_err(|e| match e {
+                    daarion_messaging::domain::MessagingError::Store(e) => MemoryError::Store(e),
+                    other => MemoryError::Invalid(other.to_string()),
+                })?
+                .and_then(|r| r.dao);
+            if of.as_deref() != Some(dao) {
+                return Err(MemoryError::Invalid(format!(
+                    "room {room:?} is not a room of {dao:?}"
+                )));
+            }
+        }
         let (document, fresh, staged) =
             store::create(&self.db, &self.outbox, dao, new, author, idempotency_key).await?;
         self.outbox.relay(staged).await;

@@ -5,7 +5,7 @@ use daarion_embed::Kind;
 
 use crate::{
     Knowledge,
-    domain::{Hit, MemoryError, fuse},
+    domain::{Hit, MemoryError, Within, fuse},
     embedder::embed_checked,
     store,
 };
@@ -14,25 +14,23 @@ use crate::{
 const CANDIDATES: usize = 50;
 
 /// The `limit` best chunks of `dao`'s knowledge for `query` (of what
-/// `author` wrote, if given), the vector list weighted `alpha` against the
+/// `within` keeps to), the vector list weighted `alpha` against the
 /// words' (`domain::fuse`), and whether vectors took part (not when the
 /// model is unavailable: the words alone answer then, and the reason is
 /// logged).
 pub async fn hybrid(
     state: &Knowledge,
-    (dao, author): (&str, Option<&str>),
+    (dao, within): (&str, Within<'_>),
     query: &str,
     (limit, alpha): (usize, f64),
 ) -> Result<(Vec<Hit>, bool), MemoryError> {
     let by_text = state
         .fulltext
-        .search(&state.db, (dao, author), query, CANDIDATES)
+        .search(&state.db, (dao, within), query, CANDIDATES)
         .await?;
     let by_vector = match embed_query(state, query).await {
-        Ok(Some(vector)) => Some(match author {
-            Some(author) => by_author(state, (dao, author), &vector).await?,
-            None => nearest(state, dao, &vector).await?,
-        }),
+        Ok(Some(vector)) if within.is_all() => Some(nearest(state, dao, &vector).await?),
+        Ok(Some(vector)) => Some(kept_to(state, (dao, within), &vector).await?),
         Ok(None) => Some(Vec::new()),
         Err(error) => {
             tracing::warn!(%error, "memory search without vectors");
@@ -76,16 +74,16 @@ async fn embed_query(state: &Knowledge, query: &str) -> Result<Option<Vec<f32>>,
     Ok(vectors.pop().flatten())
 }
 
-/// The chunks of `author`'s documents in `dao` nearest `query`, every one
-/// compared: an index over the whole microDAO, filtered after, could
-/// answer short.
-async fn by_author(
+/// The chunks of the documents in `dao` that `within` keeps to nearest
+/// `query`, every one compared: an index over the whole microDAO, filtered
+/// after, could answer short.
+async fn kept_to(
     state: &Knowledge,
-    (dao, author): (&str, &str),
+    (dao, within): (&str, Within<'_>),
     query: &[f32],
 ) -> Result<Vec<store::ChunkId>, MemoryError> {
     let model = &state.embedder;
-    let stored = store::vectors_by(&state.db, (dao, model.name(), model.dim()), author).await?;
+    let stored = store::vectors_within(&state.db, (dao, model.name(), model.dim()), within).await?;
     let mut scored: Vec<(store::ChunkId, f32)> = stored
         .iter()
         .map(|s| (s.id, daarion_embed::dot(&s.vector, query)))

@@ -11,11 +11,11 @@ use daarion_store::{
 
 use crate::{
     chunk::{Chunk, DocumentFormat},
-    domain::{KnowledgeDocument, MemoryError, NewDocument},
+    domain::{KnowledgeDocument, MemoryError, NewDocument, Within},
     embedder, events,
 };
 
-const DOCUMENT_FIELDS: &str = "id, dao, title, format, author, author_name, created_at, indexed_at, model, chunk_count, index_error";
+const DOCUMENT_FIELDS: &str = "id, dao, title, format, author, author_name, room, created_at, indexed_at, model, chunk_count, index_error";
 
 fn document_from(row: &sql::AnyRow) -> Result<KnowledgeDocument, MemoryError> {
     let format: String = row.try_get("format")?;
@@ -26,6 +26,7 @@ fn document_from(row: &sql::AnyRow) -> Result<KnowledgeDocument, MemoryError> {
         format: DocumentFormat::parse(&format).unwrap_or(DocumentFormat::Text),
         author: row.try_get("author")?,
         author_name: row.try_get("author_name")?,
+        room: row.try_get("room")?,
         created_at: row.try_get("created_at")?,
         indexed_at: row.try_get("indexed_at")?,
         model: row.try_get("model")?,
@@ -48,7 +49,13 @@ pub async fn create(
     let mut tx = db.begin().await?;
     let scope = format!("memory.documents:{author}");
     if let Some(key) = idempotency_key {
-        let hash = idempotency::fingerprint(&[dao, &new.title, new.format.as_str(), &new.body]);
+        let hash = idempotency::fingerprint(&[
+            dao,
+            &new.title,
+            new.format.as_str(),
+            &new.body,
+            new.room.as_deref().unwrap_or(""),
+        ]);
         if let Claim::Replay(id) = idempotency::claim(&mut tx, &scope, key, &hash).await? {
             tx.commit().await.map_err(daarion_store::StoreError::from)?;
             let document = document(db, &id).await?;
@@ -62,8 +69,8 @@ pub async fn create(
     let id = format!("doc_{}", uuid::Uuid::now_v7().simple());
     let now = daarion_store::now();
     let row = sql::query(sql::AssertSqlSafe(format!(
-        "INSERT INTO memory_documents (id, dao, title, format, body, author, author_name, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {DOCUMENT_FIELDS}"
+        "INSERT INTO memory_documents (id, dao, title, format, body, author, author_name, created_at, room)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {DOCUMENT_FIELDS}"
     )))
     .bind(id.as_str())
     .bind(dao)
@@ -73,6 +80,7 @@ pub async fn create(
     .bind(author)
     .bind(author_name)
     .bind(now.as_str())
+    .bind(new.room.as_deref())
     .fetch_one(&mut *tx)
     .await?;
     let document = document_from(&row)?;
@@ -352,20 +360,22 @@ pub async fn vectors_after(
 }
 
 /// The vectors of `dao`'s chunks embedded by `model` in documents
-/// `author` wrote: a filtered search compares them all.
-pub async fn vectors_by(
+/// `within` keeps to: a filtered search compares them all.
+pub async fn vectors_within(
     db: &Db,
     (dao, model, dim): (&str, &str, usize),
-    author: &str,
+    within: Within<'_>,
 ) -> Result<Vec<Stored>, MemoryError> {
     let rows = sql::query(
         "SELECT c.id, c.generation, c.embedding FROM memory_chunks c
          JOIN memory_documents d ON d.id = c.document_id
-         WHERE c.dao = $1 AND c.model = $2 AND d.author = $3 AND c.embedding IS NOT NULL",
+         WHERE c.dao = $1 AND c.model = $2 AND c.embedding IS NOT NULL
+           AND ($3 = '' OR d.author = $3) AND ($4 = '' OR d.room = $4)",
     )
     .bind(dao)
     .bind(model)
-    .bind(author)
+    .bind(within.author.unwrap_or(""))
+    .bind(within.room.unwrap_or(""))
     .fetch_all(db.reader())
     .await?;
     stored(&rows, dim)

@@ -37,7 +37,8 @@ pub struct ConversationSummary {
     pub created_at: String,
 }
 
-/// The conversation a room's window is of (a topic is its own).
+/// The conversation a room's window is of (a topic is its own); other
+/// services name theirs (`secondme:<id>`).
 pub fn room_conversation(room: &str, topic: Option<&str>) -> String {
     match topic {
         Some(topic) => format!("room:{room}#{topic}"),
@@ -116,6 +117,17 @@ pub async fn latest_of_each(
     .fetch_all(db.reader())
     .await?;
     rows.iter().map(summary_from).collect()
+}
+
+/// Forgets every version of `agent`'s summary of `conversation` (the
+/// conversation is gone).
+pub async fn forget(db: &Db, agent: &str, conversation: &str) -> Result<(), MemoryError> {
+    sql::query("DELETE FROM memory_summaries WHERE agent = $1 AND conversation = $2")
+        .bind(agent)
+        .bind(conversation)
+        .execute(db.pool())
+        .await?;
+    Ok(())
 }
 
 /// A fold: the summary the model wrote of `previous` and the messages that

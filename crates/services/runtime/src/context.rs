@@ -103,21 +103,28 @@ impl Worker {
         Some(summary)
     }
 
-    /// After an answer in a room: when at least `summary_every` messages
-    /// have left the window (it starts at `window_start`) since the last
-    /// fold, the agent's model folds them into the next version of the
-    /// summary (metered to the agent, like its other calls). A failure is
-    /// only logged: the next run tries again.
-    pub(crate) async fn fold(
+    /// After an answer in a room, in the background (the run ends without
+    /// waiting for it): when at least `summary_every` messages have left
+    /// the window (it starts at `window_start`) since the last fold, the
+    /// agent's model folds them into the next version of the summary
+    /// (metered to the agent, like its other calls). A failure is only
+    /// logged: the next run tries again.
+    pub(crate) fn fold_later(
         &self,
         agent: &Agent,
         request: &RunRequest,
         window_start: i64,
-        previous: Option<&ConversationSummary>,
+        previous: Option<ConversationSummary>,
     ) {
-        if let Err(error) = self.try_fold(agent, request, window_start, previous).await {
-            tracing::warn!(%error, agent = %agent.slug, room = %request.room, "the room's summary was not folded");
-        }
+        let (worker, agent, request) = (self.clone(), agent.clone(), request.clone());
+        tokio::spawn(async move {
+            let folded = worker
+                .try_fold(&agent, &request, window_start, previous.as_ref())
+                .await;
+            if let Err(error) = folded {
+                tracing::warn!(%error, agent = %agent.slug, room = %request.room, "the room's summary was not folded");
+            }
+        });
     }
 
     async fn try_fold(

@@ -178,7 +178,7 @@ impl Worker {
             self.log_crew_work(request, room, &me, &log).await?;
         }
         if let Some(start) = window_start {
-            self.fold(agent, request, start, earlier.as_ref()).await;
+            self.fold_later(agent, request, start, earlier);
         }
         Ok(Done { answer, reply })
     }

@@ -189,8 +189,20 @@ async fn erase_second_me_conversations(
     principal: Principal,
 ) -> Result<Json<ErasedConversations>, ApiError> {
     let me = person(&principal)?;
-    let removed = store::erase(&state.db, &me).await?;
-    Ok(Json(ErasedConversations { removed }))
+    let gone = store::erase(&state.db, &me).await?;
+    let agent = daarion_agents::domain::personal_slug(&principal.id);
+    for id in &gone {
+        forget(&state, &agent, id).await?;
+    }
+    Ok(Json(ErasedConversations {
+        removed: gone.len() as u64,
+    }))
+}
+
+/// A deleted conversation's summaries go with it.
+async fn forget(state: &SecondMeState, agent: &str, conversation: &str) -> Result<(), ApiError> {
+    daarion_memory::summaries::forget(&state.db, agent, &crate::fold::key(conversation)).await?;
+    Ok(())
 }
 
 async fn conversation(
@@ -231,6 +243,8 @@ async fn delete_second_me_conversation(
 ) -> Result<StatusCode, ApiError> {
     let me = person(&principal)?;
     if store::delete(&state.db, &me, &id).await? {
+        let agent = daarion_agents::domain::personal_slug(&principal.id);
+        forget(&state, &agent, &id).await?;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!(

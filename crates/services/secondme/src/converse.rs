@@ -12,13 +12,13 @@ use daarion_agents::{
     store::{self as hub, Agent, NewAgent},
 };
 use daarion_kernel::ApiError;
-use daarion_memory::{chunk::DocumentFormat, domain::NewDocument};
+use daarion_memory::{chunk::DocumentFormat, domain::NewDocument, summaries};
 use serde_json::{Value, json};
 
 use crate::{
     SecondMeState,
     domain::{self, Conversation, SecondMeError, Turn},
-    store,
+    fold, store,
 };
 
 /// The tools a new Second Me may use; the person allows more on its page
@@ -119,9 +119,17 @@ pub async fn invoke(
         state.settings.window_turns,
     )
     .await?;
-    let mut messages: Vec<Value> = window
+    let window_start = window.first().map_or(said.seq, |turn| turn.seq);
+    // What came before the window reaches the run as the agent's summary.
+    let earlier = fold::latest(state, &agent.slug, &conversation.id).await;
+    let mut messages: Vec<Value> = earlier
         .iter()
-        .map(|turn| json!({"role": turn.role.as_str(), "content": turn.content}))
+        .map(|summary| json!({"role": "system", "content": summaries::told(summary)}))
+        .chain(
+            window
+                .iter()
+                .map(|turn| json!({"role": turn.role.as_str(), "content": turn.content})),
+        )
         .collect();
     let recalled = state
         .knowledge
@@ -142,7 +150,7 @@ pub async fn invoke(
     keep(state, person, &conversation, &said).await?;
     let request = RunRequest {
         run_id: run_id.clone(),
-        agent: agent.slug,
+        agent: agent.slug.clone(),
         room: String::new(),
         topic: String::new(),
         message_id: None,
@@ -161,6 +169,13 @@ pub async fn invoke(
     .ok_or_else(|| {
         SecondMeError::NotFound("the conversation was deleted while it answered".into())
     })?;
+    fold::later(
+        state,
+        person,
+        &agent,
+        (&conversation.id, window_start),
+        earlier,
+    );
     Ok(Invoked {
         conversation,
         said,

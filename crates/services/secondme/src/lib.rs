@@ -15,6 +15,8 @@
 //! in `user:<id>`, indexed as any document), and each invoke recalls from
 //! that memory (nearest passages and the facts that hold about what the
 //! message names) into the run, as a system turn before the message.
+//! A long conversation's earlier turns reach it as its rolling summary
+//! (`fold`), which the agent itself writes in a run of its own.
 //!
 //! Layout: `domain` (rules, the agent's prompt, errors), `store`
 //! (conversations and turns), `converse` (an invoke from end to end),
@@ -24,6 +26,7 @@ pub mod access;
 pub mod api;
 pub mod converse;
 pub mod domain;
+pub mod fold;
 pub mod store;
 
 use std::sync::Arc;
@@ -68,6 +71,10 @@ pub struct Settings {
     pub window_turns: usize,
     /// Passages of the person's memory recalled into each run.
     pub recalled_passages: usize,
+    /// Turns that must have left a conversation's window before its agent
+    /// folds them into its rolling summary of the conversation (a run of
+    /// its own, metered like the others).
+    pub summary_every: usize,
 }
 
 impl Default for Settings {
@@ -76,6 +83,7 @@ impl Default for Settings {
             model: "default".into(),
             window_turns: 20,
             recalled_passages: 5,
+            summary_every: 10,
         }
     }
 }
@@ -89,6 +97,9 @@ impl ServiceSettings for Settings {
         if !(1..=20).contains(&self.recalled_passages) {
             return Err("secondme.recalled_passages must be between 1 and 20".into());
         }
+        if !(1..=200).contains(&self.summary_every) {
+            return Err("secondme.summary_every must be between 1 and 200".into());
+        }
         Ok(())
     }
 }
@@ -101,6 +112,8 @@ pub struct SecondMeState {
     control: ControlClient,
     knowledge: Knowledge,
     settings: Arc<Settings>,
+    /// Folds of conversations' summaries, after the answers.
+    tasks: daarion_kernel::shutdown::TaskTracker,
 }
 
 fn build(ctx: Context) -> Result<Mount, BuildError> {
@@ -109,6 +122,7 @@ fn build(ctx: Context) -> Result<Mount, BuildError> {
         control: ctx.component()?,
         knowledge: ctx.component()?,
         settings: Arc::new(ctx.settings()?),
+        tasks: ctx.tasks,
         db: ctx.db,
         outbox: ctx.outbox,
         bus: ctx.bus,

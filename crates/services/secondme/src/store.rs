@@ -291,9 +291,16 @@ pub async fn delete(db: &Db, person: &str, id: &str) -> Result<bool, SecondMeErr
     Ok(true)
 }
 
-/// Deletes all of `person`'s conversations; how many went.
-pub async fn erase(db: &Db, person: &str) -> Result<u64, SecondMeError> {
+/// Deletes all of `person`'s conversations; the ids of those that went.
+pub async fn erase(db: &Db, person: &str) -> Result<Vec<String>, SecondMeError> {
     let mut tx = db.begin().await?;
+    let ids = sql::query("SELECT id FROM secondme_conversations WHERE person = $1")
+        .bind(person)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|row| row.try_get::<String, _>("id"))
+        .collect::<Result<Vec<_>, _>>()?;
     sql::query(
         "DELETE FROM secondme_turns WHERE conversation IN
              (SELECT id FROM secondme_conversations WHERE person = $1)",
@@ -301,11 +308,10 @@ pub async fn erase(db: &Db, person: &str) -> Result<u64, SecondMeError> {
     .bind(person)
     .execute(&mut *tx)
     .await?;
-    let gone = sql::query("DELETE FROM secondme_conversations WHERE person = $1")
+    sql::query("DELETE FROM secondme_conversations WHERE person = $1")
         .bind(person)
         .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        .await?;
     tx.commit().await?;
-    Ok(gone)
+    Ok(ids)
 }

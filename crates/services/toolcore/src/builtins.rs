@@ -131,7 +131,9 @@ pub static BUILTINS: &[Builtin] = &[
                     "dao": {"type": "string", "minLength": 2, "maxLength": 63,
                         "description": "The community's slug."},
                     "query": {"type": "string", "minLength": 1, "maxLength": 1000},
-                    "limit": {"type": "integer", "minimum": 1, "maximum": 20}
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 20},
+                    "room": {"type": "string", "minLength": 1, "maxLength": 64,
+                        "description": "Only the documents added for this room of the community (its id)."}
                 },
                 "required": ["dao", "query"],
                 "additionalProperties": false
@@ -148,7 +150,9 @@ pub static BUILTINS: &[Builtin] = &[
                     "dao": {"type": "string", "minLength": 2, "maxLength": 63},
                     "title": {"type": "string", "minLength": 1, "maxLength": 200},
                     "text": {"type": "string", "minLength": 1, "maxLength": 20000,
-                        "description": "Markdown."}
+                        "description": "Markdown."},
+                    "room": {"type": "string", "minLength": 1, "maxLength": 64,
+                        "description": "The room of the community it is for (its id), if one."}
                 },
                 "required": ["dao", "title", "text"],
                 "additionalProperties": false

@@ -8,7 +8,7 @@ use daarion_access::{Action, Principal, Resource};
 use daarion_memory::{
     MemoryError,
     chunk::DocumentFormat,
-    domain::NewDocument,
+    domain::{NewDocument, Within},
     facts::{Cardinality, NewFact},
 };
 use serde_json::{Value, json};
@@ -56,9 +56,13 @@ pub async fn run(name: &str, ctx: &Context<'_>, arguments: &Value) -> Result<Val
                 .as_u64()
                 .and_then(|n| usize::try_from(n).ok())
                 .unwrap_or(5);
+            let within = Within {
+                author: None,
+                room: arguments["room"].as_str(),
+            };
             let (hits, semantic) = ctx
                 .knowledge
-                .search(dao, text("query"), limit, None)
+                .search_within(dao, within, text("query"), (limit, None))
                 .await
                 .map_err(failed)?;
             let hits: Vec<Value> = hits
@@ -83,13 +87,14 @@ pub async fn run(name: &str, ctx: &Context<'_>, arguments: &Value) -> Result<Val
             let [author, ..] = ctx.callers else {
                 return Err(ToolError::Forbidden("nobody to write as".into()));
             };
-            let new = NewDocument::parse(
+            let mut new = NewDocument::parse(
                 text("title"),
                 Some(DocumentFormat::Markdown),
                 text("text"),
                 ctx.knowledge.max_document_bytes(),
             )
             .map_err(failed)?;
+            new.room = arguments["room"].as_str().map(str::to_owned);
             let (document, _) = ctx
                 .knowledge
                 .add(dao, &new, (&author.name(), &author.handle), None)

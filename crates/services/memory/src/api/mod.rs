@@ -20,7 +20,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     Knowledge,
     chunk::DocumentFormat,
-    domain::{Exported, Hit, KnowledgeDocument, MemoryError, NewDocument},
+    domain::{Exported, Hit, KnowledgeDocument, MemoryError, NewDocument, Within},
     store,
     summaries::ConversationSummary,
 };
@@ -130,6 +130,10 @@ pub struct CreateDocument {
     /// At most `memory.max_document_bytes` (1 MiB by default).
     #[schema(min_length = 1)]
     pub body: String,
+    /// A room of the microDAO it is for (its id): searches may keep to one
+    /// room's documents.
+    #[schema(max_length = 64)]
+    pub room: Option<String>,
 }
 
 /// Add a document to a microDAO's knowledge. It is answered at once and
@@ -142,7 +146,7 @@ pub struct CreateDocument {
         (status = 403, description = "Not a member of this microDAO"),
         (status = 404, description = "No such microDAO"),
         (status = 409, description = "This Idempotency-Key was used with a different request"),
-        (status = 422, description = "Invalid fields")))]
+        (status = 422, description = "Invalid fields, or a room that is not this microDAO's")))]
 async fn create_document(
     State(state): State<Knowledge>,
     Path(dao): Path<String>,
@@ -160,12 +164,13 @@ async fn add(
     key: Option<&str>,
     input: CreateDocument,
 ) -> Result<Response, ApiError> {
-    let new = NewDocument::parse(
+    let mut new = NewDocument::parse(
         &input.title,
         input.format,
         &input.body,
         state.max_document_bytes(),
     )?;
+    new.room = input.room;
     let (document, fresh) = state
         .add(scope, &new, (&actor.name(), &actor.handle), key)
         .await?;
@@ -255,6 +260,9 @@ pub struct SearchParams {
     /// Only what this person (`user:<id>`) or agent (`agent:<id>`) wrote.
     #[param(max_length = 120, pattern = "^(user|agent):[A-Za-z0-9_-]+$")]
     pub author: Option<String>,
+    /// Only the documents added for this room (its id).
+    #[param(max_length = 64)]
+    pub room: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -325,8 +333,19 @@ async fn search(
             "author must be user:<id> or agent:<id>",
         ));
     }
+    if params
+        .room
+        .as_ref()
+        .is_some_and(|r| r.is_empty() || r.len() > 64)
+    {
+        return Err(ApiError::validation("room must be 1 to 64 characters"));
+    }
+    let within = Within {
+        author,
+        room: params.room.as_deref(),
+    };
     let (hits, semantic) = state
-        .search_by(scope, author, q, (limit, params.alpha))
+        .search_within(scope, within, q, (limit, params.alpha))
         .await?;
     Ok(Json(SearchResults { hits, semantic }))
 }
