@@ -39,6 +39,13 @@ const documents = {
   },
 };
 
+// A note for the community's General room, which a search kept to that
+// room finds alone.
+const roomNotes = {
+  en: { title: "Watering rota", body: "Olena waters the seedlings on Mondays." },
+  uk: { title: "Графік поливу", body: "Олена поливає розсаду по понеділках." },
+};
+
 const facts = {
   en: {
     subject: "Garden budget",
@@ -140,6 +147,27 @@ for (const lang of ["en", "uk"]) {
       const found = page.getByRole("list", { name: t("memory.hits") });
       await found.getByText(`${title} › ${lang === "en" ? "Budget" : "Бюджет"}`).waitFor();
       await found.getByText("1 200").waitFor();
+
+      // A note for a room; kept to that room, the same question finds it
+      // and not the decision, which is the whole community's.
+      const note = roomNotes[lang];
+      await adding.getByLabel(t("memory.doc_title")).fill(note.title);
+      await adding.getByLabel(t("memory.body")).fill(note.body);
+      await adding.getByLabel(t("memory.room")).selectOption({ index: 1 });
+      await adding.getByRole("button", { name: t("memory.add") }).click();
+      await listed.getByText(note.title).waitFor();
+      await listed
+        .getByText(t("memory.indexed", { n: 1 }), { exact: false })
+        .nth(1)
+        .waitFor();
+      await asking.getByLabel(t("memory.room")).selectOption({ index: 1 });
+      await asking.getByRole("button", { name: t("memory.search") }).click();
+      await found.getByText(note.title).waitFor();
+      assert.equal(await found.getByText(title).count(), 0, "kept to the room");
+      await page
+        .getByRole("button", { name: t("memory.remove_named", { title: note.title }) })
+        .click();
+      await listed.getByText(note.title).waitFor({ state: "detached" });
 
       await page.getByRole("button", { name: t("memory.remove_named", { title }) }).click();
       await page.getByText(t("memory.empty")).waitFor();

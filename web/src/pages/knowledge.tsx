@@ -19,10 +19,49 @@ import {
 import { CommunityFacts, OwnFacts } from "./facts";
 
 type Hit = Schemas["Hit"];
+type Room = Schemas["ChatRoomView"];
+
+/** A choice of one of the community's rooms, or none. */
+function RoomChoice({
+  rooms,
+  value,
+  none,
+  set,
+}: {
+  rooms: Room[];
+  value: string;
+  none: string;
+  set: (room: string) => void;
+}) {
+  const { t } = useI18n();
+  return (
+    <Field label={t("memory.room")}>
+      {(id) => (
+        <select id={id} value={value} onChange={(e) => set(e.currentTarget.value)}>
+          <option value="">{none}</option>
+          {rooms.map((r) => (
+            <option key={r.id} value={r.id}>
+              {r.title}
+            </option>
+          ))}
+        </select>
+      )}
+    </Field>
+  );
+}
 
 export function Knowledge({ slug, admin }: { slug: string; admin: boolean }) {
   const { t, dateTime } = useI18n();
   const { user } = useSession();
+  // Documents may be for one room, and searches kept to one.
+  const rooms = useLoad(
+    () =>
+      ok(api.GET("/api/messaging/daos/{dao}/rooms", { params: { path: { dao: slug } } })).then(
+        (page) => page.items,
+      ),
+    [slug],
+  );
+  const roomName = (id: string) => rooms.data?.find((r) => r.id === id)?.title ?? id;
   const documents = usePaged(
     (cursor) =>
       ok(
@@ -52,7 +91,7 @@ export function Knowledge({ slug, admin }: { slug: string; admin: boolean }) {
     <section class="stack" aria-labelledby="knowledge">
       <h2 id="knowledge">{t("memory.title")}</h2>
       <p class="muted">{t("memory.intro")}</p>
-      <Search slug={slug} />
+      <Search slug={slug} rooms={rooms.data ?? []} />
       <Listed items={documents.items} error={documents.error} empty={t("memory.empty")}>
         {(items) => (
           <ul class="list card" aria-label={t("memory.documents")}>
@@ -62,6 +101,7 @@ export function Knowledge({ slug, admin }: { slug: string; admin: boolean }) {
                   <strong>{d.title}</strong>
                   <span class="muted small">
                     {d.author_name} · {dateTime(d.created_at)} ·{" "}
+                    {d.room && `${t("memory.for_room", { room: roomName(d.room) })} · `}
                     {d.indexed_at
                       ? t("memory.indexed", { n: d.chunk_count })
                       : d.index_error
@@ -88,6 +128,7 @@ export function Knowledge({ slug, admin }: { slug: string; admin: boolean }) {
       <MoreButton paged={documents} />
       <ErrorNote error={change.error} />
       <AddDocument
+        rooms={rooms.data ?? []}
         post={(body) =>
           ok(
             api.POST("/api/memory/daos/{dao}/documents", {
@@ -103,9 +144,10 @@ export function Knowledge({ slug, admin }: { slug: string; admin: boolean }) {
   );
 }
 
-function Search({ slug }: { slug: string }) {
+function Search({ slug, rooms }: { slug: string; rooms: Room[] }) {
   const { t } = useI18n();
   const [q, setQ] = useState("");
+  const [room, setRoom] = useState("");
   const [hits, setHits] = useState<Hit[] | null>(null);
   const { busy, error, run } = useAction();
   const submit = (event: Event) => {
@@ -113,7 +155,10 @@ function Search({ slug }: { slug: string }) {
     run(async () => {
       const found = await ok(
         api.GET("/api/memory/daos/{dao}/search", {
-          params: { path: { dao: slug }, query: { q: q.trim(), limit: 5 } },
+          params: {
+            path: { dao: slug },
+            query: { q: q.trim(), limit: 5, room: room || undefined },
+          },
         }),
       );
       setHits(found.hits);
@@ -133,6 +178,9 @@ function Search({ slug }: { slug: string }) {
           />
         )}
       </Field>
+      {rooms.length > 0 && (
+        <RoomChoice rooms={rooms} value={room} none={t("memory.all_rooms")} set={setRoom} />
+      )}
       <button type="submit" class="secondary" disabled={busy}>
         <Busy busy={busy} label="memory.search" />
       </button>
@@ -158,19 +206,23 @@ function AddDocument({
   post,
   added,
   heading = "memory.add",
+  rooms = [],
 }: {
   post: (body: NewDocument) => Promise<unknown>;
   added: () => void;
   heading?: Key;
+  /** The rooms it may be for (none: own notes, which are for no room). */
+  rooms?: Room[];
 }) {
   const { t } = useI18n();
   const [title, setTitle] = useState("");
   const [body, setBody] = useState("");
+  const [room, setRoom] = useState("");
   const { busy, error, run } = useAction();
   const submit = (event: Event) => {
     event.preventDefault();
     run(async () => {
-      await post({ title: title.trim(), format: "markdown", body });
+      await post({ title: title.trim(), format: "markdown", body, room: room || null });
       setTitle("");
       setBody("");
       added();
@@ -201,6 +253,9 @@ function AddDocument({
           />
         )}
       </Field>
+      {rooms.length > 0 && (
+        <RoomChoice rooms={rooms} value={room} none={t("memory.whole_community")} set={setRoom} />
+      )}
       <ErrorNote error={error} />
       <button type="submit" disabled={busy}>
         <Busy busy={busy} label={heading} />
