@@ -215,6 +215,16 @@ pub fn request(previous: Option<&str>, left: &[(String, String)]) -> Vec<Value> 
     ]
 }
 
+/// Whether a fold may be due: at least `every` positions lie between the
+/// last one `previous` covers and the window's first (`window_start`).
+/// Positions (a room's message sequence, a conversation's turn numbers)
+/// are dense, so this bounds the messages that left from above without
+/// reading any: most runs need not look.
+pub fn may_be_due(previous: Option<&ConversationSummary>, window_start: i64, every: usize) -> bool {
+    let since = previous.map_or(0, |p| p.through);
+    usize::try_from(window_start - since - 1).is_ok_and(|between| between >= every)
+}
+
 /// How a run is told the summary, just before its window.
 pub fn told(summary: &ConversationSummary) -> String {
     format!(
@@ -231,6 +241,28 @@ mod tests {
     fn a_topic_is_its_own_conversation() {
         assert_eq!(room_conversation("r1", None), "room:r1");
         assert_eq!(room_conversation("r1", Some("budget")), "room:r1#budget");
+    }
+
+    #[test]
+    fn a_fold_is_looked_for_only_when_enough_lies_before_the_window() {
+        let previous = ConversationSummary {
+            agent: "a".into(),
+            conversation: "room:r".into(),
+            version: 1,
+            summary: "s".into(),
+            through: 10,
+            messages: 10,
+            model: "m".into(),
+            created_at: String::new(),
+        };
+        assert!(!may_be_due(None, 3, 3), "positions 1 and 2 only");
+        assert!(may_be_due(None, 4, 3));
+        assert!(!may_be_due(Some(&previous), 13, 3), "11 and 12 only");
+        assert!(may_be_due(Some(&previous), 14, 3));
+        assert!(
+            !may_be_due(Some(&previous), 5, 1),
+            "a window before the summary's end"
+        );
     }
 
     #[test]

@@ -20,10 +20,14 @@ const RECALLED: usize = 3;
 /// latest messages).
 const FOLD_AT_MOST: u32 = 200;
 
+/// The topic a room run answers in, if one.
+pub(crate) fn topic(request: &RunRequest) -> Option<&str> {
+    (!request.topic.is_empty()).then_some(request.topic.as_str())
+}
+
 /// The conversation a room run's window is of.
 fn conversation(request: &RunRequest) -> String {
-    let topic = (!request.topic.is_empty()).then_some(request.topic.as_str());
-    summaries::room_conversation(&request.room, topic)
+    summaries::room_conversation(&request.room, topic(request))
 }
 
 impl Worker {
@@ -116,6 +120,10 @@ impl Worker {
         window_start: i64,
         previous: Option<ConversationSummary>,
     ) {
+        let every = self.settings.summary_every as usize;
+        if !summaries::may_be_due(previous.as_ref(), window_start, every) {
+            return;
+        }
         let (worker, agent, request) = (self.clone(), agent.clone(), request.clone());
         tokio::spawn(async move {
             let folded = worker
@@ -135,11 +143,10 @@ impl Worker {
         previous: Option<&ConversationSummary>,
     ) -> Result<(), String> {
         let since = previous.map_or(0, |p| p.through);
-        let topic = (!request.topic.is_empty()).then_some(request.topic.as_str());
         let mut left = daarion_messaging::store::history(
             &self.db,
             &request.room,
-            topic,
+            topic(request),
             Window::Before(window_start),
             FOLD_AT_MOST,
         )

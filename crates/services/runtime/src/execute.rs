@@ -379,11 +379,10 @@ impl Worker {
             }
             None => Window::Latest,
         };
-        let topic = (!request.topic.is_empty()).then_some(request.topic.as_str());
         let mut messages = daarion_messaging::store::history(
             &self.db,
             &request.room,
-            topic,
+            crate::context::topic(request),
             bound,
             self.settings.window_messages,
         )

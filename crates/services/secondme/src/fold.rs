@@ -42,6 +42,10 @@ pub fn later(
     (conversation, window_start): (&str, i64),
     previous: Option<ConversationSummary>,
 ) {
+    let every = state.settings.summary_every;
+    if !summaries::may_be_due(previous.as_ref(), window_start, every) {
+        return;
+    }
     let (state2, person) = (state.clone(), (person.name(), person.handle.clone()));
     let (agent, conversation) = (agent.clone(), conversation.to_owned());
     state.tasks.spawn(async move {
