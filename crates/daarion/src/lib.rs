@@ -43,6 +43,7 @@ pub static SERVICES: &[&Service] = &[
     &daarion_filter::SPEC,
     &daarion_memory::SPEC,
     &daarion_secondme::SPEC,
+    &daarion_dao::SPEC,
     &daarion_router::SPEC,
     &daarion_runtime::SPEC,
 ];
