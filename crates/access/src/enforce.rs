@@ -246,6 +246,7 @@ impl Enforcer {
             };
             return match tokens.verify_bearer(token, self.service) {
                 Ok(crate::token::Bearer::Service(name)) => Ok(Some(Principal::service(&name))),
+                Ok(crate::token::Bearer::Dao { dao, .. }) => Ok(Some(Principal::governance(&dao))),
                 Ok(crate::token::Bearer::Agent { agent, .. }) => {
                     // The agent as it is now (its roles, its owner), with
                     // the token as its credential: a runtime never holds

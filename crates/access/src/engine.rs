@@ -38,6 +38,7 @@ pub fn default_policies() -> Vec<PolicyFile> {
         ("tool", include_str!("../policies/tool.cedar")),
         ("usage", include_str!("../policies/usage.cedar")),
         ("memory", include_str!("../policies/memory.cedar")),
+        ("governance", include_str!("../policies/governance.cedar")),
     ]
     .into_iter()
     .map(|(name, text)| PolicyFile {

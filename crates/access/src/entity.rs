@@ -200,6 +200,19 @@ pub(crate) fn entities_for(
             parents,
         )
         .map_err(|e| e.to_string())?,
+        // A microDAO's governance names the microDAO it acts in, which
+        // `governance.cedar` keeps it to.
+        (_, Kind::Service) if principal.governs().is_some() => Entity::new(
+            uid,
+            HashMap::from([(
+                "governs".to_owned(),
+                RestrictedExpression::new_entity_uid(
+                    Kind::MicroDao.uid(principal.governs().unwrap_or_default()),
+                ),
+            )]),
+            parents,
+        )
+        .map_err(|e| e.to_string())?,
         _ => Entity::new_no_attrs(uid, parents),
     };
     out.push(entity);

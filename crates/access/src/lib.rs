@@ -26,7 +26,7 @@ pub mod vocab;
 pub use enforce::{Access, AccessDeps, Authenticate, Enforcer, Resources, Rule, Target};
 pub use engine::{Compiled, Decision, Engine, Facts, PolicyError, PolicyFile};
 pub use entity::{Attr, Resource};
-pub use principal::{Credential, KeyLimits, Principal, PrincipalKind, Scope};
+pub use principal::{Credential, KeyLimits, Principal, PrincipalKind, Scope, governance_name};
 pub use roles::{RoleSource, WithRoles};
 pub use subject::{Subject, SubjectError};
 pub use vocab::{Action, Kind};

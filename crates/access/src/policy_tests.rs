@@ -490,3 +490,51 @@ fn built_entity_data_conforms_to_the_schema() {
         }
     }
 }
+
+#[test]
+fn a_microdaos_governance_acts_as_its_owners_inside_it_alone() {
+    let e = engine();
+    let governance = Principal::governance("d1");
+    assert_eq!(governance.name(), crate::governance_name("d1"));
+    let home = Resource::micro_dao("d1");
+    for action in [Read, Write, Invite, Manage, Admin] {
+        assert!(
+            allowed(&e, &governance, action, &home),
+            "{action:?} at home"
+        );
+    }
+    let home_room = room(false, Some("d1"), &[]);
+    assert!(allowed(&e, &governance, Write, &home_room));
+    // Services read and write everywhere; governance, a service, does not.
+    let elsewhere = Resource::micro_dao("d2");
+    assert!(allowed(&e, &service("agents"), Write, &elsewhere));
+    for action in [Read, Write, Manage] {
+        assert!(
+            !allowed(&e, &governance, action, &elsewhere),
+            "{action:?} elsewhere"
+        );
+    }
+    assert!(!allowed(&e, &governance, Write, &Resource::city()));
+    assert!(!allowed(&e, &governance, Write, &room(true, None, &[])));
+}
+
+#[test]
+fn proposals_are_read_by_citizens_of_public_microdaos_and_voted_on_by_members() {
+    let e = engine();
+    let proposal = |public: bool, agents_vote: bool| {
+        Resource::new(Kind::Proposal, "prp_1")
+            .in_dao("d1")
+            .attr("public", Attr::Bool(public))
+            .attr("agents_vote", Attr::Bool(agents_vote))
+    };
+    let citizen = user("c", &[CITY_CITIZEN]);
+    let member = user("m", &[CITY_CITIZEN, &dao_role(DaoRole::Member)]);
+    let bot = agent("bot", "m", &[&dao_role(DaoRole::Agent)]);
+    assert!(allowed(&e, &citizen, Read, &proposal(true, false)));
+    assert!(!allowed(&e, &citizen, Read, &proposal(false, false)));
+    assert!(!allowed(&e, &citizen, Write, &proposal(true, false)));
+    assert!(allowed(&e, &member, Write, &proposal(false, false)));
+    assert!(!allowed(&e, &member, Manage, &proposal(false, false)));
+    assert!(!allowed(&e, &bot, Write, &proposal(false, false)));
+    assert!(allowed(&e, &bot, Write, &proposal(false, true)));
+}

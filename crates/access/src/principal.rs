@@ -81,6 +81,14 @@ impl KeyLimits {
     }
 }
 
+const GOVERNANCE_PREFIX: &str = "dao:";
+
+/// The name a microDAO's governance acts under (see
+/// [`Principal::governance`]).
+pub fn governance_name(dao: &str) -> String {
+    format!("service:{GOVERNANCE_PREFIX}{dao}")
+}
+
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Principal {
@@ -113,6 +121,31 @@ impl Principal {
             scopes: None,
             credential: Credential::ServiceToken,
         }
+    }
+
+    /// A microDAO acting through its governance: what its passed
+    /// proposals do, carried out by the DAO service with a service token
+    /// whose subject is `dao:<slug>`. Named `service:dao:<slug>`, it holds
+    /// the microDAO's owner role there and nothing anywhere else.
+    pub fn governance(dao: &str) -> Self {
+        let id = format!("{GOVERNANCE_PREFIX}{dao}");
+        Self {
+            kind: PrincipalKind::Service,
+            handle: id.clone(),
+            id,
+            roles: vec![crate::vocab::roles::DaoRole::Owner.group(dao)],
+            owner: None,
+            scopes: None,
+            credential: Credential::ServiceToken,
+        }
+    }
+
+    /// The microDAO whose governance this principal is, if it is one.
+    pub fn governs(&self) -> Option<&str> {
+        if self.kind != PrincipalKind::Service {
+            return None;
+        }
+        self.id.strip_prefix(GOVERNANCE_PREFIX)
     }
 
     /// How the principal is named in logs, events and records:

@@ -58,6 +58,8 @@ pub enum Bearer {
     Service(String),
     /// A service acting as this agent.
     Agent { agent: String, service: String },
+    /// A service carrying out what this microDAO's governance decided.
+    Dao { dao: String, service: String },
 }
 
 fn valid_agent(id: &str) -> bool {
@@ -128,15 +130,32 @@ impl ServiceTokens {
         if !valid_agent(agent) {
             return Err(TokenError::Name);
         }
-        self.sign(caller, audience, lifetime, Some(agent))
+        self.sign(caller, audience, lifetime, Some(&format!("agent:{agent}")))
     }
 
+    /// A token for `caller` to call `audience` for the microDAO `dao`, as
+    /// its governance (what a passed proposal does).
+    pub fn issue_for_dao(
+        &self,
+        caller: &str,
+        dao: &str,
+        audience: &str,
+        lifetime: Duration,
+    ) -> Result<String, TokenError> {
+        if !daarion_kernel::names::is_slug(dao) {
+            return Err(TokenError::Name);
+        }
+        self.sign(caller, audience, lifetime, Some(&format!("dao:{dao}")))
+    }
+
+    /// `acting_as`: `None` for the service itself, else the subject it acts
+    /// for (`agent:<id>`, or `dao:<slug>`).
     fn sign(
         &self,
         caller: &str,
         audience: &str,
         lifetime: Duration,
-        agent: Option<&str>,
+        acting_as: Option<&str>,
     ) -> Result<String, TokenError> {
         if lifetime.is_zero() || lifetime > MAX_LIFETIME {
             return Err(TokenError::Lifetime);
@@ -146,8 +165,8 @@ impl ServiceTokens {
         }
         let iat = now();
         let service = format!("service:{caller}");
-        let (sub, act) = match agent {
-            Some(agent) => (format!("agent:{agent}"), Some(Actor { sub: service })),
+        let (sub, act) = match acting_as {
+            Some(subject) => (subject.to_owned(), Some(Actor { sub: service })),
             None => (service, None),
         };
         let claims = Claims {
@@ -168,8 +187,8 @@ impl ServiceTokens {
     pub fn verify(&self, token: &str, audience: &str) -> Result<Principal, TokenError> {
         match self.verify_bearer(token, audience)? {
             Bearer::Service(name) => Ok(Principal::service(&name)),
-            Bearer::Agent { .. } => Err(TokenError::Invalid(
-                "a token acting as an agent is not accepted here".into(),
+            Bearer::Agent { .. } | Bearer::Dao { .. } => Err(TokenError::Invalid(
+                "a token acting for an agent or a microDAO is not accepted here".into(),
             )),
         }
     }
@@ -196,6 +215,16 @@ impl ServiceTokens {
         match claims.act {
             None => Ok(Bearer::Service(service(&claims.sub)?)),
             Some(actor) => {
+                let service = service(&actor.sub)?;
+                if let Some(dao) = claims.sub.strip_prefix("dao:") {
+                    if !daarion_kernel::names::is_slug(dao) {
+                        return Err(TokenError::Invalid("subject is not a microDAO".into()));
+                    }
+                    return Ok(Bearer::Dao {
+                        dao: dao.to_owned(),
+                        service,
+                    });
+                }
                 let agent = claims
                     .sub
                     .strip_prefix("agent:")
@@ -203,7 +232,7 @@ impl ServiceTokens {
                     .ok_or_else(|| TokenError::Invalid("subject is not an agent".into()))?;
                 Ok(Bearer::Agent {
                     agent: agent.to_owned(),
-                    service: service(&actor.sub)?,
+                    service,
                 })
             }
         }

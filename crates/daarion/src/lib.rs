@@ -269,8 +269,9 @@ impl App {
                 auth.resolve_for_listener(address.ip().is_loopback(), own)
             })?;
         if shape == Shape::AllInOne {
-            // The runtime (and memory's `llm:` embedder) calls the LLM
-            // proxy and toolcore through this very listener...
+            // The runtime (and memory's `llm:` embedder, and governance
+            // carrying out what passed) calls the LLM proxy and toolcore
+            // (the microDAO service) through this very listener...
             settings.services.update(
                 &daarion_runtime::SPEC,
                 |runtime: &mut daarion_runtime::Settings| {
@@ -283,6 +284,11 @@ impl App {
                     memory.resolve_for_listener(Some((address.port(), https)));
                 },
             )?;
+            settings
+                .services
+                .update(&daarion_dao::SPEC, |dao: &mut daarion_dao::Settings| {
+                    dao.resolve_for_listener(Some((address.port(), https)));
+                })?;
             // ...with service tokens this process alone signs and checks,
             // when no secret is shared with other processes.
             if settings.service_token_secret.is_none() {

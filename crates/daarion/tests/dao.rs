@@ -23,17 +23,32 @@ on_every_backend!(
     a_tampered_vote_is_found_by_the_verifier,
     who_may_propose_vote_and_read,
     bad_input_is_refused_with_reasons,
+    passed_actions_are_carried_out_once_as_the_community,
+    an_execution_cut_off_mid_way_is_finished_once,
 );
+
+/// The service token secret of test cities here (the tests sign tokens
+/// as governance too).
+const SECRET: &str = "q8J2m0ZxP4vT7nR1kW9yB3cL6hD5gF0aS2eU";
 
 /// A city whose proposals may be open for a second, swept every 100 ms;
 /// `makers` (public), founded by alice, with bob and carol as members.
 async fn governed(kind: Kind) -> Option<(City, TestApp)> {
+    governed_with(kind, |_| {}).await
+}
+
+async fn governed_with(
+    kind: Kind,
+    tune: impl FnOnce(&mut daarion_dao::Settings),
+) -> Option<(City, TestApp)> {
     let mut city = City::new(kind).await?;
+    city.settings.service_token_secret = Some(daarion_kernel::Secret::new(SECRET.to_owned()));
     city.settings
         .services
         .update(&daarion_dao::SPEC, |x: &mut daarion_dao::Settings| {
             x.min_voting_secs = 1;
             x.sweep_ms = 100;
+            tune(x);
         })
         .unwrap();
     let app = city.spawn().await;
@@ -838,4 +853,270 @@ async fn bad_input_is_refused_with_reasons(kind: Kind) {
         ids.push(p["id"].clone());
     }
     assert_eq!(ids[0], ids[1]);
+}
+
+/// Proposes `action`, opens it for a second with no quorum, and has bob
+/// and carol vote for it; the proposal once carried out (or failed).
+async fn decided(app: &TestApp, action: Value) -> Value {
+    let p = propose(
+        app,
+        "alice",
+        json!({"title": "Act", "action": action, "quorum": {"kind": "none"}, "voting_secs": 1}),
+    )
+    .await;
+    assert_eq!(p["kind"], "action");
+    let id = p["id"].as_str().unwrap().to_owned();
+    open(app, "alice", &id).await;
+    for who in ["bob", "carol"] {
+        assert_eq!(vote(app, who, &id, json!({"choice": 0})).await.0, 201);
+    }
+    settled(app, &id).await
+}
+
+async fn settled(app: &TestApp, id: &str) -> Value {
+    daarion_testkit::eventually("the execution", Duration::from_secs(15), || async {
+        let (_, p) = app
+            .get_as(&format!("/api/dao/proposals/{id}"), Some("alice"))
+            .await;
+        (p["execution"] == "done" || p["execution"] == "failed").then_some(p)
+    })
+    .await
+}
+
+async fn balance(app: &TestApp, account: &str) -> i64 {
+    let (_, t) = app
+        .get_as("/api/microdao/daos/makers/treasury", Some("alice"))
+        .await;
+    t["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["account"] == account)
+        .map_or(0, |b| b["balance"].as_i64().unwrap())
+}
+
+async fn mint(app: &TestApp, to: &str, amount: i64) {
+    let (status, m) = app
+        .send(
+            "POST",
+            "/api/microdao/daos/makers/treasury/mint",
+            "alice",
+            Some(json!({"to": to, "amount": amount})),
+        )
+        .await;
+    assert_eq!(status, 201, "{m}");
+}
+
+async fn passed_actions_are_carried_out_once_as_the_community(kind: Kind) {
+    let Some((_city, app)) = governed(kind).await else {
+        return;
+    };
+    let erin = user(&app, "erin").await;
+    let bob = user(&app, "bob").await;
+
+    // The community admits erin: the microDAO service did it for the
+    // microDAO's governance, and audited it so.
+    let p = decided(
+        &app,
+        json!({"type": "add_member", "principal": erin, "role": "member"}),
+    )
+    .await;
+    assert_eq!(
+        (p["status"].as_str(), p["execution"].as_str()),
+        (Some("executed"), Some("done")),
+        "{p}"
+    );
+    assert!(p["executed_at"].is_string());
+    let (_, members) = app
+        .get_as("/api/microdao/daos/makers/members", Some("erin"))
+        .await;
+    let erin_in = members["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["principal"] == erin.as_str());
+    assert_eq!(erin_in.unwrap()["role"], "member");
+    daarion_testkit::eventually(
+        "the audit of governance's change",
+        Duration::from_secs(10),
+        || async {
+            let (_, page) = app
+                .send("GET", "/api/pdp/audit?limit=100", "root", None)
+                .await;
+            page["items"]
+                .as_array()?
+                .iter()
+                .any(|e| {
+                    e["record"]["principal"] == "service:dao:makers"
+                        && e["record"]["allowed"] == true
+                })
+                .then_some(())
+        },
+    )
+    .await;
+
+    // Points from the treasury.
+    mint(&app, "dao:makers", 100).await;
+    let p = decided(
+        &app,
+        json!({"type": "transfer", "to": bob, "amount": 30, "memo": "tools"}),
+    )
+    .await;
+    assert_eq!(p["execution"], "done", "{p}");
+    assert_eq!(balance(&app, &bob).await, 30);
+    assert_eq!(balance(&app, "dao:makers").await, 70);
+
+    // More than the treasury holds: refused by the owning service,
+    // recorded, tried again by an admin once there is enough.
+    let p = decided(&app, json!({"type": "transfer", "to": bob, "amount": 500})).await;
+    assert_eq!(
+        (p["status"].as_str(), p["execution"].as_str()),
+        (Some("passed"), Some("failed")),
+        "{p}"
+    );
+    assert!(
+        p["execution_error"]
+            .as_str()
+            .unwrap()
+            .contains("microdao refused"),
+        "{p}"
+    );
+    let id = p["id"].as_str().unwrap();
+    let retry = format!("/api/dao/proposals/{id}/execute");
+    assert_eq!(
+        app.send("POST", &retry, "bob", None).await.0,
+        403,
+        "members do not retry"
+    );
+    mint(&app, "dao:makers", 1000).await;
+    let (status, again) = app.send("POST", &retry, "alice", None).await;
+    assert_eq!(
+        (status, again["execution"].as_str()),
+        (202, Some("pending")),
+        "{again}"
+    );
+    let p = settled(&app, id).await;
+    assert_eq!(p["execution"], "done", "{p}");
+    assert_eq!(balance(&app, &bob).await, 530);
+    assert_eq!(
+        app.send("POST", &retry, "alice", None).await.0,
+        409,
+        "done is done"
+    );
+
+    // The microDAO's settings, and a member taken out.
+    let p = decided(
+        &app,
+        json!({"type": "change_settings", "name": "Kyiv Makers"}),
+    )
+    .await;
+    assert_eq!(p["execution"], "done", "{p}");
+    let (_, dao) = app.get_as("/api/microdao/daos/makers", Some("bob")).await;
+    assert_eq!(dao["name"], "Kyiv Makers");
+    let p = decided(&app, json!({"type": "remove_member", "principal": erin})).await;
+    assert_eq!(p["execution"], "done", "{p}");
+    let (_, members) = app
+        .get_as("/api/microdao/daos/makers/members", Some("alice"))
+        .await;
+    assert!(
+        !members["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["principal"] == erin.as_str())
+    );
+
+    // Governance's token is good for its own microDAO only.
+    common::community(&app, "dave", "other", "public").await;
+    let token = daarion_access::token::ServiceTokens::new(SECRET.as_bytes())
+        .unwrap()
+        .issue_for_dao("dao", "makers", "microdao", Duration::from_secs(60))
+        .unwrap();
+    let (status, _) = app
+        .send_with(
+            "PATCH",
+            "/api/microdao/daos/other",
+            ("authorization", format!("Bearer {token}")),
+            Some(json!({"name": "Taken"})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = app
+        .send_with(
+            "PATCH",
+            "/api/microdao/daos/makers",
+            ("authorization", format!("Bearer {token}")),
+            Some(json!({"description": "Governed"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+}
+
+/// A TCP proxy to `upstream` that forwards the first connection's request
+/// and hangs up without its answer (an executor that never learns whether
+/// its call worked, as if it had crashed right after it); later
+/// connections pass both ways.
+async fn losing_first_answer(
+    upstream: std::sync::Arc<std::sync::OnceLock<std::net::SocketAddr>>,
+) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut first = true;
+        while let Ok((mut client, _)) = listener.accept().await {
+            let to = *upstream.get().unwrap();
+            let mut server = tokio::net::TcpStream::connect(to).await.unwrap();
+            if std::mem::take(&mut first) {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let n = client.read(&mut buf).await.unwrap();
+                    server.write_all(&buf[..n]).await.unwrap();
+                    // The answer is read, and dropped with both sockets.
+                    let _ = server.read(&mut buf).await;
+                });
+            } else {
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+            }
+        }
+    });
+    addr
+}
+
+async fn an_execution_cut_off_mid_way_is_finished_once(kind: Kind) {
+    let upstream = std::sync::Arc::new(std::sync::OnceLock::new());
+    let proxy = losing_first_answer(upstream.clone()).await;
+    let Some((_city, app)) = governed_with(kind, |x| {
+        x.city_url = format!("http://{proxy}");
+        x.execution_lease_secs = 1;
+    })
+    .await
+    else {
+        return;
+    };
+    upstream.set(app.addr).unwrap();
+    let bob = user(&app, "bob").await;
+    mint(&app, "dao:makers", 100).await;
+    let p = decided(&app, json!({"type": "transfer", "to": bob, "amount": 40})).await;
+    // The first try moved the points but never heard so; the second, once
+    // the first's hold lapsed, found them moved (the same Idempotency-Key).
+    assert_eq!(p["execution"], "done", "{p}");
+    assert_eq!(p["execution_attempts"], 2, "{p}");
+    assert_eq!(balance(&app, &bob).await, 40);
+    assert_eq!(balance(&app, "dao:makers").await, 60);
+    let (_, moves) = app
+        .get_as(
+            "/api/microdao/daos/makers/treasury/movements",
+            Some("alice"),
+        )
+        .await;
+    let transfers = moves["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"] == "transfer")
+        .count();
+    assert_eq!(transfers, 1);
 }

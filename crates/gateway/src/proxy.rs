@@ -223,12 +223,7 @@ fn set_forwarding_headers(headers: &mut HeaderMap, peer: &Peer) {
         && let Ok(value) = HeaderValue::from_str(&ctx.request_id)
     {
         headers.insert("x-request-id", value);
-        let traceparent = format!(
-            "00-{}-{}-01",
-            ctx.trace_id,
-            daarion_kernel::context::new_span_id()
-        );
-        if let Ok(tp) = HeaderValue::from_str(&traceparent) {
+        if let Ok(tp) = HeaderValue::from_str(&ctx.traceparent()) {
             headers.insert("traceparent", tp);
         }
     }

@@ -26,6 +26,12 @@ impl RequestContext {
         }
     }
 
+    /// A W3C `traceparent` header value that continues this trace with a
+    /// new span (for a call to another service).
+    pub fn traceparent(&self) -> String {
+        format!("00-{}-{}-01", self.trace_id, new_span_id())
+    }
+
     /// The context of the task in progress, if one was entered with
     /// [`RequestContext::scope`].
     pub fn current() -> Option<Self> {

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use axum::http::Method;
 use daarion_access::{
     Access::Check,
-    Action::{Admin, Read, Write},
+    Action::{Admin, Manage, Read, Write},
     Attr, Kind, Resource, Resources, Rule,
     Target::Path,
 };
@@ -100,6 +100,12 @@ pub static RULES: &[Rule] = &[
         Method::GET,
         "/api/dao/proposals/{proposal}/record",
         Check(Read, PROPOSAL),
+    ),
+    // A failed execution is tried again by the microDAO's admins.
+    Rule::new(
+        Method::POST,
+        "/api/dao/proposals/{proposal}/execute",
+        Check(Manage, PROPOSAL),
     ),
 ];
 

@@ -49,6 +49,7 @@ pub fn router() -> OpenApiRouter<DaoGovState> {
         .routes(routes!(get_receipt))
         .routes(routes!(get_tally))
         .routes(routes!(get_record))
+        .routes(routes!(retry_execution))
         .routes(routes!(get_delegation, set_delegation, revoke_delegation))
         .routes(routes!(get_governance_settings, set_governance_settings))
 }
@@ -512,6 +513,25 @@ async fn get_record(
         result: p.result,
         intact,
     }))
+}
+
+/// Try a failed execution again (the microDAO's admins): the next sweep
+/// (`dao.sweep_ms`) carries the passed action out, still at most once.
+#[utoipa::path(post, path = "/proposals/{proposal}/execute", tag = "dao",
+    params(("proposal" = String, Path, description = "`prp_…`")),
+    responses((status = 202, body = Proposal), (status = 401, description = "Not signed in"),
+        (status = 403, description = "Not an admin of its microDAO"), (status = 404, description = "No such proposal"),
+        (status = 409, description = "Its execution has not failed")))]
+async fn retry_execution(
+    State(state): State<DaoGovState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<(axum::http::StatusCode, Json<Proposal>), ApiError> {
+    visible(proposal(&state, &id).await?, &principal.name())?;
+    let (p, staged) =
+        store::retry_execution(&state.db, &state.outbox, &id, &principal.name()).await?;
+    state.outbox.relay(staged).await;
+    Ok((axum::http::StatusCode::ACCEPTED, Json(p)))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

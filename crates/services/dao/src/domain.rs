@@ -15,7 +15,7 @@ daarion_kernel::named_enum!(
         /// Text only: the community says what it thinks.
         Signal => "signal",
         /// A change the microDAO makes when it passes.
-        ProposalAction => "action",
+        Action => "action",
     }
 );
 
@@ -198,16 +198,6 @@ pub enum ProposalAction {
         #[schema(value_type = String)]
         role: DaoRole,
     },
-    /// Bring an agent in.
-    AttachAgent { agent: String },
-    /// Take an agent out.
-    DetachAgent { agent: String },
-    /// Set the system prompt of one of the microDAO's agents.
-    SetAgentPrompt { agent: String, prompt: String },
-    /// Set the tools one of the microDAO's agents may use.
-    SetAgentTools { agent: String, tools: Vec<String> },
-    /// Set the microDAO's monthly budget for its agents, in cents.
-    SetBudget { monthly_cents: i64 },
     /// Move points from the microDAO's treasury.
     Transfer {
         to: String,
@@ -261,6 +251,11 @@ pub struct Proposal {
     pub result: Option<Tally>,
     /// A passed action's execution.
     pub execution: Option<ExecutionState>,
+    /// Tries of the execution so far.
+    pub execution_attempts: i64,
+    /// Why the last try failed, if it did.
+    pub execution_error: Option<String>,
+    pub executed_at: Option<String>,
 }
 
 /// The options of a basic ballot.
@@ -317,19 +312,17 @@ fn principal(raw: &str, what: &str) -> Result<(), DaoGovError> {
     }
 }
 
-fn agent(raw: &str) -> Result<(), DaoGovError> {
-    if daarion_kernel::names::is_slug(raw) {
-        Ok(())
-    } else {
-        Err(DaoGovError::Invalid("agent must be an agent's slug".into()))
-    }
-}
-
 impl ProposalAction {
     /// Checks what can be checked before it runs (the owning service checks
     /// the rest when it is executed).
     pub fn check(&self) -> Result<(), DaoGovError> {
         match self {
+            ProposalAction::AddMember { principal: p, .. } if !p.starts_with("user:") => {
+                Err(DaoGovError::Invalid(
+                    "add_member admits a person (user:<id>); agents are brought in by their owners"
+                        .into(),
+                ))
+            }
             ProposalAction::AddMember { principal: p, role }
             | ProposalAction::ChangeRole { principal: p, role } => {
                 principal(p, "principal")?;
@@ -341,35 +334,6 @@ impl ProposalAction {
                 Ok(())
             }
             ProposalAction::RemoveMember { principal: p } => principal(p, "principal"),
-            ProposalAction::AttachAgent { agent: a } | ProposalAction::DetachAgent { agent: a } => {
-                agent(a)
-            }
-            ProposalAction::SetAgentPrompt { agent: a, prompt } => {
-                agent(a)?;
-                if prompt.trim().is_empty() || prompt.chars().count() > 20_000 {
-                    return Err(DaoGovError::Invalid(
-                        "prompt must be 1 to 20000 characters".into(),
-                    ));
-                }
-                Ok(())
-            }
-            ProposalAction::SetAgentTools { agent: a, tools } => {
-                agent(a)?;
-                if tools.len() > 100 || tools.iter().any(|t| t.is_empty() || t.len() > 100) {
-                    return Err(DaoGovError::Invalid(
-                        "tools: at most 100 names of 1 to 100 characters".into(),
-                    ));
-                }
-                Ok(())
-            }
-            ProposalAction::SetBudget { monthly_cents } => {
-                if !(0..=1_000_000_000).contains(monthly_cents) {
-                    return Err(DaoGovError::Invalid(
-                        "monthly_cents must be 0 to 1000000000".into(),
-                    ));
-                }
-                Ok(())
-            }
             ProposalAction::Transfer { to, amount, memo } => {
                 principal(to, "to")?;
                 if *amount <= 0 {
@@ -658,11 +622,16 @@ mod tests {
 
     #[test]
     fn actions_are_checked_before_anyone_votes() {
-        let agent_as_member = ProposalAction::AddMember {
+        let agent_as_member = ProposalAction::ChangeRole {
             principal: "agent:helper".into(),
             role: DaoRole::Member,
         };
         assert!(agent_as_member.check().is_err());
+        let agent_admitted = ProposalAction::AddMember {
+            principal: "agent:helper".into(),
+            role: DaoRole::Agent,
+        };
+        assert!(agent_admitted.check().is_err());
         assert!(
             ProposalAction::Transfer {
                 to: "user:x".into(),

@@ -27,6 +27,7 @@ pub mod api;
 pub mod chain;
 pub mod domain;
 pub mod events;
+pub mod execute;
 pub mod lifecycle;
 pub mod store;
 pub mod tally;
@@ -77,9 +78,19 @@ pub struct Settings {
     pub min_voting_secs: i64,
     /// The longest, in seconds.
     pub max_voting_secs: i64,
-    /// How often each replica looks for proposals past their deadline, in
-    /// milliseconds.
+    /// How often each replica looks for proposals past their deadline
+    /// (and passed actions to carry out), in milliseconds.
     pub sweep_ms: u64,
+    /// Where passed actions call the owning services' APIs: the gateway
+    /// (empty: this process's own listener in `up`, else the gateway's
+    /// standard address on this host).
+    pub city_url: String,
+    /// How long one executor holds a passed action before another may try
+    /// it (an executor that crashed mid-way is waited for this long).
+    pub execution_lease_secs: i64,
+    /// Tries of an execution the owning service did not answer (5xx,
+    /// unreachable) before it is recorded as failed.
+    pub max_execution_attempts: i64,
 }
 
 impl Default for Settings {
@@ -88,6 +99,9 @@ impl Default for Settings {
             min_voting_secs: 60,
             max_voting_secs: 90 * 86_400,
             sweep_ms: 1_000,
+            city_url: String::new(),
+            execution_lease_secs: 60,
+            max_execution_attempts: 5,
         }
     }
 }
@@ -103,7 +117,27 @@ impl ServiceSettings for Settings {
         if !(50..=60_000).contains(&self.sweep_ms) {
             return Err("dao.sweep_ms must be 50 to 60000".into());
         }
+        let url = &self.city_url;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+            return Err("dao.city_url must be an http:// or https:// address".into());
+        }
+        if !(1..=3600).contains(&self.execution_lease_secs) {
+            return Err("dao.execution_lease_secs must be 1 to 3600".into());
+        }
+        if !(1..=100).contains(&self.max_execution_attempts) {
+            return Err("dao.max_execution_attempts must be 1 to 100".into());
+        }
         Ok(())
+    }
+}
+
+impl Settings {
+    /// Fills an empty `city_url` as the runtime does (see
+    /// `daarion_service::city_url`).
+    pub fn resolve_for_listener(&mut self, own: Option<(u16, bool)>) {
+        if self.city_url.is_empty() {
+            self.city_url = daarion_service::city_url(own);
+        }
     }
 }
 
@@ -112,13 +146,26 @@ pub struct DaoGovState {
     db: Db,
     outbox: Outbox,
     poster: daarion_messaging::Poster,
+    executor: execute::Executor,
     settings: Arc<Settings>,
 }
 
 fn build(ctx: Context) -> Result<Mount, BuildError> {
     let access = ctx.enforcer(access::GovernanceResources { db: ctx.db.clone() });
-    let settings: Settings = ctx.settings()?;
+    let mut settings: Settings = ctx.settings()?;
+    settings.resolve_for_listener(None);
+    let tokens = ctx.access.tokens.clone().ok_or_else(|| {
+        BuildError::new(
+            "governance carries out passed proposals through the city's APIs: set service_token_secret (the same on every process)",
+        )
+    })?;
+    let http = daarion_kernel::outbound::client_builder()
+        .map_err(BuildError::new)?
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| BuildError::new(format!("governance's HTTP client: {e}")))?;
     let state = DaoGovState {
+        executor: execute::Executor::new(http, &settings.city_url, tokens),
         poster: daarion_messaging::Poster::start(ctx.db.clone(), ctx.outbox.clone()),
         db: ctx.db.clone(),
         outbox: ctx.outbox.clone(),

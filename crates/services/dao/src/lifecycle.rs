@@ -1,5 +1,6 @@
 //! Proposals close by themselves: every replica sweeps for open proposals
-//! past their deadline and closes each (the store's conditional update
+//! past their deadline and closes each (and carries out passed actions,
+//! `execute`) (the store's conditional update
 //! lets one replica count it), and a read of a proposal past its deadline
 //! closes it first, so no one ever sees one open after its time. Opening
 //! and closing are announced in the microDAO's governance room (or its
@@ -48,6 +49,9 @@ pub async fn sweep(state: DaoGovState, every: Duration, shutdown: CancellationTo
         }
         if let Err(error) = close_due(&state).await {
             tracing::warn!(%error, "closing proposals past their deadline failed; trying again");
+        }
+        if let Err(error) = crate::execute::execute_due(&state).await {
+            tracing::warn!(%error, "carrying out passed proposals failed; trying again");
         }
     }
 }

@@ -33,6 +33,7 @@ type Tx = sql::Transaction<'static, sql::Any>;
 
 const PROPOSAL: &str = "SELECT id, dao, title, body, author, kind, action, method, options, quorum,
     threshold, power, vote_change, hidden, voting_secs, status, votes, result, execution,
+    execution_attempts, execution_error, executed_at,
     created_at, opened_at, snapshot_at, closes_at, closed_at FROM dao_proposals";
 
 fn corrupt(what: &str, raw: &str) -> DaoGovError {
@@ -84,6 +85,9 @@ fn proposal_from(row: &AnyRow) -> Result<Proposal, DaoGovError> {
         execution: execution
             .map(|raw| ExecutionState::parse(&raw).ok_or_else(|| corrupt("execution", &raw)))
             .transpose()?,
+        execution_attempts: row.try_get("execution_attempts")?,
+        execution_error: row.try_get("execution_error")?,
+        executed_at: row.try_get("executed_at")?,
     })
 }
 
@@ -187,7 +191,7 @@ pub async fn create(
     let id = format!("prp_{}", uuid::Uuid::now_v7().simple());
     let now = daarion_store::now();
     let kind = if draft.action.is_some() {
-        ProposalKind::ProposalAction
+        ProposalKind::Action
     } else {
         ProposalKind::Signal
     };
@@ -973,7 +977,7 @@ pub async fn close(
         crate::domain::VoteOutcome::Rejected => ProposalStatus::Rejected,
         crate::domain::VoteOutcome::Expired => ProposalStatus::Expired,
     };
-    let execution = (status == ProposalStatus::Passed && p.kind == ProposalKind::ProposalAction)
+    let execution = (status == ProposalStatus::Passed && p.kind == ProposalKind::Action)
         .then_some(ExecutionState::Pending);
     sql::query(
         "UPDATE dao_proposals SET status = $2, result = $3, execution = $4, closed_at = $5
@@ -995,4 +999,177 @@ pub async fn close(
         .await?;
     tx.commit().await?;
     Ok(Some((p, staged)))
+}
+
+/// Passed actions waiting to be carried out whose hold (if any) has lapsed.
+pub async fn executable(db: &Db, limit: u32) -> Result<Vec<String>, DaoGovError> {
+    let rows = sql::query(
+        "SELECT id FROM dao_proposals WHERE execution = 'pending'
+           AND (execution_lease IS NULL OR execution_lease < $1)
+         ORDER BY closed_at LIMIT $2",
+    )
+    .bind(daarion_store::now())
+    .bind(i64::from(limit))
+    .fetch_all(db.reader())
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect::<Result<_, _>>()?)
+}
+
+/// Takes a pending execution until `until`, counting the try; `None` when
+/// another executor holds it or it is no longer pending. An executor that
+/// crashes leaves its hold to lapse, and the next try finds whatever the
+/// owning service already did (the calls are idempotent).
+pub async fn claim_execution(
+    db: &Db,
+    id: &str,
+    until: &str,
+) -> Result<Option<Proposal>, DaoGovError> {
+    let mut tx = db.begin().await?;
+    let claimed = sql::query(
+        "UPDATE dao_proposals SET execution_lease = $2, execution_attempts = execution_attempts + 1
+         WHERE id = $1 AND execution = 'pending'
+           AND (execution_lease IS NULL OR execution_lease < $3) RETURNING id",
+    )
+    .bind(id)
+    .bind(until)
+    .bind(daarion_store::now())
+    .fetch_optional(&mut *tx)
+    .await?;
+    if claimed.is_none() {
+        return Ok(None);
+    }
+    let p = proposal_in(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(Some(p))
+}
+
+/// How a try of an execution ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tried {
+    /// Carried out (or found done).
+    Done,
+    /// Refused by the owning service: recorded; a retry may be asked for.
+    Failed(String),
+    /// Not reached, or it answered 5xx: tried again once the hold lapses,
+    /// up to the attempts allowed.
+    Later(String),
+}
+
+/// Records a try; the proposal and its event when the execution ended
+/// (done or failed).
+pub async fn finish_execution(
+    db: &Db,
+    outbox: &Outbox,
+    id: &str,
+    tried: Tried,
+    max_attempts: i64,
+) -> Result<Option<(Proposal, Staged)>, DaoGovError> {
+    let mut tx = db.begin().await?;
+    let now = daarion_store::now();
+    let (status, execution, error, what) = match tried {
+        Tried::Done => (
+            ProposalStatus::Executed,
+            ExecutionState::Done,
+            None,
+            "executed",
+        ),
+        Tried::Failed(error) => (
+            ProposalStatus::Passed,
+            ExecutionState::Failed,
+            Some(error),
+            "execution_failed",
+        ),
+        Tried::Later(error) => {
+            let row = sql::query(
+                "UPDATE dao_proposals SET execution_error = $2,
+                    execution = CASE WHEN execution_attempts >= $3 THEN 'failed' ELSE execution END,
+                    execution_lease = CASE WHEN execution_attempts >= $3 THEN NULL ELSE execution_lease END
+                 WHERE id = $1 AND execution = 'pending' RETURNING execution",
+            )
+            .bind(id)
+            .bind(&error)
+            .bind(max_attempts)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let gave_up = row
+                .map(|r| r.try_get::<String, _>("execution"))
+                .transpose()?
+                .is_some_and(|e| e == ExecutionState::Failed.as_str());
+            if !gave_up {
+                tx.commit().await?;
+                return Ok(None);
+            }
+            let p = proposal_in(&mut tx, id).await?;
+            let staged = outbox
+                .stage(
+                    &mut tx,
+                    vec![events::proposal("execution_failed", &p, "service:dao")],
+                )
+                .await?;
+            tx.commit().await?;
+            return Ok(Some((p, staged)));
+        }
+    };
+    let changed = sql::query(
+        "UPDATE dao_proposals SET status = $2, execution = $3, execution_error = $4,
+            execution_lease = NULL, executed_at = $5, updated_at = $6
+         WHERE id = $1 AND execution = 'pending'",
+    )
+    .bind(id)
+    .bind(status.as_str())
+    .bind(execution.as_str())
+    .bind(error)
+    .bind((execution == ExecutionState::Done).then_some(now.as_str()))
+    .bind(&now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Ok(None);
+    }
+    let p = proposal_in(&mut tx, id).await?;
+    let staged = outbox
+        .stage(&mut tx, vec![events::proposal(what, &p, "service:dao")])
+        .await?;
+    tx.commit().await?;
+    Ok(Some((p, staged)))
+}
+
+/// Sets a failed execution going again (its tries counted from zero).
+pub async fn retry_execution(
+    db: &Db,
+    outbox: &Outbox,
+    id: &str,
+    actor: &str,
+) -> Result<(Proposal, Staged), DaoGovError> {
+    let mut tx = db.begin().await?;
+    let changed = sql::query(
+        "UPDATE dao_proposals SET execution = 'pending', execution_attempts = 0,
+            execution_lease = NULL, updated_at = $2
+         WHERE id = $1 AND execution = 'failed'",
+    )
+    .bind(id)
+    .bind(daarion_store::now())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        let p = proposal_in(&mut tx, id).await?;
+        return Err(DaoGovError::Conflict(format!(
+            "only a failed execution is retried; this one is {}",
+            p.execution.map_or("none", ExecutionState::as_str)
+        )));
+    }
+    let p = proposal_in(&mut tx, id).await?;
+    let staged = outbox
+        .stage(
+            &mut tx,
+            vec![events::proposal("execution_retried", &p, actor)],
+        )
+        .await?;
+    tx.commit().await?;
+    Ok((p, staged))
 }

@@ -168,14 +168,9 @@ impl City {
             .request(method, format!("{}{path}", self.base))
             .bearer_auth(token);
         if let Some(ctx) = RequestContext::current() {
-            request = request.header("x-request-id", ctx.request_id).header(
-                "traceparent",
-                format!(
-                    "00-{}-{}-01",
-                    ctx.trace_id,
-                    daarion_kernel::context::new_span_id()
-                ),
-            );
+            request = request
+                .header("traceparent", ctx.traceparent())
+                .header("x-request-id", ctx.request_id);
         }
         Ok(request)
     }

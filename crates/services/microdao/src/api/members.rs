@@ -155,7 +155,9 @@ pub(super) async fn leave_dao(
     Ok(state.changed(change).await)
 }
 
-/// Changes a member's role: owners any, admins below admin; never the last owner.
+/// Changes a member's role: owners any, admins below admin; never the last
+/// owner. The microDAO's governance (a passed proposal) may also admit a
+/// person who is not a member yet, with that role.
 #[utoipa::path(put, path = "/daos/{dao}/members/{member}", tag = "microdao", request_body = SetDaoRole,
     params(("dao" = String, Path, description = "The microDAO's slug"),
         ("member" = String, Path, description = "`user:<id>` or `agent:<id>`")),
@@ -168,16 +170,47 @@ pub(super) async fn set_member_role(
     Json(input): Json<SetDaoRole>,
 ) -> Result<Json<DaoMembershipView>, ApiError> {
     let role = parse_role(&input.role)?;
-    let change = store::change_member(
-        &state.db,
-        &state.outbox,
-        &slug_of(&slug)?,
-        &Actor::of(&principal),
-        &domain::member_name(&member)?,
-        Some(role),
-        false,
-    )
-    .await?;
+    let slug = slug_of(&slug)?;
+    let member = domain::member_name(&member)?;
+    let actor = Actor::of(&principal);
+    let admits = principal.governs() == Some(slug.as_str());
+    let person = match member.strip_prefix("user:") {
+        Some(id) if admits => Some(
+            state
+                .access
+                .directory()
+                .principal(daarion_access::PrincipalKind::User, id)
+                .await
+                .map_err(|e| ApiError::unavailable(&e))?
+                .ok_or_else(|| DaoError::NotFound(format!("no one is {member}")))?,
+        ),
+        _ => None,
+    };
+    let change = match person {
+        Some(person) => {
+            store::set_or_admit(
+                &state.db,
+                &state.outbox,
+                &slug,
+                &actor,
+                (&member, &person.handle),
+                role,
+            )
+            .await?
+        }
+        None => {
+            store::change_member(
+                &state.db,
+                &state.outbox,
+                &slug,
+                &actor,
+                &member,
+                Some(role),
+                false,
+            )
+            .await?
+        }
+    };
     Ok(state.changed(change).await)
 }
 

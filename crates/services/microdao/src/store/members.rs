@@ -266,6 +266,37 @@ fn default_role(principal: &str) -> DaoRole {
     }
 }
 
+/// Gives `principal` `role`, admitting them first if they are not a
+/// member (what a passed proposal does: the caller has checked that the
+/// actor is the microDAO's governance).
+pub async fn set_or_admit(
+    db: &Db,
+    outbox: &Outbox,
+    slug: &str,
+    actor: &Actor,
+    (principal, handle): (&str, &str),
+    role: DaoRole,
+) -> Result<(MemberChange, Staged), DaoError> {
+    let mut tx = db.begin().await?;
+    lock(&mut tx, slug).await?;
+    if member_in(&mut tx, slug, principal).await?.is_some() {
+        drop(tx);
+        return change_member(db, outbox, slug, actor, principal, Some(role), false).await;
+    }
+    crate::domain::role_fits(principal, role)?;
+    let out = admit(
+        &mut tx,
+        outbox,
+        slug,
+        (principal, handle),
+        role,
+        &actor.name,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
 /// Changes a member's role, or takes them out (`role: None`, with `ban`
 /// to keep them out), as `actor` may (`domain::may_change`); never the
 /// last owner.

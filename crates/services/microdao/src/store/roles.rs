@@ -252,6 +252,14 @@ pub(crate) async fn standing_in(
     slug: &str,
     principal: &str,
 ) -> Result<Option<Standing>, DaoError> {
+    // The microDAO's own governance (a passed proposal) stands as its
+    // owners do.
+    if principal == daarion_access::governance_name(slug) {
+        return Ok(Some(Standing {
+            role: DaoRole::Owner,
+            permissions: DaoPermission::ALL.to_vec(),
+        }));
+    }
     let row = sql::query(
         "SELECT m.role, r.permissions FROM microdao_members m
          LEFT JOIN microdao_roles r ON r.dao = m.dao AND r.name = m.custom_role
