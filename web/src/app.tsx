@@ -10,6 +10,7 @@ import { Recover, Register, SignIn } from "./pages/auth";
 import { Presence, RoomPage, Rooms, usePresence } from "./pages/city";
 import { Communities, Community } from "./pages/communities";
 import { AgentPage, Citizen, Feed } from "./pages/feed";
+import { ProposalPage } from "./pages/governance";
 import { Hub, HubAgent } from "./pages/hub";
 import { CityMapPage } from "./pages/map";
 import { ChatRoomPage, Messenger } from "./pages/messenger";
@@ -151,6 +152,7 @@ const CommunitiesRoute = privately(Communities);
 const HubRoute = privately(Hub);
 const HubAgentRoute = privately(({ slug }: { slug: string }) => <HubAgent slug={slug} />);
 const CommunityRoute = privately(({ slug }: { slug: string }) => <Community slug={slug} />);
+const ProposalRoute = privately(({ id }: { id: string }) => <ProposalPage id={id} />);
 const SettingsRoute = privately(({ section }: { section?: string }) => {
   const { query } = useLocation();
   return <Settings section={section ?? "profile"} welcome={query.welcome === "1"} />;
@@ -219,6 +221,7 @@ function Pages() {
             <Route path="/messages/:room" component={ChatRoute} />
             <Route path="/communities" component={CommunitiesRoute} />
             <Route path="/communities/:slug" component={CommunityRoute} />
+            <Route path="/proposals/:id" component={ProposalRoute} />
             <Route path="/playground" component={PlaygroundRoute} />
             <Route path="/second-me" component={SecondMeRoute} />
             <Route path="/second-me/:conversation" component={SecondMeRoute} />

@@ -582,7 +582,8 @@ async fn a_hidden_tally_and_its_record_wait_for_the_close(kind: Kind) {
     let p = propose(
         &app,
         "alice",
-        json!({"title": "Secret ballot", "hidden": true, "voting_secs": 2}),
+        json!({"title": "Secret ballot", "hidden": true, "voting_secs": 2,
+            "quorum": {"kind": "power", "value": 1}}),
     )
     .await;
     let id = p["id"].as_str().unwrap();
@@ -599,7 +600,7 @@ async fn a_hidden_tally_and_its_record_wait_for_the_close(kind: Kind) {
     let (status, _) = record(&app, "alice", id).await;
     assert_eq!(status, 409);
     let p = closed(&app, "alice", id).await;
-    // A third took part (over the fifth needed), against.
+    // One took part (the power needed), against.
     assert_eq!(p["status"], "rejected", "{p}");
     assert_eq!(p["result"]["scores"], json!([0, 1000, 0]));
     let (status, rec) = record(&app, "carol", id).await;

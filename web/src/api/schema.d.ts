@@ -917,6 +917,223 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/dao/daos/{dao}/delegation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your delegation in a microDAO, and who delegates to you. */
+        get: operations["get_delegation"];
+        /**
+         * Lend your voting power in a microDAO to another member (in place of
+         *     anyone before). It counts on proposals opened from now on, wherever
+         *     you do not vote yourself; chains pass it on, cycles are refused.
+         */
+        put: operations["set_delegation"];
+        post?: never;
+        /** Take your voting power back. */
+        delete: operations["revoke_delegation"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dao/daos/{dao}/proposals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A microDAO's proposals, newest first (drafts: only your own). */
+        get: operations["list_proposals"];
+        put?: never;
+        /**
+         * Write a proposal (a draft, which you open when it is ready). An action
+         *     is voted on with the basic method.
+         */
+        post: operations["create_proposal"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dao/daos/{dao}/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A microDAO's governance settings. */
+        get: operations["get_governance_settings"];
+        /** Change a microDAO's governance settings (its owners). */
+        put: operations["set_governance_settings"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dao/proposals/{proposal}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A proposal, with its result once voting closed. */
+        get: operations["get_proposal"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Rewrite your draft (the whole of it). */
+        patch: operations["revise_proposal"];
+        trace?: never;
+    };
+    "/api/dao/proposals/{proposal}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Withdraw your proposal: a draft, or an open one no one has voted on. */
+        post: operations["cancel_proposal"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dao/proposals/{proposal}/execute": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Try a failed execution again (the microDAO's admins): the next sweep
+         *     (`dao.sweep_ms`) carries the passed action out, still at most once.
+         */
+        post: operations["retry_execution"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dao/proposals/{proposal}/open": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Open your draft for voting: the electorate and each member's power are
+         *     fixed now (the snapshot), and voting closes `voting_secs` from now.
+         */
+        post: operations["open_proposal"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dao/proposals/{proposal}/receipt": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your last vote's receipt. */
+        get: operations["get_receipt"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dao/proposals/{proposal}/record": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The verifiable record: the proposal as it opened, its electorate, and
+         *     the hash-chained votes. Anyone who may read the result can recompute
+         *     each hash and the tally. While a hidden tally is open, the record
+         *     waits for the close.
+         */
+        get: operations["get_record"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dao/proposals/{proposal}/tally": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The count: live while voting is open (unless the proposal hides it
+         *     until the close), the stored result after.
+         */
+        get: operations["get_tally"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dao/proposals/{proposal}/votes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Vote. The vote is the next link of the proposal's record; keep the
+         *     receipt to find it there. Where the proposal allows changing a vote,
+         *     voting again replaces your earlier ballot at the count.
+         */
+        post: operations["cast_vote"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/filter/agents/{agent}/events": {
         parameters: {
             query?: never;
@@ -1796,7 +2013,11 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Changes a member's role: owners any, admins below admin; never the last owner. */
+        /**
+         * Changes a member's role: owners any, admins below admin; never the last
+         *     owner. The microDAO's governance (a passed proposal) may also admit a
+         *     person who is not a member yet, with that role.
+         */
         put: operations["set_member_role"];
         post?: never;
         /** Removes a member (with `ban`, for good): owners any, admins below admin. */
@@ -2731,6 +2952,32 @@ export interface components {
             balance: number;
             handle?: string | null;
         };
+        /**
+         * @description What a voter says. Options are numbered from 0 in the proposal's order
+         *     (basic: 0 for, 1 against, 2 abstain).
+         */
+        Ballot: {
+            /**
+             * Format: int32
+             * @description Basic and single choice: one option.
+             */
+            choice: number;
+        } | {
+            /** @description Approval: the options approved, each once. */
+            approve: number[];
+        } | {
+            /**
+             * @description Ranked choice: options from most to least preferred, each once
+             *     (need not rank them all).
+             */
+            rank: number[];
+        } | {
+            /**
+             * @description Weighted and quadratic: points for every option (at least one
+             *     above 0); the voter's power is split in their proportion.
+             */
+            spread: number[];
+        };
         BatchRequest: {
             /** @description 1 to 100 requests, answered in order. */
             requests: components["schemas"]["DecideRequest"][];
@@ -2824,6 +3071,21 @@ export interface components {
         CeremonyStarted: {
             ceremony_id: string;
             options: Record<string, never>;
+        };
+        /** @description One vote in the record. */
+        ChainLink: {
+            ballot: components["schemas"]["Ballot"];
+            cast_at: string;
+            hash: string;
+            /** @description The hash before it (the genesis for the first). */
+            prev: string;
+            /**
+             * Format: int64
+             * @description Its place in the proposal's chain, from 1.
+             */
+            seq: number;
+            /** @description `user:<id>` or `agent:<id>`. */
+            voter: string;
         };
         ChatMessageEditView: {
             /** @description The body before this edit. */
@@ -3270,6 +3532,20 @@ export interface components {
              */
             permissions: string[];
         };
+        DelegationInput: {
+            /**
+             * @description The member (`user:<id>` or `agent:<id>`) who votes with your power
+             *     where you do not vote yourself.
+             */
+            delegate: string;
+        };
+        DelegationView: {
+            dao: string;
+            /** @description Whom you lend your voting power to, if anyone. */
+            delegate?: string | null;
+            /** @description Who lends theirs to you. */
+            delegators: string[];
+        };
         DistrictView: {
             area: components["schemas"]["Rect"];
             /** @description `#rrggbb`. */
@@ -3299,6 +3575,19 @@ export interface components {
         EditChatMessage: {
             body: string;
         };
+        /** @description One member of the electorate at the snapshot. */
+        Elector: {
+            /** @description Whom they delegated to at the snapshot, if anyone. */
+            delegate?: string | null;
+            /**
+             * Format: int64
+             * @description Voting power at the snapshot (1 each, a role's weight, or a
+             *     treasury balance).
+             */
+            power: number;
+            /** @description `user:<id>` or `agent:<id>`. */
+            principal: string;
+        };
         Erased: {
             /**
              * Format: int64
@@ -3325,6 +3614,11 @@ export interface components {
                 request_id: string | null;
             };
         };
+        /**
+         * @description A passed action's execution.
+         * @enum {string}
+         */
+        ExecutionState: "pending" | "failed" | "done";
         /** @description Everything remembered about the caller. */
         Export: {
             /** @description The documents they wrote, with bodies and chunks. */
@@ -3437,6 +3731,13 @@ export interface components {
         };
         /** @enum {string} */
         Format: "json" | "csv";
+        GovernanceSettings: {
+            /**
+             * @description Whether the microDAO's agents propose and vote (on proposals opened
+             *     from now on).
+             */
+            agents_vote: boolean;
+        };
         /**
          * @description How summaries are cut in time.
          * @enum {string}
@@ -4357,6 +4658,61 @@ export interface components {
             next_cursor?: string | null;
         };
         /** @description One page of a list: the same shape on every endpoint. */
+        Page_Proposal: {
+            items: {
+                action?: components["schemas"]["ProposalAction"] | null;
+                /** @description `user:<id>` or `agent:<id>`. */
+                author: string;
+                /** @description Markdown. */
+                body: string;
+                closed_at?: string | null;
+                closes_at?: string | null;
+                created_at: string;
+                /** @description The microDAO's slug. */
+                dao: string;
+                executed_at?: string | null;
+                execution?: components["schemas"]["ExecutionState"] | null;
+                /**
+                 * Format: int64
+                 * @description Tries of the execution so far.
+                 */
+                execution_attempts: number;
+                /** @description Why the last try failed, if it did. */
+                execution_error?: string | null;
+                /** @description Whether the tally stays hidden until the close. */
+                hidden: boolean;
+                /** @description `prp_…`. */
+                id: string;
+                kind: components["schemas"]["ProposalKind"];
+                method: components["schemas"]["VotingMethod"];
+                opened_at?: string | null;
+                /** @description The options, in ballot order (basic: for, against, abstain). */
+                options: string[];
+                power: components["schemas"]["VotingPower"];
+                quorum: components["schemas"]["Quorum"];
+                result?: components["schemas"]["Tally"] | null;
+                /** @description When the electorate and its power were fixed (the opening). */
+                snapshot_at?: string | null;
+                status: components["schemas"]["ProposalStatus"];
+                threshold: components["schemas"]["Threshold"];
+                title: string;
+                /** @description Whether a voter may vote again until the close (the last counts). */
+                vote_change: boolean;
+                /**
+                 * Format: int64
+                 * @description Votes cast so far (changes included).
+                 */
+                votes: number;
+                /**
+                 * Format: int64
+                 * @description How long voting stays open, in seconds.
+                 */
+                voting_secs: number;
+            }[];
+            /** @description Pass as `cursor` to get the next page; absent on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description One page of a list: the same shape on every endpoint. */
         Page_RoomView: {
             items: {
                 /** @description RFC 3339 UTC. */
@@ -4680,6 +5036,123 @@ export interface components {
          * @enum {string}
          */
         Process: "sequential" | "hierarchical";
+        /** @description A governance proposal. */
+        Proposal: {
+            action?: components["schemas"]["ProposalAction"] | null;
+            /** @description `user:<id>` or `agent:<id>`. */
+            author: string;
+            /** @description Markdown. */
+            body: string;
+            closed_at?: string | null;
+            closes_at?: string | null;
+            created_at: string;
+            /** @description The microDAO's slug. */
+            dao: string;
+            executed_at?: string | null;
+            execution?: components["schemas"]["ExecutionState"] | null;
+            /**
+             * Format: int64
+             * @description Tries of the execution so far.
+             */
+            execution_attempts: number;
+            /** @description Why the last try failed, if it did. */
+            execution_error?: string | null;
+            /** @description Whether the tally stays hidden until the close. */
+            hidden: boolean;
+            /** @description `prp_…`. */
+            id: string;
+            kind: components["schemas"]["ProposalKind"];
+            method: components["schemas"]["VotingMethod"];
+            opened_at?: string | null;
+            /** @description The options, in ballot order (basic: for, against, abstain). */
+            options: string[];
+            power: components["schemas"]["VotingPower"];
+            quorum: components["schemas"]["Quorum"];
+            result?: components["schemas"]["Tally"] | null;
+            /** @description When the electorate and its power were fixed (the opening). */
+            snapshot_at?: string | null;
+            status: components["schemas"]["ProposalStatus"];
+            threshold: components["schemas"]["Threshold"];
+            title: string;
+            /** @description Whether a voter may vote again until the close (the last counts). */
+            vote_change: boolean;
+            /**
+             * Format: int64
+             * @description Votes cast so far (changes included).
+             */
+            votes: number;
+            /**
+             * Format: int64
+             * @description How long voting stays open, in seconds.
+             */
+            voting_secs: number;
+        };
+        /**
+         * @description What a passed action proposal changes, done through the owning
+         *     service's API with the microDAO as the one asking.
+         */
+        ProposalAction: {
+            principal: string;
+            /** @description `owner`, `admin`, `member`, `guest` or `agent`. */
+            role: string;
+            /** @enum {string} */
+            type: "add_member";
+        } | {
+            principal: string;
+            /** @enum {string} */
+            type: "remove_member";
+        } | {
+            principal: string;
+            role: string;
+            /** @enum {string} */
+            type: "change_role";
+        } | {
+            /** Format: int64 */
+            amount: number;
+            memo?: string | null;
+            to: string;
+            /** @enum {string} */
+            type: "transfer";
+        } | {
+            description?: string | null;
+            name?: string | null;
+            /** @enum {string} */
+            type: "change_settings";
+            visibility?: string | null;
+        };
+        ProposalInput: {
+            action?: components["schemas"]["ProposalAction"] | null;
+            /** @description Markdown. */
+            body?: string;
+            hidden?: boolean;
+            method?: components["schemas"]["VotingMethod"];
+            /** @description The options, 2 to 20 (basic ballots have for, against, abstain). */
+            options?: string[];
+            /** @description Default: one vote each. */
+            power?: components["schemas"]["VotingPower"];
+            /** @description Default: a fifth of the electorate's power (the original's 20 %). */
+            quorum?: components["schemas"]["Quorum"];
+            /** @description Default: a majority. */
+            threshold?: components["schemas"]["Threshold"];
+            title: string;
+            vote_change?: boolean;
+            /**
+             * Format: int64
+             * @description How long voting stays open once opened, in seconds (default 7 days;
+             *     the bounds are `dao.min_voting_secs` and `dao.max_voting_secs`).
+             */
+            voting_secs?: number;
+        };
+        /**
+         * @description What a proposal is.
+         * @enum {string}
+         */
+        ProposalKind: "signal" | "action";
+        /**
+         * @description Where a proposal is in its life.
+         * @enum {string}
+         */
+        ProposalStatus: "draft" | "active" | "cancelled" | "passed" | "rejected" | "expired" | "executed";
         PublicAnswer: {
             answer: string;
             run_id: string;
@@ -4719,6 +5192,37 @@ export interface components {
             to: string;
             /** Format: int32 */
             utc_offset_minutes?: number;
+        };
+        /** @description How many must take part. */
+        Quorum: {
+            /** @enum {string} */
+            kind: "none";
+        } | {
+            /** @enum {string} */
+            kind: "power";
+            /**
+             * Format: int64
+             * @description At least this much voting power.
+             */
+            value: number;
+        } | {
+            /** @enum {string} */
+            kind: "share";
+            /**
+             * Format: int32
+             * @description At least this share of the electorate's power, in basis points
+             *     (2 000 = 20 %).
+             */
+            value: number;
+        } | {
+            /** @enum {string} */
+            kind: "veto";
+            /**
+             * Format: int32
+             * @description Optimistic (basic only): passes unless those against hold at least
+             *     this share of the electorate's power, in basis points.
+             */
+            value: number;
         };
         /** @description Limits and budgets (the usage service enforces them). Absent = unlimited. */
         Quota: {
@@ -5090,6 +5594,68 @@ export interface components {
             items: components["schemas"]["Bucket"][];
             to: string;
         };
+        /** @description A count, live or final. */
+        Tally: {
+            /**
+             * Format: int64
+             * @description Ballots counted (each voter's last).
+             */
+            ballots: number;
+            /**
+             * Format: int64
+             * @description Power of the whole electorate at the snapshot.
+             */
+            electorate_power: number;
+            /** @description What the proposal comes to if voting ended now. */
+            outcome: components["schemas"]["VoteOutcome"];
+            quorum_met: boolean;
+            /** @description Ranked choice: every round's scores, eliminated options at 0. */
+            rounds: number[][];
+            /**
+             * @description Score of each option, in thousandths of a unit of power (ranked:
+             *     the last round's).
+             */
+            scores: number[];
+            /**
+             * Format: int64
+             * @description Power that took part: voters' own and what was delegated to them
+             *     (abstentions included).
+             */
+            turnout_power: number;
+            /**
+             * Format: int32
+             * @description The option that won, if one did (basic: 0 when for beat against).
+             */
+            winner?: number | null;
+        };
+        TallyView: {
+            /** @description Whether this is the stored result (voting closed) or the count so far. */
+            final: boolean;
+            proposal: string;
+            status: components["schemas"]["ProposalStatus"];
+            tally?: components["schemas"]["Tally"] | null;
+            /**
+             * Format: int64
+             * @description Votes cast so far (changes included).
+             */
+            votes: number;
+        };
+        /** @description What share of the counted power the winner needs. */
+        Threshold: {
+            /** @enum {string} */
+            kind: "plurality";
+        } | {
+            /** @enum {string} */
+            kind: "majority";
+        } | {
+            /** @enum {string} */
+            kind: "supermajority";
+            /**
+             * Format: int32
+             * @description At least this share, in basis points (6 667 = two thirds).
+             */
+            value: number;
+        };
         ToolCallView: {
             acting_for?: string | null;
             caller: string;
@@ -5239,6 +5805,90 @@ export interface components {
         };
         /** @enum {string} */
         Visibility: "public" | "private";
+        VoteInput: {
+            /**
+             * @description `{"choice": n}` (basic: 0 for, 1 against, 2 abstain; single
+             *     choice), `{"approve": [..]}`, `{"rank": [..]}` or `{"spread": [..]}`
+             *     (weighted and quadratic: points for every option).
+             */
+            ballot: components["schemas"]["Ballot"];
+        };
+        /**
+         * @description How a finished vote came out.
+         * @enum {string}
+         */
+        VoteOutcome: "passed" | "rejected" | "expired";
+        /** @description What a voter keeps to find their vote in the record later. */
+        VoteReceipt: {
+            ballot: components["schemas"]["Ballot"];
+            cast_at: string;
+            /**
+             * @description This vote's hash: it is in the record as long as the record is
+             *     intact.
+             */
+            hash: string;
+            /**
+             * Format: int64
+             * @description The power the voter holds at the snapshot (their own; what others
+             *     delegated is counted at the tally).
+             */
+            power: number;
+            /** @description The hash before this vote in the chain. */
+            prev: string;
+            proposal: string;
+            /** Format: int64 */
+            seq: number;
+            voter: string;
+        };
+        VoteRecord: {
+            /**
+             * @description The proposal as it opened, with its electorate: its canonical JSON,
+             *     hashed after `daarion-dao/1\n`, is the genesis.
+             */
+            definition: Record<string, never>;
+            electorate: components["schemas"]["Elector"][];
+            genesis: string;
+            /** @description The last vote's hash (the genesis before any vote). */
+            head: string;
+            /** @description Whether the server found the chain intact (verify it yourself too). */
+            intact: boolean;
+            /**
+             * Format: int64
+             * @description Ask again with `after` = this for the next page.
+             */
+            next_after?: number | null;
+            proposal: string;
+            result?: components["schemas"]["Tally"] | null;
+            /** @description This page of the chain. */
+            votes: components["schemas"]["ChainLink"][];
+        };
+        /**
+         * @description How ballots are cast and counted (Snapshot's set).
+         * @enum {string}
+         */
+        VotingMethod: "basic" | "single" | "approval" | "ranked" | "weighted" | "quadratic";
+        /**
+         * @description Where voting power comes from, read at the snapshot (when voting
+         *     opens), never at the vote.
+         */
+        VotingPower: {
+            /** @enum {string} */
+            kind: "equal";
+        } | {
+            /** Format: int32 */
+            admin: number;
+            /** Format: int32 */
+            agent: number;
+            /** @enum {string} */
+            kind: "roles";
+            /** Format: int32 */
+            member: number;
+            /** Format: int32 */
+            owner: number;
+        } | {
+            /** @enum {string} */
+            kind: "treasury";
+        };
     };
     responses: never;
     parameters: never;
@@ -10758,6 +11408,1500 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_delegation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The microDAO's slug */
+                dao: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DelegationView"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed to read its proposals */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such microDAO */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A path parameter is malformed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    set_delegation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The microDAO's slug */
+                dao: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DelegationInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DelegationView"];
+                };
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not a member */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such microDAO */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description It would close a cycle */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Yourself, or someone who is not a member */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    revoke_delegation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The microDAO's slug */
+                dao: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DelegationView"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not a member */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such microDAO, or you do not delegate there */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A path parameter is malformed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    list_proposals: {
+        parameters: {
+            query?: {
+                /** @description Only proposals in this state. */
+                status?: components["schemas"]["ProposalStatus"];
+                /** @description Items per page, 1 to 100 (default 50). */
+                limit?: number | null;
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description The microDAO's slug */
+                dao: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_Proposal"];
+                };
+            };
+            /** @description Bad cursor or limit */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed to read its proposals */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such microDAO */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Invalid parameters */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    create_proposal: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retried create return the first result (1-255 visible characters) */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description The microDAO's slug */
+                dao: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProposalInput"];
+            };
+        };
+        responses: {
+            /** @description A retry with the same Idempotency-Key */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Proposal"];
+                };
+            };
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Proposal"];
+                };
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not a member who may propose */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such microDAO */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The microDAO is archived, or this Idempotency-Key was used with a different request */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A field out of bounds, or options that do not fit the method */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_governance_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The microDAO's slug */
+                dao: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GovernanceSettings"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed to read the microDAO */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such microDAO */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A path parameter is malformed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    set_governance_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The microDAO's slug */
+                dao: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GovernanceSettings"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GovernanceSettings"];
+                };
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not an owner */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such microDAO */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Invalid fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_proposal: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `prp_…` */
+                proposal: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Proposal"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed to read it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such proposal */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A path parameter is malformed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    revise_proposal: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `prp_…` */
+                proposal: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProposalInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Proposal"];
+                };
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not its author */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such proposal */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No longer a draft */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A field out of bounds */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    cancel_proposal: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `prp_…` */
+                proposal: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Proposal"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not its author */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such proposal */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Someone has voted, or voting has closed */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A path parameter is malformed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    retry_execution: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `prp_…` */
+                proposal: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Proposal"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not an admin of its microDAO */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such proposal */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Its execution has not failed */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A path parameter is malformed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    open_proposal: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `prp_…` */
+                proposal: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Proposal"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not its author */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such proposal */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not a draft, or the microDAO is archived */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A path parameter is malformed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_receipt: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `prp_…` */
+                proposal: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChainLink"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed to read it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such proposal, or you have not voted */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A path parameter is malformed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_record: {
+        parameters: {
+            query?: {
+                /** @description Votes after this sequence number (default 0: from the first). */
+                after?: number;
+                /** @description Votes per page, 1 to 1000 (default 1000). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description `prp_…` */
+                proposal: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VoteRecord"];
+                };
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed to read it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such proposal */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not open yet, or hidden until the close */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description after or limit out of bounds */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_tally: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `prp_…` */
+                proposal: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TallyView"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed to read it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such proposal */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not open yet */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A path parameter is malformed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    cast_vote: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `prp_…` */
+                proposal: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VoteInput"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VoteReceipt"];
+                };
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed to vote, or not in the electorate when it opened */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such proposal */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Voting is not open, or you voted and may not change it */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A ballot that does not fit the method or options */
             422: {
                 headers: {
                     [name: string]: unknown;

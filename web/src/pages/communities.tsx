@@ -17,6 +17,7 @@ import {
   usePaged,
 } from "../ui";
 import { Filters } from "./filters";
+import { Governance } from "./governance";
 import { Knowledge } from "./knowledge";
 import { CommunityRooms } from "./messenger";
 import { HolderSelect, Roles, useRoles } from "./roles";
@@ -328,6 +329,9 @@ export function Community({ slug }: { slug: string }) {
       <MoreButton paged={members} />
       {it.my_role && <CommunityRooms dao={slug} admin={admin || can("write")} />}
       {it.my_role && it.my_role !== "guest" && <Knowledge slug={slug} admin={admin} />}
+      {(it.my_role || it.visibility === "public") && (
+        <Governance slug={slug} member={Boolean(it.my_role) && it.my_role !== "guest"} />
+      )}
       {(admin || can("write")) && <AddAgent slug={slug} added={members.reload} />}
       {(admin || can("invite")) && <NewInvite slug={slug} />}
       {it.my_role && (

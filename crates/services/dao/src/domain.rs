@@ -120,7 +120,7 @@ pub enum Quorum {
     /// Any turnout.
     None,
     /// At least this much voting power.
-    VotingPower(u64),
+    Power(u64),
     /// At least this share of the electorate's power, in basis points
     /// (2 000 = 20 %).
     Share(u16),
@@ -442,7 +442,7 @@ impl Draft {
         }
         match self.quorum {
             Quorum::Share(v) | Quorum::Veto(v) => bp(v, "quorum")?,
-            Quorum::None | Quorum::VotingPower(_) => {}
+            Quorum::None | Quorum::Power(_) => {}
         }
         if let Threshold::Supermajority(v) = self.threshold {
             bp(v, "threshold")?;

@@ -53,9 +53,9 @@ pub const ABSTAIN: u32 = 2;
 /// A count, live or final.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Tally {
-    /// VotingPower of the whole electorate at the snapshot.
+    /// Power of the whole electorate at the snapshot.
     pub electorate_power: u64,
-    /// VotingPower that took part: voters' own and what was delegated to them
+    /// Power that took part: voters' own and what was delegated to them
     /// (abstentions included).
     pub turnout_power: u64,
     /// Ballots counted (each voter's last).
@@ -249,7 +249,7 @@ pub fn count(rules: &Rules, electorate: &[Elector], ballots: &[(String, Ballot)]
     }
     let quorum_met = match rules.quorum {
         Quorum::None => true,
-        Quorum::VotingPower(min) => turnout >= u128::from(min),
+        Quorum::Power(min) => turnout >= u128::from(min),
         Quorum::Share(bp) => turnout * WHOLE >= electorate_power * u128::from(bp),
         // Optimistic proposals need no turnout: they pass unless vetoed.
         Quorum::Veto(_) => true,
@@ -646,7 +646,7 @@ mod tests {
             let cast = prop::collection::vec((prop::bool::ANY, ballot_for(method, options)), n);
             let quorum = prop_oneof![
                 Just(Quorum::None),
-                (0..300u64).prop_map(Quorum::VotingPower),
+                (0..300u64).prop_map(Quorum::Power),
                 (0..=10_000u16).prop_map(Quorum::Share),
             ];
             let threshold = prop_oneof![
@@ -718,9 +718,9 @@ mod tests {
             (rules, electorate, cast) in election(),
         ) {
             let turnout = count(&rules, &electorate, &cast).turnout_power;
-            let at_edge = Rules { quorum: Quorum::VotingPower(turnout), ..rules.clone() };
+            let at_edge = Rules { quorum: Quorum::Power(turnout), ..rules.clone() };
             prop_assert!(count(&at_edge, &electorate, &cast).quorum_met);
-            let past_edge = Rules { quorum: Quorum::VotingPower(turnout + 1), ..rules };
+            let past_edge = Rules { quorum: Quorum::Power(turnout + 1), ..rules };
             let tally = count(&past_edge, &electorate, &cast);
             prop_assert!(!tally.quorum_met);
             prop_assert_eq!(tally.outcome, VoteOutcome::Expired);
