@@ -25,6 +25,7 @@ on_every_backend!(
     bad_input_is_refused_with_reasons,
     passed_actions_are_carried_out_once_as_the_community,
     an_execution_cut_off_mid_way_is_finished_once,
+    agents_vote_only_where_their_community_lets_them,
 );
 
 /// The service token secret of test cities here (the tests sign tokens
@@ -628,17 +629,36 @@ async fn a_tampered_vote_is_found_by_the_verifier(kind: Kind) {
     let (_, before) = record(&app, "bob", id).await;
     verify(&before).unwrap();
 
-    // Someone with the database's keys turns carol's vote around.
+    // Write access to the database is not enough to change a vote...
     let db = daarion_store::Db::connect(&city.settings.database())
         .await
         .unwrap();
-    daarion_store::sql::query(
-        "UPDATE dao_votes SET ballot = '{\"choice\":0}' WHERE proposal = $1 AND seq = 3",
-    )
-    .bind(id)
-    .execute(db.pool())
-    .await
-    .unwrap();
+    let turn = "UPDATE dao_votes SET ballot = '{\"choice\":0}' WHERE proposal = $1 AND seq = 3";
+    let refused = daarion_store::sql::query(turn)
+        .bind(id)
+        .execute(db.pool())
+        .await;
+    assert!(refused.is_err(), "votes are append-only");
+    let removed = daarion_store::sql::query("DELETE FROM dao_votes WHERE proposal = $1")
+        .bind(id)
+        .execute(db.pool())
+        .await;
+    assert!(removed.is_err(), "votes are append-only");
+    // ...but someone with the schema's keys drops the guard and turns
+    // carol's vote around.
+    let unguard = match db.backend() {
+        daarion_store::Backend::Sqlite => "DROP TRIGGER dao_votes_no_update",
+        daarion_store::Backend::Postgres => "DROP TRIGGER dao_votes_append_only ON dao_votes",
+    };
+    daarion_store::sql::query(unguard)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    daarion_store::sql::query(turn)
+        .bind(id)
+        .execute(db.pool())
+        .await
+        .unwrap();
     db.close().await;
     let (_, after) = record(&app, "bob", id).await;
     assert_eq!(after["intact"], false);
@@ -1120,4 +1140,77 @@ async fn an_execution_cut_off_mid_way_is_finished_once(kind: Kind) {
         .filter(|m| m["kind"] == "transfer")
         .count();
     assert_eq!(transfers, 1);
+}
+
+async fn agents_vote_only_where_their_community_lets_them(kind: Kind) {
+    let Some((_city, app)) = governed(kind).await else {
+        return;
+    };
+    let key = app.api_key_for_agent("alice", "scribe").await;
+    let (status, body) = app
+        .send(
+            "POST",
+            "/api/microdao/daos/makers/agents",
+            "alice",
+            Some(json!({"agent": "scribe"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let as_scribe = ("authorization", format!("Bearer {key}"));
+    let vote_as_scribe = |id: String| {
+        let (app, as_scribe) = (&app, as_scribe.clone());
+        async move {
+            app.send_with(
+                "POST",
+                &format!("/api/dao/proposals/{id}/votes"),
+                as_scribe,
+                Some(json!({"ballot": {"choice": 0}})),
+            )
+            .await
+        }
+    };
+    let first = propose(
+        &app,
+        "alice",
+        json!({"title": "People only", "voting_secs": 60}),
+    )
+    .await;
+    let first = first["id"].as_str().unwrap().to_owned();
+    let opened = open(&app, "alice", &first).await;
+    assert_eq!(opened["status"], "active");
+    let (status, _) = vote_as_scribe(first.clone()).await;
+    assert_eq!(status, 403, "agents do not vote here (yet)");
+
+    // Its owners let agents take part: proposals opened from now on count
+    // them in their electorate.
+    let (status, _) = app
+        .send(
+            "PUT",
+            "/api/dao/daos/makers/settings",
+            "alice",
+            Some(json!({"agents_vote": true})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = vote_as_scribe(first).await;
+    assert_eq!(status, 403, "not in the electorate it opened with: {body}");
+    let second = propose(
+        &app,
+        "alice",
+        json!({"title": "Everyone", "voting_secs": 60}),
+    )
+    .await;
+    let second = second["id"].as_str().unwrap().to_owned();
+    open(&app, "alice", &second).await;
+    let (status, receipt) = vote_as_scribe(second.clone()).await;
+    assert_eq!(status, 201, "{receipt}");
+    assert_eq!(receipt["voter"], "agent:scribe");
+    let (_, rec) = record(&app, "alice", &second).await;
+    let electorate: Vec<&str> = rec["electorate"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["principal"].as_str().unwrap())
+        .collect();
+    assert!(electorate.contains(&"agent:scribe"), "{electorate:?}");
 }

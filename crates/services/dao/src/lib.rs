@@ -46,7 +46,10 @@ pub static SPEC: Service = Service {
     name: SERVICE,
     port: 7016,
     version: env!("CARGO_PKG_VERSION"),
-    migrations: &[migration!(1, "001_create_dao_tables")],
+    migrations: &[
+        migration!(1, "001_create_dao_tables"),
+        migration!(2, "002_make_votes_append_only"),
+    ],
     rules: access::RULES,
     websocket: false,
     streams: &[StreamDef {
