@@ -44,6 +44,7 @@ pub static SERVICES: &[&Service] = &[
     &daarion_memory::SPEC,
     &daarion_secondme::SPEC,
     &daarion_dao::SPEC,
+    &daarion_livingmap::SPEC,
     &daarion_router::SPEC,
     &daarion_runtime::SPEC,
 ];

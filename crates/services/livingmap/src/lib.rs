@@ -1,0 +1,137 @@
+//! The living map (port 7017, `/api/living-map/`): a live picture of the
+//! city.
+//!
+//! - `GET /api/living-map/snapshot`: the microDAOs, their rooms and agents,
+//!   people present, city nodes; memberships, agents answering in rooms,
+//!   activity; messages and runs a minute, open proposals; each node's
+//!   place, grouped by district — as the viewer may see it — and the
+//!   number of the last change it holds.
+//! - `GET /api/living-map/deltas?since=`: the changes after that number.
+//!
+//! The map is a projection (`project`: an event's changes, `store`: kept
+//! once per event id, each change numbered): durable consumers follow the
+//! city's events (one replica applies each), and every replica follows
+//! the live ones (presence), the first to apply one winning.
+//!
+//! Layout: `domain` (nodes, edges, deltas, where things stand), `project`,
+//! `store`, `api`, `access`.
+
+pub mod access;
+pub mod api;
+pub mod domain;
+pub mod project;
+pub mod store;
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use daarion_bus::{Envelope, HandlerError};
+use daarion_service::{BuildError, Context, Mount, Service};
+use daarion_store::{Db, migration};
+use tokio::sync::Mutex;
+
+use crate::domain::{Geometry, MapError};
+
+pub const SERVICE: &str = "living-map";
+
+/// Deltas kept for clients catching up; further behind, they take a
+/// snapshot.
+const RETAINED_DELTAS: i64 = 10_000;
+
+/// How long the city map's shape is used before it is read again.
+const GEOMETRY_TTL: Duration = Duration::from_secs(10);
+
+pub static SPEC: Service = Service {
+    name: SERVICE,
+    port: 7017,
+    version: env!("CARGO_PKG_VERSION"),
+    migrations: &[migration!(1, "001_create_livingmap_tables")],
+    rules: access::RULES,
+    websocket: false,
+    streams: &[],
+    events: &[],
+    settings: None,
+    example: daarion_service::no_example,
+    build: |ctx| Box::pin(async move { build(ctx) }),
+};
+
+/// Applies events to the projection, with the city map's shape at hand.
+#[derive(Clone)]
+pub struct Projector {
+    db: Db,
+    geometry: Arc<Mutex<Option<(Instant, Geometry)>>>,
+}
+
+impl Projector {
+    pub fn new(db: Db) -> Self {
+        Self {
+            db,
+            geometry: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The city map's shape, read again every [`GEOMETRY_TTL`].
+    pub async fn geometry(&self) -> Result<Geometry, MapError> {
+        let mut cached = self.geometry.lock().await;
+        if let Some((at, geometry)) = cached.as_ref()
+            && at.elapsed() < GEOMETRY_TTL
+        {
+            return Ok(geometry.clone());
+        }
+        let geometry = store::geometry(&self.db).await?;
+        *cached = Some((Instant::now(), geometry.clone()));
+        Ok(geometry)
+    }
+
+    pub async fn apply(&self, event: &Envelope) -> Result<(), MapError> {
+        let changes = project::changes(event);
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let geometry = self.geometry().await?;
+        store::apply(&self.db, &event.id, &changes, &geometry, RETAINED_DELTAS).await?;
+        Ok(())
+    }
+}
+
+#[derive(Clone)]
+pub struct MapState {
+    db: Db,
+    projector: Projector,
+}
+
+fn build(ctx: Context) -> Result<Mount, BuildError> {
+    let access = ctx.enforcer(daarion_access::enforce::NoResources);
+    let projector = Projector::new(ctx.db.clone());
+    for (i, subject) in project::DURABLE.iter().enumerate() {
+        let projector = projector.clone();
+        ctx.consume(&format!("living-map-{i}"), subject, move |event| {
+            let projector = projector.clone();
+            async move { projector.apply(&event).await.map_err(HandlerError::new) }
+        });
+    }
+    for subject in project::LIVE {
+        let (projector, bus, shutdown) = (projector.clone(), ctx.bus.clone(), ctx.shutdown.clone());
+        ctx.tasks.spawn(async move {
+            let followed = daarion_bus::runner::follow(bus.as_ref(), subject, shutdown, |event| {
+                let projector = projector.clone();
+                async move {
+                    if let Err(error) = projector.apply(&event).await {
+                        tracing::warn!(%error, subject = %event.subject, "a live event did not reach the living map");
+                    }
+                }
+            })
+            .await;
+            if let Err(error) = followed {
+                tracing::warn!(%error, subject, "the living map stopped following live events");
+            }
+        });
+    }
+    let state = MapState {
+        db: ctx.db,
+        projector,
+    };
+    Ok(Mount::new(access, api::router().with_state(state)))
+}
