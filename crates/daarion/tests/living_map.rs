@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 on_every_backend!(
     the_map_follows_the_city_and_its_deltas_replay_to_the_next_snapshot,
     bad_resumes_are_refused,
+    the_socket_streams_changes_and_resumes_where_it_left,
 );
 
 async fn snapshot(app: &TestApp, who: &str) -> Value {
@@ -178,4 +179,69 @@ async fn bad_resumes_are_refused(kind: Kind) {
         assert!(status == 400 || status == 422, "{query}: {status} {body}");
     }
     assert_eq!(app.get_as("/api/living-map/snapshot", None).await.0, 401);
+}
+
+/// Frames of `ws` until one holds a node `id` (answers the frame's deltas
+/// and the last number it carried).
+async fn until_node(ws: &mut common::Ws, id: &str) -> i64 {
+    loop {
+        let frame = common::next_json(ws).await;
+        assert_ne!(frame["type"], "error", "{frame}");
+        let deltas = frame["deltas"].as_array().cloned().unwrap_or_default();
+        if deltas
+            .iter()
+            .any(|d| d["op"] == "node" && d["node"]["id"] == id)
+        {
+            return frame["seq"].as_i64().unwrap();
+        }
+    }
+}
+
+async fn the_socket_streams_changes_and_resumes_where_it_left(kind: Kind) {
+    let Some(city) = City::new(kind).await else {
+        return;
+    };
+    let app = city.spawn().await;
+    app.session("root").await;
+    let mut alice = app.ws_as("/ws/living-map/stream", "alice").await;
+    let first = common::next_json(&mut alice).await;
+    assert_eq!(first["type"], "snapshot", "{first}");
+    assert!(first["seq"].is_i64());
+    let mut bob = app.ws_as("/ws/living-map/stream", "bob").await;
+    assert_eq!(common::next_json(&mut bob).await["type"], "snapshot");
+
+    common::community(&app, "alice", "secret", "private").await;
+    common::community(&app, "alice", "open", "public").await;
+    let seq = until_node(&mut alice, "dao:open").await;
+    // Bob hears of the public one only.
+    loop {
+        let frame = common::next_json(&mut bob).await;
+        let text = frame.to_string();
+        assert!(!text.contains("dao:secret"), "{text}");
+        if text.contains("dao:open") {
+            break;
+        }
+    }
+    drop(alice);
+
+    // Away, alice misses a community; back with the last number she has,
+    // she gets what she missed (not a snapshot).
+    common::community(&app, "alice", "later", "public").await;
+    let mut back = app
+        .ws_as(&format!("/ws/living-map/stream?since={seq}"), "alice")
+        .await;
+    let missed = common::next_json(&mut back).await;
+    assert_eq!(missed["type"], "deltas", "{missed}");
+    let mut back_seq = missed["seq"].as_i64().unwrap();
+    if !missed.to_string().contains("dao:later") {
+        back_seq = until_node(&mut back, "dao:later").await;
+    }
+    assert!(back_seq > seq);
+    // A number the map never gave: a fresh snapshot instead.
+    let mut lost = app
+        .ws_as("/ws/living-map/stream?since=999999", "alice")
+        .await;
+    let fresh = common::next_json(&mut lost).await;
+    assert_eq!(fresh["type"], "snapshot");
+    assert!(fresh.to_string().contains("dao:later"));
 }

@@ -8,4 +8,5 @@ use daarion_access::{Access::SignedIn, Rule};
 pub static RULES: &[Rule] = &[
     Rule::new(Method::GET, "/api/living-map/snapshot", SignedIn),
     Rule::new(Method::GET, "/api/living-map/deltas", SignedIn),
+    Rule::new(Method::GET, "/ws/living-map/stream", SignedIn),
 ];

@@ -65,8 +65,12 @@ async fn living_map_snapshot(
     State(state): State<MapState>,
     principal: Principal,
 ) -> Result<Json<Snapshot>, ApiError> {
-    let viewer = Viewer::of(&principal);
-    let (seq, nodes, edges, counters) = store::snapshot(&state.db, &viewer).await?;
+    Ok(Json(snapshot_of(&state, &Viewer::of(&principal)).await?))
+}
+
+/// The map as `viewer` may see it now (the socket's first frame too).
+pub async fn snapshot_of(state: &MapState, viewer: &Viewer) -> Result<Snapshot, ApiError> {
+    let (seq, nodes, edges, counters) = store::snapshot(&state.db, viewer).await?;
     let geometry = state.projector.geometry().await?;
     let mut districts: Vec<MapDistrict> = geometry
         .districts
@@ -77,7 +81,7 @@ async fn living_map_snapshot(
         })
         .collect();
     districts.sort_by(|a, b| a.slug.cmp(&b.slug));
-    Ok(Json(Snapshot {
+    Ok(Snapshot {
         seq,
         width: geometry.width,
         height: geometry.height,
@@ -85,7 +89,7 @@ async fn living_map_snapshot(
         nodes,
         edges,
         counters,
-    }))
+    })
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

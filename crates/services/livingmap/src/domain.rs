@@ -102,6 +102,14 @@ impl Delta {
     }
 }
 
+/// A delta with who may see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Seen {
+    pub delta: Delta,
+    pub dao: Option<String>,
+    pub public: bool,
+}
+
 /// Where a new node stands, relative to what is already on the map.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Anchor {

@@ -7,6 +7,8 @@
 //!   place, grouped by district — as the viewer may see it — and the
 //!   number of the last change it holds.
 //! - `GET /api/living-map/deltas?since=`: the changes after that number.
+//! - `/ws/living-map/stream?since=`: what was missed (or a snapshot), then the
+//!   changes as they come, in batches (`ws`).
 //!
 //! The map is a projection (`project`: an event's changes, `store`: kept
 //! once per event id, each change numbered): durable consumers follow the
@@ -21,24 +23,30 @@ pub mod api;
 pub mod domain;
 pub mod project;
 pub mod store;
+pub mod ws;
 
 use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use daarion_bus::{Envelope, HandlerError};
-use daarion_service::{BuildError, Context, Mount, Service};
+use daarion_bus::{Bus, Envelope, HandlerError};
+use daarion_kernel::shutdown::CancellationToken;
+use daarion_service::{BuildError, Context, Event, Mount, Service, live::Live};
 use daarion_store::{Db, migration};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, mpsc};
 
-use crate::domain::{Geometry, MapError};
+use crate::domain::{Geometry, MapError, Seen};
 
 pub const SERVICE: &str = "living-map";
 
 /// Deltas kept for clients catching up; further behind, they take a
 /// snapshot.
 const RETAINED_DELTAS: i64 = 10_000;
+
+/// A replica publishes the changes it applied at most this often, as one
+/// batch.
+pub const BATCH_EVERY: Duration = Duration::from_millis(200);
 
 /// How long the city map's shape is used before it is read again.
 const GEOMETRY_TTL: Duration = Duration::from_secs(10);
@@ -49,26 +57,29 @@ pub static SPEC: Service = Service {
     version: env!("CARGO_PKG_VERSION"),
     migrations: &[migration!(1, "001_create_livingmap_tables")],
     rules: access::RULES,
-    websocket: false,
+    websocket: true,
     streams: &[],
-    events: &[],
+    events: &[Event::live(ws::DELTAS)],
     settings: None,
     example: daarion_service::no_example,
     build: |ctx| Box::pin(async move { build(ctx) }),
 };
 
-/// Applies events to the projection, with the city map's shape at hand.
+/// Applies events to the projection, with the city map's shape at hand,
+/// and hands what changed to the batcher.
 #[derive(Clone)]
 pub struct Projector {
     db: Db,
     geometry: Arc<Mutex<Option<(Instant, Geometry)>>>,
+    changed: mpsc::Sender<Seen>,
 }
 
 impl Projector {
-    pub fn new(db: Db) -> Self {
+    pub fn new(db: Db, changed: mpsc::Sender<Seen>) -> Self {
         Self {
             db,
             geometry: Arc::new(Mutex::new(None)),
+            changed,
         }
     }
 
@@ -91,8 +102,36 @@ impl Projector {
             return Ok(());
         }
         let geometry = self.geometry().await?;
-        store::apply(&self.db, &event.id, &changes, &geometry, RETAINED_DELTAS).await?;
+        for seen in store::apply(&self.db, &event.id, &changes, &geometry, RETAINED_DELTAS).await? {
+            // A socket that misses a batch fills the gap from the store.
+            let _ = self.changed.send(seen).await;
+        }
         Ok(())
+    }
+}
+
+/// Publishes what this replica applied, at most every [`BATCH_EVERY`], as
+/// one live event per batch.
+async fn publish_batches(
+    bus: Arc<dyn Bus>,
+    mut changed: mpsc::Receiver<Seen>,
+    shutdown: CancellationToken,
+) {
+    let mut batch = Vec::new();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            n = changed.recv_many(&mut batch, 4096) => if n == 0 { return },
+        }
+        tokio::time::sleep(BATCH_EVERY).await;
+        while let Ok(more) = changed.try_recv() {
+            batch.push(more);
+        }
+        batch.sort_by_key(|s| s.delta.seq());
+        if let Err(error) = bus.publish(&ws::batch_event(&batch)).await {
+            tracing::warn!(%error, "a batch of the living map's changes was not published; sockets will fill the gap");
+        }
+        batch.clear();
     }
 }
 
@@ -100,11 +139,18 @@ impl Projector {
 pub struct MapState {
     db: Db,
     projector: Projector,
+    live: Live,
 }
 
 fn build(ctx: Context) -> Result<Mount, BuildError> {
     let access = ctx.enforcer(daarion_access::enforce::NoResources);
-    let projector = Projector::new(ctx.db.clone());
+    let (changed, batches) = mpsc::channel(16_384);
+    let projector = Projector::new(ctx.db.clone(), changed);
+    ctx.tasks.spawn(publish_batches(
+        ctx.bus.clone(),
+        batches,
+        ctx.shutdown.clone(),
+    ));
     for (i, subject) in project::DURABLE.iter().enumerate() {
         let projector = projector.clone();
         ctx.consume(&format!("living-map-{i}"), subject, move |event| {
@@ -130,8 +176,10 @@ fn build(ctx: Context) -> Result<Mount, BuildError> {
         });
     }
     let state = MapState {
+        live: ctx.live(),
         db: ctx.db,
         projector,
     };
-    Ok(Mount::new(access, api::router().with_state(state)))
+    Ok(Mount::new(access, api::router().with_state(state.clone()))
+        .with_ws(ws::router().with_state(state)))
 }

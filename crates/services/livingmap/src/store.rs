@@ -14,7 +14,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::{
-    Anchor, Change, Delta, Geometry, MapEdge, MapEdgeKind, MapError, MapNode, MapNodeKind, Viewer,
+    Anchor, Change, Delta, Geometry, MapEdge, MapEdgeKind, MapError, MapNode, MapNodeKind, Seen,
+    Viewer,
 };
 
 type Tx = sql::Transaction<'static, sql::Any>;
@@ -88,7 +89,7 @@ async fn record(
     make: impl FnOnce(i64) -> Delta,
     dao: Option<&str>,
     public: bool,
-) -> Result<Delta, MapError> {
+) -> Result<Seen, MapError> {
     let seq: i64 = sql::query("UPDATE livingmap_seq SET seq = seq + 1 WHERE id = 1 RETURNING seq")
         .fetch_one(&mut **tx)
         .await?
@@ -105,7 +106,11 @@ async fn record(
     .bind(daarion_store::now())
     .execute(&mut **tx)
     .await?;
-    Ok(delta)
+    Ok(Seen {
+        delta,
+        dao: dao.map(str::to_owned),
+        public,
+    })
 }
 
 async fn write_node(tx: &mut Tx, node: &MapNode, seq: i64) -> Result<(), MapError> {
@@ -156,7 +161,7 @@ pub async fn apply(
     changes: &[Change],
     geometry: &Geometry,
     retained: i64,
-) -> Result<Vec<Delta>, MapError> {
+) -> Result<Vec<Seen>, MapError> {
     if changes.is_empty() {
         return Ok(Vec::new());
     }
@@ -180,7 +185,7 @@ pub async fn apply(
     }
     if let Some(last) = deltas.last() {
         sql::query("DELETE FROM livingmap_deltas WHERE seq <= $1")
-            .bind(last.seq() - retained)
+            .bind(last.delta.seq() - retained)
             .execute(&mut *tx)
             .await?;
     }
@@ -192,7 +197,7 @@ async fn apply_one(
     tx: &mut Tx,
     change: &Change,
     geometry: &Geometry,
-) -> Result<Option<Delta>, MapError> {
+) -> Result<Option<Seen>, MapError> {
     match change {
         Change::Node {
             id,
@@ -248,7 +253,7 @@ async fn apply_one(
                 *public,
             )
             .await?;
-            write_node(tx, &node, delta.seq()).await?;
+            write_node(tx, &node, delta.delta.seq()).await?;
             Ok(Some(delta))
         }
         Change::Status { id, status } => {
@@ -270,7 +275,7 @@ async fn apply_one(
                 public,
             )
             .await?;
-            write_node(tx, &node, delta.seq()).await?;
+            write_node(tx, &node, delta.delta.seq()).await?;
             Ok(Some(delta))
         }
         Change::RemoveNode(id) => {
@@ -337,7 +342,7 @@ async fn apply_one(
                 public,
             )
             .await?;
-            write_edge(tx, &edge, delta.seq()).await?;
+            write_edge(tx, &edge, delta.delta.seq()).await?;
             Ok(Some(delta))
         }
         Change::RemoveEdge { from, to, kind } => {
@@ -541,12 +546,14 @@ pub async fn deltas(
         ));
     }
     let rows = sql::query(sql::AssertSqlSafe(format!(
-        "SELECT body FROM livingmap_deltas WHERE seq > $2 AND {} ORDER BY seq LIMIT $3",
+        "SELECT body FROM livingmap_deltas WHERE seq > $2 AND seq <= $4 AND {}
+         ORDER BY seq LIMIT $3",
         visible(backend, viewer, 1)
     )))
     .bind(daos_of(viewer))
     .bind(since)
     .bind(i64::from(limit))
+    .bind(last)
     .fetch_all(db.reader())
     .await?;
     let deltas = rows
