@@ -2,7 +2,8 @@
 // person to the community and opens it; two members vote on their ballots
 // and see the live count; it passes at its deadline by itself and is
 // carried out (the person is listed among the members), and its record
-// checks out in the browser. A ranked-choice signal shows its ballot and
+// checks out in the browser; the living map shows the community and its
+// activity as it happens. A ranked-choice signal shows its ballot and
 // run-off, and a member lends their vote to another.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -102,6 +103,26 @@ for (const lang of ["en", "uk"]) {
       const said = await page.request.get(`${city.url}/api/messaging/rooms/${general}/messages`);
       const bodies = (await said.json()).items.map((m) => m.body).join("\n");
       assert.match(bodies, new RegExp(`Welcome newcomer ${lang}`));
+
+      // The living map shows the community, and its activity as it happens.
+      await page.getByRole("link", { name: t("nav.livemap") }).click();
+      await arrived(page, /\/living-map$/);
+      await page
+        .getByRole("list", { name: t("livemap.communities") })
+        .getByText(`Guild ${lang}`)
+        .waitFor();
+      await expectNoAccessibilityProblems(page, "living map");
+      const posted = await petro.page.request.post(
+        `${city.url}/api/messaging/rooms/${general}/messages`,
+        { data: { body: "Are we on the map?" }, headers: { origin: city.url } },
+      );
+      assert.equal(posted.status(), 201, await posted.text());
+      await page
+        .getByRole("list", { name: t("livemap.recent") })
+        .getByText(t("livemap.spoke", { who: `petro-${lang}`, where: "general" }))
+        .first()
+        .waitFor();
+      await screenshot(page, `living-map-${lang}`);
 
       assert.deepEqual([...olha.errors, ...petro.errors], [], "no script errors");
       for (const who of [olha, petro, newcomer]) await who.context.close();

@@ -12,6 +12,7 @@ import { Communities, Community } from "./pages/communities";
 import { AgentPage, Citizen, Feed } from "./pages/feed";
 import { ProposalPage } from "./pages/governance";
 import { Hub, HubAgent } from "./pages/hub";
+import { LivingMap } from "./pages/livingmap";
 import { CityMapPage } from "./pages/map";
 import { ChatRoomPage, Messenger } from "./pages/messenger";
 import { Playground } from "./pages/playground";
@@ -65,6 +66,7 @@ function TopBar() {
         {link("/rooms", t("nav.rooms"))}
         {user && link("/messages", t("nav.messages"))}
         {user && link("/communities", t("nav.communities"))}
+        {user && link("/living-map", t("nav.livemap"))}
         {user && link("/hub", t("nav.hub"))}
         {user && link("/second-me", t("nav.secondme"))}
         {user && link("/playground", t("nav.playground"))}
@@ -152,6 +154,7 @@ const CommunitiesRoute = privately(Communities);
 const HubRoute = privately(Hub);
 const HubAgentRoute = privately(({ slug }: { slug: string }) => <HubAgent slug={slug} />);
 const CommunityRoute = privately(({ slug }: { slug: string }) => <Community slug={slug} />);
+const LivingMapRoute = privately(LivingMap);
 const ProposalRoute = privately(({ id }: { id: string }) => <ProposalPage id={id} />);
 const SettingsRoute = privately(({ section }: { section?: string }) => {
   const { query } = useLocation();
@@ -222,6 +225,7 @@ function Pages() {
             <Route path="/communities" component={CommunitiesRoute} />
             <Route path="/communities/:slug" component={CommunityRoute} />
             <Route path="/proposals/:id" component={ProposalRoute} />
+            <Route path="/living-map" component={LivingMapRoute} />
             <Route path="/playground" component={PlaygroundRoute} />
             <Route path="/second-me" component={SecondMeRoute} />
             <Route path="/second-me/:conversation" component={SecondMeRoute} />

@@ -28,6 +28,9 @@ export interface Subscription {
 interface Options {
   /** Sends `{"type":"heartbeat"}` this often while open (presence). */
   heartbeatMs?: number;
+  /** A query to open (and reopen) the socket with, asked at each connect:
+   * what a socket that resumes from a number needs (`?since=`). */
+  query?: () => string;
 }
 
 const MAX_BACKOFF_MS = 30_000;
@@ -93,7 +96,8 @@ class Channel {
 
   private connect() {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const socket = new WebSocket(`${scheme}//${location.host}${this.path}`);
+    const query = this.options.query?.() ?? "";
+    const socket = new WebSocket(`${scheme}//${location.host}${this.path}${query}`);
     this.socket = socket;
     socket.onopen = () => {
       const resumed = this.opened;

@@ -1206,6 +1206,67 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/living-map/counters": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The city's pulse as you may see it: messages and agent runs a minute,
+         *     open proposals (cheap to ask often; the snapshot holds it too).
+         */
+        get: operations["living_map_counters"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/living-map/deltas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What changed after `since`. When those changes are no longer kept the
+         *     answer is 409: take a new snapshot.
+         */
+        get: operations["living_map_deltas"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/living-map/snapshot": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The living map as you may see it: communities, their rooms and agents,
+         *     people present, city nodes; memberships, agents answering in rooms,
+         *     activity; the city's pulse; where each stands, grouped by district.
+         */
+        get: operations["living_map_snapshot"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/llm/v1/chat/completions": {
         parameters: {
             query?: never;
@@ -3244,6 +3305,21 @@ export interface components {
              */
             version: number;
         };
+        /** @description The city's pulse as the viewer may see it. */
+        Counters: {
+            /**
+             * Format: double
+             * @description Messages a minute, over the last two minutes.
+             */
+            messages_per_min: number;
+            /** Format: int64 */
+            open_proposals: number;
+            /**
+             * Format: double
+             * @description Agent runs a minute, over the last two minutes.
+             */
+            runs_per_min: number;
+        };
         CreateAgent: {
             /** @description An `https://` image address. */
             avatar_url?: string | null;
@@ -3545,6 +3621,44 @@ export interface components {
             delegate?: string | null;
             /** @description Who lends theirs to you. */
             delegators: string[];
+        };
+        /** @description One change of the map, numbered. */
+        Delta: {
+            node: components["schemas"]["MapNode"];
+            /** @enum {string} */
+            op: "node";
+            /** Format: int64 */
+            seq: number;
+        } | {
+            id: string;
+            /** @enum {string} */
+            op: "remove_node";
+            /** Format: int64 */
+            seq: number;
+        } | {
+            edge: components["schemas"]["MapEdge"];
+            /** @enum {string} */
+            op: "edge";
+            /** Format: int64 */
+            seq: number;
+        } | {
+            from: string;
+            kind: components["schemas"]["MapEdgeKind"];
+            /** @enum {string} */
+            op: "remove_edge";
+            /** Format: int64 */
+            seq: number;
+            to: string;
+        };
+        Deltas: {
+            /** @description The changes after `since` you may see, in order. */
+            deltas: components["schemas"]["Delta"][];
+            /**
+             * Format: int64
+             * @description The number of the last change so far: when it is past the last
+             *     delta here, ask again from it.
+             */
+            seq: number;
         };
         DistrictView: {
             area: components["schemas"]["Rect"];
@@ -3862,6 +3976,52 @@ export interface components {
             /** @description The community's slug (`/communities/{slug}`). */
             slug: string;
         };
+        MapDistrict: {
+            /** @description Its rectangle on the map: x, y, width, height in cells. */
+            area: number[];
+            slug: string;
+        };
+        /** @description A relation between two nodes (drawn when both are on the viewer's map). */
+        MapEdge: {
+            dao?: string | null;
+            from: string;
+            kind: components["schemas"]["MapEdgeKind"];
+            public: boolean;
+            to: string;
+            /** Format: int64 */
+            weight: number;
+        };
+        /**
+         * @description What an edge says.
+         * @enum {string}
+         */
+        MapEdgeKind: "member" | "answers" | "activity";
+        /** @description A thing on the map. */
+        MapNode: {
+            /** @description The microDAO it belongs to, if any. */
+            dao?: string | null;
+            district?: string | null;
+            /** @description `dao:<slug>`, `room:<id>`, `agent:<id>`, `person:<username>`, `node:<id>`. */
+            id: string;
+            kind: components["schemas"]["MapNodeKind"];
+            label: string;
+            /** @description Whether every citizen sees it (otherwise the microDAO's members). */
+            public: boolean;
+            /** @description Agents: online, busy, offline; nodes: online, offline. */
+            status?: string | null;
+            /**
+             * Format: double
+             * @description Map coordinates, in cells (districts use the city map's grid).
+             */
+            x: number;
+            /** Format: double */
+            y: number;
+        };
+        /**
+         * @description What a node is.
+         * @enum {string}
+         */
+        MapNodeKind: "dao" | "room" | "agent" | "person" | "node";
         MapView: {
             /** @description Public communities whose district is on the map. */
             communities: components["schemas"]["MapCommunityView"][];
@@ -5570,6 +5730,25 @@ export interface components {
         SignedInView: {
             session: components["schemas"]["SessionView"];
             user: components["schemas"]["UserView"];
+        };
+        Snapshot: {
+            counters: components["schemas"]["Counters"];
+            districts: components["schemas"]["MapDistrict"][];
+            edges: components["schemas"]["MapEdge"][];
+            /** Format: double */
+            height: number;
+            nodes: components["schemas"]["MapNode"][];
+            /**
+             * Format: int64
+             * @description The number of the last change it holds: ask for the deltas after it.
+             */
+            seq: number;
+            /**
+             * Format: double
+             * @description The map's extent in cells (the outskirts lie below it, city nodes
+             *     above).
+             */
+            width: number;
         };
         /**
          * @description Who said a turn.
@@ -13586,6 +13765,176 @@ export interface operations {
                 };
             };
             /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    living_map_counters: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Counters"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    living_map_deltas: {
+        parameters: {
+            query: {
+                /** @description The last change you hold (a snapshot's `seq`, or a delta's). */
+                since: number;
+                /** @description Deltas per page, 1 to 1000 (default 1000). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Deltas"];
+                };
+            };
+            /** @description since is missing or not a number */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too far behind: take a new snapshot */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description since past the last change, or limit out of bounds */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable; retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    living_map_snapshot: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Snapshot"];
+                };
+            };
+            /** @description Not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The store is unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;

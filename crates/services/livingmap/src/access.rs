@@ -8,5 +8,6 @@ use daarion_access::{Access::SignedIn, Rule};
 pub static RULES: &[Rule] = &[
     Rule::new(Method::GET, "/api/living-map/snapshot", SignedIn),
     Rule::new(Method::GET, "/api/living-map/deltas", SignedIn),
+    Rule::new(Method::GET, "/api/living-map/counters", SignedIn),
     Rule::new(Method::GET, "/ws/living-map/stream", SignedIn),
 ];

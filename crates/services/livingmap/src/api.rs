@@ -32,6 +32,7 @@ pub fn router() -> OpenApiRouter<MapState> {
     OpenApiRouter::new()
         .routes(routes!(living_map_snapshot))
         .routes(routes!(living_map_deltas))
+        .routes(routes!(living_map_counters))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -133,4 +134,18 @@ async fn living_map_deltas(
     let (deltas, seq) =
         store::deltas(&state.db, &Viewer::of(&principal), params.since, limit).await?;
     Ok(Json(Deltas { deltas, seq }))
+}
+
+/// The city's pulse as you may see it: messages and agent runs a minute,
+/// open proposals (cheap to ask often; the snapshot holds it too).
+#[utoipa::path(get, path = "/counters", tag = "living-map",
+    responses((status = 200, body = Counters), (status = 401, description = "Not signed in"),
+        (status = 503, description = "The store is unavailable")))]
+async fn living_map_counters(
+    State(state): State<MapState>,
+    principal: Principal,
+) -> Result<Json<Counters>, ApiError> {
+    Ok(Json(
+        store::counters(&state.db, &Viewer::of(&principal)).await?,
+    ))
 }

@@ -481,6 +481,26 @@ pub async fn snapshot(
     .iter()
     .map(edge_from)
     .collect::<Result<Vec<_>, _>>()?;
+    let counters = counters_in(&mut tx, backend, viewer).await?;
+    tx.commit().await?;
+    Ok((seq, nodes, edges, counters))
+}
+
+/// The city's pulse as the viewer may see it, on its own.
+pub async fn counters(db: &Db, viewer: &Viewer) -> Result<Counters, MapError> {
+    let mut tx = db.reader().begin().await?;
+    let counters = counters_in(&mut tx, db.backend(), viewer).await?;
+    tx.commit().await?;
+    Ok(counters)
+}
+
+async fn counters_in(
+    tx: &mut sql::Transaction<'static, sql::Any>,
+    backend: Backend,
+    viewer: &Viewer,
+) -> Result<Counters, MapError> {
+    let daos = daos_of(viewer);
+    let filter = visible(backend, viewer, 1);
     let since = &daarion_store::ago(std::time::Duration::from_secs(60))[..16];
     let mut counts = Vec::new();
     for kind in ["messages", "runs"] {
@@ -491,7 +511,7 @@ pub async fn snapshot(
         .bind(&daos)
         .bind(since)
         .bind(kind)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?
         .try_get("n")?;
         counts.push(n as f64 / 2.0);
@@ -502,20 +522,14 @@ pub async fn snapshot(
             (SELECT dao FROM livingmap_nodes WHERE kind = 'dao' AND {filter})"
     )))
     .bind(&daos)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await?
     .try_get("n")?;
-    tx.commit().await?;
-    Ok((
-        seq,
-        nodes,
-        edges,
-        Counters {
-            messages_per_min: counts[0],
-            runs_per_min: counts[1],
-            open_proposals: open,
-        },
-    ))
+    Ok(Counters {
+        messages_per_min: counts[0],
+        runs_per_min: counts[1],
+        open_proposals: open,
+    })
 }
 
 /// The viewer's deltas after `since`, at most `limit`, and the last number
