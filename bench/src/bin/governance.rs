@@ -59,7 +59,14 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = std::env::temp_dir().join(format!("daarion-governance-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let env = [("DAARION__DAO__MIN_VOTING_SECS", "1".to_owned())];
+    let env = [
+        ("DAARION__DAO__MIN_VOTING_SECS", "1".to_owned()),
+        // Every voter signs up from this one address.
+        (
+            "DAARION__AUTH__LOGIN_ATTEMPTS_PER_MINUTE",
+            "1000000".to_owned(),
+        ),
+    ];
     let (daarion, _) = start(&args.binary, &dir, &env).await?;
     let base = format!("http://127.0.0.1:{}", daarion.port);
     let client = reqwest::Client::new();

@@ -35,16 +35,23 @@ pub fn proposal(what: &str, p: &Proposal, actor: &str) -> Envelope {
     .with_actor(actor)
 }
 
-pub fn vote_cast(p: &Proposal, seq: i64, voter: &str, ballot: &crate::domain::Ballot) -> Envelope {
+/// A vote on the proposal `id` of `dao` (its ballot left out while the
+/// tally is `hidden`).
+pub fn vote_cast(
+    (dao, id, hidden): (&str, &str, bool),
+    seq: i64,
+    voter: &str,
+    ballot: &crate::domain::Ballot,
+) -> Envelope {
     Envelope::new(
         SERVICE,
-        format!("dao.vote.cast.{}", p.dao),
+        format!("dao.vote.cast.{dao}"),
         json!({
-            "proposal": p.id,
-            "dao": p.dao,
+            "proposal": id,
+            "dao": dao,
             "seq": seq,
             "voter": voter,
-            "ballot": (!p.hidden).then_some(ballot),
+            "ballot": (!hidden).then_some(ballot),
         }),
     )
     .with_actor(voter)

@@ -49,6 +49,7 @@ pub static SPEC: Service = Service {
     migrations: &[
         migration!(1, "001_create_dao_tables"),
         migration!(2, "002_make_votes_append_only"),
+        migration!(3, "003_keep_current_ballots"),
     ],
     rules: access::RULES,
     websocket: false,

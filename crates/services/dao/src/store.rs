@@ -717,7 +717,8 @@ pub async fn cast(
     let now = daarion_store::now();
     let row = sql::query(
         "UPDATE dao_proposals SET votes = votes + 1, updated_at = $2
-         WHERE id = $1 AND status = 'active' AND closes_at > $2 RETURNING votes, head",
+         WHERE id = $1 AND status = 'active' AND closes_at > $2
+         RETURNING votes, head, dao, vote_change, hidden",
     )
     .bind(id)
     .bind(&now)
@@ -729,7 +730,9 @@ pub async fn cast(
     let seq: i64 = row.try_get("votes")?;
     let prev: Option<String> = row.try_get("head")?;
     let prev = prev.ok_or_else(|| corrupt("head", ""))?;
-    let p = proposal_in(&mut tx, id).await?;
+    let dao: String = row.try_get("dao")?;
+    let vote_change = row.try_get::<i64, _>("vote_change")? != 0;
+    let hidden = row.try_get::<i64, _>("hidden")? != 0;
     let power =
         sql::query("SELECT power FROM dao_electorate WHERE proposal = $1 AND principal = $2")
             .bind(id)
@@ -743,17 +746,28 @@ pub async fn cast(
                     "you were not among this proposal's voters when it opened".into(),
                 )
             })?;
-    if !p.vote_change {
-        let before = sql::query("SELECT 1 FROM dao_votes WHERE proposal = $1 AND voter = $2")
-            .bind(id)
-            .bind(voter)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if before.is_some() {
-            return Err(DaoGovError::Conflict(
-                "you have voted, and this proposal does not allow changing a vote".into(),
-            ));
-        }
+    // The voter's current ballot; where a vote may not change, a second
+    // one finds the first in place.
+    let on_conflict = if vote_change {
+        "DO UPDATE SET ballot = $3, seq = $4"
+    } else {
+        "DO NOTHING"
+    };
+    let kept = sql::query(sql::AssertSqlSafe(format!(
+        "INSERT INTO dao_ballots (proposal, voter, ballot, seq) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (proposal, voter) {on_conflict}"
+    )))
+    .bind(id)
+    .bind(voter)
+    .bind(to_json(ballot)?)
+    .bind(seq)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if kept == 0 {
+        return Err(DaoGovError::Conflict(
+            "you have voted, and this proposal does not allow changing a vote".into(),
+        ));
     }
     let hash = chain::link(&prev, &chain::entry(id, seq, voter, ballot, &now));
     sql::query(
@@ -775,7 +789,10 @@ pub async fn cast(
         .execute(&mut *tx)
         .await?;
     let staged = outbox
-        .stage(&mut tx, vec![events::vote_cast(&p, seq, voter, ballot)])
+        .stage(
+            &mut tx,
+            vec![events::vote_cast((&dao, id, hidden), seq, voter, ballot)],
+        )
         .await?;
     tx.commit().await?;
     Ok((
@@ -900,21 +917,23 @@ pub async fn last_vote(db: &Db, id: &str, voter: &str) -> Result<Option<ChainLin
     row.as_ref().map(link_from).transpose()
 }
 
-/// Each voter's last ballot, from every link.
-fn last_ballots(links: Vec<ChainLink>) -> Vec<(String, Ballot)> {
-    let mut last: HashMap<String, Ballot> = HashMap::new();
-    for l in links {
-        last.insert(l.voter, l.ballot);
-    }
-    last.into_iter().collect()
+const BALLOTS: &str = "SELECT voter, ballot FROM dao_ballots WHERE proposal = $1";
+
+fn ballot_from(row: &AnyRow) -> Result<(String, Ballot), DaoGovError> {
+    Ok((row.try_get("voter")?, json(row, "ballot")?))
 }
 
-/// The count so far (or final): the electorate and every voter's last
-/// ballot.
+/// The count so far: the electorate and every voter's current ballot.
 pub async fn count(db: &Db, p: &Proposal) -> Result<Tally, DaoGovError> {
     let electorate = electorate(db, &p.id).await?;
-    let links = all_links(db, &p.id).await?;
-    Ok(tally::count(&p.rules(), &electorate, &last_ballots(links)))
+    let ballots = sql::query(BALLOTS)
+        .bind(&p.id)
+        .fetch_all(db.reader())
+        .await?
+        .iter()
+        .map(ballot_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(tally::count(&p.rules(), &electorate, &ballots))
 }
 
 /// Open proposals whose deadline has passed.
@@ -962,16 +981,14 @@ pub async fn close(
         .iter()
         .map(voter_from)
         .collect::<Result<Vec<_>, _>>()?;
-    let links = sql::query(LINKS)
+    let ballots = sql::query(BALLOTS)
         .bind(id)
-        .bind(0i64)
-        .bind(i64::MAX)
         .fetch_all(&mut *tx)
         .await?
         .iter()
-        .map(link_from)
+        .map(ballot_from)
         .collect::<Result<Vec<_>, _>>()?;
-    let result = tally::count(&p.rules(), &electorate, &last_ballots(links));
+    let result = tally::count(&p.rules(), &electorate, &ballots);
     let status = match result.outcome {
         crate::domain::VoteOutcome::Passed => ProposalStatus::Passed,
         crate::domain::VoteOutcome::Rejected => ProposalStatus::Rejected,

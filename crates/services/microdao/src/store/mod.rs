@@ -208,11 +208,13 @@ fn not_found(slug: &str) -> DaoError {
 }
 
 pub async fn dao(db: &Db, slug: &str) -> Result<Option<Dao>, DaoError> {
+    // A read on its own (every request that names a microDAO loads it for
+    // the policies): beside the writer on SQLite, not queued behind it.
     let row = sql::query(sql::AssertSqlSafe(format!(
         "{DAO_COLUMNS} WHERE d.slug = $1"
     )))
     .bind(slug)
-    .fetch_optional(db.pool())
+    .fetch_optional(db.reader())
     .await?;
     row.as_ref().map(dao_from).transpose()
 }
