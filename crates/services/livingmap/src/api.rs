@@ -71,7 +71,8 @@ async fn living_map_snapshot(
 
 /// The map as `viewer` may see it now (the socket's first frame too).
 pub async fn snapshot_of(state: &MapState, viewer: &Viewer) -> Result<Snapshot, ApiError> {
-    let (seq, nodes, edges, counters) = store::snapshot(&state.db, viewer).await?;
+    let (seq, nodes, edges) = state.mirror.snapshot(&state.db, viewer).await?;
+    let counters = store::counters(&state.db, viewer).await?;
     let geometry = state.projector.geometry().await?;
     let mut districts: Vec<MapDistrict> = geometry
         .districts

@@ -16,11 +16,12 @@
 //! the live ones (presence), the first to apply one winning.
 //!
 //! Layout: `domain` (nodes, edges, deltas, where things stand), `project`,
-//! `store`, `api`, `access`.
+//! `store`, `mirror` (the map in memory, for snapshots), `api`, `access`.
 
 pub mod access;
 pub mod api;
 pub mod domain;
+pub mod mirror;
 pub mod project;
 pub mod store;
 pub mod ws;
@@ -46,7 +47,7 @@ const RETAINED_DELTAS: i64 = 10_000;
 
 /// A replica publishes the changes it applied at most this often, as one
 /// batch.
-pub const BATCH_EVERY: Duration = Duration::from_millis(200);
+pub const BATCH_EVERY: Duration = Duration::from_millis(100);
 
 /// How long the city map's shape is used before it is read again.
 const GEOMETRY_TTL: Duration = Duration::from_secs(10);
@@ -110,20 +111,23 @@ impl Projector {
     }
 }
 
-/// Publishes what this replica applied, at most every [`BATCH_EVERY`], as
-/// one live event per batch.
+/// Publishes what this replica applied as one live event per batch: at
+/// once after a quiet spell, then at most every [`BATCH_EVERY`] while
+/// changes keep coming (a throttle, not a debounce: a change waits at most
+/// that long).
 async fn publish_batches(
     bus: Arc<dyn Bus>,
     mut changed: mpsc::Receiver<Seen>,
     shutdown: CancellationToken,
 ) {
     let mut batch = Vec::new();
+    let mut next = tokio::time::Instant::now();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             n = changed.recv_many(&mut batch, 4096) => if n == 0 { return },
         }
-        tokio::time::sleep(BATCH_EVERY).await;
+        tokio::time::sleep_until(next).await;
         while let Ok(more) = changed.try_recv() {
             batch.push(more);
         }
@@ -132,6 +136,7 @@ async fn publish_batches(
             tracing::warn!(%error, "a batch of the living map's changes was not published; sockets will fill the gap");
         }
         batch.clear();
+        next = tokio::time::Instant::now() + BATCH_EVERY;
     }
 }
 
@@ -140,6 +145,7 @@ pub struct MapState {
     db: Db,
     projector: Projector,
     live: Live,
+    mirror: Arc<mirror::Mirror>,
 }
 
 fn build(ctx: Context) -> Result<Mount, BuildError> {
@@ -179,6 +185,7 @@ fn build(ctx: Context) -> Result<Mount, BuildError> {
         live: ctx.live(),
         db: ctx.db,
         projector,
+        mirror: Arc::default(),
     };
     Ok(Mount::new(access, api::router().with_state(state.clone()))
         .with_ws(ws::router().with_state(state)))

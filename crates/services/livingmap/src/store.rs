@@ -449,7 +449,7 @@ fn daos_of(viewer: &Viewer) -> String {
 pub async fn snapshot(
     db: &Db,
     viewer: &Viewer,
-) -> Result<(i64, Vec<MapNode>, Vec<MapEdge>, Counters), MapError> {
+) -> Result<(i64, Vec<MapNode>, Vec<MapEdge>), MapError> {
     let backend = db.backend();
     let mut tx = db.reader().begin().await?;
     if backend == Backend::Postgres {
@@ -481,12 +481,11 @@ pub async fn snapshot(
     .iter()
     .map(edge_from)
     .collect::<Result<Vec<_>, _>>()?;
-    let counters = counters_in(&mut tx, backend, viewer).await?;
     tx.commit().await?;
-    Ok((seq, nodes, edges, counters))
+    Ok((seq, nodes, edges))
 }
 
-/// The city's pulse as the viewer may see it, on its own.
+/// The city's pulse as the viewer may see it.
 pub async fn counters(db: &Db, viewer: &Viewer) -> Result<Counters, MapError> {
     let mut tx = db.reader().begin().await?;
     let counters = counters_in(&mut tx, db.backend(), viewer).await?;
