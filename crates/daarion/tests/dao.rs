@@ -3,7 +3,8 @@
 //! power read at the snapshot; delegation without cycles; concurrent
 //! double votes; the deadline's edge; a hidden tally; the record checked
 //! by a verifier written here (not the service's), which finds a tampered
-//! vote; who may and who may not; bad input.
+//! vote; who may and who may not; bad input; passed actions carried out
+//! once, agents brought in by their owners' proposals, changed and let go.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -26,6 +27,7 @@ on_every_backend!(
     passed_actions_are_carried_out_once_as_the_community,
     an_execution_cut_off_mid_way_is_finished_once,
     agents_vote_only_where_their_community_lets_them,
+    agents_are_brought_in_changed_and_let_go_by_vote,
 );
 
 /// The service token secret of test cities here (the tests sign tokens
@@ -879,19 +881,33 @@ async fn bad_input_is_refused_with_reasons(kind: Kind) {
 /// Proposes `action`, opens it for a second with no quorum, and has bob
 /// and carol vote for it; the proposal once carried out (or failed).
 async fn decided(app: &TestApp, action: Value) -> Value {
+    decided_by(app, "alice", action).await
+}
+
+async fn decided_by(app: &TestApp, author: &str, action: Value) -> Value {
     let p = propose(
         app,
-        "alice",
+        author,
         json!({"title": "Act", "action": action, "quorum": {"kind": "none"}, "voting_secs": 1}),
     )
     .await;
     assert_eq!(p["kind"], "action");
     let id = p["id"].as_str().unwrap().to_owned();
-    open(app, "alice", &id).await;
+    open(app, author, &id).await;
     for who in ["bob", "carol"] {
         assert_eq!(vote(app, who, &id, json!({"choice": 0})).await.0, 201);
     }
     settled(app, &id).await
+}
+
+/// A proposal that passed and whose action the owning service refused.
+fn refused(p: &Value, said: &str) {
+    assert_eq!(
+        (p["status"].as_str(), p["execution"].as_str()),
+        (Some("passed"), Some("failed")),
+        "{p}"
+    );
+    assert!(p["execution_error"].as_str().unwrap().contains(said), "{p}");
 }
 
 async fn settled(app: &TestApp, id: &str) -> Value {
@@ -990,18 +1006,7 @@ async fn passed_actions_are_carried_out_once_as_the_community(kind: Kind) {
     // More than the treasury holds: refused by the owning service,
     // recorded, tried again by an admin once there is enough.
     let p = decided(&app, json!({"type": "transfer", "to": bob, "amount": 500})).await;
-    assert_eq!(
-        (p["status"].as_str(), p["execution"].as_str()),
-        (Some("passed"), Some("failed")),
-        "{p}"
-    );
-    assert!(
-        p["execution_error"]
-            .as_str()
-            .unwrap()
-            .contains("microdao refused"),
-        "{p}"
-    );
+    refused(&p, "microdao refused");
     let id = p["id"].as_str().unwrap();
     let retry = format!("/api/dao/proposals/{id}/execute");
     assert_eq!(
@@ -1213,4 +1218,100 @@ async fn agents_vote_only_where_their_community_lets_them(kind: Kind) {
         .map(|v| v["principal"].as_str().unwrap())
         .collect();
     assert!(electorate.contains(&"agent:scribe"), "{electorate:?}");
+}
+
+async fn new_agent(app: &TestApp, owner: &str, slug: &str, dao: Option<&str>) {
+    let (status, body) = app
+        .send(
+            "POST",
+            "/api/agents/agents",
+            owner,
+            Some(json!({"slug": slug, "name": slug, "prompt": "Help.", "dao": dao})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+}
+
+async fn member_role(app: &TestApp, principal: &str) -> Option<String> {
+    let (_, members) = app
+        .get_as("/api/microdao/daos/makers/members", Some("alice"))
+        .await;
+    members["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["principal"] == principal)
+        .map(|m| m["role"].as_str().unwrap().to_owned())
+}
+
+async fn agents_are_brought_in_changed_and_let_go_by_vote(kind: Kind) {
+    let Some((_city, app)) = governed(kind).await else {
+        return;
+    };
+    new_agent(&app, "bob", "helper", None).await;
+    new_agent(&app, "alice", "clerk", Some("makers")).await;
+
+    // Only its owner proposes bringing an agent in.
+    let attach =
+        json!({"title": "Bring helper", "action": {"type": "attach_agent", "agent": "helper"}});
+    let (status, body) = app
+        .send(
+            "POST",
+            "/api/dao/daos/makers/proposals",
+            "alice",
+            Some(attach.clone()),
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (403, "forbidden"), "{body}");
+    let nobody = json!({"title": "Bring", "action": {"type": "attach_agent", "agent": "nobody"}});
+    let (status, body) = app
+        .send(
+            "POST",
+            "/api/dao/daos/makers/proposals",
+            "bob",
+            Some(nobody),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let p = decided_by(
+        &app,
+        "bob",
+        json!({"type": "attach_agent", "agent": "helper"}),
+    )
+    .await;
+    assert_eq!(p["execution"], "done", "{p}");
+    assert_eq!(
+        member_role(&app, "agent:helper").await.as_deref(),
+        Some("agent")
+    );
+
+    // The community's own agent answers to its vote: a new prompt (the
+    // control plane's next version) and a pause.
+    let p = decided(
+        &app,
+        json!({"type": "change_agent", "agent": "clerk", "prompt": "Answer in Ukrainian.", "status": "paused"}),
+    )
+    .await;
+    assert_eq!(p["execution"], "done", "{p}");
+    let (_, clerk) = app.get_as("/api/agents/agents/clerk", Some("alice")).await;
+    assert_eq!(
+        (clerk["prompt"].as_str(), clerk["status"].as_str()),
+        (Some("Answer in Ukrainian."), Some("paused")),
+        "{clerk}"
+    );
+    assert_eq!(clerk["prompt_version"], 2, "{clerk}");
+
+    // An agent lent to the community is still its owner's to change.
+    let p = decided(
+        &app,
+        json!({"type": "change_agent", "agent": "helper", "model": "gpt-4o"}),
+    )
+    .await;
+    refused(&p, "agents refused (403");
+    let (_, helper) = app.get_as("/api/agents/agents/helper", Some("bob")).await;
+    assert_eq!(helper["model"], "default");
+
+    let p = decided(&app, json!({"type": "detach_agent", "agent": "helper"})).await;
+    assert_eq!(p["execution"], "done", "{p}");
+    assert_eq!(member_role(&app, "agent:helper").await, None);
 }

@@ -2077,7 +2077,8 @@ export interface paths {
         /**
          * Changes a member's role: owners any, admins below admin; never the last
          *     owner. The microDAO's governance (a passed proposal) may also admit a
-         *     person who is not a member yet, with that role.
+         *     person or an agent who is not a member yet, with that role (the DAO
+         *     service lets only an agent's owner propose bringing it in).
          */
         put: operations["set_member_role"];
         post?: never;
@@ -4825,6 +4826,11 @@ export interface components {
                 author: string;
                 /** @description Markdown. */
                 body: string;
+                /**
+                 * @description The body as HTML, safe to show (raw HTML in it is text; only web
+                 *     and mail links).
+                 */
+                body_html: string;
                 closed_at?: string | null;
                 closes_at?: string | null;
                 created_at: string;
@@ -5203,6 +5209,11 @@ export interface components {
             author: string;
             /** @description Markdown. */
             body: string;
+            /**
+             * @description The body as HTML, safe to show (raw HTML in it is text; only web
+             *     and mail links).
+             */
+            body_html: string;
             closed_at?: string | null;
             closes_at?: string | null;
             created_at: string;
@@ -5279,6 +5290,23 @@ export interface components {
             /** @enum {string} */
             type: "change_settings";
             visibility?: string | null;
+        } | {
+            /** @description The agent's slug. */
+            agent: string;
+            /** @enum {string} */
+            type: "attach_agent";
+        } | {
+            agent: string;
+            /** @enum {string} */
+            type: "detach_agent";
+        } | {
+            agent: string;
+            model?: string | null;
+            prompt?: string | null;
+            status?: string | null;
+            tools?: string[] | null;
+            /** @enum {string} */
+            type: "change_agent";
         };
         ProposalInput: {
             action?: components["schemas"]["ProposalAction"] | null;
@@ -12029,7 +12057,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not a member who may propose */
+            /** @description Not a member who may propose, or bringing in an agent that is not yours */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -12074,7 +12102,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description A field out of bounds, or options that do not fit the method */
+            /** @description A field out of bounds, options that do not fit the method, or no such agent */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -12404,7 +12432,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Not its author */
+            /** @description Not its author, or bringing in an agent that is not yours */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -12449,7 +12477,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description A field out of bounds */
+            /** @description A field out of bounds, or no such agent */
             422: {
                 headers: {
                     [name: string]: unknown;

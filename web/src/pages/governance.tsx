@@ -25,6 +25,7 @@ type Action = Schemas["ProposalAction"];
 type Ballot = Schemas["Ballot"];
 type Tally = Schemas["Tally"];
 type Member = Schemas["DaoMemberView"];
+type Agent = Schemas["AgentView"];
 
 const METHODS: Method[] = ["basic", "single", "approval", "ranked", "weighted", "quadratic"];
 const ACTIONS = [
@@ -33,6 +34,9 @@ const ACTIONS = [
   "change_role",
   "transfer",
   "change_settings",
+  "attach_agent",
+  "detach_agent",
+  "change_agent",
 ] as const;
 type ActionType = (typeof ACTIONS)[number];
 const UNITS = { seconds: 1, minutes: 60, hours: 3600, days: 86400 } as const;
@@ -146,6 +150,11 @@ interface Draft {
   name: string;
   description: string;
   visibility: string;
+  agent: string;
+  prompt: string;
+  tools: string;
+  model: string;
+  status: "" | "active" | "paused";
   quorum: "none" | "share" | "power" | "veto";
   quorumValue: string;
   threshold: "plurality" | "majority" | "supermajority";
@@ -173,6 +182,11 @@ const EMPTY: Draft = {
   name: "",
   description: "",
   visibility: "",
+  agent: "",
+  prompt: "",
+  tools: "",
+  model: "",
+  status: "",
   quorum: "share",
   quorumValue: "20",
   threshold: "majority",
@@ -210,7 +224,51 @@ async function actionOf(d: Draft): Promise<Action> {
         description: d.description.trim() || null,
         visibility: d.visibility || null,
       };
+    case "attach_agent":
+    case "detach_agent":
+      return { type: d.action, agent: d.agent };
+    case "change_agent":
+      return {
+        type: "change_agent",
+        agent: d.agent,
+        prompt: d.prompt.trim() || null,
+        tools: d.tools.trim()
+          ? d.tools
+              .split(",")
+              .map((tool) => tool.trim())
+              .filter(Boolean)
+          : null,
+        model: d.model.trim() || null,
+        status: d.status || null,
+      };
   }
+}
+
+/** A choice of agents, by slug. */
+function AgentChoice({
+  agents,
+  value,
+  set,
+}: {
+  agents: { slug: string; name: string }[];
+  value: string;
+  set: (slug: string) => void;
+}) {
+  const { t } = useI18n();
+  return (
+    <Field label={t("gov.agent")}>
+      {(id) => (
+        <select id={id} value={value} required onChange={(e) => set(e.currentTarget.value)}>
+          <option value="">{t("gov.choose")}</option>
+          {agents.map((a) => (
+            <option key={a.slug} value={a.slug}>
+              {a.name}
+            </option>
+          ))}
+        </select>
+      )}
+    </Field>
+  );
 }
 
 async function inputOf(d: Draft): Promise<Schemas["ProposalInput"]> {
@@ -261,6 +319,14 @@ function NewProposal({ slug }: { slug: string }) {
   const { t } = useI18n();
   const [d, setD] = useState<Draft>(EMPTY);
   const members = useMembers(slug);
+  const { user } = useSession();
+  // One page of the agents the caller sees: theirs, and the community's.
+  const agents = useLoad(
+    () => ok(api.GET("/api/agents/agents", { params: { query: { limit: 100 } } })),
+    [],
+  );
+  const seen: Agent[] = agents.data?.items ?? [];
+  const agentMembers = (members.data ?? []).filter((m) => m.principal.startsWith("agent:"));
   const create = useAction();
   const set = <K extends keyof Draft>(key: K, value: Draft[K]) => setD({ ...d, [key]: value });
   const submit = (e: Event) => {
@@ -401,6 +467,79 @@ function NewProposal({ slug }: { slug: string }) {
               </Field>
             </>
           )}
+          {d.action === "attach_agent" && (
+            <AgentChoice
+              agents={seen.filter(
+                (a) =>
+                  a.owner === `user:${user?.id}` &&
+                  !a.personal &&
+                  !agentMembers.some((m) => m.principal === `agent:${a.slug}`),
+              )}
+              value={d.agent}
+              set={(agent) => set("agent", agent)}
+            />
+          )}
+          {d.action === "detach_agent" && (
+            <AgentChoice
+              agents={agentMembers.map((m) => ({
+                slug: m.principal.slice("agent:".length),
+                name: m.handle,
+              }))}
+              value={d.agent}
+              set={(agent) => set("agent", agent)}
+            />
+          )}
+          {d.action === "change_agent" && (
+            <>
+              <AgentChoice
+                agents={seen.filter((a) => a.dao === slug)}
+                value={d.agent}
+                set={(agent) => set("agent", agent)}
+              />
+              <Field label={t("gov.prompt")}>
+                {(id) => (
+                  <textarea
+                    id={id}
+                    value={d.prompt}
+                    rows={4}
+                    maxLength={32000}
+                    onInput={(e) => set("prompt", e.currentTarget.value)}
+                  />
+                )}
+              </Field>
+              <Field label={t("gov.tools")}>
+                {(id) => (
+                  <input
+                    id={id}
+                    value={d.tools}
+                    onInput={(e) => set("tools", e.currentTarget.value)}
+                  />
+                )}
+              </Field>
+              <Field label={t("gov.model")}>
+                {(id) => (
+                  <input
+                    id={id}
+                    value={d.model}
+                    onInput={(e) => set("model", e.currentTarget.value)}
+                  />
+                )}
+              </Field>
+              <Field label={t("gov.agent_status")}>
+                {(id) => (
+                  <select
+                    id={id}
+                    value={d.status}
+                    onChange={(e) => set("status", e.currentTarget.value as Draft["status"])}
+                  >
+                    <option value="">{t("gov.unchanged")}</option>
+                    <option value="active">{t("gov.agent_active")}</option>
+                    <option value="paused">{t("gov.agent_paused")}</option>
+                  </select>
+                )}
+              </Field>
+            </>
+          )}
           {d.action === "change_settings" && (
             <>
               <Field label={t("rooms.name")}>
@@ -436,7 +575,7 @@ function NewProposal({ slug }: { slug: string }) {
               </Field>
             </>
           )}
-          <ErrorNote error={members.error} />
+          <ErrorNote error={members.error ?? agents.error} />
         </div>
       ) : (
         <>
@@ -954,6 +1093,29 @@ function ActionSummary({ action }: { action: Action }) {
           })}
         </p>
       );
+    case "attach_agent":
+    case "detach_agent":
+      return <p>{t(`gov.does.${action.type}`, { agent: action.agent })}</p>;
+    case "change_agent":
+      return (
+        <div class="stack">
+          <p>
+            {t("gov.does.change_agent", {
+              agent: action.agent,
+              what: [
+                action.prompt != null && t("gov.prompt"),
+                action.tools != null && `${t("gov.tools")}: ${action.tools.join(", ")}`,
+                action.model != null && `${t("gov.model")}: ${action.model}`,
+                action.status != null &&
+                  t(action.status === "paused" ? "gov.agent_paused" : "gov.agent_active"),
+              ]
+                .filter(Boolean)
+                .join("; "),
+            })}
+          </p>
+          {action.prompt != null && <pre>{action.prompt}</pre>}
+        </div>
+      );
   }
 }
 
@@ -1012,7 +1174,10 @@ export function ProposalPage({ id }: { id: string }) {
           {t(`gov.method.${p.method}` as Key)}
         </span>
       </p>
-      {p.body && <p class="prewrap">{p.body}</p>}
+      {p.body && (
+        // Safe: the server renders markdown with raw HTML escaped and only safe links.
+        <div class="body" dangerouslySetInnerHTML={{ __html: p.body_html }} />
+      )}
       {p.action && <ActionSummary action={p.action} />}
       <p class="muted small">
         {p.closes_at &&

@@ -133,7 +133,22 @@ fn week() -> i64 {
 }
 
 impl ProposalInput {
-    fn checked(self, state: &DaoGovState) -> Result<Draft, ApiError> {
+    /// The draft, checked; an agent is brought in only by its owner's
+    /// proposal (the microDAO's governance admits it on that word).
+    async fn checked(self, state: &DaoGovState, author: &str) -> Result<Draft, ApiError> {
+        if let Some(agent) = self.action.as_ref().and_then(ProposalAction::lends_agent) {
+            let found = state
+                .directory
+                .principal(daarion_access::PrincipalKind::Agent, agent)
+                .await
+                .map_err(|e| ApiError::unavailable(&e))?
+                .ok_or_else(|| ApiError::validation(format!("no agent {agent:?}")))?;
+            if found.owner.map(|o| format!("user:{o}")).as_deref() != Some(author) {
+                return Err(ApiError::forbidden(
+                    "only an agent's owner proposes bringing it in",
+                ));
+            }
+        }
         let draft = Draft {
             title: self.title,
             body: self.body,
@@ -204,10 +219,10 @@ async fn list_proposals(
 #[utoipa::path(post, path = "/daos/{dao}/proposals", tag = "dao", request_body = ProposalInput,
     params(("dao" = String, Path, description = "The microDAO's slug"), IdempotencyKey),
     responses((status = 201, body = Proposal), (status = 200, body = Proposal, description = "A retry with the same Idempotency-Key"),
-        (status = 401, description = "Not signed in"), (status = 403, description = "Not a member who may propose"),
+        (status = 401, description = "Not signed in"), (status = 403, description = "Not a member who may propose, or bringing in an agent that is not yours"),
         (status = 404, description = "No such microDAO"),
         (status = 409, description = "The microDAO is archived, or this Idempotency-Key was used with a different request"),
-        (status = 422, description = "A field out of bounds, or options that do not fit the method")))]
+        (status = 422, description = "A field out of bounds, options that do not fit the method, or no such agent")))]
 async fn create_proposal(
     State(state): State<DaoGovState>,
     principal: Principal,
@@ -216,7 +231,7 @@ async fn create_proposal(
     Json(input): Json<ProposalInput>,
 ) -> Result<axum::response::Response, ApiError> {
     let author = participant(&principal)?;
-    let draft = input.checked(&state)?;
+    let draft = input.checked(&state, &author).await?;
     let community = daarion_microdao::store::dao(&state.db, &dao)
         .await?
         .ok_or_else(|| ApiError::not_found("no such microDAO"))?;
@@ -255,8 +270,8 @@ async fn get_proposal(
 #[utoipa::path(patch, path = "/proposals/{proposal}", tag = "dao", request_body = ProposalInput,
     params(("proposal" = String, Path, description = "`prp_…`")),
     responses((status = 200, body = Proposal), (status = 401, description = "Not signed in"),
-        (status = 403, description = "Not its author"), (status = 404, description = "No such proposal"),
-        (status = 409, description = "No longer a draft"), (status = 422, description = "A field out of bounds")))]
+        (status = 403, description = "Not its author, or bringing in an agent that is not yours"), (status = 404, description = "No such proposal"),
+        (status = 409, description = "No longer a draft"), (status = 422, description = "A field out of bounds, or no such agent")))]
 async fn revise_proposal(
     State(state): State<DaoGovState>,
     principal: Principal,
@@ -265,7 +280,7 @@ async fn revise_proposal(
 ) -> Result<Json<Proposal>, ApiError> {
     let author = participant(&principal)?;
     visible(proposal(&state, &id).await?, &author)?;
-    let draft = input.checked(&state)?;
+    let draft = input.checked(&state, &author).await?;
     let (p, staged) = store::revise(&state.db, &state.outbox, &id, &author, &draft).await?;
     state.outbox.relay(staged).await;
     Ok(Json(p))

@@ -210,7 +210,29 @@ pub enum ProposalAction {
         description: Option<String>,
         visibility: Option<String>,
     },
+    /// Bring an agent in with the agent role: proposed by its owner, who
+    /// lends it to the microDAO if the members agree.
+    AttachAgent {
+        /// The agent's slug.
+        agent: String,
+    },
+    /// Take an agent out of the microDAO.
+    DetachAgent { agent: String },
+    /// Change an agent that serves the microDAO: its prompt (the control
+    /// plane's next version), the tools it may use, its model, whether it
+    /// answers (`active`) or is `paused`.
+    ChangeAgent {
+        agent: String,
+        prompt: Option<String>,
+        #[schema(max_items = 64)]
+        tools: Option<Vec<String>>,
+        model: Option<String>,
+        status: Option<String>,
+    },
 }
+
+/// The longest system prompt an agent may be given.
+pub const MAX_PROMPT: usize = 32_000;
 
 /// A governance proposal.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -222,6 +244,9 @@ pub struct Proposal {
     pub title: String,
     /// Markdown.
     pub body: String,
+    /// The body as HTML, safe to show (raw HTML in it is text; only web
+    /// and mail links).
+    pub body_html: String,
     /// `user:<id>` or `agent:<id>`.
     pub author: String,
     pub kind: ProposalKind,
@@ -319,7 +344,7 @@ impl ProposalAction {
         match self {
             ProposalAction::AddMember { principal: p, .. } if !p.starts_with("user:") => {
                 Err(DaoGovError::Invalid(
-                    "add_member admits a person (user:<id>); agents are brought in by their owners"
+                    "add_member admits a person (user:<id>); an agent is brought in by attach_agent"
                         .into(),
                 ))
             }
@@ -374,7 +399,71 @@ impl ProposalAction {
                 }
                 Ok(())
             }
+            ProposalAction::AttachAgent { agent } | ProposalAction::DetachAgent { agent } => {
+                agent_slug(agent)
+            }
+            ProposalAction::ChangeAgent {
+                agent,
+                prompt,
+                tools,
+                model,
+                status,
+            } => {
+                agent_slug(agent)?;
+                if prompt.is_none() && tools.is_none() && model.is_none() && status.is_none() {
+                    return Err(DaoGovError::Invalid(
+                        "change_agent must change something".into(),
+                    ));
+                }
+                if prompt
+                    .as_ref()
+                    .is_some_and(|p| p.trim().is_empty() || p.chars().count() > MAX_PROMPT)
+                {
+                    return Err(DaoGovError::Invalid(format!(
+                        "prompt must be 1 to {MAX_PROMPT} characters"
+                    )));
+                }
+                if tools.as_ref().is_some_and(|t| t.len() > 64) {
+                    return Err(DaoGovError::Invalid("at most 64 tools".into()));
+                }
+                if model
+                    .as_ref()
+                    .is_some_and(|m| m.is_empty() || m.len() > 100 || m.contains(char::is_whitespace))
+                {
+                    return Err(DaoGovError::Invalid(
+                        "model is a model alias, 1 to 100 characters without spaces".into(),
+                    ));
+                }
+                if status
+                    .as_deref()
+                    .is_some_and(|s| s != "active" && s != "paused")
+                {
+                    return Err(DaoGovError::Invalid(
+                        "status must be active or paused".into(),
+                    ));
+                }
+                Ok(())
+            }
         }
+    }
+
+    /// The agent an action brings in, if it brings one in: only its owner
+    /// may propose that.
+    pub fn lends_agent(&self) -> Option<&str> {
+        match self {
+            ProposalAction::AttachAgent { agent } => Some(agent),
+            _ => None,
+        }
+    }
+}
+
+fn agent_slug(raw: &str) -> Result<(), DaoGovError> {
+    if daarion_kernel::names::is_slug(raw) {
+        Ok(())
+    } else {
+        Err(DaoGovError::Invalid(
+            "agent is an agent's slug (a-z, 0-9 and -)".into(),
+        ))
     }
 }
 
@@ -654,5 +743,16 @@ mod tests {
             serde_json::from_str(r#"{"type":"add_member","principal":"user:abc","role":"member"}"#)
                 .unwrap();
         ok.check().unwrap();
+        let change = |json: &str| {
+            serde_json::from_str::<ProposalAction>(json)
+                .unwrap()
+                .check()
+        };
+        assert!(change(r#"{"type":"change_agent","agent":"clerk"}"#).is_err());
+        assert!(change(r#"{"type":"change_agent","agent":"clerk","status":"archived"}"#).is_err());
+        assert!(change(r#"{"type":"change_agent","agent":"clerk","prompt":"  "}"#).is_err());
+        assert!(change(r#"{"type":"attach_agent","agent":"Not A Slug"}"#).is_err());
+        change(r#"{"type":"change_agent","agent":"clerk","status":"paused"}"#).unwrap();
+        change(r#"{"type":"detach_agent","agent":"clerk"}"#).unwrap();
     }
 }

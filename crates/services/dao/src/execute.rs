@@ -6,9 +6,10 @@
 //! Exactly once, whatever crashes: an executor holds a proposal's
 //! execution for `execution_lease_secs` (one conditional update, so one
 //! replica at a time), makes the call, and records how it ended. Each
-//! call is safe to repeat — setting a role is a `PUT`, a removal that
-//! finds the member gone is done, a transfer carries the proposal as its
-//! `Idempotency-Key` — so an executor that dies between the call and the
+//! call is safe to repeat — setting a role (or bringing an agent in) is
+//! a `PUT`, a removal that finds the member gone is done, changing an
+//! agent sets the same fields again, a transfer carries the proposal as
+//! its `Idempotency-Key` — so an executor that dies between the call and the
 //! record leaves the next one to find the work done, never to do it
 //! twice.
 
@@ -50,18 +51,25 @@ pub struct Call {
 /// What `action` of the microDAO `dao` asks of its owning service.
 pub fn call_for(dao: &str, action: &ProposalAction) -> Call {
     let members = |principal: &str| format!("/api/microdao/daos/{dao}/members/{principal}");
-    let (method, path, body, done_if_missing) = match action {
+    let microdao = |method, path, body, done_if_missing| Call {
+        service: "microdao",
+        method,
+        path,
+        body,
+        done_if_missing,
+    };
+    match action {
         ProposalAction::AddMember { principal, role }
-        | ProposalAction::ChangeRole { principal, role } => (
+        | ProposalAction::ChangeRole { principal, role } => microdao(
             Method::PUT,
             members(principal),
             Some(json!({ "role": role.as_str() })),
             false,
         ),
         ProposalAction::RemoveMember { principal } => {
-            (Method::DELETE, members(principal), None, true)
+            microdao(Method::DELETE, members(principal), None, true)
         }
-        ProposalAction::Transfer { to, amount, memo } => (
+        ProposalAction::Transfer { to, amount, memo } => microdao(
             Method::POST,
             format!("/api/microdao/daos/{dao}/treasury/transfers"),
             Some(json!({
@@ -73,19 +81,49 @@ pub fn call_for(dao: &str, action: &ProposalAction) -> Call {
             name,
             description,
             visibility,
-        } => (
+        } => microdao(
             Method::PATCH,
             format!("/api/microdao/daos/{dao}"),
             Some(json!({ "name": name, "description": description, "visibility": visibility })),
             false,
         ),
-    };
-    Call {
-        service: "microdao",
-        method,
-        path,
-        body,
-        done_if_missing,
+        ProposalAction::AttachAgent { agent } => microdao(
+            Method::PUT,
+            members(&format!("agent:{agent}")),
+            Some(json!({ "role": "agent" })),
+            false,
+        ),
+        ProposalAction::DetachAgent { agent } => microdao(
+            Method::DELETE,
+            members(&format!("agent:{agent}")),
+            None,
+            true,
+        ),
+        ProposalAction::ChangeAgent {
+            agent,
+            prompt,
+            tools,
+            model,
+            status,
+        } => {
+            // Only what the proposal changes: a field left out stays as it is.
+            let body: serde_json::Map<String, Value> = [
+                ("prompt", prompt.as_ref().map(|p| json!(p))),
+                ("tools", tools.as_ref().map(|t| json!(t))),
+                ("model", model.as_ref().map(|m| json!(m))),
+                ("status", status.as_ref().map(|s| json!(s))),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_owned(), v?)))
+            .collect();
+            Call {
+                service: "agents",
+                method: Method::PATCH,
+                path: format!("/api/agents/agents/{agent}"),
+                body: Some(Value::Object(body)),
+                done_if_missing: false,
+            }
+        }
     }
 }
 
@@ -216,5 +254,37 @@ mod tests {
             },
         );
         assert_eq!(pay.body.unwrap()["from"], "dao:makers");
+        let attach = call_for(
+            "makers",
+            &ProposalAction::AttachAgent {
+                agent: "helper".into(),
+            },
+        );
+        assert_eq!(
+            (attach.method, attach.path.as_str()),
+            (
+                Method::PUT,
+                "/api/microdao/daos/makers/members/agent:helper"
+            )
+        );
+        let change = call_for(
+            "makers",
+            &ProposalAction::ChangeAgent {
+                agent: "helper".into(),
+                prompt: Some("Be brief.".into()),
+                tools: None,
+                model: None,
+                status: Some("paused".into()),
+            },
+        );
+        assert_eq!(
+            (change.service, change.path.as_str()),
+            ("agents", "/api/agents/agents/helper")
+        );
+        assert_eq!(
+            change.body.unwrap(),
+            json!({ "prompt": "Be brief.", "status": "paused" }),
+            "a field the proposal leaves out is not sent"
+        );
     }
 }

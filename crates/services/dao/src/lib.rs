@@ -151,6 +151,8 @@ pub struct DaoGovState {
     outbox: Outbox,
     poster: daarion_messaging::Poster,
     executor: execute::Executor,
+    /// Who owns an agent a proposal would bring in.
+    directory: Arc<dyn daarion_access::Authenticate>,
     settings: Arc<Settings>,
 }
 
@@ -170,6 +172,7 @@ fn build(ctx: Context) -> Result<Mount, BuildError> {
         .map_err(|e| BuildError::new(format!("governance's HTTP client: {e}")))?;
     let state = DaoGovState {
         executor: execute::Executor::new(http, &settings.city_url, tokens),
+        directory: access.directory().clone(),
         poster: daarion_messaging::Poster::start(ctx.db.clone(), ctx.outbox.clone()),
         db: ctx.db.clone(),
         outbox: ctx.outbox.clone(),

@@ -51,13 +51,15 @@ fn proposal_from(row: &AnyRow) -> Result<Proposal, DaoGovError> {
     let method = text("method")?;
     let status = text("status")?;
     let action: Option<String> = row.try_get("action")?;
+    let body = text("body")?;
     let result: Option<String> = row.try_get("result")?;
     let execution: Option<String> = row.try_get("execution")?;
     Ok(Proposal {
         id: text("id")?,
         dao: text("dao")?,
         title: text("title")?,
-        body: text("body")?,
+        body_html: daarion_messaging::markdown::render(&body),
+        body,
         author: text("author")?,
         kind: ProposalKind::parse(&kind).ok_or_else(|| corrupt("kind", &kind))?,
         action: action

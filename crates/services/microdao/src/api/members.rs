@@ -157,7 +157,8 @@ pub(super) async fn leave_dao(
 
 /// Changes a member's role: owners any, admins below admin; never the last
 /// owner. The microDAO's governance (a passed proposal) may also admit a
-/// person who is not a member yet, with that role.
+/// person or an agent who is not a member yet, with that role (the DAO
+/// service lets only an agent's owner propose bringing it in).
 #[utoipa::path(put, path = "/daos/{dao}/members/{member}", tag = "microdao", request_body = SetDaoRole,
     params(("dao" = String, Path, description = "The microDAO's slug"),
         ("member" = String, Path, description = "`user:<id>` or `agent:<id>`")),
@@ -174,26 +175,39 @@ pub(super) async fn set_member_role(
     let member = domain::member_name(&member)?;
     let actor = Actor::of(&principal);
     let admits = principal.governs() == Some(slug.as_str());
-    let person = match member.strip_prefix("user:") {
-        Some(id) if admits => Some(
-            state
-                .access
-                .directory()
-                .principal(daarion_access::PrincipalKind::User, id)
-                .await
-                .map_err(|e| ApiError::unavailable(&e))?
-                .ok_or_else(|| DaoError::NotFound(format!("no one is {member}")))?,
-        ),
+    let newcomer = match member.split_once(':') {
+        Some((kind, id)) if admits => {
+            let kind = if kind == "agent" {
+                daarion_access::PrincipalKind::Agent
+            } else {
+                daarion_access::PrincipalKind::User
+            };
+            Some(
+                state
+                    .access
+                    .directory()
+                    .principal(kind, id)
+                    .await
+                    .map_err(|e| ApiError::unavailable(&e))?
+                    .ok_or_else(|| DaoError::NotFound(format!("no one is {member}")))?,
+            )
+        }
         _ => None,
     };
-    let change = match person {
-        Some(person) => {
+    let change = match newcomer {
+        Some(found) => {
+            // An agent is shown by its name (`agent:<id>`), as when its
+            // owner brings it in.
+            let handle = match found.kind {
+                daarion_access::PrincipalKind::Agent => member.as_str(),
+                _ => found.handle.as_str(),
+            };
             store::set_or_admit(
                 &state.db,
                 &state.outbox,
                 &slug,
                 &actor,
-                (&member, &person.handle),
+                (&member, handle),
                 role,
             )
             .await?
