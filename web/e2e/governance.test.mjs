@@ -4,7 +4,8 @@
 // carried out (the person is listed among the members), and its record
 // checks out in the browser; the living map shows the community and its
 // activity as it happens. A ranked-choice signal shows its ballot and
-// run-off, and a member lends their vote to another.
+// run-off, and a member lends their vote to another. A community pauses
+// its agent and gives it a new prompt by vote (the body in Markdown).
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
@@ -166,6 +167,49 @@ for (const lang of ["en", "uk"]) {
       await tally.getByText(`Oi u luzi · ${t("gov.leading")}`).waitFor();
       assert.deepEqual([...anna.errors, ...ivan.errors], [], "no script errors");
       for (const who of [anna, ivan]) await who.context.close();
+    });
+
+    test("a community pauses its agent and gives it a new prompt by vote", async () => {
+      const slug = `desk-${lang}`;
+      const oksana = await person(browser, { lang });
+      await register(city, oksana, `oksana-${lang}`);
+      await community(city, oksana, slug, `Desk ${lang}`);
+      const { page, t } = oksana;
+      const made = await page.request.post(`${city.url}/api/agents/agents`, {
+        data: { slug: `clerk-${lang}`, name: `Clerk ${lang}`, prompt: "Help.", dao: slug },
+        headers: { origin: city.url },
+      });
+      assert.equal(made.status(), 201, await made.text());
+      await page.goto(`${city.url}/communities/${slug}`);
+      const form = page.getByRole("form", { name: t("gov.new") });
+      await form.getByLabel(t("gov.proposal_title")).fill(`Rest the clerk ${lang}`);
+      await form.getByLabel(t("gov.body")).fill("The clerk **needs a rest** and a shorter prompt.");
+      await form.getByLabel(t("gov.kind.action")).check();
+      await form.getByLabel(t("gov.action")).selectOption("change_agent");
+      await form
+        .getByLabel(t("gov.agent"), { exact: true })
+        .selectOption({ label: `Clerk ${lang}` });
+      await form.getByLabel(t("gov.prompt")).fill("Answer in one sentence.");
+      await form.getByLabel(t("gov.agent_status")).selectOption("paused");
+      await form.getByLabel(t("gov.duration")).fill("3");
+      await form.getByLabel(t("gov.unit"), { exact: true }).selectOption("seconds");
+      await expectNoAccessibilityProblems(page, "agent proposal");
+      await form.getByRole("button", { name: t("gov.create") }).click();
+      await arrived(page, /\/proposals\/prp_/);
+      // The body is Markdown, shown rendered.
+      await page.locator("strong", { hasText: "needs a rest" }).waitFor();
+      await page.getByText("Answer in one sentence.").waitFor();
+      await page.getByRole("button", { name: t("gov.open") }).click();
+      const ballot = page.getByRole("form", { name: t("gov.ballot") });
+      await ballot.getByLabel(t("gov.basic.for")).check();
+      await ballot.getByRole("button", { name: t("gov.vote") }).click();
+      await page.getByText(t("gov.execution.done")).waitFor({ timeout: 30_000 });
+      const clerk = await page.request.get(`${city.url}/api/agents/agents/clerk-${lang}`);
+      const now = await clerk.json();
+      assert.equal(now.status, "paused");
+      assert.equal(now.prompt, "Answer in one sentence.");
+      assert.deepEqual(oksana.errors, [], "no script errors");
+      await oksana.context.close();
     });
   });
 }
