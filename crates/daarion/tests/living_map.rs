@@ -197,6 +197,17 @@ async fn until_node(ws: &mut common::Ws, id: &str) -> i64 {
     }
 }
 
+/// Frames of `ws` until a snapshot.
+async fn until_snapshot(ws: &mut common::Ws) -> Value {
+    loop {
+        let frame = common::next_json(ws).await;
+        assert_ne!(frame["type"], "error", "{frame}");
+        if frame["type"] == "snapshot" {
+            return frame;
+        }
+    }
+}
+
 async fn the_socket_streams_changes_and_resumes_where_it_left(kind: Kind) {
     let Some(city) = City::new(kind).await else {
         return;
@@ -219,6 +230,50 @@ async fn the_socket_streams_changes_and_resumes_where_it_left(kind: Kind) {
         let text = frame.to_string();
         assert!(!text.contains("dao:secret"), "{text}");
         if text.contains("dao:open") {
+            break;
+        }
+    }
+
+    // Let into the private one, bob's map shows it at once (a snapshot
+    // with it); taken out, his map drops it and hears no more of it.
+    let (status, invite) = app
+        .send(
+            "POST",
+            "/api/microdao/daos/secret/invites",
+            "alice",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 201, "{invite}");
+    let (status, body) = app
+        .send(
+            "POST",
+            "/api/microdao/invites/accept",
+            "bob",
+            Some(json!({"code": invite["code"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let bob_id = app.user_id("bob").await;
+    let shown = until_snapshot(&mut bob).await;
+    assert!(shown.to_string().contains("dao:secret"), "{shown}");
+    let (status, body) = app
+        .send(
+            "DELETE",
+            &format!("/api/microdao/daos/secret/members/user:{bob_id}"),
+            "alice",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let shown = until_snapshot(&mut bob).await;
+    assert!(!shown.to_string().contains("dao:secret"), "{shown}");
+    common::community(&app, "alice", "after", "public").await;
+    loop {
+        let frame = common::next_json(&mut bob).await;
+        let text = frame.to_string();
+        assert!(!text.contains("dao:secret"), "{text}");
+        if text.contains("dao:after") {
             break;
         }
     }

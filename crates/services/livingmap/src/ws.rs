@@ -10,6 +10,12 @@
 //! what they may see, never twice, and in order: batches of replicas can
 //! arrive out of order, so a batch that starts past the last change the
 //! socket knows is a gap, filled from the store first.
+//!
+//! What a socket may show follows its viewer's memberships as they
+//! change: a batch holding the viewer's own membership edge (joined, left,
+//! removed) changes the microDAOs it sees and starts it again from a
+//! snapshot, so a private community's things leave the map of someone
+//! taken out of it, and arrive on the map of someone let in.
 
 use std::time::Duration;
 
@@ -20,7 +26,9 @@ use axum::{
     response::Response,
     routing::get,
 };
-use daarion_access::Principal;
+use std::collections::HashMap;
+
+use daarion_access::{Principal, PrincipalKind};
 use daarion_bus::Envelope;
 use daarion_kernel::{ApiError, http::Query};
 use daarion_service::live::{Flow, Gone, Handler, Limits, Outbound};
@@ -29,7 +37,7 @@ use serde_json::{Value, json};
 
 use crate::{
     MapState,
-    domain::{Delta, MapError, Seen, Viewer},
+    domain::{Delta, MapEdgeKind, MapError, Seen, Viewer},
     store,
 };
 
@@ -84,6 +92,11 @@ async fn map_socket(
     let live = state.live.clone();
     let follower = Follower {
         viewer: Viewer::of(&actor),
+        me: match actor.kind {
+            PrincipalKind::Agent => actor.name(),
+            _ => format!("person:{}", actor.handle),
+        },
+        memberships: HashMap::new(),
         state,
         since: resume.since,
         last: 0,
@@ -94,12 +107,51 @@ async fn map_socket(
 struct Follower {
     state: MapState,
     viewer: Viewer,
+    /// The viewer's own node: membership edges from it change `viewer`.
+    me: String,
+    /// The number of the last membership change of the viewer's taken in,
+    /// per microDAO (a replica's batch may arrive after a later one).
+    memberships: HashMap<String, i64>,
     since: Option<i64>,
     /// The last change this socket knows of (seen or not).
     last: i64,
 }
 
 impl Follower {
+    /// Takes in the viewer's own membership changes in `batch`; whether
+    /// the microDAOs they see changed.
+    fn regroup(&mut self, batch: &[Seen]) -> bool {
+        let mut changed = false;
+        for seen in batch {
+            let (seq, from, to, joined) = match &seen.delta {
+                Delta::Edge { seq, edge } if edge.kind == MapEdgeKind::Member => {
+                    (*seq, &edge.from, &edge.to, true)
+                }
+                Delta::RemoveEdge {
+                    seq,
+                    from,
+                    to,
+                    kind,
+                } if *kind == MapEdgeKind::Member => (*seq, from, to, false),
+                _ => continue,
+            };
+            let Some(dao) = to.strip_prefix("dao:").filter(|_| *from == self.me) else {
+                continue;
+            };
+            let known = self.memberships.entry(dao.to_owned()).or_insert(0);
+            if *known >= seq {
+                continue;
+            }
+            *known = seq;
+            changed |= if joined {
+                self.viewer.daos.insert(dao.to_owned())
+            } else {
+                self.viewer.daos.remove(dao)
+            };
+        }
+        changed
+    }
+
     /// What the viewer missed after `self.last`, from the store, a page
     /// at a time; a snapshot when it is no longer kept.
     async fn catch_up(&mut self, out: &mut Outbound) -> Result<(), Gone> {
@@ -177,7 +229,10 @@ impl Handler for Follower {
         let Some(first) = batch.first().map(|s| s.delta.seq()) else {
             return Flow::Continue;
         };
-        let sent = if first > self.last + 1 {
+        let sent = if self.regroup(&batch) {
+            // What the viewer may see changed: start again.
+            self.snapshot(out).await
+        } else if first > self.last + 1 {
             self.catch_up(out).await
         } else {
             let fresh: Vec<&Delta> = batch
