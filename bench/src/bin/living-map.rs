@@ -122,16 +122,8 @@ async fn main() -> anyhow::Result<()> {
     let mut size = 0;
     let mut seq = 0;
     for _ in 0..args.snapshots {
-        let at = Instant::now();
-        let body = client
-            .get(format!("http://{base}/api/living-map/snapshot"))
-            .header("cookie", &cookie)
-            .send()
-            .await?
-            .error_for_status()?
-            .bytes()
-            .await?;
-        times.push(at.elapsed());
+        let (took, body) = snapshot(&client, &base, &cookie).await?;
+        times.push(took);
         size = body.len();
         let snapshot: Value = serde_json::from_slice(&body)?;
         seq = snapshot["seq"].as_i64().context("no seq")?;
@@ -140,6 +132,8 @@ async fn main() -> anyhow::Result<()> {
             "the snapshot misses seeded nodes"
         );
     }
+    // The first loads the replica's mirror of the map from the store.
+    let first = times.remove(0);
     times.sort();
 
     // Sockets resume from the snapshot's number (no snapshot each).
@@ -191,6 +185,23 @@ async fn main() -> anyhow::Result<()> {
         })
         .collect();
 
+    // Snapshots while the map changes, one every 250 ms.
+    let busy = {
+        let (client, base, cookie) = (client.clone(), base.clone(), cookie.clone());
+        let until = Instant::now()
+            + Duration::from_secs_f64(args.messages as f64 / args.rate.max(1) as f64);
+        tokio::spawn(async move {
+            let mut times = Vec::new();
+            while Instant::now() < until {
+                if let Ok((took, _)) = snapshot(&client, &base, &cookie).await {
+                    times.push(took);
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            times.sort();
+            times
+        })
+    };
     let started = Instant::now();
     let every = Duration::from_micros(1_000_000 / args.rate.max(1));
     for k in 1..=args.messages {
@@ -217,13 +228,18 @@ async fn main() -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed();
     lags.sort();
+    let busy = busy.await?;
     println!(
-        "living map: snapshot of {} nodes + {} edges: p50 {} p99 {}, {:.1} MiB; {} sockets (RSS {:.0} MiB), {} messages at {}/s: {} of {} changes delivered, {:.0} deliveries/s; lag p50 {} p99 {} max {}",
+        "living map: snapshot of {} nodes + {} edges: first (loading the mirror) {}, then p50 {} p99 {}, {:.1} MiB; while changing: p50 {} p99 {} ({} snapshots); {} sockets (RSS {:.0} MiB), {} messages at {}/s: {} of {} changes delivered, {:.0} deliveries/s; lag p50 {} p99 {} max {}",
         args.entities,
         args.entities,
+        ms(first),
         ms(percentile(&times, 50.0)),
         ms(percentile(&times, 99.0)),
         size as f64 / 1_048_576.0,
+        ms(percentile(&busy, 50.0)),
+        ms(percentile(&busy, 99.0)),
+        busy.len(),
         args.clients,
         rss as f64 / 1024.0,
         args.messages,
@@ -238,4 +254,22 @@ async fn main() -> anyhow::Result<()> {
     drop(daarion);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// One snapshot over HTTP: how long it took and its body.
+async fn snapshot(
+    client: &reqwest::Client,
+    base: &str,
+    cookie: &str,
+) -> anyhow::Result<(Duration, bytes::Bytes)> {
+    let at = Instant::now();
+    let body = client
+        .get(format!("http://{base}/api/living-map/snapshot"))
+        .header("cookie", cookie)
+        .send()
+        .await?
+        .error_for_status()?
+        .bytes()
+        .await?;
+    Ok((at.elapsed(), body))
 }

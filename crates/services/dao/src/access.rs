@@ -5,6 +5,8 @@
 //! Whose draft it is, and who was in the electorate at the snapshot, the
 //! store decides on top.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use axum::http::Method;
 use daarion_access::{
@@ -118,22 +120,66 @@ pub fn proposal_resource(id: &str, dao: &str, public: bool, agents_vote: bool) -
         .attr("agents_vote", Attr::Bool(agents_vote))
 }
 
+/// How long what the policies need of a microDAO (whether it is public,
+/// whether its agents vote) is kept: a change reaches votes on every
+/// replica within this (each vote would otherwise read both again).
+const STANDING_TTL: Duration = Duration::from_secs(1);
+
+/// Per microDAO: whether it is public, whether its agents vote (this
+/// replica's own settings changes drop their entry at once).
+pub type Standing = moka::sync::Cache<String, (bool, bool)>;
+
+pub fn standing() -> Standing {
+    moka::sync::Cache::builder()
+        .max_capacity(10_000)
+        .time_to_live(STANDING_TTL)
+        .build()
+}
+
 pub struct GovernanceResources {
-    pub db: Db,
+    db: Db,
+    /// Each proposal's microDAO, which never changes.
+    daos: moka::sync::Cache<String, String>,
+    standing: Standing,
 }
 
 impl GovernanceResources {
+    pub fn new(db: Db, standing: Standing) -> Self {
+        Self {
+            db,
+            daos: moka::sync::Cache::new(100_000),
+            standing,
+        }
+    }
+
+    async fn dao_of(&self, id: &str) -> Result<Option<String>, ApiError> {
+        if let Some(dao) = self.daos.get(id) {
+            return Ok(Some(dao));
+        }
+        let dao = store::dao_of(&self.db, id).await?;
+        if let Some(dao) = &dao {
+            self.daos.insert(id.to_owned(), dao.clone());
+        }
+        Ok(dao)
+    }
+
     async fn proposals_of(&self, dao: &str, id: &str) -> Result<Option<Resource>, ApiError> {
-        let Some(community) = daarion_microdao::store::dao(&self.db, dao).await? else {
-            return Ok(None);
+        let (public, agents_vote) = match self.standing.get(dao) {
+            Some(standing) => standing,
+            None => {
+                let Some(community) = daarion_microdao::store::dao(&self.db, dao).await? else {
+                    return Ok(None);
+                };
+                let settings = store::settings(&self.db, dao).await?;
+                let standing = (
+                    community.visibility == Visibility::Public,
+                    settings.agents_vote,
+                );
+                self.standing.insert(dao.to_owned(), standing);
+                standing
+            }
         };
-        let settings = store::settings(&self.db, dao).await?;
-        Ok(Some(proposal_resource(
-            id,
-            dao,
-            community.visibility == Visibility::Public,
-            settings.agents_vote,
-        )))
+        Ok(Some(proposal_resource(id, dao, public, agents_vote)))
     }
 }
 
@@ -142,7 +188,7 @@ impl Resources for GovernanceResources {
     async fn load(&self, kind: Kind, id: &str) -> Result<Option<Resource>, ApiError> {
         match kind {
             Kind::Proposal if id.starts_with("prp_") && id.len() <= 64 => {
-                match store::dao_of(&self.db, id).await? {
+                match self.dao_of(id).await? {
                     Some(dao) => self.proposals_of(&dao, id).await,
                     None => Ok(None),
                 }

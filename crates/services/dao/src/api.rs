@@ -1,6 +1,8 @@
 //! HTTP routes and wire types. [`DaoGovError`] maps to [`ApiError`] here,
 //! once.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use daarion_access::{Principal, PrincipalKind};
 use daarion_kernel::{
@@ -370,7 +372,19 @@ async fn cast_vote(
     Json(input): Json<VoteInput>,
 ) -> Result<(axum::http::StatusCode, Json<VoteReceipt>), ApiError> {
     let voter = participant(&principal)?;
-    let p = visible(proposal(&state, &id).await?, &voter)?;
+    // An open proposal's method and options never change: ballots are
+    // checked against it without reading it again (the vote's transaction
+    // refuses one that has closed since).
+    let p = match state.open.get(&id) {
+        Some(p) => p,
+        None => {
+            let p = Arc::new(visible(proposal(&state, &id).await?, &voter)?);
+            if p.status == ProposalStatus::Active {
+                state.open.insert(id.clone(), p.clone());
+            }
+            p
+        }
+    };
     p.check_ballot(&input.ballot)?;
     let (receipt, staged) =
         store::cast(&state.db, &state.outbox, &id, &voter, &input.ballot).await?;
@@ -682,6 +696,7 @@ async fn set_governance_settings(
     };
     let staged =
         store::set_settings(&state.db, &state.outbox, &dao, settings, &principal.name()).await?;
+    state.standing.invalidate(&dao);
     state.outbox.relay(staged).await;
     Ok(Json(input))
 }

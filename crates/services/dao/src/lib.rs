@@ -153,11 +153,20 @@ pub struct DaoGovState {
     executor: execute::Executor,
     /// Who owns an agent a proposal would bring in.
     directory: Arc<dyn daarion_access::Authenticate>,
+    /// What the policies know of each microDAO (dropped on a settings
+    /// change).
+    standing: access::Standing,
+    /// Open proposals, as votes check their ballots.
+    open: moka::sync::Cache<String, Arc<domain::Proposal>>,
     settings: Arc<Settings>,
 }
 
 fn build(ctx: Context) -> Result<Mount, BuildError> {
-    let access = ctx.enforcer(access::GovernanceResources { db: ctx.db.clone() });
+    let standing = access::standing();
+    let access = ctx.enforcer(access::GovernanceResources::new(
+        ctx.db.clone(),
+        standing.clone(),
+    ));
     let mut settings: Settings = ctx.settings()?;
     settings.resolve_for_listener(None);
     let tokens = ctx.access.tokens.clone().ok_or_else(|| {
@@ -173,6 +182,11 @@ fn build(ctx: Context) -> Result<Mount, BuildError> {
     let state = DaoGovState {
         executor: execute::Executor::new(http, &settings.city_url, tokens),
         directory: access.directory().clone(),
+        standing,
+        open: moka::sync::Cache::builder()
+            .max_capacity(10_000)
+            .time_to_idle(Duration::from_secs(600))
+            .build(),
         poster: daarion_messaging::Poster::start(ctx.db.clone(), ctx.outbox.clone()),
         db: ctx.db.clone(),
         outbox: ctx.outbox.clone(),
