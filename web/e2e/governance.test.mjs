@@ -5,7 +5,8 @@
 // checks out in the browser; the living map shows the community and its
 // activity as it happens. A ranked-choice signal shows its ballot and
 // run-off, and a member lends their vote to another. A community pauses
-// its agent and gives it a new prompt by vote (the body in Markdown).
+// its agent, gives it a new prompt (the body in Markdown) and lowers its
+// own monthly budget by vote.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
@@ -169,7 +170,7 @@ for (const lang of ["en", "uk"]) {
       for (const who of [anna, ivan]) await who.context.close();
     });
 
-    test("a community pauses its agent and gives it a new prompt by vote", async () => {
+    test("a community pauses its agent, gives it a new prompt and lowers its budget by vote", async () => {
       const slug = `desk-${lang}`;
       const oksana = await person(browser, { lang });
       await register(city, oksana, `oksana-${lang}`);
@@ -208,6 +209,26 @@ for (const lang of ["en", "uk"]) {
       const now = await clerk.json();
       assert.equal(now.status, "paused");
       assert.equal(now.prompt, "Answer in one sentence.");
+
+      // And it lowers its own monthly budget.
+      await page.goto(`${city.url}/communities/${slug}`);
+      await form.getByLabel(t("gov.proposal_title")).fill(`Spend less ${lang}`);
+      await form.getByLabel(t("gov.kind.action")).check();
+      await form.getByLabel(t("gov.action")).selectOption("limit_spending");
+      await form.getByLabel(t("gov.budget")).fill("20.50");
+      await form.getByLabel(t("gov.duration")).fill("3");
+      await form.getByLabel(t("gov.unit"), { exact: true }).selectOption("seconds");
+      await form.getByRole("button", { name: t("gov.create") }).click();
+      await arrived(page, /\/proposals\/prp_/);
+      await page
+        .getByText(t("gov.does.limit_spending", { what: `${t("gov.budget")}: 20.50` }))
+        .waitFor();
+      await page.getByRole("button", { name: t("gov.open") }).click();
+      await ballot.getByLabel(t("gov.basic.for")).check();
+      await ballot.getByRole("button", { name: t("gov.vote") }).click();
+      await page.getByText(t("gov.execution.done")).waitFor({ timeout: 30_000 });
+      const quota = await page.request.get(`${city.url}/api/control/quotas/dao:${slug}`);
+      assert.equal((await quota.json()).value.budget_cents_per_month, 2050);
       assert.deepEqual(oksana.errors, [], "no script errors");
       await oksana.context.close();
     });

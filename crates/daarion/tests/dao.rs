@@ -4,7 +4,8 @@
 //! double votes; the deadline's edge; a hidden tally; the record checked
 //! by a verifier written here (not the service's), which finds a tampered
 //! vote; who may and who may not; bad input; passed actions carried out
-//! once, agents brought in by their owners' proposals, changed and let go.
+//! once, agents brought in by their owners' proposals, changed and let go;
+//! a community's spending limited by vote, within the city's limits.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -28,6 +29,7 @@ on_every_backend!(
     an_execution_cut_off_mid_way_is_finished_once,
     agents_vote_only_where_their_community_lets_them,
     agents_are_brought_in_changed_and_let_go_by_vote,
+    a_community_lowers_its_spending_and_never_raises_it,
 );
 
 /// The service token secret of test cities here (the tests sign tokens
@@ -1314,4 +1316,69 @@ async fn agents_are_brought_in_changed_and_let_go_by_vote(kind: Kind) {
     let p = decided(&app, json!({"type": "detach_agent", "agent": "helper"})).await;
     assert_eq!(p["execution"], "done", "{p}");
     assert_eq!(member_role(&app, "agent:helper").await, None);
+}
+
+async fn a_community_lowers_its_spending_and_never_raises_it(kind: Kind) {
+    let Some((_city, app)) = governed(kind).await else {
+        return;
+    };
+    // The city gives makers 50.00 a month and 100 requests a minute.
+    let (status, body) = app
+        .send(
+            "PUT",
+            "/api/control/quotas/dao:makers",
+            "root",
+            Some(json!({"budget_cents_per_month": 5000, "requests_per_minute": 100})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = app
+        .send(
+            "PUT",
+            "/api/control/quotas/dao:makers",
+            "alice",
+            Some(json!({"budget_cents_per_month": 9000})),
+        )
+        .await;
+    assert_eq!(status, 403, "its owner does not set the city's limits");
+
+    let p = decided(
+        &app,
+        json!({"type": "limit_spending", "budget_cents_per_month": 2000}),
+    )
+    .await;
+    assert_eq!(p["execution"], "done", "{p}");
+    let (_, quota) = app
+        .get_as("/api/control/quotas/dao:makers", Some("alice"))
+        .await;
+    assert_eq!(
+        (
+            &quota["value"]["budget_cents_per_month"],
+            &quota["value"]["requests_per_minute"]
+        ),
+        (&json!(2000), &json!(100)),
+        "lowered, the rest kept: {quota}"
+    );
+    assert_eq!(quota["author"], "service:dao:makers");
+    let (_, status) = app
+        .get_as("/api/usage/subjects/dao:makers/quota", Some("alice"))
+        .await;
+    assert_eq!(status["budget_micros_per_month"], 20_000_000, "{status}");
+
+    // Back up to 30.00: above what it has now, so refused and recorded.
+    let p = decided(
+        &app,
+        json!({"type": "limit_spending", "budget_cents_per_month": 3000}),
+    )
+    .await;
+    refused(&p, "above the 2000");
+    let (status, body) = app
+        .send(
+            "POST",
+            "/api/dao/daos/makers/proposals",
+            "alice",
+            Some(json!({"title": "Nothing", "action": {"type": "limit_spending"}})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
 }

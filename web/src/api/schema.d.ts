@@ -5307,6 +5307,15 @@ export interface components {
             tools?: string[] | null;
             /** @enum {string} */
             type: "change_agent";
+        } | {
+            /** Format: int64 */
+            budget_cents_per_month?: number | null;
+            /** Format: int32 */
+            requests_per_minute?: number | null;
+            /** Format: int64 */
+            tokens_per_minute?: number | null;
+            /** @enum {string} */
+            type: "limit_spending";
         };
         ProposalInput: {
             action?: components["schemas"]["ProposalAction"] | null;

@@ -37,6 +37,7 @@ const ACTIONS = [
   "attach_agent",
   "detach_agent",
   "change_agent",
+  "limit_spending",
 ] as const;
 type ActionType = (typeof ACTIONS)[number];
 const UNITS = { seconds: 1, minutes: 60, hours: 3600, days: 86400 } as const;
@@ -155,6 +156,9 @@ interface Draft {
   tools: string;
   model: string;
   status: "" | "active" | "paused";
+  rpm: string;
+  tpm: string;
+  budget: string;
   quorum: "none" | "share" | "power" | "veto";
   quorumValue: string;
   threshold: "plurality" | "majority" | "supermajority";
@@ -187,6 +191,9 @@ const EMPTY: Draft = {
   tools: "",
   model: "",
   status: "",
+  rpm: "",
+  tpm: "",
+  budget: "",
   quorum: "share",
   quorumValue: "20",
   threshold: "majority",
@@ -240,6 +247,13 @@ async function actionOf(d: Draft): Promise<Action> {
           : null,
         model: d.model.trim() || null,
         status: d.status || null,
+      };
+    case "limit_spending":
+      return {
+        type: "limit_spending",
+        requests_per_minute: d.rpm ? Number(d.rpm) : null,
+        tokens_per_minute: d.tpm ? Number(d.tpm) : null,
+        budget_cents_per_month: d.budget ? Math.round(Number(d.budget) * 100) : null,
       };
   }
 }
@@ -538,6 +552,31 @@ function NewProposal({ slug }: { slug: string }) {
                   </select>
                 )}
               </Field>
+            </>
+          )}
+          {d.action === "limit_spending" && (
+            <>
+              <p class="muted small">{t("gov.limits_hint")}</p>
+              {(
+                [
+                  ["rpm", "gov.rpm", 1],
+                  ["tpm", "gov.tpm", 1],
+                  ["budget", "gov.budget", 0.01],
+                ] as const
+              ).map(([key, label, step]) => (
+                <Field key={key} label={t(label)}>
+                  {(id) => (
+                    <input
+                      id={id}
+                      type="number"
+                      min={0}
+                      step={step}
+                      value={d[key]}
+                      onInput={(e) => set(key, e.currentTarget.value)}
+                    />
+                  )}
+                </Field>
+              ))}
             </>
           )}
           {d.action === "change_settings" && (
@@ -1115,6 +1154,22 @@ function ActionSummary({ action }: { action: Action }) {
           </p>
           {action.prompt != null && <pre>{action.prompt}</pre>}
         </div>
+      );
+    case "limit_spending":
+      return (
+        <p>
+          {t("gov.does.limit_spending", {
+            what: [
+              action.requests_per_minute != null &&
+                `${t("gov.rpm")}: ${action.requests_per_minute}`,
+              action.tokens_per_minute != null && `${t("gov.tpm")}: ${action.tokens_per_minute}`,
+              action.budget_cents_per_month != null &&
+                `${t("gov.budget")}: ${(action.budget_cents_per_month / 100).toFixed(2)}`,
+            ]
+              .filter(Boolean)
+              .join("; "),
+          })}
+        </p>
       );
   }
 }

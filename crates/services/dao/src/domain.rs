@@ -229,6 +229,14 @@ pub enum ProposalAction {
         model: Option<String>,
         status: Option<String>,
     },
+    /// Lower the microDAO's own limits: requests and tokens a minute, a
+    /// monthly budget in cents. Never above what the city gives it (that
+    /// is the city admins' to raise).
+    LimitSpending {
+        requests_per_minute: Option<u32>,
+        tokens_per_minute: Option<u64>,
+        budget_cents_per_month: Option<u64>,
+    },
 }
 
 /// The longest system prompt an agent may be given.
@@ -440,6 +448,21 @@ impl ProposalAction {
                 {
                     return Err(DaoGovError::Invalid(
                         "status must be active or paused".into(),
+                    ));
+                }
+                Ok(())
+            }
+            ProposalAction::LimitSpending {
+                requests_per_minute,
+                tokens_per_minute,
+                budget_cents_per_month,
+            } => {
+                if requests_per_minute.is_none()
+                    && tokens_per_minute.is_none()
+                    && budget_cents_per_month.is_none()
+                {
+                    return Err(DaoGovError::Invalid(
+                        "limit_spending must set a limit".into(),
                     ));
                 }
                 Ok(())
@@ -754,5 +777,7 @@ mod tests {
         assert!(change(r#"{"type":"attach_agent","agent":"Not A Slug"}"#).is_err());
         change(r#"{"type":"change_agent","agent":"clerk","status":"paused"}"#).unwrap();
         change(r#"{"type":"detach_agent","agent":"clerk"}"#).unwrap();
+        assert!(change(r#"{"type":"limit_spending"}"#).is_err());
+        change(r#"{"type":"limit_spending","budget_cents_per_month":2000}"#).unwrap();
     }
 }

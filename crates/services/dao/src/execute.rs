@@ -124,6 +124,15 @@ pub fn call_for(dao: &str, action: &ProposalAction) -> Call {
                 done_if_missing: false,
             }
         }
+        // The document whole: `Executor::within_means` fills it in from
+        // the control plane's current one.
+        ProposalAction::LimitSpending { .. } => Call {
+            service: "control",
+            method: Method::PUT,
+            path: format!("/api/control/quotas/dao:{dao}"),
+            body: None,
+            done_if_missing: false,
+        },
     }
 }
 
@@ -141,15 +150,50 @@ impl Executor {
         let Some(action) = &p.action else {
             return Tried::Failed("a signal has nothing to carry out".into());
         };
-        let call = call_for(&p.dao, action);
-        let token =
-            match self
-                .tokens
-                .issue_for_dao(crate::SERVICE, &p.dao, call.service, TOKEN_LIFETIME)
-            {
-                Ok(token) => token,
-                Err(e) => return Tried::Failed(format!("no token for {}: {e}", p.dao)),
-            };
+        let mut call = call_for(&p.dao, action);
+        if let ProposalAction::LimitSpending { .. } = action {
+            match self.within_means(p, action).await {
+                Ok(document) => call.body = Some(document),
+                Err(tried) => return tried,
+            }
+        }
+        match self.send(p, &call).await {
+            Ok(_) => Tried::Done,
+            Err(tried) => tried,
+        }
+    }
+
+    /// The microDAO's quota document with the proposal's lower limits in
+    /// it, read from the control plane; refused when a limit is above what
+    /// the city gives the microDAO now (`usage`'s effective limits).
+    async fn within_means(&self, p: &Proposal, action: &ProposalAction) -> Result<Value, Tried> {
+        let subject = format!("dao:{}", p.dao);
+        let get = |service, path| Call {
+            service,
+            method: Method::GET,
+            path,
+            body: None,
+            done_if_missing: true,
+        };
+        let effective = self
+            .send(
+                p,
+                &get("usage", format!("/api/usage/subjects/{subject}/quota")),
+            )
+            .await?;
+        let current = self
+            .send(p, &get("control", format!("/api/control/quotas/{subject}")))
+            .await?;
+        lowered(action, &effective, current["value"].clone()).map_err(Tried::Failed)
+    }
+
+    /// One call as the proposal's microDAO: its answer's body, or how it
+    /// failed (a `404` of a call that allows it answers `null`).
+    async fn send(&self, p: &Proposal, call: &Call) -> Result<Value, Tried> {
+        let token = self
+            .tokens
+            .issue_for_dao(crate::SERVICE, &p.dao, call.service, TOKEN_LIFETIME)
+            .map_err(|e| Tried::Failed(format!("no token for {}: {e}", p.dao)))?;
         let context = RequestContext::current_or_generate();
         let mut request = self
             .http
@@ -162,25 +206,80 @@ impl Executor {
         if let Some(body) = &call.body {
             request = request.json(body);
         }
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(e) => return Tried::Later(format!("{} unreachable: {e}", call.service)),
-        };
-        let status = response.status();
-        let said = response
-            .json::<Value>()
+        let response = request
+            .send()
             .await
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-            .unwrap_or_default();
-        if status.is_success() || (status == StatusCode::NOT_FOUND && call.done_if_missing) {
-            Tried::Done
-        } else if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-            Tried::Later(format!("{} answered {status}: {said}", call.service))
-        } else {
-            Tried::Failed(format!("{} refused ({status}): {said}", call.service))
+            .map_err(|e| Tried::Later(format!("{} unreachable: {e}", call.service)))?;
+        let status = response.status();
+        let body = response.json::<Value>().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(body);
         }
+        if status == StatusCode::NOT_FOUND && call.done_if_missing {
+            return Ok(Value::Null);
+        }
+        let said = body["error"]["message"].as_str().unwrap_or_default();
+        Err(
+            if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+                Tried::Later(format!("{} answered {status}: {said}", call.service))
+            } else {
+                Tried::Failed(format!("{} refused ({status}): {said}", call.service))
+            },
+        )
     }
+}
+
+/// `current` (a quota document, or null) with the limits of a
+/// `limit_spending` action, each at or below `effective` (what the usage
+/// service enforces now: its own limit where the document or its plan has
+/// one, none where unlimited) — else why not.
+pub fn lowered(
+    action: &ProposalAction,
+    effective: &Value,
+    current: Value,
+) -> Result<Value, String> {
+    let ProposalAction::LimitSpending {
+        requests_per_minute,
+        tokens_per_minute,
+        budget_cents_per_month,
+    } = action
+    else {
+        return Err("not a limit on spending".into());
+    };
+    let mut document = match current {
+        Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    let budget_cents = effective["budget_micros_per_month"]
+        .as_u64()
+        .map(|micros| micros / 10_000);
+    let limits = [
+        (
+            "requests_per_minute",
+            requests_per_minute.map(u64::from),
+            effective["requests_per_minute"].as_u64(),
+        ),
+        (
+            "tokens_per_minute",
+            *tokens_per_minute,
+            effective["tokens_per_minute"].as_u64(),
+        ),
+        (
+            "budget_cents_per_month",
+            *budget_cents_per_month,
+            budget_cents,
+        ),
+    ];
+    for (name, wanted, now) in limits {
+        let Some(wanted) = wanted else { continue };
+        if let Some(now) = now.filter(|now| wanted > *now) {
+            return Err(format!(
+                "{name} {wanted} is above the {now} the city gives the microDAO: a community may lower its limits, the city's admins raise them"
+            ));
+        }
+        document.insert(name.to_owned(), json!(wanted));
+    }
+    Ok(Value::Object(document))
 }
 
 /// Carries out one passed action if no one else holds it.
@@ -285,6 +384,38 @@ mod tests {
             change.body.unwrap(),
             json!({ "prompt": "Be brief.", "status": "paused" }),
             "a field the proposal leaves out is not sent"
+        );
+    }
+
+    #[test]
+    fn a_community_lowers_its_limits_and_never_raises_them() {
+        let limit = |rpm: Option<u32>, cents: Option<u64>| ProposalAction::LimitSpending {
+            requests_per_minute: rpm,
+            tokens_per_minute: None,
+            budget_cents_per_month: cents,
+        };
+        let city = json!({"requests_per_minute": 100, "tokens_per_minute": null,
+            "budget_micros_per_month": 50_000_000});
+        let current = json!({"plan": "pro", "requests_per_minute": 100});
+        assert_eq!(
+            lowered(&limit(Some(60), Some(2_000)), &city, current.clone()).unwrap(),
+            json!({"plan": "pro", "requests_per_minute": 60, "budget_cents_per_month": 2_000}),
+            "the rest of the document stays"
+        );
+        assert_eq!(
+            lowered(&limit(Some(100), Some(5_000)), &city, current.clone()).unwrap()["budget_cents_per_month"],
+            5_000,
+            "at the city's limit is within it"
+        );
+        let above = lowered(&limit(None, Some(5_001)), &city, current).unwrap_err();
+        assert!(
+            above.contains("budget_cents_per_month 5001 is above the 5000"),
+            "{above}"
+        );
+        assert_eq!(
+            lowered(&limit(Some(1_000_000), None), &json!({}), Value::Null).unwrap(),
+            json!({"requests_per_minute": 1_000_000}),
+            "anything is below no limit"
         );
     }
 }
