@@ -75,6 +75,10 @@ ensure_redis
 ensure_nats
 # The gateway's nginx export is checked with `nginx -t`.
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { log "installing nginx"; apt_install nginx; }
+# deploy/systemd is checked with `systemd-analyze verify`; backups of
+# PostgreSQL are made and restored with pg_dump / pg_restore.
+command -v systemd-analyze >/dev/null || { log "installing systemd (systemd-analyze)"; apt_install systemd; }
+command -v pg_dump >/dev/null || { log "installing PostgreSQL's client"; apt_install postgresql-client; }
 
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 export NATS_URL="${NATS_URL:-nats://127.0.0.1:4222}"

@@ -199,5 +199,16 @@ export function usePeople(actors: string[]) {
         : Promise.resolve([]),
     [key],
   );
+  // Names are asked once per set of people: a lookup that failed on the
+  // way (the network, a busy city) is asked again rather than leaving
+  // raw ids on the page for good.
+  const { error, reload } = people;
+  useEffect(() => {
+    const transient =
+      error && !(error instanceof ApiFailure && error.status < 500 && error.status !== 429);
+    if (!transient) return;
+    const again = setTimeout(reload, 2000);
+    return () => clearTimeout(again);
+  }, [error, reload]);
   return (actor: string) => people.data?.find((p) => `user:${p.id}` === actor)?.username ?? actor;
 }

@@ -55,6 +55,8 @@ pub struct Settings {
     pub service_token_secret: Option<Secret>,
     pub gateway: GatewaySettings,
     pub server: ServerSettings,
+    /// Backups: where they go, when `up` makes them, how many are kept.
+    pub backup: daarion_backup::Settings,
     /// One section per service that has settings (`[auth]`, `[city]`,
     /// `[llm]`, `[usage]`…), decoded by the service itself.
     #[serde(flatten)]
@@ -313,6 +315,7 @@ impl Default for Settings {
             service_token_secret: None,
             gateway: GatewaySettings::default(),
             server: ServerSettings::default(),
+            backup: daarion_backup::Settings::default(),
             services: Sections::defaults(),
         }
     }
@@ -382,6 +385,7 @@ impl Settings {
             return Err(ConfigError("bus_retention_days must be at least 1".into()));
         }
         self.service_tokens()?;
+        self.backup.validate().map_err(ConfigError)?;
         self.services.validate()?;
         let rate = self.gateway.rate_limit_per_second;
         if !(rate.is_finite() && rate > 0.0) || self.gateway.rate_limit_burst == 0 {
@@ -439,6 +443,14 @@ impl Settings {
                     .map_err(|e| ConfigError(format!("service_token_secret: {e}")))
             })
             .transpose()
+    }
+
+    /// Where backups go: `backup.dir`, or `<data_dir>/backups`.
+    pub fn backup_dir(&self) -> PathBuf {
+        self.backup
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("backups"))
     }
 
     /// The database to use: `DATABASE_URL`, or the SQLite file in the data dir.

@@ -300,6 +300,14 @@ impl App {
                 )));
             }
         }
+        if shape == Shape::AllInOne && settings.backup.enabled {
+            tasks.spawn(daarion_backup::schedule::run(
+                settings.database(),
+                settings.backup_dir(),
+                settings.backup.clone(),
+                shutdown.clone(),
+            ));
+        }
         tasks.spawn(daarion_bus::retention::run_janitor(
             backends.db.clone(),
             Duration::from_secs(u64::from(settings.bus_retention_days) * 24 * 3600),

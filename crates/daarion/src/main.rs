@@ -58,6 +58,24 @@ enum Command {
         #[arg(long, value_name = "N")]
         down: Option<usize>,
     },
+    /// Back up the city's database (a consistent copy while it runs):
+    /// compressed and checksummed, into `backup.dir` (default
+    /// <data dir>/backups); `backup list` shows them.
+    Backup {
+        #[command(subcommand)]
+        command: Option<BackupCommand>,
+        /// Where the embedded database lives [default: ./data].
+        #[arg(long, global = true)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Restore a backup (its file or manifest) into a fresh data directory
+    /// or an empty PostgreSQL database; a damaged backup is refused.
+    Restore {
+        backup: PathBuf,
+        /// Where the embedded database goes [default: ./data].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Exit 0 when the instance at URL is healthy, 1 otherwise.
     Health {
         #[arg(default_value = "http://127.0.0.1:8080/health")]
@@ -101,6 +119,15 @@ enum ModelsCommand {
         #[arg(long, default_value = "https://pypi.org")]
         index: String,
     },
+}
+
+#[derive(Subcommand)]
+enum BackupCommand {
+    /// The backups, newest first: time, size, format, file.
+    List,
+    /// Remove what the retention (`backup.keep_daily`, `keep_weekly`)
+    /// does not keep.
+    Prune,
 }
 
 #[derive(Subcommand)]
@@ -168,6 +195,18 @@ enum ExportFormat {
 enum ConfigCommand {
     /// Load and validate the settings, and print them with secrets hidden.
     Check,
+}
+
+/// A backup on one line: time, size, format, file.
+fn backup_line(backup: &daarion_backup::Backup) -> String {
+    let m = &backup.manifest;
+    format!(
+        "{}  {:>12} bytes  {:<8}  {}",
+        m.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        m.size,
+        m.format.as_str(),
+        backup.path.display()
+    )
 }
 
 #[tokio::main]
@@ -300,6 +339,40 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{verb} {}/{:03} {}", step.service, step.version, step.name);
             }
             println!("{} migration(s) {verb}", steps.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backup { command, data_dir } => {
+            let settings = with_overrides(load(cli.config.as_deref())?, None, data_dir);
+            let dir = settings.backup_dir();
+            match command {
+                None => {
+                    let made = daarion_backup::create(&settings.database(), &dir).await?;
+                    println!("{}", backup_line(&made));
+                }
+                Some(BackupCommand::List) => {
+                    for backup in daarion_backup::list(&dir)? {
+                        println!("{}", backup_line(&backup));
+                    }
+                }
+                Some(BackupCommand::Prune) => {
+                    let removed = daarion_backup::prune(
+                        &dir,
+                        settings.backup.keep_daily,
+                        settings.backup.keep_weekly,
+                    )?;
+                    for backup in &removed {
+                        println!("removed {}", backup_line(backup));
+                    }
+                    println!("{} backup(s) removed", removed.len());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore { backup, data_dir } => {
+            let settings = with_overrides(load(cli.config.as_deref())?, None, data_dir);
+            let backup = daarion_backup::open(&backup)?;
+            daarion_backup::restore(&backup, &settings.database()).await?;
+            println!("restored {}", backup_line(&backup));
             Ok(ExitCode::SUCCESS)
         }
         Command::Up { listen, data_dir } => {

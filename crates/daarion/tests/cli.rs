@@ -86,6 +86,44 @@ fn config_check_names_the_wrong_setting() {
 }
 
 #[test]
+fn backup_list_and_restore_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        daarion(dir.path())
+            .arg("migrate")
+            .status()
+            .unwrap()
+            .success()
+    );
+    let made = daarion(dir.path()).arg("backup").output().unwrap();
+    assert!(made.status.success(), "{}", text(&made));
+    let line = String::from_utf8_lossy(&made.stdout).trim().to_owned();
+    assert!(
+        line.contains("sqlite") && line.contains("backups/daarion-"),
+        "{line}"
+    );
+    let listed = daarion(dir.path())
+        .args(["backup", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&listed.stdout).trim(), line);
+    let file = line.split_whitespace().last().unwrap().to_owned();
+    let restored = daarion(dir.path())
+        .args(["restore", &file, "--data-dir", "elsewhere"])
+        .output()
+        .unwrap();
+    assert!(restored.status.success(), "{}", text(&restored));
+    assert!(dir.path().join("elsewhere/daarion.db").is_file());
+    // Never over a city.
+    let again = daarion(dir.path())
+        .args(["restore", &file])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(text(&again).contains("already exists"), "{}", text(&again));
+}
+
+#[test]
 fn migrate_applies_and_rolls_back() {
     let dir = tempfile::tempdir().unwrap();
     let up = daarion(dir.path()).arg("migrate").output().unwrap();
