@@ -79,6 +79,8 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { log "installing nginx
 # PostgreSQL are made and restored with pg_dump / pg_restore.
 command -v systemd-analyze >/dev/null || { log "installing systemd (systemd-analyze)"; apt_install systemd; }
 command -v pg_dump >/dev/null || { log "installing PostgreSQL's client"; apt_install postgresql-client; }
+# deploy/prometheus's alert rules are checked and unit-tested with promtool.
+command -v promtool >/dev/null || { log "installing Prometheus (promtool)"; apt_install --no-install-recommends prometheus; }
 
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 export NATS_URL="${NATS_URL:-nats://127.0.0.1:4222}"

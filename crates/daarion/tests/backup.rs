@@ -120,7 +120,33 @@ async fn a_city_backed_up_under_load_restores_with_everything_acknowledged_befor
         .unwrap();
     let again = daarion_backup::restore(&backup, &restored.settings.database()).await;
     assert!(again.is_err(), "never over a city");
+    // With the backup among its own, the restored city reports its age.
+    let own = restored.settings.backup_dir();
+    std::fs::create_dir_all(&own).unwrap();
+    for path in [backup.path.clone(), backup.manifest_path()] {
+        std::fs::copy(&path, own.join(path.file_name().unwrap())).unwrap();
+    }
     let app = restored.spawn().await;
+    let made = backup.manifest.created_at.timestamp();
+    daarion_testkit::eventually("the backup's age", Duration::from_secs(10), || async {
+        let metrics = app
+            .client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        metrics
+            .lines()
+            .any(|l| {
+                l.starts_with("backup_last_success_timestamp_seconds")
+                    && l.ends_with(&format!(" {made}"))
+            })
+            .then_some(())
+    })
+    .await;
     let mut found = HashSet::new();
     let mut cursor: Option<String> = None;
     loop {

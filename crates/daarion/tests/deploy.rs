@@ -215,3 +215,24 @@ fn passes(command: &mut Command) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+const PROMETHEUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/prometheus");
+
+/// The alert rules load (`promtool check rules`) and fire when they should
+/// and not before (`promtool test rules`, Debian's prometheus package).
+#[test]
+fn the_alert_rules_load_and_fire_when_they_should() {
+    let Some(promtool) = daarion_testkit::require_program(&["/usr/bin/promtool"]) else {
+        return;
+    };
+    passes(
+        Command::new(&promtool)
+            .args(["check", "rules", "alerts.yaml"])
+            .current_dir(PROMETHEUS),
+    );
+    passes(
+        Command::new(&promtool)
+            .args(["test", "rules", "alerts.test.yaml"])
+            .current_dir(PROMETHEUS),
+    );
+}
