@@ -6,6 +6,7 @@
 //! [`SERVICES`] (the one list of services), [`Backends`], [`Shape`], [`App`].
 
 pub mod config;
+pub mod doctor;
 pub mod kubernetes;
 pub mod ops;
 

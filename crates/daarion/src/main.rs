@@ -81,6 +81,14 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Check what an operator checks first — settings, database and
+    /// migrations, the database server's clock, bus, cache, free disk,
+    /// the newest backup — in one report; exit 1 on a problem.
+    Doctor {
+        /// Where the embedded database lives [default: ./data].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Exit 0 when the instance at URL is healthy, 1 otherwise.
     Health {
         #[arg(default_value = "http://127.0.0.1:8080/health")]
@@ -405,6 +413,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             print!("{}", daarion::kubernetes::manifests(&options)?);
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Doctor { data_dir } => {
+            let settings = with_overrides(load(cli.config.as_deref())?, None, data_dir);
+            daarion_kernel::server::install_crypto_provider();
+            let findings = daarion::doctor::examine(&settings).await;
+            for finding in &findings {
+                println!("{finding}");
+            }
+            let problems = findings
+                .iter()
+                .filter(|f| f.verdict == daarion::doctor::Verdict::Problem)
+                .count();
+            println!("{problems} problem(s)");
+            Ok(if problems == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Restore { backup, data_dir } => {
             let settings = with_overrides(load(cli.config.as_deref())?, None, data_dir);

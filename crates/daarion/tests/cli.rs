@@ -18,6 +18,15 @@ fn daarion(dir: &std::path::Path) -> Command {
     command
 }
 
+/// Fails unless the command succeeded and said each of `lines`.
+fn succeeds_saying(output: &std::process::Output, lines: &[&str]) {
+    let said = text(output);
+    assert!(output.status.success(), "{said}");
+    for line in lines {
+        assert!(said.contains(line), "{line:?} in {said}");
+    }
+}
+
 fn text(output: &std::process::Output) -> String {
     format!(
         "{}{}",
@@ -121,6 +130,91 @@ fn backup_list_and_restore_from_the_command_line() {
         .unwrap();
     assert!(!again.status.success());
     assert!(text(&again).contains("already exists"), "{}", text(&again));
+}
+
+#[test]
+fn doctor_reports_what_is_wrong_and_fails_on_a_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let doctor = || daarion(dir.path()).arg("doctor").output().unwrap();
+    let fresh = doctor();
+    assert!(!fresh.status.success());
+    assert!(
+        text(&fresh).contains("PROBLEM  database   no database in"),
+        "{}",
+        text(&fresh)
+    );
+    assert!(
+        daarion(dir.path())
+            .arg("migrate")
+            .status()
+            .unwrap()
+            .success()
+    );
+    succeeds_saying(
+        &doctor(),
+        &[
+            "ok       database   SQLite, ",
+            "ok       bus        in-process",
+            "ok       disk       ",
+            "warning  backups    none in",
+            "0 problem(s)",
+        ],
+    );
+    assert!(
+        daarion(dir.path())
+            .arg("backup")
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(text(&doctor()).contains("ok       backups    newest "));
+}
+
+/// On the real backends: a database whose migrations have not run is a
+/// problem; then the database, the server's clock, NATS and Redis answer.
+#[tokio::test]
+async fn doctor_checks_postgres_nats_and_redis() {
+    let (Some(pg), Some(nats), Some(redis)) = (
+        daarion_testkit::require_env("DATABASE_URL"),
+        daarion_testkit::require_env("NATS_URL"),
+        daarion_testkit::require_env("REDIS_URL"),
+    ) else {
+        return;
+    };
+    let database = daarion_testkit::fresh_postgres_database(&pg).await;
+    let dir = tempfile::tempdir().unwrap();
+    let doctor = || {
+        daarion(dir.path())
+            .arg("doctor")
+            .env("DATABASE_URL", &database)
+            .env("NATS_URL", &nats)
+            .env("DAARION__NATS_NAMESPACE", daarion_testkit::unique("t"))
+            .env("REDIS_URL", &redis)
+            .output()
+            .unwrap()
+    };
+    let before = doctor();
+    assert!(!before.status.success());
+    assert!(
+        text(&before).contains("migrations pending"),
+        "{}",
+        text(&before)
+    );
+    let migrated = daarion(dir.path())
+        .arg("migrate")
+        .env("DATABASE_URL", &database)
+        .status()
+        .unwrap();
+    assert!(migrated.success());
+    succeeds_saying(
+        &doctor(),
+        &[
+            "ok       database   PostgreSQL, ",
+            "ok       clock      ",
+            "ok       bus        NATS JetStream answers",
+            "ok       cache      Redis answers",
+        ],
+    );
 }
 
 #[test]
