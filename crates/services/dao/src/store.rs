@@ -940,10 +940,19 @@ pub async fn count(db: &Db, p: &Proposal) -> Result<Tally, DaoGovError> {
 
 /// Open proposals whose deadline has passed.
 pub async fn due(db: &Db, limit: u32) -> Result<Vec<String>, DaoGovError> {
-    let rows = sql::query(
-        "SELECT id FROM dao_proposals WHERE status = 'active' AND closes_at <= $1
-         ORDER BY closes_at LIMIT $2",
+    ids_where(
+        db,
+        "status = 'active' AND closes_at <= $1 ORDER BY closes_at",
+        limit,
     )
+    .await
+}
+
+/// Ids of the proposals `filter` keeps, where `$1` is now, at most `limit`.
+async fn ids_where(db: &Db, filter: &'static str, limit: u32) -> Result<Vec<String>, DaoGovError> {
+    let rows = sql::query(sql::AssertSqlSafe(format!(
+        "SELECT id FROM dao_proposals WHERE {filter} LIMIT $2"
+    )))
     .bind(daarion_store::now())
     .bind(i64::from(limit))
     .fetch_all(db.reader())
@@ -1022,19 +1031,13 @@ pub async fn close(
 
 /// Passed actions waiting to be carried out whose hold (if any) has lapsed.
 pub async fn executable(db: &Db, limit: u32) -> Result<Vec<String>, DaoGovError> {
-    let rows = sql::query(
-        "SELECT id FROM dao_proposals WHERE execution = 'pending'
-           AND (execution_lease IS NULL OR execution_lease < $1)
-         ORDER BY closed_at LIMIT $2",
+    ids_where(
+        db,
+        "execution = 'pending' AND (execution_lease IS NULL OR execution_lease < $1)
+         ORDER BY closed_at",
+        limit,
     )
-    .bind(daarion_store::now())
-    .bind(i64::from(limit))
-    .fetch_all(db.reader())
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| r.try_get("id"))
-        .collect::<Result<_, _>>()?)
+    .await
 }
 
 /// Takes a pending execution until `until`, counting the try; `None` when
