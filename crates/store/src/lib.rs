@@ -112,6 +112,9 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 Self::Conflict(db.message().to_owned())
             }
+            sqlx::Error::Database(db) if out_of_service(db.code().as_deref()) => {
+                Self::Unavailable(error)
+            }
             sqlx::Error::Io(_)
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
@@ -119,6 +122,21 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::Protocol(_) => Self::Unavailable(error),
             _ => Self::Unexpected(error),
         }
+    }
+}
+
+/// Whether a database error says the database cannot serve for now, and
+/// may later: out of room (SQLite's SQLITE_FULL, 13, a full disk;
+/// PostgreSQL's class 53, insufficient resources: disk full, out of
+/// memory, too many connections), shutting down or starting up (57P01 to
+/// 57P03), or the connection lost (class 08).
+fn out_of_service(code: Option<&str>) -> bool {
+    match code {
+        Some(sqlstate) if sqlstate.len() == 5 => {
+            sqlstate.starts_with("53") || sqlstate.starts_with("57P0") || sqlstate.starts_with("08")
+        }
+        Some(sqlite) => sqlite.parse::<i32>().is_ok_and(|code| code & 0xff == 13),
+        None => false,
     }
 }
 
@@ -188,6 +206,7 @@ impl Db {
                 AnyPoolOptions::new()
                     .max_connections(1)
                     .acquire_timeout(Duration::from_secs(10))
+                    .before_acquire(not_in_transaction)
                     .after_connect(|conn, _meta| {
                         Box::pin(async move {
                             // WAL lets readers run beside the one writer; the
@@ -208,6 +227,7 @@ impl Db {
                 AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(10))
+                    .before_acquire(not_in_transaction)
                     .connect(url)
                     .await
             }
@@ -284,6 +304,25 @@ impl Db {
     }
 }
 
+/// Whether a pooled connection may be handed out: not when sqlx still
+/// counts a transaction open on it. That happens when the database ended
+/// the transaction by itself — SQLite does on a full disk — so the
+/// ROLLBACK sqlx sent failed: every later `begin` on that connection would
+/// be refused. Such a connection is closed and replaced. (By the time a
+/// released connection is acquired again, the pool's ping on release has
+/// flushed any rollback still queued, so the count is settled.)
+fn not_in_transaction(
+    conn: &mut sqlx::AnyConnection,
+    _: sqlx::pool::PoolConnectionMetadata,
+) -> futures::future::BoxFuture<'_, Result<bool, sqlx::Error>> {
+    use sqlx::Connection as _;
+    let clean = !conn.is_in_transaction();
+    if !clean {
+        tracing::warn!("a database connection left in a transaction is replaced");
+    }
+    Box::pin(std::future::ready(Ok(clean)))
+}
+
 #[async_trait]
 impl DependencyCheck for Db {
     fn name(&self) -> &'static str {
@@ -335,6 +374,17 @@ mod tests {
             Some(Backend::Postgres)
         );
         assert!(Backend::from_url("mysql://h/db").is_err());
+    }
+
+    #[test]
+    fn a_full_disk_or_a_server_going_away_is_unavailable_not_a_bug() {
+        for code in ["13", "53100", "53300", "57P01", "57P03", "08006"] {
+            assert!(out_of_service(Some(code)), "{code}");
+        }
+        for code in ["19", "2067", "23505", "42P01", "57014"] {
+            assert!(!out_of_service(Some(code)), "{code}");
+        }
+        assert!(!out_of_service(None));
     }
 
     #[test]

@@ -237,3 +237,53 @@ macro_rules! contract {
 }
 
 contract!(Sqlite => sqlite, Postgres => postgres);
+
+/// A disk that fills in the middle of a transaction: SQLite rolls the
+/// transaction back by itself, so the ROLLBACK sqlx sends fails and sqlx
+/// would go on counting a transaction open on that connection, refusing
+/// every later `begin` on it. The store replaces such a connection: it
+/// works again as soon as there is room.
+#[tokio::test]
+async fn a_disk_full_in_a_transaction_leaves_the_store_working() {
+    let t = TestDb::new(SqlKind::Sqlite).await.unwrap();
+    migrate::apply(&t.db, &[notes_v1()]).await.unwrap();
+    let pages: i64 = sql::query_scalar("PRAGMA page_count")
+        .fetch_one(t.db.pool())
+        .await
+        .unwrap();
+    // On the writer's connection only: the database cannot grow.
+    sql::query(sql::AssertSqlSafe(format!(
+        "PRAGMA max_page_count = {pages}"
+    )))
+    .execute(t.db.pool())
+    .await
+    .unwrap();
+    let mut tx = t.db.begin().await.unwrap();
+    let mut full = None;
+    for n in 0..100 {
+        if let Err(error) = sql::query("INSERT INTO notes (id, body) VALUES ($1, $2)")
+            .bind(format!("big{n}"))
+            .bind("x".repeat(64 * 1024))
+            .execute(&mut *tx)
+            .await
+        {
+            full = Some(error);
+            break;
+        }
+    }
+    let full = StoreError::from(full.expect("the database filled up"));
+    assert!(full.is_retryable(), "a full disk is for later: {full:?}");
+    assert!(tx.rollback().await.is_err(), "SQLite rolled back already");
+    // A new connection knows no such limit: the disk has room again.
+    let mut tx = t.db.begin().await.unwrap();
+    sql::query("INSERT INTO notes (id, body) VALUES ('after', 'room again')")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let bodies: Vec<String> = sql::query_scalar("SELECT body FROM notes")
+        .fetch_all(t.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(bodies, ["room again"], "nothing of the failed transaction");
+}
