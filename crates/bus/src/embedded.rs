@@ -14,7 +14,8 @@ use futures::StreamExt;
 use tokio::sync::{Notify, broadcast};
 
 use crate::{
-    Acker, Bus, BusError, Consumer, ConsumerSpec, Delivery, Envelope, Subscription, subject,
+    Acker, Backlog, Bus, BusError, Consumer, ConsumerSpec, Delivery, Envelope, Subscription,
+    subject,
 };
 
 /// Live subscribers that fall this far behind skip events.
@@ -337,6 +338,26 @@ impl Bus for EmbeddedBus {
         }))
     }
 
+    /// Every consumer, those with nothing pending included (their gauge
+    /// falls back to zero).
+    async fn backlog(&self) -> Result<Vec<Backlog>, BusError> {
+        let rows = daarion_store::sql::query(
+            "SELECT c.name, COUNT(d.event_id) AS pending FROM bus_consumers c
+             LEFT JOIN bus_deliveries d ON d.consumer = c.name
+             GROUP BY c.name ORDER BY c.name",
+        )
+        .fetch_all(self.db.reader())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Backlog {
+                    consumer: row.try_get("name")?,
+                    pending: u64::try_from(row.try_get::<i64, _>("pending")?).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
     fn kind(&self) -> &'static str {
         "embedded"
     }
@@ -415,6 +436,7 @@ impl EmbeddedConsumer {
                     wake: self.wake.clone(),
                     consumer: self.spec.name.clone(),
                     event_id,
+                    ack_wait: self.spec.ack_wait,
                 }),
             });
         }
@@ -506,9 +528,23 @@ struct EmbeddedAcker {
     wake: Arc<Notify>,
     consumer: String,
     event_id: String,
+    ack_wait: Duration,
 }
 
 impl EmbeddedAcker {
+    /// Delivers again after `delay`, not before.
+    async fn hide_for(&self, delay: Duration) -> Result<(), BusError> {
+        daarion_store::sql::query(
+            "UPDATE bus_deliveries SET visible_at = $1 WHERE consumer = $2 AND event_id = $3",
+        )
+        .bind(offset(delay))
+        .bind(self.consumer.as_str())
+        .bind(self.event_id.as_str())
+        .execute(self.db.pool())
+        .await?;
+        Ok(())
+    }
+
     async fn remove(&self) -> Result<(), BusError> {
         daarion_store::sql::query(
             "DELETE FROM bus_deliveries WHERE consumer = $1 AND event_id = $2",
@@ -528,14 +564,7 @@ impl Acker for EmbeddedAcker {
     }
 
     async fn nack(&self, delay: Duration) -> Result<(), BusError> {
-        daarion_store::sql::query(
-            "UPDATE bus_deliveries SET visible_at = $1 WHERE consumer = $2 AND event_id = $3",
-        )
-        .bind(offset(delay))
-        .bind(self.consumer.as_str())
-        .bind(self.event_id.as_str())
-        .execute(self.db.pool())
-        .await?;
+        self.hide_for(delay).await?;
         // One worker looks again and sleeps until it is due.
         self.wake.notify_one();
         Ok(())
@@ -543,6 +572,10 @@ impl Acker for EmbeddedAcker {
 
     async fn term(&self) -> Result<(), BusError> {
         self.remove().await
+    }
+
+    async fn progress(&self) -> Result<(), BusError> {
+        self.hide_for(self.ack_wait).await
     }
 }
 

@@ -37,7 +37,9 @@ pub use envelope::Envelope;
 pub use nats::NatsBus;
 pub use outbox::{Outbox, Staged};
 pub use queued::QueuedPublisher;
-pub use runner::{DeadLetter, DeadLetters, HandlerError, run_batch_consumer, run_consumer};
+pub use runner::{
+    DeadLetter, DeadLetters, HandlerError, report_backlog, run_batch_consumer, run_consumer,
+};
 
 pub const MIGRATIONS: daarion_store::MigrationSet = daarion_store::MigrationSet {
     service: "bus",
@@ -84,7 +86,9 @@ pub struct ConsumerSpec {
     pub name: String,
     /// Subject pattern, within one stream (`city.message.>`).
     pub filter: String,
-    /// How long a delivery may stay unacknowledged before it is redelivered.
+    /// How long a delivery may stay unacknowledged, without word from its
+    /// worker, before it is redelivered (the runner sends word while a
+    /// handler works: see [`Delivery::progress`]).
     pub ack_wait: Duration,
     /// Deliveries before an event goes to the dead-letter store.
     pub max_deliver: u32,
@@ -113,6 +117,14 @@ impl ConsumerSpec {
     }
 }
 
+/// A durable consumer's queue lag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backlog {
+    pub consumer: String,
+    /// Events not delivered yet, or delivered and not yet acknowledged.
+    pub pending: u64,
+}
+
 /// One delivery of an event to a durable consumer; must be settled with
 /// [`ack`](Delivery::ack), [`nack`](Delivery::nack) or [`term`](Delivery::term),
 /// otherwise it is redelivered after `ack_wait`.
@@ -138,6 +150,14 @@ impl Delivery {
     pub async fn term(self) -> Result<(), BusError> {
         self.acker.term().await
     }
+
+    /// Still working on it: not to be redelivered for another `ack_wait`.
+    /// A handler that runs long keeps its delivery this way, so `ack_wait`
+    /// is how soon the delivery of a worker that died comes back, not how
+    /// long the work may take.
+    pub async fn progress(&self) -> Result<(), BusError> {
+        self.acker.progress().await
+    }
 }
 
 #[async_trait]
@@ -145,6 +165,7 @@ trait Acker: Send + Sync {
     async fn ack(&self) -> Result<(), BusError>;
     async fn nack(&self, delay: Duration) -> Result<(), BusError>;
     async fn term(&self) -> Result<(), BusError>;
+    async fn progress(&self) -> Result<(), BusError>;
 }
 
 /// Receives deliveries of one durable consumer.
@@ -210,6 +231,11 @@ pub trait Bus: Send + Sync + 'static {
     /// Opens (creating if needed) a durable consumer. It receives events
     /// published after it was first created.
     async fn consumer(&self, spec: &ConsumerSpec) -> Result<Box<dyn Consumer>, BusError>;
+
+    /// How many events each durable consumer has yet to settle: the
+    /// embedded bus knows every consumer of the city, NATS those this
+    /// process opened.
+    async fn backlog(&self) -> Result<Vec<Backlog>, BusError>;
 
     /// `embedded` or `nats`, for health reports and logs.
     fn kind(&self) -> &'static str;

@@ -6,14 +6,18 @@
 //! A namespace prefixes every subject and stream name, so that tests (or
 //! several cities on one NATS) never see each other's events.
 
-use std::time::Duration;
+use std::{
+    collections::BTreeSet,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use async_nats::jetstream::{self, AckKind, consumer::pull, stream};
 use async_trait::async_trait;
 use futures::{FutureExt, StreamExt};
 
 use crate::{
-    Acker, Bus, BusError, Consumer, ConsumerSpec, Delivery, Envelope, Subscription,
+    Acker, Backlog, Bus, BusError, Consumer, ConsumerSpec, Delivery, Envelope, Subscription,
     subject::{self, Streams},
 };
 
@@ -23,6 +27,9 @@ pub struct NatsBus {
     js: jetstream::Context,
     namespace: String,
     streams: Streams,
+    /// The consumers this process opened, by stream: whose backlog it
+    /// reports.
+    opened: Arc<Mutex<BTreeSet<(String, String)>>>,
 }
 
 impl NatsBus {
@@ -50,6 +57,7 @@ impl NatsBus {
             js,
             namespace: namespace.to_owned(),
             streams,
+            opened: Arc::default(),
         };
         for def in bus.streams.iter() {
             bus.js
@@ -156,9 +164,10 @@ impl Bus for NatsBus {
 
     async fn consumer(&self, spec: &ConsumerSpec) -> Result<Box<dyn Consumer>, BusError> {
         let def = self.streams.for_filter(&spec.filter)?;
+        let stream_name = self.stream_name(def.name);
         let stream = self
             .js
-            .get_stream(self.stream_name(def.name))
+            .get_stream(&stream_name)
             .await
             .map_err(BusError::unavailable)?;
         let consumer: jetstream::consumer::PullConsumer = stream
@@ -188,7 +197,37 @@ impl Bus for NatsBus {
             .messages()
             .await
             .map_err(BusError::unavailable)?;
+        if let Ok(mut opened) = self.opened.lock() {
+            opened.insert((stream_name, spec.name.clone()));
+        }
         Ok(Box::new(NatsConsumer { messages }))
+    }
+
+    /// The server's count of what each consumer has not yet been given
+    /// (`num_pending`) plus what it holds unacknowledged.
+    async fn backlog(&self) -> Result<Vec<Backlog>, BusError> {
+        let opened: Vec<(String, String)> = match self.opened.lock() {
+            Ok(opened) => opened.iter().cloned().collect(),
+            Err(_) => Vec::new(),
+        };
+        let mut backlog = Vec::with_capacity(opened.len());
+        for (stream, consumer) in opened {
+            let info = self
+                .js
+                .get_stream_no_info(&stream)
+                .await
+                .map_err(BusError::unavailable)?
+                .consumer_info(&consumer)
+                .await
+                .map_err(BusError::unavailable)?;
+            backlog.push(Backlog {
+                consumer,
+                pending: info
+                    .num_pending
+                    .saturating_add(u64::try_from(info.num_ack_pending).unwrap_or(u64::MAX)),
+            });
+        }
+        Ok(backlog)
     }
 
     fn kind(&self) -> &'static str {
@@ -279,6 +318,14 @@ impl Acker for NatsAcker {
     async fn term(&self) -> Result<(), BusError> {
         self.0
             .ack_with(AckKind::Term)
+            .await
+            .map_err(BusError::Unavailable)
+    }
+
+    /// JetStream's "working on it": the ack wait starts again.
+    async fn progress(&self) -> Result<(), BusError> {
+        self.0
+            .ack_with(AckKind::Progress)
             .await
             .map_err(BusError::Unavailable)
     }

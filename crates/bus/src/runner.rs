@@ -60,6 +60,24 @@ where
     }
 }
 
+/// Sets `bus_consumer_pending_events{consumer}` to each durable
+/// consumer's backlog every `period` until `shutdown` fires: the queue lag
+/// an alert watches. The first reading is taken at once.
+pub async fn report_backlog(bus: Arc<dyn Bus>, period: Duration, shutdown: CancellationToken) {
+    daarion_kernel::shutdown::every(period, shutdown, || async {
+        match bus.backlog().await {
+            Ok(backlog) => {
+                for consumer in backlog {
+                    metrics::gauge!("bus_consumer_pending_events", "consumer" => consumer.consumer)
+                        .set(consumer.pending as f64);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot read the consumers' backlog"),
+        }
+    })
+    .await;
+}
+
 /// Runs `handler` for every delivery of `spec` until `shutdown` fires. A
 /// delivery in progress is finished and settled before it returns.
 pub async fn run_consumer<H, F>(
@@ -216,7 +234,8 @@ where
             return settled(delivery.nack(retry_delay).await, "retry");
         }
     }
-    let result = envelope.context().scope(handler(envelope.clone())).await;
+    let work = envelope.context().scope(handler(envelope.clone()));
+    let result = keeping(&delivery, spec.ack_wait, work).await;
     match result {
         Ok(()) => {
             if let Err(error) = mark_processed(db, &spec.name, &envelope.id).await {
@@ -242,6 +261,23 @@ where
             tracing::warn!(consumer = %spec.name, event_id = %envelope.id, attempt = delivery.attempt,
                 error = %error, "handler failed; will redeliver");
             settled(delivery.nack(retry_delay).await, "retry")
+        }
+    }
+}
+
+/// Runs `work`, telling the bus every third of `ack_wait` that the
+/// delivery is still being worked on: only a worker that died loses it.
+async fn keeping<F: Future>(delivery: &crate::Delivery, ack_wait: Duration, work: F) -> F::Output {
+    let mut work = std::pin::pin!(work);
+    let period = (ack_wait / 3).max(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            () = tokio::time::sleep(period) => {
+                if let Err(error) = delivery.progress().await {
+                    tracing::warn!(%error, event_id = %delivery.envelope.id, "could not extend a delivery");
+                }
+            }
         }
     }
 }

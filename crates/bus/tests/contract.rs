@@ -204,6 +204,35 @@ macro_rules! contract {
             }
 
             #[tokio::test]
+            async fn the_backlog_counts_what_a_consumer_has_yet_to_settle() {
+                let Some(f) = fixture().await else { return };
+                let mut consumer = f.bus.consumer(&spec("lagging", "city.message.>")).await.unwrap();
+                for n in 0..3 {
+                    f.bus.publish(&event("city.message.created.general", n)).await.unwrap();
+                }
+                f.bus.publish(&event("city.room.created.general", 9)).await.unwrap();
+                let pending = || async {
+                    f.bus.backlog().await.unwrap().into_iter()
+                        .find(|b| b.consumer == "lagging")
+                        .map(|b| b.pending)
+                };
+                daarion_testkit::eventually("three pending", WAIT, || async {
+                    (pending().await == Some(3)).then_some(())
+                }).await;
+                within(consumer.next()).await.unwrap().ack().await.unwrap();
+                // Delivered and not yet acknowledged still counts.
+                let held = within(consumer.next()).await.unwrap();
+                daarion_testkit::eventually("two pending", WAIT, || async {
+                    (pending().await == Some(2)).then_some(())
+                }).await;
+                held.ack().await.unwrap();
+                within(consumer.next()).await.unwrap().ack().await.unwrap();
+                daarion_testkit::eventually("none pending", WAIT, || async {
+                    (pending().await == Some(0)).then_some(())
+                }).await;
+            }
+
+            #[tokio::test]
             async fn invalid_subjects_are_refused() {
                 let Some(f) = fixture().await else { return };
                 assert!(f.bus.publish(&event("city..x", 1)).await.is_err());
@@ -323,6 +352,34 @@ macro_rules! contract {
                 let mut seen = seen.lock().unwrap().clone();
                 seen.sort();
                 assert_eq!(seen, (0..10).collect::<Vec<_>>());
+            }
+
+            #[tokio::test]
+            async fn a_handler_working_past_the_ack_wait_keeps_its_delivery() {
+                let Some(f) = fixture().await else { return };
+                let calls = Arc::new(AtomicU32::new(0));
+                let shutdown = CancellationToken::new();
+                // Two workers: a delivery that lapsed would go to the other.
+                let workers: Vec<_> = (0..2).map(|_| {
+                    let calls = calls.clone();
+                    tokio::spawn(run_consumer(f.bus.clone(), f.db.db.clone(), spec("slow", "city.>"), shutdown.clone(), move |_| {
+                        let calls = calls.clone();
+                        async move {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(2500)).await;
+                            Ok(())
+                        }
+                    }))
+                }).collect();
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                f.bus.publish(&event("city.message.created.general", 1)).await.unwrap();
+                // Three and a half ack waits of 700 ms, and one more.
+                tokio::time::sleep(Duration::from_millis(3200)).await;
+                assert_eq!(calls.load(Ordering::SeqCst), 1, "worked on once");
+                shutdown.cancel();
+                for worker in workers {
+                    worker.await.unwrap();
+                }
             }
 
             #[tokio::test]

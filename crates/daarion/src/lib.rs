@@ -316,6 +316,11 @@ impl App {
             Duration::from_secs(3600),
             shutdown.clone(),
         ));
+        tasks.spawn(daarion_bus::report_backlog(
+            backends.bus.clone(),
+            Duration::from_secs(15),
+            shutdown.clone(),
+        ));
         let process = Process::build(&settings, &backends, &tasks, &shutdown, &mut memory)?;
         tasks.spawn(
             process

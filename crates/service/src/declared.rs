@@ -70,6 +70,10 @@ impl Bus for Declared {
         self.bus.consumer(spec).await
     }
 
+    async fn backlog(&self) -> Result<Vec<daarion_bus::Backlog>, BusError> {
+        self.bus.backlog().await
+    }
+
     fn kind(&self) -> &'static str {
         self.bus.kind()
     }

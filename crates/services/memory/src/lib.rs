@@ -493,7 +493,8 @@ async fn build(ctx: Context) -> Result<Mount, BuildError> {
         .map_err(BuildError::new)?;
     let mut spec = ConsumerSpec::new("memory-indexer", events::STORE);
     // Documents written before any indexer ran are indexed when one
-    // starts; a long document on the encoder takes a while.
+    // starts; the four a worker takes at once wait their turn behind a
+    // long document on the encoder (the one in hand is kept by the runner).
     spec.from_start = true;
     spec.ack_wait = Duration::from_secs(300);
     spec.prefetch = 4;

@@ -193,11 +193,12 @@ async fn build(ctx: Context) -> Result<Mount, BuildError> {
         bus: ctx.bus.clone(),
         settings: Arc::new(settings.clone()),
     };
-    // A run holds its delivery while it works; the bus redelivers only
-    // after the longest a run may take (a crashed worker's run waits that
-    // long, then resumes from its checkpoints).
+    // A run holds its delivery while it works (the runner extends it);
+    // the delivery of a worker that died comes back after a lease's
+    // length, when its run's lease has lapsed too, and the run resumes
+    // from its checkpoints.
     let spec = ConsumerSpec {
-        ack_wait: Duration::from_secs(settings.run_timeout_secs + settings.lease_secs),
+        ack_wait: Duration::from_secs(settings.lease_secs),
         // Deliveries that found the run held by a lapsing lease count too.
         max_deliver: settings.max_attempts * 2,
         // A worker takes one run at a time: the others take the next.
