@@ -236,3 +236,233 @@ fn the_alert_rules_load_and_fire_when_they_should() {
             .current_dir(PROMETHEUS),
     );
 }
+
+/// The containers of compose.yaml that run daarion (`serve` or `gateway`),
+/// as `name:port`.
+fn compose_processes() -> std::collections::BTreeSet<String> {
+    let compose = std::fs::read_to_string(Path::new(COMPOSE).join("compose.yaml")).unwrap();
+    let mut container = "";
+    let mut found = std::collections::BTreeSet::new();
+    for line in compose.lines() {
+        if let Some(name) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(':'))
+            && !name.starts_with(' ')
+        {
+            container = name;
+        }
+        let command = line.trim_start();
+        if (command.starts_with("command: [\"serve\"")
+            || command.starts_with("command: [\"gateway\""))
+            && let Some((_, port)) = command.rsplit_once("0.0.0.0:")
+        {
+            found.insert(format!("{container}:{}", port.trim_end_matches("\"]")));
+        }
+    }
+    found
+}
+
+/// Prometheus' configuration for compose loads (`promtool check config`,
+/// the alert rules included) and scrapes exactly the compose file's
+/// daarion containers.
+#[test]
+fn the_prometheus_configuration_loads_and_scrapes_every_compose_container() {
+    let config = std::fs::read_to_string(Path::new(PROMETHEUS).join("prometheus.yml")).unwrap();
+    let targets: std::collections::BTreeSet<String> = config
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- "))
+        .filter(|t| {
+            t.rsplit_once(':')
+                .is_some_and(|(_, port)| port.parse::<u16>().is_ok())
+        })
+        .map(str::to_owned)
+        .collect();
+    let processes = compose_processes();
+    assert!(processes.len() > 20, "{processes:?}");
+    assert_eq!(targets, processes);
+    let Some(promtool) = daarion_testkit::require_program(&["/usr/bin/promtool"]) else {
+        return;
+    };
+    // The token file is compose's secret; here, one of our own.
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("metrics_token");
+    std::fs::write(&token, "t").unwrap();
+    std::fs::write(
+        dir.path().join("prometheus.yml"),
+        config.replace("/run/secrets/metrics_token", token.to_str().unwrap()),
+    )
+    .unwrap();
+    std::fs::copy(
+        Path::new(PROMETHEUS).join("alerts.yaml"),
+        dir.path().join("alerts.yaml"),
+    )
+    .unwrap();
+    passes(
+        Command::new(&promtool)
+            .args(["check", "config", "prometheus.yml"])
+            .current_dir(dir.path()),
+    );
+}
+
+const GRAFANA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/grafana");
+
+/// The names of the metrics this code records (`counter!("…")` and its
+/// kin anywhere under crates/), and those of the exporters beside it.
+fn recorded_metrics() -> std::collections::BTreeSet<String> {
+    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crates"),
+        &mut files,
+    );
+    let recorded = regex::Regex::new(r#"(?:counter|gauge|histogram)!\(\s*"([a-z_]+)""#).unwrap();
+    let mut names: std::collections::BTreeSet<String> =
+        // Prometheus' own and node_exporter's.
+        ["up", "node_filesystem_avail_bytes", "node_filesystem_size_bytes"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        names.extend(recorded.captures_iter(&text).map(|c| c[1].to_owned()));
+    }
+    names
+}
+
+/// The metric names a PromQL expression reads.
+fn metrics_read(expr: &str) -> Vec<String> {
+    let strings = regex::Regex::new(r#""[^"]*""#).unwrap();
+    let groupings =
+        regex::Regex::new(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+            .unwrap();
+    let selectors = regex::Regex::new(r"\{[^}]*\}|\[[^\]]*\]").unwrap();
+    let identifier = regex::Regex::new(r"[A-Za-z_:][A-Za-z0-9_:]*").unwrap();
+    let expr = strings.replace_all(expr, "");
+    let expr = groupings.replace_all(&expr, "");
+    let expr = selectors.replace_all(&expr, " ");
+    identifier
+        .find_iter(&expr)
+        .filter(|m| !expr[m.end()..].trim_start().starts_with('('))
+        .map(|m| m.as_str())
+        .filter(|word| !["and", "or", "unless", "bool", "offset"].contains(word))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn metrics_read_finds_metric_names_only() {
+    assert_eq!(
+        metrics_read(
+            r#"sum by (service, le) (rate(http_request_duration_seconds_bucket{service=~"$service"}[5m])) > 1 unless on (x) up == 0"#
+        ),
+        ["http_request_duration_seconds_bucket", "up"]
+    );
+}
+
+/// The alert rules' expressions (`expr:` one line, or a `|` block).
+fn alert_exprs() -> Vec<String> {
+    let rules = std::fs::read_to_string(Path::new(PROMETHEUS).join("alerts.yaml")).unwrap();
+    let mut exprs = Vec::new();
+    let mut lines = rules.lines().peekable();
+    while let Some(line) = lines.next() {
+        let Some(expr) = line.trim_start().strip_prefix("expr:") else {
+            continue;
+        };
+        if expr.trim() != "|" {
+            exprs.push(expr.trim().to_owned());
+            continue;
+        }
+        let indent = line.len() - line.trim_start().len();
+        let mut block = String::new();
+        while let Some(next) = lines.next_if(|l| l.len() - l.trim_start().len() > indent) {
+            block.push_str(next.trim());
+            block.push(' ');
+        }
+        exprs.push(block);
+    }
+    exprs
+}
+
+/// Every dashboard is provisioned from the data source compose provides,
+/// each of its queries is valid PromQL (`promtool check rules` on them as
+/// recording rules, Grafana's variables given values), and every metric a
+/// dashboard or an alert reads is one the code records: a renamed metric
+/// cannot leave a blank panel or an alert that never fires.
+#[test]
+fn the_dashboards_and_alerts_read_valid_promql_over_recorded_metrics() {
+    let datasource = std::fs::read_to_string(
+        Path::new(GRAFANA).join("provisioning/datasources/prometheus.yaml"),
+    )
+    .unwrap();
+    assert!(datasource.contains("uid: prometheus"));
+    let mut exprs = Vec::new();
+    let mut uids = std::collections::BTreeSet::new();
+    let mut boards = 0;
+    for entry in std::fs::read_dir(Path::new(GRAFANA).join("dashboards")).unwrap() {
+        let path = entry.unwrap().path();
+        let board: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        boards += 1;
+        assert!(
+            uids.insert(board["uid"].as_str().unwrap().to_owned()),
+            "{path:?}: a uid used twice"
+        );
+        assert!(board["title"].as_str().is_some_and(|t| !t.is_empty()));
+        let panels = board["panels"].as_array().unwrap();
+        assert!(!panels.is_empty(), "{path:?}");
+        for panel in panels {
+            let targets = panel["targets"].as_array().unwrap();
+            assert!(!targets.is_empty(), "{path:?}: {}", panel["title"]);
+            for target in targets {
+                assert_eq!(target["datasource"]["uid"], "prometheus", "{path:?}");
+                exprs.push(target["expr"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    assert!(
+        boards >= 6,
+        "overview, gateway, events, LLM spend, agents, city"
+    );
+    let alerts = alert_exprs();
+    assert!(alerts.len() >= 12, "{alerts:?}");
+    let recorded = recorded_metrics();
+    for expr in exprs.iter().chain(&alerts) {
+        for name in metrics_read(expr) {
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .unwrap_or(&name);
+            assert!(
+                recorded.contains(&name) || recorded.contains(base),
+                "{expr} reads {name}, which nothing records"
+            );
+        }
+    }
+    let Some(promtool) = daarion_testkit::require_program(&["/usr/bin/promtool"]) else {
+        return;
+    };
+    let mut rules = String::from("groups:\n  - name: dashboards\n    rules:\n");
+    for (n, expr) in exprs.iter().enumerate() {
+        let expr = expr
+            .replace("$__rate_interval", "5m")
+            .replace("$service", ".*");
+        rules.push_str(&format!(
+            "      - record: dashboard:q{n}\n        expr: {}\n",
+            serde_json::Value::String(expr)
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("dashboards.yaml"), rules).unwrap();
+    passes(
+        Command::new(&promtool)
+            .args(["check", "rules", "dashboards.yaml"])
+            .current_dir(dir.path()),
+    );
+}
