@@ -4,7 +4,8 @@
 # fan-out (embedded and NATS), messaging (posts/s, live delivery, history and
 # search at a million messages, embedded and PostgreSQL; delivery to 1 000 clients), gateway vs nginx, LLM proxy vs LiteLLM,
 # agent runs vs CrewAI, governance (votes/s with a live tally), the living map (snapshot at
-# 10 000 entities, changes to 1 000 sockets), memory (embedding throughput, the vector index at
+# 10 000 entities, changes to 1 000 sockets), the fault suite (kill -9, a full disk:
+# requests failed, time to recover, nothing acknowledged lost), memory (embedding throughput, the vector index at
 # 10 000 and 100 000 vectors, embedded and on pgvector), and
 # the web UI (JS for first paint, time to interactive, a 10 000-message room).
 #
@@ -45,6 +46,7 @@ if [ "$smoke" = 1 ]; then
   "$bin/agents" --binary "$bin/daarion" --runs 10 --concurrency 1,4
   "$bin/governance" --binary "$bin/daarion" --voters 3 --votes 30 --concurrency 2
   "$bin/living-map" --binary "$bin/daarion" --entities 500 --snapshots 2 --clients 5 --messages 10 --rate 20
+  "$bin/faults" --binary "$bin/daarion" --settle 2 --kills 1 --full 2
   "$bin/memory" --models "$models" --vectors 5000 --queries 20 --encoder-chunks 4 \
     ${DAARION_PGVECTOR_URL:+--pgvector "$DAARION_PGVECTOR_URL"}
   node bench/web/ui.mjs --binary "$bin/daarion" --messages 200 --runs 1
@@ -114,3 +116,4 @@ fi
 "$bin/agents" --binary "$bin/daarion" --crewai "$crewai_venv/bin/python"
 "$bin/governance" --binary "$bin/daarion"
 "$bin/living-map" --binary "$bin/daarion"
+"$bin/faults" --binary "$bin/daarion"

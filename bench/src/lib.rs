@@ -40,7 +40,28 @@ pub async fn start_as(
     data_dir: &Path,
     env: &[(&str, String)],
 ) -> anyhow::Result<(Daarion, Duration)> {
-    let port = free_port()?;
+    start_on(binary, shape, data_dir, env, free_port()?, None).await
+}
+
+/// Starts `daarion <shape…>` on `port`: a process restarted where its
+/// clients expect it; its log (warnings and errors) appended to `log`.
+pub async fn start_on(
+    binary: &Path,
+    shape: &[&str],
+    data_dir: &Path,
+    env: &[(&str, String)],
+    port: u16,
+    log: Option<&Path>,
+) -> anyhow::Result<(Daarion, Duration)> {
+    let output = match log {
+        Some(path) => Stdio::from(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?,
+        ),
+        None => Stdio::null(),
+    };
     let started = Instant::now();
     let mut command = Command::new(binary);
     command
@@ -50,7 +71,7 @@ pub async fn start_as(
         .env_remove("DATABASE_URL")
         .env_remove("NATS_URL")
         .env_remove("REDIS_URL")
-        .env("RUST_LOG", "error")
+        .env("RUST_LOG", if log.is_some() { "warn" } else { "error" })
         // One load client posts far faster than the edge's default 10 r/s per
         // address (and per person); the benchmarks measure the rest.
         .env("DAARION__GATEWAY__RATE_LIMIT_PER_SECOND", "1000000")
@@ -68,7 +89,7 @@ pub async fn start_as(
             "DAARION__AUTH__ORIGINS",
             format!("[\"{}\"]", daarion_testkit::passkey::ORIGIN),
         )
-        .stdout(Stdio::null())
+        .stdout(output)
         .stderr(Stdio::null());
     for (key, value) in env {
         command.env(key, value);
@@ -460,4 +481,54 @@ pub async fn follow_latencies(
         }
     }
     latencies
+}
+
+/// The test kit's fake OpenAI provider in a process of its own (the LLM
+/// proxy benchmark's `llm-proxy fake`), once it answers: it and its port.
+pub async fn start_fake_llm() -> anyhow::Result<(Killed, u16)> {
+    let port = free_port()?;
+    let child = Command::new(std::env::current_exe()?.with_file_name("llm-proxy"))
+        .args(["fake", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .spawn()
+        .context("the fake provider (bench's llm-proxy binary) did not start")?;
+    let fake = Killed(child);
+    wait_ready(port, "/v1/models", Duration::from_secs(10)).await?;
+    Ok((fake, port))
+}
+
+/// Writes a `daarion.toml` at `path` whose model alias `bench` is the fake
+/// provider on `fake`, with the free plan's limits raised out of the way
+/// (every check still runs), and `extra` settings after.
+pub fn fake_llm_config(path: &Path, fake: u16, extra: &str) -> anyhow::Result<()> {
+    std::fs::write(
+        path,
+        format!(
+            "[llm.providers.fake]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:{fake}/v1\"\napi_key = \"fake\"\n\
+             [llm.models.bench]\ndeployments = [{{ provider = \"fake\", model = \"fake-model\" }}]\n\
+             [usage.free]\ntokens_per_minute = 1000000000000\nrequests_per_minute = 1000000000\n\
+             runs_per_day = 1000000000\ndistinct_users_per_day = 1000000\nconcurrent_runs = 1000\n{extra}"
+        ),
+    )?;
+    Ok(())
+}
+
+/// Sends `body` (if any) to `url` as the person with `cookie`: the JSON
+/// answer, or an error naming the status.
+pub async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    cookie: &str,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<serde_json::Value> {
+    let mut request = client.request(method, url).header("cookie", cookie);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    let value: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
+    anyhow::ensure!(status.is_success(), "{url}: {status} {value}");
+    Ok(value)
 }

@@ -13,14 +13,14 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Command,
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use anyhow::Context;
 use clap::Parser;
-use daarion_bench::{Killed, free_port, ms, percentile, tree_cpu_seconds, wait_ready};
+use daarion_bench::{ms, percentile, tree_cpu_seconds};
 use serde_json::{Value, json};
 
 #[derive(Parser)]
@@ -44,17 +44,6 @@ struct Args {
 
 const TASK: &str = r#"call math__evaluate {"expression": "6*7"}"#;
 
-/// The fake provider in a process of its own (the LLM proxy benchmark's).
-fn start_fake() -> anyhow::Result<(Killed, u16)> {
-    let port = free_port()?;
-    let child = Command::new(std::env::current_exe()?.with_file_name("llm-proxy"))
-        .args(["fake", "--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .spawn()
-        .context("the fake provider (bench's llm-proxy binary) did not start")?;
-    Ok((Killed(child), port))
-}
-
 /// `daarion up` whose alias `bench` is the fake; the free plan's limits are
 /// raised out of the way (every check still runs). Returns it with a key
 /// that may talk to agents.
@@ -64,16 +53,7 @@ async fn start_daarion(
     fake: u16,
 ) -> anyhow::Result<(daarion_bench::Daarion, String)> {
     let config = dir.join("daarion.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[llm.providers.fake]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:{fake}/v1\"\napi_key = \"fake\"\n\
-             [llm.models.bench]\ndeployments = [{{ provider = \"fake\", model = \"fake-model\" }}]\n\
-             [usage.free]\ntokens_per_minute = 1000000000000\nrequests_per_minute = 1000000000\n\
-             runs_per_day = 1000000000\ndistinct_users_per_day = 1000000\nconcurrent_runs = 1000\n\
-             [runtime]\nworkers = 32\n"
-        ),
-    )?;
+    daarion_bench::fake_llm_config(&config, fake, "[runtime]\nworkers = 32\n")?;
     let (daarion, _) = daarion_bench::start(
         binary,
         &dir.join("data"),
@@ -219,8 +199,7 @@ async fn main() -> anyhow::Result<()> {
     daarion_kernel::server::install_crypto_provider();
     let dir = std::env::temp_dir().join(format!("daarion-agents-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let (fake, fake_port) = start_fake()?;
-    wait_ready(fake_port, "/v1/models", Duration::from_secs(10)).await?;
+    let (fake, fake_port) = daarion_bench::start_fake_llm().await?;
     let (daarion, key) = start_daarion(&args.binary, &dir, fake_port).await?;
     let base = format!("http://127.0.0.1:{}", daarion.port);
     println!(

@@ -15,8 +15,8 @@ use std::{
 
 use anyhow::Context;
 use clap::Parser;
-use daarion_bench::{ms, percentile, start, tree_cpu_seconds};
-use serde_json::{Value, json};
+use daarion_bench::{call, ms, percentile, start, tree_cpu_seconds};
+use serde_json::json;
 
 #[derive(Parser)]
 struct Args {
@@ -34,24 +34,6 @@ struct Args {
     /// The voting method (single choice over three options, or basic).
     #[arg(long, default_value = "single")]
     method: String,
-}
-
-async fn send(
-    client: &reqwest::Client,
-    method: reqwest::Method,
-    url: &str,
-    cookie: &str,
-    body: Option<Value>,
-) -> anyhow::Result<Value> {
-    let mut request = client.request(method, url).header("cookie", cookie);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await?;
-    let status = response.status();
-    let value: Value = response.json().await.unwrap_or(Value::Null);
-    anyhow::ensure!(status.is_success(), "{url}: {status} {value}");
-    Ok(value)
 }
 
 #[tokio::main]
@@ -72,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let founder = daarion_testkit::passkey::Person::register(&client, &base, "founder").await?;
     let founder = founder.cookie();
-    send(
+    call(
         &client,
         reqwest::Method::POST,
         &format!("{base}/api/microdao/daos"),
@@ -87,7 +69,7 @@ async fn main() -> anyhow::Result<()> {
             daarion_testkit::passkey::Person::register(&client, &base, &format!("voter{i}"))
                 .await?;
         let cookie = person.cookie();
-        send(
+        call(
             &client,
             reqwest::Method::POST,
             &format!("{base}/api/microdao/daos/bench/join"),
@@ -103,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
     } else {
         json!(["one", "two", "three"])
     };
-    let proposal = send(
+    let proposal = call(
         &client,
         reqwest::Method::POST,
         &format!("{base}/api/dao/daos/bench/proposals"),
@@ -116,7 +98,7 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let id = proposal["id"].as_str().context("no id")?.to_owned();
     let opened = Instant::now();
-    send(
+    call(
         &client,
         reqwest::Method::POST,
         &format!("{base}/api/dao/proposals/{id}/open"),
@@ -135,7 +117,7 @@ async fn main() -> anyhow::Result<()> {
             let mut latencies = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let at = Instant::now();
-                if send(&client, reqwest::Method::GET, &url, &cookie, None)
+                if call(&client, reqwest::Method::GET, &url, &cookie, None)
                     .await
                     .is_ok()
                 {
@@ -167,7 +149,7 @@ async fn main() -> anyhow::Result<()> {
                     let cookie = &cookies[n % cookies.len()];
                     let at = Instant::now();
                     let ballot = json!({"ballot": {"choice": n % 3}});
-                    match send(&client, reqwest::Method::POST, &url, cookie, Some(ballot)).await {
+                    match call(&client, reqwest::Method::POST, &url, cookie, Some(ballot)).await {
                         Ok(_) => latencies.push(at.elapsed()),
                         Err(_) => failed += 1,
                     }
@@ -191,7 +173,7 @@ async fn main() -> anyhow::Result<()> {
 
     // One more tally and a whole check of the record at the end.
     let at = Instant::now();
-    let tally = send(
+    let tally = call(
         &client,
         reqwest::Method::GET,
         &format!("{base}/api/dao/proposals/{id}/tally"),
@@ -201,7 +183,7 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let final_tally = at.elapsed();
     let at = Instant::now();
-    let record = send(
+    let record = call(
         &client,
         reqwest::Method::GET,
         &format!("{base}/api/dao/proposals/{id}/record?limit=1"),
