@@ -47,6 +47,7 @@ if [ "$smoke" = 1 ]; then
   "$bin/governance" --binary "$bin/daarion" --voters 3 --votes 30 --concurrency 2
   "$bin/living-map" --binary "$bin/daarion" --entities 500 --snapshots 2 --clients 5 --messages 10 --rate 20
   "$bin/faults" --binary "$bin/daarion" --settle 2 --kills 1 --full 2
+  "$bin/faults" --binary "$bin/daarion" --distributed --settle 1 --down 1
   "$bin/memory" --models "$models" --vectors 5000 --queries 20 --encoder-chunks 4 \
     ${DAARION_PGVECTOR_URL:+--pgvector "$DAARION_PGVECTOR_URL"}
   node bench/web/ui.mjs --binary "$bin/daarion" --messages 200 --runs 1
@@ -117,3 +118,4 @@ fi
 "$bin/governance" --binary "$bin/daarion"
 "$bin/living-map" --binary "$bin/daarion"
 "$bin/faults" --binary "$bin/daarion"
+"$bin/faults" --binary "$bin/daarion" --distributed

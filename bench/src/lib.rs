@@ -44,7 +44,8 @@ pub async fn start_as(
 }
 
 /// Starts `daarion <shape…>` on `port`: a process restarted where its
-/// clients expect it; its log (warnings and errors) appended to `log`.
+/// clients expect it; its log (warnings and errors, and what it prints
+/// when it cannot start) appended to `log`.
 pub async fn start_on(
     binary: &Path,
     shape: &[&str],
@@ -53,21 +54,26 @@ pub async fn start_on(
     port: u16,
     log: Option<&Path>,
 ) -> anyhow::Result<(Daarion, Duration)> {
-    let output = match log {
-        Some(path) => Stdio::from(
-            std::fs::OpenOptions::new()
+    let (output, errors) = match log {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
-                .open(path)?,
-        ),
-        None => Stdio::null(),
+                .open(path)?;
+            (Stdio::from(file.try_clone()?), Stdio::from(file))
+        }
+        None => (Stdio::null(), Stdio::null()),
     };
     let started = Instant::now();
     let mut command = Command::new(binary);
     command
         .args(shape)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(data_dir)
+        .args(["--listen", &format!("127.0.0.1:{port}")]);
+    // The gateway keeps no data.
+    if shape.first() != Some(&"gateway") {
+        command.arg("--data-dir").arg(data_dir);
+    }
+    command
         .env_remove("DATABASE_URL")
         .env_remove("NATS_URL")
         .env_remove("REDIS_URL")
@@ -90,7 +96,7 @@ pub async fn start_on(
             format!("[\"{}\"]", daarion_testkit::passkey::ORIGIN),
         )
         .stdout(output)
-        .stderr(Stdio::null());
+        .stderr(errors);
     for (key, value) in env {
         command.env(key, value);
     }

@@ -85,7 +85,15 @@ return n
 impl RedisCache {
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, CacheError> {
         let client = redis::Client::open(url).map_err(|e| CacheError::Unavailable(Box::new(e)))?;
-        let conn = tokio::time::timeout(Duration::from_secs(10), ConnectionManager::new(client))
+        // Reconnects quickly after Redis comes back (the default backoff
+        // grows to 3.2 s between attempts), and a command never waits on
+        // a Redis that does not answer for longer than a request would.
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_max_delay(Duration::from_millis(500))
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(2)));
+        let manager = ConnectionManager::new_with_config(client, config);
+        let conn = tokio::time::timeout(Duration::from_secs(10), manager)
             .await
             .map_err(|e| CacheError::Unavailable(Box::new(e)))?
             .map_err(unavailable)?;

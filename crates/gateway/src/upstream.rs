@@ -3,7 +3,12 @@
 //!
 //! An address is usable when its active health check says so (optimistic
 //! until the first check) and it is not passively ejected (too many errors in
-//! a row). Balancing: round-robin, least in-flight requests, or rendezvous
+//! a row). When no address of a group is usable, requests go to any of
+//! them (Envoy's "panic" routing): a lone replica that restarted in half a
+//! second serves again at once rather than after its 10 s ejection; when a
+//! dependency every replica shares is down (NATS, say), each one's health
+//! check fails, yet most requests need none of it and are still served; one
+//! truly down answers 502 as fast as 503 would have. Balancing: round-robin, least in-flight requests, or rendezvous
 //! hashing on a header or cookie, so the same key keeps reaching the same
 //! address while it is usable and only its keys move when it is not.
 
@@ -140,12 +145,14 @@ impl Group {
     }
 
     /// Picks an address for a request with sticky `key` (for hash
-    /// balancing), skipping addresses already tried. `None`: none is usable.
+    /// balancing), skipping addresses already tried: a usable one, or any
+    /// when none is. `None`: every one was tried.
     pub fn pick(&self, key: Option<&str>, tried: &[String]) -> Option<InFlight> {
+        let panic = self.healthy_count() == 0;
         let candidates: Vec<&Arc<Endpoint>> = self
             .endpoints
             .iter()
-            .filter(|e| self.usable(e) && !tried.contains(&e.address))
+            .filter(|e| (panic || self.usable(e)) && !tried.contains(&e.address))
             .collect();
         if candidates.is_empty() {
             return None;
@@ -356,7 +363,16 @@ mod tests {
         assert!(f.is_healthy(), "needs two failed checks");
         g.record_check(&f, false);
         assert!(!f.is_healthy());
-        assert!(g.pick(None, &[]).is_none());
+        // None is usable: any may be tried (it may be back already, or
+        // fail only its health check), each once.
+        assert_eq!(g.healthy_count(), 0);
+        let first = g.pick(None, &[]).unwrap().endpoint().address.clone();
+        let second = g.pick(None, std::slice::from_ref(&first)).unwrap();
+        assert_ne!(second.endpoint().address, first);
+        assert!(
+            g.pick(None, &[first, second.endpoint().address.clone()])
+                .is_none()
+        );
         g.record_check(&f, true);
         g.record_check(&f, true);
         assert!(f.is_healthy());

@@ -8,11 +8,17 @@
 //! mention got one answer, never two. Per fault it prints the requests that
 //! failed and the time until every kind of request succeeded again.
 //!
+//! `--distributed` runs the same load through the gateway of a process per
+//! service, and kills each process in turn (the gateway's too), then stops
+//! PostgreSQL, NATS and Redis one at a time (`cluster`).
+//!
 //! Clients behave as real ones would: a post or a mint whose answer did
 //! not arrive is sent again with the same key until it is acknowledged; a
 //! vote is not (it counts only once acknowledged).
 
 #![allow(clippy::print_stdout)]
+
+mod cluster;
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -47,6 +53,13 @@ struct Args {
     /// People posting at once.
     #[arg(long, default_value_t = 4)]
     posters: usize,
+    /// The distributed shape instead: a process per service behind the
+    /// gateway, on a PostgreSQL, NATS and Redis of the run's own.
+    #[arg(long)]
+    distributed: bool,
+    /// Seconds PostgreSQL, NATS and Redis each stay stopped (distributed).
+    #[arg(long, default_value_t = 5)]
+    down: u64,
 }
 
 /// How long a client keeps retrying one create before the run is failed.
@@ -63,6 +76,8 @@ const KINDS: [Kind; 3] = [Kind::Post, Kind::Vote, Kind::Mint];
 
 struct Outcome {
     at: Instant,
+    /// How long the request took.
+    took: Duration,
     kind: Kind,
     /// Why it failed: the status, or `no answer`.
     failure: Option<String>,
@@ -92,10 +107,11 @@ struct Load {
 }
 
 impl Load {
-    fn record(&self, kind: Kind, failure: Option<String>) {
+    fn record(&self, kind: Kind, sent: Instant, failure: Option<String>) {
         if let Ok(mut outcomes) = self.outcomes.lock() {
             outcomes.push(Outcome {
                 at: Instant::now(),
+                took: sent.elapsed(),
                 kind,
                 failure,
             });
@@ -110,6 +126,7 @@ impl Load {
 
     /// Sends a request; its JSON when it succeeded.
     async fn send(&self, kind: Kind, request: reqwest::RequestBuilder) -> Option<Value> {
+        let sent = Instant::now();
         let (answer, failure) = match request.timeout(Duration::from_secs(5)).send().await {
             Ok(response) if response.status().is_success() => match response.json().await {
                 Ok(answer) => (Some(answer), None),
@@ -118,7 +135,7 @@ impl Load {
             Ok(response) => (None, Some(response.status().as_u16().to_string())),
             Err(_) => (None, Some("no answer".to_owned())),
         };
-        self.record(kind, failure);
+        self.record(kind, sent, failure);
         answer
     }
 
@@ -214,9 +231,21 @@ struct Fault {
     lifted: Instant,
     /// Until the next fault (or the end of the load).
     until: Instant,
+    /// How long a restarted process took to be healthy.
+    restart: Option<Duration>,
 }
 
 impl Fault {
+    fn new(name: String, at: Instant, lifted: Instant, restart: Option<Duration>) -> Self {
+        Self {
+            name,
+            at,
+            lifted,
+            until: at,
+            restart,
+        }
+    }
+
     /// Requests that failed from the fault until the next, by kind and
     /// by why.
     fn failed(&self, outcomes: &[Outcome]) -> (HashMap<Kind, usize>, BTreeMap<String, usize>) {
@@ -232,6 +261,16 @@ impl Fault {
             }
         }
         (by_kind, by_cause)
+    }
+
+    /// The slowest request answered from the fault until the next.
+    fn slowest(&self, outcomes: &[Outcome]) -> Duration {
+        outcomes
+            .iter()
+            .filter(|o| o.at >= self.at && o.at < self.until)
+            .map(|o| o.took)
+            .max()
+            .unwrap_or_default()
     }
 
     /// From the fault until every kind of request had succeeded again
@@ -254,8 +293,29 @@ impl Fault {
     }
 }
 
-/// A city of four people in the public microDAO `faults`, its agent
-/// `helper` (on the fake model `bench`) and an open proposal.
+/// The city under test.
+enum Node {
+    Embedded(City),
+    Distributed(Box<cluster::Cluster>),
+}
+
+impl Node {
+    fn base(&self) -> String {
+        match self {
+            Self::Embedded(city) => city.base(),
+            Self::Distributed(cluster) => cluster.base(),
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Embedded(_) => "embedded",
+            Self::Distributed(_) => "distributed",
+        }
+    }
+}
+
+/// `daarion up` on a data directory of its own.
 struct City {
     process: Daarion,
     data: PathBuf,
@@ -265,17 +325,14 @@ struct City {
 }
 
 impl City {
-    async fn start(binary: &Path, dir: &Path, fake: u16) -> anyhow::Result<Self> {
-        let config = dir.join("daarion.toml");
-        daarion_bench::fake_llm_config(&config, fake, "")?;
+    async fn start(binary: &Path, dir: &Path, config: &Path) -> anyhow::Result<Self> {
         let data = dir.join("data");
-        std::fs::create_dir_all(&data)?;
         let env = vec![
             ("DAARION_CONFIG", config.display().to_string()),
             ("DAARION__MESSAGING__POSTS_PER_SECOND", "1000000".to_owned()),
             ("DAARION__MESSAGING__POSTS_BURST", "1000000".to_owned()),
         ];
-        let log = dir.join("up.log");
+        let log = dir.join("daarion.log");
         let (process, _) = start_on(binary, &["up"], &data, &env, free_port()?, Some(&log)).await?;
         Ok(Self {
             process,
@@ -516,13 +573,94 @@ impl Drop for SmallDisk {
     }
 }
 
+/// The embedded shape's faults: `daarion up` killed and restarted
+/// `--kills` times, then its disk full for `--full` s; `--settle` s of
+/// load after each.
+async fn embedded_faults(
+    city: &mut City,
+    disk: Option<&SmallDisk>,
+    args: &Args,
+) -> anyhow::Result<Vec<Fault>> {
+    let settle = Duration::from_secs(args.settle);
+    let mut faults = Vec::new();
+    for k in 1..=args.kills {
+        let at = Instant::now();
+        let took = city.kill_and_restart(&args.binary).await?;
+        faults.push(Fault::new(format!("kill -9 up #{k}"), at, at, Some(took)));
+        tokio::time::sleep(settle).await;
+    }
+    if let Some(disk) = disk {
+        let at = Instant::now();
+        let filler = disk.fill()?;
+        tokio::time::sleep(Duration::from_secs(args.full)).await;
+        std::fs::remove_file(&filler)?;
+        let lifted = Instant::now();
+        anyhow::ensure!(
+            city.process.child.0.try_wait()?.is_none(),
+            "daarion up exited while its disk was full"
+        );
+        faults.push(Fault::new(
+            format!("disk full for {} s", args.full),
+            at,
+            lifted,
+            None,
+        ));
+        tokio::time::sleep(settle).await;
+    }
+    Ok(faults)
+}
+
+/// The distributed shape's faults: each service's process killed and
+/// restarted in turn, then the gateway's; then PostgreSQL, NATS and Redis
+/// each stopped for `--down` s and started again; `--settle` s of load
+/// after each.
+async fn distributed_faults(
+    cluster: &mut cluster::Cluster,
+    args: &Args,
+) -> anyhow::Result<Vec<Fault>> {
+    let settle = Duration::from_secs(args.settle);
+    let mut faults = Vec::new();
+    let targets = (0..cluster.services.len())
+        .map(cluster::Which::Service)
+        .chain([cluster::Which::Gateway]);
+    for which in targets {
+        let name = match which {
+            cluster::Which::Service(i) => format!("kill -9 serve {}", cluster.services[i].name),
+            cluster::Which::Gateway => "kill -9 gateway".to_owned(),
+        };
+        let at = Instant::now();
+        let took = cluster.kill_and_restart(which).await?;
+        faults.push(Fault::new(name, at, at, Some(took)));
+        tokio::time::sleep(settle).await;
+    }
+    for backend in &mut cluster.backends {
+        let at = Instant::now();
+        backend.stop()?;
+        tokio::time::sleep(Duration::from_secs(args.down)).await;
+        backend.start().await?;
+        faults.push(Fault::new(
+            format!("{} stopped for {} s", backend.name, args.down),
+            at,
+            Instant::now(),
+            None,
+        ));
+        tokio::time::sleep(settle).await;
+    }
+    let exited = cluster.exited();
+    anyhow::ensure!(
+        exited.is_empty(),
+        "processes exited by themselves: {exited:?}"
+    );
+    Ok(faults)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = std::env::temp_dir().join(format!("daarion-faults-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("data"))?;
-    let disk = if args.full > 0 {
+    let disk = if args.full > 0 && !args.distributed {
         let disk = SmallDisk::mount(&dir.join("data"), 256);
         if disk.is_none() {
             println!(
@@ -534,9 +672,17 @@ async fn main() -> anyhow::Result<()> {
         None
     };
     let (_fake, fake_port) = daarion_bench::start_fake_llm().await?;
-    let mut city = City::start(&args.binary, &dir, fake_port).await?;
+    let config = dir.join("daarion.toml");
+    daarion_bench::fake_llm_config(&config, fake_port, "")?;
+    let mut node = if args.distributed {
+        Node::Distributed(Box::new(
+            cluster::Cluster::start(&args.binary, &dir, &config).await?,
+        ))
+    } else {
+        Node::Embedded(City::start(&args.binary, &dir, &config).await?)
+    };
     let client = reqwest::Client::new();
-    let (load, balance_before) = populate(&client, &city.base()).await?;
+    let (load, balance_before) = populate(&client, &node.base()).await?;
     let load = Arc::new(load);
     let mut workers = Vec::new();
     for poster in 0..args.posters.max(1) {
@@ -544,41 +690,12 @@ async fn main() -> anyhow::Result<()> {
     }
     workers.push(tokio::spawn(load.clone().vote()));
     workers.push(tokio::spawn(load.clone().mint()));
-    let settle = Duration::from_secs(args.settle);
     let began = Instant::now();
-    tokio::time::sleep(settle).await;
-
-    let mut faults: Vec<Fault> = Vec::new();
-    let mut restarts = Vec::new();
-    for k in 1..=args.kills {
-        let at = Instant::now();
-        restarts.push(city.kill_and_restart(&args.binary).await?);
-        faults.push(Fault {
-            name: format!("kill -9 up #{k}"),
-            at,
-            lifted: at,
-            until: at,
-        });
-        tokio::time::sleep(settle).await;
-    }
-    if let Some(disk) = &disk {
-        let at = Instant::now();
-        let filler = disk.fill()?;
-        tokio::time::sleep(Duration::from_secs(args.full)).await;
-        std::fs::remove_file(&filler)?;
-        let lifted = Instant::now();
-        anyhow::ensure!(
-            city.process.child.0.try_wait()?.is_none(),
-            "daarion up exited while its disk was full"
-        );
-        faults.push(Fault {
-            name: format!("disk full for {} s", args.full),
-            at,
-            lifted,
-            until: at,
-        });
-        tokio::time::sleep(settle).await;
-    }
+    tokio::time::sleep(Duration::from_secs(args.settle)).await;
+    let mut faults = match &mut node {
+        Node::Embedded(city) => embedded_faults(city, disk.as_ref(), &args).await?,
+        Node::Distributed(cluster) => distributed_faults(cluster, &args).await?,
+    };
     load.stop.store(true, Ordering::Relaxed);
     for worker in workers {
         worker.await??;
@@ -602,34 +719,33 @@ async fn main() -> anyhow::Result<()> {
             .count()
     };
     println!(
-        "faults [embedded]: {:.0} s of load, {} posts ({} mentions), {} votes, {} mints acknowledged; {} restarts to healthy: {}",
+        "faults [{}]: {:.0} s of load, {} posts ({} mentions), {} votes, {} mints acknowledged",
+        node.label(),
         (ended - began).as_secs_f64(),
         count(Kind::Post),
         acked.mentions.len(),
         count(Kind::Vote),
         count(Kind::Mint),
-        restarts.len(),
-        restarts
-            .iter()
-            .map(|d| ms(*d))
-            .collect::<Vec<_>>()
-            .join(", "),
     );
     for fault in &faults {
         let (failed, causes) = fault.failed(&outcomes);
         let get = |kind| failed.get(&kind).copied().unwrap_or(0);
         println!(
-            "  {}: failed {} requests (posts {}, votes {}, mints {}; {}); every kind succeeded again after {}",
+            "  {}{}: failed {} requests (posts {}, votes {}, mints {}{}); slowest {}; every kind succeeded again after {}",
             fault.name,
+            fault.restart.map_or(String::new(), |took| format!(
+                " (healthy again in {})",
+                ms(took)
+            )),
             get(Kind::Post) + get(Kind::Vote) + get(Kind::Mint),
             get(Kind::Post),
             get(Kind::Vote),
             get(Kind::Mint),
             causes
                 .iter()
-                .map(|(cause, n)| format!("{cause} ×{n}"))
-                .collect::<Vec<_>>()
-                .join(", "),
+                .map(|(cause, n)| format!("; {cause} ×{n}"))
+                .collect::<String>(),
+            ms(fault.slowest(&outcomes)),
             fault.recovered(&outcomes).map_or("never".to_owned(), ms),
         );
     }
@@ -689,7 +805,7 @@ async fn main() -> anyhow::Result<()> {
     if !unanswered.is_empty() {
         println!("  unanswered: {unanswered:?}");
     }
-    drop(city);
+    drop(node);
     drop(disk);
     let whole = lost.is_empty()
         && twice == 0
@@ -701,7 +817,7 @@ async fn main() -> anyhow::Result<()> {
     if !whole {
         anyhow::bail!(
             "the invariant does not hold (the city's log: {})",
-            dir.join("up.log").display()
+            dir.join("daarion.log").display()
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
