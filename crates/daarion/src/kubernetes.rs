@@ -10,7 +10,9 @@
 //! HorizontalPodAutoscaler (every service keeps its state in PostgreSQL,
 //! NATS and Redis). The gateway in front with the route table as a
 //! ConfigMap (each upstream the service's own Service), the Ingress to
-//! it, the Secret the processes share (placeholders to replace), a Job
+//! it, the Secret the processes share (placeholders to replace), the LLM
+//! providers' keys as a Secret of their own that only the LLM proxy reads
+//! (providers name them with `api_key_env`), a Job
 //! applying the migrations, and the daily backup as a CronJob on a
 //! volume of its own. Documents are JSON, which YAML readers read.
 
@@ -30,6 +32,8 @@ pub struct Options {
 const BUSY: &[&str] = &["city", "messaging"];
 
 const SECRET: &str = "daarion";
+/// The LLM providers' keys: read by the LLM proxy alone.
+const PROVIDER_KEYS: &str = "daarion-llm-keys";
 const GATEWAY_PORT: u16 = 8080;
 
 fn labels(name: &str) -> Value {
@@ -153,6 +157,11 @@ pub fn manifests(o: &Options) -> Result<String, toml::ser::Error> {
             "DAARION__SERVICE_TOKEN_SECRET": "CHANGE_ME_TO_32_OR_MORE_RANDOM_BYTES",
         },
     }));
+    objects.push(json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": meta(PROVIDER_KEYS, o), "type": "Opaque",
+        // One entry per provider key its settings name with `api_key_env`.
+        "stringData": { "OPENAI_API_KEY": "CHANGE_ME" },
+    }));
     for s in SERVICES {
         let replicas = if BUSY.contains(&s.name) { 2 } else { 1 };
         let args = ["serve", s.name, "--listen"]
@@ -160,12 +169,13 @@ pub fn manifests(o: &Options) -> Result<String, toml::ser::Error> {
             .map(|a| (*a).to_owned())
             .chain([format!("0.0.0.0:{}", s.port)])
             .collect::<Vec<_>>();
-        objects.push(deployment(
-            s.name,
-            replicas,
-            container(s.name, &args, s.port, o),
-            o,
-        ));
+        let mut container = container(s.name, &args, s.port, o);
+        if s.name == daarion_llm::SPEC.name
+            && let Some(from) = container["envFrom"].as_array_mut()
+        {
+            from.push(json!({ "secretRef": { "name": PROVIDER_KEYS } }));
+        }
+        objects.push(deployment(s.name, replicas, container, o));
         objects.push(service(s.name, s.port, o));
         objects.push(budget(s.name, replicas, o));
         objects.push(autoscaler(s.name, replicas, o));

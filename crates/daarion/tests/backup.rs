@@ -1,7 +1,7 @@
 //! Backups and restore, on both backends: a city backed up while people
 //! keep posting and its treasury keeps minting is restored into a fresh
 //! data directory (or an empty PostgreSQL database), and the restored
-//! city holds every message and ledger entry acknowledged before the
+//! city holds every message, vote and ledger entry acknowledged before the
 //! backup began; a damaged backup is refused, by the library and by
 //! `daarion restore`.
 
@@ -25,6 +25,8 @@ on_every_backend!(a_city_backed_up_under_load_restores_with_everything_acknowled
 struct Acked {
     messages: Vec<(Instant, String)>,
     mints: Vec<Instant>,
+    /// Receipts' hashes.
+    votes: Vec<(Instant, String)>,
 }
 
 async fn a_city_backed_up_under_load_restores_with_everything_acknowledged_before(kind: Kind) {
@@ -41,11 +43,38 @@ async fn a_city_backed_up_under_load_restores_with_everything_acknowledged_befor
             .await;
         assert_eq!(status, 200, "{body}");
     }
+    let (status, proposal) = app
+        .send(
+            "POST",
+            "/api/dao/daos/makers/proposals",
+            "alice",
+            Some(
+                json!({"title": "Kettle", "method": "single", "options": ["yes", "no"],
+                "vote_change": true, "threshold": {"kind": "plurality"}, "voting_secs": 3600}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{proposal}");
+    let proposal = proposal["id"].as_str().unwrap().to_owned();
+    let (status, body) = app
+        .send(
+            "POST",
+            &format!("/api/dao/proposals/{proposal}/open"),
+            "alice",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
     let acked = Arc::new(Mutex::new(Acked::default()));
     let writing = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let writer = {
-        let (app, acked, writing, general) =
-            (app.clone(), acked.clone(), writing.clone(), general.clone());
+        let (app, acked, writing, general, proposal) = (
+            app.clone(),
+            acked.clone(),
+            writing.clone(),
+            general.clone(),
+            proposal.clone(),
+        );
         tokio::spawn(async move {
             let mut n = 0;
             while writing.load(std::sync::atomic::Ordering::Relaxed) {
@@ -66,6 +95,20 @@ async fn a_city_backed_up_under_load_restores_with_everything_acknowledged_befor
                 assert_eq!(status, 201, "{m}");
                 let id = m["id"].as_str().unwrap().to_owned();
                 acked.lock().unwrap().messages.push((Instant::now(), id));
+                let (status, receipt) = app
+                    .send(
+                        "POST",
+                        &format!("/api/dao/proposals/{proposal}/votes"),
+                        people[n % people.len()],
+                        Some(json!({"ballot": {"choice": n % 2}})),
+                    )
+                    .await;
+                if status == 201 {
+                    let hash = receipt["hash"].as_str().unwrap().to_owned();
+                    acked.lock().unwrap().votes.push((Instant::now(), hash));
+                } else {
+                    assert_eq!(status, 429, "{receipt}");
+                }
                 if n % 3 == 0 {
                     let (status, body) = app
                         .send(
@@ -90,7 +133,7 @@ async fn a_city_backed_up_under_load_restores_with_everything_acknowledged_befor
     tokio::time::sleep(Duration::from_millis(200)).await;
     writing.store(false, std::sync::atomic::Ordering::Relaxed);
     writer.await.unwrap();
-    let (before, mints_before) = {
+    let (before, mints_before, votes_before) = {
         let acked = acked.lock().unwrap();
         let before: HashSet<String> = acked
             .messages
@@ -99,13 +142,20 @@ async fn a_city_backed_up_under_load_restores_with_everything_acknowledged_befor
             .map(|(_, id)| id.clone())
             .collect();
         let mints = acked.mints.iter().filter(|at| **at < began).count();
+        let votes: HashSet<String> = acked
+            .votes
+            .iter()
+            .filter(|(at, _)| *at < began)
+            .map(|(_, hash)| hash.clone())
+            .collect();
         assert!(
             acked.messages.len() > before.len(),
             "writes went on during the backup"
         );
-        (before, mints)
+        (before, mints, votes)
     };
     assert!(before.len() >= 5, "{} messages before", before.len());
+    assert!(!votes_before.is_empty(), "votes before");
     assert_eq!(
         daarion_backup::list(dir.path()).unwrap(),
         vec![backup.clone()]
@@ -170,6 +220,25 @@ async fn a_city_backed_up_under_load_restores_with_everything_acknowledged_befor
     }
     let missing: Vec<&String> = before.difference(&found).collect();
     assert!(missing.is_empty(), "lost in the restore: {missing:?}");
+    let (status, record) = app
+        .get_as(
+            &format!("/api/dao/proposals/{proposal}/record?limit=1000"),
+            Some("alice"),
+        )
+        .await;
+    assert_eq!(status, 200, "{record}");
+    assert_eq!(record["intact"], true, "the restored record holds");
+    let chain: HashSet<String> = record["votes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|link| link["hash"].as_str().unwrap().to_owned())
+        .collect();
+    let votes_missing: Vec<&String> = votes_before.difference(&chain).collect();
+    assert!(
+        votes_missing.is_empty(),
+        "votes lost in the restore: {votes_missing:?}"
+    );
     let (_, treasury) = app
         .get_as("/api/microdao/daos/makers/treasury", Some("alice"))
         .await;

@@ -175,6 +175,18 @@ fn the_kubernetes_objects_are_this_builds_and_pass_the_api_schemas() {
         made,
         "deploy/kubernetes/daarion.yaml is not what this build makes: UPDATE_DEPLOY=1 cargo test --test deploy"
     );
+    // The providers' keys: their Secret, and the LLM proxy alone reads it.
+    assert_eq!(
+        made.lines()
+            .filter(|object| object.contains("\"daarion-llm-keys\""))
+            .count(),
+        2
+    );
+    let llm = made
+        .lines()
+        .find(|l| l.contains("\"args\":[\"serve\",\"llm\","))
+        .unwrap();
+    assert!(llm.contains("daarion-llm-keys"), "{llm}");
     for service in daarion::SERVICES {
         assert!(
             made.contains(&format!("\"args\":[\"serve\",\"{}\",", service.name)),
