@@ -33,3 +33,19 @@ pub use vocab::{Action, Kind};
 
 #[cfg(test)]
 mod policy_tests;
+
+/// The metrics this crate records, with their `# HELP` text.
+pub const METRICS: &[daarion_kernel::metrics::Help] = &[
+    (
+        "access_credentials_refused_total",
+        "Requests refused for a missing, expired or wrong credential, by service.",
+    ),
+    (
+        "access_rate_limited_total",
+        "Requests refused because the principal spent its rate limit, by service.",
+    ),
+    (
+        "pdp_decisions_total",
+        "Policy decisions by the enforcement point, by service, action and result.",
+    ),
+];

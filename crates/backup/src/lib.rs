@@ -444,6 +444,12 @@ pub fn prune(
     Ok(removed)
 }
 
+/// The metrics this crate records, with their `# HELP` text.
+pub const METRICS: &[daarion_kernel::metrics::Help] = &[(
+    "backup_last_success_timestamp_seconds",
+    "When the newest backup was made (Unix time).",
+)];
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

@@ -270,3 +270,23 @@ impl From<daarion_store::sql::Error> for BusError {
         Self::Store(error.into())
     }
 }
+
+/// The metrics this crate records, with their `# HELP` text.
+pub const METRICS: &[daarion_kernel::metrics::Help] = &[
+    (
+        "bus_deliveries_total",
+        "Deliveries to durable consumers settled, by consumer and outcome.",
+    ),
+    (
+        "bus_outbox_deferred_total",
+        "Events left in the outbox for the relay because the bus did not take them.",
+    ),
+    (
+        "bus_publish_failures_total",
+        "Events the batched publisher could not publish, by domain.",
+    ),
+    (
+        "bus_consumer_pending_events",
+        "Events a durable consumer has yet to settle (queue lag), by consumer.",
+    ),
+];

@@ -89,6 +89,29 @@ pub fn default_routes() -> daarion_gateway::config::RouteTable {
     daarion_gateway::config::RouteTable::default_table(&services)
 }
 
+/// Every metric a process of this build may record, with its `# HELP`.
+pub fn metric_help() -> Vec<daarion_kernel::metrics::Help> {
+    [
+        daarion_kernel::metrics::METRICS,
+        daarion_service::METRICS,
+        daarion_access::METRICS,
+        daarion_bus::METRICS,
+        daarion_gateway::METRICS,
+        daarion_backup::METRICS,
+        daarion_auth::METRICS,
+        daarion_city::METRICS,
+        daarion_filter::METRICS,
+        daarion_llm::METRICS,
+        daarion_memory::METRICS,
+        daarion_messaging::METRICS,
+        daarion_router::METRICS,
+        daarion_runtime::METRICS,
+        daarion_space::METRICS,
+        daarion_usage::METRICS,
+    ]
+    .concat()
+}
+
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The storage, bus and cache the settings ask for.
@@ -197,6 +220,7 @@ impl App {
     /// `daarion gateway`: the edge alone; its only backend is the cache
     /// (Redis when configured, so rate limits hold across gateway replicas).
     async fn build_gateway(settings: Settings) -> anyhow::Result<Self> {
+        daarion_kernel::metrics::describe(&metric_help());
         let cache = connect_cache(&settings).await?;
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
@@ -245,6 +269,7 @@ impl App {
         backends: Backends,
         mut memory: daarion_kernel::metrics::StartupMemory,
     ) -> anyhow::Result<Self> {
+        daarion_kernel::metrics::describe(&metric_help());
         let problems = daarion_service::check(SERVICES);
         anyhow::ensure!(
             problems.is_empty(),

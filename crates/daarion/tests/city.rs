@@ -442,6 +442,29 @@ async fn health_metrics_and_openapi_are_served(kind: Kind) {
     assert!(metrics.contains("http_request_duration_seconds_bucket"));
     assert!(metrics.contains("active_connections"));
     assert!(metrics.contains(r#"service_health{service="city",dependency="database"} 1"#));
+    // Prometheus' own linter finds nothing to say: names, types, help.
+    if let Some(promtool) = daarion_testkit::require_program(&["/usr/bin/promtool"]) {
+        use std::io::Write as _;
+        let mut lint = std::process::Command::new(promtool)
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        lint.stdin
+            .take()
+            .unwrap()
+            .write_all(metrics.as_bytes())
+            .unwrap();
+        let output = lint.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 
     let (status, spec) = app.get("/openapi.json").await;
     assert_eq!(status, 200);

@@ -348,6 +348,32 @@ fn recorded_metrics() -> std::collections::BTreeSet<String> {
     names
 }
 
+/// Every metric the code records has its `# HELP` text, and every text
+/// is for a metric the code records.
+#[test]
+fn every_recorded_metric_is_described() {
+    let recorded = recorded_metrics();
+    let described: std::collections::BTreeSet<String> = daarion::metric_help()
+        .iter()
+        .map(|(name, help)| {
+            assert!(help.ends_with('.') && help.len() > 10, "{name}: {help}");
+            (*name).to_owned()
+        })
+        .collect();
+    let external = [
+        "up",
+        "node_filesystem_avail_bytes",
+        "node_filesystem_size_bytes",
+    ];
+    let undescribed: Vec<&String> = recorded
+        .iter()
+        .filter(|name| !described.contains(*name) && !external.contains(&name.as_str()))
+        .collect();
+    assert!(undescribed.is_empty(), "no # HELP for {undescribed:?}");
+    let unknown: Vec<&String> = described.difference(&recorded).collect();
+    assert!(unknown.is_empty(), "described, never recorded: {unknown:?}");
+}
+
 /// The metric names a PromQL expression reads.
 fn metrics_read(expr: &str) -> Vec<String> {
     let strings = regex::Regex::new(r#""[^"]*""#).unwrap();

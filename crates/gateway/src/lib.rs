@@ -396,3 +396,36 @@ pub async fn fallback(
 ) -> Response {
     gateway.proxy(socket, request).await
 }
+
+/// The metrics this crate records, with their `# HELP` text.
+pub const METRICS: &[daarion_kernel::metrics::Help] = &[
+    (
+        "gateway_rate_limited_total",
+        "Requests the edge refused for their client address rate limit, by route.",
+    ),
+    ("gateway_reloads_total", "Route table reloads, by outcome."),
+    (
+        "gateway_upstream_connections_opened_total",
+        "Connections opened to upstream addresses, by address.",
+    ),
+    (
+        "gateway_upstream_ejections_total",
+        "Upstream addresses ejected after repeated errors, by upstream.",
+    ),
+    (
+        "gateway_upstream_requests_total",
+        "Requests proxied, by upstream, address and outcome.",
+    ),
+    (
+        "gateway_upstream_retries_total",
+        "Requests retried on another address, by upstream.",
+    ),
+    (
+        "gateway_ws_frames_refused_total",
+        "WebSocket frames refused for their size.",
+    ),
+    (
+        "gateway_upstream_healthy",
+        "Whether an upstream address passes its health check (1) or not (0).",
+    ),
+];

@@ -282,3 +282,43 @@ impl StartupMemory {
         self.last = now;
     }
 }
+
+/// A metric's name and what it measures, for its `# HELP` line.
+pub type Help = (&'static str, &'static str);
+
+/// Gives each of `described` its `# HELP` text (once the recorder is
+/// installed; a description made before it would be lost).
+pub fn describe(described: &[Help]) {
+    if handle().is_none() {
+        return;
+    }
+    for (name, help) in described {
+        // The exporter keeps one description per name, whatever the kind.
+        metrics::describe_counter!(*name, *help);
+    }
+}
+
+/// The metrics the kit records for every service, with their `# HELP` text.
+pub const METRICS: &[Help] = &[
+    (
+        "http_connections_refused_total",
+        "Connections refused, by reason.",
+    ),
+    (
+        "http_requests_total",
+        "HTTP requests answered, by service, method, route and status.",
+    ),
+    ("active_connections", "Requests in progress, by service."),
+    (
+        "service_health",
+        "Whether a dependency of a service is reachable (1) or not (0).",
+    ),
+    (
+        "startup_memory_bytes",
+        "Resident memory each start-up step added, by component.",
+    ),
+    (
+        "http_request_duration_seconds",
+        "HTTP request latency, by service and route.",
+    ),
+];

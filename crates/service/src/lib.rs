@@ -275,5 +275,21 @@ pub fn check_served(service: &Service, doc: &utoipa::openapi::OpenApi) -> Vec<St
     problems
 }
 
+/// The metrics this crate records, with their `# HELP` text.
+pub const METRICS: &[daarion_kernel::metrics::Help] = &[
+    (
+        "ws_frames_skipped_total",
+        "Live frames a slow WebSocket client missed, by service.",
+    ),
+    (
+        "ws_heartbeat_timeouts_total",
+        "WebSocket sessions closed for missed heartbeats, by service.",
+    ),
+    (
+        "ws_sessions_total",
+        "WebSocket sessions opened, by service.",
+    ),
+];
+
 #[cfg(test)]
 mod tests;

@@ -234,3 +234,12 @@ fn build(ctx: Context) -> Result<Mount, BuildError> {
     let enforcer = ctx.enforcer(daarion_access::enforce::NoResources);
     Ok(Mount::new(enforcer, api::router().with_state(state)))
 }
+
+/// The metrics this crate records, with their `# HELP` text.
+pub const METRICS: &[daarion_kernel::metrics::Help] = &[
+    ("auth_logins_total", "Passkey sign-ins, by outcome."),
+    (
+        "auth_registrations_total",
+        "Passkey registrations, by outcome.",
+    ),
+];

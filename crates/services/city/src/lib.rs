@@ -282,3 +282,16 @@ async fn post_message(
     }
     Ok((MessageView::from(message), fresh))
 }
+
+/// The metrics this crate records, with their `# HELP` text.
+pub const METRICS: &[daarion_kernel::metrics::Help] = &[
+    (
+        "city_feed_entries_total",
+        "Entries added to the city feed, by kind.",
+    ),
+    ("city_messages_total", "Messages posted in city rooms."),
+    (
+        "city_publish_failures_total",
+        "City events that could not be published.",
+    ),
+];

@@ -152,3 +152,9 @@ impl Screening {
         .await
     }
 }
+
+/// The metrics this crate records, with their `# HELP` text.
+pub const METRICS: &[daarion_kernel::metrics::Help] = &[(
+    "filter_actions_total",
+    "Message filter decisions, by direction and action.",
+)];

@@ -93,3 +93,23 @@ fn build(ctx: Context) -> Result<Mount, BuildError> {
         .with_state(state);
     Ok(Mount::new(access, api))
 }
+
+/// The metrics this crate records, with their `# HELP` text.
+pub const METRICS: &[daarion_kernel::metrics::Help] = &[
+    (
+        "llm_requests_total",
+        "LLM proxy requests, by model alias and outcome.",
+    ),
+    (
+        "llm_streams_cancelled_total",
+        "Streamed completions the client left before the end.",
+    ),
+    (
+        "llm_tokens_total",
+        "Tokens through the LLM proxy, by model alias and direction.",
+    ),
+    (
+        "llm_upstream_attempts_total",
+        "Calls to provider deployments, by deployment and outcome.",
+    ),
+];

@@ -508,3 +508,20 @@ async fn build(ctx: Context) -> Result<Mount, BuildError> {
     let access = ctx.enforcer(access::MemoryResources { db: ctx.db.clone() });
     Ok(Mount::new(access, api::router().with_state(knowledge)))
 }
+
+/// The metrics this crate records, with their `# HELP` text.
+pub const METRICS: &[daarion_kernel::metrics::Help] = &[
+    (
+        "memory_chunks_indexed_total",
+        "Document chunks embedded and indexed.",
+    ),
+    (
+        "memory_index_failures_total",
+        "Documents that could not be indexed.",
+    ),
+    (
+        "memory_index_build_seconds",
+        "Time to build or load a vector index.",
+    ),
+    ("memory_index_seconds", "Time to index one document."),
+];

@@ -226,3 +226,12 @@ async fn build(ctx: Context) -> Result<Mount, BuildError> {
     Ok(Mount::new(access, api::router().with_state(state.clone()))
         .with_ws(ws::router().with_state(state)))
 }
+
+/// The metrics this crate records, with their `# HELP` text.
+pub const METRICS: &[daarion_kernel::metrics::Help] = &[
+    ("messaging_messages_total", "Messages posted, by kind."),
+    (
+        "messaging_post_batch_size",
+        "Posts written together in one transaction.",
+    ),
+];

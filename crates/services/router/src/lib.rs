@@ -247,3 +247,9 @@ impl Router {
         Ok(())
     }
 }
+
+/// The metrics this crate records, with their `# HELP` text.
+pub const METRICS: &[daarion_kernel::metrics::Help] = &[(
+    "router_decisions_total",
+    "Routing decisions for messages, by decision.",
+)];

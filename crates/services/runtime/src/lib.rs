@@ -222,3 +222,12 @@ async fn build(ctx: Context) -> Result<Mount, BuildError> {
     };
     Ok(Mount::new(access, api::router().with_state(state)))
 }
+
+/// The metrics this crate records, with their `# HELP` text.
+pub const METRICS: &[daarion_kernel::metrics::Help] = &[
+    ("runtime_runs_total", "Agent runs ended, by status."),
+    (
+        "runtime_checkpoint_seconds",
+        "Time to write a run step checkpoint.",
+    ),
+];

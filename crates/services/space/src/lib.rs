@@ -189,3 +189,12 @@ async fn sweep(state: SpaceState) {
         }
     }
 }
+
+/// The metrics this crate records, with their `# HELP` text.
+pub const METRICS: &[daarion_kernel::metrics::Help] = &[
+    ("space_heartbeats_total", "Presence heartbeats received."),
+    (
+        "space_publish_failures_total",
+        "Presence events that could not be published.",
+    ),
+];

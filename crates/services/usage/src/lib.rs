@@ -86,3 +86,16 @@ fn build(ctx: Context) -> Result<Mount, BuildError> {
     let state = UsageState { db: ctx.db, meter };
     Ok(Mount::new(access, api::router().with_state(state)))
 }
+
+/// The metrics this crate records, with their `# HELP` text.
+pub const METRICS: &[daarion_kernel::metrics::Help] = &[
+    (
+        "usage_budget_alerts_total",
+        "Budgets that passed an alert threshold, by threshold.",
+    ),
+    ("usage_records_total", "Usage records stored, by kind."),
+    (
+        "usage_reservations_expired_total",
+        "Budget reservations released after their holder vanished.",
+    ),
+];
