@@ -73,6 +73,11 @@ impl Outbox {
         }
     }
 
+    /// The bus it relays to.
+    pub fn bus(&self) -> Arc<dyn Bus> {
+        self.bus.clone()
+    }
+
     /// Writes `events` in the caller's transaction; relay what it returns
     /// once the transaction committed.
     pub async fn stage(
@@ -102,6 +107,19 @@ impl Outbox {
             events,
             in_bus: false,
         })
+    }
+
+    /// Keeps events that could not be published — ones that describe no
+    /// data (audit, usage records) — in a transaction of their own, for
+    /// [`Outbox::run`] to publish once the bus is back.
+    pub async fn keep(&self, events: Vec<Envelope>) -> Result<(), BusError> {
+        let mut tx = self.db.begin().await?;
+        let staged = self.stage(&mut tx, events).await?;
+        tx.commit().await?;
+        if staged.in_bus {
+            self.relay(staged).await;
+        }
+        Ok(())
     }
 
     /// Delivers events staged by a transaction that has committed. A

@@ -4,7 +4,10 @@
 //! bus), so a busy process writes many events per round trip to the store.
 //! When the queue is full or the writer has stopped, the caller publishes
 //! itself, so no event is dropped; on shutdown the writer closes the queue
-//! and publishes what is in it before it ends. A process runs one, shared by
+//! and publishes what is in it before it ends. Events the bus refuses go to
+//! the outbox, when the publisher has one, and are published from there
+//! once the bus is back (NATS down for a while); lost only when the
+//! database refuses them too. A process runs one, shared by
 //! everything it publishes this way (audit events, usage records), so their
 //! events share batches.
 
@@ -13,7 +16,7 @@ use std::sync::Arc;
 use daarion_kernel::shutdown::{CancellationToken, TaskTracker, pause};
 use tokio::sync::mpsc;
 
-use crate::{Bus, Envelope};
+use crate::{Bus, Envelope, Outbox};
 
 const QUEUE: usize = 4096;
 /// Most events one batch carries.
@@ -25,14 +28,31 @@ const LINGER: std::time::Duration = std::time::Duration::from_millis(10);
 pub struct QueuedPublisher {
     queue: mpsc::Sender<Envelope>,
     bus: Arc<dyn Bus>,
+    /// Where events the bus refused are kept.
+    keep: Option<Outbox>,
 }
 
 impl QueuedPublisher {
     /// Starts the writer on `tasks`; it drains and ends on `shutdown`.
     pub fn start(bus: Arc<dyn Bus>, tasks: &TaskTracker, shutdown: CancellationToken) -> Self {
+        Self::starting(bus, None, tasks, shutdown)
+    }
+
+    /// Like [`QueuedPublisher::start`], on the outbox's bus, keeping in
+    /// the outbox what the bus refuses.
+    pub fn start_keeping(outbox: Outbox, tasks: &TaskTracker, shutdown: CancellationToken) -> Self {
+        Self::starting(outbox.bus(), Some(outbox), tasks, shutdown)
+    }
+
+    fn starting(
+        bus: Arc<dyn Bus>,
+        keep: Option<Outbox>,
+        tasks: &TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Self {
         let (queue, events) = mpsc::channel(QUEUE);
-        tasks.spawn(write(bus.clone(), events, shutdown));
-        Self { queue, bus }
+        tasks.spawn(write(bus.clone(), keep.clone(), events, shutdown));
+        Self { queue, bus, keep }
     }
 
     /// Publishes `event` soon (or now, when the queue is full). A failure
@@ -44,14 +64,26 @@ impl QueuedPublisher {
                 mpsc::error::TrySendError::Full(event) | mpsc::error::TrySendError::Closed(event),
             ) => event,
         };
-        publish(self.bus.as_ref(), std::slice::from_ref(&event)).await;
+        publish(
+            self.bus.as_ref(),
+            self.keep.as_ref(),
+            std::slice::from_ref(&event),
+        )
+        .await;
     }
 }
 
-/// Publishes a batch; a failure is counted per event under its subject's
-/// domain (`audit`, `usage`…).
-async fn publish(bus: &dyn Bus, events: &[Envelope]) {
-    if let Err(error) = bus.publish_batch(events).await {
+/// Publishes a batch, or keeps it in `keep`; a loss is counted per event
+/// under its subject's domain (`audit`, `usage`…).
+async fn publish(bus: &dyn Bus, keep: Option<&Outbox>, events: &[Envelope]) {
+    let Err(error) = bus.publish_batch(events).await else {
+        return;
+    };
+    let kept = match keep {
+        Some(outbox) => outbox.keep(events.to_vec()).await,
+        None => Err(error),
+    };
+    if let Err(error) = kept {
         for event in events {
             let domain = event.subject.split('.').next().unwrap_or_default();
             metrics::counter!("bus_publish_failures_total", "domain" => domain.to_owned())
@@ -63,6 +95,7 @@ async fn publish(bus: &dyn Bus, events: &[Envelope]) {
 
 async fn write(
     bus: Arc<dyn Bus>,
+    keep: Option<Outbox>,
     mut events: mpsc::Receiver<Envelope>,
     shutdown: CancellationToken,
 ) {
@@ -74,7 +107,7 @@ async fn write(
                 if received == 0 {
                     return;
                 }
-                publish(bus.as_ref(), &batch).await;
+                publish(bus.as_ref(), keep.as_ref(), &batch).await;
                 let full = batch.len() == BATCH;
                 batch.clear();
                 if !full {
@@ -87,7 +120,7 @@ async fn write(
                 // Later events are published by their callers (Closed).
                 events.close();
                 while events.recv_many(&mut batch, BATCH).await > 0 {
-                    publish(bus.as_ref(), &batch).await;
+                    publish(bus.as_ref(), keep.as_ref(), &batch).await;
                     batch.clear();
                 }
                 return;
@@ -153,6 +186,99 @@ mod tests {
         }
         numbers.sort_unstable();
         assert_eq!(numbers, (0..51).collect::<Vec<_>>());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A bus that refuses every event (NATS down), and keeps nothing in
+    /// the database itself.
+    struct Refusing(Arc<dyn Bus>);
+
+    #[async_trait::async_trait]
+    impl Bus for Refusing {
+        async fn publish(&self, _: &Envelope) -> Result<(), crate::BusError> {
+            Err(crate::BusError::Unavailable("down".into()))
+        }
+
+        async fn publish_batch(&self, _: &[Envelope]) -> Result<(), crate::BusError> {
+            Err(crate::BusError::Unavailable("down".into()))
+        }
+
+        async fn subscribe(&self, pattern: &str) -> Result<crate::Subscription, crate::BusError> {
+            self.0.subscribe(pattern).await
+        }
+
+        async fn consumer(
+            &self,
+            spec: &crate::ConsumerSpec,
+        ) -> Result<Box<dyn crate::Consumer>, crate::BusError> {
+            self.0.consumer(spec).await
+        }
+
+        async fn backlog(&self) -> Result<Vec<crate::Backlog>, crate::BusError> {
+            self.0.backlog().await
+        }
+
+        fn kind(&self) -> &'static str {
+            "refusing"
+        }
+
+        async fn ping(&self) -> Result<(), crate::BusError> {
+            Err(crate::BusError::Unavailable("down".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn events_the_bus_refuses_wait_in_the_outbox_until_it_is_back() {
+        let dir = std::env::temp_dir().join(format!("kept-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| unreachable!("{e}"));
+        let db = daarion_store::Db::connect(&format!("sqlite://{}", dir.join("k.db").display()))
+            .await
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        daarion_store::migrate::apply(&db, &[crate::MIGRATIONS])
+            .await
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let bus: Arc<dyn Bus> = Arc::new(crate::EmbeddedBus::new(
+            db.clone(),
+            crate::subject::Streams::new([crate::subject::AUDIT])
+                .unwrap_or_else(|e| unreachable!("{e}")),
+        ));
+        let down: Arc<dyn Bus> = Arc::new(Refusing(bus.clone()));
+        let tasks = TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        let sink =
+            QueuedPublisher::start_keeping(Outbox::new(db.clone(), down), &tasks, shutdown.clone());
+        for n in 0..3 {
+            sink.publish(Envelope::new(
+                "t",
+                "audit.action",
+                serde_json::json!({ "n": n }),
+            ))
+            .await;
+        }
+        shutdown.cancel();
+        tasks.close();
+        tasks.wait().await;
+        let kept: i64 = daarion_store::sql::query_scalar("SELECT COUNT(*) FROM bus_outbox")
+            .fetch_one(db.pool())
+            .await
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(kept, 3, "kept, not dropped");
+        // The bus is back: the relay publishes them.
+        let mut seen = bus
+            .subscribe("audit.>")
+            .await
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let relayed = Outbox::new(db, bus)
+            .relay_pending(std::time::Duration::ZERO)
+            .await
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(relayed, 3);
+        for _ in 0..3 {
+            let event = tokio::time::timeout(std::time::Duration::from_secs(5), seen.next())
+                .await
+                .unwrap_or_else(|_| unreachable!("an event did not arrive"));
+            assert!(event.is_some());
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

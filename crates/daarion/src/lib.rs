@@ -610,10 +610,10 @@ impl Process {
                 .clone()
                 .follow(backends.bus.clone(), shutdown.clone()),
         );
-        let events =
-            daarion_bus::QueuedPublisher::start(backends.bus.clone(), tasks, shutdown.clone());
         let outbox = daarion_bus::Outbox::new(backends.db.clone(), backends.bus.clone());
         tasks.spawn(outbox.clone().run(shutdown.clone()));
+        let events =
+            daarion_bus::QueuedPublisher::start_keeping(outbox.clone(), tasks, shutdown.clone());
         let access = daarion_access::AccessDeps {
             failures: Some(backends.cache.clone()),
             trusted_proxies: settings.gateway.trusted_proxies.clone().into(),
