@@ -134,8 +134,8 @@ mod tests {
     use super::*;
     use futures::StreamExt as _;
 
-    #[tokio::test]
-    async fn events_reach_the_bus_in_batches_including_those_queued_at_shutdown() {
+    /// An embedded bus holding `audit.>` in a new SQLite file in `dir`.
+    async fn audit_bus() -> (std::path::PathBuf, daarion_store::Db, Arc<dyn Bus>) {
         let dir = std::env::temp_dir().join(format!("audit-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| unreachable!("{e}"));
         let db = daarion_store::Db::connect(&format!("sqlite://{}", dir.join("a.db").display()))
@@ -145,10 +145,16 @@ mod tests {
             .await
             .unwrap_or_else(|e| unreachable!("{e}"));
         let bus: Arc<dyn Bus> = Arc::new(crate::EmbeddedBus::new(
-            db,
+            db.clone(),
             crate::subject::Streams::new([crate::subject::AUDIT])
                 .unwrap_or_else(|e| unreachable!("{e}")),
         ));
+        (dir, db, bus)
+    }
+
+    #[tokio::test]
+    async fn events_reach_the_bus_in_batches_including_those_queued_at_shutdown() {
+        let (dir, _, bus) = audit_bus().await;
         let mut seen = bus
             .subscribe("audit.>")
             .await
@@ -229,19 +235,7 @@ mod tests {
 
     #[tokio::test]
     async fn events_the_bus_refuses_wait_in_the_outbox_until_it_is_back() {
-        let dir = std::env::temp_dir().join(format!("kept-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| unreachable!("{e}"));
-        let db = daarion_store::Db::connect(&format!("sqlite://{}", dir.join("k.db").display()))
-            .await
-            .unwrap_or_else(|e| unreachable!("{e}"));
-        daarion_store::migrate::apply(&db, &[crate::MIGRATIONS])
-            .await
-            .unwrap_or_else(|e| unreachable!("{e}"));
-        let bus: Arc<dyn Bus> = Arc::new(crate::EmbeddedBus::new(
-            db.clone(),
-            crate::subject::Streams::new([crate::subject::AUDIT])
-                .unwrap_or_else(|e| unreachable!("{e}")),
-        ));
+        let (dir, db, bus) = audit_bus().await;
         let down: Arc<dyn Bus> = Arc::new(Refusing(bus.clone()));
         let tasks = TaskTracker::new();
         let shutdown = CancellationToken::new();
