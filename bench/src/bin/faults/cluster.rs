@@ -11,7 +11,9 @@ use std::{
 };
 
 use anyhow::Context;
-use daarion_bench::{Daarion, Killed, free_port, start_on};
+use daarion_bench::{Killed, free_port};
+
+use crate::process::Process;
 
 /// A server this run starts, stops and starts again with the same data.
 pub struct Server {
@@ -135,20 +137,8 @@ fn postgres(dir: &Path) -> anyhow::Result<Server> {
     }))
 }
 
-/// A `daarion` process this run restarts: what it serves and where.
-pub struct Process {
-    pub name: String,
-    shape: Vec<String>,
-    data: PathBuf,
-    port: u16,
-    pub running: Daarion,
-}
-
 /// The whole distributed city.
 pub struct Cluster {
-    binary: PathBuf,
-    env: Vec<(&'static str, String)>,
-    log: PathBuf,
     pub backends: Vec<Server>,
     pub services: Vec<Process>,
     pub gateway: Process,
@@ -229,21 +219,15 @@ impl Cluster {
             if let Some(group) = table.upstreams.get_mut(service.name) {
                 group.addresses = vec![format!("127.0.0.1:{port}")];
             }
-            let process = Process {
-                name: service.name.to_owned(),
-                shape: vec!["serve".to_owned(), service.name.to_owned()],
-                data: dir.join(service.name),
+            let process = Process::start(
+                binary,
+                &["serve", service.name],
+                dir.join(service.name),
+                env.clone(),
                 port,
-                running: start_process(
-                    binary,
-                    &["serve", service.name],
-                    &dir.join(service.name),
-                    &env,
-                    port,
-                    &log,
-                )
-                .await?,
-            };
+                log.clone(),
+            )
+            .await?;
             services.push(process);
         }
         let routes = dir.join("routes.toml");
@@ -252,26 +236,16 @@ impl Cluster {
             "DAARION__GATEWAY__ROUTES_FILE",
             routes.display().to_string(),
         ));
-        let gateway_data = dir.join("gateway");
-        let gateway = Process {
-            name: "gateway".to_owned(),
-            shape: vec!["gateway".to_owned()],
-            data: gateway_data.clone(),
-            port: gateway_port,
-            running: start_process(
-                binary,
-                &["gateway"],
-                &gateway_data,
-                &env,
-                gateway_port,
-                &log,
-            )
-            .await?,
-        };
-        Ok(Self {
-            binary: binary.to_owned(),
+        let gateway = Process::start(
+            binary,
+            &["gateway"],
+            dir.join("gateway"),
             env,
+            gateway_port,
             log,
+        )
+        .await?;
+        Ok(Self {
             backends: vec![pg, nats, redis],
             services,
             gateway,
@@ -279,29 +253,15 @@ impl Cluster {
     }
 
     pub fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.gateway.port)
+        self.gateway.base()
     }
 
     /// SIGKILL, then the same process again on the same port.
     pub async fn kill_and_restart(&mut self, which: Which) -> anyhow::Result<Duration> {
-        let process = match which {
-            Which::Service(i) => &mut self.services[i],
-            Which::Gateway => &mut self.gateway,
-        };
-        process.running.child.0.kill()?;
-        process.running.child.0.wait()?;
-        let shape: Vec<&str> = process.shape.iter().map(String::as_str).collect();
-        let started = Instant::now();
-        process.running = start_process(
-            &self.binary,
-            &shape,
-            &process.data,
-            &self.env,
-            process.port,
-            &self.log,
-        )
-        .await?;
-        Ok(started.elapsed())
+        match which {
+            Which::Service(i) => self.services[i].kill_and_restart().await,
+            Which::Gateway => self.gateway.kill_and_restart().await,
+        }
     }
 
     /// Processes that exited by themselves (none should).
@@ -309,10 +269,7 @@ impl Cluster {
         self.services
             .iter_mut()
             .chain(std::iter::once(&mut self.gateway))
-            .filter_map(|p| {
-                let exited = p.running.child.0.try_wait().ok().flatten().is_some();
-                exited.then(|| p.name.clone())
-            })
+            .filter_map(|p| p.exited().then(|| p.name.clone()))
             .collect()
     }
 }
@@ -321,17 +278,4 @@ impl Cluster {
 pub enum Which {
     Service(usize),
     Gateway,
-}
-
-async fn start_process(
-    binary: &Path,
-    shape: &[&str],
-    data: &Path,
-    env: &[(&'static str, String)],
-    port: u16,
-    log: &Path,
-) -> anyhow::Result<Daarion> {
-    std::fs::create_dir_all(data)?;
-    let (process, _) = start_on(binary, shape, data, env, port, Some(log)).await?;
-    Ok(process)
 }

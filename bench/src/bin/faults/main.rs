@@ -19,6 +19,7 @@
 #![allow(clippy::print_stdout)]
 
 mod cluster;
+mod process;
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -33,7 +34,8 @@ use std::{
 
 use anyhow::Context;
 use clap::Parser;
-use daarion_bench::{Daarion, call, free_port, ms, start_on};
+use daarion_bench::{call, free_port, ms};
+use process::Process;
 use serde_json::{Value, json};
 
 #[derive(Parser)]
@@ -295,7 +297,8 @@ impl Fault {
 
 /// The city under test.
 enum Node {
-    Embedded(City),
+    /// `daarion up` on a data directory of its own.
+    Embedded(Process),
     Distributed(Box<cluster::Cluster>),
 }
 
@@ -312,56 +315,6 @@ impl Node {
             Self::Embedded(_) => "embedded",
             Self::Distributed(_) => "distributed",
         }
-    }
-}
-
-/// `daarion up` on a data directory of its own.
-struct City {
-    process: Daarion,
-    data: PathBuf,
-    env: Vec<(&'static str, String)>,
-    /// The process's log, across restarts.
-    log: PathBuf,
-}
-
-impl City {
-    async fn start(binary: &Path, dir: &Path, config: &Path) -> anyhow::Result<Self> {
-        let data = dir.join("data");
-        let env = vec![
-            ("DAARION_CONFIG", config.display().to_string()),
-            ("DAARION__MESSAGING__POSTS_PER_SECOND", "1000000".to_owned()),
-            ("DAARION__MESSAGING__POSTS_BURST", "1000000".to_owned()),
-        ];
-        let log = dir.join("daarion.log");
-        let (process, _) = start_on(binary, &["up"], &data, &env, free_port()?, Some(&log)).await?;
-        Ok(Self {
-            process,
-            data,
-            env,
-            log,
-        })
-    }
-
-    fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.process.port)
-    }
-
-    /// SIGKILL, then the same binary on the same data and port, as a
-    /// supervisor would.
-    async fn kill_and_restart(&mut self, binary: &Path) -> anyhow::Result<Duration> {
-        self.process.child.0.kill()?;
-        self.process.child.0.wait()?;
-        let (process, took) = start_on(
-            binary,
-            &["up"],
-            &self.data,
-            &self.env,
-            self.process.port,
-            Some(&self.log),
-        )
-        .await?;
-        self.process = process;
-        Ok(took)
     }
 }
 
@@ -577,7 +530,7 @@ impl Drop for SmallDisk {
 /// `--kills` times, then its disk full for `--full` s; `--settle` s of
 /// load after each.
 async fn embedded_faults(
-    city: &mut City,
+    city: &mut Process,
     disk: Option<&SmallDisk>,
     args: &Args,
 ) -> anyhow::Result<Vec<Fault>> {
@@ -585,7 +538,7 @@ async fn embedded_faults(
     let mut faults = Vec::new();
     for k in 1..=args.kills {
         let at = Instant::now();
-        let took = city.kill_and_restart(&args.binary).await?;
+        let took = city.kill_and_restart().await?;
         faults.push(Fault::new(format!("kill -9 up #{k}"), at, at, Some(took)));
         tokio::time::sleep(settle).await;
     }
@@ -595,10 +548,7 @@ async fn embedded_faults(
         tokio::time::sleep(Duration::from_secs(args.full)).await;
         std::fs::remove_file(&filler)?;
         let lifted = Instant::now();
-        anyhow::ensure!(
-            city.process.child.0.try_wait()?.is_none(),
-            "daarion up exited while its disk was full"
-        );
+        anyhow::ensure!(!city.exited(), "daarion up exited while its disk was full");
         faults.push(Fault::new(
             format!("disk full for {} s", args.full),
             at,
@@ -679,7 +629,22 @@ async fn main() -> anyhow::Result<()> {
             cluster::Cluster::start(&args.binary, &dir, &config).await?,
         ))
     } else {
-        Node::Embedded(City::start(&args.binary, &dir, &config).await?)
+        let env = vec![
+            ("DAARION_CONFIG", config.display().to_string()),
+            ("DAARION__MESSAGING__POSTS_PER_SECOND", "1000000".to_owned()),
+            ("DAARION__MESSAGING__POSTS_BURST", "1000000".to_owned()),
+        ];
+        Node::Embedded(
+            Process::start(
+                &args.binary,
+                &["up"],
+                dir.join("data"),
+                env,
+                free_port()?,
+                dir.join("daarion.log"),
+            )
+            .await?,
+        )
     };
     let client = reqwest::Client::new();
     let (load, balance_before) = populate(&client, &node.base()).await?;
