@@ -148,12 +148,18 @@ impl Group {
     /// balancing), skipping addresses already tried: a usable one, or any
     /// when none is. `None`: every one was tried.
     pub fn pick(&self, key: Option<&str>, tried: &[String]) -> Option<InFlight> {
-        let panic = self.healthy_count() == 0;
-        let candidates: Vec<&Arc<Endpoint>> = self
+        let untried = |e: &&Arc<Endpoint>| !tried.contains(&e.address);
+        let mut candidates: Vec<&Arc<Endpoint>> = self
             .endpoints
             .iter()
-            .filter(|e| (panic || self.usable(e)) && !tried.contains(&e.address))
+            .filter(|e| self.usable(e))
+            .filter(untried)
             .collect();
+        // Counted only when nothing usable is left untried: the usual
+        // request scans the group once.
+        if candidates.is_empty() && self.healthy_count() == 0 {
+            candidates = self.endpoints.iter().filter(untried).collect();
+        }
         if candidates.is_empty() {
             return None;
         }
