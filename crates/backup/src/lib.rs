@@ -14,6 +14,11 @@
 //! damaged backup with a message saying which and why; it never writes
 //! over an existing database.
 //!
+//! Each backup made is recorded in the database it copies
+//! (`backup_history`, after the copy, so not in it): every process reads
+//! the newest from there for `backup_last_success_timestamp_seconds`,
+//! whether `daarion up` made it or a CronJob or timer elsewhere.
+//!
 //! `retention` decides which backups a schedule keeps (7 daily and 4
 //! weekly by default), `schedule` when the next one is due.
 
@@ -32,6 +37,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use schedule::Settings;
+
+pub const MIGRATIONS: daarion_store::MigrationSet = daarion_store::MigrationSet {
+    service: "backup",
+    migrations: &[daarion_store::migration!(1, "001_create_backup_history")],
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -273,7 +283,58 @@ pub async fn create(database: &str, dir: &Path) -> Result<Backup, BackupError> {
         .map_err(|e| BackupError::Io(manifest.display().to_string(), e.into()))?;
     fs::write(&partial, text).map_err(io_at(&partial))?;
     fs::rename(&partial, &manifest).map_err(io_at(&manifest))?;
+    if let Err(error) = record(database, &backup.manifest).await {
+        // The backup is whole; only its age is not reported (an alert
+        // says so in a day).
+        tracing::warn!(%error, "the backup was not recorded in the database's backup history");
+    }
     Ok(backup)
+}
+
+/// Adds `made` to the backup history of `database`.
+async fn record(database: &str, made: &Manifest) -> Result<(), BackupError> {
+    let db = Db::connect(database).await?;
+    let recorded = sql::query(
+        "INSERT INTO backup_history (file, format, created_at, size, sha256)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&made.file)
+    .bind(made.format.as_str())
+    .bind(daarion_store::format_time(made.created_at))
+    .bind(i64::try_from(made.size).unwrap_or(i64::MAX))
+    .bind(&made.sha256)
+    .execute(db.pool())
+    .await;
+    db.close().await;
+    recorded?;
+    Ok(())
+}
+
+/// When the newest backup recorded in `db` was made.
+pub async fn newest(db: &Db) -> Result<Option<DateTime<Utc>>, BackupError> {
+    let newest: Option<String> = sql::query_scalar("SELECT max(created_at) FROM backup_history")
+        .fetch_one(db.reader())
+        .await?;
+    Ok(newest.as_deref().and_then(daarion_store::parse_time))
+}
+
+/// Sets `backup_last_success_timestamp_seconds` from the backup history
+/// every `period` until `shutdown` fires (the "backup too old" alert).
+pub async fn report_newest(
+    db: Db,
+    period: std::time::Duration,
+    shutdown: daarion_kernel::shutdown::CancellationToken,
+) {
+    daarion_kernel::shutdown::every(period, shutdown, || async {
+        match newest(&db).await {
+            Ok(Some(at)) => {
+                metrics::gauge!("backup_last_success_timestamp_seconds").set(at.timestamp() as f64);
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "cannot read the backup history"),
+        }
+    })
+    .await;
 }
 
 /// The backup whose file or manifest is at `path`.

@@ -71,11 +71,6 @@ pub async fn run(database: String, dir: PathBuf, settings: Settings, shutdown: C
     let Ok(at) = settings.time() else {
         return;
     };
-    // The newest backup already there counts: a restart does not make
-    // the "backup too old" alert forget it.
-    if let Some(newest) = crate::list(&dir).ok().and_then(|b| b.into_iter().next()) {
-        made(newest.manifest.created_at);
-    }
     loop {
         let now = Utc::now();
         let wait = (next_after(now, at) - now)
@@ -87,7 +82,6 @@ pub async fn run(database: String, dir: PathBuf, settings: Settings, shutdown: C
         }
         match crate::create(&database, &dir).await {
             Ok(backup) => {
-                made(backup.manifest.created_at);
                 tracing::info!(
                     file = %backup.path.display(),
                     bytes = backup.manifest.size,
@@ -105,12 +99,6 @@ pub async fn run(database: String, dir: PathBuf, settings: Settings, shutdown: C
             Err(error) => tracing::error!(%error, "the scheduled backup failed"),
         }
     }
-}
-
-/// `backup_last_success_timestamp_seconds`: when the newest backup was
-/// made (the "backup too old" alert of deploy/prometheus).
-fn made(at: DateTime<Utc>) {
-    metrics::gauge!("backup_last_success_timestamp_seconds").set(at.timestamp() as f64);
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-use daarion_kernel::RequestContext;
+use daarion_kernel::{RequestContext, context::TraceParent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -15,6 +15,11 @@ pub struct Envelope {
     pub source: String,
     pub request_id: String,
     pub trace_id: String,
+    /// The W3C trace context of the work that published it (as in
+    /// CloudEvents' distributed tracing extension): its handling is a
+    /// child of that span. Absent on events from before it was added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
     /// Version of the payload's schema.
@@ -36,6 +41,7 @@ impl Envelope {
             subject: subject.into(),
             time: daarion_store::now(),
             source: source.to_owned(),
+            traceparent: Some(ctx.traceparent()),
             request_id: ctx.request_id,
             trace_id: ctx.trace_id,
             actor: None,
@@ -55,12 +61,21 @@ impl Envelope {
         self
     }
 
-    /// The context a consumer runs the handler in, so its logs and the events
-    /// it publishes carry the original request's ids.
+    /// The context a consumer runs the handler in, so its logs, calls and
+    /// the events it publishes carry the original request's ids: a new
+    /// span of the event's trace.
     pub fn context(&self) -> RequestContext {
         RequestContext {
-            request_id: self.request_id.clone(),
             trace_id: self.trace_id.clone(),
+            ..RequestContext::continuing(self.request_id.clone(), self.parent())
         }
+    }
+
+    /// The span that published the event, when known.
+    pub fn parent(&self) -> Option<TraceParent> {
+        self.traceparent
+            .as_deref()
+            .and_then(TraceParent::parse)
+            .filter(|p| p.trace_id == self.trace_id)
     }
 }

@@ -8,8 +8,16 @@
 //! bus is unreachable or the process stops first, the row stays and
 //! [`Outbox::run`] (every process runs one) publishes it later. Delivery is
 //! at least once: consumers deduplicate by event id.
+//!
+//! A relay whose publish fails holds the others off the bus for a while
+//! (a circuit breaker): while the bus is down, only the requests that meet
+//! it first wait for it to time out; the next ones leave their events to
+//! [`Outbox::run`] at once, which publishes them when the bus is back.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use daarion_kernel::shutdown::CancellationToken;
 use daarion_store::{
@@ -29,6 +37,9 @@ const CLAIM_FOR: Duration = Duration::from_secs(30);
 const BATCH: i64 = 256;
 /// How often each process looks for rows left behind.
 const POLL: Duration = Duration::from_secs(1);
+/// How long after a failed publish relays after commit skip the bus; the
+/// first after it tries the bus again, as does each poll meanwhile.
+const HOLD_OFF: Duration = Duration::from_secs(10);
 
 /// Events staged with their data, to relay once its transaction committed.
 #[must_use = "staged events are relayed after commit"]
@@ -58,8 +69,10 @@ pub struct Outbox {
     wake: Arc<Notify>,
     /// Ids published after commit, removed by [`Outbox::run`] in batches:
     /// one write for many events instead of one each.
-    published: Arc<std::sync::Mutex<Vec<String>>>,
+    published: Arc<Mutex<Vec<String>>>,
     removals: Arc<Notify>,
+    /// Until when relays after commit skip the bus (it just failed).
+    held_off_until: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Outbox {
@@ -70,6 +83,7 @@ impl Outbox {
             wake: Arc::new(Notify::new()),
             published: Arc::default(),
             removals: Arc::new(Notify::new()),
+            held_off_until: Arc::default(),
         }
     }
 
@@ -123,7 +137,8 @@ impl Outbox {
     }
 
     /// Delivers events staged by a transaction that has committed. A
-    /// failed publish leaves them for [`Outbox::run`].
+    /// failed publish leaves them for [`Outbox::run`], as does any relay
+    /// soon after one failed.
     pub async fn relay(&self, staged: Staged) {
         let events = staged.events.as_slice();
         if events.is_empty() {
@@ -135,10 +150,15 @@ impl Outbox {
             }
             return;
         }
-        if let Err(error) = self.bus.publish_batch(events).await {
-            metrics::counter!("bus_outbox_deferred_total").increment(events.len() as u64);
+        if self.held_off() {
+            self.defer(events.len());
+            return;
+        }
+        let published = self.bus.publish_batch(events).await;
+        self.bus_answered(published.is_ok());
+        if let Err(error) = published {
             tracing::warn!(%error, "staged events not published yet; the outbox relay retries");
-            self.wake.notify_one();
+            self.defer(events.len());
             return;
         }
         if let Ok(mut published) = self.published.lock() {
@@ -174,6 +194,26 @@ impl Outbox {
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "outbox relay failed; retrying"),
             }
+        }
+    }
+
+    /// Leaves `count` staged events to [`Outbox::run`].
+    fn defer(&self, count: usize) {
+        metrics::counter!("bus_outbox_deferred_total").increment(count as u64);
+        self.wake.notify_one();
+    }
+
+    fn held_off(&self) -> bool {
+        self.held_off_until
+            .lock()
+            .is_ok_and(|until| until.is_some_and(|until| Instant::now() < until))
+    }
+
+    /// Opens the breaker after a failed publish, closes it after one that
+    /// went through.
+    fn bus_answered(&self, ok: bool) {
+        if let Ok(mut until) = self.held_off_until.lock() {
+            *until = (!ok).then(|| Instant::now() + HOLD_OFF);
         }
     }
 
@@ -237,7 +277,9 @@ impl Outbox {
             return Ok(0);
         }
         events.sort_by(|a, b| a.time.cmp(&b.time));
-        self.bus.publish_batch(&events).await?;
+        let published = self.bus.publish_batch(&events).await;
+        self.bus_answered(published.is_ok());
+        published?;
         let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
         self.remove(&ids).await?;
         Ok(events.len())

@@ -1,14 +1,21 @@
 //! The consumer loop every durable consumer runs, on any bus: skip events
 //! already processed (dedupe by event id), run the handler in the event's
-//! request context, acknowledge after the handler returns, retry failures
-//! with backoff, and after `max_deliver` failures move the event to the
-//! dead-letter store, from which an admin can list and replay it.
+//! request context (a consumer span of the event's trace), acknowledge
+//! after the handler returns, retry failures with backoff, and after
+//! `max_deliver` failures move the event to the dead-letter store, from
+//! which an admin can list and replay it.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use daarion_kernel::shutdown::{CancellationToken, pause};
+use daarion_kernel::{
+    RequestContext,
+    context::TraceParent,
+    shutdown::{CancellationToken, pause},
+    traces,
+};
 use daarion_store::{Db, sql::Row};
 use serde::Serialize;
+use tracing::Instrument as _;
 
 use crate::{Bus, BusError, ConsumerSpec, Envelope};
 
@@ -120,7 +127,8 @@ pub async fn run_consumer<H, F>(
 /// by event id (an insert that ignores a known id): a batch is not
 /// recorded in the dedupe table, and one that fails is handled again event
 /// by event, as [`run_consumer`] would, so a bad event is retried and
-/// dead-lettered alone. It runs outside any event's request context.
+/// dead-lettered alone. It runs in a context of its own, whose span links
+/// the spans that published its events.
 pub async fn run_batch_consumer<H, F>(
     bus: Arc<dyn Bus>,
     db: Db,
@@ -154,7 +162,7 @@ pub async fn run_batch_consumer<H, F>(
                 .map(|d| d.envelope.clone())
                 .collect();
             let full = batch.len() >= max;
-            if events.is_empty() || handler(events).await.is_ok() {
+            if events.is_empty() || handle_batch(&spec, events, &handler).await.is_ok() {
                 let count = batch.len() as u64;
                 let outcome = settled(consumer.ack_batch(batch).await, "acked");
                 metrics::counter!("bus_deliveries_total", "consumer" => spec.name.clone(), "outcome" => outcome)
@@ -174,6 +182,33 @@ pub async fn run_batch_consumer<H, F>(
             }
         }
     }
+}
+
+async fn handle_batch<H, F>(
+    spec: &ConsumerSpec,
+    events: Vec<Envelope>,
+    handler: &H,
+) -> Result<(), HandlerError>
+where
+    H: Fn(Vec<Envelope>) -> F,
+    F: Future<Output = Result<(), HandlerError>>,
+{
+    let mut ctx = RequestContext::generate();
+    let parents: Vec<TraceParent> = events.iter().filter_map(Envelope::parent).collect();
+    let mut trace = traces::Span::linked(traces::Kind::Consumer, &mut ctx, &parents, || {
+        format!("process {}", spec.filter)
+    });
+    if trace.is_recording() {
+        trace.set("messaging.operation.type", "process");
+        trace.set("messaging.consumer.group.name", spec.name.clone());
+        trace.set("messaging.batch.message_count", events.len() as i64);
+    }
+    let log = tracing::info_span!("events", request_id = %ctx.request_id, trace_id = %ctx.trace_id);
+    let result = ctx.scope(handler(events)).instrument(log).await;
+    if let Err(error) = &result {
+        trace.fail(error.0.clone());
+    }
+    result
 }
 
 /// Opens the consumer of `spec`, trying again each second, until it opens
@@ -234,8 +269,25 @@ where
             return settled(delivery.nack(retry_delay).await, "retry");
         }
     }
-    let work = envelope.context().scope(handler(envelope.clone()));
+    let mut ctx = envelope.context();
+    let mut trace = traces::Span::start(traces::Kind::Consumer, &mut ctx, || {
+        format!("process {}", spec.filter)
+    });
+    if trace.is_recording() {
+        trace.set("messaging.operation.type", "process");
+        trace.set("messaging.destination.name", envelope.subject.clone());
+        trace.set("messaging.consumer.group.name", spec.name.clone());
+        trace.set("messaging.message.id", envelope.id.clone());
+        trace.set("daarion.delivery_attempt", i64::from(delivery.attempt));
+        trace.set("daarion.request_id", envelope.request_id.clone());
+    }
+    let log = tracing::info_span!("event", request_id = %ctx.request_id, trace_id = %ctx.trace_id, event_id = %envelope.id);
+    let work = ctx.scope(handler(envelope.clone())).instrument(log);
     let result = keeping(&delivery, spec.ack_wait, work).await;
+    if let Err(error) = &result {
+        trace.fail(error.0.clone());
+    }
+    drop(trace);
     match result {
         Ok(()) => {
             if let Err(error) = mark_processed(db, &spec.name, &envelope.id).await {

@@ -397,7 +397,7 @@ macro_rules! contract {
                         let (calls, failing, seen_request) = (calls.clone(), failing.clone(), seen_request.clone());
                         async move {
                             calls.fetch_add(1, Ordering::SeqCst);
-                            *seen_request.lock().unwrap() = RequestContext::current().map(|c| c.request_id);
+                            *seen_request.lock().unwrap() = RequestContext::current();
                             if failing.load(Ordering::SeqCst) && e.payload["fail"] == true {
                                 return Err(HandlerError::new("boom"));
                             }
@@ -415,14 +415,19 @@ macro_rules! contract {
                 tokio::time::sleep(Duration::from_millis(300)).await;
 
                 // The same event published twice is handled once.
-                let ctx = RequestContext { request_id: "req_contract".into(), trace_id: "0af7651916cd43dd8448eb211c80319c".into() };
-                let once = ctx.scope(async { event("city.message.created.general", 1) }).await;
+                let ctx = RequestContext::continuing("req_contract".into(), None);
+                let once = ctx.clone().scope(async { event("city.message.created.general", 1) }).await;
                 f.bus.publish(&once).await.unwrap();
                 f.bus.publish(&once).await.unwrap();
                 within(async { while calls.load(Ordering::SeqCst) < 1 { tokio::time::sleep(Duration::from_millis(20)).await } }).await;
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 assert_eq!(calls.load(Ordering::SeqCst), 1);
-                assert_eq!(seen_request.lock().unwrap().as_deref(), Some("req_contract"));
+                // In the request's trace, in a span whose parent is the publisher's.
+                let seen = seen_request.lock().unwrap().clone().expect("a context");
+                assert_eq!(seen.request_id, "req_contract");
+                assert_eq!(seen.trace_id, ctx.trace_id);
+                assert_eq!(seen.parent_span_id.as_deref(), Some(ctx.span_id.as_str()));
+                assert_ne!(seen.span_id, ctx.span_id);
 
                 // An event that always fails is dead-lettered after max_deliver.
                 let poison = Envelope::new("test", "city.message.created.general", json!({ "fail": true }));

@@ -45,6 +45,11 @@ pub struct Settings {
     pub redis_prefix: String,
     /// Log filter (`RUST_LOG` syntax); `RUST_LOG` wins when set.
     pub log: String,
+    /// Base URL of an OpenTelemetry collector's OTLP/HTTP receiver (e.g.
+    /// `http://127.0.0.1:4318`): each request and event handled is sent
+    /// there as a span. Unset: no traces, unless the standard
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+    pub otlp_endpoint: Option<String>,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
     /// Days delivered bus events and processed-event ids are kept (dedupe window).
@@ -310,6 +315,7 @@ impl Default for Settings {
             redis_url: None,
             redis_prefix: "daarion:".into(),
             log: "info".into(),
+            otlp_endpoint: None,
             max_body_bytes: 1024 * 1024,
             bus_retention_days: 7,
             service_token_secret: None,

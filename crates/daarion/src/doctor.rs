@@ -66,32 +66,29 @@ pub async fn examine(settings: &Settings) -> Vec<Finding> {
     findings.push(bus(settings).await);
     findings.push(cache(settings).await);
     findings.push(disk(&settings.data_dir));
-    findings.push(backups(settings));
+    findings.push(backups(settings).await);
     findings
 }
 
-async fn database(settings: &Settings) -> Vec<Finding> {
-    let url = settings.database();
+/// The city's database, or why it cannot be opened.
+async fn open(settings: &Settings) -> Result<Db, String> {
     if settings.database_url.is_none() && !settings.data_dir.join("daarion.db").is_file() {
-        return vec![found(
-            "database",
-            Verdict::Problem,
-            format!(
-                "no database in {} yet: `daarion migrate` or `daarion up` makes it",
-                settings.data_dir.display()
-            ),
-        )];
+        return Err(format!(
+            "no database in {} yet: `daarion migrate` or `daarion up` makes it",
+            settings.data_dir.display()
+        ));
     }
-    let db = match tokio::time::timeout(Duration::from_secs(10), Db::connect(&url)).await {
-        Ok(Ok(db)) => db,
-        Ok(Err(e)) => return vec![found("database", Verdict::Problem, e.to_string())],
-        Err(_) => {
-            return vec![found(
-                "database",
-                Verdict::Problem,
-                "no answer in 10 s (DATABASE_URL)",
-            )];
-        }
+    match tokio::time::timeout(Duration::from_secs(10), Db::connect(&settings.database())).await {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no answer in 10 s (DATABASE_URL)".into()),
+    }
+}
+
+async fn database(settings: &Settings) -> Vec<Finding> {
+    let db = match open(settings).await {
+        Ok(db) => db,
+        Err(why) => return vec![found("database", Verdict::Problem, why)],
     };
     let mut findings = Vec::new();
     match daarion_store::migrate::applied(&db).await {
@@ -262,33 +259,35 @@ fn disk(dir: &Path) -> Finding {
     }
 }
 
-fn backups(settings: &Settings) -> Finding {
-    let dir = settings.backup_dir();
-    match daarion_backup::list(&dir) {
-        Ok(list) => match list.first() {
-            None => found(
-                "backups",
-                Verdict::Warning,
-                format!("none in {} yet (`daarion backup`)", dir.display()),
-            ),
-            Some(newest) => {
-                let age = (Utc::now() - newest.manifest.created_at)
-                    .to_std()
-                    .unwrap_or_default();
-                let detail = format!(
-                    "newest {} ({} h old), {} kept in {}",
-                    newest.manifest.created_at.format("%Y-%m-%d %H:%M UTC"),
-                    age.as_secs() / 3600,
-                    list.len(),
-                    dir.display()
-                );
-                if age > BACKUP_TOO_OLD {
-                    found("backups", Verdict::Problem, detail)
-                } else {
-                    found("backups", Verdict::Ok, detail)
-                }
+/// The newest backup in the database's history, whoever made it.
+async fn backups(settings: &Settings) -> Finding {
+    let newest = match open(settings).await {
+        Ok(db) => {
+            let newest = daarion_backup::newest(&db).await;
+            db.close().await;
+            newest
+        }
+        Err(_) => return found("backups", Verdict::Warning, "unknown: no database"),
+    };
+    match newest {
+        Ok(None) => found(
+            "backups",
+            Verdict::Warning,
+            "none recorded yet (`daarion backup`)",
+        ),
+        Ok(Some(at)) => {
+            let age = (Utc::now() - at).to_std().unwrap_or_default();
+            let detail = format!(
+                "newest {} ({} h old)",
+                at.format("%Y-%m-%d %H:%M UTC"),
+                age.as_secs() / 3600,
+            );
+            if age > BACKUP_TOO_OLD {
+                found("backups", Verdict::Problem, detail)
+            } else {
+                found("backups", Verdict::Ok, detail)
             }
-        },
+        }
         Err(e) => found("backups", Verdict::Problem, e.to_string()),
     }
 }

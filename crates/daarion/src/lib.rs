@@ -57,6 +57,7 @@ pub fn migrations() -> Vec<MigrationSet> {
     [
         daarion_store::idempotency::MIGRATIONS,
         daarion_bus::MIGRATIONS,
+        daarion_backup::MIGRATIONS,
     ]
     .into_iter()
     .chain(SERVICES.iter().map(|s| s.migration_set()))
@@ -343,6 +344,11 @@ impl App {
         ));
         tasks.spawn(daarion_bus::report_backlog(
             backends.bus.clone(),
+            Duration::from_secs(15),
+            shutdown.clone(),
+        ));
+        tasks.spawn(daarion_backup::report_newest(
+            backends.db.clone(),
             Duration::from_secs(15),
             shutdown.clone(),
         ));

@@ -510,6 +510,9 @@ async fn serve(settings: Settings, shape: Shape) -> anyhow::Result<ExitCode> {
         Shape::Service(s) => s.clone(),
     };
     daarion_kernel::telemetry::init(&name, &settings.log);
+    if daarion_kernel::traces::init(&name, VERSION, settings.otlp_endpoint.as_deref())? {
+        tracing::info!("exporting traces over OTLP");
+    }
     let app = App::build(settings, shape).await?;
     let url = format!("http://{}", app.local_addr());
     tracing::info!(url = %url, "listening");
@@ -519,8 +522,12 @@ async fn serve(settings: Settings, shape: Shape) -> anyhow::Result<ExitCode> {
             "This city has no admin yet. Register the first admin with this one-time invitation (valid 24 h): {invite}"
         );
     }
-    app.run_until_stopped(daarion_kernel::shutdown::signal())
-        .await?;
+    let stopped = app
+        .run_until_stopped(daarion_kernel::shutdown::signal())
+        .await;
+    // Blocks while the last batch is sent (the exporter's timeout at most).
+    tokio::task::block_in_place(daarion_kernel::traces::shutdown);
+    stopped?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -931,18 +931,16 @@ async fn the_gateway_fronts_two_city_replicas() {
     };
     let (auth, a, b) = city.auth_and_two_replicas("city").await;
     let dir = tempfile::tempdir().unwrap();
-    let routes = dir.path().join("routes.toml");
-    std::fs::write(
-        &routes,
-        format!(
+    let routes = common::routes_file(
+        dir.path(),
+        &format!(
             "[[routes]]\nprefix = \"/api/city/\"\nupstream = \"city\"\n\
              [[routes]]\nprefix = \"/ws/city/\"\nupstream = \"city\"\nwebsocket = true\n\
              [upstreams.city]\naddresses = [\"{}\", \"{}\"]\ncredentials = true\n\
              health_check = {{ path = \"/health\", interval_ms = 200, healthy = 1, unhealthy = 2 }}\n",
             a.addr, b.addr
         ),
-    )
-    .unwrap();
+    );
     let mut settings = city.settings.clone();
     settings.gateway.routes_file = Some(routes);
     let mut gateway = common::spawn_with(settings, daarion::Shape::Gateway).await;
@@ -999,6 +997,135 @@ async fn the_gateway_fronts_two_city_replicas() {
     gateway.stop().await;
     a.stop().await;
     b.stop().await;
+    auth.stop().await;
+}
+
+/// With a collector set (`otlp_endpoint`), every process sends its spans
+/// over OTLP, and one trace follows a post from the caller through
+/// `daarion gateway`, the city service that stores it and the living map's
+/// consumer of its event, each span the child of the one before (#19).
+#[tokio::test]
+async fn one_trace_follows_a_post_through_the_gateway_the_service_and_the_bus() {
+    use daarion_testkit::otlp::{FakeCollector, SpanKind};
+    let Some(city) = City::new(Kind::Distributed).await else {
+        return;
+    };
+    let collector = FakeCollector::start().await;
+    let endpoint = collector.endpoint();
+    let env = [
+        ("DAARION__OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ];
+    let auth = common::spawn_with(
+        city.settings.clone(),
+        daarion::Shape::Service("auth".into()),
+    )
+    .await;
+    let nats_url = city.settings.nats_url.as_deref().unwrap();
+    let city_port = daarion_testkit::free_port("127.0.0.1");
+    let _city = common::serve_child(&city.settings, "city", city_port, nats_url, &env).await;
+    let map_port = daarion_testkit::free_port("127.0.0.1");
+    let _map = common::serve_child(&city.settings, "living-map", map_port, nats_url, &env).await;
+    let dir = tempfile::tempdir().unwrap();
+    let routes = common::routes_file(
+        dir.path(),
+        &format!(
+            "[[routes]]\nprefix = \"/api/city/\"\nupstream = \"city\"\n\
+             [upstreams.city]\naddresses = [\"127.0.0.1:{city_port}\"]\ncredentials = true\n"
+        ),
+    );
+    let routes = routes.to_str().unwrap();
+    let gateway_port = daarion_testkit::free_port("127.0.0.1");
+    let listen = format!("127.0.0.1:{gateway_port}");
+    let gateway_env = [env[0], env[1], ("DAARION__GATEWAY__ROUTES_FILE", routes)];
+    let _gateway = common::daarion_child(
+        &city.settings,
+        &["gateway", "--listen", &listen],
+        gateway_port,
+        nats_url,
+        &gateway_env,
+    )
+    .await;
+
+    let caller = daarion_kernel::RequestContext::generate();
+    let posted = auth
+        .client
+        .post(format!("http://{listen}/api/city/rooms/general/messages"))
+        .header("cookie", auth.cookie("alice").await)
+        .header("traceparent", caller.traceparent())
+        .header("x-request-id", "req_traced")
+        .json(&json!({"body": "followed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 201);
+
+    let spans = daarion_testkit::eventually(
+        "the post's spans at the collector",
+        Duration::from_secs(30),
+        || async {
+            let spans: Vec<_> = collector
+                .spans()
+                .into_iter()
+                .filter(|s| s.trace_id == caller.trace_id)
+                .collect();
+            // Each process sends its own, in its own time.
+            let all = [
+                ("gateway", SpanKind::Server),
+                ("city", SpanKind::Server),
+                ("living-map", SpanKind::Consumer),
+            ]
+            .iter()
+            .all(|(service, kind)| {
+                spans
+                    .iter()
+                    .any(|s| s.service == *service && s.kind == *kind)
+            });
+            all.then_some(spans)
+        },
+    )
+    .await;
+    let one = |service: &str, kind: SpanKind| {
+        let found: Vec<_> = spans
+            .iter()
+            .filter(|s| s.service == service && s.kind == kind)
+            .collect();
+        assert_eq!(found.len(), 1, "{service}: {spans:#?}");
+        found[0].clone()
+    };
+    let gateway = one("gateway", SpanKind::Server);
+    assert_eq!(
+        gateway.parent_span_id.as_deref(),
+        Some(caller.span_id.as_str())
+    );
+    let service = one("city", SpanKind::Server);
+    assert_eq!(
+        service.parent_span_id.as_deref(),
+        Some(gateway.span_id.as_str())
+    );
+    assert_eq!(service.name, "POST /api/city/rooms/{slug}/messages");
+    let consumer = spans
+        .iter()
+        .find(|s| s.service == "living-map" && s.kind == SpanKind::Consumer)
+        .unwrap();
+    assert_eq!(
+        consumer.parent_span_id.as_deref(),
+        Some(service.span_id.as_str())
+    );
+    assert_eq!(consumer.name, "process message.received.*");
+    for span in [&gateway, &service] {
+        assert_eq!(
+            span.attributes["http.response.status_code"], "201",
+            "{span:?}"
+        );
+        assert!(!span.error, "{span:?}");
+    }
+    for span in [&gateway, &service, consumer] {
+        assert_eq!(
+            span.attributes["daarion.request_id"], "req_traced",
+            "{span:?}"
+        );
+    }
     auth.stop().await;
 }
 

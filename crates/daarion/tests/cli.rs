@@ -156,7 +156,7 @@ fn doctor_reports_what_is_wrong_and_fails_on_a_problem() {
             "ok       database   SQLite, ",
             "ok       bus        in-process",
             "ok       disk       ",
-            "warning  backups    none in",
+            "warning  backups    none recorded yet",
             "0 problem(s)",
         ],
     );

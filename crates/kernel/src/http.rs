@@ -19,6 +19,7 @@ use crate::{
     ApiError, ErrorCode,
     context::{self, RequestContext},
     metrics::ConnectionGuard,
+    traces,
 };
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -72,11 +73,10 @@ async fn standard(State(standard): State<Standard>, request: Request, next: Next
         .and_then(|v| v.to_str().ok())
         .and_then(context::accept_request_id)
         .unwrap_or_else(context::new_request_id);
-    let trace_id = headers
+    let parent = headers
         .get(&TRACEPARENT)
         .and_then(|v| v.to_str().ok())
-        .and_then(context::trace_id_from_traceparent)
-        .unwrap_or_else(context::new_trace_id);
+        .and_then(context::TraceParent::parse);
     let method = request.method().clone();
     // Kept as they are (an address, a shared path): formatted only if the
     // access log is on.
@@ -85,11 +85,23 @@ async fn standard(State(standard): State<Standard>, request: Request, next: Next
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
     let route = request.extensions().get::<MatchedPath>().cloned();
-    let span = tracing::info_span!("request", request_id = %request_id, trace_id = %trace_id);
-    let ctx = RequestContext {
-        request_id: request_id.clone(),
-        trace_id,
-    };
+    let mut ctx = RequestContext::continuing(request_id.clone(), parent);
+    let mut trace = traces::Span::start(traces::Kind::Server, &mut ctx, || {
+        route.as_ref().map_or_else(
+            || method.to_string(),
+            |route| format!("{method} {}", route.as_str()),
+        )
+    });
+    if trace.is_recording() {
+        trace.set("http.request.method", method.to_string());
+        trace.set("url.path", request.uri().path().to_owned());
+        if let Some(route) = &route {
+            trace.set("http.route", route.as_str().to_owned());
+        }
+        trace.set("daarion.service", standard.service);
+        trace.set("daarion.request_id", request_id.clone());
+    }
+    let span = tracing::info_span!("request", request_id = %request_id, trace_id = %ctx.trace_id);
     let _active = ConnectionGuard::new(standard.service);
     let request = time_body_reads(request, standard.body_read_timeout);
     let started = Instant::now();
@@ -106,6 +118,11 @@ async fn standard(State(standard): State<Standard>, request: Request, next: Next
         started,
     );
     let status = response.status().as_u16();
+    trace.set("http.response.status_code", i64::from(status));
+    if response.status().is_server_error() {
+        trace.fail(status.to_string());
+    }
+    drop(trace);
     let bytes = response
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)

@@ -5,9 +5,11 @@
 //! Layout:
 //! - `error`: [`ApiError`], the one error type handlers return, and the
 //!   middleware that gives every 4xx/5xx the same JSON body.
-//! - `context`: per-request [`RequestContext`] (request id, trace id, actor)
-//!   carried in a task-local so errors, logs and bus events can read it.
+//! - `context`: per-request [`RequestContext`] (request id and W3C trace
+//!   context) carried in a task-local so errors, logs, calls and bus events
+//!   can read it.
 //! - `telemetry`: JSON log lines with the standard fields.
+//! - `traces`: OpenTelemetry spans over OTLP, when a collector is set.
 //! - `metrics`: the process-wide Prometheus recorder and HTTP metrics layer.
 //! - `health`: dependency checks and the `/health` document.
 //! - `http`: the standard middleware stack and helpers (JSON extractor,
@@ -29,6 +31,7 @@ pub mod secret;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
+pub mod traces;
 
 pub use context::RequestContext;
 pub use error::{ApiError, ErrorCode};

@@ -15,6 +15,7 @@
 
 pub mod llm;
 pub mod mcp;
+pub mod otlp;
 pub mod passkey;
 
 use std::sync::Arc;

@@ -465,6 +465,13 @@ pub async fn orchestrated_rooms(app: &TestApp, dao: &str, who: &str) -> Vec<serd
     .await
 }
 
+/// A gateway route table (`gateway.routes_file`) in `dir`.
+pub fn routes_file(dir: &std::path::Path, table: &str) -> std::path::PathBuf {
+    let path = dir.join("routes.toml");
+    std::fs::write(&path, table).unwrap();
+    path
+}
+
 /// `daarion serve <service>` as its own process on `settings`' backends
 /// (NATS at `nats_url`, which a test may route through a proxy), with
 /// `env` on top; returned once healthy.
@@ -475,8 +482,27 @@ pub async fn serve_child(
     nats_url: &str,
     env: &[(&str, &str)],
 ) -> tokio::process::Child {
+    let listen = format!("127.0.0.1:{port}");
+    daarion_child(
+        settings,
+        &["serve", service, "--listen", &listen],
+        port,
+        nats_url,
+        env,
+    )
+    .await
+}
+
+/// `daarion <args>` as [`serve_child`] runs it, listening on `port`.
+pub async fn daarion_child(
+    settings: &Settings,
+    args: &[&str],
+    port: u16,
+    nats_url: &str,
+    env: &[(&str, &str)],
+) -> tokio::process::Child {
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_daarion"))
-        .args(["serve", service, "--listen", &format!("127.0.0.1:{port}")])
+        .args(args)
         .env("DATABASE_URL", settings.database_url.as_deref().unwrap())
         .env("NATS_URL", nats_url)
         .env("REDIS_URL", settings.redis_url.as_deref().unwrap())
@@ -491,7 +517,7 @@ pub async fn serve_child(
         .unwrap();
     let health = format!("http://127.0.0.1:{port}/health");
     daarion_testkit::eventually(
-        &format!("serve {service} is healthy"),
+        &format!("daarion {} is healthy", args.join(" ")),
         Duration::from_secs(30),
         || async {
             let response = reqwest::get(&health).await.ok()?;

@@ -16,7 +16,6 @@
 use std::time::Duration;
 
 use daarion_access::token::ServiceTokens;
-use daarion_kernel::RequestContext;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -194,15 +193,13 @@ impl Executor {
             .tokens
             .issue_for_dao(crate::SERVICE, &p.dao, call.service, TOKEN_LIFETIME)
             .map_err(|e| Tried::Failed(format!("no token for {}: {e}", p.dao)))?;
-        let context = RequestContext::current_or_generate();
-        let mut request = self
+        let request = self
             .http
             .request(call.method.clone(), format!("{}{}", self.city, call.path))
             .bearer_auth(token)
-            .header("x-request-id", context.request_id.as_str())
-            .header("traceparent", context.traceparent())
             .header("idempotency-key", format!("dao-execution:{}", p.id))
             .timeout(Duration::from_secs(30));
+        let mut request = daarion_kernel::context::propagate(request);
         if let Some(body) = &call.body {
             request = request.json(body);
         }

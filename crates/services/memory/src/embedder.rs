@@ -148,10 +148,8 @@ impl Proxy {
             .tokens
             .issue(crate::SERVICE, "llm", Duration::from_secs(120))
             .map_err(|e| failed(e.to_string()))?;
-        let response = self
-            .http
-            .post(&self.url)
-            .bearer_auth(token)
+        let request = self.http.post(&self.url).bearer_auth(token);
+        let response = daarion_kernel::context::propagate(request)
             .json(&json!({ "model": self.alias(), "input": texts }))
             .send()
             .await

@@ -15,7 +15,6 @@ use eventsource_stream::Eventsource;
 use futures::StreamExt;
 
 use daarion_access::token::ServiceTokens;
-use daarion_kernel::RequestContext;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -163,16 +162,11 @@ impl City {
             .tokens
             .issue_as_agent(SERVICE, agent, audience, TOKEN_LIFETIME)
             .map_err(|e| RunError::Permanent(e.to_string()))?;
-        let mut request = self
+        let request = self
             .http
             .request(method, format!("{}{path}", self.base))
             .bearer_auth(token);
-        if let Some(ctx) = RequestContext::current() {
-            request = request
-                .header("traceparent", ctx.traceparent())
-                .header("x-request-id", ctx.request_id);
-        }
-        Ok(request)
+        Ok(daarion_kernel::context::propagate(request))
     }
 
     /// Reports the agent's presence to the city (`busy` while a long run
