@@ -36,6 +36,7 @@ if [ "$smoke" = 1 ]; then
   "$bin/access" --binary "$bin/daarion" --decisions 1000 --requests 50
   "$bin/fanout" --binary "$bin/daarion" --clients 5 --messages 10 --label embedded
   "$bin/messaging" --binary "$bin/daarion" --posts 20 --posters 2 --clients 3 --seed 500 --reads 5
+  "$bin/messaging" --binary "$bin/daarion" --posts 20 --posters 2 --clients 3 --seed 500 --reads 5 --otlp
   nats_up && "$bin/fanout" --binary "$bin/daarion" --clients 5 --messages 10 --label nats --nats "$nats_url"
   if nats_up && (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
     "$bin/messaging" --binary "$bin/daarion" --posts 20 --posters 2 --clients 3 --seed 500 --reads 5 \
@@ -62,6 +63,8 @@ for clients in 10 100 500; do
   "$bin/fanout" --binary "$bin/daarion" --clients "$clients" --messages "${MESSAGES:-500}" --label embedded
 done
 "$bin/messaging" --binary "$bin/daarion" --seed "${SEED:-1000000}"
+# The same posting and delivery with traces sent to a (fake) collector.
+"$bin/messaging" --binary "$bin/daarion" --seed 1000 --reads 10 --otlp
 # Delivery to a thousand followers (posting paced, history barely seeded).
 "$bin/messaging" --binary "$bin/daarion" --clients 1000 --posts 1000 --rate 50 --seed 1000 --reads 10
 # Posting by 128 people at once: what group commit does with a crowd.

@@ -53,6 +53,10 @@ struct Args {
     /// between the replicas, so deliveries cross the bus.
     #[arg(long, requires = "postgres")]
     nats: Option<String>,
+    /// Send traces (a span per request and per event handled) to a fake
+    /// OTLP collector in this process: what tracing costs.
+    #[arg(long)]
+    otlp: bool,
 }
 
 /// The processes under test: `daarion up`, or one `daarion serve` per
@@ -146,12 +150,20 @@ async fn main() -> anyhow::Result<()> {
         Some(admin) => daarion_testkit::fresh_postgres_database(admin).await,
         None => format!("sqlite://{}/daarion.db?mode=rwc", dir.display()),
     };
-    let label = match (&args.postgres, &args.nats) {
+    let shape = match (&args.postgres, &args.nats) {
         (_, Some(_)) => "2 replicas, NATS",
         (Some(_), None) => "postgres",
         (None, None) => "embedded",
     };
-    let env = [
+    let collector = match args.otlp {
+        true => Some(daarion_testkit::otlp::FakeCollector::start().await),
+        false => None,
+    };
+    let label = match collector {
+        Some(_) => format!("{shape}, traced"),
+        None => shape.to_owned(),
+    };
+    let mut env = vec![
         ("DATABASE_URL", database.clone()),
         // Every poster registers from this one address.
         (
@@ -172,6 +184,9 @@ async fn main() -> anyhow::Result<()> {
         ),
         ("DAARION__MESSAGING__WS_BURST", "1000000".to_owned()),
     ];
+    if let Some(collector) = &collector {
+        env.push(("DAARION__OTLP_ENDPOINT", collector.endpoint()));
+    }
     let node = Node::start(&args.binary, &dir, &env, args.nats.as_deref()).await?;
     let base = node.messaging[0].clone();
     daarion_kernel::server::install_crypto_provider();
@@ -320,6 +335,12 @@ async fn main() -> anyhow::Result<()> {
         args.reads,
     );
     drop(node);
+    if let Some(collector) = collector {
+        println!(
+            "messaging [{label}]: {} spans received by the collector",
+            collector.spans().len()
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -16,10 +16,10 @@
 
 use std::{
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use daarion_kernel::shutdown::CancellationToken;
+use daarion_kernel::{breaker::Breaker, shutdown::CancellationToken};
 use daarion_store::{
     Db,
     sql::{Any, Row, Transaction},
@@ -71,8 +71,8 @@ pub struct Outbox {
     /// one write for many events instead of one each.
     published: Arc<Mutex<Vec<String>>>,
     removals: Arc<Notify>,
-    /// Until when relays after commit skip the bus (it just failed).
-    held_off_until: Arc<Mutex<Option<Instant>>>,
+    /// Open while relays after commit skip the bus (it just failed).
+    breaker: Breaker,
 }
 
 impl Outbox {
@@ -83,7 +83,7 @@ impl Outbox {
             wake: Arc::new(Notify::new()),
             published: Arc::default(),
             removals: Arc::new(Notify::new()),
-            held_off_until: Arc::default(),
+            breaker: Breaker::new(HOLD_OFF),
         }
     }
 
@@ -150,12 +150,12 @@ impl Outbox {
             }
             return;
         }
-        if self.held_off() {
+        if self.breaker.is_open() {
             self.defer(events.len());
             return;
         }
         let published = self.bus.publish_batch(events).await;
-        self.bus_answered(published.is_ok());
+        self.breaker.record(published.is_ok());
         if let Err(error) = published {
             tracing::warn!(%error, "staged events not published yet; the outbox relay retries");
             self.defer(events.len());
@@ -201,20 +201,6 @@ impl Outbox {
     fn defer(&self, count: usize) {
         metrics::counter!("bus_outbox_deferred_total").increment(count as u64);
         self.wake.notify_one();
-    }
-
-    fn held_off(&self) -> bool {
-        self.held_off_until
-            .lock()
-            .is_ok_and(|until| until.is_some_and(|until| Instant::now() < until))
-    }
-
-    /// Opens the breaker after a failed publish, closes it after one that
-    /// went through.
-    fn bus_answered(&self, ok: bool) {
-        if let Ok(mut until) = self.held_off_until.lock() {
-            *until = (!ok).then(|| Instant::now() + HOLD_OFF);
-        }
     }
 
     async fn remove_published(&self) {
@@ -278,7 +264,7 @@ impl Outbox {
         }
         events.sort_by(|a, b| a.time.cmp(&b.time));
         let published = self.bus.publish_batch(&events).await;
-        self.bus_answered(published.is_ok());
+        self.breaker.record(published.is_ok());
         published?;
         let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
         self.remove(&ids).await?;

@@ -2,18 +2,28 @@
 //! INCRBY; rate limits and expiring sets are Lua scripts, so each is one
 //! atomic step on the server whatever the number of replicas. Expiring sets
 //! are sorted sets scored by expiry time (milliseconds, server clock).
+//!
+//! When Redis stops answering, the commands that meet it first wait for
+//! their timeout; for a moment after, commands fail at once (a circuit
+//! breaker) rather than each waiting too, and the first after that, or a
+//! health check's ping, tries Redis again.
 
-use std::time::Duration;
+use std::{future::Future, time::Duration};
 
 use async_trait::async_trait;
+use daarion_kernel::breaker::Breaker;
 use redis::{AsyncCommands, Script, aio::ConnectionManager};
 
 use crate::{Cache, CacheError, RateDecision, RateLimit, gcra};
+
+/// How long commands fail at once after Redis did not answer one.
+const HOLD_OFF: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct RedisCache {
     conn: ConnectionManager,
     prefix: String,
+    breaker: Breaker,
 }
 
 fn unavailable(error: redis::RedisError) -> CacheError {
@@ -100,7 +110,33 @@ impl RedisCache {
         Ok(Self {
             conn,
             prefix: prefix.to_owned(),
+            breaker: Breaker::new(HOLD_OFF),
         })
+    }
+
+    /// Runs `command` unless Redis just failed to answer one, and notes
+    /// whether it answered this one.
+    async fn call<T>(
+        &self,
+        command: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, CacheError> {
+        if self.breaker.is_open() {
+            return Err(CacheError::Unavailable(
+                "Redis did not answer a moment ago; trying again shortly".into(),
+            ));
+        }
+        self.answered(command.await)
+    }
+
+    fn answered<T>(&self, result: redis::RedisResult<T>) -> Result<T, CacheError> {
+        let silent = result.as_ref().is_err_and(|e| {
+            e.is_io_error()
+                || e.is_timeout()
+                || e.is_connection_dropped()
+                || e.is_connection_refusal()
+        });
+        self.breaker.record(!silent);
+        result.map_err(unavailable)
     }
 
     fn key(&self, key: &str) -> String {
@@ -118,10 +154,8 @@ impl RedisCache {
         for arg in args {
             invocation.arg(arg);
         }
-        invocation
-            .invoke_async(&mut self.conn.clone())
+        self.call(invocation.invoke_async(&mut self.conn.clone()))
             .await
-            .map_err(unavailable)
     }
 }
 
@@ -132,36 +166,29 @@ fn millis(d: Duration) -> String {
 #[async_trait]
 impl Cache for RedisCache {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
-        self.conn
-            .clone()
-            .get(self.key(key))
-            .await
-            .map_err(unavailable)
+        self.call(self.conn.clone().get(self.key(key))).await
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), CacheError> {
         let mut conn = self.conn.clone();
-        match ttl {
-            Some(ttl) => {
-                conn.pset_ex::<_, _, ()>(
-                    self.key(key),
-                    value,
-                    u64::try_from(ttl.as_millis().max(1)).unwrap_or(u64::MAX),
-                )
-                .await
+        self.call(async {
+            match ttl {
+                Some(ttl) => {
+                    conn.pset_ex::<_, _, ()>(
+                        self.key(key),
+                        value,
+                        u64::try_from(ttl.as_millis().max(1)).unwrap_or(u64::MAX),
+                    )
+                    .await
+                }
+                None => conn.set::<_, _, ()>(self.key(key), value).await,
             }
-            None => conn.set::<_, _, ()>(self.key(key), value).await,
-        }
-        .map_err(unavailable)
+        })
+        .await
     }
 
     async fn delete(&self, key: &str) -> Result<bool, CacheError> {
-        let removed: i64 = self
-            .conn
-            .clone()
-            .del(self.key(key))
-            .await
-            .map_err(unavailable)?;
+        let removed: i64 = self.call(self.conn.clone().del(self.key(key))).await?;
         Ok(removed > 0)
     }
 
@@ -212,11 +239,12 @@ impl Cache for RedisCache {
         "redis"
     }
 
+    /// Always asks Redis, whatever the breaker says: the health checks
+    /// find out when it is back.
     async fn ping(&self) -> Result<(), CacheError> {
-        redis::cmd("PING")
+        let answer = redis::cmd("PING")
             .query_async::<String>(&mut self.conn.clone())
-            .await
-            .map(|_| ())
-            .map_err(unavailable)
+            .await;
+        self.answered(answer).map(|_| ())
     }
 }

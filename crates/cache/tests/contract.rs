@@ -128,3 +128,53 @@ macro_rules! contract {
 }
 
 contract!(Memory => memory, Redis => redis);
+
+/// Redis that stops answering: the command that meets it first waits for
+/// its timeout, the next ones fail at once, and the commands work again
+/// once it answers (#19).
+#[tokio::test]
+async fn after_redis_fails_to_answer_commands_fail_at_once_until_it_is_back() {
+    use daarion_cache::{CacheError, RedisCache};
+    use std::time::Instant;
+    let Some(url) = daarion_testkit::require_env("REDIS_URL") else {
+        return;
+    };
+    let server = url.trim_start_matches("redis://");
+    let server = server.split('/').next().unwrap().to_owned();
+    let stall = daarion_testkit::stall::Stall::to(server).await;
+    let prefix = format!("{}:", daarion_testkit::unique("t"));
+    let cache = RedisCache::connect(&format!("redis://{}", stall.addr), &prefix)
+        .await
+        .unwrap();
+    cache.set("k", b"v", None).await.unwrap();
+
+    stall.pause();
+    let started = Instant::now();
+    assert!(cache.get("k").await.is_err());
+    let first = started.elapsed();
+    assert!(
+        first >= Duration::from_secs(1),
+        "waited for Redis: {first:?}"
+    );
+    let started = Instant::now();
+    for _ in 0..10 {
+        let refused = cache.get("k").await;
+        assert!(
+            matches!(refused, Err(CacheError::Unavailable(_))),
+            "{refused:?}"
+        );
+    }
+    let next = started.elapsed();
+    assert!(
+        next < Duration::from_millis(200),
+        "the next did not wait: {next:?}"
+    );
+
+    stall.resume();
+    let value =
+        daarion_testkit::eventually("Redis answers again", Duration::from_secs(10), || async {
+            cache.get("k").await.ok().flatten()
+        })
+        .await;
+    assert_eq!(value, b"v");
+}

@@ -1,8 +1,9 @@
-//! The transactional outbox across a real crash: a `daarion serve city`
-//! process is killed (SIGKILL) after a message is committed and before its
-//! event reaches NATS; the event is on the stream once the process is back.
-//! (On the embedded bus there is no gap to test: events are stored in the
-//! data's own transaction.)
+//! The transactional outbox with NATS out of reach (a relay that stops
+//! passing bytes): a `daarion serve city` process killed (SIGKILL) after a
+//! message is committed and before its event reaches NATS publishes the
+//! event once it is back; a live one makes only its first request wait on
+//! the stalled bus. (On the embedded bus there is no gap to test: events
+//! are stored in the data's own transaction.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -16,69 +17,9 @@ use std::{
 use common::{City, Kind, spawn_with};
 use daarion::Shape;
 use daarion_bus::{Bus, ConsumerSpec, NatsBus};
+use daarion_testkit::stall::Stall;
 use serde_json::json;
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream, tcp},
-    process::Child,
-    sync::watch,
-};
-
-/// A TCP relay to NATS that can stop passing bytes (both ways) while
-/// keeping its connections open: the bus looks alive, nothing gets through.
-struct Stall {
-    addr: std::net::SocketAddr,
-    paused: watch::Sender<bool>,
-}
-
-impl Stall {
-    async fn to(upstream: String) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (paused, _) = watch::channel(false);
-        let gate = paused.clone();
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let Ok(server) = TcpStream::connect(&upstream).await else {
-                    continue;
-                };
-                let (client_read, client_write) = client.into_split();
-                let (server_read, server_write) = server.into_split();
-                tokio::spawn(pipe(client_read, server_write, gate.subscribe()));
-                tokio::spawn(pipe(server_read, client_write, gate.subscribe()));
-            }
-        });
-        Self { addr, paused }
-    }
-
-    fn pause(&self) {
-        self.paused.send_replace(true);
-    }
-
-    fn resume(&self) {
-        self.paused.send_replace(false);
-    }
-}
-
-async fn pipe(
-    mut from: tcp::OwnedReadHalf,
-    mut to: tcp::OwnedWriteHalf,
-    mut paused: watch::Receiver<bool>,
-) {
-    let mut buf = vec![0; 16 * 1024];
-    loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        if paused.wait_for(|paused| !*paused).await.is_err() {
-            return;
-        }
-        if to.write_all(&buf[..n]).await.is_err() {
-            return;
-        }
-    }
-}
+use tokio::process::Child;
 
 /// `daarion serve city` as its own process on these backends.
 async fn serve_city(city: &City, nats_url: &str, port: u16) -> Child {

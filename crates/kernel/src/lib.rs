@@ -5,6 +5,7 @@
 //! Layout:
 //! - `error`: [`ApiError`], the one error type handlers return, and the
 //!   middleware that gives every 4xx/5xx the same JSON body.
+//! - `breaker`: a circuit breaker for a dependency that stopped answering.
 //! - `context`: per-request [`RequestContext`] (request id and W3C trace
 //!   context) carried in a task-local so errors, logs, calls and bus events
 //!   can read it.
@@ -20,6 +21,7 @@
 //! - `shutdown`: SIGINT/SIGTERM handling shared by HTTP, WebSocket and bus
 //!   consumers.
 
+pub mod breaker;
 pub mod context;
 pub mod error;
 pub mod health;

@@ -17,6 +17,7 @@ pub mod llm;
 pub mod mcp;
 pub mod otlp;
 pub mod passkey;
+pub mod stall;
 
 use std::sync::Arc;
 
