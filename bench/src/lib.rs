@@ -175,6 +175,23 @@ impl Killed {
     pub fn id(&self) -> u32 {
         self.0.id()
     }
+
+    /// Stops it as an operator would (SIGTERM), so it finishes what it
+    /// holds (its last spans, say), and waits for it; what is still
+    /// running after 10 s is killed on drop.
+    pub fn terminate(&mut self) {
+        terminate(&self.0);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && matches!(self.0.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn terminate(child: &Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
 }
 
 /// An nginx master, stopped with SIGTERM on drop: SIGKILL would leave its
@@ -183,9 +200,7 @@ pub struct Nginx(pub Child);
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
+        terminate(&self.0);
         let _ = self.0.wait();
     }
 }

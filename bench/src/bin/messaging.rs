@@ -187,7 +187,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(collector) = &collector {
         env.push(("DAARION__OTLP_ENDPOINT", collector.endpoint()));
     }
-    let node = Node::start(&args.binary, &dir, &env, args.nats.as_deref()).await?;
+    let mut node = Node::start(&args.binary, &dir, &env, args.nats.as_deref()).await?;
     let base = node.messaging[0].clone();
     daarion_kernel::server::install_crypto_provider();
     let client = reqwest::Client::new();
@@ -334,12 +334,17 @@ async fn main() -> anyhow::Result<()> {
         found,
         args.reads,
     );
+    if collector.is_some() {
+        // Stopped gracefully, the processes send the spans they hold.
+        for process in &mut node.processes {
+            process.child.terminate();
+        }
+    }
     drop(node);
     if let Some(collector) = collector {
-        println!(
-            "messaging [{label}]: {} spans received by the collector",
-            collector.spans().len()
-        );
+        let spans = collector.spans().len();
+        println!("messaging [{label}]: {spans} spans received by the collector");
+        anyhow::ensure!(spans > 0, "the traced node sent no span");
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
