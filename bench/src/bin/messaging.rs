@@ -155,9 +155,10 @@ async fn main() -> anyhow::Result<()> {
         (Some(_), None) => "postgres",
         (None, None) => "embedded",
     };
-    let collector = match args.otlp {
-        true => Some(daarion_testkit::otlp::FakeCollector::start().await),
-        false => None,
+    let collector = if args.otlp {
+        Some(daarion_testkit::otlp::FakeCollector::start().await)
+    } else {
+        None
     };
     let label = match collector {
         Some(_) => format!("{shape}, traced"),

@@ -152,6 +152,18 @@ mod tests {
         (dir, db, bus)
     }
 
+    /// Audit events numbered `numbers` (payload `n`).
+    async fn publish_numbered(sink: &QueuedPublisher, numbers: std::ops::Range<u64>) {
+        for n in numbers {
+            sink.publish(Envelope::new(
+                "t",
+                "audit.action",
+                serde_json::json!({ "n": n }),
+            ))
+            .await;
+        }
+    }
+
     #[tokio::test]
     async fn events_reach_the_bus_in_batches_including_those_queued_at_shutdown() {
         let (dir, _, bus) = audit_bus().await;
@@ -162,21 +174,9 @@ mod tests {
         let tasks = TaskTracker::new();
         let shutdown = CancellationToken::new();
         let sink = QueuedPublisher::start(bus.clone(), &tasks, shutdown.clone());
-        for n in 0..50 {
-            sink.publish(Envelope::new(
-                "t",
-                "audit.action",
-                serde_json::json!({ "n": n }),
-            ))
-            .await;
-        }
+        publish_numbered(&sink, 0..50).await;
         shutdown.cancel();
-        sink.publish(Envelope::new(
-            "t",
-            "audit.action",
-            serde_json::json!({ "n": 50 }),
-        ))
-        .await;
+        publish_numbered(&sink, 50..51).await;
         tasks.close();
         tasks.wait().await;
         let mut numbers = Vec::new();
@@ -241,14 +241,7 @@ mod tests {
         let shutdown = CancellationToken::new();
         let sink =
             QueuedPublisher::start_keeping(Outbox::new(db.clone(), down), &tasks, shutdown.clone());
-        for n in 0..3 {
-            sink.publish(Envelope::new(
-                "t",
-                "audit.action",
-                serde_json::json!({ "n": n }),
-            ))
-            .await;
-        }
+        publish_numbered(&sink, 0..3).await;
         shutdown.cancel();
         tasks.close();
         tasks.wait().await;

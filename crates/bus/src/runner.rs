@@ -195,12 +195,8 @@ where
 {
     let mut ctx = RequestContext::generate();
     let parents: Vec<TraceParent> = events.iter().filter_map(Envelope::parent).collect();
-    let mut trace = traces::Span::linked(traces::Kind::Consumer, &mut ctx, &parents, || {
-        format!("process {}", spec.filter)
-    });
+    let mut trace = consumer_span(spec, &mut ctx, &parents);
     if trace.is_recording() {
-        trace.set("messaging.operation.type", "process");
-        trace.set("messaging.consumer.group.name", spec.name.clone());
         trace.set("messaging.batch.message_count", events.len() as i64);
     }
     let log = tracing::info_span!("events", request_id = %ctx.request_id, trace_id = %ctx.trace_id);
@@ -209,6 +205,23 @@ where
         trace.fail(error.0.clone());
     }
     result
+}
+
+/// The span of `spec`'s handling of an event, or of a batch linked to
+/// its events' publishers.
+fn consumer_span(
+    spec: &ConsumerSpec,
+    ctx: &mut RequestContext,
+    links: &[TraceParent],
+) -> traces::Span {
+    let mut trace = traces::Span::linked(traces::Kind::Consumer, ctx, links, || {
+        format!("process {}", spec.filter)
+    });
+    if trace.is_recording() {
+        trace.set("messaging.operation.type", "process");
+        trace.set("messaging.consumer.group.name", spec.name.clone());
+    }
+    trace
 }
 
 /// Opens the consumer of `spec`, trying again each second, until it opens
@@ -270,13 +283,9 @@ where
         }
     }
     let mut ctx = envelope.context();
-    let mut trace = traces::Span::start(traces::Kind::Consumer, &mut ctx, || {
-        format!("process {}", spec.filter)
-    });
+    let mut trace = consumer_span(spec, &mut ctx, &[]);
     if trace.is_recording() {
-        trace.set("messaging.operation.type", "process");
         trace.set("messaging.destination.name", envelope.subject.clone());
-        trace.set("messaging.consumer.group.name", spec.name.clone());
         trace.set("messaging.message.id", envelope.id.clone());
         trace.set("daarion.delivery_attempt", i64::from(delivery.attempt));
         trace.set("daarion.request_id", envelope.request_id.clone());

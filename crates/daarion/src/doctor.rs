@@ -62,11 +62,16 @@ pub async fn examine(settings: &Settings) -> Vec<Finding> {
         Verdict::Ok,
         "valid (daarion.toml and the environment)",
     )];
-    findings.extend(database(settings).await);
+    // One connection for the database's findings and the backups'.
+    let db = open(settings).await;
+    findings.extend(database(&db).await);
     findings.push(bus(settings).await);
     findings.push(cache(settings).await);
     findings.push(disk(&settings.data_dir));
-    findings.push(backups(settings).await);
+    findings.push(backups(&db).await);
+    if let Ok(db) = db {
+        db.close().await;
+    }
     findings
 }
 
@@ -85,13 +90,13 @@ async fn open(settings: &Settings) -> Result<Db, String> {
     }
 }
 
-async fn database(settings: &Settings) -> Vec<Finding> {
-    let db = match open(settings).await {
+async fn database(db: &Result<Db, String>) -> Vec<Finding> {
+    let db = match db {
         Ok(db) => db,
-        Err(why) => return vec![found("database", Verdict::Problem, why)],
+        Err(why) => return vec![found("database", Verdict::Problem, why.clone())],
     };
     let mut findings = Vec::new();
-    match daarion_store::migrate::applied(&db).await {
+    match daarion_store::migrate::applied(db).await {
         Ok(applied) => {
             let known: usize = migrations().iter().map(|set| set.migrations.len()).sum();
             let pending = migrations()
@@ -128,9 +133,8 @@ async fn database(settings: &Settings) -> Vec<Finding> {
         Err(e) => findings.push(found("database", Verdict::Problem, e.to_string())),
     }
     if db.backend() == Backend::Postgres {
-        findings.push(clock(&db).await);
+        findings.push(clock(db).await);
     }
-    db.close().await;
     findings
 }
 
@@ -260,16 +264,11 @@ fn disk(dir: &Path) -> Finding {
 }
 
 /// The newest backup in the database's history, whoever made it.
-async fn backups(settings: &Settings) -> Finding {
-    let newest = match open(settings).await {
-        Ok(db) => {
-            let newest = daarion_backup::newest(&db).await;
-            db.close().await;
-            newest
-        }
-        Err(_) => return found("backups", Verdict::Warning, "unknown: no database"),
+async fn backups(db: &Result<Db, String>) -> Finding {
+    let Ok(db) = db else {
+        return found("backups", Verdict::Warning, "unknown: no database");
     };
-    match newest {
+    match daarion_backup::newest(db).await {
         Ok(None) => found(
             "backups",
             Verdict::Warning,

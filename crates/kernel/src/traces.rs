@@ -32,8 +32,9 @@ use opentelemetry_sdk::{
 
 use crate::context::{RequestContext, TraceParent};
 
-static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
-static TRACER: OnceLock<Tracer> = OnceLock::new();
+/// This process's exporter and the tracer that starts spans on it, once
+/// traces are on.
+static TRACES: OnceLock<(SdkTracerProvider, Tracer)> = OnceLock::new();
 
 #[derive(Debug, thiserror::Error)]
 #[error("traces cannot be exported: {0}")]
@@ -44,8 +45,8 @@ pub struct TracesError(String);
 /// the `OTEL_EXPORTER_OTLP_*ENDPOINT` variables name. Whether traces are on.
 /// Later calls change nothing.
 pub fn init(service: &str, version: &str, endpoint: Option<&str>) -> Result<bool, TracesError> {
-    if !wanted(endpoint, |name| std::env::var(name).ok()) || TRACER.get().is_some() {
-        return Ok(TRACER.get().is_some());
+    if !wanted(endpoint, |name| std::env::var(name).ok()) || TRACES.get().is_some() {
+        return Ok(TRACES.get().is_some());
     }
     // The exporter's HTTP client takes the process's TLS provider.
     crate::server::install_crypto_provider();
@@ -68,9 +69,7 @@ pub fn init(service: &str, version: &str, endpoint: Option<&str>) -> Result<bool
         use opentelemetry::trace::TracerProvider as _;
         provider.tracer("daarion")
     };
-    if PROVIDER.set(provider).is_ok() {
-        let _ = TRACER.set(tracer);
-    }
+    let _ = TRACES.set((provider, tracer));
     Ok(true)
 }
 
@@ -88,7 +87,7 @@ fn wanted(endpoint: Option<&str>, var: impl Fn(&str) -> Option<String>) -> bool 
 
 /// Sends the spans still batched and stops exporting (at exit).
 pub fn shutdown() {
-    if let Some(provider) = PROVIDER.get()
+    if let Some((provider, _)) = TRACES.get()
         && let Err(error) = provider.shutdown()
     {
         tracing::warn!(%error, "the last spans were not exported");
@@ -153,9 +152,9 @@ impl Span {
         name: impl FnOnce() -> String,
     ) -> Self {
         Self(
-            TRACER
+            TRACES
                 .get()
-                .and_then(|t| start_on(t, kind, name().into(), ctx, links)),
+                .and_then(|(_, t)| start_on(t, kind, name().into(), ctx, links)),
         )
     }
 
@@ -187,19 +186,17 @@ fn start_on(
 ) -> Option<opentelemetry_sdk::trace::Span> {
     let trace_id = TraceId::from_hex(&ctx.trace_id).ok()?;
     let span_id = SpanId::from_hex(&ctx.span_id).ok()?;
-    let parent = match ctx.parent_span_id.as_deref().map(SpanId::from_hex) {
-        Some(Ok(parent)) => {
-            Context::new().with_remote_span_context(remote(trace_id, parent, ctx.sampled))
-        }
-        _ => Context::new(),
-    };
+    let parent = ctx
+        .parent_span_id
+        .as_deref()
+        .and_then(|parent| remote(&ctx.trace_id, parent, ctx.sampled))
+        .map_or_else(Context::new, |parent| {
+            Context::new().with_remote_span_context(parent)
+        });
     let links = links
         .iter()
-        .filter_map(|p| {
-            let trace_id = TraceId::from_hex(&p.trace_id).ok()?;
-            let span_id = SpanId::from_hex(&p.span_id).ok()?;
-            Some(Link::with_context(remote(trace_id, span_id, p.sampled)))
-        })
+        .filter_map(|p| remote(&p.trace_id, &p.span_id, p.sampled))
+        .map(Link::with_context)
         .collect();
     let builder = tracer
         .span_builder(name)
@@ -215,14 +212,15 @@ fn start_on(
     Some(span)
 }
 
-fn remote(trace_id: TraceId, span_id: SpanId, sampled: bool) -> SpanContext {
-    SpanContext::new(
-        trace_id,
-        span_id,
+/// The context of a span in another process (a caller, a publisher).
+fn remote(trace_id: &str, span_id: &str, sampled: bool) -> Option<SpanContext> {
+    Some(SpanContext::new(
+        TraceId::from_hex(trace_id).ok()?,
+        SpanId::from_hex(span_id).ok()?,
         TraceFlags::default().with_sampled(sampled),
         true,
         TraceState::default(),
-    )
+    ))
 }
 
 #[cfg(test)]
